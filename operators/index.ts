@@ -1,0 +1,1 @@
+export type { Heartbeat, Liveness } from './liveness.js';

@@ -1,0 +1,2 @@
+export * from '../operators/index.js';
+export * from '../streams/index.js';

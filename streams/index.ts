@@ -1,0 +1,1 @@
+export { VirtualScheduler, type VirtualSchedulerOptions } from './virtualScheduler.js';
