@@ -13,9 +13,8 @@ export interface PhiAccrualOptions extends PhiAccrualDetectorOptions {
 /** One agent: its detector plus its place in the shared timer queue. */
 class TrackedAgent extends PhiAccrualDetector implements HeapNode {
   heapIndex = -1;
-  /** Time the queue will look at this agent again; ≤ its real deadline, never later. */
+  /** When the queue looks at this agent again: at or before its deadline, never after. */
   wakeAt = 0;
-  suspected = false;
 
   constructor(
     readonly agentId: string,
@@ -36,10 +35,10 @@ class TrackedAgent extends PhiAccrualDetector implements HeapNode {
  * Emits `alive` on an agent's first heartbeat and when it beats again after suspicion,
  * `suspected` once per outage at the exact first ms where phi reaches the threshold (computed by
  * inverting phi, never polled), and `left` for a `status: 'leaving'` beat, after which the agent is
- * forgotten. All agents share one timer: a heap keyed by the time each agent must be looked at
- * again. A heartbeat only moves the agent's deadline later (O(1), no allocation); the heap is
+ * forgotten. All agents share one timer: a heap keyed by a lower bound of each agent's deadline.
+ * A heartbeat only moves the deadline later (O(1), no allocation, no phi evaluated); the heap is
  * touched when a deadline moves earlier or when a stale entry reaches the top, about once per
- * `acceptableHeartbeatPauseMs` per agent instead of once per beat.
+ * deadline span per agent instead of once per beat.
  *
  * @example
  * heartbeats$.pipe(phiAccrual({ threshold: 8, acceptableHeartbeatPauseMs: 3000 }))
@@ -62,10 +61,16 @@ export function phiAccrual(options: PhiAccrualOptions = {}): OperatorFunction<He
         timerAt = Infinity;
         const now = scheduler.now();
         for (let top = queue.peek(); top !== undefined && top.wakeAt <= now; top = queue.peek()) {
+          // A stale key: look again at the new bound; settle the exact ms only once it is due.
+          const bound = top.suspicionLowerBound;
+          if (bound > now) {
+            top.wakeAt = bound;
+            queue.update(top);
+            continue;
+          }
           const deadline = top.suspicionAt() as number;
           if (deadline <= now) {
-            queue.pop();
-            top.suspected = true;
+            queue.pop(); // out of the queue until it beats again: that is what "suspected" means here
             subscriber.next({ type: 'suspected', agentId: top.agentId, at: now, phi: top.phi(now) });
             if (subscriber.closed) return;
           } else {
@@ -83,20 +88,22 @@ export function phiAccrual(options: PhiAccrualOptions = {}): OperatorFunction<He
       };
 
       const track = (agent: TrackedAgent): void => {
-        const deadline = agent.suspicionAt() as number;
+        // Keys are lower bounds of the deadline, so no phi is evaluated per beat; the exact
+        // instant is settled only when an agent reaches the top of the queue.
+        const bound = agent.suspicionLowerBound;
         if (agent.heapIndex < 0) {
-          agent.wakeAt = deadline;
+          agent.wakeAt = bound;
           queue.push(agent);
-        } else if (deadline < agent.wakeAt) {
-          agent.wakeAt = deadline;
+        } else if (bound < agent.wakeAt) {
+          agent.wakeAt = bound;
           queue.update(agent);
         } else {
-          return; // later deadline: the stale, earlier wake-up finds it when it reaches the top
+          return; // a later deadline: the earlier, stale wake-up finds it at the top
         }
-        if (deadline < timerAt) {
+        if (bound < timerAt) {
           timer?.unsubscribe();
-          timerAt = deadline;
-          timer = scheduler.schedule(wake, deadline - scheduler.now());
+          timerAt = bound;
+          timer = scheduler.schedule(wake, bound - scheduler.now());
         }
       };
 
@@ -120,10 +127,10 @@ export function phiAccrual(options: PhiAccrualOptions = {}): OperatorFunction<He
             subscriber.next({ type: 'alive', agentId: id, at: now, phi: agent.phi(now) });
             return;
           }
+          const wasSuspected = agent.heapIndex < 0;
           agent.heartbeat(now);
           track(agent);
-          if (agent.suspected) {
-            agent.suspected = false;
+          if (wasSuspected) {
             subscriber.next({ type: 'alive', agentId: id, at: now, phi: agent.phi(now) });
           }
         },

@@ -48,13 +48,16 @@ export class PhiSettings {
  * A window of the last `maxSampleSize` heartbeat intervals with running sums: O(1) `add`, `mean`
  * and population `variance`. Grows up to `maxSampleSize`, then overwrites the oldest.
  */
-export class IntervalWindow {
+export class IntervalWindow<Settings extends { readonly maxSampleSize: number } = { readonly maxSampleSize: number }> {
   private readonly intervals: number[] = [];
   private oldest = 0;
   private sum = 0;
   private squaredSum = 0;
 
-  constructor(readonly maxSampleSize: number) {}
+  /** `settings` is held by reference: thousands of windows share one object. */
+  constructor(readonly settings: Settings) {
+    requireInteger('maxSampleSize', settings.maxSampleSize, 1);
+  }
 
   get size(): number {
     return this.intervals.length;
@@ -74,14 +77,15 @@ export class IntervalWindow {
 
   add(interval: number): void {
     const intervals = this.intervals;
-    if (intervals.length < this.maxSampleSize) {
+    if (intervals.length < this.settings.maxSampleSize) {
       intervals.push(interval);
     } else {
-      const dropped = intervals[this.oldest] as number;
+      const oldest = this.oldest;
+      const dropped = intervals[oldest] as number;
       this.sum -= dropped;
       this.squaredSum -= dropped * dropped;
-      intervals[this.oldest] = interval;
-      this.oldest = (this.oldest + 1) % intervals.length;
+      intervals[oldest] = interval;
+      this.oldest = oldest + 1 === intervals.length ? 0 : oldest + 1;
     }
     this.sum += interval;
     this.squaredSum += interval * interval;
@@ -101,21 +105,19 @@ export class IntervalWindow {
  * detector.isAvailable(2000); // true
  * detector.suspicionAt();     // first ms at which phi >= 8 if no beat comes
  */
-export class PhiAccrualDetector extends IntervalWindow {
-  readonly settings: PhiSettings;
-  private lastArrival = -1;
-  private monitoring = false;
-  private cachedSuspicionAt = 0;
+export class PhiAccrualDetector extends IntervalWindow<PhiSettings> {
+  // Few fields on purpose: a coordinator holds one detector per agent (see the memory benchmark).
+  private lastArrival = 0;
+  /** Closed-form instant where phi reaches the threshold: exact up to floating rounding (≪ 1 ms). */
+  private crossing = Infinity;
 
   constructor(options: PhiAccrualDetectorOptions | PhiSettings = {}) {
-    const settings = options instanceof PhiSettings ? options : new PhiSettings(options);
-    super(settings.maxSampleSize);
-    this.settings = settings;
+    super(options instanceof PhiSettings ? options : new PhiSettings(options));
   }
 
-  /** True once the first heartbeat has arrived. */
+  /** True once the first heartbeat has arrived (which seeds the window). */
   get isMonitoring(): boolean {
-    return this.monitoring;
+    return this.size > 0;
   }
 
   /** Population standard deviation of the sampled intervals, floored at `minStdDeviationMs`. */
@@ -123,48 +125,55 @@ export class PhiAccrualDetector extends IntervalWindow {
     return Math.max(Math.sqrt(this.variance), this.settings.minStdDeviationMs);
   }
 
+  /**
+   * A whole ms at or before `suspicionAt()`, known without evaluating phi: what a timer queue may
+   * key on, and what lets a beat well inside the deadline skip every `exp` and `log10`.
+   */
+  get suspicionLowerBound(): number {
+    return Math.floor(this.crossing) - 1;
+  }
+
   /** Records a heartbeat arriving at `nowMs`. */
   heartbeat(nowMs: number): void {
-    if (!this.monitoring) {
-      const estimate = this.settings.firstHeartbeatEstimateMs;
+    const settings = this.settings;
+    if (this.size === 0) {
+      const estimate = settings.firstHeartbeatEstimateMs;
       const spread = Math.floor(estimate / 4);
       this.add(estimate - spread);
       this.add(estimate + spread);
-      this.monitoring = true;
     } else if (this.isAvailable(nowMs)) {
       // The first beat after an outage is not sampled: its long interval would skew the statistics.
       this.add(nowMs - this.lastArrival);
     }
     this.lastArrival = nowMs;
-    this.cachedSuspicionAt = this.computeSuspicionAt();
+    this.crossing = nowMs + this.mean + settings.acceptableHeartbeatPauseMs + settings.thresholdOffset * this.stdDeviationMs;
   }
 
   /** Suspicion level at `nowMs`; 0 before the first heartbeat. */
   phi(nowMs: number): number {
-    if (!this.monitoring) return 0;
+    if (this.size === 0) return 0;
     return phi(nowMs - this.lastArrival, this.mean + this.settings.acceptableHeartbeatPauseMs, this.stdDeviationMs);
   }
 
   /** `phi(nowMs) < threshold`. */
   isAvailable(nowMs: number): boolean {
-    // phi is increasing in time, and phi(suspicionAt − 1) < threshold by construction.
-    if (!this.monitoring || nowMs < this.cachedSuspicionAt - 1) return true;
+    // phi is increasing in time; a whole ms before the closed-form crossing it is below threshold.
+    if (this.size === 0 || nowMs <= this.suspicionLowerBound) return true;
     return this.phi(nowMs) < this.settings.threshold;
   }
 
-  /** First whole ms at which phi reaches the threshold if no heartbeat comes; undefined before the first. */
+  /**
+   * First whole ms at which phi reaches the threshold if no heartbeat comes; undefined before the
+   * first. The closed-form crossing settled on the exact ms by phi itself: O(1), a few `exp`.
+   */
   suspicionAt(): number | undefined {
-    return this.monitoring ? this.cachedSuspicionAt : undefined;
-  }
-
-  /** Inverts phi: candidate from the closed form, then settled to the exact first ms by phi itself. */
-  private computeSuspicionAt(): number {
-    const { threshold, thresholdOffset, acceptableHeartbeatPauseMs } = this.settings;
-    const mean = this.mean + acceptableHeartbeatPauseMs;
+    if (this.size === 0) return undefined;
+    const threshold = this.settings.threshold;
+    const mean = this.mean + this.settings.acceptableHeartbeatPauseMs;
     const std = this.stdDeviationMs;
     const last = this.lastArrival;
-    let at = Math.ceil(last + mean + thresholdOffset * std);
-    // Floating rounding can put the closed form one ms off either way; phi is monotone, so step.
+    let at = Math.ceil(this.crossing);
+    // Rounding can put the closed form a ms off either way; phi is monotone, so step.
     while (phi(at - 1 - last, mean, std) >= threshold) at--;
     while (phi(at - last, mean, std) < threshold) at++;
     return at;

@@ -103,7 +103,7 @@ describe('PhiAccrualDetector — Akka reference scenarios', () => {
 
 describe('IntervalWindow — Akka HeartbeatHistory statistics', () => {
   const filled = (max: number, samples: number[]): IntervalWindow => {
-    const w = new IntervalWindow(max);
+    const w = new IntervalWindow({ maxSampleSize: max });
     for (const s of samples) w.add(s);
     return w;
   };
