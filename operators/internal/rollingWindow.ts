@@ -1,0 +1,236 @@
+/**
+ * The pure core of `performanceWindow` and `adaptiveSwitch`: execution records, the snapshot of a
+ * time window over them, and an incremental window that keeps that snapshot current with a binary
+ * search and one array splice per record instead of re-sorting the window every time.
+ *
+ * Window membership: a record stamped `t` is inside the window that ends at `now` iff
+ * `now − windowMs < t` (the window is the half-open interval `(now − windowMs, now]`, and records
+ * stamped later than `now` — a sender's clock ahead of ours — count as recent).
+ */
+
+/** One finished execution, naming the protocol it ran under. */
+export interface ExecutionRecord {
+  readonly protocol: string;
+  readonly ok: boolean;
+  /** From dispatch to result, ms. Finite, ≥ 0. */
+  readonly latencyMs: number;
+  /** Network messages the execution cost. Finite, ≥ 0. */
+  readonly messages: number;
+  /** When it finished (scheduler time). Absent: the time the record arrives. */
+  readonly at?: number;
+}
+
+/**
+ * The records inside one window. Never NaN: an empty window reads as all zeros (nothing measured
+ * is nothing achieved, so a scoring function fed an empty snapshot never sees a perfect protocol).
+ */
+export interface PerformanceSnapshot {
+  /** End of the window (scheduler time). */
+  readonly at: number;
+  readonly count: number;
+  /** `ok / count`; 0 when empty. */
+  readonly successRate: number;
+  readonly meanLatencyMs: number;
+  /** Nearest-rank percentiles of the latencies in the window (see {@link nearestRank}); 0 when empty. */
+  readonly p50LatencyMs: number;
+  readonly p95LatencyMs: number;
+  /** `count / (windowMs / 1000)`: over the whole window length, so it under-reads while a stream is younger than one window. */
+  readonly throughputPerSec: number;
+  /** Mean messages per execution; 0 when empty. */
+  readonly messagesPerExecution: number;
+}
+
+/**
+ * Nearest-rank percentile of an ascending list: the smallest value such that at least `percent` %
+ * of the values are ≤ it, i.e. `sorted[ceil(percent/100 · n) − 1]` (rank clamped to ≥ 1). Always
+ * one of the values, never interpolated. Empty list → 0.
+ *
+ * @example nearestRank([15, 20, 35, 40, 50], 30) // 20
+ */
+export function nearestRank(sortedAsc: ArrayLike<number>, percent: number): number {
+  if (!(percent > 0 && percent <= 100)) throw new RangeError(`percent must be in (0, 100], got ${percent}`);
+  const n = sortedAsc.length;
+  if (n === 0) return 0;
+  // percent · n is an exact integer for integer percents, so ceil sees no rounding noise.
+  const rank = Math.max(1, Math.ceil((percent * n) / 100));
+  return sortedAsc[rank - 1] as number;
+}
+
+/** Throws a `RangeError` for a record whose numbers would poison the sums (NaN, ∞, negative). */
+export function checkRecord(record: ExecutionRecord): void {
+  const { latencyMs, messages, at } = record;
+  if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0) {
+    throw new RangeError(`record.latencyMs must be a finite number >= 0, got ${String(latencyMs)}`);
+  }
+  if (typeof messages !== 'number' || !Number.isFinite(messages) || messages < 0) {
+    throw new RangeError(`record.messages must be a finite number >= 0, got ${String(messages)}`);
+  }
+  if (at !== undefined && (typeof at !== 'number' || !Number.isFinite(at))) {
+    throw new RangeError(`record.at must be a finite number when given, got ${String(at)}`);
+  }
+}
+
+function snapshotOf(
+  at: number, windowMs: number, count: number, okCount: number, latencySum: number,
+  messageSum: number, sortedLatencies: ArrayLike<number>,
+): PerformanceSnapshot {
+  if (count === 0) {
+    return { at, count: 0, successRate: 0, meanLatencyMs: 0, p50LatencyMs: 0, p95LatencyMs: 0, throughputPerSec: 0, messagesPerExecution: 0 };
+  }
+  return {
+    at,
+    count,
+    successRate: okCount / count,
+    meanLatencyMs: latencySum / count,
+    p50LatencyMs: nearestRank(sortedLatencies, 50),
+    p95LatencyMs: nearestRank(sortedLatencies, 95),
+    throughputPerSec: count / (windowMs / 1000),
+    messagesPerExecution: messageSum / count,
+  };
+}
+
+/**
+ * The snapshot of the records inside the window `(now − windowMs, now]` (records without `at`
+ * count as stamped `now`). Pure and O(n log n): the reference that {@link RollingWindow} keeps
+ * incrementally.
+ */
+export function summarize(records: Iterable<ExecutionRecord>, windowMs: number, now: number): PerformanceSnapshot {
+  const cutoff = now - windowMs;
+  const latencies: number[] = [];
+  let okCount = 0;
+  let latencySum = 0;
+  let messageSum = 0;
+  for (const record of records) {
+    checkRecord(record);
+    if ((record.at ?? now) <= cutoff) continue;
+    latencies.push(record.latencyMs);
+    if (record.ok === true) okCount++;
+    latencySum += record.latencyMs;
+    messageSum += record.messages;
+  }
+  latencies.sort((a, b) => a - b);
+  return snapshotOf(now, windowMs, latencies.length, okCount, latencySum, messageSum, latencies);
+}
+
+/** A record inside the window. */
+interface Entry {
+  readonly t: number;
+  readonly ok: boolean;
+  readonly latencyMs: number;
+  readonly messages: number;
+}
+
+/** First index in `a[from, to)` whose value is > `x` (`strict`) or ≥ `x`. */
+function bound(a: ArrayLike<number>, x: number, from: number, to: number, strict: boolean): number {
+  let lo = from;
+  let hi = to;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = a[mid] as number;
+    if (strict ? v <= x : v < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * An incremental rolling window of execution records: a time-ordered deque (oldest at `head`)
+ * with running sums for the counts and means, and a sorted array of the latencies for the
+ * percentiles. Records arriving in time order are appended in O(1); a late one is inserted in
+ * place. Expiry pops from the front. Assumes a non-decreasing clock.
+ *
+ * @example
+ * const w = new RollingWindow(60_000);
+ * w.add({ protocol: 'mesh', ok: true, latencyMs: 120, messages: 6 }, scheduler.now());
+ * w.snapshot(scheduler.now()).p95LatencyMs; // 120
+ */
+export class RollingWindow {
+  private entries: Entry[] = [];
+  private times: number[] = [];
+  private head = 0;
+  private readonly latencies: number[] = [];
+  private okCount = 0;
+  private latencySum = 0;
+  private messageSum = 0;
+
+  constructor(readonly windowMs: number) {
+    if (typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs <= 0) {
+      throw new RangeError(`windowMs must be a finite number > 0, got ${String(windowMs)}`);
+    }
+  }
+
+  /** Records currently inside the window (as of the last `add` / `expire`). */
+  get count(): number {
+    return this.entries.length - this.head;
+  }
+
+  /**
+   * Expires what has left the window at `now`, then adds `record`, stamped `record.at ?? now`.
+   * Returns false when the record is already outside the window (it is not kept).
+   * Throws a `RangeError` for a malformed record (see {@link checkRecord}).
+   */
+  add(record: ExecutionRecord, now: number): boolean {
+    checkRecord(record);
+    this.expire(now);
+    const t = record.at ?? now;
+    if (t <= now - this.windowMs) return false;
+    const entry: Entry = { t, ok: record.ok === true, latencyMs: record.latencyMs, messages: record.messages };
+    const end = this.entries.length;
+    if (end === this.head || (this.times[end - 1] as number) <= t) {
+      this.entries.push(entry);
+      this.times.push(t);
+    } else {
+      // Late record: after every entry with the same stamp, so equal stamps keep arrival order.
+      const at = bound(this.times, t, this.head, end, true);
+      this.entries.splice(at, 0, entry);
+      this.times.splice(at, 0, t);
+    }
+    this.latencies.splice(bound(this.latencies, record.latencyMs, 0, this.latencies.length, true), 0, record.latencyMs);
+    if (entry.ok) this.okCount++;
+    this.latencySum += entry.latencyMs;
+    this.messageSum += entry.messages;
+    return true;
+  }
+
+  /** Drops the records stamped at or before `now − windowMs`. */
+  expire(now: number): void {
+    const cutoff = now - this.windowMs;
+    const entries = this.entries;
+    let head = this.head;
+    while (head < entries.length && (this.times[head] as number) <= cutoff) {
+      const old = entries[head] as Entry;
+      this.latencies.splice(bound(this.latencies, old.latencyMs, 0, this.latencies.length, false), 1);
+      if (old.ok) this.okCount--;
+      this.latencySum -= old.latencyMs;
+      this.messageSum -= old.messages;
+      head++;
+    }
+    if (head === entries.length) {
+      // Empty: start the sums afresh so rounding left over from removals cannot accumulate.
+      this.clear();
+    } else if (head > 64 && head * 2 > entries.length) {
+      // Compact once the dead prefix outweighs the live records: amortised O(1) per record.
+      this.entries = entries.slice(head);
+      this.times = this.times.slice(head);
+      this.head = 0;
+    } else {
+      this.head = head;
+    }
+  }
+
+  /** The snapshot of the window ending at `now`; call `expire(now)` (or `add`) first. */
+  snapshot(now: number): PerformanceSnapshot {
+    return snapshotOf(now, this.windowMs, this.count, this.okCount, this.latencySum, this.messageSum, this.latencies);
+  }
+
+  /** Forgets every record. */
+  clear(): void {
+    this.entries = [];
+    this.times = [];
+    this.head = 0;
+    this.latencies.length = 0;
+    this.okCount = 0;
+    this.latencySum = 0;
+    this.messageSum = 0;
+  }
+}
