@@ -1,4 +1,4 @@
-import type { Decision, DecisionOutcome, Vote } from '../consensusWindow.js';
+import type { Decision, DecisionOutcome, Vote } from '../consensus.js';
 import { majorityOutcome } from '../voteResult.js';
 import { IndexedHeap, type HeapNode } from './heap.js';
 
