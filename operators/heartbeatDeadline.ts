@@ -29,9 +29,11 @@ interface Entry {
  * ```
  *
  * Emits the same events as `phiAccrual` (`alive`, `suspected` once per outage, `left`); `phi` is
- * the elapsed fraction of the deadline (1 at suspicion). Since every deadline is arrival + the same
- * timeout, agents ordered by last arrival are ordered by deadline: a heartbeat moves its agent to
- * the tail of a list in O(1), and one timer watches the head.
+ * the elapsed fraction of the deadline (1 at suspicion). The deadline is inclusive: a beat that comes
+ * exactly `timeoutMs` after the previous one finds the agent suspected (`suspected`, then `alive`, at
+ * the same instant), whatever order the scheduler runs same-time actions in. Since every deadline
+ * is arrival + the same timeout, agents ordered by last arrival are ordered by deadline: a heartbeat
+ * moves its agent to the tail of a list in O(1), and one timer watches the head.
  *
  * @example
  * heartbeats$.pipe(heartbeatDeadline({ timeoutMs: 60_000 })).subscribe(console.log);
@@ -67,23 +69,34 @@ export function heartbeatDeadline(options: HeartbeatDeadlineOptions): OperatorFu
         entry.listed = true;
       };
 
-      const wake = function (this: SchedulerAction<unknown>): void {
-        timer = undefined;
-        const now = scheduler.now();
+      /**
+       * Suspects every agent whose deadline has come. Runs from the timer and before each beat, so a
+       * beat arriving exactly at a deadline meets the suspicion first, whichever of the two the
+       * scheduler happens to run first at that instant.
+       */
+      const expire = (now: number): void => {
         while (head !== undefined && head.lastArrival + timeoutMs <= now) {
           const entry = head;
           unlink(entry);
           subscriber.next({ type: 'suspected', agentId: entry.agentId, at: now, phi: (now - entry.lastArrival) / timeoutMs });
           if (subscriber.closed) return;
         }
-        if (head !== undefined && timer === undefined) {
-          timer = this.schedule(undefined, head.lastArrival + timeoutMs - now);
-        }
+      };
+
+      const wake = function (this: SchedulerAction<unknown>): void {
+        // `timer` stays set while this runs, so a heartbeat fed back synchronously from `next` does not
+        // arm a second, later timer that would leave the current head's deadline unwatched.
+        const now = scheduler.now();
+        expire(now);
+        if (subscriber.closed) return;
+        timer = head === undefined ? undefined : this.schedule(undefined, head.lastArrival + timeoutMs - now);
       };
 
       operate(source, subscriber, {
         next: beat => {
           const now = scheduler.now();
+          expire(now);
+          if (subscriber.closed) return;
           const id = beat.agentId;
           const entry = agents.get(id);
           if (beat.status === 'leaving') {
@@ -99,8 +112,9 @@ export function heartbeatDeadline(options: HeartbeatDeadlineOptions): OperatorFu
           unlink(current);
           current.lastArrival = now;
           append(current);
-          // A moved head leaves the timer early, never late: it re-arms when it fires.
-          if (timer === undefined) timer = scheduler.schedule(wake, timeoutMs);
+          // Deadlines only move later while a timer is armed (heads leave, beats append), so an armed
+          // timer is early, never late: it re-arms for the new head when it fires.
+          if (timer === undefined) timer = scheduler.schedule(wake, (head as Entry).lastArrival + timeoutMs - now);
           if (entry === undefined || wasSuspected) subscriber.next({ type: 'alive', agentId: id, at: now, phi: 0 });
         },
       });

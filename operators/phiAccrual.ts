@@ -56,10 +56,8 @@ export function phiAccrual(options: PhiAccrualOptions = {}): OperatorFunction<He
       let timer: Subscription | undefined;
       let timerAt = Infinity;
 
-      const wake = function (this: SchedulerAction<unknown>): void {
-        timer = undefined;
-        timerAt = Infinity;
-        const now = scheduler.now();
+      /** Suspects every agent whose deadline has come; false if the consumer unsubscribed meanwhile. */
+      const expire = (now: number): boolean => {
         for (let top = queue.peek(); top !== undefined && top.wakeAt <= now; top = queue.peek()) {
           // A stale key: look again at the new bound; settle the exact ms only once it is due.
           const bound = top.suspicionLowerBound;
@@ -72,12 +70,20 @@ export function phiAccrual(options: PhiAccrualOptions = {}): OperatorFunction<He
           if (deadline <= now) {
             queue.pop(); // out of the queue until it beats again: that is what "suspected" means here
             subscriber.next({ type: 'suspected', agentId: top.agentId, at: now, phi: top.phi(now) });
-            if (subscriber.closed) return;
+            if (subscriber.closed) return false;
           } else {
             top.wakeAt = deadline;
             queue.update(top);
           }
         }
+        return true;
+      };
+
+      const wake = function (this: SchedulerAction<unknown>): void {
+        timer = undefined;
+        timerAt = Infinity;
+        const now = scheduler.now();
+        if (!expire(now)) return;
         // Re-entrant heartbeats during `next` may have armed a timer already; keep the earlier one.
         const next = queue.peek();
         if (next !== undefined && next.wakeAt < timerAt) {
@@ -110,6 +116,10 @@ export function phiAccrual(options: PhiAccrualOptions = {}): OperatorFunction<He
       operate(source, subscriber, {
         next: beat => {
           const now = scheduler.now();
+          // A beat landing on a deadline comes after it (deadlines are inclusive), whichever of
+          // the beat and the timer the scheduler happens to run first.
+          const due = queue.peek();
+          if (due !== undefined && due.wakeAt <= now && !expire(now)) return;
           const id = beat.agentId;
           let agent = agents.get(id);
           if (beat.status === 'leaving') {

@@ -12,7 +12,6 @@ class VirtualAction<T> extends Subscription implements SchedulerAction<T> {
     public state: T | undefined,
   ) {
     super();
-    this.add(() => scheduler.dequeue(this));
   }
 
   schedule(state?: T, delay = 0): Subscription {
@@ -20,6 +19,14 @@ class VirtualAction<T> extends Subscription implements SchedulerAction<T> {
     this.state = state;
     this.scheduler.enqueue(this, delay);
     return this;
+  }
+
+  // Leaves the queue before closing; an override instead of `add(() => …)` saves a closure and a
+  // finaliser array per action.
+  override unsubscribe(): void {
+    if (this.closed) return;
+    this.scheduler.dequeue(this);
+    super.unsubscribe();
   }
 }
 
@@ -37,7 +44,10 @@ export interface VirtualSchedulerOptions {
  * re-schedule or cancel, where RxJS's `VirtualTimeScheduler` re-sorts its whole queue on every
  * schedule. Actions due at the same time run in the order they were scheduled.
  *
- * Nothing runs until time is moved with `advanceBy`, `advanceTo` or `flush`.
+ * Nothing runs until time is moved with `advanceBy`, `advanceTo` or `flush`. A delay that is negative
+ * or NaN counts as 0; an infinite delay never comes due, so the action is not queued (as in RxJS's
+ * `TestScheduler`). An action that throws is cancelled and the error leaves `advanceBy`/`advanceTo`/
+ * `flush` with the clock at that action's time; the other actions stay queued.
  *
  * @example
  * const scheduler = new VirtualScheduler();
@@ -47,6 +57,7 @@ export interface VirtualSchedulerOptions {
 export class VirtualScheduler implements SchedulerLike {
   private clock: number;
   private nextSeq = 0;
+  private running = false;
   private readonly queue = new IndexedHeap<AnyAction>(
     (a, b) => a.time < b.time || (a.time === b.time && a.seq < b.seq),
   );
@@ -73,13 +84,15 @@ export class VirtualScheduler implements SchedulerLike {
 
   /** Runs every action due within the next `ms` and leaves the clock at `now() + ms`. */
   advanceBy(ms: number): void {
-    if (!(ms >= 0)) throw new RangeError(`ms must be >= 0, got ${ms}`);
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`ms must be a finite number >= 0, got ${ms}`);
     this.advanceTo(this.clock + ms);
   }
 
   /** Runs every action due at or before `ms` and leaves the clock at `ms`. */
   advanceTo(ms: number): void {
-    if (Number.isNaN(ms) || ms < this.clock) throw new RangeError(`ms must be >= now() (${this.clock}), got ${ms}`);
+    if (!Number.isFinite(ms) || ms < this.clock) {
+      throw new RangeError(`ms must be a finite number >= now() (${this.clock}), got ${ms}`);
+    }
     this.runUntil(ms);
     this.clock = ms;
   }
@@ -91,6 +104,10 @@ export class VirtualScheduler implements SchedulerLike {
 
   /** @internal */
   enqueue(action: AnyAction, delay: number): void {
+    if (delay === Infinity) {
+      this.queue.remove(action);
+      return;
+    }
     action.time = this.clock + (delay > 0 ? delay : 0);
     action.seq = this.nextSeq++;
     if (action.heapIndex >= 0) this.queue.update(action);
@@ -103,16 +120,23 @@ export class VirtualScheduler implements SchedulerLike {
   }
 
   private runUntil(limit: number): void {
+    // Advancing from inside an action would run later actions and then set the clock back.
+    if (this.running) throw new Error('VirtualScheduler: cannot advance time from inside a scheduled action');
+    this.running = true;
     const queue = this.queue;
-    for (let next = queue.peek(); next !== undefined && next.time <= limit; next = queue.peek()) {
-      queue.pop();
-      this.clock = next.time;
-      try {
-        next.work.call(next, next.state);
-      } catch (err) {
-        next.unsubscribe();
-        throw err;
+    try {
+      for (let next = queue.peek(); next !== undefined && next.time <= limit; next = queue.peek()) {
+        queue.pop();
+        this.clock = next.time;
+        try {
+          next.work.call(next, next.state);
+        } catch (err) {
+          next.unsubscribe();
+          throw err;
+        }
       }
+    } finally {
+      this.running = false;
     }
   }
 }

@@ -30,6 +30,12 @@ describe('phiAccrual', () => {
     m.expect(source.pipe(phiAccrual({ ...fast, scheduler: m.scheduler }), map(label))).toBeObservable(expected, events);
   }));
 
+  it('treats a beat landing exactly on the deadline as coming after it', marbles(m => {
+    const source = m.hot('    a 9ms a 9ms a 14ms a', beats);
+    const expected = '        A 34ms (SA) 11ms S';
+    m.expect(source.pipe(phiAccrual({ ...fast, scheduler: m.scheduler }), map(label))).toBeObservable(expected, events);
+  }));
+
   it('suspects once per outage, however long', marbles(m => {
     const source = m.hot('    a 99ms a', beats);
     const expected = '        A 16ms S 82ms A 16ms S';
