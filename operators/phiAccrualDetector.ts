@@ -108,8 +108,11 @@ export class IntervalWindow<Settings extends { readonly maxSampleSize: number } 
 export class PhiAccrualDetector extends IntervalWindow<PhiSettings> {
   // Few fields on purpose: a coordinator holds one detector per agent (see the memory benchmark).
   private lastArrival = 0;
-  /** Closed-form instant where phi reaches the threshold: exact up to floating rounding (≪ 1 ms). */
-  private crossing = Infinity;
+  /**
+   * A whole ms before the closed-form instant where phi reaches the threshold (exact up to
+   * floating rounding, ≪ 1 ms). Kept whole so it stays a small integer, not a boxed double.
+   */
+  private lowerBound = 0;
 
   constructor(options: PhiAccrualDetectorOptions | PhiSettings = {}) {
     super(options instanceof PhiSettings ? options : new PhiSettings(options));
@@ -130,7 +133,7 @@ export class PhiAccrualDetector extends IntervalWindow<PhiSettings> {
    * key on, and what lets a beat well inside the deadline skip every `exp` and `log10`.
    */
   get suspicionLowerBound(): number {
-    return Math.floor(this.crossing) - 1;
+    return this.lowerBound;
   }
 
   /** Records a heartbeat arriving at `nowMs`. */
@@ -146,7 +149,7 @@ export class PhiAccrualDetector extends IntervalWindow<PhiSettings> {
       this.add(nowMs - this.lastArrival);
     }
     this.lastArrival = nowMs;
-    this.crossing = nowMs + this.mean + settings.acceptableHeartbeatPauseMs + settings.thresholdOffset * this.stdDeviationMs;
+    this.lowerBound = Math.floor(this.crossing()) - 1;
   }
 
   /** Suspicion level at `nowMs`; 0 before the first heartbeat. */
@@ -172,10 +175,15 @@ export class PhiAccrualDetector extends IntervalWindow<PhiSettings> {
     const mean = this.mean + this.settings.acceptableHeartbeatPauseMs;
     const std = this.stdDeviationMs;
     const last = this.lastArrival;
-    let at = Math.ceil(this.crossing);
+    let at = Math.ceil(this.crossing());
     // Rounding can put the closed form a ms off either way; phi is monotone, so step.
     while (phi(at - 1 - last, mean, std) >= threshold) at--;
     while (phi(at - last, mean, std) < threshold) at++;
     return at;
+  }
+
+  private crossing(): number {
+    const settings = this.settings;
+    return this.lastArrival + this.mean + settings.acceptableHeartbeatPauseMs + settings.thresholdOffset * this.stdDeviationMs;
   }
 }

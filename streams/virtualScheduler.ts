@@ -1,5 +1,5 @@
 import { Subscription, type SchedulerAction, type SchedulerLike } from 'rxjs';
-import { IndexedHeap } from '../operators/internal/heap.js';
+import { TimerQueue } from './timerQueue.js';
 
 class VirtualAction<T> extends Subscription implements SchedulerAction<T> {
   heapIndex = -1;
@@ -58,9 +58,7 @@ export class VirtualScheduler implements SchedulerLike {
   private clock: number;
   private nextSeq = 0;
   private running = false;
-  private readonly queue = new IndexedHeap<AnyAction>(
-    (a, b) => a.time < b.time || (a.time === b.time && a.seq < b.seq),
-  );
+  private readonly queue = new TimerQueue<AnyAction>();
 
   constructor({ startMs = 0 }: VirtualSchedulerOptions = {}) {
     if (!Number.isFinite(startMs)) throw new RangeError(`startMs must be a finite number, got ${startMs}`);
@@ -110,8 +108,7 @@ export class VirtualScheduler implements SchedulerLike {
     }
     action.time = this.clock + (delay > 0 ? delay : 0);
     action.seq = this.nextSeq++;
-    if (action.heapIndex >= 0) this.queue.update(action);
-    else this.queue.push(action);
+    this.queue.set(action, action.time, action.seq);
   }
 
   /** @internal */
@@ -125,15 +122,19 @@ export class VirtualScheduler implements SchedulerLike {
     this.running = true;
     const queue = this.queue;
     try {
-      for (let next = queue.peek(); next !== undefined && next.time <= limit; next = queue.peek()) {
-        queue.pop();
+      while (queue.size > 0 && queue.peekTime() <= limit) {
+        const next = queue.peek() as AnyAction;
+        const seq = next.seq;
         this.clock = next.time;
+        // The action stays queued while it runs: a periodic action that re-schedules itself is
+        // then one sift down instead of a removal and an insertion.
         try {
           next.work.call(next, next.state);
         } catch (err) {
           next.unsubscribe();
           throw err;
         }
+        if (next.seq === seq) queue.remove(next);
       }
     } finally {
       this.running = false;
