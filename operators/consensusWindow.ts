@@ -1,13 +1,13 @@
 import {
   Observable,
-  Subscription,
   asyncScheduler,
+  type Subscription,
   isObservable,
-  type Observer,
   type OperatorFunction,
   type SchedulerLike,
 } from 'rxjs';
 import type { Decision, Vote } from './consensus.js';
+import { follow } from './internal/operate.js';
 import { ProposalTable } from './internal/proposalTable.js';
 import { requireNumber, requireScheduler } from './internal/validate.js';
 
@@ -175,38 +175,4 @@ function votersProblem(value: unknown): string | undefined {
 
 function describe(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
-}
-
-/**
- * Subscribes `observer` to `source` for the lifetime of `downstream`. RxJS takes an observer that is
- * also a Subscription as the subscriber itself, so a synchronous source sees `closed` as soon as
- * downstream unsubscribes. Unlike `internal/operate`, completion is left to the observer: the output
- * outlives the votes until every open window is decided, and the end of `voters` ends nothing.
- */
-function follow<T>(source: Observable<T>, downstream: Subscription, observer: Observer<T>): void {
-  const linked = new LinkedObserver(observer);
-  downstream.add(linked);
-  source.subscribe(linked);
-}
-
-class LinkedObserver<T> extends Subscription implements Observer<T> {
-  constructor(private readonly observer: Observer<T>) {
-    super();
-  }
-
-  next(value: T): void {
-    if (!this.closed) this.observer.next(value);
-  }
-
-  error(err: unknown): void {
-    if (this.closed) return;
-    this.unsubscribe();
-    this.observer.error(err);
-  }
-
-  complete(): void {
-    if (this.closed) return;
-    this.unsubscribe();
-    this.observer.complete();
-  }
 }

@@ -12,20 +12,17 @@ export interface SourceHandlers<T> {
  * The source side of a hand-written operator. RxJS treats an observer that is also a Subscription
  * as the subscriber itself, so a synchronous source sees `closed` the moment the consumer
  * unsubscribes (the plain `source.subscribe({ next })` form would keep a firehose running), and a
- * handler that throws (a user callback, a consumer's `next`) errors the output instead of escaping.
+ * handler that throws (a user callback, a consumer's `next`) becomes an error instead of escaping.
  */
-class SourceObserver<T> extends Subscription implements Observer<T> {
-  constructor(
-    private readonly destination: Subscriber<unknown>,
-    private readonly handlers: SourceHandlers<T>,
-  ) {
+class LinkedObserver<T> extends Subscription implements Observer<T> {
+  constructor(private readonly observer: Observer<T>) {
     super();
   }
 
   next(value: T): void {
     if (this.closed) return;
     try {
-      this.handlers.next(value);
+      this.observer.next(value);
     } catch (err) {
       this.error(err);
     }
@@ -34,27 +31,42 @@ class SourceObserver<T> extends Subscription implements Observer<T> {
   error(err: unknown): void {
     if (this.closed) return;
     this.unsubscribe();
-    this.handlers.error?.(err);
-    this.destination.error(err);
+    this.observer.error(err);
   }
 
   complete(): void {
     if (this.closed) return;
     this.unsubscribe();
     try {
-      this.handlers.complete?.();
+      this.observer.complete();
     } catch (err) {
-      this.destination.error(err);
-      return;
+      this.observer.error(err);
     }
-    this.destination.complete();
   }
 }
 
-/** Subscribes `handlers` to `source` on behalf of `destination`, tied to its lifetime. */
+/**
+ * Subscribes `observer` to `source` for the lifetime of `downstream`; what its end means is left to
+ * the observer (an operator whose output outlives its input, e.g. open windows still to decide).
+ */
+export function follow<T>(source: Observable<T>, downstream: Subscription, observer: Observer<T>): Subscription {
+  const linked = new LinkedObserver(observer);
+  downstream.add(linked);
+  source.subscribe(linked);
+  return linked;
+}
+
+/** Subscribes `handlers` to `source` on behalf of `destination`; error and completion pass through. */
 export function operate<T>(source: Observable<T>, destination: Subscriber<unknown>, handlers: SourceHandlers<T>): Subscription {
-  const observer = new SourceObserver(destination, handlers);
-  destination.add(observer);
-  source.subscribe(observer);
-  return observer;
+  return follow(source, destination, {
+    next: value => handlers.next(value),
+    error: err => {
+      handlers.error?.(err);
+      destination.error(err);
+    },
+    complete: () => {
+      handlers.complete?.();
+      destination.complete();
+    },
+  });
 }
