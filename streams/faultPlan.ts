@@ -1,0 +1,84 @@
+import fc, { type Arbitrary } from 'fast-check';
+import { requireInteger, requireNumber } from '../operators/internal/validate.js';
+import { show, type Fault, type DropFault, type PartitionFault } from './faults.js';
+
+/** Options of `faultPlan`. */
+export interface FaultPlanOptions {
+  /** The agents the plan may harm. Every other node (agents left out, the coordinator) stays healthy. */
+  readonly agents: readonly string[];
+  /** Faults start in `[0, spanMs]`; every drop window and partition also ends by `spanMs`. */
+  readonly spanMs: number;
+  /**
+   * At most this many faults per plan. Default `min(5, 2 × agents.length)`. More: harsher plans
+   * and slower properties; plans shrink towards none anyway.
+   */
+  readonly maxFaults?: number;
+}
+
+/** When a fault starts to act: the order of a plan. */
+function startMs(f: Fault): number {
+  return f.kind === 'drop' ? (f.fromMs ?? 0) : f.atMs;
+}
+
+/**
+ * A fast-check arbitrary of fault plans that harm only `agents`, for properties such as "every
+ * subtask completes while one healthy capable agent remains".
+ *
+ * What a plan can hold (sorted by start time, stable): crash, hang, restart of a given agent at
+ * `[0, spanMs]`; slow by a whole factor 2–10; drop of 1–90 % on the links of a non-empty subset of
+ * the given agents (`agents` always set, never network-wide) inside a window that ends by `spanMs`;
+ * partition that cuts off one or two groups made only of given agents, healing by `spanMs`
+ * (`healAtMs <= spanMs`, always set). The partition's first group lists the given agents that stay, so
+ * agents left out and the coordinator stay together, connected. Times are whole milliseconds.
+ *
+ * Shrinks towards fewer faults, simpler kinds (crash first), earlier times, shorter windows, fewer
+ * agents cut off, lower loss and factors. With no agents, or `maxFaults: 0`, every plan is empty.
+ *
+ * - `agents`: distinct non-empty ids; the plan names no other.
+ * - `spanMs`: finite, >= 0; non-integer spans are floored.
+ * - `maxFaults`: integer >= 0, default `min(5, 2 × agents.length)`.
+ *
+ * @example
+ * fc.assert(fc.property(faultPlan({ agents: ['agent-1', 'agent-2'], spanMs: 60_000 }), faults => {
+ *   const report = simulate({ seed: 1, topology: 'mesh', agents: 3, subtasks: 20, faults });
+ *   return report.lost === 0 && report.duplicatesAccepted === 0;
+ * }));
+ */
+export function faultPlan(options: FaultPlanOptions): Arbitrary<Fault[]> {
+  const { agents, spanMs, maxFaults: maxGiven } = options;
+  if (!Array.isArray(agents) || agents.some(id => typeof id !== 'string' || id === '') || new Set(agents).size !== agents.length) {
+    throw new RangeError(`agents must be an array of distinct non-empty agent ids, got ${show(agents)}`);
+  }
+  const span = Math.floor(requireNumber('spanMs', spanMs, 0));
+  const maxFaults = requireInteger('maxFaults', maxGiven ?? Math.min(5, 2 * agents.length), 0);
+  if (agents.length === 0 || maxFaults === 0) return fc.constant([]);
+
+  const agent = fc.constantFrom(...agents);
+  const atMs = fc.integer({ min: 0, max: span });
+  const window = fc
+    .tuple(atMs, span > 0 ? fc.integer({ min: 1, max: span }) : fc.constant(0))
+    .map(([from, length]): [number, number] => [from, Math.min(span, from + length)]);
+
+  // Plain objects (fast-check's records default to a null prototype), as a user would write them.
+  const plain = { noNullPrototype: true } as const;
+  const crash = fc.record({ kind: fc.constant('crash' as const), agent, atMs }, plain);
+  const hang = fc.record({ kind: fc.constant('hang' as const), agent, atMs }, plain);
+  const slow = fc.record({ kind: fc.constant('slow' as const), agent, atMs, factor: fc.integer({ min: 2, max: 10 }) }, plain);
+  const restart = fc.record({ kind: fc.constant('restart' as const), agent, atMs }, plain);
+  const drop = fc
+    .record({ percent: fc.integer({ min: 1, max: 90 }), window, on: fc.subarray([...agents], { minLength: 1 }) })
+    .map(({ percent, window: [fromMs, toMs], on }): DropFault => ({ kind: 'drop', rate: percent / 100, fromMs, toMs, agents: on }));
+  const partition = fc
+    .record({ cut: fc.subarray([...agents], { minLength: 1 }), split: fc.nat({ max: agents.length - 1 }), window })
+    .map(({ cut, split, window: [at, healAtMs] }): PartitionFault => {
+      const stay = agents.filter(id => !cut.includes(id));
+      // split 0 (where it shrinks to) or past the end: one group cut off; otherwise two islands.
+      const islands = split === 0 || split >= cut.length ? [cut] : [cut.slice(0, split), cut.slice(split)];
+      return { kind: 'partition', groups: [stay, ...islands], atMs: at, healAtMs };
+    });
+
+  return fc
+    .array(fc.oneof<Arbitrary<Fault>[]>(crash, hang, slow, restart, drop, partition), { maxLength: maxFaults })
+    // Sort a copy: fast-check keeps the generated array to shrink from.
+    .map(faults => [...faults].sort((a, b) => startMs(a) - startMs(b)));
+}
