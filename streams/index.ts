@@ -1,1 +1,13 @@
 export { VirtualScheduler, type VirtualSchedulerOptions } from './virtualScheduler.js';
+export { createRandom, type Random } from './random.js';
+export { assertOutgoing, type Envelope, type EnvelopeOf, type Outgoing } from './messages.js';
+export {
+  InMemoryNetwork,
+  type DropReason,
+  type InMemoryNetworkOptions,
+  type KindStats,
+  type LatencyOptions,
+  type LinkSettings,
+  type Network,
+  type NetworkStats,
+} from './network.js';

@@ -1,0 +1,423 @@
+import { Observable, asyncScheduler, type SchedulerAction, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
+import { IndexedHeap } from '../operators/internal/heap.js';
+import { requireInRange, requireNumber, requireScheduler } from '../operators/internal/validate.js';
+import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
+import { createRandom, type Random } from './random.js';
+
+export type { Envelope, EnvelopeOf, Outgoing } from './messages.js';
+
+/**
+ * Why a message was not delivered (the first that applies, checked in this order):
+ * - `unknown` — the destination has never joined this network (a routing bug, usually);
+ * - `down` — the destination left (before the send, or while the message was in flight), or the
+ *   link is down (`setLink(…, { down: true })`, at send or at arrival);
+ * - `partition` — sender and destination were in different partition groups at send or at arrival;
+ * - `loss` — random loss at send (`lossRate`).
+ */
+export type DropReason = 'unknown' | 'down' | 'partition' | 'loss';
+
+/** Counts for one message kind. */
+export interface KindStats {
+  readonly sent: number;
+  readonly delivered: number;
+  readonly dropped: number;
+}
+
+/**
+ * A snapshot of a network's counters since it was created. `sent` counts every accepted `send`
+ * (an envelope that fails validation is not sent); `sent = delivered + dropped + inFlight`.
+ */
+export interface NetworkStats {
+  readonly sent: number;
+  readonly delivered: number;
+  readonly dropped: number;
+  readonly inFlight: number;
+  readonly droppedBy: Readonly<Record<DropReason, number>>;
+  /** Per `kind`, in the order kinds were first sent. */
+  readonly byKind: Readonly<Record<string, KindStats>>;
+}
+
+/**
+ * The seam every transport implements: the in-memory network here, a WebSocket transport for nodes
+ * in other processes. A node is an id with an inbox; whether it lives in this process is the
+ * transport's business.
+ */
+export interface Network<E extends Envelope = Envelope> {
+  /** The clock that stamps `sentAt` and times deliveries. */
+  readonly scheduler: SchedulerLike;
+  /**
+   * The inbox of `nodeId`. Subscribing joins the network, unsubscribing leaves it. One subscription
+   * per node id at a time (a second errors); share the inbox to fan it out. The inbox never
+   * completes: a node leaves by unsubscribing.
+   */
+  join(nodeId: string): Observable<E>;
+  /**
+   * Sends a message; the network stamps `sentAt`. Never throws for where the message goes (an
+   * unknown, departed or unreachable destination counts as a drop); throws only for a malformed
+   * envelope (`TypeError`/`RangeError` naming the field). Never delivers synchronously.
+   */
+  send(message: Outgoing<E>): void;
+  /** A snapshot of the counters (a fresh object per read). */
+  readonly stats: NetworkStats;
+}
+
+/** Per-message delay: uniform in `[meanMs − jitterMs, meanMs + jitterMs]`, below 0 counts as 0. */
+export interface LatencyOptions {
+  /** Default 1. */
+  readonly meanMs?: number;
+  /** Default 0. Above 0, messages on one link may overtake each other. */
+  readonly jitterMs?: number;
+}
+
+export interface InMemoryNetworkOptions {
+  /** Default `asyncScheduler`; a `VirtualScheduler` for simulation and tests. */
+  readonly scheduler?: SchedulerLike;
+  /** Draws for loss and jitter (nothing is drawn when both are 0). Default `createRandom(0)`. */
+  readonly random?: Random;
+  /** Default `{ meanMs: 1, jitterMs: 0 }`. */
+  readonly latency?: LatencyOptions;
+  /** Probability that a message is lost, in `[0, 1]`. Default 0. */
+  readonly lossRate?: number;
+}
+
+/** Overrides for one link; a field left out falls back to the network's setting. */
+export interface LinkSettings {
+  readonly latencyMs?: number;
+  readonly jitterMs?: number;
+  readonly lossRate?: number;
+  /** Nothing passes while true: dropped as `down` at send, and at arrival for what was in flight. */
+  readonly down?: boolean;
+  /** Only `from → to`; by default the settings apply to both directions. */
+  readonly oneWay?: boolean;
+}
+
+interface LinkOverride {
+  readonly latencyMs: number | undefined;
+  readonly jitterMs: number | undefined;
+  readonly lossRate: number | undefined;
+  readonly down: boolean;
+}
+
+class KindCounter {
+  sent = 0;
+  delivered = 0;
+  dropped = 0;
+}
+
+/** A joined node: its inbox and the messages in flight to it (an intrusive list, for eager drops on leave). */
+class Member<E> {
+  head: Flight<E> | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly inbox: Subscriber<E>,
+  ) {}
+}
+
+/** A message between `send` and arrival: a heap node ordered by (deliverAt, seq), linked into its member's list. */
+class Flight<E> {
+  heapIndex = -1;
+  prev: Flight<E> | null = null;
+  next: Flight<E> | null = null;
+
+  constructor(
+    readonly envelope: E,
+    readonly member: Member<E>,
+    readonly counter: KindCounter,
+    readonly deliverAt: number,
+    readonly seq: number,
+  ) {}
+}
+
+type AnyNetwork = InMemoryNetwork<Envelope>;
+
+/**
+ * The embedded network: nodes in one process, messages delivered through the scheduler after a
+ * latency, with loss, per-link overrides and partitions for simulation.
+ *
+ * ```
+ * send a→b (latency 3):  -x--y----
+ * b's inbox:             ----x--y-
+ * ```
+ *
+ * Ordering: deliveries run in (arrival time, send order), so with a constant latency each link is
+ * FIFO; with jitter, or a link's latency changed mid-stream, messages may overtake each other.
+ * Checks, in order: at send — destination joined (`unknown`/`down`), link down, partition, loss; at
+ * arrival — link down, partition (a partition raised while a message is in flight drops it). A node
+ * that leaves drops everything in flight to it at once (`down`), so a rejoining node never gets
+ * messages meant for its previous incarnation. Senders need not have joined.
+ *
+ * Partitions: `partition(groups)` lets nodes talk only inside their group; nodes listed in no group
+ * (including nodes that join later) form one more group together — `partition([['a', 'b']])` cuts
+ * a and b off from everyone else. `heal()` removes it; links set down stay down.
+ *
+ * Costs: O(log n) per message in flight (one heap), O(1) otherwise; ONE scheduler action per network,
+ * re-armed to the earliest arrival, however many messages are in flight; no closure per message.
+ * When nothing is in flight the network holds no scheduled action.
+ *
+ * Options: `latency` (higher: slower, and timing faults show sooner relative to work),
+ * `lossRate` (global; per link with `setLink`), `random` (seeded: a run replays from its seed),
+ * `scheduler`.
+ *
+ * @example
+ * const scheduler = new VirtualScheduler();
+ * const network = new InMemoryNetwork({ scheduler, random: createRandom(7), latency: { meanMs: 5, jitterMs: 2 } });
+ * network.join('b').subscribe(e => console.log(e.kind, e.sentAt, scheduler.now()));
+ * network.send({ from: 'a', to: 'b', kind: 'work.assign', body: { subtaskId: 's-0' } });
+ * scheduler.flush(); // work.assign 0 ~5
+ */
+export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E> {
+  readonly scheduler: SchedulerLike;
+  private readonly random: Random;
+  private readonly meanMs: number;
+  private readonly jitterMs: number;
+  private lossRate: number;
+
+  private readonly members = new Map<string, Member<E>>();
+  /** Every id that ever joined: tells `unknown` from `down`. */
+  private readonly known = new Set<string>();
+  private readonly links = new Map<string, Map<string, LinkOverride>>();
+  /** Node id → partition group; unlisted ids are group −1. Null when not partitioned. */
+  private groups: Map<string, number> | null = null;
+
+  private readonly queue = new IndexedHeap<Flight<E>>(
+    (a, b) => a.deliverAt < b.deliverAt || (a.deliverAt === b.deliverAt && a.seq < b.seq),
+  );
+  private nextSeq = 0;
+  private timer: Subscription | null = null;
+  /** Arrival time the timer is armed for (Infinity: not armed). */
+  private armedAt = Infinity;
+  private delivering = false;
+
+  private readonly kinds = new Map<string, KindCounter>();
+  private sentCount = 0;
+  private deliveredCount = 0;
+  private droppedCount = 0;
+  private readonly drops: Record<DropReason, number> = { unknown: 0, down: 0, partition: 0, loss: 0 };
+
+  constructor({ scheduler = asyncScheduler, random = createRandom(0), latency = {}, lossRate = 0 }: InMemoryNetworkOptions = {}) {
+    const { meanMs = 1, jitterMs = 0 } = latency;
+    this.scheduler = requireScheduler(scheduler);
+    if (random === null || typeof random !== 'object' || typeof random.next !== 'function') {
+      throw new RangeError(`random must be a Random (createRandom(seed)), got ${String(random)}`);
+    }
+    this.random = random;
+    this.meanMs = requireNumber('latency.meanMs', meanMs, 0);
+    this.jitterMs = requireNumber('latency.jitterMs', jitterMs, 0);
+    this.lossRate = requireInRange('lossRate', lossRate, 0, 1);
+  }
+
+  join(nodeId: string): Observable<E> {
+    requireId('nodeId', nodeId);
+    return new Observable<E>(subscriber => {
+      if (this.members.has(nodeId)) {
+        const id = JSON.stringify(nodeId);
+        subscriber.error(new Error(`node ${id} has already joined this network (share its inbox to fan it out)`));
+        return undefined;
+      }
+      const member = new Member(nodeId, subscriber);
+      this.members.set(nodeId, member);
+      this.known.add(nodeId);
+      return () => this.leave(member);
+    });
+  }
+
+  send(message: Outgoing<E>): void {
+    assertOutgoing(message);
+    const { from, to, kind, body } = message;
+    let counter = this.kinds.get(kind);
+    if (counter === undefined) {
+      counter = new KindCounter();
+      this.kinds.set(kind, counter);
+    }
+    counter.sent++;
+    this.sentCount++;
+
+    const member = this.members.get(to);
+    if (member === undefined) return this.drop(counter, this.known.has(to) ? 'down' : 'unknown');
+    const link = this.links.size === 0 ? undefined : this.links.get(from)?.get(to);
+    if (link?.down === true) return this.drop(counter, 'down');
+    if (this.groups !== null && !this.sameGroup(from, to)) return this.drop(counter, 'partition');
+    const lossRate = link?.lossRate ?? this.lossRate;
+    if (lossRate > 0 && this.random.next() < lossRate) return this.drop(counter, 'loss');
+
+    const meanMs = link?.latencyMs ?? this.meanMs;
+    const jitterMs = link?.jitterMs ?? this.jitterMs;
+    const delay = jitterMs > 0 ? Math.max(0, meanMs + jitterMs * (2 * this.random.next() - 1)) : meanMs;
+    const sentAt = this.scheduler.now();
+    // Exactly these five fields travel, in one shape (monomorphic for the receivers).
+    const envelope = { from, to, kind, body, sentAt } as E;
+    const flight = new Flight<E>(envelope, member, counter, sentAt + delay, this.nextSeq++);
+    const head = member.head;
+    if (head !== null) head.prev = flight;
+    flight.next = head;
+    member.head = flight;
+    this.queue.push(flight);
+    // While delivering, the running action re-arms itself when done.
+    if (!this.delivering && flight.deliverAt < this.armedAt) this.arm(flight.deliverAt);
+  }
+
+  get stats(): NetworkStats {
+    const byKind: Array<[string, KindStats]> = [];
+    for (const [kind, { sent, delivered, dropped }] of this.kinds) byKind.push([kind, { sent, delivered, dropped }]);
+    return {
+      sent: this.sentCount,
+      delivered: this.deliveredCount,
+      dropped: this.droppedCount,
+      inFlight: this.queue.size,
+      droppedBy: { ...this.drops },
+      // fromEntries defines own properties: a kind named '__proto__' is counted like any other.
+      byKind: Object.fromEntries(byKind),
+    };
+  }
+
+  /** Whether `nodeId` is joined now. */
+  isJoined(nodeId: string): boolean {
+    return this.members.has(nodeId);
+  }
+
+  /**
+   * Overrides the link `from → to` (and `to → from` unless `oneWay`), replacing any earlier override
+   * of it; `setLink(a, b, {})` restores the network's settings. Applies to messages sent from now on;
+   * `down` also drops what is in flight on the link when it arrives.
+   */
+  setLink(from: string, to: string, settings: LinkSettings): void {
+    requireId('from', from);
+    requireId('to', to);
+    if (settings === null || typeof settings !== 'object') {
+      throw new TypeError(`settings must be an object, got ${String(settings)}`);
+    }
+    const { latencyMs, jitterMs, lossRate, down = false, oneWay = false } = settings;
+    if (latencyMs !== undefined) requireNumber('latencyMs', latencyMs, 0);
+    if (jitterMs !== undefined) requireNumber('jitterMs', jitterMs, 0);
+    if (lossRate !== undefined) requireInRange('lossRate', lossRate, 0, 1);
+    if (typeof down !== 'boolean') throw new RangeError(`down must be a boolean, got ${String(down)}`);
+    if (typeof oneWay !== 'boolean') throw new RangeError(`oneWay must be a boolean, got ${String(oneWay)}`);
+    const override: LinkOverride | null =
+      latencyMs === undefined && jitterMs === undefined && lossRate === undefined && !down
+        ? null
+        : { latencyMs, jitterMs, lossRate, down };
+    this.putLink(from, to, override);
+    if (!oneWay) this.putLink(to, from, override);
+  }
+
+  /**
+   * Splits the network: a message passes only between nodes of the same group. Nodes listed in no
+   * group form one more group together. Replaces any earlier partition. A node may be listed in one
+   * group only (`RangeError` otherwise).
+   */
+  partition(groups: readonly (readonly string[])[]): void {
+    if (!Array.isArray(groups)) throw new TypeError(`groups must be an array of arrays of node ids, got ${String(groups)}`);
+    const groupOf = new Map<string, number>();
+    groups.forEach((group: unknown, g) => {
+      if (!Array.isArray(group)) throw new TypeError(`groups[${g}] must be an array of node ids, got ${String(group)}`);
+      group.forEach((id: unknown, i) => {
+        requireId(`groups[${g}][${i}]`, id);
+        const other = groupOf.get(id as string);
+        if (other !== undefined && other !== g) {
+          throw new RangeError(`groups: node ${JSON.stringify(id)} is listed in groups[${other}] and groups[${g}]`);
+        }
+        groupOf.set(id as string, g);
+      });
+    });
+    this.groups = groupOf.size === 0 ? null : groupOf;
+  }
+
+  /** Removes the partition (links set down with `setLink` stay down). */
+  heal(): void {
+    this.groups = null;
+  }
+
+  /** Sets the global loss rate for messages sent from now on (links with their own rate keep it). */
+  setLossRate(rate: number): void {
+    this.lossRate = requireInRange('lossRate', rate, 0, 1);
+  }
+
+  private putLink(from: string, to: string, override: LinkOverride | null): void {
+    let row = this.links.get(from);
+    if (override !== null) {
+      if (row === undefined) this.links.set(from, (row = new Map()));
+      row.set(to, override);
+    } else if (row !== undefined) {
+      row.delete(to);
+      if (row.size === 0) this.links.delete(from);
+    }
+  }
+
+  private sameGroup(from: string, to: string): boolean {
+    const groups = this.groups;
+    return groups === null || (groups.get(from) ?? -1) === (groups.get(to) ?? -1);
+  }
+
+  private drop(counter: KindCounter, reason: DropReason): void {
+    counter.dropped++;
+    this.droppedCount++;
+    this.drops[reason]++;
+  }
+
+  private leave(member: Member<E>): void {
+    if (this.members.get(member.id) === member) this.members.delete(member.id);
+    for (let flight = member.head; flight !== null; flight = flight.next) {
+      this.queue.remove(flight);
+      this.drop(flight.counter, 'down');
+    }
+    member.head = null;
+    if (this.queue.size === 0 && this.timer !== null) {
+      this.timer.unsubscribe();
+      this.timer = null;
+      this.armedAt = Infinity;
+    }
+  }
+
+  private arm(at: number): void {
+    this.timer?.unsubscribe();
+    this.armedAt = at;
+    const delay = Math.max(0, at - this.scheduler.now());
+    this.timer = this.scheduler.schedule(InMemoryNetwork.deliverDue, delay, this as unknown as AnyNetwork);
+  }
+
+  /** The network's one scheduled action: delivers what is due, then re-arms for the next arrival. */
+  private static deliverDue(this: SchedulerAction<AnyNetwork>, network?: AnyNetwork): void {
+    const net = network as AnyNetwork;
+    // Due includes the time this action was armed for: a clock that lands a rounding error short
+    // (floating-point delays) must not spin re-arming for the same message.
+    const limit = Math.max(net.scheduler.now(), net.armedAt);
+    net.timer = null;
+    net.armedAt = Infinity;
+    net.delivering = true;
+    let finished = false;
+    try {
+      net.deliverUntil(limit);
+      finished = true;
+    } finally {
+      net.delivering = false;
+      const first = net.queue.peek();
+      if (first !== undefined) {
+        const delay = Math.max(0, first.deliverAt - net.scheduler.now());
+        net.armedAt = first.deliverAt;
+        // After a throw the scheduler cancels this action: carry on with a fresh one.
+        net.timer = finished ? this.schedule(net, delay) : net.scheduler.schedule(InMemoryNetwork.deliverDue, delay, net);
+      }
+    }
+  }
+
+  private deliverUntil(limit: number): void {
+    const queue = this.queue;
+    for (let flight = queue.peek(); flight !== undefined && flight.deliverAt <= limit; flight = queue.peek()) {
+      queue.pop();
+      const { member, envelope, counter } = flight;
+      // Unlink before delivering: the receiver may leave (or send) from inside next().
+      if (flight.prev !== null) flight.prev.next = flight.next;
+      else member.head = flight.next;
+      if (flight.next !== null) flight.next.prev = flight.prev;
+      const link = this.links.size === 0 ? undefined : this.links.get(envelope.from)?.get(envelope.to);
+      if (link?.down === true) this.drop(counter, 'down');
+      else if (this.groups !== null && !this.sameGroup(envelope.from, envelope.to)) this.drop(counter, 'partition');
+      else {
+        counter.delivered++;
+        this.deliveredCount++;
+        member.inbox.next(envelope);
+      }
+    }
+  }
+}
