@@ -1,0 +1,868 @@
+import { Observable, Subject, asyncScheduler, lastValueFrom, type SchedulerLike, type Subscription } from 'rxjs';
+import {
+  adaptiveSwitch,
+  consensusWindow,
+  heartbeatDeadline,
+  matrixPrior,
+  performanceWindow,
+  type Decision,
+  type ExecutionRecord,
+  type Heartbeat,
+  type LatencyInput,
+  type PerformanceSnapshot,
+  type PhiAccrualDetectorOptions,
+  type ProtocolSwitch,
+  type Vote,
+} from '../operators/index.js';
+import { AgentHost } from '../streams/agentHost.js';
+import type { Envelope, Network } from '../streams/network.js';
+import { InMemoryNetwork } from '../streams/network.js';
+import type { AssignBody, HeartbeatBody, ProgressBody, ResultBody, VoteBody } from '../streams/protocol.js';
+import { createRandom } from '../streams/random.js';
+import { canRun, type InProcessAgent, type Subtask, type Task } from '../streams/task.js';
+import type { CoordinationEvent, CoordinationResult } from './events.js';
+import { detectFaults, type DetectedFault, type FaultEvent } from './faultDetector.js';
+import { SelfHealingManager, type ActionResult, type EngineActions, type HealingAttempt } from './selfHealing.js';
+import { COORDINATOR, type AgentProfile, type Layout, type TopologyName } from './topology.js';
+import { chooseInitial, topologyFor } from './topologies/index.js';
+
+/** An agent slot: the agent, how to re-create it (restart), and whether it waits as a standby. */
+export interface AgentSlot {
+  readonly agent: InProcessAgent;
+  /** Re-creates the agent on restart; without one, restart is not possible and healing moves on. */
+  readonly factory?: () => InProcessAgent;
+  /** Held back until healing needs a replacement. */
+  readonly standby?: boolean;
+}
+
+export type DetectorOptions = ({ readonly kind: 'phi' } & PhiAccrualDetectorOptions) | { readonly kind: 'deadline'; readonly timeoutMs: number };
+
+export interface CoordinatorOptions {
+  readonly agents: ReadonlyArray<InProcessAgent | AgentSlot>;
+  /** A topology by name, or `adaptive` (decision matrix, then measured switching). Default `adaptive`. */
+  readonly topology?: TopologyName | 'adaptive';
+  readonly scheduler?: SchedulerLike;
+  /** The network agents and coordinator talk over. Default: an in-memory network on `scheduler`. */
+  readonly network?: Network;
+  /** Seeds every random choice (heartbeat jitter, network loss), so a run replays. Default 0. */
+  readonly seed?: number;
+  readonly heartbeat?: { readonly intervalMs?: number; readonly jitterMs?: number };
+  /** Liveness detector. Default phi accrual with a pause allowance of two intervals. */
+  readonly detector?: DetectorOptions;
+  /** An assignment without progress or result this long marks its agent as hung. Default 30 s. */
+  readonly progressTimeoutMs?: number;
+  /** Runs of a subtask whose handler failed before the subtask is reported failed. Default 3. */
+  readonly maxSubtaskAttempts?: number;
+  /** A queued subtask that no live agent can run for this long is reported failed. Default 60 s. */
+  readonly orphanTimeoutMs?: number;
+  /** Healing strategies tried per fault. Default 3. */
+  readonly maxAttempts?: number;
+  /** Mesh failure verdicts: window of the peers' vote. Default 2 s. */
+  readonly consensusWindowMs?: number;
+  /** Adaptive switching (see `adaptiveSwitch`). */
+  readonly adaptive?: { readonly evaluateEveryMs?: number; readonly windowMs?: number; readonly minDwellMs?: number; readonly switchThreshold?: number };
+  /** Ends the task at this scheduler time: what is not done is reported failed. */
+  readonly deadlineMs?: number;
+}
+
+export interface Coordinator {
+  /** Streams the run's events and ends with `task.completed` carrying the result. */
+  run$(task: Task): Observable<CoordinationEvent>;
+  /** The result of the run. */
+  run(task: Task): Promise<CoordinationResult>;
+  /** Everything every run of this coordinator emits. */
+  readonly events$: Observable<CoordinationEvent>;
+  /** The hosts of the in-process agents (simulation injects faults through them). */
+  readonly hosts: ReadonlyMap<string, AgentHost>;
+  readonly network: Network;
+}
+
+const TOPOLOGY_NAMES: readonly TopologyName[] = ['hierarchical', 'mesh', 'ring', 'star'];
+
+/**
+ * Creates a coordinator over in-process agents. Each run hosts the agents on the network, lays out
+ * the topology, dispatches subtasks along its routes with attempt tokens, detects failures from
+ * heartbeats and progress, heals, and switches protocol when `adaptive` measurements say so.
+ *
+ * @example
+ * const coordinator = createCoordinator({ agents, topology: 'star' });
+ * const result = await coordinator.run({ id: 't', subtasks: [{ id: 's-0', payload: 1 }] });
+ */
+export function createCoordinator(options: CoordinatorOptions): Coordinator {
+  const settings = settle(options);
+  const events$ = new Subject<CoordinationEvent>();
+  const random = createRandom(settings.seed);
+  const network = options.network ?? new InMemoryNetwork({ scheduler: settings.scheduler, random: random.fork('network') });
+  const hosts = new Map<string, AgentHost>();
+  for (const slot of settings.slots) {
+    hosts.set(
+      slot.agent.id,
+      new AgentHost(slot.agent, {
+        network,
+        coordinatorId: COORDINATOR,
+        heartbeatIntervalMs: settings.heartbeatIntervalMs,
+        heartbeatJitterMs: settings.heartbeatJitterMs,
+        // A peer votes "gone" after two missed beats, sooner than the coordinator's phi suspects.
+        peerSilenceMs: 2 * settings.heartbeatIntervalMs + settings.heartbeatJitterMs,
+        random: random.fork(`agent:${slot.agent.id}`),
+        heartbeatTargets: () => runTargets.get(slot.agent.id)?.() ?? [COORDINATOR],
+      }),
+    );
+  }
+  // The running run tells hosts where to beat (a mesh beats every peer).
+  const runTargets = new Map<string, () => readonly string[]>();
+
+  const run$ = (task: Task): Observable<CoordinationEvent> => {
+    validateTask(task); // bad input fails here, before anything starts
+    return new Observable<CoordinationEvent>(subscriber => {
+      const run = new Run(task, settings, network, hosts, runTargets, event => {
+        events$.next(event);
+        subscriber.next(event);
+        if (event.type === 'task.completed') subscriber.complete();
+      });
+      run.start();
+      return () => run.stop();
+    });
+  };
+
+  return {
+    run$,
+    run: task => lastValueFrom(run$(task)).then(last => (last as Extract<CoordinationEvent, { type: 'task.completed' }>).result),
+    events$: events$.asObservable(),
+    hosts,
+    network,
+  };
+}
+
+interface Settings {
+  readonly slots: readonly AgentSlot[];
+  readonly topology: TopologyName | 'adaptive';
+  readonly scheduler: SchedulerLike;
+  readonly seed: number;
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatJitterMs: number;
+  readonly detector: DetectorOptions;
+  readonly progressTimeoutMs: number;
+  readonly maxSubtaskAttempts: number;
+  readonly orphanTimeoutMs: number;
+  readonly maxAttempts: number;
+  readonly consensusWindowMs: number;
+  readonly adaptive: { evaluateEveryMs: number; windowMs: number; minDwellMs: number; switchThreshold: number };
+  readonly deadlineMs: number;
+}
+
+function positive(name: string, value: number): number {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new RangeError(`${name} must be a finite number > 0, got ${String(value)}`);
+  return value;
+}
+
+function settle(options: CoordinatorOptions): Settings {
+  if (options === null || typeof options !== 'object') throw new RangeError('createCoordinator needs an options object');
+  const {
+    agents,
+    topology = 'adaptive',
+    scheduler = asyncScheduler,
+    seed = 0,
+    heartbeat = {},
+    progressTimeoutMs = 30_000,
+    maxSubtaskAttempts = 3,
+    orphanTimeoutMs = 60_000,
+    maxAttempts = 3,
+    consensusWindowMs = 2000,
+    adaptive = {},
+    deadlineMs = Infinity,
+  } = options;
+  if (!Array.isArray(agents)) throw new RangeError(`agents must be an array, got ${String(agents)}`);
+  const slots = agents.map((a, i): AgentSlot => {
+    const slot = 'agent' in a ? a : { agent: a };
+    const agent = slot.agent;
+    if (agent === null || typeof agent !== 'object' || typeof agent.id !== 'string' || agent.id === '' || typeof agent.handle !== 'function' || !Array.isArray(agent.capabilities)) {
+      throw new RangeError(`agents[${i}] must be { id, capabilities, handle }, got ${JSON.stringify(a)}`);
+    }
+    if (agent.id === COORDINATOR) throw new RangeError(`agents[${i}]: the id "${COORDINATOR}" is the coordinator's`);
+    return slot;
+  });
+  const ids = new Set<string>();
+  for (const s of slots) {
+    if (ids.has(s.agent.id)) throw new RangeError(`agents: duplicate agent id "${s.agent.id}"`);
+    ids.add(s.agent.id);
+  }
+  if (topology !== 'adaptive' && !TOPOLOGY_NAMES.includes(topology)) {
+    throw new RangeError(`topology must be one of ${[...TOPOLOGY_NAMES, 'adaptive'].join(', ')}, got ${String(topology)}`);
+  }
+  if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${String(seed)}`);
+  const heartbeatIntervalMs = positive('heartbeat.intervalMs', heartbeat.intervalMs ?? 1000);
+  const heartbeatJitterMs = heartbeat.jitterMs ?? heartbeatIntervalMs / 10;
+  if (!(heartbeatJitterMs >= 0 && heartbeatJitterMs < heartbeatIntervalMs)) {
+    throw new RangeError(`heartbeat.jitterMs must be in [0, intervalMs), got ${String(heartbeatJitterMs)}`);
+  }
+  const detector: DetectorOptions = options.detector ?? {
+    kind: 'phi',
+    firstHeartbeatEstimateMs: heartbeatIntervalMs,
+    acceptableHeartbeatPauseMs: 2 * heartbeatIntervalMs,
+    minStdDeviationMs: Math.max(1, heartbeatJitterMs),
+  };
+  if (detector.kind !== 'phi' && detector.kind !== 'deadline') throw new RangeError(`detector.kind must be 'phi' or 'deadline', got ${String((detector as { kind: unknown }).kind)}`);
+  if (!(maxSubtaskAttempts >= 1 && Number.isInteger(maxSubtaskAttempts))) throw new RangeError(`maxSubtaskAttempts must be an integer >= 1, got ${maxSubtaskAttempts}`);
+  if (!(maxAttempts >= 1 && Number.isInteger(maxAttempts))) throw new RangeError(`maxAttempts must be an integer >= 1, got ${maxAttempts}`);
+  if (!(deadlineMs > 0)) throw new RangeError(`deadlineMs must be > 0, got ${deadlineMs}`);
+  const evaluateEveryMs = positive('adaptive.evaluateEveryMs', adaptive.evaluateEveryMs ?? 30_000);
+  return {
+    slots,
+    topology,
+    scheduler,
+    seed,
+    heartbeatIntervalMs,
+    heartbeatJitterMs,
+    detector,
+    progressTimeoutMs: positive('progressTimeoutMs', progressTimeoutMs),
+    maxSubtaskAttempts,
+    orphanTimeoutMs: positive('orphanTimeoutMs', orphanTimeoutMs),
+    maxAttempts,
+    consensusWindowMs: positive('consensusWindowMs', consensusWindowMs),
+    adaptive: {
+      evaluateEveryMs,
+      windowMs: positive('adaptive.windowMs', adaptive.windowMs ?? 10 * evaluateEveryMs),
+      minDwellMs: adaptive.minDwellMs ?? 2 * evaluateEveryMs,
+      switchThreshold: adaptive.switchThreshold ?? 0.3,
+    },
+    deadlineMs,
+  };
+}
+
+type SubtaskStatus = 'queued' | 'assigned' | 'done' | 'failed';
+
+interface SubtaskState {
+  readonly subtask: Subtask;
+  readonly index: number;
+  status: SubtaskStatus;
+  attempt: number;
+  agentId: string | undefined;
+  assignedAt: number;
+  hops: number;
+  /** Runs whose handler failed. */
+  failures: number;
+}
+
+type AgentStatus = 'live' | 'suspected' | 'down' | 'standby';
+
+interface AgentRecord {
+  readonly id: string;
+  readonly capabilities: readonly string[];
+  status: AgentStatus;
+  readonly inFlight: Set<string>;
+  completed: number;
+  failures: number;
+  /** Healing in progress for this agent: a second verdict waits for it. */
+  healing: boolean;
+}
+
+/** One run of one task: the state machine every topology shares. */
+class Run {
+  private readonly scheduler: SchedulerLike;
+  private readonly subtasks = new Map<string, SubtaskState>();
+  private readonly queue: SubtaskState[] = [];
+  private readonly agents = new Map<string, AgentRecord>();
+  private readonly results: Record<string, unknown> = {};
+  private readonly failed: Record<string, string> = {};
+  private readonly switches: ProtocolSwitch[] = [];
+  private readonly subscriptions: Subscription[] = [];
+  private readonly heartbeats = new Subject<Heartbeat>();
+  private readonly latencies = new Subject<LatencyInput>();
+  private healer!: SelfHealingManager;
+  private readonly progress = new Subject<Heartbeat>();
+  private readonly executions = new Subject<ExecutionRecord>();
+  private readonly votes = new Subject<Vote>();
+  private readonly voters = new Subject<readonly string[]>();
+  private readonly performance = new Map<string, PerformanceSnapshot>();
+  private protocol: TopologyName;
+  private layout!: Layout;
+  private done = 0;
+  private assignments = 0;
+  private stale = 0;
+  private startedAt = 0;
+  private startMessages = 0;
+  private startByKind: Record<string, number> = {};
+  private orphanTimer: Subscription | undefined;
+  private finished = false;
+  private proposals = 0;
+
+  constructor(
+    private readonly task: Task,
+    private readonly settings: Settings,
+    private readonly network: Network,
+    private readonly hosts: Map<string, AgentHost>,
+    private readonly targets: Map<string, () => readonly string[]>,
+    private readonly emit: (event: CoordinationEvent) => void,
+  ) {
+    this.scheduler = settings.scheduler;
+    task.subtasks.forEach((subtask, index) => {
+      const state: SubtaskState = { subtask, index, status: 'queued', attempt: 0, agentId: undefined, assignedAt: 0, hops: 0, failures: 0 };
+      this.subtasks.set(subtask.id, state);
+      this.queue.push(state);
+    });
+    // Higher priority first; equal priorities keep task order.
+    this.queue.sort((a, b) => (b.subtask.priority ?? 0) - (a.subtask.priority ?? 0) || a.index - b.index);
+    this.protocol = 'star';
+  }
+
+  private now(): number {
+    return this.scheduler.now();
+  }
+
+  start(): void {
+    const { settings } = this;
+    this.startedAt = this.now();
+    const stats = this.network.stats;
+    this.startMessages = stats.sent;
+    this.startByKind = Object.fromEntries(Object.entries(stats.byKind).map(([k, v]) => [k, v.sent]));
+
+    for (const slot of settings.slots) {
+      const record: AgentRecord = { id: slot.agent.id, capabilities: slot.agent.capabilities, status: slot.standby ? 'standby' : 'live', inFlight: new Set(), completed: 0, failures: 0, healing: false };
+      this.agents.set(record.id, record);
+    }
+    const live = this.liveProfiles();
+    if (settings.topology === 'adaptive') {
+      this.protocol = chooseInitial({
+        agentCount: live.length,
+        ...(this.task.complexity === undefined ? {} : { complexity: this.task.complexity }),
+        ...(this.task.coordinationIntensity === undefined ? {} : { coordinationIntensity: this.task.coordinationIntensity }),
+      }) as TopologyName;
+    } else {
+      this.protocol = settings.topology;
+    }
+    this.layout = topologyFor(this.protocol).layout(live);
+    this.emit({ type: 'protocol.selected', at: this.now(), protocol: this.protocol, reason: settings.topology === 'adaptive' ? 'decision matrix' : 'configured' });
+
+    this.wireDetection();
+    this.wireAdaptive();
+    this.subscriptions.push(this.network.join(COORDINATOR).subscribe(envelope => this.receive(envelope)));
+    for (const record of this.agents.values()) {
+      if (record.status === 'standby') continue;
+      this.targets.set(record.id, () => this.layout.heartbeatTargets(record.id));
+      this.hosts.get(record.id)?.start();
+      this.emit({ type: 'agent.joined', at: this.now(), agentId: record.id });
+    }
+    if (Number.isFinite(settings.deadlineMs)) {
+      this.subscriptions.push(this.scheduler.schedule(() => this.finish('task deadline reached'), Math.max(0, settings.deadlineMs - this.now())));
+    }
+    if (this.subtasks.size === 0) this.finish();
+    else this.dispatch();
+  }
+
+  stop(): void {
+    for (const s of this.subscriptions) s.unsubscribe();
+    this.subscriptions.length = 0;
+    this.orphanTimer?.unsubscribe();
+    for (const id of this.agents.keys()) {
+      this.targets.delete(id);
+      this.hosts.get(id)?.crash(); // a run owns its hosts: nothing keeps beating after it
+    }
+  }
+
+  // ---- detection ------------------------------------------------------------------------------
+
+  private wireDetection(): void {
+    const { settings, scheduler } = this;
+    const faults = detectFaults(
+      { heartbeats: this.heartbeats, latencies: this.latencies },
+      { detector: settings.detector, scheduler },
+    );
+    this.subscriptions.push(faults.subscribe(fault => this.onFault(fault)));
+    // Progress: one deadline per assignment, keyed `subtask#attempt`; silence means a hung agent.
+    this.subscriptions.push(
+      this.progress.pipe(heartbeatDeadline({ timeoutMs: settings.progressTimeoutMs, scheduler })).subscribe(verdict => {
+        if (verdict.type === 'suspected') this.onProgressTimeout(verdict.agentId);
+      }),
+    );
+    this.subscriptions.push(
+      this.votes.pipe(consensusWindow({ windowMs: settings.consensusWindowMs, voters: this.voters, scheduler })).subscribe(d => this.onVerdict(d)),
+    );
+    this.healer = new SelfHealingManager(this.actions(), { maxAttempts: settings.maxAttempts, scheduler });
+    this.subscriptions.push(this.healer.events$.subscribe(event => this.emit(event)));
+  }
+
+  private wireAdaptive(): void {
+    const { settings, scheduler } = this;
+    this.subscriptions.push(
+      this.executions.pipe(performanceWindow({ windowMs: settings.adaptive.windowMs, scheduler })).subscribe(snapshot => {
+        this.performance.set(this.protocol, snapshot);
+      }),
+    );
+    if (settings.topology !== 'adaptive') return;
+    this.subscriptions.push(
+      this.executions
+        .pipe(
+          adaptiveSwitch({
+            initial: this.protocol,
+            candidates: TOPOLOGY_NAMES.filter(n => n !== this.protocol),
+            ...settings.adaptive,
+            prior: matrixPrior({ agentCount: this.agents.size, ...(this.task.complexity ? { complexity: this.task.complexity } : {}), ...(this.task.coordinationIntensity ? { coordinationIntensity: this.task.coordinationIntensity } : {}) }),
+            scheduler,
+          }),
+        )
+        .subscribe(change => this.switchTo(change.to as TopologyName, change)),
+    );
+  }
+
+  private onFault(fault: FaultEvent): void {
+    const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
+    if (fault.kind === 'agent_timeout') {
+      if (record === undefined) return;
+      if (fault.type === 'resolved') {
+        if (record.status === 'suspected' || record.status === 'down') this.recover(record);
+        return;
+      }
+      if (record.status !== 'live') return;
+      record.status = 'suspected';
+      this.emit({ type: 'agent.suspected', at: fault.at, agentId: record.id, detail: fault.detail });
+      if (this.layout.confirmsFailures) this.askPeers(record.id);
+      else this.declareDown(record, fault.detail);
+      return;
+    }
+    if (fault.type === 'resolved') return;
+    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, ...(fault.agentId === undefined ? {} : { agentId: fault.agentId }), detail: fault.detail });
+    this.heal(fault);
+  }
+
+  /** Mesh: the live peers vote on the suspicion within a consensus window. */
+  private askPeers(suspect: string): void {
+    const peers = this.liveIds().filter(id => id !== suspect);
+    const proposalId = `down:${suspect}:${++this.proposals}`;
+    this.voters.next(peers);
+    for (const peer of peers) this.network.send({ from: COORDINATOR, to: peer, kind: 'vote-request', body: { proposalId, suspect } });
+    if (peers.length === 0) this.votes.next({ proposalId, voterId: COORDINATOR, accept: true });
+  }
+
+  private onVerdict(decision: Decision): void {
+    this.emit({ type: 'consensus.decided', at: decision.decidedAt, proposalId: decision.proposalId, outcome: decision.outcome, yes: decision.yes.length, no: decision.no.length });
+    const suspect = decision.proposalId.split(':')[1] as string;
+    const record = this.agents.get(suspect);
+    if (record === undefined || record.status !== 'suspected') return;
+    // A confirmed verdict, or no quorum either way: the coordinator cannot hear it, so it is not usable.
+    if (decision.outcome !== 'rejected') this.declareDown(record, `peers confirmed (${decision.yes.length} of ${decision.yes.length + decision.no.length + decision.missing.length})`);
+  }
+
+  private onProgressTimeout(key: string): void {
+    const [subtaskId, attempt] = splitKey(key);
+    const state = this.subtasks.get(subtaskId);
+    if (state === undefined || state.status !== 'assigned' || state.attempt !== attempt || state.agentId === undefined) return;
+    const record = this.agents.get(state.agentId);
+    if (record === undefined) return;
+    const detail = `no progress on ${subtaskId} for ${this.settings.progressTimeoutMs} ms`;
+    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
+    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
+    this.heal(fault);
+  }
+
+  private declareDown(record: AgentRecord, reason: string): void {
+    record.status = 'down';
+    this.emit({ type: 'agent.down', at: this.now(), agentId: record.id, reason });
+    this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
+    const { layout, repair } = this.layout.without(record.id);
+    this.layout = layout;
+    for (const m of repair.messages) this.network.send({ from: m.from, to: m.to, kind: m.kind, body: { failed: record.id } });
+    this.emit({ type: 'protocol.repaired', at: this.now(), protocol: this.protocol, failed: record.id, repair: repair.description });
+    this.heal({ type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail: reason });
+  }
+
+  /** A clean departure: no fault, nothing to heal; its work goes to others. */
+  private onLeaving(agentId: string): void {
+    const record = this.agents.get(agentId);
+    if (record === undefined || record.status === 'down') return;
+    this.heartbeats.next({ agentId, status: 'leaving' });
+    record.status = 'down';
+    this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
+    this.layout = this.layout.without(agentId).layout;
+    this.reassign(record, 'left');
+    this.dispatch();
+  }
+
+  private recover(record: AgentRecord): void {
+    record.status = 'live';
+    this.layout = this.layout.with(this.profile(record));
+    this.emit({ type: 'agent.recovered', at: this.now(), agentId: record.id });
+    this.dispatch();
+  }
+
+  // ---- healing --------------------------------------------------------------------------------
+
+  /**
+   * Runs the fault's healing chain. Whatever it achieved, no subtask stays assigned to an agent that
+   * is not live; when the chain is exhausted the run falls back to another protocol (bounded).
+   */
+  private heal(fault: DetectedFault): void {
+    this.healer.heal(fault).subscribe(result => {
+      const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
+      if (record !== undefined && record.status !== 'live' && record.inFlight.size > 0) this.reassign(record, fault.detail);
+      if (result.status === 'exhausted') {
+        const next = this.healer.fallback(this.protocol);
+        if (next !== undefined) this.switchTo(next as TopologyName, { from: this.protocol, to: next, at: this.now(), reason: `healing of ${fault.kind} exhausted`, scores: {} });
+      }
+      this.dispatch();
+    });
+  }
+
+  /** What healing strategies do to this run: real effects on hosts, layout and assignments. */
+  private actions(): EngineActions {
+    const agentOf = (fault: DetectedFault): AgentRecord | undefined => (fault.agentId === undefined ? undefined : this.agents.get(fault.agentId));
+    const onAgent = (fault: DetectedFault, act: (record: AgentRecord) => ActionResult): ActionResult => {
+      const record = agentOf(fault);
+      return record === undefined ? { ok: false, detail: 'no agent named by the fault' } : act(record);
+    };
+    return {
+      restartAgent: f => onAgent(f, r => this.restartAgent(r)),
+      reassignSubtasks: f => onAgent(f, r => this.reassign(r, f.detail)),
+      replaceAgent: f => onAgent(f, r => this.replace(r)),
+      reduceLoad: f => onAgent(f, r => this.reduceLoad(r)),
+      rebalanceResources: f => onAgent(f, r => this.rebalance(r)),
+      switchToCheaperProtocol: () => this.switchToCheaper(),
+      // Channels of the in-memory network and of WebSocket links carry no state to reset; a fresh
+      // layout re-chooses every relay, and mesh routes go direct.
+      resetChannels: () => ({ ok: false, detail: 'links keep no channel state to reset' }),
+      switchRoute: () => this.relayout('routes re-chosen over live agents'),
+      useAlternativeRoutes: () => this.switchToProtocol('mesh', 'direct routes to every agent'),
+      breakWaitChain: f => this.breakWaitChain(f),
+      restartCoordination: () => this.relayout('coordination restarted: layout rebuilt over live agents'),
+      switchProtocol: f => {
+        const next = this.healer.fallback(this.protocol);
+        return next === undefined ? { ok: false, detail: 'no fallback protocol left' } : this.switchToProtocol(next as TopologyName, `healing of ${f.kind}`);
+      },
+    };
+  }
+
+  private reduceLoad(record: AgentRecord): ActionResult {
+    const host = this.hosts.get(record.id);
+    if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
+    const from = host.slots;
+    host.setSlots(Math.floor(from / 2));
+    return { ok: true, detail: `slots ${from} -> ${host.slots}` };
+  }
+
+  /** Takes back the agent's newest assignments beyond one, for other agents to run. */
+  private rebalance(record: AgentRecord): ActionResult {
+    const extra = [...record.inFlight].slice(1);
+    for (const id of extra) this.revoke(this.subtasks.get(id) as SubtaskState, `rebalanced away from ${record.id}`);
+    return extra.length === 0 ? { ok: false, detail: 'nothing to move' } : { ok: true, detail: `${extra.length} subtask(s) moved` };
+  }
+
+  private breakWaitChain(fault: DetectedFault): ActionResult {
+    const waiter = fault.members?.map(id => this.agents.get(id)).find(r => r !== undefined && r.inFlight.size > 0);
+    if (waiter === undefined) return { ok: false, detail: 'no waiter with work to abort' };
+    const [first] = waiter.inFlight;
+    this.revoke(this.subtasks.get(first as string) as SubtaskState, 'aborted to break a circular wait');
+    return { ok: true, detail: `aborted ${String(first)} of ${waiter.id} and requeued it` };
+  }
+
+  private switchToCheaper(): ActionResult {
+    // Cheapest by measured messages per execution; unmeasured protocols by their route lengths.
+    const order: TopologyName[] = ['star', 'hierarchical', 'ring', 'mesh'];
+    const cost = (t: TopologyName): number => this.performance.get(t)?.messagesPerExecution ?? 2 + order.indexOf(t);
+    const cheaper = order.filter(t => t !== this.protocol && cost(t) < cost(this.protocol)).sort((a, b) => cost(a) - cost(b));
+    return cheaper[0] === undefined ? { ok: false, detail: `${this.protocol} is already the cheapest` } : this.switchToProtocol(cheaper[0], 'cheaper protocol');
+  }
+
+  private switchToProtocol(to: TopologyName, reason: string): ActionResult {
+    if (to === this.protocol) return { ok: false, detail: `already on ${to}` };
+    const from = this.protocol;
+    this.switchTo(to, { from, to, at: this.now(), reason, scores: {} });
+    return { ok: true, detail: `${from} -> ${to}` };
+  }
+
+  private relayout(detail: string): ActionResult {
+    this.layout = topologyFor(this.protocol).layout(this.liveProfiles());
+    return { ok: true, detail };
+  }
+
+  private restartAgent(record: AgentRecord): ActionResult {
+    const slot = this.settings.slots.find(s => s.agent.id === record.id);
+    const host = this.hosts.get(record.id);
+    if (slot?.factory === undefined || host === undefined) return { ok: false, detail: 'no factory to re-create the agent' };
+    // Its running work dies with the old instance: give those subtasks new attempts first.
+    this.reassign(record, 'agent restarted');
+    host.restart(slot.factory());
+    this.emit({ type: 'agent.restarted', at: this.now(), agentId: record.id });
+    // The fresh instance must beat before it gets work again: it stays down until the detector says alive.
+    return { ok: true, detail: 'agent re-created from its factory' };
+  }
+
+  private reassign(record: AgentRecord, reason: string): ActionResult {
+    const moved = [...record.inFlight];
+    for (const id of moved) this.requeue(this.subtasks.get(id) as SubtaskState, `${record.id}: ${reason}`);
+    return { ok: true, detail: `${moved.length} subtask(s) requeued with new attempts` };
+  }
+
+  private replace(record: AgentRecord): ActionResult {
+    const standby = [...this.agents.values()].find(a => a.status === 'standby' && sameCapabilities(a, record));
+    if (standby === undefined) return { ok: false, detail: 'no standby agent with the same capabilities' };
+    standby.status = 'live';
+    this.targets.set(standby.id, () => this.layout.heartbeatTargets(standby.id));
+    this.hosts.get(standby.id)?.start();
+    this.layout = this.layout.with(this.profile(standby));
+    this.emit({ type: 'agent.joined', at: this.now(), agentId: standby.id });
+    return { ok: true, detail: `standby ${standby.id} took over` };
+  }
+
+  // ---- protocol switching ---------------------------------------------------------------------
+
+  /** Hands over to another topology: in-flight work keeps its attempts and reply paths; new work takes the new routes. */
+  private switchTo(to: TopologyName, change: ProtocolSwitch): void {
+    if (to === this.protocol) return;
+    this.protocol = to;
+    this.layout = topologyFor(to).layout(this.liveProfiles());
+    this.switches.push(change);
+    let inFlight = 0;
+    for (const a of this.agents.values()) inFlight += a.inFlight.size;
+    this.emit({ type: 'protocol.switched', at: this.now(), switch: change, inFlight });
+    this.dispatch();
+  }
+
+  // ---- work -----------------------------------------------------------------------------------
+
+  private receive(envelope: Envelope): void {
+    switch (envelope.kind) {
+      case 'heartbeat': {
+        const body = envelope.body as HeartbeatBody;
+        if (body.status === 'leaving') return this.onLeaving(envelope.from);
+        this.heartbeats.next({ agentId: envelope.from });
+        return;
+      }
+      case 'result':
+        return this.onResult(envelope.body as ResultBody);
+      case 'progress': {
+        const body = envelope.body as ProgressBody;
+        const state = this.subtasks.get(body.subtaskId);
+        if (state?.status === 'assigned' && state.attempt === body.attempt) this.progress.next({ agentId: key(state) });
+        return;
+      }
+      case 'vote': {
+        const body = envelope.body as VoteBody;
+        this.votes.next({ proposalId: body.proposalId, voterId: envelope.from, accept: body.accept });
+        return;
+      }
+      default:
+        return; // control messages for agents (repairs) that reached the coordinator: nothing to do
+    }
+  }
+
+  private onResult(body: ResultBody): void {
+    const state = this.subtasks.get(body.subtaskId);
+    if (state === undefined) return;
+    if (state.status !== 'assigned' || state.attempt !== body.attempt || state.agentId !== body.agentId) {
+      this.stale++;
+      this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: state.status === 'done' ? 'already completed' : 'superseded attempt' });
+      return;
+    }
+    const record = this.agents.get(state.agentId);
+    record?.inFlight.delete(state.subtask.id);
+    this.progress.next({ agentId: key(state), status: 'leaving' });
+    const latencyMs = this.now() - state.assignedAt;
+    this.executions.next({ protocol: this.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
+    this.latencies.next({ agentId: body.agentId, latencyMs });
+    if (body.ok) {
+      state.status = 'done';
+      this.results[state.subtask.id] = body.value;
+      if (record) record.completed++;
+      this.done++;
+      this.emit({ type: 'subtask.completed', at: this.now(), subtaskId: state.subtask.id, agentId: body.agentId, attempt: body.attempt });
+    } else {
+      state.failures++;
+      if (record) record.failures++;
+      if (state.failures >= this.settings.maxSubtaskAttempts) this.fail(state, `handler failed ${state.failures} time(s): ${body.error ?? 'failed'}`);
+      else this.requeue(state, `handler failed: ${body.error ?? 'failed'}`);
+    }
+    if (this.done === this.subtasks.size) this.finish();
+    else this.dispatch();
+  }
+
+  private requeue(state: SubtaskState, reason: string): void {
+    if (state.status !== 'assigned') return;
+    if (state.agentId !== undefined) this.agents.get(state.agentId)?.inFlight.delete(state.subtask.id);
+    this.progress.next({ agentId: key(state), status: 'leaving' });
+    state.status = 'queued';
+    state.agentId = undefined;
+    state.attempt++; // the old attempt's result is now stale
+    this.queue.push(state);
+    this.emit({ type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt: state.attempt, reason });
+  }
+
+  /** Takes an assignment back from a live agent: it is told to drop it, and the subtask is requeued. */
+  private revoke(state: SubtaskState, reason: string): void {
+    if (state.status !== 'assigned' || state.agentId === undefined) return;
+    const path = [...this.layout.route(state.agentId), state.agentId];
+    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { subtaskId: state.subtask.id, attempt: state.attempt, via: path.slice(1) } });
+    this.requeue(state, reason);
+  }
+
+  private fail(state: SubtaskState, reason: string): void {
+    if (state.status === 'done' || state.status === 'failed') return;
+    if (state.agentId !== undefined) this.agents.get(state.agentId)?.inFlight.delete(state.subtask.id);
+    if (state.status === 'assigned') this.progress.next({ agentId: key(state), status: 'leaving' });
+    state.status = 'failed';
+    this.failed[state.subtask.id] = reason;
+    this.done++;
+    this.emit({ type: 'subtask.failed', at: this.now(), subtaskId: state.subtask.id, reason });
+  }
+
+  /** Gives queued subtasks to live agents with a free slot, along the layout's routes. */
+  private dispatch(): void {
+    if (this.finished) return;
+    let orphaned = false;
+    const waiting: SubtaskState[] = [];
+    while (this.queue.length > 0) {
+      const state = this.queue.shift() as SubtaskState;
+      if (state.status !== 'queued') continue;
+      const capable = this.capableLive(state.subtask);
+      if (capable.length === 0) {
+        orphaned = true;
+        waiting.push(state);
+        continue;
+      }
+      const free = capable.filter(r => r.inFlight.size < (this.hosts.get(r.id)?.slots ?? 1));
+      const chosen = this.layout.pick(state.subtask, free.map(r => r.id));
+      if (chosen === undefined) {
+        waiting.push(state);
+        if (free.length === 0 && capable.length === this.liveCount()) break; // everyone is busy
+        continue;
+      }
+      this.assign(state, this.agents.get(chosen) as AgentRecord);
+    }
+    this.queue.unshift(...waiting);
+    if (orphaned && this.orphanTimer === undefined) {
+      this.orphanTimer = this.scheduler.schedule(() => {
+        this.orphanTimer = undefined;
+        this.failOrphans();
+      }, this.settings.orphanTimeoutMs);
+    }
+  }
+
+  private failOrphans(): void {
+    for (const state of this.queue) {
+      if (state.status === 'queued' && this.capableLive(state.subtask).length === 0) {
+        this.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
+      }
+    }
+    if (this.done === this.subtasks.size) this.finish();
+    else this.dispatch();
+  }
+
+  private assign(state: SubtaskState, record: AgentRecord): void {
+    const route = this.layout.route(record.id);
+    const path = [...route, record.id];
+    const replyPath = [...[...route].reverse(), COORDINATOR];
+    state.status = 'assigned';
+    state.attempt++;
+    state.agentId = record.id;
+    state.assignedAt = this.now();
+    state.hops = path.length;
+    record.inFlight.add(state.subtask.id);
+    this.assignments++;
+    const body: AssignBody = { subtask: state.subtask, attempt: state.attempt, replyPath, via: path.slice(1) };
+    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
+    this.progress.next({ agentId: key(state) });
+    this.emit({ type: 'subtask.assigned', at: this.now(), subtaskId: state.subtask.id, agentId: record.id, attempt: state.attempt, hops: path.length });
+  }
+
+  // ---- the end --------------------------------------------------------------------------------
+
+  private finish(reason?: string): void {
+    if (this.finished) return;
+    if (reason !== undefined) {
+      for (const state of this.subtasks.values()) this.fail(state, reason);
+    }
+    this.finished = true;
+    const now = this.now();
+    const stats = this.network.stats;
+    const messagesByKind: Record<string, number> = {};
+    for (const [kind, s] of Object.entries(stats.byKind)) {
+      const n = s.sent - (this.startByKind[kind] ?? 0);
+      if (n > 0) messagesByKind[kind] = n;
+    }
+    const messages = stats.sent - this.startMessages;
+    const completed = Object.keys(this.results).length;
+    const result: CoordinationResult = {
+      taskId: this.task.id,
+      success: Object.keys(this.failed).length === 0,
+      results: this.results,
+      failed: this.failed,
+      protocol: this.protocol,
+      protocolId: `${this.task.id}:${this.settings.topology}:${this.settings.seed}`,
+      metrics: {
+        subtasks: this.subtasks.size,
+        completed,
+        failed: Object.keys(this.failed).length,
+        staleResultsRejected: this.stale,
+        assignments: this.assignments,
+        messages,
+        messagesByKind,
+        messagesPerSubtask: this.subtasks.size === 0 ? 0 : messages / this.subtasks.size,
+        startedAt: this.startedAt,
+        finishedAt: now,
+        durationMs: now - this.startedAt,
+        performance: Object.fromEntries(this.performance),
+      },
+      healing: this.healer.history as HealingAttempt[],
+      switches: this.switches,
+    };
+    this.stop();
+    this.emit({ type: 'task.completed', at: now, result });
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private capableLive(subtask: Subtask): AgentRecord[] {
+    const out: AgentRecord[] = [];
+    for (const r of this.agents.values()) if (r.status === 'live' && canRun(r.capabilities, subtask)) out.push(r);
+    return out;
+  }
+
+  private liveCount(): number {
+    let n = 0;
+    for (const r of this.agents.values()) if (r.status === 'live') n++;
+    return n;
+  }
+
+  private liveIds(): string[] {
+    return [...this.agents.values()].filter(r => r.status === 'live').map(r => r.id);
+  }
+
+  private profile(record: AgentRecord): AgentProfile {
+    const runs = record.completed + record.failures;
+    return { id: record.id, capabilities: record.capabilities, successRate: runs === 0 ? 1 : record.completed / runs };
+  }
+
+  private liveProfiles(): AgentProfile[] {
+    return [...this.agents.values()].filter(r => r.status === 'live').map(r => this.profile(r));
+  }
+}
+
+function key(state: SubtaskState): string {
+  return `${state.subtask.id}#${state.attempt}`;
+}
+
+function splitKey(k: string): [string, number] {
+  const at = k.lastIndexOf('#');
+  return [k.slice(0, at), Number(k.slice(at + 1))];
+}
+
+function sameCapabilities(a: AgentRecord, b: AgentRecord): boolean {
+  return b.capabilities.every(c => a.capabilities.includes(c));
+}
+
+function withoutKind(options: DetectorOptions): PhiAccrualDetectorOptions {
+  const { kind: _kind, ...rest } = options as { kind: 'phi' } & PhiAccrualDetectorOptions;
+  return rest;
+}
+
+function validateTask(task: Task): void {
+  if (task === null || typeof task !== 'object' || typeof task.id !== 'string' || !Array.isArray(task.subtasks)) {
+    throw new RangeError('a task must be { id: string, subtasks: Subtask[] }');
+  }
+  const ids = new Set<string>();
+  task.subtasks.forEach((s, i) => {
+    if (s === null || typeof s !== 'object' || typeof s.id !== 'string' || s.id === '') throw new RangeError(`subtasks[${i}] must have a non-empty string id`);
+    if (ids.has(s.id)) throw new RangeError(`subtasks: duplicate subtask id "${s.id}"`);
+    if (s.id.includes('#')) throw new RangeError(`subtasks[${i}]: "#" is reserved in subtask ids, got "${s.id}"`);
+    ids.add(s.id);
+  });
+}

@@ -1,0 +1,62 @@
+import type { PerformanceSnapshot, ProtocolSwitch } from '../operators/index.js';
+import type { HealingAttempt, HealingEvent } from './selfHealing.js';
+
+/** Why a subtask ended without a result. */
+export type FailureReason = string;
+
+export interface CoordinationMetrics {
+  readonly subtasks: number;
+  readonly completed: number;
+  readonly failed: number;
+  /** Results refused because their attempt had been superseded. */
+  readonly staleResultsRejected: number;
+  /** Assignments sent (first runs and reassignments). */
+  readonly assignments: number;
+  /** Messages the network carried during the run, by kind and in all. */
+  readonly messages: number;
+  readonly messagesByKind: Readonly<Record<string, number>>;
+  readonly messagesPerSubtask: number;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly durationMs: number;
+  /** Latency and success of completed executions, by protocol. */
+  readonly performance: Readonly<Record<string, PerformanceSnapshot>>;
+}
+
+/** The same shape on every path: in-process, simulation, `rxswarm run --json`. */
+export interface CoordinationResult {
+  readonly taskId: string;
+  readonly success: boolean;
+  readonly results: Readonly<Record<string, unknown>>;
+  readonly failed: Readonly<Record<string, FailureReason>>;
+  /** Protocol in force at the end. */
+  readonly protocol: string;
+  /** The id `ProtocolManager.initializeCoordination` gave this coordination. */
+  readonly protocolId: string;
+  readonly metrics: CoordinationMetrics;
+  /** Every healing attempt, in order. */
+  readonly healing: readonly HealingAttempt[];
+  readonly switches: readonly ProtocolSwitch[];
+}
+
+/** The inspection stream: every event of a run, namespaced by its `type` prefix. */
+export type CoordinationEvent =
+  | { readonly type: 'agent.joined'; readonly at: number; readonly agentId: string }
+  | { readonly type: 'agent.suspected'; readonly at: number; readonly agentId: string; readonly detail: string }
+  | { readonly type: 'agent.down'; readonly at: number; readonly agentId: string; readonly reason: string }
+  | { readonly type: 'agent.recovered'; readonly at: number; readonly agentId: string }
+  | { readonly type: 'agent.restarted'; readonly at: number; readonly agentId: string }
+  | { readonly type: 'subtask.assigned'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly hops: number }
+  | { readonly type: 'subtask.completed'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number }
+  | { readonly type: 'subtask.requeued'; readonly at: number; readonly subtaskId: string; readonly attempt: number; readonly reason: string }
+  | { readonly type: 'subtask.rejected'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly reason: string }
+  | { readonly type: 'subtask.failed'; readonly at: number; readonly subtaskId: string; readonly reason: FailureReason }
+  | { readonly type: 'fault.detected'; readonly at: number; readonly kind: string; readonly severity: string; readonly agentId?: string; readonly detail: string }
+  | HealingEvent
+  | { readonly type: 'protocol.selected'; readonly at: number; readonly protocol: string; readonly reason: string }
+  | { readonly type: 'protocol.repaired'; readonly at: number; readonly protocol: string; readonly failed: string; readonly repair: string }
+  | { readonly type: 'protocol.switched'; readonly at: number; readonly switch: ProtocolSwitch; readonly inFlight: number }
+  | { readonly type: 'consensus.decided'; readonly at: number; readonly proposalId: string; readonly outcome: string; readonly yes: number; readonly no: number }
+  | { readonly type: 'task.completed'; readonly at: number; readonly result: CoordinationResult };
+
+export type CoordinationEventType = CoordinationEvent['type'];

@@ -1,0 +1,346 @@
+import { Observable, type SchedulerLike } from 'rxjs';
+import { phiThresholdOffset, type ProtocolSwitch } from '../operators/index.js';
+import type { Fault } from '../streams/faults.js';
+import { validateFaults } from '../streams/faults.js';
+import { InMemoryNetwork } from '../streams/network.js';
+import { createRandom, type Random } from '../streams/random.js';
+import type { InProcessAgent, Subtask } from '../streams/task.js';
+import { VirtualScheduler } from '../streams/virtualScheduler.js';
+import { createCoordinator, type AgentSlot, type DetectorOptions } from './coordinator.js';
+import type { CoordinationEvent, CoordinationResult } from './events.js';
+import type { HealingAttempt } from './selfHealing.js';
+import { COORDINATOR, type TopologyName } from './topology.js';
+
+export interface AgentSpec {
+  readonly id: string;
+  readonly capabilities?: readonly string[];
+  readonly concurrency?: number;
+  /** Held back as a replacement for healing. */
+  readonly standby?: boolean;
+}
+
+export interface Scenario {
+  readonly seed: number;
+  readonly topology: TopologyName | 'adaptive';
+  /** A count (named `agent-0 …`) or the agents themselves. */
+  readonly agents: number | readonly AgentSpec[];
+  /** A count (named `s-0 …`) or the subtasks themselves. A payload `{ fail: true }` makes its handler fail. */
+  readonly subtasks: number | readonly Subtask[];
+  /** Work time per subtask: uniform in `mean ± jitter` ms. Default 200 ± 50. */
+  readonly workMs?: { readonly mean: number; readonly jitter: number };
+  /** Default 1000 ± 100 ms. */
+  readonly heartbeat?: { readonly intervalMs: number; readonly jitterMs: number };
+  readonly detector?: DetectorOptions;
+  readonly faults?: readonly Fault[];
+  /** Virtual time at which the run is cut off; what is unfinished is reported failed. Default 1 h. */
+  readonly untilMs?: number;
+  /** One-way network latency: uniform in `meanMs ± jitterMs`. Default 2 ± 1 ms. */
+  readonly latency?: { readonly meanMs: number; readonly jitterMs: number };
+  readonly complexity?: 'low' | 'medium' | 'high';
+  readonly coordinationIntensity?: 'low' | 'medium' | 'high';
+  /** Passed to the coordinator (progress timeout, adaptive cadence…). */
+  readonly progressTimeoutMs?: number;
+  readonly adaptive?: { readonly evaluateEveryMs?: number; readonly windowMs?: number; readonly minDwellMs?: number; readonly switchThreshold?: number };
+}
+
+export interface Detection {
+  readonly agentId: string;
+  readonly faultAtMs: number;
+  /** First suspicion (heartbeat or progress) at or after the fault; undefined if never. */
+  readonly suspectedAtMs: number | undefined;
+}
+
+export interface SimulationReport {
+  readonly subtasks: number;
+  readonly completed: number;
+  readonly failed: number;
+  /** Subtasks that neither completed nor were reported failed. */
+  readonly lost: number;
+  /** Subtasks whose result was accepted more than once. */
+  readonly duplicatesAccepted: number;
+  /** Assignments sent: first runs and reruns. */
+  readonly executions: number;
+  /** One per crashed or hung agent. */
+  readonly detections: readonly Detection[];
+  /** Upper bound on detection time after a crash, from the detector and heartbeat settings. */
+  readonly detectionBoundMs: number;
+  /** Suspicions of agents that had no fault at that time. */
+  readonly falseSuspicions: number;
+  readonly switches: readonly ProtocolSwitch[];
+  readonly healing: readonly HealingAttempt[];
+  readonly messages: number;
+  readonly messagesByKind: Readonly<Record<string, number>>;
+  readonly finishedAtMs: number;
+  readonly protocol: string;
+  readonly result: CoordinationResult;
+  readonly events: readonly CoordinationEvent[];
+}
+
+/**
+ * Runs a whole coordination in virtual time, synchronously: simulated agents (work as timers),
+ * the in-memory network with latency, the scenario's faults at their instants, and the engine as
+ * it runs in production. The same scenario and seed give the same report and event log.
+ *
+ * @example
+ * const report = simulate({ seed: 1, topology: 'star', agents: 8, subtasks: 100,
+ *   faults: [{ kind: 'crash', agent: 'agent-3', atMs: 2000 }] });
+ * report.lost; // 0
+ */
+export function simulate(scenario: Scenario): SimulationReport {
+  const {
+    seed,
+    topology,
+    workMs = { mean: 200, jitter: 50 },
+    heartbeat = { intervalMs: 1000, jitterMs: 100 },
+    faults = [],
+    untilMs = 3_600_000,
+    latency = { meanMs: 2, jitterMs: 1 },
+  } = scenario;
+  const specs = agentSpecs(scenario.agents);
+  const subtasks = subtaskList(scenario.subtasks);
+  const ids = specs.map(s => s.id);
+  validateFaults(faults, ids);
+  if (!(workMs.mean > 0) || !(workMs.jitter >= 0) || workMs.jitter > workMs.mean) throw new RangeError(`workMs must have mean > 0 and 0 <= jitter <= mean, got ${JSON.stringify(workMs)}`);
+  if (!(untilMs > 0) || !Number.isFinite(untilMs)) throw new RangeError(`untilMs must be a finite number > 0, got ${untilMs}`);
+
+  const scheduler = new VirtualScheduler();
+  const random = createRandom(seed);
+  const network = new InMemoryNetwork({ scheduler, random: random.fork('network'), latency: latency });
+  const speed = new Map<string, number>(ids.map(id => [id, 1]));
+  const slots: AgentSlot[] = specs.map(spec => {
+    const factory = (): InProcessAgent => simulatedAgent(spec, scheduler, workMs, speed, random.fork(`work:${spec.id}`), scenario.progressTimeoutMs ?? 30_000);
+    return { agent: factory(), factory, ...(spec.standby ? { standby: true } : {}) };
+  });
+  const coordinator = createCoordinator({
+    agents: slots,
+    topology,
+    scheduler,
+    network,
+    seed,
+    heartbeat,
+    ...(scenario.detector ? { detector: scenario.detector } : {}),
+    ...(scenario.progressTimeoutMs ? { progressTimeoutMs: scenario.progressTimeoutMs } : {}),
+    ...(scenario.adaptive ? { adaptive: scenario.adaptive } : {}),
+    deadlineMs: untilMs,
+  });
+
+  for (const fault of faults) scheduleFault(fault, scheduler, network, coordinator.hosts, slots, speed, ids);
+
+  const events: CoordinationEvent[] = [];
+  let result: CoordinationResult | undefined;
+  const subscription = coordinator
+    .run$({ id: `simulation-${seed}`, subtasks, ...(scenario.complexity ? { complexity: scenario.complexity } : {}), ...(scenario.coordinationIntensity ? { coordinationIntensity: scenario.coordinationIntensity } : {}) })
+    .subscribe(event => {
+      events.push(event);
+      if (event.type === 'task.completed') result = event.result;
+    });
+  // Step through virtual time until the task ends (the coordinator's deadline guarantees it does).
+  while (result === undefined && scheduler.pending > 0) scheduler.advanceTo(Math.min(untilMs, nextStep(scheduler)));
+  subscription.unsubscribe();
+  if (result === undefined) throw new Error('simulate: the run ended without a result (nothing left to run)');
+  return report(result, events, subtasks.length, faults, ids, detectionBound(coordinatorDetector(scenario.detector, heartbeat), heartbeat, latency));
+}
+
+/** Advances a coarse step at a time: a slice of virtual time, so the loop checks for the end. */
+function nextStep(scheduler: VirtualScheduler): number {
+  return scheduler.now() + 1000;
+}
+
+function agentSpecs(agents: number | readonly AgentSpec[]): AgentSpec[] {
+  if (typeof agents === 'number') {
+    if (!Number.isInteger(agents) || agents < 1) throw new RangeError(`agents must be an integer >= 1 or a list, got ${agents}`);
+    return Array.from({ length: agents }, (_, i) => ({ id: `agent-${i}` }));
+  }
+  if (!Array.isArray(agents) || agents.length === 0) throw new RangeError('agents must be a non-empty list');
+  return [...agents];
+}
+
+function subtaskList(subtasks: number | readonly Subtask[]): Subtask[] {
+  if (typeof subtasks === 'number') {
+    if (!Number.isInteger(subtasks) || subtasks < 0) throw new RangeError(`subtasks must be an integer >= 0 or a list, got ${subtasks}`);
+    return Array.from({ length: subtasks }, (_, i) => ({ id: `s-${i}` }));
+  }
+  return [...subtasks];
+}
+
+/** Work as a timer: `mean ± jitter`, stretched by the agent's slow factor, with progress beats on long work. */
+function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mean: number; jitter: number }, speed: Map<string, number>, random: Random, progressTimeoutMs: number): InProcessAgent {
+  return {
+    id: spec.id,
+    capabilities: spec.capabilities ?? [],
+    ...(spec.concurrency === undefined ? {} : { concurrency: spec.concurrency }),
+    handle: (subtask, context) =>
+      new Observable<unknown>(subscriber => {
+        if ((subtask.payload as { fail?: boolean } | undefined)?.fail === true) {
+          subscriber.error(new Error(`subtask ${subtask.id} asked to fail`));
+          return undefined;
+        }
+        const duration = Math.max(1, Math.round((workMs.mean + (random.next() * 2 - 1) * workMs.jitter) * (speed.get(spec.id) ?? 1)));
+        const every = Math.max(1, Math.floor(progressTimeoutMs / 3));
+        const beat = duration > every ? scheduler.schedule(function () { context.heartbeat(); this.schedule(undefined, every); }, every) : undefined;
+        const done = scheduler.schedule(() => {
+          beat?.unsubscribe();
+          subscriber.next({ by: spec.id, subtask: subtask.id, attempt: context.attempt });
+          subscriber.complete();
+        }, duration);
+        return () => {
+          beat?.unsubscribe();
+          done.unsubscribe();
+        };
+      }),
+  };
+}
+
+function scheduleFault(
+  fault: Fault,
+  scheduler: VirtualScheduler,
+  network: InMemoryNetwork,
+  hosts: ReturnType<typeof createCoordinator>['hosts'],
+  slots: readonly AgentSlot[],
+  speed: Map<string, number>,
+  ids: readonly string[],
+): void {
+  const at = (ms: number, work: () => void): void => void scheduler.schedule(work, Math.max(0, ms - scheduler.now()));
+  switch (fault.kind) {
+    case 'crash':
+      return at(fault.atMs, () => hosts.get(fault.agent)?.crash());
+    case 'hang':
+      return at(fault.atMs, () => hosts.get(fault.agent)?.hang());
+    case 'slow':
+      return at(fault.atMs, () => speed.set(fault.agent, fault.factor));
+    case 'restart':
+      return at(fault.atMs, () => {
+        speed.set(fault.agent, 1);
+        const slot = slots.find(s => s.agent.id === fault.agent);
+        const host = hosts.get(fault.agent);
+        if (slot?.factory && host && host.state !== 'left') host.restart(slot.factory());
+      });
+    case 'drop': {
+      const from = fault.fromMs ?? 0;
+      const affected = fault.agents;
+      const apply = (rate: number | undefined): void => {
+        if (affected === undefined) network.setLossRate(rate ?? 0);
+        else for (const a of affected) for (const other of [COORDINATOR, ...ids]) if (other !== a) network.setLink(a, other, rate === undefined ? {} : { lossRate: rate });
+      };
+      at(from, () => apply(fault.rate));
+      if (fault.toMs !== undefined) at(fault.toMs, () => apply(undefined));
+      return;
+    }
+    case 'partition': {
+      // The first group holds every node named in none (the coordinator among them).
+      const named = new Set(fault.groups.flat());
+      const first = [...(fault.groups[0] ?? []), COORDINATOR, ...ids.filter(id => !named.has(id))];
+      at(fault.atMs, () => network.partition([first, ...fault.groups.slice(1)]));
+      if (fault.healAtMs !== undefined) at(fault.healAtMs, () => network.heal());
+      return;
+    }
+  }
+}
+
+function coordinatorDetector(detector: DetectorOptions | undefined, heartbeat: { intervalMs: number; jitterMs: number }): DetectorOptions {
+  return (
+    detector ?? {
+      kind: 'phi',
+      firstHeartbeatEstimateMs: heartbeat.intervalMs,
+      acceptableHeartbeatPauseMs: 2 * heartbeat.intervalMs,
+      minStdDeviationMs: Math.max(1, heartbeat.jitterMs),
+    }
+  );
+}
+
+/**
+ * Latest instant after a crash at which the detector must have suspected the agent: its last beat
+ * came at most at the crash, and from there phi reaches the threshold within mean + pause + y·std,
+ * with the mean and deviation of intervals bounded by the heartbeat settings and the bootstrap.
+ */
+export function detectionBound(detector: DetectorOptions, heartbeat: { intervalMs: number; jitterMs: number }, latency: { meanMs: number; jitterMs: number }): number {
+  const network = latency.meanMs + latency.jitterMs;
+  if (detector.kind === 'deadline') return Math.ceil(detector.timeoutMs + network) + 1;
+  const estimate = detector.firstHeartbeatEstimateMs ?? 1000;
+  const mean = Math.max(heartbeat.intervalMs + heartbeat.jitterMs, estimate + Math.floor(estimate / 4));
+  const std = Math.max(heartbeat.jitterMs, detector.minStdDeviationMs ?? 100, Math.floor(estimate / 4), Math.abs(heartbeat.intervalMs - estimate));
+  const y = phiThresholdOffset(detector.threshold ?? 8);
+  return Math.ceil(mean + (detector.acceptableHeartbeatPauseMs ?? 3000) + y * std + network) + 1;
+}
+
+/** When each agent was under some fault: [from, to) spans, `to` widened by `graceMs`. */
+function faultSpans(faults: readonly Fault[], ids: readonly string[], graceMs: number): Map<string, Array<[number, number]>> {
+  const spans = new Map<string, Array<[number, number]>>(ids.map(id => [id, []]));
+  const add = (id: string, from: number, to: number): void => void spans.get(id)?.push([from, to + graceMs]);
+  const restarts = (id: string, after: number): number =>
+    Math.min(...faults.flatMap(f => (f.kind === 'restart' && f.agent === id && f.atMs >= after ? [f.atMs] : [])), Infinity);
+  for (const f of faults) {
+    switch (f.kind) {
+      case 'crash':
+      case 'hang':
+        add(f.agent, f.atMs, restarts(f.agent, f.atMs));
+        break;
+      case 'slow':
+        add(f.agent, f.atMs, Infinity);
+        break;
+      case 'restart':
+        add(f.agent, f.atMs, f.atMs);
+        break;
+      case 'drop':
+        for (const id of f.agents ?? ids) add(id, f.fromMs ?? 0, f.toMs ?? Infinity);
+        break;
+      case 'partition':
+        for (const group of f.groups.slice(1)) for (const id of group) add(id, f.atMs, f.healAtMs ?? Infinity);
+        // Cut-off groups also cut the first group's members off from them: only the listed ones count.
+        break;
+    }
+  }
+  return spans;
+}
+
+function report(result: CoordinationResult, events: readonly CoordinationEvent[], total: number, faults: readonly Fault[], ids: readonly string[], detectionBoundMs: number): SimulationReport {
+  const completions = new Map<string, number>();
+  const failures = new Set<string>();
+  let executions = 0;
+  const suspicions: Array<{ agentId: string; at: number }> = [];
+  for (const e of events) {
+    if (e.type === 'subtask.completed') completions.set(e.subtaskId, (completions.get(e.subtaskId) ?? 0) + 1);
+    else if (e.type === 'subtask.failed') failures.add(e.subtaskId);
+    else if (e.type === 'subtask.assigned') executions++;
+    else if (e.type === 'agent.suspected') suspicions.push({ agentId: e.agentId, at: e.at });
+    else if (e.type === 'fault.detected' && e.agentId !== undefined && e.kind === 'agent_timeout') suspicions.push({ agentId: e.agentId, at: e.at });
+  }
+  let duplicatesAccepted = 0;
+  for (const n of completions.values()) if (n > 1) duplicatesAccepted++;
+  let ended = 0;
+  for (const id of new Set([...completions.keys(), ...failures])) if (id) ended++;
+
+  const detections: Detection[] = [];
+  const seen = new Set<string>();
+  for (const f of faults) {
+    if ((f.kind !== 'crash' && f.kind !== 'hang') || seen.has(f.agent)) continue;
+    seen.add(f.agent);
+    const first = suspicions.find(s => s.agentId === f.agent && s.at >= f.atMs);
+    detections.push({ agentId: f.agent, faultAtMs: f.atMs, suspectedAtMs: first?.at });
+  }
+  const spans = faultSpans(faults, ids, detectionBoundMs);
+  let falseSuspicions = 0;
+  for (const s of suspicions) {
+    const agentSpans = spans.get(s.agentId) ?? [];
+    if (!agentSpans.some(([from, to]) => s.at >= from && s.at < to)) falseSuspicions++;
+  }
+  return {
+    subtasks: total,
+    completed: completions.size,
+    failed: failures.size,
+    lost: total - ended,
+    duplicatesAccepted,
+    executions,
+    detections,
+    detectionBoundMs,
+    falseSuspicions,
+    switches: result.switches,
+    healing: result.healing,
+    messages: result.metrics.messages,
+    messagesByKind: result.metrics.messagesByKind,
+    finishedAtMs: result.metrics.finishedAt,
+    protocol: result.protocol,
+    result,
+    events,
+  };
+}

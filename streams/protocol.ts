@@ -1,0 +1,67 @@
+import type { Subtask } from './task.js';
+
+/**
+ * Bodies of the messages the engine and its agents exchange, by envelope `kind`. Every message may
+ * travel through relays: `via` lists the hops still to go after the receiver, and a node that
+ * finds `via` non-empty forwards the message instead of handling it (each hop is counted).
+ */
+export interface Routed {
+  readonly via: readonly string[];
+}
+
+export interface AssignBody extends Routed {
+  readonly subtask: Subtask;
+  readonly attempt: number;
+  /** Path of the result back to the coordinator, first hop first. */
+  readonly replyPath: readonly string[];
+}
+
+export interface ResultBody extends Routed {
+  readonly subtaskId: string;
+  readonly attempt: number;
+  readonly agentId: string;
+  readonly ok: boolean;
+  readonly value?: unknown;
+  readonly error?: string;
+}
+
+export interface ProgressBody {
+  readonly subtaskId: string;
+  readonly attempt: number;
+  readonly progress: number;
+}
+
+export interface CancelBody extends Routed {
+  readonly subtaskId: string;
+  readonly attempt: number;
+}
+
+export interface HeartbeatBody {
+  /** Busy share of the agent's slots, 0..1 (a resource sample). */
+  readonly load: number;
+  readonly status?: 'ok' | 'leaving';
+}
+
+/** A request for a peer's opinion: has `suspect` gone silent from where you stand? */
+export interface VoteRequestBody {
+  readonly proposalId: string;
+  readonly suspect: string;
+}
+
+export interface VoteBody {
+  readonly proposalId: string;
+  readonly accept: boolean;
+}
+
+export interface MessageBodies {
+  assign: AssignBody;
+  result: ResultBody;
+  progress: ProgressBody;
+  cancel: CancelBody;
+  heartbeat: HeartbeatBody;
+  'vote-request': VoteRequestBody;
+  vote: VoteBody;
+  token: Routed;
+}
+
+export type MessageKind = keyof MessageBodies;

@@ -1,0 +1,47 @@
+import type { Observable, SchedulerLike } from 'rxjs';
+
+/** One unit of work. `capabilities` lists what an agent must offer to run it. */
+export interface Subtask {
+  readonly id: string;
+  readonly payload?: unknown;
+  readonly capabilities?: readonly string[];
+  /** Higher runs first; ties keep task order. Default 0. */
+  readonly priority?: number;
+}
+
+export type Level = 'low' | 'medium' | 'high';
+
+/** A task split into subtasks: what a coordinator finishes. */
+export interface Task {
+  readonly id: string;
+  readonly subtasks: readonly Subtask[];
+  readonly complexity?: Level;
+  readonly coordinationIntensity?: Level;
+}
+
+/** What a handler may do while it works. */
+export interface AgentContext {
+  readonly agentId: string;
+  /** The attempt this run belongs to; a result of a superseded attempt is rejected. */
+  readonly attempt: number;
+  readonly scheduler: SchedulerLike;
+  /** Reports progress (0..1) on long work, so a hung agent can be told from a slow one. */
+  heartbeat(progress?: number): void;
+}
+
+/** An agent living in this process. */
+export interface InProcessAgent {
+  readonly id: string;
+  readonly capabilities: readonly string[];
+  /** Subtasks run at once; more wait in the agent's queue. Default 1. */
+  readonly concurrency?: number;
+  handle(subtask: Subtask, context: AgentContext): Observable<unknown> | Promise<unknown>;
+}
+
+/** Whether `agentCapabilities` covers what `subtask` needs. */
+export function canRun(agentCapabilities: readonly string[], subtask: Subtask): boolean {
+  const needed = subtask.capabilities;
+  if (needed === undefined || needed.length === 0) return true;
+  for (const c of needed) if (!agentCapabilities.includes(c)) return false;
+  return true;
+}

@@ -1,0 +1,196 @@
+import { timer, map } from 'rxjs';
+import { createCoordinator, type AgentSlot } from '../../src/coordinator.js';
+import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
+import { InMemoryNetwork } from '../../streams/network.js';
+import type { InProcessAgent, Subtask } from '../../streams/task.js';
+import { VirtualScheduler } from '../../streams/virtualScheduler.js';
+import type { TopologyName } from '../../src/topology.js';
+
+/** An agent whose work takes `workMs` of scheduler time and returns `payload × 2`. */
+function worker(id: string, scheduler: VirtualScheduler, workMs = 100, capabilities: string[] = []): InProcessAgent {
+  return {
+    id,
+    capabilities,
+    handle: (subtask: Subtask, context) =>
+      timer(workMs, scheduler).pipe(
+        map(() => {
+          if ((subtask.payload as { fail?: boolean } | undefined)?.fail) throw new Error(`refused ${subtask.id}`);
+          return { doubled: ((subtask.payload as { n?: number } | undefined)?.n ?? 0) * 2, by: id, attempt: context.attempt };
+        }),
+      ),
+  };
+}
+
+function team(scheduler: VirtualScheduler, n: number, workMs = 100): AgentSlot[] {
+  return Array.from({ length: n }, (_, i) => {
+    const factory = (): InProcessAgent => worker(`agent-${i}`, scheduler, workMs);
+    return { agent: factory(), factory };
+  });
+}
+
+const subtasks = (n: number): Subtask[] => Array.from({ length: n }, (_, i) => ({ id: `s-${i}`, payload: { n: i } }));
+
+/** Runs a task to its end in virtual time. */
+function runToEnd(
+  scheduler: VirtualScheduler,
+  coordinator: ReturnType<typeof createCoordinator>,
+  task: { id: string; subtasks: Subtask[] },
+  during?: (at: number) => void,
+): { result: CoordinationResult; events: CoordinationEvent[] } {
+  const events: CoordinationEvent[] = [];
+  let result: CoordinationResult | undefined;
+  coordinator.run$(task).subscribe(e => {
+    events.push(e);
+    if (e.type === 'task.completed') result = e.result;
+  });
+  for (let t = 0; result === undefined && t < 3_600_000; t += 100) {
+    during?.(t);
+    scheduler.advanceTo(t);
+  }
+  if (result === undefined) throw new Error('run did not finish within a virtual hour');
+  return { result, events };
+}
+
+const count = (events: CoordinationEvent[], type: CoordinationEvent['type']): number => events.filter(e => e.type === type).length;
+
+describe('createCoordinator', () => {
+  it.each<TopologyName>(['star', 'hierarchical', 'ring', 'mesh'])('finishes every subtask exactly once under %s', topology => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 6), topology, scheduler, seed: 1 });
+    const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(40) });
+    expect(result.success).toBe(true);
+    expect(Object.keys(result.results)).toHaveLength(40);
+    expect(result.results['s-7']).toMatchObject({ doubled: 14 });
+    expect(result.failed).toEqual({});
+    expect(count(events, 'subtask.completed')).toBe(40);
+    expect(result.protocol).toBe(topology);
+    expect(result.metrics.messagesByKind['assign']).toBeGreaterThanOrEqual(40);
+    expect(scheduler.pending).toBe(0); // the run released every timer and host
+  });
+
+  it('routes work through more hops in a ring than in a star', () => {
+    const perSubtask = (topology: TopologyName): number => {
+      const scheduler = new VirtualScheduler();
+      const coordinator = createCoordinator({ agents: team(scheduler, 8), topology, scheduler, seed: 2 });
+      const { events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(64) });
+      const hops = events.flatMap(e => (e.type === 'subtask.assigned' ? [e.hops] : []));
+      return hops.reduce((a, b) => a + b, 0) / hops.length;
+    };
+    expect(perSubtask('ring')).toBeGreaterThan(perSubtask('star'));
+    expect(perSubtask('mesh')).toBe(1);
+  });
+
+  it('detects a crashed agent, requeues its work with new attempts, and still finishes everything', () => {
+    const scheduler = new VirtualScheduler();
+    const slots = team(scheduler, 4, 400).map(s => ({ agent: s.agent })); // no factories: no restart
+    const coordinator = createCoordinator({ agents: slots, topology: 'star', scheduler, seed: 3 });
+    const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(60) }, t => {
+      if (t === 1000) coordinator.hosts.get('agent-2')?.crash();
+    });
+    expect(result.success).toBe(true);
+    expect(count(events, 'subtask.completed')).toBe(60);
+    const down = events.find(e => e.type === 'agent.down' && e.agentId === 'agent-2');
+    expect(down).toBeDefined();
+    expect(events.some(e => e.type === 'subtask.requeued')).toBe(true);
+    expect(result.healing.map(h => h.strategy)).toEqual(['restartAgent', 'reassignSubtasks']);
+    expect(result.healing[0]!.ok).toBe(false);
+  });
+
+  it('restarts a hung agent from its factory when its progress stops', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 3, 500), topology: 'star', scheduler, seed: 4, progressTimeoutMs: 5000 });
+    const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(30) }, t => {
+      if (t === 700) coordinator.hosts.get('agent-1')?.hang();
+    });
+    expect(result.success).toBe(true);
+    expect(events.some(e => e.type === 'fault.detected' && e.agentId === 'agent-1' && e.detail.includes('no progress'))).toBe(true);
+    expect(events.some(e => e.type === 'agent.restarted' && e.agentId === 'agent-1')).toBe(true);
+    expect(count(events, 'subtask.completed')).toBe(30);
+  });
+
+  it('rejects the result of a superseded attempt (a zombie behind a partition)', () => {
+    const scheduler = new VirtualScheduler();
+    const network = new InMemoryNetwork({ scheduler });
+    // agent-0 is slow: its first subtask is still running when it is cut off, declared down and
+    // its work finished by someone else; its late result must then be refused.
+    const slots = ['agent-0', 'agent-1', 'agent-2'].map(id => ({ agent: worker(id, scheduler, id === 'agent-0' ? 8000 : 1000) }));
+    const coordinator = createCoordinator({ agents: slots, topology: 'mesh', scheduler, network, seed: 5, progressTimeoutMs: 60_000 });
+    const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(20) }, t => {
+      // Cut agent-0 off while it works; heal after it has been declared down and its work moved.
+      if (t === 500) network.partition([['agent-0']]);
+      if (t === 7000) network.heal();
+    });
+    expect(result.success).toBe(true);
+    expect(count(events, 'subtask.completed')).toBe(20);
+    const completedBy = new Map(events.flatMap(e => (e.type === 'subtask.completed' ? [[e.subtaskId, e.attempt]] : [])));
+    expect(completedBy.size).toBe(20);
+    expect(result.metrics.staleResultsRejected).toBe(1);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'subtask.rejected', subtaskId: 's-0', agentId: 'agent-0', attempt: 1 }));
+    expect(events.some(e => e.type === 'consensus.decided' && e.outcome === 'accepted')).toBe(true);
+  });
+
+  it('reports a subtask whose handler keeps failing, with the reason, after maxSubtaskAttempts runs', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 2), topology: 'star', scheduler, maxSubtaskAttempts: 2 });
+    const task = { id: 't', subtasks: [...subtasks(4), { id: 'bad', payload: { fail: true } }] };
+    const { result, events } = runToEnd(scheduler, coordinator, task);
+    expect(result.success).toBe(false);
+    expect(Object.keys(result.results)).toHaveLength(4);
+    expect(result.failed['bad']).toMatch(/handler failed 2 time\(s\): refused bad/);
+    expect(events.filter(e => e.type === 'subtask.assigned' && e.subtaskId === 'bad')).toHaveLength(2);
+  });
+
+  it('fails a subtask no live agent can run, after orphanTimeoutMs, and finishes the rest', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 2), topology: 'star', scheduler, orphanTimeoutMs: 5000 });
+    const task = { id: 't', subtasks: [...subtasks(3), { id: 'gpu', capabilities: ['gpu'] }] };
+    const { result } = runToEnd(scheduler, coordinator, task);
+    expect(Object.keys(result.results).sort()).toEqual(['s-0', 's-1', 's-2']);
+    expect(result.failed).toEqual({ gpu: 'no capable live agent for 5000 ms' });
+  });
+
+  it('ends at the deadline, reporting what was not done', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 1, 1000), topology: 'star', scheduler, deadlineMs: 2500 });
+    const { result } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(5) });
+    expect(Object.keys(result.results)).toHaveLength(2);
+    expect(Object.values(result.failed)).toEqual(['task deadline reached', 'task deadline reached', 'task deadline reached']);
+    expect(result.metrics.finishedAt).toBe(2500);
+  });
+
+  it('finishes an empty task at once', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 2), topology: 'ring', scheduler });
+    const { result } = runToEnd(scheduler, coordinator, { id: 'empty', subtasks: [] });
+    expect(result).toMatchObject({ taskId: 'empty', success: true, results: {}, failed: {} });
+  });
+
+  it('resolves run() with the result', async () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 2), topology: 'star', scheduler });
+    const promise = coordinator.run({ id: 't', subtasks: subtasks(4) });
+    scheduler.advanceTo(60_000);
+    await expect(promise).resolves.toMatchObject({ success: true, protocol: 'star' });
+  });
+
+  it.each([
+    ['topology', { topology: 'bus' }],
+    ['agents', { agents: 'many' }],
+    ['duplicate agent id', { agents: [{ id: 'a', capabilities: [], handle: () => Promise.resolve(1) }, { id: 'a', capabilities: [], handle: () => Promise.resolve(1) }] }],
+    ['heartbeat.intervalMs', { heartbeat: { intervalMs: 0 } }],
+    ['progressTimeoutMs', { progressTimeoutMs: -1 }],
+    ['maxSubtaskAttempts', { maxSubtaskAttempts: 0 }],
+    ['seed', { seed: 1.5 }],
+  ])('rejects a bad %s with a RangeError naming it', (name, options) => {
+    const scheduler = new VirtualScheduler();
+    expect(() => createCoordinator({ agents: team(scheduler, 1), scheduler, ...(options as object) })).toThrow(RangeError);
+    expect(() => createCoordinator({ agents: team(scheduler, 1), scheduler, ...(options as object) })).toThrow(name);
+  });
+
+  it('rejects a malformed task without starting anything', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 1), scheduler });
+    expect(() => coordinator.run$({ id: 't', subtasks: [{ id: 'x' }, { id: 'x' }] })).toThrow(/duplicate subtask id "x"/);
+    expect(scheduler.pending).toBe(0);
+  });
+});
