@@ -8,6 +8,7 @@ import {
   type Decision,
   type ExecutionRecord,
   type Heartbeat,
+  type DeliveryInput,
   type LatencyInput,
   type PerformanceSnapshot,
   type PhiAccrualDetectorOptions,
@@ -51,6 +52,12 @@ export interface CoordinatorOptions {
   readonly detector?: DetectorOptions;
   /** An assignment without progress or result this long marks its agent as hung. Default 30 s. */
   readonly progressTimeoutMs?: number;
+  /**
+   * An assignment the agent has not acknowledged this long is taken as lost on the way (a dropped
+   * message, a dead relay): it is sent again with a new attempt and counted against the link, not
+   * blamed on the agent. Default 3 s.
+   */
+  readonly ackTimeoutMs?: number;
   /** Runs of a subtask whose handler failed before the subtask is reported failed. Default 3. */
   readonly maxSubtaskAttempts?: number;
   /** A queued subtask that no live agent can run for this long is reported failed. Default 60 s. */
@@ -143,6 +150,7 @@ interface Settings {
   readonly heartbeatJitterMs: number;
   readonly detector: DetectorOptions;
   readonly progressTimeoutMs: number;
+  readonly ackTimeoutMs: number;
   readonly maxSubtaskAttempts: number;
   readonly orphanTimeoutMs: number;
   readonly maxAttempts: number;
@@ -165,6 +173,7 @@ function settle(options: CoordinatorOptions): Settings {
     seed = 0,
     heartbeat = {},
     progressTimeoutMs = 30_000,
+    ackTimeoutMs = 3000,
     maxSubtaskAttempts = 3,
     orphanTimeoutMs = 60_000,
     maxAttempts = 3,
@@ -216,6 +225,7 @@ function settle(options: CoordinatorOptions): Settings {
     heartbeatJitterMs,
     detector,
     progressTimeoutMs: positive('progressTimeoutMs', progressTimeoutMs),
+    ackTimeoutMs: positive('ackTimeoutMs', ackTimeoutMs),
     maxSubtaskAttempts,
     orphanTimeoutMs: positive('orphanTimeoutMs', orphanTimeoutMs),
     maxAttempts,
@@ -240,6 +250,10 @@ interface SubtaskState {
   agentId: string | undefined;
   assignedAt: number;
   hops: number;
+  /** Relays the assignment went through (and its result comes back through). */
+  route: readonly string[];
+  /** The agent said it has the assignment (its first progress). */
+  acked: boolean;
   /** Runs whose handler failed. */
   failures: number;
 }
@@ -269,6 +283,8 @@ class Run {
   private readonly subscriptions: Subscription[] = [];
   private readonly heartbeats = new Subject<Heartbeat>();
   private readonly latencies = new Subject<LatencyInput>();
+  private readonly deliveries = new Subject<DeliveryInput>();
+  private readonly acks = new Subject<Heartbeat>();
   private healer!: SelfHealingManager;
   private readonly progress = new Subject<Heartbeat>();
   private readonly executions = new Subject<ExecutionRecord>();
@@ -297,7 +313,7 @@ class Run {
   ) {
     this.scheduler = settings.scheduler;
     task.subtasks.forEach((subtask, index) => {
-      const state: SubtaskState = { subtask, index, status: 'queued', attempt: 0, agentId: undefined, assignedAt: 0, hops: 0, failures: 0 };
+      const state: SubtaskState = { subtask, index, status: 'queued', attempt: 0, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0 };
       this.subtasks.set(subtask.id, state);
       this.queue.push(state);
     });
@@ -365,7 +381,7 @@ class Run {
   private wireDetection(): void {
     const { settings, scheduler } = this;
     const faults = detectFaults(
-      { heartbeats: this.heartbeats, latencies: this.latencies },
+      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries },
       { detector: settings.detector, scheduler },
     );
     this.subscriptions.push(faults.subscribe(fault => this.onFault(fault)));
@@ -373,6 +389,12 @@ class Run {
     this.subscriptions.push(
       this.progress.pipe(heartbeatDeadline({ timeoutMs: settings.progressTimeoutMs, scheduler })).subscribe(verdict => {
         if (verdict.type === 'suspected') this.onProgressTimeout(verdict.agentId);
+      }),
+    );
+    // Acknowledgement: one deadline per assignment until the agent's first progress.
+    this.subscriptions.push(
+      this.acks.pipe(heartbeatDeadline({ timeoutMs: settings.ackTimeoutMs, scheduler })).subscribe(verdict => {
+        if (verdict.type === 'suspected') this.onAckTimeout(verdict.agentId);
       }),
     );
     this.subscriptions.push(
@@ -443,6 +465,15 @@ class Run {
     if (decision.outcome !== 'rejected') this.declareDown(record, `peers confirmed (${decision.yes.length} of ${decision.yes.length + decision.no.length + decision.missing.length})`);
   }
 
+  private onAckTimeout(k: string): void {
+    const [subtaskId, attempt] = splitKey(k);
+    const state = this.subtasks.get(subtaskId);
+    if (state === undefined || state.status !== 'assigned' || state.attempt !== attempt || state.acked || state.agentId === undefined) return;
+    this.deliveries.next({ link: `${COORDINATOR}->${state.agentId}`, ok: false });
+    this.requeue(state, `assignment to ${state.agentId} not acknowledged within ${this.settings.ackTimeoutMs} ms`);
+    this.dispatch();
+  }
+
   private onProgressTimeout(key: string): void {
     const [subtaskId, attempt] = splitKey(key);
     const state = this.subtasks.get(subtaskId);
@@ -459,11 +490,20 @@ class Run {
     record.status = 'down';
     this.emit({ type: 'agent.down', at: this.now(), agentId: record.id, reason });
     this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
+    this.takeOut(record);
+    this.heal({ type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail: reason });
+  }
+
+  /** Removes an agent from the layout (the topology repairs itself) and resends what went through it. */
+  private takeOut(record: AgentRecord): void {
     const { layout, repair } = this.layout.without(record.id);
     this.layout = layout;
     for (const m of repair.messages) this.network.send({ from: m.from, to: m.to, kind: m.kind, body: { failed: record.id } });
     this.emit({ type: 'protocol.repaired', at: this.now(), protocol: this.protocol, failed: record.id, repair: repair.description });
-    this.heal({ type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail: reason });
+    // Work relayed through it is lost on the way, there or back: send it again by the new routes.
+    for (const state of this.subtasks.values()) {
+      if (state.status === 'assigned' && state.route.includes(record.id)) this.requeue(state, `relay ${record.id} failed`);
+    }
   }
 
   /** A clean departure: no fault, nothing to heal; its work goes to others. */
@@ -473,7 +513,7 @@ class Run {
     this.heartbeats.next({ agentId, status: 'leaving' });
     record.status = 'down';
     this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
-    this.layout = this.layout.without(agentId).layout;
+    this.takeOut(record);
     this.reassign(record, 'left');
     this.dispatch();
   }
@@ -632,7 +672,9 @@ class Run {
       case 'progress': {
         const body = envelope.body as ProgressBody;
         const state = this.subtasks.get(body.subtaskId);
-        if (state?.status === 'assigned' && state.attempt === body.attempt) this.progress.next({ agentId: key(state) });
+        if (state?.status !== 'assigned' || state.attempt !== body.attempt) return;
+        if (!state.acked) this.acknowledge(state);
+        this.progress.next({ agentId: key(state) });
         return;
       }
       case 'vote': {
@@ -655,6 +697,7 @@ class Run {
     }
     const record = this.agents.get(state.agentId);
     record?.inFlight.delete(state.subtask.id);
+    if (!state.acked) this.acknowledge(state);
     this.progress.next({ agentId: key(state), status: 'leaving' });
     const latencyMs = this.now() - state.assignedAt;
     this.executions.next({ protocol: this.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
@@ -678,12 +721,26 @@ class Run {
   private requeue(state: SubtaskState, reason: string): void {
     if (state.status !== 'assigned') return;
     if (state.agentId !== undefined) this.agents.get(state.agentId)?.inFlight.delete(state.subtask.id);
-    this.progress.next({ agentId: key(state), status: 'leaving' });
+    this.release(state);
     state.status = 'queued';
     state.agentId = undefined;
     state.attempt++; // the old attempt's result is now stale
     this.queue.push(state);
     this.emit({ type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt: state.attempt, reason });
+  }
+
+  /** The agent has the assignment: the link delivered; from now on its progress is watched. */
+  private acknowledge(state: SubtaskState): void {
+    state.acked = true;
+    this.acks.next({ agentId: key(state), status: 'leaving' });
+    if (state.agentId !== undefined) this.deliveries.next({ link: `${COORDINATOR}->${state.agentId}`, ok: true });
+  }
+
+  /** Stops watching an assignment's acknowledgement and progress. */
+  private release(state: SubtaskState): void {
+    const k = key(state);
+    if (!state.acked) this.acks.next({ agentId: k, status: 'leaving' });
+    this.progress.next({ agentId: k, status: 'leaving' });
   }
 
   /** Takes an assignment back from a live agent: it is told to drop it, and the subtask is requeued. */
@@ -697,7 +754,7 @@ class Run {
   private fail(state: SubtaskState, reason: string): void {
     if (state.status === 'done' || state.status === 'failed') return;
     if (state.agentId !== undefined) this.agents.get(state.agentId)?.inFlight.delete(state.subtask.id);
-    if (state.status === 'assigned') this.progress.next({ agentId: key(state), status: 'leaving' });
+    if (state.status === 'assigned') this.release(state);
     state.status = 'failed';
     this.failed[state.subtask.id] = reason;
     this.done++;
@@ -755,11 +812,13 @@ class Run {
     state.agentId = record.id;
     state.assignedAt = this.now();
     state.hops = path.length;
+    state.route = route;
+    state.acked = false;
     record.inFlight.add(state.subtask.id);
     this.assignments++;
     const body: AssignBody = { subtask: state.subtask, attempt: state.attempt, replyPath, via: path.slice(1) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
-    this.progress.next({ agentId: key(state) });
+    this.acks.next({ agentId: key(state) });
     this.emit({ type: 'subtask.assigned', at: this.now(), subtaskId: state.subtask.id, agentId: record.id, attempt: state.attempt, hops: path.length });
   }
 

@@ -64,7 +64,7 @@ export interface SimulationReport {
   readonly detections: readonly Detection[];
   /** Upper bound on detection time after a crash, from the detector and heartbeat settings. */
   readonly detectionBoundMs: number;
-  /** Suspicions of agents that had no fault at that time. */
+  /** Liveness suspicions of agents that had no fault at that time (hang verdicts are not counted). */
   readonly falseSuspicions: number;
   readonly switches: readonly ProtocolSwitch[];
   readonly healing: readonly HealingAttempt[];
@@ -297,13 +297,18 @@ function report(result: CoordinationResult, events: readonly CoordinationEvent[]
   const completions = new Map<string, number>();
   const failures = new Set<string>();
   let executions = 0;
+  // Liveness suspicions (heartbeats) and hang verdicts (progress) both detect a fault; only the
+  // former can be false about an agent that beats normally, so only they count as false.
   const suspicions: Array<{ agentId: string; at: number }> = [];
+  const verdicts: Array<{ agentId: string; at: number }> = [];
   for (const e of events) {
     if (e.type === 'subtask.completed') completions.set(e.subtaskId, (completions.get(e.subtaskId) ?? 0) + 1);
     else if (e.type === 'subtask.failed') failures.add(e.subtaskId);
     else if (e.type === 'subtask.assigned') executions++;
-    else if (e.type === 'agent.suspected') suspicions.push({ agentId: e.agentId, at: e.at });
-    else if (e.type === 'fault.detected' && e.agentId !== undefined && e.kind === 'agent_timeout') suspicions.push({ agentId: e.agentId, at: e.at });
+    else if (e.type === 'agent.suspected') {
+      suspicions.push({ agentId: e.agentId, at: e.at });
+      verdicts.push({ agentId: e.agentId, at: e.at });
+    } else if (e.type === 'fault.detected' && e.agentId !== undefined && e.kind === 'agent_timeout') verdicts.push({ agentId: e.agentId, at: e.at });
   }
   let duplicatesAccepted = 0;
   for (const n of completions.values()) if (n > 1) duplicatesAccepted++;
@@ -315,7 +320,7 @@ function report(result: CoordinationResult, events: readonly CoordinationEvent[]
   for (const f of faults) {
     if ((f.kind !== 'crash' && f.kind !== 'hang') || seen.has(f.agent)) continue;
     seen.add(f.agent);
-    const first = suspicions.find(s => s.agentId === f.agent && s.at >= f.atMs);
+    const first = verdicts.find(s => s.agentId === f.agent && s.at >= f.atMs);
     detections.push({ agentId: f.agent, faultAtMs: f.atMs, suspectedAtMs: first?.at });
   }
   const spans = faultSpans(faults, ids, detectionBoundMs);

@@ -1,0 +1,304 @@
+import { from, isObservable, type Subscription } from 'rxjs';
+import { requireFunction, requireNumber } from '../operators/internal/validate.js';
+import { requireId } from './messages.js';
+import type { Network, Envelope } from './network.js';
+import type { AssignBody, CancelBody, HeartbeatBody, MessageBodies, MessageKind, ResultBody, Routed, VoteRequestBody } from './protocol.js';
+import type { Random } from './random.js';
+import type { InProcessAgent, Subtask } from './task.js';
+
+export interface AgentHostOptions {
+  readonly network: Network;
+  readonly coordinatorId: string;
+  readonly heartbeatIntervalMs: number;
+  /** Each beat comes `intervalMs ± jitterMs` after the previous one (uniform). */
+  readonly heartbeatJitterMs: number;
+  readonly random: Random;
+  /** Where liveness beats go (the coordinator; in a mesh, every peer too). Read at every beat. */
+  readonly heartbeatTargets?: () => readonly string[];
+  /** A peer silent this long is reported as gone when a vote asks. Default 3 × interval + jitter. */
+  readonly peerSilenceMs?: number;
+}
+
+function requireSlots(name: string, value: unknown): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) throw new RangeError(`${name} must be a number, got ${String(value)}`);
+  return Math.max(1, Math.floor(value));
+}
+
+/** What the host is doing: a hung host beats but does no work; a crashed one does nothing. */
+export type HostState = 'running' | 'hung' | 'crashed' | 'left';
+
+interface Running {
+  readonly subtask: Subtask;
+  readonly attempt: number;
+  readonly replyPath: readonly string[];
+  subscription?: Subscription;
+}
+
+/**
+ * Runs one in-process agent on a network: liveness heartbeats, relaying, a bounded number of
+ * subtasks at once with a queue behind them, results back along their reply path. Faults are
+ * methods (`crash`, `hang`, `restart`), so simulations and tests inject them where they happen.
+ *
+ * Attempts: per subtask the host keeps the highest attempt it was given (or told to cancel) since it
+ * last started; an assign at or below it is ignored, a newer one replaces the older run or queue entry,
+ * so it never sends a result for a superseded attempt nor one (subtask, attempt) twice. A restart
+ * forgets (the coordinator hands out new attempts for a restarted agent's work).
+ */
+export class AgentHost {
+  private agent: InProcessAgent;
+  private stateValue: HostState = 'crashed';
+  private inbox: Subscription | undefined;
+  private beat: Subscription | undefined;
+  private concurrency: number;
+  private readonly running = new Map<string, Running>();
+  /** The queue, FIFO: a Map keeps insertion order and finds a subtask's entry in O(1). */
+  private readonly waiting = new Map<string, Running>();
+  /**
+   * Highest attempt seen per subtask in this incarnation, assigned or cancelled: an assign at or
+   * below it is a duplicate, a stale one, or overtaken by its cancel, and is not run.
+   */
+  private readonly attempts = new Map<string, number>();
+  private readonly lastHeard = new Map<string, number>();
+  private pumping = false;
+
+  constructor(
+    agent: InProcessAgent,
+    private readonly options: AgentHostOptions,
+  ) {
+    const { coordinatorId, heartbeatIntervalMs, heartbeatJitterMs, random, heartbeatTargets, peerSilenceMs } = options;
+    requireId('coordinatorId', coordinatorId);
+    requireNumber('heartbeatIntervalMs', heartbeatIntervalMs, 0, true);
+    requireNumber('heartbeatJitterMs', heartbeatJitterMs, 0);
+    if (random === null || typeof random !== 'object' || typeof random.next !== 'function') {
+      throw new RangeError(`random must be a Random (createRandom(seed)), got ${String(random)}`);
+    }
+    requireFunction('heartbeatTargets', heartbeatTargets);
+    if (peerSilenceMs !== undefined) requireNumber('peerSilenceMs', peerSilenceMs, 0);
+    this.agent = agent;
+    this.concurrency = requireSlots('concurrency', agent.concurrency ?? 1);
+  }
+
+  get id(): string {
+    return this.agent.id;
+  }
+
+  get capabilities(): readonly string[] {
+    return this.agent.capabilities;
+  }
+
+  get state(): HostState {
+    return this.stateValue;
+  }
+
+  /** Busy share of the agent's slots. */
+  get load(): number {
+    return (this.running.size + this.waiting.size) / this.concurrency;
+  }
+
+  /** Slots the host runs at once (lowered by healing to reduce load). */
+  get slots(): number {
+    return this.concurrency;
+  }
+
+  /** Rounded down, at least 1. Lowering it stops nothing: running work finishes, queued work waits. */
+  setSlots(slots: number): void {
+    this.concurrency = requireSlots('slots', slots);
+    this.pump();
+  }
+
+  /** Joins the network and starts beating (nothing if it is on the network already: running or hung). */
+  start(): void {
+    if (this.stateValue === 'running' || this.stateValue === 'hung') return;
+    const { network } = this.options;
+    this.stateValue = 'running';
+    this.inbox = network.join(this.id).subscribe(envelope => this.receive(envelope));
+    this.sendBeat();
+    this.scheduleBeat();
+  }
+
+  /** Stops everything at once: beats, relaying, running work. What was running is lost. */
+  crash(): void {
+    if (this.stateValue === 'crashed' || this.stateValue === 'left') return;
+    this.stateValue = 'crashed';
+    this.halt();
+  }
+
+  /** Keeps beating but stops working and relaying: only a progress timeout can tell. */
+  hang(): void {
+    if (this.stateValue !== 'running') return;
+    this.stateValue = 'hung';
+    for (const run of this.running.values()) run.subscription?.unsubscribe();
+  }
+
+  /** Crash and come back fresh, from `agent` (a new instance from its factory) if given. */
+  restart(agent: InProcessAgent = this.agent): void {
+    this.crash();
+    this.agent = agent;
+    this.concurrency = requireSlots('concurrency', agent.concurrency ?? 1);
+    this.start();
+  }
+
+  /** Leaves cleanly: says so to the coordinator, drops queued work (the coordinator reassigns it). */
+  leave(): void {
+    if (this.stateValue === 'crashed' || this.stateValue === 'left') return;
+    this.send('heartbeat', this.options.coordinatorId, { load: this.load, status: 'leaving' });
+    this.stateValue = 'left';
+    this.halt();
+  }
+
+  private halt(): void {
+    this.inbox?.unsubscribe();
+    this.beat?.unsubscribe();
+    this.inbox = this.beat = undefined;
+    for (const run of this.running.values()) run.subscription?.unsubscribe();
+    this.running.clear();
+    this.waiting.clear();
+    this.attempts.clear();
+    this.lastHeard.clear();
+  }
+
+  private scheduleBeat(): void {
+    const { heartbeatIntervalMs, heartbeatJitterMs, random, network } = this.options;
+    const delay = Math.max(1, Math.round(heartbeatIntervalMs + (random.next() * 2 - 1) * heartbeatJitterMs));
+    this.beat = network.scheduler.schedule(() => {
+      if (this.stateValue === 'crashed' || this.stateValue === 'left') return;
+      this.sendBeat();
+      this.scheduleBeat();
+    }, delay);
+  }
+
+  private sendBeat(): void {
+    const targets = this.options.heartbeatTargets?.() ?? [this.options.coordinatorId];
+    const body: HeartbeatBody = { load: this.load };
+    for (const to of targets) if (to !== this.id) this.send('heartbeat', to, body);
+  }
+
+  private send<K extends MessageKind>(kind: K, to: string, body: MessageBodies[K]): void {
+    this.options.network.send({ from: this.id, to, kind, body });
+  }
+
+  private receive(envelope: Envelope): void {
+    const now = this.options.network.scheduler.now();
+    if (envelope.kind === 'heartbeat') {
+      this.lastHeard.set(envelope.from, now);
+      return;
+    }
+    if (this.stateValue !== 'running') return; // a hung process handles nothing
+    const routed = envelope.body as Partial<Routed>;
+    const via = routed.via;
+    if (via !== undefined && via.length > 0) {
+      // A relay hop: pass it on, one counted message further.
+      this.options.network.send({ from: this.id, to: via[0] as string, kind: envelope.kind, body: { ...routed, via: via.slice(1) } });
+      return;
+    }
+    switch (envelope.kind) {
+      case 'assign':
+        return this.accept(envelope.body as AssignBody);
+      case 'cancel':
+        return this.cancel(envelope.body as CancelBody);
+      case 'vote-request': {
+        const { proposalId, suspect } = envelope.body as VoteRequestBody;
+        const heard = this.lastHeard.get(suspect);
+        const silence = this.options.peerSilenceMs ?? 3 * this.options.heartbeatIntervalMs + this.options.heartbeatJitterMs;
+        // It is alive itself, whatever it has heard.
+        const gone = suspect !== this.id && (heard === undefined || now - heard > silence);
+        this.send('vote', envelope.from, { proposalId, accept: gone });
+        return;
+      }
+      default:
+        return; // other kinds are for coordinators
+    }
+  }
+
+  private accept(body: AssignBody): void {
+    const key = body.subtask.id;
+    const known = this.attempts.get(key);
+    // A duplicate delivery (running, queued or finished), a superseded attempt, or one already cancelled.
+    if (known !== undefined && body.attempt <= known) return;
+    this.attempts.set(key, body.attempt);
+    this.drop(key); // an older attempt, running or queued: its result would be stale
+    this.waiting.set(key, { subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath });
+    // Acknowledge at once (progress 0): the coordinator then knows the assignment arrived, and
+    // watches this agent's progress rather than the link.
+    this.send('progress', this.options.coordinatorId, { subtaskId: key, attempt: body.attempt, progress: 0 });
+    this.pump();
+  }
+
+  private cancel({ subtaskId, attempt }: CancelBody): void {
+    const known = this.attempts.get(subtaskId);
+    if (known === undefined || known < attempt) this.attempts.set(subtaskId, attempt); // an assign it overtook stays cancelled
+    if (known !== undefined && known <= attempt) this.drop(subtaskId);
+    this.pump();
+  }
+
+  /** Stops and forgets the subtask's run or queued entry (a subtask has at most one of them). */
+  private drop(subtaskId: string): void {
+    const run = this.running.get(subtaskId);
+    if (run !== undefined) {
+      this.running.delete(subtaskId);
+      run.subscription?.unsubscribe();
+    }
+    this.waiting.delete(subtaskId);
+  }
+
+  private pump(): void {
+    // Re-entrant calls (a handler that completes synchronously finishes inside execute) leave the
+    // work to the loop already running: the stack stays flat however long the queue.
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.stateValue === 'running' && this.running.size < this.concurrency && this.waiting.size > 0) {
+        const run = this.waiting.values().next().value as Running;
+        this.waiting.delete(run.subtask.id);
+        this.running.set(run.subtask.id, run);
+        this.execute(run);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private execute(run: Running): void {
+    const { subtask, attempt } = run;
+    const scheduler = this.options.network.scheduler;
+    const context = {
+      agentId: this.id,
+      attempt,
+      scheduler,
+      heartbeat: (progress = 0): void => {
+        if (this.stateValue !== 'running' || this.running.get(subtask.id) !== run) return;
+        this.send('progress', this.options.coordinatorId, { subtaskId: subtask.id, attempt, progress });
+      },
+    };
+    let settled = false;
+    let last: unknown;
+    const finish = (ok: boolean, value: unknown, error?: string): void => {
+      if (settled || this.running.get(subtask.id) !== run) return;
+      settled = true;
+      this.running.delete(subtask.id);
+      // Tear the handler down before its slot is reused: its finalisers run before the next starts.
+      run.subscription?.unsubscribe();
+      const [first = this.options.coordinatorId, ...rest] = run.replyPath;
+      const body: ResultBody = { subtaskId: subtask.id, attempt, agentId: this.id, ok, via: rest, ...(ok ? { value } : { error: error ?? 'failed' }) };
+      this.send('result', first, body);
+      this.pump();
+    };
+    let source;
+    try {
+      const output = this.agent.handle(subtask, context);
+      // Inside the try: a handler that returns neither an Observable nor a Promise fails its subtask.
+      source = isObservable(output) ? output : from(output);
+    } catch (err) {
+      finish(false, undefined, err instanceof Error ? err.message : String(err));
+      return;
+    }
+    run.subscription = source.subscribe({
+      next: value => {
+        last = value;
+      },
+      error: err => finish(false, undefined, err instanceof Error ? err.message : String(err)),
+      complete: () => finish(true, last),
+    });
+    if (settled) run.subscription.unsubscribe();
+  }
+}
