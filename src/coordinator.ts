@@ -269,6 +269,10 @@ interface AgentRecord {
   failures: number;
   /** Healing in progress for this agent: a second verdict waits for it. */
   healing: boolean;
+  /** The host's start count last heard (0: none yet). */
+  incarnation: number;
+  /** Assignments in a row it did not acknowledge. */
+  unacked: number;
 }
 
 /** One run of one task: the state machine every topology shares. */
@@ -334,7 +338,7 @@ class Run {
     this.startByKind = Object.fromEntries(Object.entries(stats.byKind).map(([k, v]) => [k, v.sent]));
 
     for (const slot of settings.slots) {
-      const record: AgentRecord = { id: slot.agent.id, capabilities: slot.agent.capabilities, status: slot.standby ? 'standby' : 'live', inFlight: new Set(), completed: 0, failures: 0, healing: false };
+      const record: AgentRecord = { id: slot.agent.id, capabilities: slot.agent.capabilities, status: slot.standby ? 'standby' : 'live', inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0 };
       this.agents.set(record.id, record);
     }
     const live = this.liveProfiles();
@@ -355,9 +359,7 @@ class Run {
     this.subscriptions.push(this.network.join(COORDINATOR).subscribe(envelope => this.receive(envelope)));
     for (const record of this.agents.values()) {
       if (record.status === 'standby') continue;
-      this.targets.set(record.id, () => this.layout.heartbeatTargets(record.id));
-      this.hosts.get(record.id)?.start();
-      this.emit({ type: 'agent.joined', at: this.now(), agentId: record.id });
+      this.join(record);
     }
     if (Number.isFinite(settings.deadlineMs)) {
       this.subscriptions.push(this.scheduler.schedule(() => this.finish('task deadline reached'), Math.max(0, settings.deadlineMs - this.now())));
@@ -374,6 +376,17 @@ class Run {
       this.targets.delete(id);
       this.hosts.get(id)?.crash(); // a run owns its hosts: nothing keeps beating after it
     }
+  }
+
+  /**
+   * Starts an agent's host and its membership. Membership begins now, not at its first beat: the
+   * detector is primed, so an agent whose beats never arrive is suspected like any other.
+   */
+  private join(record: AgentRecord): void {
+    this.targets.set(record.id, () => this.layout.heartbeatTargets(record.id));
+    this.hosts.get(record.id)?.start();
+    this.heartbeats.next({ agentId: record.id });
+    this.emit({ type: 'agent.joined', at: this.now(), agentId: record.id });
   }
 
   // ---- detection ------------------------------------------------------------------------------
@@ -469,8 +482,18 @@ class Run {
     const [subtaskId, attempt] = splitKey(k);
     const state = this.subtasks.get(subtaskId);
     if (state === undefined || state.status !== 'assigned' || state.attempt !== attempt || state.acked || state.agentId === undefined) return;
-    this.deliveries.next({ link: `${COORDINATOR}->${state.agentId}`, ok: false });
-    this.requeue(state, `assignment to ${state.agentId} not acknowledged within ${this.settings.ackTimeoutMs} ms`);
+    const record = this.agents.get(state.agentId) as AgentRecord;
+    // The first hop failed to deliver, or the agent took nothing in: the link is charged, and an
+    // agent that beats but acknowledges nothing several times running is treated as hung.
+    this.deliveries.next({ link: firstLink(state), ok: false });
+    this.requeue(state, `assignment to ${record.id} not acknowledged within ${this.settings.ackTimeoutMs} ms`);
+    if (++record.unacked >= UNACKED_LIMIT && record.status === 'live') {
+      const detail = `${record.unacked} assignments in a row not acknowledged`;
+      record.unacked = 0;
+      const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
+      this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
+      this.heal(fault);
+    }
     this.dispatch();
   }
 
@@ -504,6 +527,24 @@ class Run {
     for (const state of this.subtasks.values()) {
       if (state.status === 'assigned' && state.route.includes(record.id)) this.requeue(state, `relay ${record.id} failed`);
     }
+  }
+
+  /**
+   * A liveness beat. A new incarnation (the agent restarted) starts the detector over for it: the
+   * old process's rhythm would skew the new one's statistics, and its arrival is a recovery.
+   */
+  private onBeat(agentId: string, incarnation: number): void {
+    const record = this.agents.get(agentId);
+    if (record === undefined) return;
+    if (incarnation !== record.incarnation) {
+      // Also the first real beat: it replaces the primer the detector was given at join.
+      record.incarnation = incarnation;
+      this.heartbeats.next({ agentId, status: 'leaving' });
+      this.heartbeats.next({ agentId });
+      if (record.status === 'suspected' || record.status === 'down') this.recover(record);
+      return;
+    }
+    this.heartbeats.next({ agentId });
   }
 
   /** A clean departure: no fault, nothing to heal; its work goes to others. */
@@ -560,7 +601,7 @@ class Run {
       // Channels of the in-memory network and of WebSocket links carry no state to reset; a fresh
       // layout re-chooses every relay, and mesh routes go direct.
       resetChannels: () => ({ ok: false, detail: 'links keep no channel state to reset' }),
-      switchRoute: () => this.relayout('routes re-chosen over live agents'),
+      switchRoute: f => this.routeAround(f),
       useAlternativeRoutes: () => this.switchToProtocol('mesh', 'direct routes to every agent'),
       breakWaitChain: f => this.breakWaitChain(f),
       restartCoordination: () => this.relayout('coordination restarted: layout rebuilt over live agents'),
@@ -609,6 +650,18 @@ class Run {
     return { ok: true, detail: `${from} -> ${to}` };
   }
 
+  /** Stops relaying through the far end of a failing link: the topology repairs as if it had left, then takes it back as a plain member. */
+  private routeAround(fault: DetectedFault): ActionResult {
+    const far = fault.link?.split('->')[1];
+    const record = far === undefined ? undefined : this.agents.get(far);
+    if (record === undefined || !this.layout.members.includes(record.id)) return this.relayout('routes re-chosen over live agents');
+    const relays = this.layout.members.some(m => m !== record.id && this.layout.route(m).includes(record.id));
+    if (!relays) return { ok: false, detail: `${record.id} relays nothing` };
+    this.takeOut(record);
+    this.layout = this.layout.with(this.profile(record));
+    return { ok: true, detail: `routes no longer pass through ${record.id}` };
+  }
+
   private relayout(detail: string): ActionResult {
     this.layout = topologyFor(this.protocol).layout(this.liveProfiles());
     return { ok: true, detail };
@@ -636,10 +689,8 @@ class Run {
     const standby = [...this.agents.values()].find(a => a.status === 'standby' && sameCapabilities(a, record));
     if (standby === undefined) return { ok: false, detail: 'no standby agent with the same capabilities' };
     standby.status = 'live';
-    this.targets.set(standby.id, () => this.layout.heartbeatTargets(standby.id));
-    this.hosts.get(standby.id)?.start();
+    this.join(standby);
     this.layout = this.layout.with(this.profile(standby));
-    this.emit({ type: 'agent.joined', at: this.now(), agentId: standby.id });
     return { ok: true, detail: `standby ${standby.id} took over` };
   }
 
@@ -664,7 +715,7 @@ class Run {
       case 'heartbeat': {
         const body = envelope.body as HeartbeatBody;
         if (body.status === 'leaving') return this.onLeaving(envelope.from);
-        this.heartbeats.next({ agentId: envelope.from });
+        this.onBeat(envelope.from, body.incarnation);
         return;
       }
       case 'result':
@@ -733,7 +784,9 @@ class Run {
   private acknowledge(state: SubtaskState): void {
     state.acked = true;
     this.acks.next({ agentId: key(state), status: 'leaving' });
-    if (state.agentId !== undefined) this.deliveries.next({ link: `${COORDINATOR}->${state.agentId}`, ok: true });
+    const record = state.agentId === undefined ? undefined : this.agents.get(state.agentId);
+    if (record !== undefined) record.unacked = 0;
+    this.deliveries.next({ link: firstLink(state), ok: true });
   }
 
   /** Stops watching an assignment's acknowledgement and progress. */
@@ -893,6 +946,14 @@ class Run {
   private liveProfiles(): AgentProfile[] {
     return [...this.agents.values()].filter(r => r.status === 'live').map(r => this.profile(r));
   }
+}
+
+/** Unacknowledged assignments in a row after which a beating agent is treated as hung. */
+const UNACKED_LIMIT = 3;
+
+/** The link an assignment took first: to its first relay, or straight to its agent. */
+function firstLink(state: SubtaskState): string {
+  return `${COORDINATOR}->${state.route[0] ?? state.agentId ?? ''}`;
 }
 
 function key(state: SubtaskState): string {

@@ -267,13 +267,17 @@ export function detectionBound(detector: DetectorOptions, heartbeat: { intervalM
 function faultSpans(faults: readonly Fault[], ids: readonly string[], graceMs: number): Map<string, Array<[number, number]>> {
   const spans = new Map<string, Array<[number, number]>>(ids.map(id => [id, []]));
   const add = (id: string, from: number, to: number): void => void spans.get(id)?.push([from, to + graceMs]);
-  const restarts = (id: string, after: number): number =>
-    Math.min(...faults.flatMap(f => (f.kind === 'restart' && f.agent === id && f.atMs >= after ? [f.atMs] : [])), Infinity);
-  for (const f of faults) {
+  // A crash or hang lasts until the next restart of that agent (same instant: later in the list).
+  const restartAfter = (id: string, index: number): number => {
+    const at = (faults[index] as { atMs: number }).atMs;
+    const next = faults.find((f, i) => f.kind === 'restart' && f.agent === id && (f.atMs > at || (f.atMs === at && i > index)));
+    return next === undefined ? Infinity : (next as { atMs: number }).atMs;
+  };
+  faults.forEach((f, index) => {
     switch (f.kind) {
       case 'crash':
       case 'hang':
-        add(f.agent, f.atMs, restarts(f.agent, f.atMs));
+        add(f.agent, f.atMs, restartAfter(f.agent, index));
         break;
       case 'slow':
         add(f.agent, f.atMs, Infinity);
@@ -286,10 +290,9 @@ function faultSpans(faults: readonly Fault[], ids: readonly string[], graceMs: n
         break;
       case 'partition':
         for (const group of f.groups.slice(1)) for (const id of group) add(id, f.atMs, f.healAtMs ?? Infinity);
-        // Cut-off groups also cut the first group's members off from them: only the listed ones count.
         break;
     }
-  }
+  });
   return spans;
 }
 

@@ -59,6 +59,7 @@ export class AgentHost {
    */
   private readonly attempts = new Map<string, number>();
   private readonly lastHeard = new Map<string, number>();
+  private incarnation = 0;
   private pumping = false;
 
   constructor(
@@ -111,6 +112,7 @@ export class AgentHost {
     if (this.stateValue === 'running' || this.stateValue === 'hung') return;
     const { network } = this.options;
     this.stateValue = 'running';
+    this.incarnation++;
     this.inbox = network.join(this.id).subscribe(envelope => this.receive(envelope));
     this.sendBeat();
     this.scheduleBeat();
@@ -141,7 +143,7 @@ export class AgentHost {
   /** Leaves cleanly: says so to the coordinator, drops queued work (the coordinator reassigns it). */
   leave(): void {
     if (this.stateValue === 'crashed' || this.stateValue === 'left') return;
-    this.send('heartbeat', this.options.coordinatorId, { load: this.load, status: 'leaving' });
+    this.send('heartbeat', this.options.coordinatorId, { load: this.load, status: 'leaving', incarnation: this.incarnation });
     this.stateValue = 'left';
     this.halt();
   }
@@ -169,7 +171,7 @@ export class AgentHost {
 
   private sendBeat(): void {
     const targets = this.options.heartbeatTargets?.() ?? [this.options.coordinatorId];
-    const body: HeartbeatBody = { load: this.load };
+    const body: HeartbeatBody = { load: this.load, incarnation: this.incarnation };
     for (const to of targets) if (to !== this.id) this.send('heartbeat', to, body);
   }
 

@@ -40,6 +40,11 @@ export interface HeartbeatBody {
   /** Busy share of the agent's slots, 0..1 (a resource sample). */
   readonly load: number;
   readonly status?: 'ok' | 'leaving';
+  /**
+   * Counts the host's starts: a new incarnation is a fresh process, whose rhythm says nothing of
+   * the old one's (the detector starts over; as in SWIM's incarnation numbers).
+   */
+  readonly incarnation: number;
 }
 
 /** A request for a peer's opinion: has `suspect` gone silent from where you stand? */

@@ -1,116 +1,145 @@
-/** An entry of a {@link TimerQueue}: the queue keeps `heapIndex` current (−1 when not queued). */
+/** An entry of a {@link TimerQueue}: the queue keeps `timerSlot` current (−1 when not queued). */
 export interface TimerNode {
-  heapIndex: number;
+  timerSlot: number;
 }
 
+const INITIAL_CAPACITY = 64;
+
 /**
- * The virtual scheduler's binary min-heap of timers ordered by (time, sequence). Keys live in
- * typed arrays beside the entries, so sifting compares contiguous numbers instead of visiting
- * timer objects scattered over the heap: with ten thousand timers that is most of the cost.
+ * The virtual scheduler's binary min-heap of timers ordered by (time, sequence).
+ *
+ * Each queued entry gets a small integer slot (recycled through a free list), and the heap itself
+ * is made of typed arrays: slots and their keys by heap position, positions by slot. Sifting then
+ * touches only those arrays (a few hundred KB for ten thousand timers, cache-resident) and never
+ * the entries, which sit scattered over the JS heap: with timers firing in random memory order,
+ * a write into an entry per heap level was a cache miss per level. An entry is touched only when
+ * it is queued, moved, removed or run.
  */
 export class TimerQueue<T extends TimerNode> {
-  private items: T[] = [];
-  private times = new Float64Array(64);
-  private seqs = new Float64Array(64);
+  /** Entries by slot; `undefined` for a free slot. */
+  private nodes: (T | undefined)[] = [];
+  /** Slot at each heap position. */
+  private heap = new Int32Array(INITIAL_CAPACITY);
+  /** Heap position of each queued slot; for a free slot, the next free slot (−1 ends the list). */
+  private positions = new Int32Array(INITIAL_CAPACITY);
+  /** Keys by heap position, interleaved: time at 2i, sequence at 2i + 1. */
+  private keys = new Float64Array(2 * INITIAL_CAPACITY);
   private count = 0;
+  /** Slots handed out so far (free or not). */
+  private slots = 0;
+  private freeSlot = -1;
 
   get size(): number {
     return this.count;
   }
 
   peek(): T | undefined {
-    return this.count === 0 ? undefined : this.items[0];
+    return this.count === 0 ? undefined : this.nodes[this.heap[0] as number];
   }
 
   /** Time of the earliest entry; +∞ when empty. */
   peekTime(): number {
-    return this.count === 0 ? Infinity : (this.times[0] as number);
+    return this.count === 0 ? Infinity : (this.keys[0] as number);
+  }
+
+  /** Sequence number `node` is queued with; −1 when it is not queued. */
+  seqOf(node: T): number {
+    const slot = node.timerSlot;
+    return slot < 0 ? -1 : (this.keys[2 * (this.positions[slot] as number) + 1] as number);
   }
 
   /** Queues `node`, or moves it if it is queued already. */
   set(node: T, time: number, seq: number): void {
-    let i = node.heapIndex;
-    if (i < 0) {
-      if (this.count === this.times.length) this.grow();
-      i = this.count++;
-      this.items[i] = node;
-      this.times[i] = time;
-      this.seqs[i] = seq;
-      this.up(i);
+    const keys = this.keys;
+    const slot = node.timerSlot;
+    if (slot < 0) {
+      const fresh = this.allocate();
+      this.nodes[fresh] = node;
+      node.timerSlot = fresh;
+      this.up(this.count++, fresh, time, seq);
       return;
     }
-    const later = time > (this.times[i] as number) || (time === this.times[i] && seq > (this.seqs[i] as number));
-    this.times[i] = time;
-    this.seqs[i] = seq;
-    if (later) this.down(i);
-    else this.up(i);
+    const i = this.positions[slot] as number;
+    const t = keys[2 * i] as number;
+    if (time > t || (time === t && seq > (keys[2 * i + 1] as number))) this.down(i, slot, time, seq);
+    else this.up(i, slot, time, seq);
   }
 
   remove(node: T): void {
-    const i = node.heapIndex;
-    if (i < 0) return;
-    node.heapIndex = -1;
+    const slot = node.timerSlot;
+    if (slot < 0) return;
+    node.timerSlot = -1;
+    const i = this.positions[slot] as number;
+    this.nodes[slot] = undefined;
+    this.positions[slot] = this.freeSlot;
+    this.freeSlot = slot;
     const last = --this.count;
-    if (i === last) {
-      this.items.length = last;
-      return;
+    if (i === last) return;
+    const keys = this.keys;
+    const moved = this.heap[last] as number;
+    const time = keys[2 * last] as number;
+    const seq = keys[2 * last + 1] as number;
+    const t = keys[2 * i] as number;
+    if (time > t || (time === t && seq > (keys[2 * i + 1] as number))) this.down(i, moved, time, seq);
+    else this.up(i, moved, time, seq);
+  }
+
+  private allocate(): number {
+    const free = this.freeSlot;
+    if (free >= 0) {
+      this.freeSlot = this.positions[free] as number;
+      return free;
     }
-    const moved = this.items[last] as T;
-    this.items[i] = moved;
-    this.times[i] = this.times[last] as number;
-    this.seqs[i] = this.seqs[last] as number;
-    moved.heapIndex = i;
-    this.items.length = last;
-    this.up(i);
-    this.down(moved.heapIndex);
+    if (this.slots === this.heap.length) this.grow();
+    return this.slots++;
   }
 
   private grow(): void {
-    const times = new Float64Array(this.times.length * 2);
-    const seqs = new Float64Array(this.seqs.length * 2);
-    times.set(this.times);
-    seqs.set(this.seqs);
-    this.times = times;
-    this.seqs = seqs;
+    const capacity = this.heap.length * 2;
+    const heap = new Int32Array(capacity);
+    const positions = new Int32Array(capacity);
+    const keys = new Float64Array(2 * capacity);
+    heap.set(this.heap);
+    positions.set(this.positions);
+    keys.set(this.keys);
+    this.heap = heap;
+    this.positions = positions;
+    this.keys = keys;
   }
 
-  private up(i: number): void {
-    const { items, times, seqs } = this;
-    const node = items[i] as T;
-    const time = times[i] as number;
-    const seq = seqs[i] as number;
+  /** Places `slot` with key (time, seq) at position `i` or above it. */
+  private up(i: number, slot: number, time: number, seq: number): void {
+    const { heap, positions, keys } = this;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      const pt = times[p] as number;
-      if (pt < time || (pt === time && (seqs[p] as number) < seq)) break;
-      const parent = items[p] as T;
-      items[i] = parent;
-      times[i] = pt;
-      seqs[i] = seqs[p] as number;
-      parent.heapIndex = i;
+      const pt = keys[2 * p] as number;
+      if (pt < time || (pt === time && (keys[2 * p + 1] as number) < seq)) break;
+      const parent = heap[p] as number;
+      heap[i] = parent;
+      positions[parent] = i;
+      keys[2 * i] = pt;
+      keys[2 * i + 1] = keys[2 * p + 1] as number;
       i = p;
     }
-    items[i] = node;
-    times[i] = time;
-    seqs[i] = seq;
-    node.heapIndex = i;
+    heap[i] = slot;
+    positions[slot] = i;
+    keys[2 * i] = time;
+    keys[2 * i + 1] = seq;
   }
 
-  private down(i: number): void {
-    const { items, times, seqs } = this;
+  /** Places `slot` with key (time, seq) at position `i` or below it. */
+  private down(i: number, slot: number, time: number, seq: number): void {
+    const { heap, positions, keys } = this;
     const n = this.count;
-    const node = items[i] as T;
-    const time = times[i] as number;
-    const seq = seqs[i] as number;
     for (;;) {
       let c = 2 * i + 1;
       if (c >= n) break;
-      let ct = times[c] as number;
-      let cs = seqs[c] as number;
+      let ct = keys[2 * c] as number;
+      let cs = keys[2 * c + 1] as number;
       const r = c + 1;
       if (r < n) {
-        const rt = times[r] as number;
-        const rs = seqs[r] as number;
+        const rt = keys[2 * r] as number;
+        const rs = keys[2 * r + 1] as number;
         if (rt < ct || (rt === ct && rs < cs)) {
           c = r;
           ct = rt;
@@ -118,16 +147,16 @@ export class TimerQueue<T extends TimerNode> {
         }
       }
       if (time < ct || (time === ct && seq < cs)) break;
-      const child = items[c] as T;
-      items[i] = child;
-      times[i] = ct;
-      seqs[i] = cs;
-      child.heapIndex = i;
+      const child = heap[c] as number;
+      heap[i] = child;
+      positions[child] = i;
+      keys[2 * i] = ct;
+      keys[2 * i + 1] = cs;
       i = c;
     }
-    items[i] = node;
-    times[i] = time;
-    seqs[i] = seq;
-    node.heapIndex = i;
+    heap[i] = slot;
+    positions[slot] = i;
+    keys[2 * i] = time;
+    keys[2 * i + 1] = seq;
   }
 }

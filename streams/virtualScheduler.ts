@@ -2,9 +2,8 @@ import { Subscription, type SchedulerAction, type SchedulerLike } from 'rxjs';
 import { TimerQueue } from './timerQueue.js';
 
 class VirtualAction<T> extends Subscription implements SchedulerAction<T> {
-  heapIndex = -1;
-  time = 0;
-  seq = 0;
+  /** Slot in the scheduler's timer queue; −1 when not queued. */
+  timerSlot = -1;
 
   constructor(
     private readonly scheduler: VirtualScheduler,
@@ -106,9 +105,7 @@ export class VirtualScheduler implements SchedulerLike {
       this.queue.remove(action);
       return;
     }
-    action.time = this.clock + (delay > 0 ? delay : 0);
-    action.seq = this.nextSeq++;
-    this.queue.set(action, action.time, action.seq);
+    this.queue.set(action, this.clock + (delay > 0 ? delay : 0), this.nextSeq++);
   }
 
   /** @internal */
@@ -124,8 +121,8 @@ export class VirtualScheduler implements SchedulerLike {
     try {
       while (queue.size > 0 && queue.peekTime() <= limit) {
         const next = queue.peek() as AnyAction;
-        const seq = next.seq;
-        this.clock = next.time;
+        const seq = queue.seqOf(next);
+        this.clock = queue.peekTime();
         // The action stays queued while it runs: a periodic action that re-schedules itself is
         // then one sift down instead of a removal and an insertion.
         try {
@@ -134,7 +131,7 @@ export class VirtualScheduler implements SchedulerLike {
           next.unsubscribe();
           throw err;
         }
-        if (next.seq === seq) queue.remove(next);
+        if (queue.seqOf(next) === seq) queue.remove(next);
       }
     } finally {
       this.running = false;

@@ -132,7 +132,7 @@ describe('AgentHost', () => {
       expect(host.state).toBe('running');
       expect(network.isJoined('a')).toBe(true);
       scheduler.advanceBy(LATENCY);
-      expect(arrivals).toEqual([{ at: 505, envelope: { from: 'a', to: C, kind: 'heartbeat', body: { load: 0 }, sentAt: 500 } }]);
+      expect(arrivals).toEqual([{ at: 505, envelope: { from: 'a', to: C, kind: 'heartbeat', body: { load: 0, incarnation: 1 }, sentAt: 500 } }]);
     });
 
     it('start() on a started host changes nothing (one join, one beat timer)', () => {
@@ -702,7 +702,7 @@ describe('AgentHost', () => {
       expect(network.isJoined('a')).toBe(false);
       scheduler.advanceBy(2 * LATENCY);
       expect(scheduler.pending).toBe(0);
-      expect(arrivals.at(-1)?.envelope).toEqual({ from: 'a', to: C, kind: 'heartbeat', body: { load: 1, status: 'leaving' }, sentAt: 150 });
+      expect(arrivals.at(-1)?.envelope).toEqual({ from: 'a', to: C, kind: 'heartbeat', body: { load: 1, status: 'leaving', incarnation: 1 }, sentAt: 150 });
       host.leave();
       host.crash();
       expect(host.state).toBe('left');
@@ -721,7 +721,7 @@ describe('AgentHost', () => {
   });
 
   describe('votes', () => {
-    const heartbeat: HeartbeatBody = { load: 0 };
+    const heartbeat: HeartbeatBody = { load: 0, incarnation: 1 };
 
     it('accepts a suspect iff it has not beaten to the host within peerSilenceMs, replying to the asker', () => {
       const { scheduler, network, host, send, arrived } = setup({ peerSilenceMs: 200 });
