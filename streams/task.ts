@@ -1,4 +1,7 @@
 import type { Observable, SchedulerLike } from 'rxjs';
+import type { Level } from '../operators/index.js';
+
+export type { Level };
 
 /** One unit of work. `capabilities` lists what an agent must offer to run it. */
 export interface Subtask {
@@ -8,8 +11,6 @@ export interface Subtask {
   /** Higher runs first; ties keep task order. Default 0. */
   readonly priority?: number;
 }
-
-export type Level = 'low' | 'medium' | 'high';
 
 /** A task split into subtasks: what a coordinator finishes. */
 export interface Task {

@@ -8,6 +8,7 @@ import { mesh } from './mesh.js';
 import { ring } from './ring.js';
 import { star } from './star.js';
 
+export { adaptive, type AdaptiveTopology } from './adaptive.js';
 export { hierarchical, type HierarchicalLayout, type HierarchicalRole } from './hierarchical.js';
 export { mesh, type MeshLayout } from './mesh.js';
 export { ring, type RingLayout } from './ring.js';

@@ -1,0 +1,42 @@
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// The command line as a user runs it: a real process, its output and its exit code.
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+
+describe('rxswarm command line', () => {
+  it('simulate --json prints the report and exits 0 when everything completes', () => {
+    const out = cli('simulate', '--topology', 'ring', '--agents', '6', '--subtasks', '50', '--seed', '3', '--faults', 'crash:agent-1@2s,partition:agent-2@1s-6s', '--json');
+    expect(out.status).toBe(0);
+    const report = JSON.parse(out.stdout) as { completed: number; lost: number; duplicatesAccepted: number; result: { protocol: string } };
+    expect(report).toMatchObject({ completed: 50, lost: 0, duplicatesAccepted: 0 });
+    expect(report.result.protocol).toBe('ring');
+  });
+
+  it.each([
+    [['simulate', '--topology', 'bus'], /--topology must be one of/],
+    [['simulate', '--faults', 'crash:nobody@1s'], /unknown agent/],
+    [['simulate', '--agents', 'many'], /--agents must be an integer/],
+    [['launch'], /unknown command: launch/],
+  ])('exits 2 with a clear message for %j', (args, message) => {
+    const out = cli(...args);
+    expect(out.status).toBe(2);
+    expect(out.stderr).toMatch(message);
+    expect(out.stderr).toMatch(/usage: rxswarm/);
+  });
+
+  it('demo runs the main job to the end and reports', () => {
+    const out = cli('demo', '--agents', '6', '--subtasks', '60', '--seed', '2');
+    expect(out.status).toBe(0);
+    expect(out.stdout).toMatch(/done: 60 of 60 subtasks completed, 0 failed/);
+    expect(out.stdout).toMatch(/injected: crash/);
+  });
+
+  it('--help exits 0', () => {
+    const out = cli('--help');
+    expect(out.status).toBe(0);
+    expect(out.stdout).toMatch(/exit codes/);
+  });
+});
