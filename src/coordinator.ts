@@ -40,8 +40,11 @@ export type DetectorOptions = ({ readonly kind: 'phi' } & PhiAccrualDetectorOpti
 
 export interface CoordinatorOptions {
   readonly agents: ReadonlyArray<InProcessAgent | AgentSlot>;
-  /** A topology by name, or `adaptive` (decision matrix, then measured switching). Default `adaptive`. */
-  readonly topology?: TopologyName | 'adaptive';
+  /**
+   * A topology value (`star`, `ring`, … from rxswarm) or its name; `adaptive` starts from the
+   * decision matrix and switches when measurements say so. Default `adaptive`.
+   */
+  readonly topology?: TopologyName | 'adaptive' | { readonly name: TopologyName | 'adaptive' };
   readonly scheduler?: SchedulerLike;
   /** The network agents and coordinator talk over. Default: an in-memory network on `scheduler`. */
   readonly network?: Network;
@@ -168,7 +171,7 @@ function settle(options: CoordinatorOptions): Settings {
   if (options === null || typeof options !== 'object') throw new RangeError('createCoordinator needs an options object');
   const {
     agents,
-    topology = 'adaptive',
+    topology: topologyOption = 'adaptive',
     scheduler = asyncScheduler,
     seed = 0,
     heartbeat = {},
@@ -182,6 +185,7 @@ function settle(options: CoordinatorOptions): Settings {
     deadlineMs = Infinity,
   } = options;
   if (!Array.isArray(agents)) throw new RangeError(`agents must be an array, got ${String(agents)}`);
+  const topology = typeof topologyOption === 'object' && topologyOption !== null ? topologyOption.name : topologyOption;
   const slots = agents.map((a, i): AgentSlot => {
     const slot = 'agent' in a ? a : { agent: a };
     const agent = slot.agent;
