@@ -1,7 +1,10 @@
 import { Subject, filter, map } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { consensusWindow, heartbeatDeadline, phiAccrual, type Decision, type Heartbeat, type Vote } from '../operators/index.js';
+import fc from 'fast-check';
 import { VirtualScheduler } from '../streams/virtualScheduler.js';
+import { createCoordinator, star, type CoordinationEvent, type InProcessAgent } from '../src/index.js';
+import { faultPlan, simulate } from '../src/testing.js';
 
 // The README's examples, kept honest.
 describe('README', () => {
@@ -26,5 +29,33 @@ describe('README', () => {
     heartbeats.next({ agentId: 'x' });
     scheduler.advanceTo(60_000);
     expect(decisions.map(d => [d.proposalId, d.outcome])).toEqual([['down:x', 'accepted']]);
+  });
+
+  it('coordinates in-process agents (the engine example, in real time)', async () => {
+    const agents: InProcessAgent[] = ['a', 'b', 'c'].map(id => ({
+      id,
+      capabilities: ['summarise'],
+      handle: async (subtask, ctx) => {
+        ctx.heartbeat(0.5);
+        return `summary of ${String(subtask.payload)}`;
+      },
+    }));
+    const coordinator = createCoordinator({ agents, topology: star });
+    const types: string[] = [];
+    coordinator.events$.subscribe((e: CoordinationEvent) => types.push(e.type));
+    const result = await coordinator.run({ id: 'report', subtasks: [{ id: 's-1', payload: 'chapter 1' }] });
+    expect(result).toMatchObject({ taskId: 'report', success: true, results: { 's-1': 'summary of chapter 1' }, protocol: 'star' });
+    expect(types).toContain('subtask.completed');
+  });
+
+  it('tests a coordination with simulate and faultPlan', () => {
+    const agents = ['agent-0', 'agent-1', 'agent-2', 'agent-3'];
+    fc.assert(
+      fc.property(faultPlan({ agents: agents.slice(0, 3), spanMs: 15_000 }), faults => {
+        const report = simulate({ seed: 1, topology: 'ring', agents: agents.length, subtasks: 40, faults });
+        return report.lost === 0 && report.duplicatesAccepted === 0 && report.failed === 0;
+      }),
+      { numRuns: 30 },
+    );
   });
 });
