@@ -1,4 +1,4 @@
-import { Observable, Subject, asyncScheduler, lastValueFrom, type SchedulerLike, type Subscription } from 'rxjs';
+import { Observable, Subject, asyncScheduler, groupBy, lastValueFrom, map, mergeMap, type SchedulerLike, type Subscription } from 'rxjs';
 import {
   adaptiveSwitch,
   consensusWindow,
@@ -250,6 +250,8 @@ interface SubtaskState {
   readonly subtask: Subtask;
   readonly index: number;
   status: SubtaskStatus;
+  /** Protocol whose routes carried the current assignment. */
+  protocol: TopologyName;
   attempt: number;
   agentId: string | undefined;
   assignedAt: number;
@@ -321,7 +323,7 @@ class Run {
   ) {
     this.scheduler = settings.scheduler;
     task.subtasks.forEach((subtask, index) => {
-      const state: SubtaskState = { subtask, index, status: 'queued', attempt: 0, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0 };
+      const state: SubtaskState = { subtask, index, status: 'queued', protocol: 'star', attempt: 0, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0 };
       this.subtasks.set(subtask.id, state);
       this.queue.push(state);
     });
@@ -424,9 +426,13 @@ class Run {
   private wireAdaptive(): void {
     const { settings, scheduler } = this;
     this.subscriptions.push(
-      this.executions.pipe(performanceWindow({ windowMs: settings.adaptive.windowMs, scheduler })).subscribe(snapshot => {
-        this.performance.set(this.protocol, snapshot);
-      }),
+      // One window per protocol: an execution counts for the protocol that routed it.
+      this.executions
+        .pipe(
+          groupBy(record => record.protocol),
+          mergeMap(group => group.pipe(performanceWindow({ windowMs: settings.adaptive.windowMs, scheduler }), map(snapshot => [group.key, snapshot] as const))),
+        )
+        .subscribe(([protocol, snapshot]) => this.performance.set(protocol, snapshot)),
     );
     if (settings.topology !== 'adaptive') return;
     this.subscriptions.push(
@@ -528,8 +534,9 @@ class Run {
     for (const m of repair.messages) this.network.send({ from: m.from, to: m.to, kind: m.kind, body: { failed: record.id } });
     this.emit({ type: 'protocol.repaired', at: this.now(), protocol: this.protocol, failed: record.id, repair: repair.description });
     // Work relayed through it is lost on the way, there or back: send it again by the new routes.
+    // The agents holding it are told to drop it (by the new routes), so their slots come free.
     for (const state of this.subtasks.values()) {
-      if (state.status === 'assigned' && state.route.includes(record.id)) this.requeue(state, `relay ${record.id} failed`);
+      if (state.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} failed`);
     }
   }
 
@@ -755,7 +762,7 @@ class Run {
     if (!state.acked) this.acknowledge(state);
     this.progress.next({ agentId: key(state), status: 'leaving' });
     const latencyMs = this.now() - state.assignedAt;
-    this.executions.next({ protocol: this.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
+    this.executions.next({ protocol: state.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
     this.latencies.next({ agentId: body.agentId, latencyMs });
     if (body.ok) {
       state.status = 'done';
@@ -779,9 +786,9 @@ class Run {
     this.release(state);
     state.status = 'queued';
     state.agentId = undefined;
-    state.attempt++; // the old attempt's result is now stale
-    this.queue.push(state);
-    this.emit({ type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt: state.attempt, reason });
+    // Its old attempt is stale from now on (it is no longer assigned); the next run gets a new one.
+    this.enqueue(state);
+    this.emit({ type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt: state.attempt + 1, reason });
   }
 
   /** The agent has the assignment: the link delivered; from now on its progress is watched. */
@@ -798,6 +805,14 @@ class Run {
     const k = key(state);
     if (!state.acked) this.acks.next({ agentId: k, status: 'leaving' });
     this.progress.next({ agentId: k, status: 'leaving' });
+  }
+
+  /** Back into the queue by priority, after the waiting subtasks of the same priority. */
+  private enqueue(state: SubtaskState): void {
+    const priority = state.subtask.priority ?? 0;
+    let i = this.queue.length;
+    while (i > 0 && ((this.queue[i - 1] as SubtaskState).subtask.priority ?? 0) < priority) i--;
+    this.queue.splice(i, 0, state);
   }
 
   /** Takes an assignment back from a live agent: it is told to drop it, and the subtask is requeued. */
@@ -870,6 +885,7 @@ class Run {
     state.assignedAt = this.now();
     state.hops = path.length;
     state.route = route;
+    state.protocol = this.protocol;
     state.acked = false;
     record.inFlight.add(state.subtask.id);
     this.assignments++;
