@@ -15,3 +15,39 @@ export { AgentHost, type AgentHostOptions, type HostState } from './agentHost.js
 export type { AgentContext, InProcessAgent, Subtask, Task } from './task.js';
 export { canRun } from './task.js';
 export type * from './protocol.js';
+export {
+  WsClientNetwork,
+  WsConnectionError,
+  WsServerNetwork,
+  tokensMatch,
+  type RateLimitOptions,
+  type ReconnectOptions,
+  type RemoteAgent,
+  type WsClientEvent,
+  type WsClientNetworkOptions,
+  type WsClientState,
+  type WsNetworkStats,
+  type WsServerEvent,
+  type WsServerNetworkOptions,
+} from './wsNetwork.js';
+export {
+  DEFAULT_MAX_BYTES,
+  REPAIR_KINDS,
+  WIRE_VERSION,
+  WS_CLOSE,
+  decode as decodeWireMessage,
+  encode as encodeWireMessage,
+  isWireKind,
+  type DecodeOptions,
+  type DecodeResult,
+  type EnvelopeMessage,
+  type ErrorMessage,
+  type HelloMessage,
+  type JoinMessage,
+  type LeaveMessage,
+  type RepairKind,
+  type WireKind,
+  type WireMessage,
+  type WireType,
+  type WsCloseCode,
+} from './wsCodec.js';

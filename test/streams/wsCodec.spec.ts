@@ -1,0 +1,196 @@
+import fc from 'fast-check';
+import { WS_CLOSE, decode, encode, type WireMessage } from '../../streams/wsCodec.js';
+
+const runs = { numRuns: 200 };
+const CODES = new Set<number>(Object.values(WS_CLOSE));
+
+const frame = (value: unknown): string => JSON.stringify(value);
+const env = (kind: string, body: unknown, extra: Record<string, unknown> = {}): string =>
+  frame({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind, body, ...extra });
+
+describe('wsCodec decode', () => {
+  const good: Array<[string, WireMessage]> = [
+    ['hello', { v: 1, type: 'hello', agentId: 'a-1', capabilities: ['code', 'review'], token: 's3cret' }],
+    ['hello, no capabilities, empty token', { v: 1, type: 'hello', agentId: 'a-1', capabilities: [], token: '' }],
+    ['join', { v: 1, type: 'join', agentId: 'a-1', capabilities: ['code'] }],
+    ['leave', { v: 1, type: 'leave' }],
+    ['leave with a reason', { v: 1, type: 'leave', reason: 'SIGTERM' }],
+    ['error', { v: 1, type: 'error', code: 4001, error: 'invalid token' }],
+    ['heartbeat', { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body: { load: 0.5, incarnation: 2 } }],
+    ['heartbeat leaving', { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body: { load: 0, status: 'leaving', incarnation: 1 } }],
+    [
+      'assign',
+      {
+        v: 1,
+        type: 'envelope',
+        from: 'coordinator',
+        to: 'hub',
+        kind: 'assign',
+        body: { via: ['a-1'], subtask: { id: 's-0', payload: { sleepMs: 5 }, capabilities: ['code'], priority: 1 }, attempt: 1, replyPath: ['hub', 'coordinator'] },
+      },
+    ],
+    ['assign, bare subtask', { v: 1, type: 'envelope', from: 'coordinator', to: 'a-1', kind: 'assign', body: { via: [], subtask: { id: 's-0' }, attempt: 3, replyPath: [] } }],
+    ['result ok', { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'result', body: { via: [], subtaskId: 's-0', attempt: 1, agentId: 'a-1', ok: true, value: [1, { x: null }] } }],
+    ['result failed', { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'result', body: { via: [], subtaskId: 's-0', attempt: 1, agentId: 'a-1', ok: false, error: 'boom' } }],
+    ['progress', { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'progress', body: { subtaskId: 's-0', attempt: 1, progress: 0.25 } }],
+    ['cancel', { v: 1, type: 'envelope', from: 'coordinator', to: 'a-1', kind: 'cancel', body: { via: [], subtaskId: 's-0', attempt: 1 } }],
+    ['vote-request', { v: 1, type: 'envelope', from: 'coordinator', to: 'a-1', kind: 'vote-request', body: { proposalId: 'p-1', suspect: 'a-2' } }],
+    ['vote', { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'vote', body: { proposalId: 'p-1', accept: true } }],
+    ['token', { v: 1, type: 'envelope', from: 'a-1', to: 'a-2', kind: 'token', body: { via: [] } }],
+    ['election', { v: 1, type: 'envelope', from: 'a-1', to: 'a-2', kind: 'election', body: { failed: 'a-0' } }],
+    ['promotion', { v: 1, type: 'envelope', from: 'a-1', to: 'a-2', kind: 'promotion', body: { failed: 'a-0' } }],
+    ['splice', { v: 1, type: 'envelope', from: 'a-1', to: 'a-2', kind: 'splice', body: { failed: 'a-0' } }],
+    ['redistribute', { v: 1, type: 'envelope', from: 'coordinator', to: 'a-2', kind: 'redistribute', body: { failed: 'a-0' } }],
+  ];
+
+  it.each(good)('accepts %s', (_, message) => {
+    const result = decode(encode(message));
+    expect(result).toEqual({ ok: true, message });
+  });
+
+  it('strips fields the schema does not know (they do not travel on)', () => {
+    const result = decode(env('vote', { proposalId: 'p', accept: false, extra: 1 }, { sentAt: 5, junk: true }));
+    expect(result).toEqual({ ok: true, message: { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'vote', body: { proposalId: 'p', accept: false } } });
+  });
+
+  const bad: Array<[string, string, number, RegExp]> = [
+    ['not JSON', 'hello there', WS_CLOSE.invalidPayload, /malformed JSON/],
+    ['empty frame', '', WS_CLOSE.invalidPayload, /malformed JSON/],
+    ['truncated JSON', '{"v":1,"type":"lea', WS_CLOSE.invalidPayload, /malformed JSON/],
+    ['an array', '[1,2]', WS_CLOSE.invalidPayload, /JSON object, got an array/],
+    ['null', 'null', WS_CLOSE.invalidPayload, /JSON object, got null/],
+    ['a number', '42', WS_CLOSE.invalidPayload, /JSON object, got number/],
+    ['a string', '"hi"', WS_CLOSE.invalidPayload, /JSON object, got string/],
+    ['no version', frame({ type: 'leave' }), WS_CLOSE.unsupportedVersion, /unsupported version undefined/],
+    ['version 2', frame({ v: 2, type: 'leave' }), WS_CLOSE.unsupportedVersion, /unsupported version 2 .*v1/],
+    ['version "1"', frame({ v: '1', type: 'leave' }), WS_CLOSE.unsupportedVersion, /unsupported version "1"/],
+    ['no type', frame({ v: 1 }), WS_CLOSE.unsupportedData, /unknown message type undefined/],
+    ['unknown type', frame({ v: 1, type: 'bogus' }), WS_CLOSE.unsupportedData, /unknown message type "bogus"/],
+    ['type "__proto__"', '{"v":1,"type":"__proto__"}', WS_CLOSE.unsupportedData, /unknown message type/],
+    ['hello without token', frame({ v: 1, type: 'hello', agentId: 'a', capabilities: [] }), WS_CLOSE.invalidPayload, /invalid hello: token/],
+    ['hello with empty id', frame({ v: 1, type: 'hello', agentId: '', capabilities: [], token: 't' }), WS_CLOSE.invalidPayload, /invalid hello: agentId/],
+    ['hello with a numeric capability', frame({ v: 1, type: 'hello', agentId: 'a', capabilities: [1], token: 't' }), WS_CLOSE.invalidPayload, /capabilities\.0/],
+    ['hello with a huge id', frame({ v: 1, type: 'hello', agentId: 'x'.repeat(300), capabilities: [], token: 't' }), WS_CLOSE.invalidPayload, /agentId/],
+    ['error without code', frame({ v: 1, type: 'error', error: 'x' }), WS_CLOSE.invalidPayload, /invalid error: code/],
+    ['envelope without from', frame({ v: 1, type: 'envelope', to: 'b', kind: 'vote', body: {} }), WS_CLOSE.invalidPayload, /invalid envelope: from/],
+    ['envelope to a number', frame({ v: 1, type: 'envelope', from: 'a', to: 7, kind: 'vote', body: {} }), WS_CLOSE.invalidPayload, /invalid envelope: to/],
+    ['unknown kind', env('work.steal', {}), WS_CLOSE.unsupportedData, /unknown envelope kind "work.steal"/],
+    ['kind "constructor"', env('constructor', {}), WS_CLOSE.unsupportedData, /unknown envelope kind/],
+    ['heartbeat with a string load', env('heartbeat', { load: 'high', incarnation: 1 }), WS_CLOSE.invalidPayload, /invalid heartbeat envelope: body\.load/],
+    ['heartbeat with a bad status', env('heartbeat', { load: 0, status: 'dead', incarnation: 1 }), WS_CLOSE.invalidPayload, /body\.status/],
+    ['heartbeat with a fractional incarnation', env('heartbeat', { load: 0, incarnation: 1.5 }), WS_CLOSE.invalidPayload, /body\.incarnation/],
+    ['progress of Infinity', env('progress', { subtaskId: 's', attempt: 1, progress: 1 }).replace('"progress":1', '"progress":1e999'), WS_CLOSE.invalidPayload, /body\.progress/],
+    ['assign without replyPath', env('assign', { via: [], subtask: { id: 's' }, attempt: 1 }), WS_CLOSE.invalidPayload, /body\.replyPath/],
+    ['assign with a subtask without id', env('assign', { via: [], subtask: {}, attempt: 1, replyPath: [] }), WS_CLOSE.invalidPayload, /body\.subtask\.id/],
+    ['result with ok "yes"', env('result', { via: [], subtaskId: 's', attempt: 1, agentId: 'a', ok: 'yes' }), WS_CLOSE.invalidPayload, /body\.ok/],
+    ['envelope with a null body', env('vote', null), WS_CLOSE.invalidPayload, /invalid vote envelope/],
+    ['envelope without body', frame({ v: 1, type: 'envelope', from: 'a', to: 'b', kind: 'token' }), WS_CLOSE.invalidPayload, /invalid envelope: body/],
+  ];
+
+  it.each(bad)('refuses %s', (_, text, closeCode, error) => {
+    const result = decode(text);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.closeCode).toBe(closeCode);
+    expect(result.error).toMatch(error);
+  });
+
+  it('refuses oversized frames with 1009, counting UTF-8 bytes', () => {
+    const ascii = frame({ v: 1, type: 'leave', reason: 'x'.repeat(200) });
+    expect(decode(ascii, { maxBytes: 100 })).toMatchObject({ ok: false, closeCode: 1009, error: expect.stringMatching(/exceeds the limit of 100/) });
+    // 60 characters but 120 bytes
+    const wide = frame({ v: 1, type: 'leave', reason: 'é'.repeat(45) });
+    expect(wide.length).toBeLessThan(100);
+    expect(decode(wide, { maxBytes: 100 })).toMatchObject({ ok: false, closeCode: 1009 });
+    expect(decode(wide, { maxBytes: 200 }).ok).toBe(true);
+  });
+
+  it('never throws on a non-string (a caller bug) and says so', () => {
+    expect(decode(undefined as unknown as string)).toMatchObject({ ok: false, closeCode: 1003 });
+  });
+
+  // ---- properties ---------------------------------------------------------------------------
+
+  const refusedWell = (result: ReturnType<typeof decode>): boolean =>
+    result.ok || (CODES.has(result.closeCode) && typeof result.error === 'string' && result.error.length > 0);
+
+  it('never throws on arbitrary strings, and refuses with a known close code', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), text => refusedWell(decode(text))),
+      runs,
+    );
+  });
+
+  it('never throws on arbitrary JSON values', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), value => refusedWell(decode(JSON.stringify(value) ?? 'null'))),
+      runs,
+    );
+  });
+
+  it('never throws on near-misses of real messages', () => {
+    const nearMiss = fc.record({
+      v: fc.oneof(fc.constant(1), fc.jsonValue({ maxDepth: 1 })),
+      type: fc.oneof(fc.constantFrom('hello', 'join', 'envelope', 'leave', 'error'), fc.string()),
+      from: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 1 })),
+      to: fc.string(),
+      kind: fc.constantFrom('heartbeat', 'assign', 'result', 'progress', 'cancel', 'vote-request', 'vote', 'token', 'election', 'x'),
+      body: fc.jsonValue({ maxDepth: 3 }),
+      agentId: fc.string(),
+      capabilities: fc.jsonValue({ maxDepth: 2 }),
+      token: fc.jsonValue({ maxDepth: 1 }),
+    }, { requiredKeys: [] });
+    fc.assert(fc.property(nearMiss, value => refusedWell(decode(JSON.stringify(value)))), runs);
+  });
+
+  const idArb = fc.string({ minLength: 1, maxLength: 12 });
+  const ids = fc.array(idArb, { maxLength: 3 });
+  const int = fc.integer({ min: -5, max: 1000 });
+  const num = fc.double({ noNaN: true, noDefaultInfinity: true }).map(x => (Object.is(x, -0) ? 0 : x));
+  const json = fc.jsonValue({ maxDepth: 3 });
+  const bodyOf = {
+    heartbeat: fc.record({ load: num, status: fc.constantFrom('ok', 'leaving'), incarnation: int }, { requiredKeys: ['load', 'incarnation'] }),
+    assign: fc.record({
+      via: ids,
+      subtask: fc.record({ id: idArb, payload: json, capabilities: ids, priority: num }, { requiredKeys: ['id'] }),
+      attempt: int,
+      replyPath: ids,
+    }),
+    result: fc.record(
+      { via: ids, subtaskId: idArb, attempt: int, agentId: idArb, ok: fc.boolean(), value: json, error: fc.string() },
+      { requiredKeys: ['via', 'subtaskId', 'attempt', 'agentId', 'ok'] },
+    ),
+    progress: fc.record({ subtaskId: idArb, attempt: int, progress: num }),
+    cancel: fc.record({ via: ids, subtaskId: idArb, attempt: int }),
+    'vote-request': fc.record({ proposalId: idArb, suspect: idArb }),
+    vote: fc.record({ proposalId: idArb, accept: fc.boolean() }),
+    token: fc.record({ via: ids }),
+    election: fc.record({ failed: idArb }),
+    promotion: fc.record({ failed: idArb }),
+    splice: fc.record({ failed: idArb }),
+    redistribute: fc.record({ failed: idArb }),
+  };
+  const envelopeArb = fc.oneof(
+    ...Object.entries(bodyOf).map(([kind, body]) =>
+      fc.record({ from: idArb, to: idArb, body }).map(({ from, to, body: b }) => ({ v: 1 as const, type: 'envelope' as const, from, to, kind, body: b }) as WireMessage),
+    ),
+  );
+  const messageArb: fc.Arbitrary<WireMessage> = fc.oneof(
+    envelopeArb,
+    fc.record({ agentId: idArb, capabilities: ids, token: fc.string() }).map(m => ({ v: 1, type: 'hello', ...m }) as WireMessage),
+    fc.record({ agentId: idArb, capabilities: ids }).map(m => ({ v: 1, type: 'join', ...m }) as WireMessage),
+    fc.record({ reason: fc.string() }, { requiredKeys: [] }).map(m => ({ v: 1, type: 'leave', ...m }) as WireMessage),
+    fc.record({ code: int, error: fc.string() }).map(m => ({ v: 1, type: 'error', ...m }) as WireMessage),
+  );
+
+  it('accepts exactly what encode produces: decode(encode(m)) is m as JSON sees it', () => {
+    fc.assert(
+      fc.property(messageArb, message => {
+        const text = encode(message);
+        const result = decode(text);
+        expect(result).toEqual({ ok: true, message: JSON.parse(text) });
+      }),
+      runs,
+    );
+  });
+});

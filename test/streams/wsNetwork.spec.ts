@@ -1,0 +1,457 @@
+import { NEVER, Observable, ReplaySubject, asyncScheduler, filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
+import { WebSocket } from 'ws';
+import { createCoordinator } from '../../src/coordinator.js';
+import { AgentHost } from '../../streams/agentHost.js';
+import type { CoordinationEvent } from '../../src/events.js';
+import type { Envelope, Network } from '../../streams/network.js';
+import type { Subtask } from '../../streams/task.js';
+import { createRandom } from '../../streams/random.js';
+import { WS_CLOSE, encode, type WireMessage } from '../../streams/wsCodec.js';
+import { WsClientNetwork, WsConnectionError, WsServerNetwork, type WsClientEvent, type WsServerEvent } from '../../streams/wsNetwork.js';
+
+// Real sockets on 127.0.0.1, port 0. Nothing sleeps: every wait is on an event, bounded by a timeout.
+const TOKEN = 'correct horse battery staple';
+const WAIT_MS = 5000;
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Started {
+  readonly server: WsServerNetwork;
+  readonly events: ReplaySubject<WsServerEvent>;
+}
+
+async function serve(options: Partial<ConstructorParameters<typeof WsServerNetwork>[0]> = {}): Promise<Started> {
+  const events = new ReplaySubject<WsServerEvent>();
+  const server = await WsServerNetwork.listen({ token: TOKEN, port: 0, log: e => events.next(e), ...options });
+  cleanups.push(() => server.close());
+  return { server, events };
+}
+
+function within<T>(source: Observable<T>, ms = WAIT_MS): Promise<T> {
+  return firstValueFrom(source.pipe(timeout(ms)));
+}
+
+function first<T, S extends T>(source: Observable<T>, predicate: (value: T) => value is S, ms?: number): Promise<S>;
+function first<T>(source: Observable<T>, predicate: (value: T) => boolean, ms?: number): Promise<T>;
+function first<T>(source: Observable<T>, predicate: (value: T) => boolean, ms = WAIT_MS): Promise<T> {
+  return within(source.pipe(filter(predicate)), ms);
+}
+
+/** A hand-driven socket: sends whatever a test wants, records what comes back and how it closes. */
+interface Raw {
+  readonly socket: WebSocket;
+  readonly messages: ReplaySubject<WireMessage>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  send(value: unknown): void;
+}
+
+async function raw(url: string): Promise<Raw> {
+  const socket = new WebSocket(url);
+  const messages = new ReplaySubject<WireMessage>();
+  socket.on('message', data => messages.next(JSON.parse(String(data)) as WireMessage));
+  socket.on('error', () => undefined);
+  const closed = new Promise<{ code: number; reason: string }>(resolve => socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  cleanups.push(() => socket.terminate());
+  return { socket, messages, closed, send: value => socket.send(typeof value === 'string' ? value : JSON.stringify(value)) };
+}
+
+const hello = (agentId: string, token = TOKEN, capabilities: string[] = ['work']): WireMessage => ({ v: 1, type: 'hello', agentId, capabilities, token });
+const beat = (from: string, to = 'coordinator', incarnation = 1): WireMessage => ({ v: 1, type: 'envelope', from, to, kind: 'heartbeat', body: { load: 0, incarnation } });
+
+async function joined(url: string, agentId: string): Promise<Raw> {
+  const r = await raw(url);
+  r.send(hello(agentId));
+  await first(r.messages, m => m.type === 'join');
+  return r;
+}
+
+function client(server: WsServerNetwork, agentId: string, options: Partial<ConstructorParameters<typeof WsClientNetwork>[0]> = {}): { network: WsClientNetwork; events: ReplaySubject<WsClientEvent> } {
+  const events = new ReplaySubject<WsClientEvent>();
+  const network = new WsClientNetwork({ url: server.url, agentId, token: TOKEN, capabilities: ['work'], log: e => events.next(e), reconnect: { initialDelayMs: 10, maxDelayMs: 50 }, ...options });
+  cleanups.push(() => network.close());
+  return { network, events };
+}
+
+/** Joins a node and records its inbox. */
+function inbox<E>(network: Network, id: string): ReplaySubject<Envelope> {
+  const received = new ReplaySubject<Envelope>();
+  const subscription = network.join(id).subscribe({ next: e => received.next(e), error: err => received.error(err) });
+  cleanups.push(() => subscription.unsubscribe());
+  return received;
+}
+
+describe('WsServerNetwork: authentication', () => {
+  it('joins an agent whose hello carries the token', async () => {
+    const { server, events } = await serve();
+    const r = await raw(server.url);
+    r.send(hello('a-1', TOKEN, ['code', 'review']));
+    expect(await within(r.messages)).toEqual({ v: 1, type: 'join', agentId: 'a-1', capabilities: ['code', 'review'] });
+    expect(await first(events, e => e.type === 'connected')).toMatchObject({ type: 'connected', agentId: 'a-1', capabilities: ['code', 'review'], replaced: false });
+    expect([...server.remoteAgents.keys()]).toEqual(['a-1']);
+  });
+
+  it.each([
+    ['a wrong token', 'wrong'],
+    ['an empty token', ''],
+    ['a token one character longer', `${TOKEN}!`],
+  ])('refuses %s: error frame, close 4001, no join', async (_, token) => {
+    const { server, events } = await serve();
+    const r = await raw(server.url);
+    r.send(hello('a-1', token));
+    expect(await within(r.messages)).toEqual({ v: 1, type: 'error', code: 4001, error: 'invalid token' });
+    expect(await r.closed).toEqual({ code: 4001, reason: 'invalid token' });
+    expect(server.remoteAgents.size).toBe(0);
+    expect(await first(events, e => e.type === 'rejected')).toMatchObject({ code: 4001, agentId: undefined });
+    events.complete();
+    expect(await firstValueFrom(events.pipe(filter(e => e.type === 'connected'), toArray()))).toEqual([]);
+  });
+
+  it('refuses an envelope before hello with 4001, and routes nothing', async () => {
+    const { server } = await serve();
+    const coordinator = inbox(server, 'coordinator');
+    const r = await raw(server.url);
+    r.send(beat('a-1'));
+    expect((await r.closed).code).toBe(4001);
+    expect(server.stats.sent).toBe(0);
+    coordinator.complete();
+    expect(await firstValueFrom(coordinator.pipe(toArray()))).toEqual([]);
+  });
+
+  it('closes a connection that says nothing with 4001 after helloTimeoutMs', async () => {
+    const { server } = await serve({ helloTimeoutMs: 30 });
+    const r = await raw(server.url);
+    expect(await r.closed).toEqual({ code: 4001, reason: 'no hello within 30 ms' });
+  });
+
+  it('refuses a hello under the id of a node of its own process (1008)', async () => {
+    const { server } = await serve();
+    inbox(server, 'coordinator');
+    const r = await raw(server.url);
+    r.send(hello('coordinator'));
+    expect((await r.closed).code).toBe(1008);
+  });
+
+  it('a WsClientNetwork with a bad token errors its inbox with WsConnectionError(4001), without retrying', async () => {
+    const { server } = await serve();
+    const { network, events } = client(server, 'a-1', { token: 'nope' });
+    const error = await new Promise<unknown>(resolve => network.join('a-1').subscribe({ error: resolve }));
+    expect(error).toBeInstanceOf(WsConnectionError);
+    expect(error).toMatchObject({ code: 4001, reason: 'invalid token' });
+    expect(network.state).toBe('failed');
+    expect(await first(events, e => e.type === 'disconnected')).toMatchObject({ code: 4001, willReconnect: false });
+  });
+});
+
+describe('WsServerNetwork: bad input', () => {
+  it('drops an envelope with a forged from, says so (4003), logs it, and keeps the connection', async () => {
+    const { server, events } = await serve();
+    const coordinator = inbox(server, 'coordinator');
+    const r = await joined(server.url, 'a-1');
+    r.send(beat('a-2'));
+    expect(await first(r.messages, m => m.type === 'error')).toMatchObject({ code: 4003, error: expect.stringMatching(/forged sender: envelope from "a-2" on the connection of "a-1"/) });
+    expect(await first(events, e => e.type === 'rejected')).toMatchObject({ agentId: 'a-1', code: 4003 });
+    r.send(beat('a-1'));
+    // The first envelope the coordinator gets is the honest one.
+    expect(await within(coordinator)).toMatchObject({ from: 'a-1', to: 'coordinator', kind: 'heartbeat' });
+    expect(server.stats).toMatchObject({ sent: 1, delivered: 1, rejected: 1 });
+    expect(r.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('closes with 1009 on a frame above maxPayload', async () => {
+    const { server, events } = await serve({ maxPayload: 1024 });
+    const r = await joined(server.url, 'a-1');
+    r.send({ v: 1, type: 'leave', reason: 'x'.repeat(2000) });
+    expect((await r.closed).code).toBe(1009);
+    expect(await first(events, e => e.type === 'rejected')).toMatchObject({ code: 1009, agentId: 'a-1' });
+  });
+
+  it('closes with 4029 when a connection outruns its rate limit', async () => {
+    const { server } = await serve({ rateLimit: { perSecond: 1, burst: 4 } });
+    inbox(server, 'coordinator');
+    const r = await joined(server.url, 'a-1');
+    for (let i = 0; i < 10; i++) r.send(beat('a-1'));
+    expect(await first(r.messages, m => m.type === 'error')).toMatchObject({ code: 4029, error: expect.stringMatching(/rate limit exceeded/) });
+    expect((await r.closed).code).toBe(4029);
+    expect(server.stats.sent).toBe(3); // hello took the first token
+  });
+
+  it.each([
+    ['malformed JSON', '{"v":1,"type":', 1007, /malformed JSON/],
+    ['a wrong version', JSON.stringify({ v: 9, type: 'leave' }), 4002, /unsupported version 9/],
+    ['an unknown type', JSON.stringify({ v: 1, type: 'shout' }), 1003, /unknown message type "shout"/],
+    ['a schema mismatch', JSON.stringify({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body: { load: 'x', incarnation: 1 } }), 1007, /body\.load/],
+    ['an unknown kind', JSON.stringify({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'steal', body: {} }), 1003, /unknown envelope kind/],
+    ['a second hello', JSON.stringify(hello('a-1')), 1008, /already joined/],
+    ['a server-only message', JSON.stringify({ v: 1, type: 'join', agentId: 'a-1', capabilities: [] }), 1008, /sent by the server only/],
+  ])('answers %s with an error frame and close %i; the server keeps serving', async (_, frame, code, error) => {
+    const { server, events } = await serve();
+    const r = await joined(server.url, 'a-1');
+    r.send(frame);
+    expect(await first(r.messages, m => m.type === 'error')).toMatchObject({ code, error: expect.stringMatching(error) });
+    expect((await r.closed).code).toBe(code);
+    expect(await first(events, e => e.type === 'disconnected')).toMatchObject({ agentId: 'a-1', code });
+    await joined(server.url, 'a-2'); // still up
+  });
+
+  it('refuses binary frames with 1003', async () => {
+    const { server } = await serve();
+    const r = await joined(server.url, 'a-1');
+    r.socket.send(Buffer.from(encode(beat('a-1'))), { binary: true });
+    expect((await r.closed).code).toBe(1003);
+  });
+});
+
+describe('WsServerNetwork / WsClientNetwork: routing', () => {
+  it('routes coordinator → agent, agent → coordinator and agent → agent, and counts drops', async () => {
+    const { server } = await serve();
+    const coordinator = inbox(server, 'coordinator');
+    const a = client(server, 'a');
+    const b = client(server, 'b');
+    const aInbox = inbox(a.network, 'a');
+    const bInbox = inbox(b.network, 'b');
+    await Promise.all([first(a.events, e => e.type === 'joined'), first(b.events, e => e.type === 'joined')]);
+
+    a.network.send({ from: 'a', to: 'coordinator', kind: 'progress', body: { subtaskId: 's', attempt: 1, progress: 0.5 } });
+    const up = await within(coordinator);
+    expect(up).toEqual({ from: 'a', to: 'coordinator', kind: 'progress', body: { subtaskId: 's', attempt: 1, progress: 0.5 }, sentAt: expect.any(Number) });
+
+    server.send({ from: 'coordinator', to: 'a', kind: 'assign', body: { via: ['b'], subtask: { id: 's', payload: { n: 1 } }, attempt: 1, replyPath: ['a', 'coordinator'] } });
+    const down = await within(aInbox);
+    expect(down).toMatchObject({ from: 'coordinator', to: 'a', kind: 'assign', body: { via: ['b'], subtask: { id: 's', payload: { n: 1 } } } });
+
+    a.network.send({ from: 'a', to: 'b', kind: 'token', body: { via: [] } }); // a relay hop between two remote agents
+    expect(await within(bInbox)).toMatchObject({ from: 'a', to: 'b', kind: 'token', body: { via: [] } });
+
+    server.send({ from: 'coordinator', to: 'nobody', kind: 'cancel', body: { via: [], subtaskId: 's', attempt: 1 } });
+    expect(server.stats).toMatchObject({ sent: 4, delivered: 3, dropped: 1, droppedBy: { unknown: 1, down: 0 } });
+    expect(server.stats.byKind).toEqual({
+      progress: { sent: 1, delivered: 1, dropped: 0 },
+      assign: { sent: 1, delivered: 1, dropped: 0 },
+      token: { sent: 1, delivered: 1, dropped: 0 },
+      cancel: { sent: 1, delivered: 0, dropped: 1 },
+    });
+    expect(a.network.stats).toMatchObject({ sent: 2, delivered: 2, dropped: 0, received: 1 });
+    expect(server.stats.received).toBe(2);
+  });
+
+  it('delivers local-to-local sends through the scheduler, never inside send', async () => {
+    const { server } = await serve();
+    const x = inbox(server, 'x');
+    let got = 0;
+    x.subscribe(() => got++);
+    server.send({ from: 'y', to: 'x', kind: 'vote', body: { proposalId: 'p', accept: true } });
+    expect(got).toBe(0);
+    expect(await within(x)).toMatchObject({ from: 'y', kind: 'vote' });
+  });
+
+  it('throws for a kind the wire does not carry, only when it would go on the wire', async () => {
+    const { server } = await serve();
+    await joined(server.url, 'a');
+    expect(() => server.send({ from: 'coordinator', to: 'a', kind: 'work.steal', body: {} })).toThrow(/work\.steal.*cannot travel/);
+    expect(() => server.send({ from: 'coordinator', to: 'a', kind: 'vote', body: { n: 1n } })).toThrow(TypeError);
+    server.send({ from: 'coordinator', to: 'nobody', kind: 'work.steal', body: {} }); // not on the wire: a drop
+    expect(server.stats.droppedBy.unknown).toBe(1);
+  });
+
+  it('a client sends only as its agent and joins only as its agent', async () => {
+    const { server } = await serve();
+    const { network } = client(server, 'a');
+    expect(() => network.send({ from: 'b', to: 'coordinator', kind: 'vote', body: { proposalId: 'p', accept: true } })).toThrow(/from must be this client's agent id "a"/);
+    await expect(firstValueFrom(network.join('b'))).rejects.toThrow(/joins only as "a"/);
+  });
+});
+
+describe('WsClientNetwork: reconnect', () => {
+  it('rejoins under its id after the server drops the socket; messages flow again; sends in between are dropped', async () => {
+    const { server, events: serverEvents } = await serve();
+    const coordinator = inbox(server, 'coordinator');
+    const { network, events } = client(server, 'a-1', { random: () => 0.5 });
+    const aInbox = inbox(network, 'a-1');
+    await first(events, e => e.type === 'joined');
+
+    expect(server.disconnect('a-1', { abrupt: true })).toBe(true);
+    expect(await first(events, e => e.type === 'disconnected')).toMatchObject({ code: 1006, willReconnect: true });
+    // Still disconnected: the send is dropped and counted, not thrown.
+    network.send({ from: 'a-1', to: 'coordinator', kind: 'vote', body: { proposalId: 'lost', accept: true } });
+    expect(network.stats.droppedBy.down).toBe(1);
+    expect(await first(events, e => e.type === 'reconnecting')).toEqual({ type: 'reconnecting', attempt: 1, delayMs: 7.5 }) // 10 × (1 − 0.5 × 0.5);
+    expect(await first(events, e => e.type === 'joined' && e.connects === 2)).toMatchObject({ agentId: 'a-1' });
+    expect(await first(serverEvents.pipe(filter(e => e.type === 'connected'), take(2), toArray()), () => true)).toHaveLength(2);
+
+    network.send({ from: 'a-1', to: 'coordinator', kind: 'vote', body: { proposalId: 'p', accept: true } });
+    expect(await within(coordinator)).toMatchObject({ from: 'a-1', body: { proposalId: 'p' } });
+    server.send({ from: 'coordinator', to: 'a-1', kind: 'cancel', body: { via: [], subtaskId: 's', attempt: 2 } });
+    expect(await within(aInbox)).toMatchObject({ kind: 'cancel', body: { attempt: 2 } });
+  });
+
+  it('reconnects after a clean server-side close (1001) and when the server comes back on the same port', async () => {
+    const first1 = await serve();
+    const port = first1.server.port;
+    const { network, events } = client(first1.server, 'a-1');
+    inbox(network, 'a-1');
+    await first(events, e => e.type === 'joined');
+    await first1.server.close();
+    expect(await first(events, e => e.type === 'disconnected')).toMatchObject({ code: 1001, willReconnect: true });
+    const second = await serve({ port });
+    expect(await first(events, e => e.type === 'joined' && e.connects === 2)).toBeDefined();
+    expect([...second.server.remoteAgents.keys()]).toEqual(['a-1']);
+  });
+
+  it('a newer connection under the same id replaces the older one (4004)', async () => {
+    const { server, events } = await serve();
+    const older = await joined(server.url, 'a-1');
+    const newer = await joined(server.url, 'a-1');
+    expect((await older.closed).code).toBe(4004);
+    expect(await first(events, e => e.type === 'connected' && e.replaced)).toMatchObject({ agentId: 'a-1' });
+    const coordinator = inbox(server, 'coordinator');
+    newer.send(beat('a-1'));
+    expect(await within(coordinator)).toMatchObject({ from: 'a-1' });
+    expect(server.remoteAgents.size).toBe(1);
+  });
+
+  it('gives up after maxAttempts failed reconnects (the inbox errors)', async () => {
+    const { server } = await serve();
+    const port = server.port;
+    const { network, events } = client(server, 'a-1', { reconnect: { initialDelayMs: 1, maxDelayMs: 2, maxAttempts: 2 } });
+    const error = new Promise<unknown>(resolve => network.join('a-1').subscribe({ error: resolve }));
+    await first(events, e => e.type === 'joined');
+    await server.close();
+    expect(await error).toMatchObject({ name: 'WsConnectionError', message: expect.stringMatching(/gave up after 2 attempts/) });
+    expect(port).toBeGreaterThan(0);
+  });
+
+  it.each([
+    [1, 0, 100],
+    [1, 1, 50],
+    [2, 0, 200],
+    [3, 0.5, 300],
+    [10, 0, 1000],
+  ])('backoff before attempt %i with random %d is %d ms (initial 100, factor 2, max 1000, jitter 0.5)', (attempt, draw, expected) => {
+    const network = new WsClientNetwork({ url: 'ws://127.0.0.1:1', agentId: 'a', token: 't', random: () => draw, reconnect: { initialDelayMs: 100, factor: 2, maxDelayMs: 1000, jitter: 0.5 } });
+    expect(network.delayFor(attempt)).toBe(expected);
+  });
+
+  it.each([
+    [{ url: 'http://x' }, /url/],
+    [{ agentId: '' }, /agentId/],
+    [{ reconnect: { jitter: 2 } }, /reconnect\.jitter/],
+    [{ reconnect: { factor: 0.5 } }, /reconnect\.factor/],
+    [{ reconnect: { maxAttempts: 0 } }, /reconnect\.maxAttempts/],
+  ])('rejects bad client options %j', (patch, error) => {
+    expect(() => new WsClientNetwork({ url: 'ws://127.0.0.1:1', agentId: 'a', token: 't', ...patch } as never)).toThrow(error);
+  });
+
+  it.each([
+    [{ token: '' }, /token/],
+    [{ port: 70000 }, /port/],
+    [{ rateLimit: { perSecond: 0 } }, /rateLimit\.perSecond/],
+    [{ maxPayload: 1 }, /maxPayload/],
+  ])('rejects bad server options %j', (patch, error) => {
+    expect(() => new WsServerNetwork({ token: TOKEN, port: 0, ...patch } as never)).toThrow(error);
+  });
+});
+
+describe('end to end over real sockets', () => {
+  /**
+   * A coordinator on a WsServerNetwork and remote AgentHosts, each on its own WsClientNetwork.
+   * The coordinator does not know remote agents yet (issue 4): it hosts stand-ins it cannot reach —
+   * their inboxes never receive and their beats are discarded — while the real agents come over
+   * the wire under the same ids.
+   */
+  async function cluster(ids: readonly string[], handle: (agentId: string, subtask: Subtask) => Promise<unknown>) {
+    const { server } = await serve();
+    const network: Network = {
+      scheduler: server.scheduler,
+      join: id => (id === 'coordinator' ? server.join(id) : NEVER),
+      send: message => {
+        if (message.kind === 'heartbeat' && message.from !== 'coordinator') return;
+        server.send(message);
+      },
+      get stats() {
+        return server.stats;
+      },
+    };
+    const connected = firstValueFrom(server.events$.pipe(filter(e => e.type === 'connected'), take(ids.length), toArray(), timeout(WAIT_MS)));
+    const clients = new Map<string, ReturnType<typeof client>>();
+    for (const [i, id] of ids.entries()) {
+      const wire = client(server, id);
+      clients.set(id, wire);
+      const host = new AgentHost(
+        { id, capabilities: ['work'], handle: subtask => handle(id, subtask) },
+        { network: wire.network, coordinatorId: 'coordinator', heartbeatIntervalMs: 100, heartbeatJitterMs: 20, random: createRandom(i) },
+      );
+      host.start();
+      cleanups.push(() => host.leave());
+    }
+    await connected;
+    const coordinator = createCoordinator({
+      agents: ids.map(id => ({ id, capabilities: ['work'], handle: () => Promise.reject(new Error('runs remotely')) })),
+      topology: 'star',
+      network,
+      scheduler: asyncScheduler,
+      heartbeat: { intervalMs: 100, jitterMs: 20 },
+      ackTimeoutMs: 2000,
+      progressTimeoutMs: 10_000,
+      deadlineMs: asyncScheduler.now() + 20_000, // scheduler time, absolute
+    });
+    return { server, clients, coordinator };
+  }
+
+  const subtasks = Array.from({ length: 12 }, (_, i) => ({ id: `s-${i}`, payload: i, capabilities: ['work'] }));
+  const double = async (agentId: string, subtask: Subtask): Promise<unknown> => ({ by: agentId, doubled: (subtask.payload as number) * 2 });
+
+  it('a coordinator on a WsServerNetwork runs a task to success with three AgentHosts on their own WsClientNetworks', async () => {
+    const { server, coordinator } = await cluster(['a-0', 'a-1', 'a-2'], double);
+    const result = await coordinator.run({ id: 'wire', subtasks });
+
+    expect(result.failed).toEqual({});
+    expect(result.success).toBe(true);
+    expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
+    for (const [i, s] of subtasks.entries()) expect(result.results[s.id]).toMatchObject({ doubled: 2 * i });
+    const stats = server.stats;
+    expect(stats.byKind.assign?.delivered).toBeGreaterThanOrEqual(subtasks.length);
+    expect(stats.byKind.result?.delivered).toBeGreaterThanOrEqual(subtasks.length);
+    expect(stats.byKind.progress?.delivered).toBeGreaterThanOrEqual(subtasks.length); // acknowledgements
+    expect(stats.rejected).toBe(0);
+  });
+
+  it('an agent whose connection drops mid-subtask rejoins, and every subtask completes exactly once', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>(resolve => (release = resolve));
+    const started = new ReplaySubject<string>();
+    const { server, clients, coordinator } = await cluster(['a-0', 'a-1', 'a-2'], async (agentId, subtask) => {
+      if (subtask.id === 's-0') {
+        started.next(agentId);
+        await gate; // held until the test has cut and restored this agent's connection
+      }
+      return double(agentId, subtask);
+    });
+    const events = new ReplaySubject<CoordinationEvent>();
+    const done = new Promise<void>((resolve, reject) => coordinator.run$({ id: 'wire', subtasks }).subscribe({ next: e => events.next(e), error: reject, complete: resolve }));
+
+    const holder = await within(started);
+    const wire = clients.get(holder);
+    expect(wire).toBeDefined();
+    expect(server.disconnect(holder, { abrupt: true })).toBe(true);
+    await first(wire!.events, e => e.type === 'joined' && e.connects === 2);
+    release();
+    await done;
+    events.complete();
+
+    const log = await firstValueFrom(events.pipe(toArray()));
+    const last = log.at(-1);
+    expect(last?.type).toBe('task.completed');
+    const result = (last as Extract<CoordinationEvent, { type: 'task.completed' }>).result;
+    expect(result.failed).toEqual({});
+    expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
+    const completions = log.filter(e => e.type === 'subtask.completed').map(e => e.subtaskId).sort();
+    expect(completions).toEqual(subtasks.map(s => s.id).sort()); // each exactly once
+  });
+});
