@@ -85,6 +85,16 @@ export interface Coordinator {
   /** The hosts of the in-process agents (simulation injects faults through them). */
   readonly hosts: ReadonlyMap<string, AgentHost>;
   readonly network: Network;
+  /**
+   * Switches every run in progress to the topology `to` now, the way an adaptive switch does:
+   * in-flight work keeps its attempts and reply paths, queued and new work take the new routes, so
+   * nothing is lost or run twice; the run records the switch (`protocol.switched`, `switches`) with
+   * `reason`. Returns how many runs switched: 0 when none is running or they already use `to`.
+   * RangeError for a name that is not a topology (`adaptive` included: it is not a layout).
+   *
+   * @example coordinator.switchProtocol('star', 'operator: hub has spare capacity') // 1
+   */
+  switchProtocol(to: TopologyName, reason?: string): number;
 }
 
 const TOPOLOGY_NAMES: readonly TopologyName[] = ['hierarchical', 'mesh', 'ring', 'star'];
@@ -121,6 +131,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   }
   // The running run tells hosts where to beat (a mesh beats every peer).
   const runTargets = new Map<string, () => readonly string[]>();
+  // Runs in progress, for switchProtocol.
+  const active = new Set<Run>();
 
   const run$ = (task: Task): Observable<CoordinationEvent> => {
     validateTask(task); // bad input fails here, before anything starts
@@ -130,9 +142,23 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         subscriber.next(event);
         if (event.type === 'task.completed') subscriber.complete();
       });
+      active.add(run);
       run.start();
-      return () => run.stop();
+      return () => {
+        active.delete(run);
+        run.stop();
+      };
     });
+  };
+
+  const switchProtocol = (to: TopologyName, reason = 'requested'): number => {
+    if (typeof to !== 'string' || !TOPOLOGY_NAMES.includes(to)) {
+      throw new RangeError(`to must be one of ${TOPOLOGY_NAMES.join(', ')}, got ${JSON.stringify(to)}`);
+    }
+    if (typeof reason !== 'string') throw new RangeError(`reason must be a string, got ${String(reason)}`);
+    let switched = 0;
+    for (const run of [...active]) if (run.requestSwitch(to, reason)) switched++;
+    return switched;
   };
 
   return {
@@ -141,6 +167,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     events$: events$.asObservable(),
     hosts,
     network,
+    switchProtocol,
   };
 }
 
@@ -269,6 +296,8 @@ type AgentStatus = 'live' | 'suspected' | 'down' | 'standby';
 interface AgentRecord {
   readonly id: string;
   readonly capabilities: readonly string[];
+  /** Its host, for its slots. */
+  readonly host: AgentHost | undefined;
   status: AgentStatus;
   readonly inFlight: Set<string>;
   completed: number;
@@ -285,8 +314,19 @@ interface AgentRecord {
 class Run {
   private readonly scheduler: SchedulerLike;
   private readonly subtasks = new Map<string, SubtaskState>();
+  /** Subtasks waiting for an agent, in dispatch order, from `head` on (what is before it is spent). */
   private readonly queue: SubtaskState[] = [];
+  private head = 0;
+  /** Nested dispatch calls (an assignment's events can lead back into dispatch). */
+  private dispatchDepth = 0;
+  /**
+   * Bumped whenever an agent's status, in-flight set or slots change: a dispatch pass reuses what
+   * it found about free agents only while nothing but its own assignments changed.
+   */
+  private version = 0;
   private readonly agents = new Map<string, AgentRecord>();
+  /** The same records in the same order, for the scans of dispatch. */
+  private readonly agentList: AgentRecord[] = [];
   private readonly results: Record<string, unknown> = {};
   private readonly failed: Record<string, string> = {};
   private readonly switches: ProtocolSwitch[] = [];
@@ -344,8 +384,9 @@ class Run {
     this.startByKind = Object.fromEntries(Object.entries(stats.byKind).map(([k, v]) => [k, v.sent]));
 
     for (const slot of settings.slots) {
-      const record: AgentRecord = { id: slot.agent.id, capabilities: slot.agent.capabilities, status: slot.standby ? 'standby' : 'live', inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0 };
+      const record: AgentRecord = { id: slot.agent.id, capabilities: slot.agent.capabilities, host: this.hosts.get(slot.agent.id), status: slot.standby ? 'standby' : 'live', inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0 };
       this.agents.set(record.id, record);
+      this.agentList.push(record);
     }
     const live = this.liveProfiles();
     if (settings.topology === 'adaptive') {
@@ -460,6 +501,7 @@ class Run {
       }
       if (record.status !== 'live') return;
       record.status = 'suspected';
+      this.version++;
       this.emit({ type: 'agent.suspected', at: fault.at, agentId: record.id, detail: fault.detail });
       if (this.layout.confirmsFailures) this.askPeers(record.id);
       else this.declareDown(record, fault.detail);
@@ -521,6 +563,7 @@ class Run {
 
   private declareDown(record: AgentRecord, reason: string): void {
     record.status = 'down';
+    this.version++;
     this.emit({ type: 'agent.down', at: this.now(), agentId: record.id, reason });
     this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
     this.takeOut(record);
@@ -564,6 +607,7 @@ class Run {
     if (record === undefined || record.status === 'down') return;
     this.heartbeats.next({ agentId, status: 'leaving' });
     record.status = 'down';
+    this.version++;
     this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
     this.takeOut(record);
     this.reassign(record, 'left');
@@ -572,6 +616,7 @@ class Run {
 
   private recover(record: AgentRecord): void {
     record.status = 'live';
+    this.version++;
     this.layout = this.layout.with(this.profile(record));
     this.emit({ type: 'agent.recovered', at: this.now(), agentId: record.id });
     this.dispatch();
@@ -628,6 +673,7 @@ class Run {
     if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
     const from = host.slots;
     host.setSlots(Math.floor(from / 2));
+    this.version++;
     return { ok: true, detail: `slots ${from} -> ${host.slots}` };
   }
 
@@ -685,6 +731,7 @@ class Run {
     // Its running work dies with the old instance: give those subtasks new attempts first.
     this.reassign(record, 'agent restarted');
     host.restart(slot.factory());
+    this.version++;
     this.emit({ type: 'agent.restarted', at: this.now(), agentId: record.id });
     // The fresh instance must beat before it gets work again: it stays down until the detector says alive.
     return { ok: true, detail: 'agent re-created from its factory' };
@@ -700,12 +747,20 @@ class Run {
     const standby = [...this.agents.values()].find(a => a.status === 'standby' && sameCapabilities(a, record));
     if (standby === undefined) return { ok: false, detail: 'no standby agent with the same capabilities' };
     standby.status = 'live';
+    this.version++;
     this.join(standby);
     this.layout = this.layout.with(this.profile(standby));
     return { ok: true, detail: `standby ${standby.id} took over` };
   }
 
   // ---- protocol switching ---------------------------------------------------------------------
+
+  /** A switch asked for from outside (`Coordinator.switchProtocol`); false when finished or already on `to`. */
+  requestSwitch(to: TopologyName, reason: string): boolean {
+    if (this.finished || to === this.protocol) return false;
+    this.switchTo(to, { from: this.protocol, to, at: this.now(), reason, scores: {} });
+    return true;
+  }
 
   /** Hands over to another topology: in-flight work keeps its attempts and reply paths; new work takes the new routes. */
   private switchTo(to: TopologyName, change: ProtocolSwitch): void {
@@ -759,6 +814,7 @@ class Run {
     }
     const record = this.agents.get(state.agentId);
     record?.inFlight.delete(state.subtask.id);
+    this.version++;
     if (!state.acked) this.acknowledge(state);
     this.progress.next({ agentId: key(state), status: 'leaving' });
     const latencyMs = this.now() - state.assignedAt;
@@ -783,6 +839,7 @@ class Run {
   private requeue(state: SubtaskState, reason: string): void {
     if (state.status !== 'assigned') return;
     if (state.agentId !== undefined) this.agents.get(state.agentId)?.inFlight.delete(state.subtask.id);
+    this.version++;
     this.release(state);
     state.status = 'queued';
     state.agentId = undefined;
@@ -811,7 +868,7 @@ class Run {
   private enqueue(state: SubtaskState): void {
     const priority = state.subtask.priority ?? 0;
     let i = this.queue.length;
-    while (i > 0 && ((this.queue[i - 1] as SubtaskState).subtask.priority ?? 0) < priority) i--;
+    while (i > this.head && ((this.queue[i - 1] as SubtaskState).subtask.priority ?? 0) < priority) i--;
     this.queue.splice(i, 0, state);
   }
 
@@ -826,6 +883,7 @@ class Run {
   private fail(state: SubtaskState, reason: string): void {
     if (state.status === 'done' || state.status === 'failed') return;
     if (state.agentId !== undefined) this.agents.get(state.agentId)?.inFlight.delete(state.subtask.id);
+    this.version++;
     if (state.status === 'assigned') this.release(state);
     state.status = 'failed';
     this.failed[state.subtask.id] = reason;
@@ -833,30 +891,64 @@ class Run {
     this.emit({ type: 'subtask.failed', at: this.now(), subtaskId: state.subtask.id, reason });
   }
 
-  /** Gives queued subtasks to live agents with a free slot, along the layout's routes. */
+  /**
+   * Gives queued subtasks to live agents with a free slot, along the layout's routes: each queued
+   * subtask, in queue order, goes to the layout's pick among the live, capable agents with a free
+   * slot, or waits; the pass stops once every live agent is busy, and the waiting subtasks go back
+   * to the front in their order. The live agents and, per capability set, the capable and free ones
+   * are found once per pass and kept up to date through its own assignments (anything else that
+   * changes agents, e.g. a fault verdict reached from an assignment's events, makes it look again):
+   * O(agents) per pass rather than per subtask. The queue is an array read from `head`, so taking
+   * from and putting back at the front cost O(1), also when an assignment's events lead to a nested
+   * dispatch.
+   */
   private dispatch(): void {
     if (this.finished) return;
+    const queue = this.queue;
     let orphaned = false;
     const waiting: SubtaskState[] = [];
-    while (this.queue.length > 0) {
-      const state = this.queue.shift() as SubtaskState;
+    const groups = new Map<string, Candidates>();
+    let seen = -1; // the version `groups` describes
+    this.dispatchDepth++;
+    while (this.head < queue.length) {
+      const state = queue[this.head++] as SubtaskState;
       if (state.status !== 'queued') continue;
-      const capable = this.capableLive(state.subtask);
-      if (capable.length === 0) {
+      if (seen !== this.version) {
+        groups.clear();
+        seen = this.version;
+      }
+      const candidates = this.candidates(state.subtask, groups);
+      if (candidates.capable === 0) {
         orphaned = true;
         waiting.push(state);
         continue;
       }
-      const free = capable.filter(r => r.inFlight.size < (this.hosts.get(r.id)?.slots ?? 1));
-      const chosen = this.layout.pick(state.subtask, free.map(r => r.id));
+      const chosen = this.layout.pick(state.subtask, candidates.ids);
       if (chosen === undefined) {
         waiting.push(state);
-        if (free.length === 0 && capable.length === this.liveCount()) break; // everyone is busy
+        if (candidates.free.length === 0 && candidates.capable === candidates.live) break; // everyone is busy
         continue;
       }
-      this.assign(state, this.agents.get(chosen) as AgentRecord);
+      const record = this.agents.get(chosen) as AgentRecord;
+      this.assign(state, record);
+      if (this.version === seen + 1) {
+        // Only this assignment happened: the agent may have no free slot left.
+        seen++;
+        if (record.inFlight.size >= this.slotsOf(record)) for (const group of groups.values()) group.remove(record);
+      }
     }
-    this.queue.unshift(...waiting);
+    // Back to the front: the positions just before `head` are spent, there is room for them.
+    this.head -= waiting.length;
+    for (let k = 0; k < waiting.length; k++) queue[this.head + k] = waiting[k] as SubtaskState;
+    if (--this.dispatchDepth === 0) {
+      if (this.head === queue.length) {
+        queue.length = 0;
+        this.head = 0;
+      } else if (this.head > 1024 && this.head > queue.length >> 1) {
+        queue.splice(0, this.head);
+        this.head = 0;
+      }
+    }
     if (orphaned && this.orphanTimer === undefined) {
       this.orphanTimer = this.scheduler.schedule(() => {
         this.orphanTimer = undefined;
@@ -865,8 +957,32 @@ class Run {
     }
   }
 
+  /** The live agents that can run `subtask`, and those of them with a free slot; one entry per capability set. */
+  private candidates(subtask: Subtask, groups: Map<string, Candidates>): Candidates {
+    const needed = subtask.capabilities;
+    const signature = needed === undefined || needed.length === 0 ? '' : JSON.stringify(needed);
+    let group = groups.get(signature);
+    if (group === undefined) {
+      group = new Candidates();
+      for (const r of this.agentList) {
+        if (r.status !== 'live') continue;
+        group.live++;
+        if (signature !== '' && !canRun(r.capabilities, subtask)) continue;
+        group.capable++;
+        if (r.inFlight.size < this.slotsOf(r)) group.add(r);
+      }
+      groups.set(signature, group);
+    }
+    return group;
+  }
+
+  private slotsOf(record: AgentRecord): number {
+    return record.host?.slots ?? 1;
+  }
+
   private failOrphans(): void {
-    for (const state of this.queue) {
+    for (let i = this.head; i < this.queue.length; i++) {
+      const state = this.queue[i] as SubtaskState;
       if (state.status === 'queued' && this.capableLive(state.subtask).length === 0) {
         this.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
       }
@@ -888,6 +1004,7 @@ class Run {
     state.protocol = this.protocol;
     state.acked = false;
     record.inFlight.add(state.subtask.id);
+    this.version++;
     this.assignments++;
     const body: AssignBody = { subtask: state.subtask, attempt: state.attempt, replyPath, via: path.slice(1) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
@@ -948,12 +1065,6 @@ class Run {
     return out;
   }
 
-  private liveCount(): number {
-    let n = 0;
-    for (const r of this.agents.values()) if (r.status === 'live') n++;
-    return n;
-  }
-
   private liveIds(): string[] {
     return [...this.agents.values()].filter(r => r.status === 'live').map(r => r.id);
   }
@@ -965,6 +1076,29 @@ class Run {
 
   private liveProfiles(): AgentProfile[] {
     return [...this.agents.values()].filter(r => r.status === 'live').map(r => this.profile(r));
+  }
+}
+
+/** Capable agents for one capability set during a dispatch pass: how many, and the free ones in agent order. */
+class Candidates {
+  /** Live agents, capable or not. */
+  live = 0;
+  capable = 0;
+  readonly free: AgentRecord[] = [];
+  /** Ids of `free`, what the layout picks from. */
+  readonly ids: string[] = [];
+
+  add(record: AgentRecord): void {
+    this.free.push(record);
+    this.ids.push(record.id);
+  }
+
+  /** The agent has no free slot left. */
+  remove(record: AgentRecord): void {
+    const at = this.free.indexOf(record);
+    if (at < 0) return;
+    this.free.splice(at, 1);
+    this.ids.splice(at, 1);
   }
 }
 

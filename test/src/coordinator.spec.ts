@@ -193,4 +193,65 @@ describe('createCoordinator', () => {
     expect(() => coordinator.run$({ id: 't', subtasks: [{ id: 'x' }, { id: 'x' }] })).toThrow(/duplicate subtask id "x"/);
     expect(scheduler.pending).toBe(0);
   });
+
+  it('dispatches a long queue in priority then task order, each subtask once', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 3, 10), topology: 'star', scheduler, seed: 9 });
+    const task = { id: 't', subtasks: subtasks(3000).map((s, i) => (i % 500 === 499 ? { ...s, priority: 1 } : s)) };
+    const { result, events } = runToEnd(scheduler, coordinator, task);
+    expect(result.success).toBe(true);
+    const order = events.flatMap(e => (e.type === 'subtask.assigned' ? [e.subtaskId] : []));
+    const urgent = task.subtasks.filter(s => s.priority === 1).map(s => s.id);
+    expect(order).toEqual([...urgent, ...task.subtasks.filter(s => s.priority === undefined).map(s => s.id)]);
+  });
+
+  describe('switchProtocol', () => {
+    it('hands a running run over to another topology: in-flight work finishes once, new work takes the new routes', () => {
+      const scheduler = new VirtualScheduler();
+      const starts = new Map<string, number>();
+      const slots = team(scheduler, 6, 1000).map(({ agent }) => ({
+        agent: { ...agent, handle: (subtask: Subtask, context: Parameters<InProcessAgent['handle']>[1]) => (starts.set(subtask.id, (starts.get(subtask.id) ?? 0) + 1), agent.handle(subtask, context)) },
+      }));
+      const coordinator = createCoordinator({ agents: slots, topology: 'star', scheduler, seed: 8 });
+      let switched = -1;
+      let at = -1;
+      const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(24) }, t => {
+        if (t !== 500) return;
+        at = scheduler.now(); // mid-way through the first subtasks
+        switched = coordinator.switchProtocol('ring', 'operator asked');
+      });
+      expect(switched).toBe(1);
+      const change = events.find(e => e.type === 'protocol.switched');
+      expect(change).toMatchObject({ at, inFlight: 6, switch: { from: 'star', to: 'ring', reason: 'operator asked', at } });
+      expect(result).toMatchObject({ success: true, protocol: 'ring', switches: [{ from: 'star', to: 'ring' }] });
+      expect(count(events, 'subtask.completed')).toBe(24);
+      expect(new Set(events.flatMap(e => (e.type === 'subtask.completed' ? [e.subtaskId] : []))).size).toBe(24);
+      expect([...starts.values()].every(n => n === 1)).toBe(true); // none ran twice
+      expect(starts.size).toBe(24);
+      expect(result.metrics.staleResultsRejected).toBe(0);
+      // Work in flight at the switch came back over the star; later work went round the ring.
+      expect(Object.keys(result.metrics.performance).sort()).toEqual(['ring', 'star']);
+      expect(events.some(e => e.type === 'subtask.assigned' && e.at > at && e.hops > 2)).toBe(true);
+    });
+
+    it('returns 0 when no run is in progress or the run already uses the topology', () => {
+      const scheduler = new VirtualScheduler();
+      const coordinator = createCoordinator({ agents: team(scheduler, 3), topology: 'mesh', scheduler });
+      expect(coordinator.switchProtocol('star')).toBe(0); // nothing running yet
+      let during = -1;
+      const { result } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(6) }, t => {
+        if (t === 100) during = coordinator.switchProtocol('mesh');
+      });
+      expect(during).toBe(0);
+      expect(result.switches).toEqual([]);
+      expect(coordinator.switchProtocol('star')).toBe(0); // finished
+    });
+
+    it.each(['adaptive', 'bus', 3])('rejects %s with a RangeError naming the option', to => {
+      const scheduler = new VirtualScheduler();
+      const coordinator = createCoordinator({ agents: team(scheduler, 1), scheduler });
+      expect(() => coordinator.switchProtocol(to as TopologyName)).toThrow(RangeError);
+      expect(() => coordinator.switchProtocol(to as TopologyName)).toThrow(/to must be one of/);
+    });
+  });
 });
