@@ -351,6 +351,8 @@ class Run {
   private startByKind: Record<string, number> = {};
   private orphanTimer: Subscription | undefined;
   private finished = false;
+  private busy = false;
+  private readonly later: Array<() => void> = [];
   private proposals = 0;
 
   constructor(
@@ -374,6 +376,26 @@ class Run {
 
   private now(): number {
     return this.scheduler.now();
+  }
+
+  /**
+   * Runs every input (a message, a verdict, a timer) to completion before the next. The deadline
+   * operators report overdue deadlines synchronously when fed, so without this a verdict could
+   * re-enter the run while a subtask is half-updated (and leak its slot).
+   */
+  private serial(work: () => void): void {
+    if (this.busy) {
+      this.later.push(work);
+      return;
+    }
+    this.busy = true;
+    try {
+      work();
+      for (let next = this.later.shift(); next !== undefined && !this.finished; next = this.later.shift()) next();
+    } finally {
+      this.later.length = 0;
+      this.busy = false;
+    }
   }
 
   start(): void {
@@ -403,7 +425,7 @@ class Run {
 
     this.wireDetection();
     this.wireAdaptive();
-    this.subscriptions.push(this.network.join(COORDINATOR).subscribe(envelope => this.receive(envelope)));
+    this.subscriptions.push(this.network.join(COORDINATOR).subscribe(envelope => this.serial(() => this.receive(envelope))));
     for (const record of this.agents.values()) {
       if (record.status === 'standby') continue;
       this.join(record);
@@ -444,21 +466,21 @@ class Run {
       { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries },
       { detector: settings.detector, scheduler },
     );
-    this.subscriptions.push(faults.subscribe(fault => this.onFault(fault)));
+    this.subscriptions.push(faults.subscribe(fault => this.serial(() => this.onFault(fault))));
     // Progress: one deadline per assignment, keyed `subtask#attempt`; silence means a hung agent.
     this.subscriptions.push(
       this.progress.pipe(heartbeatDeadline({ timeoutMs: settings.progressTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') this.onProgressTimeout(verdict.agentId);
+        if (verdict.type === 'suspected') this.serial(() => this.onProgressTimeout(verdict.agentId));
       }),
     );
     // Acknowledgement: one deadline per assignment until the agent's first progress.
     this.subscriptions.push(
       this.acks.pipe(heartbeatDeadline({ timeoutMs: settings.ackTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') this.onAckTimeout(verdict.agentId);
+        if (verdict.type === 'suspected') this.serial(() => this.onAckTimeout(verdict.agentId));
       }),
     );
     this.subscriptions.push(
-      this.votes.pipe(consensusWindow({ windowMs: settings.consensusWindowMs, voters: this.voters, scheduler })).subscribe(d => this.onVerdict(d)),
+      this.votes.pipe(consensusWindow({ windowMs: settings.consensusWindowMs, voters: this.voters, scheduler })).subscribe(d => this.serial(() => this.onVerdict(d))),
     );
     this.healer = new SelfHealingManager(this.actions(), { maxAttempts: settings.maxAttempts, scheduler });
     this.subscriptions.push(this.healer.events$.subscribe(event => this.emit(event)));
@@ -487,7 +509,7 @@ class Run {
             scheduler,
           }),
         )
-        .subscribe(change => this.switchTo(change.to as TopologyName, change)),
+        .subscribe(change => this.serial(() => this.switchTo(change.to as TopologyName, change))),
     );
   }
 
@@ -952,7 +974,7 @@ class Run {
     if (orphaned && this.orphanTimer === undefined) {
       this.orphanTimer = this.scheduler.schedule(() => {
         this.orphanTimer = undefined;
-        this.failOrphans();
+        this.serial(() => this.failOrphans());
       }, this.settings.orphanTimeoutMs);
     }
   }
