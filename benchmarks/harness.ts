@@ -44,11 +44,12 @@ export function retainedBytes(build: () => unknown): number {
   if (gc === undefined) throw new Error('run with node --expose-gc (npm run bench does)');
   gc();
   gc();
-  const before = process.memoryUsage().heapUsed;
+  const used = (): number => process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers; // typed-array state lives outside the JS heap
+  const before = used();
   const kept = build();
   gc();
   gc();
-  const after = process.memoryUsage().heapUsed;
+  const after = used();
   (globalThis as { __kept?: unknown }).__kept = kept; // keep it alive until measured
   (globalThis as { __kept?: unknown }).__kept = undefined;
   return after - before;

@@ -39,9 +39,10 @@ export interface VirtualSchedulerOptions {
 }
 
 /**
- * A `SchedulerLike` in virtual time, backed by a binary heap of timers: O(log n) to schedule,
- * re-schedule or cancel, where RxJS's `VirtualTimeScheduler` re-sorts its whole queue on every
- * schedule. Actions due at the same time run in the order they were scheduled.
+ * A `SchedulerLike` in virtual time, backed by a binary heap of timers (see `TimerQueue`: a heap of
+ * the distinct due times, each with its FIFO list of actions): O(log n) to schedule, re-schedule or
+ * cancel, where RxJS's `VirtualTimeScheduler` re-sorts its whole queue on every schedule. Actions
+ * due at the same time run in the order they were scheduled.
  *
  * Nothing runs until time is moved with `advanceBy`, `advanceTo` or `flush`. A delay that is negative
  * or NaN counts as 0; an infinite delay never comes due, so the action is not queued (as in RxJS's

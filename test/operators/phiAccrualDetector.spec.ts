@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { IntervalWindow, PhiAccrualDetector, type PhiAccrualDetectorOptions } from '../../operators/phiAccrualDetector.js';
+import { IntervalWindow, PhiAccrualDetector, PhiAccrualTable, PhiSettings, type PhiAccrualDetectorOptions } from '../../operators/phiAccrualDetector.js';
 import { phi } from '../../operators/phi.js';
 
 // Akka's spec builds its detector with no acceptable pause; so do these reference scenarios.
@@ -192,5 +192,110 @@ describe('PhiAccrualDetector — bootstrap and suspicionAt', () => {
   ])('rejects a bad %s with a RangeError naming it', (name, options) => {
     expect(() => new PhiAccrualDetector(options)).toThrow(RangeError);
     expect(() => new PhiAccrualDetector(options)).toThrow(name);
+  });
+});
+
+describe('PhiAccrualTable — many detectors, the same answers', () => {
+  it('matches PhiAccrualDetector exactly, beat by beat, across window growth, wrap-arounds, outages, reused slots and compactions', () => {
+    // Mostly beats within the learned rhythm, so windows fill, wrap and move in the pool; some
+    // outages (not sampled) and departures (slots reused, pool regions left to compaction).
+    const step = fc.oneof(
+      { weight: 12, arbitrary: fc.record({ kind: fc.constant('beat' as const), agent: fc.nat(2), gap: fc.oneof(fc.integer({ min: 0, max: 400 }), fc.double({ min: 0, max: 400, noNaN: true })) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('beat' as const), agent: fc.nat(2), gap: fc.integer({ min: 0, max: 20_000 }) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('leave' as const), agent: fc.nat(3), gap: fc.constant(0) }) },
+    );
+    const options = fc.record({
+      maxSampleSize: fc.integer({ min: 1, max: 50 }),
+      threshold: fc.oneof(fc.double({ min: 0.5, max: 12, noNaN: true }), fc.constant(8)),
+      minStdDeviationMs: fc.integer({ min: 1, max: 200 }),
+      acceptableHeartbeatPauseMs: fc.integer({ min: 0, max: 2000 }),
+      firstHeartbeatEstimateMs: fc.integer({ min: 1, max: 400 }),
+    });
+    fc.assert(
+      fc.property(options, fc.array(step, { minLength: 50, maxLength: 600, size: 'max' }), (opts, steps) => {
+        const settings = new PhiSettings(opts);
+        const table = new PhiAccrualTable(settings);
+        const agents = new Map<number, { slot: number; reference: PhiAccrualDetector }>();
+        // Collected and compared once: an expect per beat would dominate the run time.
+        const got: unknown[] = [];
+        const want: unknown[] = [];
+        let now = 0;
+        for (const s of steps) {
+          now += s.gap;
+          let agent = agents.get(s.agent);
+          if (s.kind === 'leave') {
+            if (agent !== undefined) table.release(agent.slot);
+            agents.delete(s.agent);
+            continue;
+          }
+          if (agent === undefined) {
+            const reference = new PhiAccrualDetector(settings);
+            reference.heartbeat(now);
+            agent = { slot: table.add(now), reference };
+            agents.set(s.agent, agent);
+          } else {
+            got.push(table.isAvailable(agent.slot, now));
+            want.push(agent.reference.isAvailable(now));
+            agent.reference.heartbeat(now);
+            table.heartbeat(agent.slot, now);
+          }
+          const { slot, reference } = agent;
+          got.push(table.suspicionLowerBound(slot), table.suspicionAt(slot), table.phi(slot, now + 100));
+          want.push(reference.suspicionLowerBound, reference.suspicionAt(), reference.phi(now + 100));
+        }
+        for (const { slot, reference } of agents.values()) {
+          got.push(table.suspicionAt(slot), table.phi(slot, now + 1000));
+          want.push(reference.suspicionAt(), reference.phi(now + 1000));
+        }
+        expect(got).toEqual(want);
+        expect(table.size).toBe(agents.size);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('keeps every window intact while agents of different ages grow, move and leave in the shared pool', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 20, max: 120 }),
+        fc.array(fc.record({ joinRound: fc.nat(60), skip: fc.nat(4), leaveRound: fc.option(fc.nat(150)) }), { minLength: 5, maxLength: 30 }),
+        (maxSampleSize, plans) => {
+          const settings = new PhiSettings({ maxSampleSize });
+          const table = new PhiAccrualTable(settings);
+          const agents = new Map<number, { slot: number; reference: PhiAccrualDetector }>();
+          const got: unknown[] = [];
+          const want: unknown[] = [];
+          for (let round = 0; round < 150; round++) {
+            plans.forEach((plan, i) => {
+              const now = round * 1000 + i;
+              const agent = agents.get(i);
+              if (plan.leaveRound === round && agent !== undefined) {
+                table.release(agent.slot);
+                agents.delete(i);
+                return;
+              }
+              if (round < plan.joinRound || (plan.skip > 0 && round % (plan.skip + 3) === 0)) return;
+              if (agent === undefined) {
+                if (plan.leaveRound !== null && round >= plan.leaveRound) return;
+                const reference = new PhiAccrualDetector(settings);
+                reference.heartbeat(now);
+                agents.set(i, { slot: table.add(now), reference });
+                return;
+              }
+              agent.reference.heartbeat(now);
+              table.heartbeat(agent.slot, now);
+              got.push(table.suspicionLowerBound(agent.slot));
+              want.push(agent.reference.suspicionLowerBound);
+            });
+          }
+          for (const { slot, reference } of agents.values()) {
+            got.push(table.suspicionAt(slot), table.phi(slot, 151_000));
+            want.push(reference.suspicionAt(), reference.phi(151_000));
+          }
+          expect(got).toEqual(want);
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });

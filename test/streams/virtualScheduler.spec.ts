@@ -649,62 +649,89 @@ class Model {
   }
 }
 
+/** Runs `commands` on a VirtualScheduler and on the model, comparing them after every command. */
+function agreesWithModel(commands: readonly Command[]): void {
+  const s = new VirtualScheduler();
+  const model = new Model();
+  const log: Array<[number, number]> = [];
+  const subscriptions: Subscription[] = [];
+
+  const create = (spec: Spec, delayMs: number): void => {
+    const id = subscriptions.length;
+    let left = spec.repeats;
+    subscriptions.push(
+      s.schedule(function () {
+        log.push([s.now(), id]);
+        if (spec.child !== null) create({ repeats: 0, period: 0, child: null }, spec.child);
+        if (left > 0) {
+          left--;
+          this.schedule(undefined, spec.period);
+        }
+      }, delayMs),
+    );
+  };
+
+  for (const c of commands) {
+    if (c.kind === 'schedule') {
+      const spec = { repeats: c.repeats, period: c.period, child: c.child };
+      create(spec, c.delay);
+      model.create({ ...spec }, c.delay);
+    } else if (c.kind === 'cancel') {
+      if (subscriptions.length === 0) continue;
+      const id = c.pick % subscriptions.length;
+      subscriptions[id]!.unsubscribe();
+      model.cancel(id);
+    } else if (c.kind === 'reschedule') {
+      if (subscriptions.length === 0) continue;
+      const id = c.pick % subscriptions.length;
+      (subscriptions[id] as unknown as SchedulerAction<undefined>).schedule(undefined, c.delay);
+      model.reschedule(id, c.delay);
+    } else {
+      const target = model.clock + c.ms;
+      s.advanceBy(c.ms);
+      model.runUntil(target);
+      model.clock = target;
+    }
+    expect(log).toEqual(model.log);
+    expect(s.now()).toBe(model.clock);
+    expect(s.pending).toBe(model.queue.length);
+  }
+  s.flush();
+  model.runUntil(Infinity);
+  expect(log).toEqual(model.log);
+  expect(s.now()).toBe(model.clock);
+  expect(s.pending).toBe(0);
+}
+
+/** Like `command`, but with many timers: fractional, shared and far-apart times (the queue hashes times). */
+const wideDelay = fc.oneof(
+  fc.integer({ min: 0, max: 30 }),
+  fc.double({ min: 0, max: 30, noNaN: true }),
+  fc.integer({ min: 0, max: 2 ** 40 }),
+  fc.constant(-0),
+);
+const wideCommand: fc.Arbitrary<Command> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('schedule' as const),
+      delay: wideDelay,
+      repeats: fc.integer({ min: 0, max: 3 }),
+      period: fc.integer({ min: -1, max: 10 }),
+      child: fc.option(fc.integer({ min: -1, max: 8 })),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('reschedule' as const), pick: fc.nat(), delay: wideDelay }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.oneof(fc.integer({ min: 0, max: 25 }), fc.double({ min: 0, max: 25, noNaN: true })) }) },
+);
+
 describe('VirtualScheduler property', () => {
   it('runs exactly the (time, id) sequence of a naive sorted-array model', () => {
-    fc.assert(
-      fc.property(fc.array(command, { maxLength: 60 }), commands => {
-        const s = new VirtualScheduler();
-        const model = new Model();
-        const log: Array<[number, number]> = [];
-        const subscriptions: Subscription[] = [];
+    fc.assert(fc.property(fc.array(command, { maxLength: 60 }), agreesWithModel), { numRuns: 200 });
+  });
 
-        const create = (spec: Spec, delayMs: number): void => {
-          const id = subscriptions.length;
-          let left = spec.repeats;
-          subscriptions.push(
-            s.schedule(function () {
-              log.push([s.now(), id]);
-              if (spec.child !== null) create({ repeats: 0, period: 0, child: null }, spec.child);
-              if (left > 0) {
-                left--;
-                this.schedule(undefined, spec.period);
-              }
-            }, delayMs),
-          );
-        };
-
-        for (const c of commands) {
-          if (c.kind === 'schedule') {
-            const spec = { repeats: c.repeats, period: c.period, child: c.child };
-            create(spec, c.delay);
-            model.create({ ...spec }, c.delay);
-          } else if (c.kind === 'cancel') {
-            if (subscriptions.length === 0) continue;
-            const id = c.pick % subscriptions.length;
-            subscriptions[id]!.unsubscribe();
-            model.cancel(id);
-          } else if (c.kind === 'reschedule') {
-            if (subscriptions.length === 0) continue;
-            const id = c.pick % subscriptions.length;
-            (subscriptions[id] as unknown as SchedulerAction<undefined>).schedule(undefined, c.delay);
-            model.reschedule(id, c.delay);
-          } else {
-            const target = model.clock + c.ms;
-            s.advanceBy(c.ms);
-            model.runUntil(target);
-            model.clock = target;
-          }
-          expect(log).toEqual(model.log);
-          expect(s.now()).toBe(model.clock);
-          expect(s.pending).toBe(model.queue.length);
-        }
-        s.flush();
-        model.runUntil(Infinity);
-        expect(log).toEqual(model.log);
-        expect(s.now()).toBe(model.clock);
-        expect(s.pending).toBe(0);
-      }),
-      { numRuns: 200 },
-    );
+  it('agrees with the model with many timers at fractional, shared and far-apart times', () => {
+    fc.assert(fc.property(fc.array(wideCommand, { minLength: 50, maxLength: 250, size: 'max' }), agreesWithModel), { numRuns: 60 });
   });
 });
