@@ -16,7 +16,7 @@ import {
   type Vote,
 } from '../operators/index.js';
 import { AgentHost } from '../streams/agentHost.js';
-import type { Envelope, Network } from '../streams/network.js';
+import type { Envelope, Network, RemoteMember } from '../streams/network.js';
 import { InMemoryNetwork } from '../streams/network.js';
 import type { AssignBody, HeartbeatBody, ProgressBody, ResultBody, VoteBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
@@ -296,8 +296,10 @@ type AgentStatus = 'live' | 'suspected' | 'down' | 'standby';
 interface AgentRecord {
   readonly id: string;
   readonly capabilities: readonly string[];
-  /** Its host, for its slots. */
+  /** Its host, for its slots; none for an agent in another process. */
   readonly host: AgentHost | undefined;
+  /** Slots of a remote agent (an in-process one's are its host's). */
+  readonly slots: number;
   status: AgentStatus;
   readonly inFlight: Set<string>;
   completed: number;
@@ -406,9 +408,7 @@ class Run {
     this.startByKind = Object.fromEntries(Object.entries(stats.byKind).map(([k, v]) => [k, v.sent]));
 
     for (const slot of settings.slots) {
-      const record: AgentRecord = { id: slot.agent.id, capabilities: slot.agent.capabilities, host: this.hosts.get(slot.agent.id), status: slot.standby ? 'standby' : 'live', inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0 };
-      this.agents.set(record.id, record);
-      this.agentList.push(record);
+      this.add(slot.agent.id, slot.agent.capabilities, this.hosts.get(slot.agent.id), 1, slot.standby ? 'standby' : 'live');
     }
     const live = this.liveProfiles();
     if (settings.topology === 'adaptive') {
@@ -430,6 +430,9 @@ class Run {
       if (record.status === 'standby') continue;
       this.join(record);
     }
+    // Agents in other processes: those connected now, and whoever connects while the run lasts.
+    const members = this.network.members$;
+    if (members !== undefined) this.subscriptions.push(members.subscribe(member => this.serial(() => this.admit(member))));
     if (Number.isFinite(settings.deadlineMs)) {
       this.subscriptions.push(this.scheduler.schedule(() => this.finish('task deadline reached'), Math.max(0, settings.deadlineMs - this.now())));
     }
@@ -445,6 +448,32 @@ class Run {
       this.targets.delete(id);
       this.hosts.get(id)?.crash(); // a run owns its hosts: nothing keeps beating after it
     }
+  }
+
+  private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
+    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0 };
+    this.agents.set(id, record);
+    this.agentList.push(record);
+    return record;
+  }
+
+  /**
+   * A remote agent the network admitted. A new one joins the layout and gets work; one already
+   * known (a reconnect) changes nothing here: its beats say whether it is back. An id held by an
+   * in-process agent is refused.
+   */
+  private admit(member: RemoteMember): void {
+    const known = this.agents.get(member.agentId);
+    if (known !== undefined) {
+      if (known.host !== undefined) this.emit({ type: 'agent.refused', at: this.now(), agentId: member.agentId, reason: 'the id belongs to an in-process agent' });
+      return;
+    }
+    if (member.agentId === COORDINATOR) return;
+    const record = this.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
+    this.version++;
+    this.join(record);
+    this.layout = this.layout.with(this.profile(record));
+    if (this.done < this.subtasks.size) this.dispatch();
   }
 
   /**
@@ -613,6 +642,11 @@ class Run {
     const record = this.agents.get(agentId);
     if (record === undefined) return;
     if (incarnation !== record.incarnation) {
+      // A new process forgot what the old one was running: that work gets new attempts now.
+      if (record.incarnation !== 0 && record.inFlight.size > 0) {
+        this.reassign(record, 'agent restarted');
+        this.dispatch();
+      }
       // Also the first real beat: it replaces the primer the detector was given at join.
       record.incarnation = incarnation;
       this.heartbeats.next({ agentId, status: 'leaving' });
@@ -807,7 +841,7 @@ class Run {
         return;
       }
       case 'result':
-        return this.onResult(envelope.body as ResultBody);
+        return this.onResult(envelope.body as ResultBody, envelope.from);
       case 'progress': {
         const body = envelope.body as ProgressBody;
         const state = this.subtasks.get(body.subtaskId);
@@ -826,15 +860,24 @@ class Run {
     }
   }
 
-  private onResult(body: ResultBody): void {
+  /**
+   * A result, accepted only for the current attempt of the agent it names, and only from the node
+   * its reply path ends with (the agent, or its first relay): an agent cannot report for another.
+   */
+  private onResult(body: ResultBody, from: string): void {
     const state = this.subtasks.get(body.subtaskId);
-    if (state === undefined) return;
-    if (state.status !== 'assigned' || state.attempt !== body.attempt || state.agentId !== body.agentId) {
-      this.stale++;
-      this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: state.status === 'done' ? 'already completed' : 'superseded attempt' });
+    if (state === undefined) {
+      this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `unknown subtask (from ${from})` });
       return;
     }
-    const record = this.agents.get(state.agentId);
+    const current = state.status === 'assigned' && state.attempt === body.attempt && state.agentId === body.agentId;
+    if (!current || from !== (state.route[0] ?? state.agentId)) {
+      this.stale++;
+      const reason = !current ? (state.status === 'done' ? 'already completed' : 'superseded attempt') : `sent by ${from}, not by ${state.agentId} or its relay`;
+      this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason });
+      return;
+    }
+    const record = this.agents.get(body.agentId);
     record?.inFlight.delete(state.subtask.id);
     this.version++;
     if (!state.acked) this.acknowledge(state);
@@ -999,7 +1042,7 @@ class Run {
   }
 
   private slotsOf(record: AgentRecord): number {
-    return record.host?.slots ?? 1;
+    return record.host?.slots ?? record.slots;
   }
 
   private failOrphans(): void {

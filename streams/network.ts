@@ -59,6 +59,21 @@ export interface Network<E extends Envelope = Envelope> {
   send(message: Outgoing<E>): void;
   /** A snapshot of the counters (a fresh object per read). */
   readonly stats: NetworkStats;
+  /**
+   * Agents that live outside this process, as the transport admits them (a transport for remote
+   * agents has it; the in-memory network does not): on subscription those connected now, then
+   * every new connection — a reconnect included. Departures are not announced here: an agent
+   * leaves with a `leaving` heartbeat, and silence is for the failure detector to judge.
+   */
+  readonly members$?: Observable<RemoteMember>;
+}
+
+/** An agent in another process, as its transport admitted it. */
+export interface RemoteMember {
+  readonly agentId: string;
+  readonly capabilities: readonly string[];
+  /** Subtasks it runs at once. */
+  readonly slots: number;
 }
 
 /** Per-message delay: uniform in `[meanMs − jitterMs, meanMs + jitterMs]`, below 0 counts as 0. */

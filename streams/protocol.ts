@@ -1,4 +1,4 @@
-import type { Subtask } from './task.js';
+import type { Subtask, Task } from './task.js';
 
 /**
  * Bodies of the messages the engine and its agents exchange, by envelope `kind`. Every message may
@@ -58,6 +58,28 @@ export interface VoteBody {
   readonly accept: boolean;
 }
 
+/**
+ * Task submission to a coordinator service (`rxswarm run` → `rxswarm serve`): a client sends its
+ * task to the service's `tasks` node, which answers with `event`s while the task runs and one
+ * `outcome` at the end.
+ */
+export interface SubmitBody {
+  readonly task: Task;
+}
+
+/** One coordination event of a submitted task (a `CoordinationEvent`), for the submitter's live view. */
+export interface EventBody {
+  readonly taskId: string;
+  readonly event: { readonly type: string; readonly at: number } & Record<string, unknown>;
+}
+
+/** The end of a submitted task: its `CoordinationResult`, or why it could not run. */
+export interface OutcomeBody {
+  readonly taskId: string;
+  readonly result?: unknown;
+  readonly error?: string;
+}
+
 export interface MessageBodies {
   assign: AssignBody;
   result: ResultBody;
@@ -67,6 +89,9 @@ export interface MessageBodies {
   'vote-request': VoteRequestBody;
   vote: VoteBody;
   token: Routed;
+  submit: SubmitBody;
+  event: EventBody;
+  outcome: OutcomeBody;
 }
 
 export type MessageKind = keyof MessageBodies;

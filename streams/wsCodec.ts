@@ -70,6 +70,10 @@ export interface HelloMessage {
   readonly agentId: string;
   readonly capabilities: readonly string[];
   readonly token: string;
+  /** `agent` (default) runs subtasks; `client` only submits tasks and is never given work. */
+  readonly role?: 'agent' | 'client';
+  /** Subtasks the agent runs at once (default 1). */
+  readonly slots?: number;
 }
 
 export interface JoinMessage {
@@ -124,6 +128,7 @@ const int = z.number().int();
 const finite = z.number().finite();
 const routed = { via: ids };
 
+const level = z.enum(['low', 'medium', 'high']);
 const subtask = z.object({
   id,
   payload: z.unknown().optional(),
@@ -148,6 +153,16 @@ const bodies: Record<WireKind, z.ZodType> = {
   'vote-request': z.object({ proposalId: id, suspect: id }),
   vote: z.object({ proposalId: id, accept: z.boolean() }),
   token: z.object(routed),
+  submit: z.object({
+    task: z.object({
+      id,
+      subtasks: z.array(subtask),
+      complexity: level.optional(),
+      coordinationIntensity: level.optional(),
+    }),
+  }),
+  event: z.object({ taskId: id, event: z.looseObject({ type: z.string(), at: finite }) }),
+  outcome: z.object({ taskId: id, result: z.unknown().optional(), error: z.string().optional() }),
   election: z.object({ failed: id }),
   promotion: z.object({ failed: id }),
   splice: z.object({ failed: id }),
@@ -159,7 +174,15 @@ const KINDS = new Set<string>(Object.keys(bodies));
 const envelope = z.object({ v: z.literal(1), type: z.literal('envelope'), from: id, to: id, kind: id, body: z.unknown() });
 
 const schemas: Record<Exclude<WireType, 'envelope'>, z.ZodType> = {
-  hello: z.object({ v: z.literal(1), type: z.literal('hello'), agentId: id, capabilities: ids, token: z.string().max(4096) }),
+  hello: z.object({
+    v: z.literal(1),
+    type: z.literal('hello'),
+    agentId: id,
+    capabilities: ids,
+    token: z.string().max(4096),
+    role: z.enum(['agent', 'client']).optional(),
+    slots: int.min(1).max(1024).optional(),
+  }),
   join: z.object({ v: z.literal(1), type: z.literal('join'), agentId: id, capabilities: ids }),
   leave: z.object({ v: z.literal(1), type: z.literal('leave'), reason: z.string().max(1024).optional() }),
   error: z.object({ v: z.literal(1), type: z.literal('error'), code: int, error: z.string() }),

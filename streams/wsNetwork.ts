@@ -1,12 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Observable, Subject, asyncScheduler, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
+import { Observable, Subject, asyncScheduler, concat, defer, filter, from, map, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { requireInteger, requireNumber, requireInRange, requireScheduler } from '../operators/internal/validate.js';
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
-import type { DropReason, KindStats, Network, NetworkStats } from './network.js';
-import { DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
+import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
+import { DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
 
 // Wall-clock time and timers are allowed here: this is a real transport, at the edge of the system
 // (the architecture test exempts streams/ws*.ts). Message stamps still come from the scheduler.
@@ -130,20 +130,40 @@ export interface WsServerNetworkOptions {
 }
 
 export type WsServerEvent =
-  | { readonly type: 'connected'; readonly agentId: string; readonly capabilities: readonly string[]; readonly remote: string; readonly replaced: boolean }
+  | {
+      readonly type: 'connected';
+      readonly agentId: string;
+      readonly role: ConnectionRole;
+      readonly capabilities: readonly string[];
+      readonly slots: number;
+      readonly remote: string;
+      readonly replaced: boolean;
+    }
   | { readonly type: 'disconnected'; readonly agentId: string; readonly code: number; readonly reason: string }
   /** A refused frame or connection; `code` is the close code sent (4003: the frame only). */
   | { readonly type: 'rejected'; readonly agentId: string | undefined; readonly remote: string; readonly code: number; readonly error: string };
 
+/** `agent`: a member that runs subtasks; `client`: submits tasks (`rxswarm run`), never given work. */
+export type ConnectionRole = 'agent' | 'client';
+
 export interface RemoteAgent {
   readonly agentId: string;
+  readonly role: ConnectionRole;
   readonly capabilities: readonly string[];
+  readonly slots: number;
   readonly remote: string;
 }
 
+/** What a client connection may send: a task to the service, nothing that steers agents. */
+const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit']);
+/** What only the server's side sends: an agent sending these is refused. */
+const SERVICE_KINDS: ReadonlySet<string> = new Set(['submit', 'event', 'outcome']);
+
 class Connection {
   agentId: string | undefined;
+  role: ConnectionRole = 'agent';
   capabilities: readonly string[] = [];
+  slots = 1;
   closing = false;
   helloTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -297,8 +317,21 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   /** The agents connected now, by id. */
   get remoteAgents(): ReadonlyMap<string, RemoteAgent> {
     const out = new Map<string, RemoteAgent>();
-    for (const [agentId, c] of this.connections) out.set(agentId, { agentId, capabilities: c.capabilities, remote: c.remote });
+    for (const [agentId, c] of this.connections) out.set(agentId, { agentId, role: c.role, capabilities: c.capabilities, slots: c.slots, remote: c.remote });
     return out;
+  }
+
+  /** Connected agents (not clients) now, then each one that connects: what a coordinator admits. */
+  get members$(): Observable<RemoteMember> {
+    return defer(() => {
+      const now: RemoteMember[] = [];
+      for (const [agentId, c] of this.connections) if (c.role === 'agent') now.push({ agentId, capabilities: c.capabilities, slots: c.slots });
+      const joining = this.events.pipe(
+        filter((e): e is Extract<WsServerEvent, { type: 'connected' }> => e.type === 'connected' && e.role === 'agent'),
+        map(({ agentId, capabilities, slots }): RemoteMember => ({ agentId, capabilities, slots })),
+      );
+      return concat(from(now), joining);
+    });
   }
 
   get stats(): WsNetworkStats {
@@ -468,7 +501,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     switch (message.type) {
       case 'hello':
         if (connection.agentId !== undefined) return this.refuse(connection, WS_CLOSE.policyViolation, `already joined as ${JSON.stringify(connection.agentId)}`);
-        return this.hello(connection, message.agentId, message.capabilities, message.token);
+        return this.hello(connection, message);
       case 'envelope': {
         const { agentId } = connection;
         if (agentId === undefined) return this.refuse(connection, WS_CLOSE.unauthenticated, 'send hello with the token before any envelope');
@@ -480,6 +513,9 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
           this.emit({ type: 'rejected', agentId, remote: connection.remote, code: WS_CLOSE.forgedSender, error });
           return;
         }
+        if (connection.role === 'client' ? !CLIENT_KINDS.has(message.kind) : SERVICE_KINDS.has(message.kind)) {
+          return this.refuse(connection, WS_CLOSE.policyViolation, `a${connection.role === 'agent' ? 'n agent' : ' client'} may not send ${message.kind} envelopes`);
+        }
         this.counters.received++;
         return this.route(message.from, message.to, message.kind, message.body);
       }
@@ -490,7 +526,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
   }
 
-  private hello(connection: Connection, agentId: string, capabilities: readonly string[], token: string): void {
+  private hello(connection: Connection, { agentId, capabilities, token, role = 'agent', slots = 1 }: HelloMessage): void {
     if (!tokensMatch(this.token, token)) return this.refuse(connection, WS_CLOSE.unauthenticated, 'invalid token');
     if (this.members.has(agentId)) {
       return this.refuse(connection, WS_CLOSE.policyViolation, `id ${JSON.stringify(agentId)} belongs to a node of the server's process`);
@@ -504,11 +540,13 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       this.emit({ type: 'disconnected', agentId, code: WS_CLOSE.replaced, reason: 'replaced' });
     }
     connection.agentId = agentId;
+    connection.role = role;
     connection.capabilities = capabilities;
+    connection.slots = slots;
     this.connections.set(agentId, connection);
     this.known.add(agentId);
     this.reply(connection, { v: 1, type: 'join', agentId, capabilities });
-    this.emit({ type: 'connected', agentId, capabilities, remote: connection.remote, replaced: previous !== undefined });
+    this.emit({ type: 'connected', agentId, role, capabilities, slots, remote: connection.remote, replaced: previous !== undefined });
   }
 
   /** Routes an envelope that came from a socket (already checked). */
@@ -568,6 +606,10 @@ export interface WsClientNetworkOptions {
   readonly agentId: string;
   readonly token: string;
   readonly capabilities?: readonly string[];
+  /** `agent` (default): a member given subtasks; `client`: submits tasks only. */
+  readonly role?: ConnectionRole;
+  /** Subtasks the agent runs at once, told to the coordinator in the hello. Default 1. */
+  readonly slots?: number;
   /** Stamps `sentAt` of arriving envelopes. Default `asyncScheduler`. */
   readonly scheduler?: SchedulerLike;
   /** Largest frame accepted from the server. Default 1 MiB. */
@@ -629,6 +671,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly url: string;
   private readonly token: string;
   private readonly capabilities: readonly string[];
+  private readonly role: ConnectionRole;
+  private readonly slots: number;
   private readonly maxPayload: number;
   private readonly initialDelayMs: number;
   private readonly factor: number;
@@ -647,12 +691,28 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private attempts = 0;
   private connects = 0;
 
-  constructor({ url, agentId, token, capabilities = [], scheduler = asyncScheduler, maxPayload = DEFAULT_MAX_BYTES, reconnect = {}, random = Math.random, log = () => undefined }: WsClientNetworkOptions) {
+  constructor({
+    url,
+    agentId,
+    token,
+    capabilities = [],
+    role = 'agent',
+    slots = 1,
+    scheduler = asyncScheduler,
+    maxPayload = DEFAULT_MAX_BYTES,
+    reconnect = {},
+    random = Math.random,
+    log = () => undefined,
+  }: WsClientNetworkOptions) {
     if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) throw new RangeError(`url must be ws://host:port or wss://…, got ${String(url)}`);
     this.agentId = requireId('agentId', agentId);
     if (typeof token !== 'string') throw new RangeError('token must be a string');
     if (!Array.isArray(capabilities)) throw new RangeError(`capabilities must be an array of strings, got ${String(capabilities)}`);
     capabilities.forEach((c, i) => requireId(`capabilities[${i}]`, c));
+    if (role !== 'agent' && role !== 'client') throw new RangeError(`role must be 'agent' or 'client', got ${String(role)}`);
+    this.role = role;
+    this.slots = requireInteger('slots', slots, 1);
+    requireInRange('slots', slots, 1, 1024);
     const { initialDelayMs = 100, factor = 2, maxDelayMs = 5000, jitter = 0.5, maxAttempts = Infinity } = reconnect;
     this.scheduler = requireScheduler(scheduler);
     this.maxPayload = requireInteger('maxPayload', maxPayload, 64);
@@ -762,7 +822,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     this.stateValue = 'connecting';
     const socket = new WebSocket(this.url, { maxPayload: this.maxPayload, perMessageDeflate: false });
     this.socket = socket;
-    socket.on('open', () => socket.send(encode({ v: 1, type: 'hello', agentId: this.agentId, capabilities: this.capabilities, token: this.token })));
+    socket.on('open', () => socket.send(encode({ v: 1, type: 'hello', agentId: this.agentId, capabilities: this.capabilities, token: this.token, role: this.role, slots: this.slots })));
     socket.on('message', (data, isBinary) => {
       if (this.socket === socket) this.onFrame(data, isBinary);
     });

@@ -1,7 +1,9 @@
-import { timer, map } from 'rxjs';
+import { Subject, timer, map } from 'rxjs';
 import { createCoordinator, type AgentSlot } from '../../src/coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
-import { InMemoryNetwork } from '../../streams/network.js';
+import { AgentHost } from '../../streams/agentHost.js';
+import { InMemoryNetwork, type Network, type RemoteMember } from '../../streams/network.js';
+import { createRandom } from '../../streams/random.js';
 import type { InProcessAgent, Subtask } from '../../streams/task.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
 import type { TopologyName } from '../../src/topology.js';
@@ -252,6 +254,120 @@ describe('createCoordinator', () => {
       const coordinator = createCoordinator({ agents: team(scheduler, 1), scheduler });
       expect(() => coordinator.switchProtocol(to as TopologyName)).toThrow(RangeError);
       expect(() => coordinator.switchProtocol(to as TopologyName)).toThrow(/to must be one of/);
+    });
+  });
+
+  describe('agents in other processes (a network with members$)', () => {
+    /**
+     * Remote agents stand in as AgentHosts on the same in-memory network that the coordinator does
+     * not host: it learns of them only from `members$`, as it does from a WebSocket server.
+     */
+    function remoteSetup(ids: readonly string[]) {
+      const scheduler = new VirtualScheduler();
+      const inner = new InMemoryNetwork({ scheduler });
+      const members = new Subject<RemoteMember>();
+      const network: Network = { scheduler, join: id => inner.join(id), send: m => inner.send(m), get stats() { return inner.stats; }, members$: members };
+      const hosts = new Map(
+        ids.map((id, i) => [
+          id,
+          new AgentHost(worker(id, scheduler, 100), { network, coordinatorId: 'coordinator', heartbeatIntervalMs: 1000, heartbeatJitterMs: 100, random: createRandom(i) }),
+        ]),
+      );
+      const coordinator = createCoordinator({ agents: [], network, topology: 'star', scheduler, seed: 3 });
+      const connect = (id: string): void => {
+        hosts.get(id)?.start();
+        members.next({ agentId: id, capabilities: [], slots: 1 });
+      };
+      return { scheduler, network, inner, hosts, coordinator, connect };
+    }
+
+    it('admits agents as they connect, also mid-run, and finishes every subtask on them', () => {
+      const { scheduler, coordinator, connect } = remoteSetup(['r-0', 'r-1', 'r-2']);
+      const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(30) }, at => {
+        if (at === 0) connect('r-0');
+        if (at === 500) connect('r-1');
+        if (at === 800) connect('r-2');
+      });
+      expect(result.success).toBe(true);
+      expect(Object.keys(result.results)).toHaveLength(30);
+      expect(events.filter(e => e.type === 'agent.joined').map(e => (e as { agentId: string }).agentId)).toEqual(['r-0', 'r-1', 'r-2']);
+      const by = new Set(events.filter(e => e.type === 'subtask.completed').map(e => (e as { agentId: string }).agentId));
+      expect(by).toEqual(new Set(['r-0', 'r-1', 'r-2']));
+    });
+
+    it('a reconnect under a known id changes nothing; a remote agent that goes silent is detected and its work moves', () => {
+      const { scheduler, coordinator, hosts, connect } = remoteSetup(['r-0', 'r-1']);
+      const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(40) }, at => {
+        if (at === 0) {
+          connect('r-0');
+          connect('r-1');
+        }
+        if (at === 1000) connect('r-1'); // a reconnect: announced again
+        if (at === 1500) hosts.get('r-0')?.crash(); // SIGKILL
+      });
+      expect(result.success).toBe(true);
+      expect(count(events, 'agent.joined')).toBe(2);
+      expect(events.some(e => e.type === 'agent.down' && e.agentId === 'r-0')).toBe(true);
+      const completions = events.filter(e => e.type === 'subtask.completed').map(e => (e as { subtaskId: string }).subtaskId);
+      expect(new Set(completions).size).toBe(40);
+      expect(completions).toHaveLength(40);
+    });
+
+    it('reassigns at once what a restarted remote process was running (a new incarnation forgot it)', () => {
+      const { scheduler, coordinator, hosts, connect } = remoteSetup(['r-0', 'r-1']);
+      const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(20) }, at => {
+        if (at === 0) {
+          connect('r-0');
+          connect('r-1');
+        }
+        if (at === 300) hosts.get('r-0')?.restart();
+      });
+      expect(result.success).toBe(true);
+      const requeued = events.filter(e => e.type === 'subtask.requeued' && e.reason.includes('agent restarted'));
+      expect(requeued.length).toBeGreaterThan(0);
+      expect(requeued.every(e => e.at < 300 + 30_000)).toBe(true); // well before a progress timeout
+    });
+
+    it('refuses a remote agent whose id belongs to an in-process agent', () => {
+      const scheduler = new VirtualScheduler();
+      const inner = new InMemoryNetwork({ scheduler });
+      const network: Network = {
+        scheduler,
+        join: id => inner.join(id),
+        send: m => inner.send(m),
+        get stats() {
+          return inner.stats;
+        },
+        members$: timer(10, scheduler).pipe(map((): RemoteMember => ({ agentId: 'agent-0', capabilities: [], slots: 4 }))),
+      };
+      const coordinator = createCoordinator({ agents: team(scheduler, 2), network, topology: 'star', scheduler });
+      const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(5) });
+      expect(result.success).toBe(true);
+      expect(events).toContainEqual(expect.objectContaining({ type: 'agent.refused', agentId: 'agent-0' }));
+    });
+
+    it('rejects a result that names the assignee but comes from another node, and still finishes', () => {
+      const { scheduler, coordinator, inner, connect } = remoteSetup(['r-0']);
+      const rogue: string[] = [];
+      inner.join('rogue').subscribe();
+      const events: CoordinationEvent[] = [];
+      let result: CoordinationResult | undefined;
+      coordinator.events$.subscribe(e => {
+        if (e.type === 'subtask.assigned' && rogue.length === 0) {
+          rogue.push(e.subtaskId);
+          inner.send({ from: 'rogue', to: 'coordinator', kind: 'result', body: { subtaskId: e.subtaskId, attempt: e.attempt, agentId: e.agentId, ok: true, value: 'forged', via: [] } });
+        }
+      });
+      coordinator.run$({ id: 't', subtasks: subtasks(3) }).subscribe(e => {
+        events.push(e);
+        if (e.type === 'task.completed') result = e.result;
+      });
+      connect('r-0');
+      scheduler.advanceBy(60_000);
+      expect(result?.success).toBe(true);
+      expect(result?.results[rogue[0] as string]).not.toBe('forged');
+      expect(events).toContainEqual(expect.objectContaining({ type: 'subtask.rejected', subtaskId: rogue[0], reason: expect.stringMatching(/sent by rogue/) }));
+      expect(result?.metrics.staleResultsRejected).toBe(1);
     });
   });
 });

@@ -360,24 +360,11 @@ describe('WsClientNetwork: reconnect', () => {
 
 describe('end to end over real sockets', () => {
   /**
-   * A coordinator on a WsServerNetwork and remote AgentHosts, each on its own WsClientNetwork.
-   * The coordinator does not know remote agents yet (issue 4): it hosts stand-ins it cannot reach —
-   * their inboxes never receive and their beats are discarded — while the real agents come over
-   * the wire under the same ids.
+   * A coordinator on a WsServerNetwork with no agents of its own, and remote AgentHosts, each on its
+   * own WsClientNetwork: the coordinator admits them from the server's `members$`.
    */
   async function cluster(ids: readonly string[], handle: (agentId: string, subtask: Subtask) => Promise<unknown>) {
     const { server } = await serve();
-    const network: Network = {
-      scheduler: server.scheduler,
-      join: id => (id === 'coordinator' ? server.join(id) : NEVER),
-      send: message => {
-        if (message.kind === 'heartbeat' && message.from !== 'coordinator') return;
-        server.send(message);
-      },
-      get stats() {
-        return server.stats;
-      },
-    };
     const connected = firstValueFrom(server.events$.pipe(filter(e => e.type === 'connected'), take(ids.length), toArray(), timeout(WAIT_MS)));
     const clients = new Map<string, ReturnType<typeof client>>();
     for (const [i, id] of ids.entries()) {
@@ -392,9 +379,9 @@ describe('end to end over real sockets', () => {
     }
     await connected;
     const coordinator = createCoordinator({
-      agents: ids.map(id => ({ id, capabilities: ['work'], handle: () => Promise.reject(new Error('runs remotely')) })),
+      agents: [],
       topology: 'star',
-      network,
+      network: server,
       scheduler: asyncScheduler,
       heartbeat: { intervalMs: 100, jitterMs: 20 },
       ackTimeoutMs: 2000,
