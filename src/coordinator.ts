@@ -133,11 +133,15 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const runTargets = new Map<string, () => readonly string[]>();
   // Runs in progress, for switchProtocol.
   const active = new Set<Run>();
+  // Attempt tokens of a run start above every earlier run's: a late result or assignment of an
+  // earlier task (same subtask ids, e.g. a service running one task after another) is never current.
+  let nextAttempt = 1;
 
   const run$ = (task: Task): Observable<CoordinationEvent> => {
     validateTask(task); // bad input fails here, before anything starts
     return new Observable<CoordinationEvent>(subscriber => {
-      const run = new Run(task, settings, network, hosts, runTargets, event => {
+      const run = new Run(task, settings, network, hosts, runTargets, nextAttempt, event => {
+        if (event.type === 'task.completed') nextAttempt = Math.max(nextAttempt, run.lastAttempt + 1);
         events$.next(event);
         subscriber.next(event);
         if (event.type === 'task.completed') subscriber.complete();
@@ -356,6 +360,8 @@ class Run {
   private busy = false;
   private readonly later: Array<() => void> = [];
   private proposals = 0;
+  /** The highest attempt token handed out. */
+  lastAttempt: number;
 
   constructor(
     private readonly task: Task,
@@ -363,11 +369,13 @@ class Run {
     private readonly network: Network,
     private readonly hosts: Map<string, AgentHost>,
     private readonly targets: Map<string, () => readonly string[]>,
+    firstAttempt: number,
     private readonly emit: (event: CoordinationEvent) => void,
   ) {
     this.scheduler = settings.scheduler;
+    this.lastAttempt = firstAttempt - 1;
     task.subtasks.forEach((subtask, index) => {
-      const state: SubtaskState = { subtask, index, status: 'queued', protocol: 'star', attempt: 0, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0 };
+      const state: SubtaskState = { subtask, index, status: 'queued', protocol: 'star', attempt: firstAttempt - 1, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0 };
       this.subtasks.set(subtask.id, state);
       this.queue.push(state);
     });
@@ -1062,6 +1070,7 @@ class Run {
     const replyPath = [...[...route].reverse(), COORDINATOR];
     state.status = 'assigned';
     state.attempt++;
+    if (state.attempt > this.lastAttempt) this.lastAttempt = state.attempt;
     state.agentId = record.id;
     state.assignedAt = this.now();
     state.hops = path.length;

@@ -1,4 +1,4 @@
-import { Subject, timer, map } from 'rxjs';
+import { Subject, concat, defer, from, map, timer } from 'rxjs';
 import { createCoordinator, type AgentSlot } from '../../src/coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 import { AgentHost } from '../../streams/agentHost.js';
@@ -45,7 +45,8 @@ function runToEnd(
     events.push(e);
     if (e.type === 'task.completed') result = e.result;
   });
-  for (let t = 0; result === undefined && t < 3_600_000; t += 100) {
+  const start = scheduler.now();
+  for (let t = start; result === undefined && t < start + 3_600_000; t += 100) {
     during?.(t);
     scheduler.advanceTo(t);
   }
@@ -265,8 +266,11 @@ describe('createCoordinator', () => {
     function remoteSetup(ids: readonly string[]) {
       const scheduler = new VirtualScheduler();
       const inner = new InMemoryNetwork({ scheduler });
+      // As a server's: those connected now, then each new connection.
+      const connected = new Map<string, RemoteMember>();
       const members = new Subject<RemoteMember>();
-      const network: Network = { scheduler, join: id => inner.join(id), send: m => inner.send(m), get stats() { return inner.stats; }, members$: members };
+      const members$ = defer(() => concat(from([...connected.values()]), members));
+      const network: Network = { scheduler, join: id => inner.join(id), send: m => inner.send(m), get stats() { return inner.stats; }, members$ };
       const hosts = new Map(
         ids.map((id, i) => [
           id,
@@ -276,6 +280,7 @@ describe('createCoordinator', () => {
       const coordinator = createCoordinator({ agents: [], network, topology: 'star', scheduler, seed: 3 });
       const connect = (id: string): void => {
         hosts.get(id)?.start();
+        connected.set(id, { agentId: id, capabilities: [], slots: 1 });
         members.next({ agentId: id, capabilities: [], slots: 1 });
       };
       return { scheduler, network, inner, hosts, coordinator, connect };
@@ -326,6 +331,19 @@ describe('createCoordinator', () => {
       const requeued = events.filter(e => e.type === 'subtask.requeued' && e.reason.includes('agent restarted'));
       expect(requeued.length).toBeGreaterThan(0);
       expect(requeued.every(e => e.at < 300 + 30_000)).toBe(true); // well before a progress timeout
+    });
+
+    it('runs one task after another on the same agents: attempts of the second task start above the first task', () => {
+      const { scheduler, coordinator, connect } = remoteSetup(['r-0', 'r-1']);
+      connect('r-0');
+      connect('r-1');
+      const first = runToEnd(scheduler, coordinator, { id: 't-1', subtasks: subtasks(10) });
+      const second = runToEnd(scheduler, coordinator, { id: 't-2', subtasks: subtasks(10) }); // the same subtask ids
+      expect(first.result.failed).toEqual({});
+      expect(second.result.failed).toEqual({});
+      const attempts = (events: CoordinationEvent[]): number[] => events.flatMap(e => (e.type === 'subtask.assigned' ? [e.attempt] : []));
+      expect(Math.min(...attempts(second.events))).toBeGreaterThan(Math.max(...attempts(first.events)));
+      expect(Object.keys(second.result.results)).toHaveLength(10);
     });
 
     it('refuses a remote agent whose id belongs to an in-process agent', () => {
