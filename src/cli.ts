@@ -1,147 +1,93 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseFaultSpec } from '../streams/faultSpec.js';
+import type { Task } from '../streams/task.js';
+import { validateTask } from './coordinator.js';
 import { runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
-import type { CoordinationEvent, CoordinationResult } from './events.js';
+import type { CoordinationResult } from './events.js';
+import { LiveView, describeEvent, reportLines } from './liveView.js';
+import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
+import { Service } from './service.js';
 import { simulate, type SimulationReport } from './simulate.js';
 import { TOPOLOGY_NAMES, type TopologyName } from './topology.js';
 
-const usage = `usage: rxswarm <command> [options]
+/** Exit codes of the contract. */
+const EXIT = { ok: 0, taskFailed: 1, usage: 2 } as const;
 
-commands
-  demo       [--agents 12] [--subtasks 300] [--seed N]
-             the main job: in-process agents on the embedded network, the adaptive protocol,
-             a crash, a hang, a slowdown and a partition injected while it runs; a live view
-             and a final report
-  simulate   [--topology T] [--agents N] [--subtasks N] [--hours H] [--seed N] [--faults SPEC] [--json]
-             a whole coordination in virtual time; T is ${[...TOPOLOGY_NAMES, 'adaptive'].join(', ')}
-             SPEC e.g. crash:agent-1@5s,hang:agent-2@8s,slow:agent-3@1sx4,partition:agent-4@3s-9s
-  detectors  [--agents N] [--minutes M]
-             phiAccrual and heartbeatDeadline side by side on simulated heartbeats
-
-exit codes: 0 success, 1 the task failed, 2 bad usage`;
-
+/** Bad usage or an unreachable service: exit 2 with the message. */
 class UsageError extends Error {}
 
-function integer(name: string, text: string | undefined, min: number, max: number): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got ${text}`);
-  return value;
-}
-
-const paint = (code: number, text: string): string => (process.stdout.isTTY ? `\x1b[${code}m${text}\x1b[0m` : text);
-
-/** One readable line for the events a person watching wants to see; undefined for the rest. */
-function describe(e: CoordinationEvent, originMs: number): string | undefined {
-  const at = `${((e.at - originMs) / 1000).toFixed(2).padStart(7)}s`;
-  switch (e.type) {
-    case 'protocol.selected':
-      return `${at}  protocol  ${e.protocol} (${e.reason})`;
-    case 'protocol.switched':
-      return `${at}  ${paint(36, 'switch')}    ${e.switch.from} → ${e.switch.to}: ${e.switch.reason}; ${e.inFlight} in flight handed over`;
-    case 'protocol.repaired':
-      return `${at}  repair    ${e.repair}`;
-    case 'agent.suspected':
-      return `${at}  ${paint(33, 'suspect')}   ${e.agentId}: ${e.detail}`;
-    case 'agent.down':
-      return `${at}  ${paint(31, 'down')}      ${e.agentId}: ${e.reason}`;
-    case 'agent.recovered':
-      return `${at}  ${paint(32, 'back')}      ${e.agentId}`;
-    case 'fault.detected':
-      return `${at}  ${paint(31, 'fault')}     ${e.kind} (${e.severity})${e.agentId ? ` ${e.agentId}` : ''}: ${e.detail}`;
-    case 'healing.succeeded':
-    case 'healing.failed':
-      return `${at}  ${paint(e.type === 'healing.succeeded' ? 32 : 33, 'heal')}      ${e.strategy} → ${e.ok ? 'ok' : 'no'}: ${e.detail}`;
-    case 'consensus.decided':
-      return `${at}  consensus ${e.proposalId}: ${e.outcome} (${e.yes} yes, ${e.no} no)`;
-    default:
-      return undefined;
-  }
-}
-
-function printResult(result: CoordinationResult): void {
-  const m = result.metrics;
-  console.log(`\n${result.success ? paint(32, 'done') : paint(31, 'failed')}: ${m.completed} of ${m.subtasks} subtasks completed, ${m.failed} failed, in ${(m.durationMs / 1000).toFixed(2)} s`);
-  console.log(`protocol at the end: ${result.protocol}; switches: ${result.switches.map(s => `${s.from}→${s.to}`).join(', ') || 'none'}`);
-  console.log(`assignments: ${m.assignments} (reruns: ${m.assignments - m.subtasks}), stale results rejected: ${m.staleResultsRejected}`);
-  const kinds = Object.entries(m.messagesByKind).map(([k, n]) => `${k} ${n}`).join(', ');
-  console.log(`messages: ${m.messages} (${m.messagesPerSubtask.toFixed(1)} per subtask): ${kinds}`);
-  const healed = result.healing.filter(h => h.ok).length;
-  console.log(`healing: ${result.healing.length} attempt(s), ${healed} succeeded`);
-  for (const [id, reason] of Object.entries(result.failed).slice(0, 10)) console.log(`  failed ${id}: ${reason}`);
-}
-
-async function demo(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { agents: { type: 'string', default: '12' }, subtasks: { type: 'string', default: '300' }, seed: { type: 'string', default: '1' } } });
-  const agents = integer('agents', values.agents, 4, 1000);
-  const subtasks = integer('subtasks', values.subtasks, 1, 100_000);
-  const seed = integer('seed', values.seed, 0, 2 ** 31 - 1);
-  console.log(`${agents} agents, ${subtasks} subtasks, adaptive protocol, seed ${seed}; faults are injected while it runs\n`);
-  let done = 0;
-  let origin: number | undefined;
-  const live = process.stdout.isTTY;
-  const status = (): void => {
-    if (!live) return;
-    const width = 30;
-    const filled = Math.round((done / subtasks) * width);
-    process.stdout.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${subtasks}`);
+const integer =
+  (min: number, max: number) =>
+  (text: string): number => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min || value > max) throw new InvalidArgumentError(`must be an integer in [${min}, ${max}]`);
+    return value;
   };
-  const { result, faults } = await runDemo({
-    agents,
-    subtasks,
-    seed,
-    onEvent: event => {
-      if (event.type === 'subtask.completed' || event.type === 'subtask.failed') {
-        done++;
-        status();
-      }
-      origin ??= event.at;
-      const line = describe(event, origin);
-      if (line !== undefined) {
-        if (live) process.stdout.write('\r\x1b[K');
-        console.log(line);
-        status();
-      }
-    },
-  });
-  if (live) process.stdout.write('\r\x1b[K');
-  console.log(`\ninjected: ${faults.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ')}`);
-  printResult(result);
-  return result.success ? 0 : 1;
+
+const topology = (text: string): TopologyName | 'adaptive' => {
+  if (text !== 'adaptive' && !TOPOLOGY_NAMES.includes(text as TopologyName)) throw new InvalidArgumentError(`must be one of ${[...TOPOLOGY_NAMES, 'adaptive'].join(', ')}`);
+  return text as TopologyName | 'adaptive';
+};
+
+const wsUrl = (text: string): string => {
+  if (!/^wss?:\/\/[^/]+/.test(text)) throw new InvalidArgumentError('must be ws://HOST:PORT');
+  return text;
+};
+
+const list = (text: string): string[] => text.split(',').map(s => s.trim()).filter(s => s.length > 0);
+
+/** The token from `--token` or `RXSWARM_TOKEN`; there is no default: an open coordinator would take anyone's work. */
+function tokenOf(flag: string | undefined): string {
+  const token = flag ?? process.env.RXSWARM_TOKEN;
+  if (token === undefined || token === '') throw new UsageError('a token is required: --token T or RXSWARM_TOKEN');
+  return token;
 }
 
-function simulateCommand(args: string[]): number {
-  const { values } = parseArgs({
-    args,
-    options: {
-      topology: { type: 'string', default: 'adaptive' },
-      agents: { type: 'string', default: '10' },
-      subtasks: { type: 'string', default: '200' },
-      hours: { type: 'string', default: '1' },
-      seed: { type: 'string', default: '1' },
-      faults: { type: 'string', default: '' },
-      json: { type: 'boolean', default: false },
-    },
-  });
-  const topology = values.topology as TopologyName | 'adaptive';
-  if (topology !== 'adaptive' && !TOPOLOGY_NAMES.includes(topology)) throw new UsageError(`--topology must be one of ${[...TOPOLOGY_NAMES, 'adaptive'].join(', ')}, got ${topology}`);
-  const agents = integer('agents', values.agents, 1, 100_000);
-  const subtasks = integer('subtasks', values.subtasks, 0, 10_000_000);
-  const hours = Number(values.hours);
-  if (!(hours > 0 && hours <= 24 * 365)) throw new UsageError(`--hours must be a number in (0, 8760], got ${values.hours}`);
-  const seed = integer('seed', values.seed, -(2 ** 31), 2 ** 31 - 1);
-  const ids = Array.from({ length: agents }, (_, i) => `agent-${i}`);
+const tokenOption = (): Option => new Option('--token <token>', 'shared secret (default: $RXSWARM_TOKEN)');
+const heartbeatOption = (): Option => new Option('--heartbeat-ms <ms>', 'heartbeat interval; the same on the service and its agents').argParser(integer(10, 60_000)).default(1000);
+
+function print(lines: readonly string[], stream: NodeJS.WriteStream = process.stdout): void {
+  for (const line of lines) stream.write(`${line}\n`);
+}
+
+async function demo({ agents, subtasks, seed }: { agents: number; subtasks: number; seed: number }): Promise<number> {
+  console.log(`${agents} agents, ${subtasks} subtasks, adaptive protocol, seed ${seed}; faults are injected while it runs\n`);
+  const view = new LiveView({ total: subtasks });
+  const { result, faults } = await runDemo({ agents, subtasks, seed, onEvent: event => view.event(event) });
+  view.close();
+  console.log(`\ninjected: ${faults.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ')}`);
+  print(['', ...reportLines(result)]);
+  return result.success ? EXIT.ok : EXIT.taskFailed;
+}
+
+interface SimulateFlags {
+  topology: TopologyName | 'adaptive';
+  agents: number;
+  subtasks: number;
+  hours: number;
+  seed: number;
+  faults: string;
+  json: boolean;
+}
+
+function simulateCommand(flags: SimulateFlags): number {
+  const ids = Array.from({ length: flags.agents }, (_, i) => `agent-${i}`);
   let faults;
   try {
-    faults = parseFaultSpec(values.faults, ids);
+    faults = parseFaultSpec(flags.faults, ids);
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(`--faults: ${(err as Error).message}`);
   }
   const started = performance.now();
-  const report: SimulationReport = simulate({ seed, topology, agents, subtasks, faults, untilMs: hours * 3_600_000 });
+  const report: SimulationReport = simulate({ seed: flags.seed, topology: flags.topology, agents: flags.agents, subtasks: flags.subtasks, faults, untilMs: flags.hours * 3_600_000 });
   const wallMs = performance.now() - started;
-  if (values.json) {
+  if (flags.json) {
     const { events: _events, ...rest } = report;
     console.log(JSON.stringify(rest, null, 2));
   } else {
@@ -151,15 +97,12 @@ function simulateCommand(args: string[]): number {
       console.log(`  ${d.agentId}: fault at ${d.faultAtMs} ms, detected ${d.suspectedAtMs === undefined ? 'never' : `at ${Math.round(d.suspectedAtMs)} ms (+${Math.round(d.suspectedAtMs - d.faultAtMs)} ms)`}`);
     }
     console.log(`false suspicions ${report.falseSuspicions}; detection bound ${report.detectionBoundMs} ms`);
-    printResult(report.result);
+    print(reportLines(report.result));
   }
-  return report.failed === 0 ? 0 : 1;
+  return report.failed === 0 ? EXIT.ok : EXIT.taskFailed;
 }
 
-function detectors(args: string[]): number {
-  const { values } = parseArgs({ args, options: { agents: { type: 'string', default: '12' }, minutes: { type: 'string', default: '2' } } });
-  const agents = integer('agents', values.agents, 3, 100_000);
-  const minutes = integer('minutes', values.minutes, 1, 24 * 60);
+function detectors({ agents, minutes }: { agents: number; minutes: number }): number {
   const untilMs = minutes * 60_000;
   const scripts: AgentScript[] = Array.from({ length: agents }, (_, i) => ({ id: `agent-${i}`, intervalMs: 1000, jitter: 0.1 }));
   scripts[0] = { ...scripts[0]!, crashAtMs: untilMs * 0.25 };
@@ -174,32 +117,215 @@ function detectors(args: string[]): number {
     const others = mine.filter(e => e.type === 'suspected' && e.agentId !== 'agent-0' && e.agentId !== 'agent-1').length;
     console.log(`  ${detector.padEnd(8)} crash detected after ${crash ? crash.at - scripts[0]!.crashAtMs! : '—'} ms; slowed agent suspected ${slow}×; false suspicions: ${others}`);
   }
-  return 0;
+  return EXIT.ok;
+}
+
+/** Resolves with the signal that asked the process to stop. */
+function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise(resolve => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve(signal));
+  });
+}
+
+async function serve(flags: { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number }): Promise<number> {
+  const token = tokenOf(flags.token);
+  let service: Service;
+  try {
+    service = await Service.start({
+      token,
+      host: flags.host,
+      port: flags.port,
+      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs } },
+      log: () => undefined, // refusals are printed below, with every other connection event
+      onEvent: (event, taskId) => {
+        if (event.type === 'task.completed') {
+          const m = event.result.metrics;
+          console.log(`task ${taskId}: ${event.result.success ? 'done' : 'failed'}, ${m.completed} of ${m.subtasks} completed in ${(m.durationMs / 1000).toFixed(2)} s`);
+          return;
+        }
+        const line = describeEvent(event, 0);
+        if (line !== undefined) console.log(`task ${taskId}: ${line.replace(/^\s*\S+\s+/, '')}`);
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`);
+  }
+  service.server.events$.subscribe(event => {
+    if (event.type === 'connected') console.log(`${event.role} ${event.agentId} connected from ${event.remote}${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`);
+    else if (event.type === 'disconnected') console.log(`${event.agentId} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`);
+    else console.log(`refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`);
+  });
+  console.log(`rxswarm coordinator listening on ${service.url} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms); Ctrl-C stops it`);
+  const signal = await stopSignal();
+  console.log(`${signal}: closing`);
+  await service.close();
+  return EXIT.ok;
+}
+
+async function loadHandler(path: string): Promise<Handler> {
+  let module: { default?: unknown; handle?: unknown };
+  try {
+    module = (await import(pathToFileURL(resolve(path)).href)) as typeof module;
+  } catch (err) {
+    throw new UsageError(`--handler ${path}: cannot load: ${(err as Error).message}`);
+  }
+  const candidate = typeof module.default === 'function' ? module.default : typeof module.handle === 'function' ? module.handle : (module.default as { handle?: unknown } | undefined)?.handle;
+  if (typeof candidate !== 'function') throw new UsageError(`--handler ${path}: export a function \`handle(subtask, context)\` (named or default)`);
+  return candidate as Handler;
+}
+
+async function agent(flags: { connect: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number }): Promise<number> {
+  const token = tokenOf(flags.token);
+  const handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
+  const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
+  const running = startAgent({
+    url: flags.connect,
+    token,
+    id,
+    capabilities: flags.capabilities,
+    slots: flags.slots,
+    heartbeatIntervalMs: flags.heartbeatMs,
+    ...(handler === undefined ? {} : { handler }),
+    onEvent: event => {
+      if (event.type === 'joined') console.log(`${id} joined ${flags.connect}${event.connects > 1 ? ` (reconnect ${event.connects - 1})` : ''}`);
+      else if (event.type === 'disconnected') console.log(`${id} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})${event.willReconnect ? '; reconnecting' : ''}`);
+      else if (event.type === 'error') console.error(`${id}: ${event.error}`);
+    },
+  });
+  console.log(`${id} connecting to ${flags.connect} with ${handler === undefined ? 'the built-in worker' : flags.handler}`);
+  const outcome = await Promise.race([running.done.then(() => 'done' as const, (err: Error) => err), stopSignal()]);
+  if (outcome instanceof Error) {
+    console.error(`${id}: ${outcome.message}`);
+    return EXIT.usage;
+  }
+  // SIGTERM/SIGINT: hand back what it holds and leave cleanly; the coordinator reassigns at once.
+  await running.leave();
+  console.log(`${id} left (${outcome})`);
+  return EXIT.ok;
+}
+
+function readTask(path: string): Task {
+  let task: Task;
+  try {
+    task = JSON.parse(readFileSync(path, 'utf8')) as Task;
+  } catch (err) {
+    throw new UsageError(`${path}: ${(err as Error).message}`);
+  }
+  try {
+    validateTask(task);
+  } catch (err) {
+    throw new UsageError(`${path}: ${(err as Error).message}`);
+  }
+  return task;
+}
+
+async function run(file: string, flags: { connect: string; token?: string; json: boolean }): Promise<number> {
+  const token = tokenOf(flags.token);
+  const task = readTask(file);
+  const view = flags.json ? undefined : new LiveView({ total: task.subtasks.length });
+  let result: CoordinationResult;
+  try {
+    result = await submitTask({ url: flags.connect, token, task, ...(view === undefined ? {} : { onEvent: event => view.event(event) }) });
+  } catch (err) {
+    view?.close();
+    throw new UsageError(err instanceof TaskRefusedError ? `the service refused the task: ${err.message}` : `cannot reach ${flags.connect}: ${(err as Error).message}`);
+  }
+  view?.close();
+  if (flags.json) console.log(JSON.stringify(result, null, 2));
+  else print(['', ...reportLines(result)]);
+  return result.success ? EXIT.ok : EXIT.taskFailed;
+}
+
+function program(setExit: (code: number) => void): Command {
+  const cli = new Command('rxswarm')
+    .description('Coordinate a team of agents: failure detection, quorum windows and measured protocol switching.')
+    .exitOverride()
+    .showHelpAfterError('(rxswarm --help for usage)')
+    .addHelpText('after', '\nexit codes: 0 success, 1 the task failed, 2 bad usage or connection');
+  const action =
+    <A extends unknown[]>(body: (...args: A) => number | Promise<number>) =>
+    async (...args: A): Promise<void> =>
+      setExit(await body(...args));
+
+  cli
+    .command('demo')
+    .description('the main job: in-process agents on the embedded network, the adaptive protocol, a crash, a hang, a slowdown and a partition injected while it runs; a live view and a final report')
+    .addOption(new Option('--agents <n>', 'agents').argParser(integer(4, 1000)).default(12))
+    .addOption(new Option('--subtasks <n>', 'subtasks').argParser(integer(1, 100_000)).default(300))
+    .addOption(new Option('--seed <n>', 'seed of every random choice').argParser(integer(0, 2 ** 31 - 1)).default(1))
+    .action(action(demo));
+
+  cli
+    .command('simulate')
+    .description('a whole coordination in virtual time, from the command line; prints the report')
+    .addOption(new Option('--topology <t>', `${[...TOPOLOGY_NAMES, 'adaptive'].join(', ')}`).argParser(topology).default('adaptive'))
+    .addOption(new Option('--agents <n>', 'agents, named agent-0 …').argParser(integer(1, 100_000)).default(10))
+    .addOption(new Option('--subtasks <n>', 'subtasks').argParser(integer(0, 10_000_000)).default(200))
+    .addOption(
+      new Option('--hours <h>', 'virtual time limit')
+        .argParser(text => {
+          const hours = Number(text);
+          if (!(hours > 0 && hours <= 24 * 365)) throw new InvalidArgumentError('must be a number in (0, 8760]');
+          return hours;
+        })
+        .default(1),
+    )
+    .addOption(new Option('--seed <n>', 'seed').argParser(integer(-(2 ** 31), 2 ** 31 - 1)).default(1))
+    .option('--faults <spec>', 'e.g. crash:agent-1@5s,hang:agent-2@8s,slow:agent-3@1sx4,partition:agent-4@3s-9s', '')
+    .option('--json', 'the report as JSON', false)
+    .action(action(simulateCommand));
+
+  cli
+    .command('detectors')
+    .description('phiAccrual and heartbeatDeadline side by side on simulated heartbeats')
+    .addOption(new Option('--agents <n>', 'agents').argParser(integer(3, 100_000)).default(12))
+    .addOption(new Option('--minutes <m>', 'virtual minutes').argParser(integer(1, 24 * 60)).default(2))
+    .action(action(detectors));
+
+  cli
+    .command('serve')
+    .description('the coordinator over WebSocket: agents connect, `rxswarm run` submits tasks (one runs at a time)')
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .addOption(new Option('--port <port>', 'port (0: any free one)').argParser(integer(0, 65535)).default(7070))
+    .addOption(tokenOption())
+    .addOption(new Option('--topology <t>', 'protocol of every task').argParser(topology).default('adaptive'))
+    .addOption(heartbeatOption())
+    .action(action(serve));
+
+  cli
+    .command('agent')
+    .description('an agent process; without --handler, a built-in worker doing what the payload says: {"sleepMs":50}, {"spinMs":5}, {"fail":true}')
+    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).makeOptionMandatory())
+    .addOption(tokenOption())
+    .option('--id <id>', 'agent id (default: agent-HOSTNAME-PID); a restarted agent reusing its id takes its place')
+    .addOption(new Option('--capabilities <list>', 'comma-separated, e.g. code,review').argParser(list).default([]))
+    .option('--handler <module>', 'an ES module exporting handle(subtask, context) (named or default)')
+    .addOption(new Option('--slots <n>', 'subtasks run at once').argParser(integer(1, 1024)).default(1))
+    .addOption(heartbeatOption())
+    .action(action(agent));
+
+  cli
+    .command('run')
+    .description('submits a task file to a coordinator and waits for its result')
+    .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"? }], "complexity"?, "coordinationIntensity"? }')
+    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).makeOptionMandatory())
+    .addOption(tokenOption())
+    .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
+    .action(action(run));
+
+  return cli;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  let code: number = EXIT.ok;
   try {
-    switch (command) {
-      case 'demo':
-        return await demo(rest);
-      case 'simulate':
-        return simulateCommand(rest);
-      case 'detectors':
-        return detectors(rest);
-      case '--help':
-      case '-h':
-      case 'help':
-        console.log(usage);
-        return 0;
-      default:
-        console.error(command === undefined ? usage : `unknown command: ${command}\n\n${usage}`);
-        return 2;
-    }
+    await program(c => (code = c)).parseAsync(argv, { from: 'user' });
+    return code;
   } catch (err) {
-    if (err instanceof UsageError || (err instanceof RangeError && command === 'simulate') || String((err as { code?: string }).code).startsWith('ERR_PARSE_ARGS')) {
-      console.error(`${(err as Error).message}\n\n${usage}`);
-      return 2;
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage; // commander printed the message
+    if (err instanceof UsageError) {
+      console.error(`error: ${err.message}\n(rxswarm --help for usage)`);
+      return EXIT.usage;
     }
     throw err;
   }

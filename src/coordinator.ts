@@ -353,7 +353,6 @@ class Run {
   private assignments = 0;
   private stale = 0;
   private startedAt = 0;
-  private startMessages = 0;
   private startByKind: Record<string, number> = {};
   private orphanTimer: Subscription | undefined;
   private finished = false;
@@ -412,7 +411,6 @@ class Run {
     const { settings } = this;
     this.startedAt = this.now();
     const stats = this.network.stats;
-    this.startMessages = stats.sent;
     this.startByKind = Object.fromEntries(Object.entries(stats.byKind).map(([k, v]) => [k, v.sent]));
 
     for (const slot of settings.slots) {
@@ -1097,11 +1095,13 @@ class Run {
     const now = this.now();
     const stats = this.network.stats;
     const messagesByKind: Record<string, number> = {};
+    let messages = 0;
     for (const [kind, s] of Object.entries(stats.byKind)) {
       const n = s.sent - (this.startByKind[kind] ?? 0);
-      if (n > 0) messagesByKind[kind] = n;
+      if (n <= 0 || SERVICE_KINDS.has(kind)) continue; // a service's traffic with its clients is not coordination
+      messagesByKind[kind] = n;
+      messages += n;
     }
-    const messages = stats.sent - this.startMessages;
     const completed = Object.keys(this.results).length;
     const result: CoordinationResult = {
       taskId: this.task.id,
@@ -1176,6 +1176,9 @@ class Candidates {
   }
 }
 
+/** Kinds a service (`rxswarm serve`) exchanges with the clients submitting tasks. */
+const SERVICE_KINDS: ReadonlySet<string> = new Set(['submit', 'event', 'outcome']);
+
 /** Unacknowledged assignments in a row after which a beating agent is treated as hung. */
 const UNACKED_LIMIT = 3;
 
@@ -1202,7 +1205,8 @@ function withoutKind(options: DetectorOptions): PhiAccrualDetectorOptions {
   return rest;
 }
 
-function validateTask(task: Task): void {
+/** Throws a RangeError naming what is wrong with a task (shape, empty or duplicate subtask ids). */
+export function validateTask(task: Task): void {
   if (task === null || typeof task !== 'object' || typeof task.id !== 'string' || !Array.isArray(task.subtasks)) {
     throw new RangeError('a task must be { id: string, subtasks: Subtask[] }');
   }

@@ -17,6 +17,11 @@ export interface AgentHostOptions {
   readonly heartbeatTargets?: () => readonly string[];
   /** A peer silent this long is reported as gone when a vote asks. Default 3 × interval + jitter. */
   readonly peerSilenceMs?: number;
+  /**
+   * Incarnation of the first start (each start adds one). Default 1. A process that may replace an
+   * earlier one under the same id (an agent process restarted) starts above it, e.g. from the clock.
+   */
+  readonly firstIncarnation?: number;
 }
 
 function requireSlots(name: string, value: unknown): number {
@@ -75,6 +80,10 @@ export class AgentHost {
     }
     requireFunction('heartbeatTargets', heartbeatTargets);
     if (peerSilenceMs !== undefined) requireNumber('peerSilenceMs', peerSilenceMs, 0);
+    if (options.firstIncarnation !== undefined && !Number.isSafeInteger(options.firstIncarnation)) {
+      throw new RangeError(`firstIncarnation must be a safe integer, got ${String(options.firstIncarnation)}`);
+    }
+    this.incarnation = (options.firstIncarnation ?? 1) - 1;
     this.agent = agent;
     this.concurrency = requireSlots('concurrency', agent.concurrency ?? 1);
   }
@@ -113,7 +122,8 @@ export class AgentHost {
     const { network } = this.options;
     this.stateValue = 'running';
     this.incarnation++;
-    this.inbox = network.join(this.id).subscribe(envelope => this.receive(envelope));
+    // An inbox that errors (a transport refused for good) stops the host as a crash would.
+    this.inbox = network.join(this.id).subscribe({ next: envelope => this.receive(envelope), error: () => this.crash() });
     this.sendBeat();
     this.scheduleBeat();
   }

@@ -16,15 +16,19 @@ describe('rxswarm command line', () => {
   });
 
   it.each([
-    [['simulate', '--topology', 'bus'], /--topology must be one of/],
+    [['simulate', '--topology', 'bus'], /--topology <t>' argument 'bus' is invalid\. must be one of/],
     [['simulate', '--faults', 'crash:nobody@1s'], /unknown agent/],
-    [['simulate', '--agents', 'many'], /--agents must be an integer/],
-    [['launch'], /unknown command: launch/],
+    [['simulate', '--agents', 'many'], /--agents <n>' argument 'many' is invalid\. must be an integer/],
+    [['launch'], /unknown command 'launch'/],
+    [['serve', '--port', '70000'], /--port <port>' argument '70000' is invalid/],
+    [['agent', '--token', 't'], /required option '--connect <url>' not specified/],
+    [['agent', '--connect', 'localhost:7070', '--token', 't'], /must be ws:\/\/HOST:PORT/],
+    [['run', 'task.json', '--connect', 'ws://127.0.0.1:1', '--token', 't', '--bogus'], /unknown option '--bogus'/],
   ])('exits 2 with a clear message for %j', (args, message) => {
     const out = cli(...args);
     expect(out.status).toBe(2);
     expect(out.stderr).toMatch(message);
-    expect(out.stderr).toMatch(/usage: rxswarm/);
+    expect(out.stderr).toMatch(/rxswarm --help/);
   });
 
   it('demo runs the main job to the end and reports', () => {
@@ -34,9 +38,10 @@ describe('rxswarm command line', () => {
     expect(out.stdout).toMatch(/injected: crash/);
   });
 
-  it('--help exits 0', () => {
+  it('--help exits 0 and lists every command', () => {
     const out = cli('--help');
     expect(out.status).toBe(0);
     expect(out.stdout).toMatch(/exit codes/);
+    for (const command of ['demo', 'simulate', 'serve', 'agent', 'run']) expect(out.stdout).toMatch(new RegExp(`\\n  ${command} `));
   });
 });

@@ -1,0 +1,207 @@
+import { createLogUpdate } from 'log-update';
+import picocolors from 'picocolors';
+import type { CoordinationEvent, CoordinationResult } from './events.js';
+
+// Colours only on a terminal (picocolors alone would also colour under CI, into logs and pipes).
+const pc = picocolors.createColors(process.stdout.isTTY === true && process.env.NO_COLOR === undefined);
+
+type AgentState = 'live' | 'suspected' | 'down';
+
+interface AgentRow {
+  state: AgentState;
+  completed: number;
+  running: number;
+  /** Why it is suspected or down (the detector's words, e.g. its phi). */
+  detail: string;
+}
+
+export interface LiveViewOptions {
+  /** Subtasks of the task, for the progress bar. */
+  readonly total: number;
+  /** Default `process.stdout`. */
+  readonly stream?: NodeJS.WriteStream;
+  /** A redrawn view; default: when `stream` is a terminal. Otherwise notable events as plain lines. */
+  readonly live?: boolean;
+}
+
+/** Most agents listed one per line; the rest are summed up. */
+const AGENT_ROWS = 12;
+/** Redraws at most this often. */
+const FRAME_MS = 100;
+
+/**
+ * The terminal view of a run: notable events (faults, suspicions, healing, switches, repairs) as
+ * lines that stay, and below them a redrawn panel — progress of the subtasks, and every agent with
+ * its state and what it has done. Not on a terminal (a pipe, a log file, CI), only the lines are
+ * written, and nothing is redrawn.
+ */
+export class LiveView {
+  private readonly stream: NodeJS.WriteStream;
+  private readonly live: boolean;
+  private readonly update: ReturnType<typeof createLogUpdate> | undefined;
+  private readonly agents = new Map<string, AgentRow>();
+  private readonly total: number;
+  private completed = 0;
+  private failed = 0;
+  private faults = 0;
+  private healed = 0;
+  private switches = 0;
+  private protocol = '';
+  private origin: number | undefined;
+  private frame: ReturnType<typeof setTimeout> | undefined;
+
+  constructor({ total, stream = process.stdout, live = stream.isTTY === true }: LiveViewOptions) {
+    this.total = total;
+    this.stream = stream;
+    this.live = live;
+    this.update = live ? createLogUpdate(stream) : undefined;
+  }
+
+  /** Takes one event of the run. */
+  event(e: CoordinationEvent): void {
+    this.origin ??= e.at;
+    this.track(e);
+    const line = describeEvent(e, this.origin);
+    if (line !== undefined) {
+      if (this.update !== undefined) this.update.persist(line);
+      else this.stream.write(`${line}\n`);
+    }
+    this.schedule();
+  }
+
+  /** Takes the panel down (the lines stay) before the report is printed. */
+  close(): void {
+    clearTimeout(this.frame);
+    this.frame = undefined;
+    this.update?.clear();
+  }
+
+  private track(e: CoordinationEvent): void {
+    switch (e.type) {
+      case 'agent.joined':
+        this.agents.set(e.agentId, { state: 'live', completed: 0, running: 0, detail: '' });
+        return;
+      case 'agent.suspected':
+        return this.set(e.agentId, 'suspected', e.detail);
+      case 'agent.down':
+        return this.set(e.agentId, 'down', e.reason);
+      case 'agent.recovered':
+        return this.set(e.agentId, 'live', '');
+      case 'subtask.assigned': {
+        const row = this.agents.get(e.agentId);
+        if (row !== undefined) row.running++;
+        return;
+      }
+      case 'subtask.completed': {
+        this.completed++;
+        const row = this.agents.get(e.agentId);
+        if (row !== undefined) {
+          row.completed++;
+          row.running = Math.max(0, row.running - 1);
+        }
+        return;
+      }
+      case 'subtask.failed':
+        this.failed++;
+        return;
+      case 'fault.detected':
+        this.faults++;
+        return;
+      case 'healing.succeeded':
+        this.healed++;
+        return;
+      case 'protocol.selected':
+        this.protocol = e.protocol;
+        return;
+      case 'protocol.switched':
+        this.switches++;
+        this.protocol = e.switch.to;
+        return;
+      default:
+        return;
+    }
+  }
+
+  private set(agentId: string, state: AgentState, detail: string): void {
+    const row = this.agents.get(agentId);
+    if (row === undefined) return;
+    row.state = state;
+    row.detail = detail;
+    if (state !== 'live') row.running = 0;
+  }
+
+  private schedule(): void {
+    if (this.update === undefined || this.frame !== undefined) return;
+    this.frame = setTimeout(() => {
+      this.frame = undefined;
+      this.update?.(this.render());
+    }, FRAME_MS);
+    this.frame.unref();
+  }
+
+  private render(): string {
+    const width = 30;
+    const done = this.completed + this.failed;
+    const filled = this.total === 0 ? width : Math.round((done / this.total) * width);
+    const lines = [
+      `${pc.green('#'.repeat(filled))}${pc.dim('.'.repeat(width - filled))} ${done}/${this.total} subtasks (${this.failed} failed) · ${this.protocol} · faults ${this.faults} · healed ${this.healed} · switches ${this.switches}`,
+    ];
+    const rows = [...this.agents.entries()];
+    for (const [id, row] of rows.slice(0, AGENT_ROWS)) {
+      const state = row.state === 'live' ? pc.green('live     ') : row.state === 'suspected' ? pc.yellow('suspected') : pc.red('down     ');
+      lines.push(`  ${id.padEnd(14)} ${state} ${String(row.completed).padStart(5)} done ${String(row.running).padStart(3)} running ${pc.dim(row.detail)}`);
+    }
+    if (rows.length > AGENT_ROWS) {
+      const rest = rows.slice(AGENT_ROWS);
+      const count = (s: AgentState): number => rest.filter(([, r]) => r.state === s).length;
+      lines.push(pc.dim(`  … ${rest.length} more: ${count('live')} live, ${count('suspected')} suspected, ${count('down')} down`));
+    }
+    return lines.join('\n');
+  }
+}
+
+/** One readable line for the events a person watching wants to see; undefined for the rest. */
+export function describeEvent(e: CoordinationEvent, originMs: number): string | undefined {
+  const at = `${((e.at - originMs) / 1000).toFixed(2).padStart(7)}s`;
+  switch (e.type) {
+    case 'protocol.selected':
+      return `${at}  protocol  ${e.protocol} (${e.reason})`;
+    case 'protocol.switched':
+      return `${at}  ${pc.cyan('switch')}    ${e.switch.from} → ${e.switch.to}: ${e.switch.reason}; ${e.inFlight} in flight handed over`;
+    case 'protocol.repaired':
+      return `${at}  repair    ${e.repair}`;
+    case 'agent.suspected':
+      return `${at}  ${pc.yellow('suspect')}   ${e.agentId}: ${e.detail}`;
+    case 'agent.down':
+      return `${at}  ${pc.red('down')}      ${e.agentId}: ${e.reason}`;
+    case 'agent.recovered':
+      return `${at}  ${pc.green('back')}      ${e.agentId}`;
+    case 'agent.refused':
+      return `${at}  ${pc.red('refused')}   ${e.agentId}: ${e.reason}`;
+    case 'fault.detected':
+      return `${at}  ${pc.red('fault')}     ${e.kind} (${e.severity})${e.agentId ? ` ${e.agentId}` : ''}: ${e.detail}`;
+    case 'healing.succeeded':
+    case 'healing.failed':
+      return `${at}  ${(e.type === 'healing.succeeded' ? pc.green : pc.yellow)('heal')}      ${e.strategy} → ${e.ok ? 'ok' : 'no'}: ${e.detail}`;
+    case 'consensus.decided':
+      return `${at}  consensus ${e.proposalId}: ${e.outcome} (${e.yes} yes, ${e.no} no)`;
+    case 'subtask.rejected':
+      return `${at}  ${pc.yellow('rejected')}  result of ${e.subtaskId} (attempt ${e.attempt}) from ${e.agentId}: ${e.reason}`;
+    default:
+      return undefined;
+  }
+}
+
+/** The final report of a run, as lines. */
+export function reportLines(result: CoordinationResult): string[] {
+  const m = result.metrics;
+  const lines = [
+    `${result.success ? pc.green('done') : pc.red('failed')}: ${m.completed} of ${m.subtasks} subtasks completed, ${m.failed} failed, in ${(m.durationMs / 1000).toFixed(2)} s`,
+    `protocol at the end: ${result.protocol}; switches: ${result.switches.map(s => `${s.from}→${s.to}`).join(', ') || 'none'}`,
+    `assignments: ${m.assignments} (reruns: ${m.assignments - m.subtasks}), stale results rejected: ${m.staleResultsRejected}`,
+    `messages: ${m.messages} (${m.messagesPerSubtask.toFixed(1)} per subtask): ${Object.entries(m.messagesByKind).map(([k, n]) => `${k} ${n}`).join(', ')}`,
+    `healing: ${result.healing.length} attempt(s), ${result.healing.filter(h => h.ok).length} succeeded`,
+  ];
+  for (const [id, reason] of Object.entries(result.failed).slice(0, 10)) lines.push(`  failed ${id}: ${reason}`);
+  return lines;
+}

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { Observable, filter, type Subscription } from 'rxjs';
+import { AgentHost } from '../streams/agentHost.js';
+import type { EventBody, OutcomeBody } from '../streams/protocol.js';
+import { createRandom } from '../streams/random.js';
+import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
+import { WS_CLOSE } from '../streams/wsCodec.js';
+import { WsClientNetwork, type WsClientEvent, type ReconnectOptions } from '../streams/wsNetwork.js';
+import type { CoordinationEvent, CoordinationResult } from './events.js';
+import { TASKS } from './service.js';
+import { COORDINATOR } from './topology.js';
+
+/** What an agent process runs for a subtask: the `handle` of an in-process agent. */
+export type Handler = (subtask: Subtask, context: AgentContext) => Observable<unknown> | Promise<unknown>;
+
+/** Longest `sleepMs`/`spinMs` the built-in worker accepts: one day. */
+const MAX_WORK_MS = 86_400_000;
+
+function workMs(payload: Record<string, unknown>, field: 'sleepMs' | 'spinMs'): number | undefined {
+  const value = payload[field];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !(value >= 0 && value <= MAX_WORK_MS)) throw new RangeError(`payload.${field} must be a number of ms in [0, ${MAX_WORK_MS}], got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/**
+ * The built-in worker of `rxswarm agent`: does what the subtask's payload describes.
+ * `{ "sleepMs": 50 }` waits (reporting progress about once a second), `{ "spinMs": 5 }` keeps the
+ * CPU busy (the process cannot beat meanwhile: keep spins short of the detection bound), and
+ * `{ "fail": true }` fails. Fields combine (spin, then sleep); anything else is echoed back.
+ */
+export const builtinWorker: Handler = (subtask, context) =>
+  new Observable<unknown>(subscriber => {
+    const payload = subtask.payload;
+    const fields = payload !== null && typeof payload === 'object' && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {};
+    if (fields.fail === true) throw new Error(`subtask ${subtask.id} asked to fail`);
+    const sleep = workMs(fields, 'sleepMs');
+    const spin = workMs(fields, 'spinMs');
+    if (spin !== undefined) {
+      const until = performance.now() + spin;
+      while (performance.now() < until) {
+        // busy on purpose: CPU-bound work
+      }
+    }
+    const value = { agentId: context.agentId, subtaskId: subtask.id, ...(sleep === undefined ? {} : { sleptMs: sleep }), ...(spin === undefined ? {} : { spunMs: spin }), ...(sleep === undefined && spin === undefined ? { echo: payload ?? null } : {}) };
+    if (sleep === undefined || sleep === 0) {
+      subscriber.next(value);
+      subscriber.complete();
+      return undefined;
+    }
+    const started = context.scheduler.now();
+    const progress = setInterval(() => context.heartbeat(Math.min(1, (context.scheduler.now() - started) / sleep)), 1000);
+    const done = setTimeout(() => {
+      subscriber.next(value);
+      subscriber.complete();
+    }, sleep);
+    return () => {
+      clearInterval(progress);
+      clearTimeout(done);
+    };
+  });
+
+export interface AgentProcessOptions {
+  /** `ws://host:port` of the coordinator service. */
+  readonly url: string;
+  readonly token: string;
+  readonly id: string;
+  readonly capabilities?: readonly string[];
+  /** Subtasks run at once. Default 1. */
+  readonly slots?: number;
+  /** Default: {@link builtinWorker}. */
+  readonly handler?: Handler;
+  /** Must match the service's heartbeat interval. Default 1000. */
+  readonly heartbeatIntervalMs?: number;
+  readonly reconnect?: ReconnectOptions;
+  readonly onEvent?: (event: WsClientEvent) => void;
+}
+
+export interface AgentProcess {
+  readonly host: AgentHost;
+  readonly network: WsClientNetwork;
+  /** Rejects when the connection is refused for good (bad token, id taken…). */
+  readonly done: Promise<void>;
+  /** Leaves cleanly: running and queued work is handed back (the coordinator reassigns it at once). */
+  leave(): Promise<void>;
+}
+
+/**
+ * An agent in this process serving a remote coordinator: an {@link AgentHost} on a
+ * {@link WsClientNetwork}. Connection loss is retried with backoff; when the service itself went
+ * away (close 1001) the host starts over on rejoining, as a new incarnation — the new coordinator
+ * knows nothing of the old one's assignments.
+ */
+export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent }: AgentProcessOptions): AgentProcess {
+  const network = new WsClientNetwork({ url, agentId: id, token, capabilities, slots, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
+  const agent: InProcessAgent = { id, capabilities, concurrency: slots, handle: handler };
+  const host = new AgentHost(agent, {
+    network,
+    coordinatorId: COORDINATOR,
+    heartbeatIntervalMs,
+    heartbeatJitterMs: heartbeatIntervalMs / 10,
+    random: createRandom(process.pid),
+    firstIncarnation: Date.now(), // above any earlier process under this id
+  });
+  let serviceGone = false;
+  const events = network.events$.subscribe(event => {
+    if (event.type === 'disconnected' && event.code === WS_CLOSE.goingAway) serviceGone = true;
+    if (event.type === 'joined' && serviceGone) {
+      serviceGone = false;
+      host.restart();
+    }
+  });
+  let settle!: { resolve: () => void; reject: (err: unknown) => void };
+  const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  // The host's inbox subscription drives the connection; a final refusal errors it.
+  const watch: Subscription = network.events$.pipe(filter(e => e.type === 'disconnected' && !e.willReconnect)).subscribe(e => {
+    if (e.type === 'disconnected') settle.reject(new Error(`connection refused for good (close ${e.code}): ${e.reason}`));
+  });
+  host.start();
+  return {
+    host,
+    network,
+    done,
+    leave: async () => {
+      host.leave();
+      // Let the goodbye heartbeat reach the socket before the leave frame and the close.
+      await new Promise(resolve => setImmediate(resolve));
+      events.unsubscribe();
+      watch.unsubscribe();
+      network.close();
+      settle.resolve();
+    },
+  };
+}
+
+export interface SubmitOptions {
+  readonly url: string;
+  readonly token: string;
+  readonly task: Task;
+  /** Every event of the run, as the service streams them. */
+  readonly onEvent?: (event: CoordinationEvent) => void;
+  /** Connection attempts before giving up. Default 5. */
+  readonly maxAttempts?: number;
+}
+
+/** The service refused the task (bad task) or could not send its result. */
+export class TaskRefusedError extends Error {
+  override name = 'TaskRefusedError';
+}
+
+/**
+ * Submits a task to a coordinator service (`rxswarm run`) and resolves with its result. Rejects
+ * with a {@link TaskRefusedError} when the service refuses the task, or an Error when the
+ * connection cannot be made or is refused (bad token).
+ */
+export function submitTask({ url, token, task, onEvent, maxAttempts = 5 }: SubmitOptions): Promise<CoordinationResult> {
+  const id = `run-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const network = new WsClientNetwork({ url, agentId: id, token, role: 'client', reconnect: { maxAttempts } });
+  return new Promise<CoordinationResult>((resolve, reject) => {
+    let submitted = false;
+    const joined = network.events$.subscribe(event => {
+      if (event.type !== 'joined' || submitted) return;
+      submitted = true; // once: after a reconnect the service is still running it
+      network.send({ from: id, to: TASKS, kind: 'submit', body: { task } });
+    });
+    const inbox = network.join(id).subscribe({
+      next: envelope => {
+        if (envelope.kind === 'event') onEvent?.((envelope.body as EventBody).event as unknown as CoordinationEvent);
+        if (envelope.kind !== 'outcome') return;
+        const outcome = envelope.body as OutcomeBody;
+        if (outcome.taskId !== task.id) return;
+        finish();
+        if (outcome.result === undefined) reject(new TaskRefusedError(outcome.error ?? 'the service gave no result'));
+        else resolve(outcome.result as CoordinationResult);
+      },
+      error: (err: unknown) => {
+        finish();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    });
+    function finish(): void {
+      joined.unsubscribe();
+      inbox.unsubscribe();
+      network.close();
+    }
+  });
+}
