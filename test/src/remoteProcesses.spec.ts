@@ -1,0 +1,184 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CoordinationResult } from '../../src/events.js';
+
+// The command line across real processes on loopback: `serve`, `agent` and `run` as a user runs
+// them. Waits are on what the processes print; the timeouts only bound a test that has gone wrong.
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cliPath = join(root, 'src', 'cli.ts');
+const handlerPath = join(root, 'test', 'fixtures', 'announcingHandler.mjs');
+const TOKEN = 'e2e-secret';
+const WAIT_MS = 30_000;
+
+interface Proc {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  /** Resolves with the `nth` line (seen or to come) that matches; default the first. */
+  line(pattern: RegExp, nth?: number): Promise<string>;
+  /** Resolves with the exit code. */
+  readonly exited: Promise<number | null>;
+}
+
+const procs: Proc[] = [];
+let dir: string;
+
+function start(...args: string[]): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], { cwd: root, env: { ...process.env, RXSWARM_TOKEN: TOKEN, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const waiters: Array<{ pattern: RegExp; left: number; resolve: (line: string) => void }> = [];
+  let stdout = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    const parts = stdout.split('\n');
+    stdout = parts.pop() ?? '';
+    for (const line of parts) {
+      lines.push(line);
+      for (const w of [...waiters]) {
+        if (w.pattern.test(line) && --w.left === 0) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)));
+  const proc: Proc = {
+    child,
+    lines,
+    exited,
+    line: (pattern, nth = 1) =>
+      new Promise<string>((resolve, reject) => {
+        const seen = lines.filter(l => pattern.test(l));
+        if (seen.length >= nth) return resolve(seen[nth - 1] as string);
+        const timer = setTimeout(() => reject(new Error(`no line ${nth} matching ${pattern} within ${WAIT_MS} ms; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`)), WAIT_MS);
+        waiters.push({ pattern, left: nth - seen.length, resolve: line => (clearTimeout(timer), resolve(line)) });
+        void exited.then(code => {
+          clearTimeout(timer);
+          reject(new Error(`exited (${code}) before a line matching ${pattern}; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`));
+        });
+      }),
+  };
+  procs.push(proc);
+  return proc;
+}
+
+async function serve(): Promise<{ server: Proc; url: string }> {
+  const server = start('serve', '--port', '0', '--heartbeat-ms', '200');
+  const url = (/ws:\/\/[\d.]+:\d+/.exec(await server.line(/listening on ws:\/\//)) as RegExpExecArray)[0];
+  return { server, url };
+}
+
+function taskFile(name: string, task: unknown): string {
+  const path = join(dir, name);
+  writeFileSync(path, JSON.stringify(task));
+  return path;
+}
+
+async function runTask(url: string, path: string): Promise<{ code: number | null; result: CoordinationResult }> {
+  const run = start('run', path, '--connect', url, '--json');
+  const code = await run.exited;
+  return { code, result: JSON.parse(run.lines.join('\n')) as CoordinationResult };
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rxswarm-e2e-'));
+});
+
+afterEach(async () => {
+  for (const { child } of procs.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
+  }
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('serve, agent and run as real processes', () => {
+  it(
+    '4 agents, 200 subtasks, one agent SIGKILLed and one SIGSTOPped while they hold work: all 200 results, each once, exit 0, the server still up',
+    async () => {
+      const { server, url } = await serve();
+      const agents = [0, 1, 2, 3].map(i =>
+        i < 2
+          ? start('agent', '--connect', url, '--id', `e2e-${i}`, '--heartbeat-ms', '200', '--slots', '2', '--handler', handlerPath)
+          : start('agent', '--connect', url, '--id', `e2e-${i}`, '--heartbeat-ms', '200', '--slots', '2'),
+      );
+      await Promise.all(agents.map(a => a.line(/joined/)));
+      const subtasks = Array.from({ length: 200 }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs: 40 } }));
+      const run = start('run', taskFile('big.json', { id: 'e2e', subtasks }), '--connect', url, '--json');
+
+      // Kill each of the two announcing agents once it has started its fifth subtask.
+      const [killed, stopped] = agents as [Proc, Proc];
+      await killed.line(/^start /, 5);
+      killed.child.kill('SIGKILL');
+      await stopped.line(/^start /, 5);
+      stopped.child.kill('SIGSTOP');
+
+      expect(await run.exited).toBe(0);
+      const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+      expect(result.success).toBe(true);
+      expect(result.failed).toEqual({});
+      expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
+      expect(result.metrics.completed).toBe(200);
+      // The dead and the stopped agent were detected and their work went elsewhere.
+      expect(result.metrics.assignments).toBeGreaterThan(200);
+      const by = Object.values(result.results).map(r => (r as { agentId?: string; by?: string }).agentId ?? (r as { by: string }).by);
+      expect(by.filter(a => a === 'e2e-2' || a === 'e2e-3').length).toBeGreaterThan(100);
+      expect(server.lines.join('\n')).toMatch(/task e2e: down\s+e2e-0/);
+      expect(server.lines.join('\n')).toMatch(/task e2e: down\s+e2e-1/);
+
+      // The server is still up and takes the next task.
+      expect(server.child.exitCode).toBeNull();
+      const next = await runTask(url, taskFile('small.json', { id: 'after', subtasks: [{ id: 'x', payload: { sleepMs: 1 } }] }));
+      expect(next.code).toBe(0);
+      expect(next.result.results.x).toMatchObject({ subtaskId: 'x' });
+    },
+    90_000,
+  );
+
+  it(
+    'an agent stopped with SIGTERM hands its work back and leaves cleanly; the task still completes',
+    async () => {
+      const { server, url } = await serve();
+      const leaving = start('agent', '--connect', url, '--id', 'term-0', '--heartbeat-ms', '200', '--handler', handlerPath);
+      const staying = start('agent', '--connect', url, '--id', 'term-1', '--heartbeat-ms', '200');
+      await Promise.all([leaving.line(/joined/), staying.line(/joined/)]);
+      const subtasks = Array.from({ length: 20 }, (_, i) => ({ id: `t-${i}`, payload: { sleepMs: 200 } }));
+      const run = start('run', taskFile('term.json', { id: 'term', subtasks }), '--connect', url, '--json');
+      await leaving.line(/^start /);
+      leaving.child.kill('SIGTERM');
+      expect(await leaving.exited).toBe(0);
+      expect(leaving.lines.join('\n')).toMatch(/term-0 left \(SIGTERM\)/);
+      expect(await run.exited).toBe(0);
+      const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+      expect(result.failed).toEqual({});
+      expect(Object.keys(result.results)).toHaveLength(20);
+      expect(server.lines.join('\n')).toMatch(/task term: down\s+term-0: left/);
+      expect(server.lines.join('\n')).not.toMatch(/fault\s+agent_timeout term-0/); // a departure, not a failure
+    },
+    60_000,
+  );
+
+  it(
+    'refuses bad tokens and bad task files with exit 2, and the server stays up',
+    async () => {
+      const { server, url } = await serve();
+      const intruder = start('agent', '--connect', url, '--id', 'intruder', '--token', 'wrong');
+      expect(await intruder.exited).toBe(2);
+      const badRun = start('run', taskFile('dup.json', { id: 'dup', subtasks: [{ id: 'a' }, { id: 'a' }] }), '--connect', url);
+      expect(await badRun.exited).toBe(2);
+      const notJson = start('run', taskFile('broken.json', '{"id": '), '--connect', url);
+      expect(await notJson.exited).toBe(2);
+      expect(server.lines.join('\n')).toMatch(/refused .*invalid token \(close 4001\)/);
+      expect(server.child.exitCode).toBeNull();
+    },
+    60_000,
+  );
+});
