@@ -1,4 +1,4 @@
-import { NEVER, Observable, ReplaySubject, asyncScheduler, filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
+import { Observable, ReplaySubject, asyncScheduler, filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import { WebSocket } from 'ws';
 import { createCoordinator } from '../../src/coordinator.js';
 import { AgentHost } from '../../streams/agentHost.js';
@@ -440,5 +440,42 @@ describe('end to end over real sockets', () => {
     expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
     const completions = log.filter(e => e.type === 'subtask.completed').map(e => e.subtaskId).sort();
     expect(completions).toEqual(subtasks.map(s => s.id).sort()); // each exactly once
+  });
+});
+
+describe('WsServerNetwork: roles', () => {
+  const clientHello = (agentId: string): WireMessage => ({ v: 1, type: 'hello', agentId, capabilities: [], token: TOKEN, role: 'client' });
+
+  it('members$ gives the agents connected now, then each agent that connects, never a client', async () => {
+    const { server } = await serve();
+    await joined(server.url, 'early');
+    const submitter = await raw(server.url);
+    submitter.send(clientHello('run-1'));
+    await first(submitter.messages, m => m.type === 'join');
+    const seen = new ReplaySubject<string>();
+    const subscription = server.members$.subscribe(m => seen.next(`${m.agentId}:${m.slots}`));
+    cleanups.push(() => subscription.unsubscribe());
+    const late = await raw(server.url);
+    late.send({ ...hello('late'), slots: 3 });
+    await first(late.messages, m => m.type === 'join');
+    expect(await firstValueFrom(seen.pipe(take(2), toArray(), timeout(WAIT_MS)))).toEqual(['early:1', 'late:3']);
+    expect(server.remoteAgents.get('run-1')?.role).toBe('client');
+  });
+
+  it.each([
+    ['a client sends work to an agent', 'client', { kind: 'assign', to: 'a-1', body: { via: [], subtask: { id: 's' }, attempt: 1, replyPath: ['coordinator'] } }, /a client may not send assign/],
+    ['a client sends a heartbeat', 'client', { kind: 'heartbeat', to: 'coordinator', body: { load: 0, incarnation: 1 } }, /a client may not send heartbeat/],
+    ['an agent submits a task', 'agent', { kind: 'submit', to: 'tasks', body: { task: { id: 't', subtasks: [] } } }, /an agent may not send submit/],
+    ['an agent forges an outcome', 'agent', { kind: 'outcome', to: 'run-1', body: { taskId: 't', error: 'no' } }, /an agent may not send outcome/],
+  ])('closes with 1008 when %s, and keeps serving the others', async (_, role, envelope, error) => {
+    const { server, events } = await serve();
+    const bystander = await joined(server.url, 'a-1');
+    const r = await raw(server.url);
+    r.send(role === 'client' ? clientHello('x') : hello('x'));
+    await first(r.messages, m => m.type === 'join');
+    r.send({ v: 1, type: 'envelope', from: 'x', ...envelope });
+    expect(await r.closed).toMatchObject({ code: WS_CLOSE.policyViolation });
+    expect(await first(events, e => e.type === 'rejected')).toMatchObject({ agentId: 'x', error: expect.stringMatching(error) });
+    expect(bystander.socket.readyState).toBe(WebSocket.OPEN);
   });
 });

@@ -1,0 +1,92 @@
+import { TaskRefusedError, builtinWorker, startAgent, submitTask, type AgentProcess } from '../../src/remote.js';
+import { Service } from '../../src/service.js';
+import type { CoordinationEvent } from '../../src/events.js';
+import { asyncScheduler, filter, firstValueFrom, type Observable, timeout } from 'rxjs';
+
+// A coordinator service and its agents in this process over real sockets on 127.0.0.1; every wait
+// is on an event or a promise, bounded by the test's timeout.
+const TOKEN = 'service-secret';
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function cluster(n: number): Promise<{ service: Service; agents: AgentProcess[] }> {
+  const service = await Service.start({ token: TOKEN, port: 0, log: () => undefined, coordinator: { topology: 'star', heartbeat: { intervalMs: 100 } } });
+  cleanups.push(() => service.close());
+  const agents = Array.from({ length: n }, (_, i) => startAgent({ url: service.url, token: TOKEN, id: `w-${i}`, heartbeatIntervalMs: 100 }));
+  for (const a of agents) cleanups.push(() => a.leave());
+  await Promise.all(agents.map(a => firstValueFrom(a.network.events$.pipe(filter(e => e.type === 'joined'), timeout(5000)))));
+  return { service, agents };
+}
+
+const work = (n: number, prefix = 's') => Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, payload: { sleepMs: 5 } }));
+
+describe('Service', () => {
+  it('runs a submitted task on the connected agents and streams its events to the submitter', async () => {
+    const { service } = await cluster(2);
+    const events: CoordinationEvent[] = [];
+    const result = await submitTask({ url: service.url, token: TOKEN, task: { id: 't', subtasks: work(10) }, onEvent: e => events.push(e) });
+    expect(result.success).toBe(true);
+    expect(Object.keys(result.results).sort()).toEqual(work(10).map(s => s.id).sort());
+    expect(result.results['s-0']).toMatchObject({ subtaskId: 's-0', sleptMs: 5 });
+    expect(events.filter(e => e.type === 'subtask.completed')).toHaveLength(10);
+    expect(events.some(e => e.type === 'task.completed')).toBe(false); // the result comes as the outcome
+    expect(result.metrics.messagesByKind).not.toHaveProperty('event'); // the service's own traffic is not coordination
+  });
+
+  it('runs tasks from two clients one after the other, each result to its own submitter', async () => {
+    const { service } = await cluster(2);
+    const [a, b] = await Promise.all([
+      submitTask({ url: service.url, token: TOKEN, task: { id: 'a', subtasks: work(6) } }),
+      submitTask({ url: service.url, token: TOKEN, task: { id: 'b', subtasks: work(6) } }), // the same subtask ids
+    ]);
+    expect([a.taskId, a.success, Object.keys(a.results).length]).toEqual(['a', true, 6]);
+    expect([b.taskId, b.success, Object.keys(b.results).length]).toEqual(['b', true, 6]);
+  });
+
+  it.each([
+    ['duplicate subtask ids', { id: 'dup', subtasks: [{ id: 'x' }, { id: 'x' }] }, /duplicate subtask id "x"/],
+    ['a reserved character', { id: 'hash', subtasks: [{ id: 'x#1' }] }, /"#" is reserved/],
+  ])('refuses a task with %s, says why, and keeps serving', async (_, task, why) => {
+    const { service } = await cluster(1);
+    await expect(submitTask({ url: service.url, token: TOKEN, task })).rejects.toThrow(TaskRefusedError);
+    await expect(submitTask({ url: service.url, token: TOKEN, task })).rejects.toThrow(why);
+    const ok = await submitTask({ url: service.url, token: TOKEN, task: { id: 'fine', subtasks: work(2) } });
+    expect(ok.success).toBe(true);
+  });
+
+  it('a submitter with a bad token is refused for good', async () => {
+    const { service } = await cluster(1);
+    await expect(submitTask({ url: service.url, token: 'wrong', task: { id: 't', subtasks: work(1) } })).rejects.toThrow(/4001.*invalid token/);
+  });
+
+  it('reports the failed subtasks of a task whose work fails, with the reason', async () => {
+    const { service } = await cluster(2);
+    const result = await submitTask({ url: service.url, token: TOKEN, task: { id: 'f', subtasks: [{ id: 'ok', payload: { sleepMs: 1 } }, { id: 'bad', payload: { fail: true } }] } });
+    expect(result.success).toBe(false);
+    expect(result.failed.bad).toMatch(/asked to fail/);
+    expect(result.results.ok).toBeDefined();
+  });
+});
+
+describe('builtinWorker', () => {
+  const context = { agentId: 'w', attempt: 1, scheduler: asyncScheduler, heartbeat: () => undefined };
+  const run = (payload: unknown) => firstValueFrom(builtinWorker({ id: 's', payload }, context) as Observable<unknown>);
+
+  it.each([
+    [{ sleepMs: 0 }, { agentId: 'w', subtaskId: 's', sleptMs: 0 }],
+    [{ spinMs: 1 }, { agentId: 'w', subtaskId: 's', spunMs: 1 }],
+    ['plain', { agentId: 'w', subtaskId: 's', echo: 'plain' }],
+  ])('does what %j says', async (payload, expected) => {
+    expect(await run(payload)).toEqual(expected);
+  });
+
+  it.each([
+    [{ fail: true }, /asked to fail/],
+    [{ sleepMs: -1 }, /payload\.sleepMs must be a number of ms/],
+    [{ spinMs: 'long' }, /payload\.spinMs must be a number of ms/],
+  ])('fails the subtask for %j', async (payload, error) => {
+    await expect(run(payload)).rejects.toThrow(error);
+  });
+});
