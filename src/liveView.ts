@@ -40,6 +40,8 @@ export class LiveView {
   private readonly live: boolean;
   private readonly update: ReturnType<typeof createLogUpdate> | undefined;
   private readonly agents = new Map<string, AgentRow>();
+  /** Who holds each assigned subtask, for the agents' running counts. */
+  private readonly holders = new Map<string, string>();
   private readonly total: number;
   private completed = 0;
   private failed = 0;
@@ -88,22 +90,24 @@ export class LiveView {
       case 'agent.recovered':
         return this.set(e.agentId, 'live', '');
       case 'subtask.assigned': {
+        this.release(e.subtaskId);
+        this.holders.set(e.subtaskId, e.agentId);
         const row = this.agents.get(e.agentId);
         if (row !== undefined) row.running++;
         return;
       }
       case 'subtask.completed': {
         this.completed++;
+        this.release(e.subtaskId);
         const row = this.agents.get(e.agentId);
-        if (row !== undefined) {
-          row.completed++;
-          row.running = Math.max(0, row.running - 1);
-        }
+        if (row !== undefined) row.completed++;
         return;
       }
+      case 'subtask.requeued':
+        return this.release(e.subtaskId);
       case 'subtask.failed':
         this.failed++;
-        return;
+        return this.release(e.subtaskId);
       case 'fault.detected':
         this.faults++;
         return;
@@ -127,7 +131,14 @@ export class LiveView {
     if (row === undefined) return;
     row.state = state;
     row.detail = detail;
-    if (state !== 'live') row.running = 0;
+  }
+
+  private release(subtaskId: string): void {
+    const holder = this.holders.get(subtaskId);
+    if (holder === undefined) return;
+    this.holders.delete(subtaskId);
+    const row = this.agents.get(holder);
+    if (row !== undefined) row.running--;
   }
 
   private schedule(): void {

@@ -1,0 +1,52 @@
+import { PassThrough } from 'node:stream';
+import { LiveView, describeEvent, reportLines } from '../../src/liveView.js';
+import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
+
+function capture(): { stream: NodeJS.WriteStream; text: () => string } {
+  const stream = new PassThrough() as unknown as NodeJS.WriteStream;
+  let out = '';
+  (stream as unknown as PassThrough).on('data', chunk => (out += String(chunk)));
+  return { stream, text: () => out };
+}
+
+const events: CoordinationEvent[] = [
+  { type: 'protocol.selected', at: 1000, protocol: 'star', reason: 'configured' },
+  { type: 'agent.joined', at: 1000, agentId: 'a' },
+  { type: 'subtask.assigned', at: 1001, subtaskId: 's-0', agentId: 'a', attempt: 1, hops: 1 },
+  { type: 'agent.suspected', at: 2500, agentId: 'a', detail: 'phi 8.4 ≥ 8' },
+  { type: 'subtask.requeued', at: 2500, subtaskId: 's-0', attempt: 2, reason: 'a: down' },
+  { type: 'subtask.completed', at: 3000, subtaskId: 's-0', agentId: 'b', attempt: 2 },
+];
+
+describe('LiveView', () => {
+  it('off a terminal, writes the notable events as plain lines and nothing else', () => {
+    const { stream, text } = capture();
+    const view = new LiveView({ total: 1, stream, live: false });
+    for (const e of events) view.event(e);
+    view.close();
+    expect(text().split('\n').filter(Boolean)).toEqual(['   0.00s  protocol  star (configured)', '   1.50s  suspect   a: phi 8.4 ≥ 8']);
+    expect(text()).not.toMatch(/\x1b\[/); // no escape codes in a pipe
+  });
+
+  it('describes only what a person watching wants to see', () => {
+    expect(describeEvent({ type: 'subtask.completed', at: 5, subtaskId: 's', agentId: 'a', attempt: 1 }, 0)).toBeUndefined();
+    expect(describeEvent({ type: 'agent.down', at: 2000, agentId: 'a', reason: 'left' }, 0)).toMatch(/2\.00s\s+down\s+a: left/);
+  });
+
+  it('reports a result: counts, failures with their reasons', () => {
+    const result = {
+      taskId: 't',
+      success: false,
+      results: { a: 1 },
+      failed: { b: 'handler failed 3 time(s): boom' },
+      protocol: 'star',
+      protocolId: 't:star:0',
+      metrics: { subtasks: 2, completed: 1, failed: 1, staleResultsRejected: 0, assignments: 4, messages: 10, messagesByKind: { assign: 4 }, messagesPerSubtask: 5, startedAt: 0, finishedAt: 1500, durationMs: 1500, performance: {} },
+      healing: [],
+      switches: [],
+    } satisfies CoordinationResult;
+    const lines = reportLines(result);
+    expect(lines[0]).toMatch(/failed: 1 of 2 subtasks completed, 1 failed, in 1\.50 s/);
+    expect(lines).toContain('  failed b: handler failed 3 time(s): boom');
+  });
+});
