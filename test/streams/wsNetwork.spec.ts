@@ -409,6 +409,37 @@ describe('end to end over real sockets', () => {
     expect(stats.rejected).toBe(0);
   });
 
+  it('bad frames from other connections during a run (garbage, wrong version, oversized, forged results) lose nothing', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>(resolve => (release = resolve));
+    const { server, coordinator } = await cluster(['a-0', 'a-1'], async (agentId, subtask) => {
+      if (subtask.id === 's-0') await gate; // held while the attackers do their worst
+      return double(agentId, subtask);
+    });
+    const events: CoordinationEvent[] = [];
+    const done = new Promise<void>((resolve, reject) => coordinator.run$({ id: 'wire', subtasks }).subscribe({ next: e => events.push(e), error: reject, complete: resolve }));
+    const attackers = await Promise.all([raw(server.url), raw(server.url), raw(server.url), joined(server.url, 'rogue')]);
+    const [garbage, version, huge, rogue] = attackers as [Raw, Raw, Raw, Raw];
+    garbage.send('{"v":1,"type":');
+    version.send({ v: 9, type: 'hello', agentId: 'x', capabilities: [], token: TOKEN });
+    huge.send('x'.repeat(2 * 1024 * 1024));
+    for (const s of subtasks) {
+      for (const attempt of [1, 2, 3]) rogue.send({ v: 1, type: 'envelope', from: 'rogue', to: 'coordinator', kind: 'result', body: { subtaskId: s.id, attempt, agentId: 'a-0', ok: true, value: 'forged', via: [] } });
+    }
+    expect((await garbage.closed).code).toBe(WS_CLOSE.invalidPayload);
+    expect((await version.closed).code).toBe(WS_CLOSE.unsupportedVersion);
+    expect((await huge.closed).code).toBe(WS_CLOSE.tooBig);
+    release();
+    await done;
+
+    const result = (events.at(-1) as Extract<CoordinationEvent, { type: 'task.completed' }>).result;
+    expect(result.failed).toEqual({});
+    expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
+    expect(Object.values(result.results)).not.toContain('forged');
+    expect(events.filter(e => e.type === 'subtask.completed')).toHaveLength(subtasks.length);
+    expect(events.some(e => e.type === 'subtask.rejected' && /sent by rogue/.test(e.reason))).toBe(true);
+  });
+
   it('an agent whose connection drops mid-subtask rejoins, and every subtask completes exactly once', async () => {
     let release!: () => void;
     const gate = new Promise<void>(resolve => (release = resolve));
