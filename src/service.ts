@@ -16,6 +16,9 @@ export interface ServiceOptions extends Omit<WsServerNetworkOptions, 'scheduler'
   readonly onEvent?: (event: CoordinationEvent, taskId: string) => void;
 }
 
+/** Bytes waiting for a submitter above which its events are skipped (its outcome never is). */
+const EVENT_BACKLOG_BYTES = 1024 * 1024;
+
 /** A task handed in: who sent it, and what. */
 interface Submission {
   readonly client: string;
@@ -25,8 +28,9 @@ interface Submission {
 /**
  * A coordinator service over WebSocket (`rxswarm serve`): agents connect and join the coordinator;
  * clients (`rxswarm run`) submit tasks to the `tasks` node. Tasks run one after another, in the
- * order they arrive; while one runs its submitter gets every event, and at its end the outcome
- * (the `CoordinationResult`, or why the task could not run). A submitter that is away when its
+ * order they arrive; while one runs its submitter gets its events (best effort: skipped while 1 MiB
+ * waits unread for it), and at its end the outcome (the `CoordinationResult`, or why the task
+ * could not run). A submitter that is away when its
  * outcome is ready misses it; the task still runs to its end.
  *
  * ```
@@ -109,7 +113,8 @@ export class Service {
       next: event => {
         this.onEvent?.(event, task.id);
         if (event.type === 'task.completed') result = event.result;
-        else this.send(client, 'event', { taskId: task.id, event: event as unknown as EventBody['event'] });
+        // Events are for watching: a submitter that reads slowly misses some rather than piling them up.
+        else if (this.server.buffered(client) < EVENT_BACKLOG_BYTES) this.send(client, 'event', { taskId: task.id, event: event as unknown as EventBody['event'] });
       },
       error: (err: unknown) => {
         ended = true;

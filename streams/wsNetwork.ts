@@ -125,6 +125,12 @@ export interface WsServerNetworkOptions {
   readonly rateLimit?: RateLimitOptions;
   /** A connection that has not said hello this long is closed with 4001. Default 5000. */
   readonly helloTimeoutMs?: number;
+  /**
+   * Bytes written to a connection and not yet taken by its peer above which it is cut (the peer
+   * does not read: a frozen process, a stalled link); what was meant for it counts as dropped.
+   * Default 16 MiB.
+   */
+  readonly maxBufferedBytes?: number;
   /** Receives every server event; default: refusals are written to stderr. */
   readonly log?: (event: WsServerEvent) => void;
 }
@@ -223,7 +229,8 @@ function defaultServerLog(event: WsServerEvent): void {
  * Options: `token` (required), `host`/`port` (0 for a free port), `maxPayload` (bigger frames
  * close with 1009: raise it for big subtask payloads, lower it to bound memory per frame),
  * `rateLimit` (frames/s per connection; too low starves busy agents, too high lets one flood),
- * `helloTimeoutMs`, `scheduler`, `log`.
+ * `helloTimeoutMs`, `maxBufferedBytes` (a peer that stops reading is cut once this much waits for
+ * it: lower bounds memory per stalled peer, higher tolerates slow readers), `scheduler`, `log`.
  *
  * @example
  * const server = await WsServerNetwork.listen({ token: process.env.RXSWARM_TOKEN!, port: 7070 });
@@ -238,6 +245,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly perSecond: number;
   private readonly burst: number;
   private readonly helloTimeoutMs: number;
+  private readonly maxBufferedBytes: number;
   private readonly log: (event: WsServerEvent) => void;
   private readonly events = new Subject<WsServerEvent>();
   private readonly counters = new Counters();
@@ -261,6 +269,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     maxPayload = DEFAULT_MAX_BYTES,
     rateLimit = {},
     helloTimeoutMs = 5000,
+    maxBufferedBytes = 16 * 1024 * 1024,
     log = defaultServerLog,
   }: WsServerNetworkOptions) {
     if (typeof token !== 'string' || token.length === 0) throw new RangeError('token must be a non-empty string');
@@ -273,6 +282,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.perSecond = requireNumber('rateLimit.perSecond', perSecond, 0, true);
     this.burst = requireNumber('rateLimit.burst', burst, 1);
     this.helloTimeoutMs = requireNumber('helloTimeoutMs', helloTimeoutMs, 0, true);
+    this.maxBufferedBytes = requireNumber('maxBufferedBytes', maxBufferedBytes, 0, true);
     if (typeof log !== 'function') throw new RangeError(`log must be a function, got ${String(log)}`);
     this.log = log;
     this.token = token;
@@ -442,8 +452,22 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
 
   private write(connection: Connection, frame: string, counter: KindCounter): void {
     if (connection.closing || connection.socket.readyState !== WebSocket.OPEN) return this.counters.drop(counter, 'down');
+    if (connection.socket.bufferedAmount > this.maxBufferedBytes) {
+      // It does not read: cut it (a close frame would wait behind the backlog). It may reconnect.
+      this.counters.drop(counter, 'down');
+      connection.closing = true;
+      this.counters.rejected++;
+      this.emit({ type: 'rejected', agentId: connection.agentId, remote: connection.remote, code: 1006, error: `not reading: ${connection.socket.bufferedAmount} bytes waiting (maxBufferedBytes ${this.maxBufferedBytes})` });
+      connection.socket.terminate();
+      return;
+    }
     connection.socket.send(frame);
     this.counters.deliver(counter);
+  }
+
+  /** Bytes written to `agentId`'s connection that its peer has not taken yet (0 if not connected). */
+  buffered(agentId: string): number {
+    return this.connections.get(agentId)?.socket.bufferedAmount ?? 0;
   }
 
   private accept(socket: WebSocket, remote: string): void {

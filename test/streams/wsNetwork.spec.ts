@@ -510,3 +510,23 @@ describe('WsServerNetwork: roles', () => {
     expect(bystander.socket.readyState).toBe(WebSocket.OPEN);
   });
 });
+
+describe('WsServerNetwork: backpressure', () => {
+  it('cuts a connection that stops reading once maxBufferedBytes wait for it, and counts what it missed as dropped', async () => {
+    const { server, events } = await serve({ maxBufferedBytes: 256 * 1024 });
+    inbox(server, 'coordinator');
+    const stalled = await joined(server.url, 'frozen');
+    const bystander = await joined(server.url, 'fine');
+    stalled.socket.pause(); // a SIGSTOPped process: nothing is read from its socket any more
+    const payload = 'p'.repeat(100 * 1024);
+    const assign = (to: string, i: number) => ({ from: 'coordinator', to, kind: 'assign', body: { via: [], subtask: { id: `s-${i}`, payload }, attempt: 1, replyPath: ['coordinator'] } });
+    for (let i = 0; i < 400 && server.remoteAgents.has('frozen'); i++) {
+      server.send(assign('frozen', i));
+      await new Promise(resolve => setImmediate(resolve)); // let the socket write what the kernel takes
+    }
+    expect(await first(events, e => e.type === 'rejected')).toMatchObject({ agentId: 'frozen', error: expect.stringMatching(/not reading: \d+ bytes waiting \(maxBufferedBytes 262144\)/) });
+    expect(server.stats.droppedBy.down).toBeGreaterThan(0);
+    server.send(assign('fine', 0));
+    expect(await first(bystander.messages, m => m.type === 'envelope')).toMatchObject({ kind: 'assign', to: 'fine' });
+  });
+});
