@@ -314,6 +314,8 @@ interface AgentRecord {
   incarnation: number;
   /** Assignments in a row it did not acknowledge. */
   unacked: number;
+  /** A remote agent's heartbeat targets as last told (in-process hosts read the layout). */
+  told: string;
 }
 
 /** One run of one task: the state machine every topology shares. */
@@ -426,7 +428,7 @@ class Run {
     } else {
       this.protocol = settings.topology;
     }
-    this.layout = topologyFor(this.protocol).layout(live);
+    this.setLayout(topologyFor(this.protocol).layout(live));
     this.emit({ type: 'protocol.selected', at: this.now(), protocol: this.protocol, reason: settings.topology === 'adaptive' ? 'decision matrix' : 'configured' });
 
     this.wireDetection();
@@ -456,8 +458,24 @@ class Run {
     }
   }
 
+  /**
+   * Lays out anew. Agents in other processes cannot read the layout: those whose heartbeat targets
+   * changed (a mesh beats every peer) are told with a `peers` message.
+   */
+  private setLayout(layout: Layout): void {
+    this.layout = layout;
+    for (const record of this.agentList) {
+      if (record.host !== undefined || record.status !== 'live') continue;
+      const targets = layout.heartbeatTargets(record.id);
+      const signature = targets.join(',');
+      if (signature === record.told) continue;
+      record.told = signature;
+      this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets } });
+    }
+  }
+
   private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0 };
+    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, told: COORDINATOR };
     this.agents.set(id, record);
     this.agentList.push(record);
     return record;
@@ -478,7 +496,7 @@ class Run {
     const record = this.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
     this.version++;
     this.join(record);
-    this.layout = this.layout.with(this.profile(record));
+    this.setLayout(this.layout.with(this.profile(record)));
     if (this.done < this.subtasks.size) this.dispatch();
   }
 
@@ -630,7 +648,7 @@ class Run {
   /** Removes an agent from the layout (the topology repairs itself) and resends what went through it. */
   private takeOut(record: AgentRecord): void {
     const { layout, repair } = this.layout.without(record.id);
-    this.layout = layout;
+    this.setLayout(layout);
     for (const m of repair.messages) this.network.send({ from: m.from, to: m.to, kind: m.kind, body: { failed: record.id } });
     this.emit({ type: 'protocol.repaired', at: this.now(), protocol: this.protocol, failed: record.id, repair: repair.description });
     // Work relayed through it is lost on the way, there or back: send it again by the new routes.
@@ -654,7 +672,12 @@ class Run {
         this.dispatch();
       }
       // Also the first real beat: it replaces the primer the detector was given at join.
+      const fresh = record.incarnation !== 0;
       record.incarnation = incarnation;
+      if (fresh && record.host === undefined) {
+        record.told = COORDINATOR; // a new process knows nothing of its peers
+        this.setLayout(this.layout);
+      }
       this.heartbeats.next({ agentId, status: 'leaving' });
       this.heartbeats.next({ agentId });
       if (record.status === 'suspected' || record.status === 'down') this.recover(record);
@@ -679,7 +702,7 @@ class Run {
   private recover(record: AgentRecord): void {
     record.status = 'live';
     this.version++;
-    this.layout = this.layout.with(this.profile(record));
+    this.setLayout(this.layout.with(this.profile(record)));
     this.emit({ type: 'agent.recovered', at: this.now(), agentId: record.id });
     this.dispatch();
   }
@@ -777,12 +800,12 @@ class Run {
     const relays = this.layout.members.some(m => m !== record.id && this.layout.route(m).includes(record.id));
     if (!relays) return { ok: false, detail: `${record.id} relays nothing` };
     this.takeOut(record);
-    this.layout = this.layout.with(this.profile(record));
+    this.setLayout(this.layout.with(this.profile(record)));
     return { ok: true, detail: `routes no longer pass through ${record.id}` };
   }
 
   private relayout(detail: string): ActionResult {
-    this.layout = topologyFor(this.protocol).layout(this.liveProfiles());
+    this.setLayout(topologyFor(this.protocol).layout(this.liveProfiles()));
     return { ok: true, detail };
   }
 
@@ -811,7 +834,7 @@ class Run {
     standby.status = 'live';
     this.version++;
     this.join(standby);
-    this.layout = this.layout.with(this.profile(standby));
+    this.setLayout(this.layout.with(this.profile(standby)));
     return { ok: true, detail: `standby ${standby.id} took over` };
   }
 
@@ -828,7 +851,7 @@ class Run {
   private switchTo(to: TopologyName, change: ProtocolSwitch): void {
     if (to === this.protocol) return;
     this.protocol = to;
-    this.layout = topologyFor(to).layout(this.liveProfiles());
+    this.setLayout(topologyFor(to).layout(this.liveProfiles()));
     this.switches.push(change);
     let inFlight = 0;
     for (const a of this.agents.values()) inFlight += a.inFlight.size;

@@ -2,7 +2,7 @@ import { from, isObservable, type Subscription } from 'rxjs';
 import { requireFunction, requireNumber } from '../operators/internal/validate.js';
 import { requireId } from './messages.js';
 import type { Network, Envelope } from './network.js';
-import type { AssignBody, CancelBody, HeartbeatBody, MessageBodies, MessageKind, ResultBody, Routed, VoteRequestBody } from './protocol.js';
+import type { AssignBody, CancelBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
 import type { Random } from './random.js';
 import type { InProcessAgent, Subtask } from './task.js';
 
@@ -13,7 +13,10 @@ export interface AgentHostOptions {
   /** Each beat comes `intervalMs ± jitterMs` after the previous one (uniform). */
   readonly heartbeatJitterMs: number;
   readonly random: Random;
-  /** Where liveness beats go (the coordinator; in a mesh, every peer too). Read at every beat. */
+  /**
+   * Where liveness beats go (the coordinator; in a mesh, every peer too). Read at every beat.
+   * Default: what the coordinator last said in a `peers` message, or the coordinator alone.
+   */
   readonly heartbeatTargets?: () => readonly string[];
   /** A peer silent this long is reported as gone when a vote asks. Default 3 × interval + jitter. */
   readonly peerSilenceMs?: number;
@@ -66,6 +69,8 @@ export class AgentHost {
   private readonly lastHeard = new Map<string, number>();
   private incarnation = 0;
   private pumping = false;
+  /** Heartbeat targets the coordinator sent (`peers`), for a host without `heartbeatTargets`. */
+  private told: readonly string[] | undefined;
 
   constructor(
     agent: InProcessAgent,
@@ -180,7 +185,7 @@ export class AgentHost {
   }
 
   private sendBeat(): void {
-    const targets = this.options.heartbeatTargets?.() ?? [this.options.coordinatorId];
+    const targets = this.options.heartbeatTargets?.() ?? this.told ?? [this.options.coordinatorId];
     const body: HeartbeatBody = { load: this.load, incarnation: this.incarnation };
     for (const to of targets) if (to !== this.id) this.send('heartbeat', to, body);
   }
@@ -208,6 +213,9 @@ export class AgentHost {
         return this.accept(envelope.body as AssignBody);
       case 'cancel':
         return this.cancel(envelope.body as CancelBody);
+      case 'peers':
+        if (envelope.from === this.options.coordinatorId) this.told = (envelope.body as PeersBody).targets;
+        return;
       case 'vote-request': {
         const { proposalId, suspect } = envelope.body as VoteRequestBody;
         const heard = this.lastHeard.get(suspect);

@@ -80,6 +80,11 @@ export interface OutcomeBody {
   readonly error?: string;
 }
 
+/** Where an agent in another process sends its liveness heartbeats (a mesh: every peer too). */
+export interface PeersBody {
+  readonly targets: readonly string[];
+}
+
 export interface MessageBodies {
   assign: AssignBody;
   result: ResultBody;
@@ -89,6 +94,7 @@ export interface MessageBodies {
   'vote-request': VoteRequestBody;
   vote: VoteBody;
   token: Routed;
+  peers: PeersBody;
   submit: SubmitBody;
   event: EventBody;
   outcome: OutcomeBody;

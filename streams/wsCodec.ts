@@ -153,6 +153,7 @@ const bodies: Record<WireKind, z.ZodType> = {
   'vote-request': z.object({ proposalId: id, suspect: id }),
   vote: z.object({ proposalId: id, accept: z.boolean() }),
   token: z.object(routed),
+  peers: z.object({ targets: ids }),
   submit: z.object({
     task: z.object({
       id,

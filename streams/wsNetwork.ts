@@ -162,8 +162,8 @@ export interface RemoteAgent {
 
 /** What a client connection may send: a task to the service, nothing that steers agents. */
 const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit']);
-/** What only the server's side sends: an agent sending these is refused. */
-const SERVICE_KINDS: ReadonlySet<string> = new Set(['submit', 'event', 'outcome']);
+/** What only the coordinator's process sends: an agent sending these is refused. */
+const SERVICE_KINDS: ReadonlySet<string> = new Set(['submit', 'event', 'outcome', 'peers']);
 
 class Connection {
   agentId: string | undefined;

@@ -263,27 +263,39 @@ describe('createCoordinator', () => {
      * Remote agents stand in as AgentHosts on the same in-memory network that the coordinator does
      * not host: it learns of them only from `members$`, as it does from a WebSocket server.
      */
-    function remoteSetup(ids: readonly string[]) {
+    function remoteSetup(ids: readonly string[], topology: TopologyName = 'star') {
       const scheduler = new VirtualScheduler();
       const inner = new InMemoryNetwork({ scheduler });
       // As a server's: those connected now, then each new connection.
       const connected = new Map<string, RemoteMember>();
       const members = new Subject<RemoteMember>();
       const members$ = defer(() => concat(from([...connected.values()]), members));
-      const network: Network = { scheduler, join: id => inner.join(id), send: m => inner.send(m), get stats() { return inner.stats; }, members$ };
+      const sent: Array<{ from: string; to: string; kind: string; body: unknown }> = [];
+      const network: Network = {
+        scheduler,
+        join: id => inner.join(id),
+        send: m => {
+          sent.push(m);
+          inner.send(m);
+        },
+        get stats() {
+          return inner.stats;
+        },
+        members$,
+      };
       const hosts = new Map(
         ids.map((id, i) => [
           id,
           new AgentHost(worker(id, scheduler, 100), { network, coordinatorId: 'coordinator', heartbeatIntervalMs: 1000, heartbeatJitterMs: 100, random: createRandom(i) }),
         ]),
       );
-      const coordinator = createCoordinator({ agents: [], network, topology: 'star', scheduler, seed: 3 });
+      const coordinator = createCoordinator({ agents: [], network, topology, scheduler, seed: 3 });
       const connect = (id: string): void => {
         hosts.get(id)?.start();
         connected.set(id, { agentId: id, capabilities: [], slots: 1 });
         members.next({ agentId: id, capabilities: [], slots: 1 });
       };
-      return { scheduler, network, inner, hosts, coordinator, connect };
+      return { scheduler, network, inner, hosts, coordinator, connect, sent };
     }
 
     it('admits agents as they connect, also mid-run, and finishes every subtask on them', () => {
@@ -344,6 +356,25 @@ describe('createCoordinator', () => {
       const attempts = (events: CoordinationEvent[]): number[] => events.flatMap(e => (e.type === 'subtask.assigned' ? [e.attempt] : []));
       expect(Math.min(...attempts(second.events))).toBeGreaterThan(Math.max(...attempts(first.events)));
       expect(Object.keys(second.result.results)).toHaveLength(10);
+    });
+
+    it('in a mesh, tells remote agents their peers: they beat each other, and their votes confirm a crash', () => {
+      const { scheduler, coordinator, hosts, connect, sent } = remoteSetup(['r-0', 'r-1', 'r-2'], 'mesh');
+      const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(40) }, at => {
+        if (at === 0) for (const id of ['r-0', 'r-1', 'r-2']) connect(id);
+        if (at === 1000) hosts.get('r-2')?.crash();
+      });
+      expect(result.failed).toEqual({});
+      const told = sent.filter(m => m.kind === 'peers' && m.to === 'r-0').map(m => m.body);
+      expect(told).toContainEqual({ targets: expect.arrayContaining(['coordinator', 'r-1', 'r-2']) }); // once all have joined
+      expect(told.at(-1)).toEqual({ targets: expect.not.arrayContaining(['r-2']) }); // spliced out after its crash
+      expect(sent.some(m => m.kind === 'heartbeat' && m.from === 'r-0' && m.to === 'r-1')).toBe(true);
+      const verdict = events.find(e => e.type === 'consensus.decided' && e.proposalId.startsWith('down:r-2'));
+      expect(verdict).toMatchObject({ outcome: 'accepted', yes: 2 });
+      // Star agents are never told anything: their beats go to the coordinator alone.
+      const star = remoteSetup(['s-0'], 'star');
+      runToEnd(star.scheduler, star.coordinator, { id: 't', subtasks: subtasks(3) }, at => at === 0 && star.connect('s-0'));
+      expect(star.sent.filter(m => m.kind === 'peers')).toEqual([]);
     });
 
     it('refuses a remote agent whose id belongs to an in-process agent', () => {
