@@ -194,3 +194,82 @@ describe('wsCodec decode', () => {
     );
   });
 });
+
+describe('wsCodec decode, heartbeat fast path', () => {
+  // A leading space keeps a frame off the fast path (its regex is anchored at `{`) and means
+  // nothing to JSON.parse: decode(' ' + text) is the general path's answer for text.
+  const general = (text: string): ReturnType<typeof decode> => decode(` ${text}`);
+  const same = (text: string): void => {
+    const fast = decode(text);
+    const slow = general(text);
+    if (fast.ok) {
+      expect(fast).toStrictEqual(slow); // Object.is on numbers: -0 stays -0
+      expect(JSON.stringify(fast)).toBe(JSON.stringify(slow)); // and the key order
+    } else {
+      expect(slow.ok).toBe(false);
+      expect(fast.ok === false && slow.ok === false && fast.closeCode === slow.closeCode).toBe(true);
+    }
+  };
+  const beat = (from: string, load: string, incarnation: string, status?: string, to = 'coordinator'): string =>
+    `{"v":1,"type":"envelope","from":"${from}","to":"${to}","kind":"heartbeat","body":{"load":${load}${status === undefined ? '' : `,"status":"${status}"`},"incarnation":${incarnation}}}`;
+
+  it('takes encode’s spelling of a heartbeat without JSON.parse', () => {
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const result = decode(encode({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body: { load: 0.5, status: 'ok', incarnation: 3 } }));
+      expect(result).toEqual({ ok: true, message: { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body: { load: 0.5, status: 'ok', incarnation: 3 } } });
+      expect(parse).not.toHaveBeenCalled();
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it.each([
+    ['plain', beat('a-1', '0', '1')],
+    ['leaving', beat('a-1', '0.25', '7', 'leaving')],
+    ['negative zero', beat('a-1', '-0', '-0')],
+    ['exponents', beat('a-1', '1E-3', '1e3')],
+    ['an integer spelt as a fraction', beat('a-1', '2', '1.0')],
+    ['the largest safe integer', beat('a-1', '1', String(Number.MAX_SAFE_INTEGER))],
+    ['past the largest safe integer', beat('a-1', '1', '9007199254740992')],
+    ['a fractional incarnation', beat('a-1', '1', '1.5')],
+    ['an infinite load', beat('a-1', '1e400', '1')],
+    ['a leading zero', beat('a-1', '01', '1')],
+    ['a bare fraction', beat('a-1', '.5', '1')],
+    ['an unknown status', beat('a-1', '0', '1', 'busy')],
+    ['an empty id', beat('', '0', '1')],
+    ['an id of 256 units', beat('x'.repeat(256), '0', '1')],
+    ['an id of 257 units', beat('x'.repeat(257), '0', '1')],
+    ['an id with a surrogate pair', beat(`${'x'.repeat(255)}😀`, '0', '1')],
+    ['an escaped id', beat('a\\u002d1', '0', '1')],
+    ['an escaped quote in an id', beat('a\\"1', '0', '1')],
+    ['a raw control character in an id', beat('a\u00011', '0', '1')],
+    ['a tab in an id', beat('a\t1', '0', '1')],
+    ['body keys in another order', '{"v":1,"type":"envelope","from":"a","to":"c","kind":"heartbeat","body":{"incarnation":1,"load":0}}'],
+    ['an extra body key', '{"v":1,"type":"envelope","from":"a","to":"c","kind":"heartbeat","body":{"load":0,"incarnation":1,"x":2}}'],
+    ['an extra envelope key', '{"v":1,"type":"envelope","from":"a","to":"c","kind":"heartbeat","body":{"load":0,"incarnation":1},"x":2}'],
+    ['a duplicate key', '{"v":1,"type":"envelope","from":"a","to":"c","kind":"heartbeat","body":{"load":0,"incarnation":1},"from":"b"}'],
+    ['a trailing newline', `${beat('a-1', '0', '1')}\n`],
+    ['trailing garbage', `${beat('a-1', '0', '1')}}`],
+    ['version 1.0', beat('a-1', '0', '1').replace('"v":1', '"v":1.0')],
+    ['version 2', beat('a-1', '0', '1').replace('"v":1', '"v":2')],
+  ])('answers as the general path does: %s', (_, text) => same(text));
+
+  it('answers as the general path does on generated near-misses of a heartbeat', () => {
+    const idish = fc.oneof(
+      fc.string({ maxLength: 8 }),
+      fc.string({ unit: 'binary', maxLength: 8 }),
+      fc.constantFrom('a-1', '', 'x'.repeat(256), 'x'.repeat(257), 'a\\"b', 'a\\\\b', 'a\\u0041', 'é', '\ud800'),
+    );
+    const digits = fc.string({ unit: fc.constantFrom('0', '1', '9'), minLength: 1, maxLength: 17 });
+    const numberish = fc.oneof(
+      fc.double({ noNaN: true }).map(String),
+      fc.integer().map(String),
+      fc.tuple(fc.constantFrom('', '-', '+'), digits, fc.constantFrom('', '.', '.5', '.05'), fc.constantFrom('', 'e5', 'E-2', 'e+400', 'e')).map(parts => parts.join('')),
+      fc.constantFrom('-0', '0.0', '1.0', '9007199254740991', '9007199254740992', '1e400', 'null', '"1"', 'true'),
+    );
+    const status = fc.option(fc.constantFrom('ok', 'leaving', 'OK', ''), { nil: undefined });
+    const text = fc.tuple(idish, numberish, numberish, status, idish).map(([from, load, inc, s, to]) => beat(from, load, inc, s, to));
+    fc.assert(fc.property(text, same), { numRuns: 500 });
+  });
+});
