@@ -66,3 +66,8 @@ export function ratioRow(suite: string, name: string, value: number, unit: strin
     ...(note === undefined ? {} : { note }),
   };
 }
+
+/** A number for a table note: grouped thousands, `digits` decimals. */
+export function formatNumber(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}

@@ -26,18 +26,16 @@
  * connection): the benchmark measures ingest, not throttling. phiAccrual tolerates pauses of 60 s,
  * since each server's connections idle while the other's step runs: no verdict but `alive`.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { filter, map, tap } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { phiAccrual } from '../operators/phiAccrual.js';
 import type { Liveness } from '../operators/liveness.js';
 import { DEFAULT_MAX_BYTES } from '../streams/wsCodec.js';
 import { WsServerNetwork } from '../streams/wsNetwork.js';
-import { ratioRow, type BenchRow } from './harness.js';
+import { formatNumber, ratioRow, type BenchRow } from './harness.js';
+import { BenchChild } from './child.js';
 import type { LoadCommand, LoadReport, Target } from './wsLoad.js';
 
 const AGENTS = 1000;
@@ -57,62 +55,12 @@ const TOKEN = 'wsIngest-bench-token';
 const SUITE = 'ws heartbeat ingest, 1,000 connections';
 const TARGET_RATE = 100_000;
 
-const here = dirname(fileURLToPath(import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms));
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 // ---- the load generators --------------------------------------------------------------------
 
-type Reported<T extends LoadReport['type']> = Extract<LoadReport, { type: T }>;
-
-class LoadClient {
-  private readonly queue: LoadReport[] = [];
-  private waiter: ((report: LoadReport) => void) | undefined;
-  private failure: Error | undefined;
-
-  constructor(readonly child: ChildProcess) {
-    child.on('message', (report: LoadReport) => {
-      if (report.type === 'error') this.failure = new Error(`load generator: ${report.message}`);
-      const waiter = this.waiter;
-      this.waiter = undefined;
-      if (waiter !== undefined) waiter(report);
-      else this.queue.push(report);
-    });
-    child.on('exit', code => {
-      this.failure ??= new Error(`load generator exited with ${String(code)}`);
-      this.waiter?.({ type: 'error', message: this.failure.message });
-    });
-  }
-
-  static async start(): Promise<LoadClient> {
-    const child = fork(join(here, 'wsLoad.ts'), [], { cwd: join(here, '..'), execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const client = new LoadClient(child);
-    await client.next('ready');
-    return client;
-  }
-
-  send(command: LoadCommand): void {
-    this.child.send(command);
-  }
-
-  /** The next report, which must be of `type`. */
-  async next<T extends LoadReport['type']>(type: T): Promise<Reported<T>> {
-    if (this.failure !== undefined) throw this.failure;
-    const report = this.queue.shift() ?? (await new Promise<LoadReport>(resolve => (this.waiter = resolve)));
-    if (report.type === 'error') throw new Error(`load generator: ${report.message}`);
-    if (report.type !== type) throw new Error(`load generator: expected ${type}, got ${report.type}`);
-    return report as Reported<T>;
-  }
-
-  async exit(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = once(this.child, 'exit');
-    if (this.child.connected) this.send({ type: 'exit' });
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 2000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
+type LoadClient = BenchChild<LoadCommand, LoadReport>;
+const startLoadClient = (): Promise<LoadClient> => BenchChild.start<LoadCommand, LoadReport>('wsLoad.ts', 'load generator');
 
 // ---- the two servers ------------------------------------------------------------------------
 
@@ -196,7 +144,7 @@ export default async function bench(): Promise<BenchRow[]> {
   const rx = await rxswarmServer();
   const clients: LoadClient[] = [];
   try {
-    for (let i = 0; i < CLIENTS; i++) clients.push(await LoadClient.start());
+    for (let i = 0; i < CLIENTS; i++) clients.push(await startLoadClient());
     const ids = Array.from({ length: AGENTS }, (_, i) => `agent-${i}`);
     const share = (i: number): string[] => ids.filter((_, k) => k % CLIENTS === i);
     const connect = async (target: Target, port: number, token?: string): Promise<number> => {
@@ -210,7 +158,7 @@ export default async function bench(): Promise<BenchRow[]> {
     const rawConnectMs = await connect('raw', raw.port);
     const rxConnectMs = await connect('rx', rx.server.port, TOKEN);
     if (rx.server.remoteAgents.size !== AGENTS) throw new Error(`wsIngest: ${rx.server.remoteAgents.size} agents joined, expected ${AGENTS}`);
-    process.stderr.write(`  connected ${AGENTS} raw in ${fmt(rawConnectMs)} ms, ${AGENTS} rxswarm (hello + join) in ${fmt(rxConnectMs)} ms\n`);
+    process.stderr.write(`  connected ${AGENTS} raw in ${formatNumber(rawConnectMs)} ms, ${AGENTS} rxswarm (hello + join) in ${formatNumber(rxConnectMs)} ms\n`);
 
     const counted = (target: Target): number => (target === 'raw' ? raw.count() : rx.beats());
 
@@ -266,7 +214,7 @@ export default async function bench(): Promise<BenchRow[]> {
           behind: stopped.reduce((sum, r) => sum + r.behind, 0),
         };
         process.stderr.write(
-          `  ${target === 'rx' ? 'rxswarm' : echo ? 'raw ws echo' : 'raw ws, count only'} @ ${offered === null ? 'unpaced' : fmt(offered)}: ${fmt(result.rate)}/s, server ${fmt(result.serverCores, 2)} cores, clients ${fmt(result.clientCores, 2)} cores, behind ${fmt(result.behind)}\n`,
+          `  ${target === 'rx' ? 'rxswarm' : echo ? 'raw ws echo' : 'raw ws, count only'} @ ${offered === null ? 'unpaced' : formatNumber(offered)}: ${formatNumber(result.rate)}/s, server ${formatNumber(result.serverCores, 2)} cores, clients ${formatNumber(result.clientCores, 2)} cores, behind ${formatNumber(result.behind)}\n`,
         );
         return result;
       } finally {
@@ -284,7 +232,7 @@ export default async function bench(): Promise<BenchRow[]> {
       const r = measured.get('raw') as Step;
       const x = measured.get('rx') as Step;
       steps.push(r, x);
-      const load = offered === null ? 'unpaced (as fast as the server reads)' : `${fmt(offered)}/s offered`;
+      const load = offered === null ? 'unpaced (as fast as the server reads)' : `${formatNumber(offered)}/s offered`;
       rows.push({ suite: SUITE, case: `raw ws echo, ${load}`, value: r.rate, unit: 'msg/s', note: describeStep(r) });
       rows.push(ratioRow(SUITE, `rxswarm → phiAccrual, ${load}`, x.rate, 'heartbeats/s', 'raw ws echo', r.rate, '>= 0.7x raw', describeStep(x)));
     }
@@ -301,9 +249,9 @@ export default async function bench(): Promise<BenchRow[]> {
     const rawUnpaced = steps.find(s => s.target === 'raw' && s.offered === null) as Step;
     const rxUnpaced = steps.find(s => s.target === 'rx' && s.offered === null) as Step;
     const stats = rx.server.stats;
-    const check = `coordinator counted ${fmt(rx.beats())} heartbeats, server received ${fmt(stats.received)}, rejected ${stats.rejected}; phiAccrual verdicts: alive ${rx.verdicts.alive}, suspected ${rx.verdicts.suspected}, left ${rx.verdicts.left}`;
+    const check = `coordinator counted ${formatNumber(rx.beats())} heartbeats, server received ${formatNumber(stats.received)}, rejected ${stats.rejected}; phiAccrual verdicts: alive ${rx.verdicts.alive}, suspected ${rx.verdicts.suspected}, left ${rx.verdicts.left}`;
     const perMessage = (s: Step): number => (s.serverCores * 1e6) / s.rate;
-    const at = (s: Step): string => (s.offered === null ? 'unpaced' : `${fmt(s.offered)}/s offered`);
+    const at = (s: Step): string => (s.offered === null ? 'unpaced' : `${formatNumber(s.offered)}/s offered`);
     rows.push({ suite: SUITE, case: 'raw ws echo, max sustained', value: sustained(rawBest), unit: 'msg/s', note: `at ${at(rawBest)}; ${describeStep(rawBest)}` });
     rows.push(ratioRow(SUITE, 'rxswarm → phiAccrual, max sustained', sustained(rxBest), 'heartbeats/s', 'raw ws echo', sustained(rawBest), '>= 0.7x raw', `at ${at(rxBest)}; ${describeStep(rxBest)}`));
     rows.push(ratioRow(SUITE, 'rxswarm → phiAccrual, max sustained (absolute)', sustained(rxBest), 'heartbeats/s', '100,000/s', TARGET_RATE, '>= 100,000/s', check));
@@ -328,7 +276,7 @@ export default async function bench(): Promise<BenchRow[]> {
         'raw ws, count only',
         perMessage(countOnly),
         undefined,
-        `rxswarm's own work per heartbeat (decode, checks, routing, the Rx chain, phiAccrual) on top of ws receiving it: ${fmt(perMessage(rxUnpaced) - perMessage(countOnly), 2)} µs`,
+        `rxswarm's own work per heartbeat (decode, checks, routing, the Rx chain, phiAccrual) on top of ws receiving it: ${formatNumber(perMessage(rxUnpaced) - perMessage(countOnly), 2)} µs`,
       ),
     );
     if (stats.received !== rx.beats() || stats.rejected !== 0 || rx.verdicts.alive !== AGENTS) throw new Error(`wsIngest: inconsistent counts: ${check}`);
@@ -341,6 +289,6 @@ export default async function bench(): Promise<BenchRow[]> {
 }
 
 function describeStep(s: Step): string {
-  const offered = s.offered === null ? '' : `${fmt((100 * s.rate) / s.offered)} % of offered; `;
-  return `${offered}server ${fmt(s.serverCores, 2)} cores (${fmt((s.serverCores * 1e6) / s.rate, 2)} µs CPU/msg), load generators ${fmt(s.clientCores, 2)} cores${s.behind > 0 ? `; ${fmt(s.behind)} frames behind the pacing at the stop` : ''}`;
+  const offered = s.offered === null ? '' : `${formatNumber((100 * s.rate) / s.offered)} % of offered; `;
+  return `${offered}server ${formatNumber(s.serverCores, 2)} cores (${formatNumber((s.serverCores * 1e6) / s.rate, 2)} µs CPU/msg), load generators ${formatNumber(s.clientCores, 2)} cores${s.behind > 0 ? `; ${formatNumber(s.behind)} frames behind the pacing at the stop` : ''}`;
 }

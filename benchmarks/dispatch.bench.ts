@@ -1,0 +1,413 @@
+/**
+ * Dispatch over WebSocket: subtasks/s and assign→result latency of a coordinator service with
+ * {@link AGENTS} agents doing 1 ms of work each, against a plain `ws` job server doing the same.
+ *
+ * Processes: this one runs both servers and the submitter; the agents live in {@link CHILDREN}
+ * child processes (benchmarks/dispatchAgents.ts), {@link AGENTS}/{@link CHILDREN} each, both kinds
+ * connected at once (the idle kind costs a heartbeat a second). Per topology (star, then
+ * hierarchical):
+ *
+ * - baseline, "raw ws jobs": a plain `ws` WebSocketServer and {@link AGENTS} plain `ws` client
+ *   connections; the server keeps one job in flight per connection (`{"id":…,"payload":{"sleepMs":1}}`,
+ *   JSON), the client answers after a 1 ms timer with a result frame (JSON), the server sends that
+ *   connection its next job: the same concurrency as one slot per agent, with nothing but the wire
+ *   and JSON in between. Jobs/s = jobs / (first job sent → last result read); latency = job written
+ *   → its result read.
+ * - rxswarm: `Service.start` (coordinator with that topology, heartbeats every 1 s, the rate limit
+ *   raised out of the way: {@link RATE_LIMIT}) and {@link AGENTS} agents from `startAgent`
+ *   (built-in worker, payload `{ sleepMs: 1 }`, 1 slot each); tasks are submitted with `submitTask`
+ *   from this process. Subtasks/s = subtasks / (first `subtask.assigned` → last
+ *   `subtask.completed`), the end-to-end time (submit → outcome received) is in the note; latency =
+ *   `performance.now()` at the service's `onEvent` of a subtask's `subtask.assigned` → of its
+ *   `subtask.completed` (the coordinator emits the first right after writing the assignment, the
+ *   second right after reading the result). In star every assignment and result crosses the hub
+ *   agent (coordinator → hub → spoke → hub → coordinator, each hop a frame through this server); in
+ *   hierarchical a group leader, the same way. The coordinator's own detectors stay on: what they
+ *   did during the measured tasks (faults, healing, protocol switches) is listed as `incidents`.
+ *
+ * Each side runs a warm-up of {@link WARMUP} (not measured), then {@link SUBTASKS}
+ * (`DISPATCH_SUBTASKS`) in {@link ROUNDS} rounds, the sides alternating, so that the load of the
+ * shared machine falls on both alike; the rounds are pooled and the per-round ratios are in the
+ * note. Every agent always has one subtask in flight, so the latency is mostly queueing: p50 ≈
+ * agents ÷ throughput (Little's law); it is not the latency of an idle system. Ratios: throughput
+ * rxswarm / baseline (higher is better); latency rxswarm / baseline (LOWER is better). The machine
+ * is shared (2 cores, three busy processes here): read the ratios and the CPU notes, not the
+ * absolutes. `DISPATCH_TOPOLOGIES=star` measures fewer topologies.
+ */
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { CoordinationEvent } from '../src/events.js';
+import { submitTask } from '../src/remote.js';
+import { Service } from '../src/service.js';
+import type { TopologyName } from '../src/topology.js';
+import type { Subtask } from '../streams/task.js';
+import { DEFAULT_MAX_BYTES } from '../streams/wsCodec.js';
+import type { WsServerEvent } from '../streams/wsNetwork.js';
+import type { AgentsCommand, AgentsReport, RawJob, RawResult } from './dispatchAgents.js';
+import { formatNumber, ratioRow, type BenchRow } from './harness.js';
+import { BenchChild } from './child.js';
+
+const AGENTS = 100;
+const CHILDREN = 2;
+const WORK_MS = 1;
+const HEARTBEAT_MS = 1000;
+const WARMUP = 1000;
+const SUBTASKS = Number(process.env['DISPATCH_SUBTASKS'] ?? 10_000);
+/** The measured work of each side comes in this many rounds, the sides alternating. */
+const ROUNDS = 5;
+/** Most subtasks in one task: its outcome, with every result, must fit in one 1 MiB frame (~65 bytes a result). */
+const MAX_PER_TASK = 10_000;
+/**
+ * The service's per-connection rate limit, raised far above the load: the benchmark measures
+ * dispatch, not throttling. With the default (5,000 frames/s, burst 10,000) the star hub, which
+ * relays 2 frames a subtask, is disconnected (4029) after a few seconds of ~4,000 subtasks/s.
+ */
+const RATE_LIMIT = { perSecond: 1_000_000, burst: 1_000_000 };
+/** A task that takes longer than this fails the benchmark instead of hanging it. */
+const TASK_TIMEOUT_MS = 60_000;
+/** `DISPATCH_TOPOLOGIES=star` (comma-separated) to measure fewer. */
+const TOPOLOGIES = (process.env['DISPATCH_TOPOLOGIES'] ?? 'star,hierarchical').split(',') as TopologyName[];
+const TOKEN = 'dispatch-bench-token';
+
+const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
+
+// ---- the agent processes --------------------------------------------------------------------
+
+type AgentsChild = BenchChild<AgentsCommand, AgentsReport>;
+const startAgentsChild = (): Promise<AgentsChild> => BenchChild.start<AgentsCommand, AgentsReport>('dispatchAgents.ts', 'agent process');
+
+/** Sends `command(i)` to every child, waits for all to report `started`; returns how many they opened. */
+async function startAll(children: readonly AgentsChild[], command: (i: number) => AgentsCommand): Promise<number> {
+  children.forEach((c, i) => c.send(command(i)));
+  const started = await Promise.all(children.map(c => c.next('started')));
+  return started.reduce((sum, r) => sum + r.count, 0);
+}
+
+/** Every child's CPU (ms) and lost connections since the last mark; they count anew from now. */
+async function markAll(children: readonly AgentsChild[]): Promise<{ cpuMs: number; disconnects: number }> {
+  children.forEach(c => c.send({ type: 'mark' }));
+  const marked = await Promise.all(children.map(c => c.next('marked')));
+  return { cpuMs: marked.reduce((sum, r) => sum + r.cpuMs, 0), disconnects: marked.reduce((sum, r) => sum + r.disconnects, 0) };
+}
+
+/** Stops every child's agents; returns their CPU (ms) since they started and connections lost. */
+async function stopAll(children: readonly AgentsChild[]): Promise<{ cpuMs: number; disconnects: number }> {
+  children.forEach(c => c.send({ type: 'stop' }));
+  const stopped = await Promise.all(children.map(c => c.next('stopped')));
+  return { cpuMs: stopped.reduce((sum, r) => sum + r.cpuMs, 0), disconnects: stopped.reduce((sum, r) => sum + r.disconnects, 0) };
+}
+
+// ---- measurements ---------------------------------------------------------------------------
+
+interface Measured {
+  /** Jobs or subtasks done. */
+  readonly count: number;
+  /** First dispatch → last result, ms. */
+  readonly windowMs: number;
+  /** Per job: dispatch → result, ms, sorted. */
+  readonly latencies: Float64Array;
+  /** This process's CPU over the window, in cores. */
+  readonly serverCores: number;
+}
+
+const perSecond = (m: Measured): number => (m.count * 1000) / m.windowMs;
+
+/** Nearest-rank percentile of sorted values. */
+export function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+}
+
+// ---- baseline: plain ws jobs ----------------------------------------------------------------
+
+interface RawServer {
+  readonly port: number;
+  readonly connections: () => number;
+  run(jobs: number): Promise<Measured>;
+  close(): Promise<void>;
+}
+
+async function rawServer(): Promise<RawServer> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, clientTracking: false, perMessageDeflate: false });
+  const sockets = new Set<WebSocket>();
+  let onResult: ((socket: WebSocket, data: string) => void) | undefined;
+  wss.on('connection', socket => {
+    sockets.add(socket);
+    socket.on('message', data => onResult?.(socket, String(data)));
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await once(wss, 'listening');
+  return {
+    port: (wss.address() as AddressInfo).port,
+    connections: () => sockets.size,
+    run: jobs =>
+      new Promise<Measured>((resolve, reject) => {
+        const sentAt = new Float64Array(jobs);
+        const latencies = new Float64Array(jobs);
+        let next = 0;
+        let done = 0;
+        const send = (socket: WebSocket): void => {
+          if (next >= jobs) return;
+          const job: RawJob = { id: next, payload: { sleepMs: WORK_MS } };
+          sentAt[next++] = performance.now();
+          socket.send(JSON.stringify(job));
+        };
+        const timer = setTimeout(() => {
+          onResult = undefined;
+          reject(new Error(`baseline: ${done} of ${jobs} jobs done after ${TASK_TIMEOUT_MS} ms`));
+        }, TASK_TIMEOUT_MS);
+        gc();
+        const cpu = process.cpuUsage();
+        const start = performance.now();
+        onResult = (socket, data) => {
+          const { id } = JSON.parse(data) as RawResult;
+          const now = performance.now();
+          if (!(id >= 0 && id < next) || latencies[id] !== 0) return reject(new Error(`baseline: unexpected result for job ${id}`));
+          latencies[id] = now - (sentAt[id] as number);
+          send(socket);
+          if (++done < jobs) return;
+          onResult = undefined;
+          clearTimeout(timer);
+          const used = process.cpuUsage(cpu);
+          const windowMs = now - start;
+          resolve({ count: jobs, windowMs, latencies: latencies.sort(), serverCores: (used.user + used.system) / 1000 / windowMs });
+        };
+        for (const socket of sockets) send(socket);
+      }),
+    close: async () => {
+      for (const socket of sockets) socket.terminate();
+      await new Promise<void>(resolve => wss.close(() => resolve()));
+    },
+  };
+}
+
+// ---- rxswarm: the coordinator service -------------------------------------------------------
+
+interface RxMeasured extends Measured {
+  /** submitTask called → result received, ms. */
+  readonly endToEndMs: number;
+  /** Assignments beyond one per subtask (reassignments), and results the coordinator refused. */
+  readonly reassigned: number;
+  readonly rejected: number;
+  /** Assignments by hop count (1: direct, 2: through a relay). */
+  readonly hops: ReadonlyMap<number, number>;
+  /** Other events by type (faults by kind, repairs, switches): none expected. */
+  readonly incidents: ReadonlyMap<string, number>;
+}
+
+/** Runs `count` subtasks of 1 ms on the service, timing them from its events. */
+async function runTask(service: Service, setProbe: (probe: ((event: CoordinationEvent) => void) | undefined) => void, id: string, count: number): Promise<RxMeasured> {
+  const subtasks: Subtask[] = Array.from({ length: count }, (_, i) => ({ id: `${id}-${i}`, payload: { sleepMs: WORK_MS } }));
+  const assignedAt = new Map<string, number>();
+  const latencies = new Float64Array(count);
+  const hops = new Map<number, number>();
+  const incidents = new Map<string, number>();
+  let completed = 0;
+  let assignments = 0;
+  let rejected = 0;
+  let first = NaN;
+  let last = NaN;
+  setProbe(event => {
+    const now = performance.now();
+    switch (event.type) {
+      case 'subtask.assigned':
+        if (assignments++ === 0) first = now;
+        assignedAt.set(event.subtaskId, now);
+        hops.set(event.hops, (hops.get(event.hops) ?? 0) + 1);
+        return;
+      case 'subtask.completed': {
+        const at = assignedAt.get(event.subtaskId);
+        if (at === undefined || completed >= count) throw new Error(`dispatch bench: completion of ${event.subtaskId} without an assignment`);
+        latencies[completed++] = now - at;
+        last = now;
+        return;
+      }
+      case 'subtask.rejected':
+        rejected++;
+        return;
+      case 'agent.joined':
+      case 'protocol.selected':
+      case 'task.completed':
+        return;
+      default: {
+        const name =
+          event.type === 'fault.detected'
+            ? `${event.type} (${event.kind})`
+            : event.type === 'protocol.repaired'
+              ? `${event.type} (${event.repair})`
+              : event.type === 'protocol.switched'
+                ? `${event.type} (${event.switch.from}→${event.switch.to}: ${event.switch.reason})`
+                : event.type;
+        incidents.set(name, (incidents.get(name) ?? 0) + 1);
+        return;
+      }
+    }
+  });
+  gc();
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  try {
+    const task = { id, subtasks };
+    const submitBytes = Buffer.byteLength(JSON.stringify(task), 'utf8');
+    // The submit frame and the outcome (every result) travel as one frame each, both under 1 MiB:
+    // a bigger one is refused (1009) and submitTask would wait forever (it does not resubmit).
+    if (submitBytes > DEFAULT_MAX_BYTES / 2 || count > MAX_PER_TASK) throw new RangeError(`dispatch bench: a task of ${count} subtasks (${submitBytes} bytes) is too big for one frame; lower DISPATCH_SUBTASKS (at most ${ROUNDS * MAX_PER_TASK})`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const result = await Promise.race([
+      submitTask({ url: service.url, token: TOKEN, task }),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`dispatch bench: task ${id} did not finish within ${TASK_TIMEOUT_MS} ms (${completed} of ${count} completed)`)), TASK_TIMEOUT_MS))),
+    ]).finally(() => clearTimeout(timer));
+    const endToEndMs = performance.now() - start;
+    const used = process.cpuUsage(cpu);
+    if (!result.success || completed !== count) {
+      throw new Error(`dispatch bench: task ${id} ended with ${completed} of ${count} completed, ${Object.keys(result.failed).length} failed (${Object.values(result.failed)[0] ?? ''})`);
+    }
+    const windowMs = last - first;
+    return { count, windowMs, latencies: latencies.sort(), serverCores: (used.user + used.system) / 1000 / endToEndMs, endToEndMs, reassigned: assignments - count, rejected, hops, incidents };
+  } finally {
+    setProbe(undefined);
+  }
+}
+
+// ---- the benchmark --------------------------------------------------------------------------
+
+interface Pair {
+  readonly topology: TopologyName;
+  readonly raw: Measured;
+  readonly rawAgentsCores: number;
+  readonly rx: RxMeasured;
+  readonly rxAgentsCores: number;
+  /** Per round: rxswarm subtasks/s ÷ baseline jobs/s. */
+  readonly roundRatios: readonly number[];
+  readonly refusals: readonly string[];
+  readonly agentDisconnects: number;
+}
+
+/** Counts added up by key. */
+function sum<K>(maps: ReadonlyArray<ReadonlyMap<K, number>>): Map<K, number> {
+  const all = new Map<K, number>();
+  for (const m of maps) for (const [k, n] of m) all.set(k, (all.get(k) ?? 0) + n);
+  return all;
+}
+
+/** Rounds of the same measured work, pooled. */
+function pool<M extends Measured>(parts: readonly M[]): Measured {
+  const count = parts.reduce((sum, m) => sum + m.count, 0);
+  const windowMs = parts.reduce((sum, m) => sum + m.windowMs, 0);
+  const latencies = new Float64Array(count);
+  let at = 0;
+  for (const m of parts) {
+    latencies.set(m.latencies, at);
+    at += m.latencies.length;
+  }
+  return { count, windowMs, latencies: latencies.sort(), serverCores: parts.reduce((sum, m) => sum + m.serverCores * m.windowMs, 0) / windowMs };
+}
+
+async function measurePair(children: readonly AgentsChild[], topology: TopologyName): Promise<Pair> {
+  const refusals: string[] = [];
+  let probe: ((event: CoordinationEvent) => void) | undefined;
+  const setProbe = (p: typeof probe): void => {
+    probe = p;
+  };
+  const raw = await rawServer();
+  const service = await Service.start({
+    token: TOKEN,
+    port: 0,
+    log: (event: WsServerEvent) => {
+      if (event.type === 'rejected') refusals.push(`${event.agentId ?? event.remote}: ${event.error} (${event.code})`);
+    },
+    rateLimit: RATE_LIMIT,
+    coordinator: { topology, heartbeat: { intervalMs: HEARTBEAT_MS } },
+    onEvent: event => probe?.(event),
+  });
+  try {
+    // Both kinds of agents stay connected throughout; the idle kind costs a heartbeat a second.
+    const opened = await startAll(children, () => ({ type: 'raw', port: raw.port, count: AGENTS / CHILDREN }));
+    if (opened !== AGENTS || raw.connections() !== AGENTS) throw new Error(`dispatch bench: ${raw.connections()} of ${AGENTS} baseline connections open`);
+    const ids = Array.from({ length: AGENTS }, (_, i) => `agent-${String(i).padStart(3, '0')}`);
+    const joined = await startAll(children, i => ({ type: 'agents', url: service.url, token: TOKEN, ids: ids.filter((_, k) => k % CHILDREN === i), heartbeatIntervalMs: HEARTBEAT_MS }));
+    const members = [...service.server.remoteAgents.values()].filter(a => a.role === 'agent').length;
+    if (joined !== AGENTS || members !== AGENTS) throw new Error(`dispatch bench: ${members} of ${AGENTS} agents joined the service`);
+
+    await raw.run(WARMUP);
+    await runTask(service, setProbe, `${topology}-warmup`, WARMUP);
+
+    const perRound = Math.ceil(SUBTASKS / ROUNDS);
+    const raws: Measured[] = [];
+    const rxs: RxMeasured[] = [];
+    let rawAgentsMs = 0;
+    let rxAgentsMs = 0;
+    let agentDisconnects = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      // Alternating order: neither side always runs right after the other's burst.
+      for (const side of round % 2 === 0 ? (['raw', 'rx'] as const) : (['rx', 'raw'] as const)) {
+        await markAll(children);
+        if (side === 'raw') raws.push(await raw.run(perRound));
+        else rxs.push(await runTask(service, setProbe, `${topology}-${round}`, perRound));
+        const { cpuMs, disconnects } = await markAll(children);
+        agentDisconnects += disconnects;
+        if (side === 'raw') rawAgentsMs += cpuMs;
+        else rxAgentsMs += cpuMs;
+      }
+    }
+    const rawPooled = pool(raws);
+    const rxPooled = pool(rxs);
+    const endToEndMs = rxs.reduce((sum, m) => sum + m.endToEndMs, 0);
+    const rx: RxMeasured = {
+      ...rxPooled,
+      serverCores: rxs.reduce((sum, m) => sum + m.serverCores * m.endToEndMs, 0) / endToEndMs,
+      endToEndMs,
+      reassigned: rxs.reduce((sum, m) => sum + m.reassigned, 0),
+      rejected: rxs.reduce((sum, m) => sum + m.rejected, 0),
+      hops: sum(rxs.map(m => m.hops)),
+      incidents: sum(rxs.map(m => m.incidents)),
+    };
+    const roundRatios = rxs.map((m, i) => perSecond(m) / perSecond(raws[i] as Measured));
+    process.stderr.write(
+      `  ${topology}: raw ws jobs ${formatNumber(perSecond(rawPooled))}/s, p50 ${formatNumber(percentile(rawPooled.latencies, 0.5), 2)} ms, p99 ${formatNumber(percentile(rawPooled.latencies, 0.99), 2)} ms; ` +
+        `rxswarm ${formatNumber(perSecond(rx))}/s, p50 ${formatNumber(percentile(rx.latencies, 0.5), 2)} ms, p99 ${formatNumber(percentile(rx.latencies, 0.99), 2)} ms; per-round ratios ${roundRatios.map(r => r.toFixed(2)).join(' ')}\n`,
+    );
+    await stopAll(children);
+    return { topology, raw: rawPooled, rawAgentsCores: rawAgentsMs / rawPooled.windowMs, rx, rxAgentsCores: rxAgentsMs / endToEndMs, roundRatios, refusals, agentDisconnects };
+  } finally {
+    await service.close();
+    await raw.close();
+  }
+}
+
+function rows(pair: Pair): BenchRow[] {
+  const { topology, raw, rx } = pair;
+  const suite = `dispatch, ${AGENTS} agents, 1 ms work, ${topology}`;
+  const p = (m: Measured, q: number): number => percentile(m.latencies, q);
+  const hops = [...rx.hops].sort((a, b) => a[0] - b[0]).map(([h, n]) => `${formatNumber(n)} × ${h} hop${h === 1 ? '' : 's'}`).join(', ');
+  const rounds = `${ROUNDS} rounds of ${formatNumber(raw.count / ROUNDS)}, alternating with the other side`;
+  const rawNote = `${formatNumber(raw.count)} jobs (${rounds}) on ${AGENTS} plain ws connections in ${CHILDREN} processes, 1 in flight each; server ${formatNumber(raw.serverCores, 2)} cores, clients ${formatNumber(pair.rawAgentsCores, 2)} cores`;
+  const rxNote =
+    `${formatNumber(rx.count)} subtasks (${rounds}) in ${formatNumber(rx.windowMs)} ms first assign → last result, ${formatNumber(rx.endToEndMs)} ms submit → outcome (${formatNumber((rx.count * 1000) / rx.endToEndMs)}/s); ` +
+    `ratio per round ${pair.roundRatios.map(r => r.toFixed(2)).join('/')}; service process ${formatNumber(rx.serverCores, 2)} cores, agent processes ${formatNumber(pair.rxAgentsCores, 2)} cores; ${hops}; ` +
+    `incidents: ${rx.incidents.size === 0 ? 'none' : [...rx.incidents].map(([k, n]) => `${k} ×${n}`).join(', ')}; reassigned ${rx.reassigned}, rejected ${rx.rejected}, agent disconnects ${pair.agentDisconnects}${pair.refusals.length > 0 ? `, refusals ${pair.refusals.length}: ${pair.refusals[0]}` : ''}`;
+  return [
+    { suite, case: 'baseline: raw ws jobs, throughput', value: perSecond(raw), unit: 'jobs/s', note: rawNote },
+    ratioRow(suite, 'rxswarm service: throughput', perSecond(rx), 'subtasks/s', 'raw ws', perSecond(raw), undefined, rxNote),
+    { suite, case: 'baseline: raw ws jobs, p50 round trip', value: p(raw, 0.5), unit: 'ms', note: `p99 ${formatNumber(p(raw, 0.99), 2)} ms, max ${formatNumber(p(raw, 1), 2)} ms` },
+    ratioRow(suite, 'rxswarm: p50 assign → result (lower is better)', p(rx, 0.5), 'ms', 'raw ws p50', p(raw, 0.5)),
+    ratioRow(suite, 'rxswarm: p99 assign → result (lower is better)', p(rx, 0.99), 'ms', 'raw ws p99', p(raw, 0.99), undefined, `max ${formatNumber(p(rx, 1), 2)} ms`),
+  ];
+}
+
+export default async function bench(): Promise<BenchRow[]> {
+  if (!(Number.isInteger(SUBTASKS) && SUBTASKS >= ROUNDS && SUBTASKS <= ROUNDS * MAX_PER_TASK)) {
+    throw new RangeError(`DISPATCH_SUBTASKS must be an integer in [${ROUNDS}, ${ROUNDS * MAX_PER_TASK}] (${ROUNDS} rounds of at most ${MAX_PER_TASK}), got ${String(process.env['DISPATCH_SUBTASKS'])}`);
+  }
+  const children: AgentsChild[] = [];
+  try {
+    for (let i = 0; i < CHILDREN; i++) children.push(await startAgentsChild());
+    const out: BenchRow[] = [];
+    for (const topology of TOPOLOGIES) out.push(...rows(await measurePair(children, topology)));
+    return out;
+  } finally {
+    await Promise.all(children.map(c => c.exit()));
+  }
+}
