@@ -711,13 +711,16 @@ class Run {
 
   /**
    * Runs the fault's healing chain. Whatever it achieved, no subtask stays assigned to an agent that
-   * is not live; when the chain is exhausted the run falls back to another protocol (bounded).
+   * is not live; when the chain of a high or critical fault is exhausted the run falls back to
+   * another protocol (bounded). A medium fault (a timeout, a slow agent) concerns one agent:
+   * changing the whole team's protocol for it is out of proportion — under saturation every agent
+   * looks slow, and falling back then ended runs on a ring of long routes.
    */
   private heal(fault: DetectedFault): void {
     this.healer.heal(fault).subscribe(result => {
       const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
       if (record !== undefined && record.status !== 'live' && record.inFlight.size > 0) this.reassign(record, fault.detail);
-      if (result.status === 'exhausted') {
+      if (result.status === 'exhausted' && (fault.severity === 'high' || fault.severity === 'critical')) {
         const next = this.healer.fallback(this.protocol);
         if (next !== undefined) this.switchTo(next as TopologyName, { from: this.protocol, to: next, at: this.now(), reason: `healing of ${fault.kind} exhausted`, scores: {} });
       }
@@ -777,12 +780,19 @@ class Run {
     return { ok: true, detail: `aborted ${String(first)} of ${waiter.id} and requeued it` };
   }
 
+  /**
+   * Cheapest by messages per execution, like with like: against a measured protocol only measured
+   * ones compete (a prior is not a measurement, and comparing the two made a saturated run flip
+   * between star and hierarchical); while the current one is unmeasured, all go by their route
+   * lengths.
+   */
   private switchToCheaper(): ActionResult {
-    // Cheapest by measured messages per execution; unmeasured protocols by their route lengths.
     const order: TopologyName[] = ['star', 'hierarchical', 'ring', 'mesh'];
-    const cost = (t: TopologyName): number => this.performance.get(t)?.messagesPerExecution ?? 2 + order.indexOf(t);
+    const measured = (t: TopologyName): number | undefined => this.performance.get(t)?.messagesPerExecution;
+    const byMeasurement = measured(this.protocol) !== undefined;
+    const cost = (t: TopologyName): number => (byMeasurement ? (measured(t) ?? Infinity) : 2 + order.indexOf(t));
     const cheaper = order.filter(t => t !== this.protocol && cost(t) < cost(this.protocol)).sort((a, b) => cost(a) - cost(b));
-    return cheaper[0] === undefined ? { ok: false, detail: `${this.protocol} is already the cheapest` } : this.switchToProtocol(cheaper[0], 'cheaper protocol');
+    return cheaper[0] === undefined ? { ok: false, detail: `${this.protocol} is already the cheapest${byMeasurement ? ' measured' : ''}` } : this.switchToProtocol(cheaper[0], 'cheaper protocol');
   }
 
   private switchToProtocol(to: TopologyName, reason: string): ActionResult {

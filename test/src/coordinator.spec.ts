@@ -258,6 +258,23 @@ describe('createCoordinator', () => {
     });
   });
 
+  it('when every agent slows down at once (saturation), heals per agent but never switches a configured protocol', () => {
+    const scheduler = new VirtualScheduler();
+    let workMs = 50;
+    const agents: InProcessAgent[] = ['a', 'b', 'c', 'd'].map(id => ({ id, capabilities: [], handle: () => timer(workMs, scheduler).pipe(map(() => id)) }));
+    const coordinator = createCoordinator({ agents, topology: 'star', scheduler, seed: 5 });
+    const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(200) }, at => {
+      if (at === 1500) workMs = 400; // everyone, at once
+    });
+    expect(result.failed).toEqual({});
+    expect(events.filter(e => e.type === 'fault.detected' && e.kind === 'performance_degradation').length).toBeGreaterThan(0);
+    const cheaper = result.healing.filter(h => h.strategy === 'switchToCheaperProtocol');
+    expect(cheaper.length).toBeGreaterThan(0);
+    expect(cheaper.every(h => !h.ok && /already the cheapest measured/.test(h.detail))).toBe(true); // no prior beats a measurement
+    expect(count(events, 'protocol.switched')).toBe(0);
+    expect(result.protocol).toBe('star');
+  });
+
   describe('agents in other processes (a network with members$)', () => {
     /**
      * Remote agents stand in as AgentHosts on the same in-memory network that the coordinator does
