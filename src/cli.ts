@@ -178,20 +178,26 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
   const token = tokenOf(flags.token);
   const handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
   const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
-  const running = startAgent({
-    url: flags.connect,
-    token,
-    id,
-    capabilities: flags.capabilities,
-    slots: flags.slots,
-    heartbeatIntervalMs: flags.heartbeatMs,
-    ...(handler === undefined ? {} : { handler }),
-    onEvent: event => {
-      if (event.type === 'joined') console.log(`${id} joined ${flags.connect}${event.connects > 1 ? ` (reconnect ${event.connects - 1})` : ''}`);
-      else if (event.type === 'disconnected') console.log(`${id} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})${event.willReconnect ? '; reconnecting' : ''}`);
-      else if (event.type === 'error') console.error(`${id}: ${event.error}`);
-    },
-  });
+  let running;
+  try {
+    running = startAgent({
+      url: flags.connect,
+      token,
+      id,
+      capabilities: flags.capabilities,
+      slots: flags.slots,
+      heartbeatIntervalMs: flags.heartbeatMs,
+      ...(handler === undefined ? {} : { handler }),
+      onEvent: event => {
+        if (event.type === 'joined') console.log(`${id} joined ${flags.connect}${event.connects > 1 ? ` (reconnect ${event.connects - 1})` : ''}`);
+        else if (event.type === 'disconnected') console.log(`${id} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})${event.willReconnect ? '; reconnecting' : ''}`);
+        else if (event.type === 'error') console.error(`${id}: ${event.error}`);
+      },
+    });
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(err.message); // a bad id or capability
+    throw err;
+  }
   console.log(`${id} connecting to ${flags.connect} with ${handler === undefined ? 'the built-in worker' : flags.handler}`);
   const outcome = await Promise.race([running.done.then(() => 'done' as const, (err: Error) => err), stopSignal()]);
   if (outcome instanceof Error) {
@@ -228,7 +234,7 @@ async function run(file: string, flags: { connect: string; token?: string; json:
     result = await submitTask({ url: flags.connect, token, task, ...(view === undefined ? {} : { onEvent: event => view.event(event) }) });
   } catch (err) {
     view?.close();
-    throw new UsageError(err instanceof TaskRefusedError ? `the service refused the task: ${err.message}` : `cannot reach ${flags.connect}: ${(err as Error).message}`);
+    throw new UsageError(err instanceof TaskRefusedError ? `the task could not run: ${err.message}` : `${flags.connect}: ${(err as Error).message}`);
   }
   view?.close();
   if (flags.json) console.log(JSON.stringify(result, null, 2));

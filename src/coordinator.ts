@@ -141,7 +141,6 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     validateTask(task); // bad input fails here, before anything starts
     return new Observable<CoordinationEvent>(subscriber => {
       const run = new Run(task, settings, network, hosts, runTargets, nextAttempt, event => {
-        if (event.type === 'task.completed') nextAttempt = Math.max(nextAttempt, run.lastAttempt + 1);
         events$.next(event);
         subscriber.next(event);
         if (event.type === 'task.completed') subscriber.complete();
@@ -150,6 +149,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       run.start();
       return () => {
         active.delete(run);
+        nextAttempt = Math.max(nextAttempt, run.lastAttempt + 1); // also when abandoned before its end
         run.stop();
       };
     });
@@ -433,7 +433,13 @@ class Run {
 
     this.wireDetection();
     this.wireAdaptive();
-    this.subscriptions.push(this.network.join(COORDINATOR).subscribe(envelope => this.serial(() => this.receive(envelope))));
+    this.subscriptions.push(
+      this.network.join(COORDINATOR).subscribe({
+        next: envelope => this.serial(() => this.receive(envelope)),
+        // The network would not let the coordinator in (its id is taken): nothing can be done.
+        error: (err: unknown) => this.serial(() => this.finish(`the coordinator could not join the network: ${err instanceof Error ? err.message : String(err)}`)),
+      }),
+    );
     for (const record of this.agents.values()) {
       if (record.status === 'standby') continue;
       this.join(record);
@@ -452,9 +458,24 @@ class Run {
     for (const s of this.subscriptions) s.unsubscribe();
     this.subscriptions.length = 0;
     this.orphanTimer?.unsubscribe();
-    for (const id of this.agents.keys()) {
-      this.targets.delete(id);
-      this.hosts.get(id)?.crash(); // a run owns its hosts: nothing keeps beating after it
+    this.cancelRemoteWork();
+    for (const record of this.agentList) {
+      this.targets.delete(record.id);
+      if (record.host !== undefined) {
+        record.host.crash(); // a run owns its hosts: nothing keeps beating after it
+      } else if (record.told !== COORDINATOR) {
+        // An agent in another process outlives the run: from now on it beats the coordinator alone.
+        record.told = COORDINATOR;
+        this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets: [COORDINATOR] } });
+      }
+    }
+  }
+
+  /** Agents in other processes outlive the run: they are told to drop what they still hold of it. */
+  private cancelRemoteWork(): void {
+    for (const state of this.subtasks.values()) {
+      if (state.status !== 'assigned' || state.agentId === undefined || this.agents.get(state.agentId)?.host !== undefined) continue;
+      this.network.send({ from: COORDINATOR, to: state.agentId, kind: 'cancel', body: { subtaskId: state.subtask.id, attempt: state.attempt, via: [] } });
     }
   }
 
@@ -906,6 +927,7 @@ class Run {
   private onResult(body: ResultBody, from: string): void {
     const state = this.subtasks.get(body.subtaskId);
     if (state === undefined) {
+      this.stale++;
       this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `unknown subtask (from ${from})` });
       return;
     }
@@ -1122,6 +1144,7 @@ class Run {
   private finish(reason?: string): void {
     if (this.finished) return;
     if (reason !== undefined) {
+      this.cancelRemoteWork();
       for (const state of this.subtasks.values()) this.fail(state, reason);
     }
     this.finished = true;

@@ -4,7 +4,7 @@ import { AgentHost } from '../streams/agentHost.js';
 import type { EventBody, OutcomeBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
-import { WS_CLOSE } from '../streams/wsCodec.js';
+import { checkBody } from '../streams/wsCodec.js';
 import { WsClientNetwork, type WsClientEvent, type ReconnectOptions } from '../streams/wsNetwork.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { TASKS } from './service.js';
@@ -87,9 +87,9 @@ export interface AgentProcess {
 
 /**
  * An agent in this process serving a remote coordinator: an {@link AgentHost} on a
- * {@link WsClientNetwork}. Connection loss is retried with backoff; when the service itself went
- * away (close 1001) the host starts over on rejoining, as a new incarnation — the new coordinator
- * knows nothing of the old one's assignments.
+ * {@link WsClientNetwork}. Connection loss is retried with backoff; when it rejoins a different
+ * server instance (the service restarted) the host starts over, as a new incarnation — the new
+ * coordinator knows nothing of the old one's assignments.
  */
 export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent }: AgentProcessOptions): AgentProcess {
   const network = new WsClientNetwork({ url, agentId: id, token, capabilities, slots, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
@@ -102,13 +102,13 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
     random: createRandom(process.pid),
     firstIncarnation: Date.now(), // above any earlier process under this id
   });
-  let serviceGone = false;
+  // Another server instance (the service restarted): its coordinator knows nothing of the old
+  // one's attempts, so the host starts over rather than mistake new assignments for old ones.
+  let session: string | undefined;
   const events = network.events$.subscribe(event => {
-    if (event.type === 'disconnected' && event.code === WS_CLOSE.goingAway) serviceGone = true;
-    if (event.type === 'joined' && serviceGone) {
-      serviceGone = false;
-      host.restart();
-    }
+    if (event.type !== 'joined') return;
+    if (session !== undefined && event.session !== session) host.restart();
+    session = event.session;
   });
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -141,9 +141,13 @@ export interface SubmitOptions {
   readonly onEvent?: (event: CoordinationEvent) => void;
   /** Connection attempts before giving up. Default 5. */
   readonly maxAttempts?: number;
+  /** Largest frame taken from the service: the whole result comes in one. Default 256 MiB. */
+  readonly maxPayload?: number;
 }
 
-/** The service refused the task (bad task) or could not send its result. */
+const SUBMIT_MAX_PAYLOAD = 256 * 1024 * 1024;
+
+/** The task is not valid, or the service refused it (its reason is the message). */
 export class TaskRefusedError extends Error {
   override name = 'TaskRefusedError';
 }
@@ -153,14 +157,23 @@ export class TaskRefusedError extends Error {
  * with a {@link TaskRefusedError} when the service refuses the task, or an Error when the
  * connection cannot be made or is refused (bad token).
  */
-export function submitTask({ url, token, task, onEvent, maxAttempts = 5 }: SubmitOptions): Promise<CoordinationResult> {
+export function submitTask({ url, token, task, onEvent, maxAttempts = 5, maxPayload = SUBMIT_MAX_PAYLOAD }: SubmitOptions): Promise<CoordinationResult> {
+  const invalid = checkBody('submit', { task });
+  if (invalid !== undefined) return Promise.reject(new TaskRefusedError(`not a valid task: ${invalid}`));
   const id = `run-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const network = new WsClientNetwork({ url, agentId: id, token, role: 'client', reconnect: { maxAttempts } });
+  const network = new WsClientNetwork({ url, agentId: id, token, role: 'client', maxPayload, reconnect: { maxAttempts } });
   return new Promise<CoordinationResult>((resolve, reject) => {
     let submitted = false;
     const joined = network.events$.subscribe(event => {
+      if (event.type === 'disconnected' && submitted) {
+        // Whether the service got the task, and where its result went, cannot be known now:
+        // say so rather than wait for an outcome that may never come.
+        finish();
+        reject(new Error(`connection lost after the task was sent (close ${event.code}${event.reason ? `: ${event.reason}` : ''}); its result is unknown`));
+        return;
+      }
       if (event.type !== 'joined' || submitted) return;
-      submitted = true; // once: after a reconnect the service is still running it
+      submitted = true;
       network.send({ from: id, to: TASKS, kind: 'submit', body: { task } });
     });
     const inbox = network.join(id).subscribe({

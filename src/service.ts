@@ -5,6 +5,7 @@ import type { Task } from '../streams/task.js';
 import { WsServerNetwork, type WsServerNetworkOptions } from '../streams/wsNetwork.js';
 import { createCoordinator, type Coordinator, type CoordinatorOptions } from './coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
+import { COORDINATOR } from './topology.js';
 
 /** The node of a service that takes tasks: `rxswarm run` sends `submit` here. */
 export const TASKS = 'tasks';
@@ -15,6 +16,9 @@ export interface ServiceOptions extends Omit<WsServerNetworkOptions, 'scheduler'
   /** Every coordination event of every task (connections: `service.server.events$`). */
   readonly onEvent?: (event: CoordinationEvent, taskId: string) => void;
 }
+
+/** Largest frame a service takes by default: a whole task comes in one. */
+export const SERVICE_MAX_PAYLOAD = 64 * 1024 * 1024;
 
 /** Bytes waiting for a submitter above which its events are skipped (its outcome never is). */
 const EVENT_BACKLOG_BYTES = 1024 * 1024;
@@ -59,7 +63,8 @@ export class Service {
 
   /** Listens and returns once the port is open (rejects if it cannot, e.g. the port is taken). */
   static async start({ coordinator: options = {}, onEvent, ...network }: ServiceOptions): Promise<Service> {
-    const server = await WsServerNetwork.listen(network);
+    // The coordinator's and the task desk's ids are the service's, also between tasks.
+    const server = await WsServerNetwork.listen({ maxPayload: SERVICE_MAX_PAYLOAD, ...network, reservedIds: [COORDINATOR, TASKS, ...(network.reservedIds ?? [])] });
     try {
       const coordinator = createCoordinator({ agents: [], ...options, network: server });
       return new Service(server, coordinator, onEvent);

@@ -81,6 +81,8 @@ export interface JoinMessage {
   readonly type: 'join';
   readonly agentId: string;
   readonly capabilities: readonly string[];
+  /** Names the server instance: a client that rejoins a different one knows its old work is void. */
+  readonly session?: string;
 }
 
 export interface EnvelopeMessage {
@@ -184,7 +186,7 @@ const schemas: Record<Exclude<WireType, 'envelope'>, z.ZodType> = {
     role: z.enum(['agent', 'client']).optional(),
     slots: int.min(1).max(1024).optional(),
   }),
-  join: z.object({ v: z.literal(1), type: z.literal('join'), agentId: id, capabilities: ids }),
+  join: z.object({ v: z.literal(1), type: z.literal('join'), agentId: id, capabilities: ids, session: z.string().max(64).optional() }),
   leave: z.object({ v: z.literal(1), type: z.literal('leave'), reason: z.string().max(1024).optional() }),
   error: z.object({ v: z.literal(1), type: z.literal('error'), code: int, error: z.string() }),
 };
@@ -290,6 +292,17 @@ export function decode(text: string, { maxBytes = DEFAULT_MAX_BYTES }: DecodeOpt
 /** Serialises a message (JSON). `decode(encode(m))` gives back `m` for every valid message. */
 export function encode(message: WireMessage): string {
   return JSON.stringify(message);
+}
+
+/**
+ * Why `body` would be refused as the body of a `kind` envelope (the decoder's words), or undefined
+ * when it would pass: lets a sender check a big message before it travels.
+ *
+ * @example checkBody('submit', { task: { id: 't', subtasks: [{ id: 'a', priority: 'high' }] } }) // 'body.task.subtasks.0.priority: …'
+ */
+export function checkBody(kind: WireKind, body: unknown): string | undefined {
+  const parsed = bodies[kind].safeParse(body);
+  return parsed.success ? undefined : describe(parsed.error.issues, 'body');
 }
 
 /** Whether `kind` travels over the wire (an engine kind or a repair kind). */

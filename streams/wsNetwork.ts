@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Observable, Subject, asyncScheduler, concat, defer, filter, from, map, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
@@ -104,7 +104,10 @@ function encodeEnvelope(from: string, to: string, kind: string, body: unknown): 
 // ---- server ---------------------------------------------------------------------------------
 
 export interface RateLimitOptions {
-  /** Sustained frames per second per connection. Default 5000. */
+  /**
+   * Sustained frames per second per connection. Default 50,000: a hub or group leader relays two
+   * frames per subtask it passes on, so a busy one needs far more than an agent's own traffic.
+   */
   readonly perSecond?: number;
   /** Bucket size: frames a connection may send at once. Default 2 × perSecond. */
   readonly burst?: number;
@@ -131,6 +134,8 @@ export interface WsServerNetworkOptions {
    * Default 16 MiB.
    */
   readonly maxBufferedBytes?: number;
+  /** Ids no connection may take (nodes of the server's process that join only now and then). */
+  readonly reservedIds?: readonly string[];
   /** Receives every server event; default: refusals are written to stderr. */
   readonly log?: (event: WsServerEvent) => void;
 }
@@ -146,7 +151,7 @@ export type WsServerEvent =
       readonly replaced: boolean;
     }
   | { readonly type: 'disconnected'; readonly agentId: string; readonly code: number; readonly reason: string }
-  /** A refused frame or connection; `code` is the close code sent (4003: the frame only). */
+  /** A refused frame or connection; `code` is the close code sent (4003: the frame only; 1006: cut without one). */
   | { readonly type: 'rejected'; readonly agentId: string | undefined; readonly remote: string; readonly code: number; readonly error: string };
 
 /** `agent`: a member that runs subtasks; `client`: submits tasks (`rxswarm run`), never given work. */
@@ -246,6 +251,9 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly burst: number;
   private readonly helloTimeoutMs: number;
   private readonly maxBufferedBytes: number;
+  private readonly reserved: ReadonlySet<string>;
+  /** This server instance, told to every client in its join: rejoining another means starting over. */
+  readonly session = randomUUID();
   private readonly log: (event: WsServerEvent) => void;
   private readonly events = new Subject<WsServerEvent>();
   private readonly counters = new Counters();
@@ -270,6 +278,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     rateLimit = {},
     helloTimeoutMs = 5000,
     maxBufferedBytes = 16 * 1024 * 1024,
+    reservedIds = [],
     log = defaultServerLog,
   }: WsServerNetworkOptions) {
     if (typeof token !== 'string' || token.length === 0) throw new RangeError('token must be a non-empty string');
@@ -278,11 +287,13 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     requireInteger('port', port, 0);
     this.scheduler = requireScheduler(scheduler);
     this.maxPayload = requireInteger('maxPayload', maxPayload, 64);
-    const { perSecond = 5000, burst = 2 * perSecond } = rateLimit;
+    const { perSecond = 50_000, burst = 2 * perSecond } = rateLimit;
     this.perSecond = requireNumber('rateLimit.perSecond', perSecond, 0, true);
     this.burst = requireNumber('rateLimit.burst', burst, 1);
     this.helloTimeoutMs = requireNumber('helloTimeoutMs', helloTimeoutMs, 0, true);
     this.maxBufferedBytes = requireNumber('maxBufferedBytes', maxBufferedBytes, 0, true);
+    if (!Array.isArray(reservedIds)) throw new RangeError(`reservedIds must be an array of ids, got ${String(reservedIds)}`);
+    this.reserved = new Set(reservedIds.map((id, i) => requireId(`reservedIds[${i}]`, id)));
     if (typeof log !== 'function') throw new RangeError(`log must be a function, got ${String(log)}`);
     this.log = log;
     this.token = token;
@@ -457,7 +468,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       this.counters.drop(counter, 'down');
       connection.closing = true;
       this.counters.rejected++;
-      this.emit({ type: 'rejected', agentId: connection.agentId, remote: connection.remote, code: 1006, error: `not reading: ${connection.socket.bufferedAmount} bytes waiting (maxBufferedBytes ${this.maxBufferedBytes})` });
+      // No close frame can pass the backlog: the connection is cut (the peer sees 1006, abnormal closure).
+      this.emit({ type: 'rejected', agentId: connection.agentId, remote: connection.remote, code: 1006, error: `not reading: ${connection.socket.bufferedAmount} bytes waiting (maxBufferedBytes ${this.maxBufferedBytes}); cut without a close frame` });
       connection.socket.terminate();
       return;
     }
@@ -552,8 +564,12 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
 
   private hello(connection: Connection, { agentId, capabilities, token, role = 'agent', slots = 1 }: HelloMessage): void {
     if (!tokensMatch(this.token, token)) return this.refuse(connection, WS_CLOSE.unauthenticated, 'invalid token');
-    if (this.members.has(agentId)) {
+    if (this.members.has(agentId) || this.reserved.has(agentId)) {
       return this.refuse(connection, WS_CLOSE.policyViolation, `id ${JSON.stringify(agentId)} belongs to a node of the server's process`);
+    }
+    const held = this.connections.get(agentId);
+    if (held !== undefined && held.role !== role) {
+      return this.refuse(connection, WS_CLOSE.policyViolation, `id ${JSON.stringify(agentId)} is held by a connected ${held.role}`);
     }
     clearTimeout(connection.helloTimer);
     connection.helloTimer = undefined;
@@ -569,7 +585,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     connection.slots = slots;
     this.connections.set(agentId, connection);
     this.known.add(agentId);
-    this.reply(connection, { v: 1, type: 'join', agentId, capabilities });
+    this.reply(connection, { v: 1, type: 'join', agentId, capabilities, session: this.session });
     this.emit({ type: 'connected', agentId, role, capabilities, slots, remote: connection.remote, replaced: previous !== undefined });
   }
 
@@ -646,7 +662,8 @@ export interface WsClientNetworkOptions {
 }
 
 export type WsClientEvent =
-  | { readonly type: 'joined'; readonly agentId: string; readonly connects: number }
+  /** Joined; `session` names the server instance (a different one than before: it restarted). */
+  | { readonly type: 'joined'; readonly agentId: string; readonly connects: number; readonly session: string | undefined }
   | { readonly type: 'disconnected'; readonly code: number; readonly reason: string; readonly willReconnect: boolean }
   | { readonly type: 'reconnecting'; readonly attempt: number; readonly delayMs: number }
   /** An error frame from the server, or a frame from it that failed to decode (ignored). */
@@ -667,6 +684,8 @@ export class WsConnectionError extends Error {
 
 /** Close codes after which reconnecting cannot help: the inbox errors instead. */
 const FINAL_CODES = new Set<number>([WS_CLOSE.policyViolation, WS_CLOSE.unauthenticated, WS_CLOSE.unsupportedVersion, WS_CLOSE.replaced]);
+/** Close codes that, before the join, mean the hello itself was refused. */
+const REFUSED_HELLO_CODES = new Set<number>([WS_CLOSE.unsupportedData, WS_CLOSE.invalidPayload, WS_CLOSE.tooBig]);
 
 /**
  * An agent process's side of the WebSocket transport: a {@link Network} with one node, this
@@ -869,7 +888,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
         this.stateValue = 'open';
         this.attempts = 0;
         this.connects++;
-        this.emit({ type: 'joined', agentId: this.agentId, connects: this.connects });
+        this.emit({ type: 'joined', agentId: this.agentId, connects: this.connects, session: message.session });
         return;
       case 'envelope': {
         const inbox = this.inbox;
@@ -894,7 +913,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     const inbox = this.inbox;
     if (inbox === undefined) return;
     this.attempts++;
-    const final = FINAL_CODES.has(code);
+    // A hello refused for what it says (an id or capability too long…) would be refused again.
+    const final = FINAL_CODES.has(code) || (this.stateValue === 'connecting' && REFUSED_HELLO_CODES.has(code));
     const exhausted = this.attempts > this.maxAttempts;
     this.emit({ type: 'disconnected', code, reason, willReconnect: !final && !exhausted });
     if (final || exhausted) {

@@ -394,6 +394,36 @@ describe('createCoordinator', () => {
       expect(star.sent.filter(m => m.kind === 'peers')).toEqual([]);
     });
 
+    it('a run abandoned midway tells remote agents to drop its work and to beat the coordinator alone; the next run numbers attempts above it', () => {
+      const { scheduler, coordinator, connect, sent } = remoteSetup(['r-0', 'r-1', 'r-2'], 'mesh');
+      const first: CoordinationEvent[] = [];
+      const running = coordinator.run$({ id: 't-1', subtasks: subtasks(30) }).subscribe(e => first.push(e));
+      for (const id of ['r-0', 'r-1', 'r-2']) connect(id);
+      scheduler.advanceBy(250);
+      const held = new Set(first.filter(e => e.type === 'subtask.assigned').map(e => (e as { subtaskId: string }).subtaskId));
+      for (const e of first) if (e.type === 'subtask.completed') held.delete(e.subtaskId);
+      expect(held.size).toBeGreaterThan(0);
+      const before = sent.length;
+      running.unsubscribe();
+      const after = sent.slice(before);
+      expect(new Set(after.filter(m => m.kind === 'cancel').map(m => (m.body as { subtaskId: string }).subtaskId))).toEqual(held);
+      for (const id of ['r-0', 'r-1', 'r-2']) expect(after).toContainEqual(expect.objectContaining({ to: id, kind: 'peers', body: { targets: ['coordinator'] } }));
+      const second = runToEnd(scheduler, coordinator, { id: 't-2', subtasks: subtasks(30) });
+      expect(second.result.failed).toEqual({});
+      const attempts = (events: CoordinationEvent[]): number[] => events.flatMap(e => (e.type === 'subtask.assigned' ? [e.attempt] : []));
+      expect(Math.min(...attempts(second.events))).toBeGreaterThan(Math.max(...attempts(first)));
+    });
+
+    it('a run that cannot join the network ends at once, every subtask failed with the reason', () => {
+      const scheduler = new VirtualScheduler();
+      const inner = new InMemoryNetwork({ scheduler });
+      inner.join('coordinator').subscribe(); // the id is taken
+      const coordinator = createCoordinator({ agents: team(scheduler, 2), network: inner, topology: 'star', scheduler });
+      const { result } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(3) });
+      expect(result.success).toBe(false);
+      expect(Object.values(result.failed)).toEqual(Array(3).fill(expect.stringMatching(/could not join the network: .*already joined/)));
+    });
+
     it('refuses a remote agent whose id belongs to an in-process agent', () => {
       const scheduler = new VirtualScheduler();
       const inner = new InMemoryNetwork({ scheduler });

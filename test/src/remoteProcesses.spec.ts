@@ -73,9 +73,10 @@ async function serve(): Promise<{ server: Proc; url: string }> {
   return { server, url };
 }
 
+/** Writes a task file: a value as JSON, a string as it is (to write broken files). */
 function taskFile(name: string, task: unknown): string {
   const path = join(dir, name);
-  writeFileSync(path, JSON.stringify(task));
+  writeFileSync(path, typeof task === 'string' ? task : JSON.stringify(task));
   return path;
 }
 
@@ -102,7 +103,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('serve, agent and run as real processes', () => {
   it(
-    '4 agents, 200 subtasks, one agent SIGKILLed and one SIGSTOPped while they hold work: all 200 results, each once, exit 0, the server still up',
+    '4 agents, 200 subtasks, one agent SIGKILLed and one SIGSTOPped while they hold work: all 200 results, exit 0, the server still up',
     async () => {
       const { server, url } = await serve();
       const agents = [0, 1, 2, 3].map(i =>
@@ -167,7 +168,7 @@ describe('serve, agent and run as real processes', () => {
   );
 
   it(
-    'refuses bad tokens and bad task files with exit 2, and the server stays up',
+    'refuses bad tokens, bad task files and reserved ids with exit 2, and the server stays up',
     async () => {
       const { server, url } = await serve();
       const intruder = start('agent', '--connect', url, '--id', 'intruder', '--token', 'wrong');
@@ -176,6 +177,10 @@ describe('serve, agent and run as real processes', () => {
       expect(await badRun.exited).toBe(2);
       const notJson = start('run', taskFile('broken.json', '{"id": '), '--connect', url);
       expect(await notJson.exited).toBe(2);
+      const notWire = start('run', taskFile('extreme.json', { id: 'x', subtasks: [{ id: 'a' }], complexity: 'extreme' }), '--connect', url);
+      expect(await notWire.exited).toBe(2);
+      const squatter = start('agent', '--connect', url, '--id', 'coordinator');
+      expect(await squatter.exited).toBe(2);
       expect(server.lines.join('\n')).toMatch(/refused .*invalid token \(close 4001\)/);
       expect(server.child.exitCode).toBeNull();
     },

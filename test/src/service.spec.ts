@@ -2,6 +2,7 @@ import { TaskRefusedError, builtinWorker, startAgent, submitTask, type AgentProc
 import { Service } from '../../src/service.js';
 import type { CoordinationEvent } from '../../src/events.js';
 import { asyncScheduler, filter, firstValueFrom, type Observable, timeout } from 'rxjs';
+import { WebSocket } from 'ws';
 
 // A coordinator service and its agents in this process over real sockets on 127.0.0.1; every wait
 // is on an event or a promise, bounded by the test's timeout.
@@ -67,6 +68,51 @@ describe('Service', () => {
     expect(result.success).toBe(false);
     expect(result.failed.bad).toMatch(/asked to fail/);
     expect(result.results.ok).toBeDefined();
+  });
+});
+
+describe('Service: what it refuses and what it survives', () => {
+  it.each(['coordinator', 'tasks'])('refuses a connection that says hello as %s, also between tasks', async id => {
+    const { service } = await cluster(1);
+    const socket = new WebSocket(service.url);
+    const closed = new Promise<number>(resolve => socket.on('close', code => resolve(code)));
+    socket.on('open', () => socket.send(JSON.stringify({ v: 1, type: 'hello', agentId: id, capabilities: [], token: TOKEN })));
+    expect(await closed).toBe(1008);
+    expect((await submitTask({ url: service.url, token: TOKEN, task: { id: 't', subtasks: work(2) } })).success).toBe(true);
+  });
+
+  it.each([
+    ['an unknown complexity', { id: 't', subtasks: [{ id: 'a' }], complexity: 'extreme' }, /not a valid task: body\.task\.complexity/],
+    ['an id of 300 characters', { id: 't', subtasks: [{ id: 'x'.repeat(300) }] }, /not a valid task: body\.task\.subtasks\.0\.id/],
+    ['a priority that is not a number', { id: 't', subtasks: [{ id: 'a', priority: 'high' }] }, /priority/],
+  ])('refuses a task with %s before sending it', async (_, task, why) => {
+    await expect(submitTask({ url: 'ws://127.0.0.1:1', token: TOKEN, task: task as never })).rejects.toThrow(why);
+  });
+
+  it('a submitter that cannot take its outcome (too big) is told its result is unknown, not left waiting', async () => {
+    const { service } = await cluster(2);
+    const task = { id: 'big', subtasks: Array.from({ length: 40 }, (_, i) => ({ id: `b-${i}`, payload: 'x'.repeat(100) })) }; // echoed back
+    await expect(submitTask({ url: service.url, token: TOKEN, task, maxPayload: 2048 })).rejects.toThrow(/connection lost after the task was sent \(close \d+.*result is unknown/);
+  });
+
+  it('an agent that rejoins a restarted service starts over: a new task with old subtask ids gets new work, not the old result', async () => {
+    const first = await Service.start({ token: TOKEN, port: 0, log: () => undefined, coordinator: { topology: 'star', heartbeat: { intervalMs: 100 } } });
+    const port = first.server.port;
+    const agent = startAgent({ url: first.url, token: TOKEN, id: 'w-0', heartbeatIntervalMs: 100, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
+    cleanups.push(() => agent.leave());
+    const sessions: Array<string | undefined> = [];
+    agent.network.events$.subscribe(e => e.type === 'joined' && sessions.push(e.session));
+    await firstValueFrom(agent.network.events$.pipe(filter(e => e.type === 'joined'), timeout(5000)));
+    const lost = submitTask({ url: first.url, token: TOKEN, task: { id: 'old', subtasks: [{ id: 's', payload: { sleepMs: 3000 } }] } }).catch((err: Error) => err);
+    await firstValueFrom(first.coordinator.events$.pipe(filter(e => e.type === 'subtask.assigned'), timeout(5000)));
+    await first.close(); // the service goes away while the agent sleeps on `s`
+    expect(await lost).toBeInstanceOf(Error);
+    const second = await Service.start({ token: TOKEN, port, log: () => undefined, coordinator: { topology: 'star', heartbeat: { intervalMs: 100 } } });
+    cleanups.push(() => second.close());
+    await firstValueFrom(agent.network.events$.pipe(filter(e => e.type === 'joined'), timeout(10_000)));
+    const result = await submitTask({ url: second.url, token: TOKEN, task: { id: 'new', subtasks: [{ id: 's', payload: { sleepMs: 1 } }] } });
+    expect(result.results.s).toMatchObject({ sleptMs: 1 });
+    expect(new Set(sessions).size).toBe(2);
   });
 });
 

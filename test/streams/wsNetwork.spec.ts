@@ -92,7 +92,7 @@ describe('WsServerNetwork: authentication', () => {
     const { server, events } = await serve();
     const r = await raw(server.url);
     r.send(hello('a-1', TOKEN, ['code', 'review']));
-    expect(await within(r.messages)).toEqual({ v: 1, type: 'join', agentId: 'a-1', capabilities: ['code', 'review'] });
+    expect(await within(r.messages)).toEqual({ v: 1, type: 'join', agentId: 'a-1', capabilities: ['code', 'review'], session: server.session });
     expect(await first(events, e => e.type === 'connected')).toMatchObject({ type: 'connected', agentId: 'a-1', capabilities: ['code', 'review'], replaced: false });
     expect([...server.remoteAgents.keys()]).toEqual(['a-1']);
   });
@@ -190,7 +190,7 @@ describe('WsServerNetwork: bad input', () => {
     ['an unknown kind', JSON.stringify({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'steal', body: {} }), 1003, /unknown envelope kind/],
     ['a second hello', JSON.stringify(hello('a-1')), 1008, /already joined/],
     ['a server-only message', JSON.stringify({ v: 1, type: 'join', agentId: 'a-1', capabilities: [] }), 1008, /sent by the server only/],
-  ])('answers %s with an error frame and close %i; the server keeps serving', async (_, frame, code, error) => {
+  ])('answers %s with an error frame and its close code; the server keeps serving', async (_, frame, code, error) => {
     const { server, events } = await serve();
     const r = await joined(server.url, 'a-1');
     r.send(frame);
@@ -491,6 +491,23 @@ describe('WsServerNetwork: roles', () => {
     await first(late.messages, m => m.type === 'join');
     expect(await firstValueFrom(seen.pipe(take(2), toArray(), timeout(WAIT_MS)))).toEqual(['early:1', 'late:3']);
     expect(server.remoteAgents.get('run-1')?.role).toBe('client');
+  });
+
+  it('refuses a client hello under the id of a connected agent (and the reverse): no one is evicted across roles', async () => {
+    const { server } = await serve();
+    const agent = await joined(server.url, 'w-1');
+    const impostor = await raw(server.url);
+    impostor.send(clientHello('w-1'));
+    expect(await first(impostor.messages, m => m.type === 'error')).toMatchObject({ code: WS_CLOSE.policyViolation, error: expect.stringMatching(/held by a connected agent/) });
+    expect(agent.socket.readyState).toBe(WebSocket.OPEN);
+    expect(server.remoteAgents.get('w-1')?.role).toBe('agent');
+  });
+
+  it('refuses hellos under reserved ids', async () => {
+    const { server } = await serve({ reservedIds: ['tasks'] });
+    const r = await raw(server.url);
+    r.send(hello('tasks'));
+    expect((await r.closed).code).toBe(WS_CLOSE.policyViolation);
   });
 
   it.each([
