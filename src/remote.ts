@@ -137,7 +137,7 @@ export interface SubmitOptions {
   readonly url: string;
   readonly token: string;
   readonly task: Task;
-  /** Every event of the run, as the service streams them. */
+  /** Every event of the run, as the service streams them; without it none are sent. */
   readonly onEvent?: (event: CoordinationEvent) => void;
   /** Connection attempts before giving up. Default 5. */
   readonly maxAttempts?: number;
@@ -174,7 +174,7 @@ export function submitTask({ url, token, task, onEvent, maxAttempts = 5, maxPayl
       }
       if (event.type !== 'joined' || submitted) return;
       submitted = true;
-      network.send({ from: id, to: TASKS, kind: 'submit', body: { task } });
+      network.send({ from: id, to: TASKS, kind: 'submit', body: { task, watch: onEvent !== undefined } });
     });
     const inbox = network.join(id).subscribe({
       next: envelope => {

@@ -27,6 +27,7 @@ const EVENT_BACKLOG_BYTES = 1024 * 1024;
 interface Submission {
   readonly client: string;
   readonly task: Task;
+  readonly watch: boolean;
 }
 
 /**
@@ -94,8 +95,8 @@ export class Service {
 
   private receive(envelope: Envelope): void {
     if (envelope.kind !== 'submit') return;
-    const { task } = envelope.body as SubmitBody;
-    this.queue.push({ client: envelope.from, task });
+    const { task, watch = true } = envelope.body as SubmitBody;
+    this.queue.push({ client: envelope.from, task, watch });
     this.next();
   }
 
@@ -103,7 +104,7 @@ export class Service {
     if (this.running !== undefined || this.closed) return;
     const submission = this.queue.shift();
     if (submission === undefined) return;
-    const { client, task } = submission;
+    const { client, task, watch } = submission;
     let run;
     try {
       run = this.coordinator.run$(task);
@@ -119,7 +120,7 @@ export class Service {
         this.onEvent?.(event, task.id);
         if (event.type === 'task.completed') result = event.result;
         // Events are for watching: a submitter that reads slowly misses some rather than piling them up.
-        else if (this.server.buffered(client) < EVENT_BACKLOG_BYTES) this.send(client, 'event', { taskId: task.id, event: event as unknown as EventBody['event'] });
+        else if (watch && this.server.buffered(client) < EVENT_BACKLOG_BYTES) this.send(client, 'event', { taskId: task.id, event: event as unknown as EventBody['event'] });
       },
       error: (err: unknown) => {
         ended = true;

@@ -65,6 +65,8 @@ export interface VoteBody {
  */
 export interface SubmitBody {
   readonly task: Task;
+  /** Whether the submitter wants the run's events (default true); the outcome comes either way. */
+  readonly watch?: boolean;
 }
 
 /** One coordination event of a submitted task (a `CoordinationEvent`), for the submitter's live view. */

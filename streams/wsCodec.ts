@@ -163,6 +163,7 @@ const bodies: Record<WireKind, z.ZodType> = {
       complexity: level.optional(),
       coordinationIntensity: level.optional(),
     }),
+    watch: z.boolean().optional(),
   }),
   event: z.object({ taskId: id, event: z.looseObject({ type: z.string(), at: finite }) }),
   outcome: z.object({ taskId: id, result: z.unknown().optional(), error: z.string().optional() }),

@@ -36,6 +36,14 @@ describe('Service', () => {
     expect(result.metrics.messagesByKind).not.toHaveProperty('event'); // the service's own traffic is not coordination
   });
 
+  it('sends no events to a submitter that does not watch, only the outcome', async () => {
+    const { service } = await cluster(2);
+    const result = await submitTask({ url: service.url, token: TOKEN, task: { id: 'quiet', subtasks: work(10) } });
+    expect(result.success).toBe(true);
+    expect(service.server.stats.byKind.event).toBeUndefined();
+    expect(service.server.stats.byKind.outcome?.sent).toBe(1);
+  });
+
   it('runs tasks from two clients one after the other, each result to its own submitter', async () => {
     const { service } = await cluster(2);
     const [a, b] = await Promise.all([
