@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseFaultSpec } from '../streams/faultSpec.js';
 import type { Task } from '../streams/task.js';
+import { checkBody } from '../streams/wsCodec.js';
 import { validateTask } from './coordinator.js';
 import { runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
@@ -19,8 +20,11 @@ import { TOPOLOGY_NAMES, type TopologyName } from './topology.js';
 /** Exit codes of the contract. */
 const EXIT = { ok: 0, taskFailed: 1, usage: 2 } as const;
 
-/** Bad usage or an unreachable service: exit 2 with the message. */
+/** Bad usage: exit 2 with the message and a pointer to --help. */
 class UsageError extends Error {}
+
+/** A connection refused or lost: exit 2 with the message (help would not help). */
+class ConnectionError extends UsageError {}
 
 const integer =
   (min: number, max: number) =>
@@ -61,7 +65,8 @@ async function demo({ agents, subtasks, seed }: { agents: number; subtasks: numb
   const view = new LiveView({ total: subtasks });
   const { result, faults } = await runDemo({ agents, subtasks, seed, onEvent: event => view.event(event) });
   view.close();
-  console.log(`\ninjected: ${faults.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ')}`);
+  const happened = faults.filter(f => f.atMs <= result.metrics.durationMs);
+  console.log(`\ninjected: ${happened.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ') || 'nothing (the task finished before the first fault was due)'}`);
   print(['', ...reportLines(result)]);
   return result.success ? EXIT.ok : EXIT.taskFailed;
 }
@@ -148,7 +153,7 @@ async function serve(flags: { host: string; port: number; token?: string; topolo
       },
     });
   } catch (err) {
-    throw new UsageError(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`);
+    throw new ConnectionError(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`);
   }
   service.server.events$.subscribe(event => {
     if (event.type === 'connected') console.log(`${event.role} ${event.agentId} connected from ${event.remote}${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`);
@@ -222,6 +227,8 @@ function readTask(path: string): Task {
   } catch (err) {
     throw new UsageError(`${path}: ${(err as Error).message}`);
   }
+  const invalid = checkBody('submit', { task });
+  if (invalid !== undefined) throw new UsageError(`${path}: ${invalid.replace(/^body\.task\.?/, '') || 'not a task'}`);
   return task;
 }
 
@@ -234,7 +241,8 @@ async function run(file: string, flags: { connect: string; token?: string; json:
     result = await submitTask({ url: flags.connect, token, task, ...(view === undefined ? {} : { onEvent: event => view.event(event) }) });
   } catch (err) {
     view?.close();
-    throw new UsageError(err instanceof TaskRefusedError ? `the task could not run: ${err.message}` : `${flags.connect}: ${(err as Error).message}`);
+    if (err instanceof TaskRefusedError) throw new UsageError(`${file}: ${err.message}`);
+    throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
   }
   view?.close();
   if (flags.json) console.log(JSON.stringify(result, null, 2));
@@ -330,7 +338,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage; // commander printed the message
     if (err instanceof UsageError) {
-      console.error(`error: ${err.message}\n(rxswarm --help for usage)`);
+      console.error(err instanceof ConnectionError ? `error: ${err.message}` : `error: ${err.message}\n(rxswarm --help for usage)`);
       return EXIT.usage;
     }
     throw err;

@@ -209,7 +209,7 @@ export function reportLines(result: CoordinationResult): string[] {
   const lines = [
     `${result.success ? pc.green('done') : pc.red('failed')}: ${m.completed} of ${m.subtasks} subtasks completed, ${m.failed} failed, in ${(m.durationMs / 1000).toFixed(2)} s`,
     `protocol at the end: ${result.protocol}; switches: ${result.switches.map(s => `${s.from}→${s.to}`).join(', ') || 'none'}`,
-    `assignments: ${m.assignments} (reruns: ${m.assignments - m.subtasks}), stale results rejected: ${m.staleResultsRejected}`,
+    `assignments: ${m.assignments} for ${m.subtasks} subtasks, stale results rejected: ${m.staleResultsRejected}`,
     `messages: ${m.messages} (${m.messagesPerSubtask.toFixed(1)} per subtask): ${Object.entries(m.messagesByKind).map(([k, n]) => `${k} ${n}`).join(', ')}`,
     `healing: ${result.healing.length} attempt(s), ${result.healing.filter(h => h.ok).length} succeeded`,
   ];

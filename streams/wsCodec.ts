@@ -157,9 +157,10 @@ const bodies: Record<WireKind, z.ZodType> = {
   token: z.object(routed),
   peers: z.object({ targets: ids }),
   submit: z.object({
-    task: z.object({
+    // A task is written by hand: an unknown key is a typo, refused rather than dropped.
+    task: z.strictObject({
       id,
-      subtasks: z.array(subtask),
+      subtasks: z.array(z.strictObject(subtask.shape)),
       complexity: level.optional(),
       coordinationIntensity: level.optional(),
     }),

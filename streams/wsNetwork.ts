@@ -677,7 +677,7 @@ export class WsConnectionError extends Error {
     readonly code: number,
     readonly reason: string,
   ) {
-    super(`connection refused for good (close ${code}): ${reason}`);
+    super(code === 1006 ? `cannot connect: ${reason}` : `connection refused for good (close ${code}): ${reason}`);
     this.name = 'WsConnectionError';
   }
 }

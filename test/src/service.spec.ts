@@ -93,6 +93,7 @@ describe('Service: what it refuses and what it survives', () => {
     ['an unknown complexity', { id: 't', subtasks: [{ id: 'a' }], complexity: 'extreme' }, /not a valid task: body\.task\.complexity/],
     ['an id of 300 characters', { id: 't', subtasks: [{ id: 'x'.repeat(300) }] }, /not a valid task: body\.task\.subtasks\.0\.id/],
     ['a priority that is not a number', { id: 't', subtasks: [{ id: 'a', priority: 'high' }] }, /priority/],
+    ['a misspelt key', { id: 't', subtasks: [{ id: 'a', capabilites: ['x'] }] }, /subtasks\.0: Unrecognized key: "capabilites"/],
   ])('refuses a task with %s before sending it', async (_, task, why) => {
     await expect(submitTask({ url: 'ws://127.0.0.1:1', token: TOKEN, task: task as never })).rejects.toThrow(why);
   });
