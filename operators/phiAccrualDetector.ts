@@ -338,8 +338,8 @@ export class PhiAccrualTable {
     this.records[slot * STRIDE + TAG] = value;
   }
 
-  /** `PhiAccrualDetector.heartbeat` for the detector in `slot`. */
-  heartbeat(slot: number, nowMs: number): void {
+  /** `PhiAccrualDetector.heartbeat` for the detector in `slot`; returns its new `suspicionLowerBound`. */
+  heartbeat(slot: number, nowMs: number): number {
     // The hot path of a coordinator with thousands of agents: one flat function over the record.
     const records = this.records;
     const o = slot * STRIDE;
@@ -358,7 +358,9 @@ export class PhiAccrualTable {
     const sum = records[o + SUM] as number;
     const settings = this.settings;
     const std = settings.stdDeviation(windowVariance(size, sum, records[o + SQUARES] as number));
-    records[o + BOUND] = Math.floor(settings.crossing(nowMs, windowMean(size, sum), std)) - 1;
+    const bound = Math.floor(settings.crossing(nowMs, windowMean(size, sum), std)) - 1;
+    records[o + BOUND] = bound;
+    return bound;
   }
 
   /** `PhiAccrualDetector.suspicionLowerBound`. */

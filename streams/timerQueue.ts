@@ -5,14 +5,31 @@ export interface TimerNode {
 
 const INITIAL_CAPACITY = 64;
 
-function grownInt32(array: Int32Array, capacity: number): Int32Array<ArrayBuffer> {
-  const grown = new Int32Array(capacity);
+// A timer's links, four int32 per slot: the 16 bytes a move reads and writes never straddle two
+// cache lines, where one typed array per field cost a miss per field.
+/** Next timer due at the same time (−1: last); for a free slot, the next free slot. */
+const NEXT = 0;
+const PREV = 1;
+/** The time (bucket) the timer is due at. */
+const BUCKET = 2;
+const SLOT_STRIDE = 4;
+
+// A bucket's links, likewise.
+/** First timer of the bucket; for a free bucket, the next free bucket. */
+const HEAD = 0;
+const TAIL = 1;
+/** Heap position of the bucket. */
+const POSITION = 2;
+const BUCKET_STRIDE = 4;
+
+function grownInt32(array: Int32Array, length: number): Int32Array<ArrayBuffer> {
+  const grown = new Int32Array(length);
   grown.set(array);
   return grown;
 }
 
-function grownFloat64(array: Float64Array, capacity: number): Float64Array<ArrayBuffer> {
-  const grown = new Float64Array(capacity);
+function grownFloat64(array: Float64Array, length: number): Float64Array<ArrayBuffer> {
+  const grown = new Float64Array(length);
   grown.set(array);
   return grown;
 }
@@ -22,87 +39,98 @@ const bits = new Float64Array(1);
 const bitWords = new Int32Array(bits.buffer);
 
 /**
- * Distinct times to small integers (bucket ids): open addressing with linear probing in typed
- * arrays. A `Map` would do, but the queue adds and deletes a time for almost every timer that
- * moves, and each deletion leaves a hole that later costs a table reallocation.
+ * Distinct times to small integers (bucket ids): open addressing with linear probing in one typed
+ * array of (time, bucket) pairs, so a probe reads one cache line. A `Map` would do, but the queue
+ * adds and deletes a time for almost every timer that moves, and each deletion leaves a hole that
+ * later costs a table reallocation.
  */
 class TimeIndex {
-  private keys = new Float64Array(16);
-  /** Bucket at each table position; −1 for an empty position. */
-  private values = new Int32Array(16).fill(-1);
+  /** Time and bucket at each table position, side by side; bucket −1 marks an empty position. */
+  private table = TimeIndex.empty(16);
   private count = 0;
+  /** 32 − log2(table size), for Fibonacci hashing of whole-ms times. */
+  private shift = 28;
+
+  private static empty(size: number): Float64Array {
+    const table = new Float64Array(2 * size);
+    for (let i = 1; i < table.length; i += 2) table[i] = -1;
+    return table;
+  }
 
   get(time: number): number {
-    const { keys, values } = this;
-    const mask = values.length - 1;
-    for (let i = this.home(time, mask); ; i = (i + 1) & mask) {
-      const value = values[i] as number;
-      if (value < 0 || keys[i] === time) return value;
+    const table = this.table;
+    const mask = table.length / 2 - 1;
+    for (let i = this.home(time); ; i = (i + 1) & mask) {
+      const bucket = table[2 * i + 1] as number;
+      if (bucket < 0 || table[2 * i] === time) return bucket;
     }
   }
 
   /** Adds `time`, which must be absent. */
   set(time: number, bucket: number): void {
-    if (2 * (this.count + 1) > this.values.length) this.rehash(this.values.length * 2);
-    const { keys, values } = this;
-    const mask = values.length - 1;
-    let i = this.home(time, mask);
-    while ((values[i] as number) >= 0) i = (i + 1) & mask;
-    keys[i] = time;
-    values[i] = bucket;
+    if (4 * (this.count + 1) > this.table.length) this.rehash(this.table.length);
+    const table = this.table;
+    const mask = table.length / 2 - 1;
+    let i = this.home(time);
+    while ((table[2 * i + 1] as number) >= 0) i = (i + 1) & mask;
+    table[2 * i] = time;
+    table[2 * i + 1] = bucket;
     this.count++;
   }
 
   /** Removes `time`, which must be present; later entries of its run shift back into the hole. */
   delete(time: number): void {
-    const { keys, values } = this;
-    const mask = values.length - 1;
-    let hole = this.home(time, mask);
-    while (keys[hole] !== time || (values[hole] as number) < 0) hole = (hole + 1) & mask;
-    for (let i = (hole + 1) & mask; (values[i] as number) >= 0; i = (i + 1) & mask) {
-      const home = this.home(keys[i] as number, mask);
+    const table = this.table;
+    const mask = table.length / 2 - 1;
+    let hole = this.home(time);
+    while (table[2 * hole] !== time || (table[2 * hole + 1] as number) < 0) hole = (hole + 1) & mask;
+    for (let i = (hole + 1) & mask; (table[2 * i + 1] as number) >= 0; i = (i + 1) & mask) {
+      const home = this.home(table[2 * i] as number);
       // Move the entry back unless its home lies cyclically in (hole, i].
       if (hole <= i ? home <= hole || home > i : home <= hole && home > i) {
-        keys[hole] = keys[i] as number;
-        values[hole] = values[i] as number;
+        table[2 * hole] = table[2 * i] as number;
+        table[2 * hole + 1] = table[2 * i + 1] as number;
         hole = i;
       }
     }
-    values[hole] = -1;
+    table[2 * hole + 1] = -1;
     this.count--;
   }
 
-  private home(time: number, mask: number): number {
+  /** Table position where `time`'s probe starts. */
+  private home(time: number): number {
+    // Whole ms (the usual times) by Fibonacci hashing: consecutive ms land far apart.
+    if ((time | 0) === time) return Math.imul(time, 0x9e3779b1) >>> this.shift;
     bits[0] = time;
-    // Both words, then murmur3's finaliser: whole ms leave the low word and low bits all zero.
+    // Both words, then murmur3's finaliser: large whole ms leave the low word and low bits all zero.
     let h = (bitWords[0] as number) ^ Math.imul(bitWords[1] as number, 0x9e3779b1);
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    return (h ^ (h >>> 16)) & mask;
+    return (h ^ (h >>> 16)) >>> this.shift;
   }
 
+  /** Doubles the table to `size` positions. */
   private rehash(size: number): void {
-    const { keys, values } = this;
-    this.keys = new Float64Array(size);
-    this.values = new Int32Array(size).fill(-1);
+    const old = this.table;
+    this.table = TimeIndex.empty(size);
+    this.shift = 32 - Math.log2(size);
     this.count = 0;
-    for (let i = 0; i < values.length; i++) if ((values[i] as number) >= 0) this.set(keys[i] as number, values[i] as number);
+    for (let i = 0; i < old.length; i += 2) if ((old[i + 1] as number) >= 0) this.set(old[i] as number, old[i + 1] as number);
   }
 }
 
 /**
- * The virtual scheduler's timer queue, ordered by (time, sequence): a binary min-heap of the
- * distinct due times, each with the FIFO list of the timers due then (so timers due at the same
- * time leave in the order they were queued). O(log d) to queue, move or remove a timer, d the
- * number of distinct due times, plus one hash look-up by time.
+ * The virtual scheduler's timer queue, ordered by time and, among timers due at the same time,
+ * by when they were queued: a binary min-heap of the distinct due times ("buckets"), each with
+ * the FIFO list of the timers due then. O(log d) to queue, move or remove a timer, d the number
+ * of distinct due times, plus one hash look-up by time; O(1) when the time is already queued.
  *
  * Built for many timers firing in no particular memory order (thousands of agents each
  * re-arming its own timer): each queued timer gets a small integer slot, recycled through a free
- * list, and every link and key lives in typed arrays indexed by slot, by time or by heap
+ * list, and every link and key lives in typed arrays indexed by slot, by bucket or by heap
  * position. Moving timers about never touches the timer objects, which sit scattered over the JS
- * heap (a write into one per heap level was a cache miss per level); and with whole-ms times,
- * ten thousand timers share about a thousand distinct times, so most moves are a list append
- * and the heap is small enough to stay in the nearest cache.
+ * heap; and with whole-ms times, ten thousand timers share about a thousand distinct times, so
+ * most moves are a list append and the heap is small enough to stay in the nearest cache.
  */
 export class TimerQueue<T extends TimerNode> {
   private count = 0;
@@ -110,24 +138,16 @@ export class TimerQueue<T extends TimerNode> {
   // Timers, by slot.
   /** The timer in each slot; `undefined` for a free slot. */
   private nodes: (T | undefined)[] = [];
-  /** Sequence each timer was queued with. */
-  private seqs = new Float64Array(INITIAL_CAPACITY);
-  /** Next timer due at the same time (−1: last); for a free slot, the next free slot. */
-  private next = new Int32Array(INITIAL_CAPACITY);
-  private prev = new Int32Array(INITIAL_CAPACITY);
-  /** The time (bucket) each timer is due at. */
-  private bucketOf = new Int32Array(INITIAL_CAPACITY);
+  /** `NEXT`, `PREV`, `BUCKET` of each slot. */
+  private links = new Int32Array(INITIAL_CAPACITY * SLOT_STRIDE);
   private slots = 0;
   private freeSlot = -1;
 
-  // Distinct due times ("buckets"), by bucket id.
+  // Distinct due times, by bucket id.
   private readonly bucketByTime = new TimeIndex();
   private times = new Float64Array(INITIAL_CAPACITY);
-  /** First timer of each bucket; for a free bucket, the next free bucket. */
-  private heads = new Int32Array(INITIAL_CAPACITY);
-  private tails = new Int32Array(INITIAL_CAPACITY);
-  /** Heap position of each bucket. */
-  private positions = new Int32Array(INITIAL_CAPACITY);
+  /** `HEAD`, `TAIL`, `POSITION` of each bucket. */
+  private bucketLinks = new Int32Array(INITIAL_CAPACITY * BUCKET_STRIDE);
   private buckets = 0;
   private freeBucket = -1;
 
@@ -140,26 +160,26 @@ export class TimerQueue<T extends TimerNode> {
     return this.count;
   }
 
-  peek(): T | undefined {
-    return this.count === 0 ? undefined : this.nodes[this.heads[this.heap[0] as number] as number];
-  }
-
-  /** Time of the earliest entry; +∞ when empty. */
+  /** Time of the earliest timer; +∞ when empty. */
   peekTime(): number {
     return this.count === 0 ? Infinity : (this.keys[0] as number);
   }
 
-  /** Sequence number `node` is queued with; −1 when it is not queued. */
-  seqOf(node: T): number {
-    const slot = node.timerSlot;
-    return slot < 0 ? -1 : (this.seqs[slot] as number);
+  /** The earliest timer, left queued; undefined when empty. */
+  peek(): T | undefined {
+    return this.count === 0 ? undefined : this.nodes[this.bucketLinks[(this.heap[0] as number) * BUCKET_STRIDE + HEAD] as number];
   }
 
-  /**
-   * Queues `node`, or moves it if it is queued already. `seq` must exceed every sequence given
-   * before: it orders timers due at the same time, and a moved timer goes behind them.
-   */
-  set(node: T, time: number, seq: number): void {
+  /** Takes the earliest timer off the queue; call only when not empty. */
+  shift(): T {
+    const slot = this.bucketLinks[(this.heap[0] as number) * BUCKET_STRIDE + HEAD] as number;
+    const node = this.nodes[slot] as T;
+    this.release(node, slot);
+    return node;
+  }
+
+  /** Queues `node` at `time`, behind the timers already due then; moves it if it is queued already. */
+  set(node: T, time: number): void {
     let slot = node.timerSlot;
     if (slot < 0) {
       slot = this.allocateSlot();
@@ -169,26 +189,31 @@ export class TimerQueue<T extends TimerNode> {
     } else {
       this.unlink(slot);
     }
-    this.seqs[slot] = seq;
     time += 0; // −0 and 0 are one time
     let bucket = this.bucketByTime.get(time);
     if (bucket < 0) bucket = this.addBucket(time);
-    const tail = this.tails[bucket] as number;
-    this.prev[slot] = tail;
-    this.next[slot] = -1;
-    this.bucketOf[slot] = bucket;
-    if (tail < 0) this.heads[bucket] = slot;
-    else this.next[tail] = slot;
-    this.tails[bucket] = slot;
+    const { links, bucketLinks } = this;
+    const b = bucket * BUCKET_STRIDE;
+    const tail = bucketLinks[b + TAIL] as number;
+    const s = slot * SLOT_STRIDE;
+    links[s + NEXT] = -1;
+    links[s + PREV] = tail;
+    links[s + BUCKET] = bucket;
+    if (tail < 0) bucketLinks[b + HEAD] = slot;
+    else links[tail * SLOT_STRIDE + NEXT] = slot;
+    bucketLinks[b + TAIL] = slot;
   }
 
   remove(node: T): void {
     const slot = node.timerSlot;
-    if (slot < 0) return;
+    if (slot >= 0) this.release(node, slot);
+  }
+
+  private release(node: T, slot: number): void {
     node.timerSlot = -1;
     this.unlink(slot);
     this.nodes[slot] = undefined;
-    this.next[slot] = this.freeSlot;
+    this.links[slot * SLOT_STRIDE + NEXT] = this.freeSlot;
     this.freeSlot = slot;
     this.count--;
   }
@@ -196,42 +221,36 @@ export class TimerQueue<T extends TimerNode> {
   private allocateSlot(): number {
     const free = this.freeSlot;
     if (free >= 0) {
-      this.freeSlot = this.next[free] as number;
+      this.freeSlot = this.links[free * SLOT_STRIDE + NEXT] as number;
       return free;
     }
-    if (this.slots === this.next.length) {
-      const capacity = this.slots * 2;
-      this.seqs = grownFloat64(this.seqs, capacity);
-      this.next = grownInt32(this.next, capacity);
-      this.prev = grownInt32(this.prev, capacity);
-      this.bucketOf = grownInt32(this.bucketOf, capacity);
-    }
+    if (this.slots * SLOT_STRIDE === this.links.length) this.links = grownInt32(this.links, this.links.length * 2);
     return this.slots++;
   }
 
   /** Takes `slot` out of its bucket's list, and the bucket out of the heap once it is empty. */
   private unlink(slot: number): void {
-    const bucket = this.bucketOf[slot] as number;
-    const prev = this.prev[slot] as number;
-    const next = this.next[slot] as number;
-    if (prev < 0) this.heads[bucket] = next;
-    else this.next[prev] = next;
-    if (next < 0) this.tails[bucket] = prev;
-    else this.prev[next] = prev;
-    if (prev < 0 && next < 0) this.removeBucket(bucket);
+    const { links, bucketLinks } = this;
+    const s = slot * SLOT_STRIDE;
+    const b = (links[s + BUCKET] as number) * BUCKET_STRIDE;
+    const prev = links[s + PREV] as number;
+    const next = links[s + NEXT] as number;
+    if (prev < 0) bucketLinks[b + HEAD] = next;
+    else links[prev * SLOT_STRIDE + NEXT] = next;
+    if (next < 0) bucketLinks[b + TAIL] = prev;
+    else links[next * SLOT_STRIDE + PREV] = prev;
+    if (prev < 0 && next < 0) this.removeBucket(links[s + BUCKET] as number);
   }
 
   private addBucket(time: number): number {
     let bucket = this.freeBucket;
     if (bucket >= 0) {
-      this.freeBucket = this.heads[bucket] as number;
+      this.freeBucket = this.bucketLinks[bucket * BUCKET_STRIDE + HEAD] as number;
     } else {
-      if (this.buckets === this.heads.length) {
+      if (this.buckets === this.times.length) {
         const capacity = this.buckets * 2;
         this.times = grownFloat64(this.times, capacity);
-        this.heads = grownInt32(this.heads, capacity);
-        this.tails = grownInt32(this.tails, capacity);
-        this.positions = grownInt32(this.positions, capacity);
+        this.bucketLinks = grownInt32(this.bucketLinks, capacity * BUCKET_STRIDE);
         this.heap = grownInt32(this.heap, capacity);
         this.keys = grownFloat64(this.keys, capacity);
       }
@@ -239,8 +258,9 @@ export class TimerQueue<T extends TimerNode> {
     }
     this.bucketByTime.set(time, bucket);
     this.times[bucket] = time;
-    this.heads[bucket] = -1;
-    this.tails[bucket] = -1;
+    const b = bucket * BUCKET_STRIDE;
+    this.bucketLinks[b + HEAD] = -1;
+    this.bucketLinks[b + TAIL] = -1;
     this.up(this.heapSize++, bucket, time);
     return bucket;
   }
@@ -248,9 +268,10 @@ export class TimerQueue<T extends TimerNode> {
   private removeBucket(bucket: number): void {
     const time = this.times[bucket] as number;
     this.bucketByTime.delete(time);
-    this.heads[bucket] = this.freeBucket;
+    const b = bucket * BUCKET_STRIDE;
+    this.bucketLinks[b + HEAD] = this.freeBucket;
     this.freeBucket = bucket;
-    const i = this.positions[bucket] as number;
+    const i = this.bucketLinks[b + POSITION] as number;
     const last = --this.heapSize;
     if (i === last) return;
     const moved = this.heap[last] as number;
@@ -261,7 +282,7 @@ export class TimerQueue<T extends TimerNode> {
 
   /** Places `bucket`, due at `key`, at heap position `i` or above it. Keys are distinct. */
   private up(i: number, bucket: number, key: number): void {
-    const { heap, keys, positions } = this;
+    const { heap, keys, bucketLinks } = this;
     while (i > 0) {
       const p = (i - 1) >> 1;
       const parentKey = keys[p] as number;
@@ -269,17 +290,17 @@ export class TimerQueue<T extends TimerNode> {
       const parent = heap[p] as number;
       heap[i] = parent;
       keys[i] = parentKey;
-      positions[parent] = i;
+      bucketLinks[parent * BUCKET_STRIDE + POSITION] = i;
       i = p;
     }
     heap[i] = bucket;
     keys[i] = key;
-    positions[bucket] = i;
+    bucketLinks[bucket * BUCKET_STRIDE + POSITION] = i;
   }
 
   /** Places `bucket`, due at `key`, at heap position `i` or below it. */
   private down(i: number, bucket: number, key: number): void {
-    const { heap, keys, positions } = this;
+    const { heap, keys, bucketLinks } = this;
     const n = this.heapSize;
     for (;;) {
       let c = 2 * i + 1;
@@ -296,11 +317,11 @@ export class TimerQueue<T extends TimerNode> {
       const child = heap[c] as number;
       heap[i] = child;
       keys[i] = childKey;
-      positions[child] = i;
+      bucketLinks[child * BUCKET_STRIDE + POSITION] = i;
       i = c;
     }
     heap[i] = bucket;
     keys[i] = key;
-    positions[bucket] = i;
+    bucketLinks[bucket * BUCKET_STRIDE + POSITION] = i;
   }
 }

@@ -56,6 +56,15 @@ describe('phiAccrual', () => {
     m.expect(source.pipe(phiAccrual({ ...fast, scheduler: m.scheduler }), map(label))).toBeObservable(expected, events);
   }));
 
+  it('suspects agents due in the same ms in the order of their beats (first come, first served)', marbles(m => {
+    // Same history, so the same deadline (35, as for a alone above); the wake-ups are served in
+    // the order the agents were filed, which is the order of their beats.
+    const ab = m.hot('    (ab) 6ms (ab) 6ms (ab)', beats);
+    m.expect(ab.pipe(phiAccrual({ ...fast, scheduler: m.scheduler }), map(label))).toBeObservable('(AB) 31ms (ST)', events);
+    const ba = m.hot('    (ba) 6ms (ba) 6ms (ba)', beats);
+    m.expect(ba.pipe(phiAccrual({ ...fast, scheduler: m.scheduler }), map(label))).toBeObservable('(BA) 31ms (TS)', events);
+  }));
+
   it('forgets an agent that leaves: it is not suspected, and comes back as new', marbles(m => {
     const source = m.hot('    a 9ms l 99ms a', beats);
     const expected = '        A 9ms L 99ms A 16ms S';

@@ -421,6 +421,19 @@ describe('VirtualScheduler', () => {
     s.flush();
     expect(s.pending).toBe(0);
   });
+
+  it('pending leaves out the action that is running', () => {
+    const s = new VirtualScheduler();
+    const seen: number[] = [];
+    s.schedule<number>(function (n = 0) {
+      seen.push(s.pending);
+      if (n < 1) this.schedule(n + 1, 5);
+      seen.push(s.pending);
+    }, 1);
+    s.schedule(() => seen.push(s.pending), 2);
+    s.flush();
+    expect(seen).toEqual([1, 2, 1, 0, 0]);
+  });
 });
 
 // --- The same emission times as RxJS's TestScheduler, with RxJS's own operators ---------------------------
