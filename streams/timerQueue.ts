@@ -5,8 +5,8 @@ export interface TimerNode {
 
 const INITIAL_CAPACITY = 64;
 
-// A timer's links, four int32 per slot: the 16 bytes a move reads and writes never straddle two
-// cache lines, where one typed array per field cost a miss per field.
+// A timer's links, four int32 per slot: a move reads and writes one 16-byte group, one cache
+// line, where one typed array per field cost a miss per field.
 /** Next timer due at the same time (−1: last); for a free slot, the next free slot. */
 const NEXT = 0;
 const PREV = 1;
