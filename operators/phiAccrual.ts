@@ -1,4 +1,5 @@
 import { Observable, asyncScheduler, type OperatorFunction, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+import { BUCKET_STRIDE, removeAt, siftUp } from './internal/bucketHeap.js';
 import { operate } from './internal/operate.js';
 import { requireScheduler } from './internal/validate.js';
 import type { Heartbeat, Liveness } from './liveness.js';
@@ -23,10 +24,8 @@ const SLOT_STRIDE = 4;
 const HEAD = 0;
 const TAIL = 1;
 /** Heap position of the bucket. */
-const POSITION = 2;
 /** Next bucket in the same hash chain (−1: last). */
 const CHAIN = 3;
-const BUCKET_STRIDE = 4;
 
 /**
  * Detector slots filed by wake-up time, a whole ms: a min-heap of the distinct ms ("buckets"),
@@ -147,7 +146,7 @@ class WakeQueue {
     this.bucketLinks[b + TAIL] = -1;
     this.bucketLinks[b + CHAIN] = this.chains[chain] as number;
     this.chains[chain] = bucket;
-    this.up(this.heapSize++, bucket, key);
+    siftUp(this.heap, this.keys, this.bucketLinks, this.heapSize++, bucket, key);
     return bucket;
   }
 
@@ -166,14 +165,7 @@ class WakeQueue {
     }
     bucketLinks[b + HEAD] = this.freeBucket;
     this.freeBucket = bucket;
-    // Out of the heap.
-    const i = bucketLinks[b + POSITION] as number;
-    const last = --this.heapSize;
-    if (i === last) return;
-    const moved = this.heap[last] as number;
-    const movedKey = this.keys[last] as number;
-    if (movedKey > key) this.down(i, moved, movedKey);
-    else this.up(i, moved, movedKey);
+    removeAt(this.heap, this.keys, bucketLinks, --this.heapSize, bucket, key);
   }
 
   private growLinks(slot: number): void {
@@ -205,51 +197,6 @@ class WakeQueue {
       bucketLinks[bucket * BUCKET_STRIDE + CHAIN] = this.chains[chain] as number;
       this.chains[chain] = bucket;
     }
-  }
-
-  /** Places `bucket`, due at `key`, at heap position `i` or above it. Keys are distinct. */
-  private up(i: number, bucket: number, key: number): void {
-    const { heap, keys, bucketLinks } = this;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parentKey = keys[p] as number;
-      if (parentKey < key) break;
-      const parent = heap[p] as number;
-      heap[i] = parent;
-      keys[i] = parentKey;
-      bucketLinks[parent * BUCKET_STRIDE + POSITION] = i;
-      i = p;
-    }
-    heap[i] = bucket;
-    keys[i] = key;
-    bucketLinks[bucket * BUCKET_STRIDE + POSITION] = i;
-  }
-
-  /** Places `bucket`, due at `key`, at heap position `i` or below it. */
-  private down(i: number, bucket: number, key: number): void {
-    const { heap, keys, bucketLinks } = this;
-    const n = this.heapSize;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      let childKey = keys[c] as number;
-      if (c + 1 < n) {
-        const right = keys[c + 1] as number;
-        if (right < childKey) {
-          c++;
-          childKey = right;
-        }
-      }
-      if (key < childKey) break;
-      const child = heap[c] as number;
-      heap[i] = child;
-      keys[i] = childKey;
-      bucketLinks[child * BUCKET_STRIDE + POSITION] = i;
-      i = c;
-    }
-    heap[i] = bucket;
-    keys[i] = key;
-    bucketLinks[bucket * BUCKET_STRIDE + POSITION] = i;
   }
 }
 

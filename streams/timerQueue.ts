@@ -1,3 +1,5 @@
+import { BUCKET_STRIDE, removeAt, siftUp } from '../operators/internal/bucketHeap.js';
+
 /** An entry of a {@link TimerQueue}: the queue keeps `timerSlot` current (−1 when not queued). */
 export interface TimerNode {
   timerSlot: number;
@@ -19,8 +21,6 @@ const SLOT_STRIDE = 4;
 const HEAD = 0;
 const TAIL = 1;
 /** Heap position of the bucket. */
-const POSITION = 2;
-const BUCKET_STRIDE = 4;
 
 function grownInt32(array: Int32Array, length: number): Int32Array<ArrayBuffer> {
   const grown = new Int32Array(length);
@@ -261,7 +261,7 @@ export class TimerQueue<T extends TimerNode> {
     const b = bucket * BUCKET_STRIDE;
     this.bucketLinks[b + HEAD] = -1;
     this.bucketLinks[b + TAIL] = -1;
-    this.up(this.heapSize++, bucket, time);
+    siftUp(this.heap, this.keys, this.bucketLinks, this.heapSize++, bucket, time);
     return bucket;
   }
 
@@ -271,57 +271,6 @@ export class TimerQueue<T extends TimerNode> {
     const b = bucket * BUCKET_STRIDE;
     this.bucketLinks[b + HEAD] = this.freeBucket;
     this.freeBucket = bucket;
-    const i = this.bucketLinks[b + POSITION] as number;
-    const last = --this.heapSize;
-    if (i === last) return;
-    const moved = this.heap[last] as number;
-    const key = this.keys[last] as number;
-    if (key > time) this.down(i, moved, key);
-    else this.up(i, moved, key);
-  }
-
-  /** Places `bucket`, due at `key`, at heap position `i` or above it. Keys are distinct. */
-  private up(i: number, bucket: number, key: number): void {
-    const { heap, keys, bucketLinks } = this;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parentKey = keys[p] as number;
-      if (parentKey < key) break;
-      const parent = heap[p] as number;
-      heap[i] = parent;
-      keys[i] = parentKey;
-      bucketLinks[parent * BUCKET_STRIDE + POSITION] = i;
-      i = p;
-    }
-    heap[i] = bucket;
-    keys[i] = key;
-    bucketLinks[bucket * BUCKET_STRIDE + POSITION] = i;
-  }
-
-  /** Places `bucket`, due at `key`, at heap position `i` or below it. */
-  private down(i: number, bucket: number, key: number): void {
-    const { heap, keys, bucketLinks } = this;
-    const n = this.heapSize;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      let childKey = keys[c] as number;
-      if (c + 1 < n) {
-        const right = keys[c + 1] as number;
-        if (right < childKey) {
-          c++;
-          childKey = right;
-        }
-      }
-      if (key < childKey) break;
-      const child = heap[c] as number;
-      heap[i] = child;
-      keys[i] = childKey;
-      bucketLinks[child * BUCKET_STRIDE + POSITION] = i;
-      i = c;
-    }
-    heap[i] = bucket;
-    keys[i] = key;
-    bucketLinks[bucket * BUCKET_STRIDE + POSITION] = i;
+    removeAt(this.heap, this.keys, this.bucketLinks, --this.heapSize, bucket, time);
   }
 }
