@@ -79,11 +79,6 @@ export class Service {
     return this.server.url;
   }
 
-  /** Tasks waiting behind the running one. */
-  get waiting(): number {
-    return this.queue.length;
-  }
-
   /** Stops the running task (its result is not sent), closes every connection and the port. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -110,7 +105,7 @@ export class Service {
       run = this.coordinator.run$(task);
     } catch (err) {
       // A task the coordinator refuses (duplicate subtask ids…): the client hears why.
-      this.reply(client, { taskId: task.id, error: err instanceof Error ? err.message : String(err) });
+      this.send(client, 'outcome', { taskId: task.id, error: err instanceof Error ? err.message : String(err) });
       return this.next();
     }
     let result: CoordinationResult | undefined;
@@ -136,13 +131,9 @@ export class Service {
 
   private done(client: string, outcome: OutcomeBody): void {
     this.running = undefined;
-    this.reply(client, outcome);
+    this.send(client, 'outcome', outcome);
     // Not from inside the run that just ended: the next starts on a fresh stack.
     queueMicrotask(() => this.next());
-  }
-
-  private reply(client: string, outcome: OutcomeBody): void {
-    this.send(client, 'outcome', outcome);
   }
 
   private send<K extends 'event' | 'outcome'>(to: string, kind: K, body: K extends 'event' ? EventBody : OutcomeBody): void {
