@@ -77,6 +77,24 @@ describe('phiAccrual', () => {
     m.expect(source.pipe(phiAccrual({ ...fast, scheduler: m.scheduler }), map(label))).toBeObservable(expected, events);
   }));
 
+  it('keeps any string apart as an agent id, property names and indices included', () => {
+    const scheduler = new VirtualScheduler();
+    const ids = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', '0', '00', '4294967295', '', '-1', '1.5'];
+    const beats$ = new Subject<Heartbeat>();
+    const seen: string[] = [];
+    beats$.pipe(phiAccrual({ ...fast, scheduler })).subscribe(e => seen.push(`${e.type}:${e.agentId}`));
+    for (const id of ids) beats$.next(beat(id));
+    beats$.next(beat('__proto__', 'leaving'));
+    beats$.next(beat('0', 'leaving'));
+    scheduler.advanceBy(100);
+    expect(seen).toEqual([
+      ...ids.map(id => `alive:${id}`),
+      'left:__proto__',
+      'left:0',
+      ...ids.filter(id => id !== '__proto__' && id !== '0').map(id => `suspected:${id}`),
+    ]);
+  });
+
   it('passes completion through and stops its timer', marbles(m => {
     const source = m.cold('   a 4ms |', beats);
     const expected = '        A 4ms |';
