@@ -1,4 +1,4 @@
-import { Subject, filter, map } from 'rxjs';
+import { Observable, Subject, filter, map, type SchedulerAction, type Subscriber } from 'rxjs';
 import { marbles } from 'rxjs-marbles/jest';
 import { consensusWindow, heartbeatDeadline, phiAccrual, type Decision, type Heartbeat, type Vote } from '../operators/index.js';
 import fc from 'fast-check';
@@ -29,6 +29,23 @@ describe('README', () => {
     heartbeats.next({ agentId: 'x' });
     scheduler.advanceTo(60_000);
     expect(decisions.map(d => [d.proposalId, d.outcome])).toEqual([['down:x', 'accepted']]);
+  });
+
+  it('drives many agents as self-rescheduling actions (shortened: 1,000 agents, one virtual minute)', () => {
+    const scheduler = new VirtualScheduler();
+    const seen: string[] = [];
+    let emit!: Subscriber<Heartbeat>;
+    new Observable<Heartbeat>(subscriber => void (emit = subscriber))
+      .pipe(phiAccrual({ scheduler }))
+      .subscribe(e => seen.push(e.type));
+    const beat = function (this: SchedulerAction<Heartbeat>, heartbeat?: Heartbeat) {
+      emit.next(heartbeat!);
+      this.schedule(heartbeat, 1000);
+    };
+    for (let i = 0; i < 1000; i++) scheduler.schedule(beat, i % 1000, { agentId: `agent-${i}` });
+    scheduler.advanceTo(60_000);
+    expect(seen).toEqual(Array(1000).fill('alive'));
+    expect(scheduler.pending).toBe(1000 + 1); // every agent's next beat, and phiAccrual's one timer
   });
 
   it('coordinates in-process agents (the engine example, in real time)', async () => {
