@@ -1,26 +1,22 @@
 import { BUCKET_STRIDE, removeAt, siftUp } from '../operators/internal/bucketHeap.js';
 
-/** An entry of a {@link TimerQueue}: the queue keeps `timerSlot` current (−1 when not queued). */
-export interface TimerNode {
-  timerSlot: number;
+/**
+ * An entry of a {@link TimerQueue}. The queue keeps these fields: the timers due at the same time
+ * form a list through the timers themselves, so running or moving a timer touches the timer and
+ * its neighbours, never a side table.
+ */
+export interface TimerNode<T> {
+  /** Next timer due at the same time; undefined for the last. */
+  timerNext: T | undefined;
+  timerPrev: T | undefined;
+  /** The time (bucket) the timer is due at; −1 when not queued. */
+  timerBucket: number;
 }
 
 const INITIAL_CAPACITY = 64;
 
-// A timer's links, four int32 per slot: a move reads and writes one 16-byte group, one cache
-// line, where one typed array per field cost a miss per field.
-/** Next timer due at the same time (−1: last); for a free slot, the next free slot. */
-const NEXT = 0;
-const PREV = 1;
-/** The time (bucket) the timer is due at. */
-const BUCKET = 2;
-const SLOT_STRIDE = 4;
-
-// A bucket's links, likewise.
-/** First timer of the bucket; for a free bucket, the next free bucket. */
-const HEAD = 0;
-const TAIL = 1;
-/** Heap position of the bucket. */
+/** In a free bucket's link group: the next free bucket (−1: none). */
+const NEXT_FREE = 0;
 
 function grownInt32(array: Int32Array, length: number): Int32Array<ArrayBuffer> {
   const grown = new Int32Array(length);
@@ -126,27 +122,23 @@ class TimeIndex {
  * of distinct due times, plus one hash look-up by time; O(1) when the time is already queued.
  *
  * Built for many timers firing in no particular memory order (thousands of agents each
- * re-arming its own timer): each queued timer gets a small integer slot, recycled through a free
- * list, and every link and key lives in typed arrays indexed by slot, by bucket or by heap
- * position. Moving timers about never touches the timer objects, which sit scattered over the JS
- * heap; and with whole-ms times, ten thousand timers share about a thousand distinct times, so
- * most moves are a list append and the heap is small enough to stay in the nearest cache.
+ * re-arming its own timer): a timer's list links live in the timer itself, which whoever runs it
+ * reads anyway, so taking the first timer off touches that timer and the one after it (the next
+ * to run), and queuing it again touches the last timer of its new time (queued moments ago).
+ * The heap and the bucket keys live in typed arrays; with whole-ms times, ten thousand timers
+ * share about a thousand distinct times, so the heap stays in the nearest cache and most moves
+ * are a list append.
  */
-export class TimerQueue<T extends TimerNode> {
+export class TimerQueue<T extends TimerNode<T>> {
   private count = 0;
-
-  // Timers, by slot.
-  /** The timer in each slot; `undefined` for a free slot. */
-  private nodes: (T | undefined)[] = [];
-  /** `NEXT`, `PREV`, `BUCKET` of each slot. */
-  private links = new Int32Array(INITIAL_CAPACITY * SLOT_STRIDE);
-  private slots = 0;
-  private freeSlot = -1;
 
   // Distinct due times, by bucket id.
   private readonly bucketByTime = new TimeIndex();
   private times = new Float64Array(INITIAL_CAPACITY);
-  /** `HEAD`, `TAIL`, `POSITION` of each bucket. */
+  /** First and last timer of each bucket. */
+  private heads: (T | undefined)[] = [];
+  private tails: (T | undefined)[] = [];
+  /** `NEXT_FREE` and `POSITION` of each bucket, in groups of `BUCKET_STRIDE`. */
   private bucketLinks = new Int32Array(INITIAL_CAPACITY * BUCKET_STRIDE);
   private buckets = 0;
   private freeBucket = -1;
@@ -167,85 +159,57 @@ export class TimerQueue<T extends TimerNode> {
 
   /** The earliest timer, left queued; undefined when empty. */
   peek(): T | undefined {
-    return this.count === 0 ? undefined : this.nodes[this.bucketLinks[(this.heap[0] as number) * BUCKET_STRIDE + HEAD] as number];
+    return this.count === 0 ? undefined : this.heads[this.heap[0] as number];
   }
 
   /** Takes the earliest timer off the queue; call only when not empty. */
   shift(): T {
-    const slot = this.bucketLinks[(this.heap[0] as number) * BUCKET_STRIDE + HEAD] as number;
-    const node = this.nodes[slot] as T;
-    this.release(node, slot);
+    const node = this.heads[this.heap[0] as number] as T;
+    this.remove(node);
     return node;
   }
 
   /** Queues `node` at `time`, behind the timers already due then; moves it if it is queued already. */
   set(node: T, time: number): void {
-    let slot = node.timerSlot;
-    if (slot < 0) {
-      slot = this.allocateSlot();
-      this.nodes[slot] = node;
-      node.timerSlot = slot;
-      this.count++;
-    } else {
-      this.unlink(slot);
-    }
+    if (node.timerBucket < 0) this.count++;
+    else this.unlink(node);
     time += 0; // −0 and 0 are one time
     let bucket = this.bucketByTime.get(time);
     if (bucket < 0) bucket = this.addBucket(time);
-    const { links, bucketLinks } = this;
-    const b = bucket * BUCKET_STRIDE;
-    const tail = bucketLinks[b + TAIL] as number;
-    const s = slot * SLOT_STRIDE;
-    links[s + NEXT] = -1;
-    links[s + PREV] = tail;
-    links[s + BUCKET] = bucket;
-    if (tail < 0) bucketLinks[b + HEAD] = slot;
-    else links[tail * SLOT_STRIDE + NEXT] = slot;
-    bucketLinks[b + TAIL] = slot;
+    const tail = this.tails[bucket];
+    node.timerNext = undefined;
+    node.timerPrev = tail;
+    node.timerBucket = bucket;
+    if (tail === undefined) this.heads[bucket] = node;
+    else tail.timerNext = node;
+    this.tails[bucket] = node;
   }
 
   remove(node: T): void {
-    const slot = node.timerSlot;
-    if (slot >= 0) this.release(node, slot);
-  }
-
-  private release(node: T, slot: number): void {
-    node.timerSlot = -1;
-    this.unlink(slot);
-    this.nodes[slot] = undefined;
-    this.links[slot * SLOT_STRIDE + NEXT] = this.freeSlot;
-    this.freeSlot = slot;
+    if (node.timerBucket < 0) return;
+    this.unlink(node);
+    node.timerNext = undefined;
+    node.timerPrev = undefined;
+    node.timerBucket = -1;
     this.count--;
   }
 
-  private allocateSlot(): number {
-    const free = this.freeSlot;
-    if (free >= 0) {
-      this.freeSlot = this.links[free * SLOT_STRIDE + NEXT] as number;
-      return free;
-    }
-    if (this.slots * SLOT_STRIDE === this.links.length) this.links = grownInt32(this.links, this.links.length * 2);
-    return this.slots++;
-  }
-
-  /** Takes `slot` out of its bucket's list, and the bucket out of the heap once it is empty. */
-  private unlink(slot: number): void {
-    const { links, bucketLinks } = this;
-    const s = slot * SLOT_STRIDE;
-    const b = (links[s + BUCKET] as number) * BUCKET_STRIDE;
-    const prev = links[s + PREV] as number;
-    const next = links[s + NEXT] as number;
-    if (prev < 0) bucketLinks[b + HEAD] = next;
-    else links[prev * SLOT_STRIDE + NEXT] = next;
-    if (next < 0) bucketLinks[b + TAIL] = prev;
-    else links[next * SLOT_STRIDE + PREV] = prev;
-    if (prev < 0 && next < 0) this.removeBucket(links[s + BUCKET] as number);
+  /** Takes `node` out of its bucket's list, and the bucket out of the heap once it is empty. */
+  private unlink(node: T): void {
+    const bucket = node.timerBucket;
+    const prev = node.timerPrev;
+    const next = node.timerNext;
+    if (prev === undefined) this.heads[bucket] = next;
+    else prev.timerNext = next;
+    if (next === undefined) this.tails[bucket] = prev;
+    else next.timerPrev = prev;
+    if (prev === undefined && next === undefined) this.removeBucket(bucket);
   }
 
   private addBucket(time: number): number {
     let bucket = this.freeBucket;
     if (bucket >= 0) {
-      this.freeBucket = this.bucketLinks[bucket * BUCKET_STRIDE + HEAD] as number;
+      this.freeBucket = this.bucketLinks[bucket * BUCKET_STRIDE + NEXT_FREE] as number;
     } else {
       if (this.buckets === this.times.length) {
         const capacity = this.buckets * 2;
@@ -258,9 +222,6 @@ export class TimerQueue<T extends TimerNode> {
     }
     this.bucketByTime.set(time, bucket);
     this.times[bucket] = time;
-    const b = bucket * BUCKET_STRIDE;
-    this.bucketLinks[b + HEAD] = -1;
-    this.bucketLinks[b + TAIL] = -1;
     siftUp(this.heap, this.keys, this.bucketLinks, this.heapSize++, bucket, time);
     return bucket;
   }
@@ -268,8 +229,9 @@ export class TimerQueue<T extends TimerNode> {
   private removeBucket(bucket: number): void {
     const time = this.times[bucket] as number;
     this.bucketByTime.delete(time);
-    const b = bucket * BUCKET_STRIDE;
-    this.bucketLinks[b + HEAD] = this.freeBucket;
+    this.heads[bucket] = undefined;
+    this.tails[bucket] = undefined;
+    this.bucketLinks[bucket * BUCKET_STRIDE + NEXT_FREE] = this.freeBucket;
     this.freeBucket = bucket;
     removeAt(this.heap, this.keys, this.bucketLinks, --this.heapSize, bucket, time);
   }

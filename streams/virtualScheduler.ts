@@ -1,9 +1,15 @@
 import { Subscription, type SchedulerAction, type SchedulerLike } from 'rxjs';
-import { TimerQueue } from './timerQueue.js';
+import { TimerQueue, type TimerNode } from './timerQueue.js';
 
-class VirtualAction<T> extends Subscription implements SchedulerAction<T> {
-  /** Slot in the scheduler's timer queue; −1 when not queued. */
-  timerSlot = -1;
+// State types differ per action; the queue only orders them by time.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyAction = VirtualAction<any>;
+
+class VirtualAction<T> extends Subscription implements SchedulerAction<T>, TimerNode<AnyAction> {
+  // Kept by the scheduler's timer queue.
+  timerNext: AnyAction | undefined = undefined;
+  timerPrev: AnyAction | undefined = undefined;
+  timerBucket = -1;
 
   constructor(
     private readonly scheduler: VirtualScheduler,
@@ -29,10 +35,6 @@ class VirtualAction<T> extends Subscription implements SchedulerAction<T> {
   }
 }
 
-// State types differ per action; the queue only orders them by time.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyAction = VirtualAction<any>;
-
 export interface VirtualSchedulerOptions {
   /** Virtual time at which the clock starts. */
   readonly startMs?: number;
@@ -57,8 +59,6 @@ export interface VirtualSchedulerOptions {
 export class VirtualScheduler implements SchedulerLike {
   private clock: number;
   private running = false;
-  /** The next action's state, read early (see `runUntil`). */
-  private upcoming: unknown = undefined;
   private readonly queue = new TimerQueue<AnyAction>();
 
   constructor({ startMs = 0 }: VirtualSchedulerOptions = {}) {
@@ -125,12 +125,11 @@ export class VirtualScheduler implements SchedulerLike {
         const time = queue.peekTime();
         if (time > limit) break;
         this.clock = time;
-        // Off the queue while it runs: a periodic action that re-schedules itself takes the slot
-        // it just left (and goes behind the actions already due at its new time).
+        // Off the queue while it runs (a periodic action that re-schedules itself goes behind the
+        // actions already due at its new time). Taking it off writes to the action due next,
+        // which is then on its way into the cache while this one runs: thousands of actions due
+        // in no memory order make every first touch a miss.
         const action = queue.shift();
-        // Read the next action now: its object is then on its way into the cache while this one
-        // runs (thousands of actions due in no memory order make every first touch a miss).
-        this.upcoming = queue.peek()?.state;
         try {
           // A method call, so `this` is the action; `work.call(…)` looked `call` up on a
           // different function each time, a generic property load per action.
@@ -142,7 +141,6 @@ export class VirtualScheduler implements SchedulerLike {
       }
     } finally {
       this.running = false;
-      this.upcoming = undefined;
     }
   }
 }
