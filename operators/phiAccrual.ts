@@ -202,11 +202,12 @@ class WakeQueue {
 
 /**
  * An empty table of detector slots by agent id. A null-prototype object rather than a `Map`: V8
- * keeps it as one open hash table with each key beside its value, and compares internalised
- * string keys by pointer, so a look-up reads one memory line where a `Map` of thousands of ids
- * reads a bucket, then an entry, and often another id's string to compare with (in the
- * virtual-hour benchmark, 5–10 % fewer instructions and 10–20 % fewer L1 misses per beat).
- * With no prototype, every string is an own key: `__proto__`, `constructor`, `"0"` included.
+ * keeps it as one open hash table with each key beside its value and compares internalised keys
+ * by pointer, so a look-up reads one memory line where a `Map` of thousands of ids reads a
+ * bucket, then an entry, and often another id's string to compare with. (Ids that arrive as
+ * fresh strings, parsed from each message, are first looked up in V8's string table; a `Map`
+ * hashes those too.) With no prototype, every string is an own key: `__proto__`, `constructor`,
+ * `"0"` included.
  */
 function slotsById(): Record<string, number | undefined> {
   return Object.create(null) as Record<string, number | undefined>;

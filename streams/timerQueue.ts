@@ -1,4 +1,4 @@
-import { BUCKET_STRIDE, removeAt, siftUp } from '../operators/internal/bucketHeap.js';
+import { BUCKET_STRIDE, POSITION, removeAt, siftUp } from '../operators/internal/bucketHeap.js';
 
 /**
  * An entry of a {@link TimerQueue}. The queue keeps these fields: the timers due at the same time
@@ -15,8 +15,8 @@ export interface TimerNode<T> {
 
 const INITIAL_CAPACITY = 64;
 
-/** In a free bucket's link group: the next free bucket (−1: none). */
-const NEXT_FREE = 0;
+/** In a free bucket's link group (any field but the heap's): the next free bucket (−1: none). */
+const NEXT_FREE: Exclude<0 | 1 | 2 | 3, typeof POSITION> = 0;
 
 function grownInt32(array: Int32Array, length: number): Int32Array<ArrayBuffer> {
   const grown = new Int32Array(length);
@@ -123,8 +123,9 @@ class TimeIndex {
  *
  * Built for many timers firing in no particular memory order (thousands of agents each
  * re-arming its own timer): a timer's list links live in the timer itself, which whoever runs it
- * reads anyway, so taking the first timer off touches that timer and the one after it (the next
- * to run), and queuing it again touches the last timer of its new time (queued moments ago).
+ * reads anyway, so taking the first timer off touches that timer and, if another is due at the
+ * same time, that one (the next to run); queuing it again touches the last timer of its new
+ * time (queued moments ago). No side table of slots to miss in.
  * The heap and the bucket keys live in typed arrays; with whole-ms times, ten thousand timers
  * share about a thousand distinct times, so the heap stays in the nearest cache and most moves
  * are a list append.

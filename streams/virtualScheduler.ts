@@ -126,9 +126,9 @@ export class VirtualScheduler implements SchedulerLike {
         if (time > limit) break;
         this.clock = time;
         // Off the queue while it runs (a periodic action that re-schedules itself goes behind the
-        // actions already due at its new time). Taking it off writes to the action due next,
-        // which is then on its way into the cache while this one runs: thousands of actions due
-        // in no memory order make every first touch a miss.
+        // actions already due at its new time). When another action is due at the same time,
+        // taking this one off writes to it, so it is on its way into the cache while this one
+        // runs: thousands of actions due in no memory order make every first touch a miss.
         const action = queue.shift();
         try {
           // A method call, so `this` is the action; `work.call(…)` looked `call` up on a

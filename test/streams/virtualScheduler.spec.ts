@@ -577,12 +577,27 @@ describe('VirtualScheduler under RxJS operators: the same emission times as Test
 // --- Property: the heap scheduler against a naive sorted-array model -------------------------------------
 
 type Command =
-  /** A new action: runs `1 + repeats` times, `period` apart, and on each run may spawn a one-shot child. */
-  | { readonly kind: 'schedule'; readonly delay: number; readonly repeats: number; readonly period: number; readonly child: number | null }
+  /**
+   * A new action: runs `1 + repeats` times, `period` apart; on each run it may spawn a one-shot
+   * child, on its first run it may cancel or move another action (or itself), then it
+   * re-schedules itself.
+   */
+  | { readonly kind: 'schedule'; readonly delay: number; readonly repeats: number; readonly period: number; readonly child: number | null; readonly poke: Poke | null }
   | { readonly kind: 'cancel'; readonly pick: number }
   /** `action.schedule(undefined, delay)` from outside: moves a queued action, re-queues a finished one. */
   | { readonly kind: 'reschedule'; readonly pick: number; readonly delay: number }
   | { readonly kind: 'advance'; readonly ms: number };
+
+/** What a running action does to another one (picked among all actions made so far). */
+type Poke = { readonly kind: 'cancel'; readonly pick: number } | { readonly kind: 'reschedule'; readonly pick: number; readonly delay: number };
+
+const poke: fc.Arbitrary<Poke | null> = fc.option(
+  fc.oneof(
+    fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
+    fc.record({ kind: fc.constant('reschedule' as const), pick: fc.nat(), delay: fc.oneof({ weight: 5, arbitrary: fc.integer({ min: -1, max: 12 }) }, { weight: 1, arbitrary: fc.constant(Infinity) }) }),
+  ),
+  { freq: 3 },
+);
 
 const command: fc.Arbitrary<Command> = fc.oneof(
   {
@@ -593,6 +608,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       repeats: fc.integer({ min: 0, max: 3 }),
       period: fc.integer({ min: -1, max: 10 }),
       child: fc.option(fc.integer({ min: -1, max: 8 })),
+      poke,
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }) },
@@ -611,6 +627,8 @@ interface Spec {
   repeats: number;
   readonly period: number;
   readonly child: number | null;
+  /** Done on the action's first run only (two actions moving each other would never stop). */
+  poke: Poke | null;
 }
 
 /** The obviously-correct scheduler: an array searched for its (time, seq) minimum. */
@@ -652,11 +670,18 @@ class Model {
       this.clock = run.time;
       this.log.push([run.time, run.id]);
       const spec = this.specs[run.id]!;
-      // Same order as the real work below: child first, then the re-schedule.
-      if (spec.child !== null) this.create({ repeats: 0, period: 0, child: null }, spec.child);
+      // Same order as the real work below: child, poke, then the re-schedule.
+      if (spec.child !== null) this.create({ repeats: 0, period: 0, child: null, poke: null }, spec.child);
+      const { poke } = spec;
+      spec.poke = null;
+      if (poke !== null) {
+        const target = poke.pick % this.specs.length;
+        if (poke.kind === 'cancel') this.cancel(target);
+        else this.reschedule(target, poke.delay);
+      }
       if (spec.repeats > 0) {
         spec.repeats--;
-        this.enqueue(run.id, spec.period);
+        this.reschedule(run.id, spec.period);
       }
     }
   }
@@ -675,7 +700,14 @@ function agreesWithModel(commands: readonly Command[]): void {
     subscriptions.push(
       s.schedule(function () {
         log.push([s.now(), id]);
-        if (spec.child !== null) create({ repeats: 0, period: 0, child: null }, spec.child);
+        if (spec.child !== null) create({ repeats: 0, period: 0, child: null, poke: null }, spec.child);
+        const { poke } = spec;
+        spec.poke = null;
+        if (poke !== null) {
+          const target = subscriptions[poke.pick % subscriptions.length] as unknown as SchedulerAction<undefined>;
+          if (poke.kind === 'cancel') target.unsubscribe();
+          else target.schedule(undefined, poke.delay);
+        }
         if (left > 0) {
           left--;
           this.schedule(undefined, spec.period);
@@ -686,7 +718,7 @@ function agreesWithModel(commands: readonly Command[]): void {
 
   for (const c of commands) {
     if (c.kind === 'schedule') {
-      const spec = { repeats: c.repeats, period: c.period, child: c.child };
+      const spec = { repeats: c.repeats, period: c.period, child: c.child, poke: c.poke };
       create(spec, c.delay);
       model.create({ ...spec }, c.delay);
     } else if (c.kind === 'cancel') {
@@ -732,6 +764,7 @@ const wideCommand: fc.Arbitrary<Command> = fc.oneof(
       repeats: fc.integer({ min: 0, max: 3 }),
       period: fc.integer({ min: -1, max: 10 }),
       child: fc.option(fc.integer({ min: -1, max: 8 })),
+      poke,
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }) },
