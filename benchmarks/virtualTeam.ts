@@ -10,9 +10,9 @@ import { VirtualScheduler } from '../streams/virtualScheduler.js';
 
 /**
  * How the agents' beats reach phiAccrual:
- * - `source`: each agent is one scheduled action carrying its heartbeat as the action's state
- *   (RxJS's `schedule(work, delay, state)`, one work function for all), emitting to the subscriber
- *   of a plain `Observable`, the way `interval` or `fromEvent` emit;
+ * - `source`: each agent is one scheduled action whose state is the agent (its heartbeat and its
+ *   random generator) — RxJS's `schedule(work, delay, state)`, one work function for all —
+ *   emitting to the subscriber of a plain `Observable`, the way `interval` or `fromEvent` emit;
  * - `subject`: each agent is a closure of its own and emits through a `Subject`.
  */
 export type Driver = 'source' | 'subject';
@@ -29,18 +29,28 @@ export interface TeamRun {
 
 export type TeamReport = { readonly type: 'ready' } | ({ readonly type: 'ran' } & TeamRun) | { readonly type: 'error'; readonly message: string };
 
+/** An agent of the `source` driver. */
+interface Agent {
+  readonly heartbeat: Heartbeat;
+  /** Its own linear congruential generator's state, seeded with its index. */
+  seed: number;
+}
+
+/** The generator's next state after `seed` (the C library's constants, in 32-bit arithmetic). */
+function wobble(seed: number): number {
+  return (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+}
+/** The interval a state stands for: 950..1050 ms, 1 Hz ± 5 %. */
+const intervalOf = (seed: number): number => 950 + (seed % 101);
+
 /**
- * `agents` agents beat at 1 Hz with a ±5 % wobble (950..1050 ms, from one LCG, so every run is
- * the same) into one phiAccrual; `run` moves the scheduler's clock.
+ * `agents` agents beat at 1 Hz with a ±5 % wobble, each from its own generator (so every run is
+ * the same, whatever order the scheduler runs same-time actions in), into one phiAccrual; `run`
+ * moves the scheduler's clock.
  */
 function team(scheduler: SchedulerLike, driver: Driver, agents: number, run: () => void): TeamRun {
   let suspicions = 0;
   let beats = 0;
-  let lcg = 1;
-  const interval = (): number => {
-    lcg = (lcg * 1103515245 + 12345) & 0x7fffffff;
-    return 950 + (lcg % 101);
-  };
   const verdict = (e: Liveness): void => {
     if (e.type === 'suspected') suspicions++;
   };
@@ -54,21 +64,25 @@ function team(scheduler: SchedulerLike, driver: Driver, agents: number, run: () 
       .pipe(phiAccrual({ scheduler }))
       .subscribe(verdict);
     const sink = emit as Subscriber<Heartbeat>;
-    const beat = function (this: SchedulerAction<Heartbeat>, heartbeat?: Heartbeat): void {
+    const beat = function (this: SchedulerAction<Agent>, agent?: Agent): void {
+      const a = agent as Agent;
       beats++;
-      sink.next(heartbeat as Heartbeat);
-      this.schedule(heartbeat, interval());
+      sink.next(a.heartbeat);
+      a.seed = wobble(a.seed);
+      this.schedule(a, intervalOf(a.seed));
     };
-    for (let i = 0; i < agents; i++) scheduler.schedule(beat, i % 1000, { agentId: `agent-${i}` });
+    for (let i = 0; i < agents; i++) scheduler.schedule(beat, i % 1000, { heartbeat: { agentId: `agent-${i}` }, seed: i });
   } else {
     const subject = new Subject<Heartbeat>();
     subscription = subject.pipe(phiAccrual({ scheduler })).subscribe(verdict);
     for (let i = 0; i < agents; i++) {
       const heartbeat: Heartbeat = { agentId: `agent-${i}` };
+      let seed = i;
       scheduler.schedule(function (this: SchedulerAction<undefined>) {
         beats++;
         subject.next(heartbeat);
-        this.schedule(undefined, interval());
+        seed = wobble(seed);
+        this.schedule(undefined, intervalOf(seed));
       }, i % 1000);
     }
   }
@@ -77,6 +91,14 @@ function team(scheduler: SchedulerLike, driver: Driver, agents: number, run: () 
   const wallMs = performance.now() - start;
   subscription.unsubscribe();
   return { wallMs, beats, suspicions };
+}
+
+/** A run that did not beat about once a second per agent, or suspected a beating agent, measured something else. */
+function checked(r: TeamRun, agents: number, spanMs: number): TeamRun {
+  const expected = (agents * spanMs) / 1000;
+  if (Math.abs(r.beats - expected) > expected * 0.05) throw new Error(`expected about ${expected} beats, counted ${r.beats}`);
+  if (r.suspicions !== 0) throw new Error(`${r.suspicions} agents suspected though every one kept beating`);
+  return r;
 }
 
 const report = (message: TeamReport): void => {
@@ -89,10 +111,10 @@ process.on('message', (command: TeamCommand) => {
     const { driver, agents, spanMs } = command;
     if (command.scheduler === 'rxjs') {
       const rx = new VirtualTimeScheduler(undefined, spanMs);
-      report({ type: 'ran', ...team(rx, driver, agents, () => rx.flush()) });
+      report({ type: 'ran', ...checked(team(rx, driver, agents, () => rx.flush()), agents, spanMs) });
     } else {
       const ours = new VirtualScheduler();
-      report({ type: 'ran', ...team(ours, driver, agents, () => ours.advanceTo(spanMs)) });
+      report({ type: 'ran', ...checked(team(ours, driver, agents, () => ours.advanceTo(spanMs)), agents, spanMs) });
     }
   } catch (err) {
     report({ type: 'error', message: err instanceof Error ? err.message : String(err) });
