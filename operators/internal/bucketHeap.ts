@@ -11,21 +11,23 @@ export const BUCKET_STRIDE = 4;
 /** The field of a bucket's link group that holds its heap position. */
 export const POSITION = 2;
 
+/** Puts `bucket`, due at `key`, at heap position `i` and records the position in its links. */
+function place(heap: Int32Array, keys: Float64Array, links: Int32Array, i: number, bucket: number, key: number): void {
+  heap[i] = bucket;
+  keys[i] = key;
+  links[bucket * BUCKET_STRIDE + POSITION] = i;
+}
+
 /** Places `bucket`, due at `key`, at heap position `i` or above it. */
 export function siftUp(heap: Int32Array, keys: Float64Array, links: Int32Array, i: number, bucket: number, key: number): void {
   while (i > 0) {
     const p = (i - 1) >> 1;
     const parentKey = keys[p] as number;
     if (parentKey < key) break;
-    const parent = heap[p] as number;
-    heap[i] = parent;
-    keys[i] = parentKey;
-    links[parent * BUCKET_STRIDE + POSITION] = i;
+    place(heap, keys, links, i, heap[p] as number, parentKey);
     i = p;
   }
-  heap[i] = bucket;
-  keys[i] = key;
-  links[bucket * BUCKET_STRIDE + POSITION] = i;
+  place(heap, keys, links, i, bucket, key);
 }
 
 /** Places `bucket`, due at `key`, at heap position `i` or below it, in a heap of `size`. */
@@ -42,15 +44,10 @@ export function siftDown(heap: Int32Array, keys: Float64Array, links: Int32Array
       }
     }
     if (key < childKey) break;
-    const child = heap[c] as number;
-    heap[i] = child;
-    keys[i] = childKey;
-    links[child * BUCKET_STRIDE + POSITION] = i;
+    place(heap, keys, links, i, heap[c] as number, childKey);
     i = c;
   }
-  heap[i] = bucket;
-  keys[i] = key;
-  links[bucket * BUCKET_STRIDE + POSITION] = i;
+  place(heap, keys, links, i, bucket, key);
 }
 
 /**
