@@ -18,7 +18,7 @@ import {
 import { AgentHost } from '../streams/agentHost.js';
 import type { Envelope, Network, RemoteMember } from '../streams/network.js';
 import { InMemoryNetwork } from '../streams/network.js';
-import type { AssignBody, HeartbeatBody, ProgressBody, ResultBody, VoteBody } from '../streams/protocol.js';
+import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
 import { canRun, type InProcessAgent, type Subtask, type Task } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
@@ -1154,7 +1154,7 @@ class Run {
     let messages = 0;
     for (const [kind, s] of Object.entries(stats.byKind)) {
       const n = s.sent - (this.startByKind[kind] ?? 0);
-      if (n <= 0 || SERVICE_KINDS.has(kind)) continue; // a service's traffic with its clients is not coordination
+      if (n <= 0 || SUBMISSION_KINDS.has(kind)) continue; // a service's traffic with its clients is not coordination
       messagesByKind[kind] = n;
       messages += n;
     }
@@ -1231,9 +1231,6 @@ class Candidates {
     this.ids.splice(at, 1);
   }
 }
-
-/** Kinds a service (`rxswarm serve`) exchanges with the clients submitting tasks. */
-const SERVICE_KINDS: ReadonlySet<string> = new Set(['submit', 'event', 'outcome']);
 
 /** Unacknowledged assignments in a row after which a beating agent is treated as hung. */
 const UNACKED_LIMIT = 3;

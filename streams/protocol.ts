@@ -82,6 +82,9 @@ export interface OutcomeBody {
   readonly error?: string;
 }
 
+/** Kinds a service (`rxswarm serve`) exchanges with the clients submitting tasks. */
+export const SUBMISSION_KINDS: ReadonlySet<string> = new Set<MessageKind>(['submit', 'event', 'outcome']);
+
 /** Where an agent in another process sends its liveness heartbeats (a mesh: every peer too). */
 export interface PeersBody {
   readonly targets: readonly string[];

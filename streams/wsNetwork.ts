@@ -7,6 +7,7 @@ import { requireInteger, requireNumber, requireInRange, requireScheduler } from 
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
 import { DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
+import { SUBMISSION_KINDS } from './protocol.js';
 
 // Wall-clock time and timers are allowed here: this is a real transport, at the edge of the system
 // (the architecture test exempts streams/ws*.ts). Message stamps still come from the scheduler.
@@ -168,7 +169,7 @@ export interface RemoteAgent {
 /** What a client connection may send: a task to the service, nothing that steers agents. */
 const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit']);
 /** What only the coordinator's process sends: an agent sending these is refused. */
-const SERVICE_KINDS: ReadonlySet<string> = new Set(['submit', 'event', 'outcome', 'peers']);
+const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 'peers']);
 
 class Connection {
   agentId: string | undefined;
