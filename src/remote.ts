@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Observable, filter, type Subscription } from 'rxjs';
+import { Observable } from 'rxjs';
 import { AgentHost } from '../streams/agentHost.js';
 import type { EventBody, OutcomeBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
-import { WsClientNetwork, type WsClientEvent, type ReconnectOptions } from '../streams/wsNetwork.js';
+import { WsClientNetwork, WsConnectionError, type WsClientEvent, type ReconnectOptions } from '../streams/wsNetwork.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { TASKS } from './service.js';
 import { COORDINATOR } from './topology.js';
@@ -102,19 +102,19 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
     random: createRandom(process.pid),
     firstIncarnation: Date.now(), // above any earlier process under this id
   });
-  // Another server instance (the service restarted): its coordinator knows nothing of the old
-  // one's attempts, so the host starts over rather than mistake new assignments for old ones.
-  let session: string | undefined;
-  const events = network.events$.subscribe(event => {
-    if (event.type !== 'joined') return;
-    if (session !== undefined && event.session !== session) host.restart();
-    session = event.session;
-  });
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-  // The host's inbox subscription drives the connection; a final refusal errors it.
-  const watch: Subscription = network.events$.pipe(filter(e => e.type === 'disconnected' && !e.willReconnect)).subscribe(e => {
-    if (e.type === 'disconnected') settle.reject(new Error(`connection refused for good (close ${e.code}): ${e.reason}`));
+  let session: string | undefined;
+  const events = network.events$.subscribe(event => {
+    if (event.type === 'joined') {
+      // Another server instance (the service restarted): its coordinator knows nothing of the
+      // old one's attempts, so the host starts over rather than mistake new assignments for old.
+      if (session !== undefined && event.session !== session) host.restart();
+      session = event.session;
+    } else if (event.type === 'disconnected' && !event.willReconnect) {
+      // The host's inbox subscription drives the connection; a final refusal ends the agent.
+      settle.reject(new WsConnectionError(event.code, event.reason));
+    }
   });
   host.start();
   return {
@@ -126,7 +126,6 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
       // Let the goodbye heartbeat reach the socket before the leave frame and the close.
       await new Promise(resolve => setImmediate(resolve));
       events.unsubscribe();
-      watch.unsubscribe();
       network.close();
       settle.resolve();
     },
