@@ -52,6 +52,8 @@ describe('Service', () => {
     ]);
     expect([a.taskId, a.success, Object.keys(a.results).length]).toEqual(['a', true, 6]);
     expect([b.taskId, b.success, Object.keys(b.results).length]).toEqual(['b', true, 6]);
+    const [first, second] = [a.metrics, b.metrics].sort((x, y) => x.startedAt - y.startedAt);
+    expect(second!.startedAt).toBeGreaterThanOrEqual(first!.finishedAt); // one after the other
   });
 
   it.each([
