@@ -11,7 +11,7 @@ import { validateTask } from './coordinator.js';
 import { runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationResult } from './events.js';
-import { LiveView, describeEvent, reportLines } from './liveView.js';
+import { LiveView, eventText, reportLines } from './liveView.js';
 import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
 import { Service } from './service.js';
 import { simulate, type SimulationReport } from './simulate.js';
@@ -148,8 +148,8 @@ async function serve(flags: { host: string; port: number; token?: string; topolo
           console.log(`task ${taskId}: ${event.result.success ? 'done' : 'failed'}, ${m.completed} of ${m.subtasks} completed in ${(m.durationMs / 1000).toFixed(2)} s`);
           return;
         }
-        const line = describeEvent(event, 0);
-        if (line !== undefined) console.log(`task ${taskId}: ${line.replace(/^\s*\S+\s+/, '')}`);
+        const text = eventText(event);
+        if (text !== undefined) console.log(`task ${taskId}: ${text}`);
       },
     });
   } catch (err) {

@@ -2,8 +2,14 @@ import { createLogUpdate } from 'log-update';
 import picocolors from 'picocolors';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 
-// Colours only on a terminal (picocolors alone would also colour under CI, into logs and pipes).
-const pc = picocolors.createColors(process.stdout.isTTY === true && process.env.NO_COLOR === undefined);
+type Colors = ReturnType<typeof picocolors.createColors>;
+
+/** Colours for what goes to `stream`: only on a terminal (picocolors alone would also colour under CI, into logs and pipes). */
+function colorsFor(stream: NodeJS.WriteStream): Colors {
+  return picocolors.createColors(stream.isTTY === true && process.env.NO_COLOR === undefined);
+}
+
+const stdoutColors = colorsFor(process.stdout);
 
 type AgentState = 'live' | 'suspected' | 'down';
 
@@ -37,6 +43,7 @@ const FRAME_MS = 100;
  */
 export class LiveView {
   private readonly stream: NodeJS.WriteStream;
+  private readonly pc: Colors;
   private readonly live: boolean;
   private readonly update: ReturnType<typeof createLogUpdate> | undefined;
   private readonly agents = new Map<string, AgentRow>();
@@ -55,6 +62,7 @@ export class LiveView {
   constructor({ total, stream = process.stdout, live = stream.isTTY === true }: LiveViewOptions) {
     this.total = total;
     this.stream = stream;
+    this.pc = colorsFor(stream);
     this.live = live;
     this.update = live ? createLogUpdate(stream) : undefined;
   }
@@ -63,7 +71,7 @@ export class LiveView {
   event(e: CoordinationEvent): void {
     this.origin ??= e.at;
     this.track(e);
-    const line = describeEvent(e, this.origin);
+    const line = describeEvent(e, this.origin, this.pc);
     if (line !== undefined) {
       if (this.update !== undefined) this.update.persist(line);
       else this.stream.write(`${line}\n`);
@@ -151,6 +159,7 @@ export class LiveView {
   }
 
   private render(): string {
+    const pc = this.pc;
     const width = 30;
     const done = this.completed + this.failed;
     const filled = this.total === 0 ? width : Math.round((done / this.total) * width);
@@ -171,40 +180,48 @@ export class LiveView {
   }
 }
 
-/** One readable line for the events a person watching wants to see; undefined for the rest. */
-export function describeEvent(e: CoordinationEvent, originMs: number): string | undefined {
-  const at = `${((e.at - originMs) / 1000).toFixed(2).padStart(7)}s`;
+/**
+ * One readable line for the events a person watching wants to see, timed from `originMs`;
+ * undefined for the rest.
+ */
+export function describeEvent(e: CoordinationEvent, originMs: number, pc: Colors = stdoutColors): string | undefined {
+  const text = eventText(e, pc);
+  return text === undefined ? undefined : `${((e.at - originMs) / 1000).toFixed(2).padStart(7)}s  ${text}`;
+}
+
+/** `describeEvent` without the time. */
+export function eventText(e: CoordinationEvent, pc: Colors = stdoutColors): string | undefined {
   switch (e.type) {
     case 'protocol.selected':
-      return `${at}  protocol  ${e.protocol} (${e.reason})`;
+      return `protocol  ${e.protocol} (${e.reason})`;
     case 'protocol.switched':
-      return `${at}  ${pc.cyan('switch')}    ${e.switch.from} → ${e.switch.to}: ${e.switch.reason}; ${e.inFlight} in flight handed over`;
+      return `${pc.cyan('switch')}    ${e.switch.from} → ${e.switch.to}: ${e.switch.reason}; ${e.inFlight} in flight handed over`;
     case 'protocol.repaired':
-      return `${at}  repair    ${e.repair}`;
+      return `repair    ${e.repair}`;
     case 'agent.suspected':
-      return `${at}  ${pc.yellow('suspect')}   ${e.agentId}: ${e.detail}`;
+      return `${pc.yellow('suspect')}   ${e.agentId}: ${e.detail}`;
     case 'agent.down':
-      return `${at}  ${pc.red('down')}      ${e.agentId}: ${e.reason}`;
+      return `${pc.red('down')}      ${e.agentId}: ${e.reason}`;
     case 'agent.recovered':
-      return `${at}  ${pc.green('back')}      ${e.agentId}`;
+      return `${pc.green('back')}      ${e.agentId}`;
     case 'agent.refused':
-      return `${at}  ${pc.red('refused')}   ${e.agentId}: ${e.reason}`;
+      return `${pc.red('refused')}   ${e.agentId}: ${e.reason}`;
     case 'fault.detected':
-      return `${at}  ${pc.red('fault')}     ${e.kind} (${e.severity})${e.agentId ? ` ${e.agentId}` : ''}: ${e.detail}`;
+      return `${pc.red('fault')}     ${e.kind} (${e.severity})${e.agentId ? ` ${e.agentId}` : ''}: ${e.detail}`;
     case 'healing.succeeded':
     case 'healing.failed':
-      return `${at}  ${(e.type === 'healing.succeeded' ? pc.green : pc.yellow)('heal')}      ${e.strategy} → ${e.ok ? 'ok' : 'no'}: ${e.detail}`;
+      return `${(e.type === 'healing.succeeded' ? pc.green : pc.yellow)('heal')}      ${e.strategy} → ${e.ok ? 'ok' : 'no'}: ${e.detail}`;
     case 'consensus.decided':
-      return `${at}  consensus ${e.proposalId}: ${e.outcome} (${e.yes} yes, ${e.no} no)`;
+      return `consensus ${e.proposalId}: ${e.outcome} (${e.yes} yes, ${e.no} no)`;
     case 'subtask.rejected':
-      return `${at}  ${pc.yellow('rejected')}  result of ${e.subtaskId} (attempt ${e.attempt}) from ${e.agentId}: ${e.reason}`;
+      return `${pc.yellow('rejected')}  result of ${e.subtaskId} (attempt ${e.attempt}) from ${e.agentId}: ${e.reason}`;
     default:
       return undefined;
   }
 }
 
 /** The final report of a run, as lines. */
-export function reportLines(result: CoordinationResult): string[] {
+export function reportLines(result: CoordinationResult, pc: Colors = stdoutColors): string[] {
   const m = result.metrics;
   const lines = [
     `${result.success ? pc.green('done') : pc.red('failed')}: ${m.completed} of ${m.subtasks} subtasks completed, ${m.failed} failed, in ${(m.durationMs / 1000).toFixed(2)} s`,

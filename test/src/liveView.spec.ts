@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { LiveView, describeEvent, reportLines } from '../../src/liveView.js';
+import { LiveView, describeEvent, eventText, reportLines } from '../../src/liveView.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 
 function capture(): { stream: NodeJS.WriteStream; text: () => string } {
@@ -28,9 +28,25 @@ describe('LiveView', () => {
     expect(text()).not.toMatch(/\x1b\[/); // no escape codes in a pipe
   });
 
+  it('colours what it writes by its own stream (a terminal), not by stdout', () => {
+    vi.stubEnv('NO_COLOR', undefined);
+    try {
+      const { stream, text } = capture();
+      (stream as { isTTY?: boolean }).isTTY = true;
+      const view = new LiveView({ total: 1, stream, live: false });
+      for (const e of events) view.event(e);
+      view.close();
+      expect(text()).toMatch(/\x1b\[/);
+      expect(text().replace(/\x1b\[\d+m/g, '')).toContain('suspect   a: phi 8.4 ≥ 8');
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
   it('describes only what a person watching wants to see', () => {
     expect(describeEvent({ type: 'subtask.completed', at: 5, subtaskId: 's', agentId: 'a', attempt: 1 }, 0)).toBeUndefined();
     expect(describeEvent({ type: 'agent.down', at: 2000, agentId: 'a', reason: 'left' }, 0)).toMatch(/2\.00s\s+down\s+a: left/);
+    expect(eventText({ type: 'agent.down', at: 2000, agentId: 'a', reason: 'left' })?.replace(/\x1b\[\d+m/g, '')).toMatch(/^down\s+a: left$/);
   });
 
   it('reports a result: counts, failures with their reasons', () => {
