@@ -1,5 +1,5 @@
 import { Observable, asyncScheduler, type OperatorFunction, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
-import { BUCKET_STRIDE, removeAt, siftUp } from './internal/bucketHeap.js';
+import { BUCKET_STRIDE, POSITION, removeAt, siftUp } from './internal/bucketHeap.js';
 import { operate } from './internal/operate.js';
 import { requireScheduler } from './internal/validate.js';
 import type { Heartbeat, Liveness } from './liveness.js';
@@ -19,13 +19,13 @@ const PREV = 1;
 const BUCKET = 2;
 const SLOT_STRIDE = 4;
 
-// A bucket's links, likewise.
+// A bucket's links, likewise, around the heap's `POSITION` field.
+type BucketField = Exclude<0 | 1 | 2 | 3, typeof POSITION>;
 /** First slot filed under the bucket's ms; for a free bucket, the next free bucket. */
-const HEAD = 0;
-const TAIL = 1;
-/** Heap position of the bucket. */
+const HEAD: BucketField = 0;
+const TAIL: BucketField = 1;
 /** Next bucket in the same hash chain (−1: last). */
-const CHAIN = 3;
+const CHAIN: BucketField = 3;
 
 /**
  * Detector slots filed by wake-up time, a whole ms: a min-heap of the distinct ms ("buckets"),
@@ -280,6 +280,13 @@ export function phiAccrual(options: PhiAccrualOptions = {}): OperatorFunction<He
       /** See `expire`. */
       let lookahead = 0;
 
+      /** Files `slot` under `key` (NaN: out of the queue), keeping the detector's tag equal to it. */
+      const file = (slot: number, key: number): void => {
+        if (Number.isNaN(key)) queue.remove(slot);
+        else queue.file(slot, key);
+        detectors.setTag(slot, key);
+      };
+
       /** Suspects every agent whose deadline has come; false if the consumer unsubscribed meanwhile. */
       const expire = (now: number): boolean => {
         // Re-entrant beats during `next` may change the queue: read the top afresh each time.
@@ -292,20 +299,16 @@ export function phiAccrual(options: PhiAccrualOptions = {}): OperatorFunction<He
           // A stale key: look again at the new bound; settle the exact ms only once it is due.
           const bound = detectors.suspicionLowerBound(top);
           if (bound > now) {
-            const key = wakeKey(bound, now);
-            queue.file(top, key);
-            detectors.setTag(top, key);
+            file(top, wakeKey(bound, now));
             continue;
           }
           const deadline = detectors.suspicionAt(top) as number;
           if (deadline <= now) {
-            queue.remove(top); // out of the queue until it beats again: that is what "suspected" means here
-            detectors.setTag(top, NaN);
+            file(top, NaN); // out of the queue until it beats again: that is what "suspected" means here
             subscriber.next({ type: 'suspected', agentId: agentIds[top] as string, at: now, phi: detectors.phi(top, now) });
             if (subscriber.closed) return false;
           } else {
-            queue.file(top, deadline);
-            detectors.setTag(top, deadline);
+            file(top, deadline);
           }
         }
         return true;
@@ -329,8 +332,7 @@ export function phiAccrual(options: PhiAccrualOptions = {}): OperatorFunction<He
       const wakeAt = (slot: number, bound: number): void => {
         const now = scheduler.now();
         const key = wakeKey(bound, now);
-        queue.file(slot, key);
-        detectors.setTag(slot, key);
+        file(slot, key);
         if (key < timerAt) {
           timer?.unsubscribe();
           timerAt = key;

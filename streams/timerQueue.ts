@@ -158,11 +158,6 @@ export class TimerQueue<T extends TimerNode<T>> {
     return this.count === 0 ? Infinity : (this.keys[0] as number);
   }
 
-  /** The earliest timer, left queued; undefined when empty. */
-  peek(): T | undefined {
-    return this.count === 0 ? undefined : this.heads[this.heap[0] as number];
-  }
-
   /** Takes the earliest timer off the queue; call only when not empty. */
   shift(): T {
     const node = this.heads[this.heap[0] as number] as T;

@@ -31,7 +31,7 @@ export function siftUp(heap: Int32Array, keys: Float64Array, links: Int32Array, 
 }
 
 /** Places `bucket`, due at `key`, at heap position `i` or below it, in a heap of `size`. */
-export function siftDown(heap: Int32Array, keys: Float64Array, links: Int32Array, size: number, i: number, bucket: number, key: number): void {
+function siftDown(heap: Int32Array, keys: Float64Array, links: Int32Array, size: number, i: number, bucket: number, key: number): void {
   for (;;) {
     let c = 2 * i + 1;
     if (c >= size) break;
