@@ -41,6 +41,7 @@ import type { CoordinationEvent } from '../src/events.js';
 import { submitTask } from '../src/remote.js';
 import { Service } from '../src/service.js';
 import type { TopologyName } from '../src/topology.js';
+import { nearestRank } from '../operators/internal/rollingWindow.js';
 import type { Subtask } from '../streams/task.js';
 import { DEFAULT_MAX_BYTES } from '../streams/wsCodec.js';
 import type { WsServerEvent } from '../streams/wsNetwork.js';
@@ -106,12 +107,6 @@ interface Measured {
 }
 
 const perSecond = (m: Measured): number => (m.count * 1000) / m.windowMs;
-
-/** Nearest-rank percentile of sorted values. */
-export function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
-}
 
 // ---- baseline: plain ws jobs ----------------------------------------------------------------
 
@@ -359,8 +354,8 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
     };
     const roundRatios = rxs.map((m, i) => perSecond(m) / perSecond(raws[i] as Measured));
     process.stderr.write(
-      `  ${topology}: raw ws jobs ${formatNumber(perSecond(rawPooled))}/s, p50 ${formatNumber(percentile(rawPooled.latencies, 0.5), 2)} ms, p99 ${formatNumber(percentile(rawPooled.latencies, 0.99), 2)} ms; ` +
-        `rxswarm ${formatNumber(perSecond(rx))}/s, p50 ${formatNumber(percentile(rx.latencies, 0.5), 2)} ms, p99 ${formatNumber(percentile(rx.latencies, 0.99), 2)} ms; per-round ratios ${roundRatios.map(r => r.toFixed(2)).join(' ')}\n`,
+      `  ${topology}: raw ws jobs ${formatNumber(perSecond(rawPooled))}/s, p50 ${formatNumber(nearestRank(rawPooled.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rawPooled.latencies, 99), 2)} ms; ` +
+        `rxswarm ${formatNumber(perSecond(rx))}/s, p50 ${formatNumber(nearestRank(rx.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rx.latencies, 99), 2)} ms; per-round ratios ${roundRatios.map(r => r.toFixed(2)).join(' ')}\n`,
     );
     await stopAll(children);
     return { topology, raw: rawPooled, rawAgentsCores: rawAgentsMs / rawPooled.windowMs, rx, rxAgentsCores: rxAgentsMs / endToEndMs, roundRatios, refusals, agentDisconnects };
@@ -373,7 +368,7 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
 function rows(pair: Pair): BenchRow[] {
   const { topology, raw, rx } = pair;
   const suite = `dispatch, ${AGENTS} agents, 1 ms work, ${topology}`;
-  const p = (m: Measured, q: number): number => percentile(m.latencies, q);
+  const p = (m: Measured, percent: number): number => nearestRank(m.latencies, percent);
   const hops = [...rx.hops].sort((a, b) => a[0] - b[0]).map(([h, n]) => `${formatNumber(n)} × ${h} hop${h === 1 ? '' : 's'}`).join(', ');
   const rounds = `${ROUNDS} rounds of ${formatNumber(raw.count / ROUNDS)}, alternating with the other side`;
   const rawNote = `${formatNumber(raw.count)} jobs (${rounds}) on ${AGENTS} plain ws connections in ${CHILDREN} processes, 1 in flight each; server ${formatNumber(raw.serverCores, 2)} cores, clients ${formatNumber(pair.rawAgentsCores, 2)} cores`;
@@ -384,9 +379,9 @@ function rows(pair: Pair): BenchRow[] {
   return [
     { suite, case: 'baseline: raw ws jobs, throughput', value: perSecond(raw), unit: 'jobs/s', note: rawNote },
     ratioRow(suite, 'rxswarm service: throughput', perSecond(rx), 'subtasks/s', 'raw ws', perSecond(raw), undefined, rxNote),
-    { suite, case: 'baseline: raw ws jobs, p50 round trip', value: p(raw, 0.5), unit: 'ms', note: `p99 ${formatNumber(p(raw, 0.99), 2)} ms, max ${formatNumber(p(raw, 1), 2)} ms` },
-    ratioRow(suite, 'rxswarm: p50 assign → result (lower is better)', p(rx, 0.5), 'ms', 'raw ws p50', p(raw, 0.5)),
-    ratioRow(suite, 'rxswarm: p99 assign → result (lower is better)', p(rx, 0.99), 'ms', 'raw ws p99', p(raw, 0.99), undefined, `max ${formatNumber(p(rx, 1), 2)} ms`),
+    { suite, case: 'baseline: raw ws jobs, p50 round trip', value: p(raw, 50), unit: 'ms', note: `p99 ${formatNumber(p(raw, 99), 2)} ms, max ${formatNumber(p(raw, 100), 2)} ms` },
+    ratioRow(suite, 'rxswarm: p50 assign → result (lower is better)', p(rx, 50), 'ms', 'raw ws p50', p(raw, 50)),
+    ratioRow(suite, 'rxswarm: p99 assign → result (lower is better)', p(rx, 99), 'ms', 'raw ws p99', p(raw, 99), undefined, `max ${formatNumber(p(rx, 100), 2)} ms`),
   ];
 }
 

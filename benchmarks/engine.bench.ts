@@ -31,7 +31,7 @@ import type { Fault } from '../streams/faults.js';
 import { createRandom } from '../streams/random.js';
 import type { InProcessAgent, Subtask } from '../streams/task.js';
 import { VirtualScheduler } from '../streams/virtualScheduler.js';
-import { median, ratioRow, type BenchRow } from './harness.js';
+import { formatNumber, median, ratioRow, type BenchRow } from './harness.js';
 
 const SEED = 7;
 const TOPOLOGIES = ['star', 'hierarchical', 'ring', 'mesh', 'adaptive'] as const;
@@ -93,13 +93,12 @@ function run(scenario: Scenario): Measured {
   return { report, wallMs: performance.now() - start };
 }
 
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** `assign 2.00, result 2.00, …` per subtask, largest first. */
 function byKind(report: SimulationReport): string {
   return Object.entries(report.messagesByKind)
     .sort((a, b) => b[1] - a[1])
-    .map(([kind, count]) => `${kind} ${fmt(count / report.subtasks, 2)}`)
+    .map(([kind, count]) => `${kind} ${formatNumber(count / report.subtasks, 2)}`)
     .join(', ');
 }
 
@@ -109,21 +108,21 @@ export function tableRows(): BenchRow[] {
     const subtasks = SUBTASKS_PER_AGENT * n;
     const spanMs = (subtasks / n) * WORK.mean;
     for (const faulty of [false, true]) {
-      const suite = `engine table, ${fmt(n)} agents, ${faulty ? 'faults' : 'no faults'}`;
+      const suite = `engine table, ${formatNumber(n)} agents, ${faulty ? 'faults' : 'no faults'}`;
       const faults = faulty ? faultPlan(n, spanMs, 8000) : [];
       rows.push({
         suite,
         case: 'work alone, no coordination (reference)',
         value: spanMs,
         unit: 'ms (virtual)',
-        note: `${fmt(subtasks)} subtasks × ${WORK.mean} ms mean / ${fmt(n)} agents${faulty ? `; faults: ${describe(faults)}` : ''}`,
+        note: `${formatNumber(subtasks)} subtasks × ${WORK.mean} ms mean / ${formatNumber(n)} agents${faulty ? `; faults: ${describe(faults)}` : ''}`,
       });
       const measured = new Map<Topology, Measured>();
       for (const topology of TOPOLOGIES) {
         if (SKIPPED.has(`${topology}/${n}/${faulty ? 'faults' : 'none'}`)) continue;
         process.stderr.write(`  ${suite}: ${topology}…`);
         const m = run({ seed: SEED, topology, agents: n, subtasks, workMs: WORK, faults, progressTimeoutMs: PROGRESS_TIMEOUT_MS });
-        process.stderr.write(` ${fmt(m.wallMs)} ms\n`);
+        process.stderr.write(` ${formatNumber(m.wallMs)} ms\n`);
         measured.set(topology, m);
       }
       const star = measured.get('star') as Measured;
@@ -147,7 +146,7 @@ export function tableRows(): BenchRow[] {
             'star',
             star.report.finishedAtMs,
             'lost = 0',
-            `lost ${report.lost}${report.lost > 0 ? ' (!)' : ''}, failed ${report.failed}, duplicates ${report.duplicatesAccepted}, executions ${fmt(report.executions)}, stale results ${report.result.metrics.staleResultsRejected}, healing ${report.healing.length}${protocol}; ${fmt(wallMs)} ms wall`,
+            `lost ${report.lost}${report.lost > 0 ? ' (!)' : ''}, failed ${report.failed}, duplicates ${report.duplicatesAccepted}, executions ${formatNumber(report.executions)}, stale results ${report.result.metrics.staleResultsRejected}, healing ${report.healing.length}${protocol}; ${formatNumber(wallMs)} ms wall`,
           ),
         );
       }
@@ -160,11 +159,11 @@ function describe(faults: readonly Fault[]): string {
   const crashes = faults.filter(f => f.kind === 'crash');
   const first = crashes[0]?.atMs ?? 0;
   const last = crashes[crashes.length - 1]?.atMs ?? 0;
-  const parts = [`${crashes.length} crash${crashes.length === 1 ? '' : 'es'} ${fmt(first)}–${fmt(last)} ms`];
+  const parts = [`${crashes.length} crash${crashes.length === 1 ? '' : 'es'} ${formatNumber(first)}–${formatNumber(last)} ms`];
   for (const f of faults) {
-    if (f.kind === 'hang') parts.push(`hang ${f.agent} @${fmt(f.atMs)}`);
-    if (f.kind === 'slow') parts.push(`slow ×${f.factor} ${f.agent} @${fmt(f.atMs)}`);
-    if (f.kind === 'partition') parts.push(`partition of ${(f.groups[1] ?? []).length} @${fmt(f.atMs)} healed @${fmt(f.healAtMs ?? Infinity)}`);
+    if (f.kind === 'hang') parts.push(`hang ${f.agent} @${formatNumber(f.atMs)}`);
+    if (f.kind === 'slow') parts.push(`slow ×${f.factor} ${f.agent} @${formatNumber(f.atMs)}`);
+    if (f.kind === 'partition') parts.push(`partition of ${(f.groups[1] ?? []).length} @${formatNumber(f.atMs)} healed @${formatNumber(f.healAtMs ?? Infinity)}`);
   }
   return parts.join(', ');
 }
@@ -186,7 +185,7 @@ export function speedRows(): BenchRow[] {
   for (const topology of ['hierarchical', 'star'] as const) {
     process.stderr.write(`  ${suite}: ${topology}…`);
     const { report, wallMs } = run({ seed: SEED, topology, agents: n, subtasks, workMs: LONG_WORK, faults, untilMs: HOUR_MS });
-    process.stderr.write(` ${fmt(wallMs)} ms\n`);
+    process.stderr.write(` ${formatNumber(wallMs)} ms\n`);
     const speed = report.finishedAtMs / wallMs;
     rows.push(
       ratioRow(
@@ -197,7 +196,7 @@ export function speedRows(): BenchRow[] {
         'real time',
         1,
         '>= 100x',
-        `${fmt(report.finishedAtMs / 1000)} s virtual in ${fmt(wallMs / 1000, 1)} s wall; completed ${fmt(report.completed)}, failed ${report.failed}, lost ${report.lost}; ${fmt(report.messages)} messages (${byKind(report)}); ${describe(faults)}`,
+        `${formatNumber(report.finishedAtMs / 1000)} s virtual in ${formatNumber(wallMs / 1000, 1)} s wall; completed ${formatNumber(report.completed)}, failed ${report.failed}, lost ${report.lost}; ${formatNumber(report.messages)} messages (${byKind(report)}); ${describe(faults)}`,
       ),
     );
   }
@@ -236,7 +235,7 @@ export function adaptiveRows(): BenchRow[] {
   scheduler.advanceTo(scheduler.now() + 2000);
   const rateAfter = (beats() - atSwitch) / 2;
   subscription.unsubscribe();
-  process.stderr.write(` ${fmt(performance.now() - started)} ms\n`);
+  process.stderr.write(` ${formatNumber(performance.now() - started)} ms\n`);
   return [
     ratioRow(
       suite,
@@ -246,7 +245,7 @@ export function adaptiveRows(): BenchRow[] {
       `${change.from}, before`,
       (atSwitch - twentyBefore) / 20,
       undefined,
-      `${change.from} → ${change.to} at ${fmt(change.at / 1000)} s: ${change.reason} (scores ${Object.entries(change.scores).map(([k, v]) => `${k} ${v.toPrecision(2)}`).join(', ')}); the execution score counts relay hops, not heartbeats; an hour of ${change.to} here is ~3.6 G heartbeats`,
+      `${change.from} → ${change.to} at ${formatNumber(change.at / 1000)} s: ${change.reason} (scores ${Object.entries(change.scores).map(([k, v]) => `${k} ${v.toPrecision(2)}`).join(', ')}); the execution score counts relay hops, not heartbeats; an hour of ${change.to} here is ~3.6 G heartbeats`,
     ),
   ];
 }
@@ -355,7 +354,7 @@ export function switchRows(): BenchRow[] {
   const lost = subtasks.filter(s => !completions.has(s.id) && !(s.id in final.failed)).length;
   const twice = [...completions.values()].filter(c => c > 1).length;
   const reran = [...starts.values()].filter(c => c > 1).length;
-  const outcome = `median of ${SWITCHES} switches (${switched} made, ${from} ⇄ ${to}, max ${fmt(Math.max(...switchWallMs), 2)} ms) at ${fmt(SWITCH_AT_MS / 1000)} s with ${inFlightAtSwitch.map(n => fmt(n)).join('/')} in flight; afterwards lost ${lost}, completed twice ${twice}, handlers started twice ${reran}, completed ${fmt(completions.size)}, failed ${Object.keys(final.failed).length}, stale results ${final.metrics.staleResultsRejected}`;
+  const outcome = `median of ${SWITCHES} switches (${switched} made, ${from} ⇄ ${to}, max ${formatNumber(Math.max(...switchWallMs), 2)} ms) at ${formatNumber(SWITCH_AT_MS / 1000)} s with ${inFlightAtSwitch.map(n => formatNumber(n)).join('/')} in flight; afterwards lost ${lost}, completed twice ${twice}, handlers started twice ${reran}, completed ${formatNumber(completions.size)}, failed ${Object.keys(final.failed).length}, stale results ${final.metrics.staleResultsRejected}`;
   return [
     { suite, case: `${from} / ${to} layout of 1,000 agents alone (baseline)`, value: layoutMs, unit: 'ms' },
     ratioRow(suite, `switchProtocol ${from} ⇄ ${to}: wall time`, median(switchWallMs), 'ms', 'layout alone', layoutMs, '0 lost', outcome),
@@ -374,7 +373,7 @@ export function switchRows(): BenchRow[] {
       `before (${from})`,
       ratesBefore.heartbeat,
       undefined,
-      `all messages ${fmt(ratesBefore.total)}/s before, ${fmt(ratesAfter.total)}/s after (${fmt(WINDOW_MS / 1000)} s windows; ${to} spokes beat to the hub and the coordinator, ${from} members to the coordinator only)`,
+      `all messages ${formatNumber(ratesBefore.total)}/s before, ${formatNumber(ratesAfter.total)}/s after (${formatNumber(WINDOW_MS / 1000)} s windows; ${to} spokes beat to the hub and the coordinator, ${from} members to the coordinator only)`,
     ),
   ];
 }

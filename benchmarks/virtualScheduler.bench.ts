@@ -1,4 +1,4 @@
-import { ratioRow, type BenchRow } from './harness.js';
+import { formatNumber, ratioRow, type BenchRow } from './harness.js';
 import { BenchChild } from './child.js';
 import type { TeamCommand, TeamReport, TeamRun } from './virtualTeam.js';
 
@@ -19,7 +19,7 @@ async function run(command: Omit<Extract<TeamCommand, { type: 'run' }>, 'type' |
 
 const speed = (virtualMs: number, { wallMs }: TeamRun): number => virtualMs / wallMs;
 const summary = (r: TeamRun): string =>
-  `${r.beats.toLocaleString('en-US')} beats in ${(r.wallMs / 1000).toFixed(1)} s (${((r.wallMs * 1e6) / r.beats).toFixed(0)} ns/beat), ${r.suspicions} suspicions`;
+  `${formatNumber(r.beats)} beats in ${(r.wallMs / 1000).toFixed(1)} s (${((r.wallMs * 1e6) / r.beats).toFixed(0)} ns/beat), ${r.suspicions} suspicions`;
 
 export default async function bench(): Promise<BenchRow[]> {
   // RxJS's VirtualTimeScheduler sorts its whole queue on every schedule: run 2 virtual seconds and extrapolate.
@@ -37,7 +37,7 @@ export default async function bench(): Promise<BenchRow[]> {
       case: 'RxJS VirtualTimeScheduler (baseline, 2 s run)',
       value: rxSpeed,
       unit: 'x real time',
-      note: `agents as actions → Observable; ${rx.beats.toLocaleString('en-US')} beats in ${rx.wallMs.toFixed(0)} ms; one hour ≈ ${(HOUR_MS / rxSpeed / 1000 / 60).toFixed(0)} min`,
+      note: `agents as actions → Observable; ${formatNumber(rx.beats)} beats in ${rx.wallMs.toFixed(0)} ms; one hour ≈ ${(HOUR_MS / rxSpeed / 1000 / 60).toFixed(0)} min`,
     },
     ratioRow(SUITE, 'one virtual hour, agents as actions → Observable', hourSpeed, 'x real time', 'RxJS VirtualTimeScheduler', rxSpeed, '>= 300x rt', summary(hour)),
     ratioRow(SUITE, 'one virtual hour, agent closures → Subject', speed(HOUR_MS, viaSubject), 'x real time', 'actions → Observable', hourSpeed, undefined, summary(viaSubject)),
