@@ -465,12 +465,11 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private write(connection: Connection, frame: string, counter: KindCounter): void {
     if (connection.closing || connection.socket.readyState !== WebSocket.OPEN) return this.counters.drop(counter, 'down');
     if (connection.socket.bufferedAmount > this.maxBufferedBytes) {
-      // It does not read: cut it (a close frame would wait behind the backlog). It may reconnect.
+      // It does not read: cut it, since no close frame could pass the backlog (the peer sees 1006,
+      // abnormal closure). It may reconnect.
       this.counters.drop(counter, 'down');
       connection.closing = true;
-      this.counters.rejected++;
-      // No close frame can pass the backlog: the connection is cut (the peer sees 1006, abnormal closure).
-      this.emit({ type: 'rejected', agentId: connection.agentId, remote: connection.remote, code: 1006, error: `not reading: ${connection.socket.bufferedAmount} bytes waiting (maxBufferedBytes ${this.maxBufferedBytes}); cut without a close frame` });
+      this.rejected(connection, 1006, `not reading: ${connection.socket.bufferedAmount} bytes waiting (maxBufferedBytes ${this.maxBufferedBytes}); cut without a close frame`);
       connection.socket.terminate();
       return;
     }
@@ -611,10 +610,15 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
 
   private refuse(connection: Connection, code: WsCloseCode, error: string): void {
     if (connection.closing) return;
-    this.counters.rejected++;
     this.reply(connection, { v: 1, type: 'error', code, error });
-    this.emit({ type: 'rejected', agentId: connection.agentId, remote: connection.remote, code, error });
+    this.rejected(connection, code, error);
     this.closeSocket(connection, code, error);
+  }
+
+  /** Counts and reports a connection refused or cut by the server. */
+  private rejected(connection: Connection, code: number, error: string): void {
+    this.counters.rejected++;
+    this.emit({ type: 'rejected', agentId: connection.agentId, remote: connection.remote, code, error });
   }
 
   private closeSocket(connection: Connection, code: number, reason: string): void {
