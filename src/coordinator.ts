@@ -361,8 +361,7 @@ class Run {
   private busy = false;
   private readonly later: Array<() => void> = [];
   private proposals = 0;
-  /** The highest attempt token handed out. */
-  lastAttempt: number;
+  private readonly firstAttempt: number;
 
   constructor(
     private readonly task: Task,
@@ -374,7 +373,7 @@ class Run {
     private readonly emit: (event: CoordinationEvent) => void,
   ) {
     this.scheduler = settings.scheduler;
-    this.lastAttempt = firstAttempt - 1;
+    this.firstAttempt = firstAttempt;
     task.subtasks.forEach((subtask, index) => {
       const state: SubtaskState = { subtask, index, status: 'queued', protocol: 'star', attempt: firstAttempt - 1, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0 };
       this.subtasks.set(subtask.id, state);
@@ -1117,13 +1116,19 @@ class Run {
     else this.dispatch();
   }
 
+  /** The highest attempt token handed out (attempts only grow, from `firstAttempt`). */
+  get lastAttempt(): number {
+    let last = this.firstAttempt - 1;
+    for (const state of this.subtasks.values()) if (state.attempt > last) last = state.attempt;
+    return last;
+  }
+
   private assign(state: SubtaskState, record: AgentRecord): void {
     const route = this.layout.route(record.id);
     const path = [...route, record.id];
     const replyPath = [...[...route].reverse(), COORDINATOR];
     state.status = 'assigned';
     state.attempt++;
-    if (state.attempt > this.lastAttempt) this.lastAttempt = state.attempt;
     state.agentId = record.id;
     state.assignedAt = this.now();
     state.hops = path.length;
