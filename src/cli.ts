@@ -132,15 +132,42 @@ function stopSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-async function serve(flags: { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number }): Promise<number> {
+/** PEM contents of `--tls-cert` and `--tls-key` (both or neither). */
+function tlsOf(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) throw new UsageError('--tls-cert and --tls-key go together');
+  const read = (flag: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`${flag} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read('--tls-cert', cert), key: read('--tls-key', key) };
+}
+
+/**
+ * The coordinator is the process whose death loses every task: an error that escapes every
+ * connection's own guard (a bug) is reported and the service goes on.
+ */
+function keepServing(): void {
+  const report = (what: string) => (err: unknown) => console.error(`internal error (${what}), the coordinator keeps serving: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.on('uncaughtException', report('uncaught exception'));
+  process.on('unhandledRejection', report('unhandled rejection'));
+}
+
+async function serve(flags: { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number }): Promise<number> {
   const token = tokenOf(flags.token);
+  const tls = tlsOf(flags.tlsCert, flags.tlsKey);
   let service: Service;
   try {
     service = await Service.start({
       token,
       host: flags.host,
       port: flags.port,
-      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs } },
+      ...(tls === undefined ? {} : { tls }),
+      ...(flags.maxConnections === undefined ? {} : { maxConnections: flags.maxConnections }),
+      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, maxSlotsPerAgent: flags.maxSlots },
       log: () => undefined, // refusals are printed below, with every other connection event
       onEvent: (event, taskId) => {
         if (event.type === 'task.completed') {
@@ -160,6 +187,7 @@ async function serve(flags: { host: string; port: number; token?: string; topolo
     else if (event.type === 'disconnected') console.log(`${event.agentId} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`);
     else console.log(`refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`);
   });
+  keepServing();
   console.log(`rxswarm coordinator listening on ${service.url} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms); Ctrl-C stops it`);
   const signal = await stopSignal();
   console.log(`${signal}: closing`);
@@ -194,7 +222,10 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
       heartbeatIntervalMs: flags.heartbeatMs,
       ...(handler === undefined ? {} : { handler }),
       onEvent: event => {
-        if (event.type === 'joined') console.log(`${id} joined ${flags.connect}${event.connects > 1 ? ` (reconnect ${event.connects - 1})` : ''}`);
+        if (event.type === 'joined') {
+          console.log(`${id} joined ${flags.connect}${event.connects > 1 ? ` (reconnect ${event.connects - 1})` : ''}`);
+          if (event.connects === 1 && event.heartbeatMs !== undefined && event.heartbeatMs !== flags.heartbeatMs) console.log(`${id} beats every ${event.heartbeatMs} ms, the coordinator's interval (--heartbeat-ms ${flags.heartbeatMs} is used only until it says)`);
+        }
         else if (event.type === 'disconnected') console.log(`${id} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})${event.willReconnect ? '; reconnecting' : ''}`);
         else if (event.type === 'error') console.error(`${id}: ${event.error}`);
       },
@@ -304,6 +335,10 @@ function program(setExit: (code: number) => void): Command {
     .addOption(tokenOption())
     .addOption(new Option('--topology <t>', 'protocol of every task').argParser(topology).default('adaptive'))
     .addOption(heartbeatOption())
+    .option('--tls-cert <file>', 'PEM certificate: serve wss:// (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .addOption(new Option('--max-connections <n>', 'open connections at most (default: the open-file limit less 64)').argParser(integer(1, 1_000_000)))
+    .addOption(new Option('--max-slots <n>', 'most subtasks one agent runs at once, whatever it claims').argParser(integer(1, 1024)).default(64))
     .action(action(serve));
 
   cli

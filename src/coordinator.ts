@@ -61,8 +61,20 @@ export interface CoordinatorOptions {
    * blamed on the agent. Default 3 s.
    */
   readonly ackTimeoutMs?: number;
-  /** Runs of a subtask whose handler failed before the subtask is reported failed. Default 3. */
+  /** Runs of a subtask whose handler failed (or that timed out) before the subtask is reported failed. Default 3. */
   readonly maxSubtaskAttempts?: number;
+  /**
+   * Start-to-close limit of an attempt of a subtask whose task and subtask set no `timeoutMs`:
+   * past it the attempt fails whatever progress it reports (fake progress cannot hold a subtask).
+   * Default 30 minutes.
+   */
+  readonly attemptTimeoutMs?: number;
+  /**
+   * Most subtasks an agent in another process runs at once, whatever it claims. It is granted one
+   * slot at first and one more per result it delivers, up to its claim and this cap; a timed-out
+   * attempt halves its grant. Default 64.
+   */
+  readonly maxSlotsPerAgent?: number;
   /** A queued subtask that no live agent can run for this long is reported failed. Default 60 s. */
   readonly orphanTimeoutMs?: number;
   /** Healing strategies tried per fault. Default 3. */
@@ -186,11 +198,18 @@ interface Settings {
   readonly progressTimeoutMs: number;
   readonly ackTimeoutMs: number;
   readonly maxSubtaskAttempts: number;
+  readonly attemptTimeoutMs: number;
+  readonly maxSlotsPerAgent: number;
   readonly orphanTimeoutMs: number;
   readonly maxAttempts: number;
   readonly consensusWindowMs: number;
   readonly adaptive: { evaluateEveryMs: number; windowMs: number; minDwellMs: number; switchThreshold: number };
   readonly deadlineMs: number;
+}
+
+function requireWhole(name: string, value: number): number {
+  if (!(Number.isSafeInteger(value) && value >= 1)) throw new RangeError(`${name} must be an integer >= 1, got ${String(value)}`);
+  return value;
 }
 
 function positive(name: string, value: number): number {
@@ -209,6 +228,8 @@ function settle(options: CoordinatorOptions): Settings {
     progressTimeoutMs = 30_000,
     ackTimeoutMs = 3000,
     maxSubtaskAttempts = 3,
+    attemptTimeoutMs = 30 * 60_000,
+    maxSlotsPerAgent = 64,
     orphanTimeoutMs = 60_000,
     maxAttempts = 3,
     consensusWindowMs = 2000,
@@ -262,6 +283,8 @@ function settle(options: CoordinatorOptions): Settings {
     progressTimeoutMs: positive('progressTimeoutMs', progressTimeoutMs),
     ackTimeoutMs: positive('ackTimeoutMs', ackTimeoutMs),
     maxSubtaskAttempts,
+    attemptTimeoutMs: positive('attemptTimeoutMs', attemptTimeoutMs),
+    maxSlotsPerAgent: requireWhole('maxSlotsPerAgent', maxSlotsPerAgent),
     orphanTimeoutMs: positive('orphanTimeoutMs', orphanTimeoutMs),
     maxAttempts,
     consensusWindowMs: positive('consensusWindowMs', consensusWindowMs),
@@ -291,11 +314,14 @@ interface SubtaskState {
   route: readonly string[];
   /** The agent said it has the assignment (its first progress). */
   acked: boolean;
-  /** Runs whose handler failed. */
+  /** Runs whose handler failed or that timed out. */
   failures: number;
+  /** The current attempt's start-to-close timer. */
+  timer: Subscription | undefined;
 }
 
-type AgentStatus = 'live' | 'suspected' | 'down' | 'standby';
+/** `quarantined`: it forged, stalled or never acknowledged; it gets no work and relays nothing for the rest of the run. */
+type AgentStatus = 'live' | 'suspected' | 'down' | 'standby' | 'quarantined';
 
 interface AgentRecord {
   readonly id: string;
@@ -316,6 +342,12 @@ interface AgentRecord {
   unacked: number;
   /** A remote agent's heartbeat targets as last told (in-process hosts read the layout). */
   told: string;
+  /** Slots granted to a remote agent so far (it earns them by delivering results). */
+  granted: number;
+  /** Its attempts in a row that timed out. */
+  timeouts: number;
+  /** A remote agent's process (from its hello): another one under the same id is a restart. */
+  instance: string | undefined;
 }
 
 /** One run of one task: the state machine every topology shares. */
@@ -335,8 +367,9 @@ class Run {
   private readonly agents = new Map<string, AgentRecord>();
   /** The same records in the same order, for the scans of dispatch. */
   private readonly agentList: AgentRecord[] = [];
-  private readonly results: Record<string, unknown> = {};
-  private readonly failed: Record<string, string> = {};
+  // Keyed by subtask ids, which are anyone's strings (`__proto__` included): no prototype.
+  private readonly results: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  private readonly failed: Record<string, string> = Object.create(null) as Record<string, string>;
   private readonly switches: ProtocolSwitch[] = [];
   private readonly subscriptions: Subscription[] = [];
   private readonly heartbeats = new Subject<Heartbeat>();
@@ -375,7 +408,7 @@ class Run {
     this.scheduler = settings.scheduler;
     this.firstAttempt = firstAttempt;
     task.subtasks.forEach((subtask, index) => {
-      const state: SubtaskState = { subtask, index, status: 'queued', protocol: 'star', attempt: firstAttempt - 1, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0 };
+      const state: SubtaskState = { subtask, index, status: 'queued', protocol: 'star', attempt: firstAttempt - 1, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0, timer: undefined };
       this.subtasks.set(subtask.id, state);
       this.queue.push(state);
     });
@@ -456,6 +489,7 @@ class Run {
   stop(): void {
     for (const s of this.subscriptions) s.unsubscribe();
     this.subscriptions.length = 0;
+    for (const state of this.subtasks.values()) state.timer?.unsubscribe();
     this.orphanTimer?.unsubscribe();
     this.cancelRemoteWork();
     for (const record of this.agentList) {
@@ -495,7 +529,7 @@ class Run {
   }
 
   private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, told: COORDINATOR };
+    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined };
     this.agents.set(id, record);
     this.agentList.push(record);
     return record;
@@ -510,14 +544,33 @@ class Run {
     const known = this.agents.get(member.agentId);
     if (known !== undefined) {
       if (known.host !== undefined) this.emit({ type: 'agent.refused', at: this.now(), agentId: member.agentId, reason: 'the id belongs to an in-process agent' });
+      else if (member.instance !== undefined && known.instance !== undefined && member.instance !== known.instance) this.restarted(known, member.instance);
       return;
     }
     if (member.agentId === COORDINATOR) return;
     const record = this.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
+    record.instance = member.instance;
     this.version++;
     this.join(record);
     this.setLayout(this.layout.with(this.profile(record)));
     if (this.done < this.subtasks.size) this.dispatch();
+  }
+
+  /**
+   * Another process under a known id, known from its hello before it ever beats: what the old one
+   * ran and what it relayed (results in transit included) is gone, so those attempts are re-issued
+   * at once rather than after a progress timeout. Its first beat restarts its detector.
+   */
+  private restarted(record: AgentRecord, instance: string): void {
+    record.instance = instance;
+    record.incarnation = 0;
+    record.granted = 1;
+    this.version++;
+    if (record.inFlight.size > 0) this.reassign(record, 'agent restarted');
+    for (const state of this.subtasks.values()) {
+      if (state.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} restarted`);
+    }
+    this.dispatch();
   }
 
   /**
@@ -637,6 +690,12 @@ class Run {
     if (++record.unacked >= UNACKED_LIMIT && record.status === 'live') {
       const detail = `${record.unacked} assignments in a row not acknowledged`;
       record.unacked = 0;
+      // An agent in another process cannot be restarted from here: it beats and takes nothing in, so it gets nothing more.
+      if (record.host === undefined) {
+        this.quarantine(record, detail);
+        this.dispatch();
+        return;
+      }
       const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
       this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
       this.heal(fault);
@@ -709,7 +768,7 @@ class Run {
   /** A clean departure: no fault, nothing to heal; its work goes to others. */
   private onLeaving(agentId: string): void {
     const record = this.agents.get(agentId);
-    if (record === undefined || record.status === 'down') return;
+    if (record === undefined || record.status === 'down' || record.status === 'quarantined') return;
     this.heartbeats.next({ agentId, status: 'leaving' });
     record.status = 'down';
     this.version++;
@@ -904,7 +963,8 @@ class Run {
       case 'progress': {
         const body = envelope.body as ProgressBody;
         const state = this.subtasks.get(body.subtaskId);
-        if (state?.status !== 'assigned' || state.attempt !== body.attempt) return;
+        // Progress comes straight from the agent that runs the attempt: anyone else's is noise.
+        if (state?.status !== 'assigned' || state.attempt !== body.attempt || envelope.from !== state.agentId) return;
         if (!state.acked) this.acknowledge(state);
         this.progress.next({ agentId: key(state) });
         return;
@@ -924,6 +984,7 @@ class Run {
    * its reply path ends with (the agent, or its first relay): an agent cannot report for another.
    */
   private onResult(body: ResultBody, from: string): void {
+    if (body.forged !== undefined) return this.onForged(body, from);
     const state = this.subtasks.get(body.subtaskId);
     if (state === undefined) {
       this.stale++;
@@ -945,6 +1006,10 @@ class Run {
     const latencyMs = this.now() - state.assignedAt;
     this.executions.next({ protocol: state.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
     this.latencies.next({ agentId: body.agentId, latencyMs });
+    if (record !== undefined) {
+      record.timeouts = 0;
+      if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
+    }
     if (body.ok) {
       state.status = 'done';
       this.results[state.subtask.id] = body.value;
@@ -959,6 +1024,17 @@ class Run {
     }
     if (this.done === this.subtasks.size) this.finish();
     else this.dispatch();
+  }
+
+  /**
+   * A result its transport could not authenticate as the named agent's own: rejected, and a relay
+   * that delivered it (it forged or altered what it carried) is quarantined: no work, no relaying.
+   */
+  private onForged(body: ResultBody, from: string): void {
+    this.stale++;
+    this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `forged: ${body.forged ?? ''} (delivered by ${from})` });
+    const relay = this.agents.get(from);
+    if (relay !== undefined && from !== body.agentId) this.quarantine(relay, `delivered a result not signed by ${body.agentId}`);
   }
 
   private requeue(state: SubtaskState, reason: string): void {
@@ -984,6 +1060,8 @@ class Run {
 
   /** Stops watching an assignment's acknowledgement and progress. */
   private release(state: SubtaskState): void {
+    state.timer?.unsubscribe();
+    state.timer = undefined;
     const k = key(state);
     if (!state.acked) this.acks.next({ agentId: k, status: 'leaving' });
     this.progress.next({ agentId: k, status: 'leaving' });
@@ -1102,7 +1180,7 @@ class Run {
   }
 
   private slotsOf(record: AgentRecord): number {
-    return record.host?.slots ?? record.slots;
+    return record.host?.slots ?? Math.min(record.slots, record.granted, this.settings.maxSlotsPerAgent);
   }
 
   private failOrphans(): void {
@@ -1141,7 +1219,50 @@ class Run {
     const body: AssignBody = { subtask: state.subtask, attempt: state.attempt, replyPath, via: path.slice(1) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
     this.acks.next({ agentId: key(state) });
+    const attempt = state.attempt;
+    state.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(state, attempt)), this.timeoutOf(state.subtask));
     this.emit({ type: 'subtask.assigned', at: this.now(), subtaskId: state.subtask.id, agentId: record.id, attempt: state.attempt, hops: path.length });
+  }
+
+  /** Start-to-close limit of an attempt of `subtask`. */
+  private timeoutOf(subtask: Subtask): number {
+    return subtask.timeoutMs ?? this.task.timeoutMs ?? this.settings.attemptTimeoutMs;
+  }
+
+  /**
+   * An attempt ran past its start-to-close limit: it fails (whatever progress it reported) and the
+   * agent is told to drop it; the subtask runs again elsewhere, up to `maxSubtaskAttempts` runs. An
+   * agent in another process whose attempts time out twice in a row gets no more work.
+   */
+  private onAttemptTimeout(state: SubtaskState, attempt: number): void {
+    state.timer = undefined;
+    if (state.status !== 'assigned' || state.attempt !== attempt || state.agentId === undefined) return;
+    const record = this.agents.get(state.agentId) as AgentRecord;
+    const limit = this.timeoutOf(state.subtask);
+    const reason = `attempt ${attempt} on ${record.id} ran past its ${limit} ms limit`;
+    state.failures++;
+    this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
+    this.revoke(state, reason);
+    if (state.failures >= this.settings.maxSubtaskAttempts) this.fail(state, `timed out ${state.failures} time(s): ${reason}`);
+    record.granted = Math.max(1, record.granted >> 1);
+    if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
+    if (this.done === this.subtasks.size) this.finish();
+    else this.dispatch();
+  }
+
+  /**
+   * No more work for this agent in this run, and no relaying: it forged, stalled or took nothing
+   * in. Its work and the work routed through it go elsewhere. It stays connected (its beats are
+   * harmless); the next run starts it afresh.
+   */
+  private quarantine(record: AgentRecord, reason: string): void {
+    if (record.status === 'quarantined') return;
+    const wasInLayout = this.layout.members.includes(record.id);
+    record.status = 'quarantined';
+    this.version++;
+    this.emit({ type: 'agent.quarantined', at: this.now(), agentId: record.id, reason });
+    if (wasInLayout) this.takeOut(record);
+    for (const id of [...record.inFlight]) this.revoke(this.subtasks.get(id) as SubtaskState, `${record.id} quarantined: ${reason}`);
   }
 
   // ---- the end --------------------------------------------------------------------------------
@@ -1237,8 +1358,10 @@ class Candidates {
   }
 }
 
-/** Unacknowledged assignments in a row after which a beating agent is treated as hung. */
+/** Unacknowledged assignments in a row after which a beating agent is treated as hung (quarantined if remote). */
 const UNACKED_LIMIT = 3;
+/** Timed-out attempts in a row after which an agent in another process is quarantined. */
+const TIMEOUTS_LIMIT = 2;
 
 /** The link an assignment took first: to its first relay, or straight to its agent. */
 function firstLink(state: SubtaskState): string {
@@ -1263,16 +1386,25 @@ function withoutKind(options: DetectorOptions): PhiAccrualDetectorOptions {
   return rest;
 }
 
+/** Longest timer a task may ask for (what `setTimeout` takes). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Throws a RangeError naming what is wrong with a task (shape, empty or duplicate subtask ids). */
 export function validateTask(task: Task): void {
   if (task === null || typeof task !== 'object' || typeof task.id !== 'string' || !Array.isArray(task.subtasks)) {
     throw new RangeError('a task must be { id: string, subtasks: Subtask[] }');
+  }
+  if (task.timeoutMs !== undefined && !(typeof task.timeoutMs === 'number' && task.timeoutMs > 0 && task.timeoutMs <= MAX_TIMER_MS)) {
+    throw new RangeError(`timeoutMs must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(task.timeoutMs)}`);
   }
   const ids = new Set<string>();
   task.subtasks.forEach((s, i) => {
     if (s === null || typeof s !== 'object' || typeof s.id !== 'string' || s.id === '') throw new RangeError(`subtasks[${i}] must have a non-empty string id`);
     if (ids.has(s.id)) throw new RangeError(`subtasks: duplicate subtask id "${s.id}"`);
     if (s.id.includes('#')) throw new RangeError(`subtasks[${i}]: "#" is reserved in subtask ids, got "${s.id}"`);
+    if (s.timeoutMs !== undefined && !(typeof s.timeoutMs === 'number' && s.timeoutMs > 0 && s.timeoutMs <= MAX_TIMER_MS)) {
+      throw new RangeError(`subtasks[${i}].timeoutMs must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(s.timeoutMs)}`);
+    }
     ids.add(s.id);
   });
 }

@@ -48,6 +48,8 @@ export type CoordinationEvent =
   | { readonly type: 'agent.restarted'; readonly at: number; readonly agentId: string }
   /** A remote agent that could not be admitted (its id is taken by an in-process agent). */
   | { readonly type: 'agent.refused'; readonly at: number; readonly agentId: string; readonly reason: string }
+  /** It forged a result, or its attempts stalled or were never acknowledged: no work and no relaying for the rest of the run. */
+  | { readonly type: 'agent.quarantined'; readonly at: number; readonly agentId: string; readonly reason: string }
   | { readonly type: 'subtask.assigned'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly hops: number }
   | { readonly type: 'subtask.completed'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number }
   | { readonly type: 'subtask.requeued'; readonly at: number; readonly subtaskId: string; readonly attempt: number; readonly reason: string }

@@ -11,7 +11,7 @@ function colorsFor(stream: NodeJS.WriteStream): Colors {
 
 const stdoutColors = colorsFor(process.stdout);
 
-type AgentState = 'live' | 'suspected' | 'down';
+type AgentState = 'live' | 'suspected' | 'down' | 'quarantined';
 
 interface AgentRow {
   state: AgentState;
@@ -95,6 +95,8 @@ export class LiveView {
         return this.set(e.agentId, 'suspected', e.detail);
       case 'agent.down':
         return this.set(e.agentId, 'down', e.reason);
+      case 'agent.quarantined':
+        return this.set(e.agentId, 'quarantined', e.reason);
       case 'agent.recovered':
         return this.set(e.agentId, 'live', '');
       case 'subtask.assigned': {
@@ -168,7 +170,7 @@ export class LiveView {
     ];
     const rows = [...this.agents.entries()];
     for (const [id, row] of rows.slice(0, AGENT_ROWS)) {
-      const state = row.state === 'live' ? pc.green('live     ') : row.state === 'suspected' ? pc.yellow('suspected') : pc.red('down     ');
+      const state = row.state === 'live' ? pc.green('live     ') : row.state === 'suspected' ? pc.yellow('suspected') : row.state === 'quarantined' ? pc.red('quarantin') : pc.red('down     ');
       lines.push(`  ${id.padEnd(14)} ${state} ${String(row.completed).padStart(5)} done ${String(row.running).padStart(3)} running ${pc.dim(row.detail)}`);
     }
     if (rows.length > AGENT_ROWS) {
@@ -206,6 +208,8 @@ export function eventText(e: CoordinationEvent, pc: Colors = stdoutColors): stri
       return `${pc.green('back')}      ${e.agentId}`;
     case 'agent.refused':
       return `${pc.red('refused')}   ${e.agentId}: ${e.reason}`;
+    case 'agent.quarantined':
+      return `${pc.red('quarantine')} ${e.agentId}: ${e.reason}`;
     case 'fault.detected':
       return `${pc.red('fault')}     ${e.kind} (${e.severity})${e.agentId ? ` ${e.agentId}` : ''}: ${e.detail}`;
     case 'healing.succeeded':

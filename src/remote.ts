@@ -4,7 +4,7 @@ import { AgentHost } from '../streams/agentHost.js';
 import type { EventBody, OutcomeBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
-import { checkBody } from '../streams/wsCodec.js';
+import { WS_CLOSE, checkBody } from '../streams/wsCodec.js';
 import { WsClientNetwork, WsConnectionError, type WsClientEvent, type ReconnectOptions } from '../streams/wsNetwork.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { TASKS } from './service.js';
@@ -70,7 +70,7 @@ export interface AgentProcessOptions {
   readonly slots?: number;
   /** Default: {@link builtinWorker}. */
   readonly handler?: Handler;
-  /** Must match the service's heartbeat interval. Default 1000. */
+  /** Heartbeat interval until the coordinator tells its own at hello (the agent then beats at that). Default 1000. */
   readonly heartbeatIntervalMs?: number;
   readonly reconnect?: ReconnectOptions;
   readonly onEvent?: (event: WsClientEvent) => void;
@@ -107,6 +107,8 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
   let session: string | undefined;
   const events = network.events$.subscribe(event => {
     if (event.type === 'joined') {
+      // The coordinator's detector expects its own rhythm: beat at it.
+      if (event.heartbeatMs !== undefined && event.heartbeatMs !== host.heartbeatIntervalMs) host.setHeartbeatInterval(event.heartbeatMs);
       // Another server instance (the service restarted): its coordinator knows nothing of the
       // old one's attempts, so the host starts over rather than mistake new assignments for old.
       if (session !== undefined && event.session !== session) host.restart();
@@ -169,6 +171,12 @@ export function submitTask({ url, token, task, onEvent, maxAttempts = 5, maxPayl
         // say so rather than wait for an outcome that may never come.
         finish();
         reject(new Error(`connection lost after the task was sent (close ${event.code}${event.reason ? `: ${event.reason}` : ''}); its result is unknown`));
+        return;
+      }
+      if (event.type === 'error' && event.code === WS_CLOSE.tooBig && submitted) {
+        // The service has something for us (the outcome) that this connection does not take.
+        finish();
+        reject(new Error(`the service could not send the outcome: ${event.error}; its result is unknown (raise maxPayload)`));
         return;
       }
       if (event.type !== 'joined' || submitted) return;

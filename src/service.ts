@@ -23,6 +23,19 @@ export const SERVICE_MAX_PAYLOAD = 64 * 1024 * 1024;
 /** Bytes waiting for a submitter above which its events are skipped (its outcome never is). */
 const EVENT_BACKLOG_BYTES = 1024 * 1024;
 
+/**
+ * Why a task cannot be taken because of its size: the first subtask whose payload is above the
+ * limit every agent takes (it could never be delivered, and would hold its task forever).
+ */
+export function oversized(task: Task, maxValueBytes: number): string | undefined {
+  for (const subtask of task.subtasks) {
+    if (subtask.payload === undefined) continue;
+    const bytes = Buffer.byteLength(JSON.stringify(subtask.payload), 'utf8');
+    if (bytes > maxValueBytes) return `subtask ${JSON.stringify(subtask.id)}: payload of ${bytes} bytes is above the limit of ${maxValueBytes} (maxValueBytes)`;
+  }
+  return undefined;
+}
+
 /** A task handed in: who sent it, and what. */
 interface Submission {
   readonly client: string;
@@ -65,7 +78,14 @@ export class Service {
   /** Listens and returns once the port is open (rejects if it cannot, e.g. the port is taken). */
   static async start({ coordinator: options = {}, onEvent, ...network }: ServiceOptions): Promise<Service> {
     // The coordinator's and the task desk's ids are the service's, also between tasks.
-    const server = await WsServerNetwork.listen({ maxPayload: SERVICE_MAX_PAYLOAD, ...network, reservedIds: [COORDINATOR, TASKS, ...(network.reservedIds ?? [])] });
+    const server = await WsServerNetwork.listen({
+      maxPayload: SERVICE_MAX_PAYLOAD,
+      // Agents beat at the coordinator's interval: they are told it at hello.
+      heartbeatMs: options.heartbeat?.intervalMs ?? 1000,
+      ...network,
+      authority: COORDINATOR,
+      reservedIds: [COORDINATOR, TASKS, ...(network.reservedIds ?? [])],
+    });
     try {
       const coordinator = createCoordinator({ agents: [], ...options, network: server });
       return new Service(server, coordinator, onEvent);
@@ -91,6 +111,8 @@ export class Service {
   private receive(envelope: Envelope): void {
     if (envelope.kind !== 'submit') return;
     const { task, watch = true } = envelope.body as SubmitBody;
+    const tooBig = oversized(task, this.server.maxValueBytes);
+    if (tooBig !== undefined) return this.send(envelope.from, 'outcome', { taskId: task.id, error: tooBig });
     this.queue.push({ client: envelope.from, task, watch });
     this.next();
   }

@@ -71,6 +71,8 @@ export class AgentHost {
   private pumping = false;
   /** Heartbeat targets the coordinator sent (`peers`), for a host without `heartbeatTargets`. */
   private told: readonly string[] | undefined;
+  private intervalMs: number;
+  private jitterMs: number;
 
   constructor(
     agent: InProcessAgent,
@@ -89,6 +91,8 @@ export class AgentHost {
       throw new RangeError(`firstIncarnation must be a safe integer, got ${String(options.firstIncarnation)}`);
     }
     this.incarnation = (options.firstIncarnation ?? 1) - 1;
+    this.intervalMs = heartbeatIntervalMs;
+    this.jitterMs = heartbeatJitterMs;
     this.agent = agent;
     this.concurrency = requireSlots('concurrency', agent.concurrency ?? 1);
   }
@@ -113,6 +117,22 @@ export class AgentHost {
   /** Slots the host runs at once (lowered by healing to reduce load). */
   get slots(): number {
     return this.concurrency;
+  }
+
+  /** The interval it beats at now. */
+  get heartbeatIntervalMs(): number {
+    return this.intervalMs;
+  }
+
+  /**
+   * Beats at `intervalMs` from the next beat on, its jitter the same share of the interval as
+   * before: an agent in another process takes the coordinator's interval, told at hello, so that
+   * its rhythm is the one the detector expects.
+   */
+  setHeartbeatInterval(intervalMs: number): void {
+    requireNumber('intervalMs', intervalMs, 0, true);
+    this.jitterMs = (this.jitterMs / this.intervalMs) * intervalMs;
+    this.intervalMs = intervalMs;
   }
 
   /** Rounded down, at least 1. Lowering it stops nothing: running work finishes, queued work waits. */
@@ -175,8 +195,8 @@ export class AgentHost {
   }
 
   private scheduleBeat(): void {
-    const { heartbeatIntervalMs, heartbeatJitterMs, random, network } = this.options;
-    const delay = Math.max(1, Math.round(heartbeatIntervalMs + (random.next() * 2 - 1) * heartbeatJitterMs));
+    const { random, network } = this.options;
+    const delay = Math.max(1, Math.round(this.intervalMs + (random.next() * 2 - 1) * this.jitterMs));
     this.beat = network.scheduler.schedule(() => {
       if (this.stateValue === 'crashed' || this.stateValue === 'left') return;
       this.sendBeat();
@@ -219,7 +239,7 @@ export class AgentHost {
       case 'vote-request': {
         const { proposalId, suspect } = envelope.body as VoteRequestBody;
         const heard = this.lastHeard.get(suspect);
-        const silence = this.options.peerSilenceMs ?? 3 * this.options.heartbeatIntervalMs + this.options.heartbeatJitterMs;
+        const silence = this.options.peerSilenceMs ?? 3 * this.intervalMs + this.jitterMs;
         // It is alive itself, whatever it has heard.
         const gone = suspect !== this.id && (heard === undefined || now - heard > silence);
         this.send('vote', envelope.from, { proposalId, accept: gone });

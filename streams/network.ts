@@ -72,8 +72,13 @@ export interface Network<E extends Envelope = Envelope> {
 export interface RemoteMember {
   readonly agentId: string;
   readonly capabilities: readonly string[];
-  /** Subtasks it runs at once. */
+  /** Subtasks it runs at once, as it claims (the coordinator grants them as it proves itself). */
   readonly slots: number;
+  /**
+   * Names the agent's process, the same across its reconnects: another instance under a known id
+   * is a restarted process that lost its in-flight work, known at once (before its first beat).
+   */
+  readonly instance?: string;
 }
 
 /** Per-message delay: uniform in `[meanMs − jitterMs, meanMs + jitterMs]`, below 0 counts as 0. */

@@ -14,6 +14,8 @@ export interface AssignBody extends Routed {
   readonly attempt: number;
   /** Path of the result back to the coordinator, first hop first. */
   readonly replyPath: readonly string[];
+  /** Signature of the coordinator for the agent it is meant for (WebSocket; `streams/signing.ts`). */
+  readonly mac?: string;
 }
 
 export interface ResultBody extends Routed {
@@ -23,6 +25,14 @@ export interface ResultBody extends Routed {
   readonly ok: boolean;
   readonly value?: unknown;
   readonly error?: string;
+  /** Signature of the agent that ran the attempt (WebSocket; `streams/signing.ts`). */
+  readonly mac?: string;
+  /**
+   * Set by a transport that authenticates results, never taken from the wire: why this result is
+   * not the named agent's own (no or a wrong signature). The coordinator rejects it and blames the
+   * hop that delivered it.
+   */
+  readonly forged?: string;
 }
 
 export interface ProgressBody {
@@ -34,6 +44,8 @@ export interface ProgressBody {
 export interface CancelBody extends Routed {
   readonly subtaskId: string;
   readonly attempt: number;
+  /** Signature of the coordinator for the agent it is meant for (WebSocket). */
+  readonly mac?: string;
 }
 
 export interface HeartbeatBody {

@@ -10,6 +10,12 @@ export interface Subtask {
   readonly capabilities?: readonly string[];
   /** Higher runs first; ties keep task order. Default 0. */
   readonly priority?: number;
+  /**
+   * Start-to-close limit of one attempt, in ms: an attempt that has not ended by then fails (and is
+   * retried up to the coordinator's `maxSubtaskAttempts`), whatever progress it reports. Default:
+   * the task's `timeoutMs`, else the coordinator's `attemptTimeoutMs`.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** A task split into subtasks: what a coordinator finishes. */
@@ -18,6 +24,8 @@ export interface Task {
   readonly subtasks: readonly Subtask[];
   readonly complexity?: Level;
   readonly coordinationIntensity?: Level;
+  /** Start-to-close limit of each attempt of its subtasks that set none (see `Subtask.timeoutMs`). */
+  readonly timeoutMs?: number;
 }
 
 /** What a handler may do while it works. */

@@ -7,8 +7,8 @@ import type { MessageKind } from './protocol.js';
  *
  * ```
  * agent                                  coordinator server
- *   hello { agentId, capabilities, token } ──▶   (token checked in constant time)
- *   ◀── join { agentId, capabilities }           (accepted: envelopes may flow)
+ *   hello { agentId, capabilities, token, instance?, maxFrameBytes? } ──▶   (token checked in constant time)
+ *   ◀── join { agentId, capabilities, session, key?, heartbeatMs?, maxValueBytes? }   (accepted: envelopes may flow)
  *   envelope { from, to, kind, body } ◀──▶ envelope { … }
  *   leave { reason? } ──▶                        (then close 1000)
  *   ◀── error { code, error }                    (then close `code`, except 4003)
@@ -16,13 +16,22 @@ import type { MessageKind } from './protocol.js';
  *
  * - `hello` (agent → server): the first frame of a connection. `agentId` is the node id the
  *   connection joins under; `token` is the shared secret.
- * - `join` (server → agent): the hello was accepted, the agent is joined under `agentId`.
+ * - `join` (server → agent): the hello was accepted, the agent is joined under `agentId`. `key` is
+ *   this connection's session key (base64, 32 bytes): the coordinator signs the assignments and
+ *   cancellations it sends the agent with it, and the agent signs its results (`mac`, HMAC-SHA256,
+ *   see `streams/signing.ts`), so a relay can delay or drop them but never forge or alter them.
+ *   `heartbeatMs` is the coordinator's heartbeat interval (the agent beats at it);
+ *   `maxValueBytes` the largest payload or result value the coordinator takes.
  * - `envelope` (both ways): one routed {@link Envelope} without `sentAt` — clocks of two processes
  *   do not compare, so the receiving network stamps `sentAt` with its own clock at arrival.
  *   `kind` is one of the engine's kinds (`streams/protocol.ts`) or a topology repair kind, and the
  *   body is validated against that kind's schema.
  * - `leave` (agent → server): a clean goodbye before closing.
  * - `error` (server → agent): why a frame was refused; `code` is the close code that follows.
+ *
+ * Limits, in order: bytes (1009, before anything is parsed; 64 KiB before the hello), nesting
+ * depth (1007, counted before `JSON.parse`: payloads and results included), shape (the schemas
+ * below), authority (the token, who may send which kind, signatures).
  *
  * Close codes (`WS_CLOSE`), used by {@link decode} and the transports in `wsNetwork.ts`:
  *
@@ -31,13 +40,17 @@ import type { MessageKind } from './protocol.js';
  * | 1000 | normal             | clean close (after `leave`, or the agent's network left)              | no (it left)     |
  * | 1001 | going away         | the server shuts down                                                | yes              |
  * | 1003 | unsupported data   | binary frame; unknown `type`; unknown envelope `kind`                | yes              |
- * | 1007 | invalid payload    | malformed JSON; not an object; a field missing or of the wrong type  | yes              |
+ * | 1007 | invalid payload    | malformed JSON; nested deeper than `maxDepth`; not an object; a field missing or of the wrong type | yes |
  * | 1008 | policy violation   | a second `hello`; `hello`/`join`/`error` sent the wrong way; id held by a local node | no |
  * | 1009 | message too big    | frame above `maxPayload` (closed by `ws` itself) or text above `maxBytes` | yes          |
- * | 4001 | unauthenticated    | bad token; an envelope before `hello`; no `hello` in time            | no               |
+ * | 4001 | unauthenticated    | bad token; an envelope before `hello`                                | no               |
  * | 4002 | unsupported version| `v` is not 1                                                         | no               |
  * | 4003 | forged sender      | an envelope whose `from` is not the connection's agent id: the envelope is dropped, an `error` frame says so, the connection stays open | — |
- * | 4004 | replaced           | a newer connection joined under the same agent id                    | no               |
+ * | 1011 | internal error     | handling the connection's frame raised an error (a bug): that connection ends, the server goes on | yes |
+ * | 1013 | try again later    | the server holds its maximum of connections                          | yes              |
+ * | 4004 | replaced           | closed by an operator (`disconnect`) to make room for another connection | yes          |
+ * | 4008 | handshake timeout  | no WebSocket upgrade or no `hello` in time                           | yes              |
+ * | 4009 | id in use          | a `hello` under an id a live connection holds: ids belong to live connections (the holder is probed and cut if it does not answer) | yes, with backoff |
  * | 4029 | rate limited       | the connection's token bucket ran dry                                | yes              |
  */
 export const WS_CLOSE = {
@@ -47,10 +60,14 @@ export const WS_CLOSE = {
   invalidPayload: 1007,
   policyViolation: 1008,
   tooBig: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
   unauthenticated: 4001,
   unsupportedVersion: 4002,
   forgedSender: 4003,
   replaced: 4004,
+  handshakeTimeout: 4008,
+  idInUse: 4009,
   rateLimited: 4029,
 } as const;
 
@@ -72,8 +89,15 @@ export interface HelloMessage {
   readonly token: string;
   /** `agent` (default) runs subtasks; `client` only submits tasks and is never given work. */
   readonly role?: 'agent' | 'client';
-  /** Subtasks the agent runs at once (default 1). */
+  /** Subtasks the agent runs at once (default 1); the coordinator grants them as the agent proves it finishes work. */
   readonly slots?: number;
+  /**
+   * Names this process, the same across its reconnects: a hello with another instance under a
+   * known id is a restarted process, whose in-flight work is gone (re-issued at once).
+   */
+  readonly instance?: string;
+  /** The largest frame this agent takes: nothing bigger is sent to it. */
+  readonly maxFrameBytes?: number;
 }
 
 export interface JoinMessage {
@@ -83,6 +107,12 @@ export interface JoinMessage {
   readonly capabilities: readonly string[];
   /** Names the server instance: a client that rejoins a different one knows its old work is void. */
   readonly session?: string;
+  /** This connection's session key (base64): signs assignments and cancellations to it and results from it. */
+  readonly key?: string;
+  /** The coordinator's heartbeat interval: the agent beats at it. */
+  readonly heartbeatMs?: number;
+  /** Largest payload or result value (JSON bytes) the coordinator takes. */
+  readonly maxValueBytes?: number;
 }
 
 export interface EnvelopeMessage {
@@ -117,9 +147,19 @@ export type DecodeResult =
 export interface DecodeOptions {
   /** Longest accepted frame, in UTF-8 bytes. Default {@link DEFAULT_MAX_BYTES} (1 MiB). */
   readonly maxBytes?: number;
+  /**
+   * Deepest accepted nesting of arrays and objects, the frame's own levels included. Default
+   * {@link DEFAULT_MAX_DEPTH}: deep enough for any sane payload, shallow enough that every
+   * recursive walk of a decoded value (JSON.stringify when relaying, zod) stays far from the stack's end.
+   */
+  readonly maxDepth?: number;
 }
 
 export const DEFAULT_MAX_BYTES = 1024 * 1024;
+/** Nesting of a frame, payloads and results included. A decoded value re-wrapped for a client (an outcome) adds a few levels: clients take {@link CLIENT_MAX_DEPTH}. */
+export const DEFAULT_MAX_DEPTH = 64;
+/** What a client takes: the server's depth plus the levels an outcome wraps around a result value. */
+export const CLIENT_MAX_DEPTH = 2 * DEFAULT_MAX_DEPTH;
 
 // ---- schemas (zod: measured ~3–5× faster than valibot on heartbeat-sized frames) -------------
 
@@ -131,16 +171,19 @@ const finite = z.number().finite();
 const routed = { via: ids };
 
 const level = z.enum(['low', 'medium', 'high']);
+const mac = z.string().max(64).optional();
+const timeoutMs = z.number().positive().max(2 ** 31 - 1);
 const subtask = z.object({
   id,
   payload: z.unknown().optional(),
   capabilities: ids.optional(),
   priority: finite.optional(),
+  timeoutMs: timeoutMs.optional(),
 });
 
 const bodies: Record<WireKind, z.ZodType> = {
   heartbeat: z.object({ load: finite, status: z.enum(['ok', 'leaving']).optional(), incarnation: int }),
-  assign: z.object({ ...routed, subtask, attempt: int, replyPath: ids }),
+  assign: z.object({ ...routed, subtask, attempt: int, replyPath: ids, mac }),
   result: z.object({
     ...routed,
     subtaskId: id,
@@ -149,9 +192,10 @@ const bodies: Record<WireKind, z.ZodType> = {
     ok: z.boolean(),
     value: z.unknown().optional(),
     error: z.string().optional(),
+    mac,
   }),
   progress: z.object({ subtaskId: id, attempt: int, progress: finite }),
-  cancel: z.object({ ...routed, subtaskId: id, attempt: int }),
+  cancel: z.object({ ...routed, subtaskId: id, attempt: int, mac }),
   'vote-request': z.object({ proposalId: id, suspect: id }),
   vote: z.object({ proposalId: id, accept: z.boolean() }),
   token: z.object(routed),
@@ -163,6 +207,7 @@ const bodies: Record<WireKind, z.ZodType> = {
       subtasks: z.array(z.strictObject(subtask.shape)),
       complexity: level.optional(),
       coordinationIntensity: level.optional(),
+      timeoutMs: timeoutMs.optional(),
     }),
     watch: z.boolean().optional(),
   }),
@@ -187,8 +232,19 @@ const schemas: Record<Exclude<WireType, 'envelope'>, z.ZodType> = {
     token: z.string().max(4096),
     role: z.enum(['agent', 'client']).optional(),
     slots: int.min(1).max(1024).optional(),
+    instance: z.string().min(1).max(64).optional(),
+    maxFrameBytes: int.min(64).optional(),
   }),
-  join: z.object({ v: z.literal(1), type: z.literal('join'), agentId: id, capabilities: ids, session: z.string().max(64).optional() }),
+  join: z.object({
+    v: z.literal(1),
+    type: z.literal('join'),
+    agentId: id,
+    capabilities: ids,
+    session: z.string().max(64).optional(),
+    key: z.string().max(64).optional(),
+    heartbeatMs: z.number().positive().max(3_600_000).optional(),
+    maxValueBytes: int.min(1).optional(),
+  }),
   leave: z.object({ v: z.literal(1), type: z.literal('leave'), reason: z.string().max(1024).optional() }),
   error: z.object({ v: z.literal(1), type: z.literal('error'), code: int, error: z.string() }),
 };
@@ -240,16 +296,41 @@ function show(value: unknown): string {
 }
 
 /**
+ * How deep arrays and objects nest in JSON `text`, counted without parsing, stopping as soon as it
+ * passes `limit` (brackets inside strings do not count). Linear in the text, no allocation: it runs
+ * before `JSON.parse`, so a 10 KB frame nested 5,000 deep is refused before anything recurses on it.
+ */
+export function nestingDepth(text: string, limit = Infinity): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > deepest && (deepest = depth) > limit) return deepest;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return deepest;
+}
+
+/**
  * Parses and validates one text frame. Never throws: a bad frame gives `{ ok: false, error,
  * closeCode }` with the close code of the table in this module's header. Checks, in order: size
- * (1009), JSON (1007), an object (1007), version (4002), type (1003), the type's fields (1007), and
- * for an envelope its kind (1003) and body (1007).
+ * (1009), nesting depth (1007), JSON (1007), an object (1007), version (4002), type (1003), the
+ * type's fields (1007), and for an envelope its kind (1003) and body (1007).
  *
  * @example
  * const r = decode('{"v":1,"type":"leave"}'); // { ok: true, message: { v: 1, type: 'leave' } }
  * decode('{"v":2,"type":"leave"}');            // { ok: false, closeCode: 4002, error: 'unsupported version 2 …' }
  */
-export function decode(text: string, { maxBytes = DEFAULT_MAX_BYTES }: DecodeOptions = {}): DecodeResult {
+export function decode(text: string, { maxBytes = DEFAULT_MAX_BYTES, maxDepth = DEFAULT_MAX_DEPTH }: DecodeOptions = {}): DecodeResult {
   try {
     if (typeof text !== 'string') return fail(WS_CLOSE.unsupportedData, 'frame must be text');
     // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only when the length alone cannot tell.
@@ -258,6 +339,10 @@ export function decode(text: string, { maxBytes = DEFAULT_MAX_BYTES }: DecodeOpt
     }
     const heartbeat = decodeHeartbeat(text);
     if (heartbeat !== undefined) return heartbeat;
+    // Two characters a level: a shorter text cannot nest deeper than the limit.
+    if (text.length > 2 * maxDepth && nestingDepth(text, maxDepth) > maxDepth) {
+      return fail(WS_CLOSE.invalidPayload, `nested deeper than ${maxDepth} levels`);
+    }
     let value: unknown;
     try {
       value = JSON.parse(text);

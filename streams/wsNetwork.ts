@@ -1,13 +1,17 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Observable, Subject, asyncScheduler, concat, defer, filter, from, map, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { requireInteger, requireNumber, requireInRange, requireScheduler } from '../operators/internal/validate.js';
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
-import { DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { SUBMISSION_KINDS } from './protocol.js';
+import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
+import { SUBMISSION_KINDS, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
+import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 
 // Wall-clock time and timers are allowed here: this is a real transport, at the edge of the system
 // (the architecture test exempts streams/ws*.ts). Message stamps still come from the scheduler.
@@ -139,6 +143,52 @@ export interface WsServerNetworkOptions {
   readonly reservedIds?: readonly string[];
   /** Receives every server event; default: refusals are written to stderr. */
   readonly log?: (event: WsServerEvent) => void;
+  /** Largest frame before a connection's hello is accepted (nobody unauthenticated makes the server hold more). Default 64 KiB. */
+  readonly preHelloMaxBytes?: number;
+  /** Largest frame from an agent after its hello (its results; clients may send up to `maxPayload`: whole tasks). Default 16 MiB. */
+  readonly agentMaxPayload?: number;
+  /** A TCP connection that has not upgraded to WebSocket (or finished TLS) this long is dropped. Default 5000. */
+  readonly handshakeTimeoutMs?: number;
+  /**
+   * Open connections at most, of every kind (upgraded or not); more are refused at once, leaving
+   * descriptors for the rest of the process. Default: the process's open-file limit less 64
+   * (1,000 when it cannot be read).
+   */
+  readonly maxConnections?: number;
+  /** Connections at most that have not said a valid hello yet (what anyone without the token can hold). Default 256. */
+  readonly maxPendingConnections?: number;
+  /** A peer whose unread bytes have not gone down for this long is cut (checked every second and on every send). Default 10,000. */
+  readonly drainTimeoutMs?: number;
+  /** A hello under an id a live connection holds is refused (4009, retryable) and the holder is pinged: no pong this long and it is cut. Default 2000. */
+  readonly idProbeMs?: number;
+  /**
+   * The node whose `assign` and `cancel` are signed for their recipients, and to which only results
+   * signed by the agents they name are delivered as theirs. Default `coordinator`.
+   */
+  readonly authority?: string;
+  /** Signs and checks as above (default true). Off only to measure what it costs. */
+  readonly sign?: boolean;
+  /** Told to agents at hello: the coordinator's heartbeat interval (they beat at it). */
+  readonly heartbeatMs?: number;
+  /** Told to agents at hello: the largest payload or result value (JSON bytes) the coordinator takes. Default 1 MiB. */
+  readonly maxValueBytes?: number;
+  /** Serve `wss://`: PEM certificate and key (contents, not paths). */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+}
+
+/** Largest payload or result value by default (JSON bytes). */
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
+
+/** The process's open-file limit less headroom, or 1,000 when it cannot be read (not Linux). */
+function defaultMaxConnections(): number {
+  try {
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1]);
+    if (Number.isSafeInteger(soft) && soft > 128) return Math.min(100_000, soft - 64);
+  } catch {
+    // not Linux: a fixed default
+  }
+  return 1000;
 }
 
 export type WsServerEvent =
@@ -150,6 +200,8 @@ export type WsServerEvent =
       readonly slots: number;
       readonly remote: string;
       readonly replaced: boolean;
+      /** Names the agent's process, the same across its reconnects (from its hello). */
+      readonly instance?: string;
     }
   | { readonly type: 'disconnected'; readonly agentId: string; readonly code: number; readonly reason: string }
   /** A refused frame or connection; `code` is the close code sent (4003: the frame only; 1006: cut without one). */
@@ -168,6 +220,8 @@ export interface RemoteAgent {
 
 /** What a client connection may send: a task to the service, nothing that steers agents. */
 const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit']);
+/** Kinds the authority sends that only their recipient may act on: signed for it. */
+const ORDER_KINDS: ReadonlySet<string> = new Set(['assign', 'cancel']);
 /** What only the coordinator's process sends: an agent sending these is refused. */
 const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 'peers']);
 
@@ -176,8 +230,15 @@ class Connection {
   role: ConnectionRole = 'agent';
   capabilities: readonly string[] = [];
   slots = 1;
+  instance: string | undefined;
+  /** The largest frame the peer takes (its hello says; default what the server itself sends at most). */
+  maxFrameBytes = Infinity;
   closing = false;
   helloTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Unread bytes at the last check, and since when they have not gone down (0: draining). */
+  lastBuffered = 0;
+  stuckSince = 0;
+  probing = false;
 
   constructor(
     readonly socket: WebSocket,
@@ -205,6 +266,10 @@ interface Pending<E> {
   readonly member: Subscriber<E>;
   readonly envelope: E;
   readonly counter: KindCounter;
+}
+
+function member(agentId: string, capabilities: readonly string[], slots: number, instance: string | undefined): RemoteMember {
+  return instance === undefined ? { agentId, capabilities, slots } : { agentId, capabilities, slots, instance };
 }
 
 function defaultServerLog(event: WsServerEvent): void {
@@ -245,6 +310,7 @@ function defaultServerLog(event: WsServerEvent): void {
  */
 export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E> {
   readonly scheduler: SchedulerLike;
+  private readonly http: HttpServer;
   private readonly wss: WebSocketServer;
   private readonly token: string;
   private readonly maxPayload: number;
@@ -253,6 +319,29 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly helloTimeoutMs: number;
   private readonly maxBufferedBytes: number;
   private readonly reserved: ReadonlySet<string>;
+  private readonly preHelloMaxBytes: number;
+  private readonly agentMaxPayload: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly maxConnections: number;
+  private readonly maxPendingConnections: number;
+  private readonly drainTimeoutMs: number;
+  private readonly idProbeMs: number;
+  private readonly authority: string;
+  private readonly signing: boolean;
+  private readonly heartbeatMs: number | undefined;
+  /** The largest payload or result value (JSON bytes) the coordinator takes, told to agents at hello. */
+  readonly maxValueBytes: number;
+  private readonly secure: boolean;
+  /** Session keys by node id: remote agents' (issued at each hello) and local nodes' (their results are signed here). */
+  private readonly keys = new Map<string, Buffer>();
+  /** TCP connections not yet upgraded, with their handshake timers. */
+  private readonly raw = new Map<Socket, ReturnType<typeof setTimeout>>();
+  /** Upgraded connections that have not said a valid hello yet. */
+  private unjoined = 0;
+  private sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Connections refused for capacity since the last report (reported at most once a second). */
+  private overCapacity = 0;
+  private overCapacityReportedAt = -Infinity;
   /** This server instance, told to every client in its join: rejoining another means starting over. */
   readonly session = randomUUID();
   private readonly log: (event: WsServerEvent) => void;
@@ -281,6 +370,18 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     maxBufferedBytes = 16 * 1024 * 1024,
     reservedIds = [],
     log = defaultServerLog,
+    preHelloMaxBytes = 64 * 1024,
+    agentMaxPayload = 16 * 1024 * 1024,
+    handshakeTimeoutMs = 5000,
+    maxConnections = defaultMaxConnections(),
+    maxPendingConnections = 256,
+    drainTimeoutMs = 10_000,
+    idProbeMs = 2000,
+    authority = 'coordinator',
+    sign = true,
+    heartbeatMs,
+    maxValueBytes = DEFAULT_MAX_VALUE_BYTES,
+    tls,
   }: WsServerNetworkOptions) {
     if (typeof token !== 'string' || token.length === 0) throw new RangeError('token must be a non-empty string');
     if (typeof host !== 'string' || host.length === 0) throw new RangeError(`host must be a non-empty string, got ${String(host)}`);
@@ -298,19 +399,47 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (typeof log !== 'function') throw new RangeError(`log must be a function, got ${String(log)}`);
     this.log = log;
     this.token = token;
+    this.preHelloMaxBytes = requireInteger('preHelloMaxBytes', preHelloMaxBytes, 64);
+    this.agentMaxPayload = Math.min(this.maxPayload, requireInteger('agentMaxPayload', agentMaxPayload, 64));
+    this.handshakeTimeoutMs = requireNumber('handshakeTimeoutMs', handshakeTimeoutMs, 0, true);
+    this.maxConnections = requireInteger('maxConnections', maxConnections, 1);
+    this.maxPendingConnections = requireInteger('maxPendingConnections', maxPendingConnections, 1);
+    this.drainTimeoutMs = requireNumber('drainTimeoutMs', drainTimeoutMs, 0, true);
+    this.idProbeMs = requireNumber('idProbeMs', idProbeMs, 0, true);
+    this.authority = requireId('authority', authority);
+    if (typeof sign !== 'boolean') throw new RangeError(`sign must be a boolean, got ${String(sign)}`);
+    this.signing = sign;
+    this.heartbeatMs = heartbeatMs === undefined ? undefined : requireNumber('heartbeatMs', heartbeatMs, 0, true);
+    this.maxValueBytes = requireInteger('maxValueBytes', maxValueBytes, 1);
+    if (tls !== undefined && (tls === null || typeof tls !== 'object' || tls.cert === undefined || tls.key === undefined)) {
+      throw new RangeError('tls must be { cert, key } (PEM contents)');
+    }
+    this.secure = tls !== undefined;
 
-    this.wss = new WebSocketServer({ host, port, maxPayload: this.maxPayload, clientTracking: false, perMessageDeflate: false });
+    // Our own HTTP server, so that every stage of a connection is bounded: TCP (and TLS) until the
+    // upgrade here, the upgraded socket until its hello in `accept`.
+    this.http = tls === undefined ? createHttpServer() : createHttpsServer({ cert: tls.cert, key: tls.key, handshakeTimeout: this.handshakeTimeoutMs });
+    this.http.headersTimeout = this.handshakeTimeoutMs;
+    this.http.requestTimeout = this.handshakeTimeoutMs;
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxPayload, clientTracking: false, perMessageDeflate: false });
     this.ready = new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
-      this.wss.once('error', onError);
-      this.wss.once('listening', () => {
-        this.wss.off('error', onError);
+      this.http.once('error', onError);
+      this.http.listen(port, host, () => {
+        this.http.off('error', onError);
         resolve();
       });
     });
     // After listening, server errors are reported, never thrown.
+    this.http.on('error', () => undefined);
     this.wss.on('error', () => undefined);
-    this.wss.on('connection', (socket, request) => this.accept(socket, `${request.socket.remoteAddress ?? '?'}:${request.socket.remotePort ?? '?'}`));
+    this.http.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => this.onTcp(socket));
+    this.http.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
+    this.http.on('request', (_request, response) => {
+      response.writeHead(426, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+      response.end('rxswarm coordinator: connect with a WebSocket client (rxswarm agent --connect ws://HOST:PORT)\n');
+    });
+    this.http.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(request, socket, head));
   }
 
   /** Creates a server and waits until it listens. */
@@ -322,13 +451,13 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
 
   /** The port it listens on (the chosen one when created with port 0). */
   get port(): number {
-    return (this.wss.address() as AddressInfo).port;
+    return (this.http.address() as AddressInfo).port;
   }
 
-  /** `ws://host:port` of this server. */
+  /** `ws://host:port` of this server (`wss://` with TLS). */
   get url(): string {
-    const { address, port, family } = this.wss.address() as AddressInfo;
-    return `ws://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
+    const { address, port, family } = this.http.address() as AddressInfo;
+    return `${this.secure ? 'wss' : 'ws'}://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
   }
 
   /** Connections, joins, disconnections and refusals, as they happen. */
@@ -347,10 +476,10 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   get members$(): Observable<RemoteMember> {
     return defer(() => {
       const now: RemoteMember[] = [];
-      for (const [agentId, c] of this.connections) if (c.role === 'agent') now.push({ agentId, capabilities: c.capabilities, slots: c.slots });
+      for (const [agentId, c] of this.connections) if (c.role === 'agent') now.push(member(agentId, c.capabilities, c.slots, c.instance));
       const joining = this.events.pipe(
         filter((e): e is Extract<WsServerEvent, { type: 'connected' }> => e.type === 'connected' && e.role === 'agent'),
-        map(({ agentId, capabilities, slots }): RemoteMember => ({ agentId, capabilities, slots })),
+        map(({ agentId, capabilities, slots, instance }) => member(agentId, capabilities, slots, instance)),
       );
       return concat(from(now), joining);
     });
@@ -369,6 +498,9 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       }
       this.members.set(nodeId, subscriber);
       this.known.add(nodeId);
+      // A local node's key never leaves the process: its results are signed here, and orders for
+      // it that come through remote relays are checked here.
+      if (!this.keys.has(nodeId)) this.keys.set(nodeId, keyFrom(newSessionKey()) as Buffer);
       return () => {
         if (this.members.get(nodeId) === subscriber) this.members.delete(nodeId);
         // What was queued for it goes nowhere: a rejoining node never gets its predecessor's mail.
@@ -389,18 +521,60 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
    */
   send(message: Outgoing<E>): void {
     assertOutgoing(message);
-    const { from, to, kind, body } = message;
+    const { from, to, kind } = message;
+    const body = this.signed(from, to, kind, message.body);
     const connection = this.connections.get(to);
     const frame = connection === undefined ? undefined : encodeEnvelope(from, to, kind, body);
     const counter = this.counters.count(kind);
     const member = this.members.get(to);
     if (member !== undefined) {
-      this.pending.push({ member, envelope: { from, to, kind, body, sentAt: this.scheduler.now() } as E, counter });
+      const checked = this.checked(to, kind, body);
+      if (checked === undefined) return this.counters.drop(counter, 'unknown');
+      this.pending.push({ member, envelope: { from, to, kind, body: checked, sentAt: this.scheduler.now() } as E, counter });
       if (this.flushing === undefined) this.flushing = this.scheduler.schedule(() => this.flush());
       return;
     }
     if (connection !== undefined && frame !== undefined) return this.write(connection, frame, counter);
     this.counters.drop(counter, this.known.has(to) ? 'down' : 'unknown');
+  }
+
+  /**
+   * What a local node sends, signed where it must be: the authority's orders for the key of their
+   * final recipient, a local agent's own results with its key.
+   */
+  private signed(from: string, to: string, kind: string, body: unknown): unknown {
+    if (!this.signing || body === null || typeof body !== 'object') return body;
+    if (from === this.authority && ORDER_KINDS.has(kind)) {
+      const via = (body as Routed).via;
+      const recipient = via.length > 0 ? (via[via.length - 1] as string) : to;
+      const key = this.keys.get(recipient);
+      return key === undefined ? body : { ...(body as AssignBody | CancelBody), mac: signOrder(key, kind as 'assign' | 'cancel', recipient, body as AssignBody | CancelBody) };
+    }
+    if (kind === 'result' && (body as ResultBody).agentId === from) {
+      const key = this.keys.get(from);
+      return key === undefined ? body : { ...(body as ResultBody), mac: signResult(key, body as ResultBody) };
+    }
+    return body;
+  }
+
+  /**
+   * What a local node may be handed, or undefined to drop it: an order that reached its recipient
+   * must carry the authority's signature for it; a result delivered to the authority is marked
+   * `forged` unless the agent it names signed it.
+   */
+  private checked(to: string, kind: string, body: unknown): unknown {
+    if (!this.signing || body === null || typeof body !== 'object') return body;
+    if (ORDER_KINDS.has(kind) && to !== this.authority && (body as Routed).via.length === 0) {
+      const key = this.keys.get(to);
+      return key !== undefined && verifyOrder(key, kind as 'assign' | 'cancel', to, body as AssignBody | CancelBody) ? body : undefined;
+    }
+    if (kind === 'result' && to === this.authority) {
+      const result = body as ResultBody;
+      const key = this.keys.get(result.agentId);
+      if (key === undefined) return { ...result, forged: `no session key for ${JSON.stringify(result.agentId)}` };
+      return verifyResult(key, result) ? body : { ...result, forged: `not signed by ${JSON.stringify(result.agentId)}` };
+    }
+    return body;
   }
 
   /**
@@ -422,6 +596,12 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.closed = true;
     this.flushing?.unsubscribe();
     this.flushing = undefined;
+    clearInterval(this.sweeper);
+    for (const [socket, timer] of this.raw) {
+      clearTimeout(timer);
+      socket.destroy();
+    }
+    this.raw.clear();
     const closing = [...this.sockets].map(
       connection =>
         new Promise<void>(resolve => {
@@ -436,6 +616,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     );
     await Promise.all(closing);
     await new Promise<void>(resolve => this.wss.close(() => resolve()));
+    await new Promise<void>(resolve => this.http.close(() => resolve()));
     this.events.complete();
   }
 
@@ -465,16 +646,98 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private write(connection: Connection, frame: string, counter: KindCounter): void {
     if (connection.closing || connection.socket.readyState !== WebSocket.OPEN) return this.counters.drop(counter, 'down');
     if (connection.socket.bufferedAmount > this.maxBufferedBytes) {
-      // It does not read: cut it, since no close frame could pass the backlog (the peer sees 1006,
-      // abnormal closure). It may reconnect.
       this.counters.drop(counter, 'down');
-      connection.closing = true;
-      this.rejected(connection, 1006, `not reading: ${connection.socket.bufferedAmount} bytes waiting (maxBufferedBytes ${this.maxBufferedBytes}); cut without a close frame`);
-      connection.socket.terminate();
+      return this.cut(connection, `not reading: ${connection.socket.bufferedAmount} bytes waiting (maxBufferedBytes ${this.maxBufferedBytes})`);
+    }
+    if (frame.length > connection.maxFrameBytes || (frame.length * 3 > connection.maxFrameBytes && Buffer.byteLength(frame, 'utf8') > connection.maxFrameBytes)) {
+      this.counters.drop(counter, 'down');
+      const error = `a frame of ${Buffer.byteLength(frame, 'utf8')} bytes is above the ${connection.maxFrameBytes} its peer takes: not sent`;
+      this.reply(connection, { v: 1, type: 'error', code: WS_CLOSE.tooBig, error });
+      this.rejected(connection, WS_CLOSE.tooBig, error);
       return;
     }
     connection.socket.send(frame);
     this.counters.deliver(counter);
+    // Checked after the write too: one big frame to a peer that does not read must not stay held.
+    if (connection.socket.bufferedAmount > this.maxBufferedBytes) this.cut(connection, `not reading: ${connection.socket.bufferedAmount} bytes waiting (maxBufferedBytes ${this.maxBufferedBytes})`);
+  }
+
+  /**
+   * Cuts a connection whose peer does not read, without a close frame (none could pass the
+   * backlog; the peer sees 1006): its buffers are freed at once. It may reconnect.
+   */
+  private cut(connection: Connection, error: string): void {
+    if (connection.closing && connection.socket.readyState === WebSocket.CLOSED) return;
+    connection.closing = true;
+    this.rejected(connection, 1006, `${error}; cut without a close frame`);
+    connection.socket.terminate();
+  }
+
+  /** Every second while connections are open: cuts peers whose unread bytes have stopped going down. */
+  private sweep(): void {
+    const now = performance.now();
+    for (const connection of this.sockets) {
+      const buffered = connection.socket.bufferedAmount;
+      if (buffered === 0 || buffered < connection.lastBuffered) connection.stuckSince = 0;
+      else if (connection.stuckSince === 0) connection.stuckSince = now;
+      else if (now - connection.stuckSince >= this.drainTimeoutMs) this.cut(connection, `not reading: ${buffered} bytes waiting for ${Math.round(now - connection.stuckSince)} ms (drainTimeoutMs ${this.drainTimeoutMs})`);
+      connection.lastBuffered = buffered;
+    }
+    if (this.sockets.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  /** A new TCP (or TLS) connection: refused at once over the caps, dropped if it does not upgrade in time. */
+  private onTcp(socket: Socket): void {
+    socket.on('error', () => undefined); // resets and the like: 'close' follows
+    const open = this.raw.size + this.sockets.size;
+    const pending = this.raw.size + this.unjoined;
+    if (this.closed || open >= this.maxConnections || pending >= this.maxPendingConnections) {
+      socket.destroy();
+      this.refusedForCapacity(socket, open >= this.maxConnections ? `${open} connections open (maxConnections ${this.maxConnections})` : `${pending} connections not yet joined (maxPendingConnections ${this.maxPendingConnections})`);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.raw.delete(socket);
+      socket.destroy();
+    }, this.handshakeTimeoutMs);
+    this.raw.set(socket, timer);
+    socket.once('close', () => {
+      const pendingTimer = this.raw.get(socket);
+      if (pendingTimer === undefined) return;
+      clearTimeout(pendingTimer);
+      this.raw.delete(socket);
+    });
+  }
+
+  private onUpgrade(request: IncomingMessage, socket: Socket, head: Buffer): void {
+    const timer = this.raw.get(socket);
+    if (timer === undefined) {
+      socket.destroy(); // timed out, refused, or not one of ours
+      return;
+    }
+    clearTimeout(timer);
+    this.raw.delete(socket);
+    const remote = `${request.socket.remoteAddress ?? '?'}:${request.socket.remotePort ?? '?'}`;
+    try {
+      this.wss.handleUpgrade(request, socket, head, ws => this.accept(ws, remote));
+    } catch {
+      socket.destroy();
+    }
+  }
+
+  /** Reports capacity refusals at most once a second (a flood must not flood the log too). */
+  private refusedForCapacity(socket: Socket, why: string): void {
+    this.counters.rejected++;
+    this.overCapacity++;
+    const now = performance.now();
+    if (now - this.overCapacityReportedAt < 1000) return;
+    this.overCapacityReportedAt = now;
+    const count = this.overCapacity;
+    this.overCapacity = 0;
+    this.emit({ type: 'rejected', agentId: undefined, remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, code: WS_CLOSE.tryAgainLater, error: `${count} connection(s) refused: ${why}` });
   }
 
   /** Bytes written to `agentId`'s connection that its peer has not taken yet (0 if not connected). */
@@ -489,7 +752,10 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
     const connection = new Connection(socket, remote, this.burst, performance.now());
     this.sockets.add(connection);
-    connection.helloTimer = setTimeout(() => this.refuse(connection, WS_CLOSE.unauthenticated, `no hello within ${this.helloTimeoutMs} ms`), this.helloTimeoutMs);
+    this.unjoined++;
+    this.limitFrames(connection, this.preHelloMaxBytes);
+    this.sweeper ??= setInterval(() => this.sweep(), 1000).unref();
+    connection.helloTimer = setTimeout(() => this.refuse(connection, WS_CLOSE.handshakeTimeout, `no hello within ${this.helloTimeoutMs} ms`), this.helloTimeoutMs);
     socket.on('message', (data, isBinary) => this.onFrame(connection, data, isBinary));
     // Protocol errors found by ws itself (oversized frame, invalid UTF-8): it closes the socket.
     socket.on('error', err => this.onSocketError(connection, err));
@@ -499,7 +765,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private onClose(connection: Connection, code: number, reason: string): void {
     clearTimeout(connection.helloTimer);
     connection.closing = true;
-    this.sockets.delete(connection);
+    if (this.sockets.delete(connection) && connection.agentId === undefined) this.unjoined--;
     const { agentId } = connection;
     if (agentId !== undefined && this.connections.get(agentId) === connection) {
       this.connections.delete(agentId);
@@ -525,13 +791,35 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     return true;
   }
 
+  /**
+   * Sets the largest frame `ws` reads on this connection: small until the hello is accepted, so no
+   * one without the token makes the server read and hold a big frame. `ws` checks the length from
+   * the frame header, before reading the payload; it has no public setter, hence its receiver's
+   * field (ws 8; a test fails if that changes). The decoder checks the size again either way.
+   */
+  private limitFrames(connection: Connection, maxBytes: number): void {
+    const receiver = (connection.socket as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+    if (receiver !== undefined && typeof receiver._maxPayload === 'number') receiver._maxPayload = maxBytes;
+  }
+
   private onFrame(connection: Connection, data: RawData, isBinary: boolean): void {
     if (connection.closing) return;
+    try {
+      this.handleFrame(connection, data, isBinary);
+    } catch (err) {
+      // A bug, or a message that broke a receiver: that connection ends, the server goes on.
+      const error = `internal error while handling a frame: ${err instanceof Error ? err.message : String(err)}`;
+      this.refuse(connection, WS_CLOSE.internalError, error);
+    }
+  }
+
+  private handleFrame(connection: Connection, data: RawData, isBinary: boolean): void {
     if (!this.takeToken(connection)) {
       return this.refuse(connection, WS_CLOSE.rateLimited, `rate limit exceeded (${this.perSecond} frames/s, burst ${this.burst})`);
     }
     if (isBinary) return this.refuse(connection, WS_CLOSE.unsupportedData, 'binary frames are not accepted: send JSON text');
-    const decoded = decode(text(data), { maxBytes: this.maxPayload });
+    const joined = connection.agentId !== undefined;
+    const decoded = decode(text(data), { maxBytes: !joined ? this.preHelloMaxBytes : connection.role === 'client' ? this.maxPayload : this.agentMaxPayload });
     if (!decoded.ok) return this.refuse(connection, decoded.closeCode, decoded.error);
     const message = decoded.message;
     switch (message.type) {
@@ -562,31 +850,70 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
   }
 
-  private hello(connection: Connection, { agentId, capabilities, token, role = 'agent', slots = 1 }: HelloMessage): void {
+  private hello(connection: Connection, { agentId, capabilities, token, role = 'agent', slots = 1, instance, maxFrameBytes }: HelloMessage): void {
     if (!tokensMatch(this.token, token)) return this.refuse(connection, WS_CLOSE.unauthenticated, 'invalid token');
     if (this.members.has(agentId) || this.reserved.has(agentId)) {
       return this.refuse(connection, WS_CLOSE.policyViolation, `id ${JSON.stringify(agentId)} belongs to a node of the server's process`);
     }
     const held = this.connections.get(agentId);
-    if (held !== undefined && held.role !== role) {
-      return this.refuse(connection, WS_CLOSE.policyViolation, `id ${JSON.stringify(agentId)} is held by a connected ${held.role}`);
+    if (held !== undefined) {
+      // An id belongs to its live connection: a newcomer cannot evict it. The holder is asked
+      // whether it is still there; one that does not answer is cut, and the newcomer's retry gets the id.
+      this.probe(held);
+      return this.refuse(connection, WS_CLOSE.idInUse, `id ${JSON.stringify(agentId)} is held by a live ${held.role} connection from ${held.remote}; retry once it is gone`);
     }
     clearTimeout(connection.helloTimer);
     connection.helloTimer = undefined;
-    const previous = this.connections.get(agentId);
-    if (previous !== undefined) {
-      this.connections.delete(agentId); // before its close event: that one must not report the new one gone
-      this.closeSocket(previous, WS_CLOSE.replaced, 'replaced by a newer connection with the same agent id');
-      this.emit({ type: 'disconnected', agentId, code: WS_CLOSE.replaced, reason: 'replaced' });
-    }
+    this.unjoined--;
     connection.agentId = agentId;
     connection.role = role;
     connection.capabilities = capabilities;
     connection.slots = slots;
+    connection.instance = instance;
+    if (maxFrameBytes !== undefined) connection.maxFrameBytes = maxFrameBytes;
+    this.limitFrames(connection, role === 'client' ? this.maxPayload : this.agentMaxPayload);
     this.connections.set(agentId, connection);
-    this.known.add(agentId);
-    this.reply(connection, { v: 1, type: 'join', agentId, capabilities, session: this.session });
-    this.emit({ type: 'connected', agentId, role, capabilities, slots, remote: connection.remote, replaced: previous !== undefined });
+    let key: string | undefined;
+    if (role === 'agent') {
+      this.known.add(agentId); // clients come and go by the thousand: they are not remembered
+      if (this.signing) {
+        // A new key at every hello: whoever held the id before cannot sign for this connection.
+        key = newSessionKey();
+        this.keys.set(agentId, keyFrom(key) as Buffer);
+      }
+    }
+    this.reply(connection, {
+      v: 1,
+      type: 'join',
+      agentId,
+      capabilities,
+      session: this.session,
+      ...(key === undefined ? {} : { key }),
+      ...(this.heartbeatMs === undefined ? {} : { heartbeatMs: this.heartbeatMs }),
+      maxValueBytes: this.maxValueBytes,
+    });
+    this.emit({ type: 'connected', agentId, role, capabilities, slots, remote: connection.remote, replaced: false, ...(instance === undefined ? {} : { instance }) });
+  }
+
+  /** Pings a connection whose id another hello asks for; no pong within `idProbeMs` and it is cut. */
+  private probe(connection: Connection): void {
+    if (connection.probing || connection.closing) return;
+    connection.probing = true;
+    const timer = setTimeout(() => {
+      connection.socket.off('pong', answered);
+      if (!connection.closing) this.cut(connection, `did not answer a ping within ${this.idProbeMs} ms while another connection asked for its id`);
+    }, this.idProbeMs);
+    const answered = (): void => {
+      clearTimeout(timer);
+      connection.probing = false;
+    };
+    connection.socket.once('pong', answered);
+    connection.socket.once('close', () => clearTimeout(timer));
+    try {
+      connection.socket.ping();
+    } catch {
+      // closing already: the timer cuts it or the close clears it
+    }
   }
 
   /** Routes an envelope that came from a socket (already checked). */
@@ -594,8 +921,15 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const counter = this.counters.count(kind);
     const member = this.members.get(to);
     if (member !== undefined) {
+      const checked = this.checked(to, kind, body);
+      if (checked === undefined) {
+        this.counters.drop(counter, 'unknown');
+        this.counters.rejected++;
+        this.emit({ type: 'rejected', agentId: from, remote: this.connections.get(from)?.remote ?? '?', code: WS_CLOSE.forgedSender, error: `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped` });
+        return;
+      }
       this.counters.deliver(counter);
-      member.next({ from, to, kind, body, sentAt: this.scheduler.now() } as E);
+      member.next({ from, to, kind, body: checked, sentAt: this.scheduler.now() } as E);
       return;
     }
     const connection = this.connections.get(to);
@@ -657,7 +991,7 @@ export interface WsClientNetworkOptions {
   readonly slots?: number;
   /** Stamps `sentAt` of arriving envelopes. Default `asyncScheduler`. */
   readonly scheduler?: SchedulerLike;
-  /** Largest frame accepted from the server. Default 1 MiB. */
+  /** Largest frame accepted from the server (told to it at hello: it sends nothing bigger). Default 16 MiB. */
   readonly maxPayload?: number;
   readonly reconnect?: ReconnectOptions;
   /** Draws the backoff jitter, in [0, 1). Default `Math.random`. */
@@ -667,8 +1001,11 @@ export interface WsClientNetworkOptions {
 }
 
 export type WsClientEvent =
-  /** Joined; `session` names the server instance (a different one than before: it restarted). */
-  | { readonly type: 'joined'; readonly agentId: string; readonly connects: number; readonly session: string | undefined }
+  /**
+   * Joined; `session` names the server instance (a different one than before: it restarted);
+   * `heartbeatMs` is the coordinator's heartbeat interval, when it says.
+   */
+  | { readonly type: 'joined'; readonly agentId: string; readonly connects: number; readonly session: string | undefined; readonly heartbeatMs?: number }
   | { readonly type: 'disconnected'; readonly code: number; readonly reason: string; readonly willReconnect: boolean }
   | { readonly type: 'reconnecting'; readonly attempt: number; readonly delayMs: number }
   /** An error frame from the server, or a frame from it that failed to decode (ignored). */
@@ -687,8 +1024,12 @@ export class WsConnectionError extends Error {
   }
 }
 
-/** Close codes after which reconnecting cannot help: the inbox errors instead. */
-const FINAL_CODES = new Set<number>([WS_CLOSE.policyViolation, WS_CLOSE.unauthenticated, WS_CLOSE.unsupportedVersion, WS_CLOSE.replaced]);
+/**
+ * Close codes after which reconnecting cannot help: the inbox errors instead. An id in use (4009)
+ * or an operator's disconnect (4004) is not among them: no close code makes an honest agent give up
+ * while the coordinator is reachable and its token valid.
+ */
+const FINAL_CODES = new Set<number>([WS_CLOSE.policyViolation, WS_CLOSE.unauthenticated, WS_CLOSE.unsupportedVersion]);
 /** Close codes that, before the join, mean the hello itself was refused. */
 const REFUSED_HELLO_CODES = new Set<number>([WS_CLOSE.unsupportedData, WS_CLOSE.invalidPayload, WS_CLOSE.tooBig]);
 
@@ -731,6 +1072,12 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly log: (event: WsClientEvent) => void;
   private readonly events = new Subject<WsClientEvent>();
   private readonly counters = new Counters();
+  /** This process, the same across reconnects (told at hello: the server tells a restart from a reconnect). */
+  readonly instance = randomUUID();
+  /** The session key of the current connection (from its join): checks orders, signs results. */
+  private key: Buffer | undefined;
+  /** Largest result value the coordinator takes (from the join). */
+  private maxValueBytes = Infinity;
   private inbox: Subscriber<E> | undefined;
   private socket: WebSocket | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -747,7 +1094,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     role = 'agent',
     slots = 1,
     scheduler = asyncScheduler,
-    maxPayload = DEFAULT_MAX_BYTES,
+    maxPayload = 16 * DEFAULT_MAX_BYTES,
     reconnect = {},
     random = Math.random,
     log = () => undefined,
@@ -821,12 +1168,29 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     assertOutgoing(message);
     const { from, to, kind, body } = message;
     if (from !== this.agentId) throw new RangeError(`envelope.from must be this client's agent id ${JSON.stringify(this.agentId)}, got ${JSON.stringify(from)}`);
-    const frame = encodeEnvelope(from, to, kind, body);
+    const frame = this.frameOf(from, to, kind, body);
     const counter = this.counters.count(kind);
     const socket = this.socket;
     if (this.stateValue !== 'open' || socket === undefined || socket.readyState !== WebSocket.OPEN) return this.counters.drop(counter, 'down');
     socket.send(frame);
     this.counters.deliver(counter);
+  }
+
+  /** The frame for an envelope; this agent's own results are signed, and one too big to be taken fails instead. */
+  private frameOf(from: string, to: string, kind: string, body: unknown): string {
+    if (kind !== 'result' || body === null || typeof body !== 'object' || (body as ResultBody).agentId !== this.agentId) return encodeEnvelope(from, to, kind, body);
+    let result = body as ResultBody;
+    let frame = this.signedFrame(from, to, result);
+    if (frame.length > this.maxValueBytes && Buffer.byteLength(frame, 'utf8') > this.maxValueBytes + 64 * 1024) {
+      const { value: _value, ...rest } = result;
+      result = { ...rest, ok: false, error: `result of ${Buffer.byteLength(frame, 'utf8')} bytes is above the coordinator's limit of ${this.maxValueBytes}` };
+      frame = this.signedFrame(from, to, result);
+    }
+    return frame;
+  }
+
+  private signedFrame(from: string, to: string, result: ResultBody): string {
+    return encodeEnvelope(from, to, 'result', this.key === undefined ? result : { ...result, mac: signResult(this.key, result) });
   }
 
   /** Leaves (as unsubscribing the inbox does) and completes `events$`. */
@@ -870,7 +1234,9 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     this.stateValue = 'connecting';
     const socket = new WebSocket(this.url, { maxPayload: this.maxPayload, perMessageDeflate: false });
     this.socket = socket;
-    socket.on('open', () => socket.send(encode({ v: 1, type: 'hello', agentId: this.agentId, capabilities: this.capabilities, token: this.token, role: this.role, slots: this.slots })));
+    socket.on('open', () =>
+      socket.send(encode({ v: 1, type: 'hello', agentId: this.agentId, capabilities: this.capabilities, token: this.token, role: this.role, slots: this.slots, instance: this.instance, maxFrameBytes: this.maxPayload })),
+    );
     socket.on('message', (data, isBinary) => {
       if (this.socket === socket) this.onFrame(data, isBinary);
     });
@@ -881,7 +1247,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   }
 
   private onFrame(data: RawData, isBinary: boolean): void {
-    const decoded = isBinary ? ({ ok: false, error: 'binary frame from the server', closeCode: WS_CLOSE.unsupportedData } as const) : decode(text(data), { maxBytes: this.maxPayload });
+    const decoded = isBinary ? ({ ok: false, error: 'binary frame from the server', closeCode: WS_CLOSE.unsupportedData } as const) : decode(text(data), { maxBytes: this.maxPayload, maxDepth: CLIENT_MAX_DEPTH });
     if (!decoded.ok) {
       this.counters.rejected++;
       this.emit({ type: 'error', code: decoded.closeCode, error: `ignored a frame from the server: ${decoded.error}` });
@@ -893,12 +1259,20 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
         this.stateValue = 'open';
         this.attempts = 0;
         this.connects++;
-        this.emit({ type: 'joined', agentId: this.agentId, connects: this.connects, session: message.session });
+        this.key = message.key === undefined ? undefined : keyFrom(message.key);
+        this.maxValueBytes = message.maxValueBytes ?? Infinity;
+        this.emit({ type: 'joined', agentId: this.agentId, connects: this.connects, session: message.session, ...(message.heartbeatMs === undefined ? {} : { heartbeatMs: message.heartbeatMs }) });
         return;
       case 'envelope': {
         const inbox = this.inbox;
         if (inbox === undefined || message.to !== this.agentId) {
           this.counters.rejected++;
+          return;
+        }
+        if (this.key !== undefined && ORDER_KINDS.has(message.kind) && (message.body as Routed).via.length === 0 && !verifyOrder(this.key, message.kind as 'assign' | 'cancel', this.agentId, message.body as AssignBody | CancelBody)) {
+          // Meant for this agent but not signed by the coordinator for it: a peer's forgery, or altered on the way.
+          this.counters.rejected++;
+          this.emit({ type: 'error', code: WS_CLOSE.forgedSender, error: `ignored an unsigned or altered ${message.kind} relayed by ${JSON.stringify(message.from)}` });
           return;
         }
         this.counters.received++;

@@ -103,7 +103,7 @@ describe('Service: what it refuses and what it survives', () => {
   it('a submitter that cannot take its outcome (too big) is told its result is unknown, not left waiting', async () => {
     const { service } = await cluster(2);
     const task = { id: 'big', subtasks: Array.from({ length: 40 }, (_, i) => ({ id: `b-${i}`, payload: 'x'.repeat(100) })) }; // echoed back
-    await expect(submitTask({ url: service.url, token: TOKEN, task, maxPayload: 2048 })).rejects.toThrow(/connection lost after the task was sent \(close \d+.*result is unknown/);
+    await expect(submitTask({ url: service.url, token: TOKEN, task, maxPayload: 2048 })).rejects.toThrow(/could not send the outcome: a frame of \d+ bytes is above the 2048 .*result is unknown/);
   });
 
   it('an agent that rejoins a restarted service starts over: a new task with old subtask ids gets new work, not the old result', async () => {

@@ -92,7 +92,7 @@ describe('WsServerNetwork: authentication', () => {
     const { server, events } = await serve();
     const r = await raw(server.url);
     r.send(hello('a-1', TOKEN, ['code', 'review']));
-    expect(await within(r.messages)).toEqual({ v: 1, type: 'join', agentId: 'a-1', capabilities: ['code', 'review'], session: server.session });
+    expect(await within(r.messages)).toEqual({ v: 1, type: 'join', agentId: 'a-1', capabilities: ['code', 'review'], session: server.session, key: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/), maxValueBytes: 1024 * 1024 });
     expect(await first(events, e => e.type === 'connected')).toMatchObject({ type: 'connected', agentId: 'a-1', capabilities: ['code', 'review'], replaced: false });
     expect([...server.remoteAgents.keys()]).toEqual(['a-1']);
   });
@@ -124,10 +124,10 @@ describe('WsServerNetwork: authentication', () => {
     expect(await firstValueFrom(coordinator.pipe(toArray()))).toEqual([]);
   });
 
-  it('closes a connection that says nothing with 4001 after helloTimeoutMs', async () => {
+  it('closes a connection that says nothing with 4008 after helloTimeoutMs', async () => {
     const { server } = await serve({ helloTimeoutMs: 30 });
     const r = await raw(server.url);
-    expect(await r.closed).toEqual({ code: 4001, reason: 'no hello within 30 ms' });
+    expect(await r.closed).toEqual({ code: WS_CLOSE.handshakeTimeout, reason: 'no hello within 30 ms' });
   });
 
   it('refuses a hello under the id of a node of its own process (1008)', async () => {
@@ -304,16 +304,42 @@ describe('WsClientNetwork: reconnect', () => {
     expect([...second.server.remoteAgents.keys()]).toEqual(['a-1']);
   });
 
-  it('a newer connection under the same id replaces the older one (4004)', async () => {
-    const { server, events } = await serve();
+  it('an id belongs to its live connection: a second hello is refused (4009, retryable) and the holder stays', async () => {
+    const { server } = await serve();
     const older = await joined(server.url, 'a-1');
-    const newer = await joined(server.url, 'a-1');
-    expect((await older.closed).code).toBe(4004);
-    expect(await first(events, e => e.type === 'connected' && e.replaced)).toMatchObject({ agentId: 'a-1' });
+    const newer = await raw(server.url);
+    newer.send(hello('a-1'));
+    expect(await first(newer.messages, m => m.type === 'error')).toMatchObject({ code: WS_CLOSE.idInUse, error: expect.stringMatching(/held by a live agent connection/) });
+    expect((await newer.closed).code).toBe(WS_CLOSE.idInUse);
     const coordinator = inbox(server, 'coordinator');
-    newer.send(beat('a-1'));
+    older.send(beat('a-1'));
     expect(await within(coordinator)).toMatchObject({ from: 'a-1' });
-    expect(server.remoteAgents.size).toBe(1);
+    expect(older.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('a holder that does not answer the probe is cut, and the id is free for the next hello', async () => {
+    const { server, events } = await serve({ idProbeMs: 50 });
+    const older = await joined(server.url, 'a-1');
+    older.socket.pause(); // a stopped process: no pong
+    const newer = await raw(server.url);
+    newer.send(hello('a-1'));
+    expect((await newer.closed).code).toBe(WS_CLOSE.idInUse);
+    expect(await first(events, e => e.type === 'rejected' && e.agentId === 'a-1' && e.code === 1006)).toMatchObject({ error: expect.stringMatching(/did not answer a ping/) });
+    await first(events, e => e.type === 'disconnected' && e.agentId === 'a-1');
+    const retry = await joined(server.url, 'a-1');
+    expect(retry.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('a client whose id is in use keeps retrying and joins once the holder is gone (no close code ends an honest agent)', async () => {
+    const { server } = await serve();
+    const holder = await joined(server.url, 'a-1');
+    const { network, events } = client(server, 'a-1');
+    const errors: unknown[] = [];
+    network.join('a-1').subscribe({ error: err => errors.push(err) });
+    await first(events, e => e.type === 'disconnected' && e.code === WS_CLOSE.idInUse && e.willReconnect);
+    holder.socket.close();
+    await first(events, e => e.type === 'joined');
+    expect(errors).toEqual([]);
   });
 
   it('gives up after maxAttempts failed reconnects (the inbox errors)', async () => {
@@ -437,7 +463,8 @@ describe('end to end over real sockets', () => {
     expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
     expect(Object.values(result.results)).not.toContain('forged');
     expect(events.filter(e => e.type === 'subtask.completed')).toHaveLength(subtasks.length);
-    expect(events.some(e => e.type === 'subtask.rejected' && /sent by rogue/.test(e.reason))).toBe(true);
+    expect(events.some(e => e.type === 'subtask.rejected' && /forged: not signed by "a-0" \(delivered by rogue\)/.test(e.reason))).toBe(true);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'agent.quarantined', agentId: 'rogue' }));
   });
 
   it('an agent whose connection drops mid-subtask rejoins, and every subtask completes exactly once', async () => {
@@ -498,7 +525,7 @@ describe('WsServerNetwork: roles', () => {
     const agent = await joined(server.url, 'w-1');
     const impostor = await raw(server.url);
     impostor.send(clientHello('w-1'));
-    expect(await first(impostor.messages, m => m.type === 'error')).toMatchObject({ code: WS_CLOSE.policyViolation, error: expect.stringMatching(/held by a connected agent/) });
+    expect(await first(impostor.messages, m => m.type === 'error')).toMatchObject({ code: WS_CLOSE.idInUse, error: expect.stringMatching(/held by a live agent connection/) });
     expect(agent.socket.readyState).toBe(WebSocket.OPEN);
     expect(server.remoteAgents.get('w-1')?.role).toBe('agent');
   });
@@ -542,7 +569,9 @@ describe('WsServerNetwork: backpressure', () => {
       await new Promise(resolve => setImmediate(resolve)); // let the socket write what the kernel takes
     }
     expect(await first(events, e => e.type === 'rejected')).toMatchObject({ agentId: 'frozen', error: expect.stringMatching(/not reading: \d+ bytes waiting \(maxBufferedBytes 262144\)/) });
-    expect(server.stats.droppedBy.down).toBeGreaterThan(0);
+    const dropped = server.stats.droppedBy.down;
+    server.send(assign('frozen', 1000));
+    expect(server.stats.droppedBy.down).toBe(dropped + 1);
     server.send(assign('fine', 0));
     expect(await first(bystander.messages, m => m.type === 'envelope')).toMatchObject({ kind: 'assign', to: 'fine' });
   });

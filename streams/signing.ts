@@ -1,0 +1,69 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AssignBody, CancelBody, ResultBody } from './protocol.js';
+
+/**
+ * Signatures that survive relays. Work crosses agents on its way (a hub, a group leader, a ring's
+ * members): a relay must be able to delay or drop a message — the engine notices and routes
+ * around — but never forge or alter one. Each agent connection gets a session key at hello, over
+ * its own connection, known only to that agent and the coordinator's server. The server signs the
+ * coordinator's assignments and cancellations with the key of the agent they are meant for; the
+ * agent signs its results with its own key. What is signed is the meaning of the message, not its
+ * route: `via` changes at every hop and is left out, the final recipient is put in.
+ *
+ * MAC: HMAC-SHA256 over the JSON of the signed fields, base64url (43 characters). Values (payloads,
+ * results) are signed as their JSON text, which a JSON round trip through a relay does not change.
+ */
+
+/** A fresh 32-byte session key, base64. */
+export function newSessionKey(): string {
+  return randomBytes(32).toString('base64');
+}
+
+/** A key as given in a join (base64) in the form `sign` takes; undefined for a malformed one. */
+export function keyFrom(base64: string): Buffer | undefined {
+  const key = Buffer.from(base64, 'base64');
+  return key.length === 32 ? key : undefined;
+}
+
+function mac(key: Buffer, fields: readonly unknown[]): string {
+  return createHmac('sha256', key).update(JSON.stringify(fields)).digest('base64url');
+}
+
+function same(expected: string, given: unknown): boolean {
+  if (typeof given !== 'string' || given.length !== expected.length) return false;
+  return timingSafeEqual(Buffer.from(expected), Buffer.from(given));
+}
+
+/** The fields an assignment's signature covers: everything but its route so far. */
+function assignFields(recipient: string, { subtask, attempt, replyPath }: AssignBody): unknown[] {
+  const { id, payload = null, capabilities = null, priority = null, timeoutMs = null } = subtask;
+  return ['assign', recipient, id, attempt, payload, capabilities, priority, timeoutMs, replyPath];
+}
+
+function cancelFields(recipient: string, { subtaskId, attempt }: CancelBody): unknown[] {
+  return ['cancel', recipient, subtaskId, attempt];
+}
+
+function resultFields({ subtaskId, attempt, agentId, ok, value = null, error }: ResultBody): unknown[] {
+  return ['result', subtaskId, attempt, agentId, ok, ok ? value : null, error ?? null];
+}
+
+/** The signature of an `assign` or `cancel` meant for `recipient` (its final hop). */
+export function signOrder(key: Buffer, kind: 'assign' | 'cancel', recipient: string, body: AssignBody | CancelBody): string {
+  return mac(key, kind === 'assign' ? assignFields(recipient, body as AssignBody) : cancelFields(recipient, body as CancelBody));
+}
+
+/** Whether an `assign` or `cancel` that reached `recipient` carries the coordinator's signature for it. */
+export function verifyOrder(key: Buffer, kind: 'assign' | 'cancel', recipient: string, body: AssignBody | CancelBody): boolean {
+  return same(signOrder(key, kind, recipient, body), body.mac);
+}
+
+/** The signature of a result by the agent that ran it. */
+export function signResult(key: Buffer, body: ResultBody): string {
+  return mac(key, resultFields(body));
+}
+
+/** Whether a result carries the signature of the agent it names. */
+export function verifyResult(key: Buffer, body: ResultBody): boolean {
+  return same(signResult(key, body), body.mac);
+}
