@@ -318,6 +318,8 @@ interface SubtaskState {
   failures: number;
   /** The current attempt's start-to-close timer. */
   timer: Subscription | undefined;
+  /** Set once the agent says its result is on its way through relays: when it is taken as lost. */
+  transit: Subscription | undefined;
 }
 
 /** `quarantined`: it forged, stalled or never acknowledged; it gets no work and relays nothing for the rest of the run. */
@@ -340,6 +342,8 @@ interface AgentRecord {
   incarnation: number;
   /** Assignments in a row it did not acknowledge. */
   unacked: number;
+  /** Deliveries through it in a row that failed (it relays: an assignment or a result lost). */
+  dropped: number;
   /** A remote agent's heartbeat targets as last told (in-process hosts read the layout). */
   told: string;
   /** Slots granted to a remote agent so far (it earns them by delivering results). */
@@ -348,6 +352,11 @@ interface AgentRecord {
   timeouts: number;
   /** A remote agent's process (from its hello): another one under the same id is a restart. */
   instance: string | undefined;
+  /**
+   * An assignment relayed to it went unacknowledged: the relay or the agent is at fault, and its
+   * next assignment goes straight to it to tell which (no answer there either: the agent).
+   */
+  probeDirect: boolean;
 }
 
 /** One run of one task: the state machine every topology shares. */
@@ -408,7 +417,7 @@ class Run {
     this.scheduler = settings.scheduler;
     this.firstAttempt = firstAttempt;
     task.subtasks.forEach((subtask, index) => {
-      const state: SubtaskState = { subtask, index, status: 'queued', protocol: 'star', attempt: firstAttempt - 1, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0, timer: undefined };
+      const state: SubtaskState = { subtask, index, status: 'queued', protocol: 'star', attempt: firstAttempt - 1, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0, timer: undefined, transit: undefined };
       this.subtasks.set(subtask.id, state);
       this.queue.push(state);
     });
@@ -489,7 +498,10 @@ class Run {
   stop(): void {
     for (const s of this.subscriptions) s.unsubscribe();
     this.subscriptions.length = 0;
-    for (const state of this.subtasks.values()) state.timer?.unsubscribe();
+    for (const state of this.subtasks.values()) {
+      state.timer?.unsubscribe();
+      state.transit?.unsubscribe();
+    }
     this.orphanTimer?.unsubscribe();
     this.cancelRemoteWork();
     for (const record of this.agentList) {
@@ -529,7 +541,7 @@ class Run {
   }
 
   private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined };
+    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, probeDirect: false };
     this.agents.set(id, record);
     this.agentList.push(record);
     return record;
@@ -683,24 +695,60 @@ class Run {
     const state = this.subtasks.get(subtaskId);
     if (state === undefined || state.status !== 'assigned' || state.attempt !== attempt || state.acked || state.agentId === undefined) return;
     const record = this.agents.get(state.agentId) as AgentRecord;
-    // The first hop failed to deliver, or the agent took nothing in: the link is charged, and an
-    // agent that beats but acknowledges nothing several times running is treated as hung.
+    // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
+    // charged, and so is whoever it went through (the agent itself when it went straight to it).
     this.deliveries.next({ link: firstLink(state), ok: false });
-    this.requeue(state, `assignment to ${record.id} not acknowledged within ${this.settings.ackTimeoutMs} ms`);
-    if (++record.unacked >= UNACKED_LIMIT && record.status === 'live') {
-      const detail = `${record.unacked} assignments in a row not acknowledged`;
-      record.unacked = 0;
-      // An agent in another process cannot be restarted from here: it beats and takes nothing in, so it gets nothing more.
-      if (record.host === undefined) {
-        this.quarantine(record, detail);
-        this.dispatch();
-        return;
-      }
-      const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
-      this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
-      this.heal(fault);
+    const via = state.route.length > 0 ? ` via ${state.route.join(' → ')}` : '';
+    this.requeue(state, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`);
+    if (state.route.length > 0) {
+      this.chargeRelays(state.route);
+      record.probeDirect = true;
+    } else if (++record.unacked >= UNACKED_LIMIT) {
+      this.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
     }
     this.dispatch();
+  }
+
+  /** A delivery through these relays failed: one that fails `UNACKED_LIMIT` times with none through it in between is stalled. */
+  private chargeRelays(route: readonly string[]): void {
+    for (const id of route) {
+      const relay = this.agents.get(id);
+      if (relay !== undefined && ++relay.dropped >= UNACKED_LIMIT) this.stalled(relay, `${relay.dropped} deliveries through it in a row failed`);
+    }
+  }
+
+  /**
+   * An agent that beats but takes nothing in, or drops what it relays, is treated as hung: healed
+   * if it lives in this process; quarantined if it is in another (it cannot be restarted from here).
+   */
+  private stalled(record: AgentRecord, detail: string): void {
+    record.unacked = record.dropped = 0;
+    if (record.status !== 'live') return;
+    if (record.host === undefined) return this.quarantine(record, detail);
+    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
+    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
+    this.heal(fault);
+  }
+
+  /**
+   * The agent said its result is on its way through relays (`done`): if it has not arrived within
+   * the acknowledgement timeout, a relay lost it. The relays are charged and the subtask runs again.
+   */
+  private onResultInTransit(state: SubtaskState): void {
+    if (state.transit !== undefined) return;
+    const attempt = state.attempt;
+    state.transit = this.scheduler.schedule(
+      () =>
+        this.serial(() => {
+          state.transit = undefined;
+          if (state.status !== 'assigned' || state.attempt !== attempt) return;
+          const route = state.route;
+          this.revoke(state, `result of ${state.agentId ?? '?'} lost in transit via ${route.join(' → ')}`);
+          this.chargeRelays(route);
+          this.dispatch();
+        }),
+      this.settings.ackTimeoutMs,
+    );
   }
 
   private onProgressTimeout(key: string): void {
@@ -967,6 +1015,7 @@ class Run {
         if (state?.status !== 'assigned' || state.attempt !== body.attempt || envelope.from !== state.agentId) return;
         if (!state.acked) this.acknowledge(state);
         this.progress.next({ agentId: key(state) });
+        if (body.done === true && state.route.length > 0) this.onResultInTransit(state);
         return;
       }
       case 'vote': {
@@ -1002,6 +1051,10 @@ class Run {
     record?.inFlight.delete(state.subtask.id);
     this.version++;
     if (!state.acked) this.acknowledge(state);
+    for (const id of state.route) {
+      const relay = this.agents.get(id);
+      if (relay !== undefined) relay.dropped = 0; // it brought the result back
+    }
     this.progress.next({ agentId: key(state), status: 'leaving' });
     const latencyMs = this.now() - state.assignedAt;
     this.executions.next({ protocol: state.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
@@ -1034,7 +1087,10 @@ class Run {
     this.stale++;
     this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `forged: ${body.forged ?? ''} (delivered by ${from})` });
     const relay = this.agents.get(from);
-    if (relay !== undefined && from !== body.agentId) this.quarantine(relay, `delivered a result not signed by ${body.agentId}`);
+    if (relay !== undefined && from !== body.agentId) {
+      this.quarantine(relay, `delivered a result not signed by ${body.agentId}`);
+      this.dispatch();
+    }
   }
 
   private requeue(state: SubtaskState, reason: string): void {
@@ -1053,15 +1109,24 @@ class Run {
   private acknowledge(state: SubtaskState): void {
     state.acked = true;
     this.acks.next({ agentId: key(state), status: 'leaving' });
+    // It went through: whoever it went through is cleared of earlier failures.
     const record = state.agentId === undefined ? undefined : this.agents.get(state.agentId);
-    if (record !== undefined) record.unacked = 0;
+    if (record !== undefined) {
+      record.unacked = 0;
+      if (state.route.length === 0) record.probeDirect = false;
+    }
+    for (const id of state.route) {
+      const relay = this.agents.get(id);
+      if (relay !== undefined) relay.dropped = 0;
+    }
     this.deliveries.next({ link: firstLink(state), ok: true });
   }
 
   /** Stops watching an assignment's acknowledgement and progress. */
   private release(state: SubtaskState): void {
     state.timer?.unsubscribe();
-    state.timer = undefined;
+    state.transit?.unsubscribe();
+    state.timer = state.transit = undefined;
     const k = key(state);
     if (!state.acked) this.acks.next({ agentId: k, status: 'leaving' });
     this.progress.next({ agentId: k, status: 'leaving' });
@@ -1202,7 +1267,7 @@ class Run {
   }
 
   private assign(state: SubtaskState, record: AgentRecord): void {
-    const route = this.layout.route(record.id);
+    const route = record.probeDirect ? [] : this.layout.route(record.id);
     const path = [...route, record.id];
     const replyPath = [...[...route].reverse(), COORDINATOR];
     state.status = 'assigned';

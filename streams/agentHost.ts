@@ -321,6 +321,8 @@ export class AgentHost {
       const [first = this.options.coordinatorId, ...rest] = run.replyPath;
       const body: ResultBody = { subtaskId: subtask.id, attempt, agentId: this.id, ok, via: rest, ...(ok ? { value } : { error: error ?? 'failed' }) };
       this.send('result', first, body);
+      // Through relays: the coordinator hears straight away that it is on its way, so a relay that drops it is found out.
+      if (first !== this.options.coordinatorId) this.send('progress', this.options.coordinatorId, { subtaskId: subtask.id, attempt, progress: 1, done: true });
       this.pump();
     };
     let source;

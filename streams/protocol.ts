@@ -39,6 +39,11 @@ export interface ProgressBody {
   readonly subtaskId: string;
   readonly attempt: number;
   readonly progress: number;
+  /**
+   * The attempt has ended and its result is on its way through relays: sent straight to the
+   * coordinator, so a relay that drops the result is found out (`true` or absent).
+   */
+  readonly done?: true;
 }
 
 export interface CancelBody extends Routed {

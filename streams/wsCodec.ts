@@ -194,7 +194,7 @@ const bodies: Record<WireKind, z.ZodType> = {
     error: z.string().optional(),
     mac,
   }),
-  progress: z.object({ subtaskId: id, attempt: int, progress: finite }),
+  progress: z.object({ subtaskId: id, attempt: int, progress: finite, done: z.literal(true).optional() }),
   cancel: z.object({ ...routed, subtaskId: id, attempt: int, mac }),
   'vote-request': z.object({ proposalId: id, suspect: id }),
   vote: z.object({ proposalId: id, accept: z.boolean() }),

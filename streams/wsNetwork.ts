@@ -545,7 +545,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private signed(from: string, to: string, kind: string, body: unknown): unknown {
     if (!this.signing || body === null || typeof body !== 'object') return body;
     if (from === this.authority && ORDER_KINDS.has(kind)) {
-      const via = (body as Routed).via;
+      const via = (body as Partial<Routed>).via ?? [];
       const recipient = via.length > 0 ? (via[via.length - 1] as string) : to;
       const key = this.keys.get(recipient);
       return key === undefined ? body : { ...(body as AssignBody | CancelBody), mac: signOrder(key, kind as 'assign' | 'cancel', recipient, body as AssignBody | CancelBody) };
@@ -564,7 +564,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
    */
   private checked(to: string, kind: string, body: unknown): unknown {
     if (!this.signing || body === null || typeof body !== 'object') return body;
-    if (ORDER_KINDS.has(kind) && to !== this.authority && (body as Routed).via.length === 0) {
+    if (ORDER_KINDS.has(kind) && to !== this.authority && ((body as Partial<Routed>).via ?? []).length === 0) {
       const key = this.keys.get(to);
       return key !== undefined && verifyOrder(key, kind as 'assign' | 'cancel', to, body as AssignBody | CancelBody) ? body : undefined;
     }

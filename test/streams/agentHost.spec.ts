@@ -345,7 +345,9 @@ describe('AgentHost', () => {
       scheduler.advanceBy(LATENCY);
       expect(worker.calls.map(c => c.at)).toEqual([10]);
       scheduler.advanceBy(10);
-      expect(sends).toHaveBeenLastCalledWith({ from: 'a', to: 'r', kind: 'result', body: { subtaskId: 's', attempt: 1, agentId: 'a', ok: true, value: 7, via: [C] } });
+      expect(sends).toHaveBeenNthCalledWith(sends.mock.calls.length - 1, { from: 'a', to: 'r', kind: 'result', body: { subtaskId: 's', attempt: 1, agentId: 'a', ok: true, value: 7, via: [C] } });
+      // …and, since it goes through a relay, word straight to the coordinator that it is on its way.
+      expect(sends).toHaveBeenLastCalledWith({ from: 'a', to: C, kind: 'progress', body: { subtaskId: 's', attempt: 1, progress: 1, done: true } });
       scheduler.advanceBy(2 * LATENCY);
       expect(results()).toEqual([{ subtaskId: 's', attempt: 1, agentId: 'a', ok: true, value: 7, via: [] }]);
       expect(arrivals.find(a => a.envelope.kind === 'result')?.envelope.from).toBe('r');

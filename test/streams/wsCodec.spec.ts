@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { WS_CLOSE, decode, encode, type WireMessage } from '../../streams/wsCodec.js';
+import { DEFAULT_MAX_DEPTH, WS_CLOSE, decode, encode, nestingDepth, type WireMessage } from '../../streams/wsCodec.js';
 
 const runs = { numRuns: 200 };
 const CODES = new Set<number>(Object.values(WS_CLOSE));
@@ -271,5 +271,61 @@ describe('wsCodec decode, heartbeat fast path', () => {
     const status = fc.option(fc.constantFrom('ok', 'leaving', 'OK', ''), { nil: undefined });
     const text = fc.tuple(idish, numberish, numberish, status, idish).map(([from, load, inc, s, to]) => beat(from, load, inc, s, to));
     fc.assert(fc.property(text, same), { numRuns: 500 });
+  });
+});
+
+describe('wsCodec nesting depth', () => {
+  it.each([
+    ['a scalar', '1', 0],
+    ['an empty object', '{}', 1],
+    ['nested arrays', '[[[]]]', 3],
+    ['siblings do not add up', '[[],[],[{}]]', 3],
+    ['brackets inside strings do not count', '{"a":"[[[{{{"}', 1],
+    ['escaped quotes keep the string open', '{"a":"\\"[[[["}', 1],
+    ['an escaped backslash closes it', '{"a":"\\\\","b":[[1]]}', 3],
+  ])('%s', (_, text, depth) => {
+    expect(nestingDepth(text)).toBe(depth);
+  });
+
+  it('stops counting once past the limit', () => {
+    expect(nestingDepth('['.repeat(10_000), 5)).toBe(6);
+  });
+
+  const deep = (levels: number): unknown => {
+    let value: unknown = 'core';
+    for (let i = 0; i < levels; i++) value = i % 2 === 0 ? [value] : { v: value };
+    return value;
+  };
+
+  it('refuses a frame nested 5,000 deep in a payload with 1007 before parsing it (a 10 KB frame)', () => {
+    const text = `{"v":1,"type":"envelope","from":"a-1","to":"coordinator","kind":"result","body":{"via":[],"subtaskId":"s","attempt":1,"agentId":"a-1","ok":true,"value":${'['.repeat(5000)}${']'.repeat(5000)}}}`;
+    expect(text.length).toBeLessThan(11_000);
+    expect(decode(text)).toEqual({ ok: false, closeCode: WS_CLOSE.invalidPayload, error: `nested deeper than ${DEFAULT_MAX_DEPTH} levels` });
+  });
+
+  it('takes payloads as deep as the limit allows (the frame and body count: 3 levels)', () => {
+    const fits = env('assign', { via: [], subtask: { id: 's', payload: deep(DEFAULT_MAX_DEPTH - 3) }, attempt: 1, replyPath: [] });
+    expect(decode(fits).ok).toBe(true);
+    const over = env('assign', { via: [], subtask: { id: 's', payload: deep(DEFAULT_MAX_DEPTH - 2) }, attempt: 1, replyPath: [] });
+    expect(decode(over)).toMatchObject({ ok: false, closeCode: WS_CLOSE.invalidPayload });
+    expect(decode(over, { maxDepth: DEFAULT_MAX_DEPTH + 1 }).ok).toBe(true);
+  });
+
+  it('never throws on deep, wide or hostile JSON, and answers with a close code of the table (property)', () => {
+    const hostile = fc.oneof(
+      fc.jsonValue({ maxDepth: 8 }).map(value => env('result', { via: [], subtaskId: 's', attempt: 1, agentId: 'a-1', ok: true, value })),
+      fc.integer({ min: 1, max: 20_000 }).map(n => env('submit', { task: { id: 't', subtasks: [{ id: 's', payload: JSON.parse(`${'['.repeat(Math.min(n, 60))}${']'.repeat(Math.min(n, 60))}`) }] } }).replace('"payload":[', `"payload":${'['.repeat(n)}`)),
+      fc.tuple(fc.integer({ min: 0, max: 3000 }), fc.constantFrom('[', '{"a":', '{"__proto__":', '["\\"', '"[')).map(([n, open]) => `{"v":1,"type":"envelope","from":"a","to":"b","kind":"vote","body":${open.repeat(n)}`),
+      fc.string({ unit: fc.constantFrom('[', ']', '{', '}', '"', '\\', ':', ',', 'a', '1'), maxLength: 400 }),
+      fc.constantFrom('{"__proto__":{"polluted":1},"v":1,"type":"leave"}', '{"constructor":{"prototype":{}},"v":1,"type":"leave"}', `{"v":1,"type":"leave","reason":"${'x'.repeat(2000)}"}`),
+    );
+    fc.assert(
+      fc.property(hostile, text => {
+        const result = decode(text);
+        if (!result.ok) expect(CODES.has(result.closeCode)).toBe(true);
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      }),
+      { numRuns: Number(process.env.RXSWARM_PROPERTY_RUNS ?? 300) },
+    );
   });
 });
