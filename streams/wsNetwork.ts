@@ -8,6 +8,7 @@ import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messa
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
 import { DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
 import { SUBMISSION_KINDS } from './protocol.js';
+import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
 
 // Wall-clock time and timers are allowed here: this is a real transport, at the edge of the system
 // (the architecture test exempts streams/ws*.ts). Message stamps still come from the scheduler.
@@ -659,6 +660,11 @@ export interface WsClientNetworkOptions {
   readonly scheduler?: SchedulerLike;
   /** Largest frame accepted from the server. Default 1 MiB. */
   readonly maxPayload?: number;
+  /**
+   * An attempt not joined this long after it began (no TCP answer, no WebSocket upgrade, no reply to
+   * the hello) is abandoned and retried. Default 10,000 ms: shorter gives up sooner on a slow link.
+   */
+  readonly connectTimeoutMs?: number;
   readonly reconnect?: ReconnectOptions;
   /** Draws the backoff jitter, in [0, 1). Default `Math.random`. */
   readonly random?: () => number;
@@ -669,20 +675,25 @@ export interface WsClientNetworkOptions {
 export type WsClientEvent =
   /** Joined; `session` names the server instance (a different one than before: it restarted). */
   | { readonly type: 'joined'; readonly agentId: string; readonly connects: number; readonly session: string | undefined }
-  | { readonly type: 'disconnected'; readonly code: number; readonly reason: string; readonly willReconnect: boolean }
+  /**
+   * The connection closed or could not be made. `cause`: why an attempt failed before the server
+   * answered (refused, host not found, TLS mismatch, timed out…), where close 1006 alone says nothing.
+   */
+  | { readonly type: 'disconnected'; readonly code: number; readonly reason: string; readonly willReconnect: boolean; readonly cause: ConnectionCause | undefined }
   | { readonly type: 'reconnecting'; readonly attempt: number; readonly delayMs: number }
   /** An error frame from the server, or a frame from it that failed to decode (ignored). */
   | { readonly type: 'error'; readonly code: number; readonly error: string };
 
 export type WsClientState = 'idle' | 'connecting' | 'open' | 'waiting' | 'failed';
 
-/** Why a client stopped for good: its inbox errors with this. */
+/** Why a client stopped for good: its inbox errors with this. `cause`: why the last attempt failed, when it never reached the server. */
 export class WsConnectionError extends Error {
   constructor(
     readonly code: number,
     readonly reason: string,
+    override readonly cause?: ConnectionCause,
   ) {
-    super(code === 1006 ? `cannot connect: ${reason}` : `connection refused for good (close ${code}): ${reason}`);
+    super(cause !== undefined ? `cannot connect: ${cause.message} (${reason})` : code === 1006 ? `cannot connect: ${reason}` : `connection refused for good (close ${code}): ${reason}`);
     this.name = 'WsConnectionError';
   }
 }
@@ -705,9 +716,13 @@ const REFUSED_HELLO_CODES = new Set<number>([WS_CLOSE.unsupportedData, WS_CLOSE.
  * state:  connecting ─hello/join─▶ open ─lost─▶ waiting (backoff) ─▶ connecting ─▶ open …
  * ```
  *
+ * An attempt that fails before the server answers says why in its `disconnected` event's `cause`
+ * (refused, host not found, TLS mismatch…, from the error `ws` raised), and an attempt not joined
+ * within `connectTimeoutMs` is abandoned (cause: timed out) and retried.
+ *
  * Options: `reconnect` (`initialDelayMs` 100, `factor` 2, `maxDelayMs` 5000, `jitter` 0.5,
  * `maxAttempts` ∞ — shorter delays rejoin sooner but hammer a server that is down),
- * `maxPayload`, `scheduler`, `random`, `log`.
+ * `connectTimeoutMs` (10,000), `maxPayload`, `scheduler`, `random`, `log`.
  *
  * @example
  * const network = new WsClientNetwork({ url: 'ws://10.0.0.5:7070', agentId: 'worker-1', token, capabilities: ['code'] });
@@ -722,6 +737,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly role: ConnectionRole;
   private readonly slots: number;
   private readonly maxPayload: number;
+  private readonly connectTimeoutMs: number;
   private readonly initialDelayMs: number;
   private readonly factor: number;
   private readonly maxDelayMs: number;
@@ -734,6 +750,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private inbox: Subscriber<E> | undefined;
   private socket: WebSocket | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Abandons an attempt that has not joined within `connectTimeoutMs`. */
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private stateValue: WsClientState = 'idle';
   /** Consecutive attempts that did not reach `open`. */
   private attempts = 0;
@@ -748,6 +766,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     slots = 1,
     scheduler = asyncScheduler,
     maxPayload = DEFAULT_MAX_BYTES,
+    connectTimeoutMs = 10_000,
     reconnect = {},
     random = Math.random,
     log = () => undefined,
@@ -764,6 +783,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     const { initialDelayMs = 100, factor = 2, maxDelayMs = 5000, jitter = 0.5, maxAttempts = Infinity } = reconnect;
     this.scheduler = requireScheduler(scheduler);
     this.maxPayload = requireInteger('maxPayload', maxPayload, 64);
+    this.connectTimeoutMs = requireNumber('connectTimeoutMs', connectTimeoutMs, 0, true);
     this.initialDelayMs = requireNumber('reconnect.initialDelayMs', initialDelayMs, 0);
     this.factor = requireNumber('reconnect.factor', factor, 1);
     this.maxDelayMs = requireNumber('reconnect.maxDelayMs', maxDelayMs, this.initialDelayMs);
@@ -848,7 +868,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private stop(): void {
     this.inbox = undefined;
     clearTimeout(this.timer);
-    this.timer = undefined;
+    clearTimeout(this.connectTimer);
+    this.timer = this.connectTimer = undefined;
     const socket = this.socket;
     this.socket = undefined;
     this.stateValue = 'idle';
@@ -870,13 +891,23 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     this.stateValue = 'connecting';
     const socket = new WebSocket(this.url, { maxPayload: this.maxPayload, perMessageDeflate: false });
     this.socket = socket;
+    // The first error says why the attempt failed; 'close' 1006 follows it and says nothing.
+    let cause: ConnectionCause | undefined;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = undefined;
+      cause = timeoutCause(this.url, this.connectTimeoutMs, socket.readyState === WebSocket.OPEN);
+      socket.terminate(); // 'close' 1006 follows, and the attempt is retried
+    }, this.connectTimeoutMs);
     socket.on('open', () => socket.send(encode({ v: 1, type: 'hello', agentId: this.agentId, capabilities: this.capabilities, token: this.token, role: this.role, slots: this.slots })));
     socket.on('message', (data, isBinary) => {
       if (this.socket === socket) this.onFrame(data, isBinary);
     });
-    socket.on('error', () => undefined); // followed by 'close'
+    socket.on('error', err => {
+      // Only before the join: errors of an established connection are not about reaching it.
+      if (this.stateValue === 'connecting') cause ??= connectionCause(err, this.url);
+    });
     socket.on('close', (code, reason) => {
-      if (this.socket === socket) this.onClose(code, reason.toString('utf8'));
+      if (this.socket === socket) this.onClose(code, reason.toString('utf8'), cause);
     });
   }
 
@@ -890,6 +921,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     const message = decoded.message;
     switch (message.type) {
       case 'join':
+        clearTimeout(this.connectTimer);
+        this.connectTimer = undefined;
         this.stateValue = 'open';
         this.attempts = 0;
         this.connects++;
@@ -913,19 +946,22 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     }
   }
 
-  private onClose(code: number, reason: string): void {
+  private onClose(code: number, reason: string, cause: ConnectionCause | undefined): void {
     this.socket = undefined;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
     const inbox = this.inbox;
     if (inbox === undefined) return;
     this.attempts++;
     // A hello refused for what it says (an id or capability too long…) would be refused again.
     const final = FINAL_CODES.has(code) || (this.stateValue === 'connecting' && REFUSED_HELLO_CODES.has(code));
     const exhausted = this.attempts > this.maxAttempts;
-    this.emit({ type: 'disconnected', code, reason, willReconnect: !final && !exhausted });
+    this.emit({ type: 'disconnected', code, reason, willReconnect: !final && !exhausted, cause });
     if (final || exhausted) {
       this.stateValue = 'failed';
       this.inbox = undefined;
-      inbox.error(new WsConnectionError(code, exhausted && !final ? `gave up after ${this.maxAttempts} attempts (last close: ${reason || code})` : reason));
+      const gaveUp = `gave up after ${this.maxAttempts} attempt${this.maxAttempts === 1 ? '' : 's'}${cause === undefined ? ` (last close: ${reason || code})` : ''}`;
+      inbox.error(new WsConnectionError(code, exhausted && !final ? gaveUp : reason, cause));
       return;
     }
     this.stateValue = 'waiting';
