@@ -12,6 +12,7 @@ import { runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationResult } from './events.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
+import { AgentLog } from './agentLog.js';
 import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
 import { Service } from './service.js';
 import { simulate, type SimulationReport } from './simulate.js';
@@ -183,6 +184,7 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
   const token = tokenOf(flags.token);
   const handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
   const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
+  const log = new AgentLog({ id, url: flags.connect });
   let running;
   try {
     running = startAgent({
@@ -194,9 +196,9 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
       heartbeatIntervalMs: flags.heartbeatMs,
       ...(handler === undefined ? {} : { handler }),
       onEvent: event => {
-        if (event.type === 'joined') console.log(`${id} joined ${flags.connect}${event.connects > 1 ? ` (reconnect ${event.connects - 1})` : ''}`);
-        else if (event.type === 'disconnected') console.log(`${id} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})${event.willReconnect ? '; reconnecting' : ''}`);
-        else if (event.type === 'error') console.error(`${id}: ${event.error}`);
+        if (event.type === 'error') return console.error(`${id}: ${event.error}`);
+        const line = log.line(event);
+        if (line !== undefined) console.log(line);
       },
     });
   } catch (err) {

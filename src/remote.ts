@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Observable } from 'rxjs';
+import { Observable, share } from 'rxjs';
 import { AgentHost } from '../streams/agentHost.js';
+import type { Network } from '../streams/network.js';
 import type { EventBody, OutcomeBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
@@ -89,13 +90,25 @@ export interface AgentProcess {
  * An agent in this process serving a remote coordinator: an {@link AgentHost} on a
  * {@link WsClientNetwork}. Connection loss is retried with backoff; when it rejoins a different
  * server instance (the service restarted) the host starts over, as a new incarnation — the new
- * coordinator knows nothing of the old one's assignments.
+ * coordinator knows nothing of the old one's assignments — on the connection it has: the new
+ * coordinator sees one join, not a join, a departure and a join.
  */
 export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent }: AgentProcessOptions): AgentProcess {
   const network = new WsClientNetwork({ url, agentId: id, token, capabilities, slots, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
   const agent: InProcessAgent = { id, capabilities, concurrency: slots, handle: handler };
+  // One inbox for the life of the process: a host that starts over resubscribes to it, and the
+  // connection stays (unsubscribing the client's own inbox would leave and reconnect).
+  const inbox = network.join(id).pipe(share({ resetOnRefCountZero: false }));
+  const lasting: Network = {
+    scheduler: network.scheduler,
+    join: () => inbox,
+    send: message => network.send(message),
+    get stats() {
+      return network.stats;
+    },
+  };
   const host = new AgentHost(agent, {
-    network,
+    network: lasting,
     coordinatorId: COORDINATOR,
     heartbeatIntervalMs,
     heartbeatJitterMs: heartbeatIntervalMs / 10,
@@ -113,7 +126,7 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
       session = event.session;
     } else if (event.type === 'disconnected' && !event.willReconnect) {
       // The host's inbox subscription drives the connection; a final refusal ends the agent.
-      settle.reject(new WsConnectionError(event.code, event.reason));
+      settle.reject(new WsConnectionError(event.code, event.reason, event.cause));
     }
   });
   host.start();
