@@ -180,7 +180,7 @@ async function loadHandler(path: string): Promise<Handler> {
   return candidate as Handler;
 }
 
-async function agent(flags: { connect: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number }): Promise<number> {
+async function agent(flags: { connect: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
   const token = tokenOf(flags.token);
   const handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
   const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
@@ -212,9 +212,23 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
     return EXIT.usage;
   }
   // SIGTERM/SIGINT: hand back what it holds and leave cleanly; the coordinator reassigns at once.
+  // Running handlers are aborted and get the grace period to end; a second signal ends it now.
+  const now = (signal: NodeJS.Signals): void => {
+    console.log(`${id}: ${signal} again: exiting now`);
+    process.exit(130);
+  };
+  process.on('SIGINT', now).on('SIGTERM', now);
   await running.leave();
-  console.log(`${id} left (${outcome})`);
+  console.log(`${id} left (${outcome}); its work was handed back`);
+  const still = await running.settled(flags.graceMs);
+  if (still > 0) console.log(`${id}: ${still} handler${still === 1 ? '' : 's'} still running ${flags.graceMs} ms after being aborted; exiting without ${still === 1 ? 'it' : 'them'}`);
+  exitWhenDone(); // what a handler left behind (a timer, a socket) must not keep the process up
   return EXIT.ok;
+}
+
+/** Ends the process once the command has returned and its exit code is set, whatever still holds the event loop. */
+function exitWhenDone(): void {
+  setTimeout(() => process.exit(), 0).unref();
 }
 
 function readTask(path: string): Task {
@@ -318,6 +332,7 @@ function program(setExit: (code: number) => void): Command {
     .option('--handler <module>', 'an ES module exporting handle(subtask, context) (named or default)')
     .addOption(new Option('--slots <n>', 'subtasks run at once').argParser(integer(1, 1024)).default(1))
     .addOption(heartbeatOption())
+    .addOption(new Option('--grace-ms <ms>', 'on SIGTERM/Ctrl-C: how long aborted handlers get to end before the agent exits anyway (a second Ctrl-C: at once)').argParser(integer(0, 600_000)).default(5000))
     .action(action(agent));
 
   cli
