@@ -82,7 +82,7 @@ export class AgentLog {
     }
     this.attempts++;
     const why = cause?.message ?? `close ${code}${reason ? `: ${reason}` : ''}`;
-    if (this.attempts === 1 && !this.everJoined) return `${this.id}: cannot reach ${this.url}: ${why}; retrying`;
+    if (this.attempts === 1 && !this.everJoined) return `${this.id}: cannot reach ${this.url}, retrying with backoff: ${why}`;
     if (!reconnectLogDue(this.attempts, this.now() - this.lastLineAt)) return undefined;
     return `${this.id}: still trying ${this.url}, ${this.attempts} attempt${this.attempts === 1 ? '' : 's'}, last: ${cause?.kind ?? `close ${code}`}`;
   }

@@ -219,7 +219,7 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
   };
   process.on('SIGINT', now).on('SIGTERM', now);
   await running.leave();
-  console.log(`${id} left (${outcome}); its work was handed back`);
+  console.log(`${id} left (${outcome})`);
   const still = await running.settled(flags.graceMs);
   if (still > 0) console.log(`${id}: ${still} handler${still === 1 ? '' : 's'} still running ${flags.graceMs} ms after being aborted; exiting without ${still === 1 ? 'it' : 'them'}`);
   exitWhenDone(); // what a handler left behind (a timer, a socket) must not keep the process up

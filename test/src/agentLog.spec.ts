@@ -57,7 +57,7 @@ describe('AgentLog', () => {
     for (let i = 0; i < 40; i++) events.push([i * 5000, lost(1006, '', refused)]);
     events.push([200_000, joined('s1')]);
     expect(lines(events)).toEqual([
-      `a-1: cannot reach ${URL}: connection refused by 10.0.0.5:7070 (ECONNREFUSED): is \`rxswarm serve\` running on that host and port?; retrying`,
+      `a-1: cannot reach ${URL}, retrying with backoff: connection refused by 10.0.0.5:7070 (ECONNREFUSED): is \`rxswarm serve\` running on that host and port?`,
       `a-1: still trying ${URL}, 2 attempts, last: refused`,
       `a-1: still trying ${URL}, 4 attempts, last: refused`,
       `a-1: still trying ${URL}, 8 attempts, last: refused`,
