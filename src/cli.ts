@@ -12,6 +12,7 @@ import { runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationResult } from './events.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
+import { AgentLog } from './agentLog.js';
 import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
 import { Service } from './service.js';
 import { simulate, type SimulationReport } from './simulate.js';
@@ -207,10 +208,11 @@ async function loadHandler(path: string): Promise<Handler> {
   return candidate as Handler;
 }
 
-async function agent(flags: { connect: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number }): Promise<number> {
+async function agent(flags: { connect: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
   const token = tokenOf(flags.token);
   const handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
   const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
+  const log = new AgentLog({ id, url: flags.connect });
   let running;
   try {
     running = startAgent({
@@ -222,12 +224,12 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
       heartbeatIntervalMs: flags.heartbeatMs,
       ...(handler === undefined ? {} : { handler }),
       onEvent: event => {
-        if (event.type === 'joined') {
-          console.log(`${id} joined ${flags.connect}${event.connects > 1 ? ` (reconnect ${event.connects - 1})` : ''}`);
-          if (event.connects === 1 && event.heartbeatMs !== undefined && event.heartbeatMs !== flags.heartbeatMs) console.log(`${id} beats every ${event.heartbeatMs} ms, the coordinator's interval (--heartbeat-ms ${flags.heartbeatMs} is used only until it says)`);
+        if (event.type === 'error') return console.error(`${id}: ${event.error}`);
+        const line = log.line(event);
+        if (line !== undefined) console.log(line);
+        if (event.type === 'joined' && event.connects === 1 && event.heartbeatMs !== undefined && event.heartbeatMs !== flags.heartbeatMs) {
+          console.log(`${id} beats every ${event.heartbeatMs} ms, the coordinator's interval (--heartbeat-ms ${flags.heartbeatMs} is used only until it says)`);
         }
-        else if (event.type === 'disconnected') console.log(`${id} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})${event.willReconnect ? '; reconnecting' : ''}`);
-        else if (event.type === 'error') console.error(`${id}: ${event.error}`);
       },
     });
   } catch (err) {
@@ -241,9 +243,23 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
     return EXIT.usage;
   }
   // SIGTERM/SIGINT: hand back what it holds and leave cleanly; the coordinator reassigns at once.
+  // Running handlers are aborted and get the grace period to end; a second signal ends it now.
+  const now = (signal: NodeJS.Signals): void => {
+    console.log(`${id}: ${signal} again: exiting now`);
+    process.exit(130);
+  };
+  process.on('SIGINT', now).on('SIGTERM', now);
   await running.leave();
   console.log(`${id} left (${outcome})`);
+  const still = await running.settled(flags.graceMs);
+  if (still > 0) console.log(`${id}: ${still} handler${still === 1 ? '' : 's'} still running ${flags.graceMs} ms after being aborted; exiting without ${still === 1 ? 'it' : 'them'}`);
+  exitWhenDone(); // what a handler left behind (a timer, a socket) must not keep the process up
   return EXIT.ok;
+}
+
+/** Ends the process once the command has returned and its exit code is set, whatever still holds the event loop. */
+function exitWhenDone(): void {
+  setTimeout(() => process.exit(), 0).unref();
 }
 
 function readTask(path: string): Task {
@@ -351,6 +367,7 @@ function program(setExit: (code: number) => void): Command {
     .option('--handler <module>', 'an ES module exporting handle(subtask, context) (named or default)')
     .addOption(new Option('--slots <n>', 'subtasks run at once').argParser(integer(1, 1024)).default(1))
     .addOption(heartbeatOption())
+    .addOption(new Option('--grace-ms <ms>', 'on SIGTERM/Ctrl-C: how long aborted handlers get to end before the agent exits anyway (a second Ctrl-C: at once)').argParser(integer(0, 600_000)).default(5000))
     .action(action(agent));
 
   cli

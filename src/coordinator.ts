@@ -399,6 +399,12 @@ class Run {
   private startedAt = 0;
   private startByKind: Record<string, number> = {};
   private orphanTimer: Subscription | undefined;
+  /** When the armed orphan timer fails what still waits. */
+  private orphansFailAt = 0;
+  /** Why each subtask that no live agent can run was last said to wait (see {@link waitKey}). */
+  private readonly waitingFor = new Map<string, string>();
+  /** The live agents (see {@link liveFingerprint}) for which the whole queue was last looked at for such subtasks. */
+  private scannedLive = -1;
   private finished = false;
   private busy = false;
   private readonly later: Array<() => void> = [];
@@ -1174,6 +1180,18 @@ class Run {
     if (this.finished) return;
     const queue = this.queue;
     let orphaned = false;
+    /** Subtasks that start to wait for no capable agent in this pass, by why. */
+    let newlyWaiting: Map<string, string[]> | undefined;
+    const orphan = (state: SubtaskState, candidates: Candidates): void => {
+      orphaned = true;
+      const why = waitKey(state.subtask, candidates);
+      if (this.waitingFor.get(state.subtask.id) === why) return;
+      this.waitingFor.set(state.subtask.id, why);
+      newlyWaiting ??= new Map();
+      const ids = newlyWaiting.get(why);
+      if (ids === undefined) newlyWaiting.set(why, [state.subtask.id]);
+      else ids.push(state.subtask.id);
+    };
     const waiting: SubtaskState[] = [];
     const groups = new Map<string, Candidates>();
     let seen = -1; // the version `groups` describes
@@ -1187,7 +1205,7 @@ class Run {
       }
       const candidates = this.candidates(state.subtask, groups);
       if (candidates.capable === 0) {
-        orphaned = true;
+        orphan(state, candidates);
         waiting.push(state);
         continue;
       }
@@ -1205,6 +1223,20 @@ class Run {
         if (record.inFlight.size >= this.slotsOf(record)) for (const group of groups.values()) group.remove(record);
       }
     }
+    // A pass that stopped because everyone is busy did not look at the rest of the queue. Whether
+    // some of it no live agent can run changes only with the live agents: look once per change,
+    // so that it is said (and its orphan timer armed) at once, not when the queue drains to it.
+    const live = this.liveFingerprint();
+    if (live !== this.scannedLive) {
+      this.scannedLive = live;
+      if (seen !== this.version) groups.clear();
+      for (let i = this.head; i < queue.length; i++) {
+        const state = queue[i] as SubtaskState;
+        if (state.status !== 'queued') continue;
+        const candidates = this.candidates(state.subtask, groups);
+        if (candidates.capable === 0) orphan(state, candidates);
+      }
+    }
     // Back to the front: the positions just before `head` are spent, there is room for them.
     this.head -= waiting.length;
     for (let k = 0; k < waiting.length; k++) queue[this.head + k] = waiting[k] as SubtaskState;
@@ -1218,11 +1250,36 @@ class Run {
       }
     }
     if (orphaned && this.orphanTimer === undefined) {
+      this.orphansFailAt = this.now() + this.settings.orphanTimeoutMs;
       this.orphanTimer = this.scheduler.schedule(() => {
         this.orphanTimer = undefined;
         this.serial(() => this.failOrphans());
       }, this.settings.orphanTimeoutMs);
     }
+    if (newlyWaiting !== undefined) for (const [why, subtaskIds] of newlyWaiting) this.announceWaiting(why, subtaskIds);
+  }
+
+  /** Which agents are live, as a number: changes (but for a negligible chance) when one comes or goes. O(agents), no allocation. */
+  private liveFingerprint(): number {
+    let hash = 0;
+    for (let i = 0; i < this.agentList.length; i++) if ((this.agentList[i] as AgentRecord).status === 'live') hash = (Math.imul(hash, 31) + i + 1) | 0;
+    return hash >>> 0;
+  }
+
+  /** Says why subtasks wait for an agent, and when they fail unless one comes. */
+  private announceWaiting(why: string, subtaskIds: string[]): void {
+    const live = this.agentList.filter(r => r.status === 'live');
+    let capabilities: string[] = [];
+    let reason: string;
+    if (why === NO_LIVE_AGENT) {
+      const down = this.agentList.length;
+      reason = down === 0 ? 'no agents connected yet' : `no live agent (${down === 1 ? 'the only agent is' : `all ${down} agents are`} down or standing by)`;
+    } else {
+      const needed = JSON.parse(why) as string[];
+      capabilities = needed.filter(c => !live.some(r => r.capabilities.includes(c)));
+      reason = capabilities.length > 0 ? `no live agent has ${capabilities.join(', ')}` : `no live agent has all of ${needed.join(', ')}`;
+    }
+    this.emit({ type: 'subtask.waiting', at: this.now(), subtaskIds, capabilities, reason, failsAt: this.orphansFailAt });
   }
 
   /** The live agents that can run `subtask`, and those of them with a free slot; one entry per capability set. */
@@ -1278,6 +1335,7 @@ class Run {
     state.route = route;
     state.protocol = this.protocol;
     state.acked = false;
+    this.waitingFor.delete(state.subtask.id);
     record.inFlight.add(state.subtask.id);
     this.version++;
     this.assignments++;
@@ -1421,6 +1479,14 @@ class Candidates {
     this.free.splice(at, 1);
     this.ids.splice(at, 1);
   }
+}
+
+/** Why a subtask waits when no agent at all is live. */
+const NO_LIVE_AGENT = '';
+
+/** Why a subtask no live agent can run waits: no agent live at all, or its capability set (as JSON). */
+function waitKey(subtask: Subtask, candidates: Candidates): string {
+  return candidates.live === 0 ? NO_LIVE_AGENT : JSON.stringify(subtask.capabilities ?? []);
 }
 
 /** Unacknowledged assignments in a row after which a beating agent is treated as hung (quarantined if remote). */

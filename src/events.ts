@@ -55,6 +55,13 @@ export type CoordinationEvent =
   | { readonly type: 'subtask.requeued'; readonly at: number; readonly subtaskId: string; readonly attempt: number; readonly reason: string }
   | { readonly type: 'subtask.rejected'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly reason: string }
   | { readonly type: 'subtask.failed'; readonly at: number; readonly subtaskId: string; readonly reason: FailureReason }
+  /**
+   * Subtasks that no live agent can run, said once when they start to wait for that reason (not at
+   * every dispatch pass). `capabilities`: what they need that no live agent has (empty when no agent
+   * is live, or when each is held by some agent but none holds them all); `reason` says which, in
+   * words; `failsAt`: when they fail unless a capable agent joins (`orphanTimeoutMs`).
+   */
+  | { readonly type: 'subtask.waiting'; readonly at: number; readonly subtaskIds: readonly string[]; readonly capabilities: readonly string[]; readonly reason: string; readonly failsAt: number }
   | { readonly type: 'fault.detected'; readonly at: number; readonly kind: string; readonly severity: string; readonly agentId?: string; readonly detail: string }
   | HealingEvent
   | { readonly type: 'protocol.selected'; readonly at: number; readonly protocol: string; readonly reason: string }

@@ -219,9 +219,25 @@ export function eventText(e: CoordinationEvent, pc: Colors = stdoutColors): stri
       return `consensus ${e.proposalId}: ${e.outcome} (${e.yes} yes, ${e.no} no)`;
     case 'subtask.rejected':
       return `${pc.yellow('rejected')}  result of ${e.subtaskId} (attempt ${e.attempt}) from ${e.agentId}: ${e.reason}`;
+    case 'subtask.waiting':
+      return `${pc.yellow('waiting')}   ${waitingText(e)}`;
     default:
       return undefined;
   }
+}
+
+/**
+ * "3 subtasks need capability gpu, which no live agent has; they fail in 60 s unless one joins",
+ * "no agents connected yet: 50 subtasks wait (they fail in 60 s unless one joins)".
+ */
+function waitingText(e: Extract<CoordinationEvent, { type: 'subtask.waiting' }>): string {
+  const n = e.subtaskIds.length;
+  const subtasks = `${n} subtask${n === 1 ? '' : 's'}`;
+  const ms = Math.max(0, e.failsAt - e.at);
+  const fails = `${n === 1 ? 'it fails' : 'they fail'} in ${ms >= 10_000 ? Math.round(ms / 1000) : Number((ms / 1000).toFixed(1))} s unless one joins`;
+  if (e.capabilities.length === 0) return `${e.reason}: ${subtasks} wait${n === 1 ? 's' : ''} (${fails})`;
+  const capabilities = `capabilit${e.capabilities.length === 1 ? 'y' : 'ies'} ${e.capabilities.join(', ')}`;
+  return `${subtasks} need${n === 1 ? 's' : ''} ${capabilities}, which no live agent has; ${fails}`;
 }
 
 /** The final report of a run, as lines. */

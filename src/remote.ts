@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Observable } from 'rxjs';
+import { Observable, isObservable, share } from 'rxjs';
 import { AgentHost } from '../streams/agentHost.js';
+import type { Network } from '../streams/network.js';
 import type { EventBody, OutcomeBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
@@ -28,9 +29,12 @@ function workMs(payload: Record<string, unknown>, field: 'sleepMs' | 'spinMs'): 
  * `{ "sleepMs": 50 }` waits (reporting progress about once a second), `{ "spinMs": 5 }` keeps the
  * CPU busy (the process cannot beat meanwhile: keep spins short of the detection bound), and
  * `{ "fail": true }` fails. Fields combine (spin, then sleep); anything else is echoed back.
+ * A sleep ends with an error as soon as `context.signal` is aborted.
  */
 export const builtinWorker: Handler = (subtask, context) =>
   new Observable<unknown>(subscriber => {
+    const { signal } = context;
+    signal.throwIfAborted();
     const payload = subtask.payload;
     const fields = payload !== null && typeof payload === 'object' && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {};
     if (fields.fail === true) throw new Error(`subtask ${subtask.id} asked to fail`);
@@ -54,9 +58,12 @@ export const builtinWorker: Handler = (subtask, context) =>
       subscriber.next(value);
       subscriber.complete();
     }, sleep);
+    const abort = (): void => subscriber.error(signal.reason);
+    signal.addEventListener('abort', abort, { once: true });
     return () => {
       clearInterval(progress);
       clearTimeout(done);
+      signal.removeEventListener('abort', abort);
     };
   });
 
@@ -81,21 +88,56 @@ export interface AgentProcess {
   readonly network: WsClientNetwork;
   /** Rejects when the connection is refused for good (bad token, id taken…). */
   readonly done: Promise<void>;
-  /** Leaves cleanly: running and queued work is handed back (the coordinator reassigns it at once). */
+  /**
+   * Leaves cleanly: running and queued work is handed back (the coordinator reassigns it at once),
+   * and the running handlers' `context.signal`s are aborted.
+   */
   leave(): Promise<void>;
+  /**
+   * After {@link leave}: resolves once every Promise a handler returned has settled, or after
+   * `graceMs`, with how many were still pending then (0: all ended). A handler that ignores its
+   * signal cannot hold the agent: the caller exits anyway.
+   */
+  settled(graceMs: number): Promise<number>;
 }
 
 /**
  * An agent in this process serving a remote coordinator: an {@link AgentHost} on a
  * {@link WsClientNetwork}. Connection loss is retried with backoff; when it rejoins a different
  * server instance (the service restarted) the host starts over, as a new incarnation — the new
- * coordinator knows nothing of the old one's assignments.
+ * coordinator knows nothing of the old one's assignments — on the connection it has: the new
+ * coordinator sees one join, not a join, a departure and a join.
  */
 export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent }: AgentProcessOptions): AgentProcess {
   const network = new WsClientNetwork({ url, agentId: id, token, capabilities, slots, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
-  const agent: InProcessAgent = { id, capabilities, concurrency: slots, handle: handler };
+  // The Promises handlers returned and that have not settled: what a departing agent waits for.
+  const pending = new Set<Promise<void>>();
+  const handle: Handler = (subtask, context) => {
+    const output = handler(subtask, context);
+    if (!isObservable(output) && typeof (output as Partial<PromiseLike<unknown>> | null)?.then === 'function') {
+      const tracked = Promise.resolve(output).then(
+        () => undefined,
+        () => undefined,
+      );
+      pending.add(tracked);
+      void tracked.then(() => pending.delete(tracked));
+    }
+    return output;
+  };
+  const agent: InProcessAgent = { id, capabilities, concurrency: slots, handle };
+  // One inbox for the life of the process: a host that starts over resubscribes to it, and the
+  // connection stays (unsubscribing the client's own inbox would leave and reconnect).
+  const inbox = network.join(id).pipe(share({ resetOnRefCountZero: false }));
+  const lasting: Network = {
+    scheduler: network.scheduler,
+    join: () => inbox,
+    send: message => network.send(message),
+    get stats() {
+      return network.stats;
+    },
+  };
   const host = new AgentHost(agent, {
-    network,
+    network: lasting,
     coordinatorId: COORDINATOR,
     heartbeatIntervalMs,
     heartbeatJitterMs: heartbeatIntervalMs / 10,
@@ -115,7 +157,7 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
       session = event.session;
     } else if (event.type === 'disconnected' && !event.willReconnect) {
       // The host's inbox subscription drives the connection; a final refusal ends the agent.
-      settle.reject(new WsConnectionError(event.code, event.reason));
+      settle.reject(new WsConnectionError(event.code, event.reason, event.cause));
     }
   });
   host.start();
@@ -130,6 +172,14 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
       events.unsubscribe();
       network.close();
       settle.resolve();
+    },
+    settled: async graceMs => {
+      if (!(graceMs >= 0 && graceMs <= 2 ** 31 - 1)) throw new RangeError(`graceMs must be a number of ms in [0, ${2 ** 31 - 1}], got ${String(graceMs)}`);
+      if (pending.size === 0) return 0;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([Promise.all(pending), new Promise(resolve => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+      return pending.size;
     },
   };
 }

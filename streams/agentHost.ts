@@ -4,7 +4,7 @@ import { requireId } from './messages.js';
 import type { Network, Envelope } from './network.js';
 import type { AssignBody, CancelBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
 import type { Random } from './random.js';
-import type { InProcessAgent, Subtask } from './task.js';
+import type { AgentContext, InProcessAgent, Subtask } from './task.js';
 
 export interface AgentHostOptions {
   readonly network: Network;
@@ -301,10 +301,12 @@ export class AgentHost {
   private execute(run: Running): void {
     const { subtask, attempt } = run;
     const scheduler = this.options.network.scheduler;
-    const context = {
+    const abort = new AbortController();
+    const context: AgentContext = {
       agentId: this.id,
       attempt,
       scheduler,
+      signal: abort.signal,
       heartbeat: (progress = 0): void => {
         if (this.stateValue !== 'running' || this.running.get(subtask.id) !== run) return;
         this.send('progress', this.options.coordinatorId, { subtaskId: subtask.id, attempt, progress });
@@ -341,6 +343,24 @@ export class AgentHost {
       error: err => finish(false, undefined, err instanceof Error ? err.message : String(err)),
       complete: () => finish(true, last),
     });
+    // Torn down before it finished (cancelled, revoked, left, crashed, hung): tell the handler why.
+    run.subscription.add(() => {
+      if (!settled) abort.abort(new DOMException(abortReason(this.stateValue, subtask.id, attempt), 'AbortError'));
+    });
     if (settled) run.subscription.unsubscribe();
+  }
+}
+
+/** Why a run was torn down before it finished, from the host's state at that moment. */
+function abortReason(state: HostState, subtaskId: string, attempt: number): string {
+  switch (state) {
+    case 'left':
+      return `the agent is leaving: attempt ${attempt} of ${subtaskId} is handed back`;
+    case 'crashed':
+      return `the agent stopped: attempt ${attempt} of ${subtaskId} is abandoned`;
+    case 'hung':
+      return `the agent hung: attempt ${attempt} of ${subtaskId} is abandoned`;
+    default:
+      return `attempt ${attempt} of ${subtaskId} was cancelled (revoked, superseded, or no longer needed)`;
   }
 }

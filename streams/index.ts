@@ -14,6 +14,7 @@ export {
 export { AgentHost, type AgentHostOptions, type HostState } from './agentHost.js';
 export type { AgentContext, InProcessAgent, Subtask, Task } from './task.js';
 export { canRun } from './task.js';
+export type { ConnectionCause, ConnectionCauseKind } from './connectionCause.js';
 export type * from './protocol.js';
 export {
   WsClientNetwork,

@@ -36,6 +36,14 @@ export interface AgentContext {
   readonly scheduler: SchedulerLike;
   /** Reports progress (0..1) on long work, so a hung agent can be told from a slow one. */
   heartbeat(progress?: number): void;
+  /**
+   * Aborted when this run's work is no longer wanted before it has finished: the attempt was
+   * cancelled or revoked (the subtask went elsewhere, a backup won), the agent leaves, crashes or
+   * hangs, or the handler's Observable is unsubscribed. Its `reason` is an `AbortError` saying
+   * which. A Promise handler cannot be stopped from outside: pass the signal on (`fetch`, child
+   * processes, SDK calls) or check it, so that a departing agent process can end promptly.
+   */
+  readonly signal: AbortSignal;
 }
 
 /** An agent living in this process. */

@@ -12,6 +12,7 @@ import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from 
 import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
 import { SUBMISSION_KINDS, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
+import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
 
 // Wall-clock time and timers are allowed here: this is a real transport, at the edge of the system
 // (the architecture test exempts streams/ws*.ts). Message stamps still come from the scheduler.
@@ -159,7 +160,12 @@ export interface WsServerNetworkOptions {
   readonly maxPendingConnections?: number;
   /** A peer whose unread bytes have not gone down for this long is cut (checked every second and on every send). Default 10,000. */
   readonly drainTimeoutMs?: number;
-  /** A hello under an id a live connection holds is refused (4009, retryable) and the holder is pinged: no pong this long and it is cut. Default 2000. */
+  /**
+   * A hello under an id a live connection holds is refused (4009, retryable) and the holder is
+   * pinged: heard from in no way (pong, frame) for this long, it is cut and the id is free. Longer
+   * than an agent's longest busy stretch (a CPU-bound handler answers no ping): default 5 ×
+   * `heartbeatMs`, at least 5000 — a process past that is being declared failed anyway.
+   */
   readonly idProbeMs?: number;
   /**
    * The node whose `assign` and `cancel` are signed for their recipients, and to which only results
@@ -239,6 +245,8 @@ class Connection {
   lastBuffered = 0;
   stuckSince = 0;
   probing = false;
+  /** When anything (a frame, a pong) last came from the peer (performance.now()). */
+  heardAt = 0;
 
   constructor(
     readonly socket: WebSocket,
@@ -376,7 +384,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     maxConnections = defaultMaxConnections(),
     maxPendingConnections = 256,
     drainTimeoutMs = 10_000,
-    idProbeMs = 2000,
+    idProbeMs,
     authority = 'coordinator',
     sign = true,
     heartbeatMs,
@@ -405,7 +413,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.maxConnections = requireInteger('maxConnections', maxConnections, 1);
     this.maxPendingConnections = requireInteger('maxPendingConnections', maxPendingConnections, 1);
     this.drainTimeoutMs = requireNumber('drainTimeoutMs', drainTimeoutMs, 0, true);
-    this.idProbeMs = requireNumber('idProbeMs', idProbeMs, 0, true);
+    this.idProbeMs = requireNumber('idProbeMs', idProbeMs ?? Math.max(5000, 5 * (heartbeatMs ?? 0)), 0, true);
     this.authority = requireId('authority', authority);
     if (typeof sign !== 'boolean') throw new RangeError(`sign must be a boolean, got ${String(sign)}`);
     this.signing = sign;
@@ -434,7 +442,11 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.http.on('error', () => undefined);
     this.wss.on('error', () => undefined);
     this.http.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => this.onTcp(socket));
-    this.http.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
+    // As Node's own default: a 400 then close (a TLS client reading it knows it spoke TLS to plain HTTP).
+    this.http.on('clientError', (_err: Error, socket: Socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
     this.http.on('request', (_request, response) => {
       response.writeHead(426, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
       response.end('rxswarm coordinator: connect with a WebSocket client (rxswarm agent --connect ws://HOST:PORT)\n');
@@ -804,6 +816,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
 
   private onFrame(connection: Connection, data: RawData, isBinary: boolean): void {
     if (connection.closing) return;
+    connection.heardAt = performance.now();
     try {
       this.handleFrame(connection, data, isBinary);
     } catch (err) {
@@ -895,13 +908,15 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.emit({ type: 'connected', agentId, role, capabilities, slots, remote: connection.remote, replaced: false, ...(instance === undefined ? {} : { instance }) });
   }
 
-  /** Pings a connection whose id another hello asks for; no pong within `idProbeMs` and it is cut. */
+  /** Pings a connection whose id another hello asks for; heard from in no way within `idProbeMs`, it is cut. */
   private probe(connection: Connection): void {
     if (connection.probing || connection.closing) return;
     connection.probing = true;
+    const askedAt = performance.now();
     const timer = setTimeout(() => {
       connection.socket.off('pong', answered);
-      if (!connection.closing) this.cut(connection, `did not answer a ping within ${this.idProbeMs} ms while another connection asked for its id`);
+      connection.probing = false;
+      if (!connection.closing && connection.heardAt < askedAt) this.cut(connection, `heard nothing from it (not even a pong) for ${this.idProbeMs} ms while another connection asked for its id`);
     }, this.idProbeMs);
     const answered = (): void => {
       clearTimeout(timer);
@@ -993,6 +1008,11 @@ export interface WsClientNetworkOptions {
   readonly scheduler?: SchedulerLike;
   /** Largest frame accepted from the server (told to it at hello: it sends nothing bigger). Default 16 MiB. */
   readonly maxPayload?: number;
+  /**
+   * An attempt not joined this long after it began (no TCP answer, no WebSocket upgrade, no reply to
+   * the hello) is abandoned and retried. Default 10,000 ms: shorter gives up sooner on a slow link.
+   */
+  readonly connectTimeoutMs?: number;
   readonly reconnect?: ReconnectOptions;
   /** Draws the backoff jitter, in [0, 1). Default `Math.random`. */
   readonly random?: () => number;
@@ -1006,20 +1026,25 @@ export type WsClientEvent =
    * `heartbeatMs` is the coordinator's heartbeat interval, when it says.
    */
   | { readonly type: 'joined'; readonly agentId: string; readonly connects: number; readonly session: string | undefined; readonly heartbeatMs?: number }
-  | { readonly type: 'disconnected'; readonly code: number; readonly reason: string; readonly willReconnect: boolean }
+  /**
+   * The connection closed or could not be made. `cause`: why an attempt failed before the server
+   * answered (refused, host not found, TLS mismatch, timed out…), where close 1006 alone says nothing.
+   */
+  | { readonly type: 'disconnected'; readonly code: number; readonly reason: string; readonly willReconnect: boolean; readonly cause: ConnectionCause | undefined }
   | { readonly type: 'reconnecting'; readonly attempt: number; readonly delayMs: number }
   /** An error frame from the server, or a frame from it that failed to decode (ignored). */
   | { readonly type: 'error'; readonly code: number; readonly error: string };
 
 export type WsClientState = 'idle' | 'connecting' | 'open' | 'waiting' | 'failed';
 
-/** Why a client stopped for good: its inbox errors with this. */
+/** Why a client stopped for good: its inbox errors with this. `cause`: why the last attempt failed, when it never reached the server. */
 export class WsConnectionError extends Error {
   constructor(
     readonly code: number,
     readonly reason: string,
+    override readonly cause?: ConnectionCause,
   ) {
-    super(code === 1006 ? `cannot connect: ${reason}` : `connection refused for good (close ${code}): ${reason}`);
+    super(cause !== undefined ? `cannot connect: ${cause.message} (${reason})` : code === 1006 ? `cannot connect: ${reason}` : `connection refused for good (close ${code}): ${reason}`);
     this.name = 'WsConnectionError';
   }
 }
@@ -1046,9 +1071,13 @@ const REFUSED_HELLO_CODES = new Set<number>([WS_CLOSE.unsupportedData, WS_CLOSE.
  * state:  connecting ─hello/join─▶ open ─lost─▶ waiting (backoff) ─▶ connecting ─▶ open …
  * ```
  *
+ * An attempt that fails before the server answers says why in its `disconnected` event's `cause`
+ * (refused, host not found, TLS mismatch…, from the error `ws` raised), and an attempt not joined
+ * within `connectTimeoutMs` is abandoned (cause: timed out) and retried.
+ *
  * Options: `reconnect` (`initialDelayMs` 100, `factor` 2, `maxDelayMs` 5000, `jitter` 0.5,
  * `maxAttempts` ∞ — shorter delays rejoin sooner but hammer a server that is down),
- * `maxPayload`, `scheduler`, `random`, `log`.
+ * `connectTimeoutMs` (10,000), `maxPayload`, `scheduler`, `random`, `log`.
  *
  * @example
  * const network = new WsClientNetwork({ url: 'ws://10.0.0.5:7070', agentId: 'worker-1', token, capabilities: ['code'] });
@@ -1063,6 +1092,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly role: ConnectionRole;
   private readonly slots: number;
   private readonly maxPayload: number;
+  private readonly connectTimeoutMs: number;
   private readonly initialDelayMs: number;
   private readonly factor: number;
   private readonly maxDelayMs: number;
@@ -1081,6 +1111,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private inbox: Subscriber<E> | undefined;
   private socket: WebSocket | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Abandons an attempt that has not joined within `connectTimeoutMs`. */
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private stateValue: WsClientState = 'idle';
   /** Consecutive attempts that did not reach `open`. */
   private attempts = 0;
@@ -1095,6 +1127,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     slots = 1,
     scheduler = asyncScheduler,
     maxPayload = 16 * DEFAULT_MAX_BYTES,
+    connectTimeoutMs = 10_000,
     reconnect = {},
     random = Math.random,
     log = () => undefined,
@@ -1111,6 +1144,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     const { initialDelayMs = 100, factor = 2, maxDelayMs = 5000, jitter = 0.5, maxAttempts = Infinity } = reconnect;
     this.scheduler = requireScheduler(scheduler);
     this.maxPayload = requireInteger('maxPayload', maxPayload, 64);
+    this.connectTimeoutMs = requireNumber('connectTimeoutMs', connectTimeoutMs, 0, true);
     this.initialDelayMs = requireNumber('reconnect.initialDelayMs', initialDelayMs, 0);
     this.factor = requireNumber('reconnect.factor', factor, 1);
     this.maxDelayMs = requireNumber('reconnect.maxDelayMs', maxDelayMs, this.initialDelayMs);
@@ -1212,7 +1246,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private stop(): void {
     this.inbox = undefined;
     clearTimeout(this.timer);
-    this.timer = undefined;
+    clearTimeout(this.connectTimer);
+    this.timer = this.connectTimer = undefined;
     const socket = this.socket;
     this.socket = undefined;
     this.stateValue = 'idle';
@@ -1234,15 +1269,25 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     this.stateValue = 'connecting';
     const socket = new WebSocket(this.url, { maxPayload: this.maxPayload, perMessageDeflate: false });
     this.socket = socket;
+    // The first error says why the attempt failed; 'close' 1006 follows it and says nothing.
+    let cause: ConnectionCause | undefined;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = undefined;
+      cause = timeoutCause(this.url, this.connectTimeoutMs, socket.readyState === WebSocket.OPEN);
+      socket.terminate(); // 'close' 1006 follows, and the attempt is retried
+    }, this.connectTimeoutMs);
     socket.on('open', () =>
       socket.send(encode({ v: 1, type: 'hello', agentId: this.agentId, capabilities: this.capabilities, token: this.token, role: this.role, slots: this.slots, instance: this.instance, maxFrameBytes: this.maxPayload })),
     );
     socket.on('message', (data, isBinary) => {
       if (this.socket === socket) this.onFrame(data, isBinary);
     });
-    socket.on('error', () => undefined); // followed by 'close'
+    socket.on('error', err => {
+      // Only before the join: errors of an established connection are not about reaching it.
+      if (this.stateValue === 'connecting') cause ??= connectionCause(err, this.url);
+    });
     socket.on('close', (code, reason) => {
-      if (this.socket === socket) this.onClose(code, reason.toString('utf8'));
+      if (this.socket === socket) this.onClose(code, reason.toString('utf8'), cause);
     });
   }
 
@@ -1256,6 +1301,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     const message = decoded.message;
     switch (message.type) {
       case 'join':
+        clearTimeout(this.connectTimer);
+        this.connectTimer = undefined;
         this.stateValue = 'open';
         this.attempts = 0;
         this.connects++;
@@ -1287,19 +1334,22 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     }
   }
 
-  private onClose(code: number, reason: string): void {
+  private onClose(code: number, reason: string, cause: ConnectionCause | undefined): void {
     this.socket = undefined;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
     const inbox = this.inbox;
     if (inbox === undefined) return;
     this.attempts++;
     // A hello refused for what it says (an id or capability too long…) would be refused again.
     const final = FINAL_CODES.has(code) || (this.stateValue === 'connecting' && REFUSED_HELLO_CODES.has(code));
     const exhausted = this.attempts > this.maxAttempts;
-    this.emit({ type: 'disconnected', code, reason, willReconnect: !final && !exhausted });
+    this.emit({ type: 'disconnected', code, reason, willReconnect: !final && !exhausted, cause });
     if (final || exhausted) {
       this.stateValue = 'failed';
       this.inbox = undefined;
-      inbox.error(new WsConnectionError(code, exhausted && !final ? `gave up after ${this.maxAttempts} attempts (last close: ${reason || code})` : reason));
+      const gaveUp = `gave up after ${this.maxAttempts} attempt${this.maxAttempts === 1 ? '' : 's'}${cause === undefined ? ` (last close: ${reason || code})` : ''}`;
+      inbox.error(new WsConnectionError(code, exhausted && !final ? gaveUp : reason, cause));
       return;
     }
     this.stateValue = 'waiting';

@@ -152,6 +152,27 @@ describe('createCoordinator', () => {
     expect(result.failed).toEqual({ gpu: 'no capable live agent for 5000 ms' });
   });
 
+  it('says at once that subtasks wait for a capability no live agent has, once, and fails them at orphanTimeoutMs', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 2), topology: 'star', scheduler });
+    const gpu = ['g-0', 'g-1', 'g-2'].map(id => ({ id, capabilities: ['gpu'] }));
+    const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: [...subtasks(20), ...gpu] });
+    // Twenty completions mean many dispatch passes; the reason is said once, when the wait starts.
+    expect(events.filter(e => e.type === 'subtask.waiting')).toEqual([
+      { type: 'subtask.waiting', at: 0, subtaskIds: ['g-0', 'g-1', 'g-2'], capabilities: ['gpu'], reason: 'no live agent has gpu', failsAt: 60_000 },
+    ]);
+    expect(events.filter(e => e.type === 'subtask.failed')).toEqual(gpu.map(g => ({ type: 'subtask.failed', at: 60_000, subtaskId: g.id, reason: 'no capable live agent for 60000 ms' })));
+    expect(Object.keys(result.results)).toHaveLength(20);
+  });
+
+  it('names a capability set no single live agent holds', () => {
+    const scheduler = new VirtualScheduler();
+    const agents = [worker('a', scheduler, 100, ['code']), worker('b', scheduler, 100, ['gpu'])].map(agent => ({ agent }));
+    const coordinator = createCoordinator({ agents, topology: 'star', scheduler, orphanTimeoutMs: 5000 });
+    const { events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: [{ id: 'both', capabilities: ['gpu', 'code'] }] });
+    expect(events.find(e => e.type === 'subtask.waiting')).toMatchObject({ subtaskIds: ['both'], capabilities: [], reason: 'no live agent has all of gpu, code', failsAt: 5000 });
+  });
+
   it('ends at the deadline, reporting what was not done', () => {
     const scheduler = new VirtualScheduler();
     const coordinator = createCoordinator({ agents: team(scheduler, 1, 1000), topology: 'star', scheduler, deadlineMs: 2500 });
@@ -422,6 +443,29 @@ describe('createCoordinator', () => {
       const { result } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(3) });
       expect(result.success).toBe(false);
       expect(Object.values(result.failed)).toEqual(Array(3).fill(expect.stringMatching(/could not join the network: .*already joined/)));
+    });
+
+    it('says at once that no agent is connected yet, and fails the waiting subtasks at orphanTimeoutMs', () => {
+      const { scheduler, coordinator } = remoteSetup([]);
+      const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(50) });
+      const waiting = events.filter(e => e.type === 'subtask.waiting');
+      expect(waiting).toEqual([{ type: 'subtask.waiting', at: 0, subtaskIds: subtasks(50).map(s => s.id), capabilities: [], reason: 'no agents connected yet', failsAt: 60_000 }]);
+      expect(result.metrics.finishedAt).toBe(60_000);
+      expect(Object.values(result.failed)).toEqual(Array(50).fill('no capable live agent for 60000 ms'));
+    });
+
+    it('an agent that joins in time takes the waiting work; what it cannot run is said to wait for a new reason', () => {
+      const { scheduler, coordinator, connect } = remoteSetup(['r-0']);
+      const task = { id: 't', subtasks: [...subtasks(5), { id: 'gpu', capabilities: ['gpu'] }] };
+      const { result, events } = runToEnd(scheduler, coordinator, task, at => {
+        if (at === 10_000) connect('r-0');
+      });
+      expect(events.filter(e => e.type === 'subtask.waiting').map(e => e.type === 'subtask.waiting' && [e.at, e.subtaskIds.length, e.reason])).toEqual([
+        [0, 6, 'no agents connected yet'],
+        [9_900, 1, 'no live agent has gpu'], // when it joined (runToEnd calls back before it advances)
+      ]);
+      expect(Object.keys(result.results)).toHaveLength(5);
+      expect(result.failed).toEqual({ gpu: 'no capable live agent for 60000 ms' });
     });
 
     it('refuses a remote agent whose id belongs to an in-process agent', () => {

@@ -49,6 +49,15 @@ describe('LiveView', () => {
     expect(eventText({ type: 'agent.down', at: 2000, agentId: 'a', reason: 'left' })?.replace(/\x1b\[\d+m/g, '')).toMatch(/^down\s+a: left$/);
   });
 
+  it.each([
+    [{ subtaskIds: ['a', 'b', 'c'], capabilities: ['gpu'], reason: 'no live agent has gpu', failsAt: 61_000 }, 'waiting   3 subtasks need capability gpu, which no live agent has; they fail in 60 s unless one joins'],
+    [{ subtaskIds: ['a'], capabilities: ['gpu', 'tpu'], reason: 'no live agent has gpu, tpu', failsAt: 1500 }, 'waiting   1 subtask needs capabilities gpu, tpu, which no live agent has; it fails in 0.5 s unless one joins'],
+    [{ subtaskIds: Array.from({ length: 50 }, (_, i) => `s-${i}`), capabilities: [], reason: 'no agents connected yet', failsAt: 61_000 }, 'waiting   no agents connected yet: 50 subtasks wait (they fail in 60 s unless one joins)'],
+    [{ subtaskIds: ['a', 'b'], capabilities: [], reason: 'no live agent has all of gpu, code', failsAt: 31_000 }, 'waiting   no live agent has all of gpu, code: 2 subtasks wait (they fail in 30 s unless one joins)'],
+  ])('says why subtasks wait and when they fail: %j', (fields, text) => {
+    expect(eventText({ type: 'subtask.waiting', at: 1000, ...fields })?.replace(/\x1b\[\d+m/g, '')).toBe(text);
+  });
+
   it('reports a result: counts, failures with their reasons', () => {
     const result = {
       taskId: 't',

@@ -10,6 +10,7 @@ import type { CoordinationResult } from '../../src/events.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cliPath = join(root, 'src', 'cli.ts');
 const handlerPath = join(root, 'test', 'fixtures', 'announcingHandler.mjs');
+const stubbornPath = join(root, 'test', 'fixtures', 'stubbornHandler.mjs');
 const TOKEN = 'e2e-secret';
 const WAIT_MS = 30_000;
 
@@ -154,8 +155,10 @@ describe('serve, agent and run as real processes', () => {
       const subtasks = Array.from({ length: 20 }, (_, i) => ({ id: `t-${i}`, payload: { sleepMs: 200 } }));
       const run = start('run', taskFile('term.json', { id: 'term', subtasks }), '--connect', url, '--json');
       await leaving.line(/^start /);
+      const killedAt = performance.now();
       leaving.child.kill('SIGTERM');
       expect(await leaving.exited).toBe(0);
+      expect(performance.now() - killedAt).toBeLessThan(5000); // the default grace period: its handler ends within 200 ms
       expect(leaving.lines.join('\n')).toMatch(/term-0 left \(SIGTERM\)/);
       expect(await run.exited).toBe(0);
       const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
@@ -163,6 +166,42 @@ describe('serve, agent and run as real processes', () => {
       expect(Object.keys(result.results)).toHaveLength(20);
       expect(server.lines.join('\n')).toMatch(/task term: down\s+term-0: left/);
       expect(server.lines.join('\n')).not.toMatch(/fault\s+agent_timeout term-0/); // a departure, not a failure
+    },
+    60_000,
+  );
+
+  it(
+    'an agent whose handler ignores its abort signal and never settles exits within --grace-ms of SIGTERM, and at once on a second Ctrl-C; the task completes elsewhere',
+    async () => {
+      const { url } = await serve();
+      const term = start('agent', '--connect', url, '--id', 'stub-term', '--heartbeat-ms', '200', '--handler', stubbornPath, '--grace-ms', '1000');
+      const int = start('agent', '--connect', url, '--id', 'stub-int', '--heartbeat-ms', '200', '--handler', stubbornPath, '--grace-ms', '600000');
+      await Promise.all([term.line(/joined/), int.line(/joined/)]);
+      const subtasks = Array.from({ length: 6 }, (_, i) => ({ id: `g-${i}`, payload: { sleepMs: 50 } }));
+      const run = start('run', taskFile('grace.json', { id: 'grace', subtasks }), '--connect', url, '--json');
+      await Promise.all([term.line(/^start /), int.line(/^start /)]);
+      const worker = start('agent', '--connect', url, '--id', 'stub-ok', '--heartbeat-ms', '200');
+      await worker.line(/joined/);
+
+      const termAt = performance.now();
+      term.child.kill('SIGTERM');
+      expect(await term.exited).toBe(0);
+      const termMs = performance.now() - termAt;
+      expect(termMs).toBeGreaterThanOrEqual(900);
+      expect(termMs).toBeLessThan(4000);
+      expect(term.lines.join('\n')).toMatch(/stub-term: 1 handler still running 1000 ms after being aborted; exiting without it/);
+
+      int.child.kill('SIGINT');
+      await int.line(/stub-int left \(SIGINT\)/);
+      const intAt = performance.now();
+      int.child.kill('SIGINT');
+      expect(await int.exited).toBe(130);
+      expect(performance.now() - intAt).toBeLessThan(3000);
+
+      expect(await run.exited).toBe(0);
+      const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+      expect(Object.keys(result.results)).toHaveLength(6);
+      expect(new Set(Object.values(result.results).map(r => (r as { agentId: string }).agentId))).toEqual(new Set(['stub-ok']));
     },
     60_000,
   );

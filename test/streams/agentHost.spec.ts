@@ -544,6 +544,68 @@ describe('AgentHost', () => {
     });
   });
 
+  describe('abort signal', () => {
+    const signalOf = (calls: readonly Call[], subtaskId: string, attempt: number): AbortSignal =>
+      (calls.find(c => c.subtaskId === subtaskId && c.attempt === attempt) as Call).context.signal;
+
+    it('is aborted when the attempt is cancelled or superseded, with an AbortError saying which; never once the run has finished', () => {
+      const { scheduler, host, worker, assign, cancel } = setup({ concurrency: 3 });
+      host.start();
+      assign('done', 1, { ms: 10, values: ['ok'] });
+      assign('cancelled', 1, { ms: 100 });
+      assign('superseded', 1, { ms: 100 });
+      scheduler.advanceBy(20);
+      cancel('cancelled', 1);
+      assign('superseded', 2, { ms: 100 });
+      scheduler.advanceBy(10);
+      expect(signalOf(worker.calls, 'done', 1).aborted).toBe(false);
+      const cancelled = signalOf(worker.calls, 'cancelled', 1);
+      expect(cancelled.aborted).toBe(true);
+      expect(cancelled.reason).toMatchObject({ name: 'AbortError', message: 'attempt 1 of cancelled was cancelled (revoked, superseded, or no longer needed)' });
+      expect(signalOf(worker.calls, 'superseded', 1).aborted).toBe(true);
+      expect(signalOf(worker.calls, 'superseded', 2).aborted).toBe(false);
+      scheduler.advanceBy(1000);
+      expect(signalOf(worker.calls, 'superseded', 2).aborted).toBe(false); // finished, not aborted
+    });
+
+    it.each([
+      ['leave', (host: AgentHost) => host.leave(), /^the agent is leaving: attempt 1 of s is handed back$/],
+      ['crash', (host: AgentHost) => host.crash(), /^the agent stopped/],
+      ['hang', (host: AgentHost) => host.hang(), /^the agent hung/],
+      ['restart', (host: AgentHost) => host.restart(), /^the agent stopped/],
+    ])('is aborted when the host does %s', (_, act, reason) => {
+      const { scheduler, host, worker, assign } = setup();
+      host.start();
+      assign('s', 1, { ms: 100 });
+      scheduler.advanceBy(20);
+      const signal = signalOf(worker.calls, 's', 1);
+      expect(signal.aborted).toBe(false);
+      act(host);
+      expect(signal.aborted).toBe(true);
+      expect((signal.reason as Error).message).toMatch(reason);
+    });
+
+    it('reaches a Promise handler, which can stop on it; nothing is sent for the aborted run', async () => {
+      const seen: string[] = [];
+      const { scheduler, host, assign, cancel, results } = setup({
+        agent: () => ({
+          id: 'a',
+          capabilities: [],
+          handle: (_subtask, context) =>
+            new Promise((_, reject) => context.signal.addEventListener('abort', () => (seen.push('aborted'), reject(context.signal.reason)))),
+        }),
+      });
+      host.start();
+      assign('s', 1);
+      scheduler.advanceBy(20);
+      cancel('s', 1);
+      scheduler.advanceBy(20);
+      await microtasks();
+      expect(seen).toEqual(['aborted']);
+      expect(results()).toEqual([]);
+    });
+  });
+
   describe('progress', () => {
     it('ctx.heartbeat sends progress to the coordinator only while its run is current', () => {
       const { scheduler, host, worker, assign, cancel, arrived, arrivals } = setup({ concurrency: 2 });
