@@ -25,6 +25,11 @@
  *   hierarchical a group leader, the same way. The coordinator's own detectors stay on: what they
  *   did during the measured tasks (faults, healing, protocol switches) is listed as `incidents`.
  *
+ * - rxswarm, signing off: a second service, the same but `sign: false` (no session keys: its
+ *   assignments, cancellations and results carry no signature, and nothing is checked), with its
+ *   own {@link AGENTS} agents. Signed ÷ unsigned throughput is what authenticating every
+ *   assignment and result through relays costs.
+ *
  * Each side runs a warm-up of {@link WARMUP} (not measured), then {@link SUBTASKS}
  * (`DISPATCH_SUBTASKS`) in {@link ROUNDS} rounds, the sides alternating, so that the load of the
  * shared machine falls on both alike; the rounds are pooled and the per-round ratios are in the
@@ -268,8 +273,12 @@ interface Pair {
   readonly rawAgentsCores: number;
   readonly rx: RxMeasured;
   readonly rxAgentsCores: number;
+  /** The same service with signing off. */
+  readonly unsigned: RxMeasured;
   /** Per round: rxswarm subtasks/s ÷ baseline jobs/s. */
   readonly roundRatios: readonly number[];
+  /** Per round: signed ÷ unsigned subtasks/s. */
+  readonly signingRatios: readonly number[];
   readonly refusals: readonly string[];
   readonly agentDisconnects: number;
 }
@@ -294,6 +303,20 @@ function pool<M extends Measured>(parts: readonly M[]): Measured {
   return { count, windowMs, latencies: latencies.sort(), serverCores: parts.reduce((sum, m) => sum + m.serverCores * m.windowMs, 0) / windowMs };
 }
 
+/** Rounds of one service's measured tasks, pooled. */
+function poolRx(rxs: readonly RxMeasured[]): RxMeasured {
+  const endToEndMs = rxs.reduce((sum, m) => sum + m.endToEndMs, 0);
+  return {
+    ...pool(rxs),
+    serverCores: rxs.reduce((sum, m) => sum + m.serverCores * m.endToEndMs, 0) / endToEndMs,
+    endToEndMs,
+    reassigned: rxs.reduce((sum, m) => sum + m.reassigned, 0),
+    rejected: rxs.reduce((sum, m) => sum + m.rejected, 0),
+    hops: sum(rxs.map(m => m.hops)),
+    incidents: sum(rxs.map(m => m.incidents)),
+  };
+}
+
 async function measurePair(children: readonly AgentsChild[], topology: TopologyName): Promise<Pair> {
   const refusals: string[] = [];
   let probe: ((event: CoordinationEvent) => void) | undefined;
@@ -301,66 +324,70 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
     probe = p;
   };
   const raw = await rawServer();
-  const service = await Service.start({
-    token: TOKEN,
-    port: 0,
-    log: (event: WsServerEvent) => {
-      if (event.type === 'rejected') refusals.push(`${event.agentId ?? event.remote}: ${event.error} (${event.code})`);
-    },
-    coordinator: { topology, heartbeat: { intervalMs: HEARTBEAT_MS } },
-    onEvent: event => probe?.(event),
-  });
+  const start = (sign: boolean): Promise<Service> =>
+    Service.start({
+      token: TOKEN,
+      port: 0,
+      sign,
+      log: (event: WsServerEvent) => {
+        if (event.type === 'rejected') refusals.push(`${event.agentId ?? event.remote}: ${event.error} (${event.code})`);
+      },
+      coordinator: { topology, heartbeat: { intervalMs: HEARTBEAT_MS } },
+      onEvent: event => probe?.(event),
+    });
+  const service = await start(true);
+  const plain = await start(false);
   try {
     // Both kinds of agents stay connected throughout; the idle kind costs a heartbeat a second.
     const opened = await startAll(children, () => ({ type: 'raw', port: raw.port, count: AGENTS / CHILDREN }));
     if (opened !== AGENTS || raw.connections() !== AGENTS) throw new Error(`dispatch bench: ${raw.connections()} of ${AGENTS} baseline connections open`);
     const ids = Array.from({ length: AGENTS }, (_, i) => `agent-${String(i).padStart(3, '0')}`);
-    const joined = await startAll(children, i => ({ type: 'agents', url: service.url, token: TOKEN, ids: ids.filter((_, k) => k % CHILDREN === i), heartbeatIntervalMs: HEARTBEAT_MS }));
-    const members = [...service.server.remoteAgents.values()].filter(a => a.role === 'agent').length;
-    if (joined !== AGENTS || members !== AGENTS) throw new Error(`dispatch bench: ${members} of ${AGENTS} agents joined the service`);
+    const joinTo = async (target: Service): Promise<void> => {
+      const joined = await startAll(children, i => ({ type: 'agents', url: target.url, token: TOKEN, ids: ids.filter((_, k) => k % CHILDREN === i), heartbeatIntervalMs: HEARTBEAT_MS }));
+      const members = [...target.server.remoteAgents.values()].filter(a => a.role === 'agent').length;
+      if (joined !== AGENTS || members !== AGENTS) throw new Error(`dispatch bench: ${members} of ${AGENTS} agents joined the service`);
+    };
+    await joinTo(service);
+    await joinTo(plain);
 
     await raw.run(WARMUP);
     await runTask(service, setProbe, `${topology}-warmup`, WARMUP);
+    await runTask(plain, setProbe, `${topology}-warmup-unsigned`, WARMUP);
 
     const perRound = Math.ceil(SUBTASKS / ROUNDS);
     const raws: Measured[] = [];
     const rxs: RxMeasured[] = [];
+    const unsigned: RxMeasured[] = [];
     let rawAgentsMs = 0;
     let rxAgentsMs = 0;
     let agentDisconnects = 0;
+    const orders = [['raw', 'rx', 'unsigned'], ['rx', 'unsigned', 'raw'], ['unsigned', 'raw', 'rx']] as const;
     for (let round = 0; round < ROUNDS; round++) {
-      // Alternating order: neither side always runs right after the other's burst.
-      for (const side of round % 2 === 0 ? (['raw', 'rx'] as const) : (['rx', 'raw'] as const)) {
+      // Rotating order: no side always runs right after another's burst.
+      for (const side of orders[round % orders.length] as (typeof orders)[number]) {
         await markAll(children);
         if (side === 'raw') raws.push(await raw.run(perRound));
-        else rxs.push(await runTask(service, setProbe, `${topology}-${round}`, perRound));
+        else if (side === 'rx') rxs.push(await runTask(service, setProbe, `${topology}-${round}`, perRound));
+        else unsigned.push(await runTask(plain, setProbe, `${topology}-${round}-unsigned`, perRound));
         const { cpuMs, disconnects } = await markAll(children);
         agentDisconnects += disconnects;
         if (side === 'raw') rawAgentsMs += cpuMs;
-        else rxAgentsMs += cpuMs;
+        else if (side === 'rx') rxAgentsMs += cpuMs;
       }
     }
     const rawPooled = pool(raws);
-    const rxPooled = pool(rxs);
-    const endToEndMs = rxs.reduce((sum, m) => sum + m.endToEndMs, 0);
-    const rx: RxMeasured = {
-      ...rxPooled,
-      serverCores: rxs.reduce((sum, m) => sum + m.serverCores * m.endToEndMs, 0) / endToEndMs,
-      endToEndMs,
-      reassigned: rxs.reduce((sum, m) => sum + m.reassigned, 0),
-      rejected: rxs.reduce((sum, m) => sum + m.rejected, 0),
-      hops: sum(rxs.map(m => m.hops)),
-      incidents: sum(rxs.map(m => m.incidents)),
-    };
+    const rx = poolRx(rxs);
     const roundRatios = rxs.map((m, i) => perSecond(m) / perSecond(raws[i] as Measured));
+    const signingRatios = rxs.map((m, i) => perSecond(m) / perSecond(unsigned[i] as RxMeasured));
     process.stderr.write(
       `  ${topology}: raw ws jobs ${formatNumber(perSecond(rawPooled))}/s, p50 ${formatNumber(nearestRank(rawPooled.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rawPooled.latencies, 99), 2)} ms; ` +
-        `rxswarm ${formatNumber(perSecond(rx))}/s, p50 ${formatNumber(nearestRank(rx.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rx.latencies, 99), 2)} ms; per-round ratios ${roundRatios.map(r => r.toFixed(2)).join(' ')}\n`,
+        `rxswarm ${formatNumber(perSecond(rx))}/s, p50 ${formatNumber(nearestRank(rx.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rx.latencies, 99), 2)} ms; per-round ratios ${roundRatios.map(r => r.toFixed(2)).join(' ')}; signed/unsigned ${signingRatios.map(r => r.toFixed(2)).join(' ')}\n`,
     );
     await stopAll(children);
-    return { topology, raw: rawPooled, rawAgentsCores: rawAgentsMs / rawPooled.windowMs, rx, rxAgentsCores: rxAgentsMs / endToEndMs, roundRatios, refusals, agentDisconnects };
+    return { topology, raw: rawPooled, rawAgentsCores: rawAgentsMs / rawPooled.windowMs, rx, rxAgentsCores: rxAgentsMs / rx.endToEndMs, unsigned: poolRx(unsigned), roundRatios, signingRatios, refusals, agentDisconnects };
   } finally {
     await service.close();
+    await plain.close();
     await raw.close();
   }
 }
@@ -382,6 +409,16 @@ function rows(pair: Pair): BenchRow[] {
     { suite, case: 'baseline: raw ws jobs, p50 round trip', value: p(raw, 50), unit: 'ms', note: `p99 ${formatNumber(p(raw, 99), 2)} ms, max ${formatNumber(p(raw, 100), 2)} ms` },
     ratioRow(suite, 'rxswarm: p50 assign → result (lower is better)', p(rx, 50), 'ms', 'raw ws p50', p(raw, 50)),
     ratioRow(suite, 'rxswarm: p99 assign → result (lower is better)', p(rx, 99), 'ms', 'raw ws p99', p(raw, 99), undefined, `max ${formatNumber(p(rx, 100), 2)} ms`),
+    ratioRow(
+      suite,
+      'rxswarm, signing on ÷ off: throughput (the cost of authentication)',
+      perSecond(rx),
+      'subtasks/s',
+      'signing off',
+      perSecond(pair.unsigned),
+      undefined,
+      `ratio per round ${pair.signingRatios.map(r => r.toFixed(2)).join('/')}; service CPU per subtask ${formatNumber((rx.serverCores * rx.endToEndMs * 1000) / rx.count, 1)} µs signed, ${formatNumber((pair.unsigned.serverCores * pair.unsigned.endToEndMs * 1000) / pair.unsigned.count, 1)} µs unsigned`,
+    ),
   ];
 }
 

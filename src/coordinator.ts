@@ -747,14 +747,18 @@ class Run {
       () =>
         this.serial(() => {
           state.transit = undefined;
-          if (state.status !== 'assigned' || state.attempt !== attempt) return;
-          const route = state.route;
-          this.revoke(state, `result of ${state.agentId ?? '?'} lost in transit via ${route.join(' → ')}`);
-          this.chargeRelays(route);
-          this.dispatch();
+          if (state.status === 'assigned' && state.attempt === attempt) this.lostInTransit(state);
         }),
       this.settings.ackTimeoutMs,
     );
+  }
+
+  /** A result announced done has not come through its relays: they are charged, and the subtask runs again. */
+  private lostInTransit(state: SubtaskState): void {
+    const route = state.route;
+    this.revoke(state, `result of ${state.agentId ?? '?'} lost in transit via ${route.join(' → ')}`);
+    this.chargeRelays(route);
+    this.dispatch();
   }
 
   private onProgressTimeout(key: string): void {
@@ -1086,17 +1090,15 @@ class Run {
   }
 
   /**
-   * A result its transport could not authenticate as the named agent's own: rejected, and a relay
-   * that delivered it (it forged or altered what it carried) is quarantined: no work, no relaying.
+   * A result its transport could not authenticate as the named agent's own: rejected, nothing
+   * more. Who made it is unknown: honest relays pass on whatever is addressed through them, so the
+   * node that delivered it may only have carried it (blaming it would let anyone get honest agents
+   * quarantined by bouncing forgeries through them). A relay that keeps the real result back is
+   * found out as results lost in transit.
    */
   private onForged(body: ResultBody, from: string): void {
     this.stale++;
     this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `forged: ${body.forged ?? ''} (delivered by ${from})` });
-    const relay = this.agents.get(from);
-    if (relay !== undefined && from !== body.agentId) {
-      this.quarantine(relay, `delivered a result not signed by ${body.agentId}`);
-      this.dispatch();
-    }
   }
 
   private requeue(state: SubtaskState, reason: string): void {
@@ -1115,15 +1117,12 @@ class Run {
   private acknowledge(state: SubtaskState): void {
     state.acked = true;
     this.acks.next({ agentId: key(state), status: 'leaving' });
-    // It went through: whoever it went through is cleared of earlier failures.
+    // The agent took it in. Its relays are cleared only once a result comes back through them: a
+    // relay that passes assignments on but keeps results back must not be cleared by the former.
     const record = state.agentId === undefined ? undefined : this.agents.get(state.agentId);
     if (record !== undefined) {
       record.unacked = 0;
       if (state.route.length === 0) record.probeDirect = false;
-    }
-    for (const id of state.route) {
-      const relay = this.agents.get(id);
-      if (relay !== undefined) relay.dropped = 0;
     }
     this.deliveries.next({ link: firstLink(state), ok: true });
   }
@@ -1361,6 +1360,12 @@ class Run {
     state.timer = undefined;
     if (state.status !== 'assigned' || state.attempt !== attempt || state.agentId === undefined) return;
     const record = this.agents.get(state.agentId) as AgentRecord;
+    if (state.transit !== undefined) {
+      // The agent finished in time and said so; its result is held up in a relay: theirs to answer for.
+      state.transit.unsubscribe();
+      state.transit = undefined;
+      return this.lostInTransit(state);
+    }
     const limit = this.timeoutOf(state.subtask);
     const reason = `attempt ${attempt} on ${record.id} ran past its ${limit} ms limit`;
     state.failures++;

@@ -464,7 +464,8 @@ describe('end to end over real sockets', () => {
     expect(Object.values(result.results)).not.toContain('forged');
     expect(events.filter(e => e.type === 'subtask.completed')).toHaveLength(subtasks.length);
     expect(events.some(e => e.type === 'subtask.rejected' && /forged: not signed by "a-0" \(delivered by rogue\)/.test(e.reason))).toBe(true);
-    expect(events).toContainEqual(expect.objectContaining({ type: 'agent.quarantined', agentId: 'rogue' }));
+    // Who forged it is unknown to the coordinator (relays pass on what they are given): rejected, no one blamed.
+    expect(events.some(e => e.type === 'agent.quarantined')).toBe(false);
   });
 
   it('an agent whose connection drops mid-subtask rejoins, and every subtask completes exactly once', async () => {
