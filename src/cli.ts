@@ -373,7 +373,7 @@ function program(setExit: (code: number) => void): Command {
   cli
     .command('run')
     .description('submits a task file to a coordinator and waits for its result')
-    .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"? }], "complexity"?, "coordinationIntensity"? }')
+    .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"?, "timeoutMs"? }], "complexity"?, "coordinationIntensity"?, "timeoutMs"? }')
     .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).makeOptionMandatory())
     .addOption(tokenOption())
     .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
