@@ -101,7 +101,8 @@ export class ProtocolManager {
 
 /** A fallback's outcome laid over the first run's: its results fill the earlier failures. */
 function merge(first: CoordinationResult, rerun: CoordinationResult): CoordinationResult {
-  const failed: Record<string, string> = {};
+  // Keyed by subtask ids, anyone's strings: no prototype (as the coordinator's).
+  const failed: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [id, reason] of Object.entries(first.failed)) {
     if (!(id in rerun.results)) failed[id] = rerun.failed[id] ?? reason;
   }
@@ -109,7 +110,7 @@ function merge(first: CoordinationResult, rerun: CoordinationResult): Coordinati
     ...rerun,
     taskId: first.taskId,
     success: Object.keys(failed).length === 0,
-    results: { ...first.results, ...rerun.results },
+    results: Object.assign(Object.create(null) as Record<string, unknown>, first.results, rerun.results),
     failed,
     metrics: {
       ...rerun.metrics,

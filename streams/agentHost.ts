@@ -125,7 +125,7 @@ export class AgentHost {
   }
 
   /**
-   * Beats at `intervalMs` from the next beat on, its jitter the same share of the interval as
+   * Beats at `intervalMs` from now on (the beat due is rescheduled), its jitter the same share of the interval as
    * before: an agent in another process takes the coordinator's interval, told at hello, so that
    * its rhythm is the one the detector expects.
    */
@@ -133,6 +133,10 @@ export class AgentHost {
     requireNumber('intervalMs', intervalMs, 0, true);
     this.jitterMs = (this.jitterMs / this.intervalMs) * intervalMs;
     this.intervalMs = intervalMs;
+    if (this.beat === undefined) return;
+    // The beat due at the old rhythm is rescheduled at the new one.
+    this.beat.unsubscribe();
+    this.scheduleBeat();
   }
 
   /** Rounded down, at least 1. Lowering it stops nothing: running work finishes, queued work waits. */

@@ -10,9 +10,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function serve(port = 0): Promise<{ server: WsServerNetwork; events: ReplaySubject<WsServerEvent> }> {
+async function serve(port = 0, heartbeatMs?: number): Promise<{ server: WsServerNetwork; events: ReplaySubject<WsServerEvent> }> {
   const events = new ReplaySubject<WsServerEvent>();
-  const server = await WsServerNetwork.listen({ token: TOKEN, port, log: e => events.next(e) });
+  const server = await WsServerNetwork.listen({ token: TOKEN, port, log: e => events.next(e), ...(heartbeatMs === undefined ? {} : { heartbeatMs }) });
   cleanups.push(() => server.close());
   return { server, events };
 }
@@ -26,6 +26,24 @@ function agent(url: string, id: string, options: Partial<Parameters<typeof start
 }
 
 describe('startAgent', () => {
+  it('beats at the interval the coordinator tells at hello, whatever it was started with', async () => {
+    const { server } = await serve(0, 250);
+    const { running, events } = agent(server.url, 'h-1', { heartbeatIntervalMs: 5000 });
+    expect(running.host.heartbeatIntervalMs).toBe(5000);
+    const joined = await firstValueFrom(events.pipe(filter(e => e.type === 'joined'), timeout(WAIT_MS)));
+    expect(joined).toMatchObject({ heartbeatMs: 250 });
+    expect(running.host.heartbeatIntervalMs).toBe(250);
+    // …and the coordinator hears it at that rhythm: several beats well within one old interval.
+    const beats: number[] = [];
+    const inbox = server.join('coordinator').subscribe(e => e.kind === 'heartbeat' && beats.push(performance.now()));
+    cleanups.push(() => inbox.unsubscribe());
+    await firstValueFrom(new Observable<number>(subscriber => {
+      const t = setInterval(() => beats.length >= 3 && subscriber.next(beats.length), 20);
+      return () => clearInterval(t);
+    }).pipe(timeout(WAIT_MS)));
+    expect((beats[2] as number) - (beats[0] as number)).toBeLessThan(2500);
+  });
+
   it('after a coordinator restart, starts over on the connection it has: the new server sees one join and no departure', async () => {
     const first = await serve();
     const port = first.server.port;
