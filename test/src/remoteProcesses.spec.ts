@@ -1,72 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { CoordinationResult } from '../../src/events.js';
+import { cliProcesses, root, type Proc } from './cliProcesses.js';
 
 // The command line across real processes on loopback: `serve`, `agent` and `run` as a user runs
 // them. Waits are on what the processes print; the timeouts only bound a test that has gone wrong.
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cliPath = join(root, 'src', 'cli.ts');
 const handlerPath = join(root, 'test', 'fixtures', 'announcingHandler.mjs');
 const stubbornPath = join(root, 'test', 'fixtures', 'stubbornHandler.mjs');
 const TOKEN = 'e2e-secret';
 const WAIT_MS = 30_000;
 
-interface Proc {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  /** Resolves with the `nth` line (seen or to come) that matches; default the first. */
-  line(pattern: RegExp, nth?: number): Promise<string>;
-  /** Resolves with the exit code. */
-  readonly exited: Promise<number | null>;
-}
-
-const procs: Proc[] = [];
+const { start, killAll } = cliProcesses(TOKEN, WAIT_MS);
 let dir: string;
-
-function start(...args: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], { cwd: root, env: { ...process.env, RXSWARM_TOKEN: TOKEN, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const waiters: Array<{ pattern: RegExp; left: number; resolve: (line: string) => void }> = [];
-  let stdout = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-    const parts = stdout.split('\n');
-    stdout = parts.pop() ?? '';
-    for (const line of parts) {
-      lines.push(line);
-      for (const w of [...waiters]) {
-        if (w.pattern.test(line) && --w.left === 0) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    }
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)));
-  const proc: Proc = {
-    child,
-    lines,
-    exited,
-    line: (pattern, nth = 1) =>
-      new Promise<string>((resolve, reject) => {
-        const seen = lines.filter(l => pattern.test(l));
-        if (seen.length >= nth) return resolve(seen[nth - 1] as string);
-        const timer = setTimeout(() => reject(new Error(`no line ${nth} matching ${pattern} within ${WAIT_MS} ms; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`)), WAIT_MS);
-        waiters.push({ pattern, left: nth - seen.length, resolve: line => (clearTimeout(timer), resolve(line)) });
-        void exited.then(code => {
-          clearTimeout(timer);
-          reject(new Error(`exited (${code}) before a line matching ${pattern}; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`));
-        });
-      }),
-  };
-  procs.push(proc);
-  return proc;
-}
 
 async function serve(): Promise<{ server: Proc; url: string }> {
   const server = start('serve', '--port', '0', '--heartbeat-ms', '200');
@@ -92,12 +38,7 @@ beforeAll(() => {
 });
 
 afterEach(async () => {
-  for (const { child } of procs.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-    }
-  }
+  killAll();
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { CoordinationResult } from '../../src/events.js';
+import { cliProcesses, root, type Proc } from './cliProcesses.js';
 import type { ResultBody } from '../../streams/protocol.js';
 import { keyFrom, signResult } from '../../streams/signing.js';
 import { WS_CLOSE, type WireMessage } from '../../streams/wsCodec.js';
@@ -12,66 +11,13 @@ import { WS_CLOSE, type WireMessage } from '../../streams/wsCodec.js';
 // Attacks on `rxswarm serve` over the wire, as a stranger or a token-holding rogue would make them:
 // real serve, agent and run processes, and hand-driven sockets from this process. Waits are on
 // printed lines and frames, each bounded; every process and socket is ended in afterEach.
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cliPath = join(root, 'src', 'cli.ts');
 const TOKEN = 'attack-secret';
 const WAIT_MS = 20_000;
 
-interface Proc {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  stderr(): string;
-  line(pattern: RegExp, nth?: number): Promise<string>;
-  readonly exited: Promise<number | null>;
-}
-
-const procs: Proc[] = [];
+const { start, killAll } = cliProcesses(TOKEN, WAIT_MS);
 const sockets: WebSocket[] = [];
 const timers: Array<ReturnType<typeof setInterval>> = [];
 let dir: string;
-
-function start(...args: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], { cwd: root, env: { ...process.env, RXSWARM_TOKEN: TOKEN, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const waiters: Array<{ pattern: RegExp; left: number; resolve: (line: string) => void }> = [];
-  let stdout = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-    const parts = stdout.split('\n');
-    stdout = parts.pop() ?? '';
-    for (const line of parts) {
-      lines.push(line);
-      for (const w of [...waiters]) {
-        if (w.pattern.test(line) && --w.left === 0) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    }
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)));
-  const proc: Proc = {
-    child,
-    lines,
-    exited,
-    stderr: () => stderr,
-    line: (pattern, nth = 1) =>
-      new Promise<string>((resolve, reject) => {
-        const seen = lines.filter(l => pattern.test(l));
-        if (seen.length >= nth) return resolve(seen[nth - 1] as string);
-        const timer = setTimeout(() => reject(new Error(`no line ${nth} matching ${pattern} within ${WAIT_MS} ms; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`)), WAIT_MS);
-        waiters.push({ pattern, left: nth - seen.length, resolve: line => (clearTimeout(timer), resolve(line)) });
-        void exited.then(code => {
-          clearTimeout(timer);
-          reject(new Error(`exited (${code}) before a line matching ${pattern}; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`));
-        });
-      }),
-  };
-  procs.push(proc);
-  return proc;
-}
 
 async function serve(...flags: string[]): Promise<{ server: Proc; url: string }> {
   const server = start('serve', '--port', '0', '--heartbeat-ms', '200', ...flags);
@@ -193,12 +139,7 @@ beforeAll(() => {
 afterEach(() => {
   for (const t of timers.splice(0)) clearInterval(t);
   for (const s of sockets.splice(0)) s.terminate();
-  for (const { child } of procs.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-    }
-  }
+  killAll();
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
