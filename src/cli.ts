@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseFaultSpec } from '../streams/faultSpec.js';
 import type { Task } from '../streams/task.js';
@@ -55,6 +55,18 @@ function tokenOf(flag: string | undefined): string {
 
 const tokenOption = (): Option => new Option('--token <token>', 'shared secret (default: $RXSWARM_TOKEN)');
 const heartbeatOption = (): Option => new Option('--heartbeat-ms <ms>', 'heartbeat interval; the same on the service and its agents').argParser(integer(10, 60_000)).default(1000);
+
+/** The version in rxswarm's package.json, found upwards from this file (src/ when run from the sources, dist/src/ when built). */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (manifest.name === 'rxswarm' && typeof manifest.version === 'string') return manifest.version;
+    }
+    if (dirname(dir) === dir) return 'unknown';
+  }
+}
 
 function print(lines: readonly string[], stream: NodeJS.WriteStream = process.stdout): void {
   for (const line of lines) stream.write(`${line}\n`);
@@ -253,6 +265,7 @@ async function run(file: string, flags: { connect: string; token?: string; json:
 function program(setExit: (code: number) => void): Command {
   const cli = new Command('rxswarm')
     .description('Coordinate a team of agents: failure detection, quorum windows and measured protocol switching.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
     .showHelpAfterError('(rxswarm --help for usage)')
     .addHelpText('after', '\nexit codes: 0 success, 1 the task failed, 2 bad usage or connection');

@@ -314,6 +314,15 @@ describe('faultPlan', () => {
     );
   });
 
+  it("is fast-check's Arbitrary, composable with the caller's fast-check", () => {
+    const pairs = fc.sample(fc.tuple(faultPlan({ agents: AGENTS, spanMs: 1000 }).filter(p => p.length > 0), fc.nat(9)), { seed: 5, numRuns: 20 });
+    expect(pairs).toHaveLength(20);
+    for (const [plan, n] of pairs) {
+      expect(plan.length).toBeGreaterThan(0);
+      expect(n).toBeLessThanOrEqual(9);
+    }
+  });
+
   it('is deterministic for a seed', () => {
     const opts = { agents: AGENTS, spanMs: 60_000 };
     const first = fc.sample(faultPlan(opts), { seed: 42, numRuns: 50 });
