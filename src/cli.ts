@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseFaultSpec } from '../streams/faultSpec.js';
 import type { Task } from '../streams/task.js';
@@ -11,6 +11,7 @@ import { validateTask } from './coordinator.js';
 import { runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationResult } from './events.js';
+import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
 import { Service } from './service.js';
@@ -179,21 +180,15 @@ async function serve(flags: { host: string; port: number; token?: string; topolo
   return EXIT.ok;
 }
 
-async function loadHandler(path: string): Promise<Handler> {
-  let module: { default?: unknown; handle?: unknown };
-  try {
-    module = (await import(pathToFileURL(resolve(path)).href)) as typeof module;
-  } catch (err) {
-    throw new UsageError(`--handler ${path}: cannot load: ${(err as Error).message}`);
-  }
-  const candidate = typeof module.default === 'function' ? module.default : typeof module.handle === 'function' ? module.handle : (module.default as { handle?: unknown } | undefined)?.handle;
-  if (typeof candidate !== 'function') throw new UsageError(`--handler ${path}: export a function \`handle(subtask, context)\` (named or default)`);
-  return candidate as Handler;
-}
-
 async function agent(flags: { connect: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number }): Promise<number> {
   const token = tokenOf(flags.token);
-  const handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
+  let handler: Handler | undefined;
+  try {
+    handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
+  } catch (err) {
+    if (err instanceof HandlerLoadError) throw new UsageError(err.message);
+    throw err;
+  }
   const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
   let running;
   try {

@@ -100,6 +100,14 @@ describe('the packed package', () => {
     expect(ok(join(project, 'node_modules', '.bin', 'rxswarm'), ['--version'], project).trim()).toBe(manifest.version);
   });
 
+  // Nodes that strip types themselves (process.features.typescript) load it; Node 20 cannot.
+  it.skipIf(Boolean((process.features as { typescript?: unknown }).typescript))('the installed command says how to run a TypeScript handler, which Node 20 cannot load', () => {
+    writeFileSync(join(project, 'handler.ts'), 'export function handle(subtask: { id: string }): string { return subtask.id; }\n');
+    const out = run(join(project, 'node_modules', '.bin', 'rxswarm'), ['agent', '--connect', 'ws://127.0.0.1:1', '--token', 't', '--handler', 'handler.ts'], project);
+    expect(out.status).toBe(2);
+    expect(out.stderr).toMatch(/--handler handler\.ts: Node v[\d.]+ cannot load TypeScript by itself: compile the handler to JavaScript \(e\.g\. with tsc\).*node --import tsx/);
+  });
+
   // TypeScript 7 has removed `moduleResolution` node10 (and classic): it refuses the option
   // outright (TS5108), so typesVersions (for older compilers under node10) is checked above by
   // its mapping, and the compiler here checks what it accepts.

@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,5 +45,24 @@ describe('rxswarm command line', () => {
     expect(out.status).toBe(0);
     expect(out.stdout).toMatch(/exit codes/);
     for (const command of ['demo', 'simulate', 'serve', 'agent', 'run']) expect(out.stdout).toMatch(new RegExp(`\\n  ${command} `));
+  });
+
+  it('--version prints the version in package.json', () => {
+    const out = cli('--version');
+    expect(out.status).toBe(0);
+    expect(out.stdout.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+
+  it('agent --handler with a syntax error exits 2 naming file:line:col', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rxswarm-cli-'));
+    try {
+      const file = join(dir, 'broken.mjs');
+      writeFileSync(file, 'export async function handle(subtask) {\n  return { ok: subtask.payload, };;\n  const = 1;\n}\n');
+      const out = cli('agent', '--connect', 'ws://127.0.0.1:1', '--token', 't', '--handler', file);
+      expect(out.status).toBe(2);
+      expect(out.stderr).toContain(`--handler ${file}: SyntaxError: Unexpected token '=' at ${file}:3:9`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
