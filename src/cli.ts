@@ -16,6 +16,7 @@ import { LiveView, eventText, reportLines } from './liveView.js';
 import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
 import { Service } from './service.js';
 import { simulate, type SimulationReport } from './simulate.js';
+import { simulationLines } from './simulationText.js';
 import { TOPOLOGY_NAMES, type TopologyName } from './topology.js';
 
 /** Exit codes of the contract. */
@@ -110,12 +111,7 @@ function simulateCommand(flags: SimulateFlags): number {
     console.log(JSON.stringify(rest, null, 2));
   } else {
     console.log(`simulated ${(report.finishedAtMs / 1000).toFixed(1)} virtual s in ${wallMs.toFixed(0)} ms of wall time`);
-    console.log(`completed ${report.completed}, failed ${report.failed}, lost ${report.lost}, accepted twice ${report.duplicatesAccepted}, runs ${report.executions}`);
-    for (const d of report.detections) {
-      console.log(`  ${d.agentId}: fault at ${d.faultAtMs} ms, detected ${d.suspectedAtMs === undefined ? 'never' : `at ${Math.round(d.suspectedAtMs)} ms (+${Math.round(d.suspectedAtMs - d.faultAtMs)} ms)`}`);
-    }
-    console.log(`false suspicions ${report.falseSuspicions}; detection bound ${report.detectionBoundMs} ms`);
-    print(reportLines(report.result));
+    print(simulationLines(report, faults, ids));
   }
   return report.failed === 0 ? EXIT.ok : EXIT.taskFailed;
 }
