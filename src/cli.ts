@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { parseFaultSpec } from '../streams/faultSpec.js';
+import { FAULT_SPEC_HELP, parseFaultSpec } from '../streams/faultSpec.js';
 import type { Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
 import { validateTask } from './coordinator.js';
@@ -16,7 +16,8 @@ import { LiveView, eventText, reportLines } from './liveView.js';
 import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
 import { Service } from './service.js';
 import { simulate, type SimulationReport } from './simulate.js';
-import { simulationLines } from './simulationText.js';
+import { costWarning } from './simulationCost.js';
+import { progressLine, simulationLines } from './simulationText.js';
 import { TOPOLOGY_NAMES, type TopologyName } from './topology.js';
 
 /** Exit codes of the contract. */
@@ -35,6 +36,20 @@ const integer =
     if (!Number.isInteger(value) || value < min || value > max) throw new InvalidArgumentError(`must be an integer in [${min}, ${max}]`);
     return value;
   };
+
+/**
+ * Agents a simulation may have. Each is a simulated process with its own timers and detector state:
+ * 10,000 on a star take a few seconds; a mesh of a few thousand (every agent heartbeats every other)
+ * takes minutes and gigabytes, and is warned about before it starts.
+ */
+const MAX_SIMULATED_AGENTS = 10_000;
+
+const simulatedAgents = (text: string): number => {
+  if (Number.isInteger(Number(text)) && Number(text) > MAX_SIMULATED_AGENTS) {
+    throw new InvalidArgumentError(`at most ${MAX_SIMULATED_AGENTS} agents can be simulated (every one is a simulated process held in memory); got ${text}`);
+  }
+  return integer(1, MAX_SIMULATED_AGENTS)(text);
+};
 
 const topology = (text: string): TopologyName | 'adaptive' => {
   if (text !== 'adaptive' && !TOPOLOGY_NAMES.includes(text as TopologyName)) throw new InvalidArgumentError(`must be one of ${[...TOPOLOGY_NAMES, 'adaptive'].join(', ')}`);
@@ -103,8 +118,17 @@ function simulateCommand(flags: SimulateFlags): number {
   } catch (err) {
     throw new UsageError(`--faults: ${(err as Error).message}`);
   }
+  const untilMs = flags.hours * 3_600_000;
+  const warning = costWarning({ topology: flags.topology, agents: flags.agents, subtasks: flags.subtasks, untilMs, faults });
+  if (warning !== undefined) console.error(warning);
+  const progress = progressLine(process.stderr, () => performance.now());
   const started = performance.now();
-  const report: SimulationReport = simulate({ seed: flags.seed, topology: flags.topology, agents: flags.agents, subtasks: flags.subtasks, faults, untilMs: flags.hours * 3_600_000 });
+  let report: SimulationReport;
+  try {
+    report = simulate({ seed: flags.seed, topology: flags.topology, agents: flags.agents, subtasks: flags.subtasks, faults, untilMs }, progress);
+  } finally {
+    progress.done();
+  }
   const wallMs = performance.now() - started;
   if (flags.json) {
     const { events: _events, ...rest } = report;
@@ -277,7 +301,7 @@ function program(setExit: (code: number) => void): Command {
     .command('simulate')
     .description('a whole coordination in virtual time, from the command line; prints the report')
     .addOption(new Option('--topology <t>', `${[...TOPOLOGY_NAMES, 'adaptive'].join(', ')}`).argParser(topology).default('adaptive'))
-    .addOption(new Option('--agents <n>', 'agents, named agent-0 …').argParser(integer(1, 100_000)).default(10))
+    .addOption(new Option('--agents <n>', `agents, named agent-0 … (at most ${MAX_SIMULATED_AGENTS})`).argParser(simulatedAgents).default(10))
     .addOption(new Option('--subtasks <n>', 'subtasks').argParser(integer(0, 10_000_000)).default(200))
     .addOption(
       new Option('--hours <h>', 'virtual time limit')
@@ -289,8 +313,9 @@ function program(setExit: (code: number) => void): Command {
         .default(1),
     )
     .addOption(new Option('--seed <n>', 'seed').argParser(integer(-(2 ** 31), 2 ** 31 - 1)).default(1))
-    .option('--faults <spec>', 'e.g. crash:agent-1@5s,hang:agent-2@8s,slow:agent-3@1sx4,partition:agent-4@3s-9s', '')
+    .option('--faults <spec>', 'faults to inject, e.g. crash:agent-1@5s,partition:agent-2+agent-3@3s-9s (syntax below)', '')
     .option('--json', 'the report as JSON', false)
+    .addHelpText('after', `\n${FAULT_SPEC_HELP}\n\nA run estimated to take over 20 s of wall time is announced on stderr with its expected cost;\non a terminal, progress is shown on stderr while it runs.`)
     .action(action(simulateCommand));
 
   cli

@@ -2,7 +2,7 @@ import { describeFault } from '../streams/faultSpec.js';
 import type { Fault } from '../streams/faults.js';
 import type { CoordinationEvent } from './events.js';
 import { describeEvent, reportLines } from './liveView.js';
-import type { SimulationReport } from './simulate.js';
+import type { SimulationProgress, SimulationReport } from './simulate.js';
 
 type Colors = Parameters<typeof reportLines>[1];
 
@@ -72,4 +72,30 @@ export function simulationLines(report: SimulationReport, faults: readonly Fault
   for (const e of detections) lines.push(`  ${describeEvent(e, 0, pc)}`);
   lines.push(`false suspicions ${report.falseSuspicions}; detection bound ${report.detectionBoundMs} ms`);
   return [...lines, ...reportLines(report.result, pc)];
+}
+
+/** Redraws the progress line at most this often (wall time). */
+const PROGRESS_EVERY_MS = 200;
+
+/**
+ * A progress line for a long simulation on a terminal, redrawn in place on `stream` (stderr, so the
+ * report on stdout stays clean) at most every 200 ms of `clock` time; `done()` erases it. Nothing
+ * at all when `stream` is not a terminal. `clock` is wall time in ms (`performance.now`).
+ */
+export function progressLine(stream: NodeJS.WriteStream, clock: () => number): { onProgress?: (p: SimulationProgress) => void; done(): void } {
+  if (stream.isTTY !== true) return { done: () => undefined };
+  let last = clock();
+  let drawn = false;
+  return {
+    onProgress: p => {
+      const now = clock();
+      if (now - last < PROGRESS_EVERY_MS) return;
+      last = now;
+      drawn = true;
+      stream.write(`\r\x1b[Ksimulating: ${(p.atMs / 1000).toFixed(1)} virtual s, ${p.ended} of ${p.subtasks} subtasks ended`);
+    },
+    done: () => {
+      if (drawn) stream.write('\r\x1b[K');
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,6 +21,7 @@ describe('rxswarm command line', () => {
     [['simulate', '--topology', 'bus'], /--topology <t>' argument 'bus' is invalid\. must be one of/],
     [['simulate', '--faults', 'crash:nobody@1s'], /unknown agent/],
     [['simulate', '--agents', 'many'], /--agents <n>' argument 'many' is invalid\. must be an integer/],
+    [['simulate', '--agents', '100000'], /--agents <n>' argument '100000' is invalid\. at most 10000 agents can be simulated/],
     [['launch'], /unknown command 'launch'/],
     [['serve', '--port', '70000'], /--port <port>' argument '70000' is invalid/],
     [['agent', '--token', 't'], /required option '--connect <url>' not specified/],
@@ -64,5 +65,38 @@ describe('rxswarm command line', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('simulate --help documents the fault syntax, every kind with an example', () => {
+    const out = cli('simulate', '--help');
+    expect(out.status).toBe(0);
+    for (const form of ['crash:AGENT@TIME', 'hang:AGENT@TIME', 'slow:AGENT@TIMExFACTOR', 'restart:AGENT@TIME', 'drop:RATE[:AGENTS][@FROM[-TO]]', 'partition:AGENTS[/AGENTS…]@AT[-HEAL]']) {
+      expect(out.stdout).toContain(form);
+    }
+  });
+
+  it('simulate warns on stderr with the expected cost before a costly run starts', async () => {
+    // mesh, 5,000 agents: minutes of work; the warning comes first, then the process is stopped.
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), 'simulate', '--topology', 'mesh', '--agents', '5000', '--json'], { cwd: root });
+    let stderr = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const bound = setTimeout(() => reject(new Error(`no warning within 30 s; stderr: ${stderr}`)), 30_000);
+        child.stderr.on('data', chunk => {
+          stderr += String(chunk);
+          if (stderr.includes('\n')) {
+            clearTimeout(bound);
+            resolve();
+          }
+        });
+        child.on('exit', () => {
+          clearTimeout(bound);
+          resolve();
+        });
+      });
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(stderr).toMatch(/^warning: mesh with 5000 agents and 200 subtasks .* about \d+ million messages \(every agent heartbeats every other agent.*\): expect roughly \d+ min of wall time/);
   });
 });
