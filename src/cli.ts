@@ -8,7 +8,7 @@ import { FAULT_SPEC_HELP, parseFaultSpec } from '../streams/faultSpec.js';
 import type { Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
 import { validateTask } from './coordinator.js';
-import { runDemo } from './demo.js';
+import { expectedDemoMs, runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationResult } from './events.js';
 import { HandlerLoadError, loadHandler } from './handlerModule.js';
@@ -90,11 +90,13 @@ function print(lines: readonly string[], stream: NodeJS.WriteStream = process.st
 }
 
 async function demo({ agents, subtasks, seed }: { agents: number; subtasks: number; seed: number }): Promise<number> {
-  console.log(`${agents} agents, ${subtasks} subtasks, adaptive protocol, seed ${seed}; faults are injected while it runs\n`);
+  const expected = expectedDemoMs(agents, subtasks);
+  const about = expected < 60_000 ? `${Math.max(1, Math.round(expected / 1000))} s` : `${Math.round(expected / 60_000)} min`;
+  console.log(`${agents} agents, ${subtasks} subtasks, adaptive protocol, seed ${seed}; the work takes about ${about} (more with the faults injected while it runs)\n`);
   const view = new LiveView({ total: subtasks });
   const { result, faults } = await runDemo({ agents, subtasks, seed, onEvent: event => view.event(event) });
   view.close();
-  const happened = faults.filter(f => f.atMs <= result.metrics.durationMs);
+  const happened = faults.filter(f => f.atMs <= result.metrics.durationMs).sort((a, b) => a.atMs - b.atMs);
   console.log(`\ninjected: ${happened.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ') || 'nothing (the task finished before the first fault was due)'}`);
   print(['', ...reportLines(result)]);
   return result.success ? EXIT.ok : EXIT.taskFailed;
