@@ -11,6 +11,7 @@ import { validateTask } from './coordinator.js';
 import { expectedDemoMs, runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationResult } from './events.js';
+import { ConfigError, configurable } from './cliConfig.js';
 import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
@@ -63,14 +64,13 @@ const wsUrl = (text: string): string => {
 
 const list = (text: string): string[] => text.split(',').map(s => s.trim()).filter(s => s.length > 0);
 
-/** The token from `--token` or `RXSWARM_TOKEN`; there is no default: an open coordinator would take anyone's work. */
-function tokenOf(flag: string | undefined): string {
-  const token = flag ?? process.env.RXSWARM_TOKEN;
+/** The token from `--token` or `RXSWARM_TOKEN` (or a config file); there is no default: an open coordinator would take anyone's work. */
+function tokenOf(token: string | undefined): string {
   if (token === undefined || token === '') throw new UsageError('a token is required: --token T or RXSWARM_TOKEN');
   return token;
 }
 
-const tokenOption = (): Option => new Option('--token <token>', 'shared secret (default: $RXSWARM_TOKEN)');
+const tokenOption = (): Option => new Option('--token <token>', 'shared secret; better as RXSWARM_TOKEN (kept out of ps)').env('RXSWARM_TOKEN');
 const heartbeatOption = (): Option => new Option('--heartbeat-ms <ms>', 'heartbeat interval; the same on the service and its agents').argParser(integer(10, 60_000)).default(1000);
 
 /** The version in rxswarm's package.json, found upwards from this file (src/ when run from the sources, dist/src/ when built). */
@@ -85,13 +85,19 @@ function packageVersion(): string {
   }
 }
 
+const CONFIG_HELP = `
+Every option can also come from an environment variable, RXSWARM_ and the flag in capitals
+(--heartbeat-ms: RXSWARM_HEARTBEAT_MS), or from --config FILE, a JSON object whose keys are the
+long flags in camelCase ({"heartbeatMs": 500}); unknown keys are refused. A flag wins over the
+environment, the environment over the file, the file over the default.`;
+
 function print(lines: readonly string[], stream: NodeJS.WriteStream = process.stdout): void {
   for (const line of lines) stream.write(`${line}\n`);
 }
 
 async function demo({ agents, subtasks, seed }: { agents: number; subtasks: number; seed: number }): Promise<number> {
   const expected = expectedDemoMs(agents, subtasks);
-  const about = expected < 60_000 ? `${Math.max(1, Math.round(expected / 1000))} s` : `${Math.round(expected / 60_000)} min`;
+  const about = expected < 10_000 ? `${(expected / 1000).toFixed(1)} s` : expected < 90_000 ? `${Math.round(expected / 1000)} s` : `${Math.round(expected / 60_000)} min`;
   console.log(`${agents} agents, ${subtasks} subtasks, adaptive protocol, seed ${seed}; the work takes about ${about} (more with the faults injected while it runs)\n`);
   const view = new LiveView({ total: subtasks });
   const { result, faults } = await runDemo({ agents, subtasks, seed, onEvent: event => view.event(event) });
@@ -202,7 +208,9 @@ async function serve(flags: { host: string; port: number; token?: string; topolo
   return EXIT.ok;
 }
 
-async function agent(flags: { connect: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number }): Promise<number> {
+async function agent(flags: { connect?: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number }): Promise<number> {
+  if (flags.connect === undefined) throw new UsageError(`required option '--connect <url>' not specified (or RXSWARM_CONNECT, or "connect" in --config)`);
+  const connect = flags.connect;
   const token = tokenOf(flags.token);
   let handler: Handler | undefined;
   try {
@@ -215,7 +223,7 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
   let running;
   try {
     running = startAgent({
-      url: flags.connect,
+      url: connect,
       token,
       id,
       capabilities: flags.capabilities,
@@ -223,7 +231,7 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
       heartbeatIntervalMs: flags.heartbeatMs,
       ...(handler === undefined ? {} : { handler }),
       onEvent: event => {
-        if (event.type === 'joined') console.log(`${id} joined ${flags.connect}${event.connects > 1 ? ` (reconnect ${event.connects - 1})` : ''}`);
+        if (event.type === 'joined') console.log(`${id} joined ${connect}${event.connects > 1 ? ` (reconnect ${event.connects - 1})` : ''}`);
         else if (event.type === 'disconnected') console.log(`${id} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})${event.willReconnect ? '; reconnecting' : ''}`);
         else if (event.type === 'error') console.error(`${id}: ${event.error}`);
       },
@@ -232,7 +240,7 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
     if (err instanceof RangeError) throw new UsageError(err.message); // a bad id or capability
     throw err;
   }
-  console.log(`${id} connecting to ${flags.connect} with ${handler === undefined ? 'the built-in worker' : flags.handler}`);
+  console.log(`${id} connecting to ${connect} with ${handler === undefined ? 'the built-in worker' : flags.handler}`);
   const outcome = await Promise.race([running.done.then(() => 'done' as const, (err: Error) => err), stopSignal()]);
   if (outcome instanceof Error) {
     console.error(`${id}: ${outcome.message}`);
@@ -327,27 +335,37 @@ function program(setExit: (code: number) => void): Command {
     .addOption(new Option('--minutes <m>', 'virtual minutes').argParser(integer(1, 24 * 60)).default(2))
     .action(action(detectors));
 
-  cli
-    .command('serve')
-    .description('the coordinator over WebSocket: agents connect, `rxswarm run` submits tasks (one runs at a time)')
-    .option('--host <host>', 'interface to listen on', '127.0.0.1')
-    .addOption(new Option('--port <port>', 'port (0: any free one)').argParser(integer(0, 65535)).default(7070))
-    .addOption(tokenOption())
-    .addOption(new Option('--topology <t>', 'protocol of every task').argParser(topology).default('adaptive'))
-    .addOption(heartbeatOption())
-    .action(action(serve));
+  // serve and agent also read RXSWARM_<FLAG> variables and --config FILE.
+  configurable(
+    cli
+      .command('serve')
+      .description('the coordinator over WebSocket: agents connect, `rxswarm run` submits tasks (one runs at a time)')
+      .addHelpText('after', CONFIG_HELP),
+    [
+      new Option('--host <host>', 'interface to listen on').default('127.0.0.1'),
+      new Option('--port <port>', 'port (0: any free one)').argParser(integer(0, 65535)).default(7070),
+      tokenOption(),
+      new Option('--topology <t>', 'protocol of every task').argParser(topology).default('adaptive'),
+      heartbeatOption(),
+    ],
+  ).action(action(serve));
 
-  cli
-    .command('agent')
-    .description('an agent process; without --handler, a built-in worker doing what the payload says: {"sleepMs":50}, {"spinMs":5}, {"fail":true}')
-    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).makeOptionMandatory())
-    .addOption(tokenOption())
-    .option('--id <id>', 'agent id (default: agent-HOSTNAME-PID); a restarted agent reusing its id takes its place')
-    .addOption(new Option('--capabilities <list>', 'comma-separated, e.g. code,review').argParser(list).default([]))
-    .option('--handler <module>', 'an ES module exporting handle(subtask, context) (named or default)')
-    .addOption(new Option('--slots <n>', 'subtasks run at once').argParser(integer(1, 1024)).default(1))
-    .addOption(heartbeatOption())
-    .action(action(agent));
+  configurable(
+    cli
+      .command('agent')
+      .description('an agent process; without --handler, a built-in worker doing what the payload says: {"sleepMs":50}, {"spinMs":5}, {"fail":true}')
+      .addHelpText('after', CONFIG_HELP),
+    [
+      // Required, but also from RXSWARM_CONNECT or a config file: checked by agent() once all are read.
+      new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (required)').argParser(wsUrl),
+      tokenOption(),
+      new Option('--id <id>', 'agent id (default: agent-HOSTNAME-PID); a restarted agent reusing its id takes its place'),
+      new Option('--capabilities <list>', 'comma-separated, e.g. code,review').argParser(list).default([]),
+      new Option('--handler <module>', 'an ES module exporting handle(subtask, context) (named or default)'),
+      new Option('--slots <n>', 'subtasks run at once').argParser(integer(1, 1024)).default(1),
+      heartbeatOption(),
+    ],
+  ).action(action(agent));
 
   cli
     .command('run')
@@ -368,6 +386,10 @@ async function main(argv: string[]): Promise<number> {
     return code;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage; // commander printed the message
+    if (err instanceof ConfigError) {
+      console.error(`error: ${err.message}`);
+      return EXIT.usage;
+    }
     if (err instanceof UsageError) {
       console.error(err instanceof ConnectionError ? `error: ${err.message}` : `error: ${err.message}\n(rxswarm --help for usage)`);
       return EXIT.usage;

@@ -38,7 +38,7 @@ describe('rxswarm command line', () => {
     const out = cli('demo', '--agents', '6', '--subtasks', '60', '--seed', '2');
     expect(out.status).toBe(0);
     expect(out.stdout).toMatch(/done: 60 of 60 subtasks completed, 0 failed/);
-    expect(out.stdout).toMatch(/injected: crash/);
+    expect(out.stdout).toMatch(/injected: slow agent-\d+ at \d+ ms; crash agent-\d+ at \d+ ms; hang agent-\d+ at \d+ ms; partition agent-\d+ at \d+ ms\n/);
   });
 
   it('--help exits 0 and lists every command', () => {
@@ -98,5 +98,30 @@ describe('rxswarm command line', () => {
       child.kill('SIGKILL');
     }
     expect(stderr).toMatch(/^warning: mesh with 5000 agents and 200 subtasks .* about \d+ million messages \(every agent heartbeats every other agent.*\): expect roughly \d+ min of wall time/);
+  });
+
+  it('agent and serve read --config and RXSWARM_* variables (flag > environment > file); unknown keys exit 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rxswarm-cli-'));
+    try {
+      const broken = join(dir, 'broken.mjs');
+      writeFileSync(broken, 'export const = 1;\n');
+      // connect and handler from the file, the token from the environment: the handler is loaded (and refused).
+      const config = join(dir, 'agent.json');
+      writeFileSync(config, JSON.stringify({ connect: 'ws://127.0.0.1:1', handler: broken, capabilities: ['code'] }));
+      const agent = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), 'agent', '--config', config], { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, RXSWARM_TOKEN: 't' } });
+      expect(agent.status).toBe(2);
+      expect(agent.stderr).toContain(`--handler ${broken}: SyntaxError`);
+      // A flag wins over the file.
+      const flagged = cli('agent', '--config', config, '--token', 't', '--handler', join(dir, 'absent.mjs'));
+      expect(flagged.stderr).toContain(`--handler ${join(dir, 'absent.mjs')}: cannot load`);
+
+      const misspelt = join(dir, 'serve.json');
+      writeFileSync(misspelt, JSON.stringify({ prot: 7070 }));
+      const serve = cli('serve', '--config', misspelt, '--token', 't');
+      expect(serve.status).toBe(2);
+      expect(serve.stderr).toMatch(/^error: --config .*serve\.json: unknown key "prot" \(the options of serve are host, port, token, topology, heartbeatMs\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
