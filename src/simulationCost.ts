@@ -12,6 +12,8 @@ export interface SimulationCost {
   readonly messages: number;
   /** Wall time on one core, ms. */
   readonly wallMs: number;
+  /** Memory the run holds at its peak, bytes. */
+  readonly memoryBytes: number;
   /** What dominates the cost, in words. */
   readonly why: string;
 }
@@ -26,10 +28,17 @@ export interface SimulationSize {
   readonly workMeanMs?: number;
 }
 
-// Measured (node 20, one core): a message costs 2–5 µs from send to delivery, a simulated agent
-// about 0.25 ms to set up and run, a subtask about 0.1 ms besides its messages. One-way latency 2 ms.
-const US_PER_MESSAGE = 4;
+// Measured (node 20, one core): a message costs 2–5 µs from send to delivery, and on a mesh or a
+// ring, where delivering one touches per-peer state, about 5 ns more per agent (12 µs at 1,500
+// agents); a simulated agent about 0.25 ms to set up and run, and 25 KB; a mesh about 150 bytes per
+// pair of agents (each tracks every other); a subtask about 0.1 ms besides its messages. One-way
+// latency 2 ms.
+const US_PER_MESSAGE = 2;
+const US_PER_MESSAGE_PER_PEER = 0.005;
 const MS_PER_AGENT = 0.25;
+const BYTES_BASE = 100e6;
+const BYTES_PER_AGENT = 25e3;
+const BYTES_PER_MESH_PAIR = 150;
 const MS_PER_SUBTASK = 0.1;
 const LATENCY_MS = 2;
 /** Margin for detection and healing after the last fault (about one detection bound). */
@@ -59,7 +68,9 @@ export function estimateSimulation(size: SimulationSize): SimulationCost {
   const beats = (virtualMs / 1000 + 1) * (topology === 'mesh' ? agents * (agents - 1) : 2 * agents);
   const perSubtask = topology === 'ring' ? agents + 1 : 7;
   const messages = Math.round(beats + subtasks * perSubtask);
-  const wallMs = (messages * US_PER_MESSAGE) / 1000 + agents * MS_PER_AGENT + subtasks * MS_PER_SUBTASK;
+  const perMessageUs = US_PER_MESSAGE + (topology === 'mesh' || topology === 'ring' ? US_PER_MESSAGE_PER_PEER * agents : 0);
+  const wallMs = (messages * perMessageUs) / 1000 + agents * MS_PER_AGENT + subtasks * MS_PER_SUBTASK;
+  const memoryBytes = BYTES_BASE + agents * BYTES_PER_AGENT + (topology === 'mesh' ? BYTES_PER_MESH_PAIR * agents * (agents - 1) : 0);
   const why =
     topology === 'mesh' && beats >= subtasks * perSubtask
       ? `every agent heartbeats every other agent: ${agents} × ${agents - 1} beats a virtual second`
@@ -68,7 +79,7 @@ export function estimateSimulation(size: SimulationSize): SimulationCost {
         : beats > subtasks * perSubtask
           ? `${agents} agents heartbeating every virtual second`
           : `${subtasks} subtasks`;
-  return { topology, virtualMs, messages, wallMs, why };
+  return { topology, virtualMs, messages, wallMs, memoryBytes, why };
 }
 
 /** Above this estimate a simulation warns before it starts. */
@@ -87,7 +98,8 @@ export function costWarning(size: SimulationSize): string | undefined {
   const on = size.topology === 'adaptive' ? `adaptive (starting as ${cost.topology})` : cost.topology;
   return (
     `warning: ${on} with ${size.agents} agents and ${size.subtasks} subtasks over ~${duration(cost.virtualMs)} of virtual time is about ` +
-    `${amount(cost.messages)} messages (${cost.why}): expect roughly ${duration(cost.wallMs)} of wall time. ` +
+    `${amount(cost.messages)} messages (${cost.why}): expect roughly ${duration(cost.wallMs)} of wall time` +
+    `${cost.memoryBytes >= 1e9 ? ` and ${(cost.memoryBytes / 1e9).toPrecision(2)} GB of memory` : ''}. ` +
     'Fewer agents, another topology or a shorter --hours runs faster.'
   );
 }
