@@ -17,6 +17,13 @@ describe('rxswarm command line', () => {
     expect(report.result.protocol).toBe('ring');
   });
 
+  it('simulate prints the injected faults and every detection', () => {
+    const out = cli('simulate', '--topology', 'ring', '--agents', '6', '--subtasks', '50', '--seed', '3', '--faults', 'crash:agent-1@2s,partition:agent-2@1s-6s');
+    expect(out.status).toBe(0);
+    expect(out.stdout).toMatch(/^faults injected: 2\n {2}agent-1 crashes at 2s: detected at [\d.]+ s \(\+\d+ ms\)\n {2}partition at 1s: \{agent-2\} \| \{everyone else\}, heals at 6s: detected at [\d.]+ s \(\+\d+ ms\)\ndetections: \d+\n/m);
+    expect(out.stdout).toMatch(/^ +[\d.]+s {2}fault +agent_timeout \(medium\) agent-2: /m);
+  });
+
   it.each([
     [['simulate', '--topology', 'bus'], /--topology <t>' argument 'bus' is invalid\. must be one of/],
     [['simulate', '--faults', 'crash:nobody@1s'], /unknown agent/],
