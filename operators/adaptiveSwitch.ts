@@ -125,9 +125,10 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
 
   return source =>
     new Observable<ProtocolSwitch>(subscriber => {
-      const windows = new Map(protocols.map(p => [p, new RollingWindow(windowMs)]));
+      const subscribedAt = scheduler.now();
+      const windows = new Map(protocols.map(p => [p, new RollingWindow(windowMs, subscribedAt)]));
       let current = initial;
-      let chosenAt = scheduler.now();
+      let chosenAt = subscribedAt;
 
       const scoreOf = (protocol: string, window: RollingWindow, now: number): number => {
         const value = window.count > 0 ? score(window.snapshot(now), protocol) : prior(protocol);

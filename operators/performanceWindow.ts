@@ -27,7 +27,9 @@ export interface PerformanceWindowOptions {
  * A record counts from `record.at ?? now`; one already older than the window changes nothing but
  * still yields a snapshot. Snapshots are emitted only on records (no timer): records expiring
  * while nothing arrives show up in the next snapshot. Percentiles are nearest-rank; throughput is
- * `count / (windowMs / 1000)`; an empty window is all zeros (see `PerformanceSnapshot`). A record
+ * over the time the window covers since the subscription (`count / covered s`: a stream watched for
+ * 20 s through a 5-minute window is divided by 20 s, not 300); an empty window is all zeros (see
+ * `PerformanceSnapshot`). A record
  * with a NaN, infinite or negative `latencyMs` / `messages` (or a non-finite `at`) is a broken
  * producer: a `RangeError` downstream.
  *
@@ -42,7 +44,7 @@ export function performanceWindow(options: PerformanceWindowOptions): OperatorFu
 
   return source =>
     defer(() => {
-      const window = new RollingWindow(windowMs);
+      const window = new RollingWindow(windowMs, scheduler.now());
       return source.pipe(
         map(record => {
           const now = scheduler.now();

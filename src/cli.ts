@@ -1,21 +1,25 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { parseFaultSpec } from '../streams/faultSpec.js';
+import { FAULT_SPEC_HELP, parseFaultSpec } from '../streams/faultSpec.js';
 import type { Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
 import { validateTask } from './coordinator.js';
-import { runDemo } from './demo.js';
+import { expectedDemoMs, runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationResult } from './events.js';
+import { ConfigError, configurable } from './cliConfig.js';
+import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
 import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
 import { Service } from './service.js';
 import { simulate, type SimulationReport } from './simulate.js';
+import { costWarning } from './simulationCost.js';
+import { progressLine, simulationLines } from './simulationText.js';
 import { TOPOLOGY_NAMES, type TopologyName } from './topology.js';
 
 /** Exit codes of the contract. */
@@ -35,6 +39,20 @@ const integer =
     return value;
   };
 
+/**
+ * Agents a simulation may have. Each is a simulated process with its own timers and detector state:
+ * 10,000 on a star take a few seconds; a mesh of a few thousand (every agent heartbeats every other)
+ * takes minutes and gigabytes, and is warned about before it starts.
+ */
+const MAX_SIMULATED_AGENTS = 10_000;
+
+const simulatedAgents = (text: string): number => {
+  if (Number.isInteger(Number(text)) && Number(text) > MAX_SIMULATED_AGENTS) {
+    throw new InvalidArgumentError(`at most ${MAX_SIMULATED_AGENTS} agents can be simulated (every one is a simulated process held in memory); got ${text}`);
+  }
+  return integer(1, MAX_SIMULATED_AGENTS)(text);
+};
+
 const topology = (text: string): TopologyName | 'adaptive' => {
   if (text !== 'adaptive' && !TOPOLOGY_NAMES.includes(text as TopologyName)) throw new InvalidArgumentError(`must be one of ${[...TOPOLOGY_NAMES, 'adaptive'].join(', ')}`);
   return text as TopologyName | 'adaptive';
@@ -47,26 +65,45 @@ const wsUrl = (text: string): string => {
 
 const list = (text: string): string[] => text.split(',').map(s => s.trim()).filter(s => s.length > 0);
 
-/** The token from `--token` or `RXSWARM_TOKEN`; there is no default: an open coordinator would take anyone's work. */
-function tokenOf(flag: string | undefined): string {
-  const token = flag ?? process.env.RXSWARM_TOKEN;
+/** The token from `--token` or `RXSWARM_TOKEN` (or a config file); there is no default: an open coordinator would take anyone's work. */
+function tokenOf(token: string | undefined): string {
   if (token === undefined || token === '') throw new UsageError('a token is required: --token T or RXSWARM_TOKEN');
   return token;
 }
 
-const tokenOption = (): Option => new Option('--token <token>', 'shared secret (default: $RXSWARM_TOKEN)');
+const tokenOption = (): Option => new Option('--token <token>', 'shared secret; better as RXSWARM_TOKEN (kept out of ps)').env('RXSWARM_TOKEN');
 const heartbeatOption = (): Option => new Option('--heartbeat-ms <ms>', 'heartbeat interval; the same on the service and its agents').argParser(integer(10, 60_000)).default(1000);
+
+/** The version in rxswarm's package.json, found upwards from this file (src/ when run from the sources, dist/src/ when built). */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (manifest.name === 'rxswarm' && typeof manifest.version === 'string') return manifest.version;
+    }
+    if (dirname(dir) === dir) return 'unknown';
+  }
+}
+
+const CONFIG_HELP = `
+Every option can also come from an environment variable, RXSWARM_ and the flag in capitals
+(--heartbeat-ms: RXSWARM_HEARTBEAT_MS), or from --config FILE, a JSON object whose keys are the
+long flags in camelCase ({"heartbeatMs": 500}); unknown keys are refused. A flag wins over the
+environment, the environment over the file, the file over the default.`;
 
 function print(lines: readonly string[], stream: NodeJS.WriteStream = process.stdout): void {
   for (const line of lines) stream.write(`${line}\n`);
 }
 
 async function demo({ agents, subtasks, seed }: { agents: number; subtasks: number; seed: number }): Promise<number> {
-  console.log(`${agents} agents, ${subtasks} subtasks, adaptive protocol, seed ${seed}; faults are injected while it runs\n`);
+  const expected = expectedDemoMs(agents, subtasks);
+  const about = expected < 10_000 ? `${(expected / 1000).toFixed(1)} s` : expected < 90_000 ? `${Math.round(expected / 1000)} s` : `${Math.round(expected / 60_000)} min`;
+  console.log(`${agents} agents, ${subtasks} subtasks, adaptive protocol, seed ${seed}; the work takes about ${about} (more with the faults injected while it runs)\n`);
   const view = new LiveView({ total: subtasks });
   const { result, faults } = await runDemo({ agents, subtasks, seed, onEvent: event => view.event(event) });
   view.close();
-  const happened = faults.filter(f => f.atMs <= result.metrics.durationMs);
+  const happened = faults.filter(f => f.atMs <= result.metrics.durationMs).sort((a, b) => a.atMs - b.atMs);
   console.log(`\ninjected: ${happened.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ') || 'nothing (the task finished before the first fault was due)'}`);
   print(['', ...reportLines(result)]);
   return result.success ? EXIT.ok : EXIT.taskFailed;
@@ -90,20 +127,24 @@ function simulateCommand(flags: SimulateFlags): number {
   } catch (err) {
     throw new UsageError(`--faults: ${(err as Error).message}`);
   }
+  const untilMs = flags.hours * 3_600_000;
+  const warning = costWarning({ topology: flags.topology, agents: flags.agents, subtasks: flags.subtasks, untilMs, faults });
+  if (warning !== undefined) console.error(warning);
+  const progress = progressLine(process.stderr, () => performance.now());
   const started = performance.now();
-  const report: SimulationReport = simulate({ seed: flags.seed, topology: flags.topology, agents: flags.agents, subtasks: flags.subtasks, faults, untilMs: flags.hours * 3_600_000 });
+  let report: SimulationReport;
+  try {
+    report = simulate({ seed: flags.seed, topology: flags.topology, agents: flags.agents, subtasks: flags.subtasks, faults, untilMs }, progress);
+  } finally {
+    progress.done();
+  }
   const wallMs = performance.now() - started;
   if (flags.json) {
     const { events: _events, ...rest } = report;
     console.log(JSON.stringify(rest, null, 2));
   } else {
     console.log(`simulated ${(report.finishedAtMs / 1000).toFixed(1)} virtual s in ${wallMs.toFixed(0)} ms of wall time`);
-    console.log(`completed ${report.completed}, failed ${report.failed}, lost ${report.lost}, accepted twice ${report.duplicatesAccepted}, runs ${report.executions}`);
-    for (const d of report.detections) {
-      console.log(`  ${d.agentId}: fault at ${d.faultAtMs} ms, detected ${d.suspectedAtMs === undefined ? 'never' : `at ${Math.round(d.suspectedAtMs)} ms (+${Math.round(d.suspectedAtMs - d.faultAtMs)} ms)`}`);
-    }
-    console.log(`false suspicions ${report.falseSuspicions}; detection bound ${report.detectionBoundMs} ms`);
-    print(reportLines(report.result));
+    print(simulationLines(report, faults, ids));
   }
   return report.failed === 0 ? EXIT.ok : EXIT.taskFailed;
 }
@@ -196,27 +237,23 @@ async function serve(flags: { host: string; port: number; token?: string; topolo
   return EXIT.ok;
 }
 
-async function loadHandler(path: string): Promise<Handler> {
-  let module: { default?: unknown; handle?: unknown };
-  try {
-    module = (await import(pathToFileURL(resolve(path)).href)) as typeof module;
-  } catch (err) {
-    throw new UsageError(`--handler ${path}: cannot load: ${(err as Error).message}`);
-  }
-  const candidate = typeof module.default === 'function' ? module.default : typeof module.handle === 'function' ? module.handle : (module.default as { handle?: unknown } | undefined)?.handle;
-  if (typeof candidate !== 'function') throw new UsageError(`--handler ${path}: export a function \`handle(subtask, context)\` (named or default)`);
-  return candidate as Handler;
-}
-
-async function agent(flags: { connect: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
+async function agent(flags: { connect?: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
+  if (flags.connect === undefined) throw new UsageError(`required option '--connect <url>' not specified (or RXSWARM_CONNECT, or "connect" in --config)`);
+  const connect = flags.connect;
   const token = tokenOf(flags.token);
-  const handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
+  let handler: Handler | undefined;
+  try {
+    handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
+  } catch (err) {
+    if (err instanceof HandlerLoadError) throw new UsageError(err.message);
+    throw err;
+  }
   const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
   const log = new AgentLog({ id, url: flags.connect });
   let running;
   try {
     running = startAgent({
-      url: flags.connect,
+      url: connect,
       token,
       id,
       capabilities: flags.capabilities,
@@ -236,7 +273,7 @@ async function agent(flags: { connect: string; token?: string; id?: string; capa
     if (err instanceof RangeError) throw new UsageError(err.message); // a bad id or capability
     throw err;
   }
-  console.log(`${id} connecting to ${flags.connect} with ${handler === undefined ? 'the built-in worker' : flags.handler}`);
+  console.log(`${id} connecting to ${connect} with ${handler === undefined ? 'the built-in worker' : flags.handler}`);
   const outcome = await Promise.race([running.done.then(() => 'done' as const, (err: Error) => err), stopSignal()]);
   if (outcome instanceof Error) {
     console.error(`${id}: ${outcome.message}`);
@@ -300,6 +337,7 @@ async function run(file: string, flags: { connect: string; token?: string; json:
 function program(setExit: (code: number) => void): Command {
   const cli = new Command('rxswarm')
     .description('Coordinate a team of agents: failure detection, quorum windows and measured protocol switching.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
     .showHelpAfterError('(rxswarm --help for usage)')
     .addHelpText('after', '\nexit codes: 0 success, 1 the task failed, 2 bad usage or connection');
@@ -320,7 +358,7 @@ function program(setExit: (code: number) => void): Command {
     .command('simulate')
     .description('a whole coordination in virtual time, from the command line; prints the report')
     .addOption(new Option('--topology <t>', `${[...TOPOLOGY_NAMES, 'adaptive'].join(', ')}`).argParser(topology).default('adaptive'))
-    .addOption(new Option('--agents <n>', 'agents, named agent-0 …').argParser(integer(1, 100_000)).default(10))
+    .addOption(new Option('--agents <n>', `agents, named agent-0 … (at most ${MAX_SIMULATED_AGENTS})`).argParser(simulatedAgents).default(10))
     .addOption(new Option('--subtasks <n>', 'subtasks').argParser(integer(0, 10_000_000)).default(200))
     .addOption(
       new Option('--hours <h>', 'virtual time limit')
@@ -332,8 +370,9 @@ function program(setExit: (code: number) => void): Command {
         .default(1),
     )
     .addOption(new Option('--seed <n>', 'seed').argParser(integer(-(2 ** 31), 2 ** 31 - 1)).default(1))
-    .option('--faults <spec>', 'e.g. crash:agent-1@5s,hang:agent-2@8s,slow:agent-3@1sx4,partition:agent-4@3s-9s', '')
+    .option('--faults <spec>', 'faults to inject, e.g. crash:agent-1@5s,partition:agent-2+agent-3@3s-9s (syntax below)', '')
     .option('--json', 'the report as JSON', false)
+    .addHelpText('after', `\n${FAULT_SPEC_HELP}\n\nA run estimated to take over 20 s of wall time is announced on stderr with its expected cost;\non a terminal, progress is shown on stderr while it runs.`)
     .action(action(simulateCommand));
 
   cli
@@ -343,32 +382,42 @@ function program(setExit: (code: number) => void): Command {
     .addOption(new Option('--minutes <m>', 'virtual minutes').argParser(integer(1, 24 * 60)).default(2))
     .action(action(detectors));
 
-  cli
-    .command('serve')
-    .description('the coordinator over WebSocket: agents connect, `rxswarm run` submits tasks (one runs at a time)')
-    .option('--host <host>', 'interface to listen on', '127.0.0.1')
-    .addOption(new Option('--port <port>', 'port (0: any free one)').argParser(integer(0, 65535)).default(7070))
-    .addOption(tokenOption())
-    .addOption(new Option('--topology <t>', 'protocol of every task').argParser(topology).default('adaptive'))
-    .addOption(heartbeatOption())
-    .option('--tls-cert <file>', 'PEM certificate: serve wss:// (with --tls-key)')
-    .option('--tls-key <file>', 'PEM private key of --tls-cert')
-    .addOption(new Option('--max-connections <n>', 'open connections at most (default: the open-file limit less 64)').argParser(integer(1, 1_000_000)))
-    .addOption(new Option('--max-slots <n>', 'most subtasks one agent runs at once, whatever it claims').argParser(integer(1, 1024)).default(64))
-    .action(action(serve));
+  // serve and agent also read RXSWARM_<FLAG> variables and --config FILE.
+  configurable(
+    cli
+      .command('serve')
+      .description('the coordinator over WebSocket: agents connect, `rxswarm run` submits tasks (one runs at a time)')
+      .addHelpText('after', CONFIG_HELP),
+    [
+      new Option('--host <host>', 'interface to listen on').default('127.0.0.1'),
+      new Option('--port <port>', 'port (0: any free one)').argParser(integer(0, 65535)).default(7070),
+      tokenOption(),
+      new Option('--topology <t>', 'protocol of every task').argParser(topology).default('adaptive'),
+      heartbeatOption(),
+      new Option('--tls-cert <file>', 'PEM certificate: serve wss:// (with --tls-key)'),
+      new Option('--tls-key <file>', 'PEM private key of --tls-cert'),
+      new Option('--max-connections <n>', 'open connections at most (default: the open-file limit less 64)').argParser(integer(1, 1_000_000)),
+      new Option('--max-slots <n>', 'most subtasks one agent runs at once, whatever it claims').argParser(integer(1, 1024)).default(64),
+    ],
+  ).action(action(serve));
 
-  cli
-    .command('agent')
-    .description('an agent process; without --handler, a built-in worker doing what the payload says: {"sleepMs":50}, {"spinMs":5}, {"fail":true}')
-    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).makeOptionMandatory())
-    .addOption(tokenOption())
-    .option('--id <id>', 'agent id (default: agent-HOSTNAME-PID); a restarted agent reusing its id takes its place')
-    .addOption(new Option('--capabilities <list>', 'comma-separated, e.g. code,review').argParser(list).default([]))
-    .option('--handler <module>', 'an ES module exporting handle(subtask, context) (named or default)')
-    .addOption(new Option('--slots <n>', 'subtasks run at once').argParser(integer(1, 1024)).default(1))
-    .addOption(heartbeatOption())
-    .addOption(new Option('--grace-ms <ms>', 'on SIGTERM/Ctrl-C: how long aborted handlers get to end before the agent exits anyway (a second Ctrl-C: at once)').argParser(integer(0, 600_000)).default(5000))
-    .action(action(agent));
+  configurable(
+    cli
+      .command('agent')
+      .description('an agent process; without --handler, a built-in worker doing what the payload says: {"sleepMs":50}, {"spinMs":5}, {"fail":true}')
+      .addHelpText('after', CONFIG_HELP),
+    [
+      // Required, but also from RXSWARM_CONNECT or a config file: checked by agent() once all are read.
+      new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (required)').argParser(wsUrl),
+      tokenOption(),
+      new Option('--id <id>', 'agent id (default: agent-HOSTNAME-PID); a second process under a connected id waits until it is free'),
+      new Option('--capabilities <list>', 'comma-separated, e.g. code,review').argParser(list).default([]),
+      new Option('--handler <module>', 'an ES module exporting handle(subtask, context) (named or default)'),
+      new Option('--slots <n>', 'subtasks run at once').argParser(integer(1, 1024)).default(1),
+      heartbeatOption(),
+      new Option('--grace-ms <ms>', 'on SIGTERM/Ctrl-C: how long aborted handlers get to end before the agent exits anyway (a second Ctrl-C: at once)').argParser(integer(0, 600_000)).default(5000),
+    ],
+  ).action(action(agent));
 
   cli
     .command('run')
@@ -389,6 +438,10 @@ async function main(argv: string[]): Promise<number> {
     return code;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage; // commander printed the message
+    if (err instanceof ConfigError) {
+      console.error(`error: ${err.message}`);
+      return EXIT.usage;
+    }
     if (err instanceof UsageError) {
       console.error(err instanceof ConnectionError ? `error: ${err.message}` : `error: ${err.message}\n(rxswarm --help for usage)`);
       return EXIT.usage;

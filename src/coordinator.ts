@@ -706,7 +706,9 @@ class Run {
     this.deliveries.next({ link: firstLink(state), ok: false });
     const via = state.route.length > 0 ? ` via ${state.route.join(' → ')}` : '';
     this.requeue(state, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`);
-    if (state.route.length > 0) {
+    if (state.route.length > 0 && record.host === undefined) {
+      // Through relays to an agent in another process: whose fault is unknown; the relays are
+      // charged, and the next assignment goes straight to the agent to tell.
       this.chargeRelays(state.route);
       record.probeDirect = true;
     } else if (++record.unacked >= UNACKED_LIMIT) {
@@ -715,11 +717,16 @@ class Run {
     this.dispatch();
   }
 
-  /** A delivery through these relays failed: one that fails `UNACKED_LIMIT` times with none through it in between is stalled. */
+  /**
+   * A delivery through these relays failed: one in another process that fails `UNACKED_LIMIT`
+   * times with no result through it in between is stalled. Relays in this process are not suspected
+   * of keeping things back: what they lose is lost on a link, which the links' own failure counts
+   * and the detectors answer for.
+   */
   private chargeRelays(route: readonly string[]): void {
     for (const id of route) {
       const relay = this.agents.get(id);
-      if (relay !== undefined && ++relay.dropped >= UNACKED_LIMIT) this.stalled(relay, `${relay.dropped} deliveries through it in a row failed`);
+      if (relay !== undefined && relay.host === undefined && ++relay.dropped >= UNACKED_LIMIT) this.stalled(relay, `${relay.dropped} deliveries through it in a row failed`);
     }
   }
 

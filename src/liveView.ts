@@ -32,6 +32,8 @@ export interface LiveViewOptions {
 
 /** Most agents listed one per line; the rest are summed up. */
 const AGENT_ROWS = 12;
+/** Failed subtasks listed in a report; the rest are counted. */
+const FAILED_ROWS = 10;
 /** Redraws at most this often. */
 const FRAME_MS = 100;
 
@@ -250,6 +252,8 @@ export function reportLines(result: CoordinationResult, pc: Colors = stdoutColor
     `messages: ${m.messages} (${m.messagesPerSubtask.toFixed(1)} per subtask): ${Object.entries(m.messagesByKind).map(([k, n]) => `${k} ${n}`).join(', ')}`,
     `healing: ${result.healing.length} attempt(s), ${result.healing.filter(h => h.ok).length} succeeded`,
   ];
-  for (const [id, reason] of Object.entries(result.failed).slice(0, 10)) lines.push(`  failed ${id}: ${reason}`);
+  const failed = Object.entries(result.failed);
+  for (const [id, reason] of failed.slice(0, FAILED_ROWS)) lines.push(`  failed ${id}: ${reason}`);
+  if (failed.length > FAILED_ROWS) lines.push(`  … and ${failed.length - FAILED_ROWS} more`);
   return lines;
 }

@@ -15,4 +15,4 @@ export {
   type SlowFault,
 } from '../streams/faults.js';
 export { describeFault, formatFaultSpec, parseFaultSpec } from '../streams/faultSpec.js';
-export { simulate, detectionBound, type AgentSpec, type Detection, type Scenario, type SimulationReport } from './simulate.js';
+export { simulate, detectionBound, type AgentSpec, type Detection, type Scenario, type SimulateOptions, type SimulationProgress, type SimulationReport } from './simulate.js';

@@ -1,4 +1,5 @@
-import fc, { type Arbitrary } from 'fast-check';
+import { createRequire } from 'node:module';
+import type { Arbitrary } from 'fast-check';
 import { requireInteger, requireNumber } from '../operators/internal/validate.js';
 import { show, type Fault, type DropFault, type PartitionFault } from './faults.js';
 
@@ -13,6 +14,28 @@ export interface FaultPlanOptions {
    * and slower properties; plans shrink towards none anyway.
    */
   readonly maxFaults?: number;
+}
+
+type FastCheck = typeof import('fast-check');
+
+let loaded: FastCheck | undefined;
+
+/**
+ * fast-check, loaded on the first call: it is an optional peer dependency, so importing rxswarm
+ * (or rxswarm/testing) must not need it; only `faultPlan` does. `require` resolves it from this
+ * package's place in `node_modules` (where a peer is installed) and gives fast-check's CommonJS
+ * build; its arbitraries are recognised by shape, so they mix with the user's ES-module copy.
+ */
+function fastCheck(): FastCheck {
+  if (loaded !== undefined) return loaded;
+  try {
+    loaded = createRequire(import.meta.url)('fast-check') as FastCheck;
+  } catch (err) {
+    // Only fast-check itself missing; anything else (a broken install) is shown as it is.
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND' || !(err as Error).message.includes("'fast-check'")) throw err;
+    throw new Error('faultPlan needs fast-check (an optional peer dependency of rxswarm): npm install -D fast-check', { cause: err });
+  }
+  return loaded;
 }
 
 /** When a fault starts to act: the order of a plan. */
@@ -38,6 +61,9 @@ function startMs(f: Fault): number {
  * - `spanMs`: finite, >= 0; non-integer spans are floored.
  * - `maxFaults`: integer >= 0, default `min(5, 2 × agents.length)`.
  *
+ * Needs fast-check (an optional peer dependency): without it, a call throws an `Error` saying how
+ * to install it; importing this module never needs it.
+ *
  * @example
  * fc.assert(fc.property(faultPlan({ agents: ['agent-1', 'agent-2'], spanMs: 60_000 }), faults => {
  *   const report = simulate({ seed: 1, topology: 'mesh', agents: 3, subtasks: 20, faults });
@@ -51,6 +77,7 @@ export function faultPlan(options: FaultPlanOptions): Arbitrary<Fault[]> {
   }
   const span = Math.floor(requireNumber('spanMs', spanMs, 0));
   const maxFaults = requireInteger('maxFaults', maxGiven ?? Math.min(5, 2 * agents.length), 0);
+  const fc = fastCheck();
   if (agents.length === 0 || maxFaults === 0) return fc.constant([]);
 
   const agent = fc.constantFrom(...agents);

@@ -94,6 +94,24 @@ function parseToken(token: string): Fault {
 }
 
 /**
+ * The fault syntax for people (`rxswarm simulate --help`): each form, an example and what it does.
+ * Every example parses against agents `agent-0 … agent-9` (a test checks it).
+ */
+export const FAULT_SPEC_HELP = `Faults (--faults): separated by commas. TIME is ms, or a number with ms, s, m or h.
+  crash:AGENT@TIME                   crash:agent-1@5s          stops: no beats, no work, no messages
+  hang:AGENT@TIME                    hang:agent-2@8s           keeps heartbeating, makes no progress
+  slow:AGENT@TIMExFACTOR             slow:agent-3@1sx4         its work takes FACTOR times as long
+  restart:AGENT@TIME                 restart:agent-1@9s        comes back afresh, losing its work in flight
+  drop:RATE[:AGENTS][@FROM[-TO]]     drop:10%@0-60s            loses RATE (0.1 or 10%) of the messages on
+                                     drop:0.2:agent-4+agent-5@10s   every link, or to and from AGENTS only
+  partition:AGENTS[/AGENTS…]@AT[-HEAL]
+                                     partition:agent-1+agent-2@3s-9s   cuts agent-1 and agent-2 off together
+                                     partition:agent-1/agent-2@3s      two islands; never heals
+AGENTS are ids joined by "+" (the simulated agents are agent-0 … agent-(N-1)); a partition's
+groups are separated by "/", and everything it does not name (the coordinator, the other agents)
+stays together. Without -TO or -HEAL a drop or partition lasts to the end of the run.`;
+
+/**
  * Reads the CLI's `--faults SPEC`: faults separated by commas, each checked against `agentIds`.
  * A bad fault throws a `RangeError` quoting it: `bad fault "slow:agent-1@5s": missing "xFACTOR" …`.
  *

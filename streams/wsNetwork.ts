@@ -179,7 +179,7 @@ export interface WsServerNetworkOptions {
   /** Told to agents at hello: the largest payload or result value (JSON bytes) the coordinator takes. Default 1 MiB. */
   readonly maxValueBytes?: number;
   /** Serve `wss://`: PEM certificate and key (contents, not paths). */
-  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  readonly tls?: { readonly cert: string | Uint8Array; readonly key: string | Uint8Array };
 }
 
 /** Largest payload or result value by default (JSON bytes). */
@@ -426,7 +426,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
 
     // Our own HTTP server, so that every stage of a connection is bounded: TCP (and TLS) until the
     // upgrade here, the upgraded socket until its hello in `accept`.
-    this.http = tls === undefined ? createHttpServer() : createHttpsServer({ cert: tls.cert, key: tls.key, handshakeTimeout: this.handshakeTimeoutMs });
+    const pem = (value: string | Uint8Array): string | Buffer => (typeof value === 'string' ? value : Buffer.from(value));
+    this.http = tls === undefined ? createHttpServer() : createHttpsServer({ cert: pem(tls.cert), key: pem(tls.key), handshakeTimeout: this.handshakeTimeoutMs });
     this.http.headersTimeout = this.handshakeTimeoutMs;
     this.http.requestTimeout = this.handshakeTimeoutMs;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxPayload, clientTracking: false, perMessageDeflate: false });

@@ -6,6 +6,11 @@
  * Window membership: a record stamped `t` is inside the window that ends at `now` iff
  * `now − windowMs < t` (the window is the half-open interval `(now − windowMs, now]`, and records
  * stamped later than `now` — a sender's clock ahead of ours — count as recent).
+ *
+ * Throughput is over the time the window actually covers: a window older than the observation
+ * (a stream watched for 20 s through a 5-minute window) covers only the time since `since`, when
+ * watching began — or since its oldest record, when one is stamped earlier — not the window's
+ * whole length, which would under-read by the ratio of the two.
  */
 
 /** One finished execution, naming the protocol it ran under. */
@@ -34,7 +39,11 @@ export interface PerformanceSnapshot {
   /** Nearest-rank percentiles of the latencies in the window (see {@link nearestRank}); 0 when empty. */
   readonly p50LatencyMs: number;
   readonly p95LatencyMs: number;
-  /** `count / (windowMs / 1000)`: over the whole window length, so it under-reads while a stream is younger than one window. */
+  /**
+   * Records per second over the time the window covers: `count / (coveredMs / 1000)`, where the
+   * covered span runs from `max(at − windowMs, min(since, oldest record's stamp))` to `at` (`since`:
+   * when watching began). 0 when empty or when no time is covered yet (records at the first instant).
+   */
   readonly throughputPerSec: number;
   /** Mean messages per execution; 0 when empty. */
   readonly messagesPerExecution: number;
@@ -70,8 +79,18 @@ export function checkRecord(record: ExecutionRecord): void {
   }
 }
 
+/**
+ * The time, ms, that the window ending at `now` covers: from the later of its start and the start of
+ * the observation (`since`, or the oldest record's stamp when that is earlier) to `now`.
+ *
+ * @example coveredMs(20_000, 300_000, 0, 1200) // 20_000: watched for 20 s, not 300
+ */
+export function coveredMs(now: number, windowMs: number, since: number, oldest: number | undefined): number {
+  return now - Math.max(now - windowMs, oldest === undefined ? since : Math.min(since, oldest));
+}
+
 function snapshotOf(
-  at: number, windowMs: number, count: number, okCount: number, latencySum: number,
+  at: number, coveredMs: number, count: number, okCount: number, latencySum: number,
   messageSum: number, sortedLatencies: ArrayLike<number>,
 ): PerformanceSnapshot {
   if (count === 0) {
@@ -84,32 +103,35 @@ function snapshotOf(
     meanLatencyMs: latencySum / count,
     p50LatencyMs: nearestRank(sortedLatencies, 50),
     p95LatencyMs: nearestRank(sortedLatencies, 95),
-    throughputPerSec: count / (windowMs / 1000),
+    throughputPerSec: coveredMs > 0 ? count / (coveredMs / 1000) : 0,
     messagesPerExecution: messageSum / count,
   };
 }
 
 /**
  * The snapshot of the records inside the window `(now − windowMs, now]` (records without `at`
- * count as stamped `now`). Pure and O(n log n): the reference that {@link RollingWindow} keeps
- * incrementally.
+ * count as stamped `now`), observed since `since` (default: forever, so throughput is over the
+ * whole window). Pure and O(n log n): the reference that {@link RollingWindow} keeps incrementally.
  */
-export function summarize(records: Iterable<ExecutionRecord>, windowMs: number, now: number): PerformanceSnapshot {
+export function summarize(records: Iterable<ExecutionRecord>, windowMs: number, now: number, since = -Infinity): PerformanceSnapshot {
   const cutoff = now - windowMs;
   const latencies: number[] = [];
+  let oldest: number | undefined;
   let okCount = 0;
   let latencySum = 0;
   let messageSum = 0;
   for (const record of records) {
     checkRecord(record);
-    if ((record.at ?? now) <= cutoff) continue;
+    const t = record.at ?? now;
+    if (t <= cutoff) continue;
+    if (oldest === undefined || t < oldest) oldest = t;
     latencies.push(record.latencyMs);
     if (record.ok === true) okCount++;
     latencySum += record.latencyMs;
     messageSum += record.messages;
   }
   latencies.sort((a, b) => a - b);
-  return snapshotOf(now, windowMs, latencies.length, okCount, latencySum, messageSum, latencies);
+  return snapshotOf(now, coveredMs(now, windowMs, since, oldest), latencies.length, okCount, latencySum, messageSum, latencies);
 }
 
 /** A record inside the window. */
@@ -139,8 +161,11 @@ function bound(a: ArrayLike<number>, x: number, from: number, to: number, strict
  * percentiles. Records arriving in time order are appended in O(1); a late one is inserted in
  * place. Expiry pops from the front. Assumes a non-decreasing clock.
  *
+ * `since` is when watching began (scheduler time; default: forever), for the covered span of
+ * `throughputPerSec`.
+ *
  * @example
- * const w = new RollingWindow(60_000);
+ * const w = new RollingWindow(60_000, scheduler.now());
  * w.add({ protocol: 'mesh', ok: true, latencyMs: 120, messages: 6 }, scheduler.now());
  * w.snapshot(scheduler.now()).p95LatencyMs; // 120
  */
@@ -153,10 +178,14 @@ export class RollingWindow {
   private latencySum = 0;
   private messageSum = 0;
 
-  constructor(readonly windowMs: number) {
+  constructor(
+    readonly windowMs: number,
+    readonly since = -Infinity,
+  ) {
     if (typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs <= 0) {
       throw new RangeError(`windowMs must be a finite number > 0, got ${String(windowMs)}`);
     }
+    if (typeof since !== 'number' || Number.isNaN(since) || since === Infinity) throw new RangeError(`since must be a number < Infinity, got ${String(since)}`);
   }
 
   /** Records currently inside the window (as of the last `add` / `expire`). */
@@ -220,7 +249,8 @@ export class RollingWindow {
 
   /** The snapshot of the window ending at `now`; call `expire(now)` (or `add`) first. */
   snapshot(now: number): PerformanceSnapshot {
-    return snapshotOf(now, this.windowMs, this.count, this.okCount, this.latencySum, this.messageSum, this.latencies);
+    const oldest = this.count === 0 ? undefined : (this.times[this.head] as number);
+    return snapshotOf(now, coveredMs(now, this.windowMs, this.since, oldest), this.count, this.okCount, this.latencySum, this.messageSum, this.latencies);
   }
 
   /** Forgets every record. */

@@ -9,6 +9,7 @@ import {
   type ExecutionRecord,
   type PerformanceSnapshot,
 } from '../../operators/performanceWindow.js';
+import { coveredMs } from '../../operators/internal/rollingWindow.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
 
 const rec = (ok: boolean, latencyMs: number, messages: number, at?: number): ExecutionRecord =>
@@ -16,9 +17,10 @@ const rec = (ok: boolean, latencyMs: number, messages: number, at?: number): Exe
 
 const EMPTY = { count: 0, successRate: 0, meanLatencyMs: 0, p50LatencyMs: 0, p95LatencyMs: 0, throughputPerSec: 0, messagesPerExecution: 0 };
 
-/** The definition, written out: filter the window, sort, take ranks. */
-function naive(records: readonly { t: number; r: ExecutionRecord }[], windowMs: number, now: number): PerformanceSnapshot {
-  const inside = records.filter(({ t }) => t > now - windowMs).map(({ r }) => r);
+/** The definition, written out: filter the window, sort, take ranks; throughput over the time covered since `since`. */
+function naive(records: readonly { t: number; r: ExecutionRecord }[], windowMs: number, now: number, since = -Infinity): PerformanceSnapshot {
+  const kept = records.filter(({ t }) => t > now - windowMs);
+  const inside = kept.map(({ r }) => r);
   const n = inside.length;
   if (n === 0) return { at: now, ...EMPTY };
   const sorted = inside.map(r => r.latencyMs).sort((a, b) => a - b);
@@ -31,7 +33,7 @@ function naive(records: readonly { t: number; r: ExecutionRecord }[], windowMs: 
     meanLatencyMs: sum(r => r.latencyMs) / n,
     p50LatencyMs: rank(50),
     p95LatencyMs: rank(95),
-    throughputPerSec: n / (windowMs / 1000),
+    throughputPerSec: ((covered: number) => (covered > 0 ? n / (covered / 1000) : 0))(now - Math.max(now - windowMs, Math.min(since, ...kept.map(({ t }) => t)))),
     messagesPerExecution: sum(r => r.messages) / n,
   };
 }
@@ -61,6 +63,41 @@ describe('nearestRank', () => {
 
   it.each([0, -1, 101, NaN])('rejects percent %d', percent => {
     expect(() => nearestRank([1], percent)).toThrow(RangeError);
+  });
+});
+
+describe('coveredMs', () => {
+  it.each([
+    // [case, now, windowMs, since, oldest stamp, covered]
+    ['watched 20 s through a 5-minute window: 20 s, not 300', 20_000, 300_000, 0, 1_200, 20_000],
+    ['watched longer than the window: the window', 900_000, 300_000, 0, 650_000, 300_000],
+    ['watched since forever (no start given): the window', 5_000, 1_000, -Infinity, 4_500, 1_000],
+    ['a record stamped before watching began: from that record', 10_000, 60_000, 4_000, 1_000, 9_000],
+    ['... but never beyond the window', 10_000, 6_000, 4_000, 1_000, 6_000],
+    ['nothing in the window: since watching began', 3_000, 60_000, 1_000, undefined, 2_000],
+    ['at the instant watching began: nothing covered yet', 7_000, 60_000, 7_000, 7_000, 0],
+  ])('%s', (_, now, windowMs, since, oldest, expected) => {
+    expect(coveredMs(now, windowMs, since, oldest)).toBe(expected);
+  });
+});
+
+describe('throughputPerSec', () => {
+  // A steady 3.3 completions a second for 20 s (66 of them), read through a 5-minute window.
+  const steady = Array.from({ length: 66 }, (_, i) => rec(true, 50, 2, Math.round(((i + 1) * 1000) / 3.3)));
+  it.each<[string, ExecutionRecord[], number, number, number | undefined, number]>([
+    ['a stream younger than the window: over the time watched', steady, 300_000, 20_000, 0, 3.3],
+    ['the same without a start: over the whole window (the old, misleading reading)', steady, 300_000, 20_000, undefined, 0.22],
+    ['a full window: over the window', [rec(true, 1, 1, 9_500), rec(true, 1, 1, 9_800)], 1_000, 10_000, 0, 2],
+    ['records before watching began count from their stamp', [rec(true, 1, 1, 0), rec(true, 1, 1, 500)], 10_000, 2_000, 1_000, 1],
+    ['idle after subscribing, then one record: over the whole watch', [rec(true, 1, 1, 4_000)], 60_000, 4_000, 0, 0.25],
+    ['records at the instant watching began: no time covered, 0', [rec(true, 1, 1, 0), rec(true, 1, 1, 0)], 1_000, 0, 0, 0],
+    ['empty: 0', [], 1_000, 5_000, 0, 0],
+  ])('%s', (_, records, windowMs, now, since, expected) => {
+    const snapshot = since === undefined ? summarize(records, windowMs, now) : summarize(records, windowMs, now, since);
+    expect(snapshot.throughputPerSec).toBeCloseTo(expected, 10);
+    const w = new RollingWindow(windowMs, since);
+    for (const r of records) w.add(r, now);
+    expect(w.snapshot(now).throughputPerSec).toBeCloseTo(expected, 10);
   });
 });
 
@@ -126,8 +163,9 @@ describe('performanceWindow', () => {
     const source = m.hot('   -a--b------c-|', { a, b, c });
     const expected = '      -A--B------C-|';
     m.expect(source.pipe(performanceWindow({ windowMs, scheduler: m.scheduler }))).toBeObservable(expected, {
-      A: { at: 1, count: 1, successRate: 1, meanLatencyMs: 100, p50LatencyMs: 100, p95LatencyMs: 100, throughputPerSec: 125, messagesPerExecution: 4 },
-      B: { at: 4, count: 2, successRate: 0.5, meanLatencyMs: 200, p50LatencyMs: 100, p95LatencyMs: 300, throughputPerSec: 250, messagesPerExecution: 5 },
+      // Throughput over the time covered since the subscription at 0: 1 in 1 ms, 2 in 4 ms, then 2 in the window's 8 ms.
+      A: { at: 1, count: 1, successRate: 1, meanLatencyMs: 100, p50LatencyMs: 100, p95LatencyMs: 100, throughputPerSec: 1000, messagesPerExecution: 4 },
+      B: { at: 4, count: 2, successRate: 0.5, meanLatencyMs: 200, p50LatencyMs: 100, p95LatencyMs: 300, throughputPerSec: 500, messagesPerExecution: 5 },
       // a (stamped 1) left the window at 9.
       C: { at: 11, count: 2, successRate: 0.5, meanLatencyMs: 250, p50LatencyMs: 200, p95LatencyMs: 300, throughputPerSec: 250, messagesPerExecution: 4 },
     });
@@ -136,17 +174,17 @@ describe('performanceWindow', () => {
   it('stamps a record with its own `at`; a too-old one still yields a snapshot', marbles(m => {
     const source = m.hot('-a--o-|', { a: rec(true, 10, 1, 0), o: rec(true, 99, 1, -50) });
     const expected = '    -A--B-|';
-    const snapshot = { count: 1, successRate: 1, meanLatencyMs: 10, p50LatencyMs: 10, p95LatencyMs: 10, throughputPerSec: 100, messagesPerExecution: 1 };
+    const snapshot = { count: 1, successRate: 1, meanLatencyMs: 10, p50LatencyMs: 10, p95LatencyMs: 10, messagesPerExecution: 1 };
     m.expect(source.pipe(performanceWindow({ windowMs: 10, scheduler: m.scheduler }))).toBeObservable(expected, {
-      A: { at: 1, ...snapshot },
-      B: { at: 4, ...snapshot },
+      A: { at: 1, ...snapshot, throughputPerSec: 1000 },
+      B: { at: 4, ...snapshot, throughputPerSec: 250 },
     });
   }));
 
   it('passes a source error through', marbles(m => {
     const source = m.hot('-a-#', { a });
     m.expect(source.pipe(performanceWindow({ windowMs: 10, scheduler: m.scheduler }))).toBeObservable('-x-#', {
-      x: { at: 1, count: 1, successRate: 1, meanLatencyMs: 100, p50LatencyMs: 100, p95LatencyMs: 100, throughputPerSec: 100, messagesPerExecution: 4 },
+      x: { at: 1, count: 1, successRate: 1, meanLatencyMs: 100, p50LatencyMs: 100, p95LatencyMs: 100, throughputPerSec: 1000, messagesPerExecution: 4 },
     });
   }));
 
@@ -226,7 +264,7 @@ describe('performanceWindow', () => {
           const r = rec(ok, latencyMs, messages, atOffset === undefined ? undefined : now + atOffset);
           log.push({ t: r.at ?? now, r });
           records.next(r);
-          expect(seen.at(-1)).toEqual(naive(log, windowMs, now));
+          expect(seen.at(-1)).toEqual(naive(log, windowMs, now, 0));
         }
         expect(seen).toHaveLength(steps.length);
         sub.unsubscribe();

@@ -74,4 +74,13 @@ describe('LiveView', () => {
     expect(lines[0]).toMatch(/failed: 1 of 2 subtasks completed, 1 failed, in 1\.50 s/);
     expect(lines).toContain('  failed b: handler failed 3 time(s): boom');
   });
+
+  it('lists ten failed subtasks and says how many more there are', () => {
+    const failed = Object.fromEntries(Array.from({ length: 13 }, (_, i) => [`s-${i}`, 'no capable agent']));
+    const metrics = { subtasks: 13, completed: 0, failed: 13, staleResultsRejected: 0, assignments: 0, messages: 0, messagesByKind: {}, messagesPerSubtask: 0, startedAt: 0, finishedAt: 1, durationMs: 1, performance: {} };
+    const lines = reportLines({ taskId: 't', success: false, results: {}, failed, protocol: 'star', protocolId: 'p', metrics, healing: [], switches: [] });
+    expect(lines.filter(l => l.startsWith('  failed '))).toHaveLength(10);
+    expect(lines.at(-1)).toBe('  … and 3 more');
+    expect(reportLines({ taskId: 't', success: false, results: {}, failed: { a: 'x' }, protocol: 'star', protocolId: 'p', metrics, healing: [], switches: [] }).join('\n')).not.toMatch(/more/);
+  });
 });

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { FAULT_KINDS, validateFaults, type Fault } from '../../streams/faults.js';
 import { faultPlan, type FaultPlanOptions } from '../../streams/faultPlan.js';
-import { describeFault, formatFaultSpec, parseFaultSpec } from '../../streams/faultSpec.js';
+import { FAULT_SPEC_HELP, describeFault, formatFaultSpec, parseFaultSpec } from '../../streams/faultSpec.js';
 
 const AGENTS = ['agent-0', 'agent-1', 'agent-2', 'agent-3'];
 
@@ -119,6 +119,19 @@ describe('parseFaultSpec', () => {
     const many = Array.from({ length: 12 }, (_, i) => `a${i}`);
     expect(() => parseFaultSpec('crash:zz@1s', many)).toThrow(/known agents: a0, a1, a2, a3, a4, a5, a6, a7 and 4 more\)/);
     expect(() => parseFaultSpec('crash:zz@1s', [])).toThrow(/no agents are known/);
+  });
+});
+
+describe('FAULT_SPEC_HELP', () => {
+  const examples = [...FAULT_SPEC_HELP.matchAll(/\b(?:crash|hang|slow|restart|drop|partition):\S+/g)].map(m => m[0]).filter(token => !/[A-Z]/.test(token));
+
+  it('gives an example of every kind, and every example parses', () => {
+    const ids = Array.from({ length: 10 }, (_, i) => `agent-${i}`);
+    const kinds = examples.map(example => {
+      const [fault] = parseFaultSpec(example, ids);
+      return fault!.kind;
+    });
+    expect(new Set(kinds)).toEqual(new Set(FAULT_KINDS));
   });
 });
 
@@ -312,6 +325,15 @@ describe('faultPlan', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it("is fast-check's Arbitrary, composable with the caller's fast-check", () => {
+    const pairs = fc.sample(fc.tuple(faultPlan({ agents: AGENTS, spanMs: 1000 }).filter(p => p.length > 0), fc.nat(9)), { seed: 5, numRuns: 20 });
+    expect(pairs).toHaveLength(20);
+    for (const [plan, n] of pairs) {
+      expect(plan.length).toBeGreaterThan(0);
+      expect(n).toBeLessThanOrEqual(9);
+    }
   });
 
   it('is deterministic for a seed', () => {

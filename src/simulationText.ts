@@ -1,0 +1,101 @@
+import { describeFault } from '../streams/faultSpec.js';
+import type { Fault } from '../streams/faults.js';
+import type { CoordinationEvent } from './events.js';
+import { describeEvent, reportLines } from './liveView.js';
+import type { SimulationProgress, SimulationReport } from './simulate.js';
+
+type Colors = Parameters<typeof reportLines>[1];
+
+/** A verdict about an agent: the detector suspected it, or the fault detector named a fault of it. */
+type Verdict = Extract<CoordinationEvent, { type: 'agent.suspected' | 'fault.detected' }>;
+
+/** Agents a fault harms; undefined for a restart (nothing to detect). */
+function targets(f: Fault, ids: readonly string[]): readonly string[] | undefined {
+  switch (f.kind) {
+    case 'crash':
+    case 'hang':
+    case 'slow':
+      return [f.agent];
+    case 'restart':
+      return undefined;
+    case 'drop':
+      return f.agents ?? ids;
+    case 'partition':
+      return f.groups.slice(1).flat();
+  }
+}
+
+/** `[from, to)` in which a verdict about a target counts as detecting the fault: to its end, plus the detection bound. */
+function span(f: Fault, boundMs: number): [number, number] {
+  if (f.kind === 'drop') return [f.fromMs ?? 0, (f.toMs ?? Infinity) + boundMs];
+  if (f.kind === 'partition') return [f.atMs, (f.healAtMs ?? Infinity) + boundMs];
+  return [f.atMs, Infinity];
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+
+/** How the faults' targets were detected, e.g. `detected at 5.21 s (+3212 ms)` or `agent-2 at 4.31 s (+3309 ms), agent-3 not detected`. */
+function detectionOf(f: Fault, ids: readonly string[], verdicts: readonly Verdict[], boundMs: number): string | undefined {
+  const harmed = targets(f, ids);
+  if (harmed === undefined) return undefined;
+  const [from, to] = span(f, boundMs);
+  const first = (id: string): number | undefined => verdicts.find(v => v.agentId === id && v.at >= from && v.at < to)?.at;
+  const when = (at: number | undefined): string => (at === undefined ? 'not detected' : `at ${seconds(at)} (+${Math.round(at - from)} ms)`);
+  if (harmed.length === 1) {
+    const at = first(harmed[0] as string);
+    return at === undefined ? 'not detected' : `detected ${when(at)}`;
+  }
+  const found = harmed.map(id => [id, first(id)] as const);
+  if (harmed.length <= 5) return found.map(([id, at]) => `${id} ${when(at)}`).join(', ');
+  const detected = found.filter(([, at]) => at !== undefined).map(([, at]) => at as number);
+  return `${detected.length} of ${harmed.length} agents detected${detected.length === 0 ? '' : `, the first ${when(Math.min(...detected))}`}`;
+}
+
+/**
+ * The text report of `rxswarm simulate`: the outcome, every injected fault (in `describeFault`'s
+ * words) with how it was detected, every detection the engine made (suspicions and detected faults,
+ * one line each, timed from the start), the false suspicions against the detection bound, then the
+ * coordination's own report.
+ */
+export function simulationLines(report: SimulationReport, faults: readonly Fault[], agentIds: readonly string[], pc?: Colors): string[] {
+  const lines = [`completed ${report.completed}, failed ${report.failed}, lost ${report.lost}, accepted twice ${report.duplicatesAccepted}, runs ${report.executions}`];
+  const verdicts = report.events.filter((e): e is Verdict => (e.type === 'agent.suspected' || e.type === 'fault.detected') && e.agentId !== undefined);
+  lines.push(`faults injected: ${faults.length === 0 ? 'none' : faults.length}`);
+  for (const f of faults) {
+    const detection = detectionOf(f, agentIds, verdicts, report.detectionBoundMs);
+    lines.push(`  ${describeFault(f)}${detection === undefined ? '' : `: ${detection}`}`);
+  }
+  // A detected fault names what the suspicion before it at the same instant said: one line for both.
+  const faulted = new Set(report.events.flatMap(e => (e.type === 'fault.detected' && e.agentId !== undefined ? [`${e.agentId}@${e.at}`] : [])));
+  const detections = report.events.filter(e => e.type === 'fault.detected' || (e.type === 'agent.suspected' && !faulted.has(`${e.agentId}@${e.at}`)));
+  lines.push(`detections: ${detections.length === 0 ? 'none' : detections.length}`);
+  for (const e of detections) lines.push(`  ${describeEvent(e, 0, pc)}`);
+  lines.push(`false suspicions ${report.falseSuspicions}; detection bound ${report.detectionBoundMs} ms`);
+  return [...lines, ...reportLines(report.result, pc)];
+}
+
+/** Redraws the progress line at most this often (wall time). */
+const PROGRESS_EVERY_MS = 200;
+
+/**
+ * A progress line for a long simulation on a terminal, redrawn in place on `stream` (stderr, so the
+ * report on stdout stays clean) at most every 200 ms of `clock` time; `done()` erases it. Nothing
+ * at all when `stream` is not a terminal. `clock` is wall time in ms (`performance.now`).
+ */
+export function progressLine(stream: NodeJS.WriteStream, clock: () => number): { onProgress?: (p: SimulationProgress) => void; done(): void } {
+  if (stream.isTTY !== true) return { done: () => undefined };
+  let last = clock();
+  let drawn = false;
+  return {
+    onProgress: p => {
+      const now = clock();
+      if (now - last < PROGRESS_EVERY_MS) return;
+      last = now;
+      drawn = true;
+      stream.write(`\r\x1b[Ksimulating: ${(p.atMs / 1000).toFixed(1)} virtual s, ${p.ended} of ${p.subtasks} subtasks ended`);
+    },
+    done: () => {
+      if (drawn) stream.write('\r\x1b[K');
+    },
+  };
+}

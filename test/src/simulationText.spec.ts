@@ -1,0 +1,86 @@
+import { parseFaultSpec } from '../../streams/faultSpec.js';
+import { simulate } from '../../src/simulate.js';
+import { PassThrough } from 'node:stream';
+import { progressLine, simulationLines } from '../../src/simulationText.js';
+import type { SimulationProgress } from '../../src/simulate.js';
+
+describe('simulationLines', () => {
+  const ids = Array.from({ length: 8 }, (_, i) => `agent-${i}`);
+  const faults = parseFaultSpec('crash:agent-1@2s,partition:agent-2+agent-3@1s-6s,slow:agent-4@1sx4,restart:agent-1@8s', ids);
+  const report = simulate({ seed: 3, topology: 'ring', agents: ids.length, subtasks: 50, faults });
+  const lines = simulationLines(report, faults, ids).map(l => l.replace(/\x1b\[\d+m/g, ''));
+
+  it('lists every injected fault in words, with when its agents were detected', () => {
+    const crash = report.detections.find(d => d.agentId === 'agent-1')!;
+    const start = lines.indexOf('faults injected: 4');
+    expect(start).toBeGreaterThan(-1);
+    expect(lines.slice(start + 1, start + 5)).toEqual([
+      `  agent-1 crashes at 2s: detected at ${(crash.suspectedAtMs! / 1000).toFixed(2)} s (+${crash.suspectedAtMs! - 2000} ms)`,
+      expect.stringMatching(/^ {2}partition at 1s: \{agent-2, agent-3\} \| \{everyone else\}, heals at 6s: agent-2 at \d+\.\d\d s \(\+\d+ ms\), agent-3 at \d+\.\d\d s \(\+\d+ ms\)$/),
+      '  agent-4 slows down 4× at 1s: not detected',
+      '  agent-1 restarts at 8s (loses its work in flight)',
+    ]);
+  });
+
+  it('lists every detection the engine made, one line each, timed from the start', () => {
+    const detected = report.events.filter(e => e.type === 'fault.detected');
+    expect(detected.map(e => e.type === 'fault.detected' && e.agentId).sort()).toEqual(['agent-1', 'agent-2', 'agent-3']);
+    const start = lines.indexOf(`detections: ${detected.length}`);
+    expect(start).toBeGreaterThan(-1);
+    const listed = lines.slice(start + 1, start + 1 + detected.length);
+    for (const e of detected) expect(listed).toContainEqual(expect.stringMatching(new RegExp(`^ +${(e.at / 1000).toFixed(2)}s  fault +agent_timeout \\(medium\\) ${e.type === 'fault.detected' && e.agentId}: `)));
+    expect(lines[start + 1 + detected.length]).toMatch(/^false suspicions 0; detection bound \d+ ms$/);
+  });
+
+  it('says so when nothing was injected or detected, then gives the run report', () => {
+    const quiet = simulationLines(simulate({ seed: 1, topology: 'star', agents: 3, subtasks: 5 }), [], ['agent-0', 'agent-1', 'agent-2']);
+    expect(quiet).toContain('faults injected: none');
+    expect(quiet).toContain('detections: none');
+    expect(quiet.join('\n')).toMatch(/5 of 5 subtasks completed/);
+  });
+});
+
+describe('simulate progress', () => {
+  it('reports virtual time and ended subtasks as it goes, and the same report as without watching', () => {
+    const scenario = { seed: 4, topology: 'star', agents: 5, subtasks: 40, faults: [{ kind: 'crash', agent: 'agent-2', atMs: 500 }] } as const;
+    const seen: SimulationProgress[] = [];
+    const watched = simulate(scenario, { onProgress: p => seen.push(p) });
+    const unwatched = simulate(scenario);
+    expect(watched.events).toEqual(unwatched.events);
+    expect(seen.length).toBeGreaterThan(100); // every 10 virtual ms
+    expect(seen.map(p => p.atMs)).toEqual([...seen.map(p => p.atMs)].sort((a, b) => a - b));
+    expect(seen.at(-1)).toMatchObject({ subtasks: 40, ended: 40, untilMs: 3_600_000 });
+    expect(seen.some(p => p.ended > 0 && p.ended < 40)).toBe(true);
+  });
+});
+
+describe('progressLine', () => {
+  const progress = (atMs: number, ended: number): SimulationProgress => ({ atMs, untilMs: 3_600_000, subtasks: 100, ended });
+  function terminal(isTTY: boolean) {
+    const stream = new PassThrough() as unknown as NodeJS.WriteStream;
+    (stream as { isTTY?: boolean }).isTTY = isTTY;
+    let out = '';
+    (stream as unknown as PassThrough).on('data', chunk => (out += String(chunk)));
+    return { stream, text: () => out };
+  }
+
+  it('on a terminal, redraws one line at most every 200 ms of wall time and erases it at the end', () => {
+    const { stream, text } = terminal(true);
+    let now = 0;
+    const line = progressLine(stream, () => now);
+    for (const [wall, at, ended] of [[100, 1000, 5], [250, 2000, 10], [300, 3000, 20], [460, 4500, 40]] as const) {
+      now = wall;
+      line.onProgress?.(progress(at, ended));
+    }
+    line.done();
+    expect(text()).toBe('\r\x1b[Ksimulating: 2.0 virtual s, 10 of 100 subtasks ended\r\x1b[Ksimulating: 4.5 virtual s, 40 of 100 subtasks ended\r\x1b[K');
+  });
+
+  it('writes nothing when not on a terminal', () => {
+    const { stream, text } = terminal(false);
+    const line = progressLine(stream, () => 1e9);
+    expect(line.onProgress).toBeUndefined();
+    line.done();
+    expect(text()).toBe('');
+  });
+});
