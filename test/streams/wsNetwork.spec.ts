@@ -1,4 +1,5 @@
 import { Observable, ReplaySubject, asyncScheduler, filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
+import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { createCoordinator } from '../../src/coordinator.js';
 import { AgentHost } from '../../streams/agentHost.js';
@@ -499,6 +500,32 @@ describe('end to end over real sockets', () => {
     expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
     const completions = log.filter(e => e.type === 'subtask.completed').map(e => e.subtaskId).sort();
     expect(completions).toEqual(subtasks.map(s => s.id).sort()); // each exactly once
+  });
+});
+
+describe('WsServerNetwork: TLS', () => {
+  const fixtures = new URL('../fixtures/', import.meta.url);
+  const cert = readFileSync(new URL('tls-cert.pem', fixtures));
+  const key = readFileSync(new URL('tls-key.pem', fixtures));
+
+  it('serves wss:// with the given certificate: an agent that trusts it joins, a plain ws:// client is refused', async () => {
+    const { server } = await serve({ tls: { cert, key: key.toString('utf8') } });
+    expect(server.url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
+    const socket = new WebSocket(server.url, { ca: cert });
+    cleanups.push(() => socket.terminate());
+    const messages = new ReplaySubject<WireMessage>();
+    socket.on('message', data => messages.next(JSON.parse(String(data)) as WireMessage));
+    await new Promise<void>((resolve, reject) => (socket.once('open', () => resolve()), socket.once('error', reject)));
+    socket.send(JSON.stringify(hello('tls-1')));
+    expect(await first(messages, m => m.type === 'join')).toMatchObject({ agentId: 'tls-1' });
+    const plain = new WebSocket(server.url.replace('wss:', 'ws:'));
+    cleanups.push(() => plain.terminate());
+    const failed = await new Promise<unknown>(resolve => (plain.once('error', resolve), plain.once('open', () => resolve('opened'))));
+    expect(failed).toBeInstanceOf(Error);
+  });
+
+  it('refuses a tls option without both PEMs', () => {
+    expect(() => new WsServerNetwork({ token: TOKEN, port: 0, tls: { cert } as never })).toThrow(/tls must be \{ cert, key \}/);
   });
 });
 
