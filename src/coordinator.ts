@@ -79,6 +79,12 @@ export interface CoordinatorOptions {
   readonly orphanTimeoutMs?: number;
   /** Healing strategies tried per fault. Default 3. */
   readonly maxAttempts?: number;
+  /**
+   * An agent in another process whose connection closed without a clean leave is suspected at once,
+   * and declared down (its work reassigned) unless it reconnects within this long. Default 500 ms:
+   * long enough for a blip of the link, short against a killed process's lost work.
+   */
+  readonly reconnectGraceMs?: number;
   /** Mesh failure verdicts: window of the peers' vote. Default 2 s. */
   readonly consensusWindowMs?: number;
   /** Adaptive switching (see `adaptiveSwitch`). */
@@ -202,6 +208,7 @@ interface Settings {
   readonly maxSlotsPerAgent: number;
   readonly orphanTimeoutMs: number;
   readonly maxAttempts: number;
+  readonly reconnectGraceMs: number;
   readonly consensusWindowMs: number;
   readonly adaptive: { evaluateEveryMs: number; windowMs: number; minDwellMs: number; switchThreshold: number };
   readonly deadlineMs: number;
@@ -232,6 +239,7 @@ function settle(options: CoordinatorOptions): Settings {
     maxSlotsPerAgent = 64,
     orphanTimeoutMs = 60_000,
     maxAttempts = 3,
+    reconnectGraceMs = 500,
     consensusWindowMs = 2000,
     adaptive = {},
     deadlineMs = Infinity,
@@ -287,6 +295,7 @@ function settle(options: CoordinatorOptions): Settings {
     maxSlotsPerAgent: requireWhole('maxSlotsPerAgent', maxSlotsPerAgent),
     orphanTimeoutMs: positive('orphanTimeoutMs', orphanTimeoutMs),
     maxAttempts,
+    reconnectGraceMs: positive('reconnectGraceMs', reconnectGraceMs),
     consensusWindowMs: positive('consensusWindowMs', consensusWindowMs),
     adaptive: {
       evaluateEveryMs,
@@ -352,6 +361,8 @@ interface AgentRecord {
   timeouts: number;
   /** A remote agent's process (from its hello): another one under the same id is a restart. */
   instance: string | undefined;
+  /** Its connection closed without a leave: the grace timer that declares it down unless it reconnects. */
+  closed: Subscription | undefined;
   /**
    * An assignment relayed to it went unacknowledged: the relay or the agent is at fault, and its
    * next assignment goes straight to it to tell which (no answer there either: the agent).
@@ -494,6 +505,8 @@ class Run {
     // Agents in other processes: those connected now, and whoever connects while the run lasts.
     const members = this.network.members$;
     if (members !== undefined) this.subscriptions.push(members.subscribe(member => this.serial(() => this.admit(member))));
+    const departures = this.network.departures$;
+    if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.onConnectionClosed(agentId))));
     if (Number.isFinite(settings.deadlineMs)) {
       this.subscriptions.push(this.scheduler.schedule(() => this.finish('task deadline reached'), Math.max(0, settings.deadlineMs - this.now())));
     }
@@ -504,6 +517,7 @@ class Run {
   stop(): void {
     for (const s of this.subscriptions) s.unsubscribe();
     this.subscriptions.length = 0;
+    for (const record of this.agentList) record.closed?.unsubscribe();
     for (const state of this.subtasks.values()) {
       state.timer?.unsubscribe();
       state.transit?.unsubscribe();
@@ -547,7 +561,7 @@ class Run {
   }
 
   private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, probeDirect: false };
+    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, closed: undefined, probeDirect: false };
     this.agents.set(id, record);
     this.agentList.push(record);
     return record;
@@ -561,8 +575,18 @@ class Run {
   private admit(member: RemoteMember): void {
     const known = this.agents.get(member.agentId);
     if (known !== undefined) {
-      if (known.host !== undefined) this.emit({ type: 'agent.refused', at: this.now(), agentId: member.agentId, reason: 'the id belongs to an in-process agent' });
-      else if (member.instance !== undefined && known.instance !== undefined && member.instance !== known.instance) this.restarted(known, member.instance);
+      if (known.host !== undefined) {
+        this.emit({ type: 'agent.refused', at: this.now(), agentId: member.agentId, reason: 'the id belongs to an in-process agent' });
+        return;
+      }
+      const restarted = member.instance !== undefined && known.instance !== undefined && member.instance !== known.instance;
+      if (restarted) this.restarted(known, member.instance as string);
+      if (known.closed !== undefined) {
+        // Back within the grace: a blip of the link (the same process) changes nothing.
+        known.closed.unsubscribe();
+        known.closed = undefined;
+        if (known.status === 'suspected') this.recover(known);
+      }
       return;
     }
     if (member.agentId === COORDINATOR) return;
@@ -572,6 +596,30 @@ class Run {
     this.join(record);
     this.setLayout(this.layout.with(this.profile(record)));
     if (this.done < this.subtasks.size) this.dispatch();
+  }
+
+  /**
+   * Its connection closed without a leave (a killed process, a reset link): suspected at once, and
+   * declared down unless it reconnects within `reconnectGraceMs`. A stopped process or a silent
+   * network keeps its connection open: those remain the failure detector's to judge.
+   */
+  private onConnectionClosed(agentId: string): void {
+    const record = this.agents.get(agentId);
+    if (record === undefined || record.host !== undefined || record.closed !== undefined) return;
+    const { reconnectGraceMs } = this.settings;
+    if (record.status === 'live') {
+      record.status = 'suspected';
+      this.version++;
+      this.emit({ type: 'agent.suspected', at: this.now(), agentId, detail: `connection closed; down unless it reconnects within ${reconnectGraceMs} ms` });
+    }
+    record.closed = this.scheduler.schedule(
+      () =>
+        this.serial(() => {
+          record.closed = undefined;
+          if (record.status === 'suspected') this.declareDown(record, `connection closed and not back within ${reconnectGraceMs} ms`);
+        }),
+      reconnectGraceMs,
+    );
   }
 
   /**

@@ -66,6 +66,12 @@ export interface Network<E extends Envelope = Envelope> {
    * leaves with a `leaving` heartbeat, and silence is for the failure detector to judge.
    */
   readonly members$?: Observable<RemoteMember>;
+  /**
+   * Ids of agents outside this process whose connection closed without a clean leave (a killed
+   * process, a reset link): a strong hint, not a verdict — the agent may reconnect at once. A
+   * transport that cannot tell (or has no connections) leaves it out.
+   */
+  readonly departures$?: Observable<string>;
 }
 
 /** An agent in another process, as its transport admitted it. */

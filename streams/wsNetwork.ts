@@ -209,7 +209,8 @@ export type WsServerEvent =
       /** Names the agent's process, the same across its reconnects (from its hello). */
       readonly instance?: string;
     }
-  | { readonly type: 'disconnected'; readonly agentId: string; readonly code: number; readonly reason: string }
+  /** `clean`: it said `leave` first; otherwise the connection was lost (a killed process, a reset link, cut by the server). */
+  | { readonly type: 'disconnected'; readonly agentId: string; readonly role: ConnectionRole; readonly code: number; readonly reason: string; readonly clean: boolean }
   /** A refused frame or connection; `code` is the close code sent (4003: the frame only; 1006: cut without one). */
   | { readonly type: 'rejected'; readonly agentId: string | undefined; readonly remote: string; readonly code: number; readonly error: string };
 
@@ -245,6 +246,8 @@ class Connection {
   lastBuffered = 0;
   stuckSince = 0;
   probing = false;
+  /** It said `leave`: its close is a clean departure. */
+  left = false;
   /** When anything (a frame, a pong) last came from the peer (performance.now()). */
   heardAt = 0;
 
@@ -496,6 +499,14 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       );
       return concat(from(now), joining);
     });
+  }
+
+  /** Agents whose connection closed without a `leave`: what a coordinator suspects at once. */
+  get departures$(): Observable<string> {
+    return this.events.pipe(
+      filter((e): e is Extract<WsServerEvent, { type: 'disconnected' }> => e.type === 'disconnected' && e.role === 'agent' && !e.clean),
+      map(e => e.agentId),
+    );
   }
 
   get stats(): WsNetworkStats {
@@ -782,7 +793,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const { agentId } = connection;
     if (agentId !== undefined && this.connections.get(agentId) === connection) {
       this.connections.delete(agentId);
-      this.emit({ type: 'disconnected', agentId, code, reason });
+      this.emit({ type: 'disconnected', agentId, role: connection.role, code, reason, clean: connection.left });
     }
   }
 
@@ -858,6 +869,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
         return this.route(message.from, message.to, message.kind, message.body);
       }
       case 'leave':
+        connection.left = true;
         return this.closeSocket(connection, WS_CLOSE.normal, 'left');
       default:
         return this.refuse(connection, WS_CLOSE.policyViolation, `${message.type} messages are sent by the server only`);

@@ -20,6 +20,7 @@ function setup(options: Partial<CoordinatorOptions> = {}) {
   const scheduler = new VirtualScheduler();
   const inner = new InMemoryNetwork({ scheduler });
   const members = new Subject<RemoteMember>();
+  const departures = new Subject<string>();
   const connected = new Map<string, RemoteMember>();
   const network: Network = {
     scheduler,
@@ -29,6 +30,7 @@ function setup(options: Partial<CoordinatorOptions> = {}) {
       return inner.stats;
     },
     members$: defer(() => concat(from([...connected.values()]), members)),
+    departures$: departures,
   };
   const coordinator = createCoordinator({ agents: [], network, topology: 'star', scheduler, seed: 5, ...options });
   const announce = (member: RemoteMember): void => {
@@ -72,7 +74,12 @@ function setup(options: Partial<CoordinatorOptions> = {}) {
     if (result === undefined) throw new Error(`the run did not finish within a virtual hour:\n${events.slice(0, 60).map(e => JSON.stringify(e)).join('\n')}`);
     return { result, events };
   };
-  return { scheduler, network, coordinator, honest, rogue, announce, run };
+  /** Its connection closes without a leave (as a server reports a killed process). */
+  const closeConnection = (id: string): void => {
+    connected.delete(id);
+    departures.next(id);
+  };
+  return { scheduler, network, coordinator, honest, rogue, announce, closeConnection, run };
 }
 
 const subtasks = (n: number): Subtask[] => Array.from({ length: n }, (_, i) => ({ id: `s-${i}` }));
@@ -235,6 +242,43 @@ describe('coordinator defences against agents in other processes', () => {
     expect(requeuedAt).toBe(helloAt);
     expect(result.success).toBe(true);
     exactlyOnce(result, events, 6);
+  });
+
+  it('a connection closed without a leave is suspected at once and declared down after the grace: its work moves within it', () => {
+    const { scheduler, honest, closeConnection, run } = setup();
+    let victim: AgentHost | undefined;
+    let killedAt = 0;
+    const { result, events } = run({ id: 't', subtasks: subtasks(6) }, at => {
+      if (at === 0) {
+        victim = honest('v', 5000);
+        honest('h-0', 1000);
+      }
+      if (at === 200) {
+        killedAt = scheduler.now();
+        victim?.crash(); // SIGKILL: its socket closes at once
+        closeConnection('v');
+      }
+    });
+    expect(result.success).toBe(true);
+    exactlyOnce(result, events, 6);
+    expect(of(events, 'agent.suspected').find(e => e.agentId === 'v')).toMatchObject({ at: killedAt, detail: 'connection closed; down unless it reconnects within 500 ms' });
+    expect(of(events, 'agent.down').find(e => e.agentId === 'v')).toMatchObject({ at: killedAt + 500, reason: 'connection closed and not back within 500 ms' });
+    expect(of(events, 'subtask.requeued').filter(e => e.reason.startsWith('v:')).every(e => e.at === killedAt + 500)).toBe(true);
+  });
+
+  it('a connection that closes and comes back within the grace changes nothing', () => {
+    const { honest, closeConnection, announce, run } = setup();
+    const { result, events } = run({ id: 't', subtasks: subtasks(4) }, at => {
+      if (at === 0) honest('b', 1000);
+      if (at === 300) closeConnection('b'); // a blip of the link: the process runs on
+      if (at === 600) announce({ agentId: 'b', capabilities: [], slots: 1, instance: 'b#1' });
+    });
+    expect(result.success).toBe(true);
+    expect(of(events, 'agent.suspected').map(e => e.agentId)).toEqual(['b']);
+    expect(of(events, 'agent.recovered').map(e => e.agentId)).toEqual(['b']);
+    expect(of(events, 'agent.down')).toEqual([]);
+    expect(of(events, 'subtask.requeued')).toEqual([]);
+    expect(result.metrics.assignments).toBe(4);
   });
 
   it('subtask ids that are Object.prototype names are reported like any other', () => {
