@@ -1,5 +1,5 @@
 import { asyncScheduler, defer, filter, finalize, map, type OperatorFunction, type SchedulerLike } from 'rxjs';
-import { requireScheduler } from './internal/validate.js';
+import { requireInteger, requireScheduler } from './internal/validate.js';
 import { LatencyBaseline, settleLatencyBaseline, type LatencyBaselineOptions } from './latencyBaseline.js';
 
 /** One response-time measurement of an agent. */
@@ -33,6 +33,17 @@ export interface DegradationEvent {
 export interface DegradationOptions extends LatencyBaselineOptions {
   /** Read for `at` only (default `asyncScheduler`). */
   readonly scheduler?: SchedulerLike;
+  /**
+   * `self` (default): an agent is degraded against its own baseline. `peers`: also only when its
+   * recent level is ≥ `factor` × the median recent level of the other warmed-up agents for
+   * `windowSize` of its samples running (with at least `minPeers` of them; fewer, and its own
+   * baseline alone decides), and it recovers once below
+   * `recoveryFactor` × that median or its own baseline. A slowdown shared by everyone (a saturated
+   * coordinator, a loaded machine) is then no agent's fault; one agent ×4 slower than the rest is.
+   */
+  readonly relativeTo?: 'self' | 'peers';
+  /** With `relativeTo: 'peers'`: the fewest other warmed-up agents to compare with (integer ≥ 1, default 2). */
+  readonly minPeers?: number;
 }
 
 /**
@@ -56,13 +67,29 @@ export interface DegradationOptions extends LatencyBaselineOptions {
  *   e.type === 'degraded' && reduceLoad(e.agentId));
  */
 export function degradation(options: DegradationOptions = {}): OperatorFunction<LatencyInput, DegradationEvent> {
-  const { scheduler = asyncScheduler, ...baselineOptions } = options;
+  const { scheduler = asyncScheduler, relativeTo = 'self', minPeers = 2, ...baselineOptions } = options;
   const settled = settleLatencyBaseline(baselineOptions);
   requireScheduler(scheduler);
+  if (relativeTo !== 'self' && relativeTo !== 'peers') throw new RangeError(`relativeTo must be 'self' or 'peers', got ${String(relativeTo)}`);
+  requireInteger('minPeers', minPeers, 1);
 
   return source =>
     defer(() => {
-      const agents = new Map<string, LatencyBaseline>();
+      const agents = new Map<string, PeerEntry>();
+      let scratch = new Float64Array(16);
+
+      /** Median recent level of the warmed-up agents but `self`, or undefined with fewer than `minPeers`. */
+      const peerMedian = (self: PeerEntry): number | undefined => {
+        if (scratch.length < agents.size) scratch = new Float64Array(2 * agents.size);
+        let n = 0;
+        for (const entry of agents.values()) if (entry !== self && entry.baseline.isWarm) scratch[n++] = entry.baseline.recentMs;
+        return n < minPeers ? undefined : select(scratch, n, n >> 1);
+      };
+
+      const event = (type: DegradationEvent['type'], agentId: string, agent: LatencyBaseline, baselineMs: number): DegradationEvent => {
+        const recent = agent.recentMs;
+        return { type, agentId, at: scheduler.now(), latencyMs: recent, baselineMs, ratio: recent / baselineMs };
+      };
 
       const step = (input: LatencyInput): DegradationEvent | undefined => {
         const { agentId } = input;
@@ -72,13 +99,35 @@ export function degradation(options: DegradationOptions = {}): OperatorFunction<
         }
         const { latencyMs } = input;
         if (!Number.isFinite(latencyMs) || latencyMs < 0) return undefined;
-        let agent = agents.get(agentId);
-        if (agent === undefined) agents.set(agentId, (agent = new LatencyBaseline(settled)));
+        let entry = agents.get(agentId);
+        if (entry === undefined) agents.set(agentId, (entry = { baseline: new LatencyBaseline(settled), reported: false, strikes: 0 }));
+        const agent = entry.baseline;
         const type = agent.add(latencyMs);
-        if (type === undefined) return undefined;
-        const baselineMs = agent.baselineMs;
-        const recent = agent.recentMs;
-        return { type, agentId, at: scheduler.now(), latencyMs: recent, baselineMs, ratio: recent / baselineMs };
+        if (relativeTo === 'self') return type === undefined ? undefined : event(type, agentId, agent, agent.baselineMs);
+        // Against its peers: only while its own baseline also says slow (cheap, and rare when healthy).
+        // It must stay that much slower than its peers for `windowSize` of its samples running: when
+        // everyone slows at once, whoever's window fills first is briefly ahead of the others.
+        if (!entry.reported) {
+          if (!agent.isDegraded) {
+            entry.strikes = 0;
+            return undefined;
+          }
+          const median = peerMedian(entry);
+          const base = median === undefined ? agent.baselineMs : Math.max(median, settled.minBaselineMs);
+          if (agent.recentMs < settled.factor * base) {
+            entry.strikes = 0;
+            return undefined;
+          }
+          if (median !== undefined && ++entry.strikes < settled.windowSize) return undefined;
+          entry.reported = true;
+          entry.strikes = 0;
+          return event('degraded', agentId, agent, base);
+        }
+        const median = peerMedian(entry);
+        const base = median === undefined ? agent.baselineMs : Math.max(median, settled.minBaselineMs);
+        if (agent.isDegraded && agent.recentMs >= settled.recoveryFactor * base) return undefined;
+        entry.reported = false;
+        return event('recovered', agentId, agent, base);
       };
 
       return source.pipe(
@@ -87,4 +136,36 @@ export function degradation(options: DegradationOptions = {}): OperatorFunction<
         finalize(() => agents.clear()),
       );
     });
+}
+
+interface PeerEntry {
+  readonly baseline: LatencyBaseline;
+  /** A `degraded` was emitted for it (peers mode): its `recovered` is owed. */
+  reported: boolean;
+  /** Its samples in a row that found it `factor` × slower than its peers. */
+  strikes: number;
+}
+
+/** The `k`-th smallest of `values[0..n)` (reorders them; Hoare's quickselect, O(n) on average). */
+function select(values: Float64Array, n: number, k: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const pivot = values[(lo + hi) >> 1] as number;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while ((values[i] as number) < pivot) i++;
+      while ((values[j] as number) > pivot) j--;
+      if (i <= j) {
+        const t = values[i] as number;
+        values[i++] = values[j] as number;
+        values[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else break;
+  }
+  return values[k] as number;
 }

@@ -656,7 +656,8 @@ class Run {
     const { settings, scheduler } = this;
     const faults = detectFaults(
       { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries },
-      { detector: settings.detector, scheduler },
+      // A slow agent is one slower than its peers: a slowdown everyone shares (saturation) is no one's fault.
+      { detector: settings.detector, degradation: { relativeTo: 'peers' }, scheduler },
     );
     this.subscriptions.push(faults.subscribe(fault => this.serial(() => this.onFault(fault))));
     // Progress: one deadline per assignment, keyed `subtask#attempt`; silence means a hung agent.

@@ -174,3 +174,65 @@ describe('degradation', () => {
     });
   });
 });
+
+describe('degradation relative to peers', () => {
+  const opts = { baselineSamples: 2, windowSize: 2, baselineAlpha: 0, relativeTo: 'peers' } as const;
+  /** One round: every agent answers once, in `ms[agent]` ms. */
+  const rounds = (...perRound: Array<Record<string, number>>): LatencyInput[] => perRound.flatMap(r => Object.entries(r).map(([agentId, latencyMs]) => ({ agentId, latencyMs })));
+  const run = (inputs: LatencyInput[], options: Parameters<typeof degradation>[0] = opts): DegradationEvent[] => {
+    const out: DegradationEvent[] = [];
+    const source = new Subject<LatencyInput>();
+    source.pipe(degradation({ ...options, scheduler: new VirtualScheduler() })).subscribe(e => out.push(e));
+    for (const input of inputs) source.next(input);
+    return out;
+  };
+  const steady = { a: 10, b: 10, c: 10, d: 10 };
+  const all4x = { a: 40, b: 40, c: 40, d: 40 };
+
+  it('a slowdown shared by every agent (saturation) is no one\'s fault; judged by their own baselines alone it would be everyone\'s', () => {
+    const inputs = rounds(steady, steady, steady, all4x, all4x, all4x, steady, steady);
+    expect(run(inputs)).toEqual([]);
+    expect(run(inputs, { ...opts, relativeTo: 'self' }).filter(e => e.type === 'degraded').map(e => e.agentId)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('one agent ×4 slower than its peers is degraded against their median, and recovers when back', () => {
+    const slowA = { ...steady, a: 40 };
+    const events = run(rounds(steady, steady, steady, slowA, slowA, slowA, steady, steady, steady));
+    expect(events.map(e => [e.type, e.agentId, e.baselineMs])).toEqual([
+      ['degraded', 'a', 10],
+      ['recovered', 'a', 10],
+    ]);
+    expect(events[0]).toMatchObject({ latencyMs: 40, ratio: 4 }); // a second slow sample running: its window is all slow
+  });
+
+  it('is caught once the others speed up again when all slowed but one stays slow', () => {
+    const slowA = { ...steady, a: 40 };
+    const types = run(rounds(steady, steady, all4x, all4x, slowA, slowA, slowA, slowA)).map(e => `${e.type}:${e.agentId}`);
+    expect(types).toEqual(['degraded:a']);
+  });
+
+  it('with fewer than minPeers warmed-up peers, its own baseline decides', () => {
+    expect(run(rounds({ a: 10, b: 10 }, { a: 10, b: 10 }, { a: 40, b: 40 }, { a: 40, b: 40 })).map(e => e.agentId)).toEqual(['a', 'b']);
+    expect(run(rounds({ a: 10, b: 10 }, { a: 10, b: 10 }, { a: 40, b: 40 }, { a: 40, b: 40 }), { ...opts, minPeers: 1 })).toEqual([]);
+  });
+
+  it('rejects bad options with a RangeError naming them', () => {
+    expect(() => degradation({ relativeTo: 'others' as never })).toThrow(/relativeTo must be 'self' or 'peers'/);
+    expect(() => degradation({ relativeTo: 'peers', minPeers: 0 })).toThrow(/minPeers/);
+  });
+
+  it('the median of the peers is the sorted middle, whatever their order (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 500 }), { minLength: 3, maxLength: 40 }), fc.integer({ min: 1, max: 8 }), (levels, factor) => {
+        // Every peer warm at its level, then agent "x" at factor × the median: degraded iff factor ≥ 2.
+        const warm = levels.flatMap((ms, i) => [{ agentId: `p${i}`, latencyMs: ms }, { agentId: `p${i}`, latencyMs: ms }]);
+        const sorted = [...levels].sort((p, q) => p - q);
+        const median = sorted[sorted.length >> 1] as number;
+        const x = [1, 1, factor * median, factor * median, factor * median].map(latencyMs => ({ agentId: 'x', latencyMs }));
+        const events = run([...warm, ...x], { ...opts, minBaselineMs: 1 });
+        return (events.some(e => e.agentId === 'x' && e.type === 'degraded')) === (factor >= 2 && factor * median >= 2);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
