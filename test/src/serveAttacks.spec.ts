@@ -272,7 +272,7 @@ describe('rxswarm serve under attack', () => {
   it(
     'quick restarts: an agent SIGKILLed right after taking work, and a star hub with a result in transit, restarted under their ids: the work is re-issued at once',
     async () => {
-      const { url } = await serve('--topology', 'star');
+      const { server, url } = await serve('--topology', 'star');
       const telling = join(dir, 'telling.mjs');
       // Admitted first, the hub relays every spoke's work.
       const hub = agent(url, 'relay', '--capabilities', LEADER.join(','));
@@ -281,7 +281,6 @@ describe('rxswarm serve under attack', () => {
       await first.line(/joined/);
 
       // An agent killed right after it took the work, before it beat again.
-      let started = Date.now();
       const running = runTask(url, { id: 'quick', subtasks: [{ id: 'q', payload: { sleepMs: 300 }, capabilities: ['work'] }] });
       await first.line(/^start q/);
       first.child.kill('SIGKILL');
@@ -289,11 +288,8 @@ describe('rxswarm serve under attack', () => {
       const second = agent(url, 'quick', '--capabilities', 'work', '--handler', telling);
       await second.line(/^done q/);
       expectHonest(await running, ['q'], ['quick']);
-      // Well under the 30 s progress timeout that would otherwise have been waited out.
-      expect(Date.now() - started).toBeLessThan(10_000);
 
       // The hub stopped while the spoke's result reaches it, then killed and restarted.
-      started = Date.now();
       const transit = runTask(url, { id: 'transit', subtasks: [{ id: 't', payload: { sleepMs: 300 }, capabilities: ['work'] }] });
       await second.line(/^start t/);
       hub.child.kill('SIGSTOP'); // the result reaches a hub that will never pass it on
@@ -304,7 +300,9 @@ describe('rxswarm serve under attack', () => {
       await again.line(/joined/);
       await second.line(/^done t/, 2);
       expectHonest(await transit, ['t'], ['quick']);
-      expect(Date.now() - started).toBeLessThan(10_000);
+      // Both re-issued from what the server knew at once (a closed connection, a new process, a
+      // result announced and lost in transit), never by waiting out the 30 s progress timeout.
+      expect(server.lines.join('\n')).not.toMatch(/no progress on/);
     },
     60_000,
   );
