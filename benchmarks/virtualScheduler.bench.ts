@@ -30,6 +30,9 @@ export default async function bench(): Promise<BenchRow[]> {
   const hourSpeed = speed(HOUR_MS, hour);
   // The same agents as closures through a Subject: what that common way of driving them costs.
   const viaSubject = await run({ scheduler: 'rxswarm', driver: 'subject', spanMs: HOUR_MS });
+  // The event loop anyone would write first (a plain binary heap, no RxJS), a tenth of the hour.
+  const plainMs = HOUR_MS / 10;
+  const plain = await run({ scheduler: 'plain', driver: 'source', spanMs: plainMs });
 
   return [
     {
@@ -41,5 +44,15 @@ export default async function bench(): Promise<BenchRow[]> {
     },
     ratioRow(SUITE, 'one virtual hour, agents as actions → Observable', hourSpeed, 'x real time', 'RxJS VirtualTimeScheduler', rxSpeed, '>= 300x rt', summary(hour)),
     ratioRow(SUITE, 'one virtual hour, agent closures → Subject', speed(HOUR_MS, viaSubject), 'x real time', 'actions → Observable', hourSpeed, undefined, summary(viaSubject)),
+    ratioRow(
+      SUITE,
+      'the same agents and phiAccrual on a plain binary-heap event loop (no RxJS), 6 virtual minutes',
+      speed(plainMs, plain),
+      'x real time',
+      'VirtualScheduler, one hour',
+      hourSpeed,
+      undefined,
+      `${summary(plain)}: what the scheduler costs beside the simplest loop (below 1: the VirtualScheduler is faster)`,
+    ),
   ];
 }

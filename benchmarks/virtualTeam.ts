@@ -18,7 +18,7 @@ import { VirtualScheduler } from '../streams/virtualScheduler.js';
 export type Driver = 'source' | 'subject';
 
 export type TeamCommand =
-  | { readonly type: 'run'; readonly scheduler: 'rxswarm' | 'rxjs'; readonly driver: Driver; readonly agents: number; readonly spanMs: number }
+  | { readonly type: 'run'; readonly scheduler: 'rxswarm' | 'rxjs' | 'plain'; readonly driver: Driver; readonly agents: number; readonly spanMs: number }
   | { readonly type: 'exit' };
 
 export interface TeamRun {
@@ -28,6 +28,95 @@ export interface TeamRun {
 }
 
 export type TeamReport = { readonly type: 'ready' } | ({ readonly type: 'ran' } & TeamRun) | { readonly type: 'error'; readonly message: string };
+
+/**
+ * The event loop anyone would write first: one binary heap of (time, sequence) entries, no RxJS.
+ * A cancelled action stays in the heap, flagged, and is skipped when it comes up; rescheduling
+ * pushes a new entry. What a virtual-time scheduler costs at the least, as a `SchedulerLike`.
+ */
+class PlainHeapScheduler implements SchedulerLike {
+  private time = 0;
+  private seq = 0;
+  private readonly heap: PlainAction[] = [];
+
+  now(): number {
+    return this.time;
+  }
+
+  schedule<T>(work: (this: SchedulerAction<T>, state?: T) => void, delay = 0, state?: T): Subscription {
+    // A Subscription in all that callers use of one (unsubscribe); not one of RxJS's classes.
+    return this.push(new PlainAction(this, work as (this: SchedulerAction<unknown>, state?: unknown) => void), delay, state) as unknown as Subscription;
+  }
+
+  push(action: PlainAction, delay: number, state: unknown): PlainAction {
+    action.at = this.time + delay;
+    action.order = this.seq++;
+    action.state = state;
+    action.closed = false;
+    const heap = this.heap;
+    let i = heap.push(action) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(action, heap[parent] as PlainAction)) break;
+      heap[i] = heap[parent] as PlainAction;
+      i = parent;
+    }
+    heap[i] = action;
+    return action;
+  }
+
+  /** Runs every action due up to `until`, in time and then scheduling order. */
+  advanceTo(until: number): void {
+    const heap = this.heap;
+    while (heap.length > 0 && (heap[0] as PlainAction).at <= until) {
+      const top = heap[0] as PlainAction;
+      const last = heap.pop() as PlainAction;
+      if (heap.length > 0) {
+        let i = 0;
+        for (;;) {
+          const l = 2 * i + 1;
+          if (l >= heap.length) break;
+          const r = l + 1;
+          const c = r < heap.length && before(heap[r] as PlainAction, heap[l] as PlainAction) ? r : l;
+          if (!before(heap[c] as PlainAction, last)) break;
+          heap[i] = heap[c] as PlainAction;
+          i = c;
+        }
+        heap[i] = last;
+      }
+      if (top.closed) continue;
+      this.time = top.at;
+      top.closed = true; // run once unless it reschedules itself
+      top.work.call(top as unknown as SchedulerAction<unknown>, top.state);
+    }
+    this.time = until;
+  }
+}
+
+function before(a: PlainAction, b: PlainAction): boolean {
+  return a.at < b.at || (a.at === b.at && a.order < b.order);
+}
+
+class PlainAction {
+  at = 0;
+  order = 0;
+  state: unknown = undefined;
+  closed = false;
+
+  constructor(
+    private readonly scheduler: PlainHeapScheduler,
+    readonly work: (this: SchedulerAction<unknown>, state?: unknown) => void,
+  ) {}
+
+  /** As RxJS actions do: the same action again, `delay` from now. */
+  schedule(state?: unknown, delay = 0): PlainAction {
+    return this.scheduler.push(this, delay, state);
+  }
+
+  unsubscribe(): void {
+    this.closed = true;
+  }
+}
 
 /** The generator's next state after `seed` (the C library's constants, in 32-bit arithmetic). */
 function nextSeed(seed: number): number {
@@ -105,6 +194,9 @@ process.on('message', (command: TeamCommand) => {
     if (command.scheduler === 'rxjs') {
       const rx = new VirtualTimeScheduler(undefined, spanMs);
       report({ type: 'ran', ...checked(team(rx, driver, agents, () => rx.flush()), agents, spanMs) });
+    } else if (command.scheduler === 'plain') {
+      const plain = new PlainHeapScheduler();
+      report({ type: 'ran', ...checked(team(plain, driver, agents, () => plain.advanceTo(spanMs)), agents, spanMs) });
     } else {
       const ours = new VirtualScheduler();
       report({ type: 'ran', ...checked(team(ours, driver, agents, () => ours.advanceTo(spanMs)), agents, spanMs) });
