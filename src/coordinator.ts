@@ -336,6 +336,8 @@ type AgentStatus = 'live' | 'suspected' | 'down' | 'standby' | 'quarantined';
 
 interface AgentRecord {
   readonly id: string;
+  /** Its position in the run's agent list (and its bit in the free-agent set). */
+  readonly index: number;
   readonly capabilities: readonly string[];
   /** Its host, for its slots; none for an agent in another process. */
   readonly host: AgentHost | undefined;
@@ -361,6 +363,8 @@ interface AgentRecord {
   timeouts: number;
   /** A remote agent's process (from its hello): another one under the same id is a restart. */
   instance: string | undefined;
+  /** Its status was `live` when the dispatch counts last looked (see `refresh`). */
+  wasLive: boolean;
   /** Its connection closed without a leave: the grace timer that declares it down unless it reconnects. */
   closed: Subscription | undefined;
   /**
@@ -387,6 +391,17 @@ class Run {
   private readonly agents = new Map<string, AgentRecord>();
   /** The same records in the same order, for the scans of dispatch. */
   private readonly agentList: AgentRecord[] = [];
+  /**
+   * The live agents with a free slot, one bit each by `index`: dispatch finds candidates among
+   * them in agent order at O(agents / 32 + free) rather than scanning every agent per subtask.
+   */
+  private freeBits = new Uint32Array(4);
+  /** Live agents now, and a count bumped whenever one becomes live or stops being. */
+  private liveCount = 0;
+  private liveChanges = 0;
+  /** Capable live agents per capability set, valid while `liveChanges` is `capableAt`. */
+  private readonly capable = new Map<string, number>();
+  private capableAt = -1;
   // Keyed by subtask ids, which are anyone's strings (`__proto__` included): no prototype.
   private readonly results: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   private readonly failed: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -561,9 +576,15 @@ class Run {
   }
 
   private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, closed: undefined, probeDirect: false };
+    const record: AgentRecord = { id, index: this.agentList.length, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, wasLive: false, closed: undefined, probeDirect: false };
     this.agents.set(id, record);
     this.agentList.push(record);
+    if (this.agentList.length > this.freeBits.length * 32) {
+      const grown = new Uint32Array(this.freeBits.length * 2);
+      grown.set(this.freeBits);
+      this.freeBits = grown;
+    }
+    this.refresh(record);
     return record;
   }
 
@@ -592,7 +613,7 @@ class Run {
     if (member.agentId === COORDINATOR) return;
     const record = this.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
     record.instance = member.instance;
-    this.version++;
+    this.touch(record);
     this.join(record);
     this.setLayout(this.layout.with(this.profile(record)));
     if (this.done < this.subtasks.size) this.dispatch();
@@ -609,7 +630,7 @@ class Run {
     const { reconnectGraceMs } = this.settings;
     if (record.status === 'live') {
       record.status = 'suspected';
-      this.version++;
+      this.touch(record);
       this.emit({ type: 'agent.suspected', at: this.now(), agentId, detail: `connection closed; down unless it reconnects within ${reconnectGraceMs} ms` });
     }
     record.closed = this.scheduler.schedule(
@@ -631,7 +652,7 @@ class Run {
     record.instance = instance;
     record.incarnation = 0;
     record.granted = 1;
-    this.version++;
+    this.touch(record);
     if (record.inFlight.size > 0) this.reassign(record, 'agent restarted');
     for (const state of this.subtasks.values()) {
       if (state.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} restarted`);
@@ -716,7 +737,7 @@ class Run {
       }
       if (record.status !== 'live') return;
       record.status = 'suspected';
-      this.version++;
+      this.touch(record);
       this.emit({ type: 'agent.suspected', at: fault.at, agentId: record.id, detail: fault.detail });
       if (this.layout.confirmsFailures) this.askPeers(record.id);
       else this.declareDown(record, fault.detail);
@@ -831,7 +852,7 @@ class Run {
 
   private declareDown(record: AgentRecord, reason: string): void {
     record.status = 'down';
-    this.version++;
+    this.touch(record);
     this.emit({ type: 'agent.down', at: this.now(), agentId: record.id, reason });
     this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
     this.takeOut(record);
@@ -867,6 +888,7 @@ class Run {
       // Also the first real beat: it replaces the primer the detector was given at join.
       const fresh = record.incarnation !== 0;
       record.incarnation = incarnation;
+      this.touch(record); // a restarted host may run another number of slots
       if (fresh && record.host === undefined) {
         record.told = COORDINATOR; // a new process knows nothing of its peers
         this.setLayout(this.layout);
@@ -885,7 +907,7 @@ class Run {
     if (record === undefined || record.status === 'down' || record.status === 'quarantined') return;
     this.heartbeats.next({ agentId, status: 'leaving' });
     record.status = 'down';
-    this.version++;
+    this.touch(record);
     this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
     this.takeOut(record);
     this.reassign(record, 'left');
@@ -894,7 +916,7 @@ class Run {
 
   private recover(record: AgentRecord): void {
     record.status = 'live';
-    this.version++;
+    this.touch(record);
     this.setLayout(this.layout.with(this.profile(record)));
     this.emit({ type: 'agent.recovered', at: this.now(), agentId: record.id });
     this.dispatch();
@@ -954,7 +976,7 @@ class Run {
     if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
     const from = host.slots;
     host.setSlots(Math.floor(from / 2));
-    this.version++;
+    this.touch(record);
     return { ok: true, detail: `slots ${from} -> ${host.slots}` };
   }
 
@@ -1019,7 +1041,7 @@ class Run {
     // Its running work dies with the old instance: give those subtasks new attempts first.
     this.reassign(record, 'agent restarted');
     host.restart(slot.factory());
-    this.version++;
+    this.touch(record);
     this.emit({ type: 'agent.restarted', at: this.now(), agentId: record.id });
     // The fresh instance must beat before it gets work again: it stays down until the detector says alive.
     return { ok: true, detail: 'agent re-created from its factory' };
@@ -1035,7 +1057,7 @@ class Run {
     const standby = [...this.agents.values()].find(a => a.status === 'standby' && sameCapabilities(a, record));
     if (standby === undefined) return { ok: false, detail: 'no standby agent with the same capabilities' };
     standby.status = 'live';
-    this.version++;
+    this.touch(standby);
     this.join(standby);
     this.setLayout(this.layout.with(this.profile(standby)));
     return { ok: true, detail: `standby ${standby.id} took over` };
@@ -1115,7 +1137,11 @@ class Run {
     }
     const record = this.agents.get(body.agentId);
     record?.inFlight.delete(state.subtask.id);
-    this.version++;
+    if (record !== undefined) {
+      record.timeouts = 0;
+      if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
+    }
+    this.touch(record);
     if (!state.acked) this.acknowledge(state);
     for (const id of state.route) {
       const relay = this.agents.get(id);
@@ -1125,10 +1151,6 @@ class Run {
     const latencyMs = this.now() - state.assignedAt;
     this.executions.next({ protocol: state.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
     this.latencies.next({ agentId: body.agentId, latencyMs });
-    if (record !== undefined) {
-      record.timeouts = 0;
-      if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
-    }
     if (body.ok) {
       state.status = 'done';
       this.results[state.subtask.id] = body.value;
@@ -1159,8 +1181,7 @@ class Run {
 
   private requeue(state: SubtaskState, reason: string): void {
     if (state.status !== 'assigned') return;
-    if (state.agentId !== undefined) this.agents.get(state.agentId)?.inFlight.delete(state.subtask.id);
-    this.version++;
+    this.untake(state);
     this.release(state);
     state.status = 'queued';
     state.agentId = undefined;
@@ -1211,8 +1232,7 @@ class Run {
 
   private fail(state: SubtaskState, reason: string): void {
     if (state.status === 'done' || state.status === 'failed') return;
-    if (state.agentId !== undefined) this.agents.get(state.agentId)?.inFlight.delete(state.subtask.id);
-    this.version++;
+    this.untake(state);
     if (state.status === 'assigned') this.release(state);
     state.status = 'failed';
     this.failed[state.subtask.id] = reason;
@@ -1314,11 +1334,38 @@ class Run {
     if (newlyWaiting !== undefined) for (const [why, subtaskIds] of newlyWaiting) this.announceWaiting(why, subtaskIds);
   }
 
-  /** Which agents are live, as a number: changes (but for a negligible chance) when one comes or goes. O(agents), no allocation. */
+  /** Which agents are live, as a number that changes whenever one comes or goes. O(1). */
   private liveFingerprint(): number {
-    let hash = 0;
-    for (let i = 0; i < this.agentList.length; i++) if ((this.agentList[i] as AgentRecord).status === 'live') hash = (Math.imul(hash, 31) + i + 1) | 0;
-    return hash >>> 0;
+    return this.liveChanges;
+  }
+
+  /** Something about `record` changed (status, work in flight, slots): dispatch looks again. */
+  private touch(record: AgentRecord | undefined): void {
+    this.version++;
+    if (record !== undefined) this.refresh(record);
+  }
+
+  /** Keeps the record's bit in the free-agent set and the live count true to its state. */
+  private refresh(record: AgentRecord): void {
+    const word = record.index >>> 5;
+    const bit = 1 << (record.index & 31);
+    const wasLive = record.wasLive;
+    const live = record.status === 'live';
+    if (live !== wasLive) {
+      record.wasLive = live;
+      this.liveCount += live ? 1 : -1;
+      this.liveChanges++;
+    }
+    const bits = this.freeBits;
+    if (live && record.inFlight.size < this.slotsOf(record)) bits[word] = (bits[word] as number) | bit;
+    else bits[word] = (bits[word] as number) & ~bit;
+  }
+
+  /** Takes the subtask's assignment off its agent (its slot comes free). */
+  private untake(state: SubtaskState): void {
+    const record = state.agentId === undefined ? undefined : this.agents.get(state.agentId);
+    record?.inFlight.delete(state.subtask.id);
+    this.touch(record);
   }
 
   /** Says why subtasks wait for an agent, and when they fail unless one comes. */
@@ -1337,23 +1384,48 @@ class Run {
     this.emit({ type: 'subtask.waiting', at: this.now(), subtaskIds, capabilities, reason, failsAt: this.orphansFailAt });
   }
 
-  /** The live agents that can run `subtask`, and those of them with a free slot; one entry per capability set. */
+  /**
+   * The live agents that can run `subtask`, and those of them with a free slot (in agent order);
+   * one entry per capability set. The free ones come from the free-agent bits; how many are
+   * capable is counted once per change of the live agents.
+   */
   private candidates(subtask: Subtask, groups: Map<string, Candidates>): Candidates {
     const needed = subtask.capabilities;
     const signature = needed === undefined || needed.length === 0 ? '' : JSON.stringify(needed);
     let group = groups.get(signature);
     if (group === undefined) {
       group = new Candidates();
-      for (const r of this.agentList) {
-        if (r.status !== 'live') continue;
-        group.live++;
-        if (signature !== '' && !canRun(r.capabilities, subtask)) continue;
-        group.capable++;
-        if (r.inFlight.size < this.slotsOf(r)) group.add(r);
+      group.live = this.liveCount;
+      group.capable = signature === '' ? this.liveCount : this.capableOf(signature, subtask);
+      const bits = this.freeBits;
+      const list = this.agentList;
+      for (let word = 0; word < bits.length; word++) {
+        let w = bits[word] as number;
+        while (w !== 0) {
+          const low = w & -w;
+          const record = list[(word << 5) + (31 - Math.clz32(low))] as AgentRecord;
+          w ^= low;
+          if (signature === '' || canRun(record.capabilities, subtask)) group.add(record);
+        }
       }
       groups.set(signature, group);
     }
     return group;
+  }
+
+  /** Live agents that can run subtasks of this capability set (counted anew when the live agents change). */
+  private capableOf(signature: string, subtask: Subtask): number {
+    if (this.capableAt !== this.liveChanges) {
+      this.capable.clear();
+      this.capableAt = this.liveChanges;
+    }
+    let n = this.capable.get(signature);
+    if (n === undefined) {
+      n = 0;
+      for (const r of this.agentList) if (r.status === 'live' && canRun(r.capabilities, subtask)) n++;
+      this.capable.set(signature, n);
+    }
+    return n;
   }
 
   private slotsOf(record: AgentRecord): number {
@@ -1392,7 +1464,7 @@ class Run {
     state.acked = false;
     this.waitingFor.delete(state.subtask.id);
     record.inFlight.add(state.subtask.id);
-    this.version++;
+    this.touch(record);
     this.assignments++;
     const body: AssignBody = { subtask: state.subtask, attempt: state.attempt, replyPath, via: path.slice(1) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
@@ -1429,6 +1501,7 @@ class Run {
     this.revoke(state, reason);
     if (state.failures >= this.settings.maxSubtaskAttempts) this.fail(state, `timed out ${state.failures} time(s): ${reason}`);
     record.granted = Math.max(1, record.granted >> 1);
+    this.touch(record);
     if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
     if (this.done === this.subtasks.size) this.finish();
     else this.dispatch();
@@ -1443,7 +1516,7 @@ class Run {
     if (record.status === 'quarantined') return;
     const wasInLayout = this.layout.members.includes(record.id);
     record.status = 'quarantined';
-    this.version++;
+    this.touch(record);
     this.emit({ type: 'agent.quarantined', at: this.now(), agentId: record.id, reason });
     if (wasInLayout) this.takeOut(record);
     for (const id of [...record.inFlight]) this.revoke(this.subtasks.get(id) as SubtaskState, `${record.id} quarantined: ${reason}`);
