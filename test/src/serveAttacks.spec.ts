@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { CoordinationResult } from '../../src/events.js';
+import { openRaw, type Raw } from '../streams/rawSocket.js';
 import { cliProcesses, root, type Proc } from './cliProcesses.js';
 import type { ResultBody } from '../../streams/protocol.js';
 import { keyFrom, signResult } from '../../streams/signing.js';
@@ -46,44 +47,10 @@ function bounded<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T>
   return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)))]).finally(() => clearTimeout(timer));
 }
 
-/** A hand-driven WebSocket to the server: sends anything, records frames, tells how it closed. */
-interface Raw {
-  readonly socket: WebSocket;
-  readonly frames: WireMessage[];
-  readonly closed: Promise<{ code: number; reason: string }>;
-  send(value: unknown): void;
-  frame(predicate: (m: WireMessage) => boolean): Promise<WireMessage>;
-  onFrame(handler: (m: WireMessage) => void): void;
-}
-
 async function raw(url: string): Promise<Raw> {
-  const socket = new WebSocket(url, { perMessageDeflate: false });
-  sockets.push(socket);
-  const frames: WireMessage[] = [];
-  const handlers: Array<(m: WireMessage) => void> = [];
-  socket.on('message', data => {
-    const m = JSON.parse(String(data)) as WireMessage;
-    frames.push(m);
-    for (const h of [...handlers]) h(m);
-  });
-  socket.on('error', () => undefined);
-  const closed = new Promise<{ code: number; reason: string }>(resolve => socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
-  await bounded(new Promise<void>((resolve, reject) => (socket.once('open', () => resolve()), socket.once('error', reject))), 'a socket to open');
-  const frame = (predicate: (m: WireMessage) => boolean): Promise<WireMessage> => {
-    const seen = frames.find(predicate);
-    if (seen !== undefined) return Promise.resolve(seen);
-    return bounded(new Promise<WireMessage>(resolve => handlers.push(m => predicate(m) && resolve(m))), 'a frame');
-  };
-  return {
-    socket,
-    frames,
-    closed,
-    frame,
-    send: value => {
-      if (socket.readyState === WebSocket.OPEN) socket.send(typeof value === 'string' ? value : JSON.stringify(value));
-    },
-    onFrame: handler => handlers.push(handler),
-  };
+  const r = await openRaw(url, WAIT_MS);
+  sockets.push(r.socket);
+  return r;
 }
 
 const envelope = (from: string, to: string, kind: string, body: unknown) => ({ v: 1, type: 'envelope', from, to, kind, body });

@@ -7,6 +7,7 @@ import type { CoordinationEvent, CoordinationResult } from '../../src/events.js'
 import { startAgent, submitTask, type AgentProcess } from '../../src/remote.js';
 import { Service, type ServiceOptions } from '../../src/service.js';
 import { WS_CLOSE, decode, nestingDepth, type WireMessage } from '../../streams/wsCodec.js';
+import { openRaw, type Raw } from './rawSocket.js';
 import type { WsServerEvent } from '../../streams/wsNetwork.js';
 
 // Attacks on the coordinator's WebSocket edge, in this process over real loopback sockets: a
@@ -108,39 +109,10 @@ function agents(url: string, ids: readonly string[], capabilities: string[] = []
   );
 }
 
-/** A hand-driven WebSocket: sends anything, records every frame and how it closed. */
-interface Raw {
-  readonly socket: WebSocket;
-  readonly frames: WireMessage[];
-  readonly closed: Promise<{ code: number; reason: string }>;
-  send(value: unknown): void;
-  frame(predicate: (m: WireMessage) => boolean, ms?: number): Promise<WireMessage>;
-  onFrame(handler: (m: WireMessage) => void): void;
-}
-
 async function raw(url: string): Promise<Raw> {
-  const socket = new WebSocket(url, { perMessageDeflate: false });
-  const frames: WireMessage[] = [];
-  const handlers: Array<(m: WireMessage) => void> = [];
-  socket.on('message', data => {
-    const m = JSON.parse(String(data)) as WireMessage;
-    frames.push(m);
-    for (const h of [...handlers]) h(m);
-  });
-  socket.on('error', () => undefined);
-  const closed = new Promise<{ code: number; reason: string }>(resolve => socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
-  await until('the socket to open', check => (socket.once('open', check), () => undefined), () => (socket.readyState === WebSocket.OPEN ? true : undefined));
-  cleanups.push(() => socket.terminate());
-  return {
-    socket,
-    frames,
-    closed,
-    send: value => {
-      if (socket.readyState === WebSocket.OPEN) socket.send(typeof value === 'string' ? value : JSON.stringify(value));
-    },
-    frame: (predicate, ms) => until('a frame', check => (handlers.push(check), () => handlers.splice(handlers.indexOf(check), 1)), () => frames.find(predicate), ms),
-    onFrame: handler => handlers.push(handler),
-  };
+  const r = await openRaw(url, WAIT_MS);
+  cleanups.push(() => r.socket.terminate());
+  return r;
 }
 
 const envelope = (from: string, to: string, kind: string, body: unknown): WireMessage => ({ v: 1, type: 'envelope', from, to, kind, body }) as WireMessage;
