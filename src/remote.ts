@@ -14,6 +14,9 @@ import { COORDINATOR } from './topology.js';
 /** What an agent process runs for a subtask: the `handle` of an in-process agent. */
 export type Handler = (subtask: Subtask, context: AgentContext) => Observable<unknown> | Promise<unknown>;
 
+/** How long an agent process waits before acknowledging an assignment on its own (well under the coordinator's 3 s). */
+const ACK_DELAY_MS = 250;
+
 /** Longest `sleepMs`/`spinMs` the built-in worker accepts: one day. */
 const MAX_WORK_MS = 86_400_000;
 
@@ -143,6 +146,8 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
     heartbeatJitterMs: heartbeatIntervalMs / 10,
     random: createRandom(process.pid),
     firstIncarnation: Date.now(), // above any earlier process under this id
+    // Work shorter than this is acknowledged by its result: one frame less per subtask.
+    ackDelayMs: ACK_DELAY_MS,
   });
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -151,6 +156,8 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
     if (event.type === 'joined') {
       // The coordinator's detector expects its own rhythm: beat at it.
       if (event.heartbeatMs !== undefined && event.heartbeatMs !== host.heartbeatIntervalMs) host.setHeartbeatInterval(event.heartbeatMs);
+      // Acknowledgements held back at most a quarter of the coordinator's patience.
+      if (event.ackTimeoutMs !== undefined) host.setAckDelay(Math.min(ACK_DELAY_MS, event.ackTimeoutMs / 4));
       // Another server instance (the service restarted): its coordinator knows nothing of the
       // old one's attempts, so the host starts over rather than mistake new assignments for old.
       if (session !== undefined && event.session !== session) host.restart();

@@ -82,6 +82,7 @@ export class Service {
       maxPayload: SERVICE_MAX_PAYLOAD,
       // Agents beat at the coordinator's interval: they are told it at hello.
       heartbeatMs: options.heartbeat?.intervalMs ?? 1000,
+      ackTimeoutMs: options.ackTimeoutMs ?? 3000,
       ...network,
       authority: COORDINATOR,
       reservedIds: [COORDINATOR, TASKS, ...(network.reservedIds ?? [])],

@@ -21,6 +21,12 @@ export interface AgentHostOptions {
   /** A peer silent this long is reported as gone when a vote asks. Default 3 × interval + jitter. */
   readonly peerSilenceMs?: number;
   /**
+   * An assignment is acknowledged this long after it arrives, unless its result (or progress) goes
+   * first and says it instead: work shorter than this costs no acknowledgement of its own. Keep it
+   * well under the coordinator's acknowledgement timeout. Default 0: at once.
+   */
+  readonly ackDelayMs?: number;
+  /**
    * Incarnation of the first start (each start adds one). Default 1. A process that may replace an
    * earlier one under the same id (an agent process restarted) starts above it, e.g. from the clock.
    */
@@ -40,6 +46,8 @@ interface Running {
   readonly attempt: number;
   readonly replyPath: readonly string[];
   subscription?: Subscription;
+  /** Its acknowledgement, due `ackDelayMs` after it arrived unless something else says it first. */
+  ack?: Subscription | undefined;
 }
 
 /**
@@ -73,6 +81,7 @@ export class AgentHost {
   private told: readonly string[] | undefined;
   private intervalMs: number;
   private jitterMs: number;
+  private ackDelayMs: number;
 
   constructor(
     agent: InProcessAgent,
@@ -82,6 +91,7 @@ export class AgentHost {
     requireId('coordinatorId', coordinatorId);
     requireNumber('heartbeatIntervalMs', heartbeatIntervalMs, 0, true);
     requireNumber('heartbeatJitterMs', heartbeatJitterMs, 0);
+    if (options.ackDelayMs !== undefined) requireNumber('ackDelayMs', options.ackDelayMs, 0);
     if (random === null || typeof random !== 'object' || typeof random.next !== 'function') {
       throw new RangeError(`random must be a Random (createRandom(seed)), got ${String(random)}`);
     }
@@ -93,6 +103,7 @@ export class AgentHost {
     this.incarnation = (options.firstIncarnation ?? 1) - 1;
     this.intervalMs = heartbeatIntervalMs;
     this.jitterMs = heartbeatJitterMs;
+    this.ackDelayMs = options.ackDelayMs ?? 0;
     this.agent = agent;
     this.concurrency = requireSlots('concurrency', agent.concurrency ?? 1);
   }
@@ -137,6 +148,11 @@ export class AgentHost {
     // The beat due at the old rhythm is rescheduled at the new one.
     this.beat.unsubscribe();
     this.scheduleBeat();
+  }
+
+  /** Acknowledges assignments this long after they arrive from now on (see `ackDelayMs`). */
+  setAckDelay(ms: number): void {
+    this.ackDelayMs = requireNumber('ackDelayMs', ms, 0);
   }
 
   /** Rounded down, at least 1. Lowering it stops nothing: running work finishes, queued work waits. */
@@ -191,7 +207,11 @@ export class AgentHost {
     this.inbox?.unsubscribe();
     this.beat?.unsubscribe();
     this.inbox = this.beat = undefined;
-    for (const run of this.running.values()) run.subscription?.unsubscribe();
+    for (const run of this.running.values()) {
+      run.subscription?.unsubscribe();
+      run.ack?.unsubscribe();
+    }
+    for (const run of this.waiting.values()) run.ack?.unsubscribe();
     this.running.clear();
     this.waiting.clear();
     this.attempts.clear();
@@ -261,10 +281,18 @@ export class AgentHost {
     if (known !== undefined && body.attempt <= known) return;
     this.attempts.set(key, body.attempt);
     this.drop(key); // an older attempt, running or queued: its result would be stale
-    this.waiting.set(key, { subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath });
-    // Acknowledge at once (progress 0): the coordinator then knows the assignment arrived, and
-    // watches this agent's progress rather than the link.
-    this.send('progress', this.options.coordinatorId, { subtaskId: key, attempt: body.attempt, progress: 0 });
+    const run: Running = { subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath };
+    this.waiting.set(key, run);
+    // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
+    // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
+    const acknowledge = (): void => this.send('progress', this.options.coordinatorId, { subtaskId: key, attempt: body.attempt, progress: 0 });
+    const delay = this.ackDelayMs;
+    if (delay === 0) acknowledge();
+    else
+      run.ack = this.options.network.scheduler.schedule(() => {
+        run.ack = undefined;
+        if (this.stateValue === 'running' && (this.running.get(key) === run || this.waiting.get(key) === run)) acknowledge();
+      }, delay);
     this.pump();
   }
 
@@ -281,7 +309,9 @@ export class AgentHost {
     if (run !== undefined) {
       this.running.delete(subtaskId);
       run.subscription?.unsubscribe();
+      run.ack?.unsubscribe();
     }
+    this.waiting.get(subtaskId)?.ack?.unsubscribe();
     this.waiting.delete(subtaskId);
   }
 
@@ -313,6 +343,8 @@ export class AgentHost {
       signal: abort.signal,
       heartbeat: (progress = 0): void => {
         if (this.stateValue !== 'running' || this.running.get(subtask.id) !== run) return;
+        run.ack?.unsubscribe(); // progress acknowledges it
+        run.ack = undefined;
         this.send('progress', this.options.coordinatorId, { subtaskId: subtask.id, attempt, progress });
       },
     };
@@ -322,6 +354,8 @@ export class AgentHost {
       if (settled || this.running.get(subtask.id) !== run) return;
       settled = true;
       this.running.delete(subtask.id);
+      run.ack?.unsubscribe(); // the result (or, through relays, its `done`) acknowledges it
+      run.ack = undefined;
       // Tear the handler down before its slot is reused: its finalisers run before the next starts.
       run.subscription?.unsubscribe();
       const [first = this.options.coordinatorId, ...rest] = run.replyPath;

@@ -111,6 +111,8 @@ export interface JoinMessage {
   readonly key?: string;
   /** The coordinator's heartbeat interval: the agent beats at it. */
   readonly heartbeatMs?: number;
+  /** How long the coordinator waits for an assignment's acknowledgement: an agent that delays its acknowledgements stays well under it. */
+  readonly ackTimeoutMs?: number;
   /** Largest payload or result value (JSON bytes) the coordinator takes. */
   readonly maxValueBytes?: number;
 }
@@ -243,6 +245,7 @@ const schemas: Record<Exclude<WireType, 'envelope'>, z.ZodType> = {
     session: z.string().max(64).optional(),
     key: z.string().max(64).optional(),
     heartbeatMs: z.number().positive().max(3_600_000).optional(),
+    ackTimeoutMs: z.number().positive().max(3_600_000).optional(),
     maxValueBytes: int.min(1).optional(),
   }),
   leave: z.object({ v: z.literal(1), type: z.literal('leave'), reason: z.string().max(1024).optional() }),

@@ -176,6 +176,8 @@ export interface WsServerNetworkOptions {
   readonly sign?: boolean;
   /** Told to agents at hello: the coordinator's heartbeat interval (they beat at it). */
   readonly heartbeatMs?: number;
+  /** Told to agents at hello: the coordinator's acknowledgement timeout (they acknowledge well within it). */
+  readonly ackTimeoutMs?: number;
   /** Told to agents at hello: the largest payload or result value (JSON bytes) the coordinator takes. Default 1 MiB. */
   readonly maxValueBytes?: number;
   /** Serve `wss://`: PEM certificate and key (contents, not paths). */
@@ -340,6 +342,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly authority: string;
   private readonly signing: boolean;
   private readonly heartbeatMs: number | undefined;
+  private readonly ackTimeoutMs: number | undefined;
   /** The largest payload or result value (JSON bytes) the coordinator takes, told to agents at hello. */
   readonly maxValueBytes: number;
   private readonly secure: boolean;
@@ -391,6 +394,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     authority = 'coordinator',
     sign = true,
     heartbeatMs,
+    ackTimeoutMs,
     maxValueBytes = DEFAULT_MAX_VALUE_BYTES,
     tls,
   }: WsServerNetworkOptions) {
@@ -421,6 +425,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (typeof sign !== 'boolean') throw new RangeError(`sign must be a boolean, got ${String(sign)}`);
     this.signing = sign;
     this.heartbeatMs = heartbeatMs === undefined ? undefined : requireNumber('heartbeatMs', heartbeatMs, 0, true);
+    this.ackTimeoutMs = ackTimeoutMs === undefined ? undefined : requireNumber('ackTimeoutMs', ackTimeoutMs, 0, true);
     this.maxValueBytes = requireInteger('maxValueBytes', maxValueBytes, 1);
     if (tls !== undefined && (tls === null || typeof tls !== 'object' || tls.cert === undefined || tls.key === undefined)) {
       throw new RangeError('tls must be { cert, key } (PEM contents)');
@@ -916,6 +921,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       session: this.session,
       ...(key === undefined ? {} : { key }),
       ...(this.heartbeatMs === undefined ? {} : { heartbeatMs: this.heartbeatMs }),
+      ...(this.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: this.ackTimeoutMs }),
       maxValueBytes: this.maxValueBytes,
     });
     this.emit({ type: 'connected', agentId, role, capabilities, slots, remote: connection.remote, replaced: false, ...(instance === undefined ? {} : { instance }) });
@@ -1038,7 +1044,7 @@ export type WsClientEvent =
    * Joined; `session` names the server instance (a different one than before: it restarted);
    * `heartbeatMs` is the coordinator's heartbeat interval, when it says.
    */
-  | { readonly type: 'joined'; readonly agentId: string; readonly connects: number; readonly session: string | undefined; readonly heartbeatMs?: number }
+  | { readonly type: 'joined'; readonly agentId: string; readonly connects: number; readonly session: string | undefined; readonly heartbeatMs?: number; readonly ackTimeoutMs?: number }
   /**
    * The connection closed or could not be made. `cause`: why an attempt failed before the server
    * answered (refused, host not found, TLS mismatch, timed out…), where close 1006 alone says nothing.
@@ -1321,7 +1327,14 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
         this.connects++;
         this.key = message.key === undefined ? undefined : keyFrom(message.key);
         this.maxValueBytes = message.maxValueBytes ?? Infinity;
-        this.emit({ type: 'joined', agentId: this.agentId, connects: this.connects, session: message.session, ...(message.heartbeatMs === undefined ? {} : { heartbeatMs: message.heartbeatMs }) });
+        this.emit({
+          type: 'joined',
+          agentId: this.agentId,
+          connects: this.connects,
+          session: message.session,
+          ...(message.heartbeatMs === undefined ? {} : { heartbeatMs: message.heartbeatMs }),
+          ...(message.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: message.ackTimeoutMs }),
+        });
         return;
       case 'envelope': {
         const inbox = this.inbox;

@@ -120,6 +120,41 @@ async function microtasks(): Promise<void> {
 }
 
 describe('AgentHost', () => {
+  describe('delayed acknowledgement (ackDelayMs)', () => {
+    it('work shorter than the delay is acknowledged by its result alone; longer work by progress 0 at the delay', () => {
+      const { scheduler, worker, hostOptions, assign, arrived, arrivedAt } = setup();
+      const host = new AgentHost(worker.agent, hostOptions({ ackDelayMs: 50 }));
+      host.start();
+      assign('short', 1, { ms: 10, values: ['s'] });
+      scheduler.advanceBy(200);
+      expect(arrived('progress')).toEqual([]); // the result said it
+      expect(arrived('result')).toMatchObject([{ subtaskId: 'short', ok: true }]);
+      assign('long', 2, { ms: 300, values: ['l'] });
+      scheduler.advanceBy(400);
+      expect(arrived('progress')).toEqual([{ subtaskId: 'long', attempt: 2, progress: 0 }]);
+      expect(arrivedAt('progress')).toEqual([200 + LATENCY + 50 + LATENCY]);
+    });
+
+    it('a cancelled or dropped assignment is not acknowledged later, and a crash sends nothing', () => {
+      const { scheduler, worker, hostOptions, assign, cancel, arrived } = setup();
+      const host = new AgentHost(worker.agent, hostOptions({ ackDelayMs: 50 }));
+      host.start();
+      assign('x', 1, { ms: 300 });
+      scheduler.advanceBy(LATENCY + 10);
+      cancel('x', 1);
+      assign('y', 2, { ms: 300 });
+      scheduler.advanceBy(LATENCY + 10);
+      host.crash();
+      scheduler.advanceBy(500);
+      expect(arrived('progress')).toEqual([]);
+    });
+
+    it('rejects a negative delay', () => {
+      const { worker, hostOptions } = setup();
+      expect(() => new AgentHost(worker.agent, hostOptions({ ackDelayMs: -1 }))).toThrow(/ackDelayMs/);
+    });
+  });
+
   describe('lifecycle and heartbeats', () => {
     it('is not on the network until start(); start() joins and beats at once', () => {
       const { scheduler, network, host, arrivals } = setup();
