@@ -2,7 +2,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { Observable } from 'rxjs';
 import { nestingDepth } from '../streams/wsCodec.js';
-import { sampleGroup, signalGroup } from './processGroup.js';
+import { sampleGroup, scanGroup, signalGroup } from './processGroup.js';
 import type { AgentContext, Subtask } from '../streams/task.js';
 
 export interface ExecOptions {
@@ -56,6 +56,8 @@ class GroupRun {
   rssBytes = 0;
   cpuCores = 0;
   private cpuMs = 0;
+  /** Members found by the last sample: where the next one starts looking (besides the leader). */
+  private members: readonly number[] = [];
   private sampledAt: number;
   private killTimer: ReturnType<typeof setTimeout> | undefined;
   /** Why we ended it, when we did: the attempt fails with this. */
@@ -77,7 +79,8 @@ class GroupRun {
 
   sample(): ReturnType<typeof sampleGroup> {
     const now = performance.now();
-    const group = sampleGroup(this.pgid);
+    const group = sampleGroup(this.pgid, this.members);
+    this.members = group.pids;
     const elapsed = now - this.sampledAt;
     // A member that exited took its CPU time with it: a drop is not negative use.
     if (elapsed > 0) this.cpuCores = Math.max(0, group.cpuMs - this.cpuMs) / elapsed;
@@ -104,8 +107,9 @@ class GroupRun {
   /** Resolves once no live process is left in the group (polled; SIGKILL has been or will be sent). */
   async ended(): Promise<void> {
     await this.gone;
-    this.kill();
-    while (sampleGroup(this.pgid).pids.length > 0) await new Promise(resolve => setTimeout(resolve, 20));
+    // Usually nothing is left once the leader has been reaped: a SIGKILL to the group finds no one (ESRCH) and /proc is not read.
+    // Otherwise poll /proc, which tells the live members from zombies awaiting their reaper.
+    while (signalGroup(this.pgid, 'SIGKILL') && scanGroup(this.pgid).pids.length > 0) await new Promise(resolve => setTimeout(resolve, 20));
     clearTimeout(this.killTimer);
   }
 }

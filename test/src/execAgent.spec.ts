@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CoordinationResult } from '../../src/events.js';
-import { sampleGroup } from '../../src/processGroup.js';
+import { scanGroup } from '../../src/processGroup.js';
 import { cliProcesses, type Proc } from './cliProcesses.js';
 
 // `rxswarm agent --exec` as a user runs it, beside `serve` and `run`, on loopback. Each command
@@ -52,7 +52,7 @@ describe('rxswarm agent --exec', () => {
       expect(result.results).toEqual({ 'n-2': { square: 4 }, 'n-3': { square: 9 }, 'n-7': { square: 49 } });
       expect(result.failed['n-13']).toMatch(/exited with code 4: unlucky/);
       // Every group that ran is gone.
-      await until(() => pids(log).every(pgid => sampleGroup(pgid).pids.length === 0), 'no process of any group left');
+      await until(() => pids(log).every(pgid => scanGroup(pgid).pids.length === 0), 'no process of any group left');
       expect(pids(log).length).toBeGreaterThanOrEqual(6); // 3 results + 3 attempts of n-13
     },
     WAIT_MS * 2,
@@ -69,10 +69,10 @@ describe('rxswarm agent --exec', () => {
       const path = join(dir, 'hang.json');
       writeFileSync(path, JSON.stringify({ id: 'hang', subtasks: [{ id: 'a' }] }));
       start('run', path, '--connect', url, '--json');
-      await until(() => pids(log).length === 1 && sampleGroup(pids(log)[0]!).pids.length >= 4, 'the command and its children up');
+      await until(() => pids(log).length === 1 && scanGroup(pids(log)[0]!).pids.length >= 4, 'the command and its children up');
       agent.child.kill('SIGTERM');
       expect(await agent.exited).toBe(0);
-      for (const pgid of pids(log)) expect(sampleGroup(pgid).pids).toEqual([]);
+      for (const pgid of pids(log)) expect(scanGroup(pgid).pids).toEqual([]);
     },
     WAIT_MS * 2,
   );

@@ -1,6 +1,6 @@
 import { asyncScheduler, lastValueFrom, type Subscription } from 'rxjs';
 import { execHandler, parseByteSize, type ExecAgent, type ExecOptions } from '../../src/execHandler.js';
-import { sampleGroup } from '../../src/processGroup.js';
+import { scanGroup } from '../../src/processGroup.js';
 import type { AgentContext, Subtask } from '../../streams/task.js';
 
 // Real processes. Every test ends by asserting that no live process of any group it started is
@@ -43,7 +43,7 @@ async function started(agent: ExecAgent, count = 1): Promise<number[]> {
 }
 
 async function noneLeft(pgids: readonly number[]): Promise<void> {
-  await until(() => pgids.every(pgid => sampleGroup(pgid).pids.length === 0), GONE_WITHIN_MS, `groups ${pgids.join(', ')} gone (left: ${pgids.flatMap(g => sampleGroup(g).pids).join(', ')})`);
+  await until(() => pgids.every(pgid => scanGroup(pgid).pids.length === 0), GONE_WITHIN_MS, `groups ${pgids.join(', ')} gone (left: ${pgids.flatMap(g => scanGroup(g).pids).join(', ')})`);
 }
 
 /** Starts the attempt and returns its subscription, its groups once the children are up, and its outcome. */
@@ -54,7 +54,7 @@ async function startRun(agent: ExecAgent, members: number, payload?: unknown, ct
   });
   outcome.catch(() => undefined);
   const [pgid] = await started(agent);
-  await until(() => sampleGroup(pgid as number).pids.length >= members, GONE_WITHIN_MS, `${members} processes in the group`);
+  await until(() => scanGroup(pgid as number).pids.length >= members, GONE_WITHIN_MS, `${members} processes in the group`);
   return { sub, pgid: pgid as number, outcome };
 }
 
@@ -101,7 +101,7 @@ describe('execHandler', () => {
     const cancelledAt = performance.now();
     sub.unsubscribe();
     await new Promise(resolve => setTimeout(resolve, 150));
-    expect(sampleGroup(pgid).pids.length).toBeGreaterThan(0); // SIGTERM was ignored…
+    expect(scanGroup(pgid).pids.length).toBeGreaterThan(0); // SIGTERM was ignored…
     await noneLeft([pgid]); // …SIGKILL was not
     expect(performance.now() - cancelledAt).toBeGreaterThanOrEqual(290);
   });
@@ -150,7 +150,7 @@ describe('execHandler', () => {
     for (let i = 0; i < 3; i++) agent.handle(subtask(), context()).subscribe({ error: () => undefined });
     const pgids = await started(agent, 3);
     await agent.close();
-    for (const pgid of pgids) expect(sampleGroup(pgid).pids).toEqual([]);
+    for (const pgid of pgids) expect(scanGroup(pgid).pids).toEqual([]);
   });
 
   it('refuses bad options', () => {
