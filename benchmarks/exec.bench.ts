@@ -37,7 +37,7 @@ async function timed(once: () => Promise<unknown>): Promise<number> {
 
 export default async function bench(): Promise<BenchRow[]> {
   const agent = execHandler({ command: COMMAND });
-  const context: AgentContext = { agentId: 'bench', attempt: 1, scheduler: asyncScheduler, signal: new AbortController().signal, heartbeat: () => undefined };
+  const context: AgentContext = { agentId: 'bench', attempt: 1, scheduler: asyncScheduler, signal: new AbortController().signal, heartbeat: () => undefined, usage: () => undefined };
   const viaExec = (): Promise<unknown> => lastValueFrom(agent.handle({ id: 's', payload: PAYLOAD }, context));
   await timed(plainOnce);
   await timed(viaExec);

@@ -277,6 +277,7 @@ async function agent(flags: { connect?: string; token?: string; id?: string; cap
       slots: flags.slots,
       heartbeatIntervalMs: flags.heartbeatMs,
       ...(handler === undefined ? {} : { handler }),
+      ...(exec === undefined ? {} : { usage: { children: exec.usage } }),
       onEvent: event => {
         if (event.type === 'error') return console.error(`${id}: ${event.error}`);
         const line = log.line(event);

@@ -11,6 +11,7 @@ import {
   type DeliveryInput,
   type LatencyInput,
   type PerformanceSnapshot,
+  type UsageInput,
   type PhiAccrualDetectorOptions,
   type ProtocolSwitch,
   type Vote,
@@ -384,6 +385,8 @@ class Run {
   private readonly heartbeats = new Subject<Heartbeat>();
   private readonly latencies = new Subject<LatencyInput>();
   private readonly deliveries = new Subject<DeliveryInput>();
+  /** Usage the agents' heartbeats carry: one series per agent, whatever resource is the highest. */
+  private readonly usage = new Subject<UsageInput>();
   private readonly acks = new Subject<Heartbeat>();
   private healer!: SelfHealingManager;
   private readonly progress = new Subject<Heartbeat>();
@@ -607,7 +610,7 @@ class Run {
   private wireDetection(): void {
     const { settings, scheduler } = this;
     const faults = detectFaults(
-      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries },
+      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries, usage: this.usage },
       { detector: settings.detector, scheduler },
     );
     this.subscriptions.push(faults.subscribe(fault => this.serial(() => this.onFault(fault))));
@@ -835,6 +838,7 @@ class Run {
     const record = this.agents.get(agentId);
     if (record === undefined || record.status === 'down' || record.status === 'quarantined') return;
     this.heartbeats.next({ agentId, status: 'leaving' });
+    this.usage.next({ agentId, left: true });
     record.status = 'down';
     this.version++;
     this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
@@ -902,6 +906,13 @@ class Run {
 
   private reduceLoad(record: AgentRecord): ActionResult {
     const host = this.hosts.get(record.id);
+    if (host === undefined && record.granted > 1) {
+      // An agent in another process: it earns its slots back as it delivers.
+      const from = record.granted;
+      record.granted = from >> 1;
+      this.version++;
+      return { ok: true, detail: `slots granted ${from} -> ${record.granted}` };
+    }
     if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
     const from = host.slots;
     host.setSlots(Math.floor(from / 2));
@@ -1021,6 +1032,7 @@ class Run {
         const body = envelope.body as HeartbeatBody;
         if (body.status === 'leaving') return this.onLeaving(envelope.from);
         this.onBeat(envelope.from, body.incarnation);
+        if (body.usage !== undefined && this.agents.has(envelope.from)) this.usage.next({ agentId: envelope.from, usage: body.usage.fraction });
         return;
       }
       case 'result':

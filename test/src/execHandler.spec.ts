@@ -19,7 +19,7 @@ function make(command: string, options: Omit<ExecOptions, 'command'> = {}): Exec
 
 function context(heartbeats: number[] = []): AgentContext & { controller: AbortController } {
   const controller = new AbortController();
-  return { agentId: 'x-1', attempt: 1, scheduler: asyncScheduler, signal: controller.signal, heartbeat: p => void heartbeats.push(p ?? 0), controller };
+  return { agentId: 'x-1', attempt: 1, scheduler: asyncScheduler, signal: controller.signal, heartbeat: p => void heartbeats.push(p ?? 0), usage: () => undefined, controller };
 }
 
 const subtask = (payload?: unknown): Subtask => ({ id: 's-1', payload });
