@@ -49,6 +49,15 @@ function splitAt(body: string, example: string): [head: string, tail: string] {
   return [body.slice(0, at), body.slice(at + 1)];
 }
 
+/** `AGENT@TIME<sep>VALUE` (slow's `x4`, exhaust's `=0.95`): the agent, the time, and the value's text. */
+function agentTimeValue(body: string, sep: string, value: string, example: string): [agent: string, atMs: number, value: string] {
+  const [agent, rest] = splitAt(body, example);
+  if (agent === '') throw new SpecError(`missing agent (e.g. ${example})`);
+  const at = rest.lastIndexOf(sep);
+  if (at < 0) throw new SpecError(`missing "${sep}${value}" (e.g. ${example})`);
+  return [agent, parseTime(rest.slice(0, at)), rest.slice(at + 1)];
+}
+
 function parseToken(token: string): Fault {
   const colon = token.indexOf(':');
   if (colon < 0) throw new SpecError('expected KIND:…, e.g. crash:agent-1@5s');
@@ -63,18 +72,12 @@ function parseToken(token: string): Fault {
       return { kind, agent, atMs: parseTime(time) };
     }
     case 'slow': {
-      const [agent, rest] = splitAt(body, 'slow:agent-1@5sx4');
-      if (agent === '') throw new SpecError('missing agent (e.g. slow:agent-1@5sx4)');
-      const x = rest.lastIndexOf('x');
-      if (x < 0) throw new SpecError('missing "xFACTOR" (e.g. slow:agent-1@5sx4)');
-      return { kind, agent, atMs: parseTime(rest.slice(0, x)), factor: parseNumber(rest.slice(x + 1), 'factor', 'x4 or x1.5') };
+      const [agent, atMs, factor] = agentTimeValue(body, 'x', 'FACTOR', 'slow:agent-1@5sx4');
+      return { kind, agent, atMs, factor: parseNumber(factor, 'factor', 'x4 or x1.5') };
     }
     case 'exhaust': {
-      const [agent, rest] = splitAt(body, 'exhaust:agent-1@5s=0.95');
-      if (agent === '') throw new SpecError('missing agent (e.g. exhaust:agent-1@5s=0.95)');
-      const eq = rest.lastIndexOf('=');
-      if (eq < 0) throw new SpecError('missing "=USAGE" (e.g. exhaust:agent-1@5s=0.95 or =95%)');
-      return { kind, agent, atMs: parseTime(rest.slice(0, eq)), usage: parseRate(rest.slice(eq + 1), 'usage', '0.95 or 95%') };
+      const [agent, atMs, usage] = agentTimeValue(body, '=', 'USAGE', 'exhaust:agent-1@5s=0.95');
+      return { kind, agent, atMs, usage: parseRate(usage, 'usage', '0.95 or 95%') };
     }
     case 'drop': {
       const at = body.lastIndexOf('@');
