@@ -77,6 +77,27 @@ describe('rxswarm agent --exec', () => {
     WAIT_MS * 2,
   );
 
+  it(
+    'an agent told twice to go exits at once (130), and its commands go with it',
+    async () => {
+      const url = await serve();
+      const log = join(dir, 'groups-3');
+      const command = `echo $$ >> ${log}; trap '' TERM; sleep 1000 & wait`;
+      const agent = start('agent', '--connect', url, '--id', 'x-4', '--heartbeat-ms', '200', '--exec', command);
+      await agent.line(/joined/);
+      const path = join(dir, 'hang-2.json');
+      writeFileSync(path, JSON.stringify({ id: 'hang-2', subtasks: [{ id: 'a' }] }));
+      start('run', path, '--connect', url, '--json');
+      await until(() => pids(log).length === 1 && scanGroup(pids(log)[0]!).pids.length >= 2, 'the command and its child up');
+      agent.child.kill('SIGTERM');
+      await agent.line(/left/);
+      agent.child.kill('SIGTERM'); // within the commands' 2 s grace: the process exits now
+      expect(await agent.exited).toBe(130);
+      await until(() => scanGroup(pids(log)[0]!).pids.length === 0, 'no process of the group left');
+    },
+    WAIT_MS * 2,
+  );
+
   it('refuses --exec with --handler, and --max-rss without --exec or unreadable', async () => {
     const both = start('agent', '--connect', 'ws://127.0.0.1:1', '--exec', 'cat', '--handler', 'x.mjs');
     expect(await both.exited).toBe(2);
