@@ -24,7 +24,8 @@ export interface UsageSampler {
  * walk of anything; `--exec` children are sampled by their own timer): the highest of
  *
  * - `memory`: the JS heap used against its limit, and the busiest `--exec` child against `--max-rss`;
- * - `cpu`: CPU time of the process and its children per wall time since the last read, over the cores;
+ * - `cpu`: CPU time of the process and its children per wall time (over at least 250 ms), as a share
+ *   of the machine's cores: on one core, a single CPU-bound command reads as full;
  * - `event loop`: the longest event-loop delay since the last read, against `loopBudgetMs`.
  *
  * Uses wall time: it measures this process, at the edge of the engine.
@@ -36,17 +37,22 @@ export function usageSampler({ children, loopBudgetMs = 1000, cores = availableP
   loop.enable();
   let cpu = process.cpuUsage();
   let at = performance.now();
+  let ownCores = 0;
   return {
     read: () => {
       const now = performance.now();
-      const spent = process.cpuUsage(cpu);
-      cpu = process.cpuUsage();
-      const elapsedMs = Math.max(1, now - at);
-      at = now;
+      // CPU over a short span is noise (a read right after start sees a busy millisecond as a busy
+      // core): the share is renewed once at least MIN_CPU_SPAN_MS have passed, else the last one stands.
+      if (now - at >= MIN_CPU_SPAN_MS) {
+        const spent = process.cpuUsage(cpu);
+        ownCores = (spent.user + spent.system) / 1000 / (now - at);
+        cpu = process.cpuUsage();
+        at = now;
+      }
       const kids = children?.();
       const heap = getHeapStatistics();
       const memory = Math.max(heap.used_heap_size / heap.heap_size_limit, kids?.memoryFraction ?? 0);
-      const cpuShare = ((spent.user + spent.system) / 1000 / elapsedMs + (kids?.cpuCores ?? 0)) / cores;
+      const cpuShare = (ownCores + (kids?.cpuCores ?? 0)) / cores;
       // The histogram's max is in ns; 0 before its first sample (NaN-free: it reports 0).
       const delay = loop.max / 1e6 / loopBudgetMs;
       loop.reset();
@@ -58,6 +64,8 @@ export function usageSampler({ children, loopBudgetMs = 1000, cores = availableP
     stop: () => loop.disable(),
   };
 }
+
+const MIN_CPU_SPAN_MS = 250;
 
 /** Three decimals: a heartbeat stays short, and the threshold is not that fine. */
 function round(fraction: number): number {
