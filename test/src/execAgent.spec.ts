@@ -33,6 +33,22 @@ async function until(check: () => boolean, what: string): Promise<void> {
 
 const pids = (file: string): number[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number) : []);
 
+/**
+ * An `--exec` agent `id` running `command` (SIGTERM-deaf, hanging) for a one-subtask task, once the
+ * command's group holds `members` processes; the command writes its group id to `log`.
+ */
+async function hanging(id: string, command: string, members: number): Promise<{ agent: Proc; log: string }> {
+  const url = await serve();
+  const log = join(dir, `groups-${id}`);
+  const agent = start('agent', '--connect', url, '--id', id, '--heartbeat-ms', '200', '--exec', `echo $$ >> ${log}; ${command}`);
+  await agent.line(/joined/);
+  const path = join(dir, `${id}.json`);
+  writeFileSync(path, JSON.stringify({ id, subtasks: [{ id: 'a' }] }));
+  start('run', path, '--connect', url, '--json');
+  await until(() => pids(log).length === 1 && scanGroup(pids(log)[0]!).pids.length >= members, `the command and its ${members - 1} children up`);
+  return { agent, log };
+}
+
 describe('rxswarm agent --exec', () => {
   it(
     'runs a command per subtask: payload on stdin, stdout the result, a failing exit retried elsewhere with its stderr',
@@ -61,15 +77,7 @@ describe('rxswarm agent --exec', () => {
   it(
     'an agent told to leave ends its running commands, grandchildren and SIGTERM-deaf ones included',
     async () => {
-      const url = await serve();
-      const log = join(dir, 'groups-2');
-      const command = `echo $$ >> ${log}; trap '' TERM; sh -c "trap '' TERM; sleep 1000" & sleep 1000 & wait`;
-      const agent = start('agent', '--connect', url, '--id', 'x-3', '--heartbeat-ms', '200', '--exec', command);
-      await agent.line(/joined/);
-      const path = join(dir, 'hang.json');
-      writeFileSync(path, JSON.stringify({ id: 'hang', subtasks: [{ id: 'a' }] }));
-      start('run', path, '--connect', url, '--json');
-      await until(() => pids(log).length === 1 && scanGroup(pids(log)[0]!).pids.length >= 4, 'the command and its children up');
+      const { agent, log } = await hanging('x-3', `trap '' TERM; sh -c "trap '' TERM; sleep 1000" & sleep 1000 & wait`, 4);
       agent.child.kill('SIGTERM');
       expect(await agent.exited).toBe(0);
       for (const pgid of pids(log)) expect(scanGroup(pgid).pids).toEqual([]);
@@ -80,15 +88,7 @@ describe('rxswarm agent --exec', () => {
   it(
     'an agent told twice to go exits at once (130), and its commands go with it',
     async () => {
-      const url = await serve();
-      const log = join(dir, 'groups-3');
-      const command = `echo $$ >> ${log}; trap '' TERM; sleep 1000 & wait`;
-      const agent = start('agent', '--connect', url, '--id', 'x-4', '--heartbeat-ms', '200', '--exec', command);
-      await agent.line(/joined/);
-      const path = join(dir, 'hang-2.json');
-      writeFileSync(path, JSON.stringify({ id: 'hang-2', subtasks: [{ id: 'a' }] }));
-      start('run', path, '--connect', url, '--json');
-      await until(() => pids(log).length === 1 && scanGroup(pids(log)[0]!).pids.length >= 2, 'the command and its child up');
+      const { agent, log } = await hanging('x-4', `trap '' TERM; sleep 1000 & wait`, 2);
       agent.child.kill('SIGTERM');
       await agent.line(/left/);
       agent.child.kill('SIGTERM'); // within the commands' 2 s grace: the process exits now
