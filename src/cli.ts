@@ -12,6 +12,7 @@ import { expectedDemoMs, runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationResult } from './events.js';
 import { ConfigError, configurable } from './cliConfig.js';
+import { execHandler, parseByteSize, type ExecAgent } from './execHandler.js';
 import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
@@ -61,6 +62,14 @@ const topology = (text: string): TopologyName | 'adaptive' => {
 const wsUrl = (text: string): string => {
   if (!/^wss?:\/\/[^/]+/.test(text)) throw new InvalidArgumentError('must be ws://HOST:PORT');
   return text;
+};
+
+const byteSize = (text: string): number => {
+  try {
+    return parseByteSize(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 };
 
 const list = (text: string): string[] => text.split(',').map(s => s.trim()).filter(s => s.length > 0);
@@ -237,15 +246,23 @@ async function serve(flags: { host: string; port: number; token?: string; topolo
   return EXIT.ok;
 }
 
-async function agent(flags: { connect?: string; token?: string; id?: string; capabilities: string[]; handler?: string; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
+async function agent(flags: { connect?: string; token?: string; id?: string; capabilities: string[]; handler?: string; exec?: string; maxRss?: number; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
   if (flags.connect === undefined) throw new UsageError(`required option '--connect <url>' not specified (or RXSWARM_CONNECT, or "connect" in --config)`);
   const connect = flags.connect;
   const token = tokenOf(flags.token);
+  if (flags.exec !== undefined && flags.handler !== undefined) throw new UsageError('--exec and --handler are two ways to do the work: give one');
+  if (flags.maxRss !== undefined && flags.exec === undefined) throw new UsageError('--max-rss is the budget of --exec children: give --exec too');
   let handler: Handler | undefined;
+  let exec: ExecAgent | undefined;
   try {
-    handler = flags.handler === undefined ? undefined : await loadHandler(flags.handler);
+    if (flags.exec !== undefined) {
+      exec = execHandler({ command: flags.exec, ...(flags.maxRss === undefined ? {} : { maxRssBytes: flags.maxRss }) });
+      handler = exec.handle;
+    } else if (flags.handler !== undefined) {
+      handler = await loadHandler(flags.handler);
+    }
   } catch (err) {
-    if (err instanceof HandlerLoadError) throw new UsageError(err.message);
+    if (err instanceof HandlerLoadError || err instanceof RangeError) throw new UsageError(err.message);
     throw err;
   }
   const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
@@ -260,6 +277,7 @@ async function agent(flags: { connect?: string; token?: string; id?: string; cap
       slots: flags.slots,
       heartbeatIntervalMs: flags.heartbeatMs,
       ...(handler === undefined ? {} : { handler }),
+      ...(exec === undefined ? {} : { usage: { children: exec.usage } }),
       onEvent: event => {
         if (event.type === 'error') return console.error(`${id}: ${event.error}`);
         const line = log.line(event);
@@ -273,7 +291,8 @@ async function agent(flags: { connect?: string; token?: string; id?: string; cap
     if (err instanceof RangeError) throw new UsageError(err.message); // a bad id or capability
     throw err;
   }
-  console.log(`${id} connecting to ${connect} with ${handler === undefined ? 'the built-in worker' : flags.handler}`);
+  const doer = exec !== undefined ? `--exec ${JSON.stringify(flags.exec)}${flags.maxRss === undefined ? '' : ` (--max-rss ${flags.maxRss} bytes)`}` : handler === undefined ? 'the built-in worker' : flags.handler;
+  console.log(`${id} connecting to ${connect} with ${doer}`);
   const outcome = await Promise.race([running.done.then(() => 'done' as const, (err: Error) => err), stopSignal()]);
   if (outcome instanceof Error) {
     console.error(`${id}: ${outcome.message}`);
@@ -288,7 +307,8 @@ async function agent(flags: { connect?: string; token?: string; id?: string; cap
   process.on('SIGINT', now).on('SIGTERM', now);
   await running.leave();
   console.log(`${id} left (${outcome})`);
-  const still = await running.settled(flags.graceMs);
+  // Commands still running get SIGTERM now and SIGKILL after their own grace: none outlives the agent.
+  const [still] = await Promise.all([running.settled(flags.graceMs), exec?.close()]);
   if (still > 0) console.log(`${id}: ${still} handler${still === 1 ? '' : 's'} still running ${flags.graceMs} ms after being aborted; exiting without ${still === 1 ? 'it' : 'them'}`);
   exitWhenDone(); // what a handler left behind (a timer, a socket) must not keep the process up
   return EXIT.ok;
@@ -404,7 +424,7 @@ function program(setExit: (code: number) => void): Command {
   configurable(
     cli
       .command('agent')
-      .description('an agent process; without --handler, a built-in worker doing what the payload says: {"sleepMs":50}, {"spinMs":5}, {"fail":true}')
+      .description('an agent process; without --handler or --exec, a built-in worker doing what the payload says: {"sleepMs":50}, {"spinMs":5}, {"fail":true}')
       .addHelpText('after', CONFIG_HELP),
     [
       // Required, but also from RXSWARM_CONNECT or a config file: checked by agent() once all are read.
@@ -413,6 +433,8 @@ function program(setExit: (code: number) => void): Command {
       new Option('--id <id>', 'agent id (default: agent-HOSTNAME-PID); a second process under a connected id waits until it is free'),
       new Option('--capabilities <list>', 'comma-separated, e.g. code,review').argParser(list).default([]),
       new Option('--handler <module>', 'an ES module exporting handle(subtask, context) (named or default)'),
+      new Option('--exec <command>', 'run COMMAND (via /bin/sh -c) per subtask: payload as JSON on stdin, stdout the result, stderr progress, non-zero exit a failure'),
+      new Option('--max-rss <bytes>', 'memory budget of one --exec command (its whole process group), e.g. 512M or 2G: above it the command is killed and the attempt fails').argParser(byteSize),
       new Option('--slots <n>', 'subtasks run at once').argParser(integer(1, 1024)).default(1),
       heartbeatOption(),
       new Option('--grace-ms <ms>', 'on SIGTERM/Ctrl-C: how long aborted handlers get to end before the agent exits anyway (a second Ctrl-C: at once)').argParser(integer(0, 600_000)).default(5000),

@@ -11,6 +11,7 @@ import {
   type DeliveryInput,
   type LatencyInput,
   type PerformanceSnapshot,
+  type UsageInput,
   type PhiAccrualDetectorOptions,
   type ProtocolSwitch,
   type Vote,
@@ -410,6 +411,8 @@ class Run {
   private readonly heartbeats = new Subject<Heartbeat>();
   private readonly latencies = new Subject<LatencyInput>();
   private readonly deliveries = new Subject<DeliveryInput>();
+  /** Usage the agents' heartbeats carry: one series per agent, whatever resource is the highest. */
+  private readonly usage = new Subject<UsageInput>();
   private readonly acks = new Subject<Heartbeat>();
   private healer!: SelfHealingManager;
   private readonly progress = new Subject<Heartbeat>();
@@ -676,7 +679,7 @@ class Run {
   private wireDetection(): void {
     const { settings, scheduler } = this;
     const faults = detectFaults(
-      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries },
+      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries, usage: this.usage },
       // A slow agent is one slower than its peers: a slowdown everyone shares (saturation) is no one's fault.
       { detector: settings.detector, degradation: { relativeTo: 'peers' }, scheduler },
     );
@@ -906,6 +909,7 @@ class Run {
     const record = this.agents.get(agentId);
     if (record === undefined || record.status === 'down' || record.status === 'quarantined') return;
     this.heartbeats.next({ agentId, status: 'leaving' });
+    this.usage.next({ agentId, left: true });
     record.status = 'down';
     this.touch(record);
     this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
@@ -973,6 +977,13 @@ class Run {
 
   private reduceLoad(record: AgentRecord): ActionResult {
     const host = this.hosts.get(record.id);
+    if (host === undefined && record.granted > 1) {
+      // An agent in another process: it earns its slots back as it delivers.
+      const from = record.granted;
+      record.granted = from >> 1;
+      this.version++;
+      return { ok: true, detail: `slots granted ${from} -> ${record.granted}` };
+    }
     if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
     const from = host.slots;
     host.setSlots(Math.floor(from / 2));
@@ -1092,6 +1103,7 @@ class Run {
         const body = envelope.body as HeartbeatBody;
         if (body.status === 'leaving') return this.onLeaving(envelope.from);
         this.onBeat(envelope.from, body.incarnation);
+        if (body.usage !== undefined && this.agents.has(envelope.from)) this.usage.next({ agentId: envelope.from, usage: body.usage.fraction });
         return;
       }
       case 'result':

@@ -9,6 +9,7 @@ import { WS_CLOSE, checkBody } from '../streams/wsCodec.js';
 import { WsClientNetwork, WsConnectionError, type WsClientEvent, type ReconnectOptions } from '../streams/wsNetwork.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { TASKS } from './service.js';
+import { usageSampler, type UsageSamplerOptions } from './usageSampler.js';
 import { COORDINATOR } from './topology.js';
 
 /** What an agent process runs for a subtask: the `handle` of an in-process agent. */
@@ -84,6 +85,12 @@ export interface AgentProcessOptions {
   readonly heartbeatIntervalMs?: number;
   readonly reconnect?: ReconnectOptions;
   readonly onEvent?: (event: WsClientEvent) => void;
+  /**
+   * How the process measures its usage for its heartbeats (memory, CPU, event-loop delay; see
+   * {@link usageSampler}), `children` being `--exec` children to count in. `false`: not measured
+   * (only what handlers report through `context.usage` is sent). Default: measured.
+   */
+  readonly usage?: UsageSamplerOptions | false;
 }
 
 export interface AgentProcess {
@@ -111,7 +118,7 @@ export interface AgentProcess {
  * coordinator knows nothing of the old one's assignments — on the connection it has: the new
  * coordinator sees one join, not a join, a departure and a join.
  */
-export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent }: AgentProcessOptions): AgentProcess {
+export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent, usage = {} }: AgentProcessOptions): AgentProcess {
   const network = new WsClientNetwork({ url, agentId: id, token, capabilities, slots, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
   // The Promises handlers returned and that have not settled: what a departing agent waits for.
   const pending = new Set<Promise<void>>();
@@ -149,6 +156,8 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
     // Work shorter than this is acknowledged by its result: one frame less per subtask.
     ackDelayMs: ACK_DELAY_MS,
   });
+  const sampler = usage === false ? undefined : usageSampler(usage);
+  if (sampler !== undefined) host.setUsage(() => sampler.read());
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   let session: string | undefined;
@@ -174,6 +183,7 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
     done,
     leave: async () => {
       host.leave();
+      sampler?.stop();
       // Let the goodbye heartbeat reach the socket before the leave frame and the close.
       await new Promise(resolve => setImmediate(resolve));
       events.unsubscribe();

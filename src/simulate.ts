@@ -8,6 +8,7 @@ import type { InProcessAgent, Subtask } from '../streams/task.js';
 import { VirtualScheduler } from '../streams/virtualScheduler.js';
 import { createCoordinator, type AgentSlot, type DetectorOptions } from './coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
+import { FAULT_TABLE } from './faultDetector.js';
 import type { HealingAttempt } from './selfHealing.js';
 import { COORDINATOR, type TopologyName } from './topology.js';
 
@@ -64,8 +65,13 @@ export interface SimulateOptions {
 
 export interface Detection {
   readonly agentId: string;
+  /** What happened to it: a crash or hang (told by suspicion), or usage at the exhaustion threshold (told by resource_exhaustion). */
+  readonly kind: 'crash' | 'hang' | 'exhaust';
   readonly faultAtMs: number;
-  /** First suspicion (heartbeat or progress) at or after the fault; undefined if never. */
+  /**
+   * First suspicion (heartbeat or progress) at or after a crash or hang; first resource_exhaustion
+   * detected at or after an exhaust; undefined if never.
+   */
   readonly suspectedAtMs: number | undefined;
 }
 
@@ -79,7 +85,7 @@ export interface SimulationReport {
   readonly duplicatesAccepted: number;
   /** Assignments sent: first runs and reruns. */
   readonly executions: number;
-  /** One per crashed or hung agent. */
+  /** One per crashed or hung agent, and one per agent exhausted at or above the threshold (0.9). */
   readonly detections: readonly Detection[];
   /** Upper bound on detection time after a crash, from the detector and heartbeat settings. */
   readonly detectionBoundMs: number;
@@ -230,11 +236,15 @@ function scheduleFault(
       return at(fault.atMs, () => hosts.get(fault.agent)?.hang());
     case 'slow':
       return at(fault.atMs, () => speed.set(fault.agent, fault.factor));
+    case 'exhaust':
+      // What the agent's heartbeats carry from now on, as a process measuring itself would report it.
+      return at(fault.atMs, () => hosts.get(fault.agent)?.setUsage({ fraction: fault.usage }));
     case 'restart':
       return at(fault.atMs, () => {
         speed.set(fault.agent, 1);
         const slot = slots.find(s => s.agent.id === fault.agent);
         const host = hosts.get(fault.agent);
+        host?.setUsage(undefined); // a fresh process has used nothing yet
         if (slot?.factory && host && host.state !== 'left') host.restart(slot.factory());
       });
     case 'drop': {
@@ -307,6 +317,8 @@ function faultSpans(faults: readonly Fault[], ids: readonly string[], graceMs: n
       case 'restart':
         add(f.agent, f.atMs, f.atMs);
         break;
+      case 'exhaust':
+        break; // its heartbeats go on as before: a suspicion of it would be false
       case 'drop':
         for (const id of f.agents ?? ids) add(id, f.fromMs ?? 0, f.toMs ?? Infinity);
         break;
@@ -326,6 +338,7 @@ function report(result: CoordinationResult, events: readonly CoordinationEvent[]
   // former can be false about an agent that beats normally, so only they count as false.
   const suspicions: Array<{ agentId: string; at: number }> = [];
   const verdicts: Array<{ agentId: string; at: number }> = [];
+  const exhaustions: Array<{ agentId: string; at: number }> = [];
   for (const e of events) {
     if (e.type === 'subtask.completed') completions.set(e.subtaskId, (completions.get(e.subtaskId) ?? 0) + 1);
     else if (e.type === 'subtask.failed') failures.add(e.subtaskId);
@@ -333,7 +346,10 @@ function report(result: CoordinationResult, events: readonly CoordinationEvent[]
     else if (e.type === 'agent.suspected') {
       suspicions.push({ agentId: e.agentId, at: e.at });
       verdicts.push({ agentId: e.agentId, at: e.at });
-    } else if (e.type === 'fault.detected' && e.agentId !== undefined && e.kind === 'agent_timeout') verdicts.push({ agentId: e.agentId, at: e.at });
+    } else if (e.type === 'fault.detected' && e.agentId !== undefined) {
+      if (e.kind === 'agent_timeout') verdicts.push({ agentId: e.agentId, at: e.at });
+      else if (e.kind === 'resource_exhaustion') exhaustions.push({ agentId: e.agentId, at: e.at });
+    }
   }
   let duplicatesAccepted = 0;
   for (const n of completions.values()) if (n > 1) duplicatesAccepted++;
@@ -343,10 +359,18 @@ function report(result: CoordinationResult, events: readonly CoordinationEvent[]
   const detections: Detection[] = [];
   const seen = new Set<string>();
   for (const f of faults) {
+    if (f.kind === 'exhaust') {
+      // Usage at the threshold or above, once per agent: its first resource_exhaustion from then on.
+      if (f.usage < FAULT_TABLE.resource_exhaustion.threshold || seen.has(`exhaust:${f.agent}`)) continue;
+      seen.add(`exhaust:${f.agent}`);
+      const first = exhaustions.find(s => s.agentId === f.agent && s.at >= f.atMs);
+      detections.push({ agentId: f.agent, kind: 'exhaust', faultAtMs: f.atMs, suspectedAtMs: first?.at });
+      continue;
+    }
     if ((f.kind !== 'crash' && f.kind !== 'hang') || seen.has(f.agent)) continue;
     seen.add(f.agent);
     const first = verdicts.find(s => s.agentId === f.agent && s.at >= f.atMs);
-    detections.push({ agentId: f.agent, faultAtMs: f.atMs, suspectedAtMs: first?.at });
+    detections.push({ agentId: f.agent, kind: f.kind, faultAtMs: f.atMs, suspectedAtMs: first?.at });
   }
   const spans = faultSpans(faults, ids, detectionBoundMs);
   let falseSuspicions = 0;

@@ -1,6 +1,7 @@
 import { describeFault } from '../streams/faultSpec.js';
 import type { Fault } from '../streams/faults.js';
 import type { CoordinationEvent } from './events.js';
+import { FAULT_TABLE } from './faultDetector.js';
 import { describeEvent, reportLines } from './liveView.js';
 import type { SimulationProgress, SimulationReport } from './simulate.js';
 
@@ -15,6 +16,7 @@ function targets(f: Fault, ids: readonly string[]): readonly string[] | undefine
     case 'crash':
     case 'hang':
     case 'slow':
+    case 'exhaust':
       return [f.agent];
     case 'restart':
       return undefined;
@@ -38,8 +40,12 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 function detectionOf(f: Fault, ids: readonly string[], verdicts: readonly Verdict[], boundMs: number): string | undefined {
   const harmed = targets(f, ids);
   if (harmed === undefined) return undefined;
+  const { threshold } = FAULT_TABLE.resource_exhaustion;
+  if (f.kind === 'exhaust' && f.usage < threshold) return `below the threshold of ${threshold * 100} %: nothing to detect`;
   const [from, to] = span(f, boundMs);
-  const first = (id: string): number | undefined => verdicts.find(v => v.agentId === id && v.at >= from && v.at < to)?.at;
+  // An exhausted agent is detected by its usage alone, not by a suspicion.
+  const counts = (v: Verdict): boolean => f.kind !== 'exhaust' || (v.type === 'fault.detected' && v.kind === 'resource_exhaustion');
+  const first = (id: string): number | undefined => verdicts.find(v => v.agentId === id && v.at >= from && v.at < to && counts(v))?.at;
   const when = (at: number | undefined): string => (at === undefined ? 'not detected' : `at ${seconds(at)} (+${Math.round(at - from)} ms)`);
   if (harmed.length === 1) {
     const at = first(harmed[0] as string);

@@ -2,7 +2,7 @@ import { from, isObservable, type Subscription } from 'rxjs';
 import { requireFunction, requireNumber } from '../operators/internal/validate.js';
 import { requireId } from './messages.js';
 import type { Network, Envelope } from './network.js';
-import type { AssignBody, CancelBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
+import type { AgentUsage, AssignBody, CancelBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
 import type { Random } from './random.js';
 import type { AgentContext, InProcessAgent, Subtask } from './task.js';
 
@@ -48,7 +48,12 @@ interface Running {
   subscription?: Subscription;
   /** Its acknowledgement, due `ackDelayMs` after it arrived unless something else says it first. */
   ack?: Subscription | undefined;
+  /** What its handler last reported through `context.usage`. */
+  usage?: AgentUsage;
 }
+
+/** What the process measures of itself, read at every beat; or a standing value (a simulation's). */
+export type UsageSource = AgentUsage | (() => AgentUsage | undefined);
 
 /**
  * Runs one in-process agent on a network: liveness heartbeats, relaying, a bounded number of
@@ -82,6 +87,9 @@ export class AgentHost {
   private intervalMs: number;
   private jitterMs: number;
   private ackDelayMs: number;
+  private usageSource: UsageSource | undefined;
+  /** Usage has gone out in this incarnation: from then on every beat carries it (0 when nothing is used). */
+  private usageSent = false;
 
   constructor(
     agent: InProcessAgent,
@@ -155,6 +163,24 @@ export class AgentHost {
     this.ackDelayMs = requireNumber('ackDelayMs', ms, 0);
   }
 
+  /**
+   * What the process uses of its resources, sent with every beat beside what running handlers
+   * report (`context.usage`; the highest goes): a function read at each beat (a sampler of memory,
+   * CPU, event-loop delay), a fixed value, or undefined for none. Kept across restarts.
+   */
+  setUsage(source: UsageSource | undefined): void {
+    if (source !== undefined && typeof source !== 'function') requireUsage(source.fraction, source.what);
+    this.usageSource = source;
+  }
+
+  /** The highest of the process's usage and its running handlers' reports; undefined when none has any. */
+  get usage(): AgentUsage | undefined {
+    const source = this.usageSource;
+    let top = typeof source === 'function' ? source() : source;
+    for (const run of this.running.values()) if (run.usage !== undefined && (top === undefined || run.usage.fraction > top.fraction)) top = run.usage;
+    return top;
+  }
+
   /** Rounded down, at least 1. Lowering it stops nothing: running work finishes, queued work waits. */
   setSlots(slots: number): void {
     this.concurrency = requireSlots('slots', slots);
@@ -216,6 +242,7 @@ export class AgentHost {
     this.waiting.clear();
     this.attempts.clear();
     this.lastHeard.clear();
+    this.usageSent = false;
   }
 
   private scheduleBeat(): void {
@@ -230,7 +257,9 @@ export class AgentHost {
 
   private sendBeat(): void {
     const targets = this.options.heartbeatTargets?.() ?? this.told ?? [this.options.coordinatorId];
-    const body: HeartbeatBody = { load: this.load, incarnation: this.incarnation };
+    const usage = this.usage ?? (this.usageSent ? NO_USAGE : undefined);
+    if (usage !== undefined) this.usageSent = true;
+    const body: HeartbeatBody = usage === undefined ? { load: this.load, incarnation: this.incarnation } : { load: this.load, incarnation: this.incarnation, usage };
     for (const to of targets) if (to !== this.id) this.send('heartbeat', to, body);
   }
 
@@ -347,6 +376,10 @@ export class AgentHost {
         run.ack = undefined;
         this.send('progress', this.options.coordinatorId, { subtaskId: subtask.id, attempt, progress });
       },
+      usage: (fraction: number, what?: string): void => {
+        requireUsage(fraction, what);
+        if (this.running.get(subtask.id) === run) run.usage = what === undefined ? { fraction } : { fraction, what };
+      },
     };
     let settled = false;
     let last: unknown;
@@ -387,6 +420,13 @@ export class AgentHost {
     });
     if (settled) run.subscription.unsubscribe();
   }
+}
+
+const NO_USAGE: AgentUsage = Object.freeze({ fraction: 0 });
+
+function requireUsage(fraction: unknown, what: unknown): void {
+  if (typeof fraction !== 'number' || !Number.isFinite(fraction) || fraction < 0) throw new RangeError(`usage fraction must be a finite number >= 0, got ${String(fraction)}`);
+  if (what !== undefined && (typeof what !== 'string' || what.length > 64)) throw new RangeError(`usage what must be a string of at most 64 characters, got ${String(what)}`);
 }
 
 /** Why a run was torn down before it finished, from the host's state at that moment. */

@@ -48,7 +48,8 @@ function startMs(f: Fault): number {
  * subtask completes while one healthy capable agent remains".
  *
  * What a plan can hold (sorted by start time, stable): crash, hang, restart of a given agent at
- * `[0, spanMs]`; slow by a whole factor 2–10; drop of 1–90 % on the links of a non-empty subset of
+ * `[0, spanMs]`; slow by a whole factor 2–10; exhaust: usage 0.5–1.5 in hundredths (from 0.9 on, a
+ * resource_exhaustion to detect and heal); drop of 1–90 % on the links of a non-empty subset of
  * the given agents (`agents` always set, never network-wide) inside a window that ends by `spanMs`;
  * partition that cuts off one or two groups made only of given agents, healing by `spanMs`
  * (`healAtMs <= spanMs`, always set). The partition's first group lists the given agents that stay, so
@@ -92,6 +93,7 @@ export function faultPlan(options: FaultPlanOptions): Arbitrary<Fault[]> {
   const hang = fc.record({ kind: fc.constant('hang' as const), agent, atMs }, plain);
   const slow = fc.record({ kind: fc.constant('slow' as const), agent, atMs, factor: fc.integer({ min: 2, max: 10 }) }, plain);
   const restart = fc.record({ kind: fc.constant('restart' as const), agent, atMs }, plain);
+  const exhaust = fc.record({ kind: fc.constant('exhaust' as const), agent, atMs, usage: fc.integer({ min: 50, max: 150 }).map(percent => percent / 100) }, plain);
   const drop = fc
     .record({ percent: fc.integer({ min: 1, max: 90 }), window, on: fc.subarray([...agents], { minLength: 1 }) })
     .map(({ percent, window: [fromMs, toMs], on }): DropFault => ({ kind: 'drop', rate: percent / 100, fromMs, toMs, agents: on }));
@@ -105,7 +107,7 @@ export function faultPlan(options: FaultPlanOptions): Arbitrary<Fault[]> {
     });
 
   return fc
-    .array(fc.oneof<Arbitrary<Fault>[]>(crash, hang, slow, restart, drop, partition), { maxLength: maxFaults })
+    .array(fc.oneof<Arbitrary<Fault>[]>(crash, hang, slow, restart, drop, partition, exhaust), { maxLength: maxFaults })
     // Sort a copy: fast-check keeps the generated array to shrink from.
     .map(faults => [...faults].sort((a, b) => startMs(a) - startMs(b)));
 }

@@ -15,6 +15,11 @@ function parseNumber(text: string, what: string, example: string): number {
   return Number(text);
 }
 
+/** A fraction, or a percentage (`10%`). */
+function parseRate(text: string, what: string, example: string): number {
+  return text.endsWith('%') ? Number((parseNumber(text.slice(0, -1), what, example) / 100).toPrecision(15)) : parseNumber(text, what, example);
+}
+
 function parseTime(text: string): number {
   const match = /^(\d+\.?\d*|\.\d+)(ms|s|m|h)?$/.exec(text);
   if (match === null) throw new SpecError(`bad time ${show(text)} (e.g. 5000, 5000ms, 5s, 2m, 1h)`);
@@ -44,6 +49,15 @@ function splitAt(body: string, example: string): [head: string, tail: string] {
   return [body.slice(0, at), body.slice(at + 1)];
 }
 
+/** `AGENT@TIME<sep>VALUE` (slow's `x4`, exhaust's `=0.95`): the agent, the time, and the value's text. */
+function agentTimeValue(body: string, sep: string, value: string, example: string): [agent: string, atMs: number, value: string] {
+  const [agent, rest] = splitAt(body, example);
+  if (agent === '') throw new SpecError(`missing agent (e.g. ${example})`);
+  const at = rest.lastIndexOf(sep);
+  if (at < 0) throw new SpecError(`missing "${sep}${value}" (e.g. ${example})`);
+  return [agent, parseTime(rest.slice(0, at)), rest.slice(at + 1)];
+}
+
 function parseToken(token: string): Fault {
   const colon = token.indexOf(':');
   if (colon < 0) throw new SpecError('expected KIND:…, e.g. crash:agent-1@5s');
@@ -58,20 +72,19 @@ function parseToken(token: string): Fault {
       return { kind, agent, atMs: parseTime(time) };
     }
     case 'slow': {
-      const [agent, rest] = splitAt(body, 'slow:agent-1@5sx4');
-      if (agent === '') throw new SpecError('missing agent (e.g. slow:agent-1@5sx4)');
-      const x = rest.lastIndexOf('x');
-      if (x < 0) throw new SpecError('missing "xFACTOR" (e.g. slow:agent-1@5sx4)');
-      return { kind, agent, atMs: parseTime(rest.slice(0, x)), factor: parseNumber(rest.slice(x + 1), 'factor', 'x4 or x1.5') };
+      const [agent, atMs, factor] = agentTimeValue(body, 'x', 'FACTOR', 'slow:agent-1@5sx4');
+      return { kind, agent, atMs, factor: parseNumber(factor, 'factor', 'x4 or x1.5') };
+    }
+    case 'exhaust': {
+      const [agent, atMs, usage] = agentTimeValue(body, '=', 'USAGE', 'exhaust:agent-1@5s=0.95');
+      return { kind, agent, atMs, usage: parseRate(usage, 'usage', '0.95 or 95%') };
     }
     case 'drop': {
       const at = body.lastIndexOf('@');
       const head = at < 0 ? body : body.slice(0, at);
       const scope = head.indexOf(':');
       const rateText = scope < 0 ? head : head.slice(0, scope);
-      const rate = rateText.endsWith('%')
-        ? Number((parseNumber(rateText.slice(0, -1), 'rate', '0.1 or 10%') / 100).toPrecision(15))
-        : parseNumber(rateText, 'rate', '0.1 or 10%');
+      const rate = parseRate(rateText, 'rate', '0.1 or 10%');
       const [fromMs, toMs] = at < 0 ? [undefined, undefined] : parseWindow(body.slice(at + 1));
       return {
         kind,
@@ -107,6 +120,7 @@ export const FAULT_SPEC_HELP = `Faults (--faults): separated by commas. TIME is 
   partition:AGENTS[/AGENTS…]@AT[-HEAL]
                                      partition:agent-1+agent-2@3s-9s   cuts agent-1 and agent-2 off together
                                      partition:agent-1/agent-2@3s      two islands; never heals
+  exhaust:AGENT@TIME=USAGE           exhaust:agent-1@5s=0.95   its reported usage rises to USAGE (0.95 or 95%)
 AGENTS are ids joined by "+" (the simulated agents are agent-0 … agent-(N-1)); a partition's
 groups are separated by "/", and everything it does not name (the coordinator, the other agents)
 stays together. Without -TO or -HEAL a drop or partition lasts to the end of the run.`;
@@ -124,9 +138,10 @@ stays together. Without -TO or -HEAL a drop or partition lasts to the end of the
  * partition:AGENTS[/AGENTS…]@AT[-HEAL]
  *                                  partition:agent-1+agent-2@3s-9s   (the two, together, cut off)
  *                                  partition:agent-1/agent-2@3s      (two islands, never heals)
+ * exhaust:AGENT@TIME=USAGE         exhaust:agent-1@5s=0.95, exhaust:agent-2@1m=120%
  * ```
  * TIME is milliseconds, or a number with `ms`, `s`, `m` or `h`. RATE is a fraction in `[0, 1)` or a
- * percentage (`10%`). AGENTS are ids joined by `+`. A drop without `:AGENTS` hits every link; without
+ * percentage (`10%`); USAGE a fraction of capacity or a percentage, above 1 allowed. AGENTS are ids joined by `+`. A drop without `:AGENTS` hits every link; without
  * `@` it lasts the whole run. A partition lists the groups it cuts off, separated by `/`; everything
  * not listed (the coordinator, the other agents) forms the first group. Whitespace around a fault is
  * ignored; an empty or blank spec is no faults. Agent ids in a spec cannot contain whitespace or any
@@ -194,6 +209,8 @@ export function formatFaultSpec(faults: readonly Fault[]): string {
           return `${f.kind}:${specIds([f.agent])}@${formatMs(f.atMs)}`;
         case 'slow':
           return `slow:${specIds([f.agent])}@${formatMs(f.atMs)}x${f.factor}`;
+        case 'exhaust':
+          return `exhaust:${specIds([f.agent])}@${formatMs(f.atMs)}=${f.usage}`;
         case 'drop': {
           const scope = f.agents === undefined ? '' : `:${specIds(f.agents)}`;
           const from = f.fromMs ?? 0;
@@ -230,6 +247,8 @@ export function describeFault(f: Fault): string {
       return `${f.agent} hangs at ${formatMs(f.atMs)} (keeps heartbeating, makes no progress)`;
     case 'slow':
       return `${f.agent} slows down ${f.factor}× at ${formatMs(f.atMs)}`;
+    case 'exhaust':
+      return `${f.agent} reports ${percent(f.usage)} usage from ${formatMs(f.atMs)}`;
     case 'restart':
       return `${f.agent} restarts at ${formatMs(f.atMs)} (loses its work in flight)`;
     case 'drop': {

@@ -15,10 +15,10 @@
  * A valid list satisfies `validateFaults`; `parseFaultSpec` reads the CLI's compact form,
  * `formatFaultSpec` writes it back, `describeFault` writes one line for people.
  */
-export type Fault = CrashFault | HangFault | SlowFault | RestartFault | DropFault | PartitionFault;
+export type Fault = CrashFault | HangFault | SlowFault | RestartFault | DropFault | PartitionFault | ExhaustFault;
 
 /** The fault kinds, simplest first (the order `faultPlan` shrinks towards). */
-export const FAULT_KINDS = ['crash', 'hang', 'slow', 'restart', 'drop', 'partition'] as const;
+export const FAULT_KINDS = ['crash', 'hang', 'slow', 'restart', 'drop', 'partition', 'exhaust'] as const;
 
 /** One of `FAULT_KINDS`. */
 export type FaultKind = Fault['kind'];
@@ -107,6 +107,20 @@ export interface PartitionFault {
   readonly healAtMs?: number;
 }
 
+/**
+ * From `atMs` the agent's reported usage (what its heartbeats carry, as `context.usage` would) is
+ * `usage`, a fraction of its capacity: at 0.9 or more the coordinator detects resource_exhaustion
+ * and heals it (less load, its work moved, a standby in its place). The agent keeps working. A later
+ * `exhaust` replaces the value (0: relieved); a `restart` clears it.
+ */
+export interface ExhaustFault {
+  readonly kind: 'exhaust';
+  readonly agent: string;
+  readonly atMs: number;
+  /** Finite and >= 0 (above 1 allowed: over budget). */
+  readonly usage: number;
+}
+
 const FIELDS: Record<FaultKind, readonly string[]> = {
   crash: ['kind', 'agent', 'atMs'],
   hang: ['kind', 'agent', 'atMs'],
@@ -114,6 +128,7 @@ const FIELDS: Record<FaultKind, readonly string[]> = {
   restart: ['kind', 'agent', 'atMs'],
   drop: ['kind', 'rate', 'fromMs', 'toMs', 'agents'],
   partition: ['kind', 'groups', 'atMs', 'healAtMs'],
+  exhaust: ['kind', 'agent', 'atMs', 'usage'],
 };
 
 /** @internal A value as it reads in an error message. */
@@ -193,6 +208,14 @@ export function faultProblem(value: unknown, known: ReadonlySet<string>): string
           : undefined)
       );
     }
+    case 'exhaust': {
+      const usage = f['usage'];
+      return (
+        agentProblem('agent', f['agent'], known) ??
+        timeProblem('atMs', f['atMs']) ??
+        (typeof usage !== 'number' || !Number.isFinite(usage) || usage < 0 ? `usage must be a finite number >= 0 (a fraction of capacity), got ${show(usage)}` : undefined)
+      );
+    }
     case 'drop': {
       const { rate, fromMs, toMs, agents } = f;
       if (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0 || rate >= 1) {
@@ -238,7 +261,7 @@ export function faultProblem(value: unknown, known: ReadonlySet<string>): string
 /**
  * Checks a fault list against the run's agent ids and throws a `RangeError` naming the first
  * malformed fault (`faults[2]: …`) and what is wrong: an unknown kind or field, an unknown agent,
- * a negative or non-finite time, a `factor` not finite and > 0, a `rate` outside `[0, 1)`, a window
+ * a negative or non-finite time, a `factor` not finite and > 0, a `usage` not finite and >= 0, a `rate` outside `[0, 1)`, a window
  * that ends before it starts (`toMs < fromMs`, `healAtMs < atMs`), partition groups that name an
  * unknown agent, an agent twice, fewer than two groups or an empty group after the first. A field
  * present with the value `undefined` counts as absent. Takes `unknown` so JSON input can be checked.

@@ -11,7 +11,7 @@ export {
   type Network,
   type NetworkStats,
 } from './network.js';
-export { AgentHost, type AgentHostOptions, type HostState } from './agentHost.js';
+export { AgentHost, type AgentHostOptions, type HostState, type UsageSource } from './agentHost.js';
 export type { AgentContext, InProcessAgent, Subtask, Task } from './task.js';
 export { canRun } from './task.js';
 export type { ConnectionCause, ConnectionCauseKind } from './connectionCause.js';

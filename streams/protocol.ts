@@ -62,6 +62,22 @@ export interface HeartbeatBody {
    * the old one's (the detector starts over; as in SWIM's incarnation numbers).
    */
   readonly incarnation: number;
+  /**
+   * The agent's most used resource (see {@link AgentUsage}); absent until the agent has any to
+   * report, then on every beat. The coordinator feeds it to `resourcePressure`.
+   */
+  readonly usage?: AgentUsage;
+}
+
+/**
+ * How full an agent is: the highest of what it measures (process memory against its budget, CPU,
+ * event-loop delay) and what its handlers report (`context.usage`), as a fraction of capacity
+ * (1 = full; more is allowed), with what it is.
+ */
+export interface AgentUsage {
+  readonly fraction: number;
+  /** `'memory'`, `'cpu'`, `'event loop'`, or what a handler named (`'tokens'`). */
+  readonly what?: string;
 }
 
 /** A request for a peer's opinion: has `suspect` gone silent from where you stand? */

@@ -37,6 +37,13 @@ export interface AgentContext {
   /** Reports progress (0..1) on long work, so a hung agent can be told from a slow one. */
   heartbeat(progress?: number): void;
   /**
+   * Reports how much of a budget this run uses, as a fraction (1 = all of it): tokens, a rate
+   * limit, a quota only the handler knows of. It travels with the agent's next heartbeats until
+   * the run ends; at 0.9 or more the coordinator takes the agent as exhausted (resource_exhaustion:
+   * less load, its work moved, a standby in its place). `what` names the budget (`'tokens'`).
+   */
+  usage(fraction: number, what?: string): void;
+  /**
    * Aborted when this run's work is no longer wanted before it has finished: the attempt was
    * cancelled or revoked (the subtask went elsewhere, a backup won), the agent leaves, crashes or
    * hangs, or the handler's Observable is unsubscribed. Its `reason` is an `AbortError` saying

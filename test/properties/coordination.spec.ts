@@ -60,7 +60,30 @@ function checkInvariants(report: SimulationReport, faults: readonly Fault[]): vo
     expect(suspected, `crash of ${f.agent} at ${f.atMs} never detected`).toBeDefined();
     expect(suspected!.at - f.atMs).toBeLessThanOrEqual(report.detectionBoundMs);
   }
+  // Usage at the threshold rides the agent's next heartbeat: resource_exhaustion within one beat.
+  for (const detection of report.detections) {
+    if (detection.kind !== 'exhaust') continue;
+    const f = faults.find(x => x.kind === 'exhaust' && x.agent === detection.agentId && x.atMs === detection.faultAtMs) as Fault & { agent: string; atMs: number };
+    const until = f.atMs + BEAT_MS;
+    if (report.finishedAtMs < until || alreadyFaulted(faults, f)) continue;
+    // Its beats must reach the coordinator, and nothing else may change what they say meanwhile.
+    const meddles = (x: Fault): boolean =>
+      x !== f &&
+      (x.kind === 'drop'
+        ? (x.agents ?? FAULTY).includes(f.agent) && (x.fromMs ?? 0) < until && (x.toMs ?? Infinity) > f.atMs
+        : x.kind === 'partition'
+          ? x.groups.slice(1).some(g => g.includes(f.agent)) && x.atMs < until && (x.healAtMs ?? Infinity) > f.atMs
+          : x.agent === f.agent && x.atMs >= f.atMs && x.atMs < until);
+    if (faults.some(meddles)) continue;
+    // An earlier exhaustion of it not yet relieved: one episode, already detected.
+    if (faults.some(x => x.kind === 'exhaust' && x.agent === f.agent && x.atMs < f.atMs)) continue;
+    expect(detection.suspectedAtMs, `exhaust of ${f.agent} at ${f.atMs} never detected`).toBeDefined();
+    expect(detection.suspectedAtMs! - f.atMs).toBeLessThanOrEqual(BEAT_MS);
+  }
 }
+
+/** A heartbeat interval with its jitter, and the network's latency: the longest a usage waits for the coordinator. */
+const BEAT_MS = 1000 + 100 + 3;
 
 describe.each(TOPOLOGIES)('fault tolerance under %s', topology => {
   it(`keeps every guarantee over ${RUNS} generated fault plans`, () => {

@@ -1,5 +1,6 @@
 import { Observable, ReplaySubject, asyncScheduler, filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import { builtinWorker, startAgent, type AgentProcess, type Handler } from '../../src/remote.js';
+import type { HeartbeatBody } from '../../streams/protocol.js';
 import { WsServerNetwork, type WsClientEvent, type WsServerEvent } from '../../streams/wsNetwork.js';
 
 // Real sockets on 127.0.0.1, port 0. Waits are on events, bounded by a timeout.
@@ -68,6 +69,30 @@ describe('startAgent', () => {
   });
 });
 
+describe('startAgent: usage in its heartbeats', () => {
+  async function beats(options: Partial<Parameters<typeof startAgent>[0]>): Promise<HeartbeatBody[]> {
+    const { server } = await serve(0, 100);
+    const inbox = new ReplaySubject<HeartbeatBody>();
+    const subscription = server.join('coordinator').subscribe(e => e.kind === 'heartbeat' && inbox.next(e.body as HeartbeatBody));
+    cleanups.push(() => subscription.unsubscribe());
+    agent(server.url, 'u-1', options);
+    return firstValueFrom(inbox.pipe(take(3), toArray(), timeout(WAIT_MS)));
+  }
+
+  it('measures the process (memory, CPU, event loop) and sends the highest with every beat', async () => {
+    for (const body of await beats({})) {
+      expect(body.usage?.fraction).toBeGreaterThanOrEqual(0);
+      expect(['memory', 'cpu', 'event loop']).toContain(body.usage?.what);
+    }
+  });
+
+  it('counts in the --exec children, and sends no usage when told not to measure', async () => {
+    const children = () => ({ rssBytes: 1, cpuCores: 0, memoryFraction: 0.96 });
+    expect((await beats({ usage: { children } })).map(b => b.usage)).toContainEqual({ fraction: 0.96, what: 'memory' });
+    for (const body of await beats({ usage: false })) expect(body.usage).toBeUndefined();
+  });
+});
+
 describe('startAgent: leaving with handlers at work', () => {
   /** An agent whose handler is `handler`, given one subtask by the server; resolves once the handler has it. */
   async function busy(handler: Handler): Promise<AgentProcess> {
@@ -107,7 +132,7 @@ describe('startAgent: leaving with handlers at work', () => {
 });
 
 describe('builtinWorker and its abort signal', () => {
-  const context = (signal: AbortSignal) => ({ agentId: 'w', attempt: 1, scheduler: asyncScheduler, heartbeat: () => undefined, signal });
+  const context = (signal: AbortSignal) => ({ agentId: 'w', attempt: 1, scheduler: asyncScheduler, heartbeat: () => undefined, usage: () => undefined, signal });
 
   it('ends a sleep with the reason of its signal as soon as it is aborted', async () => {
     const abort = new AbortController();

@@ -128,7 +128,7 @@ describe('Service: what it refuses and what it survives', () => {
 });
 
 describe('builtinWorker', () => {
-  const context = { agentId: 'w', attempt: 1, scheduler: asyncScheduler, heartbeat: () => undefined, signal: new AbortController().signal };
+  const context = { agentId: 'w', attempt: 1, scheduler: asyncScheduler, heartbeat: () => undefined, usage: () => undefined, signal: new AbortController().signal };
   const run = (payload: unknown) => firstValueFrom(builtinWorker({ id: 's', payload }, context) as Observable<unknown>);
 
   it.each([

@@ -32,6 +32,20 @@ describe('simulationLines', () => {
     expect(lines[start + 1 + detected.length]).toMatch(/^false suspicions 0; detection bound \d+ ms$/);
   });
 
+  it('tells an exhaust by its resource_exhaustion: detected at the next beat, healed; one below the threshold has nothing to detect', () => {
+    const spec = parseFaultSpec('exhaust:agent-1@1s=0.95,exhaust:agent-2@1s=50%', ids);
+    const run = simulate({ seed: 5, topology: 'star', agents: ids.length, subtasks: 100, faults: spec });
+    expect(run.detections).toEqual([{ agentId: 'agent-1', kind: 'exhaust', faultAtMs: 1000, suspectedAtMs: expect.any(Number) }]);
+    const at = run.detections[0]!.suspectedAtMs!;
+    expect(at - 1000).toBeLessThanOrEqual(1100 + 3);
+    expect(run.healing[0]).toMatchObject({ faultKind: 'resource_exhaustion', agentId: 'agent-1', strategy: 'reduceLoad' });
+    expect(run.lost + run.duplicatesAccepted + run.failed + run.falseSuspicions).toBe(0);
+    const text = simulationLines(run, spec, ids).map(l => l.replace(/\x1b\[\d+m/g, ''));
+    expect(text).toContain(`  agent-1 reports 95% usage from 1s: detected at ${(at / 1000).toFixed(2)} s (+${Math.round(at - 1000)} ms)`);
+    expect(text).toContain('  agent-2 reports 50% usage from 1s: below the threshold of 90 %: nothing to detect');
+    expect(text).toContainEqual(expect.stringMatching(/fault +resource_exhaustion \(high\) agent-1: agent-1 uses 95 % of its capacity/));
+  });
+
   it('says so when nothing was injected or detected, then gives the run report', () => {
     const quiet = simulationLines(simulate({ seed: 1, topology: 'star', agents: 3, subtasks: 5 }), [], ['agent-0', 'agent-1', 'agent-2']);
     expect(quiet).toContain('faults injected: none');

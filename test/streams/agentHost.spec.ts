@@ -155,6 +155,56 @@ describe('AgentHost', () => {
     });
   });
 
+  describe('usage in heartbeats', () => {
+    const usages = (arrived: ReturnType<typeof setup>['arrived']): Array<HeartbeatBody['usage']> => arrived('heartbeat').map(b => b.usage);
+
+    it('carries the highest of what handlers report and what the process measures, once there is any, then on every beat', () => {
+      const { scheduler, host, assign, worker, arrived } = setup({ jitter: 0, concurrency: 2 });
+      host.start();
+      scheduler.advanceBy(INTERVAL - 1); // beats at 0 and 100 so far: nothing to report
+      assign('s-1', 1, { ms: 250 });
+      assign('s-2', 2, { ms: 450 });
+      scheduler.advanceBy(LATENCY + 1);
+      worker.calls[0]!.context.usage(0.7, 'tokens');
+      worker.calls[1]!.context.usage(0.4);
+      scheduler.advanceBy(100); // beat at 200
+      host.setUsage({ fraction: 0.5, what: 'memory' });
+      scheduler.advanceBy(100); // beat at 300
+      scheduler.advanceBy(100); // beat at 400: s-1 ended (at ~355), s-2 still reports 0.4
+      host.setUsage(() => ({ fraction: 0.95, what: 'cpu' }));
+      scheduler.advanceBy(100); // beat at 500
+      host.setUsage(undefined);
+      scheduler.advanceBy(200); // beats at 600 (s-2 ended at ~555) and 700
+      worker.calls[1]!.context.usage(0.99); // after its run: ignored
+      scheduler.advanceBy(100);
+      expect(usages(arrived)).toEqual([
+        undefined,
+        undefined,
+        { fraction: 0.7, what: 'tokens' },
+        { fraction: 0.7, what: 'tokens' },
+        { fraction: 0.5, what: 'memory' },
+        { fraction: 0.95, what: 'cpu' },
+        { fraction: 0 },
+        { fraction: 0 },
+        { fraction: 0 },
+      ]);
+    });
+
+    it('starts over without usage in a new incarnation, and refuses a usage that is not a fraction', () => {
+      const { scheduler, host, arrived } = setup({ jitter: 0 });
+      host.setUsage({ fraction: 0.2 });
+      host.start();
+      scheduler.advanceBy(LATENCY);
+      host.setUsage(undefined);
+      host.restart();
+      scheduler.advanceBy(LATENCY);
+      expect(usages(arrived)).toEqual([{ fraction: 0.2 }, undefined]);
+      expect(() => host.setUsage({ fraction: -1 })).toThrow(/usage fraction must be a finite number >= 0, got -1/);
+      expect(() => host.setUsage({ fraction: Number.NaN })).toThrow(RangeError);
+      expect(() => host.setUsage({ fraction: 0.5, what: 'x'.repeat(65) })).toThrow(/at most 64/);
+    });
+  });
+
   describe('lifecycle and heartbeats', () => {
     it('is not on the network until start(); start() joins and beats at once', () => {
       const { scheduler, network, host, arrivals } = setup();

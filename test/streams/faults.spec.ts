@@ -40,6 +40,8 @@ describe('parseFaultSpec', () => {
     ['drop:.25@2m', [{ kind: 'drop', rate: 0.25, fromMs: 120_000 }]],
     ['drop:5%:agent-1+agent-2@10s', [{ kind: 'drop', rate: 0.05, fromMs: 10_000, agents: ['agent-1', 'agent-2'] }]],
     ['partition:agent-1+agent-2@3000-9000', [{ kind: 'partition', groups: [[], ['agent-1', 'agent-2']], atMs: 3000, healAtMs: 9000 }]],
+    ['exhaust:agent-1@5s=0.95', [{ kind: 'exhaust', agent: 'agent-1', atMs: 5000, usage: 0.95 }]],
+    ['exhaust:agent-2@1m=120%', [{ kind: 'exhaust', agent: 'agent-2', atMs: 60_000, usage: 1.2 }]],
     ['partition:agent-1/agent-2+agent-3@3s', [{ kind: 'partition', groups: [[], ['agent-1'], ['agent-2', 'agent-3']], atMs: 3000 }]],
     // Time units.
     ['crash:agent-1@250ms', [{ kind: 'crash', agent: 'agent-1', atMs: 250 }]],
@@ -75,7 +77,11 @@ describe('parseFaultSpec', () => {
   });
 
   const bad: [spec: string, message: RegExp][] = [
-    ['explode:agent-1@5', /^bad fault "explode:agent-1@5": unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition\)/],
+    ['explode:agent-1@5', /^bad fault "explode:agent-1@5": unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust\)/],
+    ['exhaust:agent-1@5s', /bad fault "exhaust:agent-1@5s": missing "=USAGE"/],
+    ['exhaust:@5s=0.9', /missing agent \(e\.g\. exhaust:agent-1@5s=0\.95\)/],
+    ['exhaust:agent-1@5s=lots', /bad usage "lots" \(e\.g\. 0\.95 or 95%\)/],
+    ['exhaust:agent-9@5s=0.9', /agent names unknown agent "agent-9"/],
     ['crash agent-1@5', /bad fault "crash agent-1@5": expected KIND:/],
     ['crash:agent-9@5s', /bad fault "crash:agent-9@5s": agent names unknown agent "agent-9" \(known agents: agent-0, agent-1/],
     ['crash:agent-1', /bad fault "crash:agent-1": missing "@TIME"/],
@@ -123,7 +129,7 @@ describe('parseFaultSpec', () => {
 });
 
 describe('FAULT_SPEC_HELP', () => {
-  const examples = [...FAULT_SPEC_HELP.matchAll(/\b(?:crash|hang|slow|restart|drop|partition):\S+/g)].map(m => m[0]).filter(token => !/[A-Z]/.test(token));
+  const examples = [...FAULT_SPEC_HELP.matchAll(/\b(?:crash|hang|slow|restart|drop|partition|exhaust):\S+/g)].map(m => m[0]).filter(token => !/[A-Z]/.test(token));
 
   it('gives an example of every kind, and every example parses', () => {
     const ids = Array.from({ length: 10 }, (_, i) => `agent-${i}`);
@@ -142,6 +148,7 @@ describe('formatFaultSpec', () => {
     [[{ kind: 'hang', agent: 'agent-2', atMs: 250 }], 'hang:agent-2@250ms'],
     [[{ kind: 'slow', agent: 'agent-3', atMs: 1000, factor: 4 }], 'slow:agent-3@1sx4'],
     [[{ kind: 'restart', agent: 'agent-1', atMs: 0 }], 'restart:agent-1@0s'],
+    [[{ kind: 'exhaust', agent: 'agent-1', atMs: 5000, usage: 0.95 }], 'exhaust:agent-1@5s=0.95'],
     [[{ kind: 'drop', rate: 0.1 }], 'drop:0.1'],
     [[{ kind: 'drop', rate: 0.1, fromMs: 1500 }], 'drop:0.1@1.5s'],
     [[{ kind: 'drop', rate: 0.1, toMs: 60_000 }], 'drop:0.1@0s-1m'],
@@ -173,6 +180,7 @@ describe('describeFault', () => {
     [{ kind: 'hang', agent: 'agent-2', atMs: 8000 }, 'agent-2 hangs at 8s (keeps heartbeating, makes no progress)'],
     [{ kind: 'slow', agent: 'agent-3', atMs: 1000, factor: 4 }, 'agent-3 slows down 4× at 1s'],
     [{ kind: 'restart', agent: 'agent-1', atMs: 90_000 }, 'agent-1 restarts at 90s (loses its work in flight)'],
+    [{ kind: 'exhaust', agent: 'agent-2', atMs: 5000, usage: 0.95 }, 'agent-2 reports 95% usage from 5s'],
     [{ kind: 'drop', rate: 0.1, fromMs: 0, toMs: 60_000 }, '10% of messages on every link lost from 0s to 1m'],
     [{ kind: 'drop', rate: 0.07, fromMs: 1500, agents: ['agent-1', 'agent-2'] }, '7% of messages to or from agent-1, agent-2 lost from 1.5s on'],
     [{ kind: 'drop', rate: 0.3 }, '30% of messages on every link lost throughout'],
@@ -196,6 +204,7 @@ describe('validateFaults', () => {
       { kind: 'crash', agent: 'agent-0', atMs: 0 },
       { kind: 'hang', agent: 'agent-1', atMs: 10.5 },
       { kind: 'slow', agent: 'agent-2', atMs: 100, factor: 0.5 },
+      { kind: 'exhaust', agent: 'agent-2', atMs: 100, usage: 1.5 },
       { kind: 'restart', agent: 'agent-0', atMs: 200 },
       { kind: 'drop', rate: 0 },
       { kind: 'drop', rate: 0.999, fromMs: 5, toMs: 5, agents: ['agent-3'] },
@@ -222,7 +231,7 @@ describe('validateFaults', () => {
     ['not an array', { kind: 'crash' }, /^faults must be an array, got \{"kind":"crash"\}$/],
     ['null fault', [null], /^faults\[0\]: a fault must be an object, got null$/],
     ['array as a fault', [[]], /faults\[0\]: a fault must be an object/],
-    ['unknown kind', [{ kind: 'explode' }], /^faults\[0\]: unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition\)$/],
+    ['unknown kind', [{ kind: 'explode' }], /^faults\[0\]: unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust\)$/],
     ['missing kind', [{ agent: 'agent-1', atMs: 0 }], /unknown kind undefined/],
     ['second fault bad', [crash, { ...crash, agent: 'agent-9' }], /^faults\[1\]: agent names unknown agent "agent-9" \(known agents: agent-0, agent-1, agent-2, agent-3\)$/],
     ['agent not a string', [{ ...crash, agent: 1 }], /agent must be an agent id \(a string\), got 1/],
@@ -236,6 +245,8 @@ describe('validateFaults', () => {
     ['negative factor', [{ kind: 'slow', agent: 'agent-1', atMs: 0, factor: -2 }], /factor must be a finite number > 0, got -2/],
     ['infinite factor', [{ kind: 'slow', agent: 'agent-1', atMs: 0, factor: Infinity }], /factor must be a finite number > 0, got Infinity/],
     ['NaN factor', [{ kind: 'slow', agent: 'agent-1', atMs: 0, factor: NaN }], /factor must be a finite number > 0, got NaN/],
+    ['negative usage', [{ kind: 'exhaust', agent: 'agent-1', atMs: 0, usage: -0.1 }], /usage must be a finite number >= 0 \(a fraction of capacity\), got -0.1/],
+    ['no usage', [{ kind: 'exhaust', agent: 'agent-1', atMs: 0 }], /usage must be a finite number >= 0/],
     ['rate 1', [{ kind: 'drop', rate: 1 }], /rate must be a number in \[0, 1\), got 1 \(total loss is a partition\)/],
     ['negative rate', [{ kind: 'drop', rate: -0.1 }], /rate must be a number in \[0, 1\), got -0.1/],
     ['NaN rate', [{ kind: 'drop', rate: NaN }], /rate must be a number in \[0, 1\), got NaN/],

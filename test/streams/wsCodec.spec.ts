@@ -149,7 +149,10 @@ describe('wsCodec decode', () => {
   const num = fc.double({ noNaN: true, noDefaultInfinity: true }).map(x => (Object.is(x, -0) ? 0 : x));
   const json = fc.jsonValue({ maxDepth: 3 });
   const bodyOf = {
-    heartbeat: fc.record({ load: num, status: fc.constantFrom('ok', 'leaving'), incarnation: int }, { requiredKeys: ['load', 'incarnation'] }),
+    heartbeat: fc.record(
+      { load: num, status: fc.constantFrom('ok', 'leaving'), incarnation: int, usage: fc.record({ fraction: fc.double({ min: 0, noNaN: true, noDefaultInfinity: true }), what: fc.string({ maxLength: 64 }) }, { requiredKeys: ['fraction'] }) },
+      { requiredKeys: ['load', 'incarnation'] },
+    ),
     assign: fc.record({
       via: ids,
       subtask: fc.record({ id: idArb, payload: json, capabilities: ids, priority: num }, { requiredKeys: ['id'] }),
@@ -210,14 +213,27 @@ describe('wsCodec decode, heartbeat fast path', () => {
       expect(fast.ok === false && slow.ok === false && fast.closeCode === slow.closeCode).toBe(true);
     }
   };
-  const beat = (from: string, load: string, incarnation: string, status?: string, to = 'coordinator'): string =>
-    `{"v":1,"type":"envelope","from":"${from}","to":"${to}","kind":"heartbeat","body":{"load":${load}${status === undefined ? '' : `,"status":"${status}"`},"incarnation":${incarnation}}}`;
+  const beat = (from: string, load: string, incarnation: string, status?: string, to = 'coordinator', usage?: string): string =>
+    `{"v":1,"type":"envelope","from":"${from}","to":"${to}","kind":"heartbeat","body":{"load":${load}${status === undefined ? '' : `,"status":"${status}"`},"incarnation":${incarnation}${usage === undefined ? '' : `,"usage":${usage}`}}}`;
+  const used = (fraction: string, what?: string): string => `{"fraction":${fraction}${what === undefined ? '' : `,"what":"${what}"`}}`;
 
   it('takes encode’s spelling of a heartbeat without JSON.parse', () => {
     const parse = vi.spyOn(JSON, 'parse');
     try {
       const result = decode(encode({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body: { load: 0.5, status: 'ok', incarnation: 3 } }));
       expect(result).toEqual({ ok: true, message: { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body: { load: 0.5, status: 'ok', incarnation: 3 } } });
+      expect(parse).not.toHaveBeenCalled();
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it('takes encode’s spelling of a heartbeat with usage without JSON.parse too', () => {
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const body = { load: 1, incarnation: 3, usage: { fraction: 0.93, what: 'memory' } };
+      const result = decode(encode({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body }));
+      expect(result).toEqual({ ok: true, message: { v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body } });
       expect(parse).not.toHaveBeenCalled();
     } finally {
       parse.mockRestore();
@@ -253,6 +269,19 @@ describe('wsCodec decode, heartbeat fast path', () => {
     ['trailing garbage', `${beat('a-1', '0', '1')}}`],
     ['version 1.0', beat('a-1', '0', '1').replace('"v":1', '"v":1.0')],
     ['version 2', beat('a-1', '0', '1').replace('"v":1', '"v":2')],
+    ['with usage', beat('a-1', '0.5', '3', undefined, 'c', used('0.95', 'memory'))],
+    ['with usage and no name', beat('a-1', '0.5', '3', 'ok', 'c', used('0'))],
+    ['with usage above 1', beat('a-1', '0.5', '3', undefined, 'c', used('1.5e0', 'tokens'))],
+    ['with usage named in 64 units', beat('a-1', '0', '1', undefined, 'c', used('0.1', 'w'.repeat(64)))],
+    ['with usage named in 65 units', beat('a-1', '0', '1', undefined, 'c', used('0.1', 'w'.repeat(65)))],
+    ['with an empty usage name', beat('a-1', '0', '1', undefined, 'c', used('0.1', ''))],
+    ['with a negative usage', beat('a-1', '0', '1', undefined, 'c', used('-0.1'))],
+    ['with a negative zero usage', beat('a-1', '0', '1', undefined, 'c', used('-0'))],
+    ['with an infinite usage', beat('a-1', '0', '1', undefined, 'c', used('1e400'))],
+    ['with an escaped usage name', beat('a-1', '0', '1', undefined, 'c', used('0.2', 'm\\u0065m'))],
+    ['with usage keys in another order', beat('a-1', '0', '1', undefined, 'c', '{"what":"cpu","fraction":0.5}')],
+    ['with an extra usage key', beat('a-1', '0', '1', undefined, 'c', '{"fraction":0.5,"x":1}')],
+    ['with usage before the incarnation', '{"v":1,"type":"envelope","from":"a","to":"c","kind":"heartbeat","body":{"load":0,"usage":{"fraction":0.5},"incarnation":1}}'],
   ])('answers as the general path does: %s', (_, text) => same(text));
 
   it('answers as the general path does on generated near-misses of a heartbeat', () => {
@@ -269,7 +298,8 @@ describe('wsCodec decode, heartbeat fast path', () => {
       fc.constantFrom('-0', '0.0', '1.0', '9007199254740991', '9007199254740992', '1e400', 'null', '"1"', 'true'),
     );
     const status = fc.option(fc.constantFrom('ok', 'leaving', 'OK', ''), { nil: undefined });
-    const text = fc.tuple(idish, numberish, numberish, status, idish).map(([from, load, inc, s, to]) => beat(from, load, inc, s, to));
+    const usage = fc.option(fc.tuple(numberish, fc.option(idish, { nil: undefined })).map(([fraction, what]) => used(fraction, what)), { nil: undefined });
+    const text = fc.tuple(idish, numberish, numberish, status, idish, usage).map(([from, load, inc, s, to, u]) => beat(from, load, inc, s, to, u));
     fc.assert(fc.property(text, same), { numRuns: 500 });
   });
 });
