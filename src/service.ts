@@ -153,7 +153,7 @@ export class Service {
       const tapped = tappedNetwork<Envelope>(server, {
         received: e => {
           if (e.kind === 'heartbeat') shown.heartbeat(e.from, (e.body as HeartbeatBody).load, (e.body as HeartbeatBody).incarnation);
-          else if (e.kind === 'progress') shown.progress((e.body as ProgressBody).attempt, (e.body as ProgressBody).progress);
+          else if (e.kind === 'progress') shown.progress((e.body as ProgressBody).attempt, (e.body as ProgressBody).progress, e.from);
         },
         sent: m => {
           if (m.kind === 'assign' && m.from === COORDINATOR) shown.routed([m.to, ...(m.body as Routed).via]);
@@ -189,6 +189,10 @@ export class Service {
     const { task, watch = true } = envelope.body as SubmitBody;
     const tooBig = oversized(task, this.server.maxValueBytes);
     if (tooBig !== undefined) return this.send(envelope.from, 'outcome', { taskId: task.id, error: tooBig });
+    // A task is known by its id while it is queued or runs (to watch it, to cancel it): one at a time.
+    if (this.running?.taskId === task.id || this.queue.some(q => q.task.id === task.id)) {
+      return this.send(envelope.from, 'outcome', { taskId: task.id, error: `a task with id ${JSON.stringify(task.id)} is already ${this.running?.taskId === task.id ? 'running' : 'queued'}: give this one another id` });
+    }
     this.queue.push({ client: envelope.from, task, watch });
     this.view.taskQueued(task);
     this.view.queue(this.queue.map(q => q.task.id));

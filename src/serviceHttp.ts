@@ -21,7 +21,7 @@ const TYPES: Record<string, string> = {
 export function dashboardDir(): string | undefined {
   for (const relative of ['../dashboard/', '../dist/dashboard/']) {
     const dir = fileURLToPath(new URL(relative, import.meta.url));
-    if (existsSync(`${dir}index.html`)) return dir;
+    if (existsSync(`${dir}app.js`)) return dir; // dashboard/ of a checkout holds the sources, not app.js
   }
   return undefined;
 }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CoordinationEvent } from './events.js';
+import { FAULT_KINDS } from './faultDetector.js';
 import type { AgentState, SubtaskState, TaskState } from './swarmRows.js';
 import type { SwarmView } from './swarmView.js';
 
@@ -86,6 +87,8 @@ export class ServiceMetrics {
     });
     this.subtasksEnded = new Counter({ name: 'rxswarm_subtasks_ended_total', help: 'Subtasks ended since the service started, by outcome.', labelNames: ['outcome'], registers });
     this.detections = new Counter({ name: 'rxswarm_detections_total', help: 'Faults detected, by kind (suspicion: an agent suspected by the failure detector).', labelNames: ['kind'], registers });
+    for (const outcome of ['completed', 'failed']) this.subtasksEnded.inc({ outcome }, 0);
+    for (const kind of ['suspicion', ...FAULT_KINDS]) this.detections.inc({ kind }, 0);
     this.falseSuspicions = new Counter({ name: 'rxswarm_false_suspicions_total', help: 'Suspected agents that were heard from again (recovered) before being declared down.', registers });
     const metrics = this;
     new Gauge({

@@ -160,14 +160,21 @@ export class SwarmView {
     this.dirtyAgents.add(entry);
   }
 
-  /** A progress report of an attempt (progress 0: the assignment arrived). */
-  progress(attempt: number, progress: number): void {
+  /**
+   * A progress report of an attempt from `from` (the agent, or a relay passing it on). Progress 0
+   * is an acknowledgement: the first one is the timeline's `acknowledged` (noting the relay it
+   * came through), repeats are not recorded; progress of the same attempt in a row is one entry.
+   */
+  progress(attempt: number, progress: number, from: string): void {
     const entry = this.byAttempt.get(attempt);
-    if (entry === undefined || !entry.out.has(attempt)) return;
+    const out = entry?.out.get(attempt);
+    if (entry === undefined || out === undefined) return;
     const at = this.now();
     const last = entry.timeline[entry.timeline.length - 1];
-    if (progress === 0) this.record(entry, { at, step: 'acknowledged', attempt, agent: entry.out.get(attempt)!.agent });
-    else if (last !== undefined && last.step === 'progress' && last.attempt === attempt) entry.timeline[entry.timeline.length - 1] = { at, step: 'progress', attempt, detail: `${Math.round(progress * 100)}%` };
+    if (progress === 0) {
+      if (entry.timeline.some(e => e.step === 'acknowledged' && e.attempt === attempt)) return;
+      this.record(entry, { at, step: 'acknowledged', attempt, agent: out.agent, ...(from === out.agent ? {} : { detail: `through ${from}` }) });
+    } else if (last !== undefined && last.step === 'progress' && last.attempt === attempt) entry.timeline[entry.timeline.length - 1] = { at, step: 'progress', attempt, detail: `${Math.round(progress * 100)}%` };
     else this.record(entry, { at, step: 'progress', attempt, detail: `${Math.round(progress * 100)}%` });
     if (attempt === entry.attempt) entry.progress = Math.max(0, Math.min(1, progress));
     this.touch(entry);
