@@ -128,7 +128,7 @@ function App() {
         <section>
           <h2>Agents <input placeholder="filter: id or state" value={agentFilter} onInput={e => setAgentFilter((e.target as HTMLInputElement).value)} /></h2>
           <div class="thead agents-row">
-            <span>agent</span><span>state</span><span>phi</span><span>phi, last minute</span><span>last beat</span><span>slots</span><span>usage</span>
+            <span>agent</span><span>state</span><span>phi</span><span>phi, last minute</span><span>last beat</span><span>running/slots</span><span>usage</span><span>last changes</span>
           </div>
           <VirtualList
             testId="agents"
@@ -144,6 +144,9 @@ function App() {
                 <span>{row.lastBeatAt === null ? '—' : ago(now - row.lastBeatAt)}</span>
                 <span>{row.running}/{row.slots}</span>
                 <span class="bar"><i style={`width:${pct(Math.min(1, row.usage))}`} /></span>
+                <span class="changes" data-transitions={row.transitions.map(t => t.state).join(' ')}>
+                  {row.transitions.slice(-3).map(t => `${t.state} ${ago(now - t.at)} ago`).join(' → ')}
+                </span>
               </div>
             )}
           />
@@ -225,7 +228,13 @@ function TaskLine({ task, selected, onSelect, onCancel }: { task: TaskRow; selec
     <tr class={`${task.state} ${selected ? 'selected' : ''}`} onClick={onSelect} data-task={task.id} data-state={task.state} data-progress={task.progress}>
       <td class="id">{task.id}</td>
       <td><span class={`badge ${task.state}`}>{task.state}</span>{task.error === undefined ? '' : <small> {task.error}</small>}</td>
-      <td><span class="bar wide"><i style={`width:${pct(task.progress)}`} /></span> {pct(task.progress)}</td>
+      <td>
+        <span class="bar wide split" title={`${task.completed} done, ${task.failed} failed, ${task.running} running`}>
+          <i style={`width:${pct(task.subtasks === 0 ? task.progress : task.completed / task.subtasks)}`} />
+          <i class="failed" style={`width:${pct(task.subtasks === 0 ? 0 : task.failed / task.subtasks)}`} />
+        </span>{' '}
+        {pct(task.progress)}
+      </td>
       <td>{task.completed} / {task.failed} / {task.subtasks}</td>
       <td>{task.queuePosition === null ? '' : `#${task.queuePosition}`}</td>
       <td>{task.protocol ?? ''}</td>

@@ -82,7 +82,7 @@ export function Timeline({ entries }: { entries: readonly TimelineEntry[] }) {
   const height = 24 + lanes.length * 18;
   return (
     <div>
-      <svg class="timeline" width={width} height={height} viewBox={`0 0 ${width} ${height}`}>
+      <svg class="timeline" viewBox={`0 0 ${width} ${height}`} style={`width:100%;max-width:${width}px`}>
         {lanes.map(([attempt, a], i) => (
           <g key={attempt}>
             <rect x={x(a.from)} y={18 + i * 18} width={Math.max(2, x(a.to) - x(a.from))} height={10} class="lane" />

@@ -153,7 +153,7 @@ export class Service {
       const tapped = tappedNetwork<Envelope>(server, {
         received: e => {
           if (e.kind === 'heartbeat') shown.heartbeat(e.from, (e.body as HeartbeatBody).load, (e.body as HeartbeatBody).incarnation);
-          else if (e.kind === 'progress') shown.progress((e.body as ProgressBody).attempt, (e.body as ProgressBody).progress, e.from);
+          else if (e.kind === 'progress') shown.progress((e.body as ProgressBody).subtaskId, (e.body as ProgressBody).attempt, (e.body as ProgressBody).progress, e.from);
         },
         sent: m => {
           if (m.kind === 'assign' && m.from === COORDINATOR) shown.routed([m.to, ...(m.body as Routed).via]);
@@ -269,6 +269,7 @@ export class Service {
 
   private onTick(everySecond: number, everyHalf: number): void {
     this.ticks++;
+    this.view.watch();
     if (this.ticks % everySecond === 0) this.view.sample();
     const changes = this.view.changes();
     if (this.watchers.size === 0) return;

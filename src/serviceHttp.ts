@@ -15,10 +15,13 @@ const TYPES: Record<string, string> = {
 };
 
 /**
- * Where the built dashboard is: beside the compiled service (dist/src → dist/dashboard), or,
+ * Where the built dashboard is: `RXSWARM_DASHBOARD_DIR` when set (a build of one's own, e.g.
+ * `node scripts/buildDashboard.mjs /tmp/page` while changing it), else beside the compiled service (dist/src → dist/dashboard), or,
  * running from the sources, in dist/dashboard of the checkout. Undefined when it was not built.
  */
 export function dashboardDir(): string | undefined {
+  const given = process.env['RXSWARM_DASHBOARD_DIR'];
+  if (given !== undefined && given !== '') return given.endsWith('/') ? given : `${given}/`;
   for (const relative of ['../dashboard/', '../dist/dashboard/']) {
     const dir = fileURLToPath(new URL(relative, import.meta.url));
     if (existsSync(`${dir}app.js`)) return dir; // dashboard/ of a checkout holds the sources, not app.js

@@ -48,8 +48,8 @@ export class ServiceMetrics {
   private readonly healing: Counter<'strategy' | 'outcome'>;
   private readonly switches: Counter<'from' | 'to'>;
   private readonly latency: Histogram<'protocol'>;
-  /** Assignment times of attempts out now (released at their end). */
-  private readonly assigned = new Map<number, number>();
+  /** Assignment times of attempts out now, by subtask and attempt (released at their end). */
+  private readonly assigned = new Map<string, number>();
   private readonly suspects = new Set<string>();
   private protocol = 'none';
   private cleanSince: number;
@@ -133,20 +133,20 @@ export class ServiceMetrics {
   event(e: CoordinationEvent): void {
     switch (e.type) {
       case 'subtask.assigned':
-        this.assigned.set(e.attempt, e.at);
+        this.assigned.set(`${e.subtaskId}#${e.attempt}`, e.at);
         // Attempts that end without a result of theirs (cancelled, revoked, lost a hedge) are
         // dropped oldest first: the map stays bounded whatever the runs do.
-        if (this.assigned.size > MAX_TIMED) this.assigned.delete(this.assigned.keys().next().value as number);
+        if (this.assigned.size > MAX_TIMED) this.assigned.delete(this.assigned.keys().next().value as string);
         return;
       case 'subtask.completed': {
-        const at = this.assigned.get(e.attempt);
-        this.assigned.delete(e.attempt);
+        const at = this.assigned.get(`${e.subtaskId}#${e.attempt}`);
+        this.assigned.delete(`${e.subtaskId}#${e.attempt}`);
         if (at !== undefined) this.latency.observe({ protocol: this.protocol }, Math.max(0, e.at - at) / 1000);
         this.subtasksEnded.inc({ outcome: 'completed' });
         return;
       }
       case 'subtask.requeued':
-        this.assigned.delete(e.attempt - 1);
+        this.assigned.delete(`${e.subtaskId}#${e.attempt - 1}`);
         return;
       case 'subtask.failed':
         this.subtasksEnded.inc({ outcome: 'failed' });

@@ -16,7 +16,8 @@ import type { CoordinationEvent } from './events.js';
 export class ServiceTracing {
   private readonly tracer: Tracer;
   private readonly tasks = new Map<string, Span>();
-  private readonly attempts = new Map<number, { readonly span: Span; readonly taskId: string }>();
+  /** Spans of attempts out now, by task, subtask and attempt. */
+  private readonly attempts = new Map<string, { readonly span: Span; readonly taskId: string }>();
 
   constructor(version = '0') {
     this.tracer = trace.getTracer('rxswarm', version);
@@ -48,15 +49,15 @@ export class ServiceTracing {
       case 'subtask.assigned': {
         const parent = task === undefined ? context.active() : trace.setSpan(context.active(), task);
         const span = this.tracer.startSpan('rxswarm.subtask', { startTime: e.at, attributes: { 'rxswarm.task.id': taskId, 'rxswarm.subtask.id': e.subtaskId, 'rxswarm.agent.id': e.agentId, 'rxswarm.attempt': e.attempt, 'rxswarm.hops': e.hops } }, parent);
-        this.attempts.set(e.attempt, { span, taskId });
+        this.attempts.set(`${taskId}\u0000${e.subtaskId}#${e.attempt}`, { span, taskId });
         return;
       }
       case 'subtask.completed':
-        return this.endAttempt(e.attempt, e.at, undefined);
+        return this.endAttempt(`${taskId}\u0000${e.subtaskId}#${e.attempt}`, e.at, undefined);
       case 'subtask.rejected':
-        return this.endAttempt(e.attempt, e.at, `rejected: ${e.reason}`);
+        return this.endAttempt(`${taskId}\u0000${e.subtaskId}#${e.attempt}`, e.at, `rejected: ${e.reason}`);
       case 'subtask.requeued':
-        return this.endAttempt(e.attempt - 1, e.at, `requeued: ${e.reason}`);
+        return this.endAttempt(`${taskId}\u0000${e.subtaskId}#${e.attempt - 1}`, e.at, `requeued: ${e.reason}`);
       case 'fault.detected':
         task?.addEvent('fault.detected', { kind: e.kind, severity: e.severity, detail: e.detail, ...(e.agentId === undefined ? {} : { agent: e.agentId }) }, e.at);
         return;
@@ -76,7 +77,7 @@ export class ServiceTracing {
     }
   }
 
-  private endAttempt(attempt: number, at: number, error: string | undefined): void {
+  private endAttempt(attempt: string, at: number, error: string | undefined): void {
     const span = this.attempts.get(attempt)?.span;
     if (span === undefined) return;
     this.attempts.delete(attempt);

@@ -29,6 +29,8 @@ export interface AgentRow {
   readonly detail?: string;
   /** Since when it is in its state. */
   readonly since: number;
+  /** Its last changes of state, oldest first (at most 8): a suspicion and the verdict that followed stay visible. */
+  readonly transitions: readonly { readonly state: AgentState; readonly at: number; readonly detail?: string }[];
   /** Phi once a second, oldest first (at most 60; in full states only: deltas carry `phi`). */
   readonly phiHistory?: readonly (number | null)[];
 }

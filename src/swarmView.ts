@@ -24,6 +24,7 @@ class AgentEntry {
   incarnation = -1;
   detector: PhiAccrualDetector;
   readonly history: (number | null)[] = [];
+  readonly transitions: { state: AgentState; at: number; detail?: string }[] = [];
 
   constructor(
     readonly id: string,
@@ -101,7 +102,11 @@ export class SwarmView {
   private readonly agents = new Map<string, AgentEntry>();
   private readonly tasks = new Map<string, TaskEntry>();
   private readonly subtasks = new Map<string, SubtaskEntry>();
-  private readonly byAttempt = new Map<number, SubtaskEntry>();
+  /**
+   * Attempts out now, by subtask id and attempt (what a progress report names): an attempt token
+   * is unique within a subtask, and runs take tokens above every earlier run's.
+   */
+  private readonly byAttempt = new Map<string, SubtaskEntry>();
   private readonly edges = new Map<string, { from: string; to: string; count: number; at: number }>();
   private readonly switches: SwitchRow[] = [];
   private readonly healing = new Map<string, AttentionItem>();
@@ -136,6 +141,8 @@ export class SwarmView {
     const old = this.agents.get(agentId);
     const entry = new AgentEntry(agentId, capabilities, slots, this.settings, at);
     if (old !== undefined) entry.history.push(...old.history);
+    if (old !== undefined) entry.transitions.push(...old.transitions);
+    this.transition(entry, 'alive', at, 'connected');
     this.agents.set(agentId, entry);
     this.dirtyAgents.add(entry);
   }
@@ -156,24 +163,27 @@ export class SwarmView {
     entry.detector.heartbeat(at);
     entry.lastBeatAt = at;
     entry.usage = load;
-    if (entry.state === 'gone') this.setAgent(entry, 'alive', undefined);
+    // Heard from again: a closed connection was replaced, a suspicion was false. A verdict of
+    // `down` stands until the coordinator takes the agent back (or it reconnects).
+    if (entry.state === 'gone' || entry.state === 'suspected') this.setAgent(entry, 'alive', undefined);
     this.dirtyAgents.add(entry);
   }
 
   /**
-   * A progress report of an attempt from `from` (the agent, or a relay passing it on). Progress 0
-   * is an acknowledgement: the first one is the timeline's `acknowledged` (noting the relay it
-   * came through), repeats are not recorded; progress of the same attempt in a row is one entry.
+   * A progress report of an attempt from `from`. Progress 0 is an acknowledgement: the first one
+   * is the timeline's `acknowledged`, repeats are not recorded; progress of the same attempt in a
+   * row is one entry.
    */
-  progress(attempt: number, progress: number, from: string): void {
-    const entry = this.byAttempt.get(attempt);
+  progress(subtaskId: string, attempt: number, progress: number, from: string): void {
+    const entry = this.byAttempt.get(`${subtaskId}#${attempt}`);
     const out = entry?.out.get(attempt);
-    if (entry === undefined || out === undefined) return;
+    // Only the agent's own reports count (as for the coordinator): a relay's are noise.
+    if (entry === undefined || out === undefined || from !== out.agent) return;
     const at = this.now();
     const last = entry.timeline[entry.timeline.length - 1];
     if (progress === 0) {
       if (entry.timeline.some(e => e.step === 'acknowledged' && e.attempt === attempt)) return;
-      this.record(entry, { at, step: 'acknowledged', attempt, agent: out.agent, ...(from === out.agent ? {} : { detail: `through ${from}` }) });
+      this.record(entry, { at, step: 'acknowledged', attempt, agent: out.agent });
     } else if (last !== undefined && last.step === 'progress' && last.attempt === attempt) entry.timeline[entry.timeline.length - 1] = { at, step: 'progress', attempt, detail: `${Math.round(progress * 100)}%` };
     else this.record(entry, { at, step: 'progress', attempt, detail: `${Math.round(progress * 100)}%` });
     if (attempt === entry.attempt) entry.progress = Math.max(0, Math.min(1, progress));
@@ -281,7 +291,7 @@ export class SwarmView {
         s.attempts++;
         s.progress = 0;
         s.since = e.at;
-        this.byAttempt.set(e.attempt, s);
+        this.byAttempt.set(`${s.id}#${e.attempt}`, s);
         this.record(s, { at: e.at, step: hedge ? 'hedged' : 'assigned', agent: e.agentId, attempt: e.attempt, ...(e.hops > 1 ? { detail: `${e.hops} hops` } : {}) });
         this.running(e.agentId, 1);
         this.waiting.delete(key(taskId, e.subtaskId));
@@ -383,6 +393,20 @@ export class SwarmView {
   }
 
   // ---- what is shown ------------------------------------------------------------------------
+
+  /**
+   * Suspects every alive agent whose phi has reached the detector's threshold (call often: O(1)
+   * per agent between beats). The coordinator judges agents only while a task runs; this says the
+   * same between tasks, and a moment sooner or later than the coordinator's own verdict within one.
+   */
+  watch(): void {
+    const at = this.now();
+    for (const a of this.agents.values()) {
+      if (a.state !== 'alive' || a.detector.isAvailable(at)) continue;
+      const silent = a.lastBeatAt === null ? 0 : at - a.lastBeatAt;
+      this.setAgent(a, 'suspected', `phi ${this.phiOf(a, at)?.toFixed(2) ?? '?'} ≥ ${this.settings.threshold}: no beat for ${silent} ms`);
+    }
+  }
 
   /** Phi of every agent now, into its history (call once a second). */
   sample(): void {
@@ -487,6 +511,7 @@ export class SwarmView {
       capabilities: a.capabilities,
       ...(a.detail === undefined ? {} : { detail: a.detail }),
       since: a.since,
+      transitions: a.transitions.slice(),
       ...(history ? { phiHistory: a.history.slice() } : {}),
     };
   }
@@ -531,10 +556,18 @@ export class SwarmView {
   }
 
   private setAgent(a: AgentEntry, state: AgentState, detail: string | undefined): void {
-    if (a.state !== state) a.since = this.now();
+    if (a.state !== state) {
+      a.since = this.now();
+      this.transition(a, state, a.since, detail);
+    }
     a.state = state;
     a.detail = detail;
     this.dirtyAgents.add(a);
+  }
+
+  private transition(a: AgentEntry, state: AgentState, at: number, detail: string | undefined): void {
+    a.transitions.push(detail === undefined ? { state, at } : { state, at, detail });
+    if (a.transitions.length > 8) a.transitions.shift();
   }
 
   private running(agentId: string, delta: number): void {
@@ -548,7 +581,7 @@ export class SwarmView {
     const out = s.out.get(attempt);
     if (out === undefined) return;
     s.out.delete(attempt);
-    this.byAttempt.delete(attempt);
+    this.byAttempt.delete(`${s.id}#${attempt}`);
     this.running(out.agent, -1);
   }
 
