@@ -1,6 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { SubtaskRow, TaskRow } from '../src/swarmRows.js';
+import type { TaskRow } from '../src/swarmRows.js';
+import { unpackSubtask, type SubtaskTuple } from '../src/swarmWire.js';
 import { Sparkline, Timeline, TopologyGraph } from './charts.js';
 import { connect, Store, type ConnectionState, type Link, type StateMessage } from './store.js';
 import { VirtualList } from './virtualList.js';
@@ -13,8 +14,11 @@ interface Measures {
   lags: number[];
   batches: number;
   renders: number;
+  /** ms from navigation: the socket opened, the hello answered, the first state received and applied. */
+  marks: Record<string, number>;
 }
-const measures: Measures = { firstRenderMs: null, lags: [], batches: 0, renders: 0 };
+const measures: Measures = { firstRenderMs: null, lags: [], batches: 0, renders: 0, marks: {} };
+const mark = (name: string): void => void (measures.marks[name] ??= Math.round(performance.now()));
 (window as unknown as { __rxswarm: Measures }).__rxswarm = measures;
 
 const TOKEN_KEY = 'rxswarm-token';
@@ -53,7 +57,9 @@ function App() {
     if (token === undefined) return undefined;
     // Batches are applied as they come and drawn at most once a frame.
     const onState = (m: StateMessage): void => {
+      mark('state received');
       store.apply(m);
+      mark('state applied');
       measures.batches++;
       if (frame.current === undefined) frame.current = requestAnimationFrame(() => {
         frame.current = undefined;
@@ -67,7 +73,10 @@ function App() {
         if (s.status === 'refused') sessionStorage.removeItem(TOKEN_KEY);
       },
       cancelled: body => setNotice(body.ok ? `task ${body.taskId} cancelled` : `could not cancel ${body.taskId}: ${body.error ?? ''}`),
-      joined: send => send('watch', { live: true, subtasks: true, ...(focusRef.current === undefined ? {} : { focus: focusRef.current }) }),
+      joined: send => {
+        mark('joined');
+        send('watch', { live: true, subtasks: true, ...(focusRef.current === undefined ? {} : { focus: focusRef.current }) });
+      },
     });
     return () => link.current?.close();
   }, [token]);
@@ -94,8 +103,13 @@ function App() {
   const agents = [...store.agents.values()].filter(a => agentFilter === '' || a.row.id.includes(agentFilter) || a.row.state === agentFilter);
   const tasks = [...store.tasks.values()].reverse();
   const taskId = selectedTask ?? tasks.find(t => t.state === 'running')?.id ?? tasks[0]?.id;
-  const subtasks: SubtaskRow[] = [];
-  for (const row of store.subtasks.get(taskId ?? '')?.values() ?? []) if (stateFilter === '' || row.state === stateFilter) subtasks.push(row);
+  // Rebuilt only when rows came or the choice changed: 50,000 rows are not walked every frame.
+  const subtasks = useMemo(() => {
+    const rows: SubtaskTuple[] = [];
+    for (const tuple of store.subtasks.get(taskId ?? '')?.values() ?? []) if (stateFilter === '' || tuple[1] === stateFilter) rows.push(tuple);
+    return rows;
+  }, [store.subtasksVersion, taskId, stateFilter]);
+  const graph = useMemo(() => <TopologyGraph topology={store.topology} agents={store.agents} />, [store.topologyVersion]);
   const now = store.lastAt;
   const alive = agents.filter(a => a.row.state === 'alive').length;
 
@@ -154,7 +168,7 @@ function App() {
 
         <section>
           <h2>Topology <small>{store.topology.protocol ?? ''}</small></h2>
-          <TopologyGraph topology={store.topology} agents={store.agents} />
+          {graph}
           <ul class="switches" data-testid="switches">
             {store.topology.switches.length === 0 ? <li class="muted">no switch yet</li> : null}
             {store.topology.switches.map((s, i) => (
@@ -195,7 +209,9 @@ function App() {
             items={subtasks}
             rowHeight={24}
             height={360}
-            row={s => (
+            row={tuple => {
+              const s = unpackSubtask(taskId ?? '', tuple);
+              return (
               <div class={`subtask-row ${s.state} ${focus?.subtaskId === s.id && focus.taskId === s.taskId ? 'focused' : ''}`} onClick={() => setFocus({ taskId: s.taskId, subtaskId: s.id })} data-subtask={s.id}>
                 <span class="id">{s.id}</span>
                 <span class={`badge ${s.state}`}>{s.hedged ? 'hedged' : s.state}</span>
@@ -204,7 +220,8 @@ function App() {
                 <span class="bar"><i style={`width:${pct(s.progress)}`} /></span>
                 <span class="reason">{s.reason ?? ''}</span>
               </div>
-            )}
+              );
+            }}
           />
         </section>
         <section>

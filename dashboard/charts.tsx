@@ -50,8 +50,9 @@ export function TopologyGraph({ topology, agents }: { topology: TopologyView; ag
       {ids.map(id => {
         const [x, y] = at.get(id) as [number, number];
         return (
+          // A tooltip per node up to 200 agents; past that the nodes are dots too small to point at.
           <circle class={`node ${agents.get(id)?.row.state ?? ''}`} cx={x} cy={y} r={dot} key={id}>
-            <title>{`${id}: ${agents.get(id)?.row.state ?? ''}`}</title>
+            {ids.length <= 200 ? <title>{`${id}: ${agents.get(id)?.row.state ?? ''}`}</title> : null}
           </circle>
         );
       })}

@@ -1,4 +1,5 @@
-import type { AgentRow, AttentionItem, SubtaskRow, TaskRow, TimelineEntry, TopologyView } from '../src/swarmRows.js';
+import type { AgentRow, AttentionItem, TaskRow, TimelineEntry, TopologyView } from '../src/swarmRows.js';
+import type { AgentSample, PackedSubtasks, SubtaskTuple } from '../src/swarmWire.js';
 
 /** A `state` message's body, as the service sends it (see `streams/protocol.ts`). */
 export interface StateMessage {
@@ -7,8 +8,10 @@ export interface StateMessage {
   readonly at: number;
   readonly protocol?: string | null;
   readonly agents?: readonly AgentRow[];
+  /** Agents' once-a-second numbers (their rows otherwise unchanged). */
+  readonly samples?: readonly AgentSample[];
   readonly tasks?: readonly TaskRow[];
-  readonly subtasks?: readonly SubtaskRow[];
+  readonly subtasks?: PackedSubtasks;
   readonly removed?: readonly string[];
   readonly attention?: readonly AttentionItem[];
   readonly topology?: TopologyView;
@@ -28,17 +31,23 @@ export interface AgentEntry {
 export class Store {
   readonly agents = new Map<string, AgentEntry>();
   readonly tasks = new Map<string, TaskRow>();
-  /** By task, then by subtask id (task order kept). */
-  readonly subtasks = new Map<string, Map<string, SubtaskRow>>();
+  /**
+   * By task, then by subtask id (task order kept), as they came: tuples (see `src/swarmWire.ts`),
+   * turned into rows only for the few on screen — 50,000 objects are not made per state.
+   */
+  readonly subtasks = new Map<string, Map<string, SubtaskTuple>>();
   attention: readonly AttentionItem[] = [];
   topology: TopologyView = { protocol: null, edges: [], switches: [] };
   protocol: string | null = null;
   timeline: StateMessage['timeline'];
   version = 0;
+  /** Moves when the graph's inputs move (edges, protocol, an agent's state): it is redrawn only then. */
+  topologyVersion = 0;
+  /** Moves when subtask rows come: the filtered list is rebuilt only then. */
+  subtasksVersion = 0;
   /** Server time of the last batch, and the earliest event time it carried (for the lag measured). */
   lastAt = 0;
   oldestChange = 0;
-  private lastSample = 0;
 
   apply(m: StateMessage): void {
     if (m.full) {
@@ -47,34 +56,39 @@ export class Store {
       this.subtasks.clear();
     }
     if (m.protocol !== undefined) this.protocol = m.protocol;
-    // A batch's phi goes into the history at most once a second (the service samples as often).
-    const sample = m.full || m.at - this.lastSample >= 1000;
-    if (sample) this.lastSample = m.at;
     for (const row of m.agents ?? []) {
       const entry = this.agents.get(row.id);
+      if (entry === undefined || entry.row.state !== row.state) this.topologyVersion++;
       if (entry === undefined) this.agents.set(row.id, { row, history: row.phiHistory?.slice() ?? [] });
-      else {
-        entry.row = row;
-        if (sample) {
-          entry.history.push(row.phi);
-          if (entry.history.length > 60) entry.history.shift();
-        }
-      }
+      else entry.row = row;
+    }
+    for (const [id, phi, lastBeatAt, running, usage] of m.samples ?? []) {
+      const entry = this.agents.get(id);
+      if (entry === undefined) continue;
+      entry.row = { ...entry.row, phi, lastBeatAt, running, usage };
+      entry.history.push(phi);
+      if (entry.history.length > 60) entry.history.shift();
     }
     for (const row of m.tasks ?? []) this.tasks.set(row.id, row);
     let oldest = Infinity;
-    for (const row of m.subtasks ?? []) {
-      let rows = this.subtasks.get(row.taskId);
-      if (rows === undefined) this.subtasks.set(row.taskId, (rows = new Map()));
-      rows.set(row.id, row);
-      if (!m.full && row.since > this.lastAt && row.since < oldest) oldest = row.since;
+    for (const [taskId, tuples] of m.subtasks ?? []) {
+      let rows = this.subtasks.get(taskId);
+      if (rows === undefined) this.subtasks.set(taskId, (rows = new Map()));
+      for (const tuple of tuples) {
+        rows.set(tuple[0], tuple);
+        if (!m.full && tuple[7] > this.lastAt && tuple[7] < oldest) oldest = tuple[7];
+      }
     }
     for (const taskId of m.removed ?? []) {
       this.tasks.delete(taskId);
       this.subtasks.delete(taskId);
     }
+    if (m.subtasks !== undefined || m.removed !== undefined || m.full) this.subtasksVersion++;
     if (m.attention !== undefined) this.attention = m.attention;
-    if (m.topology !== undefined) this.topology = m.topology;
+    if (m.topology !== undefined) {
+      this.topology = m.topology;
+      this.topologyVersion++;
+    }
     if (m.timeline !== undefined) this.timeline = m.timeline;
     this.oldestChange = Number.isFinite(oldest) ? oldest : m.at;
     this.lastAt = m.at;

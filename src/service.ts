@@ -9,6 +9,7 @@ import { httpRoutes, loadDashboard } from './serviceHttp.js';
 import { ServiceMetrics, type ServiceMetricsOptions } from './serviceMetrics.js';
 import { ServiceTracing } from './serviceTracing.js';
 import { SwarmView } from './swarmView.js';
+import { packSubtasks, type AgentSample } from './swarmWire.js';
 import { tappedNetwork } from './tappedNetwork.js';
 import { COORDINATOR } from './topology.js';
 
@@ -40,8 +41,39 @@ interface Watcher {
   focus: { readonly taskId: string; readonly subtaskId: string } | undefined;
   /** Generation of the focused subtask when its timeline was last sent. */
   focusSent: number;
-  /** Batches were skipped while it read slowly: it gets everything anew once it has caught up. */
-  behind: boolean;
+  /**
+   * What it missed while it read slowly, latest row of each id: sent in one batch once it has
+   * caught up. Bounded by what the view holds (one row per agent, task, subtask).
+   */
+  missed: Missed | undefined;
+}
+
+interface Missed {
+  readonly agents: Map<string, unknown>;
+  readonly samples: Map<string, AgentSample>;
+  readonly tasks: Map<string, unknown>;
+  readonly subtasks: Map<string, unknown>;
+  readonly removed: Set<string>;
+  topology: boolean;
+}
+
+type Changes = NonNullable<ReturnType<SwarmView['changes']>>;
+
+/** Adds a batch to what a slow watcher missed. */
+function miss(missed: Missed, changes: Changes): void {
+  for (const row of changes.agents) {
+    missed.agents.set(row.id, row);
+    missed.samples.delete(row.id);
+  }
+  for (const sample of changes.samples) if (!missed.agents.has(sample[0])) missed.samples.set(sample[0], sample);
+  for (const row of changes.tasks) missed.tasks.set(row.id, row);
+  for (const row of changes.subtasks) missed.subtasks.set(`${row.taskId}\u0000${row.id}`, row);
+  for (const taskId of changes.removed) {
+    missed.removed.add(taskId);
+    missed.tasks.delete(taskId);
+    for (const [key, row] of missed.subtasks) if ((row as { taskId: string }).taskId === taskId) missed.subtasks.delete(key);
+  }
+  missed.topology ||= changes.topology;
 }
 
 /** Largest frame a service takes by default: a whole task comes in one. */
@@ -223,7 +255,7 @@ export class Service {
   }
 
   private watch(client: string, { live, subtasks = true, focus }: WatchBody): void {
-    const watcher: Watcher = { live, subtasks, focus, focusSent: 0, behind: false };
+    const watcher: Watcher = { live, subtasks, focus, focusSent: 0, missed: undefined };
     if (live) this.watchers.set(client, watcher);
     else this.watchers.delete(client);
     this.send(client, 'state', this.full(watcher));
@@ -239,7 +271,7 @@ export class Service {
       protocol: view.protocolName,
       agents: view.agentRows(true),
       tasks: view.taskRows(),
-      ...(watcher.subtasks ? { subtasks: view.subtaskRows() } : {}),
+      ...(watcher.subtasks ? { subtasks: packSubtasks(view.subtaskRows()) } : {}),
       attention: view.attention(),
       topology: view.topology(),
       ...this.timeline(watcher),
@@ -283,32 +315,37 @@ export class Service {
       }
     }
     for (const [client, watcher] of this.watchers) {
-      // A watcher that reads slowly is not fed more: batches wait for nobody. Once it has caught
-      // up it gets the whole state again (so it misses nothing), then batches as before.
+      // A watcher that reads slowly is not fed more: what it misses is kept (the latest row of
+      // each id) and sent in one batch once it has caught up, so it never needs everything anew.
       if (this.server.buffered(client) > EVENT_BACKLOG_BYTES) {
-        watcher.behind = true;
+        watcher.missed ??= { agents: new Map(), samples: new Map(), tasks: new Map(), subtasks: new Map(), removed: new Set(), topology: false };
+        if (changes !== undefined) miss(watcher.missed, changes);
         continue;
       }
-      if (watcher.behind) {
-        watcher.behind = false;
-        this.send(client, 'state', this.full(watcher));
-        continue;
+      let batch: Changes | undefined = changes;
+      if (watcher.missed !== undefined) {
+        if (changes !== undefined) miss(watcher.missed, changes);
+        const { agents, samples, tasks, subtasks, removed, topology } = watcher.missed;
+        batch = { agents: [...agents.values()], samples: [...samples.values()], tasks: [...tasks.values()], subtasks: [...subtasks.values()], removed: [...removed], topology } as Changes;
+        watcher.missed = undefined;
+        attention ??= this.view.attention();
       }
       const focused = watcher.focus !== undefined && this.view.changedAt(watcher.focus.taskId, watcher.focus.subtaskId) > watcher.focusSent;
-      if (changes === undefined && attention === undefined && !focused) continue;
+      if (batch === undefined && attention === undefined && !focused) continue;
       this.send(client, 'state', {
         seq: ++this.seq,
         full: false,
         at: this.server.scheduler.now(),
-        ...(changes === undefined
+        ...(batch === undefined
           ? {}
           : {
               protocol: this.view.protocolName,
-              agents: changes.agents,
-              tasks: changes.tasks,
-              ...(watcher.subtasks ? { subtasks: changes.subtasks } : {}),
-              ...(changes.removed.length > 0 ? { removed: changes.removed } : {}),
-              ...(changes.topology ? { topology: this.view.topology() } : {}),
+              ...(batch.agents.length > 0 ? { agents: batch.agents } : {}),
+              ...(batch.samples.length > 0 ? { samples: batch.samples } : {}),
+              ...(batch.tasks.length > 0 ? { tasks: batch.tasks } : {}),
+              ...(watcher.subtasks && batch.subtasks.length > 0 ? { subtasks: packSubtasks(batch.subtasks) } : {}),
+              ...(batch.removed.length > 0 ? { removed: batch.removed } : {}),
+              ...(batch.topology ? { topology: this.view.topology() } : {}),
             }),
         ...(attention === undefined ? {} : { attention }),
         ...(focused ? this.timeline(watcher) : {}),

@@ -2,6 +2,7 @@ import { PhiAccrualDetector, PhiSettings, type PhiAccrualDetectorOptions } from 
 import type { Task } from '../streams/task.js';
 import type { CoordinationEvent } from './events.js';
 import { attentionOf } from './swarmAttention.js';
+import type { AgentSample } from './swarmWire.js';
 import type { AgentRow, AgentState, AttentionItem, EdgeRow, SubtaskRow, SubtaskState, SwitchRow, TaskRow, TaskState, TimelineEntry, TopologyView } from './swarmRows.js';
 
 export interface SwarmViewOptions {
@@ -121,6 +122,8 @@ export class SwarmView {
   private readonly dirtyTasks = new Set<TaskEntry>();
   private readonly dirtySubtasks = new Set<SubtaskEntry>();
   private removedTasks: string[] = [];
+  /** A sample was taken since the last changes: every agent's numbers go with them. */
+  private sampled = false;
   private topologyChanged = false;
 
   constructor(
@@ -165,8 +168,8 @@ export class SwarmView {
     entry.usage = load;
     // Heard from again: a closed connection was replaced, a suspicion was false. A verdict of
     // `down` stands until the coordinator takes the agent back (or it reconnects).
+    // Beats, usage and phi are sent with the once-a-second sample, not at every beat.
     if (entry.state === 'gone' || entry.state === 'suspected') this.setAgent(entry, 'alive', undefined);
-    this.dirtyAgents.add(entry);
   }
 
   /**
@@ -186,8 +189,12 @@ export class SwarmView {
       this.record(entry, { at, step: 'acknowledged', attempt, agent: out.agent });
     } else if (last !== undefined && last.step === 'progress' && last.attempt === attempt) entry.timeline[entry.timeline.length - 1] = { at, step: 'progress', attempt, detail: `${Math.round(progress * 100)}%` };
     else this.record(entry, { at, step: 'progress', attempt, detail: `${Math.round(progress * 100)}%` });
-    if (attempt === entry.attempt) entry.progress = Math.max(0, Math.min(1, progress));
-    this.touch(entry);
+    // The row changes only if its progress does (an acknowledgement is on the timeline alone).
+    const shown = Math.max(0, Math.min(1, progress));
+    if (attempt === entry.attempt && shown !== entry.progress) {
+      entry.progress = shown;
+      this.touch(entry);
+    } else entry.changed = ++this.generation;
   }
 
   /** An assignment left the coordinator along `path` (first hop first): the topology as used. */
@@ -197,14 +204,15 @@ export class SwarmView {
     for (const to of path) {
       const id = `${from}\u0000${to}`;
       const edge = this.edges.get(id);
-      if (edge === undefined) this.edges.set(id, { from, to, count: 1, at });
-      else {
+      if (edge === undefined) {
+        this.edges.set(id, { from, to, count: 1, at });
+        this.topologyChanged = true; // a new edge at once; counts with the once-a-second sample
+      } else {
         edge.count++;
         edge.at = at;
       }
       from = to;
     }
-    this.topologyChanged = true;
   }
 
   taskQueued(task: Task): void {
@@ -266,6 +274,8 @@ export class SwarmView {
       case 'agent.joined':
       case 'agent.recovered':
       case 'agent.restarted': {
+        // An in-process agent of the coordinator: known from its first join.
+        if (e.type === 'agent.joined' && !this.agents.has(e.agentId)) this.connected(e.agentId, [], 1);
         const a = this.agents.get(e.agentId);
         if (a !== undefined && a.state !== 'gone') this.setAgent(a, 'alive', undefined);
         return;
@@ -408,14 +418,18 @@ export class SwarmView {
     }
   }
 
-  /** Phi of every agent now, into its history (call once a second). */
+  /**
+   * Once a second: phi of every agent into its history; every agent's row (phi, last beat, usage,
+   * running) and the edges' counts into the next changes.
+   */
   sample(): void {
     const at = this.now();
+    if (this.edges.size > 0) this.topologyChanged = true;
     for (const a of this.agents.values()) {
       a.history.push(this.phiOf(a, at));
       if (a.history.length > 60) a.history.shift();
-      this.dirtyAgents.add(a);
     }
+    this.sampled = true;
   }
 
   get protocolName(): string | null {
@@ -473,12 +487,20 @@ export class SwarmView {
     return this.generation;
   }
 
-  /** Rows changed since the last call (taken: the next call starts afresh), or undefined when nothing changed. */
-  changes(): { agents: AgentRow[]; tasks: TaskRow[]; subtasks: SubtaskRow[]; removed: string[]; topology: boolean } | undefined {
-    if (this.dirtyAgents.size + this.dirtyTasks.size + this.dirtySubtasks.size + this.removedTasks.length === 0 && !this.topologyChanged) return undefined;
+  /**
+   * Rows changed since the last call (taken: the next call starts afresh), or undefined when
+   * nothing changed: agents whose state changed in full, the others' numbers as `samples` after a
+   * `sample()`.
+   */
+  changes(): { agents: AgentRow[]; samples: AgentSample[]; tasks: TaskRow[]; subtasks: SubtaskRow[]; removed: string[]; topology: boolean } | undefined {
+    if (this.dirtyAgents.size + this.dirtyTasks.size + this.dirtySubtasks.size + this.removedTasks.length === 0 && !this.topologyChanged && !this.sampled) return undefined;
     const at = this.now();
+    const samples: AgentSample[] = [];
+    if (this.sampled) for (const a of this.agents.values()) if (!this.dirtyAgents.has(a)) samples.push([a.id, this.phiOf(a, at), a.lastBeatAt, a.running, a.usage]);
+    this.sampled = false;
     const out = {
       agents: [...this.dirtyAgents].filter(a => this.agents.get(a.id) === a).map(a => this.agentRow(a, at, false)),
+      samples,
       tasks: [...this.dirtyTasks].filter(t => this.tasks.get(t.id) === t).map(t => this.taskRow(t)),
       subtasks: [...this.dirtySubtasks].filter(s => this.tasks.has(s.taskId)).map(s => this.subtaskRow(s)),
       removed: this.removedTasks,
@@ -570,11 +592,11 @@ export class SwarmView {
     if (a.transitions.length > 8) a.transitions.shift();
   }
 
+  /** Attempts an agent holds: sent with the once-a-second sample (a busy agent changes it all the time). */
   private running(agentId: string, delta: number): void {
     const a = this.agents.get(agentId);
     if (a === undefined) return;
     a.running = Math.max(0, a.running + delta);
-    this.dirtyAgents.add(a);
   }
 
   private release(s: SubtaskEntry, attempt: number): void {
