@@ -21,6 +21,7 @@ import { chromium } from 'playwright-core';
 import { submitTask } from '../src/remote.js';
 import { Service } from '../src/service.js';
 import type { InProcessAgent } from '../streams/task.js';
+import type { PageMeasures } from '../src/swarmWire.js';
 import { median, type BenchRow } from './harness.js';
 
 const AGENTS = Number(process.env['RXSWARM_BENCH_AGENTS'] ?? 1000);
@@ -36,18 +37,10 @@ const agents: InProcessAgent[] = Array.from({ length: AGENTS }, (_, i) => ({
 
 const task = (id: string) => ({ id, subtasks: Array.from({ length: SUBTASKS }, (_, i) => ({ id: `s-${i}` })) });
 
-interface Measures {
-  firstRenderMs: number | null;
-  lags: number[];
-  batches: number;
-  renders: number;
-  marks: Record<string, number>;
-}
-
 /** What the functions run in the page see (this file is compiled without the DOM's types). */
 interface InPage {
   readonly document: { querySelector(selector: string): { getAttribute(name: string): string | null } | null };
-  readonly __rxswarm: Measures;
+  readonly __rxswarm: PageMeasures;
 }
 
 export default async function dashboardBench(): Promise<BenchRow[]> {

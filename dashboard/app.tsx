@@ -1,25 +1,14 @@
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { TaskRow } from '../src/swarmRows.js';
-import { unpackSubtask, type SubtaskTuple } from '../src/swarmWire.js';
+import { unpackSubtask, type PageMeasures, type SubtaskTuple } from '../src/swarmWire.js';
 import { Sparkline, Timeline, TopologyGraph } from './charts.js';
 import { connect, Store, type ConnectionState, type Link, type StateMessage } from './store.js';
 import { VirtualList } from './virtualList.js';
 
-/** What the page measures of itself (read by the browser tests and the benchmark). */
-interface Measures {
-  /** ms from navigation to the first render with the service's state. */
-  firstRenderMs: number | null;
-  /** ms from the earliest change in a batch (service clock) to its render (page clock), per batch: the last 200. */
-  lags: number[];
-  batches: number;
-  renders: number;
-  /** ms from navigation: the socket opened, the hello answered, the first state received and applied. */
-  marks: Record<string, number>;
-}
-const measures: Measures = { firstRenderMs: null, lags: [], batches: 0, renders: 0, marks: {} };
+const measures: PageMeasures = { firstRenderMs: null, lags: [], batches: 0, renders: 0, marks: {} };
 const mark = (name: string): void => void (measures.marks[name] ??= Math.round(performance.now()));
-(window as unknown as { __rxswarm: Measures }).__rxswarm = measures;
+(window as unknown as { __rxswarm: PageMeasures }).__rxswarm = measures;
 
 const TOKEN_KEY = 'rxswarm-token';
 

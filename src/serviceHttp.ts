@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { tokensMatch } from '../streams/wsNetwork.js';
+import { tokensMatch, type HttpRequest, type HttpResponse } from '../streams/wsNetwork.js';
 
 /** The dashboard's files, built at install (`npm run build` → dist/dashboard), by URL path. */
 export interface DashboardAssets {
@@ -68,8 +67,8 @@ const SECURITY_HEADERS = {
  *
  * @example new WsServerNetwork({ token, onHttpRequest: httpRoutes({ token, dashboard: loadDashboard(), metrics }) })
  */
-export function httpRoutes({ token, metricsPublic = false, dashboard, metrics }: HttpRoutesOptions): (request: IncomingMessage, response: ServerResponse) => boolean {
-  const answer = (response: ServerResponse, status: number, type: string, body: string | Buffer, extra: Record<string, string> = {}): true => {
+export function httpRoutes({ token, metricsPublic = false, dashboard, metrics }: HttpRoutesOptions): (request: HttpRequest, response: HttpResponse) => boolean {
+  const answer = (response: HttpResponse, status: number, type: string, body: string | Buffer, extra: Record<string, string> = {}): true => {
     response.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': String(Buffer.byteLength(body)), ...extra });
     response.end(body);
     return true;
@@ -78,7 +77,8 @@ export function httpRoutes({ token, metricsPublic = false, dashboard, metrics }:
     const path = (request.url ?? '/').split('?')[0] as string;
     if (request.method !== 'GET' && request.method !== 'HEAD') return answer(response, 405, 'text/plain; charset=utf-8', 'only GET\n', { allow: 'GET, HEAD' });
     if (path === '/metrics') {
-      const given = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+      const header = request.headers['authorization'];
+      const given = typeof header === 'string' ? /^Bearer (.+)$/i.exec(header)?.[1] : undefined;
       if (!metricsPublic && (given === undefined || !tokensMatch(token, given))) {
         return answer(response, 401, 'text/plain; charset=utf-8', 'the token is required: Authorization: Bearer TOKEN (or serve --metrics-public)\n', { 'www-authenticate': 'Bearer realm="rxswarm"' });
       }

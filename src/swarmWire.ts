@@ -27,3 +27,15 @@ export function packSubtasks(rows: readonly SubtaskRow[]): PackedSubtasks {
 export function unpackSubtask(taskId: string, [id, state, agent, attempt, attempts, progress, hedged, since, reason]: SubtaskTuple): SubtaskRow {
   return reason === undefined ? { id, taskId, state, agent, attempt, attempts, progress, hedged: hedged === 1, since } : { id, taskId, state, agent, attempt, attempts, progress, hedged: hedged === 1, since, reason };
 }
+
+/** What the dashboard measures of itself, as `window.__rxswarm` (read by the browser tests and the benchmark). */
+export interface PageMeasures {
+  /** ms from navigation to the first render with the service's state. */
+  firstRenderMs: number | null;
+  /** ms from the earliest change in a batch (service clock) to its render (page clock), per batch: the last 200. */
+  lags: number[];
+  batches: number;
+  renders: number;
+  /** ms from navigation: the hello answered, the first state received and applied. */
+  marks: Record<string, number>;
+}

@@ -187,7 +187,24 @@ export interface WsServerNetworkOptions {
    * socket dropped at that bound unless it upgraded, and counted against `maxConnections`. A
    * handler should answer GETs without reading a body (none is buffered for it).
    */
-  readonly onHttpRequest?: (request: IncomingMessage, response: ServerResponse) => boolean | void;
+  readonly onHttpRequest?: (request: HttpRequest, response: HttpResponse) => boolean | void;
+}
+
+/**
+ * What `onHttpRequest` is given of Node's `IncomingMessage` (it is one): typed here, so that the
+ * package's declarations need no `@types/node`.
+ */
+export interface HttpRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/** What `onHttpRequest` is given of Node's `ServerResponse` (it is one). */
+export interface HttpResponse {
+  readonly headersSent: boolean;
+  writeHead(status: number, headers?: Record<string, string>): unknown;
+  end(body?: string | Uint8Array): unknown;
 }
 
 /** Largest payload or result value by default (JSON bytes). */

@@ -1,5 +1,6 @@
 import { cliLog, type LogLevel } from '../../src/cliLog.js';
 import { statusLines, taskLines } from '../../src/statusText.js';
+import { cliProcesses } from './cliProcesses.js';
 
 describe('cliLog', () => {
   const lines: Array<[string, LogLevel]> = [];
@@ -41,5 +42,20 @@ describe('status text', () => {
     expect(lines[0]).toBe('protocol star; 0 of 1 agents alive; 1 task(s) running, 1 queued');
     expect(lines.join('\n')).toMatch(/suspected\s+a-1 suspected: phi 9\.5/);
     expect(lines.join('\n')).toMatch(/a-1\s+suspected\s+9\.50\s+3\.0 s ago\s+1\s+2\s+50%/);
+  });
+});
+
+describe('serve --log-format json', () => {
+  const { start, killAll } = cliProcesses('log-token', 30_000);
+  afterAll(() => killAll());
+
+  it('writes one JSON object a line, stamped, with the dashboard and metrics addresses', async () => {
+    const serve = start('serve', '--port', '0', '--log-format', 'json', '--log-level', 'info');
+    const first = JSON.parse(await serve.line(/listening on/)) as { time: string; level: string; msg: string; url: string };
+    expect(first).toMatchObject({ level: 'info', url: expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+$/) });
+    expect(Date.parse(first.time)).toBeGreaterThan(Date.now() - 60_000);
+    const second = JSON.parse(await serve.line(/dashboard/)) as { dashboard: string; metrics: string };
+    expect(second.dashboard).toBe(`${first.url.replace(/^ws/, 'http')}/`);
+    expect(second.metrics).toBe(`${first.url.replace(/^ws/, 'http')}/metrics`);
   });
 });

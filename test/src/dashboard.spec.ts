@@ -14,7 +14,7 @@ import { cliProcesses, type Proc } from './cliProcesses.js';
 
 const TOKEN = randomBytes(12).toString('hex');
 const HEARTBEAT_MS = 200;
-const { start, killAll } = cliProcesses(TOKEN, 30_000);
+const { start, killAll } = cliProcesses(TOKEN, 60_000);
 const shots = outputDir('dashboard');
 
 /** How long after its last beat serve's detector suspects a silent agent (its settings for HEARTBEAT_MS). */
@@ -94,9 +94,9 @@ describe('the dashboard in Chromium', () => {
     files.push(long, short);
     const runLong = start('run', long, '--connect', url, '--json');
     await serve.line(/client run-\d+-\w+ connected/);
-    await until('the long task running on the page', 10_000, async () => (await stateOf(page, '[data-task="long"]')) === 'running');
+    await until('the long task running on the page', 30_000, async () => (await stateOf(page, '[data-task="long"]')) === 'running');
     const runShort = start('run', short, '--connect', url, '--json');
-    await until('the short task queued #1', 10_000, async () => (await page.locator('[data-task="short"]').textContent({ timeout: 2000 }).catch(() => ''))?.includes('#1') === true);
+    await until('the short task queued #1', 30_000, async () => (await page.locator('[data-task="short"]').textContent({ timeout: 2000 }).catch(() => ''))?.includes('#1') === true);
 
     // Progress moves.
     await until('progress above 0', 10_000, async () => (await progressOf(page, 'long')) > 0);
