@@ -258,10 +258,19 @@ export class Service {
     const watcher: Watcher = { live, subtasks, focus, focusSent: 0, missed: undefined };
     if (live) this.watchers.set(client, watcher);
     else this.watchers.delete(client);
-    this.send(client, 'state', this.full(watcher));
+    this.sendFull(client, watcher);
   }
 
-  /** Everything now, for one watcher. */
+  /**
+   * Everything now, in two frames: all but the subtask rows (small: a page shows agents, tasks and
+   * what needs attention at once), then the subtask rows (up to megabytes) as changes.
+   */
+  private sendFull(client: string, watcher: Watcher): void {
+    this.send(client, 'state', this.full(watcher));
+    if (watcher.subtasks) this.send(client, 'state', { seq: this.seq, full: false, at: this.server.scheduler.now(), subtasks: packSubtasks(this.view.subtaskRows()) });
+  }
+
+  /** Everything now but the subtask rows, for one watcher. */
   private full(watcher: Watcher): StateBody {
     const view = this.view;
     return {
@@ -271,7 +280,6 @@ export class Service {
       protocol: view.protocolName,
       agents: view.agentRows(true),
       tasks: view.taskRows(),
-      ...(watcher.subtasks ? { subtasks: packSubtasks(view.subtaskRows()) } : {}),
       attention: view.attention(),
       topology: view.topology(),
       ...this.timeline(watcher),

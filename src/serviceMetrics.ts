@@ -82,7 +82,8 @@ export class ServiceMetrics {
     new Gauge({
       name: 'rxswarm_subtasks', help: 'Subtasks of the tasks held, by state.', labelNames: ['state'], registers,
       collect() {
-        for (const [state, n] of counts(SUBTASK_STATES, view.subtaskRows())) this.set({ state }, n);
+        const counted = view.subtaskCounts();
+        for (const state of SUBTASK_STATES) this.set({ state }, counted[state]);
       },
     });
     this.subtasksEnded = new Counter({ name: 'rxswarm_subtasks_ended_total', help: 'Subtasks ended since the service started, by outcome.', labelNames: ['outcome'], registers });

@@ -43,7 +43,8 @@ class TaskEntry {
   state: TaskState = 'queued';
   completed = 0;
   failed = 0;
-  running = 0;
+  /** Subtasks with an attempt out now: what the attention strip looks through (not all 50,000). */
+  readonly active = new Set<SubtaskEntry>();
   queuePosition: number | null = null;
   startedAt: number | null = null;
   finishedAt: number | null = null;
@@ -262,7 +263,7 @@ export class SwarmView {
       if (s === undefined || s.state === 'done' || s.state === 'failed') continue;
       this.endSubtask(entry, s, 'failed', at, error ?? 'the task ended');
     }
-    entry.running = 0;
+    entry.active.clear();
     this.dirtyTasks.add(entry);
     for (const id of this.waiting.keys()) if (id.startsWith(`${taskId}\u0000`)) this.waiting.delete(id);
     this.trim();
@@ -292,7 +293,7 @@ export class SwarmView {
         const s = this.subtasks.get(key(taskId, e.subtaskId));
         if (s === undefined || task === undefined) return;
         const hedge = s.state === 'running' && s.out.size > 0;
-        if (!hedge && s.state !== 'running') task.running++;
+        task.active.add(s);
         s.state = 'running';
         s.out.set(e.attempt, { agent: e.agentId, at: e.at });
         s.hedged = s.out.size > 1;
@@ -335,7 +336,7 @@ export class SwarmView {
           for (const [attempt, o] of s.out) if (o === out || attempt === previous) this.release(s, attempt);
           if (s.out.size === 0 && s.state === 'running') {
             s.state = 'pending';
-            task.running--;
+            task.active.delete(s);
             this.dirtyTasks.add(task);
           }
           s.hedged = s.out.size > 1;
@@ -449,6 +450,13 @@ export class SwarmView {
     return [...this.subtasks.values()].map(s => this.subtaskRow(s));
   }
 
+  /** Subtasks of the tasks held, by state (without making their rows: a scrape of /metrics). */
+  subtaskCounts(): Record<SubtaskState, number> {
+    const counts: Record<SubtaskState, number> = { pending: 0, waiting: 0, running: 0, done: 0, failed: 0 };
+    for (const s of this.subtasks.values()) counts[s.state]++;
+    return counts;
+  }
+
   topology(): TopologyView {
     const edges: EdgeRow[] = [...this.edges.values()].map(e => ({ ...e }));
     return { protocol: this.protocol, edges, switches: this.switches.slice() };
@@ -460,12 +468,11 @@ export class SwarmView {
     const overdue: AttentionItem[] = [];
     const hedged: AttentionItem[] = [];
     for (const t of this.tasks.values()) {
-      if (t.state !== 'running' || t.running === 0) continue;
+      if (t.state !== 'running' || t.active.size === 0) continue;
       const mean = t.done > 0 ? t.doneMs / t.done : Infinity;
       const limit = Math.max(5000, 3 * mean);
-      for (const id of t.subtaskIds) {
-        const s = this.subtasks.get(key(t.id, id));
-        if (s === undefined || s.state !== 'running') continue;
+      for (const s of t.active) {
+        const id = s.id;
         if (s.hedged && hedged.length < 50) hedged.push({ kind: 'hedged', text: `${id} of ${t.id}: a backup attempt runs on ${s.agent ?? '?'}`, at: s.since, taskId: t.id, subtaskIds: [id] });
         else if (at - s.since > limit && overdue.length < 50) overdue.push({ kind: 'overdue', text: `${id} of ${t.id} has run ${Math.round((at - s.since) / 1000)} s on ${s.agent ?? '?'} (mean ${Number.isFinite(mean) ? `${Math.round(mean)} ms` : 'unknown'})`, at: s.since, taskId: t.id, subtaskIds: [id] });
       }
@@ -546,7 +553,7 @@ export class SwarmView {
       subtasks: total,
       completed: t.completed,
       failed: t.failed,
-      running: t.running,
+      running: t.active.size,
       progress: total === 0 ? (t.finishedAt === null ? 0 : 1) : (t.completed + t.failed) / total,
       queuePosition: t.queuePosition,
       submittedAt: t.submittedAt,
@@ -609,7 +616,7 @@ export class SwarmView {
 
   private endSubtask(task: TaskEntry, s: SubtaskEntry, state: 'done' | 'failed', at: number, reason: string | undefined): void {
     if (s.state === 'done' || s.state === 'failed') return;
-    if (s.state === 'running') task.running--;
+    task.active.delete(s);
     for (const attempt of [...s.out.keys()]) this.release(s, attempt);
     s.state = state;
     s.hedged = false;

@@ -30,8 +30,10 @@ export function unpackSubtask(taskId: string, [id, state, agent, attempt, attemp
 
 /** What the dashboard measures of itself, as `window.__rxswarm` (read by the browser tests and the benchmark). */
 export interface PageMeasures {
-  /** ms from navigation to the first render with the service's state. */
+  /** ms from navigation to the first render with the service's state (agents, tasks, attention). */
   firstRenderMs: number | null;
+  /** ms from navigation to the first render holding every subtask row too. */
+  allRowsMs: number | null;
   /** ms from the earliest change in a batch (service clock) to its render (page clock), per batch: the last 200. */
   lags: number[];
   batches: number;
