@@ -110,9 +110,16 @@ interface Submission {
  * could not run). A submitter that is away when its
  * outcome is ready misses it; the task still runs to its end.
  *
+ * It also shows itself: a {@link SwarmView} kept from the coordinator's events, the beats and
+ * progress it receives and the routes its assignments take. Clients `watch` it (`status`, `tasks`,
+ * the dashboard: everything once, then batches of changes every `feedMs`) and `cancel-task`; the
+ * same port answers HTTP: the dashboard at `/`, Prometheus metrics at `/metrics`. Tasks and
+ * attempts are traced through `@opentelemetry/api`.
+ *
  * ```
  * run client ──submit──▶ tasks ──▶ queue ──▶ coordinator.run$(task) ──event…/outcome──▶ run client
  * agents ◀──assign/result/heartbeat──▶ coordinator (admitted from the server's members$)
+ * dashboard ──watch/cancel-task──▶ tasks ──state…/cancelled──▶ dashboard     GET / · /metrics
  * ```
  *
  * @example

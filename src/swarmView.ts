@@ -98,7 +98,7 @@ const round = (phi: number): number => (Number.isFinite(phi) ? Math.round(phi * 
  * const view = new SwarmView(() => Date.now());
  * view.taskQueued(task); view.taskStarted(task.id);
  * coordinator.run$(task).subscribe(e => view.event(e, task.id));
- * const { tasks } = view.full({ subtasks: false });
+ * view.taskRows(); // [{ id: task.id, state: 'running', progress: …, … }]
  */
 export class SwarmView {
   private readonly agents = new Map<string, AgentEntry>();
