@@ -1,22 +1,26 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { FAULT_SPEC_HELP, parseFaultSpec } from '../streams/faultSpec.js';
+import type { StateBody } from '../streams/protocol.js';
 import type { Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
 import { validateTask } from './coordinator.js';
 import { expectedDemoMs, runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
-import type { CoordinationResult } from './events.js';
+import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { ConfigError, configurable } from './cliConfig.js';
 import { execHandler, parseByteSize, type ExecAgent } from './execHandler.js';
 import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
-import { TaskRefusedError, startAgent, submitTask, type Handler } from './remote.js';
+import { LOG_LEVELS, cliLog, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
+import { TaskRefusedError, cancelServiceTask, readServiceState, startAgent, submitTask, type Handler } from './remote.js';
+import { statusLines, statusJson, taskLines } from './statusText.js';
+import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
 import { simulate, type SimulationReport } from './simulate.js';
 import { costWarning } from './simulationCost.js';
@@ -80,6 +84,11 @@ function tokenOf(token: string | undefined): string {
   return token;
 }
 
+const logOptions = (): Option[] => [
+  new Option('--log-format <format>', 'text: a timestamped line per event; json: one JSON object a line').choices(['text', 'json']).default('text'),
+  new Option('--log-level <level>', 'debug shows every assignment and result; warn only what went wrong').choices([...LOG_LEVELS]).default('info'),
+];
+
 const tokenOption = (): Option => new Option('--token <token>', 'shared secret; better as RXSWARM_TOKEN (kept out of ps)').env('RXSWARM_TOKEN');
 const heartbeatOption = (): Option => new Option('--heartbeat-ms <ms>', 'heartbeat interval; the same on the service and its agents').argParser(integer(10, 60_000)).default(1000);
 
@@ -126,6 +135,7 @@ interface SimulateFlags {
   seed: number;
   faults: string;
   json: boolean;
+  html?: string;
 }
 
 function simulateCommand(flags: SimulateFlags): number {
@@ -154,6 +164,15 @@ function simulateCommand(flags: SimulateFlags): number {
   } else {
     console.log(`simulated ${(report.finishedAtMs / 1000).toFixed(1)} virtual s in ${wallMs.toFixed(0)} ms of wall time`);
     print(simulationLines(report, faults, ids));
+  }
+  if (flags.html !== undefined) {
+    const title = `rxswarm simulate: ${flags.topology}, ${flags.agents} agents, ${flags.subtasks} subtasks, seed ${flags.seed}${flags.faults === '' ? '' : `, faults ${flags.faults}`}`;
+    try {
+      writeFileSync(flags.html, simulationHtml(report, faults, ids, title));
+    } catch (err) {
+      throw new UsageError(`--html ${flags.html}: ${(err as Error).message}`);
+    }
+    (flags.json ? console.error : console.log)(`wrote ${flags.html}`);
   }
   return report.failed === 0 ? EXIT.ok : EXIT.taskFailed;
 }
@@ -207,9 +226,26 @@ function keepServing(): void {
   process.on('unhandledRejection', report('unhandled rejection'));
 }
 
-async function serve(flags: { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number }): Promise<number> {
+/** What a coordination event is worth in `serve`'s log: trouble is a warning, routine work is debug. */
+function eventLevel(event: CoordinationEvent): LogLevel {
+  if (event.type === 'subtask.assigned' || event.type === 'subtask.completed') return 'debug';
+  if (event.type === 'agent.down' || event.type === 'agent.suspected' || event.type === 'agent.quarantined' || event.type === 'fault.detected' || event.type === 'subtask.failed' || event.type === 'healing.exhausted' || event.type === 'subtask.waiting') return 'warn';
+  return 'info';
+}
+
+interface LogFlags {
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+}
+
+function logOf(flags: LogFlags): CliLog {
+  return cliLog({ format: flags.logFormat, level: flags.logLevel });
+}
+
+async function serve(flags: LogFlags & { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number; metricsPublic: boolean }): Promise<number> {
   const token = tokenOf(flags.token);
   const tls = tlsOf(flags.tlsCert, flags.tlsKey);
+  const log = logOf(flags);
   let service: Service;
   try {
     service = await Service.start({
@@ -219,34 +255,40 @@ async function serve(flags: { host: string; port: number; token?: string; topolo
       ...(tls === undefined ? {} : { tls }),
       ...(flags.maxConnections === undefined ? {} : { maxConnections: flags.maxConnections }),
       coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, maxSlotsPerAgent: flags.maxSlots },
+      metricsPublic: flags.metricsPublic,
+      version: packageVersion(),
       log: () => undefined, // refusals are printed below, with every other connection event
       onEvent: (event, taskId) => {
         if (event.type === 'task.completed') {
           const m = event.result.metrics;
-          console.log(`task ${taskId}: ${event.result.success ? 'done' : 'failed'}, ${m.completed} of ${m.subtasks} completed in ${(m.durationMs / 1000).toFixed(2)} s`);
+          const failed = !event.result.success;
+          log[failed ? 'warn' : 'info'](`task ${taskId}: ${failed ? 'failed' : 'done'}, ${m.completed} of ${m.subtasks} completed in ${(m.durationMs / 1000).toFixed(2)} s`, { task: taskId, event: event.type, completed: m.completed, subtasks: m.subtasks, durationMs: m.durationMs });
           return;
         }
         const text = eventText(event);
-        if (text !== undefined) console.log(`task ${taskId}: ${text}`);
+        if (text !== undefined) log[eventLevel(event)](`task ${taskId}: ${text}`, { task: taskId, event: event.type, ...('agentId' in event && typeof event.agentId === 'string' ? { agent: event.agentId } : {}), ...('subtaskId' in event ? { subtask: event.subtaskId } : {}) });
       },
     });
   } catch (err) {
     throw new ConnectionError(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`);
   }
   service.server.events$.subscribe(event => {
-    if (event.type === 'connected') console.log(`${event.role} ${event.agentId} connected from ${event.remote}${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`);
-    else if (event.type === 'disconnected') console.log(`${event.agentId} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`);
-    else console.log(`refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`);
+    if (event.type === 'connected') log.info(`${event.role} ${event.agentId} connected from ${event.remote}${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`, { event: 'connected', agent: event.agentId, role: event.role, remote: event.remote });
+    else if (event.type === 'disconnected') log.info(`${event.agentId} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`, { event: 'disconnected', agent: event.agentId, code: event.code });
+    else log.warn(`refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`, { event: 'refused', remote: event.remote, code: event.code });
   });
   keepServing();
-  console.log(`rxswarm coordinator listening on ${service.url} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms); Ctrl-C stops it`);
+  const http = service.url.replace(/^ws/, 'http');
+  log.info(`rxswarm coordinator listening on ${service.url} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms); Ctrl-C stops it`, { url: service.url });
+  log.info(`dashboard: ${http}/ (it asks for the token once); metrics: ${http}/metrics (${flags.metricsPublic ? 'public' : 'Authorization: Bearer TOKEN'})`, { dashboard: `${http}/`, metrics: `${http}/metrics` });
   const signal = await stopSignal();
-  console.log(`${signal}: closing`);
+  log.info(`${signal}: closing`);
   await service.close();
   return EXIT.ok;
 }
 
-async function agent(flags: { connect?: string; token?: string; id?: string; capabilities: string[]; handler?: string; exec?: string; maxRss?: number; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
+async function agent(flags: LogFlags & { connect?: string; token?: string; id?: string; capabilities: string[]; handler?: string; exec?: string; maxRss?: number; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
+  const out = logOf(flags);
   if (flags.connect === undefined) throw new UsageError(`required option '--connect <url>' not specified (or RXSWARM_CONNECT, or "connect" in --config)`);
   const connect = flags.connect;
   const token = tokenOf(flags.token);
@@ -279,11 +321,11 @@ async function agent(flags: { connect?: string; token?: string; id?: string; cap
       ...(handler === undefined ? {} : { handler }),
       ...(exec === undefined ? {} : { usage: { children: exec.usage } }),
       onEvent: event => {
-        if (event.type === 'error') return console.error(`${id}: ${event.error}`);
+        if (event.type === 'error') return out.error(`${id}: ${event.error}`, { agent: id });
         const line = log.line(event);
-        if (line !== undefined) console.log(line);
+        if (line !== undefined) out[event.type === 'disconnected' ? 'warn' : 'info'](line, { agent: id, event: event.type });
         if (event.type === 'joined' && event.connects === 1 && event.heartbeatMs !== undefined && event.heartbeatMs !== flags.heartbeatMs) {
-          console.log(`${id} beats every ${event.heartbeatMs} ms, the coordinator's interval (--heartbeat-ms ${flags.heartbeatMs} is used only until it says)`);
+          out.info(`${id} beats every ${event.heartbeatMs} ms, the coordinator's interval (--heartbeat-ms ${flags.heartbeatMs} is used only until it says)`);
         }
       },
     });
@@ -292,24 +334,24 @@ async function agent(flags: { connect?: string; token?: string; id?: string; cap
     throw err;
   }
   const doer = exec !== undefined ? `--exec ${JSON.stringify(flags.exec)}${flags.maxRss === undefined ? '' : ` (--max-rss ${flags.maxRss} bytes)`}` : handler === undefined ? 'the built-in worker' : flags.handler;
-  console.log(`${id} connecting to ${connect} with ${doer}`);
+  out.info(`${id} connecting to ${connect} with ${doer}`);
   const outcome = await Promise.race([running.done.then(() => 'done' as const, (err: Error) => err), stopSignal()]);
   if (outcome instanceof Error) {
-    console.error(`${id}: ${outcome.message}`);
+    out.error(`${id}: ${outcome.message}`, { agent: id });
     return EXIT.usage;
   }
   // SIGTERM/SIGINT: hand back what it holds and leave cleanly; the coordinator reassigns at once.
   // Running handlers are aborted and get the grace period to end; a second signal ends it now.
   const now = (signal: NodeJS.Signals): void => {
-    console.log(`${id}: ${signal} again: exiting now`);
+    out.warn(`${id}: ${signal} again: exiting now`);
     process.exit(130);
   };
   process.on('SIGINT', now).on('SIGTERM', now);
   await running.leave();
-  console.log(`${id} left (${outcome})`);
+  out.info(`${id} left (${outcome})`, { agent: id, event: 'left' });
   // Commands still running get SIGTERM now and SIGKILL after their own grace: none outlives the agent.
   const [still] = await Promise.all([running.settled(flags.graceMs), exec?.close()]);
-  if (still > 0) console.log(`${id}: ${still} handler${still === 1 ? '' : 's'} still running ${flags.graceMs} ms after being aborted; exiting without ${still === 1 ? 'it' : 'them'}`);
+  if (still > 0) out.warn(`${id}: ${still} handler${still === 1 ? '' : 's'} still running ${flags.graceMs} ms after being aborted; exiting without ${still === 1 ? 'it' : 'them'}`);
   exitWhenDone(); // what a handler left behind (a timer, a socket) must not keep the process up
   return EXIT.ok;
 }
@@ -392,6 +434,7 @@ function program(setExit: (code: number) => void): Command {
     .addOption(new Option('--seed <n>', 'seed').argParser(integer(-(2 ** 31), 2 ** 31 - 1)).default(1))
     .option('--faults <spec>', 'faults to inject, e.g. crash:agent-1@5s,partition:agent-2+agent-3@3s-9s (syntax below)', '')
     .option('--json', 'the report as JSON', false)
+    .option('--html <file>', 'also write the run as a self-contained page: agents up/suspected/down, faults injected vs detected, healing, switches')
     .addHelpText('after', `\n${FAULT_SPEC_HELP}\n\nA run estimated to take over 20 s of wall time is announced on stderr with its expected cost;\non a terminal, progress is shown on stderr while it runs.`)
     .action(action(simulateCommand));
 
@@ -418,6 +461,8 @@ function program(setExit: (code: number) => void): Command {
       new Option('--tls-key <file>', 'PEM private key of --tls-cert'),
       new Option('--max-connections <n>', 'open connections at most (default: the open-file limit less 64)').argParser(integer(1, 1_000_000)),
       new Option('--max-slots <n>', 'most subtasks one agent runs at once, whatever it claims').argParser(integer(1, 1024)).default(64),
+      new Option('--metrics-public', 'serve /metrics without the token (the dashboard still asks for it)').default(false),
+      ...logOptions(),
     ],
   ).action(action(serve));
 
@@ -438,6 +483,7 @@ function program(setExit: (code: number) => void): Command {
       new Option('--slots <n>', 'subtasks run at once').argParser(integer(1, 1024)).default(1),
       heartbeatOption(),
       new Option('--grace-ms <ms>', 'on SIGTERM/Ctrl-C: how long aborted handlers get to end before the agent exits anyway (a second Ctrl-C: at once)').argParser(integer(0, 600_000)).default(5000),
+      ...logOptions(),
     ],
   ).action(action(agent));
 
@@ -450,7 +496,63 @@ function program(setExit: (code: number) => void): Command {
     .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
     .action(action(run));
 
+  const asking = (name: string, description: string): Command =>
+    cli
+      .command(name)
+      .description(description)
+      .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).env('RXSWARM_CONNECT').makeOptionMandatory())
+      .addOption(tokenOption())
+      .option('--json', 'print JSON (and nothing else on stdout)', false);
+  asking('status', "the coordinator's agents (state, phi, slots, running, usage), protocol, tasks and what needs attention").action(action(status));
+  asking('tasks', 'the tasks the coordinator holds: running, queued (with their position) and the last finished, with progress').action(action(tasks));
+  asking('cancel', 'cancels a queued or running task: its unfinished subtasks fail with the reason cancelled').argument('<task-id>', 'the task').action(action(cancel));
+
   return cli;
+}
+
+interface AskFlags {
+  connect: string;
+  token?: string;
+  json: boolean;
+}
+
+async function stateOf(flags: AskFlags): Promise<StateBody> {
+  try {
+    return await readServiceState({ url: flags.connect, token: tokenOf(flags.token) });
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
+  }
+}
+
+async function status(flags: AskFlags): Promise<number> {
+  const state = await stateOf(flags);
+  if (flags.json) console.log(JSON.stringify(statusJson(state), null, 2));
+  else print(statusLines(state, Date.now()));
+  exitWhenDone();
+  return EXIT.ok;
+}
+
+async function tasks(flags: AskFlags): Promise<number> {
+  const state = await stateOf(flags);
+  if (flags.json) console.log(JSON.stringify(statusJson(state).tasks, null, 2));
+  else print(taskLines(statusJson(state).tasks));
+  exitWhenDone();
+  return EXIT.ok;
+}
+
+async function cancel(taskId: string, flags: AskFlags): Promise<number> {
+  let answer;
+  try {
+    answer = await cancelServiceTask({ url: flags.connect, token: tokenOf(flags.token), taskId });
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
+  }
+  if (flags.json) console.log(JSON.stringify(answer));
+  else console.log(answer.ok ? `task ${taskId} cancelled` : `task ${taskId} not cancelled: ${answer.error ?? ''}`);
+  exitWhenDone();
+  return answer.ok ? EXIT.ok : EXIT.usage; // no such task queued or running
 }
 
 async function main(argv: string[]): Promise<number> {

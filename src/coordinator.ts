@@ -114,6 +114,15 @@ export interface Coordinator {
    * @example coordinator.switchProtocol('star', 'operator: hub has spare capacity') // 1
    */
   switchProtocol(to: TopologyName, reason?: string): number;
+  /**
+   * Ends the run of task `taskId` now, as its deadline would: its remote work is cancelled, every
+   * unfinished subtask fails with `reason` (default `cancelled`), and the run ends with its result
+   * (`task.completed`, `success` false unless everything had already ended). False when no run of
+   * that task is in progress.
+   *
+   * @example coordinator.cancel('review-42') // true: the run's result lists its unfinished subtasks as failed: cancelled
+   */
+  cancel(taskId: string, reason?: string): boolean;
 }
 
 const TOPOLOGY_NAMES: readonly TopologyName[] = ['hierarchical', 'mesh', 'ring', 'star'];
@@ -184,6 +193,12 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     return switched;
   };
 
+  const cancel = (taskId: string, reason = 'cancelled'): boolean => {
+    let cancelled = false;
+    for (const run of [...active]) if (run.taskId === taskId && run.cancel(reason)) cancelled = true;
+    return cancelled;
+  };
+
   return {
     run$,
     run: task => lastValueFrom(run$(task)).then(last => (last as Extract<CoordinationEvent, { type: 'task.completed' }>).result),
@@ -191,6 +206,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     hosts,
     network,
     switchProtocol,
+    cancel,
   };
 }
 
@@ -1077,6 +1093,17 @@ class Run {
   // ---- protocol switching ---------------------------------------------------------------------
 
   /** A switch asked for from outside (`Coordinator.switchProtocol`); false when finished or already on `to`. */
+  get taskId(): string {
+    return this.task.id;
+  }
+
+  /** Ends the run now: remote work cancelled, unfinished subtasks failed with `reason`. False if it had ended. */
+  cancel(reason: string): boolean {
+    if (this.finished) return false;
+    this.serial(() => this.finish(reason));
+    return true;
+  }
+
   requestSwitch(to: TopologyName, reason: string): boolean {
     if (this.finished || to === this.protocol) return false;
     this.switchTo(to, { from: this.protocol, to, at: this.now(), reason, scores: {} });

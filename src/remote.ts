@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Observable, isObservable, share } from 'rxjs';
 import { AgentHost } from '../streams/agentHost.js';
 import type { Network } from '../streams/network.js';
-import type { EventBody, OutcomeBody } from '../streams/protocol.js';
+import type { CancelledBody, EventBody, OutcomeBody, StateBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
 import { WS_CLOSE, checkBody } from '../streams/wsCodec.js';
@@ -271,4 +271,62 @@ export function submitTask({ url, token, task, onEvent, maxAttempts = 5, maxPayl
       network.close();
     }
   });
+}
+
+export interface AskOptions {
+  readonly url: string;
+  readonly token: string;
+  /** Gives up after this long without the answer. Default 10,000. */
+  readonly timeoutMs?: number;
+  /** Largest frame taken from the service (a state with many tasks). Default 256 MiB. */
+  readonly maxPayload?: number;
+}
+
+/**
+ * One question to a coordinator service and its answer: connects as a client, sends `kind` with
+ * `body` to the service's task desk, resolves with the body of the first `answer` envelope, and
+ * closes. Rejects when the connection is refused or lost, or no answer comes within `timeoutMs`.
+ */
+function ask<T>({ url, token, timeoutMs = 10_000, maxPayload = SUBMIT_MAX_PAYLOAD }: AskOptions, kind: 'watch' | 'cancel-task', body: unknown, answer: 'state' | 'cancelled'): Promise<T> {
+  const id = `ask-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const network = new WsClientNetwork({ url, agentId: id, token, role: 'client', maxPayload, reconnect: { maxAttempts: 2 } });
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const joined = network.events$.subscribe(event => {
+      if (event.type === 'disconnected') {
+        finish();
+        reject(new Error(`connection lost (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`));
+      } else if (event.type === 'joined') network.send({ from: id, to: TASKS, kind, body });
+    });
+    const inbox = network.join(id).subscribe({
+      next: envelope => {
+        if (envelope.kind !== answer) return;
+        finish();
+        resolve(envelope.body as T);
+      },
+      error: (err: unknown) => {
+        finish();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    });
+    function finish(): void {
+      clearTimeout(timer);
+      joined.unsubscribe();
+      inbox.unsubscribe();
+      network.close();
+    }
+  });
+}
+
+/** The service's state now (`rxswarm status`, `rxswarm tasks`): agents, protocol, tasks, attention; subtask rows only if asked. */
+export function readServiceState(options: AskOptions & { readonly subtasks?: boolean }): Promise<StateBody> {
+  return ask<StateBody>(options, 'watch', { live: false, subtasks: options.subtasks ?? false }, 'state');
+}
+
+/** Asks the service to cancel a task (`rxswarm cancel`): whether it did, else why not. */
+export function cancelServiceTask(options: AskOptions & { readonly taskId: string }): Promise<CancelledBody> {
+  return ask<CancelledBody>(options, 'cancel-task', { taskId: options.taskId }, 'cancelled');
 }

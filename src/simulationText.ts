@@ -8,10 +8,10 @@ import type { SimulationProgress, SimulationReport } from './simulate.js';
 type Colors = Parameters<typeof reportLines>[1];
 
 /** A verdict about an agent: the detector suspected it, or the fault detector named a fault of it. */
-type Verdict = Extract<CoordinationEvent, { type: 'agent.suspected' | 'fault.detected' }>;
+export type Verdict = Extract<CoordinationEvent, { type: 'agent.suspected' | 'fault.detected' }>;
 
 /** Agents a fault harms; undefined for a restart (nothing to detect). */
-function targets(f: Fault, ids: readonly string[]): readonly string[] | undefined {
+export function targets(f: Fault, ids: readonly string[]): readonly string[] | undefined {
   switch (f.kind) {
     case 'crash':
     case 'hang':
@@ -37,7 +37,7 @@ function span(f: Fault, boundMs: number): [number, number] {
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
 /** How the faults' targets were detected, e.g. `detected at 5.21 s (+3212 ms)` or `agent-2 at 4.31 s (+3309 ms), agent-3 not detected`. */
-function detectionOf(f: Fault, ids: readonly string[], verdicts: readonly Verdict[], boundMs: number): string | undefined {
+export function detectionOf(f: Fault, ids: readonly string[], verdicts: readonly Verdict[], boundMs: number): string | undefined {
   const harmed = targets(f, ids);
   if (harmed === undefined) return undefined;
   const { threshold } = FAULT_TABLE.resource_exhaustion;

@@ -30,6 +30,8 @@ export {
   type WsNetworkStats,
   type WsServerEvent,
   type WsServerNetworkOptions,
+  type HttpRequest,
+  type HttpResponse,
 } from './wsNetwork.js';
 export {
   DEFAULT_MAX_BYTES,

@@ -115,8 +115,45 @@ export interface OutcomeBody {
   readonly error?: string;
 }
 
-/** Kinds a service (`rxswarm serve`) exchanges with the clients submitting tasks. */
-export const SUBMISSION_KINDS: ReadonlySet<string> = new Set<MessageKind>(['submit', 'event', 'outcome']);
+/**
+ * A client's request to see the service (`rxswarm status`, `tasks`, the dashboard), sent to the
+ * `tasks` node: answered with one `state` (everything now), then — when `live` — a `state` with
+ * what changed at most every `everyMs`, until the client leaves or sends `live: false`.
+ */
+export interface WatchBody {
+  readonly live: boolean;
+  /** Whether to include every subtask's row (default true; `status` needs only the counts). */
+  readonly subtasks?: boolean;
+  /** The subtask whose timeline to include (assigned, acknowledged, progress, hedged, result). */
+  readonly focus?: { readonly taskId: string; readonly subtaskId: string };
+}
+
+/**
+ * The service's state for a watching client: `full` replaces everything the client holds; else
+ * rows replace the rows of the same id and `removed` lists tasks forgotten (their subtasks too).
+ * Rows are described in `src/swarmView.ts`.
+ */
+export interface StateBody {
+  readonly seq: number;
+  readonly full: boolean;
+  readonly at: number;
+  readonly [part: string]: unknown;
+}
+
+/** A client asks the service to cancel a task (queued: dropped; running: its run ends). */
+export interface CancelTaskBody {
+  readonly taskId: string;
+}
+
+/** The answer to `cancel-task`: whether it was cancelled, else why not. */
+export interface CancelledBody {
+  readonly taskId: string;
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+/** Kinds a service (`rxswarm serve`) exchanges with its clients (submitters, watchers, the dashboard). */
+export const SUBMISSION_KINDS: ReadonlySet<string> = new Set<MessageKind>(['submit', 'event', 'outcome', 'watch', 'state', 'cancel-task', 'cancelled']);
 
 /** Where an agent in another process sends its liveness heartbeats (a mesh: every peer too). */
 export interface PeersBody {
@@ -136,6 +173,10 @@ export interface MessageBodies {
   submit: SubmitBody;
   event: EventBody;
   outcome: OutcomeBody;
+  watch: WatchBody;
+  state: StateBody;
+  'cancel-task': CancelTaskBody;
+  cancelled: CancelledBody;
 }
 
 export type MessageKind = keyof MessageBodies;

@@ -1,6 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -182,6 +182,31 @@ export interface WsServerNetworkOptions {
   readonly maxValueBytes?: number;
   /** Serve `wss://`: PEM certificate and key (contents, not paths). */
   readonly tls?: { readonly cert: string | Uint8Array; readonly key: string | Uint8Array };
+  /**
+   * Serves plain HTTP requests on the same port (the dashboard, `/metrics`): return true once the
+   * request is answered; false or nothing gets the default 426 (use a WebSocket). Requests are
+   * bounded like every connection: headers and the whole request within `handshakeTimeoutMs`, the
+   * socket dropped at that bound unless it upgraded, and counted against `maxConnections`. A
+   * handler should answer GETs without reading a body (none is buffered for it).
+   */
+  readonly onHttpRequest?: (request: HttpRequest, response: HttpResponse) => boolean | void;
+}
+
+/**
+ * What `onHttpRequest` is given of Node's `IncomingMessage` (it is one): typed here, so that the
+ * package's declarations need no `@types/node`.
+ */
+export interface HttpRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/** What `onHttpRequest` is given of Node's `ServerResponse` (it is one). */
+export interface HttpResponse {
+  readonly headersSent: boolean;
+  writeHead(status: number, headers?: Record<string, string>): unknown;
+  end(body?: string | Uint8Array): unknown;
 }
 
 /** Largest payload or result value by default (JSON bytes). */
@@ -227,8 +252,11 @@ export interface RemoteAgent {
   readonly remote: string;
 }
 
-/** What a client connection may send: a task to the service, nothing that steers agents. */
-const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit']);
+/**
+ * What a client connection may send: a task to the service, a request to watch its state, a
+ * request to cancel a task; nothing that steers agents.
+ */
+const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit', 'watch', 'cancel-task']);
 /** Kinds the authority sends that only their recipient may act on: signed for it. */
 const ORDER_KINDS: ReadonlySet<string> = new Set(['assign', 'cancel']);
 /** What only the coordinator's process sends: an agent sending these is refused. */
@@ -397,6 +425,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     ackTimeoutMs,
     maxValueBytes = DEFAULT_MAX_VALUE_BYTES,
     tls,
+    onHttpRequest,
   }: WsServerNetworkOptions) {
     if (typeof token !== 'string' || token.length === 0) throw new RangeError('token must be a non-empty string');
     if (typeof host !== 'string' || host.length === 0) throw new RangeError(`host must be a non-empty string, got ${String(host)}`);
@@ -456,7 +485,17 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
     });
-    this.http.on('request', (_request, response) => {
+    if (onHttpRequest !== undefined && typeof onHttpRequest !== 'function') throw new RangeError(`onHttpRequest must be a function, got ${String(onHttpRequest)}`);
+    this.http.on('request', (request: IncomingMessage, response: ServerResponse) => {
+      if (onHttpRequest !== undefined) {
+        try {
+          if (onHttpRequest(request, response) === true) return;
+        } catch {
+          if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+          response.end('internal error\n');
+          return;
+        }
+      }
       response.writeHead(426, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
       response.end('rxswarm coordinator: connect with a WebSocket client (rxswarm agent --connect ws://HOST:PORT)\n');
     });

@@ -57,6 +57,11 @@ describe('the packed package', () => {
     }
   });
 
+  it('ships the dashboard built at install (the page serve answers at /)', () => {
+    expect(files).toEqual(expect.arrayContaining(['dist/dashboard/index.html', 'dist/dashboard/app.js', 'dist/dashboard/app.css']));
+    expect(files.filter(f => f.startsWith('dashboard/'))).toEqual([]); // its sources stay out
+  });
+
   it('maps every subpath in typesVersions to the declarations its export names', () => {
     const mapped = manifest.typesVersions['*']!;
     for (const subpath of ['operators', 'streams', 'testing']) {

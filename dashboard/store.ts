@@ -1,0 +1,164 @@
+import type { AgentRow, AttentionItem, TaskRow, TimelineEntry, TopologyView } from '../src/swarmRows.js';
+import type { AgentSample, PackedSubtasks, SubtaskTuple } from '../src/swarmWire.js';
+
+/** A `state` message's body, as the service sends it (see `streams/protocol.ts`). */
+export interface StateMessage {
+  readonly seq: number;
+  readonly full: boolean;
+  readonly at: number;
+  readonly protocol?: string | null;
+  readonly agents?: readonly AgentRow[];
+  /** Agents' once-a-second numbers (their rows otherwise unchanged). */
+  readonly samples?: readonly AgentSample[];
+  readonly tasks?: readonly TaskRow[];
+  readonly subtasks?: PackedSubtasks;
+  readonly removed?: readonly string[];
+  readonly attention?: readonly AttentionItem[];
+  readonly topology?: TopologyView;
+  readonly timeline?: { readonly taskId: string; readonly subtaskId: string; readonly entries: readonly TimelineEntry[] };
+}
+
+export interface AgentEntry {
+  row: AgentRow;
+  /** Phi once a second, oldest first (at most 60). */
+  history: (number | null)[];
+}
+
+/**
+ * What the page holds: rows by id, replaced as batches come (mutable on purpose: 50,000 subtask
+ * rows are not copied per batch). `version` moves at every change: what renders keys on it.
+ */
+export class Store {
+  readonly agents = new Map<string, AgentEntry>();
+  readonly tasks = new Map<string, TaskRow>();
+  /**
+   * By task, then by subtask id (task order kept), as they came: tuples (see `src/swarmWire.ts`),
+   * turned into rows only for the few on screen — 50,000 objects are not made per state.
+   */
+  readonly subtasks = new Map<string, Map<string, SubtaskTuple>>();
+  attention: readonly AttentionItem[] = [];
+  topology: TopologyView = { protocol: null, edges: [], switches: [] };
+  protocol: string | null = null;
+  timeline: StateMessage['timeline'];
+  version = 0;
+  /** Moves when the graph's inputs move (edges, protocol, an agent's state): it is redrawn only then. */
+  topologyVersion = 0;
+  /** Moves when subtask rows come: the filtered list is rebuilt only then. */
+  subtasksVersion = 0;
+  /** Server time of the last batch, and the earliest event time it carried (for the lag measured). */
+  lastAt = 0;
+  oldestChange = 0;
+
+  apply(m: StateMessage): void {
+    if (m.full) {
+      this.agents.clear();
+      this.tasks.clear();
+      this.subtasks.clear();
+    }
+    if (m.protocol !== undefined) this.protocol = m.protocol;
+    for (const row of m.agents ?? []) {
+      const entry = this.agents.get(row.id);
+      if (entry === undefined || entry.row.state !== row.state) this.topologyVersion++;
+      if (entry === undefined) this.agents.set(row.id, { row, history: row.phiHistory?.slice() ?? [] });
+      else entry.row = row;
+    }
+    for (const [id, phi, lastBeatAt, running, usage] of m.samples ?? []) {
+      const entry = this.agents.get(id);
+      if (entry === undefined) continue;
+      entry.row = { ...entry.row, phi, lastBeatAt, running, usage };
+      entry.history.push(phi);
+      if (entry.history.length > 60) entry.history.shift();
+    }
+    for (const row of m.tasks ?? []) this.tasks.set(row.id, row);
+    let oldest = Infinity;
+    for (const [taskId, tuples] of m.subtasks ?? []) {
+      let rows = this.subtasks.get(taskId);
+      if (rows === undefined) this.subtasks.set(taskId, (rows = new Map()));
+      for (const tuple of tuples) {
+        rows.set(tuple[0], tuple);
+        if (!m.full && tuple[7] > this.lastAt && tuple[7] < oldest) oldest = tuple[7];
+      }
+    }
+    for (const taskId of m.removed ?? []) {
+      this.tasks.delete(taskId);
+      this.subtasks.delete(taskId);
+    }
+    if (m.subtasks !== undefined || m.removed !== undefined || m.full) this.subtasksVersion++;
+    if (m.attention !== undefined) this.attention = m.attention;
+    if (m.topology !== undefined) {
+      this.topology = m.topology;
+      this.topologyVersion++;
+    }
+    if (m.timeline !== undefined) this.timeline = m.timeline;
+    this.oldestChange = Number.isFinite(oldest) ? oldest : m.at;
+    this.lastAt = m.at;
+    this.version++;
+  }
+}
+
+export type ConnectionState =
+  | { readonly status: 'asking' }
+  | { readonly status: 'connecting' }
+  | { readonly status: 'live' }
+  | { readonly status: 'refused'; readonly error: string }
+  | { readonly status: 'lost'; readonly error: string; readonly retryInMs: number };
+
+export interface Link {
+  send(kind: 'watch' | 'cancel-task', body: unknown): void;
+  close(): void;
+}
+
+/**
+ * One WebSocket to the service that served the page, speaking the wire format of
+ * `streams/wsCodec.ts` as a client: hello with the token, then `watch`; `state` batches come back.
+ * A lost connection is retried with backoff (1 s doubling to 10 s); a refused token is not.
+ */
+export function connect(token: string, handlers: { state(m: StateMessage): void; status(s: ConnectionState): void; cancelled(body: { taskId: string; ok: boolean; error?: string }): void; joined(send: Link['send']): void }): Link {
+  const id = `dashboard-${Math.random().toString(36).slice(2, 10)}`;
+  let socket: WebSocket | undefined;
+  let closed = false;
+  let delay = 1000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const send = (kind: 'watch' | 'cancel-task', body: unknown): void => {
+    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ v: 1, type: 'envelope', from: id, to: 'tasks', kind, body }));
+  };
+  const open = (): void => {
+    handlers.status({ status: 'connecting' });
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`);
+    socket = ws;
+    let refused = false;
+    ws.onopen = () => ws.send(JSON.stringify({ v: 1, type: 'hello', agentId: id, capabilities: [], token, role: 'client', maxFrameBytes: 512 * 1024 * 1024 }));
+    ws.onmessage = ({ data }) => {
+      const message = JSON.parse(String(data)) as { type: string; kind?: string; body?: unknown; code?: number; error?: string };
+      if (message.type === 'join') {
+        delay = 1000;
+        handlers.status({ status: 'live' });
+        handlers.joined(send);
+      } else if (message.type === 'error') {
+        if (message.code === 4001) {
+          refused = true;
+          handlers.status({ status: 'refused', error: message.error ?? 'refused' });
+        }
+      } else if (message.type === 'envelope' && message.kind === 'state') handlers.state(message.body as StateMessage);
+      else if (message.type === 'envelope' && message.kind === 'cancelled') handlers.cancelled(message.body as { taskId: string; ok: boolean; error?: string });
+    };
+    ws.onclose = event => {
+      if (closed || refused || event.code === 4001) {
+        if (event.code === 4001 && !refused) handlers.status({ status: 'refused', error: event.reason || 'invalid token' });
+        return;
+      }
+      handlers.status({ status: 'lost', error: event.reason || `connection closed (${event.code})`, retryInMs: delay });
+      timer = setTimeout(open, delay);
+      delay = Math.min(10_000, delay * 2);
+    };
+  };
+  open();
+  return {
+    send,
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      socket?.close(1000, 'left');
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import type { CoordinationEvent } from '../../src/events.js';
+import { attentionOf } from '../../src/swarmAttention.js';
+import type { AgentRow } from '../../src/swarmRows.js';
+import { SwarmView } from '../../src/swarmView.js';
+
+// The service's view of itself, driven by hand: a clock, connections, beats, events.
+
+function setup() {
+  let now = 1000;
+  const view = new SwarmView(() => now, { phi: { firstHeartbeatEstimateMs: 100, acceptableHeartbeatPauseMs: 200, minStdDeviationMs: 10 }, keepTasks: 2 });
+  return { view, at: (t: number) => (now = t), get now() { return now; } };
+}
+
+const assigned = (subtaskId: string, agentId: string, attempt: number, at: number): CoordinationEvent => ({ type: 'subtask.assigned', at, subtaskId, agentId, attempt, hops: 1 });
+
+describe('SwarmView', () => {
+  it('follows a task: queued with its position, running, progress, done', () => {
+    const t = setup();
+    t.view.connected('a', [], 2);
+    t.view.taskQueued({ id: 'one', subtasks: [{ id: 's1' }, { id: 's2' }] });
+    t.view.taskQueued({ id: 'two', subtasks: [{ id: 'x' }] });
+    t.view.queue(['one', 'two']);
+    expect(t.view.taskRows().map(r => [r.id, r.state, r.queuePosition])).toEqual([['one', 'queued', 1], ['two', 'queued', 2]]);
+    t.view.queue(['two']);
+    t.view.taskStarted('one');
+    t.view.event(assigned('s1', 'a', 5, 1100), 'one');
+    t.view.progress('s1', 5, 0, 'a');
+    t.view.progress('s1', 5, 0, 'a'); // a repeat is not recorded
+    t.view.progress('s1', 5, 0.5, 'relay'); // a relay's report is noise
+    t.view.progress('s1', 5, 0.5, 'a');
+    t.view.event({ type: 'subtask.completed', at: 1300, subtaskId: 's1', agentId: 'a', attempt: 5 }, 'one');
+    const [one, two] = t.view.taskRows();
+    expect(one).toMatchObject({ state: 'running', completed: 1, failed: 0, running: 0, progress: 0.5, queuePosition: null });
+    expect(two).toMatchObject({ state: 'queued', queuePosition: 1 });
+    expect(t.view.timeline('one', 's1')!.map(e => e.step)).toEqual(['assigned', 'acknowledged', 'progress', 'completed']);
+    expect(t.view.agentRows(false)[0]).toMatchObject({ running: 0 });
+    t.view.taskEnded('one', 'cancelled', 'cancelled');
+    expect(t.view.subtaskRows().find(s => s.id === 's2')).toMatchObject({ state: 'failed', reason: 'cancelled' });
+    expect(t.view.taskRows()[0]).toMatchObject({ state: 'cancelled', completed: 1, failed: 1, progress: 1 });
+  });
+
+  it('tells a hedge from a requeue, and releases the attempts either way', () => {
+    const t = setup();
+    t.view.connected('a', [], 1);
+    t.view.connected('b', [], 1);
+    t.view.taskQueued({ id: 'k', subtasks: [{ id: 's' }] });
+    t.view.taskStarted('k');
+    t.view.event(assigned('s', 'a', 1, 1000), 'k');
+    t.view.event(assigned('s', 'b', 2, 1500), 'k'); // still running on a: a backup attempt
+    expect(t.view.subtaskRows()[0]).toMatchObject({ state: 'running', hedged: true, attempts: 2 });
+    expect(t.view.attention().map(a => a.kind)).toContain('hedged');
+    t.view.event({ type: 'subtask.completed', at: 1600, subtaskId: 's', agentId: 'b', attempt: 2 }, 'k');
+    expect(t.view.agentRows(false).map(a => a.running)).toEqual([0, 0]);
+    expect(t.view.timeline('k', 's')!.map(e => e.step)).toEqual(['assigned', 'hedged', 'completed']);
+  });
+
+  it('suspects a silent agent by phi, takes the coordinator’s verdict, and keeps the changes', () => {
+    const t = setup();
+    t.view.connected('a', [], 1);
+    for (let i = 0; i <= 10; i++) {
+      t.at(1000 + i * 100);
+      t.view.heartbeat('a', 0.5, 1);
+    }
+    t.at(2100);
+    t.view.watch();
+    expect(t.view.agentRows(false)[0]!.state).toBe('alive');
+    t.at(3000);
+    t.view.watch();
+    const row = t.view.agentRows(false)[0]!;
+    expect(row.state).toBe('suspected');
+    expect(row.phi).toBeGreaterThanOrEqual(8);
+    const strip = t.view.attention();
+    expect(strip[0]).toMatchObject({ kind: 'suspected', agentId: 'a', lastBeatAgeMs: 1000 });
+    t.view.event({ type: 'agent.down', at: 3000, agentId: 'a', reason: 'phi 8 ≥ 8' }, 'k');
+    expect(t.view.agentRows(false)[0]!.transitions.map(c => c.state)).toEqual(['alive', 'suspected', 'down']);
+  });
+
+  it('hands out changes once, and forgets finished tasks beyond keepTasks', () => {
+    const t = setup();
+    for (const id of ['t1', 't2', 't3']) {
+      t.view.taskQueued({ id, subtasks: [{ id: 's' }] });
+      t.view.taskStarted(id);
+      t.view.taskEnded(id, 'failed', 'no agents');
+    }
+    const changes = t.view.changes()!;
+    expect(changes.removed).toEqual(['t1']);
+    expect(changes.tasks.map(r => r.id).sort()).toEqual(['t2', 't3']);
+    expect(t.view.changes()).toBeUndefined();
+    expect(t.view.subtaskRows().map(s => s.taskId)).toEqual(['t2', 't3']);
+  });
+
+  it.each([
+    ['nothing to say', [], 0],
+    ['a majority not alive: the quorum at risk', ['alive', 'down', 'down'], 1],
+    ['half alive is not a majority', ['alive', 'suspected'], 2],
+  ] as const)('attention: %s', (_, states, expected) => {
+    const agents: AgentRow[] = states.map((state, i) => ({ id: `a${i}`, state, phi: state === 'suspected' ? 9 : 0, lastBeatAt: 0, slots: 1, running: 0, usage: 0, capabilities: [], since: 0, transitions: [] }));
+    const strip = attentionOf({ agents, healing: [], quorum: [], waiting: [], hedged: [], overdue: [], now: 1000 });
+    expect(strip).toHaveLength(expected);
+    if (expected > 0) expect(strip.map(s => s.kind)).toContain('quorum');
+  });
+});
