@@ -448,7 +448,7 @@ class Run {
   private orphansFailAt = 0;
   /** Why each subtask that no live agent can run was last said to wait (see {@link waitKey}). */
   private readonly waitingFor = new Map<string, string>();
-  /** The live agents (see {@link liveFingerprint}) for which the whole queue was last looked at for such subtasks. */
+  /** `liveChanges` when the whole queue was last looked at for subtasks no live agent can run. */
   private scannedLive = -1;
   private finished = false;
   private busy = false;
@@ -997,7 +997,7 @@ class Run {
       // An agent in another process: it earns its slots back as it delivers.
       const from = record.granted;
       record.granted = from >> 1;
-      this.version++;
+      this.touch(record);
       return { ok: true, detail: `slots granted ${from} -> ${record.granted}` };
     }
     if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
@@ -1092,7 +1092,6 @@ class Run {
 
   // ---- protocol switching ---------------------------------------------------------------------
 
-  /** A switch asked for from outside (`Coordinator.switchProtocol`); false when finished or already on `to`. */
   get taskId(): string {
     return this.task.id;
   }
@@ -1104,6 +1103,7 @@ class Run {
     return true;
   }
 
+  /** A switch asked for from outside (`Coordinator.switchProtocol`); false when finished or already on `to`. */
   requestSwitch(to: TopologyName, reason: string): boolean {
     if (this.finished || to === this.protocol) return false;
     this.switchTo(to, { from: this.protocol, to, at: this.now(), reason, scores: {} });
@@ -1340,9 +1340,8 @@ class Run {
     // A pass that stopped because everyone is busy did not look at the rest of the queue. Whether
     // some of it no live agent can run changes only with the live agents: look once per change,
     // so that it is said (and its orphan timer armed) at once, not when the queue drains to it.
-    const live = this.liveFingerprint();
-    if (live !== this.scannedLive) {
-      this.scannedLive = live;
+    if (this.liveChanges !== this.scannedLive) {
+      this.scannedLive = this.liveChanges;
       if (seen !== this.version) groups.clear();
       for (let i = this.head; i < queue.length; i++) {
         const state = queue[i] as SubtaskState;
@@ -1371,11 +1370,6 @@ class Run {
       }, this.settings.orphanTimeoutMs);
     }
     if (newlyWaiting !== undefined) for (const [why, subtaskIds] of newlyWaiting) this.announceWaiting(why, subtaskIds);
-  }
-
-  /** Which agents are live, as a number that changes whenever one comes or goes. O(1). */
-  private liveFingerprint(): number {
-    return this.liveChanges;
   }
 
   /** Something about `record` changed (status, work in flight, slots): dispatch looks again. */

@@ -99,7 +99,6 @@ export class AgentHost {
     requireId('coordinatorId', coordinatorId);
     requireNumber('heartbeatIntervalMs', heartbeatIntervalMs, 0, true);
     requireNumber('heartbeatJitterMs', heartbeatJitterMs, 0);
-    if (options.ackDelayMs !== undefined) requireNumber('ackDelayMs', options.ackDelayMs, 0);
     if (random === null || typeof random !== 'object' || typeof random.next !== 'function') {
       throw new RangeError(`random must be a Random (createRandom(seed)), got ${String(random)}`);
     }
@@ -111,7 +110,7 @@ export class AgentHost {
     this.incarnation = (options.firstIncarnation ?? 1) - 1;
     this.intervalMs = heartbeatIntervalMs;
     this.jitterMs = heartbeatJitterMs;
-    this.ackDelayMs = options.ackDelayMs ?? 0;
+    this.ackDelayMs = options.ackDelayMs === undefined ? 0 : requireNumber('ackDelayMs', options.ackDelayMs, 0);
     this.agent = agent;
     this.concurrency = requireSlots('concurrency', agent.concurrency ?? 1);
   }

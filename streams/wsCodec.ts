@@ -318,6 +318,14 @@ function show(value: unknown): string {
 }
 
 /**
+ * Whether `text` takes more than `maxBytes` in UTF-8. A UTF-16 unit is at most 3 UTF-8 bytes:
+ * bytes are counted only when the length alone cannot tell.
+ */
+export function utf8Above(text: string, maxBytes: number): boolean {
+  return text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text, 'utf8') > maxBytes);
+}
+
+/**
  * How deep arrays and objects nest in JSON `text`, counted without parsing, stopping as soon as it
  * passes `limit` (brackets inside strings do not count). Linear in the text, no allocation: it runs
  * before `JSON.parse`, so a 10 KB frame nested 5,000 deep is refused before anything recurses on it.
@@ -355,8 +363,7 @@ export function nestingDepth(text: string, limit = Infinity): number {
 export function decode(text: string, { maxBytes = DEFAULT_MAX_BYTES, maxDepth = DEFAULT_MAX_DEPTH }: DecodeOptions = {}): DecodeResult {
   try {
     if (typeof text !== 'string') return fail(WS_CLOSE.unsupportedData, 'frame must be text');
-    // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only when the length alone cannot tell.
-    if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text, 'utf8') > maxBytes)) {
+    if (utf8Above(text, maxBytes)) {
       return fail(WS_CLOSE.tooBig, `frame of ${Buffer.byteLength(text, 'utf8')} bytes exceeds the limit of ${maxBytes}`);
     }
     const heartbeat = decodeHeartbeat(text);

@@ -9,7 +9,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { requireInteger, requireNumber, requireInRange, requireScheduler } from '../operators/internal/validate.js';
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
-import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
+import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
 import { SUBMISSION_KINDS, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
@@ -278,14 +278,13 @@ class Connection {
   probing = false;
   /** It said `leave`: its close is a clean departure. */
   left = false;
-  /** When anything (a frame, a pong) last came from the peer (performance.now()). */
-  heardAt = 0;
 
   constructor(
     readonly socket: WebSocket,
     readonly remote: string,
     public tokens: number,
-    public refilledAt: number,
+    /** When the peer last sent a frame (performance.now()): its token bucket refills from then. */
+    public heardAt: number,
   ) {}
 }
 
@@ -717,7 +716,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       this.counters.drop(counter, 'down');
       return this.cut(connection, `not reading: ${connection.socket.bufferedAmount} bytes waiting (maxBufferedBytes ${this.maxBufferedBytes})`);
     }
-    if (frame.length > connection.maxFrameBytes || (frame.length * 3 > connection.maxFrameBytes && Buffer.byteLength(frame, 'utf8') > connection.maxFrameBytes)) {
+    if (utf8Above(frame, connection.maxFrameBytes)) {
       this.counters.drop(counter, 'down');
       const error = `a frame of ${Buffer.byteLength(frame, 'utf8')} bytes is above the ${connection.maxFrameBytes} its peer takes: not sent`;
       this.reply(connection, { v: 1, type: 'error', code: WS_CLOSE.tooBig, error });
@@ -852,8 +851,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
 
   private takeToken(connection: Connection): boolean {
     const now = performance.now();
-    connection.tokens = Math.min(this.burst, connection.tokens + ((now - connection.refilledAt) * this.perSecond) / 1000);
-    connection.refilledAt = now;
+    connection.tokens = Math.min(this.burst, connection.tokens + ((now - connection.heardAt) * this.perSecond) / 1000);
+    connection.heardAt = now;
     if (connection.tokens < 1) return false;
     connection.tokens -= 1;
     return true;
@@ -872,7 +871,6 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
 
   private onFrame(connection: Connection, data: RawData, isBinary: boolean): void {
     if (connection.closing) return;
-    connection.heardAt = performance.now();
     try {
       this.handleFrame(connection, data, isBinary);
     } catch (err) {
@@ -1273,7 +1271,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     if (kind !== 'result' || body === null || typeof body !== 'object' || (body as ResultBody).agentId !== this.agentId) return encodeEnvelope(from, to, kind, body);
     let result = body as ResultBody;
     let frame = this.signedFrame(from, to, result);
-    if (frame.length > this.maxValueBytes && Buffer.byteLength(frame, 'utf8') > this.maxValueBytes + 64 * 1024) {
+    // The value with its envelope: what the coordinator takes, and room for the rest of the frame.
+    if (utf8Above(frame, this.maxValueBytes + 64 * 1024)) {
       const { value: _value, ...rest } = result;
       result = { ...rest, ok: false, error: `result of ${Buffer.byteLength(frame, 'utf8')} bytes is above the coordinator's limit of ${this.maxValueBytes}` };
       frame = this.signedFrame(from, to, result);

@@ -204,21 +204,28 @@ describe('coordinator defences against agents in other processes', () => {
   });
 
   it('slots of a remote agent are granted one more per result, up to what it claims', () => {
-    const { rogue, run } = setup();
+    const { scheduler, rogue, run } = setup();
     let running = 0;
-    const most: number[] = [];
-    const quick = rogue('quick', 4, (e, send) => {
+    /** How many it held at once, at each assignment it took. */
+    const held: number[] = [];
+    const worker = rogue('worker', 4, (e, send) => {
       if (e.kind !== 'assign') return;
       const { subtask, attempt } = e.body as AssignBody;
-      most.push(++running);
+      held.push(++running);
       send({ to: 'coordinator', kind: 'progress', body: { subtaskId: subtask.id, attempt, progress: 0 } });
-      send({ to: 'coordinator', kind: 'result', body: { via: [], subtaskId: subtask.id, attempt, agentId: 'quick', ok: true, value: 1 } satisfies ResultBody });
-      running--;
+      // Each takes 100 ms: what it holds at once is what it was granted.
+      scheduler.schedule(() => {
+        running--;
+        send({ to: 'coordinator', kind: 'result', body: { via: [], subtaskId: subtask.id, attempt, agentId: 'worker', ok: true, value: 1 } satisfies ResultBody });
+      }, 100);
     });
-    const { result } = run({ id: 't', subtasks: subtasks(12) });
+    const { result } = run({ id: 't', subtasks: subtasks(20) });
     expect(result.success).toBe(true);
-    expect(result.metrics.assignments).toBe(12);
-    quick.stop();
+    expect(result.metrics.assignments).toBe(20);
+    // One at first; one more after each result; never above its claim of 4.
+    expect(held.slice(0, 3)).toEqual([1, 1, 2]);
+    expect(Math.max(...held)).toBe(4);
+    worker.stop();
   });
 
   it('a restarted process is known from its hello, before its first beat: its work is re-issued at once', () => {
