@@ -1,0 +1,280 @@
+import type { ProtocolSwitch } from '../operators/index.js';
+import type { Task } from '../streams/task.js';
+import type { CoordinationMetrics, CoordinationResult } from './events.js';
+import type { HealingAttempt } from './selfHealing.js';
+
+/**
+ * The coordinator's durable state: every task it has taken and where each subtask stands, changed
+ * only by {@link applyLedgerEvent} over recorded events. The runtime records an event, then does
+ * its effects (send, schedule, heal); recovery replays the journal through the same reducer, so
+ * there is one code path for both.
+ *
+ * ```
+ * task.submitted ─▶ queued ─task.started─▶ running ─task.finished─▶ done | failed | cancelled
+ * subtask: queued ─assigned─▶ assigned ─accepted─▶ done
+ *                      ▲           ├─requeued──▶ queued (a failure when the attempt failed)
+ *                      └───────────┘─failed────▶ failed
+ * ```
+ */
+export interface Ledger {
+  /** Tasks by id (no prototype: ids are anyone's strings). */
+  readonly tasks: Record<string, TaskEntry>;
+  /** Ids of queued tasks in the order they were submitted: the run queue. */
+  readonly queue: string[];
+  /**
+   * Attempt tokens are handed out below this bound, which is recorded before any token under it
+   * is sent: after a crash the next token starts above it, so it is above every token issued.
+   */
+  reservedAttempts: number;
+  /** Events applied since the ledger was empty (snapshots included). */
+  applied: number;
+}
+
+export type TaskState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface TaskEntry {
+  readonly task: Task;
+  state: TaskState;
+  readonly submittedAt: number;
+  startedAt: number | undefined;
+  finishedAt: number | undefined;
+  /** By subtask id (no prototype). */
+  readonly subtasks: Record<string, SubtaskEntry>;
+  completed: number;
+  failed: number;
+  /** Why it was cancelled (`task.cancelled`). */
+  cancelled: string | undefined;
+  /** What the run measured, recorded at its end: with the subtasks' entries, its whole result. */
+  summary: TaskSummary | undefined;
+}
+
+export type SubtaskStatus = 'queued' | 'assigned' | 'done' | 'failed';
+
+export interface SubtaskEntry {
+  status: SubtaskStatus;
+  /** Token of the latest attempt (0: none yet). */
+  attempt: number;
+  /** Agent of the latest attempt. */
+  agentId: string | undefined;
+  /** The agent of the latest attempt said it has it. */
+  acked: boolean;
+  /** Attempts that failed or ran past their limit. */
+  failures: number;
+  /** The accepted result. */
+  value: unknown;
+  /** Why it failed. */
+  reason: string | undefined;
+}
+
+/** What a finished run measured besides its subtasks' outcomes. */
+export interface TaskSummary {
+  readonly protocol: string;
+  readonly protocolId: string;
+  readonly metrics: CoordinationMetrics;
+  readonly healing: readonly HealingAttempt[];
+  readonly switches: readonly ProtocolSwitch[];
+}
+
+/** The events the ledger is made of, as they are journaled. */
+export type LedgerEvent =
+  | { readonly type: 'task.submitted'; readonly at: number; readonly task: Task }
+  | { readonly type: 'task.started'; readonly at: number; readonly taskId: string }
+  | { readonly type: 'attempts.reserved'; readonly upTo: number }
+  | { readonly type: 'subtask.assigned'; readonly taskId: string; readonly subtaskId: string; readonly agentId: string; readonly attempt: number }
+  | { readonly type: 'subtask.acknowledged'; readonly taskId: string; readonly subtaskId: string; readonly attempt: number }
+  /** The attempt is over without a result (lost, revoked, the agent left); `failure`: it counts against the subtask's attempts. */
+  | { readonly type: 'subtask.requeued'; readonly taskId: string; readonly subtaskId: string; readonly attempt: number; readonly failure: boolean }
+  | { readonly type: 'subtask.accepted'; readonly taskId: string; readonly subtaskId: string; readonly attempt: number; readonly value: unknown }
+  | { readonly type: 'subtask.failed'; readonly taskId: string; readonly subtaskId: string; readonly reason: string }
+  | { readonly type: 'task.cancelled'; readonly at: number; readonly taskId: string; readonly reason: string }
+  | { readonly type: 'task.finished'; readonly at: number; readonly taskId: string; readonly summary: TaskSummary }
+  /** Its retention is over: it is dropped. */
+  | { readonly type: 'task.forgotten'; readonly taskId: string };
+
+export type LedgerEventType = LedgerEvent['type'];
+
+/** An event that does not fit the ledger it was applied to: a bug, or a journal from elsewhere. */
+export class LedgerError extends Error {
+  override readonly name = 'LedgerError';
+}
+
+export function emptyLedger(): Ledger {
+  return { tasks: Object.create(null) as Record<string, TaskEntry>, queue: [], reservedAttempts: 0, applied: 0 };
+}
+
+/**
+ * Applies one event: the only way a ledger changes. It updates the value in place (O(1) per event
+ * but for a task's submission), reads no clock and does nothing else; an event that does not fit
+ * throws a {@link LedgerError} and changes nothing.
+ *
+ * @example applyLedgerEvent(ledger, { type: 'task.started', at: 5, taskId: 't' })
+ */
+export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
+  switch (event.type) {
+    case 'task.submitted': {
+      const { task } = event;
+      const known = ledger.tasks[task.id];
+      if (known !== undefined) throw new LedgerError(`task ${JSON.stringify(task.id)} is already in the ledger (${known.state})`);
+      const subtasks = Object.create(null) as Record<string, SubtaskEntry>;
+      for (const s of task.subtasks) subtasks[s.id] = { status: 'queued', attempt: 0, agentId: undefined, acked: false, failures: 0, value: undefined, reason: undefined };
+      ledger.tasks[task.id] = { task, state: 'queued', submittedAt: event.at, startedAt: undefined, finishedAt: undefined, subtasks, completed: 0, failed: 0, cancelled: undefined, summary: undefined };
+      ledger.queue.push(task.id);
+      break;
+    }
+    case 'task.started': {
+      const entry = taskOf(ledger, event.taskId);
+      if (entry.state !== 'queued') throw new LedgerError(`task ${JSON.stringify(event.taskId)} cannot start: it is ${entry.state}`);
+      entry.state = 'running';
+      entry.startedAt = event.at;
+      unqueue(ledger, event.taskId);
+      break;
+    }
+    case 'attempts.reserved':
+      if (!(Number.isSafeInteger(event.upTo) && event.upTo > ledger.reservedAttempts)) throw new LedgerError(`attempts reserved up to ${event.upTo}, below ${ledger.reservedAttempts}`);
+      ledger.reservedAttempts = event.upTo;
+      break;
+    case 'subtask.assigned': {
+      const entry = subtaskOf(ledger, event.taskId, event.subtaskId, 'queued');
+      if (!(event.attempt > entry.attempt && event.attempt < ledger.reservedAttempts)) {
+        throw new LedgerError(`attempt ${event.attempt} of ${event.subtaskId} is not above ${entry.attempt} and below the reservation ${ledger.reservedAttempts}`);
+      }
+      entry.status = 'assigned';
+      entry.attempt = event.attempt;
+      entry.agentId = event.agentId;
+      entry.acked = false;
+      break;
+    }
+    case 'subtask.acknowledged':
+      current(subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned'), event).acked = true;
+      break;
+    case 'subtask.requeued': {
+      const entry = current(subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned'), event);
+      entry.status = 'queued';
+      entry.agentId = undefined;
+      if (event.failure) entry.failures++;
+      break;
+    }
+    case 'subtask.accepted': {
+      const entry = current(subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned'), event);
+      entry.status = 'done';
+      entry.value = event.value;
+      taskOf(ledger, event.taskId).completed++;
+      break;
+    }
+    case 'subtask.failed': {
+      const task = taskOf(ledger, event.taskId);
+      const entry = subtaskOf(ledger, event.taskId, event.subtaskId);
+      if (entry.status === 'done' || entry.status === 'failed') throw new LedgerError(`subtask ${event.subtaskId} of ${event.taskId} has already ended (${entry.status})`);
+      entry.status = 'failed';
+      entry.agentId = undefined;
+      entry.reason = event.reason;
+      task.failed++;
+      break;
+    }
+    case 'task.cancelled': {
+      const entry = taskOf(ledger, event.taskId);
+      if (entry.state !== 'queued' && entry.state !== 'running') throw new LedgerError(`task ${JSON.stringify(event.taskId)} cannot be cancelled: it is ${entry.state}`);
+      entry.cancelled = event.reason;
+      if (entry.state === 'queued') {
+        // It never ran: it ends here, every subtask failed with the reason.
+        unqueue(ledger, event.taskId);
+        for (const s of Object.values(entry.subtasks)) {
+          s.status = 'failed';
+          s.reason = event.reason;
+        }
+        entry.failed = entry.task.subtasks.length;
+        entry.state = 'cancelled';
+        entry.finishedAt = event.at;
+      }
+      break;
+    }
+    case 'task.finished': {
+      const entry = taskOf(ledger, event.taskId);
+      if (entry.state !== 'running') throw new LedgerError(`task ${JSON.stringify(event.taskId)} cannot finish: it is ${entry.state}`);
+      const open = entry.task.subtasks.length - entry.completed - entry.failed;
+      if (open !== 0) throw new LedgerError(`task ${JSON.stringify(event.taskId)} cannot finish with ${open} subtask(s) not ended`);
+      entry.state = entry.cancelled !== undefined ? 'cancelled' : entry.failed === 0 ? 'done' : 'failed';
+      entry.finishedAt = event.at;
+      entry.summary = event.summary;
+      break;
+    }
+    case 'task.forgotten': {
+      const entry = taskOf(ledger, event.taskId);
+      if (!ended(entry)) throw new LedgerError(`task ${JSON.stringify(event.taskId)} cannot be forgotten: it is ${entry.state}`);
+      delete ledger.tasks[event.taskId];
+      break;
+    }
+    default:
+      throw new LedgerError(`unknown ledger event ${JSON.stringify((event as { type?: unknown }).type)}`);
+  }
+  ledger.applied++;
+  return ledger;
+}
+
+/** Whether the task has ended (its outcome is final). */
+export function ended(entry: TaskEntry): boolean {
+  return entry.state === 'done' || entry.state === 'failed' || entry.state === 'cancelled';
+}
+
+/** The result of a finished task, rebuilt from its entries (the same shape a run ends with). */
+export function resultOf(entry: TaskEntry): CoordinationResult | undefined {
+  if (!ended(entry)) return undefined;
+  const results = Object.create(null) as Record<string, unknown>;
+  const failed = Object.create(null) as Record<string, string>;
+  for (const s of entry.task.subtasks) {
+    const sub = entry.subtasks[s.id] as SubtaskEntry;
+    if (sub.status === 'done') results[s.id] = sub.value;
+    else failed[s.id] = sub.reason ?? entry.cancelled ?? 'failed';
+  }
+  const summary = entry.summary;
+  const at = entry.finishedAt ?? entry.submittedAt;
+  return {
+    taskId: entry.task.id,
+    success: entry.failed === 0,
+    results,
+    failed,
+    protocol: summary?.protocol ?? 'none',
+    protocolId: summary?.protocolId ?? `${entry.task.id}:none`,
+    metrics: summary?.metrics ?? {
+      subtasks: entry.task.subtasks.length,
+      completed: entry.completed,
+      failed: entry.failed,
+      staleResultsRejected: 0,
+      assignments: 0,
+      messages: 0,
+      messagesByKind: {},
+      messagesPerSubtask: 0,
+      startedAt: at,
+      finishedAt: at,
+      durationMs: 0,
+      performance: {},
+    },
+    healing: summary?.healing ?? [],
+    switches: summary?.switches ?? [],
+  };
+}
+
+function taskOf(ledger: Ledger, taskId: string): TaskEntry {
+  const entry = ledger.tasks[taskId];
+  if (entry === undefined) throw new LedgerError(`no task ${JSON.stringify(taskId)} in the ledger`);
+  return entry;
+}
+
+function subtaskOf(ledger: Ledger, taskId: string, subtaskId: string, status?: SubtaskStatus): SubtaskEntry {
+  const task = taskOf(ledger, taskId);
+  if (task.state !== 'running') throw new LedgerError(`task ${JSON.stringify(taskId)} is ${task.state}, not running`);
+  const entry = task.subtasks[subtaskId];
+  if (entry === undefined) throw new LedgerError(`no subtask ${JSON.stringify(subtaskId)} in task ${JSON.stringify(taskId)}`);
+  if (status !== undefined && entry.status !== status) throw new LedgerError(`subtask ${subtaskId} of ${taskId} is ${entry.status}, not ${status}`);
+  return entry;
+}
+
+function current(entry: SubtaskEntry, event: { readonly subtaskId: string; readonly attempt: number }): SubtaskEntry {
+  if (entry.attempt !== event.attempt) throw new LedgerError(`attempt ${event.attempt} of ${event.subtaskId} is not its current one (${entry.attempt})`);
+  return entry;
+}
+
+function unqueue(ledger: Ledger, taskId: string): void {
+  const at = ledger.queue.indexOf(taskId);
+  if (at !== -1) ledger.queue.splice(at, 1);
+}
