@@ -1,43 +1,16 @@
-import { Observable, Subject, asyncScheduler, groupBy, lastValueFrom, map, mergeMap, type SchedulerLike, type Subscription } from 'rxjs';
-import {
-  adaptiveSwitch,
-  consensusWindow,
-  heartbeatDeadline,
-  matrixPrior,
-  performanceWindow,
-  type Decision,
-  type ExecutionRecord,
-  type Heartbeat,
-  type DeliveryInput,
-  type LatencyInput,
-  type PerformanceSnapshot,
-  type UsageInput,
-  type PhiAccrualDetectorOptions,
-  type ProtocolSwitch,
-  type Vote,
-} from '../operators/index.js';
+import { Observable, Subject, asyncScheduler, lastValueFrom, type SchedulerLike } from 'rxjs';
 import { AgentHost } from '../streams/agentHost.js';
-import type { Envelope, Network, RemoteMember } from '../streams/network.js';
+import type { Journal } from '../streams/journal.js';
+import type { Network } from '../streams/network.js';
 import { InMemoryNetwork } from '../streams/network.js';
-import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
-import { canRun, type InProcessAgent, type Subtask, type Task } from '../streams/task.js';
+import type { InProcessAgent, Task } from '../streams/task.js';
+import { Engine, type AgentSlot, type DetectorOptions, type EngineHooks, type Settings } from './engine.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
-import { detectFaults, type DetectedFault, type FaultEvent } from './faultDetector.js';
-import { SelfHealingManager, type ActionResult, type EngineActions, type HealingAttempt } from './selfHealing.js';
-import { COORDINATOR, type AgentProfile, type Layout, type TopologyName } from './topology.js';
-import { chooseInitial, topologyFor } from './topologies/index.js';
+import { applyLedgerEvent, emptyLedger, ended, restoreLedger, resultOf, type Ledger, type LedgerEvent, type TaskEntry, type TaskState } from './ledger.js';
+import { COORDINATOR, TOPOLOGY_NAMES, type TopologyName } from './topology.js';
 
-/** An agent slot: the agent, how to re-create it (restart), and whether it waits as a standby. */
-export interface AgentSlot {
-  readonly agent: InProcessAgent;
-  /** Re-creates the agent on restart; without one, restart is not possible and healing moves on. */
-  readonly factory?: () => InProcessAgent;
-  /** Held back until healing needs a replacement. */
-  readonly standby?: boolean;
-}
-
-export type DetectorOptions = ({ readonly kind: 'phi' } & PhiAccrualDetectorOptions) | { readonly kind: 'deadline'; readonly timeoutMs: number };
+export type { AgentSlot, DetectorOptions } from './engine.js';
 
 export interface CoordinatorOptions {
   readonly agents: ReadonlyArray<InProcessAgent | AgentSlot>;
@@ -92,13 +65,51 @@ export interface CoordinatorOptions {
   readonly adaptive?: { readonly evaluateEveryMs?: number; readonly windowMs?: number; readonly minDwellMs?: number; readonly switchThreshold?: number };
   /** Ends the task at this scheduler time: what is not done is reported failed. */
   readonly deadlineMs?: number;
+  /**
+   * Where the ledger is recorded (`FileJournal`, `MemoryJournal`): a coordinator created on a
+   * journal resumes every unfinished task it holds. Default none: the ledger lives in memory only.
+   */
+  readonly journal?: Journal;
+  /** Tasks that run at once, sharing the agents in turn; the others wait in order. Default 4. */
+  readonly maxTasks?: number;
+  /** How long a finished task's result stays retrievable (`attach$`, `result`, `tasks`). Default 24 h. */
+  readonly retentionMs?: number;
+  /** Most finished tasks kept, the oldest forgotten first. Default 1,000. */
+  readonly maxRetainedTasks?: number;
+  /** Journal records after which the ledger is written as a snapshot and the records before it dropped. Default 100,000. */
+  readonly snapshotEvery?: number;
 }
 
 export interface Coordinator {
-  /** Streams the run's events and ends with `task.completed` carrying the result. */
+  /**
+   * Submits the task and streams its events (its subtasks', and the engine's while it runs),
+   * ending with `task.completed` carrying the result. Unsubscribing before the end cancels the task.
+   * Errors with a RangeError when a task of that id is queued or running.
+   */
   run$(task: Task): Observable<CoordinationEvent>;
   /** The result of the run. */
   run(task: Task): Promise<CoordinationResult>;
+  /**
+   * Takes a task to run when its turn comes (at most `maxTasks` run at once), without following
+   * it (see `attach$`). Throws a RangeError for a malformed task or one whose id is queued or
+   * running, and an Error when the journal cannot write. A finished task's id may be used again.
+   */
+  submit(task: Task): void;
+  /**
+   * Follows a task by id from now on: its events, ending with `task.completed` (at once for a
+   * finished task still kept). Errors with a RangeError for a task it does not know.
+   */
+  attach$(taskId: string): Observable<CoordinationEvent>;
+  /** Every task it keeps: queued (with its position), running, and finished within retention. */
+  tasks(): TaskInfo[];
+  /** The result of a finished task still kept, else undefined. */
+  result(taskId: string): CoordinationResult | undefined;
+  /** Resolves once everything recorded so far is in the journal (at once without one). */
+  durable(): Promise<void>;
+  /** Why it takes no work (its journal cannot write), or undefined. */
+  readonly halted: string | undefined;
+  /** Stops the engine and lets go of the journal; running tasks stay running in it, for the next coordinator to resume. */
+  close(): Promise<void>;
   /** Everything every run of this coordinator emits. */
   readonly events$: Observable<CoordinationEvent>;
   /** The hosts of the in-process agents (simulation injects faults through them). */
@@ -115,22 +126,53 @@ export interface Coordinator {
    */
   switchProtocol(to: TopologyName, reason?: string): number;
   /**
-   * Ends the run of task `taskId` now, as its deadline would: its remote work is cancelled, every
-   * unfinished subtask fails with `reason` (default `cancelled`), and the run ends with its result
-   * (`task.completed`, `success` false unless everything had already ended). False when no run of
-   * that task is in progress.
+   * Ends task `taskId` now, as its deadline would: its remote work is cancelled, every unfinished
+   * subtask fails with `reason` (default `cancelled`), and it ends with its result
+   * (`task.completed`, `success` false unless everything had already ended); a queued task ends
+   * without running. False when the task is not queued or running.
    *
    * @example coordinator.cancel('review-42') // true: the run's result lists its unfinished subtasks as failed: cancelled
    */
   cancel(taskId: string, reason?: string): boolean;
 }
 
-const TOPOLOGY_NAMES: readonly TopologyName[] = ['hierarchical', 'mesh', 'ring', 'star'];
+/** What `tasks()` says of a task. */
+export interface TaskInfo {
+  readonly id: string;
+  readonly state: TaskState;
+  readonly subtasks: number;
+  readonly completed: number;
+  readonly failed: number;
+  /** 1 for the next to start, while it is queued. */
+  readonly queuePosition?: number;
+  readonly submittedAt: number;
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+}
+
+/** Who follows a task's events. */
+interface Follower {
+  next(event: CoordinationEvent): void;
+  complete(): void;
+}
+
+/** Attempt tokens reserved at a time; a new block is recorded when half of the last one is used. */
+const ATTEMPT_BLOCK = 1 << 20;
 
 /**
  * Creates a coordinator over in-process agents. Each run hosts the agents on the network, lays out
  * the topology, dispatches subtasks along its routes with attempt tokens, detects failures from
  * heartbeats and progress, heals, and switches protocol when `adaptive` measurements say so.
+ *
+ * Tasks are kept in a ledger: several run at once (`maxTasks`), sharing the agents in turn, and
+ * the rest wait in the order they came. With a `journal`, the ledger survives the coordinator: a
+ * coordinator created on the same journal resumes every unfinished task (accepted results kept,
+ * the rest issued again with attempt tokens above every earlier one).
+ *
+ * ```
+ * submit ─▶ ledger (task.submitted) ─▶ queue ─▶ engine (at most maxTasks) ─▶ task.completed
+ *              └── every event: applyLedgerEvent, then journal.append ──▶ effects (send, timers)
+ * ```
  *
  * @example
  * const coordinator = createCoordinator({ agents, topology: 'star' });
@@ -138,9 +180,10 @@ const TOPOLOGY_NAMES: readonly TopologyName[] = ['hierarchical', 'mesh', 'ring',
  */
 export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const settings = settle(options);
+  const { scheduler, journal } = settings;
   const events$ = new Subject<CoordinationEvent>();
   const random = createRandom(settings.seed);
-  const network = options.network ?? new InMemoryNetwork({ scheduler: settings.scheduler, random: random.fork('network') });
+  const network = options.network ?? new InMemoryNetwork({ scheduler, random: random.fork('network') });
   const hosts = new Map<string, AgentHost>();
   for (const slot of settings.slots) {
     hosts.set(
@@ -157,28 +200,163 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       }),
     );
   }
-  // The running run tells hosts where to beat (a mesh beats every peer).
+  // The running engine tells hosts where to beat (a mesh beats every peer).
   const runTargets = new Map<string, () => readonly string[]>();
-  // Runs in progress, for switchProtocol.
-  const active = new Set<Run>();
-  // Attempt tokens of a run start above every earlier run's: a late result or assignment of an
-  // earlier task (same subtask ids, e.g. a service running one task after another) is never current.
-  let nextAttempt = 1;
+
+  // The ledger, as the journal left it: the snapshot, then every event after it.
+  const ledger = journal === undefined ? emptyLedger() : recoverLedger(journal);
+  /** Tokens below `ledger.reservedAttempts` are free from here on: the crashed coordinator's are below `nextToken`. */
+  let nextToken = Math.max(1, ledger.reservedAttempts);
+  let halted: string | undefined;
+  let engine: Engine | undefined;
+  let starting = false;
+  /** Who follows each task (`run$`, `attach$`): its events until it ends. */
+  const followers = new Map<string, Set<Follower>>();
+  const followersOf = (taskId: string): Set<Follower> => {
+    let set = followers.get(taskId);
+    if (set === undefined) followers.set(taskId, (set = new Set()));
+    return set;
+  };
+
+  const record = (event: LedgerEvent): void => {
+    applyLedgerEvent(ledger, event);
+    if (journal === undefined || halted !== undefined) return;
+    try {
+      journal.append(event);
+      if (journal.sinceSnapshot >= settings.snapshotEvery) journal.snapshot(ledger);
+    } catch (err) {
+      halt(err instanceof Error ? err.message : String(err));
+    }
+  };
+
+  /** The journal cannot write: no new work is taken or handed out; what was durable stays so. */
+  const halt = (reason: string): void => {
+    if (halted !== undefined) return;
+    halted = reason;
+    events$.next({ type: 'coordinator.halted', at: scheduler.now(), reason });
+  };
+  journal?.onFailure(err => halt(err.message));
+
+  const follow = (taskId: string, event: CoordinationEvent): void => {
+    const subscribers = followers.get(taskId);
+    if (subscribers === undefined) return;
+    for (const s of [...subscribers]) {
+      s.next(event);
+      if (event.type === 'task.completed') s.complete();
+    }
+    if (event.type === 'task.completed') followers.delete(taskId);
+  };
+
+  const hooks: EngineHooks = {
+    record,
+    nextAttempt: () => {
+      const attempt = nextToken++;
+      // Recorded well before it is needed: a block's record is durable long before half of the
+      // previous block is used, so no token is sent above what the journal has reserved.
+      if (attempt + ATTEMPT_BLOCK / 2 >= ledger.reservedAttempts) record({ type: 'attempts.reserved', upTo: Math.max(ledger.reservedAttempts, attempt) + ATTEMPT_BLOCK });
+      return attempt;
+    },
+    halted: () => halted,
+    emit: event => events$.next(event),
+    ended: (run, result) => {
+      prune();
+      const event: CoordinationEvent = { type: 'task.completed', at: scheduler.now(), result };
+      events$.next(event);
+      follow(run.task.id, event);
+      startQueued();
+    },
+  };
+
+  /** Starts queued tasks while fewer than `maxTasks` run. */
+  const startQueued = (): void => {
+    if (starting) return;
+    starting = true;
+    try {
+      while (ledger.queue.length > 0 && halted === undefined && (engine?.stopped !== false || engine.running < settings.maxTasks)) {
+        start(ledger.queue[0] as string);
+      }
+    } finally {
+      starting = false;
+    }
+  };
+
+  /** Runs a task on the engine (a new one if none runs): queued ones are recorded as started. */
+  const start = (taskId: string): void => {
+    const entry = ledger.tasks[taskId] as TaskEntry;
+    if (entry.state === 'queued') record({ type: 'task.started', at: scheduler.now(), taskId });
+    const fresh = engine === undefined || engine.stopped;
+    if (fresh) engine = new Engine(settings, network, hosts, runTargets, hooks);
+    (engine as Engine).addTask(entry, event => follow(taskId, event));
+    if (fresh) (engine as Engine).start();
+  };
+
+  /** Finished tasks past their retention (or beyond the most kept) are forgotten. */
+  const prune = (): void => {
+    const now = scheduler.now();
+    const finished = Object.values(ledger.tasks).filter(ended);
+    let excess = finished.length - settings.maxRetainedTasks;
+    for (const entry of finished) {
+      if (excess > 0 || (entry.finishedAt ?? now) + settings.retentionMs <= now) {
+        record({ type: 'task.forgotten', taskId: entry.task.id });
+        excess--;
+      }
+    }
+  };
+
+  const submit = (task: Task): void => {
+    validateTask(task);
+    if (halted !== undefined) throw new Error(halted);
+    const known = ledger.tasks[task.id];
+    if (known !== undefined) {
+      if (!ended(known)) throw new RangeError(`a task with id ${JSON.stringify(task.id)} is already ${known.state}: give this one another id`);
+      // A finished task's id may be used again: the new task replaces what was kept of the old one.
+      record({ type: 'task.forgotten', taskId: task.id });
+    }
+    record({ type: 'task.submitted', at: scheduler.now(), task });
+    startQueued();
+  };
+
+  const attach$ = (taskId: string): Observable<CoordinationEvent> =>
+    new Observable<CoordinationEvent>(subscriber => {
+      const entry = ledger.tasks[taskId];
+      if (entry === undefined) {
+        subscriber.error(new RangeError(`no task ${JSON.stringify(taskId)}: it was never submitted, or its result is no longer kept`));
+        return undefined;
+      }
+      if (ended(entry)) {
+        subscriber.next({ type: 'task.completed', at: entry.finishedAt ?? scheduler.now(), result: resultOf(entry) as CoordinationResult });
+        subscriber.complete();
+        return undefined;
+      }
+      followersOf(taskId).add(subscriber);
+      return () => followers.get(taskId)?.delete(subscriber);
+    });
 
   const run$ = (task: Task): Observable<CoordinationEvent> => {
     validateTask(task); // bad input fails here, before anything starts
     return new Observable<CoordinationEvent>(subscriber => {
-      const run = new Run(task, settings, network, hosts, runTargets, nextAttempt, event => {
-        events$.next(event);
-        subscriber.next(event);
-        if (event.type === 'task.completed') subscriber.complete();
-      });
-      active.add(run);
-      run.start();
+      let done = false;
+      const follower: Follower = {
+        next: event => subscriber.next(event),
+        complete: () => {
+          done = true;
+          subscriber.complete();
+        },
+      };
+      // Followed before it is submitted: a task that ends inside submit (no subtasks) still reaches it.
+      const taken = ledger.tasks[task.id];
+      if (taken === undefined || ended(taken)) followersOf(task.id).add(follower);
+      try {
+        submit(task);
+      } catch (err) {
+        followers.get(task.id)?.delete(follower);
+        subscriber.error(err);
+        return undefined;
+      }
       return () => {
-        active.delete(run);
-        nextAttempt = Math.max(nextAttempt, run.lastAttempt + 1); // also when abandoned before its end
-        run.stop();
+        followers.get(task.id)?.delete(follower);
+        // A run nobody follows any more is not wanted: it ends (its remote work is cancelled).
+        if (!done) cancel(task.id, 'abandoned: nobody follows the run any more');
       };
     });
   };
@@ -188,47 +366,91 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       throw new RangeError(`to must be one of ${TOPOLOGY_NAMES.join(', ')}, got ${JSON.stringify(to)}`);
     }
     if (typeof reason !== 'string') throw new RangeError(`reason must be a string, got ${String(reason)}`);
-    let switched = 0;
-    for (const run of [...active]) if (run.requestSwitch(to, reason)) switched++;
-    return switched;
+    return engine !== undefined && !engine.stopped && engine.requestSwitch(to, reason) ? engine.running : 0;
   };
 
   const cancel = (taskId: string, reason = 'cancelled'): boolean => {
-    let cancelled = false;
-    for (const run of [...active]) if (run.taskId === taskId && run.cancel(reason)) cancelled = true;
-    return cancelled;
+    const entry = ledger.tasks[taskId];
+    if (entry === undefined || ended(entry)) return false;
+    if (entry.state === 'queued') {
+      record({ type: 'task.cancelled', at: scheduler.now(), taskId, reason });
+      const event: CoordinationEvent = { type: 'task.completed', at: scheduler.now(), result: resultOf(entry) as CoordinationResult };
+      events$.next(event);
+      follow(taskId, event);
+      return true;
+    }
+    return engine?.cancel(taskId, reason) ?? false;
   };
+
+  const tasks = (): TaskInfo[] => {
+    prune();
+    return Object.values(ledger.tasks).map(entry => {
+      const position = entry.state === 'queued' ? ledger.queue.indexOf(entry.task.id) + 1 : 0;
+      return {
+        id: entry.task.id,
+        state: entry.state,
+        subtasks: entry.task.subtasks.length,
+        completed: entry.completed,
+        failed: entry.failed,
+        ...(position > 0 ? { queuePosition: position } : {}),
+        submittedAt: entry.submittedAt,
+        ...(entry.startedAt === undefined ? {} : { startedAt: entry.startedAt }),
+        ...(entry.finishedAt === undefined ? {} : { finishedAt: entry.finishedAt }),
+      };
+    });
+  };
+
+  // Resume what the journal holds: running tasks first (their engine starts), then the queue.
+  // Not before what recovery recorded is durable, and not before the caller can follow: on the
+  // scheduler's next turn.
+  const resume = (): void => {
+    for (const entry of Object.values(ledger.tasks)) if (entry.state === 'running' && halted === undefined) start(entry.task.id);
+    startQueued();
+  };
+  if (Object.values(ledger.tasks).some(entry => !ended(entry))) {
+    if (journal === undefined || !journal.pending) scheduler.schedule(resume);
+    else journal.durable().then(() => scheduler.schedule(resume), (err: unknown) => halt(err instanceof Error ? err.message : String(err)));
+  }
 
   return {
     run$,
     run: task => lastValueFrom(run$(task)).then(last => (last as Extract<CoordinationEvent, { type: 'task.completed' }>).result),
+    submit,
+    attach$,
+    tasks,
+    result: taskId => {
+      const entry = ledger.tasks[taskId];
+      return entry === undefined ? undefined : resultOf(entry);
+    },
+    durable: () => journal?.durable() ?? Promise.resolve(),
+    get halted() {
+      return halted;
+    },
     events$: events$.asObservable(),
     hosts,
     network,
     switchProtocol,
     cancel,
+    close: async () => {
+      // Running tasks stay running in the ledger: a coordinator on the same journal resumes them.
+      engine?.stop();
+      await journal?.close();
+    },
   };
 }
 
-interface Settings {
-  readonly slots: readonly AgentSlot[];
-  readonly topology: TopologyName | 'adaptive';
-  readonly scheduler: SchedulerLike;
-  readonly seed: number;
-  readonly heartbeatIntervalMs: number;
-  readonly heartbeatJitterMs: number;
-  readonly detector: DetectorOptions;
-  readonly progressTimeoutMs: number;
-  readonly ackTimeoutMs: number;
-  readonly maxSubtaskAttempts: number;
-  readonly attemptTimeoutMs: number;
-  readonly maxSlotsPerAgent: number;
-  readonly orphanTimeoutMs: number;
-  readonly maxAttempts: number;
-  readonly reconnectGraceMs: number;
-  readonly consensusWindowMs: number;
-  readonly adaptive: { evaluateEveryMs: number; windowMs: number; minDwellMs: number; switchThreshold: number };
-  readonly deadlineMs: number;
+/** The ledger a journal holds: its snapshot, then every record after it, through the same reducer. */
+function recoverLedger(journal: Journal): Ledger {
+  const { snapshot, records } = journal.recover();
+  const ledger = snapshot === undefined ? emptyLedger() : restoreLedger(snapshot);
+  records.forEach((event, i) => {
+    try {
+      applyLedgerEvent(ledger, event as LedgerEvent);
+    } catch (err) {
+      throw new Error(`the journal's record ${i + 1} after its snapshot does not apply: ${(err as Error).message}`);
+    }
+  });
+  return ledger;
 }
 
 function requireWhole(name: string, value: number): number {
@@ -260,6 +482,11 @@ function settle(options: CoordinatorOptions): Settings {
     consensusWindowMs = 2000,
     adaptive = {},
     deadlineMs = Infinity,
+    journal,
+    maxTasks = 4,
+    retentionMs = 24 * 3600_000,
+    maxRetainedTasks = 1000,
+    snapshotEvery = 100_000,
   } = options;
   if (!Array.isArray(agents)) throw new RangeError(`agents must be an array, got ${String(agents)}`);
   const topology = typeof topologyOption === 'object' && topologyOption !== null ? topologyOption.name : topologyOption;
@@ -321,1367 +548,12 @@ function settle(options: CoordinatorOptions): Settings {
       switchThreshold: adaptive.switchThreshold ?? 0.3,
     },
     deadlineMs,
+    journal,
+    maxTasks: requireWhole('maxTasks', maxTasks),
+    retentionMs: positive('retentionMs', retentionMs),
+    maxRetainedTasks: requireWhole('maxRetainedTasks', maxRetainedTasks),
+    snapshotEvery: requireWhole('snapshotEvery', snapshotEvery),
   };
-}
-
-type SubtaskStatus = 'queued' | 'assigned' | 'done' | 'failed';
-
-interface SubtaskState {
-  readonly subtask: Subtask;
-  readonly index: number;
-  status: SubtaskStatus;
-  /** Protocol whose routes carried the current assignment. */
-  protocol: TopologyName;
-  attempt: number;
-  agentId: string | undefined;
-  assignedAt: number;
-  hops: number;
-  /** Relays the assignment went through (and its result comes back through). */
-  route: readonly string[];
-  /** The agent said it has the assignment (its first progress). */
-  acked: boolean;
-  /** Runs whose handler failed or that timed out. */
-  failures: number;
-  /** The current attempt's start-to-close timer. */
-  timer: Subscription | undefined;
-  /** Set once the agent says its result is on its way through relays: when it is taken as lost. */
-  transit: Subscription | undefined;
-}
-
-/** `quarantined`: it forged, stalled or never acknowledged; it gets no work and relays nothing for the rest of the run. */
-type AgentStatus = 'live' | 'suspected' | 'down' | 'standby' | 'quarantined';
-
-interface AgentRecord {
-  readonly id: string;
-  /** Its position in the run's agent list (and its bit in the free-agent set). */
-  readonly index: number;
-  readonly capabilities: readonly string[];
-  /** Its host, for its slots; none for an agent in another process. */
-  readonly host: AgentHost | undefined;
-  /** Slots of a remote agent (an in-process one's are its host's). */
-  readonly slots: number;
-  status: AgentStatus;
-  readonly inFlight: Set<string>;
-  completed: number;
-  failures: number;
-  /** Healing in progress for this agent: a second verdict waits for it. */
-  healing: boolean;
-  /** The host's start count last heard (0: none yet). */
-  incarnation: number;
-  /** Assignments in a row it did not acknowledge. */
-  unacked: number;
-  /** Deliveries through it in a row that failed (it relays: an assignment or a result lost). */
-  dropped: number;
-  /** A remote agent's heartbeat targets as last told (in-process hosts read the layout). */
-  told: string;
-  /** Slots granted to a remote agent so far (it earns them by delivering results). */
-  granted: number;
-  /** Its attempts in a row that timed out. */
-  timeouts: number;
-  /** A remote agent's process (from its hello): another one under the same id is a restart. */
-  instance: string | undefined;
-  /** Its status was `live` when the dispatch counts last looked (see `refresh`). */
-  wasLive: boolean;
-  /** Its connection closed without a leave: the grace timer that declares it down unless it reconnects. */
-  closed: Subscription | undefined;
-  /**
-   * An assignment relayed to it went unacknowledged: the relay or the agent is at fault, and its
-   * next assignment goes straight to it to tell which (no answer there either: the agent).
-   */
-  probeDirect: boolean;
-}
-
-/** One run of one task: the state machine every topology shares. */
-class Run {
-  private readonly scheduler: SchedulerLike;
-  private readonly subtasks = new Map<string, SubtaskState>();
-  /** Subtasks waiting for an agent, in dispatch order, from `head` on (what is before it is spent). */
-  private readonly queue: SubtaskState[] = [];
-  private head = 0;
-  /** Nested dispatch calls (an assignment's events can lead back into dispatch). */
-  private dispatchDepth = 0;
-  /**
-   * Bumped whenever an agent's status, in-flight set or slots change: a dispatch pass reuses what
-   * it found about free agents only while nothing but its own assignments changed.
-   */
-  private version = 0;
-  private readonly agents = new Map<string, AgentRecord>();
-  /** The same records in the same order, for the scans of dispatch. */
-  private readonly agentList: AgentRecord[] = [];
-  /**
-   * The live agents with a free slot, one bit each by `index`: dispatch finds candidates among
-   * them in agent order at O(agents / 32 + free) rather than scanning every agent per subtask.
-   */
-  private freeBits = new Uint32Array(4);
-  /** Live agents now, and a count bumped whenever one becomes live or stops being. */
-  private liveCount = 0;
-  private liveChanges = 0;
-  /** Capable live agents per capability set, valid while `liveChanges` is `capableAt`. */
-  private readonly capable = new Map<string, number>();
-  private capableAt = -1;
-  // Keyed by subtask ids, which are anyone's strings (`__proto__` included): no prototype.
-  private readonly results: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-  private readonly failed: Record<string, string> = Object.create(null) as Record<string, string>;
-  private readonly switches: ProtocolSwitch[] = [];
-  private readonly subscriptions: Subscription[] = [];
-  private readonly heartbeats = new Subject<Heartbeat>();
-  private readonly latencies = new Subject<LatencyInput>();
-  private readonly deliveries = new Subject<DeliveryInput>();
-  /** Usage the agents' heartbeats carry: one series per agent, whatever resource is the highest. */
-  private readonly usage = new Subject<UsageInput>();
-  private readonly acks = new Subject<Heartbeat>();
-  private healer!: SelfHealingManager;
-  private readonly progress = new Subject<Heartbeat>();
-  private readonly executions = new Subject<ExecutionRecord>();
-  private readonly votes = new Subject<Vote>();
-  private readonly voters = new Subject<readonly string[]>();
-  private readonly performance = new Map<string, PerformanceSnapshot>();
-  private protocol: TopologyName;
-  private layout!: Layout;
-  private done = 0;
-  private assignments = 0;
-  private stale = 0;
-  private startedAt = 0;
-  private startByKind: Record<string, number> = {};
-  private orphanTimer: Subscription | undefined;
-  /** When the armed orphan timer fails what still waits. */
-  private orphansFailAt = 0;
-  /** Why each subtask that no live agent can run was last said to wait (see {@link waitKey}). */
-  private readonly waitingFor = new Map<string, string>();
-  /** `liveChanges` when the whole queue was last looked at for subtasks no live agent can run. */
-  private scannedLive = -1;
-  private finished = false;
-  private busy = false;
-  private readonly later: Array<() => void> = [];
-  private proposals = 0;
-  private readonly firstAttempt: number;
-
-  constructor(
-    private readonly task: Task,
-    private readonly settings: Settings,
-    private readonly network: Network,
-    private readonly hosts: Map<string, AgentHost>,
-    private readonly targets: Map<string, () => readonly string[]>,
-    firstAttempt: number,
-    private readonly emit: (event: CoordinationEvent) => void,
-  ) {
-    this.scheduler = settings.scheduler;
-    this.firstAttempt = firstAttempt;
-    task.subtasks.forEach((subtask, index) => {
-      const state: SubtaskState = { subtask, index, status: 'queued', protocol: 'star', attempt: firstAttempt - 1, agentId: undefined, assignedAt: 0, hops: 0, route: [], acked: false, failures: 0, timer: undefined, transit: undefined };
-      this.subtasks.set(subtask.id, state);
-      this.queue.push(state);
-    });
-    // Higher priority first; equal priorities keep task order.
-    this.queue.sort((a, b) => (b.subtask.priority ?? 0) - (a.subtask.priority ?? 0) || a.index - b.index);
-    this.protocol = 'star';
-  }
-
-  private now(): number {
-    return this.scheduler.now();
-  }
-
-  /**
-   * Runs every input (a message, a verdict, a timer) to completion before the next. The deadline
-   * operators report overdue deadlines synchronously when fed, so without this a verdict could
-   * re-enter the run while a subtask is half-updated (and leak its slot).
-   */
-  private serial(work: () => void): void {
-    if (this.busy) {
-      this.later.push(work);
-      return;
-    }
-    this.busy = true;
-    try {
-      work();
-      for (let next = this.later.shift(); next !== undefined && !this.finished; next = this.later.shift()) next();
-    } finally {
-      this.later.length = 0;
-      this.busy = false;
-    }
-  }
-
-  start(): void {
-    const { settings } = this;
-    this.startedAt = this.now();
-    const stats = this.network.stats;
-    this.startByKind = Object.fromEntries(Object.entries(stats.byKind).map(([k, v]) => [k, v.sent]));
-
-    for (const slot of settings.slots) {
-      this.add(slot.agent.id, slot.agent.capabilities, this.hosts.get(slot.agent.id), 1, slot.standby ? 'standby' : 'live');
-    }
-    const live = this.liveProfiles();
-    if (settings.topology === 'adaptive') {
-      this.protocol = chooseInitial({
-        agentCount: live.length,
-        ...(this.task.complexity === undefined ? {} : { complexity: this.task.complexity }),
-        ...(this.task.coordinationIntensity === undefined ? {} : { coordinationIntensity: this.task.coordinationIntensity }),
-      }) as TopologyName;
-    } else {
-      this.protocol = settings.topology;
-    }
-    this.setLayout(topologyFor(this.protocol).layout(live));
-    this.emit({ type: 'protocol.selected', at: this.now(), protocol: this.protocol, reason: settings.topology === 'adaptive' ? 'decision matrix' : 'configured' });
-
-    this.wireDetection();
-    this.wireAdaptive();
-    this.subscriptions.push(
-      this.network.join(COORDINATOR).subscribe({
-        next: envelope => this.serial(() => this.receive(envelope)),
-        // The network would not let the coordinator in (its id is taken): nothing can be done.
-        error: (err: unknown) => this.serial(() => this.finish(`the coordinator could not join the network: ${err instanceof Error ? err.message : String(err)}`)),
-      }),
-    );
-    for (const record of this.agents.values()) {
-      if (record.status === 'standby') continue;
-      this.join(record);
-    }
-    // Agents in other processes: those connected now, and whoever connects while the run lasts.
-    const members = this.network.members$;
-    if (members !== undefined) this.subscriptions.push(members.subscribe(member => this.serial(() => this.admit(member))));
-    const departures = this.network.departures$;
-    if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.onConnectionClosed(agentId))));
-    if (Number.isFinite(settings.deadlineMs)) {
-      this.subscriptions.push(this.scheduler.schedule(() => this.finish('task deadline reached'), Math.max(0, settings.deadlineMs - this.now())));
-    }
-    if (this.subtasks.size === 0) this.finish();
-    else this.dispatch();
-  }
-
-  stop(): void {
-    for (const s of this.subscriptions) s.unsubscribe();
-    this.subscriptions.length = 0;
-    for (const record of this.agentList) record.closed?.unsubscribe();
-    for (const state of this.subtasks.values()) {
-      state.timer?.unsubscribe();
-      state.transit?.unsubscribe();
-    }
-    this.orphanTimer?.unsubscribe();
-    this.cancelRemoteWork();
-    for (const record of this.agentList) {
-      this.targets.delete(record.id);
-      if (record.host !== undefined) {
-        record.host.crash(); // a run owns its hosts: nothing keeps beating after it
-      } else if (record.told !== COORDINATOR) {
-        // An agent in another process outlives the run: from now on it beats the coordinator alone.
-        record.told = COORDINATOR;
-        this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets: [COORDINATOR] } });
-      }
-    }
-  }
-
-  /** Agents in other processes outlive the run: they are told to drop what they still hold of it. */
-  private cancelRemoteWork(): void {
-    for (const state of this.subtasks.values()) {
-      if (state.status !== 'assigned' || state.agentId === undefined || this.agents.get(state.agentId)?.host !== undefined) continue;
-      this.network.send({ from: COORDINATOR, to: state.agentId, kind: 'cancel', body: { subtaskId: state.subtask.id, attempt: state.attempt, via: [] } });
-    }
-  }
-
-  /**
-   * Lays out anew. Agents in other processes cannot read the layout: those whose heartbeat targets
-   * changed (a mesh beats every peer) are told with a `peers` message.
-   */
-  private setLayout(layout: Layout): void {
-    this.layout = layout;
-    for (const record of this.agentList) {
-      if (record.host !== undefined || record.status !== 'live') continue;
-      const targets = layout.heartbeatTargets(record.id);
-      const signature = targets.join(',');
-      if (signature === record.told) continue;
-      record.told = signature;
-      this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets } });
-    }
-  }
-
-  private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, index: this.agentList.length, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, wasLive: false, closed: undefined, probeDirect: false };
-    this.agents.set(id, record);
-    this.agentList.push(record);
-    if (this.agentList.length > this.freeBits.length * 32) {
-      const grown = new Uint32Array(this.freeBits.length * 2);
-      grown.set(this.freeBits);
-      this.freeBits = grown;
-    }
-    this.refresh(record);
-    return record;
-  }
-
-  /**
-   * A remote agent the network admitted. A new one joins the layout and gets work; one already
-   * known (a reconnect) changes nothing here: its beats say whether it is back. An id held by an
-   * in-process agent is refused.
-   */
-  private admit(member: RemoteMember): void {
-    const known = this.agents.get(member.agentId);
-    if (known !== undefined) {
-      if (known.host !== undefined) {
-        this.emit({ type: 'agent.refused', at: this.now(), agentId: member.agentId, reason: 'the id belongs to an in-process agent' });
-        return;
-      }
-      const restarted = member.instance !== undefined && known.instance !== undefined && member.instance !== known.instance;
-      if (restarted) this.restarted(known, member.instance as string);
-      if (known.closed !== undefined) {
-        // Back within the grace: a blip of the link (the same process) changes nothing.
-        known.closed.unsubscribe();
-        known.closed = undefined;
-        if (known.status === 'suspected') this.recover(known);
-      }
-      return;
-    }
-    if (member.agentId === COORDINATOR) return;
-    const record = this.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
-    record.instance = member.instance;
-    this.touch(record);
-    this.join(record);
-    this.setLayout(this.layout.with(this.profile(record)));
-    if (this.done < this.subtasks.size) this.dispatch();
-  }
-
-  /**
-   * Its connection closed without a leave (a killed process, a reset link): suspected at once, and
-   * declared down unless it reconnects within `reconnectGraceMs`. A stopped process or a silent
-   * network keeps its connection open: those remain the failure detector's to judge.
-   */
-  private onConnectionClosed(agentId: string): void {
-    const record = this.agents.get(agentId);
-    if (record === undefined || record.host !== undefined || record.closed !== undefined) return;
-    const { reconnectGraceMs } = this.settings;
-    if (record.status === 'live') {
-      record.status = 'suspected';
-      this.touch(record);
-      this.emit({ type: 'agent.suspected', at: this.now(), agentId, detail: `connection closed; down unless it reconnects within ${reconnectGraceMs} ms` });
-    }
-    record.closed = this.scheduler.schedule(
-      () =>
-        this.serial(() => {
-          record.closed = undefined;
-          if (record.status === 'suspected') this.declareDown(record, `connection closed and not back within ${reconnectGraceMs} ms`);
-        }),
-      reconnectGraceMs,
-    );
-  }
-
-  /**
-   * Another process under a known id, known from its hello before it ever beats: what the old one
-   * ran and what it relayed (results in transit included) is gone, so those attempts are re-issued
-   * at once rather than after a progress timeout. Its first beat restarts its detector.
-   */
-  private restarted(record: AgentRecord, instance: string): void {
-    record.instance = instance;
-    record.incarnation = 0;
-    record.granted = 1;
-    this.touch(record);
-    if (record.inFlight.size > 0) this.reassign(record, 'agent restarted');
-    for (const state of this.subtasks.values()) {
-      if (state.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} restarted`);
-    }
-    this.dispatch();
-  }
-
-  /**
-   * Starts an agent's host and its membership. Membership begins now, not at its first beat: the
-   * detector is primed, so an agent whose beats never arrive is suspected like any other.
-   */
-  private join(record: AgentRecord): void {
-    this.targets.set(record.id, () => this.layout.heartbeatTargets(record.id));
-    this.hosts.get(record.id)?.start();
-    this.heartbeats.next({ agentId: record.id });
-    this.emit({ type: 'agent.joined', at: this.now(), agentId: record.id });
-  }
-
-  // ---- detection ------------------------------------------------------------------------------
-
-  private wireDetection(): void {
-    const { settings, scheduler } = this;
-    const faults = detectFaults(
-      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries, usage: this.usage },
-      // A slow agent is one slower than its peers: a slowdown everyone shares (saturation) is no one's fault.
-      { detector: settings.detector, degradation: { relativeTo: 'peers' }, scheduler },
-    );
-    this.subscriptions.push(faults.subscribe(fault => this.serial(() => this.onFault(fault))));
-    // Progress: one deadline per assignment, keyed `subtask#attempt`; silence means a hung agent.
-    this.subscriptions.push(
-      this.progress.pipe(heartbeatDeadline({ timeoutMs: settings.progressTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') this.serial(() => this.onProgressTimeout(verdict.agentId));
-      }),
-    );
-    // Acknowledgement: one deadline per assignment until the agent's first progress.
-    this.subscriptions.push(
-      this.acks.pipe(heartbeatDeadline({ timeoutMs: settings.ackTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') this.serial(() => this.onAckTimeout(verdict.agentId));
-      }),
-    );
-    this.subscriptions.push(
-      this.votes.pipe(consensusWindow({ windowMs: settings.consensusWindowMs, voters: this.voters, scheduler })).subscribe(d => this.serial(() => this.onVerdict(d))),
-    );
-    this.healer = new SelfHealingManager(this.actions(), { maxAttempts: settings.maxAttempts, scheduler });
-    this.subscriptions.push(this.healer.events$.subscribe(event => this.emit(event)));
-  }
-
-  private wireAdaptive(): void {
-    const { settings, scheduler } = this;
-    this.subscriptions.push(
-      // One window per protocol: an execution counts for the protocol that routed it.
-      this.executions
-        .pipe(
-          groupBy(record => record.protocol),
-          mergeMap(group => group.pipe(performanceWindow({ windowMs: settings.adaptive.windowMs, scheduler }), map(snapshot => [group.key, snapshot] as const))),
-        )
-        .subscribe(([protocol, snapshot]) => this.performance.set(protocol, snapshot)),
-    );
-    if (settings.topology !== 'adaptive') return;
-    this.subscriptions.push(
-      this.executions
-        .pipe(
-          adaptiveSwitch({
-            initial: this.protocol,
-            candidates: TOPOLOGY_NAMES.filter(n => n !== this.protocol),
-            ...settings.adaptive,
-            prior: matrixPrior({ agentCount: this.agents.size, ...(this.task.complexity ? { complexity: this.task.complexity } : {}), ...(this.task.coordinationIntensity ? { coordinationIntensity: this.task.coordinationIntensity } : {}) }),
-            scheduler,
-          }),
-        )
-        .subscribe(change => this.serial(() => this.switchTo(change.to as TopologyName, change))),
-    );
-  }
-
-  private onFault(fault: FaultEvent): void {
-    const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
-    if (fault.kind === 'agent_timeout') {
-      if (record === undefined) return;
-      if (fault.type === 'resolved') {
-        if (record.status === 'suspected' || record.status === 'down') this.recover(record);
-        return;
-      }
-      if (record.status !== 'live') return;
-      record.status = 'suspected';
-      this.touch(record);
-      this.emit({ type: 'agent.suspected', at: fault.at, agentId: record.id, detail: fault.detail });
-      if (this.layout.confirmsFailures) this.askPeers(record.id);
-      else this.declareDown(record, fault.detail);
-      return;
-    }
-    if (fault.type === 'resolved') return;
-    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, ...(fault.agentId === undefined ? {} : { agentId: fault.agentId }), detail: fault.detail });
-    this.heal(fault);
-  }
-
-  /** Mesh: the live peers vote on the suspicion within a consensus window. */
-  private askPeers(suspect: string): void {
-    const peers = this.liveIds().filter(id => id !== suspect);
-    const proposalId = `down:${suspect}:${++this.proposals}`;
-    this.voters.next(peers);
-    for (const peer of peers) this.network.send({ from: COORDINATOR, to: peer, kind: 'vote-request', body: { proposalId, suspect } });
-    if (peers.length === 0) this.votes.next({ proposalId, voterId: COORDINATOR, accept: true });
-  }
-
-  private onVerdict(decision: Decision): void {
-    this.emit({ type: 'consensus.decided', at: decision.decidedAt, proposalId: decision.proposalId, outcome: decision.outcome, yes: decision.yes.length, no: decision.no.length });
-    const suspect = decision.proposalId.split(':')[1] as string;
-    const record = this.agents.get(suspect);
-    if (record === undefined || record.status !== 'suspected') return;
-    // A confirmed verdict, or no quorum either way: the coordinator cannot hear it, so it is not usable.
-    if (decision.outcome !== 'rejected') this.declareDown(record, `peers confirmed (${decision.yes.length} of ${decision.yes.length + decision.no.length + decision.missing.length})`);
-  }
-
-  private onAckTimeout(k: string): void {
-    const [subtaskId, attempt] = splitKey(k);
-    const state = this.subtasks.get(subtaskId);
-    if (state === undefined || state.status !== 'assigned' || state.attempt !== attempt || state.acked || state.agentId === undefined) return;
-    const record = this.agents.get(state.agentId) as AgentRecord;
-    // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
-    // charged, and so is whoever it went through (the agent itself when it went straight to it).
-    this.deliveries.next({ link: firstLink(state), ok: false });
-    const via = state.route.length > 0 ? ` via ${state.route.join(' → ')}` : '';
-    this.requeue(state, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`);
-    if (state.route.length > 0 && record.host === undefined) {
-      // Through relays to an agent in another process: whose fault is unknown; the relays are
-      // charged, and the next assignment goes straight to the agent to tell.
-      this.chargeRelays(state.route);
-      record.probeDirect = true;
-    } else if (++record.unacked >= UNACKED_LIMIT) {
-      this.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
-    }
-    this.dispatch();
-  }
-
-  /**
-   * A delivery through these relays failed: one in another process that fails `UNACKED_LIMIT`
-   * times with no result through it in between is stalled. Relays in this process are not suspected
-   * of keeping things back: what they lose is lost on a link, which the links' own failure counts
-   * and the detectors answer for.
-   */
-  private chargeRelays(route: readonly string[]): void {
-    for (const id of route) {
-      const relay = this.agents.get(id);
-      if (relay !== undefined && relay.host === undefined && ++relay.dropped >= UNACKED_LIMIT) this.stalled(relay, `${relay.dropped} deliveries through it in a row failed`);
-    }
-  }
-
-  /**
-   * An agent that beats but takes nothing in, or drops what it relays, is treated as hung: healed
-   * if it lives in this process; quarantined if it is in another (it cannot be restarted from here).
-   */
-  private stalled(record: AgentRecord, detail: string): void {
-    record.unacked = record.dropped = 0;
-    if (record.status !== 'live') return;
-    if (record.host === undefined) return this.quarantine(record, detail);
-    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
-    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
-    this.heal(fault);
-  }
-
-  /**
-   * The agent said its result is on its way through relays (`done`): if it has not arrived within
-   * the acknowledgement timeout, a relay lost it. The relays are charged and the subtask runs again.
-   */
-  private onResultInTransit(state: SubtaskState): void {
-    if (state.transit !== undefined) return;
-    const attempt = state.attempt;
-    state.transit = this.scheduler.schedule(
-      () =>
-        this.serial(() => {
-          state.transit = undefined;
-          if (state.status === 'assigned' && state.attempt === attempt) this.lostInTransit(state);
-        }),
-      this.settings.ackTimeoutMs,
-    );
-  }
-
-  /** A result announced done has not come through its relays: they are charged, and the subtask runs again. */
-  private lostInTransit(state: SubtaskState): void {
-    const route = state.route;
-    this.revoke(state, `result of ${state.agentId ?? '?'} lost in transit via ${route.join(' → ')}`);
-    this.chargeRelays(route);
-    this.dispatch();
-  }
-
-  private onProgressTimeout(key: string): void {
-    const [subtaskId, attempt] = splitKey(key);
-    const state = this.subtasks.get(subtaskId);
-    if (state === undefined || state.status !== 'assigned' || state.attempt !== attempt || state.agentId === undefined) return;
-    const record = this.agents.get(state.agentId);
-    if (record === undefined) return;
-    const detail = `no progress on ${subtaskId} for ${this.settings.progressTimeoutMs} ms`;
-    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
-    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
-    this.heal(fault);
-  }
-
-  private declareDown(record: AgentRecord, reason: string): void {
-    record.status = 'down';
-    this.touch(record);
-    this.emit({ type: 'agent.down', at: this.now(), agentId: record.id, reason });
-    this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
-    this.takeOut(record);
-    this.heal({ type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail: reason });
-  }
-
-  /** Removes an agent from the layout (the topology repairs itself) and resends what went through it. */
-  private takeOut(record: AgentRecord): void {
-    const { layout, repair } = this.layout.without(record.id);
-    this.setLayout(layout);
-    for (const m of repair.messages) this.network.send({ from: m.from, to: m.to, kind: m.kind, body: { failed: record.id } });
-    this.emit({ type: 'protocol.repaired', at: this.now(), protocol: this.protocol, failed: record.id, repair: repair.description });
-    // Work relayed through it is lost on the way, there or back: send it again by the new routes.
-    // The agents holding it are told to drop it (by the new routes), so their slots come free.
-    for (const state of this.subtasks.values()) {
-      if (state.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} failed`);
-    }
-  }
-
-  /**
-   * A liveness beat. A new incarnation (the agent restarted) starts the detector over for it: the
-   * old process's rhythm would skew the new one's statistics, and its arrival is a recovery.
-   */
-  private onBeat(agentId: string, incarnation: number): void {
-    const record = this.agents.get(agentId);
-    if (record === undefined) return;
-    if (incarnation !== record.incarnation) {
-      // A new process forgot what the old one was running: that work gets new attempts now.
-      if (record.incarnation !== 0 && record.inFlight.size > 0) {
-        this.reassign(record, 'agent restarted');
-        this.dispatch();
-      }
-      // Also the first real beat: it replaces the primer the detector was given at join.
-      const fresh = record.incarnation !== 0;
-      record.incarnation = incarnation;
-      this.touch(record); // a restarted host may run another number of slots
-      if (fresh && record.host === undefined) {
-        record.told = COORDINATOR; // a new process knows nothing of its peers
-        this.setLayout(this.layout);
-      }
-      this.heartbeats.next({ agentId, status: 'leaving' });
-      this.heartbeats.next({ agentId });
-      if (record.status === 'suspected' || record.status === 'down') this.recover(record);
-      return;
-    }
-    this.heartbeats.next({ agentId });
-  }
-
-  /** A clean departure: no fault, nothing to heal; its work goes to others. */
-  private onLeaving(agentId: string): void {
-    const record = this.agents.get(agentId);
-    if (record === undefined || record.status === 'down' || record.status === 'quarantined') return;
-    this.heartbeats.next({ agentId, status: 'leaving' });
-    this.usage.next({ agentId, left: true });
-    record.status = 'down';
-    this.touch(record);
-    this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
-    this.takeOut(record);
-    this.reassign(record, 'left');
-    this.dispatch();
-  }
-
-  private recover(record: AgentRecord): void {
-    record.status = 'live';
-    this.touch(record);
-    this.setLayout(this.layout.with(this.profile(record)));
-    this.emit({ type: 'agent.recovered', at: this.now(), agentId: record.id });
-    this.dispatch();
-  }
-
-  // ---- healing --------------------------------------------------------------------------------
-
-  /**
-   * Runs the fault's healing chain. Whatever it achieved, no subtask stays assigned to an agent that
-   * is not live; when the chain of a high or critical fault is exhausted the run falls back to
-   * another protocol (bounded). A medium fault (a timeout, a slow agent) concerns one agent:
-   * changing the whole team's protocol for it is out of proportion — under saturation every agent
-   * looks slow, and falling back then ended runs on a ring of long routes.
-   */
-  private heal(fault: DetectedFault): void {
-    this.healer.heal(fault).subscribe(result => {
-      const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
-      if (record !== undefined && record.status !== 'live' && record.inFlight.size > 0) this.reassign(record, fault.detail);
-      if (result.status === 'exhausted' && (fault.severity === 'high' || fault.severity === 'critical')) {
-        const next = this.healer.fallback(this.protocol);
-        if (next !== undefined) this.switchTo(next as TopologyName, { from: this.protocol, to: next, at: this.now(), reason: `healing of ${fault.kind} exhausted`, scores: {} });
-      }
-      this.dispatch();
-    });
-  }
-
-  /** What healing strategies do to this run: real effects on hosts, layout and assignments. */
-  private actions(): EngineActions {
-    const agentOf = (fault: DetectedFault): AgentRecord | undefined => (fault.agentId === undefined ? undefined : this.agents.get(fault.agentId));
-    const onAgent = (fault: DetectedFault, act: (record: AgentRecord) => ActionResult): ActionResult => {
-      const record = agentOf(fault);
-      return record === undefined ? { ok: false, detail: 'no agent named by the fault' } : act(record);
-    };
-    return {
-      restartAgent: f => onAgent(f, r => this.restartAgent(r)),
-      reassignSubtasks: f => onAgent(f, r => this.reassign(r, f.detail)),
-      replaceAgent: f => onAgent(f, r => this.replace(r)),
-      reduceLoad: f => onAgent(f, r => this.reduceLoad(r)),
-      rebalanceResources: f => onAgent(f, r => this.rebalance(r)),
-      switchToCheaperProtocol: () => this.switchToCheaper(),
-      // Channels of the in-memory network and of WebSocket links carry no state to reset; a fresh
-      // layout re-chooses every relay, and mesh routes go direct.
-      resetChannels: () => ({ ok: false, detail: 'links keep no channel state to reset' }),
-      switchRoute: f => this.routeAround(f),
-      useAlternativeRoutes: () => this.switchToProtocol('mesh', 'direct routes to every agent'),
-      breakWaitChain: f => this.breakWaitChain(f),
-      restartCoordination: () => this.relayout('coordination restarted: layout rebuilt over live agents'),
-      switchProtocol: f => {
-        const next = this.healer.fallback(this.protocol);
-        return next === undefined ? { ok: false, detail: 'no fallback protocol left' } : this.switchToProtocol(next as TopologyName, `healing of ${f.kind}`);
-      },
-    };
-  }
-
-  private reduceLoad(record: AgentRecord): ActionResult {
-    const host = this.hosts.get(record.id);
-    if (host === undefined && record.granted > 1) {
-      // An agent in another process: it earns its slots back as it delivers.
-      const from = record.granted;
-      record.granted = from >> 1;
-      this.touch(record);
-      return { ok: true, detail: `slots granted ${from} -> ${record.granted}` };
-    }
-    if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
-    const from = host.slots;
-    host.setSlots(Math.floor(from / 2));
-    this.touch(record);
-    return { ok: true, detail: `slots ${from} -> ${host.slots}` };
-  }
-
-  /** Takes back the agent's newest assignments beyond one, for other agents to run. */
-  private rebalance(record: AgentRecord): ActionResult {
-    const extra = [...record.inFlight].slice(1);
-    for (const id of extra) this.revoke(this.subtasks.get(id) as SubtaskState, `rebalanced away from ${record.id}`);
-    return extra.length === 0 ? { ok: false, detail: 'nothing to move' } : { ok: true, detail: `${extra.length} subtask(s) moved` };
-  }
-
-  private breakWaitChain(fault: DetectedFault): ActionResult {
-    const waiter = fault.members?.map(id => this.agents.get(id)).find(r => r !== undefined && r.inFlight.size > 0);
-    if (waiter === undefined) return { ok: false, detail: 'no waiter with work to abort' };
-    const [first] = waiter.inFlight;
-    this.revoke(this.subtasks.get(first as string) as SubtaskState, 'aborted to break a circular wait');
-    return { ok: true, detail: `aborted ${String(first)} of ${waiter.id} and requeued it` };
-  }
-
-  /**
-   * Cheapest by messages per execution, like with like: against a measured protocol only measured
-   * ones compete (a prior is not a measurement, and comparing the two made a saturated run flip
-   * between star and hierarchical); while the current one is unmeasured, all go by their route
-   * lengths.
-   */
-  private switchToCheaper(): ActionResult {
-    const order: TopologyName[] = ['star', 'hierarchical', 'ring', 'mesh'];
-    const measured = (t: TopologyName): number | undefined => this.performance.get(t)?.messagesPerExecution;
-    const byMeasurement = measured(this.protocol) !== undefined;
-    const cost = (t: TopologyName): number => (byMeasurement ? (measured(t) ?? Infinity) : 2 + order.indexOf(t));
-    const cheaper = order.filter(t => t !== this.protocol && cost(t) < cost(this.protocol)).sort((a, b) => cost(a) - cost(b));
-    return cheaper[0] === undefined ? { ok: false, detail: `${this.protocol} is already the cheapest${byMeasurement ? ' measured' : ''}` } : this.switchToProtocol(cheaper[0], 'cheaper protocol');
-  }
-
-  private switchToProtocol(to: TopologyName, reason: string): ActionResult {
-    if (to === this.protocol) return { ok: false, detail: `already on ${to}` };
-    const from = this.protocol;
-    this.switchTo(to, { from, to, at: this.now(), reason, scores: {} });
-    return { ok: true, detail: `${from} -> ${to}` };
-  }
-
-  /** Stops relaying through the far end of a failing link: the topology repairs as if it had left, then takes it back as a plain member. */
-  private routeAround(fault: DetectedFault): ActionResult {
-    const far = fault.link?.split('->')[1];
-    const record = far === undefined ? undefined : this.agents.get(far);
-    if (record === undefined || !this.layout.members.includes(record.id)) return this.relayout('routes re-chosen over live agents');
-    const relays = this.layout.members.some(m => m !== record.id && this.layout.route(m).includes(record.id));
-    if (!relays) return { ok: false, detail: `${record.id} relays nothing` };
-    this.takeOut(record);
-    this.setLayout(this.layout.with(this.profile(record)));
-    return { ok: true, detail: `routes no longer pass through ${record.id}` };
-  }
-
-  private relayout(detail: string): ActionResult {
-    this.setLayout(topologyFor(this.protocol).layout(this.liveProfiles()));
-    return { ok: true, detail };
-  }
-
-  private restartAgent(record: AgentRecord): ActionResult {
-    const slot = this.settings.slots.find(s => s.agent.id === record.id);
-    const host = this.hosts.get(record.id);
-    if (slot?.factory === undefined || host === undefined) return { ok: false, detail: 'no factory to re-create the agent' };
-    // Its running work dies with the old instance: give those subtasks new attempts first.
-    this.reassign(record, 'agent restarted');
-    host.restart(slot.factory());
-    this.touch(record);
-    this.emit({ type: 'agent.restarted', at: this.now(), agentId: record.id });
-    // The fresh instance must beat before it gets work again: it stays down until the detector says alive.
-    return { ok: true, detail: 'agent re-created from its factory' };
-  }
-
-  private reassign(record: AgentRecord, reason: string): ActionResult {
-    const moved = [...record.inFlight];
-    for (const id of moved) this.requeue(this.subtasks.get(id) as SubtaskState, `${record.id}: ${reason}`);
-    return { ok: true, detail: `${moved.length} subtask(s) requeued with new attempts` };
-  }
-
-  private replace(record: AgentRecord): ActionResult {
-    const standby = [...this.agents.values()].find(a => a.status === 'standby' && sameCapabilities(a, record));
-    if (standby === undefined) return { ok: false, detail: 'no standby agent with the same capabilities' };
-    standby.status = 'live';
-    this.touch(standby);
-    this.join(standby);
-    this.setLayout(this.layout.with(this.profile(standby)));
-    return { ok: true, detail: `standby ${standby.id} took over` };
-  }
-
-  // ---- protocol switching ---------------------------------------------------------------------
-
-  get taskId(): string {
-    return this.task.id;
-  }
-
-  /** Ends the run now: remote work cancelled, unfinished subtasks failed with `reason`. False if it had ended. */
-  cancel(reason: string): boolean {
-    if (this.finished) return false;
-    this.serial(() => this.finish(reason));
-    return true;
-  }
-
-  /** A switch asked for from outside (`Coordinator.switchProtocol`); false when finished or already on `to`. */
-  requestSwitch(to: TopologyName, reason: string): boolean {
-    if (this.finished || to === this.protocol) return false;
-    this.switchTo(to, { from: this.protocol, to, at: this.now(), reason, scores: {} });
-    return true;
-  }
-
-  /** Hands over to another topology: in-flight work keeps its attempts and reply paths; new work takes the new routes. */
-  private switchTo(to: TopologyName, change: ProtocolSwitch): void {
-    if (to === this.protocol) return;
-    this.protocol = to;
-    this.setLayout(topologyFor(to).layout(this.liveProfiles()));
-    this.switches.push(change);
-    let inFlight = 0;
-    for (const a of this.agents.values()) inFlight += a.inFlight.size;
-    this.emit({ type: 'protocol.switched', at: this.now(), switch: change, inFlight });
-    this.dispatch();
-  }
-
-  // ---- work -----------------------------------------------------------------------------------
-
-  private receive(envelope: Envelope): void {
-    switch (envelope.kind) {
-      case 'heartbeat': {
-        const body = envelope.body as HeartbeatBody;
-        if (body.status === 'leaving') return this.onLeaving(envelope.from);
-        this.onBeat(envelope.from, body.incarnation);
-        if (body.usage !== undefined && this.agents.has(envelope.from)) this.usage.next({ agentId: envelope.from, usage: body.usage.fraction });
-        return;
-      }
-      case 'result':
-        return this.onResult(envelope.body as ResultBody, envelope.from);
-      case 'progress': {
-        const body = envelope.body as ProgressBody;
-        const state = this.subtasks.get(body.subtaskId);
-        // Progress comes straight from the agent that runs the attempt: anyone else's is noise.
-        if (state?.status !== 'assigned' || state.attempt !== body.attempt || envelope.from !== state.agentId) return;
-        if (!state.acked) this.acknowledge(state);
-        this.progress.next({ agentId: key(state) });
-        if (body.done === true && state.route.length > 0) this.onResultInTransit(state);
-        return;
-      }
-      case 'vote': {
-        const body = envelope.body as VoteBody;
-        this.votes.next({ proposalId: body.proposalId, voterId: envelope.from, accept: body.accept });
-        return;
-      }
-      default:
-        return; // control messages for agents (repairs) that reached the coordinator: nothing to do
-    }
-  }
-
-  /**
-   * A result, accepted only for the current attempt of the agent it names, and only from the node
-   * its reply path ends with (the agent, or its first relay): an agent cannot report for another.
-   */
-  private onResult(body: ResultBody, from: string): void {
-    if (body.forged !== undefined) return this.onForged(body, from);
-    const state = this.subtasks.get(body.subtaskId);
-    if (state === undefined) {
-      this.stale++;
-      this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `unknown subtask (from ${from})` });
-      return;
-    }
-    const current = state.status === 'assigned' && state.attempt === body.attempt && state.agentId === body.agentId;
-    if (!current || from !== (state.route[0] ?? state.agentId)) {
-      this.stale++;
-      const reason = !current ? (state.status === 'done' ? 'already completed' : 'superseded attempt') : `sent by ${from}, not by ${state.agentId} or its relay`;
-      this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason });
-      return;
-    }
-    const record = this.agents.get(body.agentId);
-    record?.inFlight.delete(state.subtask.id);
-    if (record !== undefined) {
-      record.timeouts = 0;
-      if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
-    }
-    this.touch(record);
-    if (!state.acked) this.acknowledge(state);
-    for (const id of state.route) {
-      const relay = this.agents.get(id);
-      if (relay !== undefined) relay.dropped = 0; // it brought the result back
-    }
-    this.progress.next({ agentId: key(state), status: 'leaving' });
-    const latencyMs = this.now() - state.assignedAt;
-    this.executions.next({ protocol: state.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
-    this.latencies.next({ agentId: body.agentId, latencyMs });
-    if (body.ok) {
-      state.status = 'done';
-      this.results[state.subtask.id] = body.value;
-      if (record) record.completed++;
-      this.done++;
-      this.emit({ type: 'subtask.completed', at: this.now(), subtaskId: state.subtask.id, agentId: body.agentId, attempt: body.attempt });
-    } else {
-      state.failures++;
-      if (record) record.failures++;
-      if (state.failures >= this.settings.maxSubtaskAttempts) this.fail(state, `handler failed ${state.failures} time(s): ${body.error ?? 'failed'}`);
-      else this.requeue(state, `handler failed: ${body.error ?? 'failed'}`);
-    }
-    if (this.done === this.subtasks.size) this.finish();
-    else this.dispatch();
-  }
-
-  /**
-   * A result its transport could not authenticate as the named agent's own: rejected, nothing
-   * more. Who made it is unknown: honest relays pass on whatever is addressed through them, so the
-   * node that delivered it may only have carried it (blaming it would let anyone get honest agents
-   * quarantined by bouncing forgeries through them). A relay that keeps the real result back is
-   * found out as results lost in transit.
-   */
-  private onForged(body: ResultBody, from: string): void {
-    this.stale++;
-    this.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `forged: ${body.forged ?? ''} (delivered by ${from})` });
-  }
-
-  private requeue(state: SubtaskState, reason: string): void {
-    if (state.status !== 'assigned') return;
-    this.untake(state);
-    this.release(state);
-    state.status = 'queued';
-    state.agentId = undefined;
-    // Its old attempt is stale from now on (it is no longer assigned); the next run gets a new one.
-    this.enqueue(state);
-    this.emit({ type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt: state.attempt + 1, reason });
-  }
-
-  /** The agent has the assignment: the link delivered; from now on its progress is watched. */
-  private acknowledge(state: SubtaskState): void {
-    state.acked = true;
-    this.acks.next({ agentId: key(state), status: 'leaving' });
-    // The agent took it in. Its relays are cleared only once a result comes back through them: a
-    // relay that passes assignments on but keeps results back must not be cleared by the former.
-    const record = state.agentId === undefined ? undefined : this.agents.get(state.agentId);
-    if (record !== undefined) {
-      record.unacked = 0;
-      if (state.route.length === 0) record.probeDirect = false;
-    }
-    this.deliveries.next({ link: firstLink(state), ok: true });
-  }
-
-  /** Stops watching an assignment's acknowledgement and progress. */
-  private release(state: SubtaskState): void {
-    state.timer?.unsubscribe();
-    state.transit?.unsubscribe();
-    state.timer = state.transit = undefined;
-    const k = key(state);
-    if (!state.acked) this.acks.next({ agentId: k, status: 'leaving' });
-    this.progress.next({ agentId: k, status: 'leaving' });
-  }
-
-  /** Back into the queue by priority, after the waiting subtasks of the same priority. */
-  private enqueue(state: SubtaskState): void {
-    const priority = state.subtask.priority ?? 0;
-    let i = this.queue.length;
-    while (i > this.head && ((this.queue[i - 1] as SubtaskState).subtask.priority ?? 0) < priority) i--;
-    this.queue.splice(i, 0, state);
-  }
-
-  /** Takes an assignment back from a live agent: it is told to drop it, and the subtask is requeued. */
-  private revoke(state: SubtaskState, reason: string): void {
-    if (state.status !== 'assigned' || state.agentId === undefined) return;
-    const path = [...this.layout.route(state.agentId), state.agentId];
-    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { subtaskId: state.subtask.id, attempt: state.attempt, via: path.slice(1) } });
-    this.requeue(state, reason);
-  }
-
-  private fail(state: SubtaskState, reason: string): void {
-    if (state.status === 'done' || state.status === 'failed') return;
-    this.untake(state);
-    if (state.status === 'assigned') this.release(state);
-    state.status = 'failed';
-    this.failed[state.subtask.id] = reason;
-    this.done++;
-    this.emit({ type: 'subtask.failed', at: this.now(), subtaskId: state.subtask.id, reason });
-  }
-
-  /**
-   * Gives queued subtasks to live agents with a free slot, along the layout's routes: each queued
-   * subtask, in queue order, goes to the layout's pick among the live, capable agents with a free
-   * slot, or waits; the pass stops once every live agent is busy, and the waiting subtasks go back
-   * to the front in their order. The live agents and, per capability set, the capable and free ones
-   * are found once per pass and kept up to date through its own assignments (anything else that
-   * changes agents, e.g. a fault verdict reached from an assignment's events, makes it look again):
-   * O(agents) per pass rather than per subtask. The queue is an array read from `head`, so taking
-   * from and putting back at the front cost O(1), also when an assignment's events lead to a nested
-   * dispatch.
-   */
-  private dispatch(): void {
-    if (this.finished) return;
-    const queue = this.queue;
-    let orphaned = false;
-    /** Subtasks that start to wait for no capable agent in this pass, by why. */
-    let newlyWaiting: Map<string, string[]> | undefined;
-    const orphan = (state: SubtaskState, candidates: Candidates): void => {
-      orphaned = true;
-      const why = waitKey(state.subtask, candidates);
-      if (this.waitingFor.get(state.subtask.id) === why) return;
-      this.waitingFor.set(state.subtask.id, why);
-      newlyWaiting ??= new Map();
-      const ids = newlyWaiting.get(why);
-      if (ids === undefined) newlyWaiting.set(why, [state.subtask.id]);
-      else ids.push(state.subtask.id);
-    };
-    const waiting: SubtaskState[] = [];
-    const groups = new Map<string, Candidates>();
-    let seen = -1; // the version `groups` describes
-    this.dispatchDepth++;
-    while (this.head < queue.length) {
-      const state = queue[this.head++] as SubtaskState;
-      if (state.status !== 'queued') continue;
-      if (seen !== this.version) {
-        groups.clear();
-        seen = this.version;
-      }
-      const candidates = this.candidates(state.subtask, groups);
-      if (candidates.capable === 0) {
-        orphan(state, candidates);
-        waiting.push(state);
-        continue;
-      }
-      const chosen = this.layout.pick(state.subtask, candidates.ids);
-      if (chosen === undefined) {
-        waiting.push(state);
-        if (candidates.free.length === 0 && candidates.capable === candidates.live) break; // everyone is busy
-        continue;
-      }
-      const record = this.agents.get(chosen) as AgentRecord;
-      this.assign(state, record);
-      if (this.version === seen + 1) {
-        // Only this assignment happened: the agent may have no free slot left.
-        seen++;
-        if (record.inFlight.size >= this.slotsOf(record)) for (const group of groups.values()) group.remove(record);
-      }
-    }
-    // A pass that stopped because everyone is busy did not look at the rest of the queue. Whether
-    // some of it no live agent can run changes only with the live agents: look once per change,
-    // so that it is said (and its orphan timer armed) at once, not when the queue drains to it.
-    if (this.liveChanges !== this.scannedLive) {
-      this.scannedLive = this.liveChanges;
-      if (seen !== this.version) groups.clear();
-      for (let i = this.head; i < queue.length; i++) {
-        const state = queue[i] as SubtaskState;
-        if (state.status !== 'queued') continue;
-        const candidates = this.candidates(state.subtask, groups);
-        if (candidates.capable === 0) orphan(state, candidates);
-      }
-    }
-    // Back to the front: the positions just before `head` are spent, there is room for them.
-    this.head -= waiting.length;
-    for (let k = 0; k < waiting.length; k++) queue[this.head + k] = waiting[k] as SubtaskState;
-    if (--this.dispatchDepth === 0) {
-      if (this.head === queue.length) {
-        queue.length = 0;
-        this.head = 0;
-      } else if (this.head > 1024 && this.head > queue.length >> 1) {
-        queue.splice(0, this.head);
-        this.head = 0;
-      }
-    }
-    if (orphaned && this.orphanTimer === undefined) {
-      this.orphansFailAt = this.now() + this.settings.orphanTimeoutMs;
-      this.orphanTimer = this.scheduler.schedule(() => {
-        this.orphanTimer = undefined;
-        this.serial(() => this.failOrphans());
-      }, this.settings.orphanTimeoutMs);
-    }
-    if (newlyWaiting !== undefined) for (const [why, subtaskIds] of newlyWaiting) this.announceWaiting(why, subtaskIds);
-  }
-
-  /** Something about `record` changed (status, work in flight, slots): dispatch looks again. */
-  private touch(record: AgentRecord | undefined): void {
-    this.version++;
-    if (record !== undefined) this.refresh(record);
-  }
-
-  /** Keeps the record's bit in the free-agent set and the live count true to its state. */
-  private refresh(record: AgentRecord): void {
-    const word = record.index >>> 5;
-    const bit = 1 << (record.index & 31);
-    const wasLive = record.wasLive;
-    const live = record.status === 'live';
-    if (live !== wasLive) {
-      record.wasLive = live;
-      this.liveCount += live ? 1 : -1;
-      this.liveChanges++;
-    }
-    const bits = this.freeBits;
-    if (live && record.inFlight.size < this.slotsOf(record)) bits[word] = (bits[word] as number) | bit;
-    else bits[word] = (bits[word] as number) & ~bit;
-  }
-
-  /** Takes the subtask's assignment off its agent (its slot comes free). */
-  private untake(state: SubtaskState): void {
-    const record = state.agentId === undefined ? undefined : this.agents.get(state.agentId);
-    record?.inFlight.delete(state.subtask.id);
-    this.touch(record);
-  }
-
-  /** Says why subtasks wait for an agent, and when they fail unless one comes. */
-  private announceWaiting(why: string, subtaskIds: string[]): void {
-    const live = this.agentList.filter(r => r.status === 'live');
-    let capabilities: string[] = [];
-    let reason: string;
-    if (why === NO_LIVE_AGENT) {
-      const down = this.agentList.length;
-      reason = down === 0 ? 'no agents connected yet' : `no live agent (${down === 1 ? 'the only agent is' : `all ${down} agents are`} down or standing by)`;
-    } else {
-      const needed = JSON.parse(why) as string[];
-      capabilities = needed.filter(c => !live.some(r => r.capabilities.includes(c)));
-      reason = capabilities.length > 0 ? `no live agent has ${capabilities.join(', ')}` : `no live agent has all of ${needed.join(', ')}`;
-    }
-    this.emit({ type: 'subtask.waiting', at: this.now(), subtaskIds, capabilities, reason, failsAt: this.orphansFailAt });
-  }
-
-  /**
-   * The live agents that can run `subtask`, and those of them with a free slot (in agent order);
-   * one entry per capability set. The free ones come from the free-agent bits; how many are
-   * capable is counted once per change of the live agents.
-   */
-  private candidates(subtask: Subtask, groups: Map<string, Candidates>): Candidates {
-    const needed = subtask.capabilities;
-    const signature = needed === undefined || needed.length === 0 ? '' : JSON.stringify(needed);
-    let group = groups.get(signature);
-    if (group === undefined) {
-      group = new Candidates();
-      group.live = this.liveCount;
-      group.capable = signature === '' ? this.liveCount : this.capableOf(signature, subtask);
-      const bits = this.freeBits;
-      const list = this.agentList;
-      for (let word = 0; word < bits.length; word++) {
-        let w = bits[word] as number;
-        while (w !== 0) {
-          const low = w & -w;
-          const record = list[(word << 5) + (31 - Math.clz32(low))] as AgentRecord;
-          w ^= low;
-          if (signature === '' || canRun(record.capabilities, subtask)) group.add(record);
-        }
-      }
-      groups.set(signature, group);
-    }
-    return group;
-  }
-
-  /** Live agents that can run subtasks of this capability set (counted anew when the live agents change). */
-  private capableOf(signature: string, subtask: Subtask): number {
-    if (this.capableAt !== this.liveChanges) {
-      this.capable.clear();
-      this.capableAt = this.liveChanges;
-    }
-    let n = this.capable.get(signature);
-    if (n === undefined) {
-      n = 0;
-      for (const r of this.agentList) if (r.status === 'live' && canRun(r.capabilities, subtask)) n++;
-      this.capable.set(signature, n);
-    }
-    return n;
-  }
-
-  private slotsOf(record: AgentRecord): number {
-    return record.host?.slots ?? Math.min(record.slots, record.granted, this.settings.maxSlotsPerAgent);
-  }
-
-  private failOrphans(): void {
-    for (let i = this.head; i < this.queue.length; i++) {
-      const state = this.queue[i] as SubtaskState;
-      if (state.status === 'queued' && this.capableLive(state.subtask).length === 0) {
-        this.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
-      }
-    }
-    if (this.done === this.subtasks.size) this.finish();
-    else this.dispatch();
-  }
-
-  /** The highest attempt token handed out (attempts only grow, from `firstAttempt`). */
-  get lastAttempt(): number {
-    let last = this.firstAttempt - 1;
-    for (const state of this.subtasks.values()) if (state.attempt > last) last = state.attempt;
-    return last;
-  }
-
-  private assign(state: SubtaskState, record: AgentRecord): void {
-    const route = record.probeDirect ? [] : this.layout.route(record.id);
-    const path = [...route, record.id];
-    const replyPath = [...[...route].reverse(), COORDINATOR];
-    state.status = 'assigned';
-    state.attempt++;
-    state.agentId = record.id;
-    state.assignedAt = this.now();
-    state.hops = path.length;
-    state.route = route;
-    state.protocol = this.protocol;
-    state.acked = false;
-    this.waitingFor.delete(state.subtask.id);
-    record.inFlight.add(state.subtask.id);
-    this.touch(record);
-    this.assignments++;
-    const body: AssignBody = { subtask: state.subtask, attempt: state.attempt, replyPath, via: path.slice(1) };
-    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
-    this.acks.next({ agentId: key(state) });
-    const attempt = state.attempt;
-    state.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(state, attempt)), this.timeoutOf(state.subtask));
-    this.emit({ type: 'subtask.assigned', at: this.now(), subtaskId: state.subtask.id, agentId: record.id, attempt: state.attempt, hops: path.length });
-  }
-
-  /** Start-to-close limit of an attempt of `subtask`. */
-  private timeoutOf(subtask: Subtask): number {
-    return subtask.timeoutMs ?? this.task.timeoutMs ?? this.settings.attemptTimeoutMs;
-  }
-
-  /**
-   * An attempt ran past its start-to-close limit: it fails (whatever progress it reported) and the
-   * agent is told to drop it; the subtask runs again elsewhere, up to `maxSubtaskAttempts` runs. An
-   * agent in another process whose attempts time out twice in a row gets no more work.
-   */
-  private onAttemptTimeout(state: SubtaskState, attempt: number): void {
-    state.timer = undefined;
-    if (state.status !== 'assigned' || state.attempt !== attempt || state.agentId === undefined) return;
-    const record = this.agents.get(state.agentId) as AgentRecord;
-    if (state.transit !== undefined) {
-      // The agent finished in time and said so; its result is held up in a relay: theirs to answer for.
-      state.transit.unsubscribe();
-      state.transit = undefined;
-      return this.lostInTransit(state);
-    }
-    const limit = this.timeoutOf(state.subtask);
-    const reason = `attempt ${attempt} on ${record.id} ran past its ${limit} ms limit`;
-    state.failures++;
-    this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
-    this.revoke(state, reason);
-    if (state.failures >= this.settings.maxSubtaskAttempts) this.fail(state, `timed out ${state.failures} time(s): ${reason}`);
-    record.granted = Math.max(1, record.granted >> 1);
-    this.touch(record);
-    if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
-    if (this.done === this.subtasks.size) this.finish();
-    else this.dispatch();
-  }
-
-  /**
-   * No more work for this agent in this run, and no relaying: it forged, stalled or took nothing
-   * in. Its work and the work routed through it go elsewhere. It stays connected (its beats are
-   * harmless); the next run starts it afresh.
-   */
-  private quarantine(record: AgentRecord, reason: string): void {
-    if (record.status === 'quarantined') return;
-    const wasInLayout = this.layout.members.includes(record.id);
-    record.status = 'quarantined';
-    this.touch(record);
-    this.emit({ type: 'agent.quarantined', at: this.now(), agentId: record.id, reason });
-    if (wasInLayout) this.takeOut(record);
-    for (const id of [...record.inFlight]) this.revoke(this.subtasks.get(id) as SubtaskState, `${record.id} quarantined: ${reason}`);
-  }
-
-  // ---- the end --------------------------------------------------------------------------------
-
-  private finish(reason?: string): void {
-    if (this.finished) return;
-    if (reason !== undefined) {
-      this.cancelRemoteWork();
-      for (const state of this.subtasks.values()) this.fail(state, reason);
-    }
-    this.finished = true;
-    const now = this.now();
-    const stats = this.network.stats;
-    const messagesByKind: Record<string, number> = {};
-    let messages = 0;
-    for (const [kind, s] of Object.entries(stats.byKind)) {
-      const n = s.sent - (this.startByKind[kind] ?? 0);
-      if (n <= 0 || SUBMISSION_KINDS.has(kind)) continue; // a service's traffic with its clients is not coordination
-      messagesByKind[kind] = n;
-      messages += n;
-    }
-    const completed = Object.keys(this.results).length;
-    const result: CoordinationResult = {
-      taskId: this.task.id,
-      success: Object.keys(this.failed).length === 0,
-      results: this.results,
-      failed: this.failed,
-      protocol: this.protocol,
-      protocolId: `${this.task.id}:${this.settings.topology}:${this.settings.seed}`,
-      metrics: {
-        subtasks: this.subtasks.size,
-        completed,
-        failed: Object.keys(this.failed).length,
-        staleResultsRejected: this.stale,
-        assignments: this.assignments,
-        messages,
-        messagesByKind,
-        messagesPerSubtask: this.subtasks.size === 0 ? 0 : messages / this.subtasks.size,
-        startedAt: this.startedAt,
-        finishedAt: now,
-        durationMs: now - this.startedAt,
-        performance: Object.fromEntries(this.performance),
-      },
-      healing: this.healer.history as HealingAttempt[],
-      switches: this.switches,
-    };
-    this.stop();
-    this.emit({ type: 'task.completed', at: now, result });
-  }
-
-  // ---- helpers --------------------------------------------------------------------------------
-
-  private capableLive(subtask: Subtask): AgentRecord[] {
-    const out: AgentRecord[] = [];
-    for (const r of this.agents.values()) if (r.status === 'live' && canRun(r.capabilities, subtask)) out.push(r);
-    return out;
-  }
-
-  private liveIds(): string[] {
-    return [...this.agents.values()].filter(r => r.status === 'live').map(r => r.id);
-  }
-
-  private profile(record: AgentRecord): AgentProfile {
-    const runs = record.completed + record.failures;
-    return { id: record.id, capabilities: record.capabilities, successRate: runs === 0 ? 1 : record.completed / runs };
-  }
-
-  private liveProfiles(): AgentProfile[] {
-    return [...this.agents.values()].filter(r => r.status === 'live').map(r => this.profile(r));
-  }
-}
-
-/** Capable agents for one capability set during a dispatch pass: how many, and the free ones in agent order. */
-class Candidates {
-  /** Live agents, capable or not. */
-  live = 0;
-  capable = 0;
-  readonly free: AgentRecord[] = [];
-  /** Ids of `free`, what the layout picks from. */
-  readonly ids: string[] = [];
-
-  add(record: AgentRecord): void {
-    this.free.push(record);
-    this.ids.push(record.id);
-  }
-
-  /** The agent has no free slot left. */
-  remove(record: AgentRecord): void {
-    const at = this.free.indexOf(record);
-    if (at < 0) return;
-    this.free.splice(at, 1);
-    this.ids.splice(at, 1);
-  }
-}
-
-/** Why a subtask waits when no agent at all is live. */
-const NO_LIVE_AGENT = '';
-
-/** Why a subtask no live agent can run waits: no agent live at all, or its capability set (as JSON). */
-function waitKey(subtask: Subtask, candidates: Candidates): string {
-  return candidates.live === 0 ? NO_LIVE_AGENT : JSON.stringify(subtask.capabilities ?? []);
-}
-
-/** Unacknowledged assignments in a row after which a beating agent is treated as hung (quarantined if remote). */
-const UNACKED_LIMIT = 3;
-/** Timed-out attempts in a row after which an agent in another process is quarantined. */
-const TIMEOUTS_LIMIT = 2;
-
-/** The link an assignment took first: to its first relay, or straight to its agent. */
-function firstLink(state: SubtaskState): string {
-  return `${COORDINATOR}->${state.route[0] ?? state.agentId ?? ''}`;
-}
-
-function key(state: SubtaskState): string {
-  return `${state.subtask.id}#${state.attempt}`;
-}
-
-function splitKey(k: string): [string, number] {
-  const at = k.lastIndexOf('#');
-  return [k.slice(0, at), Number(k.slice(at + 1))];
-}
-
-function sameCapabilities(a: AgentRecord, b: AgentRecord): boolean {
-  return b.capabilities.every(c => a.capabilities.includes(c));
-}
-
-function withoutKind(options: DetectorOptions): PhiAccrualDetectorOptions {
-  const { kind: _kind, ...rest } = options as { kind: 'phi' } & PhiAccrualDetectorOptions;
-  return rest;
 }
 
 /** Longest timer a task may ask for (what `setTimeout` takes). */
@@ -1692,6 +564,8 @@ export function validateTask(task: Task): void {
   if (task === null || typeof task !== 'object' || typeof task.id !== 'string' || !Array.isArray(task.subtasks)) {
     throw new RangeError('a task must be { id: string, subtasks: Subtask[] }');
   }
+  if (task.id.includes('\u0000')) throw new RangeError('a task id may not contain NUL');
+  if (task.maxAttempts !== undefined && !(Number.isSafeInteger(task.maxAttempts) && task.maxAttempts >= 1)) throw new RangeError(`maxAttempts must be an integer >= 1, got ${String(task.maxAttempts)}`);
   if (task.timeoutMs !== undefined && !(typeof task.timeoutMs === 'number' && task.timeoutMs > 0 && task.timeoutMs <= MAX_TIMER_MS)) {
     throw new RangeError(`timeoutMs must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(task.timeoutMs)}`);
   }
@@ -1703,6 +577,7 @@ export function validateTask(task: Task): void {
     if (s.timeoutMs !== undefined && !(typeof s.timeoutMs === 'number' && s.timeoutMs > 0 && s.timeoutMs <= MAX_TIMER_MS)) {
       throw new RangeError(`subtasks[${i}].timeoutMs must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(s.timeoutMs)}`);
     }
+    if (s.maxAttempts !== undefined && !(Number.isSafeInteger(s.maxAttempts) && s.maxAttempts >= 1)) throw new RangeError(`subtasks[${i}].maxAttempts must be an integer >= 1, got ${String(s.maxAttempts)}`);
     ids.add(s.id);
   });
 }

@@ -68,6 +68,8 @@ export type CoordinationEvent =
   | { readonly type: 'protocol.repaired'; readonly at: number; readonly protocol: string; readonly failed: string; readonly repair: string }
   | { readonly type: 'protocol.switched'; readonly at: number; readonly switch: ProtocolSwitch; readonly inFlight: number }
   | { readonly type: 'consensus.decided'; readonly at: number; readonly proposalId: string; readonly outcome: string; readonly yes: number; readonly no: number }
-  | { readonly type: 'task.completed'; readonly at: number; readonly result: CoordinationResult };
+  | { readonly type: 'task.completed'; readonly at: number; readonly result: CoordinationResult }
+  /** The journal cannot write: the coordinator takes and hands out no more work; what it recorded before is kept. */
+  | { readonly type: 'coordinator.halted'; readonly at: number; readonly reason: string };
 
 export type CoordinationEventType = CoordinationEvent['type'];

@@ -103,6 +103,27 @@ export function emptyLedger(): Ledger {
 }
 
 /**
+ * A ledger from its JSON (a snapshot): the same value, its records without prototypes again.
+ * Throws a {@link LedgerError} when it is not a ledger.
+ */
+export function restoreLedger(value: unknown): Ledger {
+  const v = value as Partial<Ledger> | null;
+  if (v === null || typeof v !== 'object' || typeof v.tasks !== 'object' || v.tasks === null || !Array.isArray(v.queue) || typeof v.reservedAttempts !== 'number') {
+    throw new LedgerError('the snapshot is not a ledger');
+  }
+  const ledger = emptyLedger();
+  for (const [id, entry] of Object.entries(v.tasks)) {
+    const subtasks = Object.create(null) as Record<string, SubtaskEntry>;
+    for (const [sid, s] of Object.entries(entry.subtasks)) subtasks[sid] = { ...s, agentId: s.agentId ?? undefined, reason: s.reason ?? undefined };
+    ledger.tasks[id] = { ...entry, subtasks, startedAt: entry.startedAt ?? undefined, finishedAt: entry.finishedAt ?? undefined, cancelled: entry.cancelled ?? undefined, summary: entry.summary ?? undefined };
+  }
+  ledger.queue.push(...v.queue);
+  ledger.reservedAttempts = v.reservedAttempts;
+  ledger.applied = v.applied ?? 0;
+  return ledger;
+}
+
+/**
  * Applies one event: the only way a ledger changes. It updates the value in place (O(1) per event
  * but for a task's submission), reads no clock and does nothing else; an event that does not fit
  * throws a {@link LedgerError} and changes nothing.

@@ -42,6 +42,9 @@ function requireSlots(name: string, value: unknown): number {
 export type HostState = 'running' | 'hung' | 'crashed' | 'left';
 
 interface Running {
+  /** Its task and subtask (see `workKey`). */
+  readonly key: string;
+  readonly taskId: string | undefined;
   readonly subtask: Subtask;
   readonly attempt: number;
   readonly replyPath: readonly string[];
@@ -303,17 +306,17 @@ export class AgentHost {
   }
 
   private accept(body: AssignBody): void {
-    const key = body.subtask.id;
+    const key = workKey(body.taskId, body.subtask.id);
     const known = this.attempts.get(key);
     // A duplicate delivery (running, queued or finished), a superseded attempt, or one already cancelled.
     if (known !== undefined && body.attempt <= known) return;
     this.attempts.set(key, body.attempt);
     this.drop(key); // an older attempt, running or queued: its result would be stale
-    const run: Running = { subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath };
+    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath };
     this.waiting.set(key, run);
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
     // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
-    const acknowledge = (): void => this.send('progress', this.options.coordinatorId, { subtaskId: key, attempt: body.attempt, progress: 0 });
+    const acknowledge = (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt: body.attempt, progress: 0 });
     const delay = this.ackDelayMs;
     if (delay === 0) acknowledge();
     else
@@ -324,23 +327,24 @@ export class AgentHost {
     this.pump();
   }
 
-  private cancel({ subtaskId, attempt }: CancelBody): void {
-    const known = this.attempts.get(subtaskId);
-    if (known === undefined || known < attempt) this.attempts.set(subtaskId, attempt); // an assign it overtook stays cancelled
-    if (known !== undefined && known <= attempt) this.drop(subtaskId);
+  private cancel({ taskId, subtaskId, attempt }: CancelBody): void {
+    const key = workKey(taskId, subtaskId);
+    const known = this.attempts.get(key);
+    if (known === undefined || known < attempt) this.attempts.set(key, attempt); // an assign it overtook stays cancelled
+    if (known !== undefined && known <= attempt) this.drop(key);
     this.pump();
   }
 
   /** Stops and forgets the subtask's run or queued entry (a subtask has at most one of them). */
-  private drop(subtaskId: string): void {
-    const run = this.running.get(subtaskId);
+  private drop(key: string): void {
+    const run = this.running.get(key);
     if (run !== undefined) {
-      this.running.delete(subtaskId);
+      this.running.delete(key);
       run.subscription?.unsubscribe();
       run.ack?.unsubscribe();
     }
-    this.waiting.get(subtaskId)?.ack?.unsubscribe();
-    this.waiting.delete(subtaskId);
+    this.waiting.get(key)?.ack?.unsubscribe();
+    this.waiting.delete(key);
   }
 
   private pump(): void {
@@ -351,8 +355,8 @@ export class AgentHost {
     try {
       while (this.stateValue === 'running' && this.running.size < this.concurrency && this.waiting.size > 0) {
         const run = this.waiting.values().next().value as Running;
-        this.waiting.delete(run.subtask.id);
-        this.running.set(run.subtask.id, run);
+        this.waiting.delete(run.key);
+        this.running.set(run.key, run);
         this.execute(run);
       }
     } finally {
@@ -361,7 +365,7 @@ export class AgentHost {
   }
 
   private execute(run: Running): void {
-    const { subtask, attempt } = run;
+    const { subtask, attempt, key } = run;
     const scheduler = this.options.network.scheduler;
     const abort = new AbortController();
     const context: AgentContext = {
@@ -370,31 +374,31 @@ export class AgentHost {
       scheduler,
       signal: abort.signal,
       heartbeat: (progress = 0): void => {
-        if (this.stateValue !== 'running' || this.running.get(subtask.id) !== run) return;
+        if (this.stateValue !== 'running' || this.running.get(key) !== run) return;
         run.ack?.unsubscribe(); // progress acknowledges it
         run.ack = undefined;
-        this.send('progress', this.options.coordinatorId, { subtaskId: subtask.id, attempt, progress });
+        this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress });
       },
       usage: (fraction: number, what?: string): void => {
         requireUsage(fraction, what);
-        if (this.running.get(subtask.id) === run) run.usage = what === undefined ? { fraction } : { fraction, what };
+        if (this.running.get(key) === run) run.usage = what === undefined ? { fraction } : { fraction, what };
       },
     };
     let settled = false;
     let last: unknown;
     const finish = (ok: boolean, value: unknown, error?: string): void => {
-      if (settled || this.running.get(subtask.id) !== run) return;
+      if (settled || this.running.get(key) !== run) return;
       settled = true;
-      this.running.delete(subtask.id);
+      this.running.delete(key);
       run.ack?.unsubscribe(); // the result (or, through relays, its `done`) acknowledges it
       run.ack = undefined;
       // Tear the handler down before its slot is reused: its finalisers run before the next starts.
       run.subscription?.unsubscribe();
       const [first = this.options.coordinatorId, ...rest] = run.replyPath;
-      const body: ResultBody = { subtaskId: subtask.id, attempt, agentId: this.id, ok, via: rest, ...(ok ? { value } : { error: error ?? 'failed' }) };
+      const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, via: rest, ...(ok ? { value } : { error: error ?? 'failed' }) };
       this.send('result', first, body);
       // Through relays: the coordinator hears straight away that it is on its way, so a relay that drops it is found out.
-      if (first !== this.options.coordinatorId) this.send('progress', this.options.coordinatorId, { subtaskId: subtask.id, attempt, progress: 1, done: true });
+      if (first !== this.options.coordinatorId) this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
       this.pump();
     };
     let source;
@@ -419,6 +423,16 @@ export class AgentHost {
     });
     if (settled) run.subscription.unsubscribe();
   }
+}
+
+/** What a host keeps its work by: the subtask within its task (subtask ids are unique per task only). */
+function workKey(taskId: string | undefined, subtaskId: string): string {
+  return taskId === undefined ? subtaskId : `${taskId}\u0000${subtaskId}`;
+}
+
+/** The task field its messages about `run` carry: the assignment's, echoed. */
+function taskOf(run: Running): { taskId?: string } {
+  return run.taskId === undefined ? {} : { taskId: run.taskId };
 }
 
 const NO_USAGE: AgentUsage = Object.freeze({ fraction: 0 });

@@ -26,6 +26,8 @@ export interface Journal {
   onFailure(listener: (error: Error) => void): void;
   /** Records appended since the last snapshot. */
   readonly sinceSnapshot: number;
+  /** Some record appended is not durable yet. */
+  readonly pending: boolean;
   /** Writes what is buffered and lets go of the files. */
   close(): Promise<void>;
 }
@@ -81,6 +83,8 @@ export class MemoryJournal implements Journal {
     return this.records.length;
   }
 
+  readonly pending = false;
+
   onFailure(): void {}
 
   async close(): Promise<void> {}
@@ -125,8 +129,8 @@ const segmentName = (n: number): string => `journal-${String(n).padStart(8, '0')
 export class FileJournal implements Journal {
   private fd: number;
   private segment: number;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
   private waiting: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private writing = false;
   private flushQueued = false;
@@ -169,6 +173,10 @@ export class FileJournal implements Journal {
     return this.appended;
   }
 
+  get pending(): boolean {
+    return this.writing || this.buffered.length > 0;
+  }
+
   recover(): Recovered {
     const recovered = this.recovered ?? read(this.dir).recovered;
     this.recovered = undefined; // read once at open; later calls read the files again
@@ -180,8 +188,8 @@ export class FileJournal implements Journal {
     if (this.closed) throw new Error('the journal is closed');
     const text = JSON.stringify(record);
     const line = Buffer.from(`${text}\t${crc32hex(text)}\n`, 'utf8');
-    this.pending.push(line);
-    this.pendingBytes += line.length;
+    this.buffered.push(line);
+    this.bufferedBytes += line.length;
     this.appended++;
     if (!this.flushQueued && !this.writing) {
       this.flushQueued = true;
@@ -191,7 +199,7 @@ export class FileJournal implements Journal {
 
   durable(): Promise<void> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
-    if (this.pending.length === 0 && !this.writing) return Promise.resolve();
+    if (this.buffered.length === 0 && !this.writing) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
@@ -203,9 +211,9 @@ export class FileJournal implements Journal {
     if (this.failed !== undefined) throw this.failed;
     // Everything before the snapshot is in it: what is buffered goes with the old segment's
     // deletion, so it is dropped here rather than written.
-    const dropped = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
+    const dropped = this.buffered;
+    this.buffered = [];
+    this.bufferedBytes = 0;
     const next = this.segment + 1;
     const text = JSON.stringify({ segment: next, state });
     const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
@@ -217,8 +225,8 @@ export class FileJournal implements Journal {
       renameSync(tmp, join(this.dir, SNAPSHOT));
       syncDir(this.dir);
     } catch (err) {
-      this.pending = dropped; // not replaced: the records stay to be written
-      for (const b of dropped) this.pendingBytes += b.length;
+      this.buffered = dropped; // not replaced: the records stay to be written
+      for (const b of dropped) this.bufferedBytes += b.length;
       this.fail(err as Error);
       throw this.failed;
     }
@@ -233,7 +241,7 @@ export class FileJournal implements Journal {
       const m = SEGMENT.exec(name);
       if (m !== null && Number(m[1]) < next) rmSync(join(this.dir, name), { force: true });
     }
-    if (this.pending.length === 0 && !this.writing) this.settle();
+    if (this.buffered.length === 0 && !this.writing) this.settle();
   }
 
   private closeAfterWrite: number | undefined;
@@ -256,11 +264,11 @@ export class FileJournal implements Journal {
 
   private flush(): void {
     this.flushQueued = false;
-    if (this.pending.length === 0 || this.failed !== undefined) return this.settle();
-    const batch = Buffer.concat(this.pending, this.pendingBytes);
+    if (this.buffered.length === 0 || this.failed !== undefined) return this.settle();
+    const batch = Buffer.concat(this.buffered, this.bufferedBytes);
     const waiting = this.waiting;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.buffered = [];
+    this.bufferedBytes = 0;
     this.waiting = [];
     this.writing = true;
     const fd = this.fd;
@@ -276,7 +284,7 @@ export class FileJournal implements Journal {
         return;
       }
       for (const w of waiting) w.resolve();
-      if (this.pending.length > 0) this.flush();
+      if (this.buffered.length > 0) this.flush();
       else this.settle();
     };
     this.fs.write(fd, batch, err => (err !== null ? done(err) : this.fs.fdatasync(fd, done)));
@@ -284,7 +292,7 @@ export class FileJournal implements Journal {
 
   /** Nothing is buffered or being written: whoever waits for durability may go on. */
   private settle(): void {
-    if (this.failed !== undefined || this.writing || this.pending.length > 0) return;
+    if (this.failed !== undefined || this.writing || this.buffered.length > 0) return;
     const waiting = this.waiting;
     this.waiting = [];
     for (const w of waiting) w.resolve();

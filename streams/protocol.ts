@@ -10,6 +10,8 @@ export interface Routed {
 }
 
 export interface AssignBody extends Routed {
+  /** The task the subtask belongs to: subtask ids are unique within their task only. */
+  readonly taskId?: string;
   readonly subtask: Subtask;
   readonly attempt: number;
   /** Path of the result back to the coordinator, first hop first. */
@@ -19,6 +21,8 @@ export interface AssignBody extends Routed {
 }
 
 export interface ResultBody extends Routed {
+  /** The assignment's `taskId`, echoed. */
+  readonly taskId?: string;
   readonly subtaskId: string;
   readonly attempt: number;
   readonly agentId: string;
@@ -36,6 +40,7 @@ export interface ResultBody extends Routed {
 }
 
 export interface ProgressBody {
+  readonly taskId?: string;
   readonly subtaskId: string;
   readonly attempt: number;
   readonly progress: number;
@@ -47,6 +52,7 @@ export interface ProgressBody {
 }
 
 export interface CancelBody extends Routed {
+  readonly taskId?: string;
   readonly subtaskId: string;
   readonly attempt: number;
   /** Signature of the coordinator for the agent it is meant for (WebSocket). */

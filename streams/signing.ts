@@ -35,17 +35,17 @@ function same(expected: string, given: unknown): boolean {
 }
 
 /** The fields an assignment's signature covers: everything but its route so far. */
-function assignFields(recipient: string, { subtask, attempt, replyPath }: AssignBody): unknown[] {
-  const { id, payload = null, capabilities = null, priority = null, timeoutMs = null } = subtask;
-  return ['assign', recipient, id, attempt, payload, capabilities, priority, timeoutMs, replyPath];
+function assignFields(recipient: string, { taskId, subtask, attempt, replyPath }: AssignBody): unknown[] {
+  const { id, payload = null, capabilities = null, priority = null, timeoutMs = null, maxAttempts = null } = subtask;
+  return ['assign', recipient, taskId ?? null, id, attempt, payload, capabilities, priority, timeoutMs, maxAttempts, replyPath];
 }
 
-function cancelFields(recipient: string, { subtaskId, attempt }: CancelBody): unknown[] {
-  return ['cancel', recipient, subtaskId, attempt];
+function cancelFields(recipient: string, { taskId, subtaskId, attempt }: CancelBody): unknown[] {
+  return ['cancel', recipient, taskId ?? null, subtaskId, attempt];
 }
 
-function resultFields({ subtaskId, attempt, agentId, ok, value = null, error }: ResultBody): unknown[] {
-  return ['result', subtaskId, attempt, agentId, ok, ok ? value : null, error ?? null];
+function resultFields({ taskId, subtaskId, attempt, agentId, ok, value = null, error }: ResultBody): unknown[] {
+  return ['result', taskId ?? null, subtaskId, attempt, agentId, ok, ok ? value : null, error ?? null];
 }
 
 /** The signature of an `assign` or `cancel` meant for `recipient` (its final hop). */

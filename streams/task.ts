@@ -16,6 +16,8 @@ export interface Subtask {
    * the task's `timeoutMs`, else the coordinator's `attemptTimeoutMs`.
    */
   readonly timeoutMs?: number;
+  /** Unsuccessful attempts (failed or timed out) after which it fails. Default: the task's, else the coordinator's `maxSubtaskAttempts`. */
+  readonly maxAttempts?: number;
 }
 
 /** A task split into subtasks: what a coordinator finishes. */
@@ -26,6 +28,8 @@ export interface Task {
   readonly coordinationIntensity?: Level;
   /** Start-to-close limit of each attempt of its subtasks that set none (see `Subtask.timeoutMs`). */
   readonly timeoutMs?: number;
+  /** Unsuccessful attempts of each of its subtasks that set none (see `Subtask.maxAttempts`). */
+  readonly maxAttempts?: number;
 }
 
 /** What a handler may do while it works. */

@@ -183,6 +183,7 @@ const subtask = z.object({
   capabilities: ids.optional(),
   priority: finite.optional(),
   timeoutMs: timeoutMs.optional(),
+  maxAttempts: int.min(1).optional(),
 });
 
 const bodies: Record<WireKind, z.ZodType> = {
@@ -192,9 +193,10 @@ const bodies: Record<WireKind, z.ZodType> = {
     incarnation: int,
     usage: z.object({ fraction: finite.min(0), what: z.string().max(MAX_WHAT).optional() }).optional(),
   }),
-  assign: z.object({ ...routed, subtask, attempt: int, replyPath: ids, mac }),
+  assign: z.object({ ...routed, taskId: id.optional(), subtask, attempt: int, replyPath: ids, mac }),
   result: z.object({
     ...routed,
+    taskId: id.optional(),
     subtaskId: id,
     attempt: int,
     agentId: id,
@@ -203,8 +205,8 @@ const bodies: Record<WireKind, z.ZodType> = {
     error: z.string().optional(),
     mac,
   }),
-  progress: z.object({ subtaskId: id, attempt: int, progress: finite, done: z.literal(true).optional() }),
-  cancel: z.object({ ...routed, subtaskId: id, attempt: int, mac }),
+  progress: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, progress: finite, done: z.literal(true).optional() }),
+  cancel: z.object({ ...routed, taskId: id.optional(), subtaskId: id, attempt: int, mac }),
   'vote-request': z.object({ proposalId: id, suspect: id }),
   vote: z.object({ proposalId: id, accept: z.boolean() }),
   token: z.object(routed),

@@ -102,10 +102,10 @@ describe('coordinator defences against agents in other processes', () => {
     const faker = rogue('faker', 1024, (e, send) => {
       if (e.kind === 'cancel') rogueRunning--;
       if (e.kind !== 'assign' || (e.body as AssignBody).via.length > 0) return;
-      const { subtask, attempt } = e.body as AssignBody;
+      const { taskId = 't', subtask, attempt } = e.body as AssignBody;
       rogueMost = Math.max(rogueMost, ++rogueRunning);
       // Acknowledges and reports progress forever, never a result.
-      for (let p = 0; p < 10; p++) send({ to: 'coordinator', kind: 'progress', body: { subtaskId: subtask.id, attempt, progress: p / 10 } });
+      for (let p = 0; p < 10; p++) send({ to: 'coordinator', kind: 'progress', body: { taskId, subtaskId: subtask.id, attempt, progress: p / 10 } });
     });
     const { result, events } = run({ id: 't', subtasks: subtasks(30), timeoutMs: 5000 });
     expect(result.success).toBe(true);
@@ -147,10 +147,10 @@ describe('coordinator defences against agents in other processes', () => {
     let meddled = 0;
     const meddler = rogue('meddler', 1, (e, send) => {
       if (e.kind !== 'assign') return;
-      const { subtask, attempt } = e.body as AssignBody;
-      send({ to: 'coordinator', kind: 'progress', body: { subtaskId: subtask.id, attempt, progress: 0 } });
+      const { taskId = 't', subtask, attempt } = e.body as AssignBody;
+      send({ to: 'coordinator', kind: 'progress', body: { taskId, subtaskId: subtask.id, attempt, progress: 0 } });
       // …and for every other attempt it can guess, as if it were the other agents.
-      for (let a = attempt - 3; a <= attempt + 3; a++) for (let i = 0; i < 10; i++) send({ to: 'coordinator', kind: 'progress', body: { subtaskId: `s-${i}`, attempt: a, progress: 0.5 } }), meddled++;
+      for (let a = attempt - 3; a <= attempt + 3; a++) for (let i = 0; i < 10; i++) send({ to: 'coordinator', kind: 'progress', body: { taskId: 't', subtaskId: `s-${i}`, attempt: a, progress: 0.5 } }), meddled++;
     });
     const { result, events } = run({ id: 't', subtasks: subtasks(10) }, at => {
       if (at === 0) honest('h-0');
@@ -166,9 +166,9 @@ describe('coordinator defences against agents in other processes', () => {
     const sink = rogue('sink', 1, (e, send) => {
       // Does its own work (a second each), but passes nothing on.
       if (e.kind !== 'assign' || (e.body as AssignBody).via.length > 0) return;
-      const { subtask, attempt } = e.body as AssignBody;
-      send({ to: 'coordinator', kind: 'progress', body: { subtaskId: subtask.id, attempt, progress: 0 } });
-      scheduler.schedule(() => send({ to: 'coordinator', kind: 'result', body: { via: [], subtaskId: subtask.id, attempt, agentId: 'sink', ok: true, value: 1 } satisfies ResultBody }), 1000);
+      const { taskId = 't', subtask, attempt } = e.body as AssignBody;
+      send({ to: 'coordinator', kind: 'progress', body: { taskId, subtaskId: subtask.id, attempt, progress: 0 } });
+      scheduler.schedule(() => send({ to: 'coordinator', kind: 'result', body: { via: [], taskId, subtaskId: subtask.id, attempt, agentId: 'sink', ok: true, value: 1 } satisfies ResultBody }), 1000);
     });
     honest('h-0', 1000);
     honest('h-1', 1000);
@@ -184,10 +184,10 @@ describe('coordinator defences against agents in other processes', () => {
     let forged = 0;
     const liar = rogue('liar', 1, (e, send) => {
       if (e.kind !== 'assign') return;
-      const { subtask, attempt } = e.body as AssignBody;
-      send({ to: 'coordinator', kind: 'progress', body: { subtaskId: subtask.id, attempt, progress: 0 } });
+      const { taskId = 't', subtask, attempt } = e.body as AssignBody;
+      send({ to: 'coordinator', kind: 'progress', body: { taskId, subtaskId: subtask.id, attempt, progress: 0 } });
       // A result in h-0's name, as a WebSocket server hands over one not signed by h-0.
-      const body: ResultBody = { via: [], subtaskId: subtask.id, attempt, agentId: 'h-0', ok: true, value: 'forged', forged: 'not signed by "h-0"' };
+      const body: ResultBody = { via: [], taskId, subtaskId: subtask.id, attempt, agentId: 'h-0', ok: true, value: 'forged', forged: 'not signed by "h-0"' };
       forged++;
       send({ to: 'coordinator', kind: 'result', body });
     });
@@ -210,13 +210,13 @@ describe('coordinator defences against agents in other processes', () => {
     const held: number[] = [];
     const worker = rogue('worker', 4, (e, send) => {
       if (e.kind !== 'assign') return;
-      const { subtask, attempt } = e.body as AssignBody;
+      const { taskId = 't', subtask, attempt } = e.body as AssignBody;
       held.push(++running);
-      send({ to: 'coordinator', kind: 'progress', body: { subtaskId: subtask.id, attempt, progress: 0 } });
+      send({ to: 'coordinator', kind: 'progress', body: { taskId, subtaskId: subtask.id, attempt, progress: 0 } });
       // Each takes 100 ms: what it holds at once is what it was granted.
       scheduler.schedule(() => {
         running--;
-        send({ to: 'coordinator', kind: 'result', body: { via: [], subtaskId: subtask.id, attempt, agentId: 'worker', ok: true, value: 1 } satisfies ResultBody });
+        send({ to: 'coordinator', kind: 'result', body: { via: [], taskId, subtaskId: subtask.id, attempt, agentId: 'worker', ok: true, value: 1 } satisfies ResultBody });
       }, 100);
     });
     const { result } = run({ id: 't', subtasks: subtasks(20) });

@@ -1,0 +1,1594 @@
+import { Subject, groupBy, map, mergeMap, type SchedulerLike, type Subscription } from 'rxjs';
+import {
+  adaptiveSwitch,
+  consensusWindow,
+  heartbeatDeadline,
+  matrixPrior,
+  performanceWindow,
+  type Decision,
+  type ExecutionRecord,
+  type Heartbeat,
+  type DeliveryInput,
+  type LatencyInput,
+  type PerformanceSnapshot,
+  type UsageInput,
+  type PhiAccrualDetectorOptions,
+  type ProtocolSwitch,
+  type Vote,
+} from '../operators/index.js';
+import type { AgentHost } from '../streams/agentHost.js';
+import type { Journal } from '../streams/journal.js';
+import type { Envelope, Network, RemoteMember } from '../streams/network.js';
+import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
+import { canRun, type InProcessAgent, type Subtask, type Task } from '../streams/task.js';
+import type { CoordinationEvent, CoordinationResult } from './events.js';
+import { detectFaults, type DetectedFault, type FaultEvent } from './faultDetector.js';
+import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
+import { SelfHealingManager, type ActionResult, type EngineActions, type HealingAttempt } from './selfHealing.js';
+import { COORDINATOR, TOPOLOGY_NAMES, type AgentProfile, type Layout, type TopologyName } from './topology.js';
+import { chooseInitial, topologyFor } from './topologies/index.js';
+
+/** An agent slot: the agent, how to re-create it (restart), and whether it waits as a standby. */
+export interface AgentSlot {
+  readonly agent: InProcessAgent;
+  /** Re-creates the agent on restart; without one, restart is not possible and healing moves on. */
+  readonly factory?: () => InProcessAgent;
+  /** Held back until healing needs a replacement. */
+  readonly standby?: boolean;
+}
+
+export type DetectorOptions = ({ readonly kind: 'phi' } & PhiAccrualDetectorOptions) | { readonly kind: 'deadline'; readonly timeoutMs: number };
+
+export interface Settings {
+  readonly slots: readonly AgentSlot[];
+  readonly topology: TopologyName | 'adaptive';
+  readonly scheduler: SchedulerLike;
+  readonly seed: number;
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatJitterMs: number;
+  readonly detector: DetectorOptions;
+  readonly progressTimeoutMs: number;
+  readonly ackTimeoutMs: number;
+  readonly maxSubtaskAttempts: number;
+  readonly attemptTimeoutMs: number;
+  readonly maxSlotsPerAgent: number;
+  readonly orphanTimeoutMs: number;
+  readonly maxAttempts: number;
+  readonly reconnectGraceMs: number;
+  readonly consensusWindowMs: number;
+  readonly adaptive: { evaluateEveryMs: number; windowMs: number; minDwellMs: number; switchThreshold: number };
+  readonly deadlineMs: number;
+  readonly journal: Journal | undefined;
+  readonly maxTasks: number;
+  readonly retentionMs: number;
+  readonly maxRetainedTasks: number;
+  readonly snapshotEvery: number;
+}
+
+/** A subtask of a running task: its ledger entry, and what only this process needs (timers, routes). */
+interface SubtaskState {
+  readonly subtask: Subtask;
+  readonly index: number;
+  readonly task: TaskRun;
+  /** Where it stands, in the ledger: changed only through `record`. */
+  readonly entry: SubtaskEntry;
+  /** `taskId NUL subtaskId`: subtask ids are unique within their task only. */
+  readonly key: string;
+  /** Protocol whose routes carried the current assignment. */
+  protocol: TopologyName;
+  assignedAt: number;
+  hops: number;
+  /** Relays the assignment went through (and its result comes back through). */
+  route: readonly string[];
+  /** The current attempt's start-to-close timer. */
+  timer: Subscription | undefined;
+  /** Set once the agent says its result is on its way through relays: when it is taken as lost. */
+  transit: Subscription | undefined;
+}
+
+/** A task the engine runs: its ledger entry, its queue and what its result will report. */
+export interface TaskRun {
+  readonly task: Task;
+  readonly entry: TaskEntry;
+  /** Subtasks waiting for an agent, in dispatch order, from `head` on (what is before it is spent). */
+  readonly queue: SubtaskState[];
+  head: number;
+  /** Subtasks that ended (accepted or failed). */
+  done: number;
+  readonly states: SubtaskState[];
+  startedAt: number;
+  readonly startByKind: Record<string, number>;
+  /** Where the engine's healing history and switches stood when it started: its share is what follows. */
+  readonly healingFrom: number;
+  readonly switchesFrom: number;
+  stale: number;
+  assignments: number;
+  deadline: Subscription | undefined;
+  finished: boolean;
+  /** Gets the task's own events (its subtasks', its end) and the engine's (agents, faults, protocol). */
+  readonly emit: (event: CoordinationEvent) => void;
+}
+
+/** `quarantined`: it forged, stalled or never acknowledged; it gets no work and relays nothing for the rest of the run. */
+type AgentStatus = 'live' | 'suspected' | 'down' | 'standby' | 'quarantined';
+
+interface AgentRecord {
+  readonly id: string;
+  /** Its position in the run's agent list (and its bit in the free-agent set). */
+  readonly index: number;
+  readonly capabilities: readonly string[];
+  /** Its host, for its slots; none for an agent in another process. */
+  readonly host: AgentHost | undefined;
+  /** Slots of a remote agent (an in-process one's are its host's). */
+  readonly slots: number;
+  status: AgentStatus;
+  readonly inFlight: Set<SubtaskState>;
+  completed: number;
+  failures: number;
+  /** Healing in progress for this agent: a second verdict waits for it. */
+  healing: boolean;
+  /** The host's start count last heard (0: none yet). */
+  incarnation: number;
+  /** Assignments in a row it did not acknowledge. */
+  unacked: number;
+  /** Deliveries through it in a row that failed (it relays: an assignment or a result lost). */
+  dropped: number;
+  /** A remote agent's heartbeat targets as last told (in-process hosts read the layout). */
+  told: string;
+  /** Slots granted to a remote agent so far (it earns them by delivering results). */
+  granted: number;
+  /** Its attempts in a row that timed out. */
+  timeouts: number;
+  /** A remote agent's process (from its hello): another one under the same id is a restart. */
+  instance: string | undefined;
+  /** Its status was `live` when the dispatch counts last looked (see `refresh`). */
+  wasLive: boolean;
+  /** Its connection closed without a leave: the grace timer that declares it down unless it reconnects. */
+  closed: Subscription | undefined;
+  /**
+   * An assignment relayed to it went unacknowledged: the relay or the agent is at fault, and its
+   * next assignment goes straight to it to tell which (no answer there either: the agent).
+   */
+  probeDirect: boolean;
+}
+
+/** What the engine asks of the coordinator around it: the ledger, attempt tokens, its events. */
+export interface EngineHooks {
+  /** Applies a ledger event and journals it: done before the event's effects. */
+  record(event: LedgerEvent): void;
+  /** A fresh attempt token, above every one handed out before (a crash included). */
+  nextAttempt(): number;
+  /** Why no new work may be handed out (the journal cannot write), or undefined. */
+  halted(): string | undefined;
+  /** An event of the engine's own (agents, faults, healing, protocol) for the inspection stream. */
+  emit(event: CoordinationEvent): void;
+  /** A task ended (its `task.finished` recorded): its result. */
+  ended(run: TaskRun, result: CoordinationResult): void;
+}
+
+/**
+ * The engine: the tasks running now over one team of agents, the state machine every topology
+ * shares. It keeps the agents (membership, detection, healing, routes) and, per task, a queue;
+ * dispatch takes from the tasks' queues in turn, so no task starves another. Where each subtask
+ * stands is the ledger's: the engine records an event, then does its effects.
+ */
+export class Engine {
+  private readonly scheduler: SchedulerLike;
+  /** Subtasks of the running tasks by `taskId NUL subtaskId`. */
+  private readonly subtasks = new Map<string, SubtaskState>();
+  /** Running tasks, in the order they started: dispatch serves them in turn from `turn`. */
+  private readonly runs = new Map<string, TaskRun>();
+  private turn = 0;
+  /** Nested dispatch calls (an assignment's events can lead back into dispatch). */
+  private dispatchDepth = 0;
+  /**
+   * Bumped whenever an agent's status, in-flight set or slots change: a dispatch pass reuses what
+   * it found about free agents only while nothing but its own assignments changed.
+   */
+  private version = 0;
+  private readonly agents = new Map<string, AgentRecord>();
+  /** The same records in the same order, for the scans of dispatch. */
+  private readonly agentList: AgentRecord[] = [];
+  /**
+   * The live agents with a free slot, one bit each by `index`: dispatch finds candidates among
+   * them in agent order at O(agents / 32 + free) rather than scanning every agent per subtask.
+   */
+  private freeBits = new Uint32Array(4);
+  /** Live agents now, and a count bumped whenever one becomes live or stops being. */
+  private liveCount = 0;
+  private liveChanges = 0;
+  /** Capable live agents per capability set, valid while `liveChanges` is `capableAt`. */
+  private readonly capable = new Map<string, number>();
+  private capableAt = -1;
+  private readonly switches: ProtocolSwitch[] = [];
+  private readonly subscriptions: Subscription[] = [];
+  private readonly heartbeats = new Subject<Heartbeat>();
+  private readonly latencies = new Subject<LatencyInput>();
+  private readonly deliveries = new Subject<DeliveryInput>();
+  /** Usage the agents' heartbeats carry: one series per agent, whatever resource is the highest. */
+  private readonly usage = new Subject<UsageInput>();
+  private readonly acks = new Subject<Heartbeat>();
+  private healer!: SelfHealingManager;
+  private readonly progress = new Subject<Heartbeat>();
+  private readonly executions = new Subject<ExecutionRecord>();
+  private readonly votes = new Subject<Vote>();
+  private readonly voters = new Subject<readonly string[]>();
+  private readonly performance = new Map<string, PerformanceSnapshot>();
+  private protocol: TopologyName;
+  private layout!: Layout;
+  private orphanTimer: Subscription | undefined;
+  /** When the armed orphan timer fails what still waits. */
+  private orphansFailAt = 0;
+  /** Why each subtask that no live agent can run was last said to wait (see {@link waitKey}). */
+  private readonly waitingFor = new Map<string, string>();
+  /** `liveChanges` when the whole queue was last looked at for subtasks no live agent can run. */
+  private scannedLive = -1;
+  private finished = false;
+  private busy = false;
+  private readonly later: Array<() => void> = [];
+  private proposals = 0;
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly network: Network,
+    private readonly hosts: Map<string, AgentHost>,
+    private readonly targets: Map<string, () => readonly string[]>,
+    private readonly hooks: EngineHooks,
+  ) {
+    this.scheduler = settings.scheduler;
+    this.protocol = 'star';
+  }
+
+  /** It has stopped (its last task ended, or `stop`): a new one runs what comes next. */
+  get stopped(): boolean {
+    return this.finished;
+  }
+
+  /** Tasks running now. */
+  get running(): number {
+    return this.runs.size;
+  }
+
+  /** An event of the engine's: to the inspection stream and to every running task's followers. */
+  private emit(event: CoordinationEvent): void {
+    this.hooks.emit(event);
+    for (const run of this.runs.values()) run.emit(event);
+  }
+
+  /** An event of one task's: to the inspection stream and to the task's followers. */
+  private emitTask(run: TaskRun, event: CoordinationEvent): void {
+    this.hooks.emit(event);
+    run.emit(event);
+  }
+
+  private record(event: LedgerEvent): void {
+    this.hooks.record(event);
+  }
+
+  /**
+   * Takes a task the ledger has started (`task.started` recorded): its queued subtasks wait for
+   * agents in priority order; those the ledger has as assigned (a coordinator that crashed had
+   * handed them out) go back to the queue first, to be issued with new attempt tokens; those that
+   * ended stay ended. `emit` gets the task's events.
+   */
+  addTask(entry: TaskEntry, emit: (event: CoordinationEvent) => void): TaskRun {
+    const task = entry.task;
+    const stats = this.network.stats;
+    const run: TaskRun = {
+      task,
+      entry,
+      queue: [],
+      head: 0,
+      done: 0,
+      states: [],
+      startedAt: this.now(),
+      startByKind: Object.fromEntries(Object.entries(stats.byKind).map(([k, v]) => [k, v.sent])),
+      healingFrom: this.healer?.history.length ?? 0,
+      switchesFrom: this.switches.length,
+      stale: 0,
+      assignments: 0,
+      deadline: undefined,
+      finished: false,
+      emit,
+    };
+    this.runs.set(task.id, run);
+    task.subtasks.forEach((subtask, index) => {
+      const ledgerEntry = entry.subtasks[subtask.id] as SubtaskEntry;
+      if (ledgerEntry.status === 'assigned') this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: ledgerEntry.attempt, failure: false });
+      const state: SubtaskState = { subtask, index, task: run, entry: ledgerEntry, key: stateKey(task.id, subtask.id), protocol: 'star', assignedAt: 0, hops: 0, route: [], timer: undefined, transit: undefined };
+      run.states.push(state);
+      this.subtasks.set(state.key, state);
+      if (ledgerEntry.status === 'queued') run.queue.push(state);
+      else run.done++;
+    });
+    // Higher priority first; equal priorities keep task order.
+    run.queue.sort((a, b) => (b.subtask.priority ?? 0) - (a.subtask.priority ?? 0) || a.index - b.index);
+    if (Number.isFinite(this.settings.deadlineMs)) {
+      run.deadline = this.scheduler.schedule(() => this.serial(() => this.finish(run, 'task deadline reached')), Math.max(0, this.settings.deadlineMs - this.now()));
+    }
+    if (this.started) {
+      this.serial(() => {
+        if (run.done === task.subtasks.length) this.finish(run);
+        else this.dispatch();
+      });
+    }
+    return run;
+  }
+
+  private started = false;
+
+  private now(): number {
+    return this.scheduler.now();
+  }
+
+  /**
+   * Runs every input (a message, a verdict, a timer) to completion before the next. The deadline
+   * operators report overdue deadlines synchronously when fed, so without this a verdict could
+   * re-enter the run while a subtask is half-updated (and leak its slot).
+   */
+  private serial(work: () => void): void {
+    if (this.busy) {
+      this.later.push(work);
+      return;
+    }
+    this.busy = true;
+    try {
+      work();
+      for (let next = this.later.shift(); next !== undefined && !this.finished; next = this.later.shift()) next();
+    } finally {
+      this.later.length = 0;
+      this.busy = false;
+    }
+  }
+
+  /** Starts the engine with the tasks added so far (the first one's traits choose an adaptive start). */
+  start(): void {
+    const { settings } = this;
+    const first = (this.runs.values().next().value as TaskRun | undefined)?.task;
+    this.started = true;
+
+    for (const slot of settings.slots) {
+      this.add(slot.agent.id, slot.agent.capabilities, this.hosts.get(slot.agent.id), 1, slot.standby ? 'standby' : 'live');
+    }
+    const live = this.liveProfiles();
+    if (settings.topology === 'adaptive') {
+      this.protocol = chooseInitial({
+        agentCount: live.length,
+        ...(first?.complexity === undefined ? {} : { complexity: first.complexity }),
+        ...(first?.coordinationIntensity === undefined ? {} : { coordinationIntensity: first.coordinationIntensity }),
+      }) as TopologyName;
+    } else {
+      this.protocol = settings.topology;
+    }
+    this.setLayout(topologyFor(this.protocol).layout(live));
+    this.emit({ type: 'protocol.selected', at: this.now(), protocol: this.protocol, reason: settings.topology === 'adaptive' ? 'decision matrix' : 'configured' });
+
+    this.wireDetection();
+    this.wireAdaptive();
+    this.subscriptions.push(
+      this.network.join(COORDINATOR).subscribe({
+        next: envelope => this.serial(() => this.receive(envelope)),
+        // The network would not let the coordinator in (its id is taken): nothing can be done.
+        error: (err: unknown) => this.serial(() => {
+          const reason = `the coordinator could not join the network: ${err instanceof Error ? err.message : String(err)}`;
+          for (const run of [...this.runs.values()]) this.finish(run, reason);
+        }),
+      }),
+    );
+    for (const record of this.agents.values()) {
+      if (record.status === 'standby') continue;
+      this.join(record);
+    }
+    // Agents in other processes: those connected now, and whoever connects while the run lasts.
+    const members = this.network.members$;
+    if (members !== undefined) this.subscriptions.push(members.subscribe(member => this.serial(() => this.admit(member))));
+    const departures = this.network.departures$;
+    if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.onConnectionClosed(agentId))));
+    this.serial(() => {
+      for (const run of [...this.runs.values()]) if (run.done === run.task.subtasks.length) this.finish(run);
+      this.dispatch();
+    });
+  }
+
+  /** Stops everything it started (timers, subscriptions, hosts); the ledger keeps where its tasks stand. */
+  stop(): void {
+    this.finished = true;
+    for (const s of this.subscriptions) s.unsubscribe();
+    this.subscriptions.length = 0;
+    for (const record of this.agentList) record.closed?.unsubscribe();
+    for (const state of this.subtasks.values()) {
+      state.timer?.unsubscribe();
+      state.transit?.unsubscribe();
+    }
+    this.orphanTimer?.unsubscribe();
+    for (const run of this.runs.values()) {
+      run.deadline?.unsubscribe();
+      this.cancelRemoteWork(run);
+    }
+    for (const record of this.agentList) {
+      this.targets.delete(record.id);
+      if (record.host !== undefined) {
+        record.host.crash(); // a run owns its hosts: nothing keeps beating after it
+      } else if (record.told !== COORDINATOR) {
+        // An agent in another process outlives the run: from now on it beats the coordinator alone.
+        record.told = COORDINATOR;
+        this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets: [COORDINATOR] } });
+      }
+    }
+  }
+
+  /** Agents in other processes outlive the task: they are told to drop what they still hold of it. */
+  private cancelRemoteWork(run: TaskRun): void {
+    for (const state of run.states) {
+      if (state.entry.status !== 'assigned' || state.entry.agentId === undefined || this.agents.get(state.entry.agentId)?.host !== undefined) continue;
+      this.network.send({ from: COORDINATOR, to: state.entry.agentId, kind: 'cancel', body: { taskId: run.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt, via: [] } });
+    }
+  }
+
+  /**
+   * Lays out anew. Agents in other processes cannot read the layout: those whose heartbeat targets
+   * changed (a mesh beats every peer) are told with a `peers` message.
+   */
+  private setLayout(layout: Layout): void {
+    this.layout = layout;
+    for (const record of this.agentList) {
+      if (record.host !== undefined || record.status !== 'live') continue;
+      const targets = layout.heartbeatTargets(record.id);
+      const signature = targets.join(',');
+      if (signature === record.told) continue;
+      record.told = signature;
+      this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets } });
+    }
+  }
+
+  private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
+    const record: AgentRecord = { id, index: this.agentList.length, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, wasLive: false, closed: undefined, probeDirect: false };
+    this.agents.set(id, record);
+    this.agentList.push(record);
+    if (this.agentList.length > this.freeBits.length * 32) {
+      const grown = new Uint32Array(this.freeBits.length * 2);
+      grown.set(this.freeBits);
+      this.freeBits = grown;
+    }
+    this.refresh(record);
+    return record;
+  }
+
+  /**
+   * A remote agent the network admitted. A new one joins the layout and gets work; one already
+   * known (a reconnect) changes nothing here: its beats say whether it is back. An id held by an
+   * in-process agent is refused.
+   */
+  private admit(member: RemoteMember): void {
+    const known = this.agents.get(member.agentId);
+    if (known !== undefined) {
+      if (known.host !== undefined) {
+        this.emit({ type: 'agent.refused', at: this.now(), agentId: member.agentId, reason: 'the id belongs to an in-process agent' });
+        return;
+      }
+      const restarted = member.instance !== undefined && known.instance !== undefined && member.instance !== known.instance;
+      if (restarted) this.restarted(known, member.instance as string);
+      if (known.closed !== undefined) {
+        // Back within the grace: a blip of the link (the same process) changes nothing.
+        known.closed.unsubscribe();
+        known.closed = undefined;
+        if (known.status === 'suspected') this.recover(known);
+      }
+      return;
+    }
+    if (member.agentId === COORDINATOR) return;
+    const record = this.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
+    record.instance = member.instance;
+    this.touch(record);
+    this.join(record);
+    this.setLayout(this.layout.with(this.profile(record)));
+    this.dispatch();
+  }
+
+  /**
+   * Its connection closed without a leave (a killed process, a reset link): suspected at once, and
+   * declared down unless it reconnects within `reconnectGraceMs`. A stopped process or a silent
+   * network keeps its connection open: those remain the failure detector's to judge.
+   */
+  private onConnectionClosed(agentId: string): void {
+    const record = this.agents.get(agentId);
+    if (record === undefined || record.host !== undefined || record.closed !== undefined) return;
+    const { reconnectGraceMs } = this.settings;
+    if (record.status === 'live') {
+      record.status = 'suspected';
+      this.touch(record);
+      this.emit({ type: 'agent.suspected', at: this.now(), agentId, detail: `connection closed; down unless it reconnects within ${reconnectGraceMs} ms` });
+    }
+    record.closed = this.scheduler.schedule(
+      () =>
+        this.serial(() => {
+          record.closed = undefined;
+          if (record.status === 'suspected') this.declareDown(record, `connection closed and not back within ${reconnectGraceMs} ms`);
+        }),
+      reconnectGraceMs,
+    );
+  }
+
+  /**
+   * Another process under a known id, known from its hello before it ever beats: what the old one
+   * ran and what it relayed (results in transit included) is gone, so those attempts are re-issued
+   * at once rather than after a progress timeout. Its first beat restarts its detector.
+   */
+  private restarted(record: AgentRecord, instance: string): void {
+    record.instance = instance;
+    record.incarnation = 0;
+    record.granted = 1;
+    this.touch(record);
+    if (record.inFlight.size > 0) this.reassign(record, 'agent restarted');
+    for (const state of this.subtasks.values()) {
+      if (state.entry.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} restarted`);
+    }
+    this.dispatch();
+  }
+
+  /**
+   * Starts an agent's host and its membership. Membership begins now, not at its first beat: the
+   * detector is primed, so an agent whose beats never arrive is suspected like any other.
+   */
+  private join(record: AgentRecord): void {
+    this.targets.set(record.id, () => this.layout.heartbeatTargets(record.id));
+    this.hosts.get(record.id)?.start();
+    this.heartbeats.next({ agentId: record.id });
+    this.emit({ type: 'agent.joined', at: this.now(), agentId: record.id });
+  }
+
+  // ---- detection ------------------------------------------------------------------------------
+
+  private wireDetection(): void {
+    const { settings, scheduler } = this;
+    const faults = detectFaults(
+      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries, usage: this.usage },
+      // A slow agent is one slower than its peers: a slowdown everyone shares (saturation) is no one's fault.
+      { detector: settings.detector, degradation: { relativeTo: 'peers' }, scheduler },
+    );
+    this.subscriptions.push(faults.subscribe(fault => this.serial(() => this.onFault(fault))));
+    // Progress: one deadline per assignment, keyed `subtask#attempt`; silence means a hung agent.
+    this.subscriptions.push(
+      this.progress.pipe(heartbeatDeadline({ timeoutMs: settings.progressTimeoutMs, scheduler })).subscribe(verdict => {
+        if (verdict.type === 'suspected') this.serial(() => this.onProgressTimeout(verdict.agentId));
+      }),
+    );
+    // Acknowledgement: one deadline per assignment until the agent's first progress.
+    this.subscriptions.push(
+      this.acks.pipe(heartbeatDeadline({ timeoutMs: settings.ackTimeoutMs, scheduler })).subscribe(verdict => {
+        if (verdict.type === 'suspected') this.serial(() => this.onAckTimeout(verdict.agentId));
+      }),
+    );
+    this.subscriptions.push(
+      this.votes.pipe(consensusWindow({ windowMs: settings.consensusWindowMs, voters: this.voters, scheduler })).subscribe(d => this.serial(() => this.onVerdict(d))),
+    );
+    this.healer = new SelfHealingManager(this.actions(), { maxAttempts: settings.maxAttempts, scheduler });
+    this.subscriptions.push(this.healer.events$.subscribe(event => this.emit(event)));
+  }
+
+  private wireAdaptive(): void {
+    const { settings, scheduler } = this;
+    const first = (this.runs.values().next().value as TaskRun | undefined)?.task;
+    this.subscriptions.push(
+      // One window per protocol: an execution counts for the protocol that routed it.
+      this.executions
+        .pipe(
+          groupBy(record => record.protocol),
+          mergeMap(group => group.pipe(performanceWindow({ windowMs: settings.adaptive.windowMs, scheduler }), map(snapshot => [group.key, snapshot] as const))),
+        )
+        .subscribe(([protocol, snapshot]) => this.performance.set(protocol, snapshot)),
+    );
+    if (settings.topology !== 'adaptive') return;
+    this.subscriptions.push(
+      this.executions
+        .pipe(
+          adaptiveSwitch({
+            initial: this.protocol,
+            candidates: TOPOLOGY_NAMES.filter(n => n !== this.protocol),
+            ...settings.adaptive,
+            prior: matrixPrior({ agentCount: this.agents.size, ...(first?.complexity ? { complexity: first.complexity } : {}), ...(first?.coordinationIntensity ? { coordinationIntensity: first.coordinationIntensity } : {}) }),
+            scheduler,
+          }),
+        )
+        .subscribe(change => this.serial(() => this.switchTo(change.to as TopologyName, change))),
+    );
+  }
+
+  private onFault(fault: FaultEvent): void {
+    const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
+    if (fault.kind === 'agent_timeout') {
+      if (record === undefined) return;
+      if (fault.type === 'resolved') {
+        if (record.status === 'suspected' || record.status === 'down') this.recover(record);
+        return;
+      }
+      if (record.status !== 'live') return;
+      record.status = 'suspected';
+      this.touch(record);
+      this.emit({ type: 'agent.suspected', at: fault.at, agentId: record.id, detail: fault.detail });
+      if (this.layout.confirmsFailures) this.askPeers(record.id);
+      else this.declareDown(record, fault.detail);
+      return;
+    }
+    if (fault.type === 'resolved') return;
+    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, ...(fault.agentId === undefined ? {} : { agentId: fault.agentId }), detail: fault.detail });
+    this.heal(fault);
+  }
+
+  /** Mesh: the live peers vote on the suspicion within a consensus window. */
+  private askPeers(suspect: string): void {
+    const peers = this.liveIds().filter(id => id !== suspect);
+    const proposalId = `down:${suspect}:${++this.proposals}`;
+    this.voters.next(peers);
+    for (const peer of peers) this.network.send({ from: COORDINATOR, to: peer, kind: 'vote-request', body: { proposalId, suspect } });
+    if (peers.length === 0) this.votes.next({ proposalId, voterId: COORDINATOR, accept: true });
+  }
+
+  private onVerdict(decision: Decision): void {
+    this.emit({ type: 'consensus.decided', at: decision.decidedAt, proposalId: decision.proposalId, outcome: decision.outcome, yes: decision.yes.length, no: decision.no.length });
+    const suspect = decision.proposalId.split(':')[1] as string;
+    const record = this.agents.get(suspect);
+    if (record === undefined || record.status !== 'suspected') return;
+    // A confirmed verdict, or no quorum either way: the coordinator cannot hear it, so it is not usable.
+    if (decision.outcome !== 'rejected') this.declareDown(record, `peers confirmed (${decision.yes.length} of ${decision.yes.length + decision.no.length + decision.missing.length})`);
+  }
+
+  private onAckTimeout(k: string): void {
+    const [subtaskId, attempt] = splitKey(k);
+    const state = this.subtasks.get(subtaskId);
+    if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== attempt || state.entry.acked || state.entry.agentId === undefined) return;
+    const record = this.agents.get(state.entry.agentId) as AgentRecord;
+    // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
+    // charged, and so is whoever it went through (the agent itself when it went straight to it).
+    this.deliveries.next({ link: firstLink(state), ok: false });
+    const via = state.route.length > 0 ? ` via ${state.route.join(' → ')}` : '';
+    this.requeue(state, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`, false);
+    if (state.route.length > 0 && record.host === undefined) {
+      // Through relays to an agent in another process: whose fault is unknown; the relays are
+      // charged, and the next assignment goes straight to the agent to tell.
+      this.chargeRelays(state.route);
+      record.probeDirect = true;
+    } else if (++record.unacked >= UNACKED_LIMIT) {
+      this.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
+    }
+    this.dispatch();
+  }
+
+  /**
+   * A delivery through these relays failed: one in another process that fails `UNACKED_LIMIT`
+   * times with no result through it in between is stalled. Relays in this process are not suspected
+   * of keeping things back: what they lose is lost on a link, which the links' own failure counts
+   * and the detectors answer for.
+   */
+  private chargeRelays(route: readonly string[]): void {
+    for (const id of route) {
+      const relay = this.agents.get(id);
+      if (relay !== undefined && relay.host === undefined && ++relay.dropped >= UNACKED_LIMIT) this.stalled(relay, `${relay.dropped} deliveries through it in a row failed`);
+    }
+  }
+
+  /**
+   * An agent that beats but takes nothing in, or drops what it relays, is treated as hung: healed
+   * if it lives in this process; quarantined if it is in another (it cannot be restarted from here).
+   */
+  private stalled(record: AgentRecord, detail: string): void {
+    record.unacked = record.dropped = 0;
+    if (record.status !== 'live') return;
+    if (record.host === undefined) return this.quarantine(record, detail);
+    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
+    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
+    this.heal(fault);
+  }
+
+  /**
+   * The agent said its result is on its way through relays (`done`): if it has not arrived within
+   * the acknowledgement timeout, a relay lost it. The relays are charged and the subtask runs again.
+   */
+  private onResultInTransit(state: SubtaskState): void {
+    if (state.transit !== undefined) return;
+    const attempt = state.entry.attempt;
+    state.transit = this.scheduler.schedule(
+      () =>
+        this.serial(() => {
+          state.transit = undefined;
+          if (state.entry.status === 'assigned' && state.entry.attempt === attempt) this.lostInTransit(state);
+        }),
+      this.settings.ackTimeoutMs,
+    );
+  }
+
+  /** A result announced done has not come through its relays: they are charged, and the subtask runs again. */
+  private lostInTransit(state: SubtaskState): void {
+    const route = state.route;
+    this.revoke(state, `result of ${state.entry.agentId ?? '?'} lost in transit via ${route.join(' → ')}`);
+    this.chargeRelays(route);
+    this.dispatch();
+  }
+
+  private onProgressTimeout(key: string): void {
+    const [subtaskId, attempt] = splitKey(key);
+    const state = this.subtasks.get(subtaskId);
+    if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== attempt || state.entry.agentId === undefined) return;
+    const record = this.agents.get(state.entry.agentId);
+    if (record === undefined) return;
+    const detail = `no progress on ${subtaskId} for ${this.settings.progressTimeoutMs} ms`;
+    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
+    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
+    this.heal(fault);
+  }
+
+  private declareDown(record: AgentRecord, reason: string): void {
+    record.status = 'down';
+    this.touch(record);
+    this.emit({ type: 'agent.down', at: this.now(), agentId: record.id, reason });
+    this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
+    this.takeOut(record);
+    this.heal({ type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail: reason });
+  }
+
+  /** Removes an agent from the layout (the topology repairs itself) and resends what went through it. */
+  private takeOut(record: AgentRecord): void {
+    const { layout, repair } = this.layout.without(record.id);
+    this.setLayout(layout);
+    for (const m of repair.messages) this.network.send({ from: m.from, to: m.to, kind: m.kind, body: { failed: record.id } });
+    this.emit({ type: 'protocol.repaired', at: this.now(), protocol: this.protocol, failed: record.id, repair: repair.description });
+    // Work relayed through it is lost on the way, there or back: send it again by the new routes.
+    // The agents holding it are told to drop it (by the new routes), so their slots come free.
+    for (const state of this.subtasks.values()) {
+      if (state.entry.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} failed`);
+    }
+  }
+
+  /**
+   * A liveness beat. A new incarnation (the agent restarted) starts the detector over for it: the
+   * old process's rhythm would skew the new one's statistics, and its arrival is a recovery.
+   */
+  private onBeat(agentId: string, incarnation: number): void {
+    const record = this.agents.get(agentId);
+    if (record === undefined) return;
+    if (incarnation !== record.incarnation) {
+      // A new process forgot what the old one was running: that work gets new attempts now.
+      if (record.incarnation !== 0 && record.inFlight.size > 0) {
+        this.reassign(record, 'agent restarted');
+        this.dispatch();
+      }
+      // Also the first real beat: it replaces the primer the detector was given at join.
+      const fresh = record.incarnation !== 0;
+      record.incarnation = incarnation;
+      this.touch(record); // a restarted host may run another number of slots
+      if (fresh && record.host === undefined) {
+        record.told = COORDINATOR; // a new process knows nothing of its peers
+        this.setLayout(this.layout);
+      }
+      this.heartbeats.next({ agentId, status: 'leaving' });
+      this.heartbeats.next({ agentId });
+      if (record.status === 'suspected' || record.status === 'down') this.recover(record);
+      return;
+    }
+    this.heartbeats.next({ agentId });
+  }
+
+  /** A clean departure: no fault, nothing to heal; its work goes to others. */
+  private onLeaving(agentId: string): void {
+    const record = this.agents.get(agentId);
+    if (record === undefined || record.status === 'down' || record.status === 'quarantined') return;
+    this.heartbeats.next({ agentId, status: 'leaving' });
+    this.usage.next({ agentId, left: true });
+    record.status = 'down';
+    this.touch(record);
+    this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
+    this.takeOut(record);
+    this.reassign(record, 'left');
+    this.dispatch();
+  }
+
+  private recover(record: AgentRecord): void {
+    record.status = 'live';
+    this.touch(record);
+    this.setLayout(this.layout.with(this.profile(record)));
+    this.emit({ type: 'agent.recovered', at: this.now(), agentId: record.id });
+    this.dispatch();
+  }
+
+  // ---- healing --------------------------------------------------------------------------------
+
+  /**
+   * Runs the fault's healing chain. Whatever it achieved, no subtask stays assigned to an agent that
+   * is not live; when the chain of a high or critical fault is exhausted the run falls back to
+   * another protocol (bounded). A medium fault (a timeout, a slow agent) concerns one agent:
+   * changing the whole team's protocol for it is out of proportion — under saturation every agent
+   * looks slow, and falling back then ended runs on a ring of long routes.
+   */
+  private heal(fault: DetectedFault): void {
+    this.healer.heal(fault).subscribe(result => {
+      const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
+      if (record !== undefined && record.status !== 'live' && record.inFlight.size > 0) this.reassign(record, fault.detail);
+      if (result.status === 'exhausted' && (fault.severity === 'high' || fault.severity === 'critical')) {
+        const next = this.healer.fallback(this.protocol);
+        if (next !== undefined) this.switchTo(next as TopologyName, { from: this.protocol, to: next, at: this.now(), reason: `healing of ${fault.kind} exhausted`, scores: {} });
+      }
+      this.dispatch();
+    });
+  }
+
+  /** What healing strategies do to this run: real effects on hosts, layout and assignments. */
+  private actions(): EngineActions {
+    const agentOf = (fault: DetectedFault): AgentRecord | undefined => (fault.agentId === undefined ? undefined : this.agents.get(fault.agentId));
+    const onAgent = (fault: DetectedFault, act: (record: AgentRecord) => ActionResult): ActionResult => {
+      const record = agentOf(fault);
+      return record === undefined ? { ok: false, detail: 'no agent named by the fault' } : act(record);
+    };
+    return {
+      restartAgent: f => onAgent(f, r => this.restartAgent(r)),
+      reassignSubtasks: f => onAgent(f, r => this.reassign(r, f.detail)),
+      replaceAgent: f => onAgent(f, r => this.replace(r)),
+      reduceLoad: f => onAgent(f, r => this.reduceLoad(r)),
+      rebalanceResources: f => onAgent(f, r => this.rebalance(r)),
+      switchToCheaperProtocol: () => this.switchToCheaper(),
+      // Channels of the in-memory network and of WebSocket links carry no state to reset; a fresh
+      // layout re-chooses every relay, and mesh routes go direct.
+      resetChannels: () => ({ ok: false, detail: 'links keep no channel state to reset' }),
+      switchRoute: f => this.routeAround(f),
+      useAlternativeRoutes: () => this.switchToProtocol('mesh', 'direct routes to every agent'),
+      breakWaitChain: f => this.breakWaitChain(f),
+      restartCoordination: () => this.relayout('coordination restarted: layout rebuilt over live agents'),
+      switchProtocol: f => {
+        const next = this.healer.fallback(this.protocol);
+        return next === undefined ? { ok: false, detail: 'no fallback protocol left' } : this.switchToProtocol(next as TopologyName, `healing of ${f.kind}`);
+      },
+    };
+  }
+
+  private reduceLoad(record: AgentRecord): ActionResult {
+    const host = this.hosts.get(record.id);
+    if (host === undefined && record.granted > 1) {
+      // An agent in another process: it earns its slots back as it delivers.
+      const from = record.granted;
+      record.granted = from >> 1;
+      this.touch(record);
+      return { ok: true, detail: `slots granted ${from} -> ${record.granted}` };
+    }
+    if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
+    const from = host.slots;
+    host.setSlots(Math.floor(from / 2));
+    this.touch(record);
+    return { ok: true, detail: `slots ${from} -> ${host.slots}` };
+  }
+
+  /** Takes back the agent's newest assignments beyond one, for other agents to run. */
+  private rebalance(record: AgentRecord): ActionResult {
+    const extra = [...record.inFlight].slice(1);
+    for (const state of extra) this.revoke(state, `rebalanced away from ${record.id}`);
+    return extra.length === 0 ? { ok: false, detail: 'nothing to move' } : { ok: true, detail: `${extra.length} subtask(s) moved` };
+  }
+
+  private breakWaitChain(fault: DetectedFault): ActionResult {
+    const waiter = fault.members?.map(id => this.agents.get(id)).find(r => r !== undefined && r.inFlight.size > 0);
+    if (waiter === undefined) return { ok: false, detail: 'no waiter with work to abort' };
+    const [first] = waiter.inFlight;
+    this.revoke(first as SubtaskState, 'aborted to break a circular wait');
+    return { ok: true, detail: `aborted ${(first as SubtaskState).subtask.id} of ${waiter.id} and requeued it` };
+  }
+
+  /**
+   * Cheapest by messages per execution, like with like: against a measured protocol only measured
+   * ones compete (a prior is not a measurement, and comparing the two made a saturated run flip
+   * between star and hierarchical); while the current one is unmeasured, all go by their route
+   * lengths.
+   */
+  private switchToCheaper(): ActionResult {
+    const order: TopologyName[] = ['star', 'hierarchical', 'ring', 'mesh'];
+    const measured = (t: TopologyName): number | undefined => this.performance.get(t)?.messagesPerExecution;
+    const byMeasurement = measured(this.protocol) !== undefined;
+    const cost = (t: TopologyName): number => (byMeasurement ? (measured(t) ?? Infinity) : 2 + order.indexOf(t));
+    const cheaper = order.filter(t => t !== this.protocol && cost(t) < cost(this.protocol)).sort((a, b) => cost(a) - cost(b));
+    return cheaper[0] === undefined ? { ok: false, detail: `${this.protocol} is already the cheapest${byMeasurement ? ' measured' : ''}` } : this.switchToProtocol(cheaper[0], 'cheaper protocol');
+  }
+
+  private switchToProtocol(to: TopologyName, reason: string): ActionResult {
+    if (to === this.protocol) return { ok: false, detail: `already on ${to}` };
+    const from = this.protocol;
+    this.switchTo(to, { from, to, at: this.now(), reason, scores: {} });
+    return { ok: true, detail: `${from} -> ${to}` };
+  }
+
+  /** Stops relaying through the far end of a failing link: the topology repairs as if it had left, then takes it back as a plain member. */
+  private routeAround(fault: DetectedFault): ActionResult {
+    const far = fault.link?.split('->')[1];
+    const record = far === undefined ? undefined : this.agents.get(far);
+    if (record === undefined || !this.layout.members.includes(record.id)) return this.relayout('routes re-chosen over live agents');
+    const relays = this.layout.members.some(m => m !== record.id && this.layout.route(m).includes(record.id));
+    if (!relays) return { ok: false, detail: `${record.id} relays nothing` };
+    this.takeOut(record);
+    this.setLayout(this.layout.with(this.profile(record)));
+    return { ok: true, detail: `routes no longer pass through ${record.id}` };
+  }
+
+  private relayout(detail: string): ActionResult {
+    this.setLayout(topologyFor(this.protocol).layout(this.liveProfiles()));
+    return { ok: true, detail };
+  }
+
+  private restartAgent(record: AgentRecord): ActionResult {
+    const slot = this.settings.slots.find(s => s.agent.id === record.id);
+    const host = this.hosts.get(record.id);
+    if (slot?.factory === undefined || host === undefined) return { ok: false, detail: 'no factory to re-create the agent' };
+    // Its running work dies with the old instance: give those subtasks new attempts first.
+    this.reassign(record, 'agent restarted');
+    host.restart(slot.factory());
+    this.touch(record);
+    this.emit({ type: 'agent.restarted', at: this.now(), agentId: record.id });
+    // The fresh instance must beat before it gets work again: it stays down until the detector says alive.
+    return { ok: true, detail: 'agent re-created from its factory' };
+  }
+
+  private reassign(record: AgentRecord, reason: string): ActionResult {
+    const moved = [...record.inFlight];
+    for (const state of moved) this.requeue(state, `${record.id}: ${reason}`, false);
+    return { ok: true, detail: `${moved.length} subtask(s) requeued with new attempts` };
+  }
+
+  private replace(record: AgentRecord): ActionResult {
+    const standby = [...this.agents.values()].find(a => a.status === 'standby' && sameCapabilities(a, record));
+    if (standby === undefined) return { ok: false, detail: 'no standby agent with the same capabilities' };
+    standby.status = 'live';
+    this.touch(standby);
+    this.join(standby);
+    this.setLayout(this.layout.with(this.profile(standby)));
+    return { ok: true, detail: `standby ${standby.id} took over` };
+  }
+
+  // ---- protocol switching ---------------------------------------------------------------------
+
+  /** Ends the task now: its remote work cancelled, its unfinished subtasks failed with `reason`. False if it is not running here. */
+  cancel(taskId: string, reason: string): boolean {
+    const run = this.runs.get(taskId);
+    if (run === undefined || run.finished) return false;
+    this.serial(() => {
+      if (!run.finished) this.record({ type: 'task.cancelled', at: this.now(), taskId, reason });
+      this.finish(run, reason);
+    });
+    return true;
+  }
+
+  /** A switch asked for from outside (`Coordinator.switchProtocol`); false when finished or already on `to`. */
+  requestSwitch(to: TopologyName, reason: string): boolean {
+    if (this.finished || to === this.protocol) return false;
+    this.switchTo(to, { from: this.protocol, to, at: this.now(), reason, scores: {} });
+    return true;
+  }
+
+  /** Hands over to another topology: in-flight work keeps its attempts and reply paths; new work takes the new routes. */
+  private switchTo(to: TopologyName, change: ProtocolSwitch): void {
+    if (to === this.protocol) return;
+    this.protocol = to;
+    this.setLayout(topologyFor(to).layout(this.liveProfiles()));
+    this.switches.push(change);
+    let inFlight = 0;
+    for (const a of this.agents.values()) inFlight += a.inFlight.size;
+    this.emit({ type: 'protocol.switched', at: this.now(), switch: change, inFlight });
+    this.dispatch();
+  }
+
+  // ---- work -----------------------------------------------------------------------------------
+
+  private receive(envelope: Envelope): void {
+    switch (envelope.kind) {
+      case 'heartbeat': {
+        const body = envelope.body as HeartbeatBody;
+        if (body.status === 'leaving') return this.onLeaving(envelope.from);
+        this.onBeat(envelope.from, body.incarnation);
+        if (body.usage !== undefined && this.agents.has(envelope.from)) this.usage.next({ agentId: envelope.from, usage: body.usage.fraction });
+        return;
+      }
+      case 'result':
+        return this.onResult(envelope.body as ResultBody, envelope.from);
+      case 'progress': {
+        const body = envelope.body as ProgressBody;
+        const state = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId));
+        // Progress comes straight from the agent that runs the attempt: anyone else's is noise.
+        if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== body.attempt || envelope.from !== state.entry.agentId) return;
+        if (!state.entry.acked) this.acknowledge(state);
+        this.progress.next({ agentId: key(state) });
+        if (body.done === true && state.route.length > 0) this.onResultInTransit(state);
+        return;
+      }
+      case 'vote': {
+        const body = envelope.body as VoteBody;
+        this.votes.next({ proposalId: body.proposalId, voterId: envelope.from, accept: body.accept });
+        return;
+      }
+      default:
+        return; // control messages for agents (repairs) that reached the coordinator: nothing to do
+    }
+  }
+
+  /**
+   * A result, accepted only for the current attempt of the agent it names, and only from the node
+   * its reply path ends with (the agent, or its first relay): an agent cannot report for another.
+   */
+  private onResult(body: ResultBody, from: string): void {
+    const state = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId));
+    if (body.forged !== undefined) return this.onForged(body, from, state);
+    if (state === undefined) {
+      this.hooks.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `unknown subtask${body.taskId === undefined ? '' : ` of task ${body.taskId}`} (from ${from})` });
+      return;
+    }
+    const current = state.entry.status === 'assigned' && state.entry.attempt === body.attempt && state.entry.agentId === body.agentId;
+    if (!current || from !== (state.route[0] ?? state.entry.agentId)) {
+      state.task.stale++;
+      const reason = !current ? (state.entry.status === 'done' ? 'already completed' : 'superseded attempt') : `sent by ${from}, not by ${state.entry.agentId} or its relay`;
+      this.emitTask(state.task, { type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason });
+      return;
+    }
+    const record = this.agents.get(body.agentId);
+    record?.inFlight.delete(state);
+    if (record !== undefined) {
+      record.timeouts = 0;
+      if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
+    }
+    this.touch(record);
+    if (!state.entry.acked) this.acknowledge(state);
+    for (const id of state.route) {
+      const relay = this.agents.get(id);
+      if (relay !== undefined) relay.dropped = 0; // it brought the result back
+    }
+    this.progress.next({ agentId: key(state), status: 'leaving' });
+    const latencyMs = this.now() - state.assignedAt;
+    this.executions.next({ protocol: state.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
+    this.latencies.next({ agentId: body.agentId, latencyMs });
+    const run = state.task;
+    if (body.ok) {
+      this.release(state);
+      this.record({ type: 'subtask.accepted', taskId: run.task.id, subtaskId: state.subtask.id, attempt: body.attempt, value: body.value });
+      if (record) record.completed++;
+      run.done++;
+      this.emitTask(run, { type: 'subtask.completed', at: this.now(), subtaskId: state.subtask.id, agentId: body.agentId, attempt: body.attempt });
+    } else {
+      if (record) record.failures++;
+      this.requeue(state, `handler failed: ${body.error ?? 'failed'}`, true);
+      if (state.entry.failures >= this.attemptsOf(state)) this.fail(state, `handler failed ${state.entry.failures} time(s): ${body.error ?? 'failed'}`);
+    }
+    this.afterChange(run);
+  }
+
+  /** After a subtask of `run` changed: the task ends once every subtask has, else work moves on. */
+  private afterChange(run: TaskRun): void {
+    if (run.done === run.task.subtasks.length) this.finish(run);
+    else this.dispatch();
+  }
+
+  /** Unsuccessful attempts after which a subtask fails: its own bound, its task's, else the coordinator's. */
+  private attemptsOf(state: SubtaskState): number {
+    return state.subtask.maxAttempts ?? state.task.task.maxAttempts ?? this.settings.maxSubtaskAttempts;
+  }
+
+  /**
+   * A result its transport could not authenticate as the named agent's own: rejected, nothing
+   * more. Who made it is unknown: honest relays pass on whatever is addressed through them, so the
+   * node that delivered it may only have carried it (blaming it would let anyone get honest agents
+   * quarantined by bouncing forgeries through them). A relay that keeps the real result back is
+   * found out as results lost in transit.
+   */
+  private onForged(body: ResultBody, from: string, state: SubtaskState | undefined): void {
+    if (state !== undefined) state.task.stale++;
+    const rejected: CoordinationEvent = { type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `forged: ${body.forged ?? ''} (delivered by ${from})` };
+    if (state === undefined) this.hooks.emit(rejected);
+    else this.emitTask(state.task, rejected);
+  }
+
+  /** The attempt is over without a result: the subtask waits again; `failure`: it counts against its attempts. */
+  private requeue(state: SubtaskState, reason: string, failure: boolean): void {
+    if (state.entry.status !== 'assigned') return;
+    this.untake(state);
+    this.release(state);
+    const attempt = state.entry.attempt;
+    // Its old attempt is stale from now on (it is no longer assigned); the next run gets a new one.
+    this.record({ type: 'subtask.requeued', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt, failure });
+    this.enqueue(state);
+    this.emitTask(state.task, { type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt, reason });
+  }
+
+  /** The agent has the assignment: the link delivered; from now on its progress is watched. */
+  private acknowledge(state: SubtaskState): void {
+    this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt });
+    this.acks.next({ agentId: key(state), status: 'leaving' });
+    // The agent took it in. Its relays are cleared only once a result comes back through them: a
+    // relay that passes assignments on but keeps results back must not be cleared by the former.
+    const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
+    if (record !== undefined) {
+      record.unacked = 0;
+      if (state.route.length === 0) record.probeDirect = false;
+    }
+    this.deliveries.next({ link: firstLink(state), ok: true });
+  }
+
+  /** Stops watching an assignment's acknowledgement and progress. */
+  private release(state: SubtaskState): void {
+    state.timer?.unsubscribe();
+    state.transit?.unsubscribe();
+    state.timer = state.transit = undefined;
+    const k = key(state);
+    if (!state.entry.acked) this.acks.next({ agentId: k, status: 'leaving' });
+    this.progress.next({ agentId: k, status: 'leaving' });
+  }
+
+  /** Back into the queue by priority, after the waiting subtasks of the same priority. */
+  private enqueue(state: SubtaskState): void {
+    const run = state.task;
+    const priority = state.subtask.priority ?? 0;
+    let i = run.queue.length;
+    while (i > run.head && ((run.queue[i - 1] as SubtaskState).subtask.priority ?? 0) < priority) i--;
+    run.queue.splice(i, 0, state);
+  }
+
+  /** Takes an assignment back from a live agent: it is told to drop it, and the subtask is requeued. */
+  private revoke(state: SubtaskState, reason: string, failure = false): void {
+    if (state.entry.status !== 'assigned' || state.entry.agentId === undefined) return;
+    const path = [...this.layout.route(state.entry.agentId), state.entry.agentId];
+    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt, via: path.slice(1) } });
+    this.requeue(state, reason, failure);
+  }
+
+  private fail(state: SubtaskState, reason: string): void {
+    if (state.entry.status === 'done' || state.entry.status === 'failed') return;
+    this.untake(state);
+    if (state.entry.status === 'assigned') this.release(state);
+    this.record({ type: 'subtask.failed', taskId: state.task.task.id, subtaskId: state.subtask.id, reason });
+    state.task.done++;
+    this.emitTask(state.task, { type: 'subtask.failed', at: this.now(), subtaskId: state.subtask.id, reason });
+  }
+
+  /**
+   * Gives queued subtasks to live agents with a free slot, along the layout's routes: each queued
+   * subtask, in queue order, goes to the layout's pick among the live, capable agents with a free
+   * slot, or waits; the pass stops once every live agent is busy, and the waiting subtasks go back
+   * to the front in their order. The live agents and, per capability set, the capable and free ones
+   * are found once per pass and kept up to date through its own assignments (anything else that
+   * changes agents, e.g. a fault verdict reached from an assignment's events, makes it look again):
+   * O(agents) per pass rather than per subtask. The queue is an array read from `head`, so taking
+   * from and putting back at the front cost O(1), also when an assignment's events lead to a nested
+   * dispatch.
+   */
+  private dispatch(): void {
+    if (this.finished || this.runs.size === 0 || this.hooks.halted() !== undefined) return;
+    let orphaned = false;
+    /** Subtasks that start to wait for no capable agent in this pass, by why. */
+    let newlyWaiting: Map<string, SubtaskState[]> | undefined;
+    const orphan = (state: SubtaskState, candidates: Candidates): void => {
+      orphaned = true;
+      const why = waitKey(state.subtask, candidates);
+      if (this.waitingFor.get(state.key) === why) return;
+      this.waitingFor.set(state.key, why);
+      newlyWaiting ??= new Map();
+      const states = newlyWaiting.get(why);
+      if (states === undefined) newlyWaiting.set(why, [state]);
+      else states.push(state);
+    };
+    const runs = [...this.runs.values()];
+    const waiting = runs.map((): SubtaskState[] => []);
+    const groups = new Map<string, Candidates>();
+    let seen = -1; // the version `groups` describes
+    this.dispatchDepth++;
+    // One subtask from each task in turn (each task's queue in its own priority order), starting
+    // one task further at every pass: a task with many subtasks does not hold back the others.
+    let open = runs.length;
+    const exhausted = runs.map(() => false);
+    let at = this.turn++ % runs.length;
+    while (open > 0) {
+      at = (at + 1) % runs.length;
+      if (exhausted[at] === true) continue;
+      const run = runs[at] as TaskRun;
+      const queue = run.queue;
+      let state: SubtaskState | undefined;
+      while (run.head < queue.length) {
+        const next = queue[run.head++] as SubtaskState;
+        if (next.entry.status === 'queued') {
+          state = next;
+          break;
+        }
+      }
+      if (state === undefined) {
+        exhausted[at] = true;
+        open--;
+        continue;
+      }
+      if (seen !== this.version) {
+        groups.clear();
+        seen = this.version;
+      }
+      const candidates = this.candidates(state.subtask, groups);
+      if (candidates.capable === 0) {
+        orphan(state, candidates);
+        (waiting[at] as SubtaskState[]).push(state);
+        continue;
+      }
+      const chosen = this.layout.pick(state.subtask, candidates.ids);
+      if (chosen === undefined) {
+        (waiting[at] as SubtaskState[]).push(state);
+        if (candidates.free.length === 0 && candidates.capable === candidates.live) break; // everyone is busy
+        continue;
+      }
+      const record = this.agents.get(chosen) as AgentRecord;
+      this.assign(state, record);
+      if (this.version === seen + 1) {
+        // Only this assignment happened: the agent may have no free slot left.
+        seen++;
+        if (record.inFlight.size >= this.slotsOf(record)) for (const group of groups.values()) group.remove(record);
+      }
+      if (this.finished) break;
+    }
+    // A pass that stopped because everyone is busy did not look at the rest of the queues. Whether
+    // some of it no live agent can run changes only with the live agents: look once per change,
+    // so that it is said (and its orphan timer armed) at once, not when the queue drains to it.
+    const scan = this.liveChanges !== this.scannedLive;
+    if (scan) {
+      this.scannedLive = this.liveChanges;
+      if (seen !== this.version) groups.clear();
+    }
+    runs.forEach((run, r) => {
+      const queue = run.queue;
+      if (scan) {
+        for (let i = run.head; i < queue.length; i++) {
+          const state = queue[i] as SubtaskState;
+          if (state.entry.status !== 'queued') continue;
+          const candidates = this.candidates(state.subtask, groups);
+          if (candidates.capable === 0) orphan(state, candidates);
+        }
+      }
+      // Back to the front: the positions just before `head` are spent, there is room for them.
+      const back = waiting[r] as SubtaskState[];
+      run.head -= back.length;
+      for (let k = 0; k < back.length; k++) queue[run.head + k] = back[k] as SubtaskState;
+      if (this.dispatchDepth === 1) {
+        if (run.head === queue.length) {
+          queue.length = 0;
+          run.head = 0;
+        } else if (run.head > 1024 && run.head > queue.length >> 1) {
+          queue.splice(0, run.head);
+          run.head = 0;
+        }
+      }
+    });
+    this.dispatchDepth--;
+    if (orphaned && this.orphanTimer === undefined) {
+      this.orphansFailAt = this.now() + this.settings.orphanTimeoutMs;
+      this.orphanTimer = this.scheduler.schedule(() => {
+        this.orphanTimer = undefined;
+        this.serial(() => this.failOrphans());
+      }, this.settings.orphanTimeoutMs);
+    }
+    if (newlyWaiting !== undefined) for (const [why, states] of newlyWaiting) this.announceWaiting(why, states);
+  }
+
+  /** Something about `record` changed (status, work in flight, slots): dispatch looks again. */
+  private touch(record: AgentRecord | undefined): void {
+    this.version++;
+    if (record !== undefined) this.refresh(record);
+  }
+
+  /** Keeps the record's bit in the free-agent set and the live count true to its state. */
+  private refresh(record: AgentRecord): void {
+    const word = record.index >>> 5;
+    const bit = 1 << (record.index & 31);
+    const wasLive = record.wasLive;
+    const live = record.status === 'live';
+    if (live !== wasLive) {
+      record.wasLive = live;
+      this.liveCount += live ? 1 : -1;
+      this.liveChanges++;
+    }
+    const bits = this.freeBits;
+    if (live && record.inFlight.size < this.slotsOf(record)) bits[word] = (bits[word] as number) | bit;
+    else bits[word] = (bits[word] as number) & ~bit;
+  }
+
+  /** Takes the subtask's assignment off its agent (its slot comes free). */
+  private untake(state: SubtaskState): void {
+    const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
+    record?.inFlight.delete(state);
+    this.touch(record);
+  }
+
+  /** Says why subtasks wait for an agent, and when they fail unless one comes. */
+  private announceWaiting(why: string, states: SubtaskState[]): void {
+    const live = this.agentList.filter(r => r.status === 'live');
+    let capabilities: string[] = [];
+    let reason: string;
+    if (why === NO_LIVE_AGENT) {
+      const down = this.agentList.length;
+      reason = down === 0 ? 'no agents connected yet' : `no live agent (${down === 1 ? 'the only agent is' : `all ${down} agents are`} down or standing by)`;
+    } else {
+      const needed = JSON.parse(why) as string[];
+      capabilities = needed.filter(c => !live.some(r => r.capabilities.includes(c)));
+      reason = capabilities.length > 0 ? `no live agent has ${capabilities.join(', ')}` : `no live agent has all of ${needed.join(', ')}`;
+    }
+    const byTask = new Map<TaskRun, string[]>();
+    for (const state of states) {
+      const ids = byTask.get(state.task);
+      if (ids === undefined) byTask.set(state.task, [state.subtask.id]);
+      else ids.push(state.subtask.id);
+    }
+    for (const [run, subtaskIds] of byTask) this.emitTask(run, { type: 'subtask.waiting', at: this.now(), subtaskIds, capabilities, reason, failsAt: this.orphansFailAt });
+  }
+
+  /**
+   * The live agents that can run `subtask`, and those of them with a free slot (in agent order);
+   * one entry per capability set. The free ones come from the free-agent bits; how many are
+   * capable is counted once per change of the live agents.
+   */
+  private candidates(subtask: Subtask, groups: Map<string, Candidates>): Candidates {
+    const needed = subtask.capabilities;
+    const signature = needed === undefined || needed.length === 0 ? '' : JSON.stringify(needed);
+    let group = groups.get(signature);
+    if (group === undefined) {
+      group = new Candidates();
+      group.live = this.liveCount;
+      group.capable = signature === '' ? this.liveCount : this.capableOf(signature, subtask);
+      const bits = this.freeBits;
+      const list = this.agentList;
+      for (let word = 0; word < bits.length; word++) {
+        let w = bits[word] as number;
+        while (w !== 0) {
+          const low = w & -w;
+          const record = list[(word << 5) + (31 - Math.clz32(low))] as AgentRecord;
+          w ^= low;
+          if (signature === '' || canRun(record.capabilities, subtask)) group.add(record);
+        }
+      }
+      groups.set(signature, group);
+    }
+    return group;
+  }
+
+  /** Live agents that can run subtasks of this capability set (counted anew when the live agents change). */
+  private capableOf(signature: string, subtask: Subtask): number {
+    if (this.capableAt !== this.liveChanges) {
+      this.capable.clear();
+      this.capableAt = this.liveChanges;
+    }
+    let n = this.capable.get(signature);
+    if (n === undefined) {
+      n = 0;
+      for (const r of this.agentList) if (r.status === 'live' && canRun(r.capabilities, subtask)) n++;
+      this.capable.set(signature, n);
+    }
+    return n;
+  }
+
+  private slotsOf(record: AgentRecord): number {
+    return record.host?.slots ?? Math.min(record.slots, record.granted, this.settings.maxSlotsPerAgent);
+  }
+
+  private failOrphans(): void {
+    for (const run of [...this.runs.values()]) {
+      for (let i = run.head; i < run.queue.length; i++) {
+        const state = run.queue[i] as SubtaskState;
+        if (state.entry.status === 'queued' && this.capableLive(state.subtask).length === 0) {
+          this.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
+        }
+      }
+      if (run.done === run.task.subtasks.length) this.finish(run);
+    }
+    this.dispatch();
+  }
+
+  private assign(state: SubtaskState, record: AgentRecord): void {
+    const run = state.task;
+    const route = record.probeDirect ? [] : this.layout.route(record.id);
+    const path = [...route, record.id];
+    const replyPath = [...[...route].reverse(), COORDINATOR];
+    const attempt = this.hooks.nextAttempt();
+    this.record({ type: 'subtask.assigned', taskId: run.task.id, subtaskId: state.subtask.id, agentId: record.id, attempt });
+    state.assignedAt = this.now();
+    state.hops = path.length;
+    state.route = route;
+    state.protocol = this.protocol;
+    this.waitingFor.delete(state.key);
+    record.inFlight.add(state);
+    this.touch(record);
+    run.assignments++;
+    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt, replyPath, via: path.slice(1) };
+    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
+    this.acks.next({ agentId: key(state) });
+    state.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(state, attempt)), this.timeoutOf(state));
+    this.emitTask(run, { type: 'subtask.assigned', at: this.now(), subtaskId: state.subtask.id, agentId: record.id, attempt, hops: path.length });
+  }
+
+  /** Start-to-close limit of an attempt of the subtask: its own, its task's, else the coordinator's. */
+  private timeoutOf(state: SubtaskState): number {
+    return state.subtask.timeoutMs ?? state.task.task.timeoutMs ?? this.settings.attemptTimeoutMs;
+  }
+
+  /**
+   * An attempt ran past its start-to-close limit: it fails (whatever progress it reported) and the
+   * agent is told to drop it; the subtask runs again elsewhere, up to `maxSubtaskAttempts` runs. An
+   * agent in another process whose attempts time out twice in a row gets no more work.
+   */
+  private onAttemptTimeout(state: SubtaskState, attempt: number): void {
+    state.timer = undefined;
+    if (state.entry.status !== 'assigned' || state.entry.attempt !== attempt || state.entry.agentId === undefined) return;
+    const record = this.agents.get(state.entry.agentId) as AgentRecord;
+    if (state.transit !== undefined) {
+      // The agent finished in time and said so; its result is held up in a relay: theirs to answer for.
+      state.transit.unsubscribe();
+      state.transit = undefined;
+      return this.lostInTransit(state);
+    }
+    const limit = this.timeoutOf(state);
+    const reason = `attempt ${attempt} on ${record.id} ran past its ${limit} ms limit`;
+    this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
+    this.revoke(state, reason, true);
+    if (state.entry.failures >= this.attemptsOf(state)) this.fail(state, `timed out ${state.entry.failures} time(s): ${reason}`);
+    record.granted = Math.max(1, record.granted >> 1);
+    this.touch(record);
+    if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
+    this.afterChange(state.task);
+  }
+
+  /**
+   * No more work for this agent in this run, and no relaying: it forged, stalled or took nothing
+   * in. Its work and the work routed through it go elsewhere. It stays connected (its beats are
+   * harmless); the next run starts it afresh.
+   */
+  private quarantine(record: AgentRecord, reason: string): void {
+    if (record.status === 'quarantined') return;
+    const wasInLayout = this.layout.members.includes(record.id);
+    record.status = 'quarantined';
+    this.touch(record);
+    this.emit({ type: 'agent.quarantined', at: this.now(), agentId: record.id, reason });
+    if (wasInLayout) this.takeOut(record);
+    for (const state of [...record.inFlight]) this.revoke(state, `${record.id} quarantined: ${reason}`);
+  }
+
+  // ---- the end --------------------------------------------------------------------------------
+
+  /**
+   * Ends a task: with a `reason` (cancelled, deadline) its remote work is cancelled and what has
+   * not ended fails with it. `task.finished` is recorded with what the run measured, the task's
+   * result goes to the coordinator, and the engine stops once no task runs.
+   */
+  private finish(run: TaskRun, reason?: string): void {
+    if (run.finished) return;
+    if (reason !== undefined) {
+      this.cancelRemoteWork(run);
+      for (const state of run.states) this.fail(state, reason);
+    }
+    run.finished = true;
+    run.deadline?.unsubscribe();
+    const now = this.now();
+    const stats = this.network.stats;
+    const messagesByKind: Record<string, number> = {};
+    let messages = 0;
+    for (const [kind, s] of Object.entries(stats.byKind)) {
+      const n = s.sent - (run.startByKind[kind] ?? 0);
+      if (n <= 0 || SUBMISSION_KINDS.has(kind)) continue; // a service's traffic with its clients is not coordination
+      messagesByKind[kind] = n;
+      messages += n;
+    }
+    const { task, entry } = run;
+    const size = task.subtasks.length;
+    this.record({
+      type: 'task.finished',
+      at: now,
+      taskId: task.id,
+      summary: {
+        protocol: this.protocol,
+        protocolId: `${task.id}:${this.settings.topology}:${this.settings.seed}`,
+        metrics: {
+          subtasks: size,
+          completed: entry.completed,
+          failed: entry.failed,
+          staleResultsRejected: run.stale,
+          assignments: run.assignments,
+          messages,
+          messagesByKind,
+          messagesPerSubtask: size === 0 ? 0 : messages / size,
+          startedAt: run.startedAt,
+          finishedAt: now,
+          durationMs: now - run.startedAt,
+          performance: Object.fromEntries(this.performance),
+        },
+        healing: this.healer.history.slice(run.healingFrom) as HealingAttempt[],
+        switches: this.switches.slice(run.switchesFrom),
+      },
+    });
+    for (const state of run.states) {
+      state.timer?.unsubscribe();
+      state.transit?.unsubscribe();
+      this.subtasks.delete(state.key);
+      this.waitingFor.delete(state.key);
+    }
+    this.runs.delete(task.id);
+    this.hooks.ended(run, resultOf(entry) as CoordinationResult);
+    if (this.runs.size === 0 && !this.finished) {
+      this.finished = true;
+      this.stop();
+    }
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private capableLive(subtask: Subtask): AgentRecord[] {
+    const out: AgentRecord[] = [];
+    for (const r of this.agents.values()) if (r.status === 'live' && canRun(r.capabilities, subtask)) out.push(r);
+    return out;
+  }
+
+  private liveIds(): string[] {
+    return [...this.agents.values()].filter(r => r.status === 'live').map(r => r.id);
+  }
+
+  private profile(record: AgentRecord): AgentProfile {
+    const runs = record.completed + record.failures;
+    return { id: record.id, capabilities: record.capabilities, successRate: runs === 0 ? 1 : record.completed / runs };
+  }
+
+  private liveProfiles(): AgentProfile[] {
+    return [...this.agents.values()].filter(r => r.status === 'live').map(r => this.profile(r));
+  }
+}
+
+/** Capable agents for one capability set during a dispatch pass: how many, and the free ones in agent order. */
+class Candidates {
+  /** Live agents, capable or not. */
+  live = 0;
+  capable = 0;
+  readonly free: AgentRecord[] = [];
+  /** Ids of `free`, what the layout picks from. */
+  readonly ids: string[] = [];
+
+  add(record: AgentRecord): void {
+    this.free.push(record);
+    this.ids.push(record.id);
+  }
+
+  /** The agent has no free slot left. */
+  remove(record: AgentRecord): void {
+    const at = this.free.indexOf(record);
+    if (at < 0) return;
+    this.free.splice(at, 1);
+    this.ids.splice(at, 1);
+  }
+}
+
+/** Why a subtask waits when no agent at all is live. */
+const NO_LIVE_AGENT = '';
+
+/** Why a subtask no live agent can run waits: no agent live at all, or its capability set (as JSON). */
+function waitKey(subtask: Subtask, candidates: Candidates): string {
+  return candidates.live === 0 ? NO_LIVE_AGENT : JSON.stringify(subtask.capabilities ?? []);
+}
+
+/** Unacknowledged assignments in a row after which a beating agent is treated as hung (quarantined if remote). */
+const UNACKED_LIMIT = 3;
+/** Timed-out attempts in a row after which an agent in another process is quarantined. */
+const TIMEOUTS_LIMIT = 2;
+
+/** The link an assignment took first: to its first relay, or straight to its agent. */
+function firstLink(state: SubtaskState): string {
+  return `${COORDINATOR}->${state.route[0] ?? state.entry.agentId ?? ''}`;
+}
+
+/** The deadline operators' key of the current attempt: `taskId NUL subtaskId#attempt`. */
+function key(state: SubtaskState): string {
+  return `${state.key}#${state.entry.attempt}`;
+}
+
+function stateKey(taskId: string, subtaskId: string): string {
+  return `${taskId}\u0000${subtaskId}`;
+}
+
+function splitKey(k: string): [string, number] {
+  const at = k.lastIndexOf('#');
+  return [k.slice(0, at), Number(k.slice(at + 1))];
+}
+
+function sameCapabilities(a: AgentRecord, b: AgentRecord): boolean {
+  return b.capabilities.every(c => a.capabilities.includes(c));
+}
+
+function withoutKind(options: DetectorOptions): PhiAccrualDetectorOptions {
+  const { kind: _kind, ...rest } = options as { kind: 'phi' } & PhiAccrualDetectorOptions;
+  return rest;
+}
