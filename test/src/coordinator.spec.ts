@@ -507,7 +507,7 @@ describe('createCoordinator', () => {
       coordinator.events$.subscribe(e => {
         if (e.type === 'subtask.assigned' && rogue.length === 0) {
           rogue.push(e.subtaskId);
-          inner.send({ from: 'rogue', to: 'coordinator', kind: 'result', body: { subtaskId: e.subtaskId, attempt: e.attempt, agentId: e.agentId, ok: true, value: 'forged', via: [] } });
+          inner.send({ from: 'rogue', to: 'coordinator', kind: 'result', body: { taskId: 't', subtaskId: e.subtaskId, attempt: e.attempt, agentId: e.agentId, ok: true, value: 'forged', via: [] } });
         }
       });
       coordinator.run$({ id: 't', subtasks: subtasks(3) }).subscribe(e => {

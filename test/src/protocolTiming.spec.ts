@@ -530,8 +530,9 @@ describe('protocol timing', () => {
         const switched = eventOf(events, 'protocol.switched');
         expect(switched).toMatchObject({ at: EVALUATE_MS, switch: { from: 'ring', to: 'hierarchical', at: EVALUATE_MS }, inFlight: AGENTS.length });
         expectEachCompletedOnce(events, ids('s', 18));
-        // Handed over, not restarted: every subtask ran once, on its first attempt.
-        expect(events.filter(e => e.type === 'subtask.assigned').every(e => e.attempt === 1)).toBe(true);
+        // Handed over, not restarted: every subtask was assigned once.
+        const assigned = events.flatMap(e => (e.type === 'subtask.assigned' ? [e.subtaskId] : []));
+        expect(new Set(assigned).size).toBe(assigned.length);
         expect(events.filter(e => e.type === 'subtask.requeued')).toEqual([]);
         // The work in flight at the switch came back along the ring, hop by hop.
         const resultHops = (subtaskId: string): number => network.log.filter(s => s.kind === 'result' && (s.body as { subtaskId: string }).subtaskId === subtaskId).length;
