@@ -104,6 +104,8 @@ export interface Coordinator {
   tasks(): TaskInfo[];
   /** The result of a finished task still kept, else undefined. */
   result(taskId: string): CoordinationResult | undefined;
+  /** The task of that id it keeps (queued, running or finished), else undefined. */
+  task(taskId: string): Task | undefined;
   /** Resolves once everything recorded so far is in the journal (at once without one). */
   durable(): Promise<void>;
   /** Why it takes no work (its journal cannot write), or undefined. */
@@ -422,6 +424,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       const entry = ledger.tasks[taskId];
       return entry === undefined ? undefined : resultOf(entry);
     },
+    task: taskId => ledger.tasks[taskId]?.task,
     durable: () => journal?.durable() ?? Promise.resolve(),
     get halted() {
       return halted;

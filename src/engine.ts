@@ -303,6 +303,7 @@ export class Engine {
     });
     // Higher priority first; equal priorities keep task order.
     run.queue.sort((a, b) => (b.subtask.priority ?? 0) - (a.subtask.priority ?? 0) || a.index - b.index);
+    this.emitTask(run, { type: 'task.started', at: this.now(), taskId: task.id, resumed: run.done });
     if (Number.isFinite(this.settings.deadlineMs)) {
       run.deadline = this.scheduler.schedule(() => this.serial(() => this.finish(run, 'task deadline reached')), Math.max(0, this.settings.deadlineMs - this.now()));
     }

@@ -68,8 +68,15 @@ export type CoordinationEvent =
   | { readonly type: 'protocol.repaired'; readonly at: number; readonly protocol: string; readonly failed: string; readonly repair: string }
   | { readonly type: 'protocol.switched'; readonly at: number; readonly switch: ProtocolSwitch; readonly inFlight: number }
   | { readonly type: 'consensus.decided'; readonly at: number; readonly proposalId: string; readonly outcome: string; readonly yes: number; readonly no: number }
+  /** The task left the queue and runs (after a restart: it resumes, `resumed` subtasks already ended). */
+  | { readonly type: 'task.started'; readonly at: number; readonly taskId: string; readonly resumed: number }
   | { readonly type: 'task.completed'; readonly at: number; readonly result: CoordinationResult }
   /** The journal cannot write: the coordinator takes and hands out no more work; what it recorded before is kept. */
   | { readonly type: 'coordinator.halted'; readonly at: number; readonly reason: string };
 
 export type CoordinationEventType = CoordinationEvent['type'];
+
+/** Whether the event belongs to one task (its subtasks, its start and end) rather than to the engine (agents, faults, protocol). */
+export function isTaskEvent(event: CoordinationEvent): boolean {
+  return event.type.startsWith('subtask.') || event.type.startsWith('task.');
+}

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Observable, isObservable, share } from 'rxjs';
 import { AgentHost } from '../streams/agentHost.js';
 import type { Network } from '../streams/network.js';
-import type { CancelledBody, EventBody, OutcomeBody, StateBody } from '../streams/protocol.js';
+import type { CancelledBody, EventBody, OutcomeBody, StateBody, TaskStateBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
 import { WS_CLOSE, checkBody } from '../streams/wsCodec.js';
@@ -207,8 +207,14 @@ export interface SubmitOptions {
   readonly task: Task;
   /** Every event of the run, as the service streams them; without it none are sent. */
   readonly onEvent?: (event: CoordinationEvent) => void;
-  /** Connection attempts before giving up. Default 5. */
-  readonly maxAttempts?: number;
+  /** Where the task stands: taken (with its queue position), started, and every few seconds while it runs. */
+  readonly onState?: (state: TaskStateBody) => void;
+  /**
+   * Gives up when the service has said nothing for this long (a stopped or unreachable
+   * coordinator), connected or not: it reconnects and re-attaches to the task meanwhile, also
+   * across a coordinator restart. Default 30,000.
+   */
+  readonly silenceMs?: number;
   /** Largest frame taken from the service: the whole result comes in one. Default 256 MiB. */
   readonly maxPayload?: number;
 }
@@ -220,42 +226,91 @@ export class TaskRefusedError extends Error {
   override name = 'TaskRefusedError';
 }
 
+/** The service was silent for longer than the limit: the task may still run (`rxswarm attach` follows it). */
+export class CoordinatorSilentError extends Error {
+  override name = 'CoordinatorSilentError';
+}
+
+/** A task followed to its result: `result` settles with it; `detach` stops following (the task runs on). */
+export interface FollowedTask {
+  readonly result: Promise<CoordinationResult>;
+  /** Stops following; the result then rejects with `detached`. */
+  detach(): void;
+}
+
 /**
  * Submits a task to a coordinator service (`rxswarm run`) and resolves with its result. Rejects
- * with a {@link TaskRefusedError} when the service refuses the task, or an Error when the
- * connection cannot be made or is refused (bad token).
+ * with a {@link TaskRefusedError} when the service refuses the task, a {@link CoordinatorSilentError}
+ * when the service says nothing for `silenceMs`, or an Error when the connection is refused (bad
+ * token). A lost connection is not the end: it reconnects and re-attaches to the task by its id.
  */
-export function submitTask({ url, token, task, onEvent, maxAttempts = 5, maxPayload = SUBMIT_MAX_PAYLOAD }: SubmitOptions): Promise<CoordinationResult> {
-  const invalid = checkBody('submit', { task });
-  if (invalid !== undefined) return Promise.reject(new TaskRefusedError(`not a valid task: ${invalid}`));
+export function submitTask(options: SubmitOptions): Promise<CoordinationResult> {
+  return followTask({ ...options, submit: true }).result;
+}
+
+/**
+ * Follows a task by id (`rxswarm attach`), or submits it first (`submit: true`), to its result,
+ * across lost connections and coordinator restarts (see {@link submitTask}).
+ */
+export function followTask({
+  url,
+  token,
+  task,
+  submit,
+  onEvent,
+  onState,
+  silenceMs = 30_000,
+  maxPayload = SUBMIT_MAX_PAYLOAD,
+}: Omit<SubmitOptions, 'task'> & { readonly task: Task | { readonly id: string }; readonly submit: boolean }): FollowedTask {
+  if (submit) {
+    const invalid = checkBody('submit', { task });
+    if (invalid !== undefined) return { result: Promise.reject(new TaskRefusedError(`not a valid task: ${invalid}`)), detach: () => undefined };
+  }
+  if (!(silenceMs > 0 && silenceMs <= 2 ** 31 - 1)) throw new RangeError(`silenceMs must be a number of ms in (0, ${2 ** 31 - 1}], got ${String(silenceMs)}`);
   const id = `run-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const network = new WsClientNetwork({ url, agentId: id, token, role: 'client', maxPayload, reconnect: { maxAttempts } });
-  return new Promise<CoordinationResult>((resolve, reject) => {
-    let submitted = false;
-    const joined = network.events$.subscribe(event => {
-      if (event.type === 'disconnected' && submitted) {
-        // Whether the service got the task, and where its result went, cannot be known now:
-        // say so rather than wait for an outcome that may never come.
+  const network = new WsClientNetwork({ url, agentId: id, token, role: 'client', maxPayload });
+  let detach = (): void => undefined;
+  const result = new Promise<CoordinationResult>((resolve, reject) => {
+    /** The service has the task (it said where it stands): from now on, only attach. */
+    let taken = !submit;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const heard = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
         finish();
-        reject(new Error(`connection lost after the task was sent (close ${event.code}${event.reason ? `: ${event.reason}` : ''}); its result is unknown`));
+        reject(new CoordinatorSilentError(`the coordinator has said nothing for ${silenceMs} ms; task ${task.id} may still run (rxswarm attach ${task.id} follows it)`));
+      }, silenceMs);
+    };
+    heard();
+    const joined = network.events$.subscribe(event => {
+      if (event.type === 'disconnected' && !event.willReconnect) {
+        finish();
+        reject(new Error(`connection closed (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`));
         return;
       }
-      if (event.type === 'error' && event.code === WS_CLOSE.tooBig && submitted) {
+      if (event.type === 'error' && event.code === WS_CLOSE.tooBig) {
         // The service has something for us (the outcome) that this connection does not take.
         finish();
         reject(new Error(`the service could not send the outcome: ${event.error}; its result is unknown (raise maxPayload)`));
         return;
       }
-      if (event.type !== 'joined' || submitted) return;
-      submitted = true;
-      network.send({ from: id, to: TASKS, kind: 'submit', body: { task, watch: onEvent !== undefined } });
+      if (event.type !== 'joined') return;
+      // Every (re)connection: submit until the service has it, then follow it by id.
+      if (taken) network.send({ from: id, to: TASKS, kind: 'attach', body: { taskId: task.id, watch: onEvent !== undefined } });
+      else network.send({ from: id, to: TASKS, kind: 'submit', body: { task: task as Task, watch: onEvent !== undefined } });
     });
     const inbox = network.join(id).subscribe({
       next: envelope => {
+        if ((envelope.body as { taskId?: unknown }).taskId !== task.id) return;
+        heard();
+        if (envelope.kind === 'task-state') {
+          taken = true;
+          onState?.(envelope.body as TaskStateBody);
+          return;
+        }
         if (envelope.kind === 'event') onEvent?.((envelope.body as EventBody).event as unknown as CoordinationEvent);
         if (envelope.kind !== 'outcome') return;
         const outcome = envelope.body as OutcomeBody;
-        if (outcome.taskId !== task.id) return;
         finish();
         if (outcome.result === undefined) reject(new TaskRefusedError(outcome.error ?? 'the service gave no result'));
         else resolve(outcome.result as CoordinationResult);
@@ -265,12 +320,18 @@ export function submitTask({ url, token, task, onEvent, maxAttempts = 5, maxPayl
         reject(err instanceof Error ? err : new Error(String(err)));
       },
     });
+    detach = () => {
+      finish();
+      reject(new Error('detached'));
+    };
     function finish(): void {
+      clearTimeout(timer);
       joined.unsubscribe();
       inbox.unsubscribe();
       network.close();
     }
   });
+  return { result, detach: () => detach() };
 }
 
 export interface AskOptions {

@@ -1,10 +1,11 @@
 import type { Subscription } from 'rxjs';
 import type { Envelope } from '../streams/network.js';
-import type { CancelledBody, CancelTaskBody, EventBody, HeartbeatBody, OutcomeBody, ProgressBody, Routed, StateBody, SubmitBody, WatchBody } from '../streams/protocol.js';
+import { FileJournal, type Journal } from '../streams/journal.js';
+import type { MessageBodies, AttachBody, CancelledBody, CancelTaskBody, EventBody, HeartbeatBody, OutcomeBody, ProgressBody, Routed, StateBody, SubmitBody, TaskStateBody, WatchBody } from '../streams/protocol.js';
 import type { Task } from '../streams/task.js';
 import { WsServerNetwork, type WsServerNetworkOptions } from '../streams/wsNetwork.js';
 import { createCoordinator, type Coordinator, type CoordinatorOptions } from './coordinator.js';
-import type { CoordinationEvent, CoordinationResult } from './events.js';
+import { isTaskEvent, type CoordinationEvent, type CoordinationResult } from './events.js';
 import { httpRoutes, loadDashboard } from './serviceHttp.js';
 import { ServiceMetrics, type ServiceMetricsOptions } from './serviceMetrics.js';
 import { ServiceTracing } from './serviceTracing.js';
@@ -32,6 +33,12 @@ export interface ServiceOptions extends Omit<WsServerNetworkOptions, 'scheduler'
   readonly feedMs?: number;
   /** The version told to tracing. */
   readonly version?: string;
+  /**
+   * Where the ledger is journaled: a directory (created if needed; one service per directory), or
+   * `:memory:` for none. A service started on a directory resumes every unfinished task in it.
+   * Default `:memory:` (`rxswarm serve` defaults to `./.rxswarm`).
+   */
+  readonly dataDir?: string;
 }
 
 /** A client watching the service's state. */
@@ -95,12 +102,11 @@ export function oversized(task: Task, maxValueBytes: number): string | undefined
   return undefined;
 }
 
-/** A task handed in: who sent it, and what. */
-interface Submission {
-  readonly client: string;
-  readonly task: Task;
-  readonly watch: boolean;
-}
+/** Followers of one task: each client, and whether it wants the events. */
+type TaskFollowers = Map<string, { readonly watch: boolean }>;
+
+/** A follower that has heard nothing for this long is told where its task stands anyway (it knows the coordinator lives). */
+const KEEPALIVE_MS = 2000;
 
 /**
  * A coordinator service over WebSocket (`rxswarm serve`): agents connect and join the coordinator;
@@ -128,14 +134,17 @@ interface Submission {
  * await service.close();
  */
 export class Service {
-  private readonly queue: Submission[] = [];
-  private running: { readonly taskId: string; readonly subscription: Subscription } | undefined;
+  /** Who follows each task (its submitter, `attach`), by task id. */
+  private readonly followers = new Map<string, TaskFollowers>();
+  /** The service's own following of each unfinished task: its view, metrics, traces and outcome. */
+  private readonly monitors = new Map<string, Subscription>();
+  private readonly engineEvents: Subscription;
   private closed = false;
   private readonly inbox: Subscription;
   private readonly connections: Subscription;
   private readonly watchers = new Map<string, Watcher>();
-  private readonly cancelling = new Set<string>();
   private seq = 0;
+  private lastKeepalive = 0;
   private lastAttention = '';
   private ticks = 0;
   private ticker: Subscription | undefined;
@@ -156,14 +165,25 @@ export class Service {
       if (event.type === 'disconnected') {
         view.disconnected(event.agentId);
         this.watchers.delete(event.agentId);
+        for (const followers of this.followers.values()) followers.delete(event.agentId);
       }
     });
+    // The engine's own events (agents, faults, protocol) once; each task's through its monitor.
+    this.engineEvents = coordinator.events$.subscribe(event => {
+      if (isTaskEvent(event)) return;
+      view.event(event, '');
+      metrics.event(event);
+      onEvent?.(event, '');
+    });
+    // What the journal held: every task it keeps is shown, and the unfinished ones followed.
+    for (const info of coordinator.tasks()) this.monitor(info.id, true);
+    this.queueChanged();
     for (const agent of server.remoteAgents.values()) if (agent.role === 'agent') view.connected(agent.agentId, agent.capabilities, agent.slots);
     this.tick();
   }
 
   /** Listens and returns once the port is open (rejects if it cannot, e.g. the port is taken). */
-  static async start({ coordinator: options = {}, onEvent, metricsPublic = false, metrics: metricsOptions, feedMs = 50, version, ...network }: ServiceOptions): Promise<Service> {
+  static async start({ coordinator: options = {}, onEvent, metricsPublic = false, metrics: metricsOptions, feedMs = 50, version, dataDir = ':memory:', ...network }: ServiceOptions): Promise<Service> {
     if (!(typeof feedMs === 'number' && feedMs >= 1)) throw new RangeError(`feedMs must be >= 1, got ${String(feedMs)}`);
     const detector = options.detector;
     const intervalMs = options.heartbeat?.intervalMs ?? 1000;
@@ -175,6 +195,7 @@ export class Service {
     });
     const metrics = new ServiceMetrics(view, () => Date.now(), metricsOptions);
     const token = network.token;
+    let journal: Journal | undefined;
     // The coordinator's and the task desk's ids are the service's, also between tasks.
     const server: WsServerNetwork = await WsServerNetwork.listen({
       maxPayload: SERVICE_MAX_PAYLOAD,
@@ -199,9 +220,12 @@ export class Service {
           if (m.kind === 'assign' && m.from === COORDINATOR) shown.routed([m.to, ...(m.body as Routed).via]);
         },
       });
-      const coordinator = createCoordinator({ agents: [], ...options, network: tapped });
+      // Refused before anything is taken: a directory in use, a damaged journal (file and offset).
+      journal = dataDir === ':memory:' ? undefined : FileJournal.open(dataDir);
+      const coordinator = createCoordinator({ agents: [], ...options, network: tapped, ...(journal === undefined ? {} : { journal }) });
       return new Service(server, coordinator, onEvent, shown, metrics, new ServiceTracing(version), feedMs);
     } catch (err) {
+      await journal?.close();
       await server.close();
       throw err;
     }
@@ -211,55 +235,167 @@ export class Service {
     return this.server.url;
   }
 
-  /** Stops the running task (its result is not sent), closes every connection and the port. */
+  /**
+   * Stops: running tasks stay running in the journal (a service started on the same data
+   * directory resumes them), every connection and the port are closed.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.ticker?.unsubscribe();
-    this.running?.subscription.unsubscribe();
+    for (const monitor of this.monitors.values()) monitor.unsubscribe();
+    this.monitors.clear();
+    this.engineEvents.unsubscribe();
     this.inbox.unsubscribe();
     this.connections.unsubscribe();
+    await this.coordinator.close();
     await this.server.close();
   }
 
   private receive(envelope: Envelope): void {
     if (envelope.kind === 'watch') return this.watch(envelope.from, envelope.body as WatchBody);
     if (envelope.kind === 'cancel-task') return this.cancel(envelope.from, (envelope.body as CancelTaskBody).taskId);
+    if (envelope.kind === 'attach') return this.attach(envelope.from, envelope.body as AttachBody);
     if (envelope.kind !== 'submit') return;
     const { task, watch = true } = envelope.body as SubmitBody;
     const tooBig = oversized(task, this.server.maxValueBytes);
     if (tooBig !== undefined) return this.send(envelope.from, 'outcome', { taskId: task.id, error: tooBig });
-    // A task is known by its id while it is queued or runs (to watch it, to cancel it): one at a time.
-    if (this.running?.taskId === task.id || this.queue.some(q => q.task.id === task.id)) {
-      return this.send(envelope.from, 'outcome', { taskId: task.id, error: `a task with id ${JSON.stringify(task.id)} is already ${this.running?.taskId === task.id ? 'running' : 'queued'}: give this one another id` });
+    try {
+      // Followed before it is taken: a task with nothing to do ends inside submit.
+      this.follow(task.id, envelope.from, watch);
+      this.coordinator.submit(task);
+    } catch (err) {
+      // Malformed, its id queued or running, or the journal cannot write: the client hears why.
+      this.followers.get(task.id)?.delete(envelope.from);
+      return this.send(envelope.from, 'outcome', { taskId: task.id, error: err instanceof Error ? err.message : String(err) });
     }
-    this.queue.push({ client: envelope.from, task, watch });
     this.view.taskQueued(task);
-    this.view.queue(this.queue.map(q => q.task.id));
-    this.next();
+    this.monitor(task.id, false);
+    this.queueChanged();
+    // Told once the journal has it: from then on it survives this process.
+    const client = envelope.from;
+    void this.coordinator.durable().then(
+      () => this.tellState(task.id, client),
+      () => undefined, // the journal failed: the outcome says so
+    );
+  }
+
+  /** A client follows a task by id (after a lost connection, a restart, or `rxswarm attach`). */
+  private attach(client: string, { taskId, watch = true }: AttachBody): void {
+    const info = this.coordinator.tasks().find(t => t.id === taskId);
+    if (info === undefined) return this.send(client, 'outcome', { taskId, error: `no task ${JSON.stringify(taskId)} here: it was never submitted, or its result is no longer kept` });
+    this.tellState(taskId, client);
+    const result = this.coordinator.result(taskId);
+    if (result !== undefined) return this.send(client, 'outcome', { taskId, result });
+    this.follow(taskId, client, watch);
+  }
+
+  private follow(taskId: string, client: string, watch: boolean): void {
+    let followers = this.followers.get(taskId);
+    if (followers === undefined) this.followers.set(taskId, (followers = new Map()));
+    followers.set(client, { watch });
+  }
+
+  /** Tells one client (or every follower) where a task stands. */
+  private tellState(taskId: string, client?: string): void {
+    const info = this.coordinator.tasks().find(t => t.id === taskId);
+    if (info === undefined) return;
+    const body: TaskStateBody = {
+      taskId,
+      state: info.state,
+      ...(info.queuePosition === undefined ? {} : { queuePosition: info.queuePosition }),
+      subtasks: info.subtasks,
+      completed: info.completed,
+      failed: info.failed,
+    };
+    if (client !== undefined) return this.send(client, 'task-state', body);
+    for (const follower of this.followers.get(taskId)?.keys() ?? []) this.send(follower, 'task-state', body);
+  }
+
+  /** The queue changed (a task came, started or left it): positions shown, and told to whoever follows a queued task. */
+  private queueChanged(): void {
+    const queued = this.coordinator
+      .tasks()
+      .filter(t => t.queuePosition !== undefined)
+      .sort((a, b) => (a.queuePosition as number) - (b.queuePosition as number));
+    this.view.queue(queued.map(t => t.id));
+    for (const t of queued) this.tellState(t.id);
   }
 
   /**
-   * Cancels a task: a queued one leaves the queue (its submitter hears `cancelled before it
-   * started`); a running one ends now (`coordinator.cancel`): its remote work is cancelled and its
-   * unfinished subtasks fail with the reason `cancelled`, in the result its submitter gets.
+   * Follows a task for the service itself: its events feed the view, metrics, traces and the
+   * log; its followers get them (when they watch) and, once the journal has it, its outcome.
+   * `known`: a task the journal held at start (shown as it stands).
+   */
+  private monitor(taskId: string, known: boolean): void {
+    if (this.monitors.has(taskId)) return;
+    const info = this.coordinator.tasks().find(t => t.id === taskId);
+    if (info === undefined) return;
+    if (known) {
+      const task = this.coordinator.task(taskId);
+      if (task !== undefined) this.view.taskQueued(task);
+      if (info.state === 'running') this.view.taskStarted(taskId);
+    }
+    let result: CoordinationResult | undefined;
+    const subscription = this.coordinator.attach$(taskId).subscribe({
+      next: event => {
+        if (event.type === 'task.started') {
+          this.view.taskStarted(taskId);
+          this.tracing.taskStarted(taskId, this.server.scheduler.now(), info.subtasks);
+          this.queueChanged();
+          this.tellState(taskId);
+        }
+        if (isTaskEvent(event)) {
+          this.view.event(event, taskId);
+          this.metrics.event(event);
+          this.tracing.event(event, taskId);
+          this.onEvent?.(event, taskId);
+        }
+        if (event.type === 'task.completed') {
+          result = event.result;
+          return;
+        }
+        // Events are for watching: a follower that reads slowly misses some rather than piling them up.
+        for (const [client, { watch }] of this.followers.get(taskId) ?? []) {
+          if (watch && this.server.buffered(client) < EVENT_BACKLOG_BYTES) this.send(client, 'event', { taskId, event: event as unknown as EventBody['event'] });
+        }
+      },
+      error: () => this.monitors.delete(taskId),
+      complete: () => {
+        this.monitors.delete(taskId);
+        if (result !== undefined) this.ended(taskId, result);
+      },
+    });
+    if (!subscription.closed) this.monitors.set(taskId, subscription);
+  }
+
+  /** A task ended: shown, traced, and — once the journal has it — its outcome to every follower. */
+  private ended(taskId: string, result: CoordinationResult): void {
+    const cancelled = this.coordinator.tasks().find(t => t.id === taskId)?.state === 'cancelled';
+    const state = result.success ? 'done' : cancelled ? 'cancelled' : 'failed';
+    const error = cancelled ? (Object.values(result.failed)[0] ?? 'cancelled') : undefined;
+    this.view.taskEnded(taskId, state, error);
+    this.tracing.taskEnded(taskId, this.server.scheduler.now(), { success: result.success, completed: result.metrics.completed, failed: result.metrics.failed, ...(error === undefined ? {} : { error }) });
+    this.queueChanged();
+    const tell = (outcome: OutcomeBody): void => {
+      const followers = this.followers.get(taskId);
+      this.followers.delete(taskId);
+      for (const client of followers?.keys() ?? []) this.send(client, 'outcome', outcome);
+    };
+    this.coordinator.durable().then(
+      () => tell({ taskId, result }),
+      (err: unknown) => tell({ taskId, result, error: `the result is not in the journal: ${err instanceof Error ? err.message : String(err)}` }),
+    );
+  }
+
+  /**
+   * Cancels a task: a queued one leaves the queue; a running one ends now (`coordinator.cancel`):
+   * its remote work is cancelled and its unfinished subtasks fail with the reason `cancelled`, in
+   * the result its followers get.
    */
   private cancel(client: string, taskId: string): void {
-    const answer = (ok: boolean, error?: string): void => this.send(client, 'cancelled', { taskId, ok, ...(error === undefined ? {} : { error }) });
-    const queued = this.queue.findIndex(q => q.task.id === taskId);
-    if (queued !== -1) {
-      const [submission] = this.queue.splice(queued, 1);
-      this.view.taskEnded(taskId, 'cancelled', 'cancelled before it started');
-      this.view.queue(this.queue.map(q => q.task.id));
-      this.send((submission as Submission).client, 'outcome', { taskId, error: 'cancelled before it started' });
-      return answer(true);
-    }
-    if (this.running?.taskId === taskId) {
-      this.cancelling.add(taskId);
-      if (this.coordinator.cancel(taskId, 'cancelled')) return answer(true);
-      this.cancelling.delete(taskId);
-    }
-    return answer(false, `no queued or running task ${JSON.stringify(taskId)}`);
+    const ok = this.coordinator.cancel(taskId, 'cancelled');
+    this.send(client, 'cancelled', { taskId, ok, ...(ok ? {} : { error: `no queued or running task ${JSON.stringify(taskId)}` }) });
   }
 
   private watch(client: string, { live, subtasks = true, focus }: WatchBody): void {
@@ -317,6 +453,12 @@ export class Service {
 
   private onTick(everySecond: number, everyHalf: number): void {
     this.ticks++;
+    const now = this.server.scheduler.now();
+    if (now - this.lastKeepalive >= KEEPALIVE_MS) {
+      // Followers of a task hear where it stands now and then: silence means the coordinator is gone.
+      this.lastKeepalive = now;
+      for (const taskId of this.followers.keys()) this.tellState(taskId);
+    }
     this.view.watch();
     if (this.ticks % everySecond === 0) this.view.sample();
     const changes = this.view.changes();
@@ -369,68 +511,7 @@ export class Service {
     }
   }
 
-  private next(): void {
-    if (this.running !== undefined || this.closed) return;
-    const submission = this.queue.shift();
-    if (submission === undefined) return;
-    this.view.queue(this.queue.map(q => q.task.id));
-    const { client, task, watch } = submission;
-    let run;
-    try {
-      run = this.coordinator.run$(task);
-    } catch (err) {
-      // A task the coordinator refuses (duplicate subtask ids…): the client hears why.
-      const error = err instanceof Error ? err.message : String(err);
-      this.view.taskEnded(task.id, 'failed', error);
-      this.send(client, 'outcome', { taskId: task.id, error });
-      return this.next();
-    }
-    const startedAt = this.server.scheduler.now();
-    this.view.taskStarted(task.id);
-    this.tracing.taskStarted(task.id, startedAt, task.subtasks.length);
-    let result: CoordinationResult | undefined;
-    let ended = false;
-    const subscription = run.subscribe({
-      next: event => {
-        this.view.event(event, task.id);
-        this.metrics.event(event);
-        this.tracing.event(event, task.id);
-        this.onEvent?.(event, task.id);
-        if (event.type === 'task.completed') result = event.result;
-        // Events are for watching: a submitter that reads slowly misses some rather than piling them up.
-        else if (watch && this.server.buffered(client) < EVENT_BACKLOG_BYTES) this.send(client, 'event', { taskId: task.id, event: event as unknown as EventBody['event'] });
-      },
-      error: (err: unknown) => {
-        ended = true;
-        this.done(client, { taskId: task.id, error: `the run failed: ${err instanceof Error ? err.message : String(err)}` }, result);
-      },
-      complete: () => {
-        ended = true;
-        this.done(client, result === undefined ? { taskId: task.id, error: 'the run ended without a result' } : { taskId: task.id, result }, result);
-      },
-    });
-    if (!ended) this.running = { taskId: task.id, subscription }; // an empty task ends inside subscribe
-  }
-
-  private done(client: string, outcome: OutcomeBody, result: CoordinationResult | undefined): void {
-    this.running = undefined;
-    const { taskId } = outcome;
-    const cancelled = this.cancelling.delete(taskId);
-    const state = result?.success === true ? 'done' : cancelled ? 'cancelled' : 'failed';
-    const error = outcome.error ?? (cancelled ? 'cancelled' : undefined);
-    this.view.taskEnded(taskId, state, error);
-    this.tracing.taskEnded(taskId, this.server.scheduler.now(), {
-      success: result?.success === true,
-      completed: result?.metrics.completed ?? 0,
-      failed: result?.metrics.failed ?? 0,
-      ...(error === undefined ? {} : { error }),
-    });
-    this.send(client, 'outcome', outcome);
-    // Not from inside the run that just ended: the next starts on a fresh stack.
-    queueMicrotask(() => this.next());
-  }
-
-  private send<K extends 'event' | 'outcome' | 'state' | 'cancelled'>(to: string, kind: K, body: K extends 'event' ? EventBody : K extends 'state' ? StateBody : K extends 'cancelled' ? CancelledBody : OutcomeBody): void {
+  private send<K extends 'event' | 'outcome' | 'state' | 'cancelled' | 'task-state'>(to: string, kind: K, body: MessageBodies[K]): void {
     try {
       this.server.send({ from: TASKS, to, kind, body });
     } catch (err) {

@@ -108,6 +108,30 @@ export interface SubmitBody {
   readonly watch?: boolean;
 }
 
+/**
+ * A client follows a task it (or anyone) submitted, by id: after a lost connection, a coordinator
+ * restart, or from another terminal (`rxswarm attach`). Answered like a submit: `task-state`, the
+ * events when `watch` (default true), and the `outcome` (at once for a finished task still kept).
+ */
+export interface AttachBody {
+  readonly taskId: string;
+  readonly watch?: boolean;
+}
+
+/**
+ * Where a followed task stands, sent when it is taken (the journal has it), when its queue
+ * position changes, when it starts, and every few seconds while it runs: a follower that hears
+ * nothing for long knows the coordinator is silent.
+ */
+export interface TaskStateBody {
+  readonly taskId: string;
+  readonly state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+  readonly queuePosition?: number;
+  readonly subtasks: number;
+  readonly completed: number;
+  readonly failed: number;
+}
+
 /** One coordination event of a submitted task (a `CoordinationEvent`), for the submitter's live view. */
 export interface EventBody {
   readonly taskId: string;
@@ -159,7 +183,7 @@ export interface CancelledBody {
 }
 
 /** Kinds a service (`rxswarm serve`) exchanges with its clients (submitters, watchers, the dashboard). */
-export const SUBMISSION_KINDS: ReadonlySet<string> = new Set<MessageKind>(['submit', 'event', 'outcome', 'watch', 'state', 'cancel-task', 'cancelled']);
+export const SUBMISSION_KINDS: ReadonlySet<string> = new Set<MessageKind>(['submit', 'attach', 'task-state', 'event', 'outcome', 'watch', 'state', 'cancel-task', 'cancelled']);
 
 /** Where an agent in another process sends its liveness heartbeats (a mesh: every peer too). */
 export interface PeersBody {
@@ -177,6 +201,8 @@ export interface MessageBodies {
   token: Routed;
   peers: PeersBody;
   submit: SubmitBody;
+  attach: AttachBody;
+  'task-state': TaskStateBody;
   event: EventBody;
   outcome: OutcomeBody;
   watch: WatchBody;

@@ -256,7 +256,7 @@ export interface RemoteAgent {
  * What a client connection may send: a task to the service, a request to watch its state, a
  * request to cancel a task; nothing that steers agents.
  */
-const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit', 'watch', 'cancel-task']);
+const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit', 'attach', 'watch', 'cancel-task']);
 /** Kinds the authority sends that only their recipient may act on: signed for it. */
 const ORDER_KINDS: ReadonlySet<string> = new Set(['assign', 'cancel']);
 /** What only the coordinator's process sends: an agent sending these is refused. */
