@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { FAULT_SPEC_HELP, parseFaultSpec } from '../streams/faultSpec.js';
+import { JournalDamaged } from '../streams/journal.js';
 import type { StateBody } from '../streams/protocol.js';
 import type { Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
@@ -18,7 +19,7 @@ import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
 import { LOG_LEVELS, cliLog, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
-import { TaskRefusedError, cancelServiceTask, readServiceState, startAgent, submitTask, type Handler } from './remote.js';
+import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask, readServiceState, startAgent, type Handler } from './remote.js';
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
@@ -74,6 +75,15 @@ const byteSize = (text: string): number => {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+};
+
+/** A duration: `90s`, `30m`, `24h`, `7d` (or a number of ms). */
+const duration = (text: string): number => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+  const ms = m === null ? NaN : Number(m[1]) * unit[(m[2] ?? 'ms') as keyof typeof unit];
+  if (!(ms > 0 && ms <= 365 * 86_400_000)) throw new InvalidArgumentError('must be a duration like 90s, 30m, 24h or 7d (at most a year)');
+  return ms;
 };
 
 const list = (text: string): string[] => text.split(',').map(s => s.trim()).filter(s => s.length > 0);
@@ -242,7 +252,7 @@ function logOf(flags: LogFlags): CliLog {
   return cliLog({ format: flags.logFormat, level: flags.logLevel });
 }
 
-async function serve(flags: LogFlags & { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number; metricsPublic: boolean }): Promise<number> {
+async function serve(flags: LogFlags & { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number; metricsPublic: boolean; dataDir: string; maxTasks: number; retention: number }): Promise<number> {
   const token = tokenOf(flags.token);
   const tls = tlsOf(flags.tlsCert, flags.tlsKey);
   const log = logOf(flags);
@@ -254,7 +264,8 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
       port: flags.port,
       ...(tls === undefined ? {} : { tls }),
       ...(flags.maxConnections === undefined ? {} : { maxConnections: flags.maxConnections }),
-      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, maxSlotsPerAgent: flags.maxSlots },
+      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, maxSlotsPerAgent: flags.maxSlots, maxTasks: flags.maxTasks, retentionMs: flags.retention },
+      dataDir: flags.dataDir,
       metricsPublic: flags.metricsPublic,
       version: packageVersion(),
       log: () => undefined, // refusals are printed below, with every other connection event
@@ -262,14 +273,16 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
         if (event.type === 'task.completed') {
           const m = event.result.metrics;
           const failed = !event.result.success;
-          log[failed ? 'warn' : 'info'](`task ${taskId}: ${failed ? 'failed' : 'done'}, ${m.completed} of ${m.subtasks} completed in ${(m.durationMs / 1000).toFixed(2)} s`, { task: taskId, event: event.type, completed: m.completed, subtasks: m.subtasks, durationMs: m.durationMs });
+          log[failed ? 'warn' : 'info'](`task ${event.result.taskId}: ${failed ? 'failed' : 'done'}, ${m.completed} of ${m.subtasks} completed in ${(m.durationMs / 1000).toFixed(2)} s`, { task: taskId, event: event.type, completed: m.completed, subtasks: m.subtasks, durationMs: m.durationMs });
           return;
         }
+        if (event.type === 'coordinator.halted') return log.error(`stopped taking work: ${event.reason}`, { event: event.type });
         const text = eventText(event);
-        if (text !== undefined) log[eventLevel(event)](`task ${taskId}: ${text}`, { task: taskId, event: event.type, ...('agentId' in event && typeof event.agentId === 'string' ? { agent: event.agentId } : {}), ...('subtaskId' in event ? { subtask: event.subtaskId } : {}) });
+        if (text !== undefined) log[eventLevel(event)](taskId === '' ? text : `task ${taskId}: ${text}`, { task: taskId, event: event.type, ...('agentId' in event && typeof event.agentId === 'string' ? { agent: event.agentId } : {}), ...('subtaskId' in event ? { subtask: event.subtaskId } : {}) });
       },
     });
   } catch (err) {
+    if (err instanceof JournalDamaged || /data directory|journal/.test((err as Error).message)) throw new UsageError((err as Error).message);
     throw new ConnectionError(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`);
   }
   service.server.events$.subscribe(event => {
@@ -278,6 +291,9 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
     else log.warn(`refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`, { event: 'refused', remote: event.remote, code: event.code });
   });
   keepServing();
+  const held = service.coordinator.tasks();
+  const unfinished = held.filter(t => t.state === 'queued' || t.state === 'running').length;
+  if (flags.dataDir !== ':memory:') log.info(`journal in ${flags.dataDir}: ${unfinished === 0 ? 'nothing to resume' : `resuming ${unfinished} unfinished task(s)`}${held.length > unfinished ? `, ${held.length - unfinished} finished kept` : ''}`, { event: 'journal', dataDir: flags.dataDir, resumed: unfinished });
   const http = service.url.replace(/^ws/, 'http');
   log.info(`rxswarm coordinator listening on ${service.url} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms); Ctrl-C stops it`, { url: service.url });
   log.info(`dashboard: ${http}/ (it asks for the token once); metrics: ${http}/metrics (${flags.metricsPublic ? 'public' : 'Authorization: Bearer TOKEN'})`, { dashboard: `${http}/`, metrics: `${http}/metrics` });
@@ -378,22 +394,106 @@ function readTask(path: string): Task {
   return task;
 }
 
-async function run(file: string, flags: { connect: string; token?: string; json: boolean }): Promise<number> {
+interface FollowFlags {
+  connect: string;
+  token?: string;
+  json: boolean;
+  silenceMs: number;
+}
+
+async function run(file: string, flags: FollowFlags & { detach: boolean }): Promise<number> {
+  return follow(readTask(file), true, flags, file);
+}
+
+async function attach(taskId: string, flags: FollowFlags): Promise<number> {
+  return follow({ id: taskId }, false, { ...flags, detach: false });
+}
+
+/**
+ * Submits (or attaches to) a task and follows it to its result, across lost connections and
+ * coordinator restarts; `--detach` returns once the coordinator has it. Ctrl-C on a terminal asks
+ * whether to cancel the task or leave it running; off a terminal it cancels it (unless --detach).
+ */
+async function follow(task: Task | { id: string }, submit: boolean, flags: FollowFlags & { detach: boolean }, file?: string): Promise<number> {
   const token = tokenOf(flags.token);
-  const task = readTask(file);
-  const view = flags.json ? undefined : new LiveView({ total: task.subtasks.length });
+  let total = 'subtasks' in task ? task.subtasks.length : 0;
+  let view: LiveView | undefined;
+  let position: number | undefined;
+  const followed = followTask({
+    url: flags.connect,
+    token,
+    task,
+    submit,
+    silenceMs: flags.silenceMs,
+    onState: state => {
+      if (flags.detach) return followed.detach();
+      total ||= state.subtasks;
+      if (state.queuePosition !== position && !flags.json) {
+        position = state.queuePosition;
+        process.stderr.write(position === undefined ? `task ${task.id}: ${state.state} (${state.completed + state.failed} of ${state.subtasks} ended)\n` : `task ${task.id}: queued, position ${position}\n`);
+      }
+    },
+    ...(flags.json || flags.detach ? {} : { onEvent: (event: CoordinationEvent) => (view ??= new LiveView({ total })).event(event) }),
+  });
+  const stopAsking = onInterrupt(task.id, flags, followed);
   let result: CoordinationResult;
   try {
-    result = await submitTask({ url: flags.connect, token, task, ...(view === undefined ? {} : { onEvent: event => view.event(event) }) });
+    result = await followed.result;
   } catch (err) {
     view?.close();
-    if (err instanceof TaskRefusedError) throw new UsageError(`${file}: ${err.message}`);
+    if ((err as Error).message === 'detached') {
+      console.log(task.id);
+      exitWhenDone();
+      return EXIT.ok;
+    }
+    if (err instanceof TaskRefusedError) throw new UsageError(`${file ?? task.id}: ${err.message}`);
+    if (err instanceof CoordinatorSilentError) throw new ConnectionError(`${flags.connect}: ${err.message}`);
     throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
+  } finally {
+    stopAsking();
   }
   view?.close();
   if (flags.json) console.log(JSON.stringify(result, null, 2));
   else print(['', ...reportLines(result)]);
+  exitWhenDone();
   return result.success ? EXIT.ok : EXIT.taskFailed;
+}
+
+/**
+ * Ctrl-C while following a task. On a terminal it asks: `c` cancels the task, anything else leaves
+ * it running (and `rxswarm attach ID` follows it again); a second Ctrl-C leaves at once. Off a
+ * terminal (a script, a CI job) it cancels the task unless `--detach`: nobody is left to want it.
+ */
+function onInterrupt(taskId: string, flags: FollowFlags, followed: { detach(): void }): () => void {
+  let asked = false;
+  const cancel = (): void => {
+    void cancelServiceTask({ url: flags.connect, token: tokenOf(flags.token), taskId }).catch(() => undefined);
+  };
+  const handler = (): void => {
+    if (!process.stdin.isTTY) {
+      process.stderr.write(`\ninterrupted: cancelling task ${taskId}\n`);
+      cancel(); // its outcome (cancelled) comes to this follower
+      return;
+    }
+    if (asked) {
+      process.stderr.write(`\nleft running: rxswarm attach ${taskId} follows it\n`);
+      return followed.detach();
+    }
+    asked = true;
+    process.stderr.write(`\ntask ${taskId} is still running. Cancel it? [c = cancel, Enter = leave it running] `);
+    process.stdin.setEncoding('utf8');
+    process.stdin.once('data', answer => {
+      process.stdin.pause();
+      if (String(answer).trim().toLowerCase().startsWith('c')) cancel();
+      else {
+        process.stderr.write(`left running: rxswarm attach ${taskId} follows it\n`);
+        followed.detach();
+      }
+    });
+    process.stdin.resume();
+  };
+  process.on('SIGINT', handler);
+  return () => process.off('SIGINT', handler);
 }
 
 function program(setExit: (code: number) => void): Command {
@@ -449,7 +549,7 @@ function program(setExit: (code: number) => void): Command {
   configurable(
     cli
       .command('serve')
-      .description('the coordinator over WebSocket: agents connect, `rxswarm run` submits tasks (one runs at a time)')
+      .description('the coordinator over WebSocket: agents connect, `rxswarm run` submits tasks (several run at once; all survive a restart through --data-dir)')
       .addHelpText('after', CONFIG_HELP),
     [
       new Option('--host <host>', 'interface to listen on').default('127.0.0.1'),
@@ -462,6 +562,9 @@ function program(setExit: (code: number) => void): Command {
       new Option('--max-connections <n>', 'open connections at most (default: the open-file limit less 64)').argParser(integer(1, 1_000_000)),
       new Option('--max-slots <n>', 'most subtasks one agent runs at once, whatever it claims').argParser(integer(1, 1024)).default(64),
       new Option('--metrics-public', 'serve /metrics without the token (the dashboard still asks for it)').default(false),
+      new Option('--data-dir <dir>', 'the journal: tasks survive a restart of the coordinator and resume (:memory: for none; one coordinator per directory)').default('./.rxswarm'),
+      new Option('--max-tasks <n>', 'tasks that run at once, sharing the agents in turn; the others wait in order').argParser(integer(1, 1000)).default(4),
+      new Option('--retention <duration>', 'how long results of finished tasks stay retrievable (attach, tasks), e.g. 30m, 24h, 7d').argParser(duration).default(24 * 3_600_000, '24h'),
       ...logOptions(),
     ],
   ).action(action(serve));
@@ -487,14 +590,28 @@ function program(setExit: (code: number) => void): Command {
     ],
   ).action(action(agent));
 
+  const silenceOption = (): Option =>
+    new Option('--silence-ms <ms>', 'give up (exit 2) when the coordinator says nothing for this long; meanwhile it reconnects and re-attaches, also across a restart').argParser(integer(1000, 86_400_000)).default(30_000);
   cli
     .command('run')
-    .description('submits a task file to a coordinator and waits for its result')
-    .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"?, "timeoutMs"? }], "complexity"?, "coordinationIntensity"?, "timeoutMs"? }')
+    .description('submits a task file to a coordinator and waits for its result, across a restart of the coordinator; Ctrl-C asks whether to cancel it')
+    .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"?, "timeoutMs"?, "maxAttempts"? }], "complexity"?, "coordinationIntensity"?, "timeoutMs"?, "maxAttempts"? }')
     .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).makeOptionMandatory())
     .addOption(tokenOption())
     .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
+    .option('--detach', 'print the task id once the coordinator has it, and return (rxswarm attach ID follows it)', false)
+    .addOption(silenceOption())
     .action(action(run));
+
+  cli
+    .command('attach')
+    .description('follows a task by id to its result (a task submitted with run --detach, or whose run was interrupted)')
+    .argument('<task-id>', 'the task')
+    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).env('RXSWARM_CONNECT').makeOptionMandatory())
+    .addOption(tokenOption())
+    .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
+    .addOption(silenceOption())
+    .action(action(attach));
 
   const asking = (name: string, description: string): Command =>
     cli

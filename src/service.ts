@@ -176,7 +176,7 @@ export class Service {
       onEvent?.(event, '');
     });
     // What the journal held: every task it keeps is shown, and the unfinished ones followed.
-    for (const info of coordinator.tasks()) this.monitor(info.id, true);
+    for (const info of coordinator.tasks()) this.monitor(info.id);
     this.queueChanged();
     for (const agent of server.remoteAgents.values()) if (agent.role === 'agent') view.connected(agent.agentId, agent.capabilities, agent.slots);
     this.tick();
@@ -261,16 +261,13 @@ export class Service {
     const tooBig = oversized(task, this.server.maxValueBytes);
     if (tooBig !== undefined) return this.send(envelope.from, 'outcome', { taskId: task.id, error: tooBig });
     try {
-      // Followed before it is taken: a task with nothing to do ends inside submit.
-      this.follow(task.id, envelope.from, watch);
       this.coordinator.submit(task);
     } catch (err) {
       // Malformed, its id queued or running, or the journal cannot write: the client hears why.
-      this.followers.get(task.id)?.delete(envelope.from);
       return this.send(envelope.from, 'outcome', { taskId: task.id, error: err instanceof Error ? err.message : String(err) });
     }
-    this.view.taskQueued(task);
-    this.monitor(task.id, false);
+    this.follow(task.id, envelope.from, watch);
+    this.monitor(task.id);
     this.queueChanged();
     // Told once the journal has it: from then on it survives this process.
     const client = envelope.from;
@@ -325,16 +322,17 @@ export class Service {
   /**
    * Follows a task for the service itself: its events feed the view, metrics, traces and the
    * log; its followers get them (when they watch) and, once the journal has it, its outcome.
-   * `known`: a task the journal held at start (shown as it stands).
+   * It is shown as it stands now (it may have started, or even ended, as it was taken).
    */
-  private monitor(taskId: string, known: boolean): void {
+  private monitor(taskId: string): void {
     if (this.monitors.has(taskId)) return;
     const info = this.coordinator.tasks().find(t => t.id === taskId);
-    if (info === undefined) return;
-    if (known) {
-      const task = this.coordinator.task(taskId);
-      if (task !== undefined) this.view.taskQueued(task);
-      if (info.state === 'running') this.view.taskStarted(taskId);
+    const task = this.coordinator.task(taskId);
+    if (info === undefined || task === undefined) return;
+    this.view.taskQueued(task);
+    if (info.state === 'running') {
+      this.view.taskStarted(taskId);
+      this.tracing.taskStarted(taskId, this.server.scheduler.now(), info.subtasks);
     }
     let result: CoordinationResult | undefined;
     const subscription = this.coordinator.attach$(taskId).subscribe({
