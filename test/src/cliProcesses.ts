@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,9 +25,12 @@ export interface Proc {
  * Starts CLI processes with `token` in `RXSWARM_TOKEN`, each line wait bounded by `waitMs`;
  * `killAll` (for afterEach) ends every one still running, stopped ones included.
  */
-export function cliProcesses(token: string, waitMs: number): { start(...args: string[]): Proc; killAll(): void } {
+export function cliProcesses(token: string, waitMs: number): { start(...args: string[]): Proc; killAll(): void; dataDir(): string } {
   const procs: Proc[] = [];
-  const start = (...args: string[]): Proc => {
+  const dirs: string[] = [];
+  const start = (...given: string[]): Proc => {
+    // Each serve journals in a directory of its own (unless the spec names one): never the checkout's.
+    const args = given[0] === 'serve' && !given.includes('--data-dir') ? [...given, '--data-dir', dataDir()] : given;
     const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], { cwd: root, env: { ...process.env, RXSWARM_TOKEN: token, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: string[] = [];
     const waiters: Array<{ pattern: RegExp; left: number; resolve: (line: string) => void }> = [];
@@ -67,6 +72,12 @@ export function cliProcesses(token: string, waitMs: number): { start(...args: st
     procs.push(proc);
     return proc;
   };
+  /** A fresh directory, removed by `killAll`. */
+  const dataDir = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'rxswarm-data-'));
+    dirs.push(dir);
+    return dir;
+  };
   const killAll = (): void => {
     for (const { child } of procs.splice(0)) {
       if (child.exitCode === null && child.signalCode === null) {
@@ -74,6 +85,7 @@ export function cliProcesses(token: string, waitMs: number): { start(...args: st
         child.kill('SIGKILL');
       }
     }
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   };
-  return { start, killAll };
+  return { start, killAll, dataDir };
 }
