@@ -75,8 +75,8 @@ describe('serve, agent and run as real processes', () => {
       const by = Object.values(result.results).map(r => (r as { agentId?: string; by?: string }).agentId ?? (r as { by: string }).by);
       expect(by.filter(a => a === 'e2e-2' || a === 'e2e-3').length).toBeGreaterThan(100);
       // The killed one by its closed connection (its work moved within the grace), the stopped one by phi.
-      expect(server.lines.join('\n')).toMatch(/task e2e: down\s+e2e-0: connection closed and not back within 500 ms/);
-      expect(server.lines.join('\n')).toMatch(/task e2e: down\s+e2e-1/);
+      expect(server.lines.join('\n')).toMatch(/\sdown\s+e2e-0: connection closed and not back within 500 ms/);
+      expect(server.lines.join('\n')).toMatch(/down\s+e2e-1/);
 
       // The server is still up and takes the next task.
       expect(server.child.exitCode).toBeNull();
@@ -106,7 +106,7 @@ describe('serve, agent and run as real processes', () => {
       const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
       expect(result.failed).toEqual({});
       expect(Object.keys(result.results)).toHaveLength(20);
-      expect(server.lines.join('\n')).toMatch(/task term: down\s+term-0: left/);
+      expect(server.lines.join('\n')).toMatch(/down\s+term-0: left/);
       expect(server.lines.join('\n')).not.toMatch(/fault\s+agent_timeout term-0/); // a departure, not a failure
     },
     60_000,
