@@ -428,7 +428,7 @@ async function follow(task: Task | { id: string }, submit: boolean, flags: Follo
     onState: state => {
       if (flags.detach) return followed.detach();
       total ||= state.subtasks;
-      if (state.queuePosition !== position && !flags.json) {
+      if (state.queuePosition !== position) {
         position = state.queuePosition;
         process.stderr.write(position === undefined ? `task ${task.id}: ${state.state} (${state.completed + state.failed} of ${state.subtasks} ended)\n` : `task ${task.id}: queued, position ${position}\n`);
       }
