@@ -418,7 +418,7 @@ async function follow(task: Task | { id: string }, submit: boolean, flags: Follo
   const token = tokenOf(flags.token);
   let total = 'subtasks' in task ? task.subtasks.length : 0;
   let view: LiveView | undefined;
-  let position: number | undefined;
+  let lastSaid = '';
   const followed = followTask({
     url: flags.connect,
     token,
@@ -428,9 +428,11 @@ async function follow(task: Task | { id: string }, submit: boolean, flags: Follo
     onState: state => {
       if (flags.detach) return followed.detach();
       total ||= state.subtasks;
-      if (state.queuePosition !== position) {
-        position = state.queuePosition;
-        process.stderr.write(position === undefined ? `task ${task.id}: ${state.state} (${state.completed + state.failed} of ${state.subtasks} ended)\n` : `task ${task.id}: queued, position ${position}\n`);
+      // Said when it changes: queued at a position, or running (also after a coordinator restart).
+      const said = state.queuePosition === undefined ? `task ${task.id}: ${state.state}` : `task ${task.id}: queued, position ${state.queuePosition}`;
+      if (said !== lastSaid) {
+        lastSaid = said;
+        process.stderr.write(`${said}\n`);
       }
     },
     ...(flags.json || flags.detach ? {} : { onEvent: (event: CoordinationEvent) => (view ??= new LiveView({ total })).event(event) }),
@@ -451,6 +453,8 @@ async function follow(task: Task | { id: string }, submit: boolean, flags: Follo
     throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
   } finally {
     stopAsking();
+    // A stopped coordinator would hold the close handshake of the connection for half a minute.
+    exitWhenDone();
   }
   view?.close();
   if (flags.json) console.log(JSON.stringify(result, null, 2));

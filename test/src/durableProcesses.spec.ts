@@ -127,6 +127,8 @@ describe('a coordinator that survives its own death (real processes)', () => {
 
     // A queued task shows its position; Ctrl-C off a terminal cancels it.
     const long = start('run', taskFile('long.json', { id: 'long', subtasks: Array.from({ length: 30 }, (_, i) => ({ id: `l-${i}`, payload: { sleepMs: 3000 } })) }), '--connect', url, '--json');
+    const running = Date.now() + WAIT_MS;
+    while (!/task long: running/.test(long.stderr()) && Date.now() < running) await sleep(50);
     const queued = start('run', taskFile('queued.json', { id: 'queued', subtasks: [{ id: 'q' }] }), '--connect', url, '--json');
     const deadline = Date.now() + WAIT_MS;
     while (!/queued, position 1/.test(queued.stderr()) && Date.now() < deadline) await sleep(50);
