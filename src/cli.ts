@@ -22,6 +22,7 @@ import { TaskRefusedError, cancelServiceTask, readServiceState, startAgent, subm
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
+import { NatsNode } from './natsServe.js';
 import { simulate, type SimulationReport } from './simulate.js';
 import { costWarning } from './simulationCost.js';
 import { progressLine, simulationLines } from './simulationText.js';
@@ -67,6 +68,14 @@ const wsUrl = (text: string): string => {
   if (!/^wss?:\/\/[^/]+/.test(text)) throw new InvalidArgumentError('must be ws://HOST:PORT');
   return text;
 };
+
+const natsUrl = (text: string): string => {
+  if (!/^(nats|tls):\/\/[^/]+/.test(text)) throw new InvalidArgumentError('must be nats://[USER:PASS@]HOST:PORT');
+  return text;
+};
+
+/** `--nats`: the NATS server instead of a coordinator's address (credentials in the URL or RXSWARM_NATS_USER/_PASSWORD/_TOKEN). */
+const natsOption = (what: string): Option => new Option('--nats <url>', `${what} over NATS: nats://[USER:PASS@]HOST:PORT (credentials also from RXSWARM_NATS_USER, RXSWARM_NATS_PASSWORD, RXSWARM_NATS_TOKEN)`).argParser(natsUrl);
 
 const byteSize = (text: string): number => {
   try {
@@ -287,10 +296,51 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
   return EXIT.ok;
 }
 
-async function agent(flags: LogFlags & { connect?: string; token?: string; id?: string; capabilities: string[]; handler?: string; exec?: string; maxRss?: number; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
+/** `serve --nats URL`: one coordinator node whose agents and clients come over NATS. */
+async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number }): Promise<number> {
+  const token = tokenOf(flags.token);
+  const log = logOf(flags);
+  const env = process.env;
+  let node: NatsNode;
+  try {
+    node = await NatsNode.start({
+      url: flags.nats,
+      token,
+      ...(env['RXSWARM_NATS_USER'] === undefined ? {} : { user: env['RXSWARM_NATS_USER'], pass: env['RXSWARM_NATS_PASSWORD'] ?? '' }),
+      ...(env['RXSWARM_NATS_TOKEN'] === undefined ? {} : { natsToken: env['RXSWARM_NATS_TOKEN'] }),
+      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, maxSlotsPerAgent: flags.maxSlots },
+      log: () => undefined,
+      onEvent: (event, taskId) => {
+        if (event.type === 'task.completed') {
+          const m = event.result.metrics;
+          log[event.result.success ? 'info' : 'warn'](`task ${taskId}: ${event.result.success ? 'done' : 'failed'}, ${m.completed} of ${m.subtasks} completed in ${(m.durationMs / 1000).toFixed(2)} s`, { task: taskId, event: event.type });
+          return;
+        }
+        const text = eventText(event);
+        if (text !== undefined) log[eventLevel(event)](`task ${taskId}: ${text}`, { task: taskId, event: event.type });
+      },
+    });
+  } catch (err) {
+    throw new ConnectionError(`--nats ${flags.nats.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
+  }
+  node.network.events$.subscribe(event => {
+    if (event.type === 'connected') log.info(`${event.role} ${event.agentId} joined over NATS${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`, { event: 'connected', agent: event.agentId, role: event.role });
+    else if (event.type === 'disconnected') log.info(`${event.agentId} left (${event.code}${event.reason ? `: ${event.reason}` : ''})`, { event: 'disconnected', agent: event.agentId, code: event.code });
+    else log.warn(`refused ${event.agentId ?? event.remote}: ${event.error} (code ${event.code})`, { event: 'refused', code: event.code });
+  });
+  keepServing();
+  log.info(`rxswarm coordinator on NATS ${node.network.url} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms); Ctrl-C stops it`, { nats: node.network.url });
+  const signal = await stopSignal();
+  log.info(`${signal}: closing`);
+  await node.close();
+  return EXIT.ok;
+}
+
+async function agent(flags: LogFlags & { connect?: string; nats?: string; token?: string; id?: string; capabilities: string[]; handler?: string; exec?: string; maxRss?: number; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
   const out = logOf(flags);
-  if (flags.connect === undefined) throw new UsageError(`required option '--connect <url>' not specified (or RXSWARM_CONNECT, or "connect" in --config)`);
-  const connect = flags.connect;
+  if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
+  const connect = flags.connect ?? flags.nats;
+  if (connect === undefined) throw new UsageError(`required option '--connect <url>' (or '--nats <url>') not specified (or RXSWARM_CONNECT, or "connect" in --config)`);
   const token = tokenOf(flags.token);
   if (flags.exec !== undefined && flags.handler !== undefined) throw new UsageError('--exec and --handler are two ways to do the work: give one');
   if (flags.maxRss !== undefined && flags.exec === undefined) throw new UsageError('--max-rss is the budget of --exec children: give --exec too');
@@ -308,7 +358,7 @@ async function agent(flags: LogFlags & { connect?: string; token?: string; id?: 
     throw err;
   }
   const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
-  const log = new AgentLog({ id, url: flags.connect });
+  const log = new AgentLog({ id, url: connect });
   let running;
   try {
     running = startAgent({
@@ -334,7 +384,7 @@ async function agent(flags: LogFlags & { connect?: string; token?: string; id?: 
     throw err;
   }
   const doer = exec !== undefined ? `--exec ${JSON.stringify(flags.exec)}${flags.maxRss === undefined ? '' : ` (--max-rss ${flags.maxRss} bytes)`}` : handler === undefined ? 'the built-in worker' : flags.handler;
-  out.info(`${id} connecting to ${connect} with ${doer}`);
+  out.info(`${id} connecting to ${connect.replace(/\/\/[^@/]*@/, '//')} with ${doer}`);
   const outcome = await Promise.race([running.done.then(() => 'done' as const, (err: Error) => err), stopSignal()]);
   if (outcome instanceof Error) {
     out.error(`${id}: ${outcome.message}`, { agent: id });
@@ -378,17 +428,20 @@ function readTask(path: string): Task {
   return task;
 }
 
-async function run(file: string, flags: { connect: string; token?: string; json: boolean }): Promise<number> {
+async function run(file: string, flags: { connect?: string; nats?: string; token?: string; json: boolean }): Promise<number> {
+  if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
+  const url = flags.connect ?? flags.nats;
+  if (url === undefined) throw new UsageError(`required option '--connect <url>' or '--nats <url>' not specified`);
   const token = tokenOf(flags.token);
   const task = readTask(file);
   const view = flags.json ? undefined : new LiveView({ total: task.subtasks.length });
   let result: CoordinationResult;
   try {
-    result = await submitTask({ url: flags.connect, token, task, ...(view === undefined ? {} : { onEvent: event => view.event(event) }) });
+    result = await submitTask({ url, token, task, ...(view === undefined ? {} : { onEvent: event => view.event(event) }) });
   } catch (err) {
     view?.close();
     if (err instanceof TaskRefusedError) throw new UsageError(`${file}: ${err.message}`);
-    throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
+    throw new ConnectionError(`${url.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
   }
   view?.close();
   if (flags.json) console.log(JSON.stringify(result, null, 2));
@@ -462,9 +515,10 @@ function program(setExit: (code: number) => void): Command {
       new Option('--max-connections <n>', 'open connections at most (default: the open-file limit less 64)').argParser(integer(1, 1_000_000)),
       new Option('--max-slots <n>', 'most subtasks one agent runs at once, whatever it claims').argParser(integer(1, 1024)).default(64),
       new Option('--metrics-public', 'serve /metrics without the token (the dashboard still asks for it)').default(false),
+      natsOption('a coordinator node whose agents and clients come'),
       ...logOptions(),
     ],
-  ).action(action(serve));
+  ).action(action((flags: Parameters<typeof serve>[0] & { nats?: string }) => (flags.nats === undefined ? serve(flags) : serveNats({ ...flags, nats: flags.nats }))));
 
   configurable(
     cli
@@ -473,7 +527,8 @@ function program(setExit: (code: number) => void): Command {
       .addHelpText('after', CONFIG_HELP),
     [
       // Required, but also from RXSWARM_CONNECT or a config file: checked by agent() once all are read.
-      new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (required)').argParser(wsUrl),
+      new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (required, or --nats)').argParser(wsUrl),
+      natsOption('the coordinator'),
       tokenOption(),
       new Option('--id <id>', 'agent id (default: agent-HOSTNAME-PID); a second process under a connected id waits until it is free'),
       new Option('--capabilities <list>', 'comma-separated, e.g. code,review').argParser(list).default([]),
@@ -491,7 +546,8 @@ function program(setExit: (code: number) => void): Command {
     .command('run')
     .description('submits a task file to a coordinator and waits for its result')
     .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"?, "timeoutMs"? }], "complexity"?, "coordinationIntensity"?, "timeoutMs"? }')
-    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).makeOptionMandatory())
+    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl))
+    .addOption(natsOption('the coordinator'))
     .addOption(tokenOption())
     .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
     .action(action(run));

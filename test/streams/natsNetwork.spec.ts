@@ -78,7 +78,7 @@ async function handshake(nc: NatsConnection, agentId: string, token = TOKEN): Pr
   const secrets = finish(join.message);
   if (secrets === undefined) throw new Error('join does not prove the token');
   const replies: string[] = [];
-  nc.subscribe(subjects.to(secrets.sid), { callback: (_err, msg) => replies.push(msg.string()) });
+  nc.subscribe(subjects.to(secrets.sid), { callback: (_err, msg) => void replies.push(msg.string()) });
   await nc.flush();
   nc.publish(subjects.in(secrets.sid), READY_FRAME);
   return { secrets, replies };
@@ -257,7 +257,7 @@ describe('hostile frames over NATS', () => {
     expect((inbox.find(e => e.kind === 'result')?.body as ResultBody).forged).toMatch(/not signed by "honest"/);
     // Frames on a session nobody holds: told to say hello again, nothing else.
     const stray: string[] = [];
-    nc.subscribe(subjects.to('0'.repeat(32)), { callback: (_e, m) => stray.push(m.string()) });
+    nc.subscribe(subjects.to('0'.repeat(32)), { callback: (_e, m) => void stray.push(m.string()) });
     await nc.flush();
     nc.publish(subjects.in('0'.repeat(32)), '{"v":1,"type":"envelope","from":"x","to":"coordinator","kind":"heartbeat","body":{"load":0,"incarnation":1}}');
     await until('the stray answered', () => stray.length > 0);

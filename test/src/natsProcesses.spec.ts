@@ -1,0 +1,61 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CoordinationResult } from '../../src/events.js';
+import { startNatsServer, type NatsServer } from '../streams/natsServer.js';
+import { cliProcesses } from './cliProcesses.js';
+
+// The command line over NATS as real processes: a nats-server of its own, `serve --nats`, two
+// `agent --nats` and `run --nats`. Waits are on printed lines, each bounded; every process is
+// killed after each test (stopped ones too), and the server stopped.
+const TOKEN = 'nats-e2e-secret';
+const WAIT_MS = 30_000;
+
+const { start, killAll } = cliProcesses(TOKEN, WAIT_MS);
+let dir: string;
+let nats: NatsServer | undefined;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rxswarm-nats-e2e-'));
+});
+
+afterEach(async () => {
+  killAll();
+  await nats?.stop();
+  nats = undefined;
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('serve, agent and run over NATS as real processes', () => {
+  it('serve --nats, 2 agent --nats and run --nats complete a task: exit 0, every subtask once', async () => {
+    nats = await startNatsServer({ user: 'swarm', pass: 'pw' });
+    const url = `nats://swarm:pw@127.0.0.1:${nats.port}`;
+    const server = start('serve', '--nats', url, '--heartbeat-ms', '200', '--topology', 'star');
+    await server.line(/rxswarm coordinator on NATS/);
+    const agents = [0, 1].map(i => start('agent', '--nats', url, '--id', `n-${i}`, '--heartbeat-ms', '200', '--slots', '2'));
+    await Promise.all([0, 1].map(i => server.line(new RegExp(`agent n-${i} joined over NATS`))));
+    const subtasks = Array.from({ length: 30 }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs: 20 } }));
+    const path = join(dir, 'task.json');
+    writeFileSync(path, JSON.stringify({ id: 'nats-e2e', subtasks }));
+    const run = start('run', path, '--nats', url, '--json');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const code = await Promise.race([run.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`run did not exit within ${WAIT_MS} ms; stderr:\n${run.stderr()}`)), WAIT_MS)))]);
+    clearTimeout(timer);
+    expect(code, run.stderr()).toBe(0);
+    const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+    expect(result.success).toBe(true);
+    expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
+    expect(result.failed).toEqual({});
+    const ran = Object.values(result.results).map(v => (v as { agentId: string }).agentId);
+    expect(new Set(ran).size).toBeGreaterThanOrEqual(1);
+    expect(agents.every(a => a.child.exitCode === null)).toBe(true);
+  });
+
+  it('says clearly when the NATS server has no JetStream', async () => {
+    nats = await startNatsServer({ jetstream: false });
+    const server = start('serve', '--nats', nats.url);
+    expect(await server.exited).toBe(2);
+    expect(server.stderr()).toMatch(/JetStream disabled: start it with -js/);
+  });
+});
