@@ -340,7 +340,7 @@ async function agent(flags: LogFlags & { connect?: string; nats?: string; token?
   const out = logOf(flags);
   if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
   const connect = flags.connect ?? flags.nats;
-  if (connect === undefined) throw new UsageError(`required option '--connect <url>' (or '--nats <url>') not specified (or RXSWARM_CONNECT, or "connect" in --config)`);
+  if (connect === undefined) throw new UsageError(`required option '--connect <url>' not specified (or --nats <url>; or RXSWARM_CONNECT, or "connect" in --config)`);
   const token = tokenOf(flags.token);
   if (flags.exec !== undefined && flags.handler !== undefined) throw new UsageError('--exec and --handler are two ways to do the work: give one');
   if (flags.maxRss !== undefined && flags.exec === undefined) throw new UsageError('--max-rss is the budget of --exec children: give --exec too');
@@ -431,7 +431,7 @@ function readTask(path: string): Task {
 async function run(file: string, flags: { connect?: string; nats?: string; token?: string; json: boolean }): Promise<number> {
   if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
   const url = flags.connect ?? flags.nats;
-  if (url === undefined) throw new UsageError(`required option '--connect <url>' or '--nats <url>' not specified`);
+  if (url === undefined) throw new UsageError(`required option '--connect <url>' not specified (or --nats <url>)`);
   const token = tokenOf(flags.token);
   const task = readTask(file);
   const view = flags.json ? undefined : new LiveView({ total: task.subtasks.length });

@@ -52,6 +52,16 @@ describe('serve, agent and run over NATS as real processes', () => {
     expect(agents.every(a => a.child.exitCode === null)).toBe(true);
   });
 
+  it.each([
+    [['agent', '--nats', 'ws://127.0.0.1:1', '--token', 't'], /must be nats:\/\/\[USER:PASS@\]HOST:PORT/],
+    [['agent', '--nats', 'nats://127.0.0.1:1', '--connect', 'ws://127.0.0.1:1', '--token', 't'], /--connect and --nats are two ways/],
+    [['run', 'task.json', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
+  ])('exits 2 with a clear message for %j', async (args, message) => {
+    const proc = start(...args);
+    expect(await proc.exited).toBe(2);
+    expect(proc.stderr()).toMatch(message);
+  });
+
   it('says clearly when the NATS server has no JetStream', async () => {
     nats = await startNatsServer({ jetstream: false });
     const server = start('serve', '--nats', nats.url);
