@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Msg, NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { Observable, Subject, asyncScheduler, concat, defer, filter, from, map, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
@@ -155,6 +155,8 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
   readonly prefix: string;
   /** Names this coordinator instance: told in every join (an agent that rejoins another starts over). */
   readonly session = randomUUID();
+  /** Names the loopback subject: secret, unlike `session` (told to every agent), so no session can write on it. */
+  private readonly loopId = randomBytes(16).toString('hex');
   readonly maxValueBytes: number;
   private readonly subjects: ReturnType<typeof natsSubjects>;
   private readonly tkey: Buffer;
@@ -259,7 +261,7 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
         },
       }),
     );
-    if (loopback) this.subscriptions.push(connection.subscribe(this.subjects.loop(this.session), { callback: (err, msg) => {
+    if (loopback) this.subscriptions.push(connection.subscribe(this.subjects.loop(this.loopId), { callback: (err, msg) => {
           if (err === null) this.guard(() => this.onLoop(msg));
         } }));
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.min(1000, this.idleMs / 4))).unref();
@@ -353,7 +355,7 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
     const local = this.members.get(to);
     if (local !== undefined) {
       if (frame !== undefined && this.loopback) {
-        if (!this.publish(this.subjects.loop(this.session), frame)) return this.counters.drop(counter, 'down');
+        if (!this.publish(this.subjects.loop(this.loopId), frame)) return this.counters.drop(counter, 'down');
         this.loopFlights.push(counter);
         return;
       }

@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { firstValueFrom, filter, take, timeout, toArray, type Observable } from 'rxjs';
 import type { Envelope } from '../../streams/messages.js';
 import { NatsClientNetwork } from '../../streams/natsClientNetwork.js';
-import { NatsSetupError, connectNats, parseNatsUrl, versionAtLeast } from '../../streams/natsConnect.js';
+import { connectNats } from '../../streams/natsConnect.js';
 import { NatsNetwork, READY_FRAME, natsSubjects } from '../../streams/natsNetwork.js';
 import { decodeHandshake, openHandshake, tokenKey, type SessionSecrets } from '../../streams/natsSession.js';
 import type { ResultBody } from '../../streams/protocol.js';
@@ -83,53 +83,6 @@ async function handshake(nc: NatsConnection, agentId: string, token = TOKEN): Pr
   nc.publish(subjects.in(secrets.sid), READY_FRAME);
   return { secrets, replies };
 }
-
-describe('connectNats', () => {
-  it('parses credentials out of the URL', () => {
-    expect(parseNatsUrl('nats://alice:s%3Acret@h:4222')).toEqual({ url: 'nats://h:4222', server: 'nats://h:4222', user: 'alice', pass: 's:cret' });
-    expect(parseNatsUrl('nats://tok@h:4222')).toEqual({ url: 'nats://h:4222', server: 'nats://h:4222', natsToken: 'tok' });
-    expect(() => parseNatsUrl('ws://h:1')).toThrow(RangeError);
-  });
-
-  it.each([
-    ['2.9.10', '2.9.0', true],
-    ['2.10.0', '2.9.0', true],
-    ['2.8.4', '2.9.0', false],
-    ['3.0.0-beta', '2.9.0', true],
-  ])('versionAtLeast(%s, %s) is %s', (a, b, expected) => expect(versionAtLeast(a, b)).toBe(expected));
-
-  it('connects to a server with JetStream and checks its version', async () => {
-    const s = await server();
-    const nc = await connectNats({ url: s.url });
-    cleanups.push(() => nc.close());
-    expect(versionAtLeast(nc.info?.version ?? '0', '2.9.0')).toBe(true);
-  });
-
-  it('says clearly that JetStream is missing', async () => {
-    const s = await server({ jetstream: false });
-    await expect(connectNats({ url: s.url })).rejects.toThrow(/JetStream disabled: start it with -js/);
-    // An agent does not need JetStream.
-    const nc = await connectNats({ url: s.url, requireJetStream: false });
-    await nc.close();
-  });
-
-  it('authenticates with user/password and with a token, and says when the credentials are refused', async () => {
-    const s = await server({ user: 'alice', pass: 'wonder' });
-    const nc = await connectNats({ url: `nats://alice:wonder@127.0.0.1:${s.port}` });
-    await nc.close();
-    const err = await connectNats({ url: `nats://alice:wrong@127.0.0.1:${s.port}` }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(NatsSetupError);
-    expect((err as NatsSetupError).final).toBe(true);
-    expect((err as Error).message).toMatch(/refused the credentials/);
-    const t = await server({ token: 'nats-tok' });
-    const tc = await connectNats({ url: t.url, natsToken: 'nats-tok' });
-    await tc.close();
-  });
-
-  it('says when nothing listens', async () => {
-    await expect(connectNats({ url: 'nats://127.0.0.1:1', timeoutMs: 2000 })).rejects.toThrow(/cannot reach nats-server at nats:\/\/127.0.0.1:1/);
-  });
-});
 
 describe('NatsNetwork and NatsClientNetwork', () => {
   it('admits an agent, carries heartbeats, signs orders for it and checks its results', async () => {
