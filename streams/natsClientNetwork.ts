@@ -103,6 +103,9 @@ export class NatsClientNetwork<E extends Envelope = Envelope> implements Network
   private connects = 0;
   /** Bumped whenever a session ends: answers of an older attempt are ignored. */
   private epoch = 0;
+  /** Keeps a session that has nothing to say alive (a client waiting for its outcome): a `ready` frame when nothing was sent for a while. */
+  private keepalive: ReturnType<typeof setInterval> | undefined;
+  private sentAt = 0;
 
   constructor({
     url,
@@ -196,6 +199,7 @@ export class NatsClientNetwork<E extends Envelope = Envelope> implements Network
     if (this.stateValue !== 'open' || connection === undefined || secrets === undefined) return this.counters.drop(counter, 'down');
     try {
       connection.publish(this.subjects.in(secrets.sid), frame);
+      this.sentAt = performance.now();
       this.counters.deliver(counter);
     } catch {
       this.counters.drop(counter, 'down');
@@ -259,6 +263,8 @@ export class NatsClientNetwork<E extends Envelope = Envelope> implements Network
   }
 
   private endSession(): void {
+    clearInterval(this.keepalive);
+    this.keepalive = undefined;
     this.sub?.unsubscribe();
     this.sub = undefined;
     this.secrets = undefined;
@@ -326,6 +332,18 @@ export class NatsClientNetwork<E extends Envelope = Envelope> implements Network
       return this.failed(1006, (err as Error).message, cause('reset', (err as Error).message), false);
     }
     if (epoch !== this.epoch) return;
+    const every = (join.idleMs ?? 5000) / 4;
+    this.sentAt = performance.now();
+    this.keepalive = setInterval(() => {
+      if (epoch !== this.epoch || performance.now() - this.sentAt < every) return;
+      this.sentAt = performance.now();
+      try {
+        connection.publish(this.subjects.in(secrets.sid), READY_FRAME);
+      } catch {
+        // closed: the session ends with it
+      }
+    }, every);
+    this.keepalive.unref();
     this.stateValue = 'open';
     this.attempts = 0;
     this.connects++;

@@ -434,6 +434,7 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
       ...(this.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: this.ackTimeoutMs }),
       maxValueBytes: this.maxValueBytes,
       maxPayload: role === 'client' ? this.maxPayload : this.agentMaxPayload,
+      idleMs: this.idleMs,
     });
   }
 
@@ -460,7 +461,7 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
       this.emit({ type: 'connected', agentId: session.agentId, role: session.role, capabilities: session.capabilities, slots: session.slots, remote: `nats ${session.sid.slice(0, 8)}`, replaced: false, instance: session.instance });
       return;
     }
-    if (text === READY_FRAME) return; // a repeat (the agent re-sends it when it is unsure the first arrived)
+    if (text === READY_FRAME) return; // a keepalive: a client (or an agent) with nothing else to say
     const decoded = decode(text, { maxBytes: limit });
     if (!decoded.ok) return this.refuse(session, decoded.closeCode, decoded.error);
     const message = decoded.message;

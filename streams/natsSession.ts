@@ -58,6 +58,8 @@ export const natsJoinSchema = z.object({
   ackTimeoutMs: z.number().positive().max(3_600_000).optional(),
   maxValueBytes: z.number().int().min(1).optional(),
   maxPayload: z.number().int().min(64).optional(),
+  /** A session heard from in no way this long ends: the peer keeps it alive with `ready` frames when it has nothing else to send. */
+  idleMs: z.number().positive().max(86_400_000).optional(),
 });
 
 const errorSchema = z.object({ v: z.literal(1), type: z.literal('error'), code: z.number().int(), error: z.string().max(4096) });

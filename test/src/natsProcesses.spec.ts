@@ -50,7 +50,40 @@ describe('serve, agent and run over NATS as real processes', () => {
     const ran = Object.values(result.results).map(v => (v as { agentId: string }).agentId);
     expect(new Set(ran).size).toBeGreaterThanOrEqual(1);
     expect(agents.every(a => a.child.exitCode === null)).toBe(true);
-  });
+  }, 120_000);
+
+  it('a NATS server restarted mid-task (same port, same storage): the task completes, every subtask once', async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), 'rxswarm-nats-store-'));
+    try {
+      nats = await startNatsServer({ storeDir });
+      const { port, url } = nats;
+      const server = start('serve', '--nats', url, '--heartbeat-ms', '200', '--topology', 'star');
+      await server.line(/rxswarm coordinator on NATS/);
+      [0, 1].map(i => start('agent', '--nats', url, '--id', `r-${i}`, '--heartbeat-ms', '200', '--slots', '2'));
+      await Promise.all([0, 1].map(i => server.line(new RegExp(`agent r-${i} joined over NATS`))));
+      // About 4 s of work on 4 slots: the restart lands in its middle.
+      const subtasks = Array.from({ length: 40 }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs: 400 } }));
+      const path = join(dir, 'restart.json');
+      writeFileSync(path, JSON.stringify({ id: 'nats-restart', subtasks }));
+      const run = start('run', path, '--nats', url, '--json');
+      await server.line(/task nats-restart: protocol/); // work under way
+      await nats.stop();
+      nats = await startNatsServer({ storeDir, port });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const code = await Promise.race([run.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`run did not exit within ${2 * WAIT_MS} ms; stderr:\n${run.stderr()}\nserve:\n${server.lines.slice(-20).join('\n')}`)), 2 * WAIT_MS)))]);
+      clearTimeout(timer);
+      expect(code, run.stderr()).toBe(0);
+      const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+      expect(result.success).toBe(true);
+      expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
+      expect(result.metrics.durationMs).toBeGreaterThan(2000); // it was still running when the server went
+    } finally {
+      killAll();
+      await nats?.stop();
+      nats = undefined;
+      rmSync(storeDir, { recursive: true, force: true });
+    }
+  }, 150_000);
 
   it.each([
     [['agent', '--nats', 'ws://127.0.0.1:1', '--token', 't'], /must be nats:\/\/\[USER:PASS@\]HOST:PORT/],

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { firstValueFrom, filter, take, timeout, toArray, type Observable } from 'rxjs';
 import type { Envelope } from '../../streams/messages.js';
@@ -137,6 +140,44 @@ describe('NatsNetwork and NatsClientNetwork', () => {
     const again = await next(agent.events$, e => e.type === 'joined' && e.connects === 2);
     expect(again).toMatchObject({ session: two.network.session });
     expect(again).not.toMatchObject({ session: (first as { session: string }).session });
+  });
+
+  it('carries on when the NATS server restarts: sessions survive, beats and orders flow again', async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), 'rxswarm-nats-restart-'));
+    cleanups.push(() => rmSync(storeDir, { recursive: true, force: true }));
+    const first = await startNatsServer({ storeDir });
+    cleanups.push(() => first.stop());
+    const { network, inbox } = await coordinator(first.url, { idleMs: 60_000 });
+    const agent = client(first.url, 'survivor');
+    const received: Envelope[] = [];
+    agent.join('survivor').subscribe(e => received.push(e));
+    await next(agent.events$, e => e.type === 'joined');
+    await first.stop();
+    const second = await startNatsServer({ storeDir, port: first.port });
+    cleanups.push(() => second.stop());
+    // Both clients reconnect by themselves; the session and its key are the same.
+    await until('a beat through the new server', () => {
+      agent.send({ from: 'survivor', to: 'coordinator', kind: 'heartbeat', body: { load: 0, incarnation: 7 } });
+      return inbox.some(e => e.kind === 'heartbeat' && (e.body as { incarnation: number }).incarnation === 7);
+    });
+    network.send({ from: 'coordinator', to: 'survivor', kind: 'cancel', body: { subtaskId: 's', attempt: 1, via: [] } });
+    await until('the signed cancel', () => received.some(e => e.kind === 'cancel'));
+    expect(network.remoteAgents.has('survivor')).toBe(true);
+  });
+
+  it('keeps a session with nothing to say alive (a client waiting for its outcome)', async () => {
+    const s = await server();
+    const { network } = await coordinator(s.url, { idleMs: 200 });
+    const spy = await raw(s.url);
+    let keepalives = 0;
+    spy.subscribe('rxswarm.in.*', { callback: (_e, m) => void (m.string() === READY_FRAME && keepalives++) });
+    await spy.flush();
+    const waiting = client(s.url, 'waiting-run', { role: 'client' });
+    waiting.join('waiting-run').subscribe();
+    await next(waiting.events$, e => e.type === 'joined');
+    // Five keepalives: a second of silence otherwise, five times idleMs.
+    await until('five keepalives', () => keepalives >= 6);
+    expect(network.remoteAgents.get('waiting-run')).toMatchObject({ role: 'client' });
   });
 
   it('ends a silent session as a departure', async () => {

@@ -22,6 +22,10 @@ export interface NatsServerOptions {
   readonly maxPayload?: number;
   /** Bound on the start. Default 10,000 ms. */
   readonly startTimeoutMs?: number;
+  /** A port of your own (to restart a server where its clients expect it). Default: a free one. */
+  readonly port?: number;
+  /** Storage of your own (kept by `stop`): to restart a server with its JetStream state. Default: a fresh temporary directory, removed by `stop`. */
+  readonly storeDir?: string;
 }
 
 export interface NatsServer {
@@ -29,7 +33,7 @@ export interface NatsServer {
   readonly port: number;
   readonly storeDir: string;
   readonly process: ChildProcess;
-  /** Stops it (SIGTERM, SIGKILL after 3 s) and removes its storage. */
+  /** Stops it (SIGTERM, SIGKILL after 3 s) and removes its storage (unless it was given). */
   stop(): Promise<void>;
 }
 
@@ -46,10 +50,13 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts a nats-server and resolves once it says it is ready; rejects (with its output) if it does not within the bound. */
-export async function startNatsServer({ user, pass, token, jetstream = true, maxPayload, startTimeoutMs = 10_000 }: NatsServerOptions = {}): Promise<NatsServer> {
+export async function startNatsServer({ user, pass, token, jetstream = true, maxPayload, startTimeoutMs = 10_000, port: given, storeDir: store }: NatsServerOptions = {}): Promise<NatsServer> {
   if (!existsSync(NATS_SERVER)) throw new Error(`${NATS_SERVER} not found: install Debian's nats-server package (apt-get install nats-server; .ci/run does)`);
-  const port = await freePort();
-  const storeDir = mkdtempSync(join(tmpdir(), 'rxswarm-nats-'));
+  const port = given ?? (await freePort());
+  const storeDir = store ?? mkdtempSync(join(tmpdir(), 'rxswarm-nats-'));
+  const removeStore = (): void => {
+    if (store === undefined) rmSync(storeDir, { recursive: true, force: true });
+  };
   const args = ['-p', String(port), '-a', '127.0.0.1', '-sd', storeDir];
   if (jetstream) args.push('-js');
   if (user !== undefined) args.push('--user', user, '--pass', pass ?? '');
@@ -81,7 +88,7 @@ export async function startNatsServer({ user, pass, token, jetstream = true, max
     });
   } catch (err) {
     child.kill('SIGKILL');
-    rmSync(storeDir, { recursive: true, force: true });
+    removeStore();
     throw err;
   }
   let stopped: Promise<void> | undefined;
@@ -99,7 +106,7 @@ export async function startNatsServer({ user, pass, token, jetstream = true, max
           await exited;
           clearTimeout(timer);
         }
-        rmSync(storeDir, { recursive: true, force: true });
+        removeStore();
       })()),
   };
 }
