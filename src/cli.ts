@@ -22,7 +22,7 @@ import { TaskRefusedError, cancelServiceTask, readServiceState, startAgent, subm
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
-import { NatsNode } from './natsServe.js';
+import { NatsNode } from './natsNode.js';
 import { simulate, type SimulationReport } from './simulate.js';
 import { costWarning } from './simulationCost.js';
 import { progressLine, simulationLines } from './simulationText.js';

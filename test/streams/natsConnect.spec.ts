@@ -56,6 +56,11 @@ describe('connectNats', () => {
     await tc.close();
   });
 
+  it('the test helper fails, never skips, when it cannot start a server', async () => {
+    await expect(startNatsServer({ binary: '/nonexistent/nats-server' })).rejects.toThrow(/not found: install Debian's nats-server package/);
+    await expect(startNatsServer({ binary: '/bin/false', startTimeoutMs: 5000 })).rejects.toThrow(/exited \(1\) before it was ready/);
+  });
+
   it('says when nothing listens', async () => {
     await expect(connectNats({ url: 'nats://127.0.0.1:1', timeoutMs: 2000 })).rejects.toThrow(/cannot reach nats-server at nats:\/\/127.0.0.1:1/);
   });

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 export const NATS_SERVER = process.env['NATS_SERVER_BIN'] ?? '/usr/sbin/nats-server';
 
 export interface NatsServerOptions {
+  /** The nats-server binary. Default {@link NATS_SERVER}. */
+  readonly binary?: string;
   /** `--user`/`--pass` for every client. */
   readonly user?: string;
   readonly pass?: string;
@@ -50,8 +52,8 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts a nats-server and resolves once it says it is ready; rejects (with its output) if it does not within the bound. */
-export async function startNatsServer({ user, pass, token, jetstream = true, maxPayload, startTimeoutMs = 10_000, port: given, storeDir: store }: NatsServerOptions = {}): Promise<NatsServer> {
-  if (!existsSync(NATS_SERVER)) throw new Error(`${NATS_SERVER} not found: install Debian's nats-server package (apt-get install nats-server; .ci/run does)`);
+export async function startNatsServer({ binary = NATS_SERVER, user, pass, token, jetstream = true, maxPayload, startTimeoutMs = 10_000, port: given, storeDir: store }: NatsServerOptions = {}): Promise<NatsServer> {
+  if (!existsSync(binary)) throw new Error(`${binary} not found: install Debian's nats-server package (apt-get install nats-server; .ci/run does)`);
   const port = given ?? (await freePort());
   const storeDir = store ?? mkdtempSync(join(tmpdir(), 'rxswarm-nats-'));
   const removeStore = (): void => {
@@ -62,7 +64,7 @@ export async function startNatsServer({ user, pass, token, jetstream = true, max
   if (user !== undefined) args.push('--user', user, '--pass', pass ?? '');
   if (token !== undefined) args.push('--auth', token);
   if (maxPayload !== undefined) args.push('--max_payload', String(maxPayload));
-  const child = spawn(NATS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)));
   try {
