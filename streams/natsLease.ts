@@ -232,7 +232,11 @@ export class NatsLease {
 
   private lead(revision: number, sentAt: number): void {
     this.revision = revision;
-    this.validUntil = sentAt + this.ttlMs - this.safetyMs;
+    const validUntil = sentAt + this.ttlMs - this.safetyMs;
+    // An answer that comes back after the validity it would grant (the process was paused while it
+    // was on the way) grants nothing: the server may already have let the entry expire.
+    if (this.scheduler.now() >= validUntil) return this.lose('the renewal came back too late');
+    this.validUntil = validUntil;
     // Steps down at validUntil unless a renewal moves it; the check in tick() covers a late timer.
     this.expiry?.unsubscribe();
     this.expiry = this.scheduler.schedule(() => {

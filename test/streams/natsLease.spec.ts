@@ -7,10 +7,11 @@ import { NatsLease, type LeaseState } from '../../streams/natsLease.js';
 import { root } from '../src/cliProcesses.js';
 import { startNatsServer, type NatsServer } from './natsServer.js';
 
-// The leader lease against a real nats-server per test. Times are short (TTL 800 ms) so that a
+// The leader lease against a real nats-server per test. Times are short (TTL 2 s: renewals every
+// 500 ms, so an event loop held up to a second on a loaded machine keeps the lease) so that a
 // takeover happens within a test; every wait is on an event and bounded by WAIT_MS.
-const WAIT_MS = 10_000;
-const TTL = 800;
+const WAIT_MS = 15_000;
+const TTL = 2000;
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -74,8 +75,8 @@ describe('NatsLease', () => {
     b.start();
     const bStates: LeaseState[] = [];
     b.state$.subscribe(s => bStates.push(s));
-    // 12 renewals at TTL/4 apart: three TTLs.
-    const revisions = await firstValueFrom(a.renewals$.pipe(take(12), toArray(), timeout(WAIT_MS)));
+    // 10 renewals at TTL/4 apart: two and a half TTLs.
+    const revisions = await firstValueFrom(a.renewals$.pipe(take(10), toArray(), timeout(WAIT_MS)));
     expect(revisions).toEqual([...revisions].sort((x, y) => x - y));
     expect(a.isLeader()).toBe(true);
     expect(b.isLeader()).toBe(false);
@@ -128,7 +129,7 @@ describe('NatsLease', () => {
     await state(a, 'follower');
     expect(aStates.at(-1)).toMatchObject({ type: 'follower' });
     // b keeps leading: a's late timers wrote nothing over it.
-    await firstValueFrom(b.renewals$.pipe(take(4), timeout(WAIT_MS)));
+    await firstValueFrom(b.renewals$.pipe(take(3), timeout(WAIT_MS)));
     expect(b.isLeader()).toBe(true);
     expect(a.isLeader()).toBe(false);
   });
