@@ -289,6 +289,16 @@ export class NatsClientNetwork<E extends Envelope = Envelope> implements Network
         return;
       }
       this.connection = connection;
+      // The client reconnects to NATS by itself, for ever; it closes only for good (credentials
+      // revoked, or closed here): an agent still joined then stops with the reason.
+      const made = connection;
+      void made.closed().then(err => {
+        if (this.connection !== made) return;
+        this.connection = undefined;
+        this.epoch++;
+        this.endSession();
+        this.failed(1006, `the NATS connection closed${err instanceof Error ? `: ${err.message}` : ''}`, cause('reset', 'the NATS connection closed for good'), true);
+      });
     }
     const { hello, finish } = openHandshake(this.tkey, { agentId: this.agentId, capabilities: [...this.capabilities], role: this.role, slots: this.slots, instance: this.instance, maxFrameBytes: this.maxPayload });
     let reply: string;

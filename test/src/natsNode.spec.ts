@@ -1,6 +1,6 @@
 import { filter, firstValueFrom, timeout } from 'rxjs';
 import { NatsNode } from '../../src/natsNode.js';
-import { TaskRefusedError, cancelServiceTask, startAgent, submitTask, type AgentProcess } from '../../src/remote.js';
+import { cancelServiceTask, startAgent, submitTask, type AgentProcess } from '../../src/remote.js';
 import { startNatsServer, type NatsServer } from '../streams/natsServer.js';
 
 // A coordinator node on NATS with agents and clients of this process (startAgent, submitTask over
@@ -40,14 +40,12 @@ describe('NatsNode', () => {
   });
 
   it('refuses a task with the id of one running, and cancels a running task', async () => {
-    const { url } = await setup(1);
+    const { url, node } = await setup(1);
     const long = { id: 'long', subtasks: Array.from({ length: 4 }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs: 60_000 } })) };
+    const assigned = firstValueFrom(node.coordinator.events$.pipe(filter(e => e.type === 'subtask.assigned'), timeout(WAIT_MS)));
     const running = submitTask({ url, token: TOKEN, task: long });
-    const started = new Promise<void>(resolve => {
-      const again = (): void => void submitTask({ url, token: TOKEN, task: long }).catch((err: unknown) => (err instanceof TaskRefusedError && /already running/.test(err.message) ? resolve() : setTimeout(again, 50)));
-      again();
-    });
-    await started;
+    await assigned;
+    await expect(submitTask({ url, token: TOKEN, task: long })).rejects.toThrow(/already running/);
     const answer = await cancelServiceTask({ url, token: TOKEN, taskId: 'long', timeoutMs: WAIT_MS });
     expect(answer).toEqual({ taskId: 'long', ok: true });
     const result = await running;
