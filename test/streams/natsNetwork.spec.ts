@@ -189,6 +189,13 @@ describe('NatsNetwork and NatsClientNetwork', () => {
     expect(await departed).toBe('quiet');
   });
 
+  it('says when no coordinator answers on the server', async () => {
+    const s = await server();
+    const lonely = client(s.url, 'lonely', { reconnect: { maxAttempts: 1, initialDelayMs: 10 } });
+    const error = await new Promise<unknown>(resolve => lonely.join('lonely').subscribe({ error: resolve }));
+    expect(String(error)).toMatch(/no coordinator answers on rxswarm\.hello: is `rxswarm serve --nats` running/);
+  });
+
   it('errors the inbox for good on a wrong token', async () => {
     const s = await server();
     await coordinator(s.url);
