@@ -17,6 +17,7 @@
  * the raw subscriber; the CPU per message of this process is the figure least moved by the other
  * work on a shared machine.
  */
+import { loadavg } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { filter, map, tap } from 'rxjs';
 import { phiAccrual } from '../operators/phiAccrual.js';
@@ -155,7 +156,7 @@ export default async function bench(): Promise<BenchRow[]> {
     const rawUnpaced = steps.find(s => s.target === 'raw' && s.offered === null) as Step;
     const rxUnpaced = steps.find(s => s.target === 'rx' && s.offered === null) as Step;
     const stats = network.stats;
-    const check = `coordinator counted ${formatNumber(beats)} heartbeats, network received ${formatNumber(stats.received)}, rejected ${stats.rejected}; phiAccrual verdicts: alive ${verdicts.alive}, suspected ${verdicts.suspected}, left ${verdicts.left}`;
+    const check = `load average ${loadavg()[0]?.toFixed(1)} (other work on the machine); coordinator counted ${formatNumber(beats)} heartbeats, network received ${formatNumber(stats.received)}, rejected ${stats.rejected}; phiAccrual verdicts: alive ${verdicts.alive}, suspected ${verdicts.suspected}, left ${verdicts.left}`;
     rows.push({ suite: SUITE, case: 'raw @nats-io subscriber, max sustained', value: sustained(rawBest), unit: 'msg/s', note: describe(rawBest) });
     rows.push(ratioRow(SUITE, 'rxswarm NatsNetwork → phiAccrual, max sustained', sustained(rxBest), 'heartbeats/s', 'raw @nats-io subscriber', sustained(rawBest), '>= 0.7x raw', `${describe(rxBest)}; ${check}`));
     rows.push(
