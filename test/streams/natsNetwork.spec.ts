@@ -270,6 +270,28 @@ describe('hostile frames over NATS', () => {
     expect(events.filter(e => e.type === 'rejected').length).toBeGreaterThanOrEqual(attacks.length + 1);
   });
 
+  it('ends a flooding session (rate limit) and one that sends before it is ready', async () => {
+    const s = await server();
+    const { network } = await coordinator(s.url, { rateLimit: { perSecond: 10, burst: 20 } });
+    const nc = await raw(s.url);
+    const { secrets, replies } = await handshake(nc, 'flood');
+    await until('flood admitted', () => network.remoteAgents.has('flood'));
+    for (let i = 0; i < 100; i++) nc.publish(subjects.in(secrets.sid), '{"v":1,"type":"envelope","from":"flood","to":"coordinator","kind":"heartbeat","body":{"load":0,"incarnation":1}}');
+    await until('the flood refused', () => replies.some(r => (JSON.parse(r) as { code?: number }).code === WS_CLOSE.rateLimited));
+    await until('its session ended', () => !network.remoteAgents.has('flood'));
+
+    // A hello answered, then an envelope instead of ready: the session never opens.
+    const { hello, finish } = openHandshake(tokenKey(TOKEN), { agentId: 'eager', capabilities: [], role: 'agent', slots: 1, instance: 'e', maxFrameBytes: 4096 });
+    const answer = await nc.request(subjects.hello, JSON.stringify(hello), { timeout: WAIT_MS });
+    const eager = finish((decodeHandshake('join', answer.string(), 1 << 16) as { ok: true; message: Parameters<typeof finish>[0] }).message)!;
+    const told: string[] = [];
+    nc.subscribe(subjects.to(eager.sid), { callback: (_e, m) => void told.push(m.string()) });
+    await nc.flush();
+    nc.publish(subjects.in(eager.sid), '{"v":1,"type":"envelope","from":"eager","to":"coordinator","kind":"heartbeat","body":{"load":0,"incarnation":1}}');
+    await until('refused before ready', () => told.some(r => (JSON.parse(r) as { code?: number }).code === WS_CLOSE.unauthenticated));
+    expect(network.remoteAgents.has('eager')).toBe(false);
+  });
+
   it('rejects orders a peer forged for an agent', async () => {
     const s = await server();
     const { network } = await coordinator(s.url);
