@@ -18,7 +18,7 @@ import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
 import { LOG_LEVELS, cliLog, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
-import { TaskRefusedError, cancelServiceTask, readServiceState, startAgent, submitTask, type Handler } from './remote.js';
+import { TaskRefusedError, cancelServiceTask, natsCredentialsFromEnv, readServiceState, startAgent, submitTask, type Handler } from './remote.js';
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
@@ -300,14 +300,12 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
 async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number }): Promise<number> {
   const token = tokenOf(flags.token);
   const log = logOf(flags);
-  const env = process.env;
   let node: NatsNode;
   try {
     node = await NatsNode.start({
+      ...natsCredentialsFromEnv(),
       url: flags.nats,
       token,
-      ...(env['RXSWARM_NATS_USER'] === undefined ? {} : { user: env['RXSWARM_NATS_USER'], pass: env['RXSWARM_NATS_PASSWORD'] ?? '' }),
-      ...(env['RXSWARM_NATS_TOKEN'] === undefined ? {} : { natsToken: env['RXSWARM_NATS_TOKEN'] }),
       coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, maxSlotsPerAgent: flags.maxSlots },
       log: () => undefined,
       onEvent: (event, taskId) => {

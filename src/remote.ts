@@ -92,15 +92,17 @@ interface ClientNetworkOptions {
   readonly log?: (event: WsClientEvent) => void;
 }
 
-/** The network of a client or agent process, by the URL's scheme; NATS credentials may also come from RXSWARM_NATS_USER/_PASSWORD/_TOKEN. */
-function clientNetwork(options: ClientNetworkOptions): ClientNetwork {
-  if (!isNatsUrl(options.url)) return new WsClientNetwork(options);
-  const env = process.env;
-  return new NatsClientNetwork({
-    ...options,
+/** NATS credentials from RXSWARM_NATS_USER and RXSWARM_NATS_PASSWORD, or RXSWARM_NATS_TOKEN (kept out of `ps`; the URL's win). */
+export function natsCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): { user?: string; pass?: string; natsToken?: string } {
+  return {
     ...(env['RXSWARM_NATS_USER'] === undefined ? {} : { user: env['RXSWARM_NATS_USER'], pass: env['RXSWARM_NATS_PASSWORD'] ?? '' }),
     ...(env['RXSWARM_NATS_TOKEN'] === undefined ? {} : { natsToken: env['RXSWARM_NATS_TOKEN'] }),
-  });
+  };
+}
+
+/** The network of a client or agent process, by the URL's scheme. */
+function clientNetwork(options: ClientNetworkOptions): ClientNetwork {
+  return isNatsUrl(options.url) ? new NatsClientNetwork({ ...natsCredentialsFromEnv(), ...options }) : new WsClientNetwork(options);
 }
 
 export interface AgentProcessOptions {

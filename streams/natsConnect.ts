@@ -84,9 +84,11 @@ function describe(err: unknown): string {
  */
 export async function connectNats({ url, natsToken, user, pass, name = 'rxswarm', requireJetStream = true, timeoutMs = 5000 }: ConnectNatsOptions): Promise<NatsConnection> {
   const parsed = parseNatsUrl(url);
-  const token = natsToken ?? parsed.natsToken;
-  const login = user ?? parsed.user;
-  const password = pass ?? parsed.pass;
+  // Credentials in the URL win over those given apart (the environment's); never a mix of both.
+  const inUrl = parsed.natsToken !== undefined || parsed.user !== undefined;
+  const token = inUrl ? parsed.natsToken : natsToken;
+  const login = inUrl ? parsed.user : user;
+  const password = inUrl ? parsed.pass : pass;
   let nc: NatsConnection;
   try {
     nc = await connect({

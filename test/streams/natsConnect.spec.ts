@@ -47,6 +47,9 @@ describe('connectNats', () => {
     const s = await server({ user: 'alice', pass: 'wonder' });
     const nc = await connectNats({ url: `nats://alice:wonder@127.0.0.1:${s.port}` });
     await nc.close();
+    // Given apart (from the environment), and the URL's winning over them.
+    await (await connectNats({ url: s.url, user: 'alice', pass: 'wonder' })).close();
+    await (await connectNats({ url: `nats://alice:wonder@127.0.0.1:${s.port}`, user: 'mallory', pass: 'x' })).close();
     const err = await connectNats({ url: `nats://alice:wrong@127.0.0.1:${s.port}` }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NatsSetupError);
     expect((err as NatsSetupError).final).toBe(true);
