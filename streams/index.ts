@@ -54,7 +54,3 @@ export {
   type WireType,
   type WsCloseCode,
 } from './wsCodec.js';
-export { NatsNetwork, natsSubjects, type NatsNetworkOptions } from './natsNetwork.js';
-export { NatsClientNetwork, type NatsClientNetworkOptions } from './natsClientNetwork.js';
-export { MIN_NATS_SERVER, NatsSetupError, connectNats, parseNatsUrl, type ConnectNatsOptions, type NatsEndpoint } from './natsConnect.js';
-export { NatsLease, type LeaseHolder, type LeaseState, type NatsLeaseOptions } from './natsLease.js';
