@@ -167,7 +167,7 @@ describe('NatsNetwork and NatsClientNetwork', () => {
 
   it('keeps a session with nothing to say alive (a client waiting for its outcome)', async () => {
     const s = await server();
-    const { network } = await coordinator(s.url, { idleMs: 200 });
+    const { network } = await coordinator(s.url, { idleMs: 1000 });
     const spy = await raw(s.url);
     let keepalives = 0;
     spy.subscribe('rxswarm.in.*', { callback: (_e, m) => void (m.string() === READY_FRAME && keepalives++) });
@@ -175,7 +175,7 @@ describe('NatsNetwork and NatsClientNetwork', () => {
     const waiting = client(s.url, 'waiting-run', { role: 'client' });
     waiting.join('waiting-run').subscribe();
     await next(waiting.events$, e => e.type === 'joined');
-    // Five keepalives: a second of silence otherwise, five times idleMs.
+    // Five keepalives (one a quarter of idleMs): a second and a half of silence otherwise.
     await until('five keepalives', () => keepalives >= 6);
     expect(network.remoteAgents.get('waiting-run')).toMatchObject({ role: 'client' });
   });
