@@ -19,10 +19,11 @@ import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
 import { LOG_LEVELS, cliLog, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
-import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask, readServiceState, startAgent, type Handler } from './remote.js';
+import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask, natsCredentialsFromEnv, readServiceState, startAgent, type Handler } from './remote.js';
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
+import { NatsNode } from './natsNode.js';
 import { simulate, type SimulationReport } from './simulate.js';
 import { costWarning } from './simulationCost.js';
 import { progressLine, simulationLines } from './simulationText.js';
@@ -68,6 +69,14 @@ const wsUrl = (text: string): string => {
   if (!/^wss?:\/\/[^/]+/.test(text)) throw new InvalidArgumentError('must be ws://HOST:PORT');
   return text;
 };
+
+const natsUrl = (text: string): string => {
+  if (!/^(nats|tls):\/\/[^/]+/.test(text)) throw new InvalidArgumentError('must be nats://[USER:PASS@]HOST:PORT');
+  return text;
+};
+
+/** `--nats`: the NATS server instead of a coordinator's address (credentials in the URL or RXSWARM_NATS_USER/_PASSWORD/_TOKEN). */
+const natsOption = (what: string): Option => new Option('--nats <url>', `${what} over NATS: nats://[USER:PASS@]HOST:PORT (credentials also from RXSWARM_NATS_USER, RXSWARM_NATS_PASSWORD, RXSWARM_NATS_TOKEN)`).argParser(natsUrl);
 
 const byteSize = (text: string): number => {
   try {
@@ -252,6 +261,21 @@ function logOf(flags: LogFlags): CliLog {
   return cliLog({ format: flags.logFormat, level: flags.logLevel });
 }
 
+/** How serve logs the coordinator's events: a task's with its id, the engine's (agents, faults) as they are. */
+function logEvent(log: CliLog): (event: CoordinationEvent, taskId: string) => void {
+  return (event, taskId) => {
+    if (event.type === 'task.completed') {
+      const m = event.result.metrics;
+      const failed = !event.result.success;
+      log[failed ? 'warn' : 'info'](`task ${event.result.taskId}: ${failed ? 'failed' : 'done'}, ${m.completed} of ${m.subtasks} completed in ${(m.durationMs / 1000).toFixed(2)} s`, { task: event.result.taskId, event: event.type, completed: m.completed, subtasks: m.subtasks, durationMs: m.durationMs });
+      return;
+    }
+    if (event.type === 'coordinator.halted') return log.error(`stopped taking work: ${event.reason}`, { event: event.type });
+    const text = eventText(event);
+    if (text !== undefined) log[eventLevel(event)](taskId === '' ? text : `task ${taskId}: ${text}`, { ...(taskId === '' ? {} : { task: taskId }), event: event.type, ...('agentId' in event && typeof event.agentId === 'string' ? { agent: event.agentId } : {}), ...('subtaskId' in event ? { subtask: event.subtaskId } : {}) });
+  };
+}
+
 async function serve(flags: LogFlags & { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number; metricsPublic: boolean; dataDir: string; maxTasks: number; retention: number }): Promise<number> {
   const token = tokenOf(flags.token);
   const tls = tlsOf(flags.tlsCert, flags.tlsKey);
@@ -269,17 +293,7 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
       metricsPublic: flags.metricsPublic,
       version: packageVersion(),
       log: () => undefined, // refusals are printed below, with every other connection event
-      onEvent: (event, taskId) => {
-        if (event.type === 'task.completed') {
-          const m = event.result.metrics;
-          const failed = !event.result.success;
-          log[failed ? 'warn' : 'info'](`task ${event.result.taskId}: ${failed ? 'failed' : 'done'}, ${m.completed} of ${m.subtasks} completed in ${(m.durationMs / 1000).toFixed(2)} s`, { task: taskId, event: event.type, completed: m.completed, subtasks: m.subtasks, durationMs: m.durationMs });
-          return;
-        }
-        if (event.type === 'coordinator.halted') return log.error(`stopped taking work: ${event.reason}`, { event: event.type });
-        const text = eventText(event);
-        if (text !== undefined) log[eventLevel(event)](taskId === '' ? text : `task ${taskId}: ${text}`, { task: taskId, event: event.type, ...('agentId' in event && typeof event.agentId === 'string' ? { agent: event.agentId } : {}), ...('subtaskId' in event ? { subtask: event.subtaskId } : {}) });
-      },
+      onEvent: logEvent(log),
     });
   } catch (err) {
     if (err instanceof JournalDamaged || /data directory|journal/.test((err as Error).message)) throw new UsageError((err as Error).message);
@@ -303,10 +317,42 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
   return EXIT.ok;
 }
 
-async function agent(flags: LogFlags & { connect?: string; token?: string; id?: string; capabilities: string[]; handler?: string; exec?: string; maxRss?: number; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
+/** `serve --nats URL`: one coordinator node whose agents and clients come over NATS. */
+async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number; dataDir: string; maxTasks: number; retention: number }): Promise<number> {
+  const token = tokenOf(flags.token);
+  const log = logOf(flags);
+  let node: NatsNode;
+  try {
+    node = await NatsNode.start({
+      ...natsCredentialsFromEnv(),
+      url: flags.nats,
+      token,
+      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, maxSlotsPerAgent: flags.maxSlots, maxTasks: flags.maxTasks, retentionMs: flags.retention },
+      dataDir: flags.dataDir,
+      log: () => undefined,
+      onEvent: logEvent(log),
+    });
+  } catch (err) {
+    throw new ConnectionError(`--nats ${flags.nats.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
+  }
+  node.network.events$.subscribe(event => {
+    if (event.type === 'connected') log.info(`${event.role} ${event.agentId} joined over NATS${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`, { event: 'connected', agent: event.agentId, role: event.role });
+    else if (event.type === 'disconnected') log.info(`${event.agentId} left (${event.code}${event.reason ? `: ${event.reason}` : ''})`, { event: 'disconnected', agent: event.agentId, code: event.code });
+    else log.warn(`refused ${event.agentId ?? event.remote}: ${event.error} (code ${event.code})`, { event: 'refused', code: event.code });
+  });
+  keepServing();
+  log.info(`rxswarm coordinator on NATS ${node.network.url} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms); Ctrl-C stops it`, { nats: node.network.url });
+  const signal = await stopSignal();
+  log.info(`${signal}: closing`);
+  await node.close();
+  return EXIT.ok;
+}
+
+async function agent(flags: LogFlags & { connect?: string; nats?: string; token?: string; id?: string; capabilities: string[]; handler?: string; exec?: string; maxRss?: number; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
   const out = logOf(flags);
-  if (flags.connect === undefined) throw new UsageError(`required option '--connect <url>' not specified (or RXSWARM_CONNECT, or "connect" in --config)`);
-  const connect = flags.connect;
+  if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
+  const connect = flags.connect ?? flags.nats;
+  if (connect === undefined) throw new UsageError(`required option '--connect <url>' not specified (or --nats <url>; or RXSWARM_CONNECT, or "connect" in --config)`);
   const token = tokenOf(flags.token);
   if (flags.exec !== undefined && flags.handler !== undefined) throw new UsageError('--exec and --handler are two ways to do the work: give one');
   if (flags.maxRss !== undefined && flags.exec === undefined) throw new UsageError('--max-rss is the budget of --exec children: give --exec too');
@@ -324,7 +370,7 @@ async function agent(flags: LogFlags & { connect?: string; token?: string; id?: 
     throw err;
   }
   const id = flags.id ?? `agent-${hostname()}-${process.pid}`;
-  const log = new AgentLog({ id, url: flags.connect });
+  const log = new AgentLog({ id, url: connect });
   let running;
   try {
     running = startAgent({
@@ -350,7 +396,7 @@ async function agent(flags: LogFlags & { connect?: string; token?: string; id?: 
     throw err;
   }
   const doer = exec !== undefined ? `--exec ${JSON.stringify(flags.exec)}${flags.maxRss === undefined ? '' : ` (--max-rss ${flags.maxRss} bytes)`}` : handler === undefined ? 'the built-in worker' : flags.handler;
-  out.info(`${id} connecting to ${connect} with ${doer}`);
+  out.info(`${id} connecting to ${connect.replace(/\/\/[^@/]*@/, '//')} with ${doer}`);
   const outcome = await Promise.race([running.done.then(() => 'done' as const, (err: Error) => err), stopSignal()]);
   if (outcome instanceof Error) {
     out.error(`${id}: ${outcome.message}`, { agent: id });
@@ -395,7 +441,8 @@ function readTask(path: string): Task {
 }
 
 interface FollowFlags {
-  connect: string;
+  connect?: string;
+  nats?: string;
   token?: string;
   json: boolean;
   silenceMs: number;
@@ -415,12 +462,16 @@ async function attach(taskId: string, flags: FollowFlags): Promise<number> {
  * whether to cancel the task or leave it running; off a terminal it cancels it (unless --detach).
  */
 async function follow(task: Task | { id: string }, submit: boolean, flags: FollowFlags & { detach: boolean }, file?: string): Promise<number> {
+  if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
+  const url = flags.connect ?? flags.nats;
+  if (url === undefined) throw new UsageError(`required option '--connect <url>' not specified (or --nats <url>)`);
+  const shown = url.replace(/\/\/[^@/]*@/, '//');
   const token = tokenOf(flags.token);
   let total = 'subtasks' in task ? task.subtasks.length : 0;
   let view: LiveView | undefined;
   let lastSaid = '';
   const followed = followTask({
-    url: flags.connect,
+    url,
     token,
     task,
     submit,
@@ -437,7 +488,7 @@ async function follow(task: Task | { id: string }, submit: boolean, flags: Follo
     },
     ...(flags.json || flags.detach ? {} : { onEvent: (event: CoordinationEvent) => (view ??= new LiveView({ total })).event(event) }),
   });
-  const stopAsking = onInterrupt(task.id, flags, followed);
+  const stopAsking = onInterrupt(task.id, url, token, followed);
   let result: CoordinationResult;
   try {
     result = await followed.result;
@@ -449,8 +500,8 @@ async function follow(task: Task | { id: string }, submit: boolean, flags: Follo
       return EXIT.ok;
     }
     if (err instanceof TaskRefusedError) throw new UsageError(`${file ?? task.id}: ${err.message}`);
-    if (err instanceof CoordinatorSilentError) throw new ConnectionError(`${flags.connect}: ${err.message}`);
-    throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
+    if (err instanceof CoordinatorSilentError) throw new ConnectionError(`${shown}: ${err.message}`);
+    throw new ConnectionError(`${shown}: ${(err as Error).message}`);
   } finally {
     stopAsking();
     // A stopped coordinator would hold the close handshake of the connection for half a minute.
@@ -468,10 +519,10 @@ async function follow(task: Task | { id: string }, submit: boolean, flags: Follo
  * it running (and `rxswarm attach ID` follows it again); a second Ctrl-C leaves at once. Off a
  * terminal (a script, a CI job) it cancels the task unless `--detach`: nobody is left to want it.
  */
-function onInterrupt(taskId: string, flags: FollowFlags, followed: { detach(): void }): () => void {
+function onInterrupt(taskId: string, url: string, token: string, followed: { detach(): void }): () => void {
   let asked = false;
   const cancel = (): void => {
-    void cancelServiceTask({ url: flags.connect, token: tokenOf(flags.token), taskId }).catch(() => undefined);
+    void cancelServiceTask({ url, token, taskId }).catch(() => undefined);
   };
   const handler = (): void => {
     if (!process.stdin.isTTY) {
@@ -569,9 +620,10 @@ function program(setExit: (code: number) => void): Command {
       new Option('--data-dir <dir>', 'the journal: tasks survive a restart of the coordinator and resume (:memory: for none; one coordinator per directory)').default('./.rxswarm'),
       new Option('--max-tasks <n>', 'tasks that run at once, sharing the agents in turn; the others wait in order').argParser(integer(1, 1000)).default(4),
       new Option('--retention <duration>', 'how long results of finished tasks stay retrievable (attach, tasks), e.g. 30m, 24h, 7d').argParser(duration).default(24 * 3_600_000, '24h'),
+      natsOption('a coordinator node whose agents and clients come'),
       ...logOptions(),
     ],
-  ).action(action(serve));
+  ).action(action((flags: Parameters<typeof serve>[0] & { nats?: string }) => (flags.nats === undefined ? serve(flags) : serveNats({ ...flags, nats: flags.nats }))));
 
   configurable(
     cli
@@ -580,7 +632,8 @@ function program(setExit: (code: number) => void): Command {
       .addHelpText('after', CONFIG_HELP),
     [
       // Required, but also from RXSWARM_CONNECT or a config file: checked by agent() once all are read.
-      new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (required)').argParser(wsUrl),
+      new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (required, or --nats)').argParser(wsUrl),
+      natsOption('the coordinator'),
       tokenOption(),
       new Option('--id <id>', 'agent id (default: agent-HOSTNAME-PID); a second process under a connected id waits until it is free'),
       new Option('--capabilities <list>', 'comma-separated, e.g. code,review').argParser(list).default([]),
@@ -600,7 +653,8 @@ function program(setExit: (code: number) => void): Command {
     .command('run')
     .description('submits a task file to a coordinator and waits for its result, across a restart of the coordinator; Ctrl-C asks whether to cancel it')
     .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"?, "timeoutMs"?, "maxAttempts"? }], "complexity"?, "coordinationIntensity"?, "timeoutMs"?, "maxAttempts"? }')
-    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).makeOptionMandatory())
+    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl))
+    .addOption(natsOption('the coordinator'))
     .addOption(tokenOption())
     .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
     .option('--detach', 'print the task id once the coordinator has it, and return (rxswarm attach ID follows it)', false)

@@ -6,7 +6,8 @@ import type { CancelledBody, EventBody, OutcomeBody, StateBody, TaskStateBody } 
 import { createRandom } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
 import { WS_CLOSE, checkBody } from '../streams/wsCodec.js';
-import { WsClientNetwork, WsConnectionError, type WsClientEvent, type ReconnectOptions } from '../streams/wsNetwork.js';
+import { WsClientNetwork, WsConnectionError, type ConnectionRole, type WsClientEvent, type ReconnectOptions } from '../streams/wsNetwork.js';
+import { NatsClientNetwork } from '../streams/natsClientNetwork.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { TASKS } from './service.js';
 import { usageSampler, type UsageSamplerOptions } from './usageSampler.js';
@@ -71,8 +72,41 @@ export const builtinWorker: Handler = (subtask, context) =>
     };
   });
 
+/** A client's network: over NATS for a `nats://` (or `tls://`) URL, else over WebSocket. */
+export type ClientNetwork = WsClientNetwork | NatsClientNetwork;
+
+/** Whether `url` names a NATS server (`nats://`, `tls://`) rather than a coordinator (`ws://`, `wss://`). */
+export function isNatsUrl(url: string): boolean {
+  return /^(nats|tls):\/\//.test(url);
+}
+
+interface ClientNetworkOptions {
+  readonly url: string;
+  readonly agentId: string;
+  readonly token: string;
+  readonly capabilities?: readonly string[];
+  readonly role?: ConnectionRole;
+  readonly slots?: number;
+  readonly maxPayload?: number;
+  readonly reconnect?: ReconnectOptions;
+  readonly log?: (event: WsClientEvent) => void;
+}
+
+/** NATS credentials from RXSWARM_NATS_USER and RXSWARM_NATS_PASSWORD, or RXSWARM_NATS_TOKEN (kept out of `ps`; the URL's win). */
+export function natsCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): { user?: string; pass?: string; natsToken?: string } {
+  return {
+    ...(env['RXSWARM_NATS_USER'] === undefined ? {} : { user: env['RXSWARM_NATS_USER'], pass: env['RXSWARM_NATS_PASSWORD'] ?? '' }),
+    ...(env['RXSWARM_NATS_TOKEN'] === undefined ? {} : { natsToken: env['RXSWARM_NATS_TOKEN'] }),
+  };
+}
+
+/** The network of a client or agent process, by the URL's scheme. */
+function clientNetwork(options: ClientNetworkOptions): ClientNetwork {
+  return isNatsUrl(options.url) ? new NatsClientNetwork({ ...natsCredentialsFromEnv(), ...options }) : new WsClientNetwork(options);
+}
+
 export interface AgentProcessOptions {
-  /** `ws://host:port` of the coordinator service. */
+  /** `ws://host:port` of the coordinator service, or `nats://host:port` of the NATS server it listens on. */
   readonly url: string;
   readonly token: string;
   readonly id: string;
@@ -95,7 +129,7 @@ export interface AgentProcessOptions {
 
 export interface AgentProcess {
   readonly host: AgentHost;
-  readonly network: WsClientNetwork;
+  readonly network: ClientNetwork;
   /** Rejects when the connection is refused for good (bad token, id taken…). */
   readonly done: Promise<void>;
   /**
@@ -119,7 +153,7 @@ export interface AgentProcess {
  * coordinator sees one join, not a join, a departure and a join.
  */
 export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent, usage = {} }: AgentProcessOptions): AgentProcess {
-  const network = new WsClientNetwork({ url, agentId: id, token, capabilities, slots, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
+  const network = clientNetwork({ url, agentId: id, token, capabilities, slots, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
   // The Promises handlers returned and that have not settled: what a departing agent waits for.
   const pending = new Set<Promise<void>>();
   const handle: Handler = (subtask, context) => {
@@ -187,7 +221,7 @@ export function startAgent({ url, token, id, capabilities = [], slots = 1, handl
       // Let the goodbye heartbeat reach the socket before the leave frame and the close.
       await new Promise(resolve => setImmediate(resolve));
       events.unsubscribe();
-      network.close();
+      await network.close();
       settle.resolve();
     },
     settled: async graceMs => {
@@ -268,7 +302,7 @@ export function followTask({
   }
   if (!(silenceMs > 0 && silenceMs <= 2 ** 31 - 1)) throw new RangeError(`silenceMs must be a number of ms in (0, ${2 ** 31 - 1}], got ${String(silenceMs)}`);
   const id = `run-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const network = new WsClientNetwork({ url, agentId: id, token, role: 'client', maxPayload });
+  const network = clientNetwork({ url, agentId: id, token, role: 'client', maxPayload });
   let detach = (): void => undefined;
   const result = new Promise<CoordinationResult>((resolve, reject) => {
     /** The service has the task (it said where it stands): from now on, only attach. */
@@ -328,7 +362,7 @@ export function followTask({
       clearTimeout(timer);
       joined.unsubscribe();
       inbox.unsubscribe();
-      network.close();
+      void network.close();
     }
   });
   return { result, detach: () => detach() };
@@ -350,7 +384,7 @@ export interface AskOptions {
  */
 function ask<T>({ url, token, timeoutMs = 10_000, maxPayload = SUBMIT_MAX_PAYLOAD }: AskOptions, kind: 'watch' | 'cancel-task', body: unknown, answer: 'state' | 'cancelled'): Promise<T> {
   const id = `ask-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const network = new WsClientNetwork({ url, agentId: id, token, role: 'client', maxPayload, reconnect: { maxAttempts: 2 } });
+  const network = clientNetwork({ url, agentId: id, token, role: 'client', maxPayload, reconnect: { maxAttempts: 2 } });
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       finish();
@@ -377,7 +411,7 @@ function ask<T>({ url, token, timeoutMs = 10_000, maxPayload = SUBMIT_MAX_PAYLOA
       clearTimeout(timer);
       joined.unsubscribe();
       inbox.unsubscribe();
-      network.close();
+      void network.close();
     }
   });
 }

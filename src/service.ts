@@ -1,5 +1,5 @@
 import type { Subscription } from 'rxjs';
-import type { Envelope } from '../streams/network.js';
+import type { Envelope, Network } from '../streams/network.js';
 import { FileJournal, type Journal } from '../streams/journal.js';
 import type { MessageBodies, AttachBody, CancelledBody, CancelTaskBody, EventBody, HeartbeatBody, OutcomeBody, ProgressBody, Routed, StateBody, SubmitBody, TaskStateBody, WatchBody } from '../streams/protocol.js';
 import type { Task } from '../streams/task.js';
@@ -40,6 +40,12 @@ export interface ServiceOptions extends Omit<WsServerNetworkOptions, 'scheduler'
    */
   readonly dataDir?: string;
 }
+
+/**
+ * What a service needs of its server network: the seam, plus who is connected, backlogs and the
+ * size limit. `WsServerNetwork` and `NatsNetwork` both are one.
+ */
+export type ServiceNetwork = Network<Envelope> & Pick<WsServerNetwork, 'events$' | 'remoteAgents' | 'maxValueBytes' | 'url' | 'buffered' | 'close'>;
 
 /** A client watching the service's state. */
 interface Watcher {
@@ -150,7 +156,7 @@ export class Service {
   private ticker: Subscription | undefined;
 
   private constructor(
-    readonly server: WsServerNetwork,
+    readonly server: ServiceNetwork,
     readonly coordinator: Coordinator,
     private readonly onEvent: ServiceOptions['onEvent'],
     /** What the service shows of itself: agents, tasks, subtasks, attention, topology. */
@@ -185,17 +191,8 @@ export class Service {
   /** Listens and returns once the port is open (rejects if it cannot, e.g. the port is taken). */
   static async start({ coordinator: options = {}, onEvent, metricsPublic = false, metrics: metricsOptions, feedMs = 50, version, dataDir = ':memory:', ...network }: ServiceOptions): Promise<Service> {
     if (!(typeof feedMs === 'number' && feedMs >= 1)) throw new RangeError(`feedMs must be >= 1, got ${String(feedMs)}`);
-    const detector = options.detector;
     const intervalMs = options.heartbeat?.intervalMs ?? 1000;
-    let view: SwarmView | undefined;
-    const now = (): number => server.scheduler.now();
-    // The phi shown is the coordinator's: its detector's settings (or its defaults).
-    view = new SwarmView(now, {
-      phi: detector?.kind === 'phi' ? (({ kind: _kind, ...rest }) => rest)(detector) : { firstHeartbeatEstimateMs: intervalMs, acceptableHeartbeatPauseMs: 2 * intervalMs, minStdDeviationMs: Math.max(1, options.heartbeat?.jitterMs ?? intervalMs / 10) },
-    });
-    const metrics = new ServiceMetrics(view, () => Date.now(), metricsOptions);
-    const token = network.token;
-    let journal: Journal | undefined;
+    let service: Service | undefined;
     // The coordinator's and the task desk's ids are the service's, also between tasks.
     const server: WsServerNetwork = await WsServerNetwork.listen({
       maxPayload: SERVICE_MAX_PAYLOAD,
@@ -205,34 +202,64 @@ export class Service {
       ...network,
       authority: COORDINATOR,
       reservedIds: [COORDINATOR, TASKS, ...(network.reservedIds ?? [])],
-      onHttpRequest: httpRoutes({ token, metricsPublic, dashboard: loadDashboard(), metrics: async () => ({ type: metrics.contentType, text: await metrics.text() }) }),
+      onHttpRequest: httpRoutes({
+        token: network.token,
+        metricsPublic,
+        dashboard: loadDashboard(),
+        metrics: async () => (service === undefined ? { type: 'text/plain', text: '' } : { type: service.metrics.contentType, text: await service.metrics.text() }),
+      }),
     });
     try {
-      const shown = view;
-      // What the coordinator receives and sends, seen on the way: beats and progress, and the
-      // routes of its assignments (the topology as it is used).
-      const tapped = tappedNetwork<Envelope>(server, {
-        received: e => {
-          if (e.kind === 'heartbeat') shown.heartbeat(e.from, (e.body as HeartbeatBody).load, (e.body as HeartbeatBody).incarnation);
-          else if (e.kind === 'progress') shown.progress((e.body as ProgressBody).subtaskId, (e.body as ProgressBody).attempt, (e.body as ProgressBody).progress, e.from);
-        },
-        sent: m => {
-          if (m.kind === 'assign' && m.from === COORDINATOR) shown.routed([m.to, ...(m.body as Routed).via]);
-        },
-      });
-      // Refused before anything is taken: a directory in use, a damaged journal (file and offset).
-      journal = dataDir === ':memory:' ? undefined : FileJournal.open(dataDir);
-      const coordinator = createCoordinator({ agents: [], ...options, network: tapped, ...(journal === undefined ? {} : { journal }) });
-      return new Service(server, coordinator, onEvent, shown, metrics, new ServiceTracing(version), feedMs);
+      service = Service.on(server, { coordinator: options, ...(onEvent === undefined ? {} : { onEvent }), ...(metricsOptions === undefined ? {} : { metrics: metricsOptions }), feedMs, ...(version === undefined ? {} : { version }), dataDir });
+      return service;
     } catch (err) {
-      await journal?.close();
       await server.close();
+      throw err;
+    }
+  }
+
+  /**
+   * A service over a server network already listening (NATS: `NatsNetwork`; `start` makes a
+   * WebSocket one): the coordinator, the task desk and the view, without HTTP. Throws when the
+   * data directory cannot be used (in use, a damaged journal); the network is the caller's then.
+   */
+  static on(server: ServiceNetwork, { coordinator: options = {}, onEvent, metrics: metricsOptions, feedMs = 50, version, dataDir = ':memory:' }: Pick<ServiceOptions, 'coordinator' | 'onEvent' | 'metrics' | 'feedMs' | 'version' | 'dataDir'>): Service {
+    const detector = options.detector;
+    const intervalMs = options.heartbeat?.intervalMs ?? 1000;
+    // The phi shown is the coordinator's: its detector's settings (or its defaults).
+    const view = new SwarmView(() => server.scheduler.now(), {
+      phi: detector?.kind === 'phi' ? (({ kind: _kind, ...rest }) => rest)(detector) : { firstHeartbeatEstimateMs: intervalMs, acceptableHeartbeatPauseMs: 2 * intervalMs, minStdDeviationMs: Math.max(1, options.heartbeat?.jitterMs ?? intervalMs / 10) },
+    });
+    const metrics = new ServiceMetrics(view, () => Date.now(), metricsOptions);
+    // What the coordinator receives and sends, seen on the way: beats and progress, and the
+    // routes of its assignments (the topology as it is used).
+    const tapped = tappedNetwork<Envelope>(server, {
+      received: e => {
+        if (e.kind === 'heartbeat') view.heartbeat(e.from, (e.body as HeartbeatBody).load, (e.body as HeartbeatBody).incarnation);
+        else if (e.kind === 'progress') view.progress((e.body as ProgressBody).subtaskId, (e.body as ProgressBody).attempt, (e.body as ProgressBody).progress, e.from);
+      },
+      sent: m => {
+        if (m.kind === 'assign' && m.from === COORDINATOR) view.routed([m.to, ...(m.body as Routed).via]);
+      },
+    });
+    // Refused before anything is taken: a directory in use, a damaged journal (file and offset).
+    const journal = dataDir === ':memory:' ? undefined : FileJournal.open(dataDir);
+    try {
+      const coordinator = createCoordinator({ agents: [], ...options, network: tapped, ...(journal === undefined ? {} : { journal }) });
+      return new Service(server, coordinator, onEvent, view, metrics, new ServiceTracing(version), feedMs);
+    } catch (err) {
+      void journal?.close();
       throw err;
     }
   }
 
   get url(): string {
     return this.server.url;
+  }
+
+  /** The port of its URL. */
+  get port(): number {
+    return Number(new URL(this.server.url).port);
   }
 
   /**

@@ -25,14 +25,15 @@ export interface WsNetworkStats extends NetworkStats {
   readonly rejected: number;
 }
 
-class KindCounter {
+/** Counts of one kind (shared with the NATS transport). */
+export class KindCounter {
   sent = 0;
   delivered = 0;
   dropped = 0;
 }
 
-/** Counts as InMemoryNetwork does: `sent = delivered + dropped + inFlight`. */
-class Counters {
+/** Counts as InMemoryNetwork does: `sent = delivered + dropped + inFlight` (shared with the NATS transport). */
+export class Counters {
   private readonly kinds = new Map<string, KindCounter>();
   sent = 0;
   delivered = 0;
@@ -256,11 +257,11 @@ export interface RemoteAgent {
  * What a client connection may send: a task to the service, a request to watch its state, a
  * request to cancel a task; nothing that steers agents.
  */
-const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit', 'attach', 'watch', 'cancel-task']);
+export const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit', 'attach', 'watch', 'cancel-task']);
 /** Kinds the authority sends that only their recipient may act on: signed for it. */
-const ORDER_KINDS: ReadonlySet<string> = new Set(['assign', 'cancel']);
+export const ORDER_KINDS: ReadonlySet<string> = new Set(['assign', 'cancel']);
 /** What only the coordinator's process sends: an agent sending these is refused. */
-const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 'peers']);
+export const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 'peers']);
 
 class Connection {
   agentId: string | undefined;

@@ -147,4 +147,17 @@ describe('the packed package', () => {
     expect(out.stdout + out.stderr).toBe('');
     expect(out.status).toBe(0);
   });
+
+  // The NATS transport is an entry point of its own: rxswarm and rxswarm/streams load no NATS
+  // client, and the @nats-io declarations (Symbol.asyncDispose, TextEncoder, WebSocket) ask for lib esnext and dom.
+  it('rxswarm/nats imports from plain ESM and type-checks with lib esnext and dom', () => {
+    const script = `
+      import * as nats from 'rxswarm/nats';
+      console.log(JSON.stringify({ NatsNetwork: typeof nats.NatsNetwork, NatsLease: typeof nats.NatsLease, connectNats: typeof nats.connectNats }));`;
+    expect(JSON.parse(ok(process.execPath, ['--input-type=module', '-e', script], project))).toEqual({ NatsNetwork: 'function', NatsLease: 'function', connectNats: 'function' });
+    writeFileSync(join(project, 'natsConsumer.ts'), "import { NatsNetwork, connectNats, type LeaseState } from 'rxswarm/nats';\nexport const used = [NatsNetwork, connectNats];\nexport type Used = LeaseState;\n");
+    const out = run(tsc, ['--noEmit', '--strict', '--skipLibCheck', 'false', '--target', 'es2022', '--lib', 'esnext,dom', '--module', 'nodenext', '--moduleResolution', 'nodenext', 'natsConsumer.ts'], project);
+    expect(out.stdout + out.stderr).toBe('');
+    expect(out.status).toBe(0);
+  });
 });

@@ -108,7 +108,7 @@ describe('Service: what it refuses and what it survives', () => {
 
   it('an agent that rejoins a restarted service starts over: a new task with old subtask ids gets new work, not the old result', async () => {
     const first = await Service.start({ token: TOKEN, port: 0, log: () => undefined, coordinator: { topology: 'star', heartbeat: { intervalMs: 100 } } });
-    const port = first.server.port;
+    const port = first.port;
     const agent = startAgent({ url: first.url, token: TOKEN, id: 'w-0', heartbeatIntervalMs: 100, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
     cleanups.push(() => agent.leave());
     const sessions: Array<string | undefined> = [];

@@ -206,14 +206,14 @@ function closeCodeOf(bytes: Buffer): number | undefined {
 describe('without the token: every stage of a connection is time-boxed and capped', () => {
   it('a TCP connection that never sends the upgrade is closed after handshakeTimeoutMs', async () => {
     const { service } = await start({ handshakeTimeoutMs: 150 });
-    const { socket, closed } = await tcp(service.server.port);
+    const { socket, closed } = await tcp(service.port);
     await until('the server to close it', check => (void closed.then(check), () => undefined), () => (socket.destroyed ? true : undefined), WAIT_MS);
     expect(socket.destroyed).toBe(true);
   });
 
   it('beyond maxPendingConnections unauthenticated connections are refused at once; an honest agent joins once they time out and the task runs', async () => {
     const { service, event } = await start({ maxPendingConnections: 24, handshakeTimeoutMs: 600, helloTimeoutMs: 600 });
-    const port = service.server.port;
+    const port = service.port;
     // Half of them never upgrade, half upgrade and never say hello: both count as pending.
     const squatters = await Promise.all(Array.from({ length: 12 }, () => tcp(port)));
     const mute = await Promise.all(Array.from({ length: 12 }, () => raw(service.url)));
@@ -234,7 +234,7 @@ describe('without the token: every stage of a connection is time-boxed and cappe
 
   it('a frame above preHelloMaxBytes is cut at its header (1009) before its payload is sent', async () => {
     const { service } = await start();
-    const { socket, closed, received } = await upgraded(service.server.port);
+    const { socket, closed, received } = await upgraded(service.port);
     // The header of a 60 MiB frame and 1 KiB of it: the rest is never sent, so only a refusal
     // from the header alone can close the connection.
     socket.write(frameHeader(60 * 1024 * 1024));

@@ -1,0 +1,104 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CoordinationResult } from '../../src/events.js';
+import { startNatsServer, type NatsServer } from '../streams/natsServer.js';
+import { cliProcesses } from './cliProcesses.js';
+
+// The command line over NATS as real processes: a nats-server of its own, `serve --nats`, two
+// `agent --nats` and `run --nats`. Waits are on printed lines, each bounded; every process is
+// killed after each test (stopped ones too), and the server stopped.
+const TOKEN = 'nats-e2e-secret';
+const WAIT_MS = 30_000;
+
+const { start, killAll } = cliProcesses(TOKEN, WAIT_MS);
+let dir: string;
+let nats: NatsServer | undefined;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rxswarm-nats-e2e-'));
+});
+
+afterEach(async () => {
+  killAll();
+  await nats?.stop();
+  nats = undefined;
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('serve, agent and run over NATS as real processes', () => {
+  it('serve --nats, 2 agent --nats and run --nats complete a task: exit 0, every subtask once', async () => {
+    nats = await startNatsServer({ user: 'swarm', pass: 'pw' });
+    const url = `nats://swarm:pw@127.0.0.1:${nats.port}`;
+    const server = start('serve', '--nats', url, '--heartbeat-ms', '200', '--topology', 'star');
+    await server.line(/rxswarm coordinator on NATS/);
+    const agents = [0, 1].map(i => start('agent', '--nats', url, '--id', `n-${i}`, '--heartbeat-ms', '200', '--slots', '2'));
+    await Promise.all([0, 1].map(i => server.line(new RegExp(`agent n-${i} joined over NATS`))));
+    const subtasks = Array.from({ length: 30 }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs: 20 } }));
+    const path = join(dir, 'task.json');
+    writeFileSync(path, JSON.stringify({ id: 'nats-e2e', subtasks }));
+    const run = start('run', path, '--nats', url, '--json');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const code = await Promise.race([run.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`run did not exit within ${WAIT_MS} ms; stderr:\n${run.stderr()}`)), WAIT_MS)))]);
+    clearTimeout(timer);
+    expect(code, run.stderr()).toBe(0);
+    const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+    expect(result.success).toBe(true);
+    expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
+    expect(result.failed).toEqual({});
+    const ran = Object.values(result.results).map(v => (v as { agentId: string }).agentId);
+    expect(new Set(ran).size).toBeGreaterThanOrEqual(1);
+    expect(agents.every(a => a.child.exitCode === null)).toBe(true);
+  }, 120_000);
+
+  it('a NATS server restarted mid-task (same port, same storage): the task completes, every subtask once', async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), 'rxswarm-nats-store-'));
+    try {
+      nats = await startNatsServer({ storeDir });
+      const { port, url } = nats;
+      const server = start('serve', '--nats', url, '--heartbeat-ms', '200', '--topology', 'star');
+      await server.line(/rxswarm coordinator on NATS/);
+      [0, 1].map(i => start('agent', '--nats', url, '--id', `r-${i}`, '--heartbeat-ms', '200', '--slots', '2'));
+      await Promise.all([0, 1].map(i => server.line(new RegExp(`agent r-${i} joined over NATS`))));
+      // About 4 s of work on 4 slots: the restart lands in its middle.
+      const subtasks = Array.from({ length: 40 }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs: 400 } }));
+      const path = join(dir, 'restart.json');
+      writeFileSync(path, JSON.stringify({ id: 'nats-restart', subtasks }));
+      const run = start('run', path, '--nats', url, '--json');
+      await server.line(/task nats-restart: protocol/); // work under way
+      await nats.stop();
+      nats = await startNatsServer({ storeDir, port });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const code = await Promise.race([run.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`run did not exit within ${2 * WAIT_MS} ms; stderr:\n${run.stderr()}\nserve:\n${server.lines.slice(-20).join('\n')}`)), 2 * WAIT_MS)))]);
+      clearTimeout(timer);
+      expect(code, run.stderr()).toBe(0);
+      const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+      expect(result.success).toBe(true);
+      expect(Object.keys(result.results).sort()).toEqual(subtasks.map(s => s.id).sort());
+      expect(result.metrics.durationMs).toBeGreaterThan(2000); // it was still running when the server went
+    } finally {
+      killAll();
+      await nats?.stop();
+      nats = undefined;
+      rmSync(storeDir, { recursive: true, force: true });
+    }
+  }, 150_000);
+
+  it.each([
+    [['agent', '--nats', 'ws://127.0.0.1:1', '--token', 't'], /must be nats:\/\/\[USER:PASS@\]HOST:PORT/],
+    [['agent', '--nats', 'nats://127.0.0.1:1', '--connect', 'ws://127.0.0.1:1', '--token', 't'], /--connect and --nats are two ways/],
+    [['run', 'task.json', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
+  ])('exits 2 with a clear message for %j', async (args, message) => {
+    const proc = start(...args);
+    expect(await proc.exited).toBe(2);
+    expect(proc.stderr()).toMatch(message);
+  });
+
+  it('says clearly when the NATS server has no JetStream', async () => {
+    nats = await startNatsServer({ jetstream: false });
+    const server = start('serve', '--nats', nats.url);
+    expect(await server.exited).toBe(2);
+    expect(server.stderr()).toMatch(/JetStream disabled: start it with -js/);
+  });
+});
