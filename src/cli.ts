@@ -449,7 +449,16 @@ interface FollowFlags {
 }
 
 async function run(file: string, flags: FollowFlags & { detach: boolean }): Promise<number> {
+  urlOf(flags); // where to, before what
   return follow(readTask(file), true, flags, file);
+}
+
+/** The coordinator to reach: `--connect` or `--nats`, exactly one. */
+function urlOf(flags: { connect?: string; nats?: string }): string {
+  if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
+  const url = flags.connect ?? flags.nats;
+  if (url === undefined) throw new UsageError(`required option '--connect <url>' not specified (or --nats <url>)`);
+  return url;
 }
 
 async function attach(taskId: string, flags: FollowFlags): Promise<number> {
@@ -462,9 +471,7 @@ async function attach(taskId: string, flags: FollowFlags): Promise<number> {
  * whether to cancel the task or leave it running; off a terminal it cancels it (unless --detach).
  */
 async function follow(task: Task | { id: string }, submit: boolean, flags: FollowFlags & { detach: boolean }, file?: string): Promise<number> {
-  if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
-  const url = flags.connect ?? flags.nats;
-  if (url === undefined) throw new UsageError(`required option '--connect <url>' not specified (or --nats <url>)`);
+  const url = urlOf(flags);
   const shown = url.replace(/\/\/[^@/]*@/, '//');
   const token = tokenOf(flags.token);
   let total = 'subtasks' in task ? task.subtasks.length : 0;
