@@ -121,7 +121,7 @@ describe('rxswarm serve under attack', () => {
       const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n);
       const ids = work(40, 'd').map(s => s.id);
       const running = runTask(url, { id: 'deep', subtasks: work(40, 'd') });
-      await server.line(/task deep: /);
+      await server.line(/protocol/);
 
       // Token holders: deep bodies relayed to a peer (assign, result) and a deep submit.
       const [a, b, c] = await Promise.all([rogue(url, 'deep-a'), rogue(url, 'deep-b'), raw(url)]);
