@@ -10,7 +10,7 @@ type Colors = Parameters<typeof reportLines>[1];
 /** A verdict about an agent: the detector suspected it, or the fault detector named a fault of it. */
 export type Verdict = Extract<CoordinationEvent, { type: 'agent.suspected' | 'fault.detected' }>;
 
-/** Agents a fault harms; undefined for a restart (nothing to detect). */
+/** Agents a fault harms; undefined for a restart and a coordinator crash (nothing for the coordinator to detect). */
 export function targets(f: Fault, ids: readonly string[]): readonly string[] | undefined {
   switch (f.kind) {
     case 'crash':
@@ -19,6 +19,7 @@ export function targets(f: Fault, ids: readonly string[]): readonly string[] | u
     case 'exhaust':
       return [f.agent];
     case 'restart':
+    case 'coordinatorCrash':
       return undefined;
     case 'drop':
       return f.agents ?? ids;
