@@ -113,8 +113,13 @@ export function restoreLedger(value: unknown): Ledger {
   }
   const ledger = emptyLedger();
   for (const [id, entry] of Object.entries(v.tasks)) {
+    // A snapshot from another version, or not a ledger's: a LedgerError naming the entry, not a TypeError.
+    if (!isRecord(entry) || !isRecord(entry.task) || !Array.isArray(entry.task.subtasks) || !isRecord(entry.subtasks)) throw new LedgerError(`the snapshot is not a ledger: task ${JSON.stringify(id)} is malformed`);
     const subtasks = Object.create(null) as Record<string, SubtaskEntry>;
-    for (const [sid, s] of Object.entries(entry.subtasks)) subtasks[sid] = { ...s, agentId: s.agentId ?? undefined, reason: s.reason ?? undefined };
+    for (const [sid, s] of Object.entries(entry.subtasks)) {
+      if (!isRecord(s)) throw new LedgerError(`the snapshot is not a ledger: subtask ${JSON.stringify(sid)} of task ${JSON.stringify(id)} is malformed`);
+      subtasks[sid] = { ...s, agentId: s.agentId ?? undefined, reason: s.reason ?? undefined };
+    }
     ledger.tasks[id] = { ...entry, subtasks, startedAt: entry.startedAt ?? undefined, finishedAt: entry.finishedAt ?? undefined, cancelled: entry.cancelled ?? undefined, summary: entry.summary ?? undefined };
   }
   ledger.queue.push(...v.queue);
@@ -273,6 +278,10 @@ export function resultOf(entry: TaskEntry): CoordinationResult | undefined {
     healing: summary?.healing ?? [],
     switches: summary?.switches ?? [],
   };
+}
+
+function isRecord(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function taskOf(ledger: Ledger, taskId: string): TaskEntry {
