@@ -73,7 +73,9 @@ export interface Detection {
   readonly faultAtMs: number;
   /**
    * First suspicion (heartbeat or progress) at or after a crash or hang; first resource_exhaustion
-   * detected at or after an exhaust; undefined if never.
+   * detected at or after an exhaust; undefined if never, or not before the coordinator crashed (its
+   * restart brings the agent back fresh: nothing is left to detect). A fault due while the
+   * coordinator is down harms nothing and has no entry.
    */
   readonly suspectedAtMs: number | undefined;
 }
@@ -86,7 +88,7 @@ export interface SimulationReport {
   readonly lost: number;
   /** Subtasks whose result was accepted more than once. */
   readonly duplicatesAccepted: number;
-  /** Assignments sent: first runs and reruns. */
+  /** Assignments sent: first runs and reruns (by every coordinator, across coordinator crashes). */
   readonly executions: number;
   /** One per crashed or hung agent, and one per agent exhausted at or above the threshold (0.9). */
   readonly detections: readonly Detection[];
@@ -108,6 +110,12 @@ export interface SimulationReport {
  * Runs a whole coordination in virtual time, synchronously: simulated agents (work as timers),
  * the in-memory network with latency, the scenario's faults at their instants, and the engine as
  * it runs in production. The same scenario and seed give the same report and event log.
+ *
+ * A `coordinatorCrash` kills the coordinator's process behind a {@link ProcessFence} (its timers,
+ * sends and journal appends cut at once, then what it held let go): the in-process agents, which
+ * live in it, die with it. At `restartAtMs` (`untilMs` at the latest) a new coordinator on the same
+ * `MemoryJournal`, network and clock resumes the task with fresh agents, and the run goes on being
+ * observed through it (`attach$`). The report and its result's metrics count the whole run.
  *
  * @example
  * const report = simulate({ seed: 1, topology: 'star', agents: 8, subtasks: 100,
@@ -226,9 +234,10 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   }
   process?.subscription?.unsubscribe();
   if (result === undefined) throw new Error('simulate: the run ended without a result (nothing left to run)');
-  // Across a crash the last run's metrics cover only what it resumed: count the whole run on the network.
-  const messages = journal === undefined ? undefined : wholeRunMessages(network);
-  return report(result, events, subtasks.length, faults, ids, detectionBound(coordinatorDetector(scenario.detector, heartbeat), heartbeat, latency), messages);
+  // Across a crash the last run's metrics cover only what it resumed: the whole run's, from the
+  // events every process told and the network that carried both.
+  const whole = journal === undefined ? result : wholeRun(result, events, network);
+  return report(whole, events, subtasks.length, faults, ids, detectionBound(coordinatorDetector(scenario.detector, heartbeat), heartbeat, latency));
 }
 
 /** A coordinator process of a simulation: the coordinator, the agents living in it, and its fence (with a journal). */
@@ -244,12 +253,35 @@ function at(scheduler: VirtualScheduler, ms: number, work: () => void): void {
   scheduler.schedule(work, Math.max(0, ms - scheduler.now()));
 }
 
-/** Every message the network carried, by kind: both sides of a coordinator crash. */
-function wholeRunMessages(network: InMemoryNetwork): { total: number; byKind: Record<string, number> } {
+/**
+ * The last coordinator's result with metrics of the whole run, both sides of every coordinator
+ * crash: from the start (virtual 0), every assignment and stale result any process told, every
+ * message the network carried. Outcomes (results, failed, completed) are the ledger's already.
+ */
+function wholeRun(result: CoordinationResult, events: readonly CoordinationEvent[], network: InMemoryNetwork): CoordinationResult {
   const stats = network.stats;
-  const byKind: Record<string, number> = {};
-  for (const [kind, k] of Object.entries(stats.byKind)) byKind[kind] = k.sent;
-  return { total: stats.sent, byKind };
+  const messagesByKind: Record<string, number> = {};
+  for (const [kind, k] of Object.entries(stats.byKind)) messagesByKind[kind] = k.sent;
+  let assignments = 0;
+  let stale = 0;
+  for (const e of events) {
+    if (e.type === 'subtask.assigned') assignments++;
+    else if (e.type === 'subtask.rejected') stale++;
+  }
+  const { metrics } = result;
+  return {
+    ...result,
+    metrics: {
+      ...metrics,
+      staleResultsRejected: stale,
+      assignments,
+      messages: stats.sent,
+      messagesByKind,
+      messagesPerSubtask: metrics.subtasks === 0 ? 0 : stats.sent / metrics.subtasks,
+      startedAt: 0,
+      durationMs: metrics.finishedAt,
+    },
+  };
 }
 
 function agentSpecs(agents: number | readonly AgentSpec[]): AgentSpec[] {
@@ -445,7 +477,6 @@ function report(
   faults: readonly Fault[],
   ids: readonly string[],
   detectionBoundMs: number,
-  messages: { total: number; byKind: Record<string, number> } | undefined,
 ): SimulationReport {
   const completions = new Map<string, number>();
   const failures = new Set<string>();
@@ -511,8 +542,8 @@ function report(
     falseSuspicions,
     switches: result.switches,
     healing: result.healing,
-    messages: messages?.total ?? result.metrics.messages,
-    messagesByKind: messages?.byKind ?? result.metrics.messagesByKind,
+    messages: result.metrics.messages,
+    messagesByKind: result.metrics.messagesByKind,
     finishedAtMs: result.metrics.finishedAt,
     protocol: result.protocol,
     result,

@@ -65,10 +65,17 @@ describe('simulate with a coordinator crash', () => {
     expect(report.finishedAtMs).toBeLessThan(plain.finishedAtMs + (crash.restartAtMs - crash.atMs) + 5000);
   });
 
-  it('counts messages over the whole run, both processes', () => {
+  it('measures the whole run, both processes: its result metrics too', () => {
     const report = simulate({ ...BASE, faults: [crash] });
-    expect(report.messages).toBeGreaterThan(report.result.metrics.messages);
+    const { metrics } = report.result;
+    expect(metrics.startedAt).toBe(0);
+    expect(metrics.durationMs).toBe(report.finishedAtMs);
+    expect(metrics.assignments).toBe(report.executions);
+    expect(report.messages).toBe(metrics.messages);
     expect(Object.values(report.messagesByKind).reduce((a, b) => a + b, 0)).toBe(report.messages);
+    expect(report.messagesByKind['assign']).toBeGreaterThanOrEqual(report.executions);
+    // More than a run without the crash: the work in flight went out twice, and everyone beat on.
+    expect(report.messages).toBeGreaterThan(simulate(BASE).messages);
   });
 
   it('is deterministic from its seed', () => {
