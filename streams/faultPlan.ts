@@ -17,7 +17,9 @@ export interface FaultPlanOptions {
   /**
    * At most this many coordinator crashes (`coordinatorCrash`), besides the `maxFaults` others:
    * each crash and its restart in `[0, spanMs]`, one after the other (none while the coordinator
-   * is down). Default 0: the coordinator stays up. Shrinks towards none.
+   * is down). Default 0: the coordinator stays up. Shrinks towards none. In a simulation the agents
+   * live in the coordinator's process, so a coordinator crash takes every agent down with it (those
+   * left out of `agents` too) until the restart: that is why it is asked for, never implied.
    */
   readonly coordinatorCrashes?: number;
 }
