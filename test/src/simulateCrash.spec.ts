@@ -45,6 +45,13 @@ describe('simulate with a coordinator crash', () => {
     expect(Math.min(...newTokens)).toBeGreaterThan(Math.max(...oldTokens));
   });
 
+  it('runs as a simulation without the crash until the crash', () => {
+    const report = simulate({ ...BASE, faults: [crash] });
+    const plain = simulate(BASE);
+    const upTo = (events: SimulationReport['events']): unknown[] => events.filter(e => e.at < crash.atMs);
+    expect(upTo(report.events)).toEqual(upTo(plain.events));
+  });
+
   it('re-runs only what was in flight at the crash', () => {
     const report = simulate({ ...BASE, faults: [crash] });
     const inFlight = new Set(assigned(report).filter(e => e.at < crash.atMs).map(e => e.subtaskId));

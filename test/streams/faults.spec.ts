@@ -430,6 +430,25 @@ describe('faultPlan', () => {
     expect(found?.kind === 'partition' && found.groups.length === 2 && found.groups[1]?.length === 1).toBe(true);
   });
 
+  it('shrinks a coordinator crash to the earliest and shortest', () => {
+    const found = fc.check(
+      fc.property(faultPlan({ agents: AGENTS, spanMs: 60_000, coordinatorCrashes: 2 }), plan => plan.every(f => f.kind !== 'coordinatorCrash')),
+      { seed: 1 },
+    );
+    expect(found.counterexample).toStrictEqual([[{ kind: 'coordinatorCrash', atMs: 0, restartAtMs: 1 }]]);
+  });
+
+  it('draws coordinator crashes without agents or other faults, none in an empty span', () => {
+    const alone = fc.sample(faultPlan({ agents: [], spanMs: 1000, coordinatorCrashes: 3 }), { seed: 2, numRuns: 100 });
+    expect(alone.some(p => p.length === 3)).toBe(true);
+    for (const plan of alone) {
+      validateFaults(plan, []);
+      expect(plan.every(f => f.kind === 'coordinatorCrash')).toBe(true);
+    }
+    expect(fc.sample(faultPlan({ agents: AGENTS, spanMs: 0, coordinatorCrashes: 3 }), { seed: 2, numRuns: 50 }).flat().filter(f => f.kind === 'coordinatorCrash')).toEqual([]);
+    expect(() => faultPlan({ agents: AGENTS, spanMs: 1000, coordinatorCrashes: -1 })).toThrow(/coordinatorCrashes must be an integer >= 0, got -1/);
+  });
+
   it('makes empty plans without agents or with maxFaults 0, and times 0 in an empty span', () => {
     expect(fc.sample(faultPlan({ agents: [], spanMs: 1000 }), { seed: 1, numRuns: 20 })).toStrictEqual(Array(20).fill([]));
     expect(fc.sample(faultPlan({ agents: AGENTS, spanMs: 1000, maxFaults: 0 }), { seed: 1, numRuns: 20 })).toStrictEqual(Array(20).fill([]));
