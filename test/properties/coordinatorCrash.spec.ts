@@ -6,10 +6,12 @@ import { checkInvariants, checkRecovery } from './invariants.js';
 
 // Fault plans with coordinator crashes: the coordinator dies (its in-process agents with it) and a
 // new one resumes from the journal, among the agents' and the network's faults. Sized for a
-// two-core machine (a few seconds per topology); `RXSWARM_CRASH_PROPERTY_RUNS=500` runs more. A
-// failure prints the seed and path (replay with fc.assert(…, { seed, path })) and the plan as a
-// --faults spec (replay with `rxswarm simulate --faults SPEC`).
-const RUNS = Number(process.env['RXSWARM_CRASH_PROPERTY_RUNS'] ?? 12);
+// two-core machine (a second or so per topology in `npm test`); `npm run test:properties` runs an
+// eighth of its RXSWARM_PROPERTY_RUNS here (250 per topology for its 2,000), and
+// `RXSWARM_CRASH_PROPERTY_RUNS=N` sets the count alone. A failure prints the seed and path (replay
+// with fc.assert(…, { seed, path })) and the plan as a --faults spec (`rxswarm simulate --faults SPEC`).
+const SCALED = process.env['RXSWARM_PROPERTY_RUNS'] === undefined ? 12 : Math.ceil(Number(process.env['RXSWARM_PROPERTY_RUNS']) / 8);
+const RUNS = Number(process.env['RXSWARM_CRASH_PROPERTY_RUNS'] ?? SCALED);
 const AGENTS = ['agent-0', 'agent-1', 'agent-2', 'agent-3', 'agent-4'];
 const FAULTY = AGENTS.slice(0, 4); // agent-4 stays healthy (but for the coordinator's crashes, which take every agent down)
 const SPAN_MS = 15_000;
