@@ -2,7 +2,7 @@ import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { phiThresholdOffset, type ProtocolSwitch } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
 import type { CoordinatorCrashFault, Fault } from '../streams/faults.js';
-import { MemoryJournal } from '../streams/journal.js';
+import { MemoryJournal, type Journal } from '../streams/journal.js';
 import { validateFaults } from '../streams/faults.js';
 import { InMemoryNetwork } from '../streams/network.js';
 import { createRandom, type Random } from '../streams/random.js';
@@ -64,6 +64,12 @@ export interface SimulateOptions {
    * steps a virtual second at a time). It observes: the report is the same with or without it.
    */
   readonly onProgress?: (progress: SimulationProgress) => void;
+  /**
+   * The journal the coordinator records its ledger into, for a test to read afterwards (replay it
+   * with `applyLedgerEvent`). Default: a fresh `MemoryJournal` when the scenario crashes the
+   * coordinator (what its restart resumes from), none otherwise. It should start empty.
+   */
+  readonly journal?: Journal;
 }
 
 export interface Detection {
@@ -123,7 +129,7 @@ export interface SimulationReport {
  * report.lost; // 0
  */
 export function simulate(scenario: Scenario, options: SimulateOptions = {}): SimulationReport {
-  const { onProgress } = options;
+  const { onProgress, journal: given } = options;
   const {
     seed,
     topology,
@@ -146,8 +152,8 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const speed = new Map<string, number>(ids.map(id => [id, 1]));
   const taskId = `simulation-${seed}`;
   const crashes = faults.filter((f): f is CoordinatorCrashFault => f.kind === 'coordinatorCrash');
-  // A journal only when the coordinator may crash: without one the run is what it always was.
-  const journal = crashes.length > 0 ? new MemoryJournal() : undefined;
+  // A journal only when the coordinator may crash (or one is given): without one the run is what it always was.
+  const journal = given ?? (crashes.length > 0 ? new MemoryJournal() : undefined);
 
   /** The coordinator's process now (undefined while it is down): the coordinator, its agents, its fence. */
   let process: CoordinatorProcess | undefined;
@@ -236,7 +242,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   if (result === undefined) throw new Error('simulate: the run ended without a result (nothing left to run)');
   // Across a crash the last run's metrics cover only what it resumed: the whole run's, from the
   // events every process told and the network that carried both.
-  const whole = journal === undefined ? result : wholeRun(result, events, network);
+  const whole = crashes.length === 0 ? result : wholeRun(result, events, network);
   return report(whole, events, subtasks.length, faults, ids, detectionBound(coordinatorDetector(scenario.detector, heartbeat), heartbeat, latency));
 }
 

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { simulate } from '../../src/simulate.js';
 import { faultPlan } from '../../streams/faultPlan.js';
 import { formatFaultSpec } from '../../streams/faultSpec.js';
-import { checkInvariants, checkRecovery } from './invariants.js';
+import { MemoryJournal } from '../../streams/journal.js';
+import { checkInvariants, checkJournal, checkRecovery } from './invariants.js';
 
 // Fault plans with coordinator crashes: the coordinator dies (its in-process agents with it) and a
 // new one resumes from the journal, among the agents' and the network's faults. Sized for a
@@ -24,6 +25,7 @@ describe.each(TOPOLOGIES)('coordinator crashes under %s', topology => {
         faultPlan({ agents: FAULTY, spanMs: SPAN_MS, maxFaults: 4, coordinatorCrashes: 2 }).filter(plan => plan.some(f => f.kind === 'coordinatorCrash')),
         fc.integer({ min: 0, max: 2 ** 30 }),
         (faults, seed) => {
+          const journal = new MemoryJournal();
           const report = simulate({
             seed,
             topology,
@@ -34,10 +36,11 @@ describe.each(TOPOLOGIES)('coordinator crashes under %s', topology => {
             untilMs: 20 * 60_000,
             progressTimeoutMs: 10_000,
             adaptive: { evaluateEveryMs: 5000, minDwellMs: 10_000 },
-          });
+          }, { journal });
           try {
             checkInvariants(report, faults, FAULTY);
             checkRecovery(report, faults);
+            checkJournal(journal, report);
           } catch (err) {
             console.error(`seed ${seed}, --faults ${formatFaultSpec(faults)}`);
             throw err;

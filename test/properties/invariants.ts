@@ -1,6 +1,8 @@
 import type { CoordinationEvent } from '../../src/events.js';
+import { applyLedgerEvent, emptyLedger, resultOf, restoreLedger, type LedgerEvent } from '../../src/ledger.js';
 import type { SimulationReport } from '../../src/simulate.js';
 import type { Fault } from '../../streams/faults.js';
+import type { Journal } from '../../streams/journal.js';
 
 // The invariants the fault-tolerance properties check, shared by every property file.
 
@@ -132,3 +134,33 @@ export function checkRecovery(report: SimulationReport, faults: readonly Fault[]
   }
 }
 
+
+/**
+ * What the journal a run recorded says, replayed through the reducer as a restart does: it
+ * replays without a LedgerError; its tokens rise in the order they were recorded, across every
+ * coordinator that wrote to it (so each is above every token issued before it); no result is
+ * accepted twice; and the finished task's result, rebuilt from the ledger, is the one reported.
+ */
+export function checkJournal(journal: Journal, report: SimulationReport): void {
+  const { snapshot, records } = journal.recover();
+  const ledger = snapshot === undefined ? emptyLedger() : restoreLedger(snapshot);
+  let lastToken = 0;
+  const accepted = new Set<string>();
+  for (const record of records as LedgerEvent[]) {
+    applyLedgerEvent(ledger, record);
+    if (record.type === 'subtask.assigned') {
+      expect(record.attempt, `token of ${record.subtaskId}`).toBeGreaterThan(lastToken);
+      lastToken = record.attempt;
+    }
+    if (record.type === 'subtask.accepted') {
+      const key = `${record.taskId}\u0000${record.subtaskId}`;
+      expect(accepted.has(key), `${record.subtaskId} accepted twice in the journal`).toBe(false);
+      accepted.add(key);
+    }
+  }
+  const entry = ledger.tasks[report.result.taskId];
+  expect(entry?.state).not.toBe('running');
+  const rebuilt = entry === undefined ? undefined : resultOf(entry);
+  expect(rebuilt?.results).toEqual(report.result.results);
+  expect(rebuilt?.failed).toEqual(report.result.failed);
+}

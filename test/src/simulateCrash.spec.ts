@@ -1,6 +1,8 @@
 import type { CoordinationEvent } from '../../src/events.js';
+import { applyLedgerEvent, emptyLedger, resultOf, type LedgerEvent } from '../../src/ledger.js';
 import { simulate, type Scenario, type SimulationReport } from '../../src/simulate.js';
 import { parseFaultSpec } from '../../streams/faultSpec.js';
+import { MemoryJournal } from '../../streams/journal.js';
 
 // A coordinator crash in virtual time: the process dies with everything but its journal (its
 // in-process agents with it), and a new one resumes from the journal at restartAtMs.
@@ -139,6 +141,27 @@ describe('simulate with a coordinator crash', () => {
     expect(report.detections).toEqual([]);
     expect(completed(report).some(e => e.agentId === 'agent-1' && e.at > crash.restartAtMs)).toBe(true);
     expect(completed(report).some(e => e.agentId === 'agent-2' && e.at > crash.restartAtMs)).toBe(true);
+  });
+
+  it('records into a journal it is given: its replay is the reported result, the in-flight work requeued at the restart', () => {
+    const journal = new MemoryJournal();
+    const report = simulate({ ...BASE, faults: [crash] }, { journal });
+    const records = journal.recover().records as LedgerEvent[];
+    const ledger = emptyLedger();
+    for (const r of records) applyLedgerEvent(ledger, r);
+    const entry = ledger.tasks[report.result.taskId]!;
+    expect(entry.state).toBe('done');
+    expect(resultOf(entry)?.results).toEqual(report.result.results);
+    expect(records.filter(r => r.type === 'subtask.accepted')).toHaveLength(40);
+    // What the new coordinator found assigned went back to the queue (not as a failure), then out again.
+    const requeued = records.filter(r => r.type === 'subtask.requeued' && !r.failure);
+    expect(requeued).toHaveLength(report.executions - 40);
+    expect(records.filter(r => r.type === 'task.submitted')).toHaveLength(1);
+    // Without a crash a given journal is written to, and the run is the same as without one.
+    const plainJournal = new MemoryJournal();
+    const plain = simulate(BASE, { journal: plainJournal });
+    expect(plain.events).toEqual(simulate(BASE).events);
+    expect(plainJournal.recover().records.length).toBeGreaterThan(40);
   });
 
   it('takes the CLI spec form', () => {
