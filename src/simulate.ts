@@ -156,7 +156,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const journal = given ?? (crashes.length > 0 ? new MemoryJournal() : undefined);
 
   /** The coordinator's process now (undefined while it is down): the coordinator, its agents, its fence. */
-  let process: CoordinatorProcess | undefined;
+  let running: CoordinatorProcess | undefined;
   let incarnation = 0;
   const events: CoordinationEvent[] = [];
   let result: CoordinationResult | undefined;
@@ -187,12 +187,12 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
     });
     const self: CoordinatorProcess = { coordinator, slots, fence, subscription: undefined };
     const observe = (event: CoordinationEvent): void => {
-      if (process !== self) return; // a dead process tells nothing
+      if (running !== self) return; // a dead process tells nothing
       events.push(event);
       if (event.type === 'subtask.completed' || event.type === 'subtask.failed') ended++;
       else if (event.type === 'task.completed') result = event.result;
     };
-    process = self;
+    running = self;
     self.subscription =
       n === 0
         ? coordinator
@@ -209,27 +209,28 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
    * crashed with it), as the operating system would.
    */
   const crash = (): void => {
-    const dead = process;
+    const dead = running;
     if (dead === undefined || result !== undefined) return;
-    process = undefined;
+    running = undefined;
     dead.fence?.kill();
     void dead.coordinator.close();
   };
   const restart = (): void => {
-    if (process !== undefined || result !== undefined) return;
+    if (running !== undefined || result !== undefined) return;
     boot();
   };
 
-  boot();
+  // The faults first: at the same instant they act before what the run schedules.
   for (const fault of faults) {
     if (fault.kind === 'coordinatorCrash') {
       at(scheduler, fault.atMs, crash);
       // Back by the end of the run at the latest, so that the run ends with a result.
       at(scheduler, Math.min(fault.restartAtMs, untilMs), restart);
     } else {
-      scheduleFault(fault, scheduler, network, () => process, speed, ids);
+      scheduleFault(fault, scheduler, network, () => running, speed, ids);
     }
   }
+  boot();
 
   // Step through virtual time, a slice at a time so the loop sees the end (the coordinator's deadline guarantees one).
   // Finer steps when someone watches: a mesh of thousands spends seconds of wall time in one virtual second.
@@ -238,7 +239,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
     scheduler.advanceTo(Math.min(untilMs, scheduler.now() + stepMs));
     onProgress?.({ atMs: scheduler.now(), untilMs, subtasks: subtasks.length, ended });
   }
-  process?.subscription?.unsubscribe();
+  running?.subscription?.unsubscribe();
   if (result === undefined) throw new Error('simulate: the run ended without a result (nothing left to run)');
   // Across a crash the last run's metrics cover only what it resumed: the whole run's, from the
   // events every process told and the network that carried both.
