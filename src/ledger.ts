@@ -142,7 +142,11 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
       const known = ledger.tasks[task.id];
       if (known !== undefined) throw new LedgerError(`task ${JSON.stringify(task.id)} is already in the ledger (${known.state})`);
       const subtasks = Object.create(null) as Record<string, SubtaskEntry>;
-      for (const s of task.subtasks) subtasks[s.id] = { status: 'queued', attempt: 0, agentId: undefined, acked: false, failures: 0, value: undefined, reason: undefined };
+      for (const s of task.subtasks) {
+        // Two subtasks under one id would share an entry, and the task could never finish.
+        if (subtasks[s.id] !== undefined) throw new LedgerError(`task ${JSON.stringify(task.id)} has two subtasks ${JSON.stringify(s.id)}`);
+        subtasks[s.id] = { status: 'queued', attempt: 0, agentId: undefined, acked: false, failures: 0, value: undefined, reason: undefined };
+      }
       ledger.tasks[task.id] = { task, state: 'queued', submittedAt: event.at, startedAt: undefined, finishedAt: undefined, subtasks, completed: 0, failed: 0, cancelled: undefined, summary: undefined };
       ledger.queue.push(task.id);
       break;
@@ -161,8 +165,8 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
       break;
     case 'subtask.assigned': {
       const entry = subtaskOf(ledger, event.taskId, event.subtaskId, 'queued');
-      if (!(event.attempt > entry.attempt && event.attempt < ledger.reservedAttempts)) {
-        throw new LedgerError(`attempt ${event.attempt} of ${event.subtaskId} is not above ${entry.attempt} and below the reservation ${ledger.reservedAttempts}`);
+      if (!(Number.isSafeInteger(event.attempt) && event.attempt > entry.attempt && event.attempt < ledger.reservedAttempts)) {
+        throw new LedgerError(`attempt ${event.attempt} of ${event.subtaskId} is not a whole number above ${entry.attempt} and below the reservation ${ledger.reservedAttempts}`);
       }
       entry.status = 'assigned';
       entry.attempt = event.attempt;
