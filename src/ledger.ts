@@ -113,8 +113,13 @@ export function restoreLedger(value: unknown): Ledger {
   }
   const ledger = emptyLedger();
   for (const [id, entry] of Object.entries(v.tasks)) {
+    // A snapshot from another version, or not a ledger's: a LedgerError naming the entry, not a TypeError.
+    if (!isRecord(entry) || !isRecord(entry.task) || !Array.isArray(entry.task.subtasks) || !isRecord(entry.subtasks)) throw new LedgerError(`the snapshot is not a ledger: task ${JSON.stringify(id)} is malformed`);
     const subtasks = Object.create(null) as Record<string, SubtaskEntry>;
-    for (const [sid, s] of Object.entries(entry.subtasks)) subtasks[sid] = { ...s, agentId: s.agentId ?? undefined, reason: s.reason ?? undefined };
+    for (const [sid, s] of Object.entries(entry.subtasks)) {
+      if (!isRecord(s)) throw new LedgerError(`the snapshot is not a ledger: subtask ${JSON.stringify(sid)} of task ${JSON.stringify(id)} is malformed`);
+      subtasks[sid] = { ...s, agentId: s.agentId ?? undefined, reason: s.reason ?? undefined };
+    }
     ledger.tasks[id] = { ...entry, subtasks, startedAt: entry.startedAt ?? undefined, finishedAt: entry.finishedAt ?? undefined, cancelled: entry.cancelled ?? undefined, summary: entry.summary ?? undefined };
   }
   ledger.queue.push(...v.queue);
@@ -137,7 +142,11 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
       const known = ledger.tasks[task.id];
       if (known !== undefined) throw new LedgerError(`task ${JSON.stringify(task.id)} is already in the ledger (${known.state})`);
       const subtasks = Object.create(null) as Record<string, SubtaskEntry>;
-      for (const s of task.subtasks) subtasks[s.id] = { status: 'queued', attempt: 0, agentId: undefined, acked: false, failures: 0, value: undefined, reason: undefined };
+      for (const s of task.subtasks) {
+        // Two subtasks under one id would share an entry, and the task could never finish.
+        if (subtasks[s.id] !== undefined) throw new LedgerError(`task ${JSON.stringify(task.id)} has two subtasks ${JSON.stringify(s.id)}`);
+        subtasks[s.id] = { status: 'queued', attempt: 0, agentId: undefined, acked: false, failures: 0, value: undefined, reason: undefined };
+      }
       ledger.tasks[task.id] = { task, state: 'queued', submittedAt: event.at, startedAt: undefined, finishedAt: undefined, subtasks, completed: 0, failed: 0, cancelled: undefined, summary: undefined };
       ledger.queue.push(task.id);
       break;
@@ -156,8 +165,8 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
       break;
     case 'subtask.assigned': {
       const entry = subtaskOf(ledger, event.taskId, event.subtaskId, 'queued');
-      if (!(event.attempt > entry.attempt && event.attempt < ledger.reservedAttempts)) {
-        throw new LedgerError(`attempt ${event.attempt} of ${event.subtaskId} is not above ${entry.attempt} and below the reservation ${ledger.reservedAttempts}`);
+      if (!(Number.isSafeInteger(event.attempt) && event.attempt > entry.attempt && event.attempt < ledger.reservedAttempts)) {
+        throw new LedgerError(`attempt ${event.attempt} of ${event.subtaskId} is not a whole number above ${entry.attempt} and below the reservation ${ledger.reservedAttempts}`);
       }
       entry.status = 'assigned';
       entry.attempt = event.attempt;
@@ -273,6 +282,10 @@ export function resultOf(entry: TaskEntry): CoordinationResult | undefined {
     healing: summary?.healing ?? [],
     switches: summary?.switches ?? [],
   };
+}
+
+function isRecord(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function taskOf(ledger: Ledger, taskId: string): TaskEntry {

@@ -1,14 +1,17 @@
-import { Observable, type SchedulerLike } from 'rxjs';
+import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { phiThresholdOffset, type ProtocolSwitch } from '../operators/index.js';
-import type { Fault } from '../streams/faults.js';
+import type { AgentHost } from '../streams/agentHost.js';
+import type { CoordinatorCrashFault, Fault } from '../streams/faults.js';
+import { MemoryJournal, type Journal } from '../streams/journal.js';
 import { validateFaults } from '../streams/faults.js';
 import { InMemoryNetwork } from '../streams/network.js';
 import { createRandom, type Random } from '../streams/random.js';
 import type { InProcessAgent, Subtask } from '../streams/task.js';
 import { VirtualScheduler } from '../streams/virtualScheduler.js';
-import { createCoordinator, type AgentSlot, type DetectorOptions } from './coordinator.js';
+import { createCoordinator, type AgentSlot, type Coordinator, type DetectorOptions } from './coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { FAULT_TABLE } from './faultDetector.js';
+import { ProcessFence } from './processFence.js';
 import type { HealingAttempt } from './selfHealing.js';
 import { COORDINATOR, type TopologyName } from './topology.js';
 
@@ -61,6 +64,12 @@ export interface SimulateOptions {
    * steps a virtual second at a time). It observes: the report is the same with or without it.
    */
   readonly onProgress?: (progress: SimulationProgress) => void;
+  /**
+   * The journal the coordinator records its ledger into, for a test to read afterwards (replay it
+   * with `applyLedgerEvent`). Default: a fresh `MemoryJournal` when the scenario crashes the
+   * coordinator (what its restart resumes from), none otherwise. It should start empty.
+   */
+  readonly journal?: Journal;
 }
 
 export interface Detection {
@@ -70,7 +79,9 @@ export interface Detection {
   readonly faultAtMs: number;
   /**
    * First suspicion (heartbeat or progress) at or after a crash or hang; first resource_exhaustion
-   * detected at or after an exhaust; undefined if never.
+   * detected at or after an exhaust; undefined if never, or not before the coordinator crashed (its
+   * restart brings the agent back fresh: nothing is left to detect). A fault due while the
+   * coordinator is down harms nothing and has no entry.
    */
   readonly suspectedAtMs: number | undefined;
 }
@@ -83,7 +94,7 @@ export interface SimulationReport {
   readonly lost: number;
   /** Subtasks whose result was accepted more than once. */
   readonly duplicatesAccepted: number;
-  /** Assignments sent: first runs and reruns. */
+  /** Assignments sent: first runs and reruns (by every coordinator, across coordinator crashes). */
   readonly executions: number;
   /** One per crashed or hung agent, and one per agent exhausted at or above the threshold (0.9). */
   readonly detections: readonly Detection[];
@@ -106,13 +117,19 @@ export interface SimulationReport {
  * the in-memory network with latency, the scenario's faults at their instants, and the engine as
  * it runs in production. The same scenario and seed give the same report and event log.
  *
+ * A `coordinatorCrash` kills the coordinator's process behind a {@link ProcessFence} (its timers,
+ * sends and journal appends cut at once, then what it held let go): the in-process agents, which
+ * live in it, die with it. At `restartAtMs` (`untilMs` at the latest) a new coordinator on the same
+ * `MemoryJournal`, network and clock resumes the task with fresh agents, and the run goes on being
+ * observed through it (`attach$`). The report and its result's metrics count the whole run.
+ *
  * @example
  * const report = simulate({ seed: 1, topology: 'star', agents: 8, subtasks: 100,
  *   faults: [{ kind: 'crash', agent: 'agent-3', atMs: 2000 }] });
  * report.lost; // 0
  */
 export function simulate(scenario: Scenario, options: SimulateOptions = {}): SimulationReport {
-  const { onProgress } = options;
+  const { onProgress, journal: given } = options;
   const {
     seed,
     topology,
@@ -133,35 +150,88 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const random = createRandom(seed);
   const network = new InMemoryNetwork({ scheduler, random: random.fork('network'), latency: latency });
   const speed = new Map<string, number>(ids.map(id => [id, 1]));
-  const slots: AgentSlot[] = specs.map(spec => {
-    const factory = (): InProcessAgent => simulatedAgent(spec, scheduler, workMs, speed, random.fork(`work:${spec.id}`), scenario.progressTimeoutMs ?? 30_000);
-    return { agent: factory(), factory, ...(spec.standby ? { standby: true } : {}) };
-  });
-  const coordinator = createCoordinator({
-    agents: slots,
-    topology,
-    scheduler,
-    network,
-    seed,
-    heartbeat,
-    ...(scenario.detector ? { detector: scenario.detector } : {}),
-    ...(scenario.progressTimeoutMs ? { progressTimeoutMs: scenario.progressTimeoutMs } : {}),
-    ...(scenario.adaptive ? { adaptive: scenario.adaptive } : {}),
-    deadlineMs: untilMs,
-  });
+  const taskId = `simulation-${seed}`;
+  const crashes = faults.filter((f): f is CoordinatorCrashFault => f.kind === 'coordinatorCrash');
+  // A journal only when the coordinator may crash (or one is given): without one the run is what it always was.
+  const journal = given ?? (crashes.length > 0 ? new MemoryJournal() : undefined);
 
-  for (const fault of faults) scheduleFault(fault, scheduler, network, coordinator.hosts, slots, speed, ids);
-
+  /** The coordinator's process now (undefined while it is down): the coordinator, its agents, its fence. */
+  let running: CoordinatorProcess | undefined;
+  let incarnation = 0;
   const events: CoordinationEvent[] = [];
   let result: CoordinationResult | undefined;
   let ended = 0;
-  const subscription = coordinator
-    .run$({ id: `simulation-${seed}`, subtasks, ...(scenario.complexity ? { complexity: scenario.complexity } : {}), ...(scenario.coordinationIntensity ? { coordinationIntensity: scenario.coordinationIntensity } : {}) })
-    .subscribe(event => {
+
+  /** Starts a coordinator process, with its in-process agents fresh (they live in it). */
+  const boot = (): CoordinatorProcess => {
+    const n = incarnation++;
+    // The first process draws as simulations always have; each restart draws anew.
+    const fork = (name: string): Random => random.fork(n === 0 ? name : `${name}@${n}`);
+    const slots: AgentSlot[] = specs.map(spec => {
+      const factory = (): InProcessAgent => simulatedAgent(spec, scheduler, workMs, speed, fork(`work:${spec.id}`), scenario.progressTimeoutMs ?? 30_000);
+      return { agent: factory(), factory, ...(spec.standby ? { standby: true } : {}) };
+    });
+    const fence = journal === undefined ? undefined : new ProcessFence(scheduler, network, journal);
+    const coordinator = createCoordinator({
+      agents: slots,
+      topology,
+      scheduler: fence?.scheduler ?? scheduler,
+      network: fence?.network ?? network,
+      seed,
+      heartbeat,
+      ...(scenario.detector ? { detector: scenario.detector } : {}),
+      ...(scenario.progressTimeoutMs ? { progressTimeoutMs: scenario.progressTimeoutMs } : {}),
+      ...(scenario.adaptive ? { adaptive: scenario.adaptive } : {}),
+      ...(fence ? { journal: fence.journal } : {}),
+      deadlineMs: untilMs,
+    });
+    const self: CoordinatorProcess = { coordinator, slots, fence, subscription: undefined };
+    const observe = (event: CoordinationEvent): void => {
+      if (running !== self) return; // a dead process tells nothing
       events.push(event);
       if (event.type === 'subtask.completed' || event.type === 'subtask.failed') ended++;
       else if (event.type === 'task.completed') result = event.result;
-    });
+    };
+    running = self;
+    self.subscription =
+      n === 0
+        ? coordinator
+            .run$({ id: taskId, subtasks, ...(scenario.complexity ? { complexity: scenario.complexity } : {}), ...(scenario.coordinationIntensity ? { coordinationIntensity: scenario.coordinationIntensity } : {}) })
+            .subscribe(observe)
+        : // The journal holds the task: the new coordinator resumes it on its own; follow it by id.
+          coordinator.attach$(taskId).subscribe(observe);
+    return self;
+  };
+
+  /**
+   * The process dies: the fence cuts its clock, network and journal first, so nothing it does from
+   * here reaches anyone; then what it held is let go (its engine stopped, its in-process agents
+   * crashed with it), as the operating system would.
+   */
+  const crash = (): void => {
+    const dead = running;
+    if (dead === undefined || result !== undefined) return;
+    running = undefined;
+    dead.fence?.kill();
+    void dead.coordinator.close();
+  };
+  const restart = (): void => {
+    if (running !== undefined || result !== undefined) return;
+    boot();
+  };
+
+  // The faults first: at the same instant they act before what the run schedules.
+  for (const fault of faults) {
+    if (fault.kind === 'coordinatorCrash') {
+      at(scheduler, fault.atMs, crash);
+      // Back by the end of the run at the latest, so that the run ends with a result.
+      at(scheduler, Math.min(fault.restartAtMs, untilMs), restart);
+    } else {
+      scheduleFault(fault, scheduler, network, () => running, speed, ids);
+    }
+  }
+  boot();
+
   // Step through virtual time, a slice at a time so the loop sees the end (the coordinator's deadline guarantees one).
   // Finer steps when someone watches: a mesh of thousands spends seconds of wall time in one virtual second.
   const stepMs = onProgress === undefined ? 1000 : 10;
@@ -169,9 +239,56 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
     scheduler.advanceTo(Math.min(untilMs, scheduler.now() + stepMs));
     onProgress?.({ atMs: scheduler.now(), untilMs, subtasks: subtasks.length, ended });
   }
-  subscription.unsubscribe();
+  running?.subscription?.unsubscribe();
   if (result === undefined) throw new Error('simulate: the run ended without a result (nothing left to run)');
-  return report(result, events, subtasks.length, faults, ids, detectionBound(coordinatorDetector(scenario.detector, heartbeat), heartbeat, latency));
+  // Across a crash the last run's metrics cover only what it resumed: the whole run's, from the
+  // events every process told and the network that carried both.
+  const whole = crashes.length === 0 ? result : wholeRun(result, events, network);
+  return report(whole, events, subtasks.length, faults, ids, detectionBound(coordinatorDetector(scenario.detector, heartbeat), heartbeat, latency));
+}
+
+/** A coordinator process of a simulation: the coordinator, the agents living in it, and its fence (with a journal). */
+interface CoordinatorProcess {
+  readonly coordinator: Coordinator;
+  readonly slots: readonly AgentSlot[];
+  readonly fence: ProcessFence | undefined;
+  subscription: Subscription | undefined;
+}
+
+/** Runs `work` at virtual time `ms` (at once if that is past). */
+function at(scheduler: VirtualScheduler, ms: number, work: () => void): void {
+  scheduler.schedule(work, Math.max(0, ms - scheduler.now()));
+}
+
+/**
+ * The last coordinator's result with metrics of the whole run, both sides of every coordinator
+ * crash: from the start (virtual 0), every assignment and stale result any process told, every
+ * message the network carried. Outcomes (results, failed, completed) are the ledger's already.
+ */
+function wholeRun(result: CoordinationResult, events: readonly CoordinationEvent[], network: InMemoryNetwork): CoordinationResult {
+  const stats = network.stats;
+  const messagesByKind: Record<string, number> = {};
+  for (const [kind, k] of Object.entries(stats.byKind)) messagesByKind[kind] = k.sent;
+  let assignments = 0;
+  let stale = 0;
+  for (const e of events) {
+    if (e.type === 'subtask.assigned') assignments++;
+    else if (e.type === 'subtask.rejected') stale++;
+  }
+  const { metrics } = result;
+  return {
+    ...result,
+    metrics: {
+      ...metrics,
+      staleResultsRejected: stale,
+      assignments,
+      messages: stats.sent,
+      messagesByKind,
+      messagesPerSubtask: metrics.subtasks === 0 ? 0 : stats.sent / metrics.subtasks,
+      startedAt: 0,
+      durationMs: metrics.finishedAt,
+    },
+  };
 }
 
 function agentSpecs(agents: number | readonly AgentSpec[]): AgentSpec[] {
@@ -219,33 +336,39 @@ function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mea
   };
 }
 
+/**
+ * Schedules an agent or network fault. Agents live in the coordinator's process: a fault of an
+ * agent acts on the agent of the process alive at that instant, and on nothing while the
+ * coordinator is down (there is no agent process to harm); `slow` is the machine's, so it holds
+ * across processes.
+ */
 function scheduleFault(
-  fault: Fault,
+  fault: Exclude<Fault, CoordinatorCrashFault>,
   scheduler: VirtualScheduler,
   network: InMemoryNetwork,
-  hosts: ReturnType<typeof createCoordinator>['hosts'],
-  slots: readonly AgentSlot[],
+  current: () => CoordinatorProcess | undefined,
   speed: Map<string, number>,
   ids: readonly string[],
 ): void {
   const at = (ms: number, work: () => void): void => void scheduler.schedule(work, Math.max(0, ms - scheduler.now()));
+  const host = (agent: string): AgentHost | undefined => current()?.coordinator.hosts.get(agent);
   switch (fault.kind) {
     case 'crash':
-      return at(fault.atMs, () => hosts.get(fault.agent)?.crash());
+      return at(fault.atMs, () => host(fault.agent)?.crash());
     case 'hang':
-      return at(fault.atMs, () => hosts.get(fault.agent)?.hang());
+      return at(fault.atMs, () => host(fault.agent)?.hang());
     case 'slow':
       return at(fault.atMs, () => speed.set(fault.agent, fault.factor));
     case 'exhaust':
       // What the agent's heartbeats carry from now on, as a process measuring itself would report it.
-      return at(fault.atMs, () => hosts.get(fault.agent)?.setUsage({ fraction: fault.usage }));
+      return at(fault.atMs, () => host(fault.agent)?.setUsage({ fraction: fault.usage }));
     case 'restart':
       return at(fault.atMs, () => {
         speed.set(fault.agent, 1);
-        const slot = slots.find(s => s.agent.id === fault.agent);
-        const host = hosts.get(fault.agent);
-        host?.setUsage(undefined); // a fresh process has used nothing yet
-        if (slot?.factory && host && host.state !== 'left') host.restart(slot.factory());
+        const slot = current()?.slots.find(s => s.agent.id === fault.agent);
+        const agentHost = host(fault.agent);
+        agentHost?.setUsage(undefined); // a fresh process has used nothing yet
+        if (slot?.factory && agentHost && agentHost.state !== 'left') agentHost.restart(slot.factory());
       });
     case 'drop': {
       const from = fault.fromMs ?? 0;
@@ -299,11 +422,12 @@ export function detectionBound(detector: DetectorOptions, heartbeat: { intervalM
 function faultSpans(faults: readonly Fault[], ids: readonly string[], graceMs: number): Map<string, Array<[number, number]>> {
   const spans = new Map<string, Array<[number, number]>>(ids.map(id => [id, []]));
   const add = (id: string, from: number, to: number): void => void spans.get(id)?.push([from, to + graceMs]);
-  // A crash or hang lasts until the next restart of that agent (same instant: later in the list).
+  // A crash or hang lasts until the next restart of that agent (same instant: later in the list),
+  // or until the coordinator's process, the agent's too, comes back from a crash.
   const restartAfter = (id: string, index: number): number => {
     const at = (faults[index] as { atMs: number }).atMs;
     const next = faults.find((f, i) => f.kind === 'restart' && f.agent === id && (f.atMs > at || (f.atMs === at && i > index)));
-    return next === undefined ? Infinity : (next as { atMs: number }).atMs;
+    return Math.min(next === undefined ? Infinity : (next as { atMs: number }).atMs, coordinatorBackAfter(faults, at));
   };
   faults.forEach((f, index) => {
     switch (f.kind) {
@@ -325,12 +449,42 @@ function faultSpans(faults: readonly Fault[], ids: readonly string[], graceMs: n
       case 'partition':
         for (const group of f.groups.slice(1)) for (const id of group) add(id, f.atMs, f.healAtMs ?? Infinity);
         break;
+      case 'coordinatorCrash':
+        // Every agent dies with the process and comes back fresh with the next one.
+        for (const id of ids) add(id, f.atMs, f.restartAtMs);
+        break;
     }
   });
   return spans;
 }
 
-function report(result: CoordinationResult, events: readonly CoordinationEvent[], total: number, faults: readonly Fault[], ids: readonly string[], detectionBoundMs: number): SimulationReport {
+/** When the coordinator next comes back from a crash that starts at or after `t` (Infinity: never). */
+function coordinatorBackAfter(faults: readonly Fault[], t: number): number {
+  let back = Infinity;
+  for (const f of faults) if (f.kind === 'coordinatorCrash' && f.atMs >= t && f.restartAtMs < back) back = f.restartAtMs;
+  return back;
+}
+
+/** When the coordinator next crashes at or after `t` (Infinity: never). */
+function coordinatorCrashAfter(faults: readonly Fault[], t: number): number {
+  let next = Infinity;
+  for (const f of faults) if (f.kind === 'coordinatorCrash' && f.atMs >= t && f.atMs < next) next = f.atMs;
+  return next;
+}
+
+/** The coordinator's process (and so every agent's) is down at `t`. */
+function coordinatorDownAt(faults: readonly Fault[], t: number): boolean {
+  return faults.some(f => f.kind === 'coordinatorCrash' && f.atMs <= t && t < f.restartAtMs);
+}
+
+function report(
+  result: CoordinationResult,
+  events: readonly CoordinationEvent[],
+  total: number,
+  faults: readonly Fault[],
+  ids: readonly string[],
+  detectionBoundMs: number,
+): SimulationReport {
   const completions = new Map<string, number>();
   const failures = new Set<string>();
   let executions = 0;
@@ -361,15 +515,20 @@ function report(result: CoordinationResult, events: readonly CoordinationEvent[]
   for (const f of faults) {
     if (f.kind === 'exhaust') {
       // Usage at the threshold or above, once per agent: its first resource_exhaustion from then on.
-      if (f.usage < FAULT_TABLE.resource_exhaustion.threshold || seen.has(`exhaust:${f.agent}`)) continue;
+      if (f.usage < FAULT_TABLE.resource_exhaustion.threshold || seen.has(`exhaust:${f.agent}`) || coordinatorDownAt(faults, f.atMs)) continue;
       seen.add(`exhaust:${f.agent}`);
-      const first = exhaustions.find(s => s.agentId === f.agent && s.at >= f.atMs);
+      const until = coordinatorCrashAfter(faults, f.atMs);
+      const first = exhaustions.find(s => s.agentId === f.agent && s.at >= f.atMs && s.at < until);
       detections.push({ agentId: f.agent, kind: 'exhaust', faultAtMs: f.atMs, suspectedAtMs: first?.at });
       continue;
     }
     if ((f.kind !== 'crash' && f.kind !== 'hang') || seen.has(f.agent)) continue;
+    // While the coordinator is down there is no agent process to harm.
+    if (coordinatorDownAt(faults, f.atMs)) continue;
     seen.add(f.agent);
-    const first = verdicts.find(s => s.agentId === f.agent && s.at >= f.atMs);
+    // A coordinator crash before the verdict brings the agent back fresh: nothing is left to detect.
+    const until = coordinatorCrashAfter(faults, f.atMs);
+    const first = verdicts.find(s => s.agentId === f.agent && s.at >= f.atMs && s.at < until);
     detections.push({ agentId: f.agent, kind: f.kind, faultAtMs: f.atMs, suspectedAtMs: first?.at });
   }
   const spans = faultSpans(faults, ids, detectionBoundMs);

@@ -46,7 +46,7 @@ const SETTLE_MS = 5000;
 
 /** When a fault has done what it does: its instant, or the end of its window. */
 function faultEnd(f: Fault): number {
-  return f.kind === 'drop' ? (f.toMs ?? f.fromMs ?? 0) : f.kind === 'partition' ? (f.healAtMs ?? f.atMs) : f.atMs;
+  return f.kind === 'drop' ? (f.toMs ?? f.fromMs ?? 0) : f.kind === 'partition' ? (f.healAtMs ?? f.atMs) : f.kind === 'coordinatorCrash' ? f.restartAtMs : f.atMs;
 }
 
 /**

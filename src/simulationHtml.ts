@@ -64,7 +64,8 @@ export function simulationHtml(report: SimulationReport, faults: readonly Fault[
   // Each fault on the lane of every agent it harms (network-wide ones on their own lane): a ▼ at
   // its start, its span, and in dark red the time it went undetected on that agent.
   const faultMarks = faults.map(f => {
-    const [from, to] = f.kind === 'drop' ? [f.fromMs ?? 0, f.toMs ?? end] : f.kind === 'partition' ? [f.atMs, f.healAtMs ?? end] : [f.atMs, f.atMs];
+    const [from, to] =
+      f.kind === 'drop' ? [f.fromMs ?? 0, f.toMs ?? end] : f.kind === 'partition' ? [f.atMs, f.healAtMs ?? end] : f.kind === 'coordinatorCrash' ? [f.atMs, f.restartAtMs] : [f.atMs, f.atMs];
     const on = (targets(f, agentIds) ?? ('agent' in f ? [f.agent] : [])).filter(id => chosen.includes(id));
     const ys = f.kind === 'drop' && f.agents === undefined ? [112] : on.length === 0 ? [112] : on.map(id => 150 + chosen.indexOf(id) * 16);
     const marks = ys.map((y, i) => {

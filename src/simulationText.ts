@@ -10,7 +10,7 @@ type Colors = Parameters<typeof reportLines>[1];
 /** A verdict about an agent: the detector suspected it, or the fault detector named a fault of it. */
 export type Verdict = Extract<CoordinationEvent, { type: 'agent.suspected' | 'fault.detected' }>;
 
-/** Agents a fault harms; undefined for a restart (nothing to detect). */
+/** Agents a fault harms; undefined for a restart and a coordinator crash (nothing for the coordinator to detect). */
 export function targets(f: Fault, ids: readonly string[]): readonly string[] | undefined {
   switch (f.kind) {
     case 'crash':
@@ -19,6 +19,7 @@ export function targets(f: Fault, ids: readonly string[]): readonly string[] | u
     case 'exhaust':
       return [f.agent];
     case 'restart':
+    case 'coordinatorCrash':
       return undefined;
     case 'drop':
       return f.agents ?? ids;
@@ -58,6 +59,19 @@ export function detectionOf(f: Fault, ids: readonly string[], verdicts: readonly
 }
 
 /**
+ * What a coordinator crash did to an agent's fault: nothing to act on while the coordinator (and
+ * the agents living in its process) was down; a crash or hang of an agent then revived by the
+ * coordinator's restart before any verdict is not a miss of the detector. Undefined otherwise.
+ */
+function coordinatorNote(f: Fault, faults: readonly Fault[]): string | undefined {
+  if (f.kind !== 'crash' && f.kind !== 'hang' && f.kind !== 'slow' && f.kind !== 'restart' && f.kind !== 'exhaust') return undefined;
+  const crashes = faults.filter((c): c is Extract<Fault, { kind: 'coordinatorCrash' }> => c.kind === 'coordinatorCrash');
+  const down = crashes.find(c => c.atMs <= f.atMs && f.atMs < c.restartAtMs);
+  if (down !== undefined && f.kind !== 'slow') return `nothing to act on: the coordinator and its agents were down until ${seconds(down.restartAtMs)}`;
+  return undefined;
+}
+
+/**
  * The text report of `rxswarm simulate`: the outcome, every injected fault (in `describeFault`'s
  * words) with how it was detected, every detection the engine made (suspicions and detected faults,
  * one line each, timed from the start), the false suspicions against the detection bound, then the
@@ -68,7 +82,10 @@ export function simulationLines(report: SimulationReport, faults: readonly Fault
   const verdicts = report.events.filter((e): e is Verdict => (e.type === 'agent.suspected' || e.type === 'fault.detected') && e.agentId !== undefined);
   lines.push(`faults injected: ${faults.length === 0 ? 'none' : faults.length}`);
   for (const f of faults) {
-    const detection = detectionOf(f, agentIds, verdicts, report.detectionBoundMs);
+    let detection = coordinatorNote(f, faults) ?? detectionOf(f, agentIds, verdicts, report.detectionBoundMs);
+    const after = f.kind === 'crash' || f.kind === 'hang' ? f.atMs : Infinity;
+    const crashedAfter = detection === 'not detected' ? faults.find((c): c is Extract<Fault, { kind: 'coordinatorCrash' }> => c.kind === 'coordinatorCrash' && c.atMs >= after) : undefined;
+    if (crashedAfter !== undefined) detection += ` before the coordinator crashed at ${seconds(crashedAfter.atMs)} (its restart brought the agent back)`;
     lines.push(`  ${describeFault(f)}${detection === undefined ? '' : `: ${detection}`}`);
   }
   // A detected fault names what the suspicion before it at the same instant said: one line for both.

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Arbitrary } from 'fast-check';
 import { requireInteger, requireNumber } from '../operators/internal/validate.js';
-import { show, type Fault, type DropFault, type PartitionFault } from './faults.js';
+import { show, type CoordinatorCrashFault, type Fault, type DropFault, type PartitionFault } from './faults.js';
 
 /** Options of `faultPlan`. */
 export interface FaultPlanOptions {
@@ -14,6 +14,14 @@ export interface FaultPlanOptions {
    * and slower properties; plans shrink towards none anyway.
    */
   readonly maxFaults?: number;
+  /**
+   * At most this many coordinator crashes (`coordinatorCrash`), besides the `maxFaults` others:
+   * each crash and its restart in `[0, spanMs]`, one after the other (none while the coordinator
+   * is down). Default 0: the coordinator stays up. Shrinks towards none. In a simulation the agents
+   * live in the coordinator's process, so a coordinator crash takes every agent down with it (those
+   * left out of `agents` too) until the restart: that is why it is asked for, never implied.
+   */
+  readonly coordinatorCrashes?: number;
 }
 
 type FastCheck = typeof import('fast-check');
@@ -55,12 +63,17 @@ function startMs(f: Fault): number {
  * (`healAtMs <= spanMs`, always set). The partition's first group lists the given agents that stay, so
  * agents left out and the coordinator stay together, connected. Times are whole milliseconds.
  *
+ * With `coordinatorCrashes: n`, also up to n coordinator crashes, each down for `[atMs, restartAtMs]`
+ * inside `[0, spanMs]`, the windows disjoint and in order; crash and restart are distinct whole
+ * milliseconds, so an empty span has none.
+ *
  * Shrinks towards fewer faults, simpler kinds (crash first), earlier times, shorter windows, fewer
  * agents cut off, lower loss and factors. With no agents, or `maxFaults: 0`, every plan is empty.
  *
  * - `agents`: distinct non-empty ids; the plan names no other.
  * - `spanMs`: finite, >= 0; non-integer spans are floored.
  * - `maxFaults`: integer >= 0, default `min(5, 2 × agents.length)`.
+ * - `coordinatorCrashes`: integer >= 0, default 0.
  *
  * Needs fast-check (an optional peer dependency): without it, a call throws an `Error` saying how
  * to install it; importing this module never needs it.
@@ -72,14 +85,26 @@ function startMs(f: Fault): number {
  * }));
  */
 export function faultPlan(options: FaultPlanOptions): Arbitrary<Fault[]> {
-  const { agents, spanMs, maxFaults: maxGiven } = options;
+  const { agents, spanMs, maxFaults: maxGiven, coordinatorCrashes = 0 } = options;
   if (!Array.isArray(agents) || agents.some(id => typeof id !== 'string' || id === '') || new Set(agents).size !== agents.length) {
     throw new RangeError(`agents must be an array of distinct non-empty agent ids, got ${show(agents)}`);
   }
   const span = Math.floor(requireNumber('spanMs', spanMs, 0));
   const maxFaults = requireInteger('maxFaults', maxGiven ?? Math.min(5, 2 * agents.length), 0);
+  const crashes = requireInteger('coordinatorCrashes', coordinatorCrashes, 0);
   const fc = fastCheck();
-  if (agents.length === 0 || maxFaults === 0) return fc.constant([]);
+  const byStart = (faults: Fault[]): Fault[] => [...faults].sort((a, b) => startMs(a) - startMs(b));
+  // Crash and restart instants drawn together, distinct and sorted, then paired: disjoint windows in order.
+  const coordinator: Arbitrary<CoordinatorCrashFault[]> =
+    crashes === 0 || span === 0
+      ? fc.constant([])
+      : fc.uniqueArray(fc.integer({ min: 0, max: span }), { maxLength: 2 * crashes }).map(points => {
+          const sorted = [...points].sort((a, b) => a - b);
+          const out: CoordinatorCrashFault[] = [];
+          for (let i = 0; i + 1 < sorted.length; i += 2) out.push({ kind: 'coordinatorCrash', atMs: sorted[i] as number, restartAtMs: sorted[i + 1] as number });
+          return out;
+        });
+  if (agents.length === 0 || maxFaults === 0) return crashes === 0 ? fc.constant([]) : coordinator.map(byStart);
 
   const agent = fc.constantFrom(...agents);
   const atMs = fc.integer({ min: 0, max: span });
@@ -106,8 +131,8 @@ export function faultPlan(options: FaultPlanOptions): Arbitrary<Fault[]> {
       return { kind: 'partition', groups: [stay, ...islands], atMs: at, healAtMs };
     });
 
-  return fc
-    .array(fc.oneof<Arbitrary<Fault>[]>(crash, hang, slow, restart, drop, partition, exhaust), { maxLength: maxFaults })
-    // Sort a copy: fast-check keeps the generated array to shrink from.
-    .map(faults => [...faults].sort((a, b) => startMs(a) - startMs(b)));
+  const others = fc.array(fc.oneof<Arbitrary<Fault>[]>(crash, hang, slow, restart, drop, partition, exhaust), { maxLength: maxFaults });
+  // Sort a copy: fast-check keeps the generated array to shrink from.
+  if (crashes === 0) return others.map(byStart);
+  return fc.tuple(others, coordinator).map(([faults, down]) => byStart([...faults, ...down]));
 }

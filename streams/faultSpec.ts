@@ -1,7 +1,7 @@
 /**
  * The compact fault syntax of the command line's `--faults` flag, and readable descriptions of faults.
  */
-import { FAULT_KINDS, faultProblem, show, type Fault } from './faults.js';
+import { FAULT_KINDS, faultProblem, show, validateFaults, type Fault } from './faults.js';
 
 /** Characters with a meaning in a fault spec; agent ids written in one must avoid them. */
 const RESERVED = /[\s,:@+/]/;
@@ -59,6 +59,15 @@ function agentTimeValue(body: string, sep: string, value: string, example: strin
 }
 
 function parseToken(token: string): Fault {
+  // The coordinator's fault names no agent: `coordinatorCrash@AT-RESTART`.
+  if (token.startsWith('coordinatorCrash')) {
+    const example = 'coordinatorCrash@5s-8s';
+    const rest = token.slice('coordinatorCrash'.length);
+    if (!rest.startsWith('@')) throw new SpecError(`expected coordinatorCrash@AT-RESTART (e.g. ${example})`);
+    const [atMs, restartAtMs] = parseWindow(rest.slice(1));
+    if (restartAtMs === undefined) throw new SpecError(`missing "-RESTART": when the coordinator comes back (e.g. ${example})`);
+    return { kind: 'coordinatorCrash', atMs, restartAtMs };
+  }
   const colon = token.indexOf(':');
   if (colon < 0) throw new SpecError('expected KIND:…, e.g. crash:agent-1@5s');
   const kind = token.slice(0, colon);
@@ -121,6 +130,8 @@ export const FAULT_SPEC_HELP = `Faults (--faults): separated by commas. TIME is 
                                      partition:agent-1+agent-2@3s-9s   cuts agent-1 and agent-2 off together
                                      partition:agent-1/agent-2@3s      two islands; never heals
   exhaust:AGENT@TIME=USAGE           exhaust:agent-1@5s=0.95   its reported usage rises to USAGE (0.95 or 95%)
+  coordinatorCrash@AT-RESTART        coordinatorCrash@5s-8s    the coordinator dies (its in-process agents
+                                     with it) and resumes from its journal at RESTART
 AGENTS are ids joined by "+" (the simulated agents are agent-0 … agent-(N-1)); a partition's
 groups are separated by "/", and everything it does not name (the coordinator, the other agents)
 stays together. Without -TO or -HEAL a drop or partition lasts to the end of the run.`;
@@ -139,6 +150,7 @@ stays together. Without -TO or -HEAL a drop or partition lasts to the end of the
  *                                  partition:agent-1+agent-2@3s-9s   (the two, together, cut off)
  *                                  partition:agent-1/agent-2@3s      (two islands, never heals)
  * exhaust:AGENT@TIME=USAGE         exhaust:agent-1@5s=0.95, exhaust:agent-2@1m=120%
+ * coordinatorCrash@AT-RESTART      coordinatorCrash@5s-8s      (down from 5 s, resumes from its journal at 8 s)
  * ```
  * TIME is milliseconds, or a number with `ms`, `s`, `m` or `h`. RATE is a fraction in `[0, 1)` or a
  * percentage (`10%`); USAGE a fraction of capacity or a percentage, above 1 allowed. AGENTS are ids joined by `+`. A drop without `:AGENTS` hits every link; without
@@ -156,7 +168,7 @@ export function parseFaultSpec(spec: string, agentIds: readonly string[]): Fault
   if (typeof spec !== 'string') throw new RangeError(`a fault spec must be a string, got ${show(spec)}`);
   if (spec.trim() === '') return [];
   const known = new Set(agentIds);
-  return spec.split(',').map((raw, i) => {
+  const faults = spec.split(',').map((raw, i) => {
     const token = raw.trim();
     if (token === '') throw new RangeError(`bad fault spec ${show(spec)}: fault ${i + 1} is empty (stray comma?)`);
     let fault: Fault;
@@ -170,6 +182,9 @@ export function parseFaultSpec(spec: string, agentIds: readonly string[]): Fault
     if (problem !== undefined) throw new RangeError(`bad fault ${show(token)}: ${problem}`);
     return fault;
   });
+  // Across faults: coordinator crashes that overlap.
+  validateFaults(faults, agentIds);
+  return faults;
 }
 
 /** A duration in the largest unit that states it exactly: `0s`, `250ms`, `1.5s`, `2m`, `1h`. */
@@ -222,6 +237,8 @@ export function formatFaultSpec(faults: readonly Fault[]): string {
           const cut = f.groups.slice(1).map(specIds).join('/');
           return `partition:${cut}@${formatMs(f.atMs)}${f.healAtMs === undefined ? '' : `-${formatMs(f.healAtMs)}`}`;
         }
+        case 'coordinatorCrash':
+          return `coordinatorCrash@${formatMs(f.atMs)}-${formatMs(f.restartAtMs)}`;
       }
     })
     .join(',');
@@ -268,6 +285,8 @@ export function describeFault(f: Fault): string {
       const heal = f.healAtMs === undefined ? 'never heals' : `heals at ${formatMs(f.healAtMs)}`;
       return `partition at ${formatMs(f.atMs)}: ${islands}, ${heal}`;
     }
+    case 'coordinatorCrash':
+      return `the coordinator crashes at ${formatMs(f.atMs)} (its in-process agents with it) and resumes from its journal at ${formatMs(f.restartAtMs)}`;
   }
 }
 

@@ -15,10 +15,10 @@
  * A valid list satisfies `validateFaults`; `parseFaultSpec` reads the CLI's compact form,
  * `formatFaultSpec` writes it back, `describeFault` writes one line for people.
  */
-export type Fault = CrashFault | HangFault | SlowFault | RestartFault | DropFault | PartitionFault | ExhaustFault;
+export type Fault = CrashFault | HangFault | SlowFault | RestartFault | DropFault | PartitionFault | ExhaustFault | CoordinatorCrashFault;
 
 /** The fault kinds, simplest first (the order `faultPlan` shrinks towards). */
-export const FAULT_KINDS = ['crash', 'hang', 'slow', 'restart', 'drop', 'partition', 'exhaust'] as const;
+export const FAULT_KINDS = ['crash', 'hang', 'slow', 'restart', 'drop', 'partition', 'exhaust', 'coordinatorCrash'] as const;
 
 /** One of `FAULT_KINDS`. */
 export type FaultKind = Fault['kind'];
@@ -121,6 +121,22 @@ export interface ExhaustFault {
   readonly usage: number;
 }
 
+/**
+ * At `atMs` the coordinator's process dies: it loses everything but its journal, sends nothing more
+ * (no goodbye, no cancellation), runs no more timers, and the in-process agents that live in it die
+ * with it, their work in flight lost. At `restartAtMs` a new coordinator starts on the same journal,
+ * network and clock and resumes the task: accepted results are kept and never run again, unfinished
+ * assignments are issued anew with attempt tokens above every earlier one, and the agents come back
+ * fresh with it (an agent crashed or hung before is running again; a `slow` factor, a property of
+ * the machine, stays). `restartAtMs >= atMs`; a coordinator crash starts after the previous one
+ * restarted (`atMs > restartAtMs` of the one before it in time).
+ */
+export interface CoordinatorCrashFault {
+  readonly kind: 'coordinatorCrash';
+  readonly atMs: number;
+  readonly restartAtMs: number;
+}
+
 const FIELDS: Record<FaultKind, readonly string[]> = {
   crash: ['kind', 'agent', 'atMs'],
   hang: ['kind', 'agent', 'atMs'],
@@ -129,6 +145,7 @@ const FIELDS: Record<FaultKind, readonly string[]> = {
   drop: ['kind', 'rate', 'fromMs', 'toMs', 'agents'],
   partition: ['kind', 'groups', 'atMs', 'healAtMs'],
   exhaust: ['kind', 'agent', 'atMs', 'usage'],
+  coordinatorCrash: ['kind', 'atMs', 'restartAtMs'],
 };
 
 /** @internal A value as it reads in an error message. */
@@ -255,6 +272,13 @@ export function faultProblem(value: unknown, known: ReadonlySet<string>): string
       }
       return undefined;
     }
+    case 'coordinatorCrash': {
+      const { atMs, restartAtMs } = f;
+      const timing = timeProblem('atMs', atMs) ?? timeProblem('restartAtMs', restartAtMs);
+      if (timing !== undefined) return timing;
+      if ((restartAtMs as number) < (atMs as number)) return `restartAtMs must be >= atMs (${show(atMs)}), got ${show(restartAtMs)}`;
+      return undefined;
+    }
   }
 }
 
@@ -263,7 +287,8 @@ export function faultProblem(value: unknown, known: ReadonlySet<string>): string
  * malformed fault (`faults[2]: …`) and what is wrong: an unknown kind or field, an unknown agent,
  * a negative or non-finite time, a `factor` not finite and > 0, a `usage` not finite and >= 0, a `rate` outside `[0, 1)`, a window
  * that ends before it starts (`toMs < fromMs`, `healAtMs < atMs`), partition groups that name an
- * unknown agent, an agent twice, fewer than two groups or an empty group after the first. A field
+ * unknown agent, an agent twice, fewer than two groups or an empty group after the first, a
+ * coordinator crash that restarts before it crashes or starts before the previous one restarted. A field
  * present with the value `undefined` counts as absent. Takes `unknown` so JSON input can be checked.
  *
  * @example
@@ -277,6 +302,18 @@ export function validateFaults(faults: unknown, agentIds: readonly string[]): as
   for (const [i, fault] of (faults as unknown[]).entries()) {
     const problem = faultProblem(fault, known);
     if (problem !== undefined) throw new RangeError(`faults[${i}]: ${problem}`);
+  }
+  // One coordinator at a time: a crash while it is down has no process to kill.
+  const crashes = (faults as Fault[])
+    .map((f, i) => ({ f, i }))
+    .filter((x): x is { f: CoordinatorCrashFault; i: number } => x.f.kind === 'coordinatorCrash')
+    .sort((a, b) => a.f.atMs - b.f.atMs || a.i - b.i);
+  for (let k = 1; k < crashes.length; k++) {
+    const before = crashes[k - 1] as { f: CoordinatorCrashFault; i: number };
+    const next = crashes[k] as { f: CoordinatorCrashFault; i: number };
+    if (next.f.atMs <= before.f.restartAtMs) {
+      throw new RangeError(`faults[${next.i}]: the coordinator is down from ${before.f.atMs} to ${before.f.restartAtMs} (faults[${before.i}]): it cannot crash again at ${next.f.atMs}; crashes must not overlap`);
+    }
   }
 }
 

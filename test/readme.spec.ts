@@ -75,4 +75,15 @@ describe('README', () => {
       { numRuns: 30 },
     );
   });
+
+  it('tests a coordination through coordinator crashes with faultPlan({ coordinatorCrashes })', () => {
+    const agents = ['agent-0', 'agent-1', 'agent-2', 'agent-3'];
+    fc.assert(
+      fc.property(faultPlan({ agents: agents.slice(0, 3), spanMs: 15_000, coordinatorCrashes: 2 }), faults => {
+        const report = simulate({ seed: 1, topology: 'mesh', agents: agents.length, subtasks: 40, faults });
+        return report.lost === 0 && report.duplicatesAccepted === 0 && report.failed === 0;
+      }),
+      { numRuns: 20 },
+    );
+  });
 });

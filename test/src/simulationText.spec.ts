@@ -46,6 +46,17 @@ describe('simulationLines', () => {
     expect(text).toContainEqual(expect.stringMatching(/fault +resource_exhaustion \(high\) agent-1: agent-1 uses 95 % of its capacity/));
   });
 
+  it('tells what a coordinator crash did to the faults of its agents', () => {
+    const spec = parseFaultSpec('crash:agent-1@3s,coordinatorCrash@4s-6s,hang:agent-2@5s,crash:agent-3@8s', ids);
+    const run = simulate({ seed: 3, topology: 'star', agents: ids.length, subtasks: 200, workMs: { mean: 1000, jitter: 100 }, faults: spec });
+    const text = simulationLines(run, spec, ids).map(l => l.replace(/\x1b\[\d+m/g, ''));
+    expect(text).toContain('  agent-1 crashes at 3s: not detected before the coordinator crashed at 4.00 s (its restart brought the agent back)');
+    expect(text).toContain('  the coordinator crashes at 4s (its in-process agents with it) and resumes from its journal at 6s');
+    expect(text).toContain('  agent-2 hangs at 5s (keeps heartbeating, makes no progress): nothing to act on: the coordinator and its agents were down until 6.00 s');
+    expect(text).toContainEqual(expect.stringMatching(/^ {2}agent-3 crashes at 8s: detected at \d+\.\d\d s \(\+\d+ ms\)$/));
+    expect(run.lost).toBe(0);
+  });
+
   it('says so when nothing was injected or detected, then gives the run report', () => {
     const quiet = simulationLines(simulate({ seed: 1, topology: 'star', agents: 3, subtasks: 5 }), [], ['agent-0', 'agent-1', 'agent-2']);
     expect(quiet).toContain('faults injected: none');

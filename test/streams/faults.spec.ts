@@ -12,6 +12,8 @@ function named(f: Fault): readonly string[] {
       return f.agents ?? [];
     case 'partition':
       return f.groups.flat();
+    case 'coordinatorCrash':
+      return [];
     default:
       return [f.agent];
   }
@@ -43,6 +45,16 @@ describe('parseFaultSpec', () => {
     ['exhaust:agent-1@5s=0.95', [{ kind: 'exhaust', agent: 'agent-1', atMs: 5000, usage: 0.95 }]],
     ['exhaust:agent-2@1m=120%', [{ kind: 'exhaust', agent: 'agent-2', atMs: 60_000, usage: 1.2 }]],
     ['partition:agent-1/agent-2+agent-3@3s', [{ kind: 'partition', groups: [[], ['agent-1'], ['agent-2', 'agent-3']], atMs: 3000 }]],
+    ['coordinatorCrash@5s-8s', [{ kind: 'coordinatorCrash', atMs: 5000, restartAtMs: 8000 }]],
+    ['coordinatorCrash@2000-2000', [{ kind: 'coordinatorCrash', atMs: 2000, restartAtMs: 2000 }]],
+    [
+      'coordinatorCrash@1s-2s,crash:agent-1@1500,coordinatorCrash@3s-1m',
+      [
+        { kind: 'coordinatorCrash', atMs: 1000, restartAtMs: 2000 },
+        { kind: 'crash', agent: 'agent-1', atMs: 1500 },
+        { kind: 'coordinatorCrash', atMs: 3000, restartAtMs: 60_000 },
+      ],
+    ],
     // Time units.
     ['crash:agent-1@250ms', [{ kind: 'crash', agent: 'agent-1', atMs: 250 }]],
     ['crash:agent-1@1.5s', [{ kind: 'crash', agent: 'agent-1', atMs: 1500 }]],
@@ -77,7 +89,11 @@ describe('parseFaultSpec', () => {
   });
 
   const bad: [spec: string, message: RegExp][] = [
-    ['explode:agent-1@5', /^bad fault "explode:agent-1@5": unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust\)/],
+    ['explode:agent-1@5', /^bad fault "explode:agent-1@5": unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust, coordinatorCrash\)/],
+    ['coordinatorCrash@5s', /bad fault "coordinatorCrash@5s": missing "-RESTART"/],
+    ['coordinatorCrash:5s-8s', /expected coordinatorCrash@AT-RESTART \(e\.g\. coordinatorCrash@5s-8s\)/],
+    ['coordinatorCrash@8s-5s', /restartAtMs must be >= atMs \(8000\), got 5000/],
+    ['coordinatorCrash@1s-5s,coordinatorCrash@5s-9s', /the coordinator is down from 1000 to 5000 \(faults\[0\]\): it cannot crash again at 5000/],
     ['exhaust:agent-1@5s', /bad fault "exhaust:agent-1@5s": missing "=USAGE"/],
     ['exhaust:@5s=0.9', /missing agent \(e\.g\. exhaust:agent-1@5s=0\.95\)/],
     ['exhaust:agent-1@5s=lots', /bad usage "lots" \(e\.g\. 0\.95 or 95%\)/],
@@ -129,7 +145,7 @@ describe('parseFaultSpec', () => {
 });
 
 describe('FAULT_SPEC_HELP', () => {
-  const examples = [...FAULT_SPEC_HELP.matchAll(/\b(?:crash|hang|slow|restart|drop|partition|exhaust):\S+/g)].map(m => m[0]).filter(token => !/[A-Z]/.test(token));
+  const examples = [...FAULT_SPEC_HELP.matchAll(/\b(?:crash|hang|slow|restart|drop|partition|exhaust):\S+|\bcoordinatorCrash@\S+/g)].map(m => m[0]).filter(token => !/[A-Z]{2}/.test(token)); // not the placeholders (AGENT, TIME)
 
   it('gives an example of every kind, and every example parses', () => {
     const ids = Array.from({ length: 10 }, (_, i) => `agent-${i}`);
@@ -161,6 +177,7 @@ describe('formatFaultSpec', () => {
       ],
       'crash:agent-1@61.5s,partition:agent-2@0.5ms',
     ],
+    [[{ kind: 'coordinatorCrash', atMs: 5000, restartAtMs: 90_000 }], 'coordinatorCrash@5s-90s'],
   ];
 
   it.each(table)('writes %j as %j, which reads back', (faults, spec) => {
@@ -190,6 +207,7 @@ describe('describeFault', () => {
       { kind: 'partition', groups: [['agent-0'], ['agent-1'], ['agent-2']], atMs: 3_600_000 },
       'partition at 1h: {agent-1} | {agent-2} | {agent-0 and everyone else}, never heals',
     ],
+    [{ kind: 'coordinatorCrash', atMs: 5000, restartAtMs: 8000 }, 'the coordinator crashes at 5s (its in-process agents with it) and resumes from its journal at 8s'],
   ];
 
   it.each(table)('describes %j', (fault, line) => {
@@ -210,6 +228,8 @@ describe('validateFaults', () => {
       { kind: 'drop', rate: 0.999, fromMs: 5, toMs: 5, agents: ['agent-3'] },
       { kind: 'partition', groups, atMs: 1000 },
       { kind: 'partition', groups: [[], ['agent-3']], atMs: 1000, healAtMs: 1000 },
+      { kind: 'coordinatorCrash', atMs: 300, restartAtMs: 300 },
+      { kind: 'coordinatorCrash', atMs: 300.5, restartAtMs: 4000 },
     ];
     expect(() => validateFaults(faults, AGENTS)).not.toThrow();
     expect(() => validateFaults([], [])).not.toThrow();
@@ -231,7 +251,7 @@ describe('validateFaults', () => {
     ['not an array', { kind: 'crash' }, /^faults must be an array, got \{"kind":"crash"\}$/],
     ['null fault', [null], /^faults\[0\]: a fault must be an object, got null$/],
     ['array as a fault', [[]], /faults\[0\]: a fault must be an object/],
-    ['unknown kind', [{ kind: 'explode' }], /^faults\[0\]: unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust\)$/],
+    ['unknown kind', [{ kind: 'explode' }], /^faults\[0\]: unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust, coordinatorCrash\)$/],
     ['missing kind', [{ agent: 'agent-1', atMs: 0 }], /unknown kind undefined/],
     ['second fault bad', [crash, { ...crash, agent: 'agent-9' }], /^faults\[1\]: agent names unknown agent "agent-9" \(known agents: agent-0, agent-1, agent-2, agent-3\)$/],
     ['agent not a string', [{ ...crash, agent: 1 }], /agent must be an agent id \(a string\), got 1/],
@@ -267,6 +287,17 @@ describe('validateFaults', () => {
     ['negative partition time', [{ kind: 'partition', groups: [[], ['agent-1']], atMs: -5 }], /atMs must be a finite number >= 0, got -5/],
     ['heals before it starts', [{ kind: 'partition', groups: [[], ['agent-1']], atMs: 10, healAtMs: 5 }], /healAtMs must be a finite number >= atMs \(10\), got 5 \(omit it for a partition that never heals\)/],
     ['heals at infinity', [{ kind: 'partition', groups: [[], ['agent-1']], atMs: 10, healAtMs: Infinity }], /healAtMs must be a finite number >= atMs/],
+    ['coordinator restarts before it crashes', [{ kind: 'coordinatorCrash', atMs: 10, restartAtMs: 5 }], /^faults\[0\]: restartAtMs must be >= atMs \(10\), got 5$/],
+    ['coordinator never restarts', [{ kind: 'coordinatorCrash', atMs: 10 }], /restartAtMs must be a finite number >= 0, got undefined/],
+    ['coordinator crash naming an agent', [{ kind: 'coordinatorCrash', agent: 'agent-1', atMs: 10, restartAtMs: 20 }], /unknown field "agent" on a coordinatorCrash fault \(fields: kind, atMs, restartAtMs\)/],
+    [
+      'coordinator crashes while down (in any order)',
+      [
+        { kind: 'coordinatorCrash', atMs: 50, restartAtMs: 60 },
+        { kind: 'coordinatorCrash', atMs: 10, restartAtMs: 50 },
+      ],
+      /^faults\[0\]: the coordinator is down from 10 to 50 \(faults\[1\]\): it cannot crash again at 50; crashes must not overlap$/,
+    ],
   ];
 
   it.each(bad)('rejects %s', (_, faults, message) => {
@@ -284,8 +315,13 @@ describe('faultPlan', () => {
       agents: fc.subarray(UNIVERSE),
       spanMs: fc.oneof(fc.integer({ min: 0, max: 10 }), fc.integer({ min: 0, max: 4 * 3_600_000 }), fc.double({ min: 0, max: 1e6, noNaN: true })),
       maxFaults: fc.option(fc.integer({ min: 0, max: 12 }), { nil: undefined }),
+      coordinatorCrashes: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
     })
-    .map(({ maxFaults, ...rest }) => (maxFaults === undefined ? rest : { ...rest, maxFaults }));
+    .map(({ maxFaults, coordinatorCrashes, ...rest }) => ({
+      ...rest,
+      ...(maxFaults === undefined ? {} : { maxFaults }),
+      ...(coordinatorCrashes === undefined ? {} : { coordinatorCrashes }),
+    }));
 
   const withPlan = options.chain(opts => faultPlan(opts).map(plan => ({ opts, plan })));
 
@@ -296,7 +332,15 @@ describe('faultPlan', () => {
         const span = Math.floor(opts.spanMs);
         // Valid against every agent of the run, including those left out.
         validateFaults(plan, UNIVERSE);
-        expect(plan.length).toBeLessThanOrEqual(opts.maxFaults ?? Math.min(5, 2 * opts.agents.length));
+        const down = plan.filter(f => f.kind === 'coordinatorCrash');
+        expect(down.length).toBeLessThanOrEqual(opts.coordinatorCrashes ?? 0);
+        expect(plan.length - down.length).toBeLessThanOrEqual(opts.maxFaults ?? Math.min(5, 2 * opts.agents.length));
+        for (const f of down) {
+          // Restarts by the span, after its crash, before the next one.
+          expect(Number.isInteger(f.restartAtMs)).toBe(true);
+          expect(f.restartAtMs).toBeGreaterThan(f.atMs);
+          expect(f.restartAtMs).toBeLessThanOrEqual(span);
+        }
         for (const f of plan) {
           for (const id of named(f)) expect(given.has(id)).toBe(true);
           expect(Number.isInteger(startOf(f))).toBe(true);
@@ -358,7 +402,10 @@ describe('faultPlan', () => {
   it('reaches every kind, empty plans and full ones', () => {
     const plans = fc.sample(faultPlan({ agents: AGENTS, spanMs: 60_000 }), { seed: 7, numRuns: 500 });
     const kinds = new Set(plans.flat().map(f => f.kind));
-    expect([...kinds].sort()).toStrictEqual([...FAULT_KINDS].sort());
+    // Coordinator crashes only when asked for.
+    expect([...kinds].sort()).toStrictEqual(FAULT_KINDS.filter(k => k !== 'coordinatorCrash').sort());
+    const withCrashes = fc.sample(faultPlan({ agents: AGENTS, spanMs: 60_000, coordinatorCrashes: 2 }), { seed: 7, numRuns: 500 });
+    expect([...new Set(withCrashes.flat().map(f => f.kind))].sort()).toStrictEqual([...FAULT_KINDS].sort());
     expect(plans.some(p => p.length === 0)).toBe(true);
     expect(plans.some(p => p.length === 5)).toBe(true);
     const partitions = plans.flat().filter(f => f.kind === 'partition');
@@ -381,6 +428,25 @@ describe('faultPlan', () => {
     expect(partition.counterexample?.[0]).toHaveLength(1);
     expect(found).toMatchObject({ kind: 'partition', atMs: 0, healAtMs: 1 });
     expect(found?.kind === 'partition' && found.groups.length === 2 && found.groups[1]?.length === 1).toBe(true);
+  });
+
+  it('shrinks a coordinator crash to the earliest and shortest', () => {
+    const found = fc.check(
+      fc.property(faultPlan({ agents: AGENTS, spanMs: 60_000, coordinatorCrashes: 2 }), plan => plan.every(f => f.kind !== 'coordinatorCrash')),
+      { seed: 1 },
+    );
+    expect(found.counterexample).toStrictEqual([[{ kind: 'coordinatorCrash', atMs: 0, restartAtMs: 1 }]]);
+  });
+
+  it('draws coordinator crashes without agents or other faults, none in an empty span', () => {
+    const alone = fc.sample(faultPlan({ agents: [], spanMs: 1000, coordinatorCrashes: 3 }), { seed: 2, numRuns: 100 });
+    expect(alone.some(p => p.length === 3)).toBe(true);
+    for (const plan of alone) {
+      validateFaults(plan, []);
+      expect(plan.every(f => f.kind === 'coordinatorCrash')).toBe(true);
+    }
+    expect(fc.sample(faultPlan({ agents: AGENTS, spanMs: 0, coordinatorCrashes: 3 }), { seed: 2, numRuns: 50 }).flat().filter(f => f.kind === 'coordinatorCrash')).toEqual([]);
+    expect(() => faultPlan({ agents: AGENTS, spanMs: 1000, coordinatorCrashes: -1 })).toThrow(/coordinatorCrashes must be an integer >= 0, got -1/);
   });
 
   it('makes empty plans without agents or with maxFaults 0, and times 0 in an empty span', () => {
