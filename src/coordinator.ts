@@ -269,9 +269,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     },
   };
 
-  /** Starts queued tasks while fewer than `maxTasks` run. */
+  /** Starts queued tasks while fewer than `maxTasks` run (once the first tokens' reservation is durable). */
   const startQueued = (): void => {
-    if (starting) return;
+    if (starting || !ready) return;
     starting = true;
     try {
       while (ledger.queue.length > 0 && halted === undefined && (engine?.stopped !== false || engine.running < settings.maxTasks)) {
@@ -403,16 +403,22 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   };
 
   // Resume what the journal holds: running tasks first (their engine starts), then the queue.
-  // Not before what recovery recorded is durable, and not before the caller can follow: on the
-  // scheduler's next turn.
+  // Not before the reservation of the tokens it will hand out is durable (a token sent above the
+  // durable reservation could be handed out again after a crash), and not before the caller can
+  // follow: on the scheduler's next turn.
   const resume = (): void => {
+    ready = true;
     for (const entry of Object.values(ledger.tasks)) if (entry.state === 'running' && halted === undefined) start(entry.task.id);
     startQueued();
   };
-  if (Object.values(ledger.tasks).some(entry => !ended(entry))) {
-    if (journal === undefined || !journal.pending) scheduler.schedule(resume);
-    else journal.durable().then(() => scheduler.schedule(resume), (err: unknown) => halt(err instanceof Error ? err.message : String(err)));
+  let ready = journal === undefined;
+  if (journal !== undefined) {
+    record({ type: 'attempts.reserved', upTo: nextToken + ATTEMPT_BLOCK });
+    if (!journal.pending) ready = true;
   }
+  const unfinished = Object.values(ledger.tasks).some(entry => !ended(entry));
+  if (journal !== undefined && !ready) journal.durable().then(() => scheduler.schedule(resume), (err: unknown) => halt(err instanceof Error ? err.message : String(err)));
+  else if (unfinished) scheduler.schedule(resume);
 
   return {
     run$,

@@ -85,15 +85,11 @@ describe('attempt tokens across coordinator crashes', () => {
     expect(second.tokens[0]).toBeGreaterThan(first.tokens[0] as number);
   });
 
-  // Engine bug (src/coordinator.ts): a recovered coordinator hands out its first token,
-  // `ledger.reservedAttempts`, at once, while the `attempts.reserved` record that covers it is
-  // still in the journal's buffer. If it crashes before that batch is durable, the next
-  // coordinator recovers the same `reservedAttempts` and hands out the same token again
-  // (1048577 twice here). The same holds for token 1 of a fresh journal. Fix: on creation with a
-  // journal, record `attempts.reserved` up to `max(1, reservedAttempts) + ATTEMPT_BLOCK` first and
-  // start no task (resume, startQueued) until `journal.durable()` has resolved.
-  // `it.fails` while the bug stands, so the suite stays green: remove `.fails` with the fix.
-  it.fails('are above every earlier token when a coordinator dies before its batch was durable', async () => {
+  // Regression: a recovered coordinator handed out its first token at once, while the record
+  // reserving it was still in the journal's buffer; dying before that batch was durable, the next
+  // coordinator recovered the same reservation and handed out the same token again. Now nothing
+  // is handed out before the reservation is durable.
+  it('are above every earlier token when a coordinator dies before its batch was durable', async () => {
     const scheduler = new VirtualScheduler();
     const network = new InMemoryNetwork({ scheduler });
     const journal = new GroupCommitJournal();

@@ -151,6 +151,10 @@ describe('durability: a coordinator resumes from its journal', () => {
       const journal = FileJournal.open(dir);
       const first = createCoordinator({ agents: team(scheduler, 3, executions), scheduler, journal, topology: 'star', snapshotEvery: 25 });
       first.submit({ id: 'f', subtasks: work(30) });
+      // Nothing is handed out before the first tokens' reservation is on disk.
+      scheduler.advanceBy(200);
+      expect(executions).toEqual([]);
+      await first.durable();
       scheduler.advanceBy(520);
       await first.durable();
       await first.close();
