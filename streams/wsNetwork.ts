@@ -13,6 +13,7 @@ import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKi
 import { SUBMISSION_KINDS, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
+import { turnCork } from './wsCork.js';
 
 // Wall-clock time and timers are allowed here: this is a real transport, at the edge of the system
 // (the architecture test exempts streams/ws*.ts). Message stamps still come from the scheduler.
@@ -174,6 +175,11 @@ export interface WsServerNetworkOptions {
   readonly authority?: string;
   /** Signs and checks as above (default true). Off only to measure what it costs. */
   readonly sign?: boolean;
+  /**
+   * What is sent on a connection within one turn of the event loop leaves in one write (the socket
+   * is corked until the turn ends: `streams/wsCork.ts`). Default true; off only to measure it.
+   */
+  readonly coalesceWrites?: boolean;
   /** Told to agents at hello: the coordinator's heartbeat interval (they beat at it). */
   readonly heartbeatMs?: number;
   /** Told to agents at hello: the coordinator's acknowledgement timeout (they acknowledge well within it). */
@@ -368,6 +374,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly idProbeMs: number;
   private readonly authority: string;
   private readonly signing: boolean;
+  private readonly coalesce: boolean;
   private readonly heartbeatMs: number | undefined;
   private readonly ackTimeoutMs: number | undefined;
   /** The largest payload or result value (JSON bytes) the coordinator takes, told to agents at hello. */
@@ -420,6 +427,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     idProbeMs,
     authority = 'coordinator',
     sign = true,
+    coalesceWrites = true,
     heartbeatMs,
     ackTimeoutMs,
     maxValueBytes = DEFAULT_MAX_VALUE_BYTES,
@@ -452,6 +460,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.authority = requireId('authority', authority);
     if (typeof sign !== 'boolean') throw new RangeError(`sign must be a boolean, got ${String(sign)}`);
     this.signing = sign;
+    if (typeof coalesceWrites !== 'boolean') throw new RangeError(`coalesceWrites must be a boolean, got ${String(coalesceWrites)}`);
+    this.coalesce = coalesceWrites;
     this.heartbeatMs = heartbeatMs === undefined ? undefined : requireNumber('heartbeatMs', heartbeatMs, 0, true);
     this.ackTimeoutMs = ackTimeoutMs === undefined ? undefined : requireNumber('ackTimeoutMs', ackTimeoutMs, 0, true);
     this.maxValueBytes = requireInteger('maxValueBytes', maxValueBytes, 1);
@@ -723,6 +733,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       this.rejected(connection, WS_CLOSE.tooBig, error);
       return;
     }
+    if (this.coalesce) turnCork.hold(connection.socket);
     connection.socket.send(frame);
     this.counters.deliver(counter);
     // Checked after the write too: one big frame to a peer that does not read must not stay held.
@@ -1010,7 +1021,9 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   }
 
   private reply(connection: Connection, message: WireMessage): void {
-    if (connection.socket.readyState === WebSocket.OPEN) connection.socket.send(encode(message));
+    if (connection.socket.readyState !== WebSocket.OPEN) return;
+    if (this.coalesce) turnCork.hold(connection.socket);
+    connection.socket.send(encode(message));
   }
 
   private refuse(connection: Connection, code: WsCloseCode, error: string): void {
@@ -1030,6 +1043,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (connection.closing && connection.socket.readyState !== WebSocket.OPEN) return;
     connection.closing = true;
     clearTimeout(connection.helloTimer);
+    turnCork.release(connection.socket); // what it was told before (an error frame) goes first, now
     connection.socket.close(code, closeReason(reason));
   }
 }
@@ -1074,6 +1088,8 @@ export interface WsClientNetworkOptions {
   readonly random?: () => number;
   /** Receives every client event (default: nothing). */
   readonly log?: (event: WsClientEvent) => void;
+  /** What is sent within one turn of the event loop leaves in one write (see the server's option). Default true. */
+  readonly coalesceWrites?: boolean;
 }
 
 export type WsClientEvent =
@@ -1156,6 +1172,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly maxAttempts: number;
   private readonly random: () => number;
   private readonly log: (event: WsClientEvent) => void;
+  private readonly coalesce: boolean;
   private readonly events = new Subject<WsClientEvent>();
   private readonly counters = new Counters();
   /** This process, the same across reconnects (told at hello: the server tells a restart from a reconnect). */
@@ -1187,6 +1204,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     reconnect = {},
     random = Math.random,
     log = () => undefined,
+    coalesceWrites = true,
   }: WsClientNetworkOptions) {
     if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) throw new RangeError(`url must be ws://host:port or wss://…, got ${String(url)}`);
     this.agentId = requireId('agentId', agentId);
@@ -1208,6 +1226,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     this.maxAttempts = maxAttempts === Infinity ? Infinity : requireInteger('reconnect.maxAttempts', maxAttempts, 1);
     if (typeof random !== 'function') throw new RangeError(`random must be a function, got ${String(random)}`);
     if (typeof log !== 'function') throw new RangeError(`log must be a function, got ${String(log)}`);
+    if (typeof coalesceWrites !== 'boolean') throw new RangeError(`coalesceWrites must be a boolean, got ${String(coalesceWrites)}`);
+    this.coalesce = coalesceWrites;
     this.url = url;
     this.token = token;
     this.capabilities = [...capabilities];
@@ -1262,6 +1282,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     const counter = this.counters.count(kind);
     const socket = this.socket;
     if (this.stateValue !== 'open' || socket === undefined || socket.readyState !== WebSocket.OPEN) return this.counters.drop(counter, 'down');
+    if (this.coalesce) turnCork.hold(socket);
     socket.send(frame);
     this.counters.deliver(counter);
   }
@@ -1314,6 +1335,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
       socket.on('error', () => undefined);
       if (socket.readyState === WebSocket.OPEN) {
         socket.send(encode({ v: 1, type: 'leave' }));
+        turnCork.release(socket); // the leave and what went before it, now: the process may be about to exit
         socket.close(WS_CLOSE.normal, 'left');
       } else if (socket.readyState === WebSocket.CONNECTING) {
         socket.terminate();
