@@ -275,9 +275,10 @@ export class AgentHost {
     if (this.stateValue !== 'running') return; // a hung process handles nothing
     const routed = envelope.body as Partial<Routed>;
     const via = routed.via;
-    if (via !== undefined && via.length > 0) {
-      // A relay hop: pass it on, one counted message further.
-      this.options.network.send({ from: this.id, to: via[0] as string, kind: envelope.kind, body: { ...routed, via: via.slice(1) } });
+    const hop = routed.hop ?? 0;
+    if (via !== undefined && via.length > hop) {
+      // A relay hop: pass it on, one counted message further; the route is shared, not copied (O(1) per hop).
+      this.options.network.send({ from: this.id, to: via[hop] as string, kind: envelope.kind, body: { ...routed, hop: hop + 1 } });
       return;
     }
     switch (envelope.kind) {
@@ -390,8 +391,11 @@ export class AgentHost {
       run.ack = undefined;
       // Tear the handler down before its slot is reused: its finalisers run before the next starts.
       run.subscription?.unsubscribe();
-      const [first = this.options.coordinatorId, ...rest] = run.replyPath;
-      const body: ResultBody = { subtaskId: subtask.id, attempt, agentId: this.id, ok, via: rest, ...(ok ? { value } : { error: error ?? 'failed' }) };
+      // The reply path itself, one hop travelled (to `first`): not a copy of the rest of it.
+      const replyPath = run.replyPath;
+      const first = replyPath[0] ?? this.options.coordinatorId;
+      const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
+      const body: ResultBody = { subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
       this.send('result', first, body);
       // Through relays: the coordinator hears straight away that it is on its way, so a relay that drops it is found out.
       if (first !== this.options.coordinatorId) this.send('progress', this.options.coordinatorId, { subtaskId: subtask.id, attempt, progress: 1, done: true });

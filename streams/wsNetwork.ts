@@ -10,7 +10,7 @@ import { requireInteger, requireNumber, requireInRange, requireScheduler } from 
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
 import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { SUBMISSION_KINDS, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
+import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
 import { turnCork } from './wsCork.js';
@@ -99,10 +99,20 @@ export function tokensMatch(expected: string, given: string): boolean {
   return timingSafeEqual(digest(expected), digest(given));
 }
 
+/**
+ * A body as the wire carries it: a route shared between hops in this process (`hop`, see
+ * {@link Routed}) goes out as the route still to go, without `hop` — the format every peer reads.
+ */
+function onWire(body: unknown): unknown {
+  if (body === null || typeof body !== 'object' || !('hop' in body)) return body;
+  const { hop: _hop, ...rest } = body as Routed;
+  return { ...rest, via: routeLeft(body as Routed) };
+}
+
 function encodeEnvelope(from: string, to: string, kind: string, body: unknown): string {
   if (!isWireKind(kind)) throw new RangeError(`envelope.kind ${JSON.stringify(kind)} cannot travel over WebSocket (not a protocol or repair kind)`);
   try {
-    return encode({ v: 1, type: 'envelope', from, to, kind, body });
+    return encode({ v: 1, type: 'envelope', from, to, kind, body: onWire(body) });
   } catch (err) {
     throw new TypeError(`envelope.body cannot be sent as JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -623,7 +633,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (!this.signing || body === null || typeof body !== 'object') return body;
     if (from === this.authority && ORDER_KINDS.has(kind)) {
       const via = (body as Partial<Routed>).via ?? [];
-      const recipient = via.length > 0 ? (via[via.length - 1] as string) : to;
+      const recipient = hopsLeft(body as Partial<Routed>) > 0 ? (via[via.length - 1] as string) : to;
       const key = this.keys.get(recipient);
       return key === undefined ? body : { ...(body as AssignBody | CancelBody), mac: signOrder(key, kind as 'assign' | 'cancel', recipient, body as AssignBody | CancelBody) };
     }
@@ -641,7 +651,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
    */
   private checked(to: string, kind: string, body: unknown): unknown {
     if (!this.signing || body === null || typeof body !== 'object') return body;
-    if (ORDER_KINDS.has(kind) && to !== this.authority && ((body as Partial<Routed>).via ?? []).length === 0) {
+    if (ORDER_KINDS.has(kind) && to !== this.authority && hopsLeft(body as Partial<Routed>) === 0) {
       const key = this.keys.get(to);
       return key !== undefined && verifyOrder(key, kind as 'assign' | 'cancel', to, body as AssignBody | CancelBody) ? body : undefined;
     }
@@ -1402,7 +1412,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
           this.counters.rejected++;
           return;
         }
-        if (this.key !== undefined && ORDER_KINDS.has(message.kind) && (message.body as Routed).via.length === 0 && !verifyOrder(this.key, message.kind as 'assign' | 'cancel', this.agentId, message.body as AssignBody | CancelBody)) {
+        if (this.key !== undefined && ORDER_KINDS.has(message.kind) && hopsLeft(message.body as Routed) === 0 && !verifyOrder(this.key, message.kind as 'assign' | 'cancel', this.agentId, message.body as AssignBody | CancelBody)) {
           // Meant for this agent but not signed by the coordinator for it: a peer's forgery, or altered on the way.
           this.counters.rejected++;
           this.emit({ type: 'error', code: WS_CLOSE.forgedSender, error: `ignored an unsigned or altered ${message.kind} relayed by ${JSON.stringify(message.from)}` });

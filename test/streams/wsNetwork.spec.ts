@@ -280,6 +280,18 @@ describe('WsServerNetwork / WsClientNetwork: routing', () => {
     await expect(serve({ coalesceWrites: 'yes' as unknown as boolean })).rejects.toThrow(/coalesceWrites must be a boolean/);
   });
 
+  it('a route shared between hops in this process (hop) goes on the wire as the route still to go, without hop', async () => {
+    const { server } = await serve();
+    const coordinator = inbox(server, 'coordinator');
+    const a = client(server, 'a');
+    const aInbox = inbox(a.network, 'a');
+    await first(a.events, e => e.type === 'joined');
+    server.send({ from: 'r', to: 'a', kind: 'token', body: { via: ['a', 'b', 'c'], hop: 1 } });
+    expect((await within(aInbox)).body).toEqual({ via: ['b', 'c'] });
+    a.network.send({ from: 'a', to: 'coordinator', kind: 'token', body: { via: ['a', 'coordinator'], hop: 2 } });
+    expect((await within(coordinator)).body).toEqual({ via: [] });
+  });
+
   it('a client sends only as its agent and joins only as its agent', async () => {
     const { server } = await serve();
     const { network } = client(server, 'a');
