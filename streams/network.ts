@@ -2,6 +2,7 @@ import { Observable, asyncScheduler, type SchedulerAction, type SchedulerLike, t
 import { requireInRange, requireNumber, requireScheduler } from '../operators/internal/validate.js';
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import { createRandom, type Random } from './random.js';
+import { VirtualScheduler } from './virtualScheduler.js';
 
 export type { Envelope, EnvelopeOf, Outgoing } from './messages.js';
 
@@ -275,6 +276,8 @@ type AnyNetwork = InMemoryNetwork<Envelope>;
  */
 export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E> {
   readonly scheduler: SchedulerLike;
+  /** The scheduler when it runs in virtual time: arrivals with nothing before them are delivered in one action. */
+  private readonly virtual: VirtualScheduler | undefined;
   private readonly random: Random;
   private readonly meanMs: number;
   private readonly jitterMs: number;
@@ -303,6 +306,7 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
   constructor({ scheduler = asyncScheduler, random = createRandom(0), latency = {}, lossRate = 0 }: InMemoryNetworkOptions = {}) {
     const { meanMs = 1, jitterMs = 0 } = latency;
     this.scheduler = requireScheduler(scheduler);
+    this.virtual = scheduler instanceof VirtualScheduler ? scheduler : undefined;
     if (random === null || typeof random !== 'object' || typeof random.next !== 'function') {
       throw new RangeError(`random must be a Random (createRandom(seed)), got ${String(random)}`);
     }
@@ -493,6 +497,14 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
     let finished = false;
     try {
       net.deliverUntil(limit);
+      // In virtual time, the next arrivals that nothing else comes before are delivered from here:
+      // the same order as re-arming for each, without a trip through the timer queue per message.
+      const virtual = net.virtual;
+      if (virtual !== undefined) {
+        for (let next = net.queue.peek(); next !== undefined && virtual.advanceInline(next.deliverAt); next = net.queue.peek()) {
+          net.deliverUntil(Math.max(next.deliverAt, virtual.now()));
+        }
+      }
       finished = true;
     } finally {
       net.delivering = false;
