@@ -364,12 +364,22 @@ export class AgentHost {
   private execute(run: Running): void {
     const { subtask, attempt } = run;
     const scheduler = this.options.network.scheduler;
-    const abort = new AbortController();
+    // Made when the handler first asks for its signal: most handlers (every simulated one) never do,
+    // and an AbortController is a few percent of a short subtask's cost. Asked after the run was torn
+    // down, it comes aborted already.
+    let abort: AbortController | undefined;
+    let abortedFor: string | undefined;
     const context: AgentContext = {
       agentId: this.id,
       attempt,
       scheduler,
-      signal: abort.signal,
+      get signal(): AbortSignal {
+        if (abort === undefined) {
+          abort = new AbortController();
+          if (abortedFor !== undefined) abort.abort(new DOMException(abortedFor, 'AbortError'));
+        }
+        return abort.signal;
+      },
       heartbeat: (progress = 0): void => {
         if (this.stateValue !== 'running' || this.running.get(subtask.id) !== run) return;
         run.ack?.unsubscribe(); // progress acknowledges it
@@ -419,7 +429,9 @@ export class AgentHost {
     });
     // Torn down before it finished (cancelled, revoked, left, crashed, hung): tell the handler why.
     run.subscription.add(() => {
-      if (!settled) abort.abort(new DOMException(abortReason(this.stateValue, subtask.id, attempt), 'AbortError'));
+      if (settled) return;
+      abortedFor = abortReason(this.stateValue, subtask.id, attempt);
+      abort?.abort(new DOMException(abortedFor, 'AbortError'));
     });
     if (settled) run.subscription.unsubscribe();
   }
