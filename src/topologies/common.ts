@@ -127,7 +127,7 @@ export const NO_REPAIR: Repair = Object.freeze({ description: 'not a member: not
 /**
  * The candidate that comes next after position `last` in a cycle of `size` positions: the one with
  * the smallest `(position − last − 1) mod size`. Candidates without a position are skipped.
- * `last = -1` starts from position 0. O(candidates).
+ * `last = -1` starts from position 0. O(candidates), less when the very next position is free.
  */
 export function nextInCycle(
   candidates: readonly string[],
@@ -144,6 +144,7 @@ export function nextInCycle(
     if (distance < best) {
       best = distance;
       chosen = id;
+      if (distance === 0) break; // the very next position: nothing comes sooner
     }
   }
   return chosen;
