@@ -76,6 +76,8 @@ const TASK_TIMEOUT_MS = 60_000;
 /** `DISPATCH_TOPOLOGIES=star` (comma-separated) to measure fewer. */
 const TOPOLOGIES = (process.env['DISPATCH_TOPOLOGIES'] ?? 'star,hierarchical').split(',') as TopologyName[];
 const TOKEN = 'dispatch-bench-token';
+/** `DISPATCH_COALESCE=0`: rxswarm's connections write each frame at once (coalesceWrites off, both ends), to measure what coalescing does. */
+const COALESCE = process.env['DISPATCH_COALESCE'] !== '0';
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
@@ -338,6 +340,7 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
       token: TOKEN,
       port: 0,
       sign,
+      coalesceWrites: COALESCE,
       log: (event: WsServerEvent) => {
         if (event.type === 'rejected') refusals.push(`${event.agentId ?? event.remote}: ${event.error} (${event.code})`);
       },
@@ -352,7 +355,7 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
     if (opened !== AGENTS || raw.connections() !== AGENTS) throw new Error(`dispatch bench: ${raw.connections()} of ${AGENTS} baseline connections open`);
     const ids = Array.from({ length: AGENTS }, (_, i) => `agent-${String(i).padStart(3, '0')}`);
     const joinTo = async (target: Service): Promise<void> => {
-      const joined = await startAll(children, i => ({ type: 'agents', url: target.url, token: TOKEN, ids: ids.filter((_, k) => k % CHILDREN === i), heartbeatIntervalMs: HEARTBEAT_MS }));
+      const joined = await startAll(children, i => ({ type: 'agents', url: target.url, token: TOKEN, ids: ids.filter((_, k) => k % CHILDREN === i), heartbeatIntervalMs: HEARTBEAT_MS, coalesceWrites: COALESCE }));
       const members = [...target.server.remoteAgents.values()].filter(a => a.role === 'agent').length;
       if (joined !== AGENTS || members !== AGENTS) throw new Error(`dispatch bench: ${members} of ${AGENTS} agents joined the service`);
     };
@@ -431,7 +434,7 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
 
 function rows(pair: Pair): BenchRow[] {
   const { topology, raw, rx } = pair;
-  const suite = `dispatch, ${AGENTS} agents, 1 ms work, ${topology}`;
+  const suite = `dispatch, ${AGENTS} agents, 1 ms work, ${topology}${COALESCE ? '' : ', coalesceWrites off'}`;
   const p = (m: Measured, percent: number): number => nearestRank(m.latencies, percent);
   const hops = [...rx.hops].sort((a, b) => a[0] - b[0]).map(([h, n]) => `${formatNumber(n)} × ${h} hop${h === 1 ? '' : 's'}`).join(', ');
   const rounds = `${ROUNDS} rounds of ${formatNumber(raw.count / ROUNDS)}, alternating with the other side`;

@@ -24,7 +24,7 @@ import { WebSocket } from 'ws';
 import { startAgent, type AgentProcess } from '../src/remote.js';
 
 export type AgentsCommand =
-  | { readonly type: 'agents'; readonly url: string; readonly token: string; readonly ids: readonly string[]; readonly heartbeatIntervalMs: number }
+  | { readonly type: 'agents'; readonly url: string; readonly token: string; readonly ids: readonly string[]; readonly heartbeatIntervalMs: number; readonly coalesceWrites: boolean }
   | { readonly type: 'raw'; readonly port: number; readonly count: number }
   /** One BullMQ Worker on the Redis at 127.0.0.1:`port`, taking `concurrency` jobs of `queue` at once. */
   | { readonly type: 'bullmq'; readonly port: number; readonly queue: string; readonly concurrency: number }
@@ -61,7 +61,7 @@ const report = (message: AgentsReport): void => {
   process.send?.(message);
 };
 
-async function startAgents(url: string, token: string, ids: readonly string[], heartbeatIntervalMs: number): Promise<number> {
+async function startAgents(url: string, token: string, ids: readonly string[], heartbeatIntervalMs: number, coalesceWrites: boolean): Promise<number> {
   const joined = ids.map(
     id =>
       new Promise<void>((resolve, reject) => {
@@ -70,6 +70,7 @@ async function startAgents(url: string, token: string, ids: readonly string[], h
           token,
           id,
           heartbeatIntervalMs,
+          coalesceWrites,
           onEvent: event => {
             if (event.type === 'joined') resolve();
             if (event.type === 'disconnected') disconnects++;
@@ -142,7 +143,7 @@ process.on('message', (command: AgentsCommand) => {
   const fail = (err: unknown): void => report({ type: 'error', message: err instanceof Error ? err.message : String(err) });
   switch (command.type) {
     case 'agents':
-      startAgents(command.url, command.token, command.ids, command.heartbeatIntervalMs).then(count => report({ type: 'started', count, ms: performance.now() - started }), fail);
+      startAgents(command.url, command.token, command.ids, command.heartbeatIntervalMs, command.coalesceWrites).then(count => report({ type: 'started', count, ms: performance.now() - started }), fail);
       return;
     case 'raw':
       startRaw(command.port, command.count).then(count => report({ type: 'started', count, ms: performance.now() - started }), fail);

@@ -91,6 +91,8 @@ export interface AgentProcessOptions {
    * (only what handlers report through `context.usage` is sent). Default: measured.
    */
   readonly usage?: UsageSamplerOptions | false;
+  /** What the agent sends within one turn of the event loop leaves in one write (default true; off only to measure it). */
+  readonly coalesceWrites?: boolean;
 }
 
 export interface AgentProcess {
@@ -118,8 +120,8 @@ export interface AgentProcess {
  * coordinator knows nothing of the old one's assignments — on the connection it has: the new
  * coordinator sees one join, not a join, a departure and a join.
  */
-export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent, usage = {} }: AgentProcessOptions): AgentProcess {
-  const network = new WsClientNetwork({ url, agentId: id, token, capabilities, slots, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
+export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent, usage = {}, coalesceWrites = true }: AgentProcessOptions): AgentProcess {
+  const network = new WsClientNetwork({ url, agentId: id, token, capabilities, slots, coalesceWrites, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
   // The Promises handlers returned and that have not settled: what a departing agent waits for.
   const pending = new Set<Promise<void>>();
   const handle: Handler = (subtask, context) => {
