@@ -25,6 +25,12 @@
  *   hierarchical a group leader, the same way. The coordinator's own detectors stay on: what they
  *   did during the measured tasks (faults, healing, protocol switches) is listed as `incidents`.
  *
+ * - baseline, "BullMQ + Redis": a `redis-server` (Debian's package, started on a free port and
+ *   stopped by the benchmark; skipped with a printed line when it is not installed) and BullMQ
+ *   (benchmarks/bullmqBaseline.ts): a Queue here adds the jobs in bulk, one Worker per agent process
+ *   of concurrency {@link AGENTS}/{@link CHILDREN} runs each as the same 1 ms timer. Jobs/s = jobs /
+ *   (first added → last `completed` event heard here); its latencies count from the bulk add, so
+ *   they are mostly queueing and are not compared. Target from the issue: rxswarm ≥ 2× BullMQ.
  * - rxswarm, signing off: a second service, the same but `sign: false` (no session keys: its
  *   assignments, cancellations and results carry no signature, and nothing is checked), with its
  *   own {@link AGENTS} agents. Signed ÷ unsigned throughput is what authenticating every
@@ -53,6 +59,7 @@ import type { WsServerEvent } from '../streams/wsNetwork.js';
 import type { AgentsCommand, AgentsReport, RawJob, RawResult } from './dispatchAgents.js';
 import { formatNumber, ratioRow, type BenchRow } from './harness.js';
 import { BenchChild } from './child.js';
+import { startBullBaseline, type BullBaseline } from './bullmqBaseline.js';
 
 const AGENTS = 100;
 const CHILDREN = 2;
@@ -69,6 +76,8 @@ const TASK_TIMEOUT_MS = 60_000;
 /** `DISPATCH_TOPOLOGIES=star` (comma-separated) to measure fewer. */
 const TOPOLOGIES = (process.env['DISPATCH_TOPOLOGIES'] ?? 'star,hierarchical').split(',') as TopologyName[];
 const TOKEN = 'dispatch-bench-token';
+/** `DISPATCH_COALESCE=0`: rxswarm's connections write each frame at once (coalesceWrites off, both ends), to measure what coalescing does. */
+const COALESCE = process.env['DISPATCH_COALESCE'] !== '0';
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
@@ -281,6 +290,8 @@ interface Pair {
   readonly signingRatios: readonly number[];
   readonly refusals: readonly string[];
   readonly agentDisconnects: number;
+  /** The BullMQ + Redis baseline, when it ran. */
+  readonly bull?: { readonly measured: Measured; readonly agentsCores: number; readonly redisCores: number; readonly roundRatios: readonly number[] };
 }
 
 /** Counts added up by key. */
@@ -317,7 +328,7 @@ function poolRx(rxs: readonly RxMeasured[]): RxMeasured {
   };
 }
 
-async function measurePair(children: readonly AgentsChild[], topology: TopologyName): Promise<Pair> {
+async function measurePair(children: readonly AgentsChild[], topology: TopologyName, bull: BullBaseline | undefined): Promise<Pair> {
   const refusals: string[] = [];
   let probe: ((event: CoordinationEvent) => void) | undefined;
   const setProbe = (p: typeof probe): void => {
@@ -329,6 +340,7 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
       token: TOKEN,
       port: 0,
       sign,
+      coalesceWrites: COALESCE,
       log: (event: WsServerEvent) => {
         if (event.type === 'rejected') refusals.push(`${event.agentId ?? event.remote}: ${event.error} (${event.code})`);
       },
@@ -343,12 +355,17 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
     if (opened !== AGENTS || raw.connections() !== AGENTS) throw new Error(`dispatch bench: ${raw.connections()} of ${AGENTS} baseline connections open`);
     const ids = Array.from({ length: AGENTS }, (_, i) => `agent-${String(i).padStart(3, '0')}`);
     const joinTo = async (target: Service): Promise<void> => {
-      const joined = await startAll(children, i => ({ type: 'agents', url: target.url, token: TOKEN, ids: ids.filter((_, k) => k % CHILDREN === i), heartbeatIntervalMs: HEARTBEAT_MS }));
+      const joined = await startAll(children, i => ({ type: 'agents', url: target.url, token: TOKEN, ids: ids.filter((_, k) => k % CHILDREN === i), heartbeatIntervalMs: HEARTBEAT_MS, coalesceWrites: COALESCE }));
       const members = [...target.server.remoteAgents.values()].filter(a => a.role === 'agent').length;
       if (joined !== AGENTS || members !== AGENTS) throw new Error(`dispatch bench: ${members} of ${AGENTS} agents joined the service`);
     };
     await joinTo(service);
     await joinTo(plain);
+    if (bull !== undefined) {
+      const workers = await startAll(children, () => ({ type: 'bullmq', port: bull.port, queue: bull.queueName, concurrency: AGENTS / CHILDREN }));
+      if (workers !== AGENTS) throw new Error(`dispatch bench: BullMQ workers of concurrency ${workers} in all, not ${AGENTS}`);
+      await bull.run(WARMUP, WORK_MS, TASK_TIMEOUT_MS);
+    }
 
     await raw.run(WARMUP);
     await runTask(service, setProbe, `${topology}-warmup`, WARMUP);
@@ -361,30 +378,53 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
     let rawAgentsMs = 0;
     let rxAgentsMs = 0;
     let agentDisconnects = 0;
-    const orders = [['raw', 'rx', 'unsigned'], ['rx', 'unsigned', 'raw'], ['unsigned', 'raw', 'rx']] as const;
+    const bulls: Measured[] = [];
+    let bullAgentsMs = 0;
+    let redisMs = 0;
+    const sides = bull === undefined ? (['raw', 'rx', 'unsigned'] as const) : (['raw', 'rx', 'bull', 'unsigned'] as const);
     for (let round = 0; round < ROUNDS; round++) {
       // Rotating order: no side always runs right after another's burst.
-      for (const side of orders[round % orders.length] as (typeof orders)[number]) {
+      for (const side of [...sides.slice(round % sides.length), ...sides.slice(0, round % sides.length)]) {
         await markAll(children);
-        if (side === 'raw') raws.push(await raw.run(perRound));
+        if (side === 'bull' && bull !== undefined) {
+          const redisBefore = await bull.redisCpuMs();
+          bulls.push(await bull.run(perRound, WORK_MS, TASK_TIMEOUT_MS));
+          redisMs += (await bull.redisCpuMs()) - redisBefore;
+        } else if (side === 'raw') raws.push(await raw.run(perRound));
         else if (side === 'rx') rxs.push(await runTask(service, setProbe, `${topology}-${round}`, perRound));
         else unsigned.push(await runTask(plain, setProbe, `${topology}-${round}-unsigned`, perRound));
         const { cpuMs, disconnects } = await markAll(children);
         agentDisconnects += disconnects;
         if (side === 'raw') rawAgentsMs += cpuMs;
         else if (side === 'rx') rxAgentsMs += cpuMs;
+        else if (side === 'bull') bullAgentsMs += cpuMs;
       }
     }
     const rawPooled = pool(raws);
     const rx = poolRx(rxs);
     const roundRatios = rxs.map((m, i) => perSecond(m) / perSecond(raws[i] as Measured));
     const signingRatios = rxs.map((m, i) => perSecond(m) / perSecond(unsigned[i] as RxMeasured));
+    const bullPooled = bulls.length === 0 ? undefined : pool(bulls);
+    const bullRatios = bulls.map((m, i) => perSecond(rxs[i] as RxMeasured) / perSecond(m));
     process.stderr.write(
       `  ${topology}: raw ws jobs ${formatNumber(perSecond(rawPooled))}/s, p50 ${formatNumber(nearestRank(rawPooled.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rawPooled.latencies, 99), 2)} ms; ` +
-        `rxswarm ${formatNumber(perSecond(rx))}/s, p50 ${formatNumber(nearestRank(rx.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rx.latencies, 99), 2)} ms; per-round ratios ${roundRatios.map(r => r.toFixed(2)).join(' ')}; signed/unsigned ${signingRatios.map(r => r.toFixed(2)).join(' ')}\n`,
+        `rxswarm ${formatNumber(perSecond(rx))}/s, p50 ${formatNumber(nearestRank(rx.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rx.latencies, 99), 2)} ms; per-round ratios ${roundRatios.map(r => r.toFixed(2)).join(' ')}; signed/unsigned ${signingRatios.map(r => r.toFixed(2)).join(' ')}` +
+        `${bullPooled === undefined ? '' : `; BullMQ ${formatNumber(perSecond(bullPooled))}/s, rxswarm ÷ BullMQ per round ${bullRatios.map(r => r.toFixed(2)).join(' ')}`}\n`,
     );
     await stopAll(children);
-    return { topology, raw: rawPooled, rawAgentsCores: rawAgentsMs / rawPooled.windowMs, rx, rxAgentsCores: rxAgentsMs / rx.endToEndMs, unsigned: poolRx(unsigned), roundRatios, signingRatios, refusals, agentDisconnects };
+    return {
+      topology,
+      raw: rawPooled,
+      rawAgentsCores: rawAgentsMs / rawPooled.windowMs,
+      rx,
+      rxAgentsCores: rxAgentsMs / rx.endToEndMs,
+      unsigned: poolRx(unsigned),
+      roundRatios,
+      signingRatios,
+      refusals,
+      agentDisconnects,
+      ...(bullPooled === undefined ? {} : { bull: { measured: bullPooled, agentsCores: bullAgentsMs / bullPooled.windowMs, redisCores: redisMs / bullPooled.windowMs, roundRatios: bullRatios } }),
+    };
   } finally {
     await service.close();
     await plain.close();
@@ -394,7 +434,7 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
 
 function rows(pair: Pair): BenchRow[] {
   const { topology, raw, rx } = pair;
-  const suite = `dispatch, ${AGENTS} agents, 1 ms work, ${topology}`;
+  const suite = `dispatch, ${AGENTS} agents, 1 ms work, ${topology}${COALESCE ? '' : ', coalesceWrites off'}`;
   const p = (m: Measured, percent: number): number => nearestRank(m.latencies, percent);
   const hops = [...rx.hops].sort((a, b) => a[0] - b[0]).map(([h, n]) => `${formatNumber(n)} × ${h} hop${h === 1 ? '' : 's'}`).join(', ');
   const rounds = `${ROUNDS} rounds of ${formatNumber(raw.count / ROUNDS)}, alternating with the other side`;
@@ -403,9 +443,24 @@ function rows(pair: Pair): BenchRow[] {
     `${formatNumber(rx.count)} subtasks (${rounds}) in ${formatNumber(rx.windowMs)} ms first assign → last result, ${formatNumber(rx.endToEndMs)} ms submit → outcome (${formatNumber((rx.count * 1000) / rx.endToEndMs)}/s); ` +
     `ratio per round ${pair.roundRatios.map(r => r.toFixed(2)).join('/')}; service process ${formatNumber(rx.serverCores, 2)} cores, agent processes ${formatNumber(pair.rxAgentsCores, 2)} cores; ${hops}; ` +
     `incidents: ${rx.incidents.size === 0 ? 'none' : [...rx.incidents].map(([k, n]) => `${k} ×${n}`).join(', ')}; reassigned ${rx.reassigned}, rejected ${rx.rejected}, agent disconnects ${pair.agentDisconnects}${pair.refusals.length > 0 ? `, refusals ${pair.refusals.length}: ${pair.refusals[0]}` : ''}`;
+  const bull = pair.bull;
+  const bullRows: BenchRow[] =
+    bull === undefined
+      ? []
+      : [
+          {
+            suite,
+            case: 'baseline: BullMQ + Redis, throughput',
+            value: perSecond(bull.measured),
+            unit: 'jobs/s',
+            note: `${formatNumber(bull.measured.count)} jobs (${rounds}), added in bulk here, ${CHILDREN} workers of concurrency ${AGENTS / CHILDREN}; this process ${formatNumber(bull.measured.serverCores, 2)} cores, redis-server ${formatNumber(bull.redisCores, 2)} cores, workers ${formatNumber(bull.agentsCores, 2)} cores; p50 added → completed ${formatNumber(p(bull.measured, 50), 1)} ms (queueing: not compared)`,
+          },
+          ratioRow(suite, 'rxswarm service: throughput ÷ BullMQ', perSecond(rx), 'subtasks/s', 'BullMQ', perSecond(bull.measured), '>= 2x', `ratio per round ${bull.roundRatios.map(r => r.toFixed(2)).join('/')}`),
+        ];
   return [
     { suite, case: 'baseline: raw ws jobs, throughput', value: perSecond(raw), unit: 'jobs/s', note: rawNote },
-    ratioRow(suite, 'rxswarm service: throughput', perSecond(rx), 'subtasks/s', 'raw ws', perSecond(raw), undefined, rxNote),
+    ratioRow(suite, 'rxswarm service: throughput', perSecond(rx), 'subtasks/s', 'raw ws', perSecond(raw), '>= 0.6x', rxNote),
+    ...bullRows,
     { suite, case: 'baseline: raw ws jobs, p50 round trip', value: p(raw, 50), unit: 'ms', note: `p99 ${formatNumber(p(raw, 99), 2)} ms, max ${formatNumber(p(raw, 100), 2)} ms` },
     ratioRow(suite, 'rxswarm: p50 assign → result (lower is better)', p(rx, 50), 'ms', 'raw ws p50', p(raw, 50)),
     ratioRow(suite, 'rxswarm: p99 assign → result (lower is better)', p(rx, 99), 'ms', 'raw ws p99', p(raw, 99), undefined, `max ${formatNumber(p(rx, 100), 2)} ms`),
@@ -427,12 +482,16 @@ export default async function bench(): Promise<BenchRow[]> {
     throw new RangeError(`DISPATCH_SUBTASKS must be an integer in [${ROUNDS}, ${ROUNDS * MAX_PER_TASK}] (${ROUNDS} rounds of at most ${MAX_PER_TASK}), got ${String(process.env['DISPATCH_SUBTASKS'])}`);
   }
   const children: AgentsChild[] = [];
+  const started = await startBullBaseline();
+  const bull = typeof started === 'string' ? undefined : started;
+  if (typeof started === 'string') console.log(`dispatch: BullMQ + Redis baseline skipped: ${started}`);
   try {
     for (let i = 0; i < CHILDREN; i++) children.push(await startAgentsChild());
     const out: BenchRow[] = [];
-    for (const topology of TOPOLOGIES) out.push(...rows(await measurePair(children, topology)));
+    for (const topology of TOPOLOGIES) out.push(...rows(await measurePair(children, topology, bull)));
     return out;
   } finally {
     await Promise.all(children.map(c => c.exit()));
+    await bull?.close();
   }
 }

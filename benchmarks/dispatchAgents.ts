@@ -8,6 +8,7 @@
  * ```
  * parent ──agents {url, token, ids}──▶ child: startAgent × ids, waits until each has joined ──started──▶ parent
  * parent ──raw {port, count}─────────▶ child: count plain ws connections, open ─────────────started──▶ parent
+ * parent ──bullmq {port, queue, n}──▶ child: one BullMQ Worker of concurrency n on Redis, ready ─started──▶ parent
  * parent ──mark──────────────────────▶ child: CPU since the last mark, counts anew ─marked {cpuMs}──▶ parent
  * parent ──stop──────────────────────▶ child: agents leave, connections close ─stopped {cpuMs}──▶ parent
  * parent ──exit──────────────────────▶ child exits
@@ -15,14 +16,18 @@
  *
  * `cpuMs` is this process's CPU time since the last `mark` (or since it started): what the agents
  * cost over a measured step. Both kinds of agents may be up at once; the idle ones cost little
- * (rxswarm agents beat once a second).
+ * (rxswarm agents beat once a second). The BullMQ worker (the third baseline) takes each job
+ * `{ sleepMs: 1 }` and returns after the same 1 ms timer; it polls Redis while idle.
  */
+import type { Worker } from 'bullmq';
 import { WebSocket } from 'ws';
 import { startAgent, type AgentProcess } from '../src/remote.js';
 
 export type AgentsCommand =
-  | { readonly type: 'agents'; readonly url: string; readonly token: string; readonly ids: readonly string[]; readonly heartbeatIntervalMs: number }
+  | { readonly type: 'agents'; readonly url: string; readonly token: string; readonly ids: readonly string[]; readonly heartbeatIntervalMs: number; readonly coalesceWrites: boolean }
   | { readonly type: 'raw'; readonly port: number; readonly count: number }
+  /** One BullMQ Worker on the Redis at 127.0.0.1:`port`, taking `concurrency` jobs of `queue` at once. */
+  | { readonly type: 'bullmq'; readonly port: number; readonly queue: string; readonly concurrency: number }
   /** Reports CPU and lost connections since the last mark (or start), and counts again from now. */
   | { readonly type: 'mark' }
   | { readonly type: 'stop' }
@@ -47,6 +52,7 @@ export interface RawResult {
 
 let agents: AgentProcess[] = [];
 let sockets: WebSocket[] = [];
+let workers: Worker[] = [];
 let cpu = process.cpuUsage();
 /** Connections lost while a step ran (none expected). */
 let disconnects = 0;
@@ -55,7 +61,7 @@ const report = (message: AgentsReport): void => {
   process.send?.(message);
 };
 
-async function startAgents(url: string, token: string, ids: readonly string[], heartbeatIntervalMs: number): Promise<number> {
+async function startAgents(url: string, token: string, ids: readonly string[], heartbeatIntervalMs: number, coalesceWrites: boolean): Promise<number> {
   const joined = ids.map(
     id =>
       new Promise<void>((resolve, reject) => {
@@ -64,6 +70,7 @@ async function startAgents(url: string, token: string, ids: readonly string[], h
           token,
           id,
           heartbeatIntervalMs,
+          coalesceWrites,
           onEvent: event => {
             if (event.type === 'joined') resolve();
             if (event.type === 'disconnected') disconnects++;
@@ -102,6 +109,19 @@ async function startRaw(port: number, count: number): Promise<number> {
   return count;
 }
 
+async function startBullmq(port: number, queue: string, concurrency: number): Promise<number> {
+  const { Worker } = await import('bullmq');
+  const worker = new Worker<{ sleepMs: number }>(
+    queue,
+    job => new Promise(resolve => setTimeout(() => resolve({ agentId: `bullmq-${process.pid}`, jobId: job.id, sleptMs: job.data.sleepMs }), job.data.sleepMs)),
+    { connection: { host: '127.0.0.1', port }, concurrency },
+  );
+  worker.on('error', () => disconnects++);
+  workers.push(worker);
+  await worker.waitUntilReady();
+  return concurrency;
+}
+
 async function stop(): Promise<{ cpuMs: number; disconnects: number }> {
   const used = process.cpuUsage(cpu);
   const lost = disconnects;
@@ -113,6 +133,8 @@ async function stop(): Promise<{ cpuMs: number; disconnects: number }> {
     socket.close();
   }
   sockets = [];
+  await Promise.all(workers.map(w => w.close()));
+  workers = [];
   return { cpuMs: (used.user + used.system) / 1000, disconnects: lost };
 }
 
@@ -121,10 +143,13 @@ process.on('message', (command: AgentsCommand) => {
   const fail = (err: unknown): void => report({ type: 'error', message: err instanceof Error ? err.message : String(err) });
   switch (command.type) {
     case 'agents':
-      startAgents(command.url, command.token, command.ids, command.heartbeatIntervalMs).then(count => report({ type: 'started', count, ms: performance.now() - started }), fail);
+      startAgents(command.url, command.token, command.ids, command.heartbeatIntervalMs, command.coalesceWrites).then(count => report({ type: 'started', count, ms: performance.now() - started }), fail);
       return;
     case 'raw':
       startRaw(command.port, command.count).then(count => report({ type: 'started', count, ms: performance.now() - started }), fail);
+      return;
+    case 'bullmq':
+      startBullmq(command.port, command.queue, command.concurrency).then(count => report({ type: 'started', count, ms: performance.now() - started }), fail);
       return;
     case 'mark': {
       const used = process.cpuUsage(cpu);

@@ -53,6 +53,16 @@ const integer =
  */
 const MAX_SIMULATED_AGENTS = 10_000;
 
+/** What a simulation costs by topology, n agents (simulate --help). */
+const SIMULATE_COST_HELP = [
+  'Cost by topology (n agents):',
+  '  star, hierarchical  a few messages per subtask whatever n: 10,000 agents cost about what 100 do per subtask',
+  '  ring                O(n) per subtask by nature: work travels successor to successor to the member',
+  '                      that runs it and its result comes back the same way (hundreds of hops at 1,000)',
+  '  mesh                O(n²) by nature: every peer heartbeats every other, n × (n − 1) beats a virtual',
+  '                      second (a million at 1,000 agents, a hundred million at 10,000)',
+].join('\n');
+
 const simulatedAgents = (text: string): number => {
   if (Number.isInteger(Number(text)) && Number(text) > MAX_SIMULATED_AGENTS) {
     throw new InvalidArgumentError(`at most ${MAX_SIMULATED_AGENTS} agents can be simulated (every one is a simulated process held in memory); got ${text}`);
@@ -597,7 +607,7 @@ function program(setExit: (code: number) => void): Command {
     .option('--faults <spec>', 'faults to inject, e.g. crash:agent-1@5s,partition:agent-2+agent-3@3s-9s (syntax below)', '')
     .option('--json', 'the report as JSON', false)
     .option('--html <file>', 'also write the run as a self-contained page: agents up/suspected/down, faults injected vs detected, healing, switches')
-    .addHelpText('after', `\n${FAULT_SPEC_HELP}\n\nA run estimated to take over 20 s of wall time is announced on stderr with its expected cost;\non a terminal, progress is shown on stderr while it runs.`)
+    .addHelpText('after', `\n${FAULT_SPEC_HELP}\n\n${SIMULATE_COST_HELP}\n\nA run estimated to take over 20 s of wall time is announced on stderr with its expected cost;\non a terminal, progress is shown on stderr while it runs.`)
     .action(action(simulateCommand));
 
   cli

@@ -90,6 +90,8 @@ interface ClientNetworkOptions {
   readonly maxPayload?: number;
   readonly reconnect?: ReconnectOptions;
   readonly log?: (event: WsClientEvent) => void;
+  /** WebSocket: what a turn sends goes out in one write (see `WsClientNetworkOptions.coalesceWrites`). */
+  readonly coalesceWrites?: boolean;
 }
 
 /** NATS credentials from RXSWARM_NATS_USER and RXSWARM_NATS_PASSWORD, or RXSWARM_NATS_TOKEN (kept out of `ps`; the URL's win). */
@@ -102,7 +104,9 @@ export function natsCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): { 
 
 /** The network of a client or agent process, by the URL's scheme. */
 function clientNetwork(options: ClientNetworkOptions): ClientNetwork {
-  return isNatsUrl(options.url) ? new NatsClientNetwork({ ...natsCredentialsFromEnv(), ...options }) : new WsClientNetwork(options);
+  if (!isNatsUrl(options.url)) return new WsClientNetwork(options);
+  const { coalesceWrites: _ws, ...nats } = options;
+  return new NatsClientNetwork({ ...natsCredentialsFromEnv(), ...nats });
 }
 
 export interface AgentProcessOptions {
@@ -125,6 +129,8 @@ export interface AgentProcessOptions {
    * (only what handlers report through `context.usage` is sent). Default: measured.
    */
   readonly usage?: UsageSamplerOptions | false;
+  /** What the agent sends within one turn of the event loop leaves in one write (default true; off only to measure it). */
+  readonly coalesceWrites?: boolean;
 }
 
 export interface AgentProcess {
@@ -152,8 +158,8 @@ export interface AgentProcess {
  * coordinator knows nothing of the old one's assignments — on the connection it has: the new
  * coordinator sees one join, not a join, a departure and a join.
  */
-export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent, usage = {} }: AgentProcessOptions): AgentProcess {
-  const network = clientNetwork({ url, agentId: id, token, capabilities, slots, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
+export function startAgent({ url, token, id, capabilities = [], slots = 1, handler = builtinWorker, heartbeatIntervalMs = 1000, reconnect, onEvent, usage = {}, coalesceWrites = true }: AgentProcessOptions): AgentProcess {
+  const network = clientNetwork({ url, agentId: id, token, capabilities, slots, coalesceWrites, ...(reconnect === undefined ? {} : { reconnect }), log: event => onEvent?.(event) });
   // The Promises handlers returned and that have not settled: what a departing agent waits for.
   const pending = new Set<Promise<void>>();
   const handle: Handler = (subtask, context) => {

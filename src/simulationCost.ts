@@ -28,9 +28,9 @@ export interface SimulationSize {
   readonly workMeanMs?: number;
 }
 
-// Measured (node 20, one core): a message costs 2–5 µs from send to delivery, and on a mesh or a
-// ring, where delivering one touches per-peer state, about 5 ns more per agent (12 µs at 1,500
-// agents); a simulated agent about 0.25 ms to set up and run, and 25 KB; a mesh about 150 bytes per
+// Measured (node 20, one core): a message costs 2–5 µs from send to delivery, and on a mesh, where
+// delivering a beat touches per-peer state, about 5 ns more per agent; a ring's relay hop no longer
+// does (its route is shared, not copied per hop: 1.5–3.3 µs a message at 1,000–1,500 agents); a simulated agent about 0.25 ms to set up and run, and 25 KB; a mesh about 150 bytes per
 // pair of agents (each tracks every other); a subtask about 0.1 ms besides its messages. One-way
 // latency 2 ms.
 const US_PER_MESSAGE = 2;
@@ -68,7 +68,7 @@ export function estimateSimulation(size: SimulationSize): SimulationCost {
   const beats = (virtualMs / 1000 + 1) * (topology === 'mesh' ? agents * (agents - 1) : 2 * agents);
   const perSubtask = topology === 'ring' ? agents + 1 : 7;
   const messages = Math.round(beats + subtasks * perSubtask);
-  const perMessageUs = US_PER_MESSAGE + (topology === 'mesh' || topology === 'ring' ? US_PER_MESSAGE_PER_PEER * agents : 0);
+  const perMessageUs = US_PER_MESSAGE + (topology === 'mesh' ? US_PER_MESSAGE_PER_PEER * agents : 0);
   const wallMs = (messages * perMessageUs) / 1000 + agents * MS_PER_AGENT + subtasks * MS_PER_SUBTASK;
   const memoryBytes = BYTES_BASE + agents * BYTES_PER_AGENT + (topology === 'mesh' ? BYTES_PER_MESH_PAIR * agents * (agents - 1) : 0);
   const why =

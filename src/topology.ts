@@ -65,7 +65,10 @@ export interface Layout {
    * members are ignored (they have no route); `undefined` when none is left.
    */
   pick(subtask: Subtask, candidates: readonly string[]): string | undefined;
-  /** Where `agentId` sends liveness heartbeats (always includes COORDINATOR). */
+  /**
+   * Where `agentId` sends liveness heartbeats (always includes COORDINATOR). It may list `agentId`
+   * itself, which a host skips: a layout may answer every member with one shared list (a mesh does).
+   */
   heartbeatTargets(agentId: string): readonly string[];
   /** Mesh: a failure verdict must be confirmed by a consensus window of the live peers. */
   readonly confirmsFailures: boolean;

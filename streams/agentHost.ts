@@ -278,9 +278,10 @@ export class AgentHost {
     if (this.stateValue !== 'running') return; // a hung process handles nothing
     const routed = envelope.body as Partial<Routed>;
     const via = routed.via;
-    if (via !== undefined && via.length > 0) {
-      // A relay hop: pass it on, one counted message further.
-      this.options.network.send({ from: this.id, to: via[0] as string, kind: envelope.kind, body: { ...routed, via: via.slice(1) } });
+    const hop = routed.hop ?? 0;
+    if (via !== undefined && via.length > hop) {
+      // A relay hop: pass it on, one counted message further; the route is shared, not copied (O(1) per hop).
+      this.options.network.send({ from: this.id, to: via[hop] as string, kind: envelope.kind, body: { ...routed, hop: hop + 1 } });
       return;
     }
     switch (envelope.kind) {
@@ -367,12 +368,22 @@ export class AgentHost {
   private execute(run: Running): void {
     const { subtask, attempt, key } = run;
     const scheduler = this.options.network.scheduler;
-    const abort = new AbortController();
+    // Made when the handler first asks for its signal: most handlers (every simulated one) never do,
+    // and an AbortController is a few percent of a short subtask's cost. Asked after the run was torn
+    // down, it comes aborted already.
+    let abort: AbortController | undefined;
+    let abortedFor: string | undefined;
     const context: AgentContext = {
       agentId: this.id,
       attempt,
       scheduler,
-      signal: abort.signal,
+      get signal(): AbortSignal {
+        if (abort === undefined) {
+          abort = new AbortController();
+          if (abortedFor !== undefined) abort.abort(new DOMException(abortedFor, 'AbortError'));
+        }
+        return abort.signal;
+      },
       heartbeat: (progress = 0): void => {
         if (this.stateValue !== 'running' || this.running.get(key) !== run) return;
         run.ack?.unsubscribe(); // progress acknowledges it
@@ -394,8 +405,11 @@ export class AgentHost {
       run.ack = undefined;
       // Tear the handler down before its slot is reused: its finalisers run before the next starts.
       run.subscription?.unsubscribe();
-      const [first = this.options.coordinatorId, ...rest] = run.replyPath;
-      const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, via: rest, ...(ok ? { value } : { error: error ?? 'failed' }) };
+      // The reply path itself, one hop travelled (to `first`): not a copy of the rest of it.
+      const replyPath = run.replyPath;
+      const first = replyPath[0] ?? this.options.coordinatorId;
+      const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
+      const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
       this.send('result', first, body);
       // Through relays: the coordinator hears straight away that it is on its way, so a relay that drops it is found out.
       if (first !== this.options.coordinatorId) this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
@@ -419,7 +433,9 @@ export class AgentHost {
     });
     // Torn down before it finished (cancelled, revoked, left, crashed, hung): tell the handler why.
     run.subscription.add(() => {
-      if (!settled) abort.abort(new DOMException(abortReason(this.stateValue, subtask.id, attempt), 'AbortError'));
+      if (settled) return;
+      abortedFor = abortReason(this.stateValue, subtask.id, attempt);
+      abort?.abort(new DOMException(abortedFor, 'AbortError'));
     });
     if (settled) run.subscription.unsubscribe();
   }

@@ -16,6 +16,7 @@ export type { AgentContext, InProcessAgent, Subtask, Task } from './task.js';
 export { canRun } from './task.js';
 export type { ConnectionCause, ConnectionCauseKind } from './connectionCause.js';
 export type * from './protocol.js';
+export { hopsLeft, routeLeft } from './protocol.js';
 export {
   WsClientNetwork,
   WsConnectionError,

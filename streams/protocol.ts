@@ -2,11 +2,33 @@ import type { Subtask, Task } from './task.js';
 
 /**
  * Bodies of the messages the engine and its agents exchange, by envelope `kind`. Every message may
- * travel through relays: `via` lists the hops still to go after the receiver, and a node that
- * finds `via` non-empty forwards the message instead of handling it (each hop is counted).
+ * travel through relays: `via` lists the hops still to go after the receiver, from index `hop`
+ * on, and a node that finds hops left forwards the message instead of handling it (each hop is
+ * counted).
+ *
+ * A relay passes the same `via` on with `hop + 1` rather than a copy of the rest: a route of n
+ * relays costs O(n) once, not O(n) per hop (a ring's routes are as long as the ring). `hop` never
+ * travels on the wire: a transport that serialises a body writes the route still to go
+ * (`via.slice(hop)`, no `hop`), so the wire format is the one it always was, and signatures leave
+ * the route out either way.
  */
 export interface Routed {
   readonly via: readonly string[];
+  /** Entries of `via` already travelled (default 0). */
+  readonly hop?: number;
+}
+
+/** Hops still to go after the receiver of `body` (0: it is the final recipient). */
+export function hopsLeft(body: Partial<Routed>): number {
+  const via = body.via;
+  return via === undefined ? 0 : via.length - (body.hop ?? 0);
+}
+
+/** The route still to go, as the wire carries it: `via` from `hop` on (the same array when nothing was travelled). */
+export function routeLeft(body: Partial<Routed>): readonly string[] {
+  const via = body.via ?? [];
+  const hop = body.hop ?? 0;
+  return hop === 0 ? via : via.slice(hop);
 }
 
 export interface AssignBody extends Routed {

@@ -8,7 +8,8 @@ import type { AssignBody, CancelBody, ResultBody } from './protocol.js';
  * its own connection, known only to that agent and the coordinator's server. The server signs the
  * coordinator's assignments and cancellations with the key of the agent they are meant for; the
  * agent signs its results with its own key. What is signed is the meaning of the message, not its
- * route: `via` changes at every hop and is left out, the final recipient is put in.
+ * route: `via` (and `hop`, its cursor in this process) changes along the way and is left out, the
+ * final recipient is put in.
  *
  * MAC: HMAC-SHA256 over the JSON of the signed fields, base64url (43 characters). Values (payloads,
  * results) are signed as their JSON text, which a JSON round trip through a relay does not change.

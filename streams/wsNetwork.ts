@@ -10,9 +10,10 @@ import { requireInteger, requireNumber, requireInRange, requireScheduler } from 
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
 import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { SUBMISSION_KINDS, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
+import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
+import { turnCork } from './wsCork.js';
 
 // Wall-clock time and timers are allowed here: this is a real transport, at the edge of the system
 // (the architecture test exempts streams/ws*.ts). Message stamps still come from the scheduler.
@@ -99,10 +100,20 @@ export function tokensMatch(expected: string, given: string): boolean {
   return timingSafeEqual(digest(expected), digest(given));
 }
 
+/**
+ * A body as the wire carries it: a route shared between hops in this process (`hop`, see
+ * {@link Routed}) goes out as the route still to go, without `hop` — the format every peer reads.
+ */
+function onWire(body: unknown): unknown {
+  if (body === null || typeof body !== 'object' || !('hop' in body)) return body;
+  const { hop: _hop, ...rest } = body as Routed;
+  return { ...rest, via: routeLeft(body as Routed) };
+}
+
 function encodeEnvelope(from: string, to: string, kind: string, body: unknown): string {
   if (!isWireKind(kind)) throw new RangeError(`envelope.kind ${JSON.stringify(kind)} cannot travel over WebSocket (not a protocol or repair kind)`);
   try {
-    return encode({ v: 1, type: 'envelope', from, to, kind, body });
+    return encode({ v: 1, type: 'envelope', from, to, kind, body: onWire(body) });
   } catch (err) {
     throw new TypeError(`envelope.body cannot be sent as JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -175,6 +186,11 @@ export interface WsServerNetworkOptions {
   readonly authority?: string;
   /** Signs and checks as above (default true). Off only to measure what it costs. */
   readonly sign?: boolean;
+  /**
+   * What is sent on a connection within one turn of the event loop leaves in one write (the socket
+   * is corked until the turn ends: `streams/wsCork.ts`). Default true; off only to measure it.
+   */
+  readonly coalesceWrites?: boolean;
   /** Told to agents at hello: the coordinator's heartbeat interval (they beat at it). */
   readonly heartbeatMs?: number;
   /** Told to agents at hello: the coordinator's acknowledgement timeout (they acknowledge well within it). */
@@ -369,6 +385,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly idProbeMs: number;
   private readonly authority: string;
   private readonly signing: boolean;
+  private readonly coalesce: boolean;
   private readonly heartbeatMs: number | undefined;
   private readonly ackTimeoutMs: number | undefined;
   /** The largest payload or result value (JSON bytes) the coordinator takes, told to agents at hello. */
@@ -421,6 +438,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     idProbeMs,
     authority = 'coordinator',
     sign = true,
+    coalesceWrites = true,
     heartbeatMs,
     ackTimeoutMs,
     maxValueBytes = DEFAULT_MAX_VALUE_BYTES,
@@ -453,6 +471,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.authority = requireId('authority', authority);
     if (typeof sign !== 'boolean') throw new RangeError(`sign must be a boolean, got ${String(sign)}`);
     this.signing = sign;
+    if (typeof coalesceWrites !== 'boolean') throw new RangeError(`coalesceWrites must be a boolean, got ${String(coalesceWrites)}`);
+    this.coalesce = coalesceWrites;
     this.heartbeatMs = heartbeatMs === undefined ? undefined : requireNumber('heartbeatMs', heartbeatMs, 0, true);
     this.ackTimeoutMs = ackTimeoutMs === undefined ? undefined : requireNumber('ackTimeoutMs', ackTimeoutMs, 0, true);
     this.maxValueBytes = requireInteger('maxValueBytes', maxValueBytes, 1);
@@ -614,7 +634,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (!this.signing || body === null || typeof body !== 'object') return body;
     if (from === this.authority && ORDER_KINDS.has(kind)) {
       const via = (body as Partial<Routed>).via ?? [];
-      const recipient = via.length > 0 ? (via[via.length - 1] as string) : to;
+      const recipient = hopsLeft(body as Partial<Routed>) > 0 ? (via[via.length - 1] as string) : to;
       const key = this.keys.get(recipient);
       return key === undefined ? body : { ...(body as AssignBody | CancelBody), mac: signOrder(key, kind as 'assign' | 'cancel', recipient, body as AssignBody | CancelBody) };
     }
@@ -632,7 +652,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
    */
   private checked(to: string, kind: string, body: unknown): unknown {
     if (!this.signing || body === null || typeof body !== 'object') return body;
-    if (ORDER_KINDS.has(kind) && to !== this.authority && ((body as Partial<Routed>).via ?? []).length === 0) {
+    if (ORDER_KINDS.has(kind) && to !== this.authority && hopsLeft(body as Partial<Routed>) === 0) {
       const key = this.keys.get(to);
       return key !== undefined && verifyOrder(key, kind as 'assign' | 'cancel', to, body as AssignBody | CancelBody) ? body : undefined;
     }
@@ -724,6 +744,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       this.rejected(connection, WS_CLOSE.tooBig, error);
       return;
     }
+    if (this.coalesce) turnCork.hold(connection.socket);
     connection.socket.send(frame);
     this.counters.deliver(counter);
     // Checked after the write too: one big frame to a peer that does not read must not stay held.
@@ -1011,7 +1032,9 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   }
 
   private reply(connection: Connection, message: WireMessage): void {
-    if (connection.socket.readyState === WebSocket.OPEN) connection.socket.send(encode(message));
+    if (connection.socket.readyState !== WebSocket.OPEN) return;
+    if (this.coalesce) turnCork.hold(connection.socket);
+    connection.socket.send(encode(message));
   }
 
   private refuse(connection: Connection, code: WsCloseCode, error: string): void {
@@ -1031,6 +1054,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (connection.closing && connection.socket.readyState !== WebSocket.OPEN) return;
     connection.closing = true;
     clearTimeout(connection.helloTimer);
+    turnCork.release(connection.socket); // what it was told before (an error frame) goes first, now
     connection.socket.close(code, closeReason(reason));
   }
 }
@@ -1075,6 +1099,8 @@ export interface WsClientNetworkOptions {
   readonly random?: () => number;
   /** Receives every client event (default: nothing). */
   readonly log?: (event: WsClientEvent) => void;
+  /** What is sent within one turn of the event loop leaves in one write (see the server's option). Default true. */
+  readonly coalesceWrites?: boolean;
 }
 
 export type WsClientEvent =
@@ -1157,6 +1183,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly maxAttempts: number;
   private readonly random: () => number;
   private readonly log: (event: WsClientEvent) => void;
+  private readonly coalesce: boolean;
   private readonly events = new Subject<WsClientEvent>();
   private readonly counters = new Counters();
   /** This process, the same across reconnects (told at hello: the server tells a restart from a reconnect). */
@@ -1188,6 +1215,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     reconnect = {},
     random = Math.random,
     log = () => undefined,
+    coalesceWrites = true,
   }: WsClientNetworkOptions) {
     if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) throw new RangeError(`url must be ws://host:port or wss://…, got ${String(url)}`);
     this.agentId = requireId('agentId', agentId);
@@ -1209,6 +1237,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     this.maxAttempts = maxAttempts === Infinity ? Infinity : requireInteger('reconnect.maxAttempts', maxAttempts, 1);
     if (typeof random !== 'function') throw new RangeError(`random must be a function, got ${String(random)}`);
     if (typeof log !== 'function') throw new RangeError(`log must be a function, got ${String(log)}`);
+    if (typeof coalesceWrites !== 'boolean') throw new RangeError(`coalesceWrites must be a boolean, got ${String(coalesceWrites)}`);
+    this.coalesce = coalesceWrites;
     this.url = url;
     this.token = token;
     this.capabilities = [...capabilities];
@@ -1263,6 +1293,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     const counter = this.counters.count(kind);
     const socket = this.socket;
     if (this.stateValue !== 'open' || socket === undefined || socket.readyState !== WebSocket.OPEN) return this.counters.drop(counter, 'down');
+    if (this.coalesce) turnCork.hold(socket);
     socket.send(frame);
     this.counters.deliver(counter);
   }
@@ -1315,6 +1346,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
       socket.on('error', () => undefined);
       if (socket.readyState === WebSocket.OPEN) {
         socket.send(encode({ v: 1, type: 'leave' }));
+        turnCork.release(socket); // the leave and what went before it, now: the process may be about to exit
         socket.close(WS_CLOSE.normal, 'left');
       } else if (socket.readyState === WebSocket.CONNECTING) {
         socket.terminate();
@@ -1381,7 +1413,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
           this.counters.rejected++;
           return;
         }
-        if (this.key !== undefined && ORDER_KINDS.has(message.kind) && (message.body as Routed).via.length === 0 && !verifyOrder(this.key, message.kind as 'assign' | 'cancel', this.agentId, message.body as AssignBody | CancelBody)) {
+        if (this.key !== undefined && ORDER_KINDS.has(message.kind) && hopsLeft(message.body as Routed) === 0 && !verifyOrder(this.key, message.kind as 'assign' | 'cancel', this.agentId, message.body as AssignBody | CancelBody)) {
           // Meant for this agent but not signed by the coordinator for it: a peer's forgery, or altered on the way.
           this.counters.rejected++;
           this.emit({ type: 'error', code: WS_CLOSE.forgedSender, error: `ignored an unsigned or altered ${message.kind} relayed by ${JSON.stringify(message.from)}` });

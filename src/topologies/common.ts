@@ -11,6 +11,9 @@ export const COORDINATION_WEIGHTS: Readonly<Record<string, number>> = Object.fre
   conflict_resolution: 0.2,
 });
 
+/** The weights as entries, once (a ranking of 10,000 agents asks for scores hundreds of thousands of times). */
+const WEIGHTS: ReadonlyArray<readonly [string, number]> = Object.entries(COORDINATION_WEIGHTS);
+
 /** Weight of the observed success rate in the leadership score. */
 export const SUCCESS_RATE_WEIGHT = 0.3;
 
@@ -25,7 +28,7 @@ export function isCoordinationCapable(agent: AgentProfile): boolean {
  */
 export function coordinationScore(agent: AgentProfile): number {
   let score = 0;
-  for (const [capability, weight] of Object.entries(COORDINATION_WEIGHTS)) {
+  for (const [capability, weight] of WEIGHTS) {
     if (agent.capabilities.includes(capability)) score += weight;
   }
   // Rounded to 1e-12 so that scores equal on paper tie exactly and the id decides: unrounded,
@@ -49,6 +52,13 @@ export function compareLeadership(a: AgentProfile, b: AgentProfile): number {
   const score = coordinationScore(b) - coordinationScore(a);
   if (score !== 0) return score;
   return compareIds(a.id, b.id);
+}
+
+/** `agents` in leadership order (as {@link compareLeadership}), each one's rank computed once: O(n log n) comparisons of numbers. */
+export function rankByLeadership(agents: Iterable<AgentProfile>): AgentProfile[] {
+  const keyed = Array.from(agents, agent => ({ agent, capable: isCoordinationCapable(agent) ? 0 : 1, score: coordinationScore(agent) }));
+  keyed.sort((a, b) => a.capable - b.capable || b.score - a.score || compareIds(a.agent.id, b.agent.id));
+  return keyed.map(k => k.agent);
 }
 
 /** The best-ranked of `agents`, or `undefined` when there are none. O(n). */
@@ -117,7 +127,7 @@ export const NO_REPAIR: Repair = Object.freeze({ description: 'not a member: not
 /**
  * The candidate that comes next after position `last` in a cycle of `size` positions: the one with
  * the smallest `(position − last − 1) mod size`. Candidates without a position are skipped.
- * `last = -1` starts from position 0. O(candidates).
+ * `last = -1` starts from position 0. O(candidates), less when the very next position is free.
  */
 export function nextInCycle(
   candidates: readonly string[],
@@ -134,6 +144,7 @@ export function nextInCycle(
     if (distance < best) {
       best = distance;
       chosen = id;
+      if (distance === 0) break; // the very next position: nothing comes sooner
     }
   }
   return chosen;

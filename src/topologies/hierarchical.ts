@@ -5,8 +5,8 @@
 import type { Subtask } from '../../streams/task.js';
 import type { AgentProfile, Layout, Repair, RepairMessage, Topology, TopologyOptions } from '../topology.js';
 import {
-  DIRECT, NO_REPAIR, ONLY_COORDINATOR, bestLeader, checkAgents, checkProfile, compareLeadership, frozenRecord,
-  nextInCycle, settleOptions,
+  DIRECT, NO_REPAIR, ONLY_COORDINATOR, bestLeader, checkAgents, checkProfile, frozenRecord,
+  nextInCycle, rankByLeadership, settleOptions,
 } from './common.js';
 
 /** The seat an agent holds in the tree. */
@@ -274,7 +274,7 @@ export const hierarchical: Topology<HierarchicalLayout> = Object.freeze({
       for (const sub of groups) seat.children.push(place(sub, levelsLeft - 1, leader.id, 'sub-coordinator'));
       return leader.id;
     };
-    const ranked = [...profiles.values()].sort(compareLeadership);
+    const ranked = rankByLeadership(profiles.values());
     const root = ranked.length === 0 ? undefined : place(ranked, settled.maxDepth, undefined, 'root');
     return new Hierarchy(profiles, seats, root, groupSize, settled.maxDepth, undefined);
   },

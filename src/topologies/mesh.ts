@@ -60,10 +60,13 @@ class Mesh implements MeshLayout {
     return chosen;
   }
 
-  /** Every other peer and the coordinator. O(n) per call. */
+  /**
+   * Every peer and the coordinator: one list shared by all peers, the asker in it (its host skips
+   * itself). O(1) per call: a copy without the asker would cost O(n) per peer per beat, O(n²) per
+   * round of beats, on top of the n² beats themselves.
+   */
   heartbeatTargets(agentId: string): readonly string[] {
-    if (!this.position.has(agentId)) return ONLY_COORDINATOR;
-    return this.beats.filter(id => id !== agentId);
+    return this.position.has(agentId) ? this.beats : ONLY_COORDINATOR;
   }
 
   roles(): Readonly<Record<string, string>> {
@@ -95,7 +98,7 @@ class Mesh implements MeshLayout {
  * Mesh topology: peers in id order, direct routes, all-to-all heartbeats, failures confirmed by
  * consensus (`confirmsFailures`).
  *
- * @example mesh.layout(agents).heartbeatTargets('a') // ['b', 'c', 'coordinator']
+ * @example mesh.layout(agents).heartbeatTargets('a') // ['a', 'b', 'c', 'coordinator']: a beats b, c and the coordinator
  */
 export const mesh: Topology<MeshLayout> = Object.freeze({
   name: 'mesh' as const,

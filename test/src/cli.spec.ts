@@ -82,6 +82,12 @@ describe('rxswarm command line', () => {
     }
   });
 
+  it('simulate --help says what each topology costs: ring O(n) per subtask, mesh O(n²), by nature', () => {
+    const out = cli('simulate', '--help');
+    expect(out.stdout).toMatch(/ring\s+O\(n\) per subtask by nature/);
+    expect(out.stdout).toMatch(/mesh\s+O\(n²\) by nature/);
+  });
+
   it('simulate warns on stderr with the expected cost before a costly run starts', async () => {
     // mesh, 5,000 agents: minutes of work; the warning comes first, then the process is stopped.
     const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), 'simulate', '--topology', 'mesh', '--agents', '5000', '--json'], { cwd: root });

@@ -3,7 +3,7 @@ import { createCoordinator, type CoordinatorOptions } from '../../src/coordinato
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 import { AgentHost } from '../../streams/agentHost.js';
 import { InMemoryNetwork, type Envelope, type Network, type RemoteMember } from '../../streams/network.js';
-import type { AssignBody, ResultBody } from '../../streams/protocol.js';
+import { hopsLeft, type AssignBody, type ResultBody } from '../../streams/protocol.js';
 import { createRandom } from '../../streams/random.js';
 import type { InProcessAgent, Subtask, Task } from '../../streams/task.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
@@ -101,7 +101,7 @@ describe('coordinator defences against agents in other processes', () => {
     let rogueMost = 0;
     const faker = rogue('faker', 1024, (e, send) => {
       if (e.kind === 'cancel') rogueRunning--;
-      if (e.kind !== 'assign' || (e.body as AssignBody).via.length > 0) return;
+      if (e.kind !== 'assign' || hopsLeft(e.body as AssignBody) > 0) return;
       const { taskId = 't', subtask, attempt } = e.body as AssignBody;
       rogueMost = Math.max(rogueMost, ++rogueRunning);
       // Acknowledges and reports progress forever, never a result.
@@ -138,7 +138,7 @@ describe('coordinator defences against agents in other processes', () => {
     exactlyOnce(result, events, 20);
     expect(of(events, 'agent.quarantined')).toEqual([expect.objectContaining({ agentId: 'mute', reason: '3 assignments in a row not acknowledged' })]);
     // One relayed by the hub (unanswered: the hub or the agent?), then three straight to it, unanswered: the agent.
-    expect(mute.received.filter(e => e.kind === 'assign' && (e.body as AssignBody).via.length === 0)).toHaveLength(4);
+    expect(mute.received.filter(e => e.kind === 'assign' && hopsLeft(e.body as AssignBody) === 0)).toHaveLength(4);
     mute.stop();
   });
 
@@ -165,7 +165,7 @@ describe('coordinator defences against agents in other processes', () => {
     const { scheduler, honest, rogue, run } = setup();
     const sink = rogue('sink', 1, (e, send) => {
       // Does its own work (a second each), but passes nothing on.
-      if (e.kind !== 'assign' || (e.body as AssignBody).via.length > 0) return;
+      if (e.kind !== 'assign' || hopsLeft(e.body as AssignBody) > 0) return;
       const { taskId = 't', subtask, attempt } = e.body as AssignBody;
       send({ to: 'coordinator', kind: 'progress', body: { taskId, subtaskId: subtask.id, attempt, progress: 0 } });
       scheduler.schedule(() => send({ to: 'coordinator', kind: 'result', body: { via: [], taskId, subtaskId: subtask.id, attempt, agentId: 'sink', ok: true, value: 1 } satisfies ResultBody }), 1000);

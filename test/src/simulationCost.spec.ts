@@ -13,7 +13,7 @@ describe('estimateSimulation', () => {
     ['mesh', 200, 1000, 1146, 83_000, 169],
     ['mesh', 1000, 200, 255, 1_000_600, 4285],
     ['mesh', 1500, 50, 248, 2_250_150, 27_270], // CPU time, beside a test run
-    ['ring', 1500, 3000, 8382, 5_519_330, 64_770], // likewise
+    ['ring', 1500, 3000, 8369, 5_515_260, 17_965], // CPU time on a busy machine (routes shared between hops)
     ['star', 10_000, 10_000, 261, 69_997, 2571],
   ] as const)('%s with %d agents and %d subtasks: about %d virtual ms, %d messages', (topology, agents, subtasks, virtualMs, messages, wallMs) => {
     const cost = estimateSimulation({ topology, agents, subtasks, untilMs: HOUR });
@@ -49,7 +49,7 @@ describe('estimateSimulation', () => {
 describe('costWarning', () => {
   it.each([
     ['mesh', 5000, 200, /^warning: mesh with 5000 agents and 200 subtasks over ~0\.2 s of virtual time is about 30 million messages \(every agent heartbeats every other agent: 5000 × 4999 beats a virtual second\): expect roughly 14 min of wall time and 4\.0 GB of memory\./],
-    ['ring', 2000, 5000, /^warning: ring with 2000 agents .* about 10 million messages \(every subtask travels the ring: about 2001 hops each\): expect roughly \d+ min of wall time/],
+    ['ring', 2000, 5000, /^warning: ring with 2000 agents .* about 10 million messages \(every subtask travels the ring: about 2001 hops each\): expect roughly \d+ (min|s) of wall time/],
     ['adaptive', 10_000, 1_000_000, /^warning: adaptive \(starting as hierarchical\) with 10000 agents and 1000000 subtasks .*: expect roughly \d+ min of wall time/],
   ] as const)('warns about %s with %d agents and %d subtasks', (topology, agents, subtasks, message) => {
     expect(costWarning({ topology, agents, subtasks, untilMs: HOUR })).toMatch(message);

@@ -3,7 +3,7 @@ import { Observable, concatMap, defer, finalize, of, tap, throwError, timer } fr
 import { AgentHost, type AgentHostOptions } from '../../streams/agentHost.js';
 import type { Envelope } from '../../streams/messages.js';
 import { InMemoryNetwork, type Network } from '../../streams/network.js';
-import type { AssignBody, HeartbeatBody, MessageBodies, MessageKind, ProgressBody, ResultBody, VoteBody } from '../../streams/protocol.js';
+import { routeLeft, type AssignBody, type HeartbeatBody, type MessageBodies, type MessageKind, type ProgressBody, type ResultBody, type Routed, type VoteBody } from '../../streams/protocol.js';
 import { createRandom } from '../../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask } from '../../streams/task.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
@@ -110,8 +110,15 @@ function setup(options: SetupOptions = {}) {
   const arrived = <K extends MessageKind>(kind: K): Array<MessageBodies[K]> =>
     arrivals.filter(a => a.envelope.kind === kind).map(a => a.envelope.body as MessageBodies[K]);
   const arrivedAt = (kind: MessageKind): number[] => arrivals.filter(a => a.envelope.kind === kind).map(a => a.at);
-  const results = (): ResultBody[] => arrived('result');
+  // As the wire would carry them: the route still to go (`via` from `hop` on), whatever the hops shared.
+  const results = (): ResultBody[] => arrived('result').map(onWire);
   return { scheduler, network, arrivals, worker, host, hostOptions, send, assign, cancel, arrived, arrivedAt, results };
+}
+
+/** A routed body as a transport writes it: the route still to go as `via`, no `hop`. */
+function onWire<B extends Routed>(body: B): B {
+  const { hop: _hop, ...rest } = body;
+  return { ...rest, via: routeLeft(body) } as B;
 }
 
 /** Lets promise callbacks (microtasks) run; no wall-clock time passes. */
@@ -416,7 +423,7 @@ describe('AgentHost', () => {
       return { ...h, relays, sends };
     }
 
-    it('forwards an assign with via = [x] to x with via = [], and relays the result back: one counted message per hop', () => {
+    it('forwards an assign with via = [x] to x with via = [] left (the same route, one hop on), and relays the result back: one counted message per hop', () => {
       const { scheduler, network, worker, relays, sends, assign, results, arrivals } = withRelays('r');
       assign('s', 1, { ms: 10, values: [7] }, { to: 'r', via: ['a'], replyPath: ['r', C] });
       scheduler.advanceBy(LATENCY);
@@ -425,12 +432,15 @@ describe('AgentHost', () => {
         from: 'r',
         to: 'a',
         kind: 'assign',
-        body: { subtask: { id: 's', payload: { ms: 10, values: [7] } }, attempt: 1, replyPath: ['r', C], via: [] },
+        body: { subtask: { id: 's', payload: { ms: 10, values: [7] } }, attempt: 1, replyPath: ['r', C], via: ['a'], hop: 1 },
       });
+      // Shared, not copied: the relay passes on the very array it was given.
+      const relayed = sends.mock.lastCall?.[0].body as AssignBody;
+      expect(routeLeft(relayed)).toEqual([]);
       scheduler.advanceBy(LATENCY);
       expect(worker.calls.map(c => c.at)).toEqual([10]);
       scheduler.advanceBy(10);
-      expect(sends).toHaveBeenNthCalledWith(sends.mock.calls.length - 1, { from: 'a', to: 'r', kind: 'result', body: { subtaskId: 's', attempt: 1, agentId: 'a', ok: true, value: 7, via: [C] } });
+      expect(sends).toHaveBeenNthCalledWith(sends.mock.calls.length - 1, { from: 'a', to: 'r', kind: 'result', body: { subtaskId: 's', attempt: 1, agentId: 'a', ok: true, value: 7, via: ['r', C], hop: 1 } });
       // …and, since it goes through a relay, word straight to the coordinator that it is on its way.
       expect(sends).toHaveBeenLastCalledWith({ from: 'a', to: C, kind: 'progress', body: { subtaskId: 's', attempt: 1, progress: 1, done: true } });
       scheduler.advanceBy(2 * LATENCY);

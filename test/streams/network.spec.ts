@@ -753,3 +753,27 @@ describe('InMemoryNetwork', () => {
     });
   });
 });
+
+describe('InMemoryNetwork in virtual time: arrivals delivered from one action', () => {
+  it('delivers at each arrival time, between the timers due before and after it, as one action per arrival would', () => {
+    const scheduler = new VirtualScheduler();
+    const network = new InMemoryNetwork({ scheduler, random: createRandom(5), latency: { meanMs: 10, jitterMs: 5 } });
+    const log: string[] = [];
+    network.join('b').subscribe(e => {
+      log.push(`${scheduler.now()} ${(e.body as { n: number }).n}`);
+      // An arrival that sends: its reply goes in the same queue, behind nothing it should not be.
+      if ((e.body as { n: number }).n < 3) network.send({ from: 'b', to: 'b', kind: 'k', body: { n: (e.body as { n: number }).n + 10 } });
+    });
+    for (let n = 0; n < 4; n++) {
+      network.send({ from: 'a', to: 'b', kind: 'k', body: { n } });
+    }
+    for (const at of [6, 9, 12, 14, 20, 25]) scheduler.schedule(() => log.push(`${scheduler.now()} timer`), at);
+    scheduler.flush();
+    // Every entry in time order (the clock never goes back), each timer at its own time.
+    const times = log.map(line => Number(line.split(' ')[0]));
+    expect(times).toEqual([...times].sort((x, y) => x - y));
+    expect(log.filter(line => line.endsWith('timer'))).toEqual(['6 timer', '9 timer', '12 timer', '14 timer', '20 timer', '25 timer']);
+    expect(log.filter(line => !line.endsWith('timer'))).toHaveLength(7);
+    expect(network.stats).toMatchObject({ sent: 7, delivered: 7, inFlight: 0 });
+  });
+});

@@ -781,3 +781,27 @@ describe('VirtualScheduler property', () => {
     fc.assert(fc.property(fc.array(wideCommand, { minLength: 50, maxLength: 250, size: 'max' }), agreesWithModel), { numRuns: 60 });
   });
 });
+
+describe('VirtualScheduler.advanceInline (for an action that runs a queue of its own)', () => {
+  it('moves the clock on only inside a run, up to its limit, and only while nothing else is due before or at that time', () => {
+    const scheduler = new VirtualScheduler();
+    expect(scheduler.advanceInline(5)).toBe(false); // not running
+    const answers: Array<[number, boolean, number]> = [];
+    const ask = (time: number): void => void answers.push([time, scheduler.advanceInline(time), scheduler.now()]);
+    scheduler.schedule(() => {
+      ask(15); // before the action at 20: the clock moves
+      ask(20); // the action at 20 was queued first: it goes first
+      ask(12); // behind the clock: due now, nothing else is due now
+    }, 10);
+    scheduler.schedule(() => undefined, 20);
+    scheduler.schedule(() => ask(60), 30); // past the run's limit
+    scheduler.advanceTo(50);
+    expect(answers).toEqual([
+      [15, true, 15],
+      [20, false, 15],
+      [12, true, 15],
+      [60, false, 30],
+    ]);
+    expect(scheduler.now()).toBe(50);
+  });
+});

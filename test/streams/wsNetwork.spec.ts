@@ -261,6 +261,37 @@ describe('WsServerNetwork / WsClientNetwork: routing', () => {
     expect(server.stats.droppedBy.unknown).toBe(1);
   });
 
+  it('what a turn sends on a connection leaves in one write at the turn\'s end, in order, both ways; coalesceWrites: false writes each at once', async () => {
+    const vote = (from: string, to: string, i: number) => ({ from, to, kind: 'vote', body: { proposalId: `p-${i}`, accept: true } });
+    for (const coalesceWrites of [true, false]) {
+      const { server } = await serve({ coalesceWrites });
+      const coordinator = inbox(server, 'coordinator');
+      const a = client(server, 'a', { coalesceWrites });
+      const aInbox = inbox(a.network, 'a');
+      await first(a.events, e => e.type === 'joined');
+      for (let i = 0; i < 3; i++) server.send(vote('coordinator', 'a', i));
+      // Held in the socket until the turn ends (and counted as buffered), or already taken by the kernel.
+      if (coalesceWrites) expect(server.buffered('a')).toBeGreaterThan(0);
+      else expect(server.buffered('a')).toBe(0);
+      expect(await within(aInbox.pipe(take(3), toArray()))).toMatchObject([0, 1, 2].map(i => ({ body: { proposalId: `p-${i}` } })));
+      for (let i = 0; i < 3; i++) a.network.send(vote('a', 'coordinator', i));
+      expect(await within(coordinator.pipe(take(3), toArray()))).toMatchObject([0, 1, 2].map(i => ({ body: { proposalId: `p-${i}` } })));
+    }
+    await expect(serve({ coalesceWrites: 'yes' as unknown as boolean })).rejects.toThrow(/coalesceWrites must be a boolean/);
+  });
+
+  it('a route shared between hops in this process (hop) goes on the wire as the route still to go, without hop', async () => {
+    const { server } = await serve();
+    const coordinator = inbox(server, 'coordinator');
+    const a = client(server, 'a');
+    const aInbox = inbox(a.network, 'a');
+    await first(a.events, e => e.type === 'joined');
+    server.send({ from: 'r', to: 'a', kind: 'token', body: { via: ['a', 'b', 'c'], hop: 1 } });
+    expect((await within(aInbox)).body).toEqual({ via: ['b', 'c'] });
+    a.network.send({ from: 'a', to: 'coordinator', kind: 'token', body: { via: ['a', 'coordinator'], hop: 2 } });
+    expect((await within(coordinator)).body).toEqual({ via: [] });
+  });
+
   it('a client sends only as its agent and joins only as its agent', async () => {
     const { server } = await serve();
     const { network } = client(server, 'a');
