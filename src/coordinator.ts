@@ -96,6 +96,11 @@ export interface Coordinator {
    */
   submit(task: Task): void;
   /**
+   * Submits the task on subscription and streams its events from the first (as `run$`), but
+   * unsubscribing only stops following: the task runs on. Errors as `submit` throws.
+   */
+  submit$(task: Task): Observable<CoordinationEvent>;
+  /**
    * Follows a task by id from now on: its events, ending with `task.completed` (at once for a
    * finished task still kept). Errors with a RangeError for a task it does not know.
    */
@@ -334,7 +339,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       return () => followers.get(taskId)?.delete(subscriber);
     });
 
-  const run$ = (task: Task): Observable<CoordinationEvent> => {
+  /** Submits `task` on subscription and streams its events from the very first; `cancelOnLeave`: unsubscribing before its end cancels it. */
+  const follow$ = (task: Task, cancelOnLeave: boolean): Observable<CoordinationEvent> => {
     validateTask(task); // bad input fails here, before anything starts
     return new Observable<CoordinationEvent>(subscriber => {
       let done = false;
@@ -345,7 +351,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
           subscriber.complete();
         },
       };
-      // Followed before it is submitted: a task that ends inside submit (no subtasks) still reaches it.
+      // Followed before it is submitted: what happens inside submit (it starts, its first
+      // assignments, or it ends at once with nothing to do) reaches the follower too.
       const taken = ledger.tasks[task.id];
       if (taken === undefined || ended(taken)) followersOf(task.id).add(follower);
       try {
@@ -358,10 +365,11 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       return () => {
         followers.get(task.id)?.delete(follower);
         // A run nobody follows any more is not wanted: it ends (its remote work is cancelled).
-        if (!done) cancel(task.id, 'abandoned: nobody follows the run any more');
+        if (!done && cancelOnLeave) cancel(task.id, 'abandoned: nobody follows the run any more');
       };
     });
   };
+  const run$ = (task: Task): Observable<CoordinationEvent> => follow$(task, true);
 
   const switchProtocol = (to: TopologyName, reason = 'requested'): number => {
     if (typeof to !== 'string' || !TOPOLOGY_NAMES.includes(to)) {
@@ -422,6 +430,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
 
   return {
     run$,
+    submit$: task => follow$(task, false),
     run: task => lastValueFrom(run$(task)).then(last => (last as Extract<CoordinationEvent, { type: 'task.completed' }>).result),
     submit,
     attach$,

@@ -52,6 +52,7 @@ export type CoordinationEvent =
   | { readonly type: 'agent.quarantined'; readonly at: number; readonly agentId: string; readonly reason: string }
   | { readonly type: 'subtask.assigned'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly hops: number }
   | { readonly type: 'subtask.completed'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number }
+  /** Attempt `attempt` ended without a result (lost, revoked, failed, its agent left): the subtask waits again. */
   | { readonly type: 'subtask.requeued'; readonly at: number; readonly subtaskId: string; readonly attempt: number; readonly reason: string }
   | { readonly type: 'subtask.rejected'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly reason: string }
   | { readonly type: 'subtask.failed'; readonly at: number; readonly subtaskId: string; readonly reason: FailureReason }

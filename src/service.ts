@@ -1,4 +1,4 @@
-import type { Subscription } from 'rxjs';
+import type { Observable, Subscription } from 'rxjs';
 import type { Envelope, Network } from '../streams/network.js';
 import { FileJournal, type Journal } from '../streams/journal.js';
 import type { MessageBodies, AttachBody, CancelledBody, CancelTaskBody, EventBody, HeartbeatBody, OutcomeBody, ProgressBody, Routed, StateBody, SubmitBody, TaskStateBody, WatchBody } from '../streams/protocol.js';
@@ -287,17 +287,23 @@ export class Service {
     const { task, watch = true } = envelope.body as SubmitBody;
     const tooBig = oversized(task, this.server.maxValueBytes);
     if (tooBig !== undefined) return this.send(envelope.from, 'outcome', { taskId: task.id, error: tooBig });
+    // Followed from its first event (it may start, even end, inside the submission); a refusal
+    // (malformed, its id queued or running, the journal cannot write) is the client's outcome.
+    const client = envelope.from;
+    const wasFollowing = this.followers.get(task.id)?.has(client) === true;
+    this.follow(task.id, client, watch);
+    let refused: string | undefined;
     try {
-      this.coordinator.submit(task);
+      refused = this.monitor(task.id, this.coordinator.submit$(task), task);
     } catch (err) {
-      // Malformed, its id queued or running, or the journal cannot write: the client hears why.
-      return this.send(envelope.from, 'outcome', { taskId: task.id, error: err instanceof Error ? err.message : String(err) });
+      refused = err instanceof Error ? err.message : String(err); // malformed: refused before anything
     }
-    this.follow(task.id, envelope.from, watch);
-    this.monitor(task.id);
+    if (refused !== undefined) {
+      if (!wasFollowing) this.followers.get(task.id)?.delete(client);
+      return this.send(client, 'outcome', { taskId: task.id, error: refused });
+    }
     this.queueChanged();
     // Told once the journal has it: from then on it survives this process.
-    const client = envelope.from;
     void this.coordinator.durable().then(
       () => this.tellState(task.id, client),
       () => undefined, // the journal failed: the outcome says so
@@ -349,24 +355,32 @@ export class Service {
   /**
    * Follows a task for the service itself: its events feed the view, metrics, traces and the
    * log; its followers get them (when they watch) and, once the journal has it, its outcome.
-   * It is shown as it stands now (it may have started, or even ended, as it was taken).
+   * `submitted`: a task being submitted, `source` its `submit$` (followed from its first event);
+   * else one the coordinator holds, shown as it stands now. Returns why a submission was refused.
    */
-  private monitor(taskId: string): void {
-    if (this.monitors.has(taskId)) return;
-    const info = this.coordinator.tasks().find(t => t.id === taskId);
-    const task = this.coordinator.task(taskId);
-    if (info === undefined || task === undefined) return;
-    this.view.taskQueued(task);
-    if (info.state === 'running') {
-      this.view.taskStarted(taskId);
-      this.tracing.taskStarted(taskId, this.server.scheduler.now(), info.subtasks);
+  private monitor(taskId: string, source: Observable<CoordinationEvent> = this.coordinator.attach$(taskId), submitted?: Task): string | undefined {
+    if (this.monitors.has(taskId) && submitted === undefined) return undefined;
+    const info = submitted === undefined ? this.coordinator.tasks().find(t => t.id === taskId) : undefined;
+    const task = submitted ?? this.coordinator.task(taskId);
+    if (task === undefined) return undefined;
+    if (submitted === undefined && info === undefined) return undefined;
+    let refused: string | undefined;
+    if (submitted !== undefined) {
+      // Shown as queued until it says it started (inside the submission, or later).
+      if (!this.monitors.has(taskId)) this.view.taskQueued(task);
+    } else {
+      this.view.taskQueued(task);
+      if (info?.state === 'running') {
+        this.view.taskStarted(taskId);
+        this.tracing.taskStarted(taskId, this.server.scheduler.now(), task.subtasks.length);
+      }
     }
     let result: CoordinationResult | undefined;
-    const subscription = this.coordinator.attach$(taskId).subscribe({
+    const subscription = source.subscribe({
       next: event => {
         if (event.type === 'task.started') {
           this.view.taskStarted(taskId);
-          this.tracing.taskStarted(taskId, this.server.scheduler.now(), info.subtasks);
+          this.tracing.taskStarted(taskId, this.server.scheduler.now(), task.subtasks.length);
           this.queueChanged();
           this.tellState(taskId);
         }
@@ -385,13 +399,16 @@ export class Service {
           if (watch && this.server.buffered(client) < EVENT_BACKLOG_BYTES) this.send(client, 'event', { taskId, event: event as unknown as EventBody['event'] });
         }
       },
-      error: () => this.monitors.delete(taskId),
+      error: (err: unknown) => {
+        refused = err instanceof Error ? err.message : String(err);
+      },
       complete: () => {
         this.monitors.delete(taskId);
         if (result !== undefined) this.ended(taskId, result);
       },
     });
-    if (!subscription.closed) this.monitors.set(taskId, subscription);
+    if (refused === undefined && !subscription.closed) this.monitors.set(taskId, subscription);
+    return refused;
   }
 
   /** A task ended: shown, traced, and — once the journal has it — its outcome to every follower. */

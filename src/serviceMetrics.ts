@@ -147,7 +147,7 @@ export class ServiceMetrics {
         return;
       }
       case 'subtask.requeued':
-        this.assigned.delete(`${e.subtaskId}#${e.attempt - 1}`);
+        this.assigned.delete(`${e.subtaskId}#${e.attempt}`);
         return;
       case 'subtask.failed':
         this.subtasksEnded.inc({ outcome: 'failed' });

@@ -57,7 +57,7 @@ export class ServiceTracing {
       case 'subtask.rejected':
         return this.endAttempt(`${taskId}\u0000${e.subtaskId}#${e.attempt}`, e.at, `rejected: ${e.reason}`);
       case 'subtask.requeued':
-        return this.endAttempt(`${taskId}\u0000${e.subtaskId}#${e.attempt - 1}`, e.at, `requeued: ${e.reason}`);
+        return this.endAttempt(`${taskId}\u0000${e.subtaskId}#${e.attempt}`, e.at, `requeued: ${e.reason}`);
       case 'fault.detected':
         task?.addEvent('fault.detected', { kind: e.kind, severity: e.severity, detail: e.detail, ...(e.agentId === undefined ? {} : { agent: e.agentId }) }, e.at);
         return;

@@ -330,7 +330,7 @@ export class SwarmView {
       case 'subtask.rejected': {
         const s = this.subtasks.get(key(taskId, e.subtaskId));
         if (s === undefined || task === undefined) return;
-        const previous = e.type === 'subtask.requeued' ? e.attempt - 1 : e.attempt;
+        const previous = e.attempt; // requeued: the attempt that ended
         const out = s.out.get(previous) ?? (e.type === 'subtask.requeued' && s.attempt !== null ? s.out.get(s.attempt) : undefined);
         if (e.type === 'subtask.requeued') {
           for (const [attempt, o] of s.out) if (o === out || attempt === previous) this.release(s, attempt);

@@ -14,7 +14,7 @@ const events: CoordinationEvent[] = [
   { type: 'agent.joined', at: 1000, agentId: 'a' },
   { type: 'subtask.assigned', at: 1001, subtaskId: 's-0', agentId: 'a', attempt: 1, hops: 1 },
   { type: 'agent.suspected', at: 2500, agentId: 'a', detail: 'phi 8.4 ≥ 8' },
-  { type: 'subtask.requeued', at: 2500, subtaskId: 's-0', attempt: 2, reason: 'a: down' },
+  { type: 'subtask.requeued', at: 2500, subtaskId: 's-0', attempt: 1, reason: 'a: down' },
   { type: 'subtask.completed', at: 3000, subtaskId: 's-0', agentId: 'b', attempt: 2 },
 ];
 

@@ -52,7 +52,7 @@ describe('ServiceTracing', () => {
     tracing.taskStarted('t', 1000, 2);
     tracing.event({ type: 'subtask.assigned', at: 1010, subtaskId: 'a', agentId: 'x', attempt: 1, hops: 1 }, 't');
     tracing.event({ type: 'subtask.assigned', at: 1011, subtaskId: 'b', agentId: 'y', attempt: 1, hops: 1 }, 't');
-    tracing.event({ type: 'subtask.requeued', at: 1500, subtaskId: 'b', attempt: 2, reason: 'y down' }, 't');
+    tracing.event({ type: 'subtask.requeued', at: 1500, subtaskId: 'b', attempt: 1, reason: 'y down' }, 't');
     tracing.event({ type: 'fault.detected', at: 1500, kind: 'agent_timeout', severity: 'medium', agentId: 'y', detail: 'phi' }, 't');
     tracing.event({ type: 'subtask.assigned', at: 1501, subtaskId: 'b', agentId: 'x', attempt: 2, hops: 1 }, 't');
     tracing.event({ type: 'subtask.completed', at: 1600, subtaskId: 'a', agentId: 'x', attempt: 1 }, 't');
