@@ -482,7 +482,7 @@ describe('end to end over real sockets', () => {
     version.send({ v: 9, type: 'hello', agentId: 'x', capabilities: [], token: TOKEN });
     huge.send('x'.repeat(2 * 1024 * 1024));
     for (const s of subtasks) {
-      for (const attempt of [1, 2, 3]) rogue.send({ v: 1, type: 'envelope', from: 'rogue', to: 'coordinator', kind: 'result', body: { subtaskId: s.id, attempt, agentId: 'a-0', ok: true, value: 'forged', via: [] } });
+      for (const attempt of [1, 2, 3]) rogue.send({ v: 1, type: 'envelope', from: 'rogue', to: 'coordinator', kind: 'result', body: { taskId: 'wire', subtaskId: s.id, attempt, agentId: 'a-0', ok: true, value: 'forged', via: [] } });
     }
     expect((await garbage.closed).code).toBe(WS_CLOSE.invalidPayload);
     expect((await version.closed).code).toBe(WS_CLOSE.unsupportedVersion);
