@@ -271,6 +271,11 @@ function logOf(flags: LogFlags): CliLog {
   return cliLog({ format: flags.logFormat, level: flags.logLevel });
 }
 
+/** What serve's attempt flags set on the coordinator. */
+function attemptsOf(flags: { maxAttempts: number; attemptTimeout: number; progressTimeout: number }): { maxSubtaskAttempts: number; attemptTimeoutMs: number; progressTimeoutMs: number } {
+  return { maxSubtaskAttempts: flags.maxAttempts, attemptTimeoutMs: flags.attemptTimeout, progressTimeoutMs: flags.progressTimeout };
+}
+
 /** How serve logs the coordinator's events: a task's with its id, the engine's (agents, faults) as they are. */
 function logEvent(log: CliLog): (event: CoordinationEvent, taskId: string) => void {
   return (event, taskId) => {
@@ -286,7 +291,7 @@ function logEvent(log: CliLog): (event: CoordinationEvent, taskId: string) => vo
   };
 }
 
-async function serve(flags: LogFlags & { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number; metricsPublic: boolean; dataDir: string; maxTasks: number; retention: number }): Promise<number> {
+async function serve(flags: LogFlags & { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number; metricsPublic: boolean; dataDir: string; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number }): Promise<number> {
   const token = tokenOf(flags.token);
   const tls = tlsOf(flags.tlsCert, flags.tlsKey);
   const log = logOf(flags);
@@ -298,7 +303,7 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
       port: flags.port,
       ...(tls === undefined ? {} : { tls }),
       ...(flags.maxConnections === undefined ? {} : { maxConnections: flags.maxConnections }),
-      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, maxSlotsPerAgent: flags.maxSlots, maxTasks: flags.maxTasks, retentionMs: flags.retention },
+      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, ...attemptsOf(flags), maxSlotsPerAgent: flags.maxSlots, maxTasks: flags.maxTasks, retentionMs: flags.retention },
       dataDir: flags.dataDir,
       metricsPublic: flags.metricsPublic,
       version: packageVersion(),
@@ -328,7 +333,7 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
 }
 
 /** `serve --nats URL`: one coordinator node whose agents and clients come over NATS. */
-async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number; dataDir: string; maxTasks: number; retention: number }): Promise<number> {
+async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number; dataDir: string; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number }): Promise<number> {
   const token = tokenOf(flags.token);
   const log = logOf(flags);
   let node: NatsNode;
@@ -337,7 +342,7 @@ async function serveNats(flags: LogFlags & { nats: string; token?: string; topol
       ...natsCredentialsFromEnv(),
       url: flags.nats,
       token,
-      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, maxSlotsPerAgent: flags.maxSlots, maxTasks: flags.maxTasks, retentionMs: flags.retention },
+      coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, ...attemptsOf(flags), maxSlotsPerAgent: flags.maxSlots, maxTasks: flags.maxTasks, retentionMs: flags.retention },
       dataDir: flags.dataDir,
       log: () => undefined,
       onEvent: logEvent(log),
@@ -637,6 +642,9 @@ function program(setExit: (code: number) => void): Command {
       new Option('--data-dir <dir>', 'the journal: tasks survive a restart of the coordinator and resume (:memory: for none; one coordinator per directory)').default('./.rxswarm'),
       new Option('--max-tasks <n>', 'tasks that run at once, sharing the agents in turn; the others wait in order').argParser(integer(1, 1000)).default(4),
       new Option('--retention <duration>', 'how long results of finished tasks stay retrievable (attach, tasks), e.g. 30m, 24h, 7d').argParser(duration).default(24 * 3_600_000, '24h'),
+      new Option('--max-attempts <n>', 'unsuccessful attempts (failed or timed out) after which a subtask fails with the reason; a task file may set its own').argParser(integer(1, 100)).default(3),
+      new Option('--attempt-timeout <duration>', 'start-to-close limit of an attempt whose task sets no timeoutMs, whatever progress it reports').argParser(duration).default(30 * 60_000, '30m'),
+      new Option('--progress-timeout <duration>', 'an attempt without progress or result this long is taken as hung (a long call should heartbeat, or raise this)').argParser(duration).default(30_000, '30s'),
       natsOption('a coordinator node whose agents and clients come'),
       ...logOptions(),
     ],
