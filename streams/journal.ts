@@ -92,8 +92,8 @@ export class MemoryJournal implements Journal {
 
 /** What a file journal does to its files: the `node:fs` calls it uses, replaceable to inject faults. */
 export interface JournalFs {
-  write(fd: number, data: Buffer, callback: (err: NodeJS.ErrnoException | null) => void): void;
-  fdatasync(fd: number, callback: (err: NodeJS.ErrnoException | null) => void): void;
+  write(fd: number, data: Uint8Array, callback: (err: Error | null) => void): void;
+  fdatasync(fd: number, callback: (err: Error | null) => void): void;
 }
 
 const nodeFs: JournalFs = {
@@ -192,8 +192,10 @@ export class FileJournal implements Journal {
     this.bufferedBytes += line.length;
     this.appended++;
     if (!this.flushQueued && !this.writing) {
+      // Written once what runs now has appended all it will: one batch per turn (group commit);
+      // while a batch is on its way to disk, the next one fills.
       this.flushQueued = true;
-      setImmediate(() => this.flush());
+      queueMicrotask(() => this.flush());
     }
   }
 
@@ -272,7 +274,7 @@ export class FileJournal implements Journal {
     this.waiting = [];
     this.writing = true;
     const fd = this.fd;
-    const done = (err: NodeJS.ErrnoException | null): void => {
+    const done = (err: Error | null): void => {
       this.writing = false;
       if (this.closeAfterWrite !== undefined) {
         closeSync(this.closeAfterWrite);
