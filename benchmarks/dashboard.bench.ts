@@ -14,7 +14,7 @@
  * browser shares the machine's cores with the coordinator: on the two cores of a CI machine that
  * counts against the open run.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -27,6 +27,8 @@ import { median, type BenchRow } from './harness.js';
 const AGENTS = Number(process.env['RXSWARM_BENCH_AGENTS'] ?? 1000);
 const SUBTASKS = Number(process.env['RXSWARM_BENCH_SUBTASKS'] ?? 50_000);
 const TOKEN = 'bench';
+/** A directory: the page's CPU profile of the open run goes there (open it in Chromium's DevTools). */
+const PROFILE = process.env['RXSWARM_BENCH_PROFILE'] || undefined;
 const SUITE = `dashboard (${AGENTS} agents, ${SUBTASKS} subtasks)`;
 
 const agents: InProcessAgent[] = Array.from({ length: AGENTS }, (_, i) => ({
@@ -66,11 +68,29 @@ export default async function dashboardBench(): Promise<BenchRow[]> {
     running.catch(() => undefined); // awaited below; a failure before then is reported by what failed first
     await new Promise(resolve => setTimeout(resolve, 500));
     const page = await browser.newPage();
+    const trace: unknown[] = [];
+    const cdp = PROFILE === undefined ? undefined : await browser.newCDPSession(page);
+    if (cdp !== undefined) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+      await cdp.send('Profiler.start');
+      cdp.on('Tracing.dataCollected', ({ value }) => void trace.push(...value));
+      await cdp.send('Tracing.start', { categories: 'devtools.timeline,disabled-by-default-devtools.timeline,v8.execute,blink,cc', transferMode: 'ReportEvents' });
+    }
     await page.goto(`${http}/#token=${TOKEN}`);
     // Functions, not strings: the page's CSP allows no eval.
     await page.waitForFunction(n => (globalThis as unknown as InPage).document.querySelector('[data-testid=subtasks]')?.getAttribute('data-rows') === String(n), SUBTASKS, { timeout: 30_000 });
     const open = await running;
     const measures = await page.evaluate(() => (globalThis as unknown as InPage).__rxswarm);
+    if (cdp !== undefined && PROFILE !== undefined) {
+      const { profile } = await cdp.send('Profiler.stop');
+      const ended = new Promise(resolve => cdp.once('Tracing.tracingComplete', resolve));
+      await cdp.send('Tracing.end');
+      await ended;
+      writeFileSync(join(PROFILE, 'page-open.trace.json'), JSON.stringify({ traceEvents: trace }));
+      mkdirSync(PROFILE, { recursive: true });
+      writeFileSync(join(PROFILE, 'page-open.cpuprofile'), JSON.stringify(profile));
+    }
     await page.close();
 
     // The same page on an idle coordinator that holds the finished 50,000 rows.

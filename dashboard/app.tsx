@@ -1,9 +1,10 @@
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { TaskRow } from '../src/swarmRows.js';
-import { unpackSubtask, type PageMeasures, type SubtaskTuple } from '../src/swarmWire.js';
+import type { PageMeasures } from '../src/swarmWire.js';
 import { Sparkline, Timeline, TopologyGraph } from './charts.js';
-import { connect, Store, type ConnectionState, type Link, type StateMessage } from './store.js';
+import { connect, Store, type AgentEntry, type ConnectionState, type Link, type StateMessage } from './store.js';
+import type { SubtaskTable } from './subtaskTable.js';
 import { VirtualList } from './virtualList.js';
 
 const measures: PageMeasures = { firstRenderMs: null, allRowsMs: null, lags: [], batches: 0, renders: 0, marks: {} };
@@ -43,15 +44,17 @@ function App() {
   const focusRef = useRef(focus);
   focusRef.current = focus;
 
-  useEffect(() => {
+  // Connects as soon as the page is drawn the first time (a layout effect: not a frame later).
+  useLayoutEffect(() => {
     if (token === undefined) return undefined;
     // Batches are applied as they come and drawn at most once a frame.
     const onState = (m: StateMessage): void => {
-      mark('state received');
+      const rows = (m.columns?.length ?? 0) > 0;
+      mark(rows ? 'rows received' : 'state received');
       store.apply(m);
-      mark('state applied');
+      mark(rows ? 'rows applied' : 'state applied');
       measures.batches++;
-      if (m.subtasks !== undefined && m.subtasks.length > 0) rowsIn.current = true;
+      if (rows || (m.subtasks?.length ?? 0) > 0) rowsIn.current = true;
       // Everything anew is drawn at once; changes at most once a frame.
       if (m.full) setVersion(store.version);
       else if (frame.current === undefined) frame.current = requestAnimationFrame(() => {
@@ -66,10 +69,9 @@ function App() {
         if (s.status === 'refused') sessionStorage.removeItem(TOKEN_KEY);
       },
       cancelled: body => setNotice(body.ok ? `task ${body.taskId} cancelled` : `could not cancel ${body.taskId}: ${body.error ?? ''}`),
-      joined: send => {
-        mark('joined');
-        send('watch', { live: true, subtasks: true, ...(focusRef.current === undefined ? {} : { focus: focusRef.current }) });
-      },
+      joined: () => mark('joined'),
+      // Sent right behind the hello (the server takes a connection's frames in order): no round trip more.
+      first: () => ['watch', { live: true, subtasks: true, ...(focusRef.current === undefined ? {} : { focus: focusRef.current }) }],
     });
     return () => link.current?.close();
   }, [token]);
@@ -94,18 +96,20 @@ function App() {
     return <TokenForm error={connection.status === 'refused' ? connection.error : undefined} onToken={t => (sessionStorage.setItem(TOKEN_KEY, t), setConnection({ status: 'connecting' }), setToken(t))} />;
   }
 
-  const agents = [...store.agents.values()].filter(a => agentFilter === '' || a.row.id.includes(agentFilter) || a.row.state === agentFilter);
-  const tasks = [...store.tasks.values()].reverse();
-  const taskId = selectedTask ?? tasks.find(t => t.state === 'running')?.id ?? tasks[0]?.id;
-  // Rebuilt only when rows came or the choice changed: 50,000 rows are not walked every frame.
-  const subtasks = useMemo(() => {
-    const rows: SubtaskTuple[] = [];
-    for (const tuple of store.subtasks.get(taskId ?? '')?.values() ?? []) if (stateFilter === '' || tuple[1] === stateFilter) rows.push(tuple);
-    return rows;
-  }, [store.subtasksVersion, taskId, stateFilter]);
+  // Lists are rebuilt only when their rows came or a choice changed, not every frame.
+  const agents = useMemo(() => [...store.agents.values()].filter(a => agentFilter === '' || a.row.id.includes(agentFilter) || a.row.state === agentFilter), [store.agentsVersion, agentFilter]);
+  const alive = useMemo(() => {
+    let n = 0;
+    for (const a of store.agents.values()) if (a.row.state === 'alive') n++;
+    return n;
+  }, [store.agentsVersion]);
+  const tasks = useMemo(() => sortTasks(store.tasks.values()), [store.tasksVersion]);
+  const taskId = selectedTask !== undefined && store.tasks.has(selectedTask) ? selectedTask : (tasks.find(t => t.state === 'running')?.id ?? tasks[0]?.id);
+  const table = store.subtasks.get(taskId ?? '');
+  const shown = useMemo(() => table?.select(stateFilter) ?? new Int32Array(0), [store.subtasksVersion, table, stateFilter]);
   const graph = useMemo(() => <TopologyGraph topology={store.topology} agents={store.agents} />, [store.topologyVersion]);
-  const now = store.lastAt;
-  const alive = agents.filter(a => a.row.state === 'alive').length;
+  // Ages of beats and changes as of the agents' last numbers: they move once a second, not every frame.
+  const now = store.agentsAt;
 
   return (
     <main data-version={version}>
@@ -116,7 +120,8 @@ function App() {
         </span>
         <span>protocol <b data-testid="protocol">{store.protocol ?? '—'}</b></span>
         <span>{alive}/{store.agents.size} agents alive</span>
-        <span>{[...store.tasks.values()].filter(t => t.state === 'queued').length} queued</span>
+        <span data-testid="running-count">{tasks.filter(t => t.state === 'running').length} running</span>
+        <span>{tasks.filter(t => t.state === 'queued').length} queued</span>
         {notice === '' ? null : <span class="notice" data-testid="notice">{notice}</span>}
       </header>
 
@@ -140,23 +145,11 @@ function App() {
           </div>
           <VirtualList
             testId="agents"
-            items={agents}
+            count={agents.length}
             rowHeight={28}
             height={340}
-            row={({ row, history }) => (
-              <div class={`agents-row ${row.state}`} data-agent={row.id} data-state={row.state} title={row.detail ?? ''}>
-                <span class="id">{row.id}</span>
-                <span class={`badge ${row.state}`}>{row.state}</span>
-                <span>{row.phi === null ? '—' : row.phi.toFixed(2)}</span>
-                <Sparkline values={history} />
-                <span>{row.lastBeatAt === null ? '—' : ago(now - row.lastBeatAt)}</span>
-                <span>{row.running}/{row.slots}</span>
-                <span class="bar"><i style={`width:${pct(Math.min(1, row.usage))}`} /></span>
-                <span class="changes" data-transitions={row.transitions.map(t => t.state).join(' ')}>
-                  {row.transitions.slice(-3).map(t => `${t.state} ${ago(now - t.at)} ago`).join(' → ')}
-                </span>
-              </div>
-            )}
+            stamp={i => [agents[i]?.row, now]}
+            row={i => agentLine(agents[i] as AgentEntry, now)}
           />
         </section>
 
@@ -200,11 +193,15 @@ function App() {
           </h2>
           <VirtualList
             testId="subtasks"
-            items={subtasks}
+            count={shown.length}
             rowHeight={24}
             height={360}
-            row={tuple => {
-              const s = unpackSubtask(taskId ?? '', tuple);
+            stamp={k => {
+              const i = shown[k] as number;
+              return [table, i, table?.revisionOf(i), focus?.taskId === taskId && focus?.subtaskId === table?.ids[i]];
+            }}
+            row={k => {
+              const s = (table as SubtaskTable).row(shown[k] as number);
               return (
               <div class={`subtask-row ${s.state} ${focus?.subtaskId === s.id && focus.taskId === s.taskId ? 'focused' : ''}`} onClick={() => setFocus({ taskId: s.taskId, subtaskId: s.id })} data-subtask={s.id}>
                 <span class="id">{s.id}</span>
@@ -225,6 +222,40 @@ function App() {
       </div>
     </main>
   );
+}
+
+/** One agent's line: state, phi and its last minute, beat age, slots, usage, last changes. */
+function agentLine({ row, history }: AgentEntry, now: number) {
+  return (
+    <div class={`agents-row ${row.state}`} data-agent={row.id} data-state={row.state} title={row.detail ?? ''}>
+      <span class="id">{row.id}</span>
+      <span class={`badge ${row.state}`}>{row.state}</span>
+      <span>{row.phi === null ? '—' : row.phi.toFixed(2)}</span>
+      <Sparkline values={history} />
+      <span>{row.lastBeatAt === null ? '—' : ago(Math.max(0, now - row.lastBeatAt))}</span>
+      <span>{row.running}/{row.slots}</span>
+      <span class="bar"><i style={`width:${pct(Math.min(1, row.usage))}`} /></span>
+      <span class="changes" data-transitions={row.transitions.map(t => t.state).join(' ')}>
+        {row.transitions.slice(-3).map(t => `${t.state} ${ago(Math.max(0, now - t.at))} ago`).join(' → ')}
+      </span>
+    </div>
+  );
+}
+
+const RANK: Record<TaskRow['state'], number> = { running: 0, queued: 1, done: 2, failed: 2, cancelled: 2 };
+
+/**
+ * Tasks as a person reads them: those running (several at once, first started first), then the
+ * queue in its order, then the finished ones, latest first.
+ */
+function sortTasks(rows: Iterable<TaskRow>): TaskRow[] {
+  return [...rows].sort((a, b) => {
+    const r = RANK[a.state] - RANK[b.state];
+    if (r !== 0) return r;
+    if (a.state === 'running') return (a.startedAt ?? 0) - (b.startedAt ?? 0);
+    if (a.state === 'queued') return (a.queuePosition ?? Infinity) - (b.queuePosition ?? Infinity) || a.submittedAt - b.submittedAt;
+    return (b.finishedAt ?? 0) - (a.finishedAt ?? 0);
+  });
 }
 
 function TaskLine({ task, selected, onSelect, onCancel }: { task: TaskRow; selected: boolean; onSelect: () => void; onCancel: () => void }) {

@@ -9,7 +9,7 @@ import { httpRoutes, loadDashboard } from './serviceHttp.js';
 import { ServiceMetrics, type ServiceMetricsOptions } from './serviceMetrics.js';
 import { ServiceTracing } from './serviceTracing.js';
 import { SwarmView } from './swarmView.js';
-import { packSubtasks, type AgentSample } from './swarmWire.js';
+import { packSubtasks, type AgentSample, type SubtaskColumns } from './swarmWire.js';
 import { tappedNetwork } from './tappedNetwork.js';
 import { COORDINATOR } from './topology.js';
 
@@ -52,6 +52,8 @@ interface Missed {
   readonly agents: Map<string, unknown>;
   readonly samples: Map<string, AgentSample>;
   readonly tasks: Map<string, unknown>;
+  /** Whole tasks by id; rows below come after (a task queued anew replaces both). */
+  readonly columns: Map<string, SubtaskColumns>;
   readonly subtasks: Map<string, unknown>;
   readonly removed: Set<string>;
   topology: boolean;
@@ -59,20 +61,28 @@ interface Missed {
 
 type Changes = NonNullable<ReturnType<SwarmView['changes']>>;
 
-/** Adds a batch to what a slow watcher missed. */
+/**
+ * Adds a batch to what a slow watcher missed. Removals first: within a batch they are of tasks
+ * forgotten before those it carries rows of (a task queued again under its id).
+ */
 function miss(missed: Missed, changes: Changes): void {
+  for (const taskId of changes.removed) {
+    missed.removed.add(taskId);
+    missed.tasks.delete(taskId);
+    missed.columns.delete(taskId);
+    for (const [key, row] of missed.subtasks) if ((row as { taskId: string }).taskId === taskId) missed.subtasks.delete(key);
+  }
   for (const row of changes.agents) {
     missed.agents.set(row.id, row);
     missed.samples.delete(row.id);
   }
   for (const sample of changes.samples) if (!missed.agents.has(sample[0])) missed.samples.set(sample[0], sample);
   for (const row of changes.tasks) missed.tasks.set(row.id, row);
-  for (const row of changes.subtasks) missed.subtasks.set(`${row.taskId}\u0000${row.id}`, row);
-  for (const taskId of changes.removed) {
-    missed.removed.add(taskId);
-    missed.tasks.delete(taskId);
-    for (const [key, row] of missed.subtasks) if ((row as { taskId: string }).taskId === taskId) missed.subtasks.delete(key);
+  for (const columns of changes.columns) {
+    missed.columns.set(columns.taskId, columns);
+    for (const [key, row] of missed.subtasks) if ((row as { taskId: string }).taskId === columns.taskId) missed.subtasks.delete(key);
   }
+  for (const row of changes.subtasks) missed.subtasks.set(`${row.taskId}\u0000${row.id}`, row);
   missed.topology ||= changes.topology;
 }
 
@@ -271,11 +281,12 @@ export class Service {
 
   /**
    * Everything now, in two frames: all but the subtask rows (small: a page shows agents, tasks and
-   * what needs attention at once), then the subtask rows (up to megabytes) as changes.
+   * what needs attention at once), then the subtask rows of every task as columns (a megabyte for
+   * 50,000) as changes.
    */
   private sendFull(client: string, watcher: Watcher): void {
     this.send(client, 'state', this.full(watcher));
-    if (watcher.subtasks) this.send(client, 'state', { seq: this.seq, full: false, at: this.server.scheduler.now(), subtasks: packSubtasks(this.view.subtaskRows()) });
+    if (watcher.subtasks) this.send(client, 'state', { seq: this.seq, full: false, at: this.server.scheduler.now(), columns: this.view.subtaskColumns() });
   }
 
   /** Everything now but the subtask rows, for one watcher. */
@@ -319,8 +330,8 @@ export class Service {
     this.ticks++;
     this.view.watch();
     if (this.ticks % everySecond === 0) this.view.sample();
+    if (this.watchers.size === 0) return this.view.dropChanges();
     const changes = this.view.changes();
-    if (this.watchers.size === 0) return;
     let attention: unknown;
     if (this.ticks % everyHalf === 0) {
       const items = this.view.attention();
@@ -334,15 +345,15 @@ export class Service {
       // A watcher that reads slowly is not fed more: what it misses is kept (the latest row of
       // each id) and sent in one batch once it has caught up, so it never needs everything anew.
       if (this.server.buffered(client) > EVENT_BACKLOG_BYTES) {
-        watcher.missed ??= { agents: new Map(), samples: new Map(), tasks: new Map(), subtasks: new Map(), removed: new Set(), topology: false };
+        watcher.missed ??= { agents: new Map(), samples: new Map(), tasks: new Map(), columns: new Map(), subtasks: new Map(), removed: new Set(), topology: false };
         if (changes !== undefined) miss(watcher.missed, changes);
         continue;
       }
       let batch: Changes | undefined = changes;
       if (watcher.missed !== undefined) {
         if (changes !== undefined) miss(watcher.missed, changes);
-        const { agents, samples, tasks, subtasks, removed, topology } = watcher.missed;
-        batch = { agents: [...agents.values()], samples: [...samples.values()], tasks: [...tasks.values()], subtasks: [...subtasks.values()], removed: [...removed], topology } as Changes;
+        const { agents, samples, tasks, columns, subtasks, removed, topology } = watcher.missed;
+        batch = { agents: [...agents.values()], samples: [...samples.values()], tasks: [...tasks.values()], columns: [...columns.values()], subtasks: [...subtasks.values()], removed: [...removed], topology } as Changes;
         watcher.missed = undefined;
         attention ??= this.view.attention();
       }
@@ -359,6 +370,7 @@ export class Service {
               ...(batch.agents.length > 0 ? { agents: batch.agents } : {}),
               ...(batch.samples.length > 0 ? { samples: batch.samples } : {}),
               ...(batch.tasks.length > 0 ? { tasks: batch.tasks } : {}),
+              ...(watcher.subtasks && batch.columns.length > 0 ? { columns: batch.columns } : {}),
               ...(watcher.subtasks && batch.subtasks.length > 0 ? { subtasks: packSubtasks(batch.subtasks) } : {}),
               ...(batch.removed.length > 0 ? { removed: batch.removed } : {}),
               ...(batch.topology ? { topology: this.view.topology() } : {}),

@@ -2,7 +2,7 @@ import { PhiAccrualDetector, PhiSettings, type PhiAccrualDetectorOptions } from 
 import type { Task } from '../streams/task.js';
 import type { CoordinationEvent } from './events.js';
 import { attentionOf } from './swarmAttention.js';
-import type { AgentSample } from './swarmWire.js';
+import { column, STATE_LETTER, type AgentSample, type SubtaskColumns } from './swarmWire.js';
 import type { AgentRow, AgentState, AttentionItem, EdgeRow, SubtaskRow, SubtaskState, SwitchRow, TaskRow, TaskState, TimelineEntry, TopologyView } from './swarmRows.js';
 
 export interface SwarmViewOptions {
@@ -53,15 +53,15 @@ class TaskEntry {
   /** Durations of completed attempts: their mean tells an overdue one. */
   doneMs = 0;
   done = 0;
-  readonly subtaskIds: string[];
+  /** Its subtasks in the task's order. */
+  readonly entries: SubtaskEntry[] = [];
+  /** Queued since the last changes: its subtasks go as columns, not as 50,000 changed rows. */
+  fresh = true;
 
   constructor(
     readonly id: string,
     readonly submittedAt: number,
-    task: Task,
-  ) {
-    this.subtaskIds = task.subtasks.map(s => s.id);
-  }
+  ) {}
 }
 
 class SubtaskEntry {
@@ -76,12 +76,27 @@ class SubtaskEntry {
   reason: string | undefined;
   readonly timeline: TimelineEntry[] = [];
   changed = 0;
+  /** The group of the attention strip it waits in. */
+  waitingIn: WaitingGroup | undefined;
+
+  readonly taskId: string;
 
   constructor(
     readonly id: string,
-    readonly taskId: string,
+    readonly task: TaskEntry,
     public since: number,
-  ) {}
+  ) {
+    this.taskId = task.id;
+  }
+}
+
+/** Subtasks of a task waiting for a capable agent, for one reason. */
+interface WaitingGroup {
+  readonly taskId: string;
+  readonly reason: string;
+  readonly at: number;
+  failsAt: number;
+  readonly subtasks: Set<SubtaskEntry>;
 }
 
 const key = (taskId: string, subtaskId: string): string => `${taskId}\u0000${subtaskId}`;
@@ -112,7 +127,8 @@ export class SwarmView {
   private readonly edges = new Map<string, { from: string; to: string; count: number; at: number }>();
   private readonly switches: SwitchRow[] = [];
   private readonly healing = new Map<string, AttentionItem>();
-  private readonly waiting = new Map<string, AttentionItem>();
+  /** Subtasks waiting for an agent that can run them, by task and reason (what the strip names). */
+  private readonly waiting = new Map<string, WaitingGroup>();
   private readonly quorum: AttentionItem[] = [];
   private protocol: string | null = null;
   private readonly settings: PhiSettings;
@@ -122,6 +138,7 @@ export class SwarmView {
   private readonly dirtyAgents = new Set<AgentEntry>();
   private readonly dirtyTasks = new Set<TaskEntry>();
   private readonly dirtySubtasks = new Set<SubtaskEntry>();
+  private readonly freshTasks = new Set<TaskEntry>();
   private removedTasks: string[] = [];
   /** A sample was taken since the last changes: every agent's numbers go with them. */
   private sampled = false;
@@ -218,14 +235,15 @@ export class SwarmView {
 
   taskQueued(task: Task): void {
     const at = this.now();
-    const entry = new TaskEntry(task.id, at, task);
+    const entry = new TaskEntry(task.id, at);
     this.forgetTask(task.id);
     this.tasks.set(task.id, entry);
     for (const subtask of task.subtasks) {
-      const s = new SubtaskEntry(subtask.id, task.id, at);
+      const s = new SubtaskEntry(subtask.id, entry, at);
       this.subtasks.set(key(task.id, subtask.id), s);
-      this.dirtySubtasks.add(s);
+      entry.entries.push(s);
     }
+    this.freshTasks.add(entry);
     this.dirtyTasks.add(entry);
   }
 
@@ -258,14 +276,13 @@ export class SwarmView {
     entry.queuePosition = null;
     entry.finishedAt = at;
     if (error !== undefined) entry.error = error;
-    for (const id of entry.subtaskIds) {
-      const s = this.subtasks.get(key(taskId, id));
-      if (s === undefined || s.state === 'done' || s.state === 'failed') continue;
+    for (const s of entry.entries) {
+      if (s.state === 'done' || s.state === 'failed') continue;
       this.endSubtask(entry, s, 'failed', at, error ?? 'the task ended');
     }
     entry.active.clear();
     this.dirtyTasks.add(entry);
-    for (const id of this.waiting.keys()) if (id.startsWith(`${taskId}\u0000`)) this.waiting.delete(id);
+    for (const [id, group] of this.waiting) if (group.taskId === taskId) this.waiting.delete(id);
     this.trim();
   }
 
@@ -305,7 +322,7 @@ export class SwarmView {
         this.byAttempt.set(`${s.id}#${e.attempt}`, s);
         this.record(s, { at: e.at, step: hedge ? 'hedged' : 'assigned', agent: e.agentId, attempt: e.attempt, ...(e.hops > 1 ? { detail: `${e.hops} hops` } : {}) });
         this.running(e.agentId, 1);
-        this.waiting.delete(key(taskId, e.subtaskId));
+        this.unwait(s);
         this.dirtyTasks.add(task);
         return this.touch(s);
       }
@@ -346,15 +363,21 @@ export class SwarmView {
         return this.touch(s);
       }
       case 'subtask.waiting': {
-        for (const id of e.subtaskIds) {
-          const s = this.subtasks.get(key(taskId, id));
-          if (s === undefined || s.state !== 'pending') continue;
+        const id = key(taskId, e.reason);
+        let group = this.waiting.get(id);
+        if (group === undefined) this.waiting.set(id, (group = { taskId, reason: e.reason, at: e.at, failsAt: e.failsAt, subtasks: new Set() }));
+        group.failsAt = e.failsAt;
+        for (const subtaskId of e.subtaskIds) {
+          const s = this.subtasks.get(key(taskId, subtaskId));
+          if (s === undefined || (s.state !== 'pending' && s.state !== 'waiting') || group.subtasks.has(s)) continue;
+          this.unwait(s);
           s.state = 'waiting';
           s.reason = e.reason;
+          s.waitingIn = group;
+          group.subtasks.add(s);
           this.record(s, { at: e.at, step: 'waiting', detail: e.reason });
           this.touch(s);
         }
-        this.waiting.set(`${taskId}\u0000#${e.at}`, { kind: 'waiting', text: `${e.subtaskIds.length} subtask(s) of ${taskId} wait: ${e.reason}; they fail at ${new Date(e.failsAt).toISOString()} unless a capable agent joins`, at: e.at, taskId, subtaskIds: e.subtaskIds.slice(0, 20) });
         return;
       }
       case 'fault.detected':
@@ -450,6 +473,11 @@ export class SwarmView {
     return [...this.subtasks.values()].map(s => this.subtaskRow(s));
   }
 
+  /** Every task's subtask rows as columns (what a watcher gets first), in the tasks' order. */
+  subtaskColumns(): SubtaskColumns[] {
+    return [...this.tasks.values()].map(t => this.columnsOf(t));
+  }
+
   /** Subtasks of the tasks held, by state (without making their rows: a scrape of /metrics). */
   subtaskCounts(): Record<SubtaskState, number> {
     const counts: Record<SubtaskState, number> = { pending: 0, waiting: 0, running: 0, done: 0, failed: 0 };
@@ -477,7 +505,16 @@ export class SwarmView {
         else if (at - s.since > limit && overdue.length < 50) overdue.push({ kind: 'overdue', text: `${id} of ${t.id} has run ${Math.round((at - s.since) / 1000)} s on ${s.agent ?? '?'} (mean ${Number.isFinite(mean) ? `${Math.round(mean)} ms` : 'unknown'})`, at: s.since, taskId: t.id, subtaskIds: [id] });
       }
     }
-    return attentionOf({ agents, healing: [...this.healing.values()], quorum: this.quorum, waiting: [...this.waiting.values()], hedged, overdue, now: at });
+    const waiting: AttentionItem[] = [];
+    for (const g of this.waiting.values()) {
+      if (g.subtasks.size === 0) continue;
+      const ids: string[] = [];
+      for (const s of g.subtasks) if (ids.push(s.id) >= 20) break;
+      const n = g.subtasks.size;
+      const named = ids.slice(0, 5).join(', ') + (n > 5 ? ` and ${n - 5} more` : '');
+      waiting.push({ kind: 'waiting', text: `${named} of ${g.taskId} ${n === 1 ? 'waits' : 'wait'}: ${g.reason}; ${n === 1 ? 'it fails' : 'they fail'} at ${new Date(g.failsAt).toISOString()} unless a capable agent joins`, at: g.at, taskId: g.taskId, subtaskIds: ids });
+    }
+    return attentionOf({ agents, healing: [...this.healing.values()], quorum: this.quorum, waiting, hedged, overdue, now: at });
   }
 
   /** The timeline of one subtask (undefined when it is not known). */
@@ -497,10 +534,11 @@ export class SwarmView {
   /**
    * Rows changed since the last call (taken: the next call starts afresh), or undefined when
    * nothing changed: agents whose state changed in full, the others' numbers as `samples` after a
-   * `sample()`.
+   * `sample()`; tasks queued since the last call whole, as `columns`, their subtasks not among
+   * the changed `subtasks` rows.
    */
-  changes(): { agents: AgentRow[]; samples: AgentSample[]; tasks: TaskRow[]; subtasks: SubtaskRow[]; removed: string[]; topology: boolean } | undefined {
-    if (this.dirtyAgents.size + this.dirtyTasks.size + this.dirtySubtasks.size + this.removedTasks.length === 0 && !this.topologyChanged && !this.sampled) return undefined;
+  changes(): { agents: AgentRow[]; samples: AgentSample[]; tasks: TaskRow[]; columns: SubtaskColumns[]; subtasks: SubtaskRow[]; removed: string[]; topology: boolean } | undefined {
+    if (this.dirtyAgents.size + this.dirtyTasks.size + this.dirtySubtasks.size + this.freshTasks.size + this.removedTasks.length === 0 && !this.topologyChanged && !this.sampled) return undefined;
     const at = this.now();
     const samples: AgentSample[] = [];
     if (this.sampled) for (const a of this.agents.values()) if (!this.dirtyAgents.has(a)) samples.push([a.id, this.phiOf(a, at), a.lastBeatAt, a.running, a.usage]);
@@ -509,6 +547,7 @@ export class SwarmView {
       agents: [...this.dirtyAgents].filter(a => this.agents.get(a.id) === a).map(a => this.agentRow(a, at, false)),
       samples,
       tasks: [...this.dirtyTasks].filter(t => this.tasks.get(t.id) === t).map(t => this.taskRow(t)),
+      columns: [...this.freshTasks].map(t => this.columnsOf(t)),
       subtasks: [...this.dirtySubtasks].filter(s => this.tasks.has(s.taskId)).map(s => this.subtaskRow(s)),
       removed: this.removedTasks,
       topology: this.topologyChanged,
@@ -516,9 +555,26 @@ export class SwarmView {
     this.dirtyAgents.clear();
     this.dirtyTasks.clear();
     this.dirtySubtasks.clear();
+    this.settleFresh();
     this.removedTasks = [];
     this.topologyChanged = false;
     return out;
+  }
+
+  /** Forgets what changed without making rows of it (no one watches). */
+  dropChanges(): void {
+    this.dirtyAgents.clear();
+    this.dirtyTasks.clear();
+    this.dirtySubtasks.clear();
+    this.settleFresh();
+    this.removedTasks = [];
+    this.topologyChanged = false;
+    this.sampled = false;
+  }
+
+  private settleFresh(): void {
+    for (const t of this.freshTasks) t.fresh = false;
+    this.freshTasks.clear();
   }
 
   // ---- inside -------------------------------------------------------------------------------
@@ -546,7 +602,7 @@ export class SwarmView {
   }
 
   private taskRow(t: TaskEntry): TaskRow {
-    const total = t.subtaskIds.length;
+    const total = t.entries.length;
     return {
       id: t.id,
       state: t.state,
@@ -614,8 +670,17 @@ export class SwarmView {
     this.running(out.agent, -1);
   }
 
+  /** The subtask no longer waits (assigned, ended): out of its group in the strip. */
+  private unwait(s: SubtaskEntry): void {
+    if (s.waitingIn === undefined) return;
+    s.waitingIn.subtasks.delete(s);
+    if (s.waitingIn.subtasks.size === 0) this.waiting.delete(key(s.taskId, s.waitingIn.reason));
+    s.waitingIn = undefined;
+  }
+
   private endSubtask(task: TaskEntry, s: SubtaskEntry, state: 'done' | 'failed', at: number, reason: string | undefined): void {
     if (s.state === 'done' || s.state === 'failed') return;
+    this.unwait(s);
     task.active.delete(s);
     for (const attempt of [...s.out.keys()]) this.release(s, attempt);
     s.state = state;
@@ -636,7 +701,64 @@ export class SwarmView {
 
   private touch(s: SubtaskEntry): void {
     s.changed = ++this.generation;
-    this.dirtySubtasks.add(s);
+    // A task not yet handed out goes whole, as columns, with the next changes.
+    if (!s.task.fresh) this.dirtySubtasks.add(s);
+  }
+
+  /** A task's subtask rows as columns (see {@link SubtaskColumns}). */
+  private columnsOf(t: TaskEntry): SubtaskColumns {
+    const n = t.entries.length;
+    const ids = new Array<string>(n);
+    const agentIndex = new Map<string, number>();
+    const reasonIndex = new Map<string, number>();
+    const agent = new Array<number>(n);
+    const attempt = new Array<number>(n);
+    const attempts = new Array<number>(n);
+    const progress = new Array<number>(n);
+    const hedged = new Array<number>(n);
+    const since = new Array<number>(n);
+    const reason = new Array<number>(n);
+    let states = '';
+    let base = Infinity;
+    for (const s of t.entries) if (s.since < base) base = s.since;
+    if (!Number.isFinite(base)) base = 0;
+    for (let i = 0; i < n; i++) {
+      const s = t.entries[i] as SubtaskEntry;
+      ids[i] = s.id;
+      states += STATE_LETTER[s.state];
+      let a = -1;
+      if (s.agent !== null) {
+        a = agentIndex.get(s.agent) ?? agentIndex.size;
+        if (a === agentIndex.size) agentIndex.set(s.agent, a);
+      }
+      agent[i] = a;
+      let r = -1;
+      if (s.reason !== undefined) {
+        r = reasonIndex.get(s.reason) ?? reasonIndex.size;
+        if (r === reasonIndex.size) reasonIndex.set(s.reason, r);
+      }
+      reason[i] = r;
+      attempt[i] = s.attempt ?? -1;
+      attempts[i] = s.attempts;
+      progress[i] = s.state === 'done' ? 1000 : Math.round(s.progress * 1000);
+      hedged[i] = s.hedged ? 1 : 0;
+      since[i] = s.since - base;
+    }
+    return {
+      taskId: t.id,
+      ids,
+      states,
+      agents: [...agentIndex.keys()],
+      agent: column(agent),
+      attempt: column(attempt),
+      attempts: column(attempts),
+      progress: column(progress),
+      hedged: column(hedged),
+      sinceBase: base,
+      since: column(since),
+      reasons: [...reasonIndex.keys()],
+      reason: column(reason),
+    };
   }
 
   /** Forgets finished tasks beyond `keepTasks`, oldest first, and agents gone with nothing left to show. */
@@ -651,15 +773,15 @@ export class SwarmView {
   private forgetTask(taskId: string): void {
     const t = this.tasks.get(taskId);
     if (t === undefined) return;
-    for (const id of t.subtaskIds) {
-      const s = this.subtasks.get(key(taskId, id));
-      if (s === undefined) continue;
+    for (const s of t.entries) {
       for (const attempt of [...s.out.keys()]) this.release(s, attempt);
-      this.subtasks.delete(key(taskId, id));
+      this.subtasks.delete(key(taskId, s.id));
       this.dirtySubtasks.delete(s);
     }
+    for (const [id, group] of this.waiting) if (group.taskId === taskId) this.waiting.delete(id);
     this.tasks.delete(taskId);
     this.dirtyTasks.delete(t);
+    this.freshTasks.delete(t);
     this.removedTasks.push(taskId);
   }
 }

@@ -24,6 +24,72 @@ export function packSubtasks(rows: readonly SubtaskRow[]): PackedSubtasks {
   return [...byTask];
 }
 
+/**
+ * A whole task's subtask rows as columns, in the task's order: how a task travels when all of it
+ * goes at once (the first state a watcher gets, a task queued). 50,000 rows as objects are ~7 MB
+ * of JSON and 50,000 objects to make and collect at each end; as columns ~1 MB of short arrays and
+ * strings, and the page keeps them as they are. A numeric column is one number when every row has
+ * it (a task just queued: every attempt is -1).
+ */
+export interface SubtaskColumns {
+  readonly taskId: string;
+  readonly ids: readonly string[];
+  /** One letter a row: the first letter of its state (`p`ending, `w`aiting, `r`unning, `d`one, `f`ailed). */
+  readonly states: string;
+  /** Agents named by the rows; `agent` is an index into it (-1: none). */
+  readonly agents: readonly string[];
+  readonly agent: Column;
+  /** -1: none. */
+  readonly attempt: Column;
+  readonly attempts: Column;
+  /** Thousandths. */
+  readonly progress: Column;
+  /** 0/1. */
+  readonly hedged: Column;
+  /** ms after `sinceBase`. */
+  readonly sinceBase: number;
+  readonly since: Column;
+  /** Reasons named by the rows; `reason` is an index into it (-1: none). */
+  readonly reasons: readonly string[];
+  readonly reason: Column;
+}
+
+/** A numeric column: one value a row, or one value for every row. */
+export type Column = number | readonly number[];
+
+export const STATE_LETTER: Readonly<Record<SubtaskRow['state'], string>> = { pending: 'p', waiting: 'w', running: 'r', done: 'd', failed: 'f' };
+export const LETTER_STATE: Readonly<Record<string, SubtaskRow['state']>> = { p: 'pending', w: 'waiting', r: 'running', d: 'done', f: 'failed' };
+
+/** `values` as a column: one number when they are all the same. */
+export function column(values: number[]): Column {
+  const first = values[0] ?? 0;
+  for (let i = 1; i < values.length; i++) if (values[i] !== first) return values;
+  return first;
+}
+
+export const cell = (c: Column, i: number): number => (typeof c === 'number' ? c : (c[i] as number));
+
+/** Columns → rows (the tests' and small clients' way; the page reads the columns as they are). */
+export function unpackColumns(c: SubtaskColumns): SubtaskRow[] {
+  return c.ids.map((id, i) => {
+    const agent = cell(c.agent, i);
+    const attempt = cell(c.attempt, i);
+    const reason = cell(c.reason, i);
+    const row: SubtaskRow = {
+      id,
+      taskId: c.taskId,
+      state: LETTER_STATE[c.states[i] ?? 'p'] ?? 'pending',
+      agent: agent < 0 ? null : (c.agents[agent] ?? null),
+      attempt: attempt < 0 ? null : attempt,
+      attempts: cell(c.attempts, i),
+      progress: cell(c.progress, i) / 1000,
+      hedged: cell(c.hedged, i) === 1,
+      since: c.sinceBase + cell(c.since, i),
+    };
+    return reason < 0 ? row : { ...row, reason: c.reasons[reason] ?? '' };
+  });
+}
+
 export function unpackSubtask(taskId: string, [id, state, agent, attempt, attempts, progress, hedged, since, reason]: SubtaskTuple): SubtaskRow {
   return reason === undefined ? { id, taskId, state, agent, attempt, attempts, progress, hedged: hedged === 1, since } : { id, taskId, state, agent, attempt, attempts, progress, hedged: hedged === 1, since, reason };
 }
