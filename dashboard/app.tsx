@@ -88,7 +88,7 @@ function App() {
     if (measures.allRowsMs === null && rowsIn.current) measures.allRowsMs = performance.now();
     if (measures.renders > 1) {
       measures.lags.push(now - store.oldestChange);
-      if (measures.lags.length > 200) measures.lags.shift();
+      if (measures.lags.length > 2000) measures.lags.shift();
     }
   }, [version]);
 
@@ -106,7 +106,9 @@ function App() {
   const tasks = useMemo(() => sortTasks(store.tasks.values()), [store.tasksVersion]);
   const taskId = selectedTask !== undefined && store.tasks.has(selectedTask) ? selectedTask : (tasks.find(t => t.state === 'running')?.id ?? tasks[0]?.id);
   const table = store.subtasks.get(taskId ?? '');
-  const shown = useMemo(() => table?.select(stateFilter) ?? new Int32Array(0), [store.subtasksVersion, table, stateFilter]);
+  // Rows of one state: their indices, found again when rows came; all of them: none to find.
+  const shown = useMemo(() => (stateFilter === '' ? undefined : table?.select(stateFilter)), [store.subtasksVersion, table, stateFilter]);
+  const at = (k: number): number => (shown === undefined ? k : (shown[k] as number));
   const graph = useMemo(() => <TopologyGraph topology={store.topology} agents={store.agents} />, [store.topologyVersion]);
   // Ages of beats and changes as of the agents' last numbers: they move once a second, not every frame.
   const now = store.agentsAt;
@@ -193,15 +195,15 @@ function App() {
           </h2>
           <VirtualList
             testId="subtasks"
-            count={shown.length}
+            count={shown?.length ?? table?.length ?? 0}
             rowHeight={24}
             height={360}
             stamp={k => {
-              const i = shown[k] as number;
+              const i = at(k);
               return [table, i, table?.revisionOf(i), focus?.taskId === taskId && focus?.subtaskId === table?.ids[i]];
             }}
             row={k => {
-              const s = (table as SubtaskTable).row(shown[k] as number);
+              const s = (table as SubtaskTable).row(at(k));
               return (
               <div class={`subtask-row ${s.state} ${focus?.subtaskId === s.id && focus.taskId === s.taskId ? 'focused' : ''}`} onClick={() => setFocus({ taskId: s.taskId, subtaskId: s.id })} data-subtask={s.id}>
                 <span class="id">{s.id}</span>

@@ -1,5 +1,5 @@
 import type { SubtaskRow } from '../src/swarmRows.js';
-import { LETTER_STATE, STATE_LETTER, type Column, type SubtaskColumns, type SubtaskTuple } from '../src/swarmWire.js';
+import { LETTER_STATE, STATE_LETTER, unpackIds, type Column, type SubtaskColumns, type SubtaskTuple } from '../src/swarmWire.js';
 
 const LETTERS = ['p', 'w', 'r', 'd', 'f'] as const;
 const CODE: Record<string, number> = { p: 0, w: 1, r: 2, d: 3, f: 4 };
@@ -33,8 +33,8 @@ export class SubtaskTable {
     readonly taskId: string,
     c?: SubtaskColumns,
   ) {
-    const n = c?.ids.length ?? 0;
-    this.ids = c === undefined ? [] : (c.ids as string[]);
+    this.ids = c === undefined ? [] : unpackIds(c.ids);
+    const n = this.ids.length;
     this.state = new Uint8Array(Math.max(16, n));
     const states = c?.states ?? '';
     for (let i = 0; i < n; i++) this.state[i] = CODE[states[i] ?? 'p'] ?? 0;
@@ -86,14 +86,9 @@ export class SubtaskTable {
     return since;
   }
 
-  /** Row indices whose state is `state` (all: `''`), in the task's order. */
-  select(state: string): Int32Array {
+  /** Row indices whose state is `state`, in the task's order. */
+  select(state: SubtaskRow['state'] | string): Int32Array {
     const n = this.ids.length;
-    if (state === '') {
-      const all = new Int32Array(n);
-      for (let i = 0; i < n; i++) all[i] = i;
-      return all;
-    }
     const code = CODE[STATE_LETTER[state as SubtaskRow['state']] ?? ''] ?? -1;
     let count = 0;
     for (let i = 0; i < n; i++) if (this.state[i] === code) count++;

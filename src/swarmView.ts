@@ -2,7 +2,7 @@ import { PhiAccrualDetector, PhiSettings, type PhiAccrualDetectorOptions } from 
 import type { Task } from '../streams/task.js';
 import type { CoordinationEvent } from './events.js';
 import { attentionOf } from './swarmAttention.js';
-import { column, STATE_LETTER, type AgentSample, type SubtaskColumns } from './swarmWire.js';
+import { column, packIds, STATE_LETTER, type AgentSample, type SubtaskColumns } from './swarmWire.js';
 import type { AgentRow, AgentState, AttentionItem, EdgeRow, SubtaskRow, SubtaskState, SwitchRow, TaskRow, TaskState, TimelineEntry, TopologyView } from './swarmRows.js';
 
 export interface SwarmViewOptions {
@@ -746,7 +746,7 @@ export class SwarmView {
     }
     return {
       taskId: t.id,
-      ids,
+      ids: packIds(ids),
       states,
       agents: [...agentIndex.keys()],
       agent: column(agent),

@@ -33,7 +33,8 @@ export function packSubtasks(rows: readonly SubtaskRow[]): PackedSubtasks {
  */
 export interface SubtaskColumns {
   readonly taskId: string;
-  readonly ids: readonly string[];
+  /** The rows' ids (see {@link packIds}). */
+  readonly ids: IdRuns;
   /** One letter a row: the first letter of its state (`p`ending, `w`aiting, `r`unning, `d`one, `f`ailed). */
   readonly states: string;
   /** Agents named by the rows; `agent` is an index into it (-1: none). */
@@ -54,6 +55,42 @@ export interface SubtaskColumns {
   readonly reason: Column;
 }
 
+/**
+ * Ids in order, numbered runs folded: `[prefix, first, count]` stands for `prefix + first`, …,
+ * `prefix + (first + count - 1)` (decimal, no leading zero); any other id is itself. A task's
+ * `s-0` … `s-49999` is one entry, not 450 KB of strings to write, parse and keep.
+ */
+export type IdRuns = ReadonlyArray<string | readonly [prefix: string, first: number, count: number]>;
+
+export function packIds(ids: readonly string[]): IdRuns {
+  const out: (string | [string, number, number])[] = [];
+  let run: [string, number, number] | undefined;
+  for (const id of ids) {
+    let j = id.length;
+    while (j > 0 && id.charCodeAt(j - 1) >= 48 && id.charCodeAt(j - 1) <= 57) j--;
+    const digits = id.length - j;
+    if (digits === 0 || digits > 15 || (digits > 1 && id.charCodeAt(j) === 48)) {
+      out.push(id);
+      run = undefined;
+      continue;
+    }
+    const n = Number(id.slice(j));
+    const prefix = id.slice(0, j);
+    if (run !== undefined && run[0] === prefix && run[1] + run[2] === n) run[2]++;
+    else out.push((run = [prefix, n, 1]));
+  }
+  return out.map(r => (typeof r !== 'string' && r[2] === 1 ? `${r[0]}${r[1]}` : r));
+}
+
+export function unpackIds(runs: IdRuns): string[] {
+  const ids: string[] = [];
+  for (const r of runs) {
+    if (typeof r === 'string') ids.push(r);
+    else for (let n = r[1], end = r[1] + r[2]; n < end; n++) ids.push(`${r[0]}${n}`);
+  }
+  return ids;
+}
+
 /** A numeric column: one value a row, or one value for every row. */
 export type Column = number | readonly number[];
 
@@ -71,7 +108,7 @@ export const cell = (c: Column, i: number): number => (typeof c === 'number' ? c
 
 /** Columns → rows (the tests' and small clients' way; the page reads the columns as they are). */
 export function unpackColumns(c: SubtaskColumns): SubtaskRow[] {
-  return c.ids.map((id, i) => {
+  return unpackIds(c.ids).map((id, i) => {
     const agent = cell(c.agent, i);
     const attempt = cell(c.attempt, i);
     const reason = cell(c.reason, i);
@@ -100,7 +137,7 @@ export interface PageMeasures {
   firstRenderMs: number | null;
   /** ms from navigation to the first render holding every subtask row too. */
   allRowsMs: number | null;
-  /** ms from the earliest change in a batch (service clock) to its render (page clock), per batch: the last 200. */
+  /** ms from the earliest change in a batch (service clock) to its render (page clock), per batch: the last 2,000. */
   lags: number[];
   batches: number;
   renders: number;

@@ -1,0 +1,51 @@
+import type { SubtaskRow } from '../../src/swarmRows.js';
+import { column, packIds, unpackColumns, unpackIds } from '../../src/swarmWire.js';
+
+// How the dashboard's bulky parts travel: ids in numbered runs, a task's rows as columns.
+
+describe('swarmWire', () => {
+  it.each([
+    ['a numbered run is one entry', ['s-0', 's-1', 's-2'], [['s-', 0, 3]]],
+    ['a lone numbered id is itself', ['s-7'], ['s-7']],
+    ['a gap starts a new run', ['a1', 'a2', 'a4', 'a5'], [['a', 1, 2], ['a', 4, 2]]],
+    ['another prefix starts a new run', ['x1', 'x2', 'y3', 'y4'], [['x', 1, 2], ['y', 3, 2]]],
+    ['leading zeros are kept as they are', ['f01', 'f02'], ['f01', 'f02']],
+    ['no digits', ['alpha', 'beta'], ['alpha', 'beta']],
+    ['digits alone', ['9', '10', '11'], [['', 9, 3]]],
+    ['too many digits for a number', ['n1234567890123456', 'n1234567890123457'], ['n1234567890123456', 'n1234567890123457']],
+    ['nothing', [], []],
+  ] as const)('ids: %s', (_, ids, runs) => {
+    expect(packIds(ids)).toEqual(runs);
+    expect(unpackIds(packIds(ids))).toEqual(ids);
+  });
+
+  it('columns: one number when every row has it', () => {
+    expect(column([3, 3, 3])).toBe(3);
+    expect(column([3, 4])).toEqual([3, 4]);
+    expect(column([])).toBe(0);
+  });
+
+  it('columns turn back into the rows they were made of', () => {
+    const rows: SubtaskRow[] = [
+      { id: 's-0', taskId: 't', state: 'done', agent: 'a', attempt: 3, attempts: 1, progress: 1, hedged: false, since: 1500 },
+      { id: 's-1', taskId: 't', state: 'running', agent: 'b', attempt: 4, attempts: 2, progress: 0.25, hedged: true, since: 1200, reason: 'requeued: a is down' },
+      { id: 'odd', taskId: 't', state: 'waiting', agent: null, attempt: null, attempts: 0, progress: 0, hedged: false, since: 1000, reason: 'no agent has gpu' },
+    ];
+    const c = {
+      taskId: 't',
+      ids: packIds(rows.map(r => r.id)),
+      states: 'drw',
+      agents: ['a', 'b'],
+      agent: [0, 1, -1],
+      attempt: [3, 4, -1],
+      attempts: [1, 2, 0],
+      progress: [1000, 250, 0],
+      hedged: [0, 1, 0],
+      sinceBase: 1000,
+      since: [500, 200, 0],
+      reasons: ['requeued: a is down', 'no agent has gpu'],
+      reason: [-1, 0, 1],
+    };
+    expect(unpackColumns(c)).toEqual(rows);
+  });
+});
