@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { TaskRow } from '../src/swarmRows.js';
+import { compareTasks, type TaskRow } from '../src/swarmRows.js';
 import type { PageMeasures } from '../src/swarmWire.js';
 import { Sparkline, Timeline, TopologyGraph } from './charts.js';
 import { connect, Store, type AgentEntry, type ConnectionState, type Link, type StateMessage } from './store.js';
@@ -103,7 +103,7 @@ function App() {
     for (const a of store.agents.values()) if (a.row.state === 'alive') n++;
     return n;
   }, [store.agentsVersion]);
-  const tasks = useMemo(() => sortTasks(store.tasks.values()), [store.tasksVersion]);
+  const tasks = useMemo(() => [...store.tasks.values()].sort(compareTasks), [store.tasksVersion]);
   const taskId = selectedTask !== undefined && store.tasks.has(selectedTask) ? selectedTask : (tasks.find(t => t.state === 'running')?.id ?? tasks[0]?.id);
   const table = store.subtasks.get(taskId ?? '');
   // Rows of one state: their indices, found again when rows came; all of them: none to find.
@@ -242,22 +242,6 @@ function agentLine({ row, history }: AgentEntry, now: number) {
       </span>
     </div>
   );
-}
-
-const RANK: Record<TaskRow['state'], number> = { running: 0, queued: 1, done: 2, failed: 2, cancelled: 2 };
-
-/**
- * Tasks as a person reads them: those running (several at once, first started first), then the
- * queue in its order, then the finished ones, latest first.
- */
-function sortTasks(rows: Iterable<TaskRow>): TaskRow[] {
-  return [...rows].sort((a, b) => {
-    const r = RANK[a.state] - RANK[b.state];
-    if (r !== 0) return r;
-    if (a.state === 'running') return (a.startedAt ?? 0) - (b.startedAt ?? 0);
-    if (a.state === 'queued') return (a.queuePosition ?? Infinity) - (b.queuePosition ?? Infinity) || a.submittedAt - b.submittedAt;
-    return (b.finishedAt ?? 0) - (a.finishedAt ?? 0);
-  });
 }
 
 function TaskLine({ task, selected, onSelect, onCancel }: { task: TaskRow; selected: boolean; onSelect: () => void; onCancel: () => void }) {

@@ -46,6 +46,8 @@ interface Watcher {
    * caught up. Bounded by what the view holds (one row per agent, task, subtask).
    */
   missed: Missed | undefined;
+  /** Tasks whose rows it has still to get as columns, one a tick (the first went with its first state). */
+  backlog: string[];
 }
 
 interface Missed {
@@ -273,20 +275,31 @@ export class Service {
   }
 
   private watch(client: string, { live, subtasks = true, focus }: WatchBody): void {
-    const watcher: Watcher = { live, subtasks, focus, focusSent: 0, missed: undefined };
+    const watching = this.watchers.get(client);
+    if (live && watching?.subtasks === subtasks) {
+      // Another subtask's timeline asked for (a click on the page): that, not everything again.
+      watching.focus = focus;
+      watching.focusSent = -1;
+      return;
+    }
+    const watcher: Watcher = { live, subtasks, focus, focusSent: 0, missed: undefined, backlog: [] };
     if (live) this.watchers.set(client, watcher);
     else this.watchers.delete(client);
     this.sendFull(client, watcher);
   }
 
   /**
-   * Everything now, in two frames: all but the subtask rows (small: a page shows agents, tasks and
-   * what needs attention at once), then the subtask rows of every task as columns (a megabyte for
-   * 50,000) as changes.
+   * Everything now but the subtask rows (small: a page shows agents, tasks and what needs
+   * attention at once), then the rows of the first task in the page's order as columns (half a
+   * megabyte for 50,000); the other tasks' rows follow as changes, one task a tick, so that a
+   * page with twenty tasks of 50,000 held blocks neither itself nor the coordinator.
    */
   private sendFull(client: string, watcher: Watcher): void {
     this.send(client, 'state', this.full(watcher));
-    if (watcher.subtasks) this.send(client, 'state', { seq: this.seq, full: false, at: this.server.scheduler.now(), columns: this.view.subtaskColumns() });
+    if (!watcher.subtasks) return;
+    const [first, ...rest] = this.view.taskIdsInOrder();
+    watcher.backlog = rest;
+    if (first !== undefined) this.send(client, 'state', { seq: this.seq, full: false, at: this.server.scheduler.now(), columns: this.view.subtaskColumns([first]) });
   }
 
   /** Everything now but the subtask rows, for one watcher. */
@@ -358,6 +371,8 @@ export class Service {
         attention ??= this.view.attention();
       }
       const focused = watcher.focus !== undefined && this.view.changedAt(watcher.focus.taskId, watcher.focus.subtaskId) > watcher.focusSent;
+      const backlog = watcher.subtasks ? this.view.subtaskColumns(watcher.backlog.splice(0, 1)) : [];
+      if (backlog.length > 0) batch = { ...(batch ?? { agents: [], samples: [], tasks: [], subtasks: [], removed: [], topology: false }), columns: [...(batch?.columns ?? []), ...backlog] };
       if (batch === undefined && attention === undefined && !focused) continue;
       this.send(client, 'state', {
         seq: ++this.seq,

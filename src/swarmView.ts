@@ -3,7 +3,7 @@ import type { Task } from '../streams/task.js';
 import type { CoordinationEvent } from './events.js';
 import { attentionOf } from './swarmAttention.js';
 import { column, packIds, STATE_LETTER, type AgentSample, type SubtaskColumns } from './swarmWire.js';
-import type { AgentRow, AgentState, AttentionItem, EdgeRow, SubtaskRow, SubtaskState, SwitchRow, TaskRow, TaskState, TimelineEntry, TopologyView } from './swarmRows.js';
+import { compareTasks, type AgentRow, type AgentState, type AttentionItem, type EdgeRow, type SubtaskRow, type SubtaskState, type SwitchRow, type TaskRow, type TaskState, type TimelineEntry, type TopologyView } from './swarmRows.js';
 
 export interface SwarmViewOptions {
   /** The detector's settings, for the phi shown (the coordinator's own are used by `serve`). */
@@ -473,9 +473,15 @@ export class SwarmView {
     return [...this.subtasks.values()].map(s => this.subtaskRow(s));
   }
 
-  /** Every task's subtask rows as columns (what a watcher gets first), in the tasks' order. */
-  subtaskColumns(): SubtaskColumns[] {
-    return [...this.tasks.values()].map(t => this.columnsOf(t));
+  /** The subtask rows of every task, or of those named (those known), as columns. */
+  subtaskColumns(taskIds?: readonly string[]): SubtaskColumns[] {
+    const tasks = taskIds === undefined ? [...this.tasks.values()] : taskIds.flatMap(id => this.tasks.get(id) ?? []);
+    return tasks.map(t => this.columnsOf(t));
+  }
+
+  /** Ids of the tasks held, in the order a person reads them ({@link compareTasks}): running, queued, finished. */
+  taskIdsInOrder(): string[] {
+    return this.taskRows().sort(compareTasks).map(t => t.id);
   }
 
   /** Subtasks of the tasks held, by state (without making their rows: a scrape of /metrics). */
