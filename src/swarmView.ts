@@ -53,8 +53,9 @@ class TaskEntry {
   /** Durations of completed attempts: their mean tells an overdue one. */
   doneMs = 0;
   done = 0;
-  /** Its subtasks in the task's order. */
+  /** Its subtasks in the task's order, and by id. */
   readonly entries: SubtaskEntry[] = [];
+  readonly byId = new Map<string, SubtaskEntry>();
   /** Queued since the last changes: its subtasks go as columns, not as 50,000 changed rows. */
   fresh = true;
 
@@ -118,13 +119,14 @@ const round = (phi: number): number => (Number.isFinite(phi) ? Math.round(phi * 
 export class SwarmView {
   private readonly agents = new Map<string, AgentEntry>();
   private readonly tasks = new Map<string, TaskEntry>();
-  private readonly subtasks = new Map<string, SubtaskEntry>();
   /**
-   * Attempts out now, by subtask id and attempt (what a progress report names): an attempt token
-   * is unique within a subtask, and runs take tokens above every earlier run's.
+   * A subtask with attempts out, by its id (a progress report names the subtask and the attempt,
+   * not the task): the last assigned under the id; another task's subtask of the same id is
+   * looked for only when this one does not hold the attempt. No key is built per report.
    */
-  private readonly byAttempt = new Map<string, SubtaskEntry>();
-  private readonly edges = new Map<string, { from: string; to: string; count: number; at: number }>();
+  private readonly outById = new Map<string, SubtaskEntry>();
+  /** Edges by where they start, then where they end (no key is built per assignment). */
+  private readonly edges = new Map<string, Map<string, { readonly from: string; readonly to: string; count: number; at: number }>>();
   private readonly switches: SwitchRow[] = [];
   private readonly healing = new Map<string, AttentionItem>();
   /** Subtasks waiting for an agent that can run them, by task and reason (what the strip names). */
@@ -196,7 +198,7 @@ export class SwarmView {
    * row is one entry.
    */
   progress(subtaskId: string, attempt: number, progress: number, from: string): void {
-    const entry = this.byAttempt.get(`${subtaskId}#${attempt}`);
+    const entry = this.withAttempt(subtaskId, attempt);
     const out = entry?.out.get(attempt);
     // Only the agent's own reports count (as for the coordinator): a relay's are noise.
     if (entry === undefined || out === undefined || from !== out.agent) return;
@@ -220,10 +222,11 @@ export class SwarmView {
     const at = this.now();
     let from = 'coordinator';
     for (const to of path) {
-      const id = `${from}\u0000${to}`;
-      const edge = this.edges.get(id);
+      let out = this.edges.get(from);
+      if (out === undefined) this.edges.set(from, (out = new Map()));
+      const edge = out.get(to);
       if (edge === undefined) {
-        this.edges.set(id, { from, to, count: 1, at });
+        out.set(to, { from, to, count: 1, at });
         this.topologyChanged = true; // a new edge at once; counts with the once-a-second sample
       } else {
         edge.count++;
@@ -240,7 +243,7 @@ export class SwarmView {
     this.tasks.set(task.id, entry);
     for (const subtask of task.subtasks) {
       const s = new SubtaskEntry(subtask.id, entry, at);
-      this.subtasks.set(key(task.id, subtask.id), s);
+      entry.byId.set(subtask.id, s);
       entry.entries.push(s);
     }
     this.freshTasks.add(entry);
@@ -307,7 +310,7 @@ export class SwarmView {
       case 'agent.refused':
         return;
       case 'subtask.assigned': {
-        const s = this.subtasks.get(key(taskId, e.subtaskId));
+        const s = task?.byId.get(e.subtaskId);
         if (s === undefined || task === undefined) return;
         const hedge = s.state === 'running' && s.out.size > 0;
         task.active.add(s);
@@ -319,7 +322,7 @@ export class SwarmView {
         s.attempts++;
         s.progress = 0;
         s.since = e.at;
-        this.byAttempt.set(`${s.id}#${e.attempt}`, s);
+        this.outById.set(s.id, s);
         this.record(s, { at: e.at, step: hedge ? 'hedged' : 'assigned', agent: e.agentId, attempt: e.attempt, ...(e.hops > 1 ? { detail: `${e.hops} hops` } : {}) });
         this.running(e.agentId, 1);
         this.unwait(s);
@@ -327,7 +330,7 @@ export class SwarmView {
         return this.touch(s);
       }
       case 'subtask.completed': {
-        const s = this.subtasks.get(key(taskId, e.subtaskId));
+        const s = task?.byId.get(e.subtaskId);
         if (s === undefined || task === undefined) return;
         const started = s.out.get(e.attempt)?.at;
         if (started !== undefined) {
@@ -338,14 +341,14 @@ export class SwarmView {
         return this.endSubtask(task, s, 'done', e.at, undefined);
       }
       case 'subtask.failed': {
-        const s = this.subtasks.get(key(taskId, e.subtaskId));
+        const s = task?.byId.get(e.subtaskId);
         if (s === undefined || task === undefined) return;
         this.record(s, { at: e.at, step: 'failed', detail: e.reason });
         return this.endSubtask(task, s, 'failed', e.at, e.reason);
       }
       case 'subtask.requeued':
       case 'subtask.rejected': {
-        const s = this.subtasks.get(key(taskId, e.subtaskId));
+        const s = task?.byId.get(e.subtaskId);
         if (s === undefined || task === undefined) return;
         const previous = e.type === 'subtask.requeued' ? e.attempt - 1 : e.attempt;
         const out = s.out.get(previous) ?? (e.type === 'subtask.requeued' && s.attempt !== null ? s.out.get(s.attempt) : undefined);
@@ -368,7 +371,7 @@ export class SwarmView {
         if (group === undefined) this.waiting.set(id, (group = { taskId, reason: e.reason, at: e.at, failsAt: e.failsAt, subtasks: new Set() }));
         group.failsAt = e.failsAt;
         for (const subtaskId of e.subtaskIds) {
-          const s = this.subtasks.get(key(taskId, subtaskId));
+          const s = task?.byId.get(subtaskId);
           if (s === undefined || (s.state !== 'pending' && s.state !== 'waiting') || group.subtasks.has(s)) continue;
           this.unwait(s);
           s.state = 'waiting';
@@ -470,7 +473,7 @@ export class SwarmView {
   }
 
   subtaskRows(): SubtaskRow[] {
-    return [...this.subtasks.values()].map(s => this.subtaskRow(s));
+    return [...this.tasks.values()].flatMap(t => t.entries.map(s => this.subtaskRow(s)));
   }
 
   /** The subtask rows of every task, or of those named (those known), as columns. */
@@ -487,12 +490,13 @@ export class SwarmView {
   /** Subtasks of the tasks held, by state (without making their rows: a scrape of /metrics). */
   subtaskCounts(): Record<SubtaskState, number> {
     const counts: Record<SubtaskState, number> = { pending: 0, waiting: 0, running: 0, done: 0, failed: 0 };
-    for (const s of this.subtasks.values()) counts[s.state]++;
+    for (const t of this.tasks.values()) for (const s of t.entries) counts[s.state]++;
     return counts;
   }
 
   topology(): TopologyView {
-    const edges: EdgeRow[] = [...this.edges.values()].map(e => ({ ...e }));
+    const edges: EdgeRow[] = [];
+    for (const out of this.edges.values()) for (const e of out.values()) edges.push({ ...e });
     return { protocol: this.protocol, edges, switches: this.switches.slice() };
   }
 
@@ -525,12 +529,12 @@ export class SwarmView {
 
   /** The timeline of one subtask (undefined when it is not known). */
   timeline(taskId: string, subtaskId: string): readonly TimelineEntry[] | undefined {
-    return this.subtasks.get(key(taskId, subtaskId))?.timeline.slice();
+    return this.tasks.get(taskId)?.byId.get(subtaskId)?.timeline.slice();
   }
 
   /** Generation of the last change to a subtask (0 if never or unknown): tells a watcher its timeline moved. */
   changedAt(taskId: string, subtaskId: string): number {
-    return this.subtasks.get(key(taskId, subtaskId))?.changed ?? 0;
+    return this.tasks.get(taskId)?.byId.get(subtaskId)?.changed ?? 0;
   }
 
   get currentGeneration(): number {
@@ -672,8 +676,19 @@ export class SwarmView {
     const out = s.out.get(attempt);
     if (out === undefined) return;
     s.out.delete(attempt);
-    this.byAttempt.delete(`${s.id}#${attempt}`);
+    if (s.out.size === 0 && this.outById.get(s.id) === s) this.outById.delete(s.id);
     this.running(out.agent, -1);
+  }
+
+  /** The subtask of that id holding that attempt now (of any running task). */
+  private withAttempt(subtaskId: string, attempt: number): SubtaskEntry | undefined {
+    const last = this.outById.get(subtaskId);
+    if (last === undefined || last.out.has(attempt)) return last;
+    for (const t of this.tasks.values()) {
+      const s = t.byId.get(subtaskId);
+      if (s !== undefined && s.out.has(attempt)) return s;
+    }
+    return undefined;
   }
 
   /** The subtask no longer waits (assigned, ended): out of its group in the strip. */
@@ -713,47 +728,45 @@ export class SwarmView {
 
   /** A task's subtask rows as columns (see {@link SubtaskColumns}). */
   private columnsOf(t: TaskEntry): SubtaskColumns {
-    const n = t.entries.length;
-    const ids = new Array<string>(n);
+    const ids: string[] = [];
     const agentIndex = new Map<string, number>();
     const reasonIndex = new Map<string, number>();
-    const agent = new Array<number>(n);
-    const attempt = new Array<number>(n);
-    const attempts = new Array<number>(n);
-    const progress = new Array<number>(n);
-    const hedged = new Array<number>(n);
-    const since = new Array<number>(n);
-    const reason = new Array<number>(n);
-    let states = '';
+    const agent: number[] = [];
+    const attempt: number[] = [];
+    const attempts: number[] = [];
+    const progress: number[] = [];
+    const hedged: number[] = [];
+    const since: number[] = [];
+    const reason: number[] = [];
+    const states: string[] = [];
     let base = Infinity;
     for (const s of t.entries) if (s.since < base) base = s.since;
     if (!Number.isFinite(base)) base = 0;
-    for (let i = 0; i < n; i++) {
-      const s = t.entries[i] as SubtaskEntry;
-      ids[i] = s.id;
-      states += STATE_LETTER[s.state];
+    for (const s of t.entries) {
+      ids.push(s.id);
+      states.push(STATE_LETTER[s.state]);
       let a = -1;
       if (s.agent !== null) {
         a = agentIndex.get(s.agent) ?? agentIndex.size;
         if (a === agentIndex.size) agentIndex.set(s.agent, a);
       }
-      agent[i] = a;
+      agent.push(a);
       let r = -1;
       if (s.reason !== undefined) {
         r = reasonIndex.get(s.reason) ?? reasonIndex.size;
         if (r === reasonIndex.size) reasonIndex.set(s.reason, r);
       }
-      reason[i] = r;
-      attempt[i] = s.attempt ?? -1;
-      attempts[i] = s.attempts;
-      progress[i] = s.state === 'done' ? 1000 : Math.round(s.progress * 1000);
-      hedged[i] = s.hedged ? 1 : 0;
-      since[i] = s.since - base;
+      reason.push(r);
+      attempt.push(s.attempt ?? -1);
+      attempts.push(s.attempts);
+      progress.push(s.state === 'done' ? 1000 : Math.round(s.progress * 1000));
+      hedged.push(s.hedged ? 1 : 0);
+      since.push(s.since - base);
     }
     return {
       taskId: t.id,
       ids: packIds(ids),
-      states,
+      states: states.join(''),
       agents: [...agentIndex.keys()],
       agent: column(agent),
       attempt: column(attempt),
@@ -781,7 +794,6 @@ export class SwarmView {
     if (t === undefined) return;
     for (const s of t.entries) {
       for (const attempt of [...s.out.keys()]) this.release(s, attempt);
-      this.subtasks.delete(key(taskId, s.id));
       this.dirtySubtasks.delete(s);
     }
     for (const [id, group] of this.waiting) if (group.taskId === taskId) this.waiting.delete(id);
