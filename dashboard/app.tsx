@@ -150,7 +150,7 @@ function App() {
             count={agents.length}
             rowHeight={28}
             height={340}
-            stamp={i => [agents[i]?.row, now]}
+            stamp={i => [agents[i]?.row, agents[i]?.history, now]}
             row={i => agentLine(agents[i] as AgentEntry, now)}
           />
         </section>

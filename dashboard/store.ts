@@ -16,6 +16,8 @@ export interface StateMessage {
   readonly columns?: readonly SubtaskColumns[];
   readonly subtasks?: PackedSubtasks;
   readonly removed?: readonly string[];
+  /** Agents' phi over the last minute, `[id, [phi | null, …]]` (right after the first state). */
+  readonly histories?: readonly (readonly [string, readonly (number | null)[]])[];
   readonly attention?: readonly AttentionItem[];
   readonly topology?: TopologyView;
   readonly timeline?: { readonly taskId: string; readonly subtaskId: string; readonly entries: readonly TimelineEntry[] };
@@ -88,6 +90,11 @@ export class Store {
       entry.history.push(phi);
       if (entry.history.length > 60) entry.history.shift();
     }
+    for (const [id, history] of m.histories ?? []) {
+      const entry = this.agents.get(id);
+      if (entry !== undefined) entry.history = history.slice(-60);
+    }
+    if (m.histories !== undefined) this.agentsVersion++;
     for (const row of m.tasks ?? []) this.tasks.set(row.id, row);
     let oldest = Infinity;
     for (const c of m.columns ?? []) this.subtasks.set(c.taskId, new SubtaskTable(c.taskId, c));

@@ -48,6 +48,8 @@ interface Watcher {
   missed: Missed | undefined;
   /** Tasks whose rows it has still to get as columns, one a tick (the first went with its first state). */
   backlog: string[];
+  /** The agents' phi over the last minute is still to come (the tick after its first state). */
+  histories: boolean;
 }
 
 interface Missed {
@@ -282,7 +284,7 @@ export class Service {
       watching.focusSent = -1;
       return;
     }
-    const watcher: Watcher = { live, subtasks, focus, focusSent: 0, missed: undefined, backlog: [] };
+    const watcher: Watcher = { live, subtasks, focus, focusSent: 0, missed: undefined, backlog: [], histories: live };
     if (live) this.watchers.set(client, watcher);
     else this.watchers.delete(client);
     this.sendFull(client, watcher);
@@ -310,7 +312,8 @@ export class Service {
       full: true,
       at: this.server.scheduler.now(),
       protocol: view.protocolName,
-      agents: view.agentRows(true),
+      // Phi over the last minute follows with the next tick: the first state is drawn sooner.
+      agents: view.agentRows(false),
       tasks: view.taskRows(),
       attention: view.attention(),
       topology: view.topology(),
@@ -373,7 +376,9 @@ export class Service {
       const focused = watcher.focus !== undefined && this.view.changedAt(watcher.focus.taskId, watcher.focus.subtaskId) > watcher.focusSent;
       const backlog = watcher.subtasks ? this.view.subtaskColumns(watcher.backlog.splice(0, 1)) : [];
       if (backlog.length > 0) batch = { ...(batch ?? { agents: [], samples: [], tasks: [], subtasks: [], removed: [], topology: false }), columns: [...(batch?.columns ?? []), ...backlog] };
-      if (batch === undefined && attention === undefined && !focused) continue;
+      const histories = watcher.histories ? this.view.phiHistories() : undefined;
+      watcher.histories = false;
+      if (batch === undefined && attention === undefined && !focused && histories === undefined) continue;
       this.send(client, 'state', {
         seq: ++this.seq,
         full: false,
@@ -392,6 +397,7 @@ export class Service {
             }),
         ...(attention === undefined ? {} : { attention }),
         ...(focused ? this.timeline(watcher) : {}),
+        ...(histories === undefined ? {} : { histories }),
       });
     }
   }

@@ -31,7 +31,7 @@ export interface AgentRow {
   readonly since: number;
   /** Its last changes of state, oldest first (at most 8): a suspicion and the verdict that followed stay visible. */
   readonly transitions: readonly { readonly state: AgentState; readonly at: number; readonly detail?: string }[];
-  /** Phi once a second, oldest first (at most 60; in full states only: deltas carry `phi`). */
+  /** Phi once a second, oldest first (at most 60; `rxswarm status --json` and the view's own rows: a watcher gets it apart, as `histories`, after its first state). */
   readonly phiHistory?: readonly (number | null)[];
 }
 

@@ -463,6 +463,19 @@ export class SwarmView {
     return this.protocol;
   }
 
+  /**
+   * Phi over the last minute of the agents that have one (not those never monitored), to a tenth
+   * (what a sparkline shows): `[id, [phi | null, …]]`, oldest first.
+   */
+  phiHistories(): [string, (number | null)[]][] {
+    const out: [string, (number | null)[]][] = [];
+    for (const a of this.agents.values()) {
+      if (!a.history.some(v => v !== null)) continue;
+      out.push([a.id, a.history.map(v => (v === null ? null : Math.round(v * 10) / 10))]);
+    }
+    return out;
+  }
+
   agentRows(history: boolean): AgentRow[] {
     const at = this.now();
     return [...this.agents.values()].map(a => this.agentRow(a, at, history));
