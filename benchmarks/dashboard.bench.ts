@@ -113,6 +113,7 @@ export default async function dashboardBench(): Promise<BenchRow[]> {
     await live.evaluate(() => void ((globalThis as unknown as InPage).__rxswarm.lags.length = 0));
     const open = await run('open');
     const steady = await live.evaluate(() => (globalThis as unknown as InPage).__rxswarm);
+    if (process.env['RXSWARM_BENCH_LAGS'] === '1') process.stderr.write(`lags (open through the run), in order: ${steady.lags.map(Math.round).join(' ')}\n`);
     await live.close();
     closed.push(await run('closed-3'));
 

@@ -51,6 +51,8 @@ function App() {
     const onState = (m: StateMessage): void => {
       const rows = (m.columns?.length ?? 0) > 0;
       mark(rows ? 'rows received' : 'state received');
+      // How long the frame took from the service's hands to here (the same machine's clock).
+      measures.marks[rows ? 'rows frame age' : 'state frame age'] ??= Date.now() - m.at;
       store.apply(m);
       mark(rows ? 'rows applied' : 'state applied');
       measures.batches++;

@@ -1,5 +1,5 @@
 import type { SubtaskRow } from '../src/swarmRows.js';
-import { LETTER_STATE, STATE_LETTER, unpackIds, type Column, type SubtaskColumns, type SubtaskTuple } from '../src/swarmWire.js';
+import { LETTER_STATE, STATE_LETTER, unpackIds, unpackIndices, unpackSince, unpackStates, type Column, type SubtaskColumns, type SubtaskTuple } from '../src/swarmWire.js';
 
 const LETTERS = ['p', 'w', 'r', 'd', 'f'] as const;
 const CODE: Record<string, number> = { p: 0, w: 1, r: 2, d: 3, f: 4 };
@@ -36,18 +36,17 @@ export class SubtaskTable {
     this.ids = c === undefined ? [] : unpackIds(c.ids);
     const n = this.ids.length;
     this.state = new Uint8Array(Math.max(16, n));
-    const states = c?.states ?? '';
+    const states = unpackStates(c?.states ?? '');
     for (let i = 0; i < n; i++) this.state[i] = CODE[states[i] ?? 'p'] ?? 0;
     const expand = (col: Column | undefined): number[] => (col === undefined ? [] : typeof col === 'number' ? new Array<number>(n).fill(col) : (col as number[])); // parsed for this table alone: kept as it is
-    this.agent = expand(c?.agent);
+    this.agent = c === undefined ? [] : unpackIndices(c.agent, n);
     this.agents = (c?.agents as string[] | undefined) ?? [];
     this.agents.forEach((a, i) => this.agentIndex.set(a, i));
     this.attempt = expand(c?.attempt);
     this.attempts = expand(c?.attempts);
     this.progress = expand(c?.progress);
     this.hedged = expand(c?.hedged);
-    const base = c?.sinceBase ?? 0;
-    this.since = c === undefined ? [] : typeof c.since === 'number' ? new Array<number>(n).fill(base + c.since) : c.since.map(d => base + d);
+    this.since = c === undefined ? [] : unpackSince(c, n);
     this.reason = expand(c?.reason);
     this.reasons = (c?.reasons as string[] | undefined) ?? [];
     this.reasons.forEach((r, i) => this.reasonIndex.set(r, i));

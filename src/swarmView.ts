@@ -2,7 +2,7 @@ import { PhiAccrualDetector, PhiSettings, type PhiAccrualDetectorOptions } from 
 import type { Task } from '../streams/task.js';
 import type { CoordinationEvent } from './events.js';
 import { attentionOf } from './swarmAttention.js';
-import { column, packIds, STATE_LETTER, type AgentSample, type SubtaskColumns } from './swarmWire.js';
+import { column, packIds, packIndices, packStates, STATE_LETTER, type AgentSample, type SubtaskColumns } from './swarmWire.js';
 import { compareTasks, type AgentRow, type AgentState, type AttentionItem, type EdgeRow, type SubtaskRow, type SubtaskState, type SwitchRow, type TaskRow, type TaskState, type TimelineEntry, type TopologyView } from './swarmRows.js';
 
 export interface SwarmViewOptions {
@@ -752,9 +752,8 @@ export class SwarmView {
     const since: number[] = [];
     const reason: number[] = [];
     const states: string[] = [];
-    let base = Infinity;
-    for (const s of t.entries) if (s.since < base) base = s.since;
-    if (!Number.isFinite(base)) base = 0;
+    const base = t.entries[0]?.since ?? 0;
+    let previous = base;
     for (const s of t.entries) {
       ids.push(s.id);
       states.push(STATE_LETTER[s.state]);
@@ -774,14 +773,15 @@ export class SwarmView {
       attempts.push(s.attempts);
       progress.push(s.state === 'done' ? 1000 : Math.round(s.progress * 1000));
       hedged.push(s.hedged ? 1 : 0);
-      since.push(s.since - base);
+      since.push(s.since - previous);
+      previous = s.since;
     }
     return {
       taskId: t.id,
       ids: packIds(ids),
-      states: states.join(''),
+      states: packStates(states),
       agents: [...agentIndex.keys()],
-      agent: column(agent),
+      agent: packIndices(agent, agentIndex.size - 1),
       attempt: column(attempt),
       attempts: column(attempts),
       progress: column(progress),

@@ -35,11 +35,14 @@ export interface SubtaskColumns {
   readonly taskId: string;
   /** The rows' ids (see {@link packIds}). */
   readonly ids: IdRuns;
-  /** One letter a row: the first letter of its state (`p`ending, `w`aiting, `r`unning, `d`one, `f`ailed). */
+  /**
+   * The first letter of each row's state (`p`ending, `w`aiting, `r`unning, `d`one, `f`ailed),
+   * runs folded: a letter then how many rows in a row have it when more than one (`d49000r800p200`).
+   */
   readonly states: string;
-  /** Agents named by the rows; `agent` is an index into it (-1: none). */
+  /** Agents named by the rows; `agent` holds an index into it for each row (see {@link packIndices}). */
   readonly agents: readonly string[];
-  readonly agent: Column;
+  readonly agent: string;
   /** -1: none. */
   readonly attempt: Column;
   readonly attempts: Column;
@@ -47,7 +50,7 @@ export interface SubtaskColumns {
   readonly progress: Column;
   /** 0/1. */
   readonly hedged: Column;
-  /** ms after `sinceBase`. */
+  /** ms after the previous row's (the first row's: after `sinceBase`): rows end about in order, so these are short. */
   readonly sinceBase: number;
   readonly since: Column;
   /** Reasons named by the rows; `reason` is an index into it (-1: none). */
@@ -106,22 +109,90 @@ export function column(values: number[]): Column {
 
 export const cell = (c: Column, i: number): number => (typeof c === 'number' ? c : (c[i] as number));
 
+const DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const DIGIT = new Map([...DIGITS].map((d, i) => [d, i]));
+
+/**
+ * Small indices (-1: none) as one string, each in the same number of base-64 digits (two for up
+ * to 4,095 values): 50,000 rows naming 1,000 agents are 100 KB of one string to parse, not 200 KB
+ * of numbers. The width is the string's length over the rows'.
+ */
+export function packIndices(values: readonly number[], max: number): string {
+  let width = 1;
+  while (64 ** width <= max + 1) width++;
+  let out = '';
+  for (const v of values) {
+    let code = '';
+    for (let k = 0, x = v + 1; k < width; k++, x = Math.floor(x / 64)) code = (DIGITS[x % 64] as string) + code;
+    out += code;
+  }
+  return out;
+}
+
+export function unpackIndices(packed: string, n: number): number[] {
+  const out: number[] = [];
+  const width = n === 0 ? 1 : packed.length / n;
+  for (let i = 0; i < n; i++) {
+    let x = 0;
+    for (let k = 0; k < width; k++) x = x * 64 + (DIGIT.get(packed[i * width + k] as string) ?? 0);
+    out.push(x - 1);
+  }
+  return out;
+}
+
+/** Letters with runs folded (see {@link SubtaskColumns.states}). */
+export function packStates(letters: readonly string[]): string {
+  let out = '';
+  for (let i = 0; i < letters.length; ) {
+    const letter = letters[i] as string;
+    let j = i + 1;
+    while (j < letters.length && letters[j] === letter) j++;
+    out += j - i > 1 ? `${letter}${j - i}` : letter;
+    i = j;
+  }
+  return out;
+}
+
+export function unpackStates(packed: string): string {
+  let out = '';
+  for (let i = 0; i < packed.length; ) {
+    const letter = packed[i] as string;
+    let j = i + 1;
+    while (j < packed.length && packed.charCodeAt(j) >= 48 && packed.charCodeAt(j) <= 57) j++;
+    out += j > i + 1 ? letter.repeat(Number(packed.slice(i + 1, j))) : letter;
+    i = j;
+  }
+  return out;
+}
+
+/** The `since` column back to times (a running sum from `sinceBase`). */
+export function unpackSince(c: Pick<SubtaskColumns, 'sinceBase' | 'since'>, n: number): number[] {
+  const out: number[] = [];
+  let t = c.sinceBase;
+  for (let i = 0; i < n; i++) out.push((t += cell(c.since, i)));
+  return out;
+}
+
 /** Columns → rows (the tests' and small clients' way; the page reads the columns as they are). */
 export function unpackColumns(c: SubtaskColumns): SubtaskRow[] {
-  return unpackIds(c.ids).map((id, i) => {
-    const agent = cell(c.agent, i);
+  const states = unpackStates(c.states);
+  const ids = unpackIds(c.ids);
+  const since = unpackSince(c, ids.length);
+  const agents = unpackIndices(c.agent, ids.length);
+  return ids.map((id, i) => {
+    const agent = agents[i] as number;
     const attempt = cell(c.attempt, i);
     const reason = cell(c.reason, i);
     const row: SubtaskRow = {
       id,
       taskId: c.taskId,
-      state: LETTER_STATE[c.states[i] ?? 'p'] ?? 'pending',
+      state: LETTER_STATE[states[i] ?? 'p'] ?? 'pending',
       agent: agent < 0 ? null : (c.agents[agent] ?? null),
       attempt: attempt < 0 ? null : attempt,
       attempts: cell(c.attempts, i),
       progress: cell(c.progress, i) / 1000,
       hedged: cell(c.hedged, i) === 1,
-      since: c.sinceBase + cell(c.since, i),
+      since: since[i] as number,
     };
     return reason < 0 ? row : { ...row, reason: c.reasons[reason] ?? '' };
   });

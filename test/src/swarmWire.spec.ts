@@ -1,5 +1,5 @@
 import type { SubtaskRow } from '../../src/swarmRows.js';
-import { column, packIds, unpackColumns, unpackIds } from '../../src/swarmWire.js';
+import { column, packIds, packIndices, packStates, unpackIndices, unpackColumns, unpackIds, unpackStates } from '../../src/swarmWire.js';
 
 // How the dashboard's bulky parts travel: ids in numbered runs, a task's rows as columns.
 
@@ -19,6 +19,28 @@ describe('swarmWire', () => {
     expect(unpackIds(packIds(ids))).toEqual(ids);
   });
 
+  it.each([
+    [[], ''],
+    [['d'], 'd'],
+    [['d', 'd', 'd', 'r', 'p', 'p'], 'd3rp2'],
+    [Array.from({ length: 12 }, () => 'f'), 'f12'],
+  ])('states %j fold to %j', (letters, packed) => {
+    expect(packStates(letters)).toBe(packed);
+    expect(unpackStates(packed)).toBe(letters.join(''));
+  });
+
+  it.each([
+    [[], 0],
+    [[-1, 0, 1], 1],
+    [[62, -1], 62],
+    [[63, 0, 4094], 4094],
+    [[4095, 7], 4095],
+  ])('indices %j (at most %i) travel in one string', (values, max) => {
+    const packed = packIndices(values, max);
+    expect(packed.length).toBe(values.length * (max + 1 < 64 ? 1 : max + 1 < 4096 ? 2 : 3));
+    expect(unpackIndices(packed, values.length)).toEqual(values);
+  });
+
   it('columns: one number when every row has it', () => {
     expect(column([3, 3, 3])).toBe(3);
     expect(column([3, 4])).toEqual([3, 4]);
@@ -34,15 +56,15 @@ describe('swarmWire', () => {
     const c = {
       taskId: 't',
       ids: packIds(rows.map(r => r.id)),
-      states: 'drw',
+      states: packStates(['d', 'r', 'w']),
       agents: ['a', 'b'],
-      agent: [0, 1, -1],
+      agent: packIndices([0, 1, -1], 1),
       attempt: [3, 4, -1],
       attempts: [1, 2, 0],
       progress: [1000, 250, 0],
       hedged: [0, 1, 0],
       sinceBase: 1000,
-      since: [500, 200, 0],
+      since: [500, -300, -200],
       reasons: ['requeued: a is down', 'no agent has gpu'],
       reason: [-1, 0, 1],
     };
