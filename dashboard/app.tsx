@@ -50,11 +50,14 @@ function App() {
     // Batches are applied as they come and drawn at most once a frame.
     const onState = (m: StateMessage): void => {
       const rows = (m.columns?.length ?? 0) > 0;
-      mark(rows ? 'rows received' : 'state received');
-      // How long the frame took from the service's hands to here (the same machine's clock).
-      measures.marks[rows ? 'rows frame age' : 'state frame age'] ??= Date.now() - m.at;
+      const first = m.full ? 'state' : rows ? 'rows' : undefined;
+      if (first !== undefined) {
+        mark(`${first} received`);
+        // How long the frame took from the service's hands to here (the same machine's clock).
+        measures.marks[`${first} frame age`] ??= Date.now() - m.at;
+      }
       store.apply(m);
-      mark(rows ? 'rows applied' : 'state applied');
+      if (first !== undefined) mark(`${first} applied`);
       measures.batches++;
       if (rows || (m.subtasks?.length ?? 0) > 0) rowsIn.current = true;
       // Everything anew is drawn at once; changes at most once a frame.

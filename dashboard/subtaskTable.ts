@@ -3,6 +3,8 @@ import { LETTER_STATE, STATE_LETTER, unpackIds, unpackIndices, unpackSince, unpa
 
 const LETTERS = ['p', 'w', 'r', 'd', 'f'] as const;
 const CODE: Record<string, number> = { p: 0, w: 1, r: 2, d: 3, f: 4 };
+const CODE_OF = new Uint8Array(128);
+for (const [letter, code] of Object.entries(CODE)) CODE_OF[letter.charCodeAt(0)] = code;
 
 /**
  * A task's subtask rows as the page keeps them: columns in the task's order, as they came (see
@@ -37,7 +39,7 @@ export class SubtaskTable {
     const n = this.ids.length;
     this.state = new Uint8Array(Math.max(16, n));
     const states = unpackStates(c?.states ?? '');
-    for (let i = 0; i < n; i++) this.state[i] = CODE[states[i] ?? 'p'] ?? 0;
+    for (let i = 0; i < n; i++) this.state[i] = CODE_OF[states.charCodeAt(i) & 127] as number;
     const expand = (col: Column | undefined): number[] => (col === undefined ? [] : typeof col === 'number' ? new Array<number>(n).fill(col) : (col as number[])); // parsed for this table alone: kept as it is
     this.agent = c === undefined ? [] : unpackIndices(c.agent, n);
     this.agents = (c?.agents as string[] | undefined) ?? [];

@@ -291,17 +291,16 @@ export class Service {
   }
 
   /**
-   * Everything now but the subtask rows (small: a page shows agents, tasks and what needs
-   * attention at once), then the rows of the first task in the page's order as columns (half a
-   * megabyte for 50,000); the other tasks' rows follow as changes, one task a tick, so that a
-   * page with twenty tasks of 50,000 held blocks neither itself nor the coordinator.
+   * Everything now, in one frame a page draws at once: agents, tasks, what needs attention, and
+   * the rows of the first task in the page's order as columns (200 KB for 50,000 finished ones).
+   * The other tasks' rows follow as changes, one task a tick, so that a page with twenty tasks of
+   * 50,000 held blocks neither itself nor the coordinator; the agents' phi over the last minute
+   * comes with the first tick.
    */
   private sendFull(client: string, watcher: Watcher): void {
-    this.send(client, 'state', this.full(watcher));
-    if (!watcher.subtasks) return;
-    const [first, ...rest] = this.view.taskIdsInOrder();
+    const [first, ...rest] = watcher.subtasks ? this.view.taskIdsInOrder() : [];
     watcher.backlog = rest;
-    if (first !== undefined) this.send(client, 'state', { seq: this.seq, full: false, at: this.server.scheduler.now(), columns: this.view.subtaskColumns([first]) });
+    this.send(client, 'state', { ...this.full(watcher), ...(first === undefined ? {} : { columns: this.view.subtaskColumns([first]) }) });
   }
 
   /** Everything now but the subtask rows, for one watcher. */

@@ -110,7 +110,9 @@ export function column(values: number[]): Column {
 export const cell = (c: Column, i: number): number => (typeof c === 'number' ? c : (c[i] as number));
 
 const DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-const DIGIT = new Map([...DIGITS].map((d, i) => [d, i]));
+/** Value of each digit by its char code. */
+const DIGIT = new Uint8Array(128);
+for (let i = 0; i < DIGITS.length; i++) DIGIT[DIGITS.charCodeAt(i)] = i;
 
 /**
  * Small indices (-1: none) as one string, each in the same number of base-64 digits (two for up
@@ -134,7 +136,7 @@ export function unpackIndices(packed: string, n: number): number[] {
   const width = n === 0 ? 1 : packed.length / n;
   for (let i = 0; i < n; i++) {
     let x = 0;
-    for (let k = 0; k < width; k++) x = x * 64 + (DIGIT.get(packed[i * width + k] as string) ?? 0);
+    for (let k = 0; k < width; k++) x = x * 64 + (DIGIT[packed.charCodeAt(i * width + k) & 127] as number);
     out.push(x - 1);
   }
   return out;
