@@ -58,6 +58,8 @@ class TaskEntry {
   readonly byId = new Map<string, SubtaskEntry>();
   /** Queued since the last changes: its subtasks go as columns, not as 50,000 changed rows. */
   fresh = true;
+  /** Its rows as columns, kept until one of them changes (a finished task's, for every page that opens). */
+  columns: SubtaskColumns | undefined;
 
   constructor(
     readonly id: string,
@@ -735,12 +737,18 @@ export class SwarmView {
 
   private touch(s: SubtaskEntry): void {
     s.changed = ++this.generation;
+    s.task.columns = undefined;
     // A task not yet handed out goes whole, as columns, with the next changes.
     if (!s.task.fresh) this.dirtySubtasks.add(s);
   }
 
-  /** A task's subtask rows as columns (see {@link SubtaskColumns}). */
+  /** A task's subtask rows as columns (see {@link SubtaskColumns}), made again only when one changed. */
   private columnsOf(t: TaskEntry): SubtaskColumns {
+    t.columns ??= this.makeColumns(t);
+    return t.columns;
+  }
+
+  private makeColumns(t: TaskEntry): SubtaskColumns {
     const ids: string[] = [];
     const agentIndex = new Map<string, number>();
     const reasonIndex = new Map<string, number>();
