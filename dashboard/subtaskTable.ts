@@ -62,8 +62,7 @@ export class SubtaskTable {
   /** Sets one row from a batch's tuple (a row not known yet is added at the end). Returns its `since`. */
   set(tuple: SubtaskTuple): number {
     const [id, state, agent, attempt, attempts, progress, hedged, since, reason] = tuple;
-    this.index ??= new Map(this.ids.map((s, i) => [s, i]));
-    let i = this.index.get(id);
+    let i = (this.index ??= this.indexIds()).get(id);
     if (i === undefined) {
       i = this.ids.length;
       this.ids.push(id);
@@ -75,7 +74,7 @@ export class SubtaskTable {
         this.state = grown;
       }
     }
-    this.state[i] = CODE[STATE_LETTER[state]] ?? 0;
+    this.state[i] = CODE_OF[STATE_LETTER[state].charCodeAt(0)] as number;
     this.agent[i] = agent === null ? -1 : this.intern(this.agents, this.agentIndex, agent);
     this.attempt[i] = attempt ?? -1;
     this.attempts[i] = attempts;
@@ -85,6 +84,12 @@ export class SubtaskTable {
     this.reason[i] = reason === undefined ? -1 : this.intern(this.reasons, this.reasonIndex, reason);
     this.revision[i] = (this.revision[i] ?? 0) + 1;
     return since;
+  }
+
+  private indexIds(): Map<string, number> {
+    const index = new Map<string, number>();
+    for (let i = 0; i < this.ids.length; i++) index.set(this.ids[i] as string, i);
+    return index;
   }
 
   /** Row indices whose state is `state`, in the task's order. */
