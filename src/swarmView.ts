@@ -146,6 +146,7 @@ export class SwarmView {
   private removedTasks: string[] = [];
   /** A sample was taken since the last changes: every agent's numbers go with them. */
   private sampled = false;
+  private samples = 0;
   private topologyChanged = false;
 
   constructor(
@@ -449,11 +450,13 @@ export class SwarmView {
 
   /**
    * Once a second: phi of every agent into its history; every agent's row (phi, last beat, usage,
-   * running) and the edges' counts into the next changes.
+   * running) into the next changes, and every fifth time the edges' counts (they only thicken the
+   * graph's lines; a new edge goes at once): with 1,000 agents the graph is 1,000 edges to send
+   * and draw, which a page need not do every second.
    */
   sample(): void {
     const at = this.now();
-    if (this.edges.size > 0) this.topologyChanged = true;
+    if (this.edges.size > 0 && this.samples++ % 5 === 0) this.topologyChanged = true;
     for (const a of this.agents.values()) {
       a.history.push(this.phiOf(a, at));
       if (a.history.length > 60) a.history.shift();
