@@ -276,6 +276,11 @@ export class Service {
     return answer(false, `no queued or running task ${JSON.stringify(taskId)}`);
   }
 
+  /**
+   * A client watches: everything once (see `sendFull`), then, if `live`, what changes. A live
+   * watcher that asks again with the same `subtasks` changes only its focus (a click on another
+   * subtask): it gets that timeline with the next batch, not everything again.
+   */
   private watch(client: string, { live, subtasks = true, focus }: WatchBody): void {
     const watching = this.watchers.get(client);
     if (live && watching?.subtasks === subtasks) {
