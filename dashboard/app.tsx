@@ -3,7 +3,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/ho
 import { compareTasks, type TaskRow } from '../src/swarmRows.js';
 import type { PageMeasures } from '../src/swarmWire.js';
 import { Sparkline, Timeline, TopologyGraph } from './charts.js';
-import { connect, Store, type AgentEntry, type ConnectionState, type Link, type StateMessage } from './store.js';
+import { connect, lastFrame, Store, type AgentEntry, type ConnectionState, type Link, type StateMessage } from './store.js';
 import type { SubtaskTable } from './subtaskTable.js';
 import { VirtualList } from './virtualList.js';
 
@@ -55,6 +55,8 @@ function App() {
         mark(`${first} received`);
         // How long the frame took from the service's hands to here (the same machine's clock).
         measures.marks[`${first} frame age`] ??= Date.now() - m.at;
+        measures.marks[`${first} frame KB`] ??= Math.round(lastFrame.chars / 1024);
+        measures.marks[`${first} frame parse`] ??= Math.round(lastFrame.parseMs);
       }
       store.apply(m);
       if (first !== undefined) mark(`${first} applied`);

@@ -126,6 +126,9 @@ export type ConnectionState =
   | { readonly status: 'refused'; readonly error: string }
   | { readonly status: 'lost'; readonly error: string; readonly retryInMs: number };
 
+/** The last state frame read: its length and how long parsing it took (the page's measures). */
+export const lastFrame = { parseMs: 0, chars: 0 };
+
 export interface Link {
   send(kind: 'watch' | 'cancel-task', body: unknown): void;
   close(): void;
@@ -157,7 +160,9 @@ export function connect(token: string, handlers: { state(m: StateMessage): void;
       ws.send(envelope(...handlers.first()));
     };
     ws.onmessage = ({ data }) => {
-      const message = JSON.parse(String(data)) as { type: string; kind?: string; body?: unknown; code?: number; error?: string };
+      const started = performance.now();
+      const text = String(data);
+      const message = JSON.parse(text) as { type: string; kind?: string; body?: unknown; code?: number; error?: string };
       if (message.type === 'join') {
         delay = 1000;
         handlers.status({ status: 'live' });
@@ -167,7 +172,11 @@ export function connect(token: string, handlers: { state(m: StateMessage): void;
           refused = true;
           handlers.status({ status: 'refused', error: message.error ?? 'refused' });
         }
-      } else if (message.type === 'envelope' && message.kind === 'state') handlers.state(message.body as StateMessage);
+      } else if (message.type === 'envelope' && message.kind === 'state') {
+        lastFrame.parseMs = performance.now() - started;
+        lastFrame.chars = text.length;
+        handlers.state(message.body as StateMessage);
+      }
       else if (message.type === 'envelope' && message.kind === 'cancelled') handlers.cancelled(message.body as { taskId: string; ok: boolean; error?: string });
     };
     ws.onclose = event => {

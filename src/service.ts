@@ -48,8 +48,8 @@ interface Watcher {
   missed: Missed | undefined;
   /** Tasks whose rows it has still to get as columns, one a tick (the first went with its first state). */
   backlog: string[];
-  /** The agents' phi over the last minute is still to come (the tick after its first state). */
-  histories: boolean;
+  /** The agents' phi over the last minute and the graph's edges are still to come (the tick after its first state). */
+  later: boolean;
 }
 
 interface Missed {
@@ -289,7 +289,7 @@ export class Service {
       watching.focusSent = -1;
       return;
     }
-    const watcher: Watcher = { live, subtasks, focus, focusSent: 0, missed: undefined, backlog: [], histories: live };
+    const watcher: Watcher = { live, subtasks, focus, focusSent: 0, missed: undefined, backlog: [], later: live };
     if (live) this.watchers.set(client, watcher);
     else this.watchers.delete(client);
     this.sendFull(client, watcher);
@@ -316,11 +316,12 @@ export class Service {
       full: true,
       at: this.server.scheduler.now(),
       protocol: view.protocolName,
-      // Phi over the last minute follows with the next tick: the first state is drawn sooner.
+      // Phi over the last minute and the graph's edges (1,000 for 1,000 agents) follow a live
+      // watcher's first state with the next tick: the first state is drawn sooner.
       agents: view.agentRows(false),
       tasks: view.taskRows(),
       attention: view.attention(),
-      topology: view.topology(),
+      topology: view.topology(!watcher.live),
       ...this.timeline(watcher),
     };
   }
@@ -380,9 +381,9 @@ export class Service {
       const focused = watcher.focus !== undefined && this.view.changedAt(watcher.focus.taskId, watcher.focus.subtaskId) > watcher.focusSent;
       const backlog = watcher.subtasks ? this.view.subtaskColumns(watcher.backlog.splice(0, 1)) : [];
       if (backlog.length > 0) batch = { ...(batch ?? { agents: [], samples: [], tasks: [], subtasks: [], removed: [], topology: false }), columns: [...(batch?.columns ?? []), ...backlog] };
-      const histories = watcher.histories ? this.view.phiHistories() : undefined;
-      watcher.histories = false;
-      if (batch === undefined && attention === undefined && !focused && histories === undefined) continue;
+      const later = watcher.later;
+      watcher.later = false;
+      if (batch === undefined && attention === undefined && !focused && !later) continue;
       this.send(client, 'state', {
         seq: ++this.seq,
         full: false,
@@ -401,7 +402,7 @@ export class Service {
             }),
         ...(attention === undefined ? {} : { attention }),
         ...(focused ? this.timeline(watcher) : {}),
-        ...(histories === undefined ? {} : { histories }),
+        ...(later ? { histories: this.view.phiHistories(), topology: this.view.topology() } : {}),
       });
     }
   }

@@ -512,10 +512,11 @@ export class SwarmView {
     return counts;
   }
 
-  topology(): TopologyView {
-    const edges: EdgeRow[] = [];
-    for (const out of this.edges.values()) for (const e of out.values()) edges.push({ ...e });
-    return { protocol: this.protocol, edges, switches: this.switches.slice() };
+  /** The protocol, the switches and (unless `edges` is false) the edges seen since the last switch. */
+  topology(edges = true): TopologyView {
+    const rows: EdgeRow[] = [];
+    if (edges) for (const out of this.edges.values()) for (const e of out.values()) rows.push({ ...e });
+    return { protocol: this.protocol, edges: rows, switches: this.switches.slice() };
   }
 
   attention(): AttentionItem[] {
