@@ -1,5 +1,5 @@
 import type { SubtaskRow } from '../src/swarmRows.js';
-import { LETTER_STATE, STATE_LETTER, unpackIds, unpackIndices, unpackSince, unpackStates, type Column, type SubtaskColumns, type SubtaskTuple } from '../src/swarmWire.js';
+import { expandColumn, LETTER_STATE, STATE_LETTER, unpackIds, unpackIndices, unpackSince, unpackStates, type Column, type SubtaskColumns, type SubtaskTuple } from '../src/swarmWire.js';
 
 const LETTERS = ['p', 'w', 'r', 'd', 'f'] as const;
 const CODE: Record<string, number> = { p: 0, w: 1, r: 2, d: 3, f: 4 };
@@ -40,7 +40,7 @@ export class SubtaskTable {
     this.state = new Uint8Array(Math.max(16, n));
     const states = unpackStates(c?.states ?? '');
     for (let i = 0; i < n; i++) this.state[i] = CODE_OF[states.charCodeAt(i) & 127] as number;
-    const expand = (col: Column | undefined): number[] => (col === undefined ? [] : typeof col === 'number' ? new Array<number>(n).fill(col) : (col as number[])); // parsed for this table alone: kept as it is
+    const expand = (col: Column | undefined): number[] => (col === undefined ? [] : expandColumn(col, n));
     this.agent = c === undefined ? [] : unpackIndices(c.agent, n);
     this.agents = (c?.agents as string[] | undefined) ?? [];
     this.agents.forEach((a, i) => this.agentIndex.set(a, i));

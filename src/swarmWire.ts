@@ -94,20 +94,39 @@ export function unpackIds(runs: IdRuns): string[] {
   return ids;
 }
 
-/** A numeric column: one value a row, or one value for every row. */
-export type Column = number | readonly number[];
+/**
+ * A numeric column: one value for every row; or runs, `{ runs: [value, count, value, count, …] }`
+ * (a running task's rows: the done ones, then the pending ones); or one value a row.
+ */
+export type Column = number | { readonly runs: readonly number[] } | readonly number[];
 
 export const STATE_LETTER: Readonly<Record<SubtaskRow['state'], string>> = { pending: 'p', waiting: 'w', running: 'r', done: 'd', failed: 'f' };
 export const LETTER_STATE: Readonly<Record<string, SubtaskRow['state']>> = { p: 'pending', w: 'waiting', r: 'running', d: 'done', f: 'failed' };
 
-/** `values` as a column: one number when they are all the same. */
-export function column(values: number[]): Column {
-  const first = values[0] ?? 0;
-  for (let i = 1; i < values.length; i++) if (values[i] !== first) return values;
-  return first;
+/** `values` as a column: one number when they are all the same, runs when they are few. */
+export function column(values: readonly number[]): Column {
+  const runs: number[] = [];
+  for (let i = 0; i < values.length; ) {
+    const value = values[i] as number;
+    let j = i + 1;
+    while (j < values.length && values[j] === value) j++;
+    runs.push(value, j - i);
+    // Past a run every eight rows, runs are no smaller than the values.
+    if (runs.length > 2 && runs.length > values.length / 4) return values;
+    i = j;
+  }
+  if (runs.length <= 2) return runs[0] ?? 0;
+  return { runs };
 }
 
-export const cell = (c: Column, i: number): number => (typeof c === 'number' ? c : (c[i] as number));
+/** A column's `n` values. */
+export function expandColumn(c: Column, n: number): number[] {
+  if (typeof c === 'number') return new Array<number>(n).fill(c);
+  if (!('runs' in c)) return c as number[];
+  const out: number[] = [];
+  for (let k = 0; k + 1 < c.runs.length; k += 2) for (let m = 0; m < (c.runs[k + 1] as number); m++) out.push(c.runs[k] as number);
+  return out;
+}
 
 const DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 /** Value of each digit by its char code. */
@@ -169,9 +188,10 @@ export function unpackStates(packed: string): string {
 
 /** The `since` column back to times (a running sum from `sinceBase`). */
 export function unpackSince(c: Pick<SubtaskColumns, 'sinceBase' | 'since'>, n: number): number[] {
+  const steps = expandColumn(c.since, n);
   const out: number[] = [];
   let t = c.sinceBase;
-  for (let i = 0; i < n; i++) out.push((t += cell(c.since, i)));
+  for (let i = 0; i < n; i++) out.push((t += steps[i] as number));
   return out;
 }
 
@@ -181,19 +201,20 @@ export function unpackColumns(c: SubtaskColumns): SubtaskRow[] {
   const ids = unpackIds(c.ids);
   const since = unpackSince(c, ids.length);
   const agents = unpackIndices(c.agent, ids.length);
+  const [attempts, attemptCounts, progress, hedged, reasons] = [c.attempt, c.attempts, c.progress, c.hedged, c.reason].map(col => expandColumn(col, ids.length)) as [number[], number[], number[], number[], number[]];
   return ids.map((id, i) => {
     const agent = agents[i] as number;
-    const attempt = cell(c.attempt, i);
-    const reason = cell(c.reason, i);
+    const attempt = attempts[i] as number;
+    const reason = reasons[i] as number;
     const row: SubtaskRow = {
       id,
       taskId: c.taskId,
       state: LETTER_STATE[states[i] ?? 'p'] ?? 'pending',
       agent: agent < 0 ? null : (c.agents[agent] ?? null),
       attempt: attempt < 0 ? null : attempt,
-      attempts: cell(c.attempts, i),
-      progress: cell(c.progress, i) / 1000,
-      hedged: cell(c.hedged, i) === 1,
+      attempts: attemptCounts[i] as number,
+      progress: (progress[i] as number) / 1000,
+      hedged: hedged[i] === 1,
       since: since[i] as number,
     };
     return reason < 0 ? row : { ...row, reason: c.reasons[reason] ?? '' };

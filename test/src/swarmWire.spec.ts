@@ -1,5 +1,5 @@
 import type { SubtaskRow } from '../../src/swarmRows.js';
-import { column, packIds, packIndices, packStates, unpackIndices, unpackColumns, unpackIds, unpackStates } from '../../src/swarmWire.js';
+import { column, expandColumn, packIds, packIndices, packStates, unpackIndices, unpackColumns, unpackIds, unpackStates } from '../../src/swarmWire.js';
 
 // How the dashboard's bulky parts travel: ids in numbered runs, a task's rows as columns.
 
@@ -41,10 +41,15 @@ describe('swarmWire', () => {
     expect(unpackIndices(packed, values.length)).toEqual(values);
   });
 
-  it('columns: one number when every row has it', () => {
-    expect(column([3, 3, 3])).toBe(3);
-    expect(column([3, 4])).toEqual([3, 4]);
-    expect(column([])).toBe(0);
+  it.each([
+    ['one number when every row has it', [3, 3, 3], 3],
+    ['nothing', [], 0],
+    ['values when runs would be no smaller', [3, 4], [3, 4]],
+    ['runs when they are few', [...Array.from({ length: 12 }, () => 1000), ...Array.from({ length: 12 }, () => 0)], { runs: [1000, 12, 0, 12] }],
+    ['values when they change often', [1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2], [1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2]],
+  ])('columns: %s', (_, values, packed) => {
+    expect(column(values)).toEqual(packed);
+    expect(expandColumn(column(values), values.length)).toEqual(values);
   });
 
   it('columns turn back into the rows they were made of', () => {
