@@ -1,9 +1,10 @@
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { TaskRow } from '../src/swarmRows.js';
-import { unpackSubtask, type PageMeasures, type SubtaskTuple } from '../src/swarmWire.js';
+import { compareTasks, type TaskRow } from '../src/swarmRows.js';
+import type { PageMeasures } from '../src/swarmWire.js';
 import { Sparkline, Timeline, TopologyGraph } from './charts.js';
-import { connect, Store, type ConnectionState, type Link, type StateMessage } from './store.js';
+import { connect, lastFrame, Store, type AgentEntry, type ConnectionState, type Link, type StateMessage } from './store.js';
+import type { SubtaskTable } from './subtaskTable.js';
 import { VirtualList } from './virtualList.js';
 
 const measures: PageMeasures = { firstRenderMs: null, allRowsMs: null, lags: [], batches: 0, renders: 0, marks: {} };
@@ -43,15 +44,24 @@ function App() {
   const focusRef = useRef(focus);
   focusRef.current = focus;
 
-  useEffect(() => {
+  // Connects as soon as the page is drawn the first time (a layout effect: not a frame later).
+  useLayoutEffect(() => {
     if (token === undefined) return undefined;
     // Batches are applied as they come and drawn at most once a frame.
     const onState = (m: StateMessage): void => {
-      mark('state received');
+      const rows = (m.columns?.length ?? 0) > 0;
+      const first = m.full ? 'state' : rows ? 'rows' : undefined;
+      if (first !== undefined) {
+        mark(`${first} received`);
+        // How long the frame took from the service's hands to here (the same machine's clock).
+        measures.marks[`${first} frame age`] ??= Date.now() - m.at;
+        measures.marks[`${first} frame KB`] ??= Math.round(lastFrame.chars / 1024);
+        measures.marks[`${first} frame parse`] ??= Math.round(lastFrame.parseMs);
+      }
       store.apply(m);
-      mark('state applied');
+      if (first !== undefined) mark(`${first} applied`);
       measures.batches++;
-      if (m.subtasks !== undefined && m.subtasks.length > 0) rowsIn.current = true;
+      if (rows || (m.subtasks?.length ?? 0) > 0) rowsIn.current = true;
       // Everything anew is drawn at once; changes at most once a frame.
       if (m.full) setVersion(store.version);
       else if (frame.current === undefined) frame.current = requestAnimationFrame(() => {
@@ -66,10 +76,9 @@ function App() {
         if (s.status === 'refused') sessionStorage.removeItem(TOKEN_KEY);
       },
       cancelled: body => setNotice(body.ok ? `task ${body.taskId} cancelled` : `could not cancel ${body.taskId}: ${body.error ?? ''}`),
-      joined: send => {
-        mark('joined');
-        send('watch', { live: true, subtasks: true, ...(focusRef.current === undefined ? {} : { focus: focusRef.current }) });
-      },
+      joined: () => mark('joined'),
+      // Sent right behind the hello (the server takes a connection's frames in order): no round trip more.
+      first: () => ['watch', { live: true, subtasks: true, ...(focusRef.current === undefined ? {} : { focus: focusRef.current }) }],
     });
     return () => link.current?.close();
   }, [token]);
@@ -86,7 +95,7 @@ function App() {
     if (measures.allRowsMs === null && rowsIn.current) measures.allRowsMs = performance.now();
     if (measures.renders > 1) {
       measures.lags.push(now - store.oldestChange);
-      if (measures.lags.length > 200) measures.lags.shift();
+      if (measures.lags.length > 2000) measures.lags.shift();
     }
   }, [version]);
 
@@ -94,18 +103,22 @@ function App() {
     return <TokenForm error={connection.status === 'refused' ? connection.error : undefined} onToken={t => (sessionStorage.setItem(TOKEN_KEY, t), setConnection({ status: 'connecting' }), setToken(t))} />;
   }
 
-  const agents = [...store.agents.values()].filter(a => agentFilter === '' || a.row.id.includes(agentFilter) || a.row.state === agentFilter);
-  const tasks = [...store.tasks.values()].reverse();
-  const taskId = selectedTask ?? tasks.find(t => t.state === 'running')?.id ?? tasks[0]?.id;
-  // Rebuilt only when rows came or the choice changed: 50,000 rows are not walked every frame.
-  const subtasks = useMemo(() => {
-    const rows: SubtaskTuple[] = [];
-    for (const tuple of store.subtasks.get(taskId ?? '')?.values() ?? []) if (stateFilter === '' || tuple[1] === stateFilter) rows.push(tuple);
-    return rows;
-  }, [store.subtasksVersion, taskId, stateFilter]);
+  // Lists are rebuilt only when their rows came or a choice changed, not every frame.
+  const agents = useMemo(() => [...store.agents.values()].filter(a => agentFilter === '' || a.row.id.includes(agentFilter) || a.row.state === agentFilter), [store.agentsVersion, agentFilter]);
+  const alive = useMemo(() => {
+    let n = 0;
+    for (const a of store.agents.values()) if (a.row.state === 'alive') n++;
+    return n;
+  }, [store.agentsVersion]);
+  const tasks = useMemo(() => [...store.tasks.values()].sort(compareTasks), [store.tasksVersion]);
+  const taskId = selectedTask !== undefined && store.tasks.has(selectedTask) ? selectedTask : (tasks.find(t => t.state === 'running')?.id ?? tasks[0]?.id);
+  const table = store.subtasks.get(taskId ?? '');
+  // Rows of one state: their indices, found again when rows came; all of them: none to find.
+  const shown = useMemo(() => (stateFilter === '' ? undefined : table?.select(stateFilter)), [store.subtasksVersion, table, stateFilter]);
+  const at = (k: number): number => (shown === undefined ? k : (shown[k] as number));
   const graph = useMemo(() => <TopologyGraph topology={store.topology} agents={store.agents} />, [store.topologyVersion]);
-  const now = store.lastAt;
-  const alive = agents.filter(a => a.row.state === 'alive').length;
+  // Ages of beats and changes as of the agents' last numbers: they move once a second, not every frame.
+  const now = store.agentsAt;
 
   return (
     <main data-version={version}>
@@ -116,7 +129,8 @@ function App() {
         </span>
         <span>protocol <b data-testid="protocol">{store.protocol ?? '—'}</b></span>
         <span>{alive}/{store.agents.size} agents alive</span>
-        <span>{[...store.tasks.values()].filter(t => t.state === 'queued').length} queued</span>
+        <span data-testid="running-count">{tasks.filter(t => t.state === 'running').length} running</span>
+        <span>{tasks.filter(t => t.state === 'queued').length} queued</span>
         {notice === '' ? null : <span class="notice" data-testid="notice">{notice}</span>}
       </header>
 
@@ -140,23 +154,11 @@ function App() {
           </div>
           <VirtualList
             testId="agents"
-            items={agents}
+            count={agents.length}
             rowHeight={28}
             height={340}
-            row={({ row, history }) => (
-              <div class={`agents-row ${row.state}`} data-agent={row.id} data-state={row.state} title={row.detail ?? ''}>
-                <span class="id">{row.id}</span>
-                <span class={`badge ${row.state}`}>{row.state}</span>
-                <span>{row.phi === null ? '—' : row.phi.toFixed(2)}</span>
-                <Sparkline values={history} />
-                <span>{row.lastBeatAt === null ? '—' : ago(now - row.lastBeatAt)}</span>
-                <span>{row.running}/{row.slots}</span>
-                <span class="bar"><i style={`width:${pct(Math.min(1, row.usage))}`} /></span>
-                <span class="changes" data-transitions={row.transitions.map(t => t.state).join(' ')}>
-                  {row.transitions.slice(-3).map(t => `${t.state} ${ago(now - t.at)} ago`).join(' → ')}
-                </span>
-              </div>
-            )}
+            stamp={i => [agents[i]?.row, agents[i]?.history, now]}
+            row={i => agentLine(agents[i] as AgentEntry, now)}
           />
         </section>
 
@@ -200,11 +202,15 @@ function App() {
           </h2>
           <VirtualList
             testId="subtasks"
-            items={subtasks}
+            count={shown?.length ?? table?.length ?? 0}
             rowHeight={24}
             height={360}
-            row={tuple => {
-              const s = unpackSubtask(taskId ?? '', tuple);
+            stamp={k => {
+              const i = at(k);
+              return [table, i, table?.revisionOf(i), focus?.taskId === taskId && focus?.subtaskId === table?.ids[i]];
+            }}
+            row={k => {
+              const s = (table as SubtaskTable).row(at(k));
               return (
               <div class={`subtask-row ${s.state} ${focus?.subtaskId === s.id && focus.taskId === s.taskId ? 'focused' : ''}`} onClick={() => setFocus({ taskId: s.taskId, subtaskId: s.id })} data-subtask={s.id}>
                 <span class="id">{s.id}</span>
@@ -224,6 +230,24 @@ function App() {
         </section>
       </div>
     </main>
+  );
+}
+
+/** One agent's line: state, phi and its last minute, beat age, slots, usage, last changes. */
+function agentLine({ row, history }: AgentEntry, now: number) {
+  return (
+    <div class={`agents-row ${row.state}`} data-agent={row.id} data-state={row.state} title={row.detail ?? ''}>
+      <span class="id">{row.id}</span>
+      <span class={`badge ${row.state}`}>{row.state}</span>
+      <span>{row.phi === null ? '—' : row.phi.toFixed(2)}</span>
+      <Sparkline values={history} />
+      <span>{row.lastBeatAt === null ? '—' : ago(Math.max(0, now - row.lastBeatAt))}</span>
+      <span>{row.running}/{row.slots}</span>
+      <span class="bar"><i style={`width:${pct(Math.min(1, row.usage))}`} /></span>
+      <span class="changes" data-transitions={row.transitions.map(t => t.state).join(' ')}>
+        {row.transitions.slice(-3).map(t => `${t.state} ${ago(Math.max(0, now - t.at))} ago`).join(' → ')}
+      </span>
+    </div>
   );
 }
 

@@ -1,3 +1,4 @@
+import { useEffect, useRef } from 'preact/hooks';
 import type { AgentRow, TimelineEntry, TopologyView } from '../src/swarmRows.js';
 
 /** Phi over the last minute as a line, with the threshold as a dashed rule. */
@@ -23,22 +24,70 @@ export function Sparkline({ values, threshold = 8, width = 120, height = 22 }: {
   );
 }
 
-/**
- * The topology as assignments travelled: the coordinator in the middle, agents on a circle,
- * an arrow for every hop seen since the last switch (thicker: more assignments).
- */
-export function TopologyGraph({ topology, agents }: { topology: TopologyView; agents: ReadonlyMap<string, { row: AgentRow }> }) {
-  const size = 360;
-  const c = size / 2;
-  const ids = [...agents.keys()];
+const SIZE = 360;
+
+/** Where each node is drawn: the coordinator in the middle, agents on a circle. */
+function layout(ids: readonly string[]): Map<string, [number, number]> {
+  const c = SIZE / 2;
   const at = new Map<string, [number, number]>([['coordinator', [c, c]]]);
   const r = c - 18;
   ids.forEach((id, i) => {
     const a = (2 * Math.PI * i) / Math.max(1, ids.length) - Math.PI / 2;
     at.set(id, [c + r * Math.cos(a), c + r * Math.sin(a)]);
   });
+  return at;
+}
+
+const NODE_COLOURS: Record<string, string> = { alive: '#3fb67a', suspected: '#e0a83a', down: '#e5534b', quarantined: '#e5534b', gone: '#555' };
+
+/**
+ * The graph of a large swarm on a canvas: one element instead of thousands of SVG nodes to lay
+ * out and paint (past 200 agents a node is a dot too small to point at anyway).
+ */
+function TopologyCanvas({ topology, agents }: { topology: TopologyView; agents: ReadonlyMap<string, { row: AgentRow }> }) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  useEffect(() => {
+    const g = canvas.current?.getContext('2d');
+    if (g === null || g === undefined) return;
+    const at = layout([...agents.keys()]);
+    const most = Math.max(1, ...topology.edges.map(e => e.count));
+    g.clearRect(0, 0, SIZE, SIZE);
+    g.strokeStyle = 'rgba(74, 106, 144, 0.7)';
+    for (const e of topology.edges.slice(0, 3000)) {
+      const from = at.get(e.from);
+      const to = at.get(e.to);
+      if (from === undefined || to === undefined) continue;
+      g.lineWidth = 0.5 + (2.5 * e.count) / most;
+      g.beginPath();
+      g.moveTo(from[0], from[1]);
+      g.lineTo(to[0], to[1]);
+      g.stroke();
+    }
+    for (const [id, { row }] of agents) {
+      const [x, y] = at.get(id) as [number, number];
+      g.fillStyle = NODE_COLOURS[row.state] ?? '#3fb67a';
+      g.fillRect(x - 2, y - 2, 4, 4);
+    }
+    g.fillStyle = '#5aa2ff';
+    g.beginPath();
+    g.arc(SIZE / 2, SIZE / 2, 8, 0, 2 * Math.PI);
+    g.fill();
+  });
+  return <canvas class="topology" width={SIZE} height={SIZE} data-testid="topology" data-agents={agents.size} data-edges={topology.edges.length} aria-label={`topology: ${agents.size} agents, ${topology.edges.length} links`} ref={canvas} />;
+}
+
+/**
+ * The topology as assignments travelled: the coordinator in the middle, agents on a circle,
+ * an arrow for every hop seen since the last switch (thicker: more assignments).
+ */
+export function TopologyGraph({ topology, agents }: { topology: TopologyView; agents: ReadonlyMap<string, { row: AgentRow }> }) {
+  if (agents.size > 200) return <TopologyCanvas topology={topology} agents={agents} />;
+  const size = SIZE;
+  const c = size / 2;
+  const ids = [...agents.keys()];
+  const at = layout(ids);
   const most = Math.max(1, ...topology.edges.map(e => e.count));
-  const dot = ids.length > 200 ? 2 : ids.length > 50 ? 3.5 : 6;
+  const dot = ids.length > 50 ? 3.5 : 6;
   return (
     <svg class="topology" width={size} height={size} viewBox={`0 0 ${size} ${size}`} data-testid="topology">
       {topology.edges.slice(0, 3000).map(e => {
@@ -50,9 +99,8 @@ export function TopologyGraph({ topology, agents }: { topology: TopologyView; ag
       {ids.map(id => {
         const [x, y] = at.get(id) as [number, number];
         return (
-          // A tooltip per node up to 200 agents; past that the nodes are dots too small to point at.
           <circle class={`node ${agents.get(id)?.row.state ?? ''}`} cx={x} cy={y} r={dot} key={id}>
-            {ids.length <= 200 ? <title>{`${id}: ${agents.get(id)?.row.state ?? ''}`}</title> : null}
+            <title>{`${id}: ${agents.get(id)?.row.state ?? ''}`}</title>
           </circle>
         );
       })}

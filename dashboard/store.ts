@@ -1,5 +1,6 @@
 import type { AgentRow, AttentionItem, TaskRow, TimelineEntry, TopologyView } from '../src/swarmRows.js';
-import type { AgentSample, PackedSubtasks, SubtaskTuple } from '../src/swarmWire.js';
+import type { AgentSample, PackedSubtasks, SubtaskColumns } from '../src/swarmWire.js';
+import { SubtaskTable } from './subtaskTable.js';
 
 /** A `state` message's body, as the service sends it (see `streams/protocol.ts`). */
 export interface StateMessage {
@@ -11,8 +12,12 @@ export interface StateMessage {
   /** Agents' once-a-second numbers (their rows otherwise unchanged). */
   readonly samples?: readonly AgentSample[];
   readonly tasks?: readonly TaskRow[];
+  /** Whole tasks' subtask rows (the first state, a task queued), before the changed `subtasks`. */
+  readonly columns?: readonly SubtaskColumns[];
   readonly subtasks?: PackedSubtasks;
   readonly removed?: readonly string[];
+  /** Agents' phi over the last minute, `[id, [phi | null, …]]` (right after the first state). */
+  readonly histories?: readonly (readonly [string, readonly (number | null)[]])[];
   readonly attention?: readonly AttentionItem[];
   readonly topology?: TopologyView;
   readonly timeline?: { readonly taskId: string; readonly subtaskId: string; readonly entries: readonly TimelineEntry[] };
@@ -32,10 +37,10 @@ export class Store {
   readonly agents = new Map<string, AgentEntry>();
   readonly tasks = new Map<string, TaskRow>();
   /**
-   * By task, then by subtask id (task order kept), as they came: tuples (see `src/swarmWire.ts`),
-   * turned into rows only for the few on screen — 50,000 objects are not made per state.
+   * By task: columns as they came (see `SubtaskTable`), turned into rows only for the few on
+   * screen — 50,000 objects are not made per state.
    */
-  readonly subtasks = new Map<string, Map<string, SubtaskTuple>>();
+  readonly subtasks = new Map<string, SubtaskTable>();
   attention: readonly AttentionItem[] = [];
   topology: TopologyView = { protocol: null, edges: [], switches: [] };
   protocol: string | null = null;
@@ -43,6 +48,12 @@ export class Store {
   version = 0;
   /** Moves when the graph's inputs move (edges, protocol, an agent's state): it is redrawn only then. */
   topologyVersion = 0;
+  /** Moves when agents' rows or numbers come (their ages are shown as of then). */
+  agentsVersion = 0;
+  /** Server time of the last agents' numbers: ages of beats and changes are shown as of then (once a second, not every frame). */
+  agentsAt = 0;
+  /** Moves when task rows come. */
+  tasksVersion = 0;
   /** Moves when subtask rows come: the filtered list is rebuilt only then. */
   subtasksVersion = 0;
   /** Server time of the last batch, and the earliest event time it carried (for the lag measured). */
@@ -56,6 +67,16 @@ export class Store {
       this.subtasks.clear();
     }
     if (m.protocol !== undefined) this.protocol = m.protocol;
+    // Removals first: a batch's rows are of tasks queued after them (an id used again).
+    for (const taskId of m.removed ?? []) {
+      this.tasks.delete(taskId);
+      this.subtasks.delete(taskId);
+    }
+    if (m.full || m.agents !== undefined || m.samples !== undefined) {
+      this.agentsVersion++;
+      this.agentsAt = m.at;
+    }
+    if (m.full || m.tasks !== undefined || m.removed !== undefined) this.tasksVersion++;
     for (const row of m.agents ?? []) {
       const entry = this.agents.get(row.id);
       if (entry === undefined || entry.row.state !== row.state) this.topologyVersion++;
@@ -69,21 +90,23 @@ export class Store {
       entry.history.push(phi);
       if (entry.history.length > 60) entry.history.shift();
     }
+    for (const [id, history] of m.histories ?? []) {
+      const entry = this.agents.get(id);
+      if (entry !== undefined) entry.history = history.slice(-60);
+    }
+    if (m.histories !== undefined) this.agentsVersion++;
     for (const row of m.tasks ?? []) this.tasks.set(row.id, row);
     let oldest = Infinity;
+    for (const c of m.columns ?? []) this.subtasks.set(c.taskId, new SubtaskTable(c.taskId, c));
     for (const [taskId, tuples] of m.subtasks ?? []) {
-      let rows = this.subtasks.get(taskId);
-      if (rows === undefined) this.subtasks.set(taskId, (rows = new Map()));
+      let table = this.subtasks.get(taskId);
+      if (table === undefined) this.subtasks.set(taskId, (table = new SubtaskTable(taskId)));
       for (const tuple of tuples) {
-        rows.set(tuple[0], tuple);
-        if (!m.full && tuple[7] > this.lastAt && tuple[7] < oldest) oldest = tuple[7];
+        const since = table.set(tuple);
+        if (since > this.lastAt && since < oldest) oldest = since;
       }
     }
-    for (const taskId of m.removed ?? []) {
-      this.tasks.delete(taskId);
-      this.subtasks.delete(taskId);
-    }
-    if (m.subtasks !== undefined || m.removed !== undefined || m.full) this.subtasksVersion++;
+    if (m.columns !== undefined || m.subtasks !== undefined || m.removed !== undefined || m.full) this.subtasksVersion++;
     if (m.attention !== undefined) this.attention = m.attention;
     if (m.topology !== undefined) {
       this.topology = m.topology;
@@ -103,6 +126,9 @@ export type ConnectionState =
   | { readonly status: 'refused'; readonly error: string }
   | { readonly status: 'lost'; readonly error: string; readonly retryInMs: number };
 
+/** The last state frame read: its length and how long parsing it took (the page's measures). */
+export const lastFrame = { parseMs: 0, chars: 0 };
+
 export interface Link {
   send(kind: 'watch' | 'cancel-task', body: unknown): void;
   close(): void;
@@ -110,26 +136,33 @@ export interface Link {
 
 /**
  * One WebSocket to the service that served the page, speaking the wire format of
- * `streams/wsCodec.ts` as a client: hello with the token, then `watch`; `state` batches come back.
+ * `streams/wsCodec.ts` as a client: hello with the token and, right behind it, `handlers.first()`
+ * (the `watch`); `state` batches come back.
  * A lost connection is retried with backoff (1 s doubling to 10 s); a refused token is not.
  */
-export function connect(token: string, handlers: { state(m: StateMessage): void; status(s: ConnectionState): void; cancelled(body: { taskId: string; ok: boolean; error?: string }): void; joined(send: Link['send']): void }): Link {
+export function connect(token: string, handlers: { state(m: StateMessage): void; status(s: ConnectionState): void; cancelled(body: { taskId: string; ok: boolean; error?: string }): void; joined(send: Link['send']): void; first(): [kind: 'watch', body: unknown] }): Link {
   const id = `dashboard-${Math.random().toString(36).slice(2, 10)}`;
   let socket: WebSocket | undefined;
   let closed = false;
   let delay = 1000;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const envelope = (kind: 'watch' | 'cancel-task', body: unknown): string => JSON.stringify({ v: 1, type: 'envelope', from: id, to: 'tasks', kind, body });
   const send = (kind: 'watch' | 'cancel-task', body: unknown): void => {
-    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ v: 1, type: 'envelope', from: id, to: 'tasks', kind, body }));
+    if (socket?.readyState === WebSocket.OPEN) socket.send(envelope(kind, body));
   };
   const open = (): void => {
     handlers.status({ status: 'connecting' });
     const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`);
     socket = ws;
     let refused = false;
-    ws.onopen = () => ws.send(JSON.stringify({ v: 1, type: 'hello', agentId: id, capabilities: [], token, role: 'client', maxFrameBytes: 512 * 1024 * 1024 }));
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ v: 1, type: 'hello', agentId: id, capabilities: [], token, role: 'client', maxFrameBytes: 512 * 1024 * 1024 }));
+      ws.send(envelope(...handlers.first()));
+    };
     ws.onmessage = ({ data }) => {
-      const message = JSON.parse(String(data)) as { type: string; kind?: string; body?: unknown; code?: number; error?: string };
+      const started = performance.now();
+      const text = String(data);
+      const message = JSON.parse(text) as { type: string; kind?: string; body?: unknown; code?: number; error?: string };
       if (message.type === 'join') {
         delay = 1000;
         handlers.status({ status: 'live' });
@@ -139,7 +172,11 @@ export function connect(token: string, handlers: { state(m: StateMessage): void;
           refused = true;
           handlers.status({ status: 'refused', error: message.error ?? 'refused' });
         }
-      } else if (message.type === 'envelope' && message.kind === 'state') handlers.state(message.body as StateMessage);
+      } else if (message.type === 'envelope' && message.kind === 'state') {
+        lastFrame.parseMs = performance.now() - started;
+        lastFrame.chars = text.length;
+        handlers.state(message.body as StateMessage);
+      }
       else if (message.type === 'envelope' && message.kind === 'cancelled') handlers.cancelled(message.body as { taskId: string; ok: boolean; error?: string });
     };
     ws.onclose = event => {

@@ -5,6 +5,8 @@ import { tokensMatch, type HttpRequest, type HttpResponse } from '../streams/wsN
 /** The dashboard's files, built at install (`npm run build` → dist/dashboard), by URL path. */
 export interface DashboardAssets {
   readonly files: ReadonlyMap<string, { readonly type: string; readonly body: Buffer }>;
+  /** Hashes of the page's inline script and style (`sha256-…`), for its content security policy. */
+  readonly inline?: { readonly script: readonly string[]; readonly style: readonly string[] };
 }
 
 const TYPES: Record<string, string> = {
@@ -36,7 +38,10 @@ export function loadDashboard(dir = dashboardDir()): DashboardAssets | undefined
     if (!existsSync(dir + name)) continue;
     files.set(name === 'index.html' ? '/' : `/${name}`, { type: TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream', body: readFileSync(dir + name) });
   }
-  return { files };
+  if (!existsSync(`${dir}inline.json`)) return { files };
+  const inline = JSON.parse(readFileSync(`${dir}inline.json`, 'utf8')) as { script?: unknown; style?: unknown };
+  const hashes = (value: unknown): string[] => (Array.isArray(value) ? value.filter((h): h is string => typeof h === 'string' && /^sha256-[A-Za-z0-9+/=]+$/.test(h)) : []);
+  return { files, inline: { script: hashes(inline.script), style: hashes(inline.style) } };
 }
 
 export interface HttpRoutesOptions {
@@ -73,6 +78,9 @@ export function httpRoutes({ token, metricsPublic = false, dashboard, metrics }:
     response.end(body);
     return true;
   };
+  // The page's own inline script and style, by hash: nothing else inline runs.
+  const inline = dashboard?.inline;
+  const csp = inline === undefined ? undefined : SECURITY_HEADERS['content-security-policy'].replace("script-src 'self'", `script-src 'self'${inline.script.map(h => ` '${h}'`).join('')}`).replace("style-src 'self'", `style-src 'self'${inline.style.map(h => ` '${h}'`).join('')}`);
   return (request, response) => {
     const path = (request.url ?? '/').split('?')[0] as string;
     if (request.method !== 'GET' && request.method !== 'HEAD') return answer(response, 405, 'text/plain; charset=utf-8', 'only GET\n', { allow: 'GET, HEAD' });
@@ -89,7 +97,7 @@ export function httpRoutes({ token, metricsPublic = false, dashboard, metrics }:
       return true;
     }
     const file = dashboard?.files.get(path === '/index.html' ? '/' : path);
-    if (file !== undefined) return answer(response, 200, file.type, request.method === 'HEAD' ? '' : file.body);
+    if (file !== undefined) return answer(response, 200, file.type, request.method === 'HEAD' ? '' : file.body, csp === undefined ? {} : { 'content-security-policy': csp });
     if (path === '/') return answer(response, 503, 'text/plain; charset=utf-8', 'the dashboard was not built: run `npm run build` in the rxswarm package\n');
     return answer(response, 404, 'text/plain; charset=utf-8', 'not found\n');
   };

@@ -31,7 +31,7 @@ export interface AgentRow {
   readonly since: number;
   /** Its last changes of state, oldest first (at most 8): a suspicion and the verdict that followed stay visible. */
   readonly transitions: readonly { readonly state: AgentState; readonly at: number; readonly detail?: string }[];
-  /** Phi once a second, oldest first (at most 60; in full states only: deltas carry `phi`). */
+  /** Phi once a second, oldest first (at most 60; `rxswarm status --json` and the view's own rows: a watcher gets it apart, as `histories`, after its first state). */
   readonly phiHistory?: readonly (number | null)[];
 }
 
@@ -60,6 +60,21 @@ export interface TaskRow {
 
 /** `pending`: not assigned yet; `waiting`: no live agent can run it (see `reason`). */
 export type SubtaskState = 'pending' | 'waiting' | 'running' | 'done' | 'failed';
+
+const RANK: Readonly<Record<TaskState, number>> = { running: 0, queued: 1, done: 2, failed: 2, cancelled: 2 };
+
+/**
+ * Tasks as a person reads them (the dashboard's order, the order a watcher gets their rows in):
+ * those running, first started first (several run at once), then the queue in its order, then
+ * the finished ones, latest first.
+ */
+export function compareTasks(a: TaskRow, b: TaskRow): number {
+  const r = RANK[a.state] - RANK[b.state];
+  if (r !== 0) return r;
+  if (a.state === 'running') return (a.startedAt ?? 0) - (b.startedAt ?? 0);
+  if (a.state === 'queued') return (a.queuePosition ?? Infinity) - (b.queuePosition ?? Infinity) || a.submittedAt - b.submittedAt;
+  return (b.finishedAt ?? 0) - (a.finishedAt ?? 0);
+}
 
 export interface SubtaskRow {
   readonly id: string;

@@ -2,8 +2,8 @@ import { PhiAccrualDetector, PhiSettings, type PhiAccrualDetectorOptions } from 
 import type { Task } from '../streams/task.js';
 import type { CoordinationEvent } from './events.js';
 import { attentionOf } from './swarmAttention.js';
-import type { AgentSample } from './swarmWire.js';
-import type { AgentRow, AgentState, AttentionItem, EdgeRow, SubtaskRow, SubtaskState, SwitchRow, TaskRow, TaskState, TimelineEntry, TopologyView } from './swarmRows.js';
+import { column, packIds, packIndices, packStates, STATE_LETTER, type AgentSample, type SubtaskColumns } from './swarmWire.js';
+import { compareTasks, type AgentRow, type AgentState, type AttentionItem, type EdgeRow, type SubtaskRow, type SubtaskState, type SwitchRow, type TaskRow, type TaskState, type TimelineEntry, type TopologyView } from './swarmRows.js';
 
 export interface SwarmViewOptions {
   /** The detector's settings, for the phi shown (the coordinator's own are used by `serve`). */
@@ -53,15 +53,18 @@ class TaskEntry {
   /** Durations of completed attempts: their mean tells an overdue one. */
   doneMs = 0;
   done = 0;
-  readonly subtaskIds: string[];
+  /** Its subtasks in the task's order, and by id. */
+  readonly entries: SubtaskEntry[] = [];
+  readonly byId = new Map<string, SubtaskEntry>();
+  /** Queued since the last changes: its subtasks go as columns, not as 50,000 changed rows. */
+  fresh = true;
+  /** Its rows as columns, kept until one of them changes (a finished task's, for every page that opens). */
+  columns: SubtaskColumns | undefined;
 
   constructor(
     readonly id: string,
     readonly submittedAt: number,
-    task: Task,
-  ) {
-    this.subtaskIds = task.subtasks.map(s => s.id);
-  }
+  ) {}
 }
 
 class SubtaskEntry {
@@ -76,12 +79,27 @@ class SubtaskEntry {
   reason: string | undefined;
   readonly timeline: TimelineEntry[] = [];
   changed = 0;
+  /** The group of the attention strip it waits in. */
+  waitingIn: WaitingGroup | undefined;
+
+  readonly taskId: string;
 
   constructor(
     readonly id: string,
-    readonly taskId: string,
+    readonly task: TaskEntry,
     public since: number,
-  ) {}
+  ) {
+    this.taskId = task.id;
+  }
+}
+
+/** Subtasks of a task waiting for a capable agent, for one reason. */
+interface WaitingGroup {
+  readonly taskId: string;
+  readonly reason: string;
+  readonly at: number;
+  failsAt: number;
+  readonly subtasks: Set<SubtaskEntry>;
 }
 
 const key = (taskId: string, subtaskId: string): string => `${taskId}\u0000${subtaskId}`;
@@ -103,16 +121,18 @@ const round = (phi: number): number => (Number.isFinite(phi) ? Math.round(phi * 
 export class SwarmView {
   private readonly agents = new Map<string, AgentEntry>();
   private readonly tasks = new Map<string, TaskEntry>();
-  private readonly subtasks = new Map<string, SubtaskEntry>();
   /**
-   * Attempts out now, by subtask id and attempt (what a progress report names): an attempt token
-   * is unique within a subtask, and runs take tokens above every earlier run's.
+   * A subtask with attempts out, by its id (a progress report names the subtask and the attempt,
+   * not the task): the last assigned under the id; another task's subtask of the same id is
+   * looked for only when this one does not hold the attempt. No key is built per report.
    */
-  private readonly byAttempt = new Map<string, SubtaskEntry>();
-  private readonly edges = new Map<string, { from: string; to: string; count: number; at: number }>();
+  private readonly outById = new Map<string, SubtaskEntry>();
+  /** Edges by where they start, then where they end (no key is built per assignment). */
+  private readonly edges = new Map<string, Map<string, { readonly from: string; readonly to: string; count: number; at: number }>>();
   private readonly switches: SwitchRow[] = [];
   private readonly healing = new Map<string, AttentionItem>();
-  private readonly waiting = new Map<string, AttentionItem>();
+  /** Subtasks waiting for an agent that can run them, by task and reason (what the strip names). */
+  private readonly waiting = new Map<string, WaitingGroup>();
   private readonly quorum: AttentionItem[] = [];
   private protocol: string | null = null;
   private readonly settings: PhiSettings;
@@ -122,9 +142,11 @@ export class SwarmView {
   private readonly dirtyAgents = new Set<AgentEntry>();
   private readonly dirtyTasks = new Set<TaskEntry>();
   private readonly dirtySubtasks = new Set<SubtaskEntry>();
+  private readonly freshTasks = new Set<TaskEntry>();
   private removedTasks: string[] = [];
   /** A sample was taken since the last changes: every agent's numbers go with them. */
   private sampled = false;
+  private samples = 0;
   private topologyChanged = false;
 
   constructor(
@@ -179,7 +201,7 @@ export class SwarmView {
    * row is one entry.
    */
   progress(subtaskId: string, attempt: number, progress: number, from: string): void {
-    const entry = this.byAttempt.get(`${subtaskId}#${attempt}`);
+    const entry = this.withAttempt(subtaskId, attempt);
     const out = entry?.out.get(attempt);
     // Only the agent's own reports count (as for the coordinator): a relay's are noise.
     if (entry === undefined || out === undefined || from !== out.agent) return;
@@ -203,10 +225,11 @@ export class SwarmView {
     const at = this.now();
     let from = 'coordinator';
     for (const to of path) {
-      const id = `${from}\u0000${to}`;
-      const edge = this.edges.get(id);
+      let out = this.edges.get(from);
+      if (out === undefined) this.edges.set(from, (out = new Map()));
+      const edge = out.get(to);
       if (edge === undefined) {
-        this.edges.set(id, { from, to, count: 1, at });
+        out.set(to, { from, to, count: 1, at });
         this.topologyChanged = true; // a new edge at once; counts with the once-a-second sample
       } else {
         edge.count++;
@@ -218,14 +241,15 @@ export class SwarmView {
 
   taskQueued(task: Task): void {
     const at = this.now();
-    const entry = new TaskEntry(task.id, at, task);
+    const entry = new TaskEntry(task.id, at);
     this.forgetTask(task.id);
     this.tasks.set(task.id, entry);
     for (const subtask of task.subtasks) {
-      const s = new SubtaskEntry(subtask.id, task.id, at);
-      this.subtasks.set(key(task.id, subtask.id), s);
-      this.dirtySubtasks.add(s);
+      const s = new SubtaskEntry(subtask.id, entry, at);
+      entry.byId.set(subtask.id, s);
+      entry.entries.push(s);
     }
+    this.freshTasks.add(entry);
     this.dirtyTasks.add(entry);
   }
 
@@ -258,14 +282,13 @@ export class SwarmView {
     entry.queuePosition = null;
     entry.finishedAt = at;
     if (error !== undefined) entry.error = error;
-    for (const id of entry.subtaskIds) {
-      const s = this.subtasks.get(key(taskId, id));
-      if (s === undefined || s.state === 'done' || s.state === 'failed') continue;
+    for (const s of entry.entries) {
+      if (s.state === 'done' || s.state === 'failed') continue;
       this.endSubtask(entry, s, 'failed', at, error ?? 'the task ended');
     }
     entry.active.clear();
     this.dirtyTasks.add(entry);
-    for (const id of this.waiting.keys()) if (id.startsWith(`${taskId}\u0000`)) this.waiting.delete(id);
+    for (const [id, group] of this.waiting) if (group.taskId === taskId) this.waiting.delete(id);
     this.trim();
   }
 
@@ -290,7 +313,7 @@ export class SwarmView {
       case 'agent.refused':
         return;
       case 'subtask.assigned': {
-        const s = this.subtasks.get(key(taskId, e.subtaskId));
+        const s = task?.byId.get(e.subtaskId);
         if (s === undefined || task === undefined) return;
         const hedge = s.state === 'running' && s.out.size > 0;
         task.active.add(s);
@@ -302,15 +325,15 @@ export class SwarmView {
         s.attempts++;
         s.progress = 0;
         s.since = e.at;
-        this.byAttempt.set(`${s.id}#${e.attempt}`, s);
+        this.outById.set(s.id, s);
         this.record(s, { at: e.at, step: hedge ? 'hedged' : 'assigned', agent: e.agentId, attempt: e.attempt, ...(e.hops > 1 ? { detail: `${e.hops} hops` } : {}) });
         this.running(e.agentId, 1);
-        this.waiting.delete(key(taskId, e.subtaskId));
+        this.unwait(s);
         this.dirtyTasks.add(task);
         return this.touch(s);
       }
       case 'subtask.completed': {
-        const s = this.subtasks.get(key(taskId, e.subtaskId));
+        const s = task?.byId.get(e.subtaskId);
         if (s === undefined || task === undefined) return;
         const started = s.out.get(e.attempt)?.at;
         if (started !== undefined) {
@@ -321,14 +344,14 @@ export class SwarmView {
         return this.endSubtask(task, s, 'done', e.at, undefined);
       }
       case 'subtask.failed': {
-        const s = this.subtasks.get(key(taskId, e.subtaskId));
+        const s = task?.byId.get(e.subtaskId);
         if (s === undefined || task === undefined) return;
         this.record(s, { at: e.at, step: 'failed', detail: e.reason });
         return this.endSubtask(task, s, 'failed', e.at, e.reason);
       }
       case 'subtask.requeued':
       case 'subtask.rejected': {
-        const s = this.subtasks.get(key(taskId, e.subtaskId));
+        const s = task?.byId.get(e.subtaskId);
         if (s === undefined || task === undefined) return;
         const previous = e.attempt; // requeued: the attempt that ended
         const out = s.out.get(previous) ?? (e.type === 'subtask.requeued' && s.attempt !== null ? s.out.get(s.attempt) : undefined);
@@ -346,15 +369,21 @@ export class SwarmView {
         return this.touch(s);
       }
       case 'subtask.waiting': {
-        for (const id of e.subtaskIds) {
-          const s = this.subtasks.get(key(taskId, id));
-          if (s === undefined || s.state !== 'pending') continue;
+        const id = key(taskId, e.reason);
+        let group = this.waiting.get(id);
+        if (group === undefined) this.waiting.set(id, (group = { taskId, reason: e.reason, at: e.at, failsAt: e.failsAt, subtasks: new Set() }));
+        group.failsAt = e.failsAt;
+        for (const subtaskId of e.subtaskIds) {
+          const s = task?.byId.get(subtaskId);
+          if (s === undefined || (s.state !== 'pending' && s.state !== 'waiting') || group.subtasks.has(s)) continue;
+          this.unwait(s);
           s.state = 'waiting';
           s.reason = e.reason;
+          s.waitingIn = group;
+          group.subtasks.add(s);
           this.record(s, { at: e.at, step: 'waiting', detail: e.reason });
           this.touch(s);
         }
-        this.waiting.set(`${taskId}\u0000#${e.at}`, { kind: 'waiting', text: `${e.subtaskIds.length} subtask(s) of ${taskId} wait: ${e.reason}; they fail at ${new Date(e.failsAt).toISOString()} unless a capable agent joins`, at: e.at, taskId, subtaskIds: e.subtaskIds.slice(0, 20) });
         return;
       }
       case 'fault.detected':
@@ -421,11 +450,13 @@ export class SwarmView {
 
   /**
    * Once a second: phi of every agent into its history; every agent's row (phi, last beat, usage,
-   * running) and the edges' counts into the next changes.
+   * running) into the next changes, and every fifth time the edges' counts (they only thicken the
+   * graph's lines; a new edge goes at once): with 1,000 agents the graph is 1,000 edges to send
+   * and draw, which a page need not do every second.
    */
   sample(): void {
     const at = this.now();
-    if (this.edges.size > 0) this.topologyChanged = true;
+    if (this.edges.size > 0 && this.samples++ % 5 === 0) this.topologyChanged = true;
     for (const a of this.agents.values()) {
       a.history.push(this.phiOf(a, at));
       if (a.history.length > 60) a.history.shift();
@@ -435,6 +466,19 @@ export class SwarmView {
 
   get protocolName(): string | null {
     return this.protocol;
+  }
+
+  /**
+   * Phi over the last minute of the agents that have one (not those never monitored), to a tenth
+   * (what a sparkline shows): `[id, [phi | null, …]]`, oldest first.
+   */
+  phiHistories(): [string, (number | null)[]][] {
+    const out: [string, (number | null)[]][] = [];
+    for (const a of this.agents.values()) {
+      if (!a.history.some(v => v !== null)) continue;
+      out.push([a.id, a.history.map(v => (v === null ? null : Math.round(v * 10) / 10))]);
+    }
+    return out;
   }
 
   agentRows(history: boolean): AgentRow[] {
@@ -447,19 +491,32 @@ export class SwarmView {
   }
 
   subtaskRows(): SubtaskRow[] {
-    return [...this.subtasks.values()].map(s => this.subtaskRow(s));
+    return [...this.tasks.values()].flatMap(t => t.entries.map(s => this.subtaskRow(s)));
+  }
+
+  /** The subtask rows of every task, or of those named (those known), as columns. */
+  subtaskColumns(taskIds?: readonly string[]): SubtaskColumns[] {
+    const tasks = taskIds === undefined ? [...this.tasks.values()] : taskIds.flatMap(id => this.tasks.get(id) ?? []);
+    return tasks.map(t => this.columnsOf(t));
+  }
+
+  /** Ids of the tasks held, in the order a person reads them ({@link compareTasks}): running, queued, finished. */
+  taskIdsInOrder(): string[] {
+    return this.taskRows().sort(compareTasks).map(t => t.id);
   }
 
   /** Subtasks of the tasks held, by state (without making their rows: a scrape of /metrics). */
   subtaskCounts(): Record<SubtaskState, number> {
     const counts: Record<SubtaskState, number> = { pending: 0, waiting: 0, running: 0, done: 0, failed: 0 };
-    for (const s of this.subtasks.values()) counts[s.state]++;
+    for (const t of this.tasks.values()) for (const s of t.entries) counts[s.state]++;
     return counts;
   }
 
-  topology(): TopologyView {
-    const edges: EdgeRow[] = [...this.edges.values()].map(e => ({ ...e }));
-    return { protocol: this.protocol, edges, switches: this.switches.slice() };
+  /** The protocol, the switches and (unless `edges` is false) the edges seen since the last switch. */
+  topology(edges = true): TopologyView {
+    const rows: EdgeRow[] = [];
+    if (edges) for (const out of this.edges.values()) for (const e of out.values()) rows.push({ ...e });
+    return { protocol: this.protocol, edges: rows, switches: this.switches.slice() };
   }
 
   attention(): AttentionItem[] {
@@ -477,17 +534,26 @@ export class SwarmView {
         else if (at - s.since > limit && overdue.length < 50) overdue.push({ kind: 'overdue', text: `${id} of ${t.id} has run ${Math.round((at - s.since) / 1000)} s on ${s.agent ?? '?'} (mean ${Number.isFinite(mean) ? `${Math.round(mean)} ms` : 'unknown'})`, at: s.since, taskId: t.id, subtaskIds: [id] });
       }
     }
-    return attentionOf({ agents, healing: [...this.healing.values()], quorum: this.quorum, waiting: [...this.waiting.values()], hedged, overdue, now: at });
+    const waiting: AttentionItem[] = [];
+    for (const g of this.waiting.values()) {
+      if (g.subtasks.size === 0) continue;
+      const ids: string[] = [];
+      for (const s of g.subtasks) if (ids.push(s.id) >= 20) break;
+      const n = g.subtasks.size;
+      const named = ids.slice(0, 5).join(', ') + (n > 5 ? ` and ${n - 5} more` : '');
+      waiting.push({ kind: 'waiting', text: `${named} of ${g.taskId} ${n === 1 ? 'waits' : 'wait'}: ${g.reason}; ${n === 1 ? 'it fails' : 'they fail'} at ${new Date(g.failsAt).toISOString()} unless a capable agent joins`, at: g.at, taskId: g.taskId, subtaskIds: ids });
+    }
+    return attentionOf({ agents, healing: [...this.healing.values()], quorum: this.quorum, waiting, hedged, overdue, now: at });
   }
 
   /** The timeline of one subtask (undefined when it is not known). */
   timeline(taskId: string, subtaskId: string): readonly TimelineEntry[] | undefined {
-    return this.subtasks.get(key(taskId, subtaskId))?.timeline.slice();
+    return this.tasks.get(taskId)?.byId.get(subtaskId)?.timeline.slice();
   }
 
   /** Generation of the last change to a subtask (0 if never or unknown): tells a watcher its timeline moved. */
   changedAt(taskId: string, subtaskId: string): number {
-    return this.subtasks.get(key(taskId, subtaskId))?.changed ?? 0;
+    return this.tasks.get(taskId)?.byId.get(subtaskId)?.changed ?? 0;
   }
 
   get currentGeneration(): number {
@@ -497,10 +563,11 @@ export class SwarmView {
   /**
    * Rows changed since the last call (taken: the next call starts afresh), or undefined when
    * nothing changed: agents whose state changed in full, the others' numbers as `samples` after a
-   * `sample()`.
+   * `sample()`; tasks queued since the last call whole, as `columns`, their subtasks not among
+   * the changed `subtasks` rows.
    */
-  changes(): { agents: AgentRow[]; samples: AgentSample[]; tasks: TaskRow[]; subtasks: SubtaskRow[]; removed: string[]; topology: boolean } | undefined {
-    if (this.dirtyAgents.size + this.dirtyTasks.size + this.dirtySubtasks.size + this.removedTasks.length === 0 && !this.topologyChanged && !this.sampled) return undefined;
+  changes(): { agents: AgentRow[]; samples: AgentSample[]; tasks: TaskRow[]; columns: SubtaskColumns[]; subtasks: SubtaskRow[]; removed: string[]; topology: boolean } | undefined {
+    if (this.dirtyAgents.size + this.dirtyTasks.size + this.dirtySubtasks.size + this.freshTasks.size + this.removedTasks.length === 0 && !this.topologyChanged && !this.sampled) return undefined;
     const at = this.now();
     const samples: AgentSample[] = [];
     if (this.sampled) for (const a of this.agents.values()) if (!this.dirtyAgents.has(a)) samples.push([a.id, this.phiOf(a, at), a.lastBeatAt, a.running, a.usage]);
@@ -509,6 +576,7 @@ export class SwarmView {
       agents: [...this.dirtyAgents].filter(a => this.agents.get(a.id) === a).map(a => this.agentRow(a, at, false)),
       samples,
       tasks: [...this.dirtyTasks].filter(t => this.tasks.get(t.id) === t).map(t => this.taskRow(t)),
+      columns: [...this.freshTasks].map(t => this.columnsOf(t)),
       subtasks: [...this.dirtySubtasks].filter(s => this.tasks.has(s.taskId)).map(s => this.subtaskRow(s)),
       removed: this.removedTasks,
       topology: this.topologyChanged,
@@ -516,9 +584,26 @@ export class SwarmView {
     this.dirtyAgents.clear();
     this.dirtyTasks.clear();
     this.dirtySubtasks.clear();
+    this.settleFresh();
     this.removedTasks = [];
     this.topologyChanged = false;
     return out;
+  }
+
+  /** Forgets what changed without making rows of it (no one watches). */
+  dropChanges(): void {
+    this.dirtyAgents.clear();
+    this.dirtyTasks.clear();
+    this.dirtySubtasks.clear();
+    this.settleFresh();
+    this.removedTasks = [];
+    this.topologyChanged = false;
+    this.sampled = false;
+  }
+
+  private settleFresh(): void {
+    for (const t of this.freshTasks) t.fresh = false;
+    this.freshTasks.clear();
   }
 
   // ---- inside -------------------------------------------------------------------------------
@@ -546,7 +631,7 @@ export class SwarmView {
   }
 
   private taskRow(t: TaskEntry): TaskRow {
-    const total = t.subtaskIds.length;
+    const total = t.entries.length;
     return {
       id: t.id,
       state: t.state,
@@ -610,12 +695,32 @@ export class SwarmView {
     const out = s.out.get(attempt);
     if (out === undefined) return;
     s.out.delete(attempt);
-    this.byAttempt.delete(`${s.id}#${attempt}`);
+    if (s.out.size === 0 && this.outById.get(s.id) === s) this.outById.delete(s.id);
     this.running(out.agent, -1);
+  }
+
+  /** The subtask of that id holding that attempt now (of any running task). */
+  private withAttempt(subtaskId: string, attempt: number): SubtaskEntry | undefined {
+    const last = this.outById.get(subtaskId);
+    if (last === undefined || last.out.has(attempt)) return last;
+    for (const t of this.tasks.values()) {
+      const s = t.byId.get(subtaskId);
+      if (s !== undefined && s.out.has(attempt)) return s;
+    }
+    return undefined;
+  }
+
+  /** The subtask no longer waits (assigned, ended): out of its group in the strip. */
+  private unwait(s: SubtaskEntry): void {
+    if (s.waitingIn === undefined) return;
+    s.waitingIn.subtasks.delete(s);
+    if (s.waitingIn.subtasks.size === 0) this.waiting.delete(key(s.taskId, s.waitingIn.reason));
+    s.waitingIn = undefined;
   }
 
   private endSubtask(task: TaskEntry, s: SubtaskEntry, state: 'done' | 'failed', at: number, reason: string | undefined): void {
     if (s.state === 'done' || s.state === 'failed') return;
+    this.unwait(s);
     task.active.delete(s);
     for (const attempt of [...s.out.keys()]) this.release(s, attempt);
     s.state = state;
@@ -636,7 +741,68 @@ export class SwarmView {
 
   private touch(s: SubtaskEntry): void {
     s.changed = ++this.generation;
-    this.dirtySubtasks.add(s);
+    s.task.columns = undefined;
+    // A task not yet handed out goes whole, as columns, with the next changes.
+    if (!s.task.fresh) this.dirtySubtasks.add(s);
+  }
+
+  /** A task's subtask rows as columns (see {@link SubtaskColumns}), made again only when one changed. */
+  private columnsOf(t: TaskEntry): SubtaskColumns {
+    t.columns ??= this.makeColumns(t);
+    return t.columns;
+  }
+
+  private makeColumns(t: TaskEntry): SubtaskColumns {
+    const ids: string[] = [];
+    const agentIndex = new Map<string, number>();
+    const reasonIndex = new Map<string, number>();
+    const agent: number[] = [];
+    const attempt: number[] = [];
+    const attempts: number[] = [];
+    const progress: number[] = [];
+    const hedged: number[] = [];
+    const since: number[] = [];
+    const reason: number[] = [];
+    const states: string[] = [];
+    const base = t.entries[0]?.since ?? 0;
+    let previous = base;
+    for (const s of t.entries) {
+      ids.push(s.id);
+      states.push(STATE_LETTER[s.state]);
+      let a = -1;
+      if (s.agent !== null) {
+        a = agentIndex.get(s.agent) ?? agentIndex.size;
+        if (a === agentIndex.size) agentIndex.set(s.agent, a);
+      }
+      agent.push(a);
+      let r = -1;
+      if (s.reason !== undefined) {
+        r = reasonIndex.get(s.reason) ?? reasonIndex.size;
+        if (r === reasonIndex.size) reasonIndex.set(s.reason, r);
+      }
+      reason.push(r);
+      attempt.push(s.attempt ?? -1);
+      attempts.push(s.attempts);
+      progress.push(s.state === 'done' ? 1000 : Math.round(s.progress * 1000));
+      hedged.push(s.hedged ? 1 : 0);
+      since.push(s.since - previous);
+      previous = s.since;
+    }
+    return {
+      taskId: t.id,
+      ids: packIds(ids),
+      states: packStates(states),
+      agents: [...agentIndex.keys()],
+      agent: packIndices(agent, agentIndex.size - 1),
+      attempt: column(attempt),
+      attempts: column(attempts),
+      progress: column(progress),
+      hedged: column(hedged),
+      sinceBase: base,
+      since: column(since),
+      reasons: [...reasonIndex.keys()],
+      reason: column(reason),
+    };
   }
 
   /** Forgets finished tasks beyond `keepTasks`, oldest first, and agents gone with nothing left to show. */
@@ -651,15 +817,14 @@ export class SwarmView {
   private forgetTask(taskId: string): void {
     const t = this.tasks.get(taskId);
     if (t === undefined) return;
-    for (const id of t.subtaskIds) {
-      const s = this.subtasks.get(key(taskId, id));
-      if (s === undefined) continue;
+    for (const s of t.entries) {
       for (const attempt of [...s.out.keys()]) this.release(s, attempt);
-      this.subtasks.delete(key(taskId, id));
       this.dirtySubtasks.delete(s);
     }
+    for (const [id, group] of this.waiting) if (group.taskId === taskId) this.waiting.delete(id);
     this.tasks.delete(taskId);
     this.dirtyTasks.delete(t);
+    this.freshTasks.delete(t);
     this.removedTasks.push(taskId);
   }
 }

@@ -24,6 +24,203 @@ export function packSubtasks(rows: readonly SubtaskRow[]): PackedSubtasks {
   return [...byTask];
 }
 
+/**
+ * A whole task's subtask rows as columns, in the task's order: how a task travels when all of it
+ * goes at once (the first state a watcher gets, a task queued). 50,000 rows as objects are ~7 MB
+ * of JSON and 50,000 objects to make and collect at each end; as columns ~1 MB of short arrays and
+ * strings, and the page keeps them as they are. A numeric column is one number when every row has
+ * it (a task just queued: every attempt is -1).
+ */
+export interface SubtaskColumns {
+  readonly taskId: string;
+  /** The rows' ids (see {@link packIds}). */
+  readonly ids: IdRuns;
+  /**
+   * The first letter of each row's state (`p`ending, `w`aiting, `r`unning, `d`one, `f`ailed),
+   * runs folded: a letter then how many rows in a row have it when more than one (`d49000r800p200`).
+   */
+  readonly states: string;
+  /** Agents named by the rows; `agent` holds an index into it for each row (see {@link packIndices}). */
+  readonly agents: readonly string[];
+  readonly agent: string;
+  /** -1: none. */
+  readonly attempt: Column;
+  readonly attempts: Column;
+  /** Thousandths. */
+  readonly progress: Column;
+  /** 0/1. */
+  readonly hedged: Column;
+  /** ms after the previous row's (the first row's: after `sinceBase`): rows end about in order, so these are short. */
+  readonly sinceBase: number;
+  readonly since: Column;
+  /** Reasons named by the rows; `reason` is an index into it (-1: none). */
+  readonly reasons: readonly string[];
+  readonly reason: Column;
+}
+
+/**
+ * Ids in order, numbered runs folded: `[prefix, first, count]` stands for `prefix + first`, …,
+ * `prefix + (first + count - 1)` (decimal, no leading zero); any other id is itself. A task's
+ * `s-0` … `s-49999` is one entry, not 450 KB of strings to write, parse and keep.
+ */
+export type IdRuns = ReadonlyArray<string | readonly [prefix: string, first: number, count: number]>;
+
+export function packIds(ids: readonly string[]): IdRuns {
+  const out: (string | [string, number, number])[] = [];
+  let run: [string, number, number] | undefined;
+  for (const id of ids) {
+    let j = id.length;
+    while (j > 0 && id.charCodeAt(j - 1) >= 48 && id.charCodeAt(j - 1) <= 57) j--;
+    const digits = id.length - j;
+    if (digits === 0 || digits > 15 || (digits > 1 && id.charCodeAt(j) === 48)) {
+      out.push(id);
+      run = undefined;
+      continue;
+    }
+    const n = Number(id.slice(j));
+    const prefix = id.slice(0, j);
+    if (run !== undefined && run[0] === prefix && run[1] + run[2] === n) run[2]++;
+    else out.push((run = [prefix, n, 1]));
+  }
+  return out.map(r => (typeof r !== 'string' && r[2] === 1 ? `${r[0]}${r[1]}` : r));
+}
+
+export function unpackIds(runs: IdRuns): string[] {
+  const ids: string[] = [];
+  for (const r of runs) {
+    if (typeof r === 'string') ids.push(r);
+    else for (let n = r[1], end = r[1] + r[2]; n < end; n++) ids.push(`${r[0]}${n}`);
+  }
+  return ids;
+}
+
+/**
+ * A numeric column: one value for every row; or runs, `{ runs: [value, count, value, count, …] }`
+ * (a running task's rows: the done ones, then the pending ones); or one value a row.
+ */
+export type Column = number | { readonly runs: readonly number[] } | readonly number[];
+
+export const STATE_LETTER: Readonly<Record<SubtaskRow['state'], string>> = { pending: 'p', waiting: 'w', running: 'r', done: 'd', failed: 'f' };
+export const LETTER_STATE: Readonly<Record<string, SubtaskRow['state']>> = { p: 'pending', w: 'waiting', r: 'running', d: 'done', f: 'failed' };
+
+/** `values` as a column: one number when they are all the same, runs when they are few. */
+export function column(values: readonly number[]): Column {
+  const runs: number[] = [];
+  for (let i = 0; i < values.length; ) {
+    const value = values[i] as number;
+    let j = i + 1;
+    while (j < values.length && values[j] === value) j++;
+    runs.push(value, j - i);
+    // Past a run every eight rows, runs are no smaller than the values.
+    if (runs.length > 2 && runs.length > values.length / 4) return values;
+    i = j;
+  }
+  if (runs.length <= 2) return runs[0] ?? 0;
+  return { runs };
+}
+
+/** A column's `n` values. */
+export function expandColumn(c: Column, n: number): number[] {
+  if (typeof c === 'number') return new Array<number>(n).fill(c);
+  if (!('runs' in c)) return c as number[];
+  const out: number[] = [];
+  for (let k = 0; k + 1 < c.runs.length; k += 2) for (let m = 0; m < (c.runs[k + 1] as number); m++) out.push(c.runs[k] as number);
+  return out;
+}
+
+const DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** Value of each digit by its char code. */
+const DIGIT = new Uint8Array(128);
+for (let i = 0; i < DIGITS.length; i++) DIGIT[DIGITS.charCodeAt(i)] = i;
+
+/**
+ * Small indices (-1: none) as one string, each in the same number of base-64 digits (two for up
+ * to 4,095 values): 50,000 rows naming 1,000 agents are 100 KB of one string to parse, not 200 KB
+ * of numbers. The width is the string's length over the rows'.
+ */
+export function packIndices(values: readonly number[], max: number): string {
+  let width = 1;
+  while (64 ** width <= max + 1) width++;
+  let out = '';
+  for (const v of values) {
+    let code = '';
+    for (let k = 0, x = v + 1; k < width; k++, x = Math.floor(x / 64)) code = (DIGITS[x % 64] as string) + code;
+    out += code;
+  }
+  return out;
+}
+
+export function unpackIndices(packed: string, n: number): number[] {
+  const out: number[] = [];
+  const width = n === 0 ? 1 : packed.length / n;
+  for (let i = 0; i < n; i++) {
+    let x = 0;
+    for (let k = 0; k < width; k++) x = x * 64 + (DIGIT[packed.charCodeAt(i * width + k) & 127] as number);
+    out.push(x - 1);
+  }
+  return out;
+}
+
+/** Letters with runs folded (see {@link SubtaskColumns.states}). */
+export function packStates(letters: readonly string[]): string {
+  let out = '';
+  for (let i = 0; i < letters.length; ) {
+    const letter = letters[i] as string;
+    let j = i + 1;
+    while (j < letters.length && letters[j] === letter) j++;
+    out += j - i > 1 ? `${letter}${j - i}` : letter;
+    i = j;
+  }
+  return out;
+}
+
+export function unpackStates(packed: string): string {
+  let out = '';
+  for (let i = 0; i < packed.length; ) {
+    const letter = packed[i] as string;
+    let j = i + 1;
+    while (j < packed.length && packed.charCodeAt(j) >= 48 && packed.charCodeAt(j) <= 57) j++;
+    out += j > i + 1 ? letter.repeat(Number(packed.slice(i + 1, j))) : letter;
+    i = j;
+  }
+  return out;
+}
+
+/** The `since` column back to times (a running sum from `sinceBase`). */
+export function unpackSince(c: Pick<SubtaskColumns, 'sinceBase' | 'since'>, n: number): number[] {
+  const steps = expandColumn(c.since, n);
+  const out: number[] = [];
+  let t = c.sinceBase;
+  for (let i = 0; i < n; i++) out.push((t += steps[i] as number));
+  return out;
+}
+
+/** Columns → rows (the tests' and small clients' way; the page reads the columns as they are). */
+export function unpackColumns(c: SubtaskColumns): SubtaskRow[] {
+  const states = unpackStates(c.states);
+  const ids = unpackIds(c.ids);
+  const since = unpackSince(c, ids.length);
+  const agents = unpackIndices(c.agent, ids.length);
+  const [attempts, attemptCounts, progress, hedged, reasons] = [c.attempt, c.attempts, c.progress, c.hedged, c.reason].map(col => expandColumn(col, ids.length)) as [number[], number[], number[], number[], number[]];
+  return ids.map((id, i) => {
+    const agent = agents[i] as number;
+    const attempt = attempts[i] as number;
+    const reason = reasons[i] as number;
+    const row: SubtaskRow = {
+      id,
+      taskId: c.taskId,
+      state: LETTER_STATE[states[i] ?? 'p'] ?? 'pending',
+      agent: agent < 0 ? null : (c.agents[agent] ?? null),
+      attempt: attempt < 0 ? null : attempt,
+      attempts: attemptCounts[i] as number,
+      progress: (progress[i] as number) / 1000,
+      hedged: hedged[i] === 1,
+      since: since[i] as number,
+    };
+    return reason < 0 ? row : { ...row, reason: c.reasons[reason] ?? '' };
+  });
+}
+
 export function unpackSubtask(taskId: string, [id, state, agent, attempt, attempts, progress, hedged, since, reason]: SubtaskTuple): SubtaskRow {
   return reason === undefined ? { id, taskId, state, agent, attempt, attempts, progress, hedged: hedged === 1, since } : { id, taskId, state, agent, attempt, attempts, progress, hedged: hedged === 1, since, reason };
 }
@@ -34,7 +231,7 @@ export interface PageMeasures {
   firstRenderMs: number | null;
   /** ms from navigation to the first render holding every subtask row too. */
   allRowsMs: number | null;
-  /** ms from the earliest change in a batch (service clock) to its render (page clock), per batch: the last 200. */
+  /** ms from the earliest change in a batch (service clock) to its render (page clock), per batch: the last 2,000. */
   lags: number[];
   batches: number;
   renders: number;

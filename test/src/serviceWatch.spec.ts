@@ -1,6 +1,9 @@
 import { cancelServiceTask, readServiceState, startAgent, submitTask, type AgentProcess } from '../../src/remote.js';
-import { Service } from '../../src/service.js';
+import { Service, TASKS } from '../../src/service.js';
 import type { TaskRow } from '../../src/swarmRows.js';
+import { unpackColumns, type SubtaskColumns } from '../../src/swarmWire.js';
+import type { StateBody } from '../../streams/protocol.js';
+import { WsClientNetwork } from '../../streams/wsNetwork.js';
 
 // What clients other than submitters do: read the state once, cancel a queued or a running task.
 
@@ -55,5 +58,58 @@ describe('Service: watching and cancelling', () => {
     await new Promise(resolve => setTimeout(resolve, 100));
     await expect(submitTask({ ...ask, task: { id: 'same', subtasks: [{ id: 'b' }] } })).rejects.toThrow(/a task with id "same" is already (running|queued)/);
     expect((await first).success).toBe(true);
+  });
+
+  it('feeds a live watcher the first task shown at once, the others one a batch, and a timeline asked for alone', async () => {
+    const agents = ['a', 'b'].map(id => ({ id, capabilities: [], handle: () => Promise.resolve(1) }));
+    service = await Service.start({ token: TOKEN, port: 0, coordinator: { agents, topology: 'star' }, metrics: { processMetrics: false } });
+    const ask = { url: service.url, token: TOKEN };
+    for (const id of ['t1', 't2', 't3']) {
+      const result = await submitTask({ ...ask, task: { id, subtasks: Array.from({ length: 30 }, (_, i) => ({ id: `s-${i}` })) } });
+      expect(result.success).toBe(true);
+    }
+    const network = new WsClientNetwork({ url: service.url, agentId: 'watcher', token: TOKEN, role: 'client' });
+    const states: StateBody[] = [];
+    const joined = network.events$.subscribe(event => {
+      if (event.type === 'joined') network.send({ from: 'watcher', to: TASKS, kind: 'watch', body: { live: true, subtasks: true } });
+    });
+    const inbox = network.join('watcher').subscribe(envelope => {
+      if (envelope.kind === 'state') states.push(envelope.body as StateBody);
+    });
+    const columnsOf = (body: StateBody): SubtaskColumns[] => (body['columns'] as SubtaskColumns[] | undefined) ?? [];
+    const until = async (what: string, ok: () => boolean): Promise<void> => {
+      for (const deadline = Date.now() + 10_000; !ok(); await new Promise(resolve => setTimeout(resolve, 20))) {
+        if (Date.now() > deadline) throw new Error(`no ${what} within 10 s`);
+      }
+    };
+    try {
+      await until('rows of the three tasks', () => states.flatMap(columnsOf).length >= 3);
+      // The first frame holds everything a page draws first, with the latest finished task's rows.
+      expect(states[0]).toMatchObject({ full: true });
+      expect(columnsOf(states[0]!).map(c => c.taskId)).toEqual(['t3']);
+      expect((states[0]!['tasks'] as TaskRow[]).map(t => t.id).sort()).toEqual(['t1', 't2', 't3']);
+      // The others follow, one task a batch, latest first.
+      const later = states.slice(1).filter(b => columnsOf(b).length > 0);
+      expect(later.map(b => columnsOf(b).map(c => c.taskId))).toEqual([['t2'], ['t1']]);
+      for (const c of states.flatMap(columnsOf)) {
+        const rows = unpackColumns(c);
+        expect(rows.map(r => r.id)).toEqual(Array.from({ length: 30 }, (_, i) => `s-${i}`));
+        expect(new Set(rows.map(r => r.state))).toEqual(new Set(['done']));
+      }
+      // Another subtask's timeline: that alone, not everything again.
+      const before = states.length;
+      network.send({ from: 'watcher', to: TASKS, kind: 'watch', body: { live: true, subtasks: true, focus: { taskId: 't2', subtaskId: 's-3' } } });
+      await until('the timeline', () => states.slice(before).some(b => b['timeline'] !== undefined));
+      const answers = states.slice(before);
+      expect(answers.some(b => b.full)).toBe(false);
+      expect(answers.flatMap(columnsOf)).toEqual([]);
+      const timeline = answers.find(b => b['timeline'] !== undefined)!['timeline'] as { taskId: string; subtaskId: string; entries: { step: string }[] };
+      expect(timeline).toMatchObject({ taskId: 't2', subtaskId: 's-3' });
+      expect(timeline.entries.map(e => e.step)).toContain('completed');
+    } finally {
+      joined.unsubscribe();
+      inbox.unsubscribe();
+      network.close();
+    }
   });
 });

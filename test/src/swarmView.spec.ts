@@ -2,6 +2,7 @@ import type { CoordinationEvent } from '../../src/events.js';
 import { attentionOf } from '../../src/swarmAttention.js';
 import type { AgentRow } from '../../src/swarmRows.js';
 import { SwarmView } from '../../src/swarmView.js';
+import { unpackColumns } from '../../src/swarmWire.js';
 
 // The service's view of itself, driven by hand: a clock, connections, beats, events.
 
@@ -87,6 +88,69 @@ describe('SwarmView', () => {
     expect(changes.tasks.map(r => r.id).sort()).toEqual(['t2', 't3']);
     expect(t.view.changes()).toBeUndefined();
     expect(t.view.subtaskRows().map(s => s.taskId)).toEqual(['t2', 't3']);
+  });
+
+  it('hands out a task queued whole, as columns, and only the rows changed after it as rows', () => {
+    const t = setup();
+    t.view.connected('a', [], 1);
+    t.view.taskQueued({ id: 'big', subtasks: Array.from({ length: 1000 }, (_, i) => ({ id: `s-${i}` })) });
+    t.view.taskStarted('big');
+    t.view.event(assigned('s-3', 'a', 1, 1100), 'big');
+    const first = t.view.changes()!;
+    expect(first.subtasks).toEqual([]);
+    expect(first.columns).toHaveLength(1);
+    expect(first.columns[0]!.ids).toEqual([['s-', 0, 1000]]);
+    const rows = unpackColumns(first.columns[0]!);
+    expect(rows).toHaveLength(1000);
+    expect(rows[3]).toEqual(t.view.subtaskRows()[3]);
+    expect(rows[3]).toMatchObject({ id: 's-3', state: 'running', agent: 'a', attempt: 1 });
+    t.view.event({ type: 'subtask.completed', at: 1200, subtaskId: 's-3', agentId: 'a', attempt: 1 }, 'big');
+    const next = t.view.changes()!;
+    expect(next.columns).toEqual([]);
+    expect(next.subtasks.map(r => [r.id, r.state])).toEqual([['s-3', 'done']]);
+    // A watcher that comes now gets every task as columns: the same rows.
+    expect(t.view.subtaskColumns().flatMap(unpackColumns)).toEqual(t.view.subtaskRows());
+  });
+
+  it('names the subtasks waiting for a capable agent, with the reason, until they are assigned', () => {
+    const t = setup();
+    t.view.connected('a', ['cpu'], 1);
+    t.view.taskQueued({ id: 'k', subtasks: [{ id: 'g1' }, { id: 'g2' }, { id: 'c' }] });
+    t.view.taskStarted('k');
+    const reason = 'no live agent has gpu';
+    t.view.event({ type: 'subtask.waiting', at: 1100, subtaskIds: ['g1', 'g2'], capabilities: ['gpu'], reason, failsAt: 61_100 }, 'k');
+    t.view.event({ type: 'subtask.waiting', at: 1200, subtaskIds: ['g1', 'g2'], capabilities: ['gpu'], reason, failsAt: 61_100 }, 'k'); // told again: one item
+    let waiting = t.view.attention().filter(i => i.kind === 'waiting');
+    expect(waiting).toHaveLength(1);
+    expect(waiting[0]).toMatchObject({ taskId: 'k', subtaskIds: ['g1', 'g2'] });
+    expect(waiting[0]!.text).toContain('g1, g2 of k wait: no live agent has gpu');
+    expect(t.view.subtaskRows().find(r => r.id === 'g1')).toMatchObject({ state: 'waiting', reason });
+    t.view.connected('b', ['gpu'], 1);
+    t.view.event(assigned('g1', 'b', 7, 1300), 'k');
+    waiting = t.view.attention().filter(i => i.kind === 'waiting');
+    expect(waiting[0]!.text).toContain('g2 of k waits: no live agent has gpu');
+    t.view.event(assigned('g2', 'b', 8, 1400), 'k');
+    expect(t.view.attention().filter(i => i.kind === 'waiting')).toEqual([]);
+  });
+
+  it('follows several tasks running at once beside a queue', () => {
+    const t = setup();
+    t.view.connected('a', [], 4);
+    for (const id of ['t1', 't2', 't3', 't4', 't5', 't6']) t.view.taskQueued({ id, subtasks: [{ id: 's' }] });
+    t.view.queue(['t1', 't2', 't3', 't4', 't5', 't6']);
+    for (const id of ['t1', 't2', 't3', 't4']) t.view.taskStarted(id);
+    t.view.queue(['t5', 't6']);
+    t.view.event(assigned('s', 'a', 1, 1100), 't1');
+    t.view.event(assigned('s', 'a', 2, 1100), 't3');
+    expect(t.view.taskRows().map(r => [r.id, r.state, r.queuePosition, r.running])).toEqual([
+      ['t1', 'running', null, 1],
+      ['t2', 'running', null, 0],
+      ['t3', 'running', null, 1],
+      ['t4', 'running', null, 0],
+      ['t5', 'queued', 1, 0],
+      ['t6', 'queued', 2, 0],
+    ]);
+    expect(t.view.agentRows(false)[0]).toMatchObject({ running: 2 });
   });
 
   it.each([
