@@ -20,13 +20,17 @@ import type { AgentHost } from '../streams/agentHost.js';
 import type { Journal } from '../streams/journal.js';
 import type { Envelope, Network, RemoteMember } from '../streams/network.js';
 import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
-import { canRun, type InProcessAgent, type Subtask, type Task } from '../streams/task.js';
+import type { InProcessAgent, Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { detectFaults, type DetectedFault, type FaultEvent } from './faultDetector.js';
 import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
 import { SelfHealingManager, type ActionResult, type EngineActions, type HealingAttempt } from './selfHealing.js';
-import { COORDINATOR, TOPOLOGY_NAMES, type AgentProfile, type Layout, type TopologyName } from './topology.js';
+import { COORDINATOR, TOPOLOGY_NAMES, type Layout, type TopologyName } from './topology.js';
 import { chooseInitial, topologyFor } from './topologies/index.js';
+import { Candidates, Membership, sameCapabilities, type AgentRecord } from './membership.js';
+import type { SubtaskState, TaskRun } from './taskRun.js';
+
+export type { TaskRun } from './taskRun.js';
 
 /** An agent slot: the agent, how to re-create it (restart), and whether it waits as a standby. */
 export interface AgentSlot {
@@ -65,93 +69,6 @@ export interface Settings {
   readonly snapshotEvery: number;
 }
 
-/** A subtask of a running task: its ledger entry, and what only this process needs (timers, routes). */
-interface SubtaskState {
-  readonly subtask: Subtask;
-  readonly index: number;
-  readonly task: TaskRun;
-  /** Where it stands, in the ledger: changed only through `record`. */
-  readonly entry: SubtaskEntry;
-  /** `taskId NUL subtaskId`: subtask ids are unique within their task only. */
-  readonly key: string;
-  /** Protocol whose routes carried the current assignment. */
-  protocol: TopologyName;
-  assignedAt: number;
-  hops: number;
-  /** Relays the assignment went through (and its result comes back through). */
-  route: readonly string[];
-  /** The current attempt's start-to-close timer. */
-  timer: Subscription | undefined;
-  /** Set once the agent says its result is on its way through relays: when it is taken as lost. */
-  transit: Subscription | undefined;
-}
-
-/** A task the engine runs: its ledger entry, its queue and what its result will report. */
-export interface TaskRun {
-  readonly task: Task;
-  readonly entry: TaskEntry;
-  /** Subtasks waiting for an agent, in dispatch order, from `head` on (what is before it is spent). */
-  readonly queue: SubtaskState[];
-  head: number;
-  /** Subtasks that ended (accepted or failed). */
-  done: number;
-  readonly states: SubtaskState[];
-  startedAt: number;
-  readonly startByKind: Record<string, number>;
-  /** Where the engine's healing history and switches stood when it started: its share is what follows. */
-  readonly healingFrom: number;
-  readonly switchesFrom: number;
-  stale: number;
-  assignments: number;
-  deadline: Subscription | undefined;
-  finished: boolean;
-  /** Gets the task's own events (its subtasks', its end) and the engine's (agents, faults, protocol). */
-  readonly emit: (event: CoordinationEvent) => void;
-}
-
-/** `quarantined`: it forged, stalled or never acknowledged; it gets no work and relays nothing for the rest of the run. */
-type AgentStatus = 'live' | 'suspected' | 'down' | 'standby' | 'quarantined';
-
-interface AgentRecord {
-  readonly id: string;
-  /** Its position in the run's agent list (and its bit in the free-agent set). */
-  readonly index: number;
-  readonly capabilities: readonly string[];
-  /** Its host, for its slots; none for an agent in another process. */
-  readonly host: AgentHost | undefined;
-  /** Slots of a remote agent (an in-process one's are its host's). */
-  readonly slots: number;
-  status: AgentStatus;
-  readonly inFlight: Set<SubtaskState>;
-  completed: number;
-  failures: number;
-  /** Healing in progress for this agent: a second verdict waits for it. */
-  healing: boolean;
-  /** The host's start count last heard (0: none yet). */
-  incarnation: number;
-  /** Assignments in a row it did not acknowledge. */
-  unacked: number;
-  /** Deliveries through it in a row that failed (it relays: an assignment or a result lost). */
-  dropped: number;
-  /** A remote agent's heartbeat targets as last told (in-process hosts read the layout). */
-  told: string;
-  /** Slots granted to a remote agent so far (it earns them by delivering results). */
-  granted: number;
-  /** Its attempts in a row that timed out. */
-  timeouts: number;
-  /** A remote agent's process (from its hello): another one under the same id is a restart. */
-  instance: string | undefined;
-  /** Its status was `live` when the dispatch counts last looked (see `refresh`). */
-  wasLive: boolean;
-  /** Its connection closed without a leave: the grace timer that declares it down unless it reconnects. */
-  closed: Subscription | undefined;
-  /**
-   * An assignment relayed to it went unacknowledged: the relay or the agent is at fault, and its
-   * next assignment goes straight to it to tell which (no answer there either: the agent).
-   */
-  probeDirect: boolean;
-}
-
 /** What the engine asks of the coordinator around it: the ledger, attempt tokens, its events. */
 export interface EngineHooks {
   /** Applies a ledger event and journals it: done before the event's effects. */
@@ -181,25 +98,8 @@ export class Engine {
   private turn = 0;
   /** Nested dispatch calls (an assignment's events can lead back into dispatch). */
   private dispatchDepth = 0;
-  /**
-   * Bumped whenever an agent's status, in-flight set or slots change: a dispatch pass reuses what
-   * it found about free agents only while nothing but its own assignments changed.
-   */
-  private version = 0;
-  private readonly agents = new Map<string, AgentRecord>();
-  /** The same records in the same order, for the scans of dispatch. */
-  private readonly agentList: AgentRecord[] = [];
-  /**
-   * The live agents with a free slot, one bit each by `index`: dispatch finds candidates among
-   * them in agent order at O(agents / 32 + free) rather than scanning every agent per subtask.
-   */
-  private freeBits = new Uint32Array(4);
-  /** Live agents now, and a count bumped whenever one becomes live or stops being. */
-  private liveCount = 0;
-  private liveChanges = 0;
-  /** Capable live agents per capability set, valid while `liveChanges` is `capableAt`. */
-  private readonly capable = new Map<string, number>();
-  private capableAt = -1;
+  /** The team: agent records, and who is live, capable and free. */
+  private readonly agents: Membership;
   private readonly switches: ProtocolSwitch[] = [];
   private readonly subscriptions: Subscription[] = [];
   private readonly heartbeats = new Subject<Heartbeat>();
@@ -236,6 +136,7 @@ export class Engine {
     private readonly hooks: EngineHooks,
   ) {
     this.scheduler = settings.scheduler;
+    this.agents = new Membership(settings.maxSlotsPerAgent);
     this.protocol = 'star';
   }
 
@@ -349,9 +250,9 @@ export class Engine {
     this.started = true;
 
     for (const slot of settings.slots) {
-      this.add(slot.agent.id, slot.agent.capabilities, this.hosts.get(slot.agent.id), 1, slot.standby ? 'standby' : 'live');
+      this.agents.add(slot.agent.id, slot.agent.capabilities, this.hosts.get(slot.agent.id), 1, slot.standby ? 'standby' : 'live');
     }
-    const live = this.liveProfiles();
+    const live = this.agents.liveProfiles();
     if (settings.topology === 'adaptive') {
       this.protocol = chooseInitial({
         agentCount: live.length,
@@ -396,7 +297,7 @@ export class Engine {
     this.finished = true;
     for (const s of this.subscriptions) s.unsubscribe();
     this.subscriptions.length = 0;
-    for (const record of this.agentList) record.closed?.unsubscribe();
+    for (const record of this.agents.list) record.closed?.unsubscribe();
     for (const state of this.subtasks.values()) {
       state.timer?.unsubscribe();
       state.transit?.unsubscribe();
@@ -406,7 +307,7 @@ export class Engine {
       run.deadline?.unsubscribe();
       this.cancelRemoteWork(run);
     }
-    for (const record of this.agentList) {
+    for (const record of this.agents.list) {
       this.targets.delete(record.id);
       if (record.host !== undefined) {
         record.host.crash(); // a run owns its hosts: nothing keeps beating after it
@@ -432,7 +333,7 @@ export class Engine {
    */
   private setLayout(layout: Layout): void {
     this.layout = layout;
-    for (const record of this.agentList) {
+    for (const record of this.agents.list) {
       if (record.host !== undefined || record.status !== 'live') continue;
       const targets = layout.heartbeatTargets(record.id);
       const signature = targets.join(',');
@@ -440,19 +341,6 @@ export class Engine {
       record.told = signature;
       this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets } });
     }
-  }
-
-  private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, index: this.agentList.length, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, wasLive: false, closed: undefined, probeDirect: false };
-    this.agents.set(id, record);
-    this.agentList.push(record);
-    if (this.agentList.length > this.freeBits.length * 32) {
-      const grown = new Uint32Array(this.freeBits.length * 2);
-      grown.set(this.freeBits);
-      this.freeBits = grown;
-    }
-    this.refresh(record);
-    return record;
   }
 
   /**
@@ -478,11 +366,11 @@ export class Engine {
       return;
     }
     if (member.agentId === COORDINATOR) return;
-    const record = this.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
+    const record = this.agents.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
     record.instance = member.instance;
-    this.touch(record);
+    this.agents.touch(record);
     this.join(record);
-    this.setLayout(this.layout.with(this.profile(record)));
+    this.setLayout(this.layout.with(this.agents.profile(record)));
     this.dispatch();
   }
 
@@ -497,7 +385,7 @@ export class Engine {
     const { reconnectGraceMs } = this.settings;
     if (record.status === 'live') {
       record.status = 'suspected';
-      this.touch(record);
+      this.agents.touch(record);
       this.emit({ type: 'agent.suspected', at: this.now(), agentId, detail: `connection closed; down unless it reconnects within ${reconnectGraceMs} ms` });
     }
     record.closed = this.scheduler.schedule(
@@ -519,7 +407,7 @@ export class Engine {
     record.instance = instance;
     record.incarnation = 0;
     record.granted = 1;
-    this.touch(record);
+    this.agents.touch(record);
     if (record.inFlight.size > 0) this.reassign(record, 'agent restarted');
     for (const state of this.subtasks.values()) {
       if (state.entry.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} restarted`);
@@ -605,7 +493,7 @@ export class Engine {
       }
       if (record.status !== 'live') return;
       record.status = 'suspected';
-      this.touch(record);
+      this.agents.touch(record);
       this.emit({ type: 'agent.suspected', at: fault.at, agentId: record.id, detail: fault.detail });
       if (this.layout.confirmsFailures) this.askPeers(record.id);
       else this.declareDown(record, fault.detail);
@@ -618,7 +506,7 @@ export class Engine {
 
   /** Mesh: the live peers vote on the suspicion within a consensus window. */
   private askPeers(suspect: string): void {
-    const peers = this.liveIds().filter(id => id !== suspect);
+    const peers = this.agents.liveIds().filter(id => id !== suspect);
     const proposalId = `down:${suspect}:${++this.proposals}`;
     this.voters.next(peers);
     for (const peer of peers) this.network.send({ from: COORDINATOR, to: peer, kind: 'vote-request', body: { proposalId, suspect } });
@@ -720,7 +608,7 @@ export class Engine {
 
   private declareDown(record: AgentRecord, reason: string): void {
     record.status = 'down';
-    this.touch(record);
+    this.agents.touch(record);
     this.emit({ type: 'agent.down', at: this.now(), agentId: record.id, reason });
     this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
     this.takeOut(record);
@@ -756,7 +644,7 @@ export class Engine {
       // Also the first real beat: it replaces the primer the detector was given at join.
       const fresh = record.incarnation !== 0;
       record.incarnation = incarnation;
-      this.touch(record); // a restarted host may run another number of slots
+      this.agents.touch(record); // a restarted host may run another number of slots
       if (fresh && record.host === undefined) {
         record.told = COORDINATOR; // a new process knows nothing of its peers
         this.setLayout(this.layout);
@@ -776,7 +664,7 @@ export class Engine {
     this.heartbeats.next({ agentId, status: 'leaving' });
     this.usage.next({ agentId, left: true });
     record.status = 'down';
-    this.touch(record);
+    this.agents.touch(record);
     this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
     this.takeOut(record);
     this.reassign(record, 'left');
@@ -785,8 +673,8 @@ export class Engine {
 
   private recover(record: AgentRecord): void {
     record.status = 'live';
-    this.touch(record);
-    this.setLayout(this.layout.with(this.profile(record)));
+    this.agents.touch(record);
+    this.setLayout(this.layout.with(this.agents.profile(record)));
     this.emit({ type: 'agent.recovered', at: this.now(), agentId: record.id });
     this.dispatch();
   }
@@ -846,13 +734,13 @@ export class Engine {
       // An agent in another process: it earns its slots back as it delivers.
       const from = record.granted;
       record.granted = from >> 1;
-      this.touch(record);
+      this.agents.touch(record);
       return { ok: true, detail: `slots granted ${from} -> ${record.granted}` };
     }
     if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
     const from = host.slots;
     host.setSlots(Math.floor(from / 2));
-    this.touch(record);
+    this.agents.touch(record);
     return { ok: true, detail: `slots ${from} -> ${host.slots}` };
   }
 
@@ -901,12 +789,12 @@ export class Engine {
     const relays = this.layout.members.some(m => m !== record.id && this.layout.route(m).includes(record.id));
     if (!relays) return { ok: false, detail: `${record.id} relays nothing` };
     this.takeOut(record);
-    this.setLayout(this.layout.with(this.profile(record)));
+    this.setLayout(this.layout.with(this.agents.profile(record)));
     return { ok: true, detail: `routes no longer pass through ${record.id}` };
   }
 
   private relayout(detail: string): ActionResult {
-    this.setLayout(topologyFor(this.protocol).layout(this.liveProfiles()));
+    this.setLayout(topologyFor(this.protocol).layout(this.agents.liveProfiles()));
     return { ok: true, detail };
   }
 
@@ -917,7 +805,7 @@ export class Engine {
     // Its running work dies with the old instance: give those subtasks new attempts first.
     this.reassign(record, 'agent restarted');
     host.restart(slot.factory());
-    this.touch(record);
+    this.agents.touch(record);
     this.emit({ type: 'agent.restarted', at: this.now(), agentId: record.id });
     // The fresh instance must beat before it gets work again: it stays down until the detector says alive.
     return { ok: true, detail: 'agent re-created from its factory' };
@@ -933,9 +821,9 @@ export class Engine {
     const standby = [...this.agents.values()].find(a => a.status === 'standby' && sameCapabilities(a, record));
     if (standby === undefined) return { ok: false, detail: 'no standby agent with the same capabilities' };
     standby.status = 'live';
-    this.touch(standby);
+    this.agents.touch(standby);
     this.join(standby);
-    this.setLayout(this.layout.with(this.profile(standby)));
+    this.setLayout(this.layout.with(this.agents.profile(standby)));
     return { ok: true, detail: `standby ${standby.id} took over` };
   }
 
@@ -963,7 +851,7 @@ export class Engine {
   private switchTo(to: TopologyName, change: ProtocolSwitch): void {
     if (to === this.protocol) return;
     this.protocol = to;
-    this.setLayout(topologyFor(to).layout(this.liveProfiles()));
+    this.setLayout(topologyFor(to).layout(this.agents.liveProfiles()));
     this.switches.push(change);
     let inFlight = 0;
     for (const a of this.agents.values()) inFlight += a.inFlight.size;
@@ -1028,7 +916,7 @@ export class Engine {
       record.timeouts = 0;
       if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
     }
-    this.touch(record);
+    this.agents.touch(record);
     if (!state.entry.acked) this.acknowledge(state);
     for (const id of state.route) {
       const relay = this.agents.get(id);
@@ -1194,11 +1082,11 @@ export class Engine {
         open--;
         continue;
       }
-      if (seen !== this.version) {
+      if (seen !== this.agents.version) {
         groups.clear();
-        seen = this.version;
+        seen = this.agents.version;
       }
-      const candidates = this.candidates(state.subtask, groups);
+      const candidates = this.agents.candidates(state.subtask, groups);
       if (candidates.capable === 0) {
         orphan(state, candidates);
         (waiting[at] as SubtaskState[]).push(state);
@@ -1212,20 +1100,20 @@ export class Engine {
       }
       const record = this.agents.get(chosen) as AgentRecord;
       this.assign(state, record);
-      if (this.version === seen + 1) {
+      if (this.agents.version === seen + 1) {
         // Only this assignment happened: the agent may have no free slot left.
         seen++;
-        if (record.inFlight.size >= this.slotsOf(record)) for (const group of groups.values()) group.remove(record);
+        if (record.inFlight.size >= this.agents.slotsOf(record)) for (const group of groups.values()) group.remove(record);
       }
       if (this.finished) break;
     }
     // A pass that stopped because everyone is busy did not look at the rest of the queues. Whether
     // some of it no live agent can run changes only with the live agents: look once per change,
     // so that it is said (and its orphan timer armed) at once, not when the queue drains to it.
-    const scan = this.liveChanges !== this.scannedLive;
+    const scan = this.agents.liveChanges !== this.scannedLive;
     if (scan) {
-      this.scannedLive = this.liveChanges;
-      if (seen !== this.version) groups.clear();
+      this.scannedLive = this.agents.liveChanges;
+      if (seen !== this.agents.version) groups.clear();
     }
     runs.forEach((run, r) => {
       const queue = run.queue;
@@ -1233,7 +1121,7 @@ export class Engine {
         for (let i = run.head; i < queue.length; i++) {
           const state = queue[i] as SubtaskState;
           if (state.entry.status !== 'queued') continue;
-          const candidates = this.candidates(state.subtask, groups);
+          const candidates = this.agents.candidates(state.subtask, groups);
           if (candidates.capable === 0) orphan(state, candidates);
         }
       }
@@ -1262,42 +1150,20 @@ export class Engine {
     if (newlyWaiting !== undefined) for (const [why, states] of newlyWaiting) this.announceWaiting(why, states);
   }
 
-  /** Something about `record` changed (status, work in flight, slots): dispatch looks again. */
-  private touch(record: AgentRecord | undefined): void {
-    this.version++;
-    if (record !== undefined) this.refresh(record);
-  }
-
-  /** Keeps the record's bit in the free-agent set and the live count true to its state. */
-  private refresh(record: AgentRecord): void {
-    const word = record.index >>> 5;
-    const bit = 1 << (record.index & 31);
-    const wasLive = record.wasLive;
-    const live = record.status === 'live';
-    if (live !== wasLive) {
-      record.wasLive = live;
-      this.liveCount += live ? 1 : -1;
-      this.liveChanges++;
-    }
-    const bits = this.freeBits;
-    if (live && record.inFlight.size < this.slotsOf(record)) bits[word] = (bits[word] as number) | bit;
-    else bits[word] = (bits[word] as number) & ~bit;
-  }
-
   /** Takes the subtask's assignment off its agent (its slot comes free). */
   private untake(state: SubtaskState): void {
     const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
     record?.inFlight.delete(state);
-    this.touch(record);
+    this.agents.touch(record);
   }
 
   /** Says why subtasks wait for an agent, and when they fail unless one comes. */
   private announceWaiting(why: string, states: SubtaskState[]): void {
-    const live = this.agentList.filter(r => r.status === 'live');
+    const live = this.agents.list.filter(r => r.status === 'live');
     let capabilities: string[] = [];
     let reason: string;
     if (why === NO_LIVE_AGENT) {
-      const down = this.agentList.length;
+      const down = this.agents.list.length;
       reason = down === 0 ? 'no agents connected yet' : `no live agent (${down === 1 ? 'the only agent is' : `all ${down} agents are`} down or standing by)`;
     } else {
       const needed = JSON.parse(why) as string[];
@@ -1313,59 +1179,11 @@ export class Engine {
     for (const [run, subtaskIds] of byTask) this.emitTask(run, { type: 'subtask.waiting', at: this.now(), subtaskIds, capabilities, reason, failsAt: this.orphansFailAt });
   }
 
-  /**
-   * The live agents that can run `subtask`, and those of them with a free slot (in agent order);
-   * one entry per capability set. The free ones come from the free-agent bits; how many are
-   * capable is counted once per change of the live agents.
-   */
-  private candidates(subtask: Subtask, groups: Map<string, Candidates>): Candidates {
-    const needed = subtask.capabilities;
-    const signature = needed === undefined || needed.length === 0 ? '' : JSON.stringify(needed);
-    let group = groups.get(signature);
-    if (group === undefined) {
-      group = new Candidates();
-      group.live = this.liveCount;
-      group.capable = signature === '' ? this.liveCount : this.capableOf(signature, subtask);
-      const bits = this.freeBits;
-      const list = this.agentList;
-      for (let word = 0; word < bits.length; word++) {
-        let w = bits[word] as number;
-        while (w !== 0) {
-          const low = w & -w;
-          const record = list[(word << 5) + (31 - Math.clz32(low))] as AgentRecord;
-          w ^= low;
-          if (signature === '' || canRun(record.capabilities, subtask)) group.add(record);
-        }
-      }
-      groups.set(signature, group);
-    }
-    return group;
-  }
-
-  /** Live agents that can run subtasks of this capability set (counted anew when the live agents change). */
-  private capableOf(signature: string, subtask: Subtask): number {
-    if (this.capableAt !== this.liveChanges) {
-      this.capable.clear();
-      this.capableAt = this.liveChanges;
-    }
-    let n = this.capable.get(signature);
-    if (n === undefined) {
-      n = 0;
-      for (const r of this.agentList) if (r.status === 'live' && canRun(r.capabilities, subtask)) n++;
-      this.capable.set(signature, n);
-    }
-    return n;
-  }
-
-  private slotsOf(record: AgentRecord): number {
-    return record.host?.slots ?? Math.min(record.slots, record.granted, this.settings.maxSlotsPerAgent);
-  }
-
   private failOrphans(): void {
     for (const run of [...this.runs.values()]) {
       for (let i = run.head; i < run.queue.length; i++) {
         const state = run.queue[i] as SubtaskState;
-        if (state.entry.status === 'queued' && this.capableLive(state.subtask).length === 0) {
+        if (state.entry.status === 'queued' && this.agents.capableLive(state.subtask).length === 0) {
           this.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
         }
       }
@@ -1387,7 +1205,7 @@ export class Engine {
     state.protocol = this.protocol;
     this.waitingFor.delete(state.key);
     record.inFlight.add(state);
-    this.touch(record);
+    this.agents.touch(record);
     run.assignments++;
     const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt, replyPath, via: path.slice(1) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
@@ -1422,7 +1240,7 @@ export class Engine {
     this.revoke(state, reason, true);
     if (state.entry.failures >= this.attemptsOf(state)) this.fail(state, `timed out ${state.entry.failures} time(s): ${reason}`);
     record.granted = Math.max(1, record.granted >> 1);
-    this.touch(record);
+    this.agents.touch(record);
     if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
     this.afterChange(state.task);
   }
@@ -1436,7 +1254,7 @@ export class Engine {
     if (record.status === 'quarantined') return;
     const wasInLayout = this.layout.members.includes(record.id);
     record.status = 'quarantined';
-    this.touch(record);
+    this.agents.touch(record);
     this.emit({ type: 'agent.quarantined', at: this.now(), agentId: record.id, reason });
     if (wasInLayout) this.takeOut(record);
     for (const state of [...record.inFlight]) this.revoke(state, `${record.id} quarantined: ${reason}`);
@@ -1507,50 +1325,6 @@ export class Engine {
       this.stop();
     }
   }
-
-  // ---- helpers --------------------------------------------------------------------------------
-
-  private capableLive(subtask: Subtask): AgentRecord[] {
-    const out: AgentRecord[] = [];
-    for (const r of this.agents.values()) if (r.status === 'live' && canRun(r.capabilities, subtask)) out.push(r);
-    return out;
-  }
-
-  private liveIds(): string[] {
-    return [...this.agents.values()].filter(r => r.status === 'live').map(r => r.id);
-  }
-
-  private profile(record: AgentRecord): AgentProfile {
-    const runs = record.completed + record.failures;
-    return { id: record.id, capabilities: record.capabilities, successRate: runs === 0 ? 1 : record.completed / runs };
-  }
-
-  private liveProfiles(): AgentProfile[] {
-    return [...this.agents.values()].filter(r => r.status === 'live').map(r => this.profile(r));
-  }
-}
-
-/** Capable agents for one capability set during a dispatch pass: how many, and the free ones in agent order. */
-class Candidates {
-  /** Live agents, capable or not. */
-  live = 0;
-  capable = 0;
-  readonly free: AgentRecord[] = [];
-  /** Ids of `free`, what the layout picks from. */
-  readonly ids: string[] = [];
-
-  add(record: AgentRecord): void {
-    this.free.push(record);
-    this.ids.push(record.id);
-  }
-
-  /** The agent has no free slot left. */
-  remove(record: AgentRecord): void {
-    const at = this.free.indexOf(record);
-    if (at < 0) return;
-    this.free.splice(at, 1);
-    this.ids.splice(at, 1);
-  }
 }
 
 /** Why a subtask waits when no agent at all is live. */
@@ -1583,10 +1357,6 @@ function stateKey(taskId: string, subtaskId: string): string {
 function splitKey(k: string): [string, number] {
   const at = k.lastIndexOf('#');
   return [k.slice(0, at), Number(k.slice(at + 1))];
-}
-
-function sameCapabilities(a: AgentRecord, b: AgentRecord): boolean {
-  return b.capabilities.every(c => a.capabilities.includes(c));
 }
 
 function withoutKind(options: DetectorOptions): PhiAccrualDetectorOptions {
