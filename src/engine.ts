@@ -24,10 +24,11 @@ import type { InProcessAgent, Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { detectFaults, type DetectedFault, type FaultEvent } from './faultDetector.js';
 import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
-import { SelfHealingManager, type ActionResult, type EngineActions, type HealingAttempt } from './selfHealing.js';
+import { SelfHealingManager, type ActionResult, type HealingAttempt } from './selfHealing.js';
 import { COORDINATOR, TOPOLOGY_NAMES, type Layout, type TopologyName } from './topology.js';
 import { chooseInitial, topologyFor } from './topologies/index.js';
-import { Candidates, Membership, sameCapabilities, type AgentRecord } from './membership.js';
+import { healingActions, type HealingHost } from './engineHealing.js';
+import { Candidates, Membership, type AgentRecord } from './membership.js';
 import type { SubtaskState, TaskRun } from './taskRun.js';
 
 export type { TaskRun } from './taskRun.js';
@@ -451,7 +452,7 @@ export class Engine {
     this.subscriptions.push(
       this.votes.pipe(consensusWindow({ windowMs: settings.consensusWindowMs, voters: this.voters, scheduler })).subscribe(d => this.serial(() => this.onVerdict(d))),
     );
-    this.healer = new SelfHealingManager(this.actions(), { maxAttempts: settings.maxAttempts, scheduler });
+    this.healer = new SelfHealingManager(healingActions(this.healingHost()), { maxAttempts: settings.maxAttempts, scheduler });
     this.subscriptions.push(this.healer.events$.subscribe(event => this.emit(event)));
   }
 
@@ -700,131 +701,36 @@ export class Engine {
     });
   }
 
-  /** What healing strategies do to this run: real effects on hosts, layout and assignments. */
-  private actions(): EngineActions {
-    const agentOf = (fault: DetectedFault): AgentRecord | undefined => (fault.agentId === undefined ? undefined : this.agents.get(fault.agentId));
-    const onAgent = (fault: DetectedFault, act: (record: AgentRecord) => ActionResult): ActionResult => {
-      const record = agentOf(fault);
-      return record === undefined ? { ok: false, detail: 'no agent named by the fault' } : act(record);
-    };
+  /** What the healing strategies may do to this run (see engineHealing.ts). */
+  private healingHost(): HealingHost {
     return {
-      restartAgent: f => onAgent(f, r => this.restartAgent(r)),
-      reassignSubtasks: f => onAgent(f, r => this.reassign(r, f.detail)),
-      replaceAgent: f => onAgent(f, r => this.replace(r)),
-      reduceLoad: f => onAgent(f, r => this.reduceLoad(r)),
-      rebalanceResources: f => onAgent(f, r => this.rebalance(r)),
-      switchToCheaperProtocol: () => this.switchToCheaper(),
-      // Channels of the in-memory network and of WebSocket links carry no state to reset; a fresh
-      // layout re-chooses every relay, and mesh routes go direct.
-      resetChannels: () => ({ ok: false, detail: 'links keep no channel state to reset' }),
-      switchRoute: f => this.routeAround(f),
-      useAlternativeRoutes: () => this.switchToProtocol('mesh', 'direct routes to every agent'),
-      breakWaitChain: f => this.breakWaitChain(f),
-      restartCoordination: () => this.relayout('coordination restarted: layout rebuilt over live agents'),
-      switchProtocol: f => {
-        const next = this.healer.fallback(this.protocol);
-        return next === undefined ? { ok: false, detail: 'no fallback protocol left' } : this.switchToProtocol(next as TopologyName, `healing of ${f.kind}`);
+      agents: this.agents,
+      hosts: this.hosts,
+      factoryOf: agentId => {
+        const slot = this.settings.slots.find(s => s.agent.id === agentId);
+        const factory = slot?.factory;
+        return slot === undefined || factory === undefined ? undefined : () => factory.call(slot);
       },
+      protocol: () => this.protocol,
+      layout: () => this.layout,
+      setLayout: layout => this.setLayout(layout),
+      performance: protocol => this.performance.get(protocol),
+      fallback: () => this.healer.fallback(this.protocol),
+      reassign: (record, reason) => this.reassign(record, reason),
+      revoke: (state, reason) => this.revoke(state, reason),
+      takeOut: record => this.takeOut(record),
+      join: record => this.join(record),
+      switchTo: (to, change) => this.switchTo(to, change),
+      emit: event => this.emit(event),
+      now: () => this.now(),
     };
   }
 
-  private reduceLoad(record: AgentRecord): ActionResult {
-    const host = this.hosts.get(record.id);
-    if (host === undefined && record.granted > 1) {
-      // An agent in another process: it earns its slots back as it delivers.
-      const from = record.granted;
-      record.granted = from >> 1;
-      this.agents.touch(record);
-      return { ok: true, detail: `slots granted ${from} -> ${record.granted}` };
-    }
-    if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
-    const from = host.slots;
-    host.setSlots(Math.floor(from / 2));
-    this.agents.touch(record);
-    return { ok: true, detail: `slots ${from} -> ${host.slots}` };
-  }
-
-  /** Takes back the agent's newest assignments beyond one, for other agents to run. */
-  private rebalance(record: AgentRecord): ActionResult {
-    const extra = [...record.inFlight].slice(1);
-    for (const state of extra) this.revoke(state, `rebalanced away from ${record.id}`);
-    return extra.length === 0 ? { ok: false, detail: 'nothing to move' } : { ok: true, detail: `${extra.length} subtask(s) moved` };
-  }
-
-  private breakWaitChain(fault: DetectedFault): ActionResult {
-    const waiter = fault.members?.map(id => this.agents.get(id)).find(r => r !== undefined && r.inFlight.size > 0);
-    if (waiter === undefined) return { ok: false, detail: 'no waiter with work to abort' };
-    const [first] = waiter.inFlight;
-    this.revoke(first as SubtaskState, 'aborted to break a circular wait');
-    return { ok: true, detail: `aborted ${(first as SubtaskState).subtask.id} of ${waiter.id} and requeued it` };
-  }
-
-  /**
-   * Cheapest by messages per execution, like with like: against a measured protocol only measured
-   * ones compete (a prior is not a measurement, and comparing the two made a saturated run flip
-   * between star and hierarchical); while the current one is unmeasured, all go by their route
-   * lengths.
-   */
-  private switchToCheaper(): ActionResult {
-    const order: TopologyName[] = ['star', 'hierarchical', 'ring', 'mesh'];
-    const measured = (t: TopologyName): number | undefined => this.performance.get(t)?.messagesPerExecution;
-    const byMeasurement = measured(this.protocol) !== undefined;
-    const cost = (t: TopologyName): number => (byMeasurement ? (measured(t) ?? Infinity) : 2 + order.indexOf(t));
-    const cheaper = order.filter(t => t !== this.protocol && cost(t) < cost(this.protocol)).sort((a, b) => cost(a) - cost(b));
-    return cheaper[0] === undefined ? { ok: false, detail: `${this.protocol} is already the cheapest${byMeasurement ? ' measured' : ''}` } : this.switchToProtocol(cheaper[0], 'cheaper protocol');
-  }
-
-  private switchToProtocol(to: TopologyName, reason: string): ActionResult {
-    if (to === this.protocol) return { ok: false, detail: `already on ${to}` };
-    const from = this.protocol;
-    this.switchTo(to, { from, to, at: this.now(), reason, scores: {} });
-    return { ok: true, detail: `${from} -> ${to}` };
-  }
-
-  /** Stops relaying through the far end of a failing link: the topology repairs as if it had left, then takes it back as a plain member. */
-  private routeAround(fault: DetectedFault): ActionResult {
-    const far = fault.link?.split('->')[1];
-    const record = far === undefined ? undefined : this.agents.get(far);
-    if (record === undefined || !this.layout.members.includes(record.id)) return this.relayout('routes re-chosen over live agents');
-    const relays = this.layout.members.some(m => m !== record.id && this.layout.route(m).includes(record.id));
-    if (!relays) return { ok: false, detail: `${record.id} relays nothing` };
-    this.takeOut(record);
-    this.setLayout(this.layout.with(this.agents.profile(record)));
-    return { ok: true, detail: `routes no longer pass through ${record.id}` };
-  }
-
-  private relayout(detail: string): ActionResult {
-    this.setLayout(topologyFor(this.protocol).layout(this.agents.liveProfiles()));
-    return { ok: true, detail };
-  }
-
-  private restartAgent(record: AgentRecord): ActionResult {
-    const slot = this.settings.slots.find(s => s.agent.id === record.id);
-    const host = this.hosts.get(record.id);
-    if (slot?.factory === undefined || host === undefined) return { ok: false, detail: 'no factory to re-create the agent' };
-    // Its running work dies with the old instance: give those subtasks new attempts first.
-    this.reassign(record, 'agent restarted');
-    host.restart(slot.factory());
-    this.agents.touch(record);
-    this.emit({ type: 'agent.restarted', at: this.now(), agentId: record.id });
-    // The fresh instance must beat before it gets work again: it stays down until the detector says alive.
-    return { ok: true, detail: 'agent re-created from its factory' };
-  }
-
+  /** Requeues every subtask the agent holds, with new attempts (healing's `reassignSubtasks`, and what a restart or a departure does). */
   private reassign(record: AgentRecord, reason: string): ActionResult {
     const moved = [...record.inFlight];
     for (const state of moved) this.requeue(state, `${record.id}: ${reason}`, false);
     return { ok: true, detail: `${moved.length} subtask(s) requeued with new attempts` };
-  }
-
-  private replace(record: AgentRecord): ActionResult {
-    const standby = [...this.agents.values()].find(a => a.status === 'standby' && sameCapabilities(a, record));
-    if (standby === undefined) return { ok: false, detail: 'no standby agent with the same capabilities' };
-    standby.status = 'live';
-    this.agents.touch(standby);
-    this.join(standby);
-    this.setLayout(this.layout.with(this.agents.profile(standby)));
-    return { ok: true, detail: `standby ${standby.id} took over` };
   }
 
   // ---- protocol switching ---------------------------------------------------------------------
