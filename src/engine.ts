@@ -1,20 +1,13 @@
 import { Subject, groupBy, map, mergeMap, type SchedulerLike, type Subscription } from 'rxjs';
 import {
   adaptiveSwitch,
-  consensusWindow,
-  heartbeatDeadline,
   matrixPrior,
   performanceWindow,
   type Decision,
   type ExecutionRecord,
-  type Heartbeat,
-  type DeliveryInput,
-  type LatencyInput,
   type PerformanceSnapshot,
-  type UsageInput,
   type PhiAccrualDetectorOptions,
   type ProtocolSwitch,
-  type Vote,
 } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
 import type { Journal } from '../streams/journal.js';
@@ -22,11 +15,12 @@ import type { Envelope, Network, RemoteMember } from '../streams/network.js';
 import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
 import type { InProcessAgent, Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
-import { detectFaults, type DetectedFault, type FaultEvent } from './faultDetector.js';
+import type { DetectedFault, FaultEvent } from './faultDetector.js';
 import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
 import { SelfHealingManager, type ActionResult, type HealingAttempt } from './selfHealing.js';
 import { COORDINATOR, TOPOLOGY_NAMES, type Layout, type TopologyName } from './topology.js';
 import { chooseInitial, topologyFor } from './topologies/index.js';
+import { EngineDetection, suspectOf, type DetectorOptions } from './engineDetection.js';
 import { healingActions, type HealingHost } from './engineHealing.js';
 import { Candidates, Membership, type AgentRecord } from './membership.js';
 import type { SubtaskState, TaskRun } from './taskRun.js';
@@ -42,7 +36,7 @@ export interface AgentSlot {
   readonly standby?: boolean;
 }
 
-export type DetectorOptions = ({ readonly kind: 'phi' } & PhiAccrualDetectorOptions) | { readonly kind: 'deadline'; readonly timeoutMs: number };
+export type { DetectorOptions } from './engineDetection.js';
 
 export interface Settings {
   readonly slots: readonly AgentSlot[];
@@ -103,17 +97,10 @@ export class Engine {
   private readonly agents: Membership;
   private readonly switches: ProtocolSwitch[] = [];
   private readonly subscriptions: Subscription[] = [];
-  private readonly heartbeats = new Subject<Heartbeat>();
-  private readonly latencies = new Subject<LatencyInput>();
-  private readonly deliveries = new Subject<DeliveryInput>();
-  /** Usage the agents' heartbeats carry: one series per agent, whatever resource is the highest. */
-  private readonly usage = new Subject<UsageInput>();
-  private readonly acks = new Subject<Heartbeat>();
   private healer!: SelfHealingManager;
-  private readonly progress = new Subject<Heartbeat>();
   private readonly executions = new Subject<ExecutionRecord>();
-  private readonly votes = new Subject<Vote>();
-  private readonly voters = new Subject<readonly string[]>();
+  /** The signals detection watches, and the operators that turn them into verdicts. */
+  private readonly detection: EngineDetection;
   private readonly performance = new Map<string, PerformanceSnapshot>();
   private protocol: TopologyName;
   private layout!: Layout;
@@ -127,7 +114,6 @@ export class Engine {
   private finished = false;
   private busy = false;
   private readonly later: Array<() => void> = [];
-  private proposals = 0;
 
   constructor(
     private readonly settings: Settings,
@@ -138,6 +124,7 @@ export class Engine {
   ) {
     this.scheduler = settings.scheduler;
     this.agents = new Membership(settings.maxSlotsPerAgent);
+    this.detection = new EngineDetection(settings, network);
     this.protocol = 'star';
   }
 
@@ -423,7 +410,7 @@ export class Engine {
   private join(record: AgentRecord): void {
     this.targets.set(record.id, () => this.layout.heartbeatTargets(record.id));
     this.hosts.get(record.id)?.start();
-    this.heartbeats.next({ agentId: record.id });
+    this.detection.beat(record.id);
     this.emit({ type: 'agent.joined', at: this.now(), agentId: record.id });
   }
 
@@ -431,26 +418,13 @@ export class Engine {
 
   private wireDetection(): void {
     const { settings, scheduler } = this;
-    const faults = detectFaults(
-      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries, usage: this.usage },
-      // A slow agent is one slower than its peers: a slowdown everyone shares (saturation) is no one's fault.
-      { detector: settings.detector, degradation: { relativeTo: 'peers' }, scheduler },
-    );
-    this.subscriptions.push(faults.subscribe(fault => this.serial(() => this.onFault(fault))));
-    // Progress: one deadline per assignment, keyed `subtask#attempt`; silence means a hung agent.
     this.subscriptions.push(
-      this.progress.pipe(heartbeatDeadline({ timeoutMs: settings.progressTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') this.serial(() => this.onProgressTimeout(verdict.agentId));
+      ...this.detection.wire({
+        fault: fault => this.serial(() => this.onFault(fault)),
+        progressTimeout: attemptKey => this.serial(() => this.onProgressTimeout(attemptKey)),
+        ackTimeout: attemptKey => this.serial(() => this.onAckTimeout(attemptKey)),
+        verdict: decision => this.serial(() => this.onVerdict(decision)),
       }),
-    );
-    // Acknowledgement: one deadline per assignment until the agent's first progress.
-    this.subscriptions.push(
-      this.acks.pipe(heartbeatDeadline({ timeoutMs: settings.ackTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') this.serial(() => this.onAckTimeout(verdict.agentId));
-      }),
-    );
-    this.subscriptions.push(
-      this.votes.pipe(consensusWindow({ windowMs: settings.consensusWindowMs, voters: this.voters, scheduler })).subscribe(d => this.serial(() => this.onVerdict(d))),
     );
     this.healer = new SelfHealingManager(healingActions(this.healingHost()), { maxAttempts: settings.maxAttempts, scheduler });
     this.subscriptions.push(this.healer.events$.subscribe(event => this.emit(event)));
@@ -507,16 +481,12 @@ export class Engine {
 
   /** Mesh: the live peers vote on the suspicion within a consensus window. */
   private askPeers(suspect: string): void {
-    const peers = this.agents.liveIds().filter(id => id !== suspect);
-    const proposalId = `down:${suspect}:${++this.proposals}`;
-    this.voters.next(peers);
-    for (const peer of peers) this.network.send({ from: COORDINATOR, to: peer, kind: 'vote-request', body: { proposalId, suspect } });
-    if (peers.length === 0) this.votes.next({ proposalId, voterId: COORDINATOR, accept: true });
+    this.detection.askPeers(suspect, this.agents.liveIds().filter(id => id !== suspect));
   }
 
   private onVerdict(decision: Decision): void {
     this.emit({ type: 'consensus.decided', at: decision.decidedAt, proposalId: decision.proposalId, outcome: decision.outcome, yes: decision.yes.length, no: decision.no.length });
-    const suspect = decision.proposalId.split(':')[1] as string;
+    const suspect = suspectOf(decision);
     const record = this.agents.get(suspect);
     if (record === undefined || record.status !== 'suspected') return;
     // A confirmed verdict, or no quorum either way: the coordinator cannot hear it, so it is not usable.
@@ -530,7 +500,7 @@ export class Engine {
     const record = this.agents.get(state.entry.agentId) as AgentRecord;
     // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
     // charged, and so is whoever it went through (the agent itself when it went straight to it).
-    this.deliveries.next({ link: firstLink(state), ok: false });
+    this.detection.delivery(firstLink(state), false);
     const via = state.route.length > 0 ? ` via ${state.route.join(' → ')}` : '';
     this.requeue(state, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`, false);
     if (state.route.length > 0 && record.host === undefined) {
@@ -650,20 +620,20 @@ export class Engine {
         record.told = COORDINATOR; // a new process knows nothing of its peers
         this.setLayout(this.layout);
       }
-      this.heartbeats.next({ agentId, status: 'leaving' });
-      this.heartbeats.next({ agentId });
+      this.detection.forget(agentId);
+      this.detection.beat(agentId);
       if (record.status === 'suspected' || record.status === 'down') this.recover(record);
       return;
     }
-    this.heartbeats.next({ agentId });
+    this.detection.beat(agentId);
   }
 
   /** A clean departure: no fault, nothing to heal; its work goes to others. */
   private onLeaving(agentId: string): void {
     const record = this.agents.get(agentId);
     if (record === undefined || record.status === 'down' || record.status === 'quarantined') return;
-    this.heartbeats.next({ agentId, status: 'leaving' });
-    this.usage.next({ agentId, left: true });
+    this.detection.forget(agentId);
+    this.detection.usageEnded(agentId);
     record.status = 'down';
     this.agents.touch(record);
     this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
@@ -773,7 +743,7 @@ export class Engine {
         const body = envelope.body as HeartbeatBody;
         if (body.status === 'leaving') return this.onLeaving(envelope.from);
         this.onBeat(envelope.from, body.incarnation);
-        if (body.usage !== undefined && this.agents.has(envelope.from)) this.usage.next({ agentId: envelope.from, usage: body.usage.fraction });
+        if (body.usage !== undefined && this.agents.has(envelope.from)) this.detection.usageOf(envelope.from, body.usage.fraction);
         return;
       }
       case 'result':
@@ -784,13 +754,13 @@ export class Engine {
         // Progress comes straight from the agent that runs the attempt: anyone else's is noise.
         if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== body.attempt || envelope.from !== state.entry.agentId) return;
         if (!state.entry.acked) this.acknowledge(state);
-        this.progress.next({ agentId: key(state) });
+        this.detection.progressed(key(state));
         if (body.done === true && state.route.length > 0) this.onResultInTransit(state);
         return;
       }
       case 'vote': {
         const body = envelope.body as VoteBody;
-        this.votes.next({ proposalId: body.proposalId, voterId: envelope.from, accept: body.accept });
+        this.detection.vote(body.proposalId, envelope.from, body.accept);
         return;
       }
       default:
@@ -828,10 +798,10 @@ export class Engine {
       const relay = this.agents.get(id);
       if (relay !== undefined) relay.dropped = 0; // it brought the result back
     }
-    this.progress.next({ agentId: key(state), status: 'leaving' });
+    this.detection.progressEnded(key(state));
     const latencyMs = this.now() - state.assignedAt;
     this.executions.next({ protocol: state.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
-    this.latencies.next({ agentId: body.agentId, latencyMs });
+    this.detection.latency(body.agentId, latencyMs);
     const run = state.task;
     if (body.ok) {
       this.release(state);
@@ -887,7 +857,7 @@ export class Engine {
   /** The agent has the assignment: the link delivered; from now on its progress is watched. */
   private acknowledge(state: SubtaskState): void {
     this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt });
-    this.acks.next({ agentId: key(state), status: 'leaving' });
+    this.detection.acked(key(state));
     // The agent took it in. Its relays are cleared only once a result comes back through them: a
     // relay that passes assignments on but keeps results back must not be cleared by the former.
     const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
@@ -895,7 +865,7 @@ export class Engine {
       record.unacked = 0;
       if (state.route.length === 0) record.probeDirect = false;
     }
-    this.deliveries.next({ link: firstLink(state), ok: true });
+    this.detection.delivery(firstLink(state), true);
   }
 
   /** Stops watching an assignment's acknowledgement and progress. */
@@ -904,8 +874,8 @@ export class Engine {
     state.transit?.unsubscribe();
     state.timer = state.transit = undefined;
     const k = key(state);
-    if (!state.entry.acked) this.acks.next({ agentId: k, status: 'leaving' });
-    this.progress.next({ agentId: k, status: 'leaving' });
+    if (!state.entry.acked) this.detection.acked(k);
+    this.detection.progressEnded(k);
   }
 
   /** Back into the queue by priority, after the waiting subtasks of the same priority. */
@@ -1115,7 +1085,7 @@ export class Engine {
     run.assignments++;
     const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt, replyPath, via: path.slice(1) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
-    this.acks.next({ agentId: key(state) });
+    this.detection.awaitAck(key(state));
     state.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(state, attempt)), this.timeoutOf(state));
     this.emitTask(run, { type: 'subtask.assigned', at: this.now(), subtaskId: state.subtask.id, agentId: record.id, attempt, hops: path.length });
   }
