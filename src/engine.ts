@@ -3,7 +3,6 @@ import {
   adaptiveSwitch,
   matrixPrior,
   performanceWindow,
-  type Decision,
   type ExecutionRecord,
   type PerformanceSnapshot,
   type PhiAccrualDetectorOptions,
@@ -11,7 +10,7 @@ import {
 } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
 import type { Journal } from '../streams/journal.js';
-import type { Envelope, Network, RemoteMember } from '../streams/network.js';
+import type { Envelope, Network } from '../streams/network.js';
 import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
 import type { InProcessAgent, Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
@@ -20,7 +19,8 @@ import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from '.
 import { SelfHealingManager, type ActionResult, type HealingAttempt } from './selfHealing.js';
 import { COORDINATOR, TOPOLOGY_NAMES, type Layout, type TopologyName } from './topology.js';
 import { chooseInitial, topologyFor } from './topologies/index.js';
-import { EngineDetection, suspectOf, type DetectorOptions } from './engineDetection.js';
+import { AgentLifecycle, UNACKED_LIMIT } from './agentLifecycle.js';
+import { EngineDetection, type DetectorOptions } from './engineDetection.js';
 import { healingActions, type HealingHost } from './engineHealing.js';
 import { Candidates, Membership, type AgentRecord } from './membership.js';
 import type { SubtaskState, TaskRun } from './taskRun.js';
@@ -101,6 +101,8 @@ export class Engine {
   private readonly executions = new Subject<ExecutionRecord>();
   /** The signals detection watches, and the operators that turn them into verdicts. */
   private readonly detection: EngineDetection;
+  /** Agents joining, beating, leaving, suspected, down, recovered, quarantined. */
+  private readonly lifecycle: AgentLifecycle;
   private readonly performance = new Map<string, PerformanceSnapshot>();
   private protocol: TopologyName;
   private layout!: Layout;
@@ -125,6 +127,25 @@ export class Engine {
     this.scheduler = settings.scheduler;
     this.agents = new Membership(settings.maxSlotsPerAgent);
     this.detection = new EngineDetection(settings, network);
+    this.lifecycle = new AgentLifecycle({
+      agents: this.agents,
+      detection: this.detection,
+      network,
+      scheduler: settings.scheduler,
+      hosts,
+      targets,
+      reconnectGraceMs: settings.reconnectGraceMs,
+      protocol: () => this.protocol,
+      layout: () => this.layout,
+      setLayout: layout => this.setLayout(layout),
+      emit: event => this.emit(event),
+      serial: work => this.serial(work),
+      dispatch: () => this.dispatch(),
+      heal: fault => this.heal(fault),
+      reassign: (record, reason) => this.reassign(record, reason),
+      revoke: (state, reason) => this.revoke(state, reason),
+      revokeRoutedThrough: (agentId, reason) => this.revokeRoutedThrough(agentId, reason),
+    });
     this.protocol = 'star';
   }
 
@@ -267,13 +288,13 @@ export class Engine {
     );
     for (const record of this.agents.values()) {
       if (record.status === 'standby') continue;
-      this.join(record);
+      this.lifecycle.join(record);
     }
     // Agents in other processes: those connected now, and whoever connects while the run lasts.
     const members = this.network.members$;
-    if (members !== undefined) this.subscriptions.push(members.subscribe(member => this.serial(() => this.admit(member))));
+    if (members !== undefined) this.subscriptions.push(members.subscribe(member => this.serial(() => this.lifecycle.admit(member))));
     const departures = this.network.departures$;
-    if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.onConnectionClosed(agentId))));
+    if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.lifecycle.onConnectionClosed(agentId))));
     this.serial(() => {
       for (const run of [...this.runs.values()]) if (run.done === run.task.subtasks.length) this.finish(run);
       this.dispatch();
@@ -331,89 +352,6 @@ export class Engine {
     }
   }
 
-  /**
-   * A remote agent the network admitted. A new one joins the layout and gets work; one already
-   * known (a reconnect) changes nothing here: its beats say whether it is back. An id held by an
-   * in-process agent is refused.
-   */
-  private admit(member: RemoteMember): void {
-    const known = this.agents.get(member.agentId);
-    if (known !== undefined) {
-      if (known.host !== undefined) {
-        this.emit({ type: 'agent.refused', at: this.now(), agentId: member.agentId, reason: 'the id belongs to an in-process agent' });
-        return;
-      }
-      const restarted = member.instance !== undefined && known.instance !== undefined && member.instance !== known.instance;
-      if (restarted) this.restarted(known, member.instance as string);
-      if (known.closed !== undefined) {
-        // Back within the grace: a blip of the link (the same process) changes nothing.
-        known.closed.unsubscribe();
-        known.closed = undefined;
-        if (known.status === 'suspected') this.recover(known);
-      }
-      return;
-    }
-    if (member.agentId === COORDINATOR) return;
-    const record = this.agents.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
-    record.instance = member.instance;
-    this.agents.touch(record);
-    this.join(record);
-    this.setLayout(this.layout.with(this.agents.profile(record)));
-    this.dispatch();
-  }
-
-  /**
-   * Its connection closed without a leave (a killed process, a reset link): suspected at once, and
-   * declared down unless it reconnects within `reconnectGraceMs`. A stopped process or a silent
-   * network keeps its connection open: those remain the failure detector's to judge.
-   */
-  private onConnectionClosed(agentId: string): void {
-    const record = this.agents.get(agentId);
-    if (record === undefined || record.host !== undefined || record.closed !== undefined) return;
-    const { reconnectGraceMs } = this.settings;
-    if (record.status === 'live') {
-      record.status = 'suspected';
-      this.agents.touch(record);
-      this.emit({ type: 'agent.suspected', at: this.now(), agentId, detail: `connection closed; down unless it reconnects within ${reconnectGraceMs} ms` });
-    }
-    record.closed = this.scheduler.schedule(
-      () =>
-        this.serial(() => {
-          record.closed = undefined;
-          if (record.status === 'suspected') this.declareDown(record, `connection closed and not back within ${reconnectGraceMs} ms`);
-        }),
-      reconnectGraceMs,
-    );
-  }
-
-  /**
-   * Another process under a known id, known from its hello before it ever beats: what the old one
-   * ran and what it relayed (results in transit included) is gone, so those attempts are re-issued
-   * at once rather than after a progress timeout. Its first beat restarts its detector.
-   */
-  private restarted(record: AgentRecord, instance: string): void {
-    record.instance = instance;
-    record.incarnation = 0;
-    record.granted = 1;
-    this.agents.touch(record);
-    if (record.inFlight.size > 0) this.reassign(record, 'agent restarted');
-    for (const state of this.subtasks.values()) {
-      if (state.entry.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} restarted`);
-    }
-    this.dispatch();
-  }
-
-  /**
-   * Starts an agent's host and its membership. Membership begins now, not at its first beat: the
-   * detector is primed, so an agent whose beats never arrive is suspected like any other.
-   */
-  private join(record: AgentRecord): void {
-    this.targets.set(record.id, () => this.layout.heartbeatTargets(record.id));
-    this.hosts.get(record.id)?.start();
-    this.detection.beat(record.id);
-    this.emit({ type: 'agent.joined', at: this.now(), agentId: record.id });
-  }
-
   // ---- detection ------------------------------------------------------------------------------
 
   private wireDetection(): void {
@@ -423,7 +361,7 @@ export class Engine {
         fault: fault => this.serial(() => this.onFault(fault)),
         progressTimeout: attemptKey => this.serial(() => this.onProgressTimeout(attemptKey)),
         ackTimeout: attemptKey => this.serial(() => this.onAckTimeout(attemptKey)),
-        verdict: decision => this.serial(() => this.onVerdict(decision)),
+        verdict: decision => this.serial(() => this.lifecycle.onVerdict(decision)),
       }),
     );
     this.healer = new SelfHealingManager(healingActions(this.healingHost()), { maxAttempts: settings.maxAttempts, scheduler });
@@ -459,38 +397,10 @@ export class Engine {
   }
 
   private onFault(fault: FaultEvent): void {
-    const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
-    if (fault.kind === 'agent_timeout') {
-      if (record === undefined) return;
-      if (fault.type === 'resolved') {
-        if (record.status === 'suspected' || record.status === 'down') this.recover(record);
-        return;
-      }
-      if (record.status !== 'live') return;
-      record.status = 'suspected';
-      this.agents.touch(record);
-      this.emit({ type: 'agent.suspected', at: fault.at, agentId: record.id, detail: fault.detail });
-      if (this.layout.confirmsFailures) this.askPeers(record.id);
-      else this.declareDown(record, fault.detail);
-      return;
-    }
+    if (fault.kind === 'agent_timeout') return this.lifecycle.onAgentTimeout(fault);
     if (fault.type === 'resolved') return;
     this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, ...(fault.agentId === undefined ? {} : { agentId: fault.agentId }), detail: fault.detail });
     this.heal(fault);
-  }
-
-  /** Mesh: the live peers vote on the suspicion within a consensus window. */
-  private askPeers(suspect: string): void {
-    this.detection.askPeers(suspect, this.agents.liveIds().filter(id => id !== suspect));
-  }
-
-  private onVerdict(decision: Decision): void {
-    this.emit({ type: 'consensus.decided', at: decision.decidedAt, proposalId: decision.proposalId, outcome: decision.outcome, yes: decision.yes.length, no: decision.no.length });
-    const suspect = suspectOf(decision);
-    const record = this.agents.get(suspect);
-    if (record === undefined || record.status !== 'suspected') return;
-    // A confirmed verdict, or no quorum either way: the coordinator cannot hear it, so it is not usable.
-    if (decision.outcome !== 'rejected') this.declareDown(record, `peers confirmed (${decision.yes.length} of ${decision.yes.length + decision.no.length + decision.missing.length})`);
   }
 
   private onAckTimeout(k: string): void {
@@ -506,38 +416,12 @@ export class Engine {
     if (state.route.length > 0 && record.host === undefined) {
       // Through relays to an agent in another process: whose fault is unknown; the relays are
       // charged, and the next assignment goes straight to the agent to tell.
-      this.chargeRelays(state.route);
+      this.lifecycle.chargeRelays(state.route);
       record.probeDirect = true;
     } else if (++record.unacked >= UNACKED_LIMIT) {
-      this.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
+      this.lifecycle.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
     }
     this.dispatch();
-  }
-
-  /**
-   * A delivery through these relays failed: one in another process that fails `UNACKED_LIMIT`
-   * times with no result through it in between is stalled. Relays in this process are not suspected
-   * of keeping things back: what they lose is lost on a link, which the links' own failure counts
-   * and the detectors answer for.
-   */
-  private chargeRelays(route: readonly string[]): void {
-    for (const id of route) {
-      const relay = this.agents.get(id);
-      if (relay !== undefined && relay.host === undefined && ++relay.dropped >= UNACKED_LIMIT) this.stalled(relay, `${relay.dropped} deliveries through it in a row failed`);
-    }
-  }
-
-  /**
-   * An agent that beats but takes nothing in, or drops what it relays, is treated as hung: healed
-   * if it lives in this process; quarantined if it is in another (it cannot be restarted from here).
-   */
-  private stalled(record: AgentRecord, detail: string): void {
-    record.unacked = record.dropped = 0;
-    if (record.status !== 'live') return;
-    if (record.host === undefined) return this.quarantine(record, detail);
-    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
-    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
-    this.heal(fault);
   }
 
   /**
@@ -561,7 +445,7 @@ export class Engine {
   private lostInTransit(state: SubtaskState): void {
     const route = state.route;
     this.revoke(state, `result of ${state.entry.agentId ?? '?'} lost in transit via ${route.join(' → ')}`);
-    this.chargeRelays(route);
+    this.lifecycle.chargeRelays(route);
     this.dispatch();
   }
 
@@ -575,79 +459,6 @@ export class Engine {
     const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
     this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
     this.heal(fault);
-  }
-
-  private declareDown(record: AgentRecord, reason: string): void {
-    record.status = 'down';
-    this.agents.touch(record);
-    this.emit({ type: 'agent.down', at: this.now(), agentId: record.id, reason });
-    this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
-    this.takeOut(record);
-    this.heal({ type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail: reason });
-  }
-
-  /** Removes an agent from the layout (the topology repairs itself) and resends what went through it. */
-  private takeOut(record: AgentRecord): void {
-    const { layout, repair } = this.layout.without(record.id);
-    this.setLayout(layout);
-    for (const m of repair.messages) this.network.send({ from: m.from, to: m.to, kind: m.kind, body: { failed: record.id } });
-    this.emit({ type: 'protocol.repaired', at: this.now(), protocol: this.protocol, failed: record.id, repair: repair.description });
-    // Work relayed through it is lost on the way, there or back: send it again by the new routes.
-    // The agents holding it are told to drop it (by the new routes), so their slots come free.
-    for (const state of this.subtasks.values()) {
-      if (state.entry.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} failed`);
-    }
-  }
-
-  /**
-   * A liveness beat. A new incarnation (the agent restarted) starts the detector over for it: the
-   * old process's rhythm would skew the new one's statistics, and its arrival is a recovery.
-   */
-  private onBeat(agentId: string, incarnation: number): void {
-    const record = this.agents.get(agentId);
-    if (record === undefined) return;
-    if (incarnation !== record.incarnation) {
-      // A new process forgot what the old one was running: that work gets new attempts now.
-      if (record.incarnation !== 0 && record.inFlight.size > 0) {
-        this.reassign(record, 'agent restarted');
-        this.dispatch();
-      }
-      // Also the first real beat: it replaces the primer the detector was given at join.
-      const fresh = record.incarnation !== 0;
-      record.incarnation = incarnation;
-      this.agents.touch(record); // a restarted host may run another number of slots
-      if (fresh && record.host === undefined) {
-        record.told = COORDINATOR; // a new process knows nothing of its peers
-        this.setLayout(this.layout);
-      }
-      this.detection.forget(agentId);
-      this.detection.beat(agentId);
-      if (record.status === 'suspected' || record.status === 'down') this.recover(record);
-      return;
-    }
-    this.detection.beat(agentId);
-  }
-
-  /** A clean departure: no fault, nothing to heal; its work goes to others. */
-  private onLeaving(agentId: string): void {
-    const record = this.agents.get(agentId);
-    if (record === undefined || record.status === 'down' || record.status === 'quarantined') return;
-    this.detection.forget(agentId);
-    this.detection.usageEnded(agentId);
-    record.status = 'down';
-    this.agents.touch(record);
-    this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
-    this.takeOut(record);
-    this.reassign(record, 'left');
-    this.dispatch();
-  }
-
-  private recover(record: AgentRecord): void {
-    record.status = 'live';
-    this.agents.touch(record);
-    this.setLayout(this.layout.with(this.agents.profile(record)));
-    this.emit({ type: 'agent.recovered', at: this.now(), agentId: record.id });
-    this.dispatch();
   }
 
   // ---- healing --------------------------------------------------------------------------------
@@ -688,8 +499,8 @@ export class Engine {
       fallback: () => this.healer.fallback(this.protocol),
       reassign: (record, reason) => this.reassign(record, reason),
       revoke: (state, reason) => this.revoke(state, reason),
-      takeOut: record => this.takeOut(record),
-      join: record => this.join(record),
+      takeOut: record => this.lifecycle.takeOut(record),
+      join: record => this.lifecycle.join(record),
       switchTo: (to, change) => this.switchTo(to, change),
       emit: event => this.emit(event),
       now: () => this.now(),
@@ -741,8 +552,8 @@ export class Engine {
     switch (envelope.kind) {
       case 'heartbeat': {
         const body = envelope.body as HeartbeatBody;
-        if (body.status === 'leaving') return this.onLeaving(envelope.from);
-        this.onBeat(envelope.from, body.incarnation);
+        if (body.status === 'leaving') return this.lifecycle.onLeaving(envelope.from);
+        this.lifecycle.onBeat(envelope.from, body.incarnation);
         if (body.usage !== undefined && this.agents.has(envelope.from)) this.detection.usageOf(envelope.from, body.usage.fraction);
         return;
       }
@@ -893,6 +704,13 @@ export class Engine {
     const path = [...this.layout.route(state.entry.agentId), state.entry.agentId];
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt, via: path.slice(1) } });
     this.requeue(state, reason, failure);
+  }
+
+  /** Takes back every current assignment whose route passes through the agent (a relay that failed or restarted). */
+  private revokeRoutedThrough(agentId: string, reason: string): void {
+    for (const state of this.subtasks.values()) {
+      if (state.entry.status === 'assigned' && state.route.includes(agentId)) this.revoke(state, reason);
+    }
   }
 
   private fail(state: SubtaskState, reason: string): void {
@@ -1117,23 +935,8 @@ export class Engine {
     if (state.entry.failures >= this.attemptsOf(state)) this.fail(state, `timed out ${state.entry.failures} time(s): ${reason}`);
     record.granted = Math.max(1, record.granted >> 1);
     this.agents.touch(record);
-    if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
+    if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.lifecycle.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
     this.afterChange(state.task);
-  }
-
-  /**
-   * No more work for this agent in this run, and no relaying: it forged, stalled or took nothing
-   * in. Its work and the work routed through it go elsewhere. It stays connected (its beats are
-   * harmless); the next run starts it afresh.
-   */
-  private quarantine(record: AgentRecord, reason: string): void {
-    if (record.status === 'quarantined') return;
-    const wasInLayout = this.layout.members.includes(record.id);
-    record.status = 'quarantined';
-    this.agents.touch(record);
-    this.emit({ type: 'agent.quarantined', at: this.now(), agentId: record.id, reason });
-    if (wasInLayout) this.takeOut(record);
-    for (const state of [...record.inFlight]) this.revoke(state, `${record.id} quarantined: ${reason}`);
   }
 
   // ---- the end --------------------------------------------------------------------------------
@@ -1211,8 +1014,6 @@ function waitKey(subtask: Subtask, candidates: Candidates): string {
   return candidates.live === 0 ? NO_LIVE_AGENT : JSON.stringify(subtask.capabilities ?? []);
 }
 
-/** Unacknowledged assignments in a row after which a beating agent is treated as hung (quarantined if remote). */
-const UNACKED_LIMIT = 3;
 /** Timed-out attempts in a row after which an agent in another process is quarantined. */
 const TIMEOUTS_LIMIT = 2;
 
