@@ -80,9 +80,14 @@ export interface EngineHooks {
 
 /**
  * The engine: the tasks running now over one team of agents, the state machine every topology
- * shares. It keeps the agents (membership, detection, healing, routes) and, per task, a queue;
- * dispatch takes from the tasks' queues in turn, so no task starves another. Where each subtask
- * stands is the ledger's: the engine records an event, then does its effects.
+ * shares. Per task it keeps a queue; dispatch takes from the tasks' queues in turn, so no task
+ * starves another. Where each subtask stands is the ledger's: the engine records an event, then
+ * does its effects (assignments, results, attempts and their timers, protocol switches).
+ *
+ * The agents are kept beside it, one concern a file: who they are and who is free
+ * (`Membership`), what their signals say (`EngineDetection`), how their status changes
+ * (`AgentLifecycle`), and what healing may do to them (`healingActions`). Each reaches the
+ * engine only through the small typed interface it declares.
  */
 export class Engine {
   private readonly scheduler: SchedulerLike;
@@ -352,7 +357,7 @@ export class Engine {
     }
   }
 
-  // ---- detection ------------------------------------------------------------------------------
+  // ---- verdicts: detection's, routed to the agents' lifecycle or to the attempts they concern --
 
   private wireDetection(): void {
     const { settings, scheduler } = this;
