@@ -5,7 +5,6 @@ import {
   performanceWindow,
   type ExecutionRecord,
   type PerformanceSnapshot,
-  type PhiAccrualDetectorOptions,
   type ProtocolSwitch,
 } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
@@ -1039,9 +1038,4 @@ function stateKey(taskId: string, subtaskId: string): string {
 function splitKey(k: string): [string, number] {
   const at = k.lastIndexOf('#');
   return [k.slice(0, at), Number(k.slice(at + 1))];
-}
-
-function withoutKind(options: DetectorOptions): PhiAccrualDetectorOptions {
-  const { kind: _kind, ...rest } = options as { kind: 'phi' } & PhiAccrualDetectorOptions;
-  return rest;
 }
