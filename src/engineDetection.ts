@@ -61,7 +61,7 @@ export class EngineDetection {
 
   constructor(
     private readonly options: DetectionOptions,
-    private readonly network: Network,
+    private readonly network: Pick<Network, 'send'>,
   ) {}
 
   /** Subscribes the detectors; their verdicts go to `verdicts`. The subscriptions are the caller's to end. */
