@@ -1,32 +1,30 @@
 import { Subject, groupBy, map, mergeMap, type SchedulerLike, type Subscription } from 'rxjs';
 import {
   adaptiveSwitch,
-  consensusWindow,
-  heartbeatDeadline,
   matrixPrior,
   performanceWindow,
-  type Decision,
   type ExecutionRecord,
-  type Heartbeat,
-  type DeliveryInput,
-  type LatencyInput,
   type PerformanceSnapshot,
-  type UsageInput,
-  type PhiAccrualDetectorOptions,
   type ProtocolSwitch,
-  type Vote,
 } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
 import type { Journal } from '../streams/journal.js';
-import type { Envelope, Network, RemoteMember } from '../streams/network.js';
+import type { Envelope, Network } from '../streams/network.js';
 import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
-import { canRun, type InProcessAgent, type Subtask, type Task } from '../streams/task.js';
+import type { InProcessAgent, Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
-import { detectFaults, type DetectedFault, type FaultEvent } from './faultDetector.js';
+import type { DetectedFault, FaultEvent } from './faultDetector.js';
 import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
-import { SelfHealingManager, type ActionResult, type EngineActions, type HealingAttempt } from './selfHealing.js';
-import { COORDINATOR, TOPOLOGY_NAMES, type AgentProfile, type Layout, type TopologyName } from './topology.js';
+import { SelfHealingManager, type ActionResult, type HealingAttempt } from './selfHealing.js';
+import { COORDINATOR, TOPOLOGY_NAMES, type Layout, type TopologyName } from './topology.js';
 import { chooseInitial, topologyFor } from './topologies/index.js';
+import { AgentLifecycle, UNACKED_LIMIT } from './agentLifecycle.js';
+import { EngineDetection, type DetectorOptions } from './engineDetection.js';
+import { healingActions, type HealingHost } from './engineHealing.js';
+import { Candidates, Membership, type AgentRecord } from './membership.js';
+import type { SubtaskState, TaskRun } from './taskRun.js';
+
+export type { TaskRun } from './taskRun.js';
 
 /** An agent slot: the agent, how to re-create it (restart), and whether it waits as a standby. */
 export interface AgentSlot {
@@ -37,7 +35,7 @@ export interface AgentSlot {
   readonly standby?: boolean;
 }
 
-export type DetectorOptions = ({ readonly kind: 'phi' } & PhiAccrualDetectorOptions) | { readonly kind: 'deadline'; readonly timeoutMs: number };
+export type { DetectorOptions } from './engineDetection.js';
 
 export interface Settings {
   readonly slots: readonly AgentSlot[];
@@ -65,93 +63,6 @@ export interface Settings {
   readonly snapshotEvery: number;
 }
 
-/** A subtask of a running task: its ledger entry, and what only this process needs (timers, routes). */
-interface SubtaskState {
-  readonly subtask: Subtask;
-  readonly index: number;
-  readonly task: TaskRun;
-  /** Where it stands, in the ledger: changed only through `record`. */
-  readonly entry: SubtaskEntry;
-  /** `taskId NUL subtaskId`: subtask ids are unique within their task only. */
-  readonly key: string;
-  /** Protocol whose routes carried the current assignment. */
-  protocol: TopologyName;
-  assignedAt: number;
-  hops: number;
-  /** Relays the assignment went through (and its result comes back through). */
-  route: readonly string[];
-  /** The current attempt's start-to-close timer. */
-  timer: Subscription | undefined;
-  /** Set once the agent says its result is on its way through relays: when it is taken as lost. */
-  transit: Subscription | undefined;
-}
-
-/** A task the engine runs: its ledger entry, its queue and what its result will report. */
-export interface TaskRun {
-  readonly task: Task;
-  readonly entry: TaskEntry;
-  /** Subtasks waiting for an agent, in dispatch order, from `head` on (what is before it is spent). */
-  readonly queue: SubtaskState[];
-  head: number;
-  /** Subtasks that ended (accepted or failed). */
-  done: number;
-  readonly states: SubtaskState[];
-  startedAt: number;
-  readonly startByKind: Record<string, number>;
-  /** Where the engine's healing history and switches stood when it started: its share is what follows. */
-  readonly healingFrom: number;
-  readonly switchesFrom: number;
-  stale: number;
-  assignments: number;
-  deadline: Subscription | undefined;
-  finished: boolean;
-  /** Gets the task's own events (its subtasks', its end) and the engine's (agents, faults, protocol). */
-  readonly emit: (event: CoordinationEvent) => void;
-}
-
-/** `quarantined`: it forged, stalled or never acknowledged; it gets no work and relays nothing for the rest of the run. */
-type AgentStatus = 'live' | 'suspected' | 'down' | 'standby' | 'quarantined';
-
-interface AgentRecord {
-  readonly id: string;
-  /** Its position in the run's agent list (and its bit in the free-agent set). */
-  readonly index: number;
-  readonly capabilities: readonly string[];
-  /** Its host, for its slots; none for an agent in another process. */
-  readonly host: AgentHost | undefined;
-  /** Slots of a remote agent (an in-process one's are its host's). */
-  readonly slots: number;
-  status: AgentStatus;
-  readonly inFlight: Set<SubtaskState>;
-  completed: number;
-  failures: number;
-  /** Healing in progress for this agent: a second verdict waits for it. */
-  healing: boolean;
-  /** The host's start count last heard (0: none yet). */
-  incarnation: number;
-  /** Assignments in a row it did not acknowledge. */
-  unacked: number;
-  /** Deliveries through it in a row that failed (it relays: an assignment or a result lost). */
-  dropped: number;
-  /** A remote agent's heartbeat targets as last told (in-process hosts read the layout). */
-  told: string;
-  /** Slots granted to a remote agent so far (it earns them by delivering results). */
-  granted: number;
-  /** Its attempts in a row that timed out. */
-  timeouts: number;
-  /** A remote agent's process (from its hello): another one under the same id is a restart. */
-  instance: string | undefined;
-  /** Its status was `live` when the dispatch counts last looked (see `refresh`). */
-  wasLive: boolean;
-  /** Its connection closed without a leave: the grace timer that declares it down unless it reconnects. */
-  closed: Subscription | undefined;
-  /**
-   * An assignment relayed to it went unacknowledged: the relay or the agent is at fault, and its
-   * next assignment goes straight to it to tell which (no answer there either: the agent).
-   */
-  probeDirect: boolean;
-}
-
 /** What the engine asks of the coordinator around it: the ledger, attempt tokens, its events. */
 export interface EngineHooks {
   /** Applies a ledger event and journals it: done before the event's effects. */
@@ -168,9 +79,14 @@ export interface EngineHooks {
 
 /**
  * The engine: the tasks running now over one team of agents, the state machine every topology
- * shares. It keeps the agents (membership, detection, healing, routes) and, per task, a queue;
- * dispatch takes from the tasks' queues in turn, so no task starves another. Where each subtask
- * stands is the ledger's: the engine records an event, then does its effects.
+ * shares. Per task it keeps a queue; dispatch takes from the tasks' queues in turn, so no task
+ * starves another. Where each subtask stands is the ledger's: the engine records an event, then
+ * does its effects (assignments, results, attempts and their timers, protocol switches).
+ *
+ * The agents are kept beside it, one concern a file: who they are and who is free
+ * (`Membership`), what their signals say (`EngineDetection`), how their status changes
+ * (`AgentLifecycle`), and what healing may do to them (`healingActions`). Each reaches the
+ * engine only through the small typed interface it declares.
  */
 export class Engine {
   private readonly scheduler: SchedulerLike;
@@ -181,38 +97,16 @@ export class Engine {
   private turn = 0;
   /** Nested dispatch calls (an assignment's events can lead back into dispatch). */
   private dispatchDepth = 0;
-  /**
-   * Bumped whenever an agent's status, in-flight set or slots change: a dispatch pass reuses what
-   * it found about free agents only while nothing but its own assignments changed.
-   */
-  private version = 0;
-  private readonly agents = new Map<string, AgentRecord>();
-  /** The same records in the same order, for the scans of dispatch. */
-  private readonly agentList: AgentRecord[] = [];
-  /**
-   * The live agents with a free slot, one bit each by `index`: dispatch finds candidates among
-   * them in agent order at O(agents / 32 + free) rather than scanning every agent per subtask.
-   */
-  private freeBits = new Uint32Array(4);
-  /** Live agents now, and a count bumped whenever one becomes live or stops being. */
-  private liveCount = 0;
-  private liveChanges = 0;
-  /** Capable live agents per capability set, valid while `liveChanges` is `capableAt`. */
-  private readonly capable = new Map<string, number>();
-  private capableAt = -1;
+  /** The team: agent records, and who is live, capable and free. */
+  private readonly agents: Membership;
   private readonly switches: ProtocolSwitch[] = [];
   private readonly subscriptions: Subscription[] = [];
-  private readonly heartbeats = new Subject<Heartbeat>();
-  private readonly latencies = new Subject<LatencyInput>();
-  private readonly deliveries = new Subject<DeliveryInput>();
-  /** Usage the agents' heartbeats carry: one series per agent, whatever resource is the highest. */
-  private readonly usage = new Subject<UsageInput>();
-  private readonly acks = new Subject<Heartbeat>();
   private healer!: SelfHealingManager;
-  private readonly progress = new Subject<Heartbeat>();
   private readonly executions = new Subject<ExecutionRecord>();
-  private readonly votes = new Subject<Vote>();
-  private readonly voters = new Subject<readonly string[]>();
+  /** The signals detection watches, and the operators that turn them into verdicts. */
+  private readonly detection: EngineDetection;
+  /** Agents joining, beating, leaving, suspected, down, recovered, quarantined. */
+  private readonly lifecycle: AgentLifecycle;
   private readonly performance = new Map<string, PerformanceSnapshot>();
   private protocol: TopologyName;
   private layout!: Layout;
@@ -226,7 +120,6 @@ export class Engine {
   private finished = false;
   private busy = false;
   private readonly later: Array<() => void> = [];
-  private proposals = 0;
 
   constructor(
     private readonly settings: Settings,
@@ -236,6 +129,27 @@ export class Engine {
     private readonly hooks: EngineHooks,
   ) {
     this.scheduler = settings.scheduler;
+    this.agents = new Membership(settings.maxSlotsPerAgent);
+    this.detection = new EngineDetection(settings, network);
+    this.lifecycle = new AgentLifecycle({
+      agents: this.agents,
+      detection: this.detection,
+      network,
+      scheduler: settings.scheduler,
+      hosts,
+      targets,
+      reconnectGraceMs: settings.reconnectGraceMs,
+      protocol: () => this.protocol,
+      layout: () => this.layout,
+      setLayout: layout => this.setLayout(layout),
+      emit: event => this.emit(event),
+      serial: work => this.serial(work),
+      dispatch: () => this.dispatch(),
+      heal: fault => this.heal(fault),
+      reassign: (record, reason) => this.reassign(record, reason),
+      revoke: (state, reason) => this.revoke(state, reason),
+      revokeRoutedThrough: (agentId, reason) => this.revokeRoutedThrough(agentId, reason),
+    });
     this.protocol = 'star';
   }
 
@@ -349,9 +263,9 @@ export class Engine {
     this.started = true;
 
     for (const slot of settings.slots) {
-      this.add(slot.agent.id, slot.agent.capabilities, this.hosts.get(slot.agent.id), 1, slot.standby ? 'standby' : 'live');
+      this.agents.add(slot.agent.id, slot.agent.capabilities, this.hosts.get(slot.agent.id), 1, slot.standby ? 'standby' : 'live');
     }
-    const live = this.liveProfiles();
+    const live = this.agents.liveProfiles();
     if (settings.topology === 'adaptive') {
       this.protocol = chooseInitial({
         agentCount: live.length,
@@ -378,13 +292,13 @@ export class Engine {
     );
     for (const record of this.agents.values()) {
       if (record.status === 'standby') continue;
-      this.join(record);
+      this.lifecycle.join(record);
     }
     // Agents in other processes: those connected now, and whoever connects while the run lasts.
     const members = this.network.members$;
-    if (members !== undefined) this.subscriptions.push(members.subscribe(member => this.serial(() => this.admit(member))));
+    if (members !== undefined) this.subscriptions.push(members.subscribe(member => this.serial(() => this.lifecycle.admit(member))));
     const departures = this.network.departures$;
-    if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.onConnectionClosed(agentId))));
+    if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.lifecycle.onConnectionClosed(agentId))));
     this.serial(() => {
       for (const run of [...this.runs.values()]) if (run.done === run.task.subtasks.length) this.finish(run);
       this.dispatch();
@@ -396,7 +310,7 @@ export class Engine {
     this.finished = true;
     for (const s of this.subscriptions) s.unsubscribe();
     this.subscriptions.length = 0;
-    for (const record of this.agentList) record.closed?.unsubscribe();
+    for (const record of this.agents.list) record.closed?.unsubscribe();
     for (const state of this.subtasks.values()) {
       state.timer?.unsubscribe();
       state.transit?.unsubscribe();
@@ -406,7 +320,7 @@ export class Engine {
       run.deadline?.unsubscribe();
       this.cancelRemoteWork(run);
     }
-    for (const record of this.agentList) {
+    for (const record of this.agents.list) {
       this.targets.delete(record.id);
       if (record.host !== undefined) {
         record.host.crash(); // a run owns its hosts: nothing keeps beating after it
@@ -432,7 +346,7 @@ export class Engine {
    */
   private setLayout(layout: Layout): void {
     this.layout = layout;
-    for (const record of this.agentList) {
+    for (const record of this.agents.list) {
       if (record.host !== undefined || record.status !== 'live') continue;
       const targets = layout.heartbeatTargets(record.id);
       const signature = targets.join(',');
@@ -442,128 +356,19 @@ export class Engine {
     }
   }
 
-  private add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, index: this.agentList.length, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, wasLive: false, closed: undefined, probeDirect: false };
-    this.agents.set(id, record);
-    this.agentList.push(record);
-    if (this.agentList.length > this.freeBits.length * 32) {
-      const grown = new Uint32Array(this.freeBits.length * 2);
-      grown.set(this.freeBits);
-      this.freeBits = grown;
-    }
-    this.refresh(record);
-    return record;
-  }
-
-  /**
-   * A remote agent the network admitted. A new one joins the layout and gets work; one already
-   * known (a reconnect) changes nothing here: its beats say whether it is back. An id held by an
-   * in-process agent is refused.
-   */
-  private admit(member: RemoteMember): void {
-    const known = this.agents.get(member.agentId);
-    if (known !== undefined) {
-      if (known.host !== undefined) {
-        this.emit({ type: 'agent.refused', at: this.now(), agentId: member.agentId, reason: 'the id belongs to an in-process agent' });
-        return;
-      }
-      const restarted = member.instance !== undefined && known.instance !== undefined && member.instance !== known.instance;
-      if (restarted) this.restarted(known, member.instance as string);
-      if (known.closed !== undefined) {
-        // Back within the grace: a blip of the link (the same process) changes nothing.
-        known.closed.unsubscribe();
-        known.closed = undefined;
-        if (known.status === 'suspected') this.recover(known);
-      }
-      return;
-    }
-    if (member.agentId === COORDINATOR) return;
-    const record = this.add(member.agentId, member.capabilities, undefined, member.slots, 'live');
-    record.instance = member.instance;
-    this.touch(record);
-    this.join(record);
-    this.setLayout(this.layout.with(this.profile(record)));
-    this.dispatch();
-  }
-
-  /**
-   * Its connection closed without a leave (a killed process, a reset link): suspected at once, and
-   * declared down unless it reconnects within `reconnectGraceMs`. A stopped process or a silent
-   * network keeps its connection open: those remain the failure detector's to judge.
-   */
-  private onConnectionClosed(agentId: string): void {
-    const record = this.agents.get(agentId);
-    if (record === undefined || record.host !== undefined || record.closed !== undefined) return;
-    const { reconnectGraceMs } = this.settings;
-    if (record.status === 'live') {
-      record.status = 'suspected';
-      this.touch(record);
-      this.emit({ type: 'agent.suspected', at: this.now(), agentId, detail: `connection closed; down unless it reconnects within ${reconnectGraceMs} ms` });
-    }
-    record.closed = this.scheduler.schedule(
-      () =>
-        this.serial(() => {
-          record.closed = undefined;
-          if (record.status === 'suspected') this.declareDown(record, `connection closed and not back within ${reconnectGraceMs} ms`);
-        }),
-      reconnectGraceMs,
-    );
-  }
-
-  /**
-   * Another process under a known id, known from its hello before it ever beats: what the old one
-   * ran and what it relayed (results in transit included) is gone, so those attempts are re-issued
-   * at once rather than after a progress timeout. Its first beat restarts its detector.
-   */
-  private restarted(record: AgentRecord, instance: string): void {
-    record.instance = instance;
-    record.incarnation = 0;
-    record.granted = 1;
-    this.touch(record);
-    if (record.inFlight.size > 0) this.reassign(record, 'agent restarted');
-    for (const state of this.subtasks.values()) {
-      if (state.entry.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} restarted`);
-    }
-    this.dispatch();
-  }
-
-  /**
-   * Starts an agent's host and its membership. Membership begins now, not at its first beat: the
-   * detector is primed, so an agent whose beats never arrive is suspected like any other.
-   */
-  private join(record: AgentRecord): void {
-    this.targets.set(record.id, () => this.layout.heartbeatTargets(record.id));
-    this.hosts.get(record.id)?.start();
-    this.heartbeats.next({ agentId: record.id });
-    this.emit({ type: 'agent.joined', at: this.now(), agentId: record.id });
-  }
-
-  // ---- detection ------------------------------------------------------------------------------
+  // ---- verdicts: detection's, routed to the agents' lifecycle or to the attempts they concern --
 
   private wireDetection(): void {
     const { settings, scheduler } = this;
-    const faults = detectFaults(
-      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries, usage: this.usage },
-      // A slow agent is one slower than its peers: a slowdown everyone shares (saturation) is no one's fault.
-      { detector: settings.detector, degradation: { relativeTo: 'peers' }, scheduler },
-    );
-    this.subscriptions.push(faults.subscribe(fault => this.serial(() => this.onFault(fault))));
-    // Progress: one deadline per assignment, keyed `subtask#attempt`; silence means a hung agent.
     this.subscriptions.push(
-      this.progress.pipe(heartbeatDeadline({ timeoutMs: settings.progressTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') this.serial(() => this.onProgressTimeout(verdict.agentId));
+      ...this.detection.wire({
+        fault: fault => this.serial(() => this.onFault(fault)),
+        progressTimeout: attemptKey => this.serial(() => this.onProgressTimeout(attemptKey)),
+        ackTimeout: attemptKey => this.serial(() => this.onAckTimeout(attemptKey)),
+        verdict: decision => this.serial(() => this.lifecycle.onVerdict(decision)),
       }),
     );
-    // Acknowledgement: one deadline per assignment until the agent's first progress.
-    this.subscriptions.push(
-      this.acks.pipe(heartbeatDeadline({ timeoutMs: settings.ackTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') this.serial(() => this.onAckTimeout(verdict.agentId));
-      }),
-    );
-    this.subscriptions.push(
-      this.votes.pipe(consensusWindow({ windowMs: settings.consensusWindowMs, voters: this.voters, scheduler })).subscribe(d => this.serial(() => this.onVerdict(d))),
-    );
-    this.healer = new SelfHealingManager(this.actions(), { maxAttempts: settings.maxAttempts, scheduler });
+    this.healer = new SelfHealingManager(healingActions(this.healingHost()), { maxAttempts: settings.maxAttempts, scheduler });
     this.subscriptions.push(this.healer.events$.subscribe(event => this.emit(event)));
   }
 
@@ -596,42 +401,10 @@ export class Engine {
   }
 
   private onFault(fault: FaultEvent): void {
-    const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
-    if (fault.kind === 'agent_timeout') {
-      if (record === undefined) return;
-      if (fault.type === 'resolved') {
-        if (record.status === 'suspected' || record.status === 'down') this.recover(record);
-        return;
-      }
-      if (record.status !== 'live') return;
-      record.status = 'suspected';
-      this.touch(record);
-      this.emit({ type: 'agent.suspected', at: fault.at, agentId: record.id, detail: fault.detail });
-      if (this.layout.confirmsFailures) this.askPeers(record.id);
-      else this.declareDown(record, fault.detail);
-      return;
-    }
+    if (fault.kind === 'agent_timeout') return this.lifecycle.onAgentTimeout(fault);
     if (fault.type === 'resolved') return;
     this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, ...(fault.agentId === undefined ? {} : { agentId: fault.agentId }), detail: fault.detail });
     this.heal(fault);
-  }
-
-  /** Mesh: the live peers vote on the suspicion within a consensus window. */
-  private askPeers(suspect: string): void {
-    const peers = this.liveIds().filter(id => id !== suspect);
-    const proposalId = `down:${suspect}:${++this.proposals}`;
-    this.voters.next(peers);
-    for (const peer of peers) this.network.send({ from: COORDINATOR, to: peer, kind: 'vote-request', body: { proposalId, suspect } });
-    if (peers.length === 0) this.votes.next({ proposalId, voterId: COORDINATOR, accept: true });
-  }
-
-  private onVerdict(decision: Decision): void {
-    this.emit({ type: 'consensus.decided', at: decision.decidedAt, proposalId: decision.proposalId, outcome: decision.outcome, yes: decision.yes.length, no: decision.no.length });
-    const suspect = decision.proposalId.split(':')[1] as string;
-    const record = this.agents.get(suspect);
-    if (record === undefined || record.status !== 'suspected') return;
-    // A confirmed verdict, or no quorum either way: the coordinator cannot hear it, so it is not usable.
-    if (decision.outcome !== 'rejected') this.declareDown(record, `peers confirmed (${decision.yes.length} of ${decision.yes.length + decision.no.length + decision.missing.length})`);
   }
 
   private onAckTimeout(k: string): void {
@@ -641,44 +414,18 @@ export class Engine {
     const record = this.agents.get(state.entry.agentId) as AgentRecord;
     // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
     // charged, and so is whoever it went through (the agent itself when it went straight to it).
-    this.deliveries.next({ link: firstLink(state), ok: false });
+    this.detection.delivery(firstLink(state), false);
     const via = state.route.length > 0 ? ` via ${state.route.join(' → ')}` : '';
     this.requeue(state, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`, false);
     if (state.route.length > 0 && record.host === undefined) {
       // Through relays to an agent in another process: whose fault is unknown; the relays are
       // charged, and the next assignment goes straight to the agent to tell.
-      this.chargeRelays(state.route);
+      this.lifecycle.chargeRelays(state.route);
       record.probeDirect = true;
     } else if (++record.unacked >= UNACKED_LIMIT) {
-      this.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
+      this.lifecycle.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
     }
     this.dispatch();
-  }
-
-  /**
-   * A delivery through these relays failed: one in another process that fails `UNACKED_LIMIT`
-   * times with no result through it in between is stalled. Relays in this process are not suspected
-   * of keeping things back: what they lose is lost on a link, which the links' own failure counts
-   * and the detectors answer for.
-   */
-  private chargeRelays(route: readonly string[]): void {
-    for (const id of route) {
-      const relay = this.agents.get(id);
-      if (relay !== undefined && relay.host === undefined && ++relay.dropped >= UNACKED_LIMIT) this.stalled(relay, `${relay.dropped} deliveries through it in a row failed`);
-    }
-  }
-
-  /**
-   * An agent that beats but takes nothing in, or drops what it relays, is treated as hung: healed
-   * if it lives in this process; quarantined if it is in another (it cannot be restarted from here).
-   */
-  private stalled(record: AgentRecord, detail: string): void {
-    record.unacked = record.dropped = 0;
-    if (record.status !== 'live') return;
-    if (record.host === undefined) return this.quarantine(record, detail);
-    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
-    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
-    this.heal(fault);
   }
 
   /**
@@ -702,7 +449,7 @@ export class Engine {
   private lostInTransit(state: SubtaskState): void {
     const route = state.route;
     this.revoke(state, `result of ${state.entry.agentId ?? '?'} lost in transit via ${route.join(' → ')}`);
-    this.chargeRelays(route);
+    this.lifecycle.chargeRelays(route);
     this.dispatch();
   }
 
@@ -716,79 +463,6 @@ export class Engine {
     const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
     this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
     this.heal(fault);
-  }
-
-  private declareDown(record: AgentRecord, reason: string): void {
-    record.status = 'down';
-    this.touch(record);
-    this.emit({ type: 'agent.down', at: this.now(), agentId: record.id, reason });
-    this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
-    this.takeOut(record);
-    this.heal({ type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail: reason });
-  }
-
-  /** Removes an agent from the layout (the topology repairs itself) and resends what went through it. */
-  private takeOut(record: AgentRecord): void {
-    const { layout, repair } = this.layout.without(record.id);
-    this.setLayout(layout);
-    for (const m of repair.messages) this.network.send({ from: m.from, to: m.to, kind: m.kind, body: { failed: record.id } });
-    this.emit({ type: 'protocol.repaired', at: this.now(), protocol: this.protocol, failed: record.id, repair: repair.description });
-    // Work relayed through it is lost on the way, there or back: send it again by the new routes.
-    // The agents holding it are told to drop it (by the new routes), so their slots come free.
-    for (const state of this.subtasks.values()) {
-      if (state.entry.status === 'assigned' && state.route.includes(record.id)) this.revoke(state, `relay ${record.id} failed`);
-    }
-  }
-
-  /**
-   * A liveness beat. A new incarnation (the agent restarted) starts the detector over for it: the
-   * old process's rhythm would skew the new one's statistics, and its arrival is a recovery.
-   */
-  private onBeat(agentId: string, incarnation: number): void {
-    const record = this.agents.get(agentId);
-    if (record === undefined) return;
-    if (incarnation !== record.incarnation) {
-      // A new process forgot what the old one was running: that work gets new attempts now.
-      if (record.incarnation !== 0 && record.inFlight.size > 0) {
-        this.reassign(record, 'agent restarted');
-        this.dispatch();
-      }
-      // Also the first real beat: it replaces the primer the detector was given at join.
-      const fresh = record.incarnation !== 0;
-      record.incarnation = incarnation;
-      this.touch(record); // a restarted host may run another number of slots
-      if (fresh && record.host === undefined) {
-        record.told = COORDINATOR; // a new process knows nothing of its peers
-        this.setLayout(this.layout);
-      }
-      this.heartbeats.next({ agentId, status: 'leaving' });
-      this.heartbeats.next({ agentId });
-      if (record.status === 'suspected' || record.status === 'down') this.recover(record);
-      return;
-    }
-    this.heartbeats.next({ agentId });
-  }
-
-  /** A clean departure: no fault, nothing to heal; its work goes to others. */
-  private onLeaving(agentId: string): void {
-    const record = this.agents.get(agentId);
-    if (record === undefined || record.status === 'down' || record.status === 'quarantined') return;
-    this.heartbeats.next({ agentId, status: 'leaving' });
-    this.usage.next({ agentId, left: true });
-    record.status = 'down';
-    this.touch(record);
-    this.emit({ type: 'agent.down', at: this.now(), agentId, reason: 'left' });
-    this.takeOut(record);
-    this.reassign(record, 'left');
-    this.dispatch();
-  }
-
-  private recover(record: AgentRecord): void {
-    record.status = 'live';
-    this.touch(record);
-    this.setLayout(this.layout.with(this.profile(record)));
-    this.emit({ type: 'agent.recovered', at: this.now(), agentId: record.id });
-    this.dispatch();
   }
 
   // ---- healing --------------------------------------------------------------------------------
@@ -812,131 +486,36 @@ export class Engine {
     });
   }
 
-  /** What healing strategies do to this run: real effects on hosts, layout and assignments. */
-  private actions(): EngineActions {
-    const agentOf = (fault: DetectedFault): AgentRecord | undefined => (fault.agentId === undefined ? undefined : this.agents.get(fault.agentId));
-    const onAgent = (fault: DetectedFault, act: (record: AgentRecord) => ActionResult): ActionResult => {
-      const record = agentOf(fault);
-      return record === undefined ? { ok: false, detail: 'no agent named by the fault' } : act(record);
-    };
+  /** What the healing strategies may do to this run (see engineHealing.ts). */
+  private healingHost(): HealingHost {
     return {
-      restartAgent: f => onAgent(f, r => this.restartAgent(r)),
-      reassignSubtasks: f => onAgent(f, r => this.reassign(r, f.detail)),
-      replaceAgent: f => onAgent(f, r => this.replace(r)),
-      reduceLoad: f => onAgent(f, r => this.reduceLoad(r)),
-      rebalanceResources: f => onAgent(f, r => this.rebalance(r)),
-      switchToCheaperProtocol: () => this.switchToCheaper(),
-      // Channels of the in-memory network and of WebSocket links carry no state to reset; a fresh
-      // layout re-chooses every relay, and mesh routes go direct.
-      resetChannels: () => ({ ok: false, detail: 'links keep no channel state to reset' }),
-      switchRoute: f => this.routeAround(f),
-      useAlternativeRoutes: () => this.switchToProtocol('mesh', 'direct routes to every agent'),
-      breakWaitChain: f => this.breakWaitChain(f),
-      restartCoordination: () => this.relayout('coordination restarted: layout rebuilt over live agents'),
-      switchProtocol: f => {
-        const next = this.healer.fallback(this.protocol);
-        return next === undefined ? { ok: false, detail: 'no fallback protocol left' } : this.switchToProtocol(next as TopologyName, `healing of ${f.kind}`);
+      agents: this.agents,
+      hosts: this.hosts,
+      factoryOf: agentId => {
+        const slot = this.settings.slots.find(s => s.agent.id === agentId);
+        const factory = slot?.factory;
+        return slot === undefined || factory === undefined ? undefined : () => factory.call(slot);
       },
+      protocol: () => this.protocol,
+      layout: () => this.layout,
+      setLayout: layout => this.setLayout(layout),
+      performance: protocol => this.performance.get(protocol),
+      fallback: () => this.healer.fallback(this.protocol),
+      reassign: (record, reason) => this.reassign(record, reason),
+      revoke: (state, reason) => this.revoke(state, reason),
+      takeOut: record => this.lifecycle.takeOut(record),
+      join: record => this.lifecycle.join(record),
+      switchTo: (to, change) => this.switchTo(to, change),
+      emit: event => this.emit(event),
+      now: () => this.now(),
     };
   }
 
-  private reduceLoad(record: AgentRecord): ActionResult {
-    const host = this.hosts.get(record.id);
-    if (host === undefined && record.granted > 1) {
-      // An agent in another process: it earns its slots back as it delivers.
-      const from = record.granted;
-      record.granted = from >> 1;
-      this.touch(record);
-      return { ok: true, detail: `slots granted ${from} -> ${record.granted}` };
-    }
-    if (host === undefined || host.slots <= 1) return { ok: false, detail: 'already at one slot' };
-    const from = host.slots;
-    host.setSlots(Math.floor(from / 2));
-    this.touch(record);
-    return { ok: true, detail: `slots ${from} -> ${host.slots}` };
-  }
-
-  /** Takes back the agent's newest assignments beyond one, for other agents to run. */
-  private rebalance(record: AgentRecord): ActionResult {
-    const extra = [...record.inFlight].slice(1);
-    for (const state of extra) this.revoke(state, `rebalanced away from ${record.id}`);
-    return extra.length === 0 ? { ok: false, detail: 'nothing to move' } : { ok: true, detail: `${extra.length} subtask(s) moved` };
-  }
-
-  private breakWaitChain(fault: DetectedFault): ActionResult {
-    const waiter = fault.members?.map(id => this.agents.get(id)).find(r => r !== undefined && r.inFlight.size > 0);
-    if (waiter === undefined) return { ok: false, detail: 'no waiter with work to abort' };
-    const [first] = waiter.inFlight;
-    this.revoke(first as SubtaskState, 'aborted to break a circular wait');
-    return { ok: true, detail: `aborted ${(first as SubtaskState).subtask.id} of ${waiter.id} and requeued it` };
-  }
-
-  /**
-   * Cheapest by messages per execution, like with like: against a measured protocol only measured
-   * ones compete (a prior is not a measurement, and comparing the two made a saturated run flip
-   * between star and hierarchical); while the current one is unmeasured, all go by their route
-   * lengths.
-   */
-  private switchToCheaper(): ActionResult {
-    const order: TopologyName[] = ['star', 'hierarchical', 'ring', 'mesh'];
-    const measured = (t: TopologyName): number | undefined => this.performance.get(t)?.messagesPerExecution;
-    const byMeasurement = measured(this.protocol) !== undefined;
-    const cost = (t: TopologyName): number => (byMeasurement ? (measured(t) ?? Infinity) : 2 + order.indexOf(t));
-    const cheaper = order.filter(t => t !== this.protocol && cost(t) < cost(this.protocol)).sort((a, b) => cost(a) - cost(b));
-    return cheaper[0] === undefined ? { ok: false, detail: `${this.protocol} is already the cheapest${byMeasurement ? ' measured' : ''}` } : this.switchToProtocol(cheaper[0], 'cheaper protocol');
-  }
-
-  private switchToProtocol(to: TopologyName, reason: string): ActionResult {
-    if (to === this.protocol) return { ok: false, detail: `already on ${to}` };
-    const from = this.protocol;
-    this.switchTo(to, { from, to, at: this.now(), reason, scores: {} });
-    return { ok: true, detail: `${from} -> ${to}` };
-  }
-
-  /** Stops relaying through the far end of a failing link: the topology repairs as if it had left, then takes it back as a plain member. */
-  private routeAround(fault: DetectedFault): ActionResult {
-    const far = fault.link?.split('->')[1];
-    const record = far === undefined ? undefined : this.agents.get(far);
-    if (record === undefined || !this.layout.members.includes(record.id)) return this.relayout('routes re-chosen over live agents');
-    const relays = this.layout.members.some(m => m !== record.id && this.layout.route(m).includes(record.id));
-    if (!relays) return { ok: false, detail: `${record.id} relays nothing` };
-    this.takeOut(record);
-    this.setLayout(this.layout.with(this.profile(record)));
-    return { ok: true, detail: `routes no longer pass through ${record.id}` };
-  }
-
-  private relayout(detail: string): ActionResult {
-    this.setLayout(topologyFor(this.protocol).layout(this.liveProfiles()));
-    return { ok: true, detail };
-  }
-
-  private restartAgent(record: AgentRecord): ActionResult {
-    const slot = this.settings.slots.find(s => s.agent.id === record.id);
-    const host = this.hosts.get(record.id);
-    if (slot?.factory === undefined || host === undefined) return { ok: false, detail: 'no factory to re-create the agent' };
-    // Its running work dies with the old instance: give those subtasks new attempts first.
-    this.reassign(record, 'agent restarted');
-    host.restart(slot.factory());
-    this.touch(record);
-    this.emit({ type: 'agent.restarted', at: this.now(), agentId: record.id });
-    // The fresh instance must beat before it gets work again: it stays down until the detector says alive.
-    return { ok: true, detail: 'agent re-created from its factory' };
-  }
-
+  /** Requeues every subtask the agent holds, with new attempts (healing's `reassignSubtasks`, and what a restart or a departure does). */
   private reassign(record: AgentRecord, reason: string): ActionResult {
     const moved = [...record.inFlight];
     for (const state of moved) this.requeue(state, `${record.id}: ${reason}`, false);
     return { ok: true, detail: `${moved.length} subtask(s) requeued with new attempts` };
-  }
-
-  private replace(record: AgentRecord): ActionResult {
-    const standby = [...this.agents.values()].find(a => a.status === 'standby' && sameCapabilities(a, record));
-    if (standby === undefined) return { ok: false, detail: 'no standby agent with the same capabilities' };
-    standby.status = 'live';
-    this.touch(standby);
-    this.join(standby);
-    this.setLayout(this.layout.with(this.profile(standby)));
-    return { ok: true, detail: `standby ${standby.id} took over` };
   }
 
   // ---- protocol switching ---------------------------------------------------------------------
@@ -963,7 +542,7 @@ export class Engine {
   private switchTo(to: TopologyName, change: ProtocolSwitch): void {
     if (to === this.protocol) return;
     this.protocol = to;
-    this.setLayout(topologyFor(to).layout(this.liveProfiles()));
+    this.setLayout(topologyFor(to).layout(this.agents.liveProfiles()));
     this.switches.push(change);
     let inFlight = 0;
     for (const a of this.agents.values()) inFlight += a.inFlight.size;
@@ -977,9 +556,9 @@ export class Engine {
     switch (envelope.kind) {
       case 'heartbeat': {
         const body = envelope.body as HeartbeatBody;
-        if (body.status === 'leaving') return this.onLeaving(envelope.from);
-        this.onBeat(envelope.from, body.incarnation);
-        if (body.usage !== undefined && this.agents.has(envelope.from)) this.usage.next({ agentId: envelope.from, usage: body.usage.fraction });
+        if (body.status === 'leaving') return this.lifecycle.onLeaving(envelope.from);
+        this.lifecycle.onBeat(envelope.from, body.incarnation);
+        if (body.usage !== undefined && this.agents.has(envelope.from)) this.detection.usageOf(envelope.from, body.usage.fraction);
         return;
       }
       case 'result':
@@ -990,13 +569,13 @@ export class Engine {
         // Progress comes straight from the agent that runs the attempt: anyone else's is noise.
         if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== body.attempt || envelope.from !== state.entry.agentId) return;
         if (!state.entry.acked) this.acknowledge(state);
-        this.progress.next({ agentId: key(state) });
+        this.detection.progressed(key(state));
         if (body.done === true && state.route.length > 0) this.onResultInTransit(state);
         return;
       }
       case 'vote': {
         const body = envelope.body as VoteBody;
-        this.votes.next({ proposalId: body.proposalId, voterId: envelope.from, accept: body.accept });
+        this.detection.vote(body.proposalId, envelope.from, body.accept);
         return;
       }
       default:
@@ -1028,16 +607,16 @@ export class Engine {
       record.timeouts = 0;
       if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
     }
-    this.touch(record);
+    this.agents.touch(record);
     if (!state.entry.acked) this.acknowledge(state);
     for (const id of state.route) {
       const relay = this.agents.get(id);
       if (relay !== undefined) relay.dropped = 0; // it brought the result back
     }
-    this.progress.next({ agentId: key(state), status: 'leaving' });
+    this.detection.progressEnded(key(state));
     const latencyMs = this.now() - state.assignedAt;
     this.executions.next({ protocol: state.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
-    this.latencies.next({ agentId: body.agentId, latencyMs });
+    this.detection.latency(body.agentId, latencyMs);
     const run = state.task;
     if (body.ok) {
       this.release(state);
@@ -1093,7 +672,7 @@ export class Engine {
   /** The agent has the assignment: the link delivered; from now on its progress is watched. */
   private acknowledge(state: SubtaskState): void {
     this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt });
-    this.acks.next({ agentId: key(state), status: 'leaving' });
+    this.detection.acked(key(state));
     // The agent took it in. Its relays are cleared only once a result comes back through them: a
     // relay that passes assignments on but keeps results back must not be cleared by the former.
     const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
@@ -1101,7 +680,7 @@ export class Engine {
       record.unacked = 0;
       if (state.route.length === 0) record.probeDirect = false;
     }
-    this.deliveries.next({ link: firstLink(state), ok: true });
+    this.detection.delivery(firstLink(state), true);
   }
 
   /** Stops watching an assignment's acknowledgement and progress. */
@@ -1110,8 +689,8 @@ export class Engine {
     state.transit?.unsubscribe();
     state.timer = state.transit = undefined;
     const k = key(state);
-    if (!state.entry.acked) this.acks.next({ agentId: k, status: 'leaving' });
-    this.progress.next({ agentId: k, status: 'leaving' });
+    if (!state.entry.acked) this.detection.acked(k);
+    this.detection.progressEnded(k);
   }
 
   /** Back into the queue by priority, after the waiting subtasks of the same priority. */
@@ -1129,6 +708,13 @@ export class Engine {
     const path = [...this.layout.route(state.entry.agentId), state.entry.agentId];
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt, via: path.slice(1) } });
     this.requeue(state, reason, failure);
+  }
+
+  /** Takes back every current assignment whose route passes through the agent (a relay that failed or restarted). */
+  private revokeRoutedThrough(agentId: string, reason: string): void {
+    for (const state of this.subtasks.values()) {
+      if (state.entry.status === 'assigned' && state.route.includes(agentId)) this.revoke(state, reason);
+    }
   }
 
   private fail(state: SubtaskState, reason: string): void {
@@ -1194,11 +780,11 @@ export class Engine {
         open--;
         continue;
       }
-      if (seen !== this.version) {
+      if (seen !== this.agents.version) {
         groups.clear();
-        seen = this.version;
+        seen = this.agents.version;
       }
-      const candidates = this.candidates(state.subtask, groups);
+      const candidates = this.agents.candidates(state.subtask, groups);
       if (candidates.capable === 0) {
         orphan(state, candidates);
         (waiting[at] as SubtaskState[]).push(state);
@@ -1212,20 +798,20 @@ export class Engine {
       }
       const record = this.agents.get(chosen) as AgentRecord;
       this.assign(state, record);
-      if (this.version === seen + 1) {
+      if (this.agents.version === seen + 1) {
         // Only this assignment happened: the agent may have no free slot left.
         seen++;
-        if (record.inFlight.size >= this.slotsOf(record)) for (const group of groups.values()) group.remove(record);
+        if (record.inFlight.size >= this.agents.slotsOf(record)) for (const group of groups.values()) group.remove(record);
       }
       if (this.finished) break;
     }
     // A pass that stopped because everyone is busy did not look at the rest of the queues. Whether
     // some of it no live agent can run changes only with the live agents: look once per change,
     // so that it is said (and its orphan timer armed) at once, not when the queue drains to it.
-    const scan = this.liveChanges !== this.scannedLive;
+    const scan = this.agents.liveChanges !== this.scannedLive;
     if (scan) {
-      this.scannedLive = this.liveChanges;
-      if (seen !== this.version) groups.clear();
+      this.scannedLive = this.agents.liveChanges;
+      if (seen !== this.agents.version) groups.clear();
     }
     runs.forEach((run, r) => {
       const queue = run.queue;
@@ -1233,7 +819,7 @@ export class Engine {
         for (let i = run.head; i < queue.length; i++) {
           const state = queue[i] as SubtaskState;
           if (state.entry.status !== 'queued') continue;
-          const candidates = this.candidates(state.subtask, groups);
+          const candidates = this.agents.candidates(state.subtask, groups);
           if (candidates.capable === 0) orphan(state, candidates);
         }
       }
@@ -1262,42 +848,20 @@ export class Engine {
     if (newlyWaiting !== undefined) for (const [why, states] of newlyWaiting) this.announceWaiting(why, states);
   }
 
-  /** Something about `record` changed (status, work in flight, slots): dispatch looks again. */
-  private touch(record: AgentRecord | undefined): void {
-    this.version++;
-    if (record !== undefined) this.refresh(record);
-  }
-
-  /** Keeps the record's bit in the free-agent set and the live count true to its state. */
-  private refresh(record: AgentRecord): void {
-    const word = record.index >>> 5;
-    const bit = 1 << (record.index & 31);
-    const wasLive = record.wasLive;
-    const live = record.status === 'live';
-    if (live !== wasLive) {
-      record.wasLive = live;
-      this.liveCount += live ? 1 : -1;
-      this.liveChanges++;
-    }
-    const bits = this.freeBits;
-    if (live && record.inFlight.size < this.slotsOf(record)) bits[word] = (bits[word] as number) | bit;
-    else bits[word] = (bits[word] as number) & ~bit;
-  }
-
   /** Takes the subtask's assignment off its agent (its slot comes free). */
   private untake(state: SubtaskState): void {
     const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
     record?.inFlight.delete(state);
-    this.touch(record);
+    this.agents.touch(record);
   }
 
   /** Says why subtasks wait for an agent, and when they fail unless one comes. */
   private announceWaiting(why: string, states: SubtaskState[]): void {
-    const live = this.agentList.filter(r => r.status === 'live');
+    const live = this.agents.list.filter(r => r.status === 'live');
     let capabilities: string[] = [];
     let reason: string;
     if (why === NO_LIVE_AGENT) {
-      const down = this.agentList.length;
+      const down = this.agents.list.length;
       reason = down === 0 ? 'no agents connected yet' : `no live agent (${down === 1 ? 'the only agent is' : `all ${down} agents are`} down or standing by)`;
     } else {
       const needed = JSON.parse(why) as string[];
@@ -1313,59 +877,11 @@ export class Engine {
     for (const [run, subtaskIds] of byTask) this.emitTask(run, { type: 'subtask.waiting', at: this.now(), subtaskIds, capabilities, reason, failsAt: this.orphansFailAt });
   }
 
-  /**
-   * The live agents that can run `subtask`, and those of them with a free slot (in agent order);
-   * one entry per capability set. The free ones come from the free-agent bits; how many are
-   * capable is counted once per change of the live agents.
-   */
-  private candidates(subtask: Subtask, groups: Map<string, Candidates>): Candidates {
-    const needed = subtask.capabilities;
-    const signature = needed === undefined || needed.length === 0 ? '' : JSON.stringify(needed);
-    let group = groups.get(signature);
-    if (group === undefined) {
-      group = new Candidates();
-      group.live = this.liveCount;
-      group.capable = signature === '' ? this.liveCount : this.capableOf(signature, subtask);
-      const bits = this.freeBits;
-      const list = this.agentList;
-      for (let word = 0; word < bits.length; word++) {
-        let w = bits[word] as number;
-        while (w !== 0) {
-          const low = w & -w;
-          const record = list[(word << 5) + (31 - Math.clz32(low))] as AgentRecord;
-          w ^= low;
-          if (signature === '' || canRun(record.capabilities, subtask)) group.add(record);
-        }
-      }
-      groups.set(signature, group);
-    }
-    return group;
-  }
-
-  /** Live agents that can run subtasks of this capability set (counted anew when the live agents change). */
-  private capableOf(signature: string, subtask: Subtask): number {
-    if (this.capableAt !== this.liveChanges) {
-      this.capable.clear();
-      this.capableAt = this.liveChanges;
-    }
-    let n = this.capable.get(signature);
-    if (n === undefined) {
-      n = 0;
-      for (const r of this.agentList) if (r.status === 'live' && canRun(r.capabilities, subtask)) n++;
-      this.capable.set(signature, n);
-    }
-    return n;
-  }
-
-  private slotsOf(record: AgentRecord): number {
-    return record.host?.slots ?? Math.min(record.slots, record.granted, this.settings.maxSlotsPerAgent);
-  }
-
   private failOrphans(): void {
     for (const run of [...this.runs.values()]) {
       for (let i = run.head; i < run.queue.length; i++) {
         const state = run.queue[i] as SubtaskState;
-        if (state.entry.status === 'queued' && this.capableLive(state.subtask).length === 0) {
+        if (state.entry.status === 'queued' && this.agents.capableLive(state.subtask).length === 0) {
           this.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
         }
       }
@@ -1387,11 +903,11 @@ export class Engine {
     state.protocol = this.protocol;
     this.waitingFor.delete(state.key);
     record.inFlight.add(state);
-    this.touch(record);
+    this.agents.touch(record);
     run.assignments++;
     const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt, replyPath, via: path.slice(1) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
-    this.acks.next({ agentId: key(state) });
+    this.detection.awaitAck(key(state));
     state.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(state, attempt)), this.timeoutOf(state));
     this.emitTask(run, { type: 'subtask.assigned', at: this.now(), subtaskId: state.subtask.id, agentId: record.id, attempt, hops: path.length });
   }
@@ -1422,24 +938,9 @@ export class Engine {
     this.revoke(state, reason, true);
     if (state.entry.failures >= this.attemptsOf(state)) this.fail(state, `timed out ${state.entry.failures} time(s): ${reason}`);
     record.granted = Math.max(1, record.granted >> 1);
-    this.touch(record);
-    if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
+    this.agents.touch(record);
+    if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.lifecycle.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
     this.afterChange(state.task);
-  }
-
-  /**
-   * No more work for this agent in this run, and no relaying: it forged, stalled or took nothing
-   * in. Its work and the work routed through it go elsewhere. It stays connected (its beats are
-   * harmless); the next run starts it afresh.
-   */
-  private quarantine(record: AgentRecord, reason: string): void {
-    if (record.status === 'quarantined') return;
-    const wasInLayout = this.layout.members.includes(record.id);
-    record.status = 'quarantined';
-    this.touch(record);
-    this.emit({ type: 'agent.quarantined', at: this.now(), agentId: record.id, reason });
-    if (wasInLayout) this.takeOut(record);
-    for (const state of [...record.inFlight]) this.revoke(state, `${record.id} quarantined: ${reason}`);
   }
 
   // ---- the end --------------------------------------------------------------------------------
@@ -1507,50 +1008,6 @@ export class Engine {
       this.stop();
     }
   }
-
-  // ---- helpers --------------------------------------------------------------------------------
-
-  private capableLive(subtask: Subtask): AgentRecord[] {
-    const out: AgentRecord[] = [];
-    for (const r of this.agents.values()) if (r.status === 'live' && canRun(r.capabilities, subtask)) out.push(r);
-    return out;
-  }
-
-  private liveIds(): string[] {
-    return [...this.agents.values()].filter(r => r.status === 'live').map(r => r.id);
-  }
-
-  private profile(record: AgentRecord): AgentProfile {
-    const runs = record.completed + record.failures;
-    return { id: record.id, capabilities: record.capabilities, successRate: runs === 0 ? 1 : record.completed / runs };
-  }
-
-  private liveProfiles(): AgentProfile[] {
-    return [...this.agents.values()].filter(r => r.status === 'live').map(r => this.profile(r));
-  }
-}
-
-/** Capable agents for one capability set during a dispatch pass: how many, and the free ones in agent order. */
-class Candidates {
-  /** Live agents, capable or not. */
-  live = 0;
-  capable = 0;
-  readonly free: AgentRecord[] = [];
-  /** Ids of `free`, what the layout picks from. */
-  readonly ids: string[] = [];
-
-  add(record: AgentRecord): void {
-    this.free.push(record);
-    this.ids.push(record.id);
-  }
-
-  /** The agent has no free slot left. */
-  remove(record: AgentRecord): void {
-    const at = this.free.indexOf(record);
-    if (at < 0) return;
-    this.free.splice(at, 1);
-    this.ids.splice(at, 1);
-  }
 }
 
 /** Why a subtask waits when no agent at all is live. */
@@ -1561,8 +1018,6 @@ function waitKey(subtask: Subtask, candidates: Candidates): string {
   return candidates.live === 0 ? NO_LIVE_AGENT : JSON.stringify(subtask.capabilities ?? []);
 }
 
-/** Unacknowledged assignments in a row after which a beating agent is treated as hung (quarantined if remote). */
-const UNACKED_LIMIT = 3;
 /** Timed-out attempts in a row after which an agent in another process is quarantined. */
 const TIMEOUTS_LIMIT = 2;
 
@@ -1583,13 +1038,4 @@ function stateKey(taskId: string, subtaskId: string): string {
 function splitKey(k: string): [string, number] {
   const at = k.lastIndexOf('#');
   return [k.slice(0, at), Number(k.slice(at + 1))];
-}
-
-function sameCapabilities(a: AgentRecord, b: AgentRecord): boolean {
-  return b.capabilities.every(c => a.capabilities.includes(c));
-}
-
-function withoutKind(options: DetectorOptions): PhiAccrualDetectorOptions {
-  const { kind: _kind, ...rest } = options as { kind: 'phi' } & PhiAccrualDetectorOptions;
-  return rest;
 }
