@@ -1,11 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CoordinationResult } from '../../src/events.js';
 import type { LedgerEvent } from '../../src/ledger.js';
 import { FileJournal } from '../../streams/journal.js';
 import { createRandom } from '../../streams/random.js';
+import { freePort } from '../streams/natsServer.js';
 import { cliProcesses, root, type Proc } from './cliProcesses.js';
 
 // The coordinator itself killed and restarted, as real processes on loopback: `serve --data-dir`,
@@ -25,17 +25,6 @@ beforeAll(() => {
 });
 afterEach(() => killAll());
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function serve(port: number, data: string, ...more: string[]): Promise<Proc> {
   const server = start('serve', '--port', String(port), '--heartbeat-ms', '200', '--data-dir', data, ...more);
