@@ -29,6 +29,7 @@ const SUBTASKS = 2000;
 const TOKEN = 'bench';
 
 async function dispatchRate(dataDir: string, round: number): Promise<number> {
+  process.stderr.write(`  dispatch round ${round}, ${dataDir === ':memory:' ? 'journal off' : 'journal on'}\n`);
   const service = await Service.start({ token: TOKEN, port: 0, dataDir, coordinator: { topology: 'star', heartbeat: { intervalMs: 1000 } }, metrics: { processMetrics: false } });
   const agents = Array.from({ length: AGENTS }, (_, i) => startAgent({ url: service.url, token: TOKEN, id: `j-${i}`, heartbeatIntervalMs: 1000 }));
   try {
@@ -37,7 +38,7 @@ async function dispatchRate(dataDir: string, round: number): Promise<number> {
     const started = performance.now();
     service.coordinator.submit({ id: `r-${round}`, subtasks });
     const done = firstValueFrom(service.coordinator.attach$(`r-${round}`).pipe(filter(e => e.type === 'task.completed')));
-    const end = await done;
+    const end = await Promise.race([done, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`journal bench: round ${round} did not finish within 5 minutes`)), 300_000).unref())]);
     if (end.type === 'task.completed' && !end.result.success) throw new Error('journal bench: a dispatch round failed');
     await service.coordinator.durable();
     return (SUBTASKS * 1000) / (performance.now() - started);
