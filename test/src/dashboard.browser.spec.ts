@@ -61,7 +61,7 @@ describe('the dashboard in Chromium', () => {
   });
 
   it('shows agents, progress, an agent killed suspected then down, cancels from the page, refuses a wrong token', async () => {
-    const serve = start('serve', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--topology', 'star');
+    const serve = start('serve', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--topology', 'star', '--max-tasks', '1'); // one at a time: the second task queues
     const url = /listening on (ws:\/\/\S+)/.exec(await serve.line(/listening on ws:\/\//))![1]!;
     const http = url.replace(/^ws/, 'http');
     const agents: Proc[] = ['web-0', 'web-1', 'web-2'].map(id => start('agent', '--connect', url, '--id', id, '--slots', '2', '--heartbeat-ms', String(HEARTBEAT_MS)));
