@@ -93,18 +93,18 @@ export default async function bench(): Promise<BenchRow[]> {
     return dir;
   };
   try {
-    // Dispatch: alternating rounds, journal off then on.
+    // Dispatch: alternating rounds, journal off then on (JOURNAL_ROUNDS=0: recovery alone).
     const off: number[] = [];
     const on: number[] = [];
-    await dispatchRate(':memory:', -1); // warm-up
+    if (ROUNDS > 0) await dispatchRate(':memory:', -1); // warm-up
     for (let r = 0; r < ROUNDS; r++) {
       off.push(await dispatchRate(':memory:', r));
       on.push(await dispatchRate(temp(), r));
     }
     const offRate = median(off);
     const onRate = median(on);
-    rows.push({ suite: 'journal: dispatch', case: `journal off (:memory:), ${AGENTS} agents, 1 ms work`, value: offRate, unit: 'subtasks/s' });
-    rows.push({
+    if (ROUNDS > 0) rows.push({ suite: 'journal: dispatch', case: `journal off (:memory:), ${AGENTS} agents, 1 ms work`, value: offRate, unit: 'subtasks/s' });
+    if (ROUNDS > 0) rows.push({
       suite: 'journal: dispatch',
       case: 'file journal on (fdatasync per batch)',
       value: onRate,

@@ -115,12 +115,14 @@ export function restoreLedger(value: unknown): Ledger {
   for (const [id, entry] of Object.entries(v.tasks)) {
     // A snapshot from another version, or not a ledger's: a LedgerError naming the entry, not a TypeError.
     if (!isRecord(entry) || !isRecord(entry.task) || !Array.isArray(entry.task.subtasks) || !isRecord(entry.subtasks)) throw new LedgerError(`the snapshot is not a ledger: task ${JSON.stringify(id)} is malformed`);
-    const subtasks = Object.create(null) as Record<string, SubtaskEntry>;
-    for (const [sid, s] of Object.entries(entry.subtasks)) {
-      if (!isRecord(s)) throw new LedgerError(`the snapshot is not a ledger: subtask ${JSON.stringify(sid)} of task ${JSON.stringify(id)} is malformed`);
-      subtasks[sid] = { ...s, agentId: s.agentId ?? undefined, reason: s.reason ?? undefined };
+    // Taken as parsed (no copy per entry: a snapshot holds every retained task's subtasks), the
+    // maps keyed by anyone's ids given no prototype, as the reducer makes them.
+    const subtasks = entry.subtasks;
+    for (const sid in subtasks) {
+      if (!isRecord(subtasks[sid])) throw new LedgerError(`the snapshot is not a ledger: subtask ${JSON.stringify(sid)} of task ${JSON.stringify(id)} is malformed`);
     }
-    ledger.tasks[id] = { ...entry, subtasks, startedAt: entry.startedAt ?? undefined, finishedAt: entry.finishedAt ?? undefined, cancelled: entry.cancelled ?? undefined, summary: entry.summary ?? undefined };
+    Object.setPrototypeOf(subtasks, null);
+    ledger.tasks[id] = entry as unknown as TaskEntry;
   }
   ledger.queue.push(...v.queue);
   ledger.reservedAttempts = v.reservedAttempts;

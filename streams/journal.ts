@@ -1,4 +1,5 @@
 import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, ftruncateSync, write, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
 /**
@@ -217,10 +218,10 @@ export class FileJournal implements Journal {
     this.buffered = [];
     this.bufferedBytes = 0;
     const next = this.segment + 1;
-    const text = JSON.stringify({ segment: next, state });
+    const data = Buffer.from(JSON.stringify({ segment: next, state }), 'utf8');
     const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
     try {
-      writeFileSync(tmp, `${text}\t${crc32hex(text)}\n`);
+      writeFileSync(tmp, Buffer.concat([data, Buffer.from(`\t${sha256(data)}\n`)]));
       const fd = openSync(tmp, 'r');
       fsyncSync(fd);
       closeSync(fd);
@@ -315,14 +316,14 @@ function read(dir: string): { recovered: Recovered; segment: number } {
   let snapshot: unknown;
   let from = 1;
   const snapshotPath = join(dir, SNAPSHOT);
-  let text: string | undefined;
+  let bytes: Buffer | undefined;
   try {
-    text = readFileSync(snapshotPath, 'utf8');
+    bytes = readFileSync(snapshotPath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  if (text !== undefined) {
-    const parsed = parseLine(text.endsWith('\n') ? text.slice(0, -1) : text);
+  if (bytes !== undefined) {
+    const parsed = parseSnapshot(bytes);
     if (parsed === undefined || typeof parsed !== 'object' || parsed === null || !Number.isSafeInteger((parsed as { segment?: unknown }).segment)) {
       throw new JournalDamaged(snapshotPath, 0, 'the snapshot does not match its checksum');
     }
@@ -360,6 +361,24 @@ function read(dir: string): { recovered: Recovered; segment: number } {
   });
   const segment = segments.length === 0 ? from : Math.max(from, segments[segments.length - 1] as number);
   return { recovered: { snapshot, records, tornBytes }, segment };
+}
+
+/** A snapshot `JSON<TAB>sha256\n` (a hash computed natively: a snapshot may be tens of megabytes), or undefined when it is not one. */
+function parseSnapshot(bytes: Buffer): unknown {
+  const end = bytes.length > 0 && bytes[bytes.length - 1] === 10 ? bytes.length - 1 : bytes.length;
+  const tab = bytes.lastIndexOf(9, end);
+  if (tab === -1) return undefined;
+  const body = bytes.subarray(0, tab);
+  if (sha256(body) !== bytes.toString('latin1', tab + 1, end)) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 /** A line `JSON<TAB>crc32`, or undefined when it is not one. */
