@@ -1,4 +1,5 @@
 import { DeliverPolicy, jetstream, jetstreamManager, StorageType, type JetStreamClient, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { Journal, Recovered } from './journal.js';
 
@@ -20,6 +21,11 @@ export interface JetStreamJournalOptions {
   readonly recordsPerMessage?: number;
   /** Bound on every request (an ack, a stream lookup, a read). Default 5000 ms. */
   readonly timeoutMs?: number;
+  /**
+   * How long a write in doubt (no answer, the server restarting) is retried before the journal
+   * fails. Higher: rides out a longer NATS outage; lower: a coordinator that cannot write halts sooner. Default 30,000.
+   */
+  readonly retryMs?: number;
   /** Who opens it (written in its fence message). */
   readonly owner?: string;
   /** Largest message it publishes (snapshots larger than this go in parts). Default and most: the server's max_payload less 1 KiB for headers. */
@@ -41,6 +47,15 @@ export class JetStreamJournalDamaged extends Error {
 const VERSION = '1';
 const HEADER = 'Rxswarm-Journal';
 const PART = 'Rxswarm-Snapshot-Part';
+
+interface Outgoing {
+  readonly kind: 'records' | 'snapshot';
+  readonly data: Uint8Array;
+  readonly part: string | undefined;
+  readonly purgeBelow: number | undefined;
+  /** The stream's last sequence it expects (its own is one more). */
+  readonly expected: number;
+}
 
 type Item = { readonly kind: 'records'; readonly data: Uint8Array; readonly count: number } | { readonly kind: 'snapshot'; readonly parts: readonly Uint8Array[] };
 
@@ -78,6 +93,12 @@ export class JetStreamJournal implements Journal {
   private buffered: unknown[] = [];
   private queue: Item[] = [];
   private inFlight = 0;
+  /** Messages sent and not acked, in order. */
+  private unacked: Outgoing[] = [];
+  /** Something sent is in doubt (no answer, the server restarting): what is unacked is sent again, in order. */
+  private resyncing: { until: number; error: Error } | undefined;
+  private resyncBusy = false;
+  private readonly nonce = randomUUID();
   private flushQueued = false;
   private waiting: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private failed: Error | undefined;
@@ -94,6 +115,7 @@ export class JetStreamJournal implements Journal {
     private readonly subject: string,
     private readonly recordsPerMessage: number,
     private readonly timeoutMs: number,
+    private readonly retryMs: number,
     maxPayload: number,
     recovered: Recovered,
     lastSeq: number,
@@ -108,10 +130,11 @@ export class JetStreamJournal implements Journal {
    * Opens (creating it if needed) the journal's stream, reads what it holds and fences every
    * earlier writer out. Throws {@link JetStreamJournalDamaged}, or why the server cannot be used.
    */
-  static async open({ connection, stream = 'RXSWARM_JOURNAL', subject = 'rxswarm.journal', recordsPerMessage = 256, timeoutMs = 5000, owner = 'rxswarm', maxMessageBytes }: JetStreamJournalOptions): Promise<JetStreamJournal> {
+  static async open({ connection, stream = 'RXSWARM_JOURNAL', subject = 'rxswarm.journal', recordsPerMessage = 256, timeoutMs = 5000, owner = 'rxswarm', maxMessageBytes, retryMs = 30_000 }: JetStreamJournalOptions): Promise<JetStreamJournal> {
     if (!/^[A-Za-z0-9_-]+$/.test(stream)) throw new RangeError(`stream must be letters, digits, _ and -, got ${JSON.stringify(stream)}`);
     if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(subject)) throw new RangeError(`subject must be dot-separated tokens without wildcards, got ${JSON.stringify(subject)}`);
     if (!(Number.isSafeInteger(recordsPerMessage) && recordsPerMessage >= 1)) throw new RangeError(`recordsPerMessage must be an integer >= 1, got ${String(recordsPerMessage)}`);
+    if (!(typeof retryMs === 'number' && retryMs >= 0)) throw new RangeError(`retryMs must be >= 0, got ${String(retryMs)}`);
     if (!(typeof timeoutMs === 'number' && timeoutMs >= 1)) throw new RangeError(`timeoutMs must be >= 1, got ${String(timeoutMs)}`);
     const jsm = await jetstreamManager(connection, { timeout: timeoutMs });
     const js = jetstream(connection, { timeout: timeoutMs });
@@ -126,7 +149,7 @@ export class JetStreamJournal implements Journal {
       h.set(HEADER, VERSION);
       try {
         const ack = await js.publish(`${subject}.fence`, enc.encode(JSON.stringify({ owner, at: new Date().toISOString() })), { expect: { lastSequence: lastSeq }, headers: h, timeout: timeoutMs });
-        return new JetStreamJournal(js, jsm, stream, subject, recordsPerMessage, timeoutMs, maxPayload, recovered, ack.seq);
+        return new JetStreamJournal(js, jsm, stream, subject, recordsPerMessage, timeoutMs, retryMs, maxPayload, recovered, ack.seq);
       } catch (err) {
         if (!isWrongLastSequence(err) || attempt >= 4) throw err;
       }
@@ -142,7 +165,7 @@ export class JetStreamJournal implements Journal {
   }
 
   get pending(): boolean {
-    return this.buffered.length > 0 || this.queue.length > 0 || this.inFlight > 0;
+    return this.buffered.length > 0 || this.queue.length > 0 || this.unacked.length > 0;
   }
 
   /** The stream sequence of the last message this journal wrote and had acknowledged (or read at open). */
@@ -229,45 +252,92 @@ export class JetStreamJournal implements Journal {
 
   /** Publishes every queued message, pipelined: each expects the sequence of the one before it. */
   private pump(): void {
-    while (this.failed === undefined && this.queue.length > 0) {
+    while (this.failed === undefined && !this.resyncing && this.queue.length > 0) {
       const item = this.queue.shift() as Item;
       if (item.kind === 'records') {
         if (item.data.length > this.maxBytes) return this.fail(new Error(`a journal record of ${item.data.length} bytes is larger than the server's max_payload allows`));
-        this.publish('records', item.data, undefined);
+        this.send({ kind: 'records', data: item.data, part: undefined, purgeBelow: undefined, expected: this.lastSeqPlanned });
       } else {
         const first = this.lastSeqPlanned + 1;
-        item.parts.forEach((part, i) => this.publish('snapshot', part, `${i + 1}/${item.parts.length}`, i === item.parts.length - 1 ? first : undefined));
+        item.parts.forEach((part, i) => this.send({ kind: 'snapshot', data: part, part: `${i + 1}/${item.parts.length}`, purgeBelow: i === item.parts.length - 1 ? first : undefined, expected: this.lastSeqPlanned }));
       }
     }
     this.settle();
   }
 
-  /** The sequence the last message sent will have once acked (messages in flight counted). */
+  /** The sequence the last message sent will have once acked (every message not acked yet counted). */
   private get lastSeqPlanned(): number {
-    return this.lastSeq + this.inFlight;
+    return this.lastSeq + this.unacked.length;
   }
 
-  private publish(kind: 'records' | 'snapshot', data: Uint8Array, part: string | undefined, purgeBelow?: number): void {
-    const expected = this.lastSeqPlanned;
+  private publishOnce(m: Outgoing): Promise<{ seq: number }> {
     const h = headers();
     h.set(HEADER, VERSION);
-    if (part !== undefined) h.set(PART, part);
+    if (m.part !== undefined) h.set(PART, m.part);
+    // The message id makes a retry of a message that was stored after all a duplicate (acked
+    // with its sequence), not a second copy; the expected sequence fences other writers.
+    return this.js.publish(`${this.subject}.${m.kind}`, m.data, { msgID: `${this.nonce}-${m.expected}`, expect: { lastSequence: m.expected }, headers: h, timeout: this.timeoutMs });
+  }
+
+  private send(m: Outgoing): void {
+    this.unacked.push(m);
     this.inFlight++;
-    this.js.publish(`${this.subject}.${kind}`, data, { expect: { lastSequence: expected }, headers: h, timeout: this.timeoutMs }).then(
+    this.publishOnce(m).then(
       ack => {
         this.inFlight--;
-        if (this.failed !== undefined) return;
-        if (ack.seq !== expected + 1) return this.fail(new Error(`the stream gave sequence ${ack.seq} where ${expected + 1} was expected`));
-        this.lastSeq = ack.seq;
-        // Everything before the snapshot's first part is in it. A purge that fails leaves only extra bytes: the next snapshot purges them.
-        if (purgeBelow !== undefined) this.jsm.streams.purge(this.stream, { seq: purgeBelow }).catch(() => undefined);
-        this.settle();
+        if (this.failed === undefined && !this.resyncing) this.acked(m, ack.seq);
+        else this.resumeResync();
       },
       (err: unknown) => {
         this.inFlight--;
-        this.fail(err as Error);
+        if (this.failed !== undefined) return;
+        // Refused for its expected sequence while nothing before it is in doubt: another writer. Anything else (a timeout, the server restarting) leaves the pipeline in doubt: resync.
+        if (isWrongLastSequence(err) && !this.resyncing && this.unacked[0] === m) return this.fail(err as Error);
+        this.resyncing ??= { until: Date.now() + this.retryMs, error: err as Error };
+        this.resumeResync();
       },
     );
+  }
+
+  private acked(m: Outgoing, seq: number): void {
+    const at = this.unacked.indexOf(m);
+    if (at === -1) return; // acked already (a retry's duplicate)
+    if (seq !== m.expected + 1) return this.fail(new Error(`the stream gave sequence ${seq} where ${m.expected + 1} was expected`));
+    // Stored at the sequence it expected: everything before it is stored too (its ack may come later, or never).
+    for (const before of this.unacked.splice(0, at + 1)) if (before !== m && before.purgeBelow !== undefined) this.jsm.streams.purge(this.stream, { seq: before.purgeBelow }).catch(() => undefined);
+    this.lastSeq = seq;
+    // Everything before the snapshot's first part is in it. A purge that fails leaves only extra bytes: the next snapshot purges them.
+    if (m.purgeBelow !== undefined) this.jsm.streams.purge(this.stream, { seq: m.purgeBelow }).catch(() => undefined);
+    this.settle();
+  }
+
+  /**
+   * Once nothing is in flight, publishes what is not acked again, one at a time, in order (a
+   * duplicate is acked with the sequence it got the first time); retried until `retryMs` after
+   * the first doubt, then the journal fails. A refused expected sequence now means another writer.
+   */
+  private resumeResync(): void {
+    if (this.resyncing === undefined || this.inFlight > 0 || this.resyncBusy || this.failed !== undefined) return;
+    this.resyncBusy = true;
+    void (async () => {
+      try {
+        while (this.failed === undefined && this.unacked.length > 0) {
+          const m = this.unacked[0] as Outgoing;
+          try {
+            const ack = await this.publishOnce(m);
+            this.acked(m, ack.seq);
+          } catch (err) {
+            if (isWrongLastSequence(err)) return this.fail(err as Error);
+            if (Date.now() >= (this.resyncing as { until: number }).until) return this.fail(err as Error);
+            await new Promise(resolve => setTimeout(resolve, 250));
+          }
+        }
+      } finally {
+        this.resyncBusy = false;
+      }
+      this.resyncing = undefined;
+      this.pump();
+    })();
   }
 
   /** Nothing is buffered or on the way: whoever waits for durability may go on. */
@@ -285,6 +355,7 @@ export class JetStreamJournal implements Journal {
       : new Error(`the JetStream journal ${this.stream} cannot be written (${(err as Error).message}): the coordinator takes no more work; what it accepted before is kept`);
     this.buffered = [];
     this.queue = [];
+    this.unacked = [];
     for (const w of this.waiting) w.reject(this.failed);
     this.waiting = [];
     for (const listener of this.listeners) listener(this.failed);

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../streams/natsConnect.js';
@@ -186,6 +189,48 @@ describe('JetStreamJournal', () => {
       await jsm.streams.add({ name: 'AGED', subjects: ['aged.>'], storage: StorageType.File, max_age: 60_000_000_000 });
       await expect(JetStreamJournal.open({ connection: nc, stream: 'AGED', subject: 'aged' })).rejects.toThrow(/limits .* that would drop records/);
     });
+  });
+
+  it('keeps what was acknowledged across a restart of the server (file storage)', async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), 'rxswarm-js-store-'));
+    cleanups.push(() => rmSync(storeDir, { recursive: true, force: true }));
+    let server = await startNatsServer({ storeDir });
+    const port = server.port;
+    const nc = await connectNats({ url: server.url });
+    cleanups.push(() => nc.close());
+    const journal = await JetStreamJournal.open({ connection: nc });
+    for (let i = 0; i < 100; i++) journal.append(record(i));
+    await journal.durable();
+    await server.stop();
+    server = await startNatsServer({ storeDir, port });
+    cleanups.push(() => server.stop());
+    const again = await JetStreamJournal.open({ connection: await connectNats({ url: server.url }) });
+    expect(again.recover().records).toHaveLength(100);
+  });
+
+  it('rides out a restart of the server in the middle of appending: nothing lost, nothing twice, in order', async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), 'rxswarm-js-store-'));
+    cleanups.push(() => rmSync(storeDir, { recursive: true, force: true }));
+    let server = await startNatsServer({ storeDir });
+    const port = server.port;
+    const nc = await connectNats({ url: server.url });
+    cleanups.push(() => nc.close());
+    const journal = await JetStreamJournal.open({ connection: nc, recordsPerMessage: 4 });
+    let n = 0;
+    const timer = setInterval(() => {
+      for (let i = 0; i < 3; i++) journal.append(record(n++));
+    }, 2);
+    cleanups.push(() => clearInterval(timer));
+    await new Promise(resolve => setTimeout(resolve, 200));
+    await server.stop();
+    server = await startNatsServer({ storeDir, port });
+    cleanups.push(() => server.stop());
+    await new Promise(resolve => setTimeout(resolve, 300));
+    clearInterval(timer);
+    await journal.durable();
+    expect(journal.failure).toBeUndefined();
+    const again = await JetStreamJournal.open({ connection: await connectNats({ url: server.url }) });
+    expect(again.recover().records).toEqual(Array.from({ length: n }, (_, i) => record(i)));
   });
 
   it('checks its options', async () => {
