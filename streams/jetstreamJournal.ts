@@ -47,6 +47,8 @@ export class JetStreamJournalDamaged extends Error {
 const VERSION = '1';
 const HEADER = 'Rxswarm-Journal';
 const PART = 'Rxswarm-Snapshot-Part';
+/** Who wrote a message (its `owner`): to tell, reading the stream, which node wrote what. */
+export const WRITER = 'Rxswarm-Writer';
 
 interface Outgoing {
   readonly kind: 'records' | 'snapshot';
@@ -113,6 +115,7 @@ export class JetStreamJournal implements Journal {
     private readonly jsm: JetStreamManager,
     readonly stream: string,
     private readonly subject: string,
+    private readonly owner: string,
     private readonly recordsPerMessage: number,
     private readonly timeoutMs: number,
     private readonly retryMs: number,
@@ -147,9 +150,10 @@ export class JetStreamJournal implements Journal {
       const { recovered, lastSeq } = await read(js, jsm, stream, subject, timeoutMs);
       const h = headers();
       h.set(HEADER, VERSION);
+      h.set(WRITER, owner);
       try {
         const ack = await js.publish(`${subject}.fence`, enc.encode(JSON.stringify({ owner, at: new Date().toISOString() })), { expect: { lastSequence: lastSeq }, headers: h, timeout: timeoutMs });
-        return new JetStreamJournal(js, jsm, stream, subject, recordsPerMessage, timeoutMs, retryMs, maxPayload, recovered, ack.seq);
+        return new JetStreamJournal(js, jsm, stream, subject, owner, recordsPerMessage, timeoutMs, retryMs, maxPayload, recovered, ack.seq);
       } catch (err) {
         if (!isWrongLastSequence(err) || attempt >= 4) throw err;
       }
@@ -273,6 +277,7 @@ export class JetStreamJournal implements Journal {
   private publishOnce(m: Outgoing): Promise<{ seq: number }> {
     const h = headers();
     h.set(HEADER, VERSION);
+    h.set(WRITER, this.owner);
     if (m.part !== undefined) h.set(PART, m.part);
     // The message id makes a retry of a message that was stored after all a duplicate (acked
     // with its sequence), not a second copy; the expected sequence fences other writers.
