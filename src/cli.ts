@@ -23,7 +23,8 @@ import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
-import { NatsClusterNode } from './natsCluster.js';
+import { NatsClusterNode, readClusterMembers, type ClusterMember } from './natsCluster.js';
+import { connectNats } from '../streams/natsConnect.js';
 import { simulate, type SimulationReport } from './simulate.js';
 import { costWarning } from './simulationCost.js';
 import { progressLine, simulationLines } from './simulationText.js';
@@ -713,7 +714,15 @@ function program(setExit: (code: number) => void): Command {
       .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).env('RXSWARM_CONNECT').makeOptionMandatory())
       .addOption(tokenOption())
       .option('--json', 'print JSON (and nothing else on stdout)', false);
-  asking('status', "the coordinator's agents (state, phi, slots, running, usage), protocol, tasks and what needs attention").action(action(status));
+  // status also over NATS: the cluster's leader and standbys besides what the leader says.
+  const statusCommand = cli
+    .command('status')
+    .description("the coordinator's agents (state, phi, slots, running, usage), protocol, tasks and what needs attention (with --nats: the cluster's leader and standbys too)")
+    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT'))
+    .addOption(natsOption('the coordinator cluster'))
+    .addOption(tokenOption())
+    .option('--json', 'print JSON (and nothing else on stdout)', false);
+  statusCommand.action(action(status));
   asking('tasks', 'the tasks the coordinator holds: running, queued (with their position) and the last finished, with progress').action(action(tasks));
   asking('cancel', 'cancels a queued or running task: its unfinished subtasks fail with the reason cancelled').argument('<task-id>', 'the task').action(action(cancel));
 
@@ -735,12 +744,33 @@ async function stateOf(flags: AskFlags): Promise<StateBody> {
   }
 }
 
-async function status(flags: AskFlags): Promise<number> {
-  const state = await stateOf(flags);
-  if (flags.json) console.log(JSON.stringify(statusJson(state), null, 2));
-  else print(statusLines(state, Date.now()));
+async function status(flags: Omit<AskFlags, 'connect'> & { connect?: string; nats?: string }): Promise<number> {
+  const url = urlOf(flags);
+  const cluster = flags.nats === undefined ? undefined : await clusterOf(flags.nats);
+  const state = await stateOf({ ...flags, connect: url });
+  if (flags.json) console.log(JSON.stringify(cluster === undefined ? statusJson(state) : { ...cluster, ...statusJson(state) }, null, 2));
+  else {
+    if (cluster !== undefined) {
+      const who = (m: ClusterMember): string => `${m.id} on ${m.host} (pid ${m.pid})`;
+      print([`leader    ${cluster.leader === null ? 'none' : who(cluster.leader)}`, `standbys  ${cluster.standbys.length === 0 ? 'none' : cluster.standbys.map(who).join(', ')}`, '']);
+    }
+    print(statusLines(state, Date.now()));
+  }
   exitWhenDone();
   return EXIT.ok;
+}
+
+/** The cluster's leader and standbys, read from its KV buckets. */
+async function clusterOf(url: string): Promise<{ leader: ClusterMember | null; standbys: ClusterMember[] }> {
+  let connection;
+  try {
+    connection = await connectNats({ ...natsCredentialsFromEnv(), url, name: 'rxswarm status' });
+    return await readClusterMembers(connection);
+  } catch (err) {
+    throw new ConnectionError(`--nats ${url.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
+  } finally {
+    await connection?.close();
+  }
 }
 
 async function tasks(flags: AskFlags): Promise<number> {

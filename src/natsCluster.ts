@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Subscription } from 'rxjs';
 import { JetStreamJournal } from '../streams/jetstreamJournal.js';
@@ -30,6 +31,8 @@ export interface NatsClusterNodeOptions extends NatsEndpoint, Omit<NatsNetworkOp
   readonly leaseTtlMs?: number;
   /** The lease's KV bucket. Default `rxswarm-leader`. */
   readonly leaseBucket?: string;
+  /** The KV bucket where every node says it is alive (for `status`), with the lease's TTL. Default `rxswarm-nodes`. */
+  readonly nodesBucket?: string;
   /** The journal's stream. Default `RXSWARM_JOURNAL`. */
   readonly stream?: string;
   /** Told of every change of role (and why). */
@@ -67,10 +70,13 @@ export class NatsClusterNode {
   private closed = false;
   private role: ClusterRole = { type: 'standby', reason: 'starting', leader: undefined };
 
+  private readonly presence: ReturnType<typeof setInterval>;
+
   private constructor(
     readonly id: string,
     readonly lease: NatsLease,
     private readonly connection: NatsConnection,
+    private readonly nodes: KV,
     private readonly options: NatsClusterNodeOptions,
   ) {
     this.subscription = lease.state$.subscribe(state => {
@@ -78,15 +84,21 @@ export class NatsClusterNode {
       else this.stepDown(state.reason, state.holder);
     });
     lease.start();
+    // Alive for `status`: put at the lease's renewal pace, gone a TTL after the process is.
+    const say = (): void => void nodes.put(id, JSON.stringify({ id, host: lease.holder.host, pid: lease.holder.pid })).catch(() => undefined);
+    say();
+    this.presence = setInterval(say, lease.renewEveryMs);
+    this.presence.unref();
   }
 
   /** Connects (checking the server's version and JetStream), opens the lease and starts campaigning. */
   static async start(options: NatsClusterNodeOptions): Promise<NatsClusterNode> {
-    const { url, natsToken, user, pass, id = `${hostname()}-${process.pid}`, leaseTtlMs = 4000, leaseBucket } = options;
+    const { url, natsToken, user, pass, id = `${hostname()}-${process.pid}`, leaseTtlMs = 4000, leaseBucket, nodesBucket = 'rxswarm-nodes' } = options;
     const connection = await connectNats({ url, name: `rxswarm serve ${id}`, ...(natsToken === undefined ? {} : { natsToken }), ...(user === undefined ? {} : { user }), ...(pass === undefined ? {} : { pass }) });
     try {
       const lease = await NatsLease.open({ connection, id, ttlMs: leaseTtlMs, ...(leaseBucket === undefined ? {} : { bucket: leaseBucket }) });
-      return new NatsClusterNode(id, lease, connection, options);
+      const nodes = await new Kvm(connection).create(nodesBucket, { ttl: leaseTtlMs, history: 1 });
+      return new NatsClusterNode(id, lease, connection, nodes, options);
     } catch (err) {
       await connection.close();
       throw err;
@@ -108,12 +120,14 @@ export class NatsClusterNode {
     if (this.closed) return;
     this.closed = true;
     this.subscription.unsubscribe();
+    clearInterval(this.presence);
     this.term++;
     const service = this.service;
     this.service = undefined;
     await service?.close();
     await this.leading?.catch(() => undefined);
     await this.lease.release();
+    await this.nodes.delete(this.id).catch(() => undefined);
     await this.connection.close();
   }
 
@@ -141,7 +155,7 @@ export class NatsClusterNode {
     const stillLeading = (): boolean => term === this.term && !this.closed && lease.isLeader();
     const journal = await JetStreamJournal.open({ connection, owner: this.id, ...(options.stream === undefined ? {} : { stream: options.stream }) });
     if (!stillLeading()) return void (await journal.close());
-    const { coordinator = {}, onEvent, url: _url, natsToken: _t, user: _u, pass: _p, id: _id, leaseTtlMs: _ttl, leaseBucket: _b, stream: _s, onRole: _r, onError: _e, ...network } = options;
+    const { coordinator = {}, onEvent, url: _url, natsToken: _t, user: _u, pass: _p, id: _id, leaseTtlMs: _ttl, leaseBucket: _b, nodesBucket: _n, stream: _s, onRole: _r, onError: _e, ...network } = options;
     const net = await NatsNetwork.start({
       heartbeatMs: coordinator.heartbeat?.intervalMs ?? 1000,
       ackTimeoutMs: coordinator.ackTimeoutMs ?? 3000,
@@ -233,4 +247,44 @@ export function leaseGatedJournal(journal: Journal, allowed: () => boolean, id: 
     },
     close: () => journal.close(),
   };
+}
+
+/** A node as `status` shows it. */
+export interface ClusterMember {
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+}
+
+/**
+ * Who leads the cluster and who stands by (`rxswarm status --nats`): the lease's holder, and
+ * every other node that said it is alive within the lease's TTL.
+ */
+export async function readClusterMembers(connection: NatsConnection, { leaseBucket = 'rxswarm-leader', nodesBucket = 'rxswarm-nodes' }: { leaseBucket?: string; nodesBucket?: string } = {}): Promise<{ leader: ClusterMember | null; standbys: ClusterMember[] }> {
+  const kvm = new Kvm(connection);
+  const member = (text: string): ClusterMember => {
+    const { id, host, pid } = JSON.parse(text) as ClusterMember;
+    return { id, host, pid };
+  };
+  let leader: ClusterMember | null = null;
+  try {
+    const entry = await (await kvm.open(leaseBucket)).get('leader');
+    if (entry !== null && entry.operation === 'PUT') leader = member(entry.string());
+  } catch {
+    // no lease bucket: no node ever ran
+  }
+  const standbys: ClusterMember[] = [];
+  try {
+    const nodes = await kvm.open(nodesBucket);
+    for await (const key of await nodes.keys()) {
+      const entry = await nodes.get(key);
+      if (entry === null || entry.operation !== 'PUT') continue;
+      const m = member(entry.string());
+      if (m.id !== leader?.id) standbys.push(m);
+    }
+  } catch {
+    // no nodes bucket
+  }
+  standbys.sort((a, b) => a.id.localeCompare(b.id));
+  return { leader, standbys };
 }

@@ -131,6 +131,17 @@ describe('a coordinator cluster on NATS as real processes', () => {
     const first = await c.leader();
     for (let i = 0; i < 3; i++) start('agent', '--nats', url, '--id', `a-${i}`, '--heartbeat-ms', '250', '--slots', '4');
     await Promise.all([0, 1, 2].map(i => first.proc.line(new RegExp(`agent a-${i} joined over NATS`))));
+    // status --nats: the leader and the standbys (each says it is alive within the TTL)
+    await until('two standbys', async () => ((await c.holder()) !== undefined && c.nodes.size === 3 ? true : undefined));
+    const status = await until('status with 2 standbys', async () => {
+      const proc = start('status', '--nats', url, '--json');
+      if ((await exitOf(proc, WAIT_MS, () => '')) !== 0) return undefined;
+      const json = JSON.parse(proc.lines.join('\n')) as { leader: { id: string; host: string; pid: number }; standbys: Array<{ id: string }>; agents: unknown[] };
+      return json.standbys.length === 2 ? json : undefined;
+    });
+    expect(status.leader).toEqual({ id: first.holder.id, host: first.holder.host, pid: first.holder.pid });
+    expect(status.standbys.map(s => s.id).sort()).toEqual(['node-0', 'node-1', 'node-2'].filter(id => id !== first.holder.id));
+    expect(status.agents).toHaveLength(3);
     const run = runTask('cluster-kills', 300, 100, url); // ~2.5 s of work on 12 slots, without the failovers
     await first.proc.line(/protocol/);
     const killed: string[] = [];
