@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Subscription } from 'rxjs';
+import { asyncScheduler, filter, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
 import { JetStreamJournal } from '../streams/jetstreamJournal.js';
 import type { Journal } from '../streams/journal.js';
 import { connectNats, type NatsEndpoint } from '../streams/natsConnect.js';
@@ -165,13 +165,24 @@ export class NatsClusterNode {
       reservedIds: [COORDINATOR, TASKS, ...(network.reservedIds ?? [])],
     });
     if (!stillLeading()) return void (await net.close());
-    const service = Service.on(leaseGatedNetwork(net, () => lease.isLeader()), {
-      coordinator: { ...coordinator, journal: leaseGatedJournal(journal, () => lease.isLeader(), this.id) },
+    // Woken after a pause past the lease, the first thing that runs — a timer of the engine, a
+    // message come in meanwhile — finds the lease gone and closes the service instead of running.
+    const leading = (): boolean => lease.isLeader();
+    let service: Service | undefined;
+    const lost = (): void => {
+      if (service === undefined || this.service !== service) return;
+      this.stepDown('lost the leader lease (its validity ran out)', undefined);
+      // A renewal sent before the validity ran out may still land and keep the lease: given up and campaigned for again, so that leading starts afresh.
+      if (lease.term > 0) void this.restartCampaign();
+    };
+    service = Service.on(leaseGatedNetwork(net, leading, lost), {
+      coordinator: { ...coordinator, scheduler: leaseGatedScheduler(coordinator.scheduler ?? asyncScheduler, leading, lost), journal: leaseGatedJournal(journal, leading, this.id) },
       ...(onEvent === undefined ? {} : { onEvent }),
     });
     this.service = service;
+    const opened = service;
     journal.onFailure(err => {
-      if (this.service !== service) return;
+      if (this.service !== opened) return;
       this.options.onError?.(err);
       this.stepDown(err.message, undefined);
       void this.restartCampaign();
@@ -199,15 +210,42 @@ export class NatsClusterNode {
   }
 }
 
-/** The network, but a send while `allowed()` is false goes nowhere (a deposed leader dispatches nothing). */
-export function leaseGatedNetwork(network: NatsNetwork, allowed: () => boolean): ServiceNetwork {
+/**
+ * The network, but while `allowed()` is false a send goes nowhere and a message that comes in is
+ * dropped (a deposed leader dispatches and accepts nothing); `refused` is told.
+ */
+export function leaseGatedNetwork(network: NatsNetwork, allowed: () => boolean, refused: () => void = () => undefined): ServiceNetwork {
+  const pass = (): boolean => {
+    if (allowed()) return true;
+    refused();
+    return false;
+  };
   return new Proxy(network, {
     get(target, property, receiver) {
-      if (property === 'send') return (message: Parameters<NatsNetwork['send']>[0]) => (allowed() ? target.send(message) : undefined);
+      if (property === 'send') return (message: Parameters<NatsNetwork['send']>[0]) => (pass() ? target.send(message) : undefined);
+      if (property === 'join') return (nodeId: string) => target.join(nodeId).pipe(filter(() => pass()));
       const value = Reflect.get(target, property, receiver) as unknown;
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   }) as unknown as ServiceNetwork;
+}
+
+/** The scheduler, but work that comes due while `allowed()` is false does not run; `refused` is told instead. */
+export function leaseGatedScheduler(scheduler: SchedulerLike, allowed: () => boolean, refused: () => void): SchedulerLike {
+  return {
+    now: () => scheduler.now(),
+    schedule<T>(work: (this: SchedulerAction<T>, state?: T) => void, delay?: number, state?: T): Subscription {
+      // Rescheduling through `this` (a periodic action) runs this wrapper again: gated every time.
+      return scheduler.schedule<T>(
+        function (this: SchedulerAction<T>, s?: T) {
+          if (allowed()) work.call(this, s);
+          else refused();
+        },
+        delay,
+        state,
+      );
+    },
+  };
 }
 
 /** The journal, but an append while `allowed()` is false fails it (the coordinator on it halts) instead of being written. */

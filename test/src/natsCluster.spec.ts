@@ -105,8 +105,6 @@ async function journalMessages(connection: NatsConnection): Promise<Array<{ seq:
   return out;
 }
 
-const result_ms = (run: Proc): number => (JSON.parse(run.lines.join('\n')) as CoordinationResult).metrics.durationMs;
-
 function runTask(id: string, n: number, sleepMs: number, url: string): Proc {
   const subtasks = Array.from({ length: n }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs } }));
   const path = join(dir, `${id}.json`);
@@ -142,6 +140,7 @@ describe('a coordinator cluster on NATS as real processes', () => {
     expect(status.leader).toEqual({ id: first.holder.id, host: first.holder.host, pid: first.holder.pid });
     expect(status.standbys.map(s => s.id).sort()).toEqual(['node-0', 'node-1', 'node-2'].filter(id => id !== first.holder.id));
     expect(status.agents).toHaveLength(3);
+    const runStarted = Date.now();
     const run = runTask('cluster-kills', 300, 100, url); // ~2.5 s of work on 12 slots, without the failovers
     await first.proc.line(/protocol/);
     const killed: string[] = [];
@@ -159,7 +158,7 @@ describe('a coordinator cluster on NATS as real processes', () => {
     }
     const code = await exitOf(run, 4 * WAIT_MS, () => [...c.nodes.values()].map(p => p.lines.slice(-8).join('\n')).join('\n---\n'));
     expect(code, run.stderr()).toBe(0);
-    console.log(`natsCluster: killed ${killed.join(', ')}; the task took ${result_ms(run)} ms`);
+    console.log(`natsCluster: killed ${killed.join(', ')}; run exited after ${Date.now() - runStarted} ms`);
     expect(killed, 'the task ended before every kill').toHaveLength(KILLS);
     const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
     expect(result.success).toBe(true);
@@ -200,9 +199,12 @@ describe('a coordinator cluster on NATS as real processes', () => {
     const fence = messages.find(m => m.subject.endsWith('.fence') && m.writer === next.id) as { seq: number };
     expect(fence).toBeDefined();
     expect(messages.filter(m => m.seq > fence.seq && m.writer === first.holder.id)).toEqual([]);
-    // What the resumed node printed: no task event, no agent joining — only stepping down.
     const after = first.proc.lines.slice(linesBefore);
-    expect(after.filter(l => /protocol|task cluster-pause|joined over NATS|^.*leader /.test(l) && !/standby/.test(l))).toEqual([]);
+    console.log(`natsCluster: ${first.holder.id} after SIGCONT (${next.id} leads):\n${after.join('\n')}`);
+    // What the resumed node printed: that it stepped down, and its sessions ending as its network
+    // closes (hellos that came in during the pause included) — no engine or task event, no agent joining.
+    expect(after.some(l => /standby /.test(l))).toBe(true);
+    expect(after.filter(l => !/ standby | left \(\d+: /.test(l))).toEqual([]);
     const accepted = messages.flatMap(m => m.records).filter(r => (r as { type: string }).type === 'subtask.accepted').map(r => (r as { subtaskId: string }).subtaskId);
     expect(new Set(accepted).size).toBe(accepted.length);
   }, 200_000);

@@ -1,6 +1,7 @@
 import { MemoryJournal } from '../../streams/journal.js';
 import type { NatsNetwork } from '../../streams/natsNetwork.js';
-import { leaseGatedJournal, leaseGatedNetwork } from '../../src/natsCluster.js';
+import { Subject, asyncScheduler, interval, take, toArray, firstValueFrom } from 'rxjs';
+import { leaseGatedJournal, leaseGatedNetwork, leaseGatedScheduler } from '../../src/natsCluster.js';
 
 // What a node that lost the lease may still try before its service is closed: the gates refuse it.
 
@@ -47,5 +48,40 @@ describe('leaseGatedNetwork', () => {
     expect(sent).toHaveLength(1);
     expect(gated.url).toBe('nats://x');
     expect((gated.close as unknown as () => string)()).toBe('nats://x'); // bound to the network
+  });
+});
+
+describe('leaseGatedScheduler', () => {
+  it('runs work (periodic too) while the lease is held; work that comes due once it is not does not run, and says so', async () => {
+    let leader = true;
+    let refusals = 0;
+    const scheduler = leaseGatedScheduler(asyncScheduler, () => leader, () => refusals++);
+    const ticks: number[] = [];
+    const sub = interval(5, scheduler).subscribe(i => {
+      ticks.push(i);
+      if (i === 2) leader = false;
+    });
+    await new Promise(resolve => setTimeout(resolve, 60));
+    sub.unsubscribe();
+    expect(ticks).toEqual([0, 1, 2]);
+    expect(refusals).toBeGreaterThanOrEqual(1);
+    expect(scheduler.now()).toBeCloseTo(asyncScheduler.now(), -2);
+  });
+});
+
+describe('leaseGatedNetwork (incoming)', () => {
+  it('drops what comes in once the lease is not held, and says so', async () => {
+    const inbox = new Subject<unknown>();
+    let leader = true;
+    let refusals = 0;
+    const gated = leaseGatedNetwork({ join: () => inbox } as unknown as NatsNetwork, () => leader, () => refusals++);
+    const got = firstValueFrom(gated.join('coordinator').pipe(take(2), toArray()));
+    inbox.next(1);
+    leader = false;
+    inbox.next(2);
+    leader = true;
+    inbox.next(3);
+    expect(await got).toEqual([1, 3]);
+    expect(refusals).toBe(1);
   });
 });
