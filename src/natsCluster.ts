@@ -25,8 +25,8 @@ export interface NatsClusterNodeOptions extends NatsEndpoint, Omit<NatsNetworkOp
   /** Every coordination event of every task, while this node leads. */
   readonly onEvent?: (event: CoordinationEvent, taskId: string) => void;
   /**
-   * The leader lease's TTL. Lower: a dead leader is replaced sooner (failover ≤ TTL + a renewal
-   * interval); higher: a leader survives longer pauses without a takeover. Default 4000.
+   * The leader lease's TTL. Lower: a dead leader is replaced sooner (failover ≈ TTL + TTL / 8 +
+   * the journal's reading); higher: a leader survives longer pauses without a takeover. Default 4000.
    */
   readonly leaseTtlMs?: number;
   /** The lease's KV bucket. Default `rxswarm-leader`. */
@@ -96,7 +96,8 @@ export class NatsClusterNode {
     const { url, natsToken, user, pass, id = `${hostname()}-${process.pid}`, leaseTtlMs = 4000, leaseBucket, nodesBucket = 'rxswarm-nodes' } = options;
     const connection = await connectNats({ url, name: `rxswarm serve ${id}`, ...(natsToken === undefined ? {} : { natsToken }), ...(user === undefined ? {} : { user }), ...(pass === undefined ? {} : { pass }) });
     try {
-      const lease = await NatsLease.open({ connection, id, ttlMs: leaseTtlMs, ...(leaseBucket === undefined ? {} : { bucket: leaseBucket }) });
+      // Renewed (and, by standbys, tried) every TTL / 8: a lapsed lease is taken within TTL / 8 of its expiry, for a few small KV writes a second.
+      const lease = await NatsLease.open({ connection, id, ttlMs: leaseTtlMs, renewEveryMs: leaseTtlMs / 8, ...(leaseBucket === undefined ? {} : { bucket: leaseBucket }) });
       const nodes = await new Kvm(connection).create(nodesBucket, { ttl: leaseTtlMs, history: 1 });
       return new NatsClusterNode(id, lease, connection, nodes, options);
     } catch (err) {
