@@ -23,7 +23,8 @@ import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
-import { NatsNode } from './natsNode.js';
+import { NatsClusterNode, readClusterMembers, type ClusterMember } from './natsCluster.js';
+import { connectNats } from '../streams/natsConnect.js';
 import { simulate, type SimulationReport } from './simulate.js';
 import { costWarning } from './simulationCost.js';
 import { progressLine, simulationLines } from './simulationText.js';
@@ -332,31 +333,39 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
   return EXIT.ok;
 }
 
-/** `serve --nats URL`: one coordinator node whose agents and clients come over NATS. */
-async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number; dataDir: string; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number }): Promise<number> {
+/** `serve --nats URL`: one node of a coordinator cluster (leader lease, JetStream journal); agents and clients come over NATS. */
+async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number; leaseTtl: number; nodeId?: string }): Promise<number> {
   const token = tokenOf(flags.token);
   const log = logOf(flags);
-  let node: NatsNode;
+  const id = flags.nodeId ?? `${hostname()}-${process.pid}`;
+  let node: NatsClusterNode;
   try {
-    node = await NatsNode.start({
+    node = await NatsClusterNode.start({
       ...natsCredentialsFromEnv(),
       url: flags.nats,
       token,
+      id,
+      leaseTtlMs: flags.leaseTtl,
       coordinator: { topology: flags.topology, heartbeat: { intervalMs: flags.heartbeatMs }, ...attemptsOf(flags), maxSlotsPerAgent: flags.maxSlots, maxTasks: flags.maxTasks, retentionMs: flags.retention },
-      dataDir: flags.dataDir,
       log: () => undefined,
       onEvent: logEvent(log),
+      onError: err => log.warn(err.message, { event: 'cluster.error' }),
+      onRole: role => {
+        if (role.type === 'standby') return log.info(`standby ${id}: ${role.reason}${role.leader ? ` (leader ${role.leader.id} on ${role.leader.host}, pid ${role.leader.pid})` : ''}`, { event: 'cluster.standby', reason: role.reason });
+        const service = node?.leaderService;
+        log.info(`leader ${id} (lease revision ${role.term}, journal at sequence ${role.journalSequence}): rxswarm coordinator on NATS ${service?.server.url ?? flags.nats.replace(/\/\/[^@/]*@/, '//')} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms)`, { event: 'cluster.leader', term: role.term });
+        service?.server.events$.subscribe(event => {
+          if (event.type === 'connected') log.info(`${event.role} ${event.agentId} joined over NATS${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`, { event: 'connected', agent: event.agentId, role: event.role });
+          else if (event.type === 'disconnected') log.info(`${event.agentId} left (${event.code}${event.reason ? `: ${event.reason}` : ''})`, { event: 'disconnected', agent: event.agentId, code: event.code });
+          else log.warn(`refused ${event.agentId ?? event.remote}: ${event.error} (code ${event.code})`, { event: 'refused', code: event.code });
+        });
+      },
     });
   } catch (err) {
     throw new ConnectionError(`--nats ${flags.nats.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
   }
-  node.network.events$.subscribe(event => {
-    if (event.type === 'connected') log.info(`${event.role} ${event.agentId} joined over NATS${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`, { event: 'connected', agent: event.agentId, role: event.role });
-    else if (event.type === 'disconnected') log.info(`${event.agentId} left (${event.code}${event.reason ? `: ${event.reason}` : ''})`, { event: 'disconnected', agent: event.agentId, code: event.code });
-    else log.warn(`refused ${event.agentId ?? event.remote}: ${event.error} (code ${event.code})`, { event: 'refused', code: event.code });
-  });
   keepServing();
-  log.info(`rxswarm coordinator on NATS ${node.network.url} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms); Ctrl-C stops it`, { nats: node.network.url });
+  log.info(`node ${node.id} of a coordinator cluster on NATS (lease TTL ${flags.leaseTtl} ms); Ctrl-C stops it`, { event: 'cluster.node', id: node.id });
   const signal = await stopSignal();
   log.info(`${signal}: closing`);
   await node.close();
@@ -646,9 +655,11 @@ function program(setExit: (code: number) => void): Command {
       new Option('--attempt-timeout <duration>', 'start-to-close limit of an attempt whose task sets no timeoutMs, whatever progress it reports').argParser(duration).default(30 * 60_000, '30m'),
       new Option('--progress-timeout <duration>', 'an attempt without progress or result this long is taken as hung (a long call should heartbeat, or raise this)').argParser(duration).default(30_000, '30s'),
       natsOption('a coordinator node whose agents and clients come'),
+      new Option('--lease-ttl <ms>', 'with --nats: the leader lease TTL (failover within about TTL + TTL/4; lower: faster failover, higher: survives longer pauses)').argParser(integer(400, 600_000)).default(4000),
+      new Option('--node-id <id>', 'with --nats: this node\'s id in the cluster (default HOST-PID)'),
       ...logOptions(),
     ],
-  ).action(action((flags: Parameters<typeof serve>[0] & { nats?: string }) => (flags.nats === undefined ? serve(flags) : serveNats({ ...flags, nats: flags.nats }))));
+  ).action(action((flags: Parameters<typeof serve>[0] & { nats?: string; leaseTtl: number; nodeId?: string }) => (flags.nats === undefined ? serve(flags) : serveNats({ ...flags, nats: flags.nats }))));
 
   configurable(
     cli
@@ -703,7 +714,15 @@ function program(setExit: (code: number) => void): Command {
       .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).env('RXSWARM_CONNECT').makeOptionMandatory())
       .addOption(tokenOption())
       .option('--json', 'print JSON (and nothing else on stdout)', false);
-  asking('status', "the coordinator's agents (state, phi, slots, running, usage), protocol, tasks and what needs attention").action(action(status));
+  // status also over NATS: the cluster's leader and standbys besides what the leader says.
+  const statusCommand = cli
+    .command('status')
+    .description("the coordinator's agents (state, phi, slots, running, usage), protocol, tasks and what needs attention (with --nats: the cluster's leader and standbys too)")
+    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT'))
+    .addOption(natsOption('the coordinator cluster'))
+    .addOption(tokenOption())
+    .option('--json', 'print JSON (and nothing else on stdout)', false);
+  statusCommand.action(action(status));
   asking('tasks', 'the tasks the coordinator holds: running, queued (with their position) and the last finished, with progress').action(action(tasks));
   asking('cancel', 'cancels a queued or running task: its unfinished subtasks fail with the reason cancelled').argument('<task-id>', 'the task').action(action(cancel));
 
@@ -725,12 +744,33 @@ async function stateOf(flags: AskFlags): Promise<StateBody> {
   }
 }
 
-async function status(flags: AskFlags): Promise<number> {
-  const state = await stateOf(flags);
-  if (flags.json) console.log(JSON.stringify(statusJson(state), null, 2));
-  else print(statusLines(state, Date.now()));
+async function status(flags: Omit<AskFlags, 'connect'> & { connect?: string; nats?: string }): Promise<number> {
+  const url = urlOf(flags);
+  const cluster = flags.nats === undefined ? undefined : await clusterOf(flags.nats);
+  const state = await stateOf({ ...flags, connect: url });
+  if (flags.json) console.log(JSON.stringify(cluster === undefined ? statusJson(state) : { ...cluster, ...statusJson(state) }, null, 2));
+  else {
+    if (cluster !== undefined) {
+      const who = (m: ClusterMember): string => `${m.id} on ${m.host} (pid ${m.pid})`;
+      print([`leader    ${cluster.leader === null ? 'none' : who(cluster.leader)}`, `standbys  ${cluster.standbys.length === 0 ? 'none' : cluster.standbys.map(who).join(', ')}`, '']);
+    }
+    print(statusLines(state, Date.now()));
+  }
   exitWhenDone();
   return EXIT.ok;
+}
+
+/** The cluster's leader and standbys, read from its KV buckets. */
+async function clusterOf(url: string): Promise<{ leader: ClusterMember | null; standbys: ClusterMember[] }> {
+  let connection;
+  try {
+    connection = await connectNats({ ...natsCredentialsFromEnv(), url, name: 'rxswarm status' });
+    return await readClusterMembers(connection);
+  } catch (err) {
+    throw new ConnectionError(`--nats ${url.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
+  } finally {
+    await connection?.close();
+  }
 }
 
 async function tasks(flags: AskFlags): Promise<number> {

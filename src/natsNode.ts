@@ -16,7 +16,8 @@ export interface NatsNodeOptions extends NatsEndpoint, Omit<NatsNetworkOptions, 
 }
 
 /**
- * One coordinator node over NATS (`rxswarm serve --nats URL`): a {@link Service} on a
+ * One coordinator node over NATS, alone (`rxswarm serve --nats URL` runs a cluster node,
+ * `NatsClusterNode` in natsCluster.ts, which leads with the same parts): a {@link Service} on a
  * {@link NatsNetwork} — the same ledger, task desk (several tasks at once, attach, cancel) and view
  * as over WebSocket, without the HTTP side (dashboard, /metrics), which is bound to the WebSocket
  * server. A single node: the leader lease (`natsLease.ts`) and a JetStream journal are for the

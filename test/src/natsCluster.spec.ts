@@ -1,0 +1,211 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { CoordinationResult } from '../../src/events.js';
+import { WRITER } from '../../streams/jetstreamJournal.js';
+import { connectNats } from '../../streams/natsConnect.js';
+import { createRandom } from '../../streams/random.js';
+import type { LeaseHolder } from '../../streams/natsLease.js';
+import { startNatsServer, type NatsServer } from '../streams/natsServer.js';
+import { cliProcesses, type Proc } from './cliProcesses.js';
+
+// A coordinator cluster as real processes: a nats-server, three `serve --nats` nodes, agents and
+// `run --nats`. The leader is killed (SIGKILL) at random points, or paused (SIGSTOP) past its
+// lease and resumed. Every wait is bounded; every process is killed after each test.
+const TOKEN = 'cluster-e2e-secret';
+const WAIT_MS = 45_000;
+const TTL = 2000;
+const KILLS = Number(process.env['RXSWARM_KILLS'] ?? 3);
+const SEED = Number(process.env['RXSWARM_SEED'] ?? Date.now() % 1_000_000);
+
+const { start, killAll } = cliProcesses(TOKEN, WAIT_MS);
+let dir: string;
+let nats: NatsServer | undefined;
+let nc: NatsConnection | undefined;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rxswarm-cluster-e2e-'));
+});
+
+afterEach(async () => {
+  killAll();
+  await nc?.close();
+  nc = undefined;
+  await nats?.stop();
+  nats = undefined;
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms));
+
+/** Polls `check` every 50 ms until it returns a value, at most `ms`. */
+async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, ms = WAIT_MS): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+interface Cluster {
+  readonly nodes: Map<number, Proc>;
+  node(id: string): Proc;
+  holder(): Promise<LeaseHolder | undefined>;
+  leader(): Promise<{ holder: LeaseHolder; proc: Proc }>;
+}
+
+async function cluster(count: number): Promise<{ url: string; c: Cluster }> {
+  nats = await startNatsServer();
+  const url = nats.url;
+  nc = await connectNats({ url });
+  const kv = await new Kvm(nc).create('rxswarm-leader', { ttl: TTL, history: 1 });
+  const nodes = new Map<number, Proc>();
+  const node = (id: string): Proc => {
+    const proc = start('serve', '--nats', url, '--node-id', id, '--lease-ttl', String(TTL), '--heartbeat-ms', '250', '--topology', 'star');
+    nodes.set(proc.child.pid as number, proc);
+    return proc;
+  };
+  const holder = async (): Promise<LeaseHolder | undefined> => {
+    const entry = await kv.get('leader').catch(() => null);
+    return entry === null || entry.operation !== 'PUT' ? undefined : (JSON.parse(entry.string()) as LeaseHolder);
+  };
+  const c: Cluster = {
+    nodes,
+    node,
+    holder,
+    // The lease's holder, once it is one of ours and says it leads.
+    leader: () =>
+      until('a leader', async () => {
+        const h = await holder();
+        const proc = h === undefined ? undefined : nodes.get(h.pid);
+        return proc !== undefined && proc.child.exitCode === null && proc.lines.some(l => l.includes(`leader ${h?.id} `)) ? { holder: h as LeaseHolder, proc } : undefined;
+      }),
+  };
+  for (let i = 0; i < count; i++) node(`node-${i}`);
+  return { url, c };
+}
+
+/** Every message of the journal stream: its subject, writer and records. */
+async function journalMessages(connection: NatsConnection): Promise<Array<{ seq: number; subject: string; writer: string; records: unknown[] }>> {
+  const jsm = await jetstreamManager(connection);
+  const { state } = await jsm.streams.info('RXSWARM_JOURNAL');
+  const out: Array<{ seq: number; subject: string; writer: string; records: unknown[] }> = [];
+  for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage('RXSWARM_JOURNAL', { seq });
+    if (m === null) continue;
+    const text = new TextDecoder().decode(m.data);
+    out.push({ seq, subject: m.subject, writer: m.header.get(WRITER), records: m.subject.endsWith('.records') ? (JSON.parse(text) as unknown[]) : [] });
+  }
+  return out;
+}
+
+function runTask(id: string, n: number, sleepMs: number, url: string): Proc {
+  const subtasks = Array.from({ length: n }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs } }));
+  const path = join(dir, `${id}.json`);
+  writeFileSync(path, JSON.stringify({ id, subtasks }));
+  return start('run', path, '--nats', url, '--json');
+}
+
+async function exitOf(proc: Proc, ms: number, context: () => string): Promise<number | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([proc.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`did not exit within ${ms} ms; stderr:\n${proc.stderr()}\n${context()}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('a coordinator cluster on NATS as real processes', () => {
+  it(`SIGKILL of the leader at random points (${KILLS} kills): a standby leads, the task completes, every subtask accepted once`, async () => {
+    console.log(`natsCluster: seed ${SEED} (RXSWARM_SEED=${SEED} replays the kill points), ${KILLS} kills`);
+    const random = createRandom(SEED);
+    const { url, c } = await cluster(3);
+    const first = await c.leader();
+    for (let i = 0; i < 3; i++) start('agent', '--nats', url, '--id', `a-${i}`, '--heartbeat-ms', '250', '--slots', '4');
+    await Promise.all([0, 1, 2].map(i => first.proc.line(new RegExp(`agent a-${i} joined over NATS`))));
+    // status --nats: the leader and the standbys (each says it is alive within the TTL)
+    await until('two standbys', async () => ((await c.holder()) !== undefined && c.nodes.size === 3 ? true : undefined));
+    const status = await until('status with 2 standbys', async () => {
+      const proc = start('status', '--nats', url, '--json');
+      if ((await exitOf(proc, WAIT_MS, () => '')) !== 0) return undefined;
+      const json = JSON.parse(proc.lines.join('\n')) as { leader: { id: string; host: string; pid: number }; standbys: Array<{ id: string }>; agents: unknown[] };
+      return json.standbys.length === 2 ? json : undefined;
+    });
+    expect(status.leader).toEqual({ id: first.holder.id, host: first.holder.host, pid: first.holder.pid });
+    expect(status.standbys.map(s => s.id).sort()).toEqual(['node-0', 'node-1', 'node-2'].filter(id => id !== first.holder.id));
+    expect(status.agents).toHaveLength(3);
+    const runStarted = Date.now();
+    const run = runTask('cluster-kills', 300, 100, url); // ~2.5 s of work on 12 slots, without the failovers
+    await first.proc.line(/protocol/);
+    const killed: string[] = [];
+    for (let k = 0; k < KILLS; k++) {
+      const { holder, proc } = await c.leader();
+      await sleep(random.int(200, 1500));
+      if (run.child.exitCode !== null) break;
+      proc.child.kill('SIGKILL');
+      killed.push(holder.id);
+      c.node(`node-${3 + k}`); // a fresh standby in its place
+      await until('a new leader', async () => {
+        const h = await c.holder();
+        return h !== undefined && h.nonce !== holder.nonce ? h : undefined;
+      });
+    }
+    const code = await exitOf(run, 4 * WAIT_MS, () => [...c.nodes.values()].map(p => p.lines.slice(-8).join('\n')).join('\n---\n'));
+    expect(code, run.stderr()).toBe(0);
+    console.log(`natsCluster: killed ${killed.join(', ')}; run exited after ${Date.now() - runStarted} ms`);
+    expect(killed, 'the task ended before every kill').toHaveLength(KILLS);
+    const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+    expect(result.success).toBe(true);
+    expect(Object.keys(result.results)).toHaveLength(300);
+    // Read after: every subtask accepted exactly once in the journal, over every leader.
+    const messages = await journalMessages(nc as NatsConnection);
+    const accepted = messages.flatMap(m => m.records).filter(r => (r as { type: string; taskId: string }).type === 'subtask.accepted' && (r as { taskId: string }).taskId === 'cluster-kills');
+    const ids = accepted.map(r => (r as { subtaskId: string }).subtaskId);
+    expect(ids).toHaveLength(300);
+    expect(new Set(ids).size).toBe(300);
+    const writers = new Set(messages.filter(m => m.subject.endsWith('.fence')).map(m => m.writer));
+    expect(writers.size).toBeGreaterThanOrEqual(killed.length + 1);
+  }, 300_000);
+
+  it('SIGSTOP of the leader past its TTL, then SIGCONT: it appends and dispatches nothing after it lost the lease', async () => {
+    const { url, c } = await cluster(2);
+    const first = await c.leader();
+    for (let i = 0; i < 2; i++) start('agent', '--nats', url, '--id', `p-${i}`, '--heartbeat-ms', '250', '--slots', '4');
+    await Promise.all([0, 1].map(i => first.proc.line(new RegExp(`agent p-${i} joined over NATS`))));
+    const run = runTask('cluster-pause', 150, 40, url);
+    await first.proc.line(/protocol/);
+    await sleep(500);
+    first.proc.child.kill('SIGSTOP');
+    const next = await until('another leader', async () => {
+      const h = await c.holder();
+      return h !== undefined && h.nonce !== first.holder.nonce ? h : undefined;
+    });
+    await sleep(1500); // the new leader at work
+    const linesBefore = first.proc.lines.length;
+    first.proc.child.kill('SIGCONT');
+    await first.proc.line(/standby .*(validity ran out|came back too late|lease was taken|lost the leader lease|refused a write)/);
+    const code = await exitOf(run, 2 * WAIT_MS, () => first.proc.lines.join('\n'));
+    expect(code, run.stderr()).toBe(0);
+    const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+    expect(Object.keys(result.results)).toHaveLength(150);
+    // After the new leader's fence, nothing in the stream was written by the paused one.
+    const messages = await journalMessages(nc as NatsConnection);
+    const fence = messages.find(m => m.subject.endsWith('.fence') && m.writer === next.id) as { seq: number };
+    expect(fence).toBeDefined();
+    expect(messages.filter(m => m.seq > fence.seq && m.writer === first.holder.id)).toEqual([]);
+    const after = first.proc.lines.slice(linesBefore);
+    console.log(`natsCluster: ${first.holder.id} after SIGCONT (${next.id} leads):\n${after.join('\n')}`);
+    // What the resumed node printed: that it stepped down, and its sessions ending as its network
+    // closes (hellos that came in during the pause included) — no engine or task event, no agent joining.
+    expect(after.some(l => /standby /.test(l))).toBe(true);
+    expect(after.filter(l => !/ standby | left \(\d+: /.test(l))).toEqual([]);
+    const accepted = messages.flatMap(m => m.records).filter(r => (r as { type: string }).type === 'subtask.accepted').map(r => (r as { subtaskId: string }).subtaskId);
+    expect(new Set(accepted).size).toBe(accepted.length);
+  }, 200_000);
+});
