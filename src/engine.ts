@@ -408,8 +408,8 @@ export class Engine {
   }
 
   private onAckTimeout(k: string): void {
-    const [subtaskId, attempt] = splitKey(k);
-    const state = this.subtasks.get(subtaskId);
+    const [stateKeyOf, attempt] = splitKey(k);
+    const state = this.subtasks.get(stateKeyOf);
     if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== attempt || state.entry.acked || state.entry.agentId === undefined) return;
     const record = this.agents.get(state.entry.agentId) as AgentRecord;
     // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
@@ -454,12 +454,12 @@ export class Engine {
   }
 
   private onProgressTimeout(key: string): void {
-    const [subtaskId, attempt] = splitKey(key);
-    const state = this.subtasks.get(subtaskId);
+    const [stateKeyOf, attempt] = splitKey(key);
+    const state = this.subtasks.get(stateKeyOf);
     if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== attempt || state.entry.agentId === undefined) return;
     const record = this.agents.get(state.entry.agentId);
     if (record === undefined) return;
-    const detail = `no progress on ${subtaskId} for ${this.settings.progressTimeoutMs} ms`;
+    const detail = `no progress on ${state.subtask.id} of task ${state.task.task.id} for ${this.settings.progressTimeoutMs} ms`;
     const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
     this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
     this.heal(fault);
