@@ -5,7 +5,7 @@ import type { Network, RemoteMember } from '../streams/network.js';
 import type { CoordinationEvent } from './events.js';
 import { suspectOf, type EngineDetection } from './engineDetection.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
-import type { AgentRecord, Membership } from './membership.js';
+import { COORDINATOR_ONLY, type AgentRecord, type Membership } from './membership.js';
 import type { SubtaskState } from './taskRun.js';
 import { COORDINATOR, type Layout, type TopologyName } from './topology.js';
 
@@ -235,7 +235,7 @@ export class AgentLifecycle {
       record.incarnation = incarnation;
       this.engine.agents.touch(record); // a restarted host may run another number of slots
       if (fresh && record.host === undefined) {
-        record.told = COORDINATOR; // a new process knows nothing of its peers
+        record.told = COORDINATOR_ONLY; // a new process knows nothing of its peers
         this.engine.setLayout(this.engine.layout());
       }
       this.engine.detection.forget(agentId);

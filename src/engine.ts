@@ -21,7 +21,7 @@ import { chooseInitial, topologyFor } from './topologies/index.js';
 import { AgentLifecycle, UNACKED_LIMIT } from './agentLifecycle.js';
 import { EngineDetection, type DetectorOptions } from './engineDetection.js';
 import { healingActions, type HealingHost } from './engineHealing.js';
-import { Candidates, Membership, type AgentRecord } from './membership.js';
+import { COORDINATOR_ONLY, Candidates, Membership, sameTargets, type AgentRecord } from './membership.js';
 import type { SubtaskState, TaskRun } from './taskRun.js';
 
 export type { TaskRun } from './taskRun.js';
@@ -324,10 +324,10 @@ export class Engine {
       this.targets.delete(record.id);
       if (record.host !== undefined) {
         record.host.crash(); // a run owns its hosts: nothing keeps beating after it
-      } else if (record.told !== COORDINATOR) {
+      } else if (!sameTargets(record.told, COORDINATOR_ONLY)) {
         // An agent in another process outlives the run: from now on it beats the coordinator alone.
-        record.told = COORDINATOR;
-        this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets: [COORDINATOR] } });
+        record.told = COORDINATOR_ONLY;
+        this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets: COORDINATOR_ONLY } });
       }
     }
   }
@@ -349,9 +349,9 @@ export class Engine {
     for (const record of this.agents.list) {
       if (record.host !== undefined || record.status !== 'live') continue;
       const targets = layout.heartbeatTargets(record.id);
-      const signature = targets.join(',');
-      if (signature === record.told) continue;
-      record.told = signature;
+      // Compared, not joined into a string per agent: on a mesh that was O(agents²) per change.
+      if (sameTargets(targets, record.told)) continue;
+      record.told = targets;
       this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets } });
     }
   }

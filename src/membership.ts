@@ -28,8 +28,8 @@ export interface AgentRecord {
   unacked: number;
   /** Deliveries through it in a row that failed (it relays: an assignment or a result lost). */
   dropped: number;
-  /** A remote agent's heartbeat targets as last told (in-process hosts read the layout). */
-  told: string;
+  /** A remote agent's heartbeat targets as last told (in-process hosts read the layout); {@link COORDINATOR_ONLY} at first. */
+  told: readonly string[];
   /** Slots granted to a remote agent so far (it earns them by delivering results). */
   granted: number;
   /** Its attempts in a row that timed out. */
@@ -53,6 +53,17 @@ export interface AgentRecord {
  * set. Records are added, never removed; their order is the order agents were added. Whoever
  * changes a record's status, work in flight or slots calls `touch`, which keeps the counts true.
  */
+/** What an agent beats before it is told otherwise: the coordinator alone. */
+export const COORDINATOR_ONLY: readonly string[] = Object.freeze([COORDINATOR]);
+
+/** Whether two target lists are the same (layouts share their lists, so mostly by reference). */
+export function sameTargets(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class Membership {
   private readonly byId = new Map<string, AgentRecord>();
   /** The same records in the same order, for the scans of dispatch. */
@@ -103,7 +114,7 @@ export class Membership {
   }
 
   add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, index: this.list.length, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR, granted: 1, timeouts: 0, instance: undefined, wasLive: false, closed: undefined, probeDirect: false };
+    const record: AgentRecord = { id, index: this.list.length, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR_ONLY, granted: 1, timeouts: 0, instance: undefined, wasLive: false, closed: undefined, probeDirect: false };
     this.byId.set(id, record);
     this.list.push(record);
     if (this.list.length > this.freeBits.length * 32) {

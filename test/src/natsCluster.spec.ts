@@ -18,7 +18,7 @@ import { cliProcesses, type Proc } from './cliProcesses.js';
 const TOKEN = 'cluster-e2e-secret';
 const WAIT_MS = 45_000;
 const TTL = 2000;
-const KILLS = Number(process.env['RXSWARM_KILLS'] ?? 3);
+const KILLS = Number(process.env['RXSWARM_KILLS'] ?? 5);
 const SEED = Number(process.env['RXSWARM_SEED'] ?? Date.now() % 1_000_000);
 
 const { start, killAll } = cliProcesses(TOKEN, WAIT_MS);
