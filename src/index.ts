@@ -4,9 +4,25 @@ export * from '../operators/index.js';
 export * from '../streams/index.js';
 
 // The engine
-export { createCoordinator, type AgentSlot, type Coordinator, type CoordinatorOptions, type DetectorOptions } from './coordinator.js';
+export { createCoordinator, validateTask, type AgentSlot, type Coordinator, type CoordinatorOptions, type DetectorOptions, type TaskInfo } from './coordinator.js';
+export {
+  LedgerError,
+  applyLedgerEvent,
+  emptyLedger,
+  ended,
+  restoreLedger,
+  resultOf,
+  type Ledger,
+  type LedgerEvent,
+  type LedgerEventType,
+  type SubtaskEntry,
+  type SubtaskStatus,
+  type TaskEntry,
+  type TaskState,
+  type TaskSummary,
+} from './ledger.js';
 export { ProtocolManager, type CoordinationPlan, type ProtocolManagerOptions } from './protocolManager.js';
-export type { CoordinationEvent, CoordinationEventType, CoordinationMetrics, CoordinationResult, FailureReason } from './events.js';
+export { isTaskEvent, type CoordinationEvent, type CoordinationEventType, type CoordinationMetrics, type CoordinationResult, type FailureReason } from './events.js';
 export {
   adaptive,
   chooseInitial,

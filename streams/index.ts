@@ -55,3 +55,4 @@ export {
   type WireType,
   type WsCloseCode,
 } from './wsCodec.js';
+export { FileJournal, JournalDamaged, MemoryJournal, crc32hex, journalBytes, type FileJournalOptions, type Journal, type JournalFs, type Recovered } from './journal.js';

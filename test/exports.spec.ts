@@ -31,6 +31,15 @@ describe('public contract', () => {
     expect(typeof streams.VirtualScheduler).toBe('function');
   });
 
+  it('rxswarm/streams exports the journals; rxswarm the ledger and a coordinator that follows tasks', () => {
+    expect(typeof streams.FileJournal.open).toBe('function');
+    expect(typeof streams.MemoryJournal).toBe('function');
+    expect(typeof everything.applyLedgerEvent).toBe('function');
+    expect(everything.FileJournal).toBe(streams.FileJournal);
+    const coordinator = everything.createCoordinator({ agents: [], journal: new streams.MemoryJournal() });
+    for (const name of ['run$', 'run', 'submit', 'submit$', 'attach$', 'tasks', 'result', 'cancel', 'durable', 'close'] as const) expect(typeof coordinator[name]).toBe('function');
+  });
+
   it('ProtocolManager keeps the seed names', () => {
     const manager = new everything.ProtocolManager();
     expect(typeof manager.initializeCoordination).toBe('function');
