@@ -99,7 +99,11 @@ async function runPlan(url: string, run: number, topology: (typeof TOPOLOGIES)[n
     network: links,
     seed,
     heartbeat: { intervalMs: 100, jitterMs: 10 },
-    progressTimeoutMs: 1000,
+    // Above the slowest work a plan makes (150 ± 50 ms × 10): a subtask slower than the progress
+    // timeout on an agent that never reports progress is moved again and again until the deadline
+    // (the same in virtual time, and before these changes): learned deadlines and hedging are
+    // what cures that, not the network seam this property is about.
+    progressTimeoutMs: 3000,
     ackTimeoutMs: 300,
     consensusWindowMs: 300,
     adaptive: { evaluateEveryMs: 500, minDwellMs: 1000 },
