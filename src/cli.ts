@@ -374,9 +374,7 @@ async function serveNats(flags: LogFlags & { nats: string; token?: string; topol
 
 async function agent(flags: LogFlags & { connect?: string; nats?: string; token?: string; id?: string; capabilities: string[]; handler?: string; exec?: string; maxRss?: number; slots: number; heartbeatMs: number; graceMs: number }): Promise<number> {
   const out = logOf(flags);
-  if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
-  const connect = flags.connect ?? flags.nats;
-  if (connect === undefined) throw new UsageError(`required option '--connect <url>' not specified (or --nats <url>; or RXSWARM_CONNECT, or "connect" in --config)`);
+  const connect = urlOf(flags, '; or RXSWARM_CONNECT, or "connect" in --config');
   const token = tokenOf(flags.token);
   if (flags.exec !== undefined && flags.handler !== undefined) throw new UsageError('--exec and --handler are two ways to do the work: give one');
   if (flags.maxRss !== undefined && flags.exec === undefined) throw new UsageError('--max-rss is the budget of --exec children: give --exec too');
@@ -477,11 +475,11 @@ async function run(file: string, flags: FollowFlags & { detach: boolean }): Prom
   return follow(readTask(file), true, flags, file);
 }
 
-/** The coordinator to reach: `--connect` or `--nats`, exactly one. */
-function urlOf(flags: { connect?: string; nats?: string }): string {
+/** The coordinator to reach: `--connect` or `--nats`, exactly one (`more`: other ways the command takes it). */
+function urlOf(flags: { connect?: string; nats?: string }, more = ''): string {
   if (flags.connect !== undefined && flags.nats !== undefined) throw new UsageError('--connect and --nats are two ways to reach the coordinator: give one');
   const url = flags.connect ?? flags.nats;
-  if (url === undefined) throw new UsageError(`required option '--connect <url>' not specified (or --nats <url>)`);
+  if (url === undefined) throw new UsageError(`required option '--connect <url>' not specified (or --nats <url>${more})`);
   return url;
 }
 

@@ -107,6 +107,8 @@ export interface Coordinator {
   attach$(taskId: string): Observable<CoordinationEvent>;
   /** Every task it keeps: queued (with its position), running, and finished within retention. */
   tasks(): TaskInfo[];
+  /** What `tasks()` says of one task, without listing the others; undefined for one it does not keep. */
+  taskInfo(taskId: string): TaskInfo | undefined;
   /** The result of a finished task still kept, else undefined. */
   result(taskId: string): CoordinationResult | undefined;
   /** The task of that id it keeps (queued, running or finished), else undefined. */
@@ -392,22 +394,23 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     return engine?.cancel(taskId, reason) ?? false;
   };
 
+  const infoOf = (entry: TaskEntry): TaskInfo => {
+    const position = entry.state === 'queued' ? ledger.queue.indexOf(entry.task.id) + 1 : 0;
+    return {
+      id: entry.task.id,
+      state: entry.state,
+      subtasks: entry.task.subtasks.length,
+      completed: entry.completed,
+      failed: entry.failed,
+      ...(position > 0 ? { queuePosition: position } : {}),
+      submittedAt: entry.submittedAt,
+      ...(entry.startedAt === undefined ? {} : { startedAt: entry.startedAt }),
+      ...(entry.finishedAt === undefined ? {} : { finishedAt: entry.finishedAt }),
+    };
+  };
   const tasks = (): TaskInfo[] => {
     prune();
-    return Object.values(ledger.tasks).map(entry => {
-      const position = entry.state === 'queued' ? ledger.queue.indexOf(entry.task.id) + 1 : 0;
-      return {
-        id: entry.task.id,
-        state: entry.state,
-        subtasks: entry.task.subtasks.length,
-        completed: entry.completed,
-        failed: entry.failed,
-        ...(position > 0 ? { queuePosition: position } : {}),
-        submittedAt: entry.submittedAt,
-        ...(entry.startedAt === undefined ? {} : { startedAt: entry.startedAt }),
-        ...(entry.finishedAt === undefined ? {} : { finishedAt: entry.finishedAt }),
-      };
-    });
+    return Object.values(ledger.tasks).map(infoOf);
   };
 
   // Resume what the journal holds: running tasks first (their engine starts), then the queue.
@@ -435,6 +438,10 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     submit,
     attach$,
     tasks,
+    taskInfo: taskId => {
+      const entry = ledger.tasks[taskId];
+      return entry === undefined ? undefined : infoOf(entry);
+    },
     result: taskId => {
       const entry = ledger.tasks[taskId];
       return entry === undefined ? undefined : resultOf(entry);

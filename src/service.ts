@@ -4,7 +4,7 @@ import { FileJournal, type Journal } from '../streams/journal.js';
 import type { MessageBodies, AttachBody, CancelledBody, CancelTaskBody, EventBody, HeartbeatBody, OutcomeBody, ProgressBody, Routed, StateBody, SubmitBody, TaskStateBody, WatchBody } from '../streams/protocol.js';
 import type { Task } from '../streams/task.js';
 import { WsServerNetwork, type WsServerNetworkOptions } from '../streams/wsNetwork.js';
-import { createCoordinator, type Coordinator, type CoordinatorOptions } from './coordinator.js';
+import { createCoordinator, type Coordinator, type CoordinatorOptions, type TaskInfo } from './coordinator.js';
 import { isTaskEvent, type CoordinationEvent, type CoordinationResult } from './events.js';
 import { httpRoutes, loadDashboard } from './serviceHttp.js';
 import { ServiceMetrics, type ServiceMetricsOptions } from './serviceMetrics.js';
@@ -326,7 +326,7 @@ export class Service {
 
   /** A client follows a task by id (after a lost connection, a restart, or `rxswarm attach`). */
   private attach(client: string, { taskId, watch = true }: AttachBody): void {
-    const info = this.coordinator.tasks().find(t => t.id === taskId);
+    const info = this.coordinator.taskInfo(taskId);
     if (info === undefined) return this.send(client, 'outcome', { taskId, error: `no task ${JSON.stringify(taskId)} here: it was never submitted, or its result is no longer kept` });
     this.tellState(taskId, client);
     const result = this.coordinator.result(taskId);
@@ -341,8 +341,10 @@ export class Service {
   }
 
   /** Tells one client (or every follower) where a task stands. */
-  private tellState(taskId: string, client?: string): void {
-    const info = this.coordinator.tasks().find(t => t.id === taskId);
+  private tellState(taskId: string, client?: string, known?: TaskInfo): void {
+    const followers = this.followers.get(taskId);
+    if (client === undefined && (followers === undefined || followers.size === 0)) return; // nobody to tell
+    const info = known ?? this.coordinator.taskInfo(taskId);
     if (info === undefined) return;
     const body: TaskStateBody = {
       taskId,
@@ -353,7 +355,7 @@ export class Service {
       failed: info.failed,
     };
     if (client !== undefined) return this.send(client, 'task-state', body);
-    for (const follower of this.followers.get(taskId)?.keys() ?? []) this.send(follower, 'task-state', body);
+    for (const follower of followers?.keys() ?? []) this.send(follower, 'task-state', body);
   }
 
   /** The queue changed (a task came, started or left it): positions shown, and told to whoever follows a queued task. */
@@ -363,7 +365,7 @@ export class Service {
       .filter(t => t.queuePosition !== undefined)
       .sort((a, b) => (a.queuePosition as number) - (b.queuePosition as number));
     this.view.queue(queued.map(t => t.id));
-    for (const t of queued) this.tellState(t.id);
+    for (const t of queued) this.tellState(t.id, undefined, t);
   }
 
   /**
@@ -374,7 +376,7 @@ export class Service {
    */
   private monitor(taskId: string, source: Observable<CoordinationEvent> = this.coordinator.attach$(taskId), submitted?: Task): string | undefined {
     if (this.monitors.has(taskId) && submitted === undefined) return undefined;
-    const info = submitted === undefined ? this.coordinator.tasks().find(t => t.id === taskId) : undefined;
+    const info = submitted === undefined ? this.coordinator.taskInfo(taskId) : undefined;
     const task = submitted ?? this.coordinator.task(taskId);
     if (task === undefined) return undefined;
     if (submitted === undefined && info === undefined) return undefined;
@@ -427,7 +429,7 @@ export class Service {
 
   /** A task ended: shown, traced, and — once the journal has it — its outcome to every follower. */
   private ended(taskId: string, result: CoordinationResult): void {
-    const cancelled = this.coordinator.tasks().find(t => t.id === taskId)?.state === 'cancelled';
+    const cancelled = this.coordinator.taskInfo(taskId)?.state === 'cancelled';
     const state = result.success ? 'done' : cancelled ? 'cancelled' : 'failed';
     const error = cancelled ? (Object.values(result.failed)[0] ?? 'cancelled') : undefined;
     this.view.taskEnded(taskId, state, error);

@@ -298,7 +298,7 @@ export class JetStreamJournal implements Journal {
         if (this.failed !== undefined) return;
         // Refused for its expected sequence while nothing before it is in doubt: another writer. Anything else (a timeout, the server restarting) leaves the pipeline in doubt: resync.
         if (isWrongLastSequence(err) && !this.resyncing && this.unacked[0] === m) return this.fail(err as Error);
-        this.resyncing ??= { until: Date.now() + this.retryMs, error: err as Error };
+        this.resyncing ??= { until: performance.now() + this.retryMs, error: err as Error };
         this.resumeResync();
       },
     );
@@ -333,7 +333,7 @@ export class JetStreamJournal implements Journal {
             this.acked(m, ack.seq);
           } catch (err) {
             if (isWrongLastSequence(err)) return this.fail(err as Error);
-            if (Date.now() >= (this.resyncing as { until: number }).until) return this.fail(err as Error);
+            if (performance.now() >= (this.resyncing as { until: number }).until) return this.fail(err as Error);
             await new Promise(resolve => setTimeout(resolve, 250));
           }
         }

@@ -471,7 +471,7 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
-/** CRC-32 (IEEE) of the string's UTF-16 code units, as 8 hex digits. */
+/** CRC-32 (IEEE) of the string as UTF-16LE bytes (its code units, low byte first), as 8 hex digits. */
 export function crc32hex(text: string): string {
   let crc = -1;
   for (let i = 0; i < text.length; i++) {
