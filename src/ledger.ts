@@ -15,6 +15,10 @@ import type { HealingAttempt } from './selfHealing.js';
  *                      ▲           ├─requeued──▶ queued (a failure when the attempt failed)
  *                      └───────────┘─failed────▶ failed
  * ```
+ *
+ * An assigned subtask whose attempt is silent may be `hedged`: a backup attempt runs beside it,
+ * and a result of either is accepted (the other is cancelled). While it has two attempts, one
+ * ending without a result (`requeued`) leaves the other: the subtask stays assigned.
  */
 export interface Ledger {
   /** Tasks by id (no prototype: ids are anyone's strings). */
@@ -58,12 +62,21 @@ export interface SubtaskEntry {
   agentId: string | undefined;
   /** The agent of the latest attempt said it has it. */
   acked: boolean;
+  /** A backup attempt beside the latest one (it was silent too long), or undefined. */
+  hedge: HedgeEntry | undefined;
   /** Attempts that failed or ran past their limit. */
   failures: number;
   /** The accepted result. */
   value: unknown;
   /** Why it failed. */
   reason: string | undefined;
+}
+
+/** A backup attempt of an assigned subtask. */
+export interface HedgeEntry {
+  readonly attempt: number;
+  readonly agentId: string;
+  acked: boolean;
 }
 
 /** What a finished run measured besides its subtasks' outcomes. */
@@ -81,8 +94,14 @@ export type LedgerEvent =
   | { readonly type: 'task.started'; readonly at: number; readonly taskId: string }
   | { readonly type: 'attempts.reserved'; readonly upTo: number }
   | { readonly type: 'subtask.assigned'; readonly taskId: string; readonly subtaskId: string; readonly agentId: string; readonly attempt: number }
+  /** A backup attempt starts beside the assigned one, on another agent. */
+  | { readonly type: 'subtask.hedged'; readonly taskId: string; readonly subtaskId: string; readonly agentId: string; readonly attempt: number }
+  /** One of its attempts (the latest or the backup) reached its agent. */
   | { readonly type: 'subtask.acknowledged'; readonly taskId: string; readonly subtaskId: string; readonly attempt: number }
-  /** The attempt is over without a result (lost, revoked, the agent left); `failure`: it counts against the subtask's attempts. */
+  /**
+   * The attempt is over without a result (lost, revoked, the agent left); `failure`: it counts
+   * against the subtask's attempts. With a backup beside it, the other attempt goes on.
+   */
   | { readonly type: 'subtask.requeued'; readonly taskId: string; readonly subtaskId: string; readonly attempt: number; readonly failure: boolean }
   | { readonly type: 'subtask.accepted'; readonly taskId: string; readonly subtaskId: string; readonly attempt: number; readonly value: unknown }
   | { readonly type: 'subtask.failed'; readonly taskId: string; readonly subtaskId: string; readonly reason: string }
@@ -147,7 +166,7 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
       for (const s of task.subtasks) {
         // Two subtasks under one id would share an entry, and the task could never finish.
         if (subtasks[s.id] !== undefined) throw new LedgerError(`task ${JSON.stringify(task.id)} has two subtasks ${JSON.stringify(s.id)}`);
-        subtasks[s.id] = { status: 'queued', attempt: 0, agentId: undefined, acked: false, failures: 0, value: undefined, reason: undefined };
+        subtasks[s.id] = { status: 'queued', attempt: 0, agentId: undefined, acked: false, hedge: undefined, failures: 0, value: undefined, reason: undefined };
       }
       ledger.tasks[task.id] = { task, state: 'queued', submittedAt: event.at, startedAt: undefined, finishedAt: undefined, subtasks, completed: 0, failed: 0, cancelled: undefined, summary: undefined };
       ledger.queue.push(task.id);
@@ -176,18 +195,53 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
       entry.acked = false;
       break;
     }
-    case 'subtask.acknowledged':
-      current(subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned'), event).acked = true;
+    case 'subtask.hedged': {
+      const entry = subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned');
+      if (entry.hedge !== undefined) throw new LedgerError(`subtask ${event.subtaskId} of ${event.taskId} already has a backup attempt (${entry.hedge.attempt})`);
+      if (event.agentId === entry.agentId) throw new LedgerError(`the backup attempt of ${event.subtaskId} must run on another agent than ${event.agentId}`);
+      if (!(Number.isSafeInteger(event.attempt) && event.attempt > entry.attempt && event.attempt < ledger.reservedAttempts)) {
+        throw new LedgerError(`attempt ${event.attempt} of ${event.subtaskId} is not a whole number above ${entry.attempt} and below the reservation ${ledger.reservedAttempts}`);
+      }
+      entry.hedge = { attempt: event.attempt, agentId: event.agentId, acked: false };
       break;
+    }
+    case 'subtask.acknowledged': {
+      const entry = subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned');
+      if (isHedge(entry, event)) (entry.hedge as HedgeEntry).acked = true;
+      else current(entry, event).acked = true;
+      break;
+    }
     case 'subtask.requeued': {
-      const entry = current(subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned'), event);
-      entry.status = 'queued';
-      entry.agentId = undefined;
+      const entry = subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned');
+      const hedge = entry.hedge;
+      if (isHedge(entry, event)) {
+        entry.hedge = undefined;
+      } else {
+        current(entry, event);
+        if (hedge === undefined) {
+          entry.status = 'queued';
+          entry.agentId = undefined;
+        } else {
+          // The backup goes on alone: it is the latest attempt now.
+          entry.attempt = hedge.attempt;
+          entry.agentId = hedge.agentId;
+          entry.acked = hedge.acked;
+          entry.hedge = undefined;
+        }
+      }
       if (event.failure) entry.failures++;
       break;
     }
     case 'subtask.accepted': {
-      const entry = current(subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned'), event);
+      const entry = subtaskOf(ledger, event.taskId, event.subtaskId, 'assigned');
+      const hedge = entry.hedge;
+      if (isHedge(entry, event)) {
+        entry.attempt = event.attempt;
+        entry.agentId = (hedge as HedgeEntry).agentId;
+      } else {
+        current(entry, event);
+      }
+      entry.hedge = undefined;
       entry.status = 'done';
       entry.value = event.value;
       taskOf(ledger, event.taskId).completed++;
@@ -199,6 +253,7 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
       if (entry.status === 'done' || entry.status === 'failed') throw new LedgerError(`subtask ${event.subtaskId} of ${event.taskId} has already ended (${entry.status})`);
       entry.status = 'failed';
       entry.agentId = undefined;
+      entry.hedge = undefined;
       entry.reason = event.reason;
       task.failed++;
       break;
@@ -308,6 +363,11 @@ function subtaskOf(ledger: Ledger, taskId: string, subtaskId: string, status?: S
 function current(entry: SubtaskEntry, event: { readonly subtaskId: string; readonly attempt: number }): SubtaskEntry {
   if (entry.attempt !== event.attempt) throw new LedgerError(`attempt ${event.attempt} of ${event.subtaskId} is not its current one (${entry.attempt})`);
   return entry;
+}
+
+/** Whether the event names the subtask's backup attempt. */
+function isHedge(entry: SubtaskEntry, event: { readonly attempt: number }): boolean {
+  return entry.hedge !== undefined && entry.hedge.attempt === event.attempt;
 }
 
 function unqueue(ledger: Ledger, taskId: string): void {
