@@ -3,7 +3,16 @@ export { phi, phiThresholdOffset } from './phi.js';
 export { IntervalWindow, PhiAccrualDetector, PhiSettings, type PhiAccrualDetectorOptions } from './phiAccrualDetector.js';
 export { phiAccrual, type PhiAccrualOptions } from './phiAccrual.js';
 export { heartbeatDeadline, type HeartbeatDeadlineOptions } from './heartbeatDeadline.js';
-export { deadlineOf, learnedDeadline, type AttemptSignal, type LearnedDeadlineOptions, type SettledDeadline, type SilentAttempt } from './learnedDeadline.js';
+export {
+  deadlineOf,
+  learnedDeadline,
+  type AttemptSignal,
+  type ClearedAttempt,
+  type LearnedDeadlineOptions,
+  type SettledDeadline,
+  type SilenceVerdict,
+  type SilentAttempt,
+} from './learnedDeadline.js';
 export type { Heartbeat, Liveness } from './liveness.js';
 
 // Quorum and consensus windows

@@ -28,6 +28,20 @@ export interface SilentAttempt {
   readonly learned: boolean;
 }
 
+/**
+ * An attempt reported silent is within its group's deadline again: the deadline grew (learned
+ * from longer finished work), so its silence is no longer past it. It is watched again.
+ */
+export interface ClearedAttempt {
+  readonly type: 'cleared';
+  readonly key: string;
+  readonly group: string;
+  readonly at: number;
+  readonly deadlineMs: number;
+}
+
+export type SilenceVerdict = SilentAttempt | ClearedAttempt;
+
 export interface LearnedDeadlineOptions {
   /**
    * Least deadline, and the deadline until `minSamples` attempts of the group have finished.
@@ -73,7 +87,7 @@ interface Entry {
   longest: number;
   prev: Entry | undefined;
   next: Entry | undefined;
-  /** In the list (watched), or out of it (its silence was reported; it waits for progress). */
+  /** In the list (watched), or out of it (in `reported`: its silence was reported). */
   listed: boolean;
 }
 
@@ -86,6 +100,8 @@ interface Group {
   deadline: number;
   head: Entry | undefined;
   tail: Entry | undefined;
+  /** Attempts reported silent, waiting for progress or a longer deadline. */
+  readonly reported: Set<Entry>;
   timer: Subscription | undefined;
   /** When the armed timer fires. */
   timerAt: number;
@@ -101,7 +117,8 @@ interface Group {
  * ```
  *
  * Each attempt `key` is watched from its `start` and from each `progress`; once silent for its
- * group's deadline it is reported once (`silent`), then again only after new progress. An attempt
+ * group's deadline it is reported once (`silent`), then again only after new progress — or, if a
+ * longer deadline learned meanwhile puts it back within, it is `cleared` and watched again. An attempt
  * that `end`s `ok` gives its longest silence as a sample. Within a group every attempt has the same
  * deadline, so attempts ordered by their last sign of life are ordered by deadline: progress moves
  * an attempt to its group's tail in O(1), and one timer per group watches the head. A deadline that
@@ -111,7 +128,7 @@ interface Group {
  * @example
  * signals$.pipe(learnedDeadline({ floorMs: 30_000 })).subscribe(({ key }) => hedge(key));
  */
-export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFunction<AttemptSignal, SilentAttempt> {
+export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFunction<AttemptSignal, SilenceVerdict> {
   const { floorMs, factor = 1.5, percentile = 99, minSamples = 5, windowSize = 128, scheduler = asyncScheduler } = options ?? ({} as LearnedDeadlineOptions);
   requireNumber('floorMs', floorMs, 0, true);
   requireNumber('factor', factor, 1);
@@ -122,7 +139,7 @@ export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFuncti
   const settled: SettledDeadline = { floorMs, factor, percentile, minSamples };
 
   return source =>
-    new Observable<SilentAttempt>(subscriber => {
+    new Observable<SilenceVerdict>(subscriber => {
       const attempts = new Map<string, Entry>();
       const groups = new Map<string, Group>();
 
@@ -162,9 +179,12 @@ export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFuncti
       const wake = (g: Group): void => {
         g.timer = undefined;
         const now = scheduler.now();
-        while (g.head !== undefined && now - g.head.lastAt >= g.deadline) {
+        // Compared as the timer was set (`lastAt + deadline`): with fractional times, `now - lastAt`
+        // can fall short by a rounding error and the timer would wake at the same instant forever.
+        while (g.head !== undefined && g.head.lastAt + g.deadline <= now) {
           const entry = g.head;
           unlink(entry);
+          g.reported.add(entry);
           subscriber.next({ type: 'silent', key: entry.key, group: g.id, at: now, silentMs: now - entry.lastAt, deadlineMs: g.deadline, learned: g.sorted.length >= minSamples });
           if (subscriber.closed || groups.get(g.id) !== g) return;
         }
@@ -183,13 +203,37 @@ export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFuncti
         g.sorted.splice(lowerBound(g.sorted, value), 0, value);
         const deadline = deadlineOf(g.sorted, settled);
         if (deadline === g.deadline) return;
+        const longer = deadline > g.deadline;
         g.deadline = deadline;
         // Shorter: the armed timer may be late. Longer: it fires early and re-arms.
         if (g.timer !== undefined) {
           g.timer.unsubscribe();
           g.timer = undefined;
         }
+        if (longer && g.reported.size > 0) clear(g, now);
         arm(g, now);
+      };
+
+      /**
+       * Watches again the reported attempts that the longer deadline puts back within it. They go
+       * to the head of the list: every reported attempt went silent before any listed one (those
+       * past the deadline were taken from the head), so the list stays ordered.
+       */
+      const clear = (g: Group, now: number): void => {
+        const back = [...g.reported].filter(e => e.lastAt + g.deadline > now).sort((a, b) => b.lastAt - a.lastAt);
+        for (const entry of back) {
+          g.reported.delete(entry);
+          entry.next = g.head;
+          entry.prev = undefined;
+          if (g.head) g.head.prev = entry;
+          else g.tail = entry;
+          g.head = entry;
+          entry.listed = true;
+        }
+        for (let i = back.length - 1; i >= 0 && !subscriber.closed; i--) {
+          const entry = back[i] as Entry;
+          subscriber.next({ type: 'cleared', key: entry.key, group: g.id, at: now, deadlineMs: g.deadline });
+        }
       };
 
       operate(source, subscriber, {
@@ -199,11 +243,14 @@ export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFuncti
             case 'start': {
               let g = groups.get(signal.group);
               if (g === undefined) {
-                g = { id: signal.group, ring: [], ringAt: 0, sorted: [], deadline: floorMs, head: undefined, tail: undefined, timer: undefined, timerAt: 0 };
+                g = { id: signal.group, ring: [], ringAt: 0, sorted: [], deadline: floorMs, head: undefined, tail: undefined, reported: new Set(), timer: undefined, timerAt: 0 };
                 groups.set(signal.group, g);
               }
               const known = attempts.get(signal.key);
-              if (known !== undefined) unlink(known);
+              if (known !== undefined) {
+                unlink(known);
+                known.group.reported.delete(known);
+              }
               const entry: Entry = { key: signal.key, group: g, lastAt: now, longest: 0, prev: undefined, next: undefined, listed: false };
               attempts.set(signal.key, entry);
               append(entry);
@@ -216,6 +263,7 @@ export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFuncti
               entry.longest = Math.max(entry.longest, now - entry.lastAt);
               entry.lastAt = now;
               unlink(entry);
+              entry.group.reported.delete(entry);
               append(entry);
               arm(entry.group, now);
               return;
@@ -224,6 +272,7 @@ export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFuncti
               const entry = attempts.get(signal.key);
               if (entry === undefined) return;
               unlink(entry);
+              entry.group.reported.delete(entry);
               attempts.delete(signal.key);
               if (signal.ok) sample(entry.group, Math.max(entry.longest, now - entry.lastAt), now);
               return;
@@ -233,8 +282,8 @@ export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFuncti
               if (g === undefined) return;
               g.timer?.unsubscribe();
               groups.delete(signal.group);
-              // Attempts reported silent are out of the list: found by their group (once per group's life).
-              for (const [key, e] of attempts) if (e.group === g) attempts.delete(key);
+              for (let e = g.head; e !== undefined; e = e.next) attempts.delete(e.key);
+              for (const e of g.reported) attempts.delete(e.key);
               return;
             }
           }

@@ -6,7 +6,7 @@ import type { CoordinationEvent } from './events.js';
 import { suspectOf, type EngineDetection } from './engineDetection.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
 import { COORDINATOR_ONLY, type AgentRecord, type Membership } from './membership.js';
-import type { SubtaskState } from './taskRun.js';
+import type { Attempt } from './taskRun.js';
 import { COORDINATOR, type Layout, type TopologyName } from './topology.js';
 
 /** Unacknowledged assignments in a row after which a beating agent is treated as hung (quarantined if remote). */
@@ -38,7 +38,7 @@ export interface LifecycleEngine {
   /** Requeues every subtask the agent holds, with new attempts. */
   reassign(record: AgentRecord, reason: string): void;
   /** Takes an assignment back from its agent (told to drop it) and requeues the subtask. */
-  revoke(state: SubtaskState, reason: string): void;
+  revoke(attempt: Attempt, reason: string): void;
   /** Revokes every current assignment whose route passes through the agent. */
   revokeRoutedThrough(agentId: string, reason: string): void;
 }

@@ -651,7 +651,7 @@ function program(setExit: (code: number) => void): Command {
       new Option('--retention <duration>', 'how long results of finished tasks stay retrievable (attach, tasks), e.g. 30m, 24h, 7d').argParser(duration).default(24 * 3_600_000, '24h'),
       new Option('--max-attempts <n>', 'unsuccessful attempts (failed or timed out) after which a subtask fails with the reason; a task file may set its own').argParser(integer(1, 100)).default(3),
       new Option('--attempt-timeout <duration>', 'start-to-close limit of an attempt whose task sets no timeoutMs, whatever progress it reports').argParser(duration).default(30 * 60_000, '30m'),
-      new Option('--progress-timeout <duration>', 'an attempt without progress or result this long is taken as hung (a long call should heartbeat, or raise this)').argParser(duration).default(30_000, '30s'),
+      new Option('--progress-timeout <duration>', 'least progress deadline: an attempt silent this long (before its task has finished work to learn a longer one from) gets a backup attempt on another agent; the first result wins').argParser(duration).default(30_000, '30s'),
       natsOption('a coordinator node whose agents and clients come'),
       new Option('--lease-ttl <ms>', 'with --nats: the leader lease TTL (failover within about TTL + TTL/4; lower: faster failover, higher: survives longer pauses)').argParser(integer(400, 600_000)).default(4000),
       new Option('--node-id <id>', 'with --nats: this node\'s id in the cluster (default HOST-PID)'),

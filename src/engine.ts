@@ -13,6 +13,7 @@ import type { Envelope, Network } from '../streams/network.js';
 import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
 import type { InProcessAgent, Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
+import type { SilentAttempt } from '../operators/index.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
 import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
 import { SelfHealingManager, type ActionResult, type HealingAttempt } from './selfHealing.js';
@@ -22,7 +23,7 @@ import { AgentLifecycle, UNACKED_LIMIT } from './agentLifecycle.js';
 import { EngineDetection, type DetectorOptions } from './engineDetection.js';
 import { healingActions, type HealingHost } from './engineHealing.js';
 import { COORDINATOR_ONLY, Candidates, Membership, sameTargets, type AgentRecord } from './membership.js';
-import type { SubtaskState, TaskRun } from './taskRun.js';
+import type { Attempt, SubtaskState, TaskRun } from './taskRun.js';
 
 export type { TaskRun } from './taskRun.js';
 
@@ -113,6 +114,8 @@ export class Engine {
   private orphanTimer: Subscription | undefined;
   /** When the armed orphan timer fails what still waits. */
   private orphansFailAt = 0;
+  /** Subtasks whose attempt out alone is silent: they want a backup attempt (see `startHedges`). */
+  private readonly hedging = new Set<SubtaskState>();
   /** Why each subtask that no live agent can run was last said to wait (see {@link waitKey}). */
   private readonly waitingFor = new Map<string, string>();
   /** `liveChanges` when the whole queue was last looked at for subtasks no live agent can run. */
@@ -147,7 +150,7 @@ export class Engine {
       dispatch: () => this.dispatch(),
       heal: fault => this.heal(fault),
       reassign: (record, reason) => this.reassign(record, reason),
-      revoke: (state, reason) => this.revoke(state, reason),
+      revoke: (attempt, reason) => this.revoke(attempt, reason),
       revokeRoutedThrough: (agentId, reason) => this.revokeRoutedThrough(agentId, reason),
     });
     this.protocol = 'star';
@@ -208,8 +211,13 @@ export class Engine {
     this.runs.set(task.id, run);
     task.subtasks.forEach((subtask, index) => {
       const ledgerEntry = entry.subtasks[subtask.id] as SubtaskEntry;
-      if (ledgerEntry.status === 'assigned') this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: ledgerEntry.attempt, failure: false });
-      const state: SubtaskState = { subtask, index, task: run, entry: ledgerEntry, key: stateKey(task.id, subtask.id), protocol: 'star', assignedAt: 0, hops: 0, route: [], timer: undefined, transit: undefined };
+      if (ledgerEntry.status === 'assigned') {
+        // Handed out by a coordinator that crashed: those attempts went with it.
+        const hedge = ledgerEntry.hedge;
+        if (hedge !== undefined) this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: hedge.attempt, failure: false });
+        this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: ledgerEntry.attempt, failure: false });
+      }
+      const state: SubtaskState = { subtask, index, task: run, entry: ledgerEntry, key: stateKey(task.id, subtask.id), attempts: [], hedge: undefined, hedges: 0 };
       run.states.push(state);
       this.subtasks.set(state.key, state);
       if (ledgerEntry.status === 'queued') run.queue.push(state);
@@ -312,8 +320,11 @@ export class Engine {
     this.subscriptions.length = 0;
     for (const record of this.agents.list) record.closed?.unsubscribe();
     for (const state of this.subtasks.values()) {
-      state.timer?.unsubscribe();
-      state.transit?.unsubscribe();
+      for (const attempt of state.attempts) {
+        attempt.timer?.unsubscribe();
+        attempt.transit?.unsubscribe();
+        attempt.stillSilent?.unsubscribe();
+      }
     }
     this.orphanTimer?.unsubscribe();
     for (const run of this.runs.values()) {
@@ -335,8 +346,10 @@ export class Engine {
   /** Agents in other processes outlive the task: they are told to drop what they still hold of it. */
   private cancelRemoteWork(run: TaskRun): void {
     for (const state of run.states) {
-      if (state.entry.status !== 'assigned' || state.entry.agentId === undefined || this.agents.get(state.entry.agentId)?.host !== undefined) continue;
-      this.network.send({ from: COORDINATOR, to: state.entry.agentId, kind: 'cancel', body: { taskId: run.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt, via: [] } });
+      for (const attempt of state.attempts) {
+        if (this.agents.get(attempt.agentId)?.host !== undefined) continue;
+        this.network.send({ from: COORDINATOR, to: attempt.agentId, kind: 'cancel', body: { taskId: run.task.id, subtaskId: state.subtask.id, attempt: attempt.token, via: [] } });
+      }
     }
   }
 
@@ -363,7 +376,8 @@ export class Engine {
     this.subscriptions.push(
       ...this.detection.wire({
         fault: fault => this.serial(() => this.onFault(fault)),
-        progressTimeout: attemptKey => this.serial(() => this.onProgressTimeout(attemptKey)),
+        silent: silence => this.serial(() => this.onSilent(silence)),
+        cleared: attemptKey => this.serial(() => this.onCleared(attemptKey)),
         ackTimeout: attemptKey => this.serial(() => this.onAckTimeout(attemptKey)),
         verdict: decision => this.serial(() => this.lifecycle.onVerdict(decision)),
       }),
@@ -408,19 +422,18 @@ export class Engine {
   }
 
   private onAckTimeout(k: string): void {
-    const [stateKeyOf, attempt] = splitKey(k);
-    const state = this.subtasks.get(stateKeyOf);
-    if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== attempt || state.entry.acked || state.entry.agentId === undefined) return;
-    const record = this.agents.get(state.entry.agentId) as AgentRecord;
+    const attempt = this.attemptOf(k);
+    if (attempt === undefined || ackedOf(attempt)) return;
+    const record = this.agents.get(attempt.agentId) as AgentRecord;
     // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
     // charged, and so is whoever it went through (the agent itself when it went straight to it).
-    this.detection.delivery(firstLink(state), false);
-    const via = state.route.length > 0 ? ` via ${state.route.join(' → ')}` : '';
-    this.requeue(state, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`, false);
-    if (state.route.length > 0 && record.host === undefined) {
+    this.detection.delivery(firstLink(attempt), false);
+    const via = attempt.route.length > 0 ? ` via ${attempt.route.join(' → ')}` : '';
+    this.endAttempt(attempt, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`, false);
+    if (attempt.route.length > 0 && record.host === undefined) {
       // Through relays to an agent in another process: whose fault is unknown; the relays are
       // charged, and the next assignment goes straight to the agent to tell.
-      this.lifecycle.chargeRelays(state.route);
+      this.lifecycle.chargeRelays(attempt.route);
       record.probeDirect = true;
     } else if (++record.unacked >= UNACKED_LIMIT) {
       this.lifecycle.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
@@ -432,37 +445,104 @@ export class Engine {
    * The agent said its result is on its way through relays (`done`): if it has not arrived within
    * the acknowledgement timeout, a relay lost it. The relays are charged and the subtask runs again.
    */
-  private onResultInTransit(state: SubtaskState): void {
-    if (state.transit !== undefined) return;
-    const attempt = state.entry.attempt;
-    state.transit = this.scheduler.schedule(
+  private onResultInTransit(attempt: Attempt): void {
+    if (attempt.transit !== undefined) return;
+    attempt.transit = this.scheduler.schedule(
       () =>
         this.serial(() => {
-          state.transit = undefined;
-          if (state.entry.status === 'assigned' && state.entry.attempt === attempt) this.lostInTransit(state);
+          attempt.transit = undefined;
+          if (attempt.state.attempts.includes(attempt)) this.lostInTransit(attempt);
         }),
       this.settings.ackTimeoutMs,
     );
   }
 
   /** A result announced done has not come through its relays: they are charged, and the subtask runs again. */
-  private lostInTransit(state: SubtaskState): void {
-    const route = state.route;
-    this.revoke(state, `result of ${state.entry.agentId ?? '?'} lost in transit via ${route.join(' → ')}`);
+  private lostInTransit(attempt: Attempt): void {
+    const route = attempt.route;
+    this.revoke(attempt, `result of ${attempt.agentId} lost in transit via ${route.join(' → ')}`);
     this.lifecycle.chargeRelays(route);
     this.dispatch();
   }
 
-  private onProgressTimeout(key: string): void {
-    const [stateKeyOf, attempt] = splitKey(key);
-    const state = this.subtasks.get(stateKeyOf);
-    if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== attempt || state.entry.agentId === undefined) return;
-    const record = this.agents.get(state.entry.agentId);
-    if (record === undefined) return;
-    const detail = `no progress on ${state.subtask.id} of task ${state.task.task.id} for ${this.settings.progressTimeoutMs} ms`;
+  /**
+   * An attempt has been silent past its progress deadline: it is suspected of hanging, not
+   * revoked. Out alone, it gets a backup attempt on another capable agent (see `startHedges`); the
+   * first valid result of either wins. Its agent is taken for hung when the backup wins, or when
+   * the attempt is still silent a deadline later (no backup could run, or none finished).
+   */
+  private onSilent(silence: SilentAttempt): void {
+    const attempt = this.attemptOf(silence.key);
+    if (attempt === undefined) return;
+    attempt.silent = true;
+    attempt.stillSilent?.unsubscribe();
+    attempt.stillSilent = this.scheduler.schedule(() => this.serial(() => this.onStillSilent(attempt, silence.silentMs + silence.deadlineMs)), silence.deadlineMs);
+    const state = attempt.state;
+    this.emitTask(state.task, {
+      type: 'subtask.silent',
+      at: this.now(),
+      subtaskId: state.subtask.id,
+      agentId: attempt.agentId,
+      attempt: attempt.token,
+      silentMs: silence.silentMs,
+      deadlineMs: silence.deadlineMs,
+      learned: silence.learned,
+    });
+    if (state.attempts.length === 1) this.wantHedge(state, silence.learned ? 'learned' : 'floor');
+  }
+
+  /** The deadline learned since shows the attempt's silence is normal for its task: no backup for it. */
+  private onCleared(key: string): void {
+    const attempt = this.attemptOf(key);
+    if (attempt === undefined) return;
+    this.heard(attempt);
+  }
+
+  /** The attempt is not silent (it made progress, or its silence is normal after all). */
+  private heard(attempt: Attempt): void {
+    if (!attempt.silent) return;
+    attempt.silent = false;
+    attempt.stillSilent?.unsubscribe();
+    attempt.stillSilent = undefined;
+    if (attempt.state.attempts.length === 1) this.unwantHedge(attempt.state);
+  }
+
+  /**
+   * Silent for twice its deadline: its agent is taken for hung (agent_timeout, healed) and the
+   * attempt ends as a failure, so a subtask that hangs every agent it runs on fails after its
+   * attempts rather than looping. A backup running beside it goes on.
+   */
+  private onStillSilent(attempt: Attempt, silentMs: number): void {
+    attempt.stillSilent = undefined;
+    const state = attempt.state;
+    if (!attempt.silent || !state.attempts.includes(attempt)) return;
+    const record = this.agents.get(attempt.agentId) as AgentRecord;
+    const detail = `no progress on ${state.subtask.id} of task ${state.task.task.id} for ${Math.round(silentMs)} ms, twice its deadline`;
     const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
     this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
-    this.heal(fault);
+    this.revoke(attempt, detail, true);
+    if (state.attempts.length === 0 && state.entry.failures >= this.attemptsOf(state)) this.fail(state, `made no progress ${state.entry.failures} time(s): ${detail}`);
+    if (record.status === 'live') this.heal(fault);
+    this.afterChange(state.task);
+  }
+
+  /** The attempt out now under a deadline key (`taskId NUL subtaskId#token`), if it still is. */
+  private attemptOf(key: string): Attempt | undefined {
+    const [stateKeyOf, token] = splitKey(key);
+    return this.subtasks.get(stateKeyOf)?.attempts.find(a => a.token === token);
+  }
+
+  private wantHedge(state: SubtaskState, kind: 'learned' | 'floor'): void {
+    if (state.hedges >= this.attemptsOf(state) - 1) return; // no backup beyond the subtask's attempts
+    state.hedge = kind;
+    this.hedging.add(state);
+    this.dispatch();
+  }
+
+  private unwantHedge(state: SubtaskState): void {
+    if (state.hedge === undefined) return;
+    state.hedge = undefined;
+    this.hedging.delete(state);
   }
 
   // ---- healing --------------------------------------------------------------------------------
@@ -502,7 +582,7 @@ export class Engine {
       performance: protocol => this.performance.get(protocol),
       fallback: () => this.healer.fallback(this.protocol),
       reassign: (record, reason) => this.reassign(record, reason),
-      revoke: (state, reason) => this.revoke(state, reason),
+      revoke: (attempt, reason) => this.revoke(attempt, reason),
       takeOut: record => this.lifecycle.takeOut(record),
       join: record => this.lifecycle.join(record),
       switchTo: (to, change) => this.switchTo(to, change),
@@ -514,7 +594,7 @@ export class Engine {
   /** Requeues every subtask the agent holds, with new attempts (healing's `reassignSubtasks`, and what a restart or a departure does). */
   private reassign(record: AgentRecord, reason: string): ActionResult {
     const moved = [...record.inFlight];
-    for (const state of moved) this.requeue(state, `${record.id}: ${reason}`, false);
+    for (const attempt of moved) this.endAttempt(attempt, `${record.id}: ${reason}`, false);
     return { ok: true, detail: `${moved.length} subtask(s) requeued with new attempts` };
   }
 
@@ -565,12 +645,13 @@ export class Engine {
         return this.onResult(envelope.body as ResultBody, envelope.from);
       case 'progress': {
         const body = envelope.body as ProgressBody;
-        const state = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId));
+        const attempt = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId))?.attempts.find(a => a.token === body.attempt);
         // Progress comes straight from the agent that runs the attempt: anyone else's is noise.
-        if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== body.attempt || envelope.from !== state.entry.agentId) return;
-        if (!state.entry.acked) this.acknowledge(state);
-        this.detection.progressed(key(state));
-        if (body.done === true && state.route.length > 0) this.onResultInTransit(state);
+        if (attempt === undefined || envelope.from !== attempt.agentId) return;
+        if (!ackedOf(attempt)) this.acknowledge(attempt);
+        this.detection.progressed(attempt.key);
+        this.heard(attempt);
+        if (body.done === true && attempt.route.length > 0) this.onResultInTransit(attempt);
         return;
       }
       case 'vote': {
@@ -594,42 +675,60 @@ export class Engine {
       this.hooks.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `unknown subtask${body.taskId === undefined ? '' : ` of task ${body.taskId}`} (from ${from})` });
       return;
     }
-    const current = state.entry.status === 'assigned' && state.entry.attempt === body.attempt && state.entry.agentId === body.agentId;
-    if (!current || from !== (state.route[0] ?? state.entry.agentId)) {
+    const attempt = state.attempts.find(a => a.token === body.attempt && a.agentId === body.agentId);
+    if (attempt === undefined || from !== (attempt.route[0] ?? attempt.agentId)) {
       state.task.stale++;
-      const reason = !current ? (state.entry.status === 'done' ? 'already completed' : 'superseded attempt') : `sent by ${from}, not by ${state.entry.agentId} or its relay`;
+      const reason = attempt === undefined ? (state.entry.status === 'done' ? 'already completed' : 'superseded attempt') : `sent by ${from}, not by ${attempt.agentId} or its relay`;
       this.emitTask(state.task, { type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason });
       return;
     }
     const record = this.agents.get(body.agentId);
-    record?.inFlight.delete(state);
     if (record !== undefined) {
       record.timeouts = 0;
       if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
     }
-    this.agents.touch(record);
-    if (!state.entry.acked) this.acknowledge(state);
-    for (const id of state.route) {
+    this.untake(attempt);
+    if (!ackedOf(attempt)) this.acknowledge(attempt);
+    for (const id of attempt.route) {
       const relay = this.agents.get(id);
       if (relay !== undefined) relay.dropped = 0; // it brought the result back
     }
-    this.detection.progressEnded(key(state));
-    const latencyMs = this.now() - state.assignedAt;
-    this.executions.next({ protocol: state.protocol, ok: body.ok, latencyMs, messages: 2 * state.hops });
+    const latencyMs = this.now() - attempt.assignedAt;
+    this.executions.next({ protocol: attempt.protocol, ok: body.ok, latencyMs, messages: 2 * attempt.hops });
     this.detection.latency(body.agentId, latencyMs);
     const run = state.task;
     if (body.ok) {
-      this.release(state);
+      this.release(attempt, true);
       this.record({ type: 'subtask.accepted', taskId: run.task.id, subtaskId: state.subtask.id, attempt: body.attempt, value: body.value });
+      state.attempts.splice(state.attempts.indexOf(attempt), 1);
+      this.unwantHedge(state);
       if (record) record.completed++;
       run.done++;
       this.emitTask(run, { type: 'subtask.completed', at: this.now(), subtaskId: state.subtask.id, agentId: body.agentId, attempt: body.attempt });
+      // The other attempt of a hedged subtask lost the race: it is cancelled. If it was the silent
+      // one, its agent kept quiet while another did the same work: it is taken for hung.
+      for (const loser of state.attempts.splice(0)) this.cancelLoser(loser, attempt);
     } else {
       if (record) record.failures++;
-      this.requeue(state, `handler failed: ${body.error ?? 'failed'}`, true);
+      this.endAttempt(attempt, `handler failed: ${body.error ?? 'failed'}`, true);
       if (state.entry.failures >= this.attemptsOf(state)) this.fail(state, `handler failed ${state.entry.failures} time(s): ${body.error ?? 'failed'}`);
     }
     this.afterChange(run);
+  }
+
+  /** Ends the attempt that lost its hedge race (the ledger ended it with the winner's result). */
+  private cancelLoser(loser: Attempt, winner: Attempt): void {
+    this.untake(loser);
+    this.release(loser);
+    const path = [...this.layout.route(loser.agentId), loser.agentId];
+    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: loser.state.task.task.id, subtaskId: loser.state.subtask.id, attempt: loser.token, via: path.slice(1) } });
+    if (!loser.silent) return;
+    const record = this.agents.get(loser.agentId);
+    if (record === undefined || record.status !== 'live') return;
+    const detail = `no progress on ${loser.state.subtask.id} of task ${loser.state.task.task.id} while ${winner.agentId} ran it to the end`;
+    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
+    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
+    this.heal(fault);
   }
 
   /** After a subtask of `run` changed: the task ends once every subtask has, else work moves on. */
@@ -657,40 +756,51 @@ export class Engine {
     else this.emitTask(state.task, rejected);
   }
 
-  /** The attempt is over without a result: the subtask waits again; `failure`: it counts against its attempts. */
-  private requeue(state: SubtaskState, reason: string, failure: boolean): void {
-    if (state.entry.status !== 'assigned') return;
-    this.untake(state);
-    this.release(state);
-    const attempt = state.entry.attempt;
-    // Its old attempt is stale from now on (it is no longer assigned); the next run gets a new one.
-    this.record({ type: 'subtask.requeued', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt, failure });
-    this.enqueue(state);
-    this.emitTask(state.task, { type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt, reason });
+  /**
+   * The attempt is over without a result; `failure`: it counts against the subtask's attempts.
+   * The subtask waits again, unless its other attempt (it was hedged) goes on.
+   */
+  private endAttempt(attempt: Attempt, reason: string, failure: boolean): void {
+    const state = attempt.state;
+    const at = state.attempts.indexOf(attempt);
+    if (at === -1) return;
+    this.untake(attempt);
+    this.release(attempt);
+    state.attempts.splice(at, 1);
+    this.record({ type: 'subtask.requeued', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: attempt.token, failure });
+    const other = state.attempts[0];
+    if (other === undefined) {
+      this.unwantHedge(state);
+      this.enqueue(state);
+    } else if (other.silent) {
+      this.wantHedge(state, 'floor');
+    }
+    this.emitTask(state.task, { type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt: attempt.token, reason });
   }
 
   /** The agent has the assignment: the link delivered; from now on its progress is watched. */
-  private acknowledge(state: SubtaskState): void {
-    this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt });
-    this.detection.acked(key(state));
+  private acknowledge(attempt: Attempt): void {
+    const state = attempt.state;
+    this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: attempt.token });
+    this.detection.acked(attempt.key);
     // The agent took it in. Its relays are cleared only once a result comes back through them: a
     // relay that passes assignments on but keeps results back must not be cleared by the former.
-    const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
+    const record = this.agents.get(attempt.agentId);
     if (record !== undefined) {
       record.unacked = 0;
-      if (state.route.length === 0) record.probeDirect = false;
+      if (attempt.route.length === 0) record.probeDirect = false;
     }
-    this.detection.delivery(firstLink(state), true);
+    this.detection.delivery(firstLink(attempt), true);
   }
 
-  /** Stops watching an assignment's acknowledgement and progress. */
-  private release(state: SubtaskState): void {
-    state.timer?.unsubscribe();
-    state.transit?.unsubscribe();
-    state.timer = state.transit = undefined;
-    const k = key(state);
-    if (!state.entry.acked) this.detection.acked(k);
-    this.detection.progressEnded(k);
+  /** Stops watching an attempt's acknowledgement and progress; `ok`: it finished (its silences teach the deadline). */
+  private release(attempt: Attempt, ok = false): void {
+    attempt.timer?.unsubscribe();
+    attempt.transit?.unsubscribe();
+    attempt.stillSilent?.unsubscribe();
+    attempt.timer = attempt.transit = attempt.stillSilent = undefined;
+    if (!ackedOf(attempt)) this.detection.acked(attempt.key);
+    this.detection.attemptEnded(attempt.key, ok);
   }
 
   /** Back into the queue by priority, after the waiting subtasks of the same priority. */
@@ -702,25 +812,28 @@ export class Engine {
     run.queue.splice(i, 0, state);
   }
 
-  /** Takes an assignment back from a live agent: it is told to drop it, and the subtask is requeued. */
-  private revoke(state: SubtaskState, reason: string, failure = false): void {
-    if (state.entry.status !== 'assigned' || state.entry.agentId === undefined) return;
-    const path = [...this.layout.route(state.entry.agentId), state.entry.agentId];
-    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt, via: path.slice(1) } });
-    this.requeue(state, reason, failure);
+  /** Takes an attempt back from a live agent: it is told to drop it, and the attempt ends. */
+  private revoke(attempt: Attempt, reason: string, failure = false): void {
+    if (!attempt.state.attempts.includes(attempt)) return;
+    const path = [...this.layout.route(attempt.agentId), attempt.agentId];
+    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: attempt.state.task.task.id, subtaskId: attempt.state.subtask.id, attempt: attempt.token, via: path.slice(1) } });
+    this.endAttempt(attempt, reason, failure);
   }
 
-  /** Takes back every current assignment whose route passes through the agent (a relay that failed or restarted). */
+  /** Takes back every attempt whose route passes through the agent (a relay that failed or restarted). */
   private revokeRoutedThrough(agentId: string, reason: string): void {
     for (const state of this.subtasks.values()) {
-      if (state.entry.status === 'assigned' && state.route.includes(agentId)) this.revoke(state, reason);
+      for (const attempt of [...state.attempts]) if (attempt.route.includes(agentId)) this.revoke(attempt, reason);
     }
   }
 
   private fail(state: SubtaskState, reason: string): void {
     if (state.entry.status === 'done' || state.entry.status === 'failed') return;
-    this.untake(state);
-    if (state.entry.status === 'assigned') this.release(state);
+    for (const attempt of state.attempts.splice(0)) {
+      this.untake(attempt);
+      this.release(attempt);
+    }
+    this.unwantHedge(state);
     this.record({ type: 'subtask.failed', taskId: state.task.task.id, subtaskId: state.subtask.id, reason });
     state.task.done++;
     this.emitTask(state.task, { type: 'subtask.failed', at: this.now(), subtaskId: state.subtask.id, reason });
@@ -757,6 +870,7 @@ export class Engine {
     const groups = new Map<string, Candidates>();
     let seen = -1; // the version `groups` describes
     this.dispatchDepth++;
+    if (this.dispatchDepth === 1 && this.hedging.size > 0) this.startHedges(false);
     // One subtask from each task in turn (each task's queue in its own priority order), starting
     // one task further at every pass: a task with many subtasks does not hold back the others.
     let open = runs.length;
@@ -837,6 +951,7 @@ export class Engine {
         }
       }
     });
+    if (this.dispatchDepth === 1 && this.hedging.size > 0 && !this.finished) this.startHedges(true);
     this.dispatchDepth--;
     if (orphaned && this.orphanTimer === undefined) {
       this.orphansFailAt = this.now() + this.settings.orphanTimeoutMs;
@@ -848,10 +963,10 @@ export class Engine {
     if (newlyWaiting !== undefined) for (const [why, states] of newlyWaiting) this.announceWaiting(why, states);
   }
 
-  /** Takes the subtask's assignment off its agent (its slot comes free). */
-  private untake(state: SubtaskState): void {
-    const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
-    record?.inFlight.delete(state);
+  /** Takes the attempt off its agent (its slot comes free). */
+  private untake(attempt: Attempt): void {
+    const record = this.agents.get(attempt.agentId);
+    record?.inFlight.delete(attempt);
     this.agents.touch(record);
   }
 
@@ -890,26 +1005,55 @@ export class Engine {
     this.dispatch();
   }
 
-  private assign(state: SubtaskState, record: AgentRecord): void {
+  /** Starts an attempt of the subtask on the agent: its first, or (`of`: the silent one) a backup beside it. */
+  private assign(state: SubtaskState, record: AgentRecord, of?: Attempt): void {
     const run = state.task;
     const route = record.probeDirect ? [] : this.layout.route(record.id);
     const path = [...route, record.id];
     const replyPath = [...[...route].reverse(), COORDINATOR];
-    const attempt = this.hooks.nextAttempt();
-    this.record({ type: 'subtask.assigned', taskId: run.task.id, subtaskId: state.subtask.id, agentId: record.id, attempt });
-    state.assignedAt = this.now();
-    state.hops = path.length;
-    state.route = route;
-    state.protocol = this.protocol;
+    const token = this.hooks.nextAttempt();
+    const ids = { taskId: run.task.id, subtaskId: state.subtask.id, agentId: record.id, attempt: token };
+    this.record(of === undefined ? { type: 'subtask.assigned', ...ids } : { type: 'subtask.hedged', ...ids });
+    const now = this.now();
+    const attempt: Attempt = { state, agentId: record.id, token, key: `${state.key}#${token}`, protocol: this.protocol, assignedAt: now, hops: path.length, route, silent: false, stillSilent: undefined, timer: undefined, transit: undefined };
+    state.attempts.push(attempt);
     this.waitingFor.delete(state.key);
-    record.inFlight.add(state);
+    record.inFlight.add(attempt);
     this.agents.touch(record);
     run.assignments++;
-    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt, replyPath, via: path.slice(1) };
+    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt: token, replyPath, via: path.slice(1) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
-    this.detection.awaitAck(key(state));
-    state.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(state, attempt)), this.timeoutOf(state));
-    this.emitTask(run, { type: 'subtask.assigned', at: this.now(), subtaskId: state.subtask.id, agentId: record.id, attempt, hops: path.length });
+    this.detection.awaitAck(attempt.key);
+    this.detection.attemptStarted(attempt.key, run.task.id);
+    attempt.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(attempt)), this.timeoutOf(state));
+    this.emitTask(run, { type: 'subtask.assigned', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, hops: path.length });
+    if (of !== undefined) this.emitTask(run, { type: 'subtask.hedged', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, of: { agentId: of.agentId, attempt: of.token } });
+  }
+
+  /**
+   * Backups for silent attempts, each on a free capable agent other than the silent one's: first
+   * those whose silence ran past a deadline learned from the task's finished work (anomalous: they
+   * may take a slot before queued work), then (`all`) the rest, which only take the slots queued
+   * work left idle.
+   */
+  private startHedges(all: boolean): void {
+    const groups = new Map<string, Candidates>();
+    for (const state of this.hedging) {
+      if (!all && state.hedge !== 'learned') continue;
+      const silent = state.attempts[0];
+      if (state.attempts.length !== 1 || silent === undefined || !silent.silent) {
+        this.unwantHedge(state);
+        continue;
+      }
+      const ids = this.agents.candidates(state.subtask, groups).ids.filter(id => id !== silent.agentId);
+      const chosen = ids.length === 0 ? undefined : this.layout.pick(state.subtask, ids);
+      if (chosen === undefined) continue;
+      this.unwantHedge(state);
+      state.hedges++;
+      this.assign(state, this.agents.get(chosen) as AgentRecord, silent);
+      groups.clear();
+      if (this.finished) return;
+    }
   }
 
   /** Start-to-close limit of an attempt of the subtask: its own, its task's, else the coordinator's. */
@@ -922,21 +1066,22 @@ export class Engine {
    * agent is told to drop it; the subtask runs again elsewhere, up to `maxSubtaskAttempts` runs. An
    * agent in another process whose attempts time out twice in a row gets no more work.
    */
-  private onAttemptTimeout(state: SubtaskState, attempt: number): void {
-    state.timer = undefined;
-    if (state.entry.status !== 'assigned' || state.entry.attempt !== attempt || state.entry.agentId === undefined) return;
-    const record = this.agents.get(state.entry.agentId) as AgentRecord;
-    if (state.transit !== undefined) {
+  private onAttemptTimeout(attempt: Attempt): void {
+    attempt.timer = undefined;
+    const state = attempt.state;
+    if (!state.attempts.includes(attempt)) return;
+    const record = this.agents.get(attempt.agentId) as AgentRecord;
+    if (attempt.transit !== undefined) {
       // The agent finished in time and said so; its result is held up in a relay: theirs to answer for.
-      state.transit.unsubscribe();
-      state.transit = undefined;
-      return this.lostInTransit(state);
+      attempt.transit.unsubscribe();
+      attempt.transit = undefined;
+      return this.lostInTransit(attempt);
     }
     const limit = this.timeoutOf(state);
-    const reason = `attempt ${attempt} on ${record.id} ran past its ${limit} ms limit`;
+    const reason = `attempt ${attempt.token} on ${record.id} ran past its ${limit} ms limit`;
     this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
-    this.revoke(state, reason, true);
-    if (state.entry.failures >= this.attemptsOf(state)) this.fail(state, `timed out ${state.entry.failures} time(s): ${reason}`);
+    this.revoke(attempt, reason, true);
+    if (state.attempts.length === 0 && state.entry.failures >= this.attemptsOf(state)) this.fail(state, `timed out ${state.entry.failures} time(s): ${reason}`);
     record.granted = Math.max(1, record.granted >> 1);
     this.agents.touch(record);
     if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.lifecycle.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
@@ -996,11 +1141,16 @@ export class Engine {
       },
     });
     for (const state of run.states) {
-      state.timer?.unsubscribe();
-      state.transit?.unsubscribe();
+      for (const attempt of state.attempts) {
+        attempt.timer?.unsubscribe();
+        attempt.transit?.unsubscribe();
+        attempt.stillSilent?.unsubscribe();
+      }
+      this.hedging.delete(state);
       this.subtasks.delete(state.key);
       this.waitingFor.delete(state.key);
     }
+    this.detection.taskClosed(task.id);
     this.runs.delete(task.id);
     this.hooks.ended(run, resultOf(entry) as CoordinationResult);
     if (this.runs.size === 0 && !this.finished) {
@@ -1021,14 +1171,15 @@ function waitKey(subtask: Subtask, candidates: Candidates): string {
 /** Timed-out attempts in a row after which an agent in another process is quarantined. */
 const TIMEOUTS_LIMIT = 2;
 
-/** The link an assignment took first: to its first relay, or straight to its agent. */
-function firstLink(state: SubtaskState): string {
-  return `${COORDINATOR}->${state.route[0] ?? state.entry.agentId ?? ''}`;
+/** The link an attempt's assignment took first: to its first relay, or straight to its agent. */
+function firstLink(attempt: Attempt): string {
+  return `${COORDINATOR}->${attempt.route[0] ?? attempt.agentId}`;
 }
 
-/** The deadline operators' key of the current attempt: `taskId NUL subtaskId#attempt`. */
-function key(state: SubtaskState): string {
-  return `${state.key}#${state.entry.attempt}`;
+/** Whether the attempt's agent said it has it (the ledger keeps this for the latest attempt and the backup). */
+function ackedOf(attempt: Attempt): boolean {
+  const entry = attempt.state.entry;
+  return entry.hedge !== undefined && entry.hedge.attempt === attempt.token ? entry.hedge.acked : entry.acked;
 }
 
 function stateKey(taskId: string, subtaskId: string): string {

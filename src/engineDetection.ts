@@ -2,11 +2,14 @@ import { Subject, type SchedulerLike, type Subscription } from 'rxjs';
 import {
   consensusWindow,
   heartbeatDeadline,
+  learnedDeadline,
+  type AttemptSignal,
   type Decision,
   type DeliveryInput,
   type Heartbeat,
   type LatencyInput,
   type PhiAccrualDetectorOptions,
+  type SilentAttempt,
   type UsageInput,
   type Vote,
 } from '../operators/index.js';
@@ -20,7 +23,10 @@ export type DetectorOptions = ({ readonly kind: 'phi' } & PhiAccrualDetectorOpti
 /** What the detection wiring needs: the detector, the attempt deadlines and the consensus window. */
 export interface DetectionOptions {
   readonly detector: DetectorOptions;
-  /** An attempt with no progress for this long: its agent is taken for hung. */
+  /**
+   * The least progress deadline of an attempt, and its deadline until its task has finished
+   * enough work to learn one (`learnedDeadline`'s floor).
+   */
   readonly progressTimeoutMs: number;
   /** An assignment not acknowledged within this: lost on the way, or its agent takes nothing in. */
   readonly ackTimeoutMs: number;
@@ -32,8 +38,10 @@ export interface DetectionOptions {
 export interface DetectionVerdicts {
   /** A fault of an agent or a link (or its resolution), from the fault detector. */
   fault(fault: FaultEvent): void;
-  /** No progress on the attempt `taskId NUL subtaskId#attempt` within the progress timeout. */
-  progressTimeout(attemptKey: string): void;
+  /** The attempt `taskId NUL subtaskId#attempt` has made no progress within its progress deadline. */
+  silent(silence: SilentAttempt): void;
+  /** A longer deadline learned since puts the silent attempt back within it. */
+  cleared(attemptKey: string): void;
   /** The attempt `taskId NUL subtaskId#attempt` was not acknowledged within the ack timeout. */
   ackTimeout(attemptKey: string): void;
   /** The peers decided on a suspicion put to them with `askPeers`. */
@@ -54,7 +62,7 @@ export class EngineDetection {
   /** Usage the agents' heartbeats carry: one series per agent, whatever resource is the highest. */
   private readonly usage = new Subject<UsageInput>();
   private readonly acks = new Subject<Heartbeat>();
-  private readonly progress = new Subject<Heartbeat>();
+  private readonly progress = new Subject<AttemptSignal>();
   private readonly votes = new Subject<Vote>();
   private readonly voters = new Subject<readonly string[]>();
   private proposals = 0;
@@ -74,9 +82,11 @@ export class EngineDetection {
     );
     return [
       faults.subscribe(fault => verdicts.fault(fault)),
-      // Progress: one deadline per assignment, keyed `subtask#attempt`; silence means a hung agent.
-      this.progress.pipe(heartbeatDeadline({ timeoutMs: progressTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') verdicts.progressTimeout(verdict.agentId);
+      // Progress: a deadline per attempt, keyed `subtask#attempt`, learned per task from how long
+      // its finished attempts kept silent: a silent attempt is suspected of hanging.
+      this.progress.pipe(learnedDeadline({ floorMs: progressTimeoutMs, scheduler })).subscribe(verdict => {
+        if (verdict.type === 'silent') verdicts.silent(verdict);
+        else verdicts.cleared(verdict.key);
       }),
       // Acknowledgement: one deadline per assignment until the agent's first progress.
       this.acks.pipe(heartbeatDeadline({ timeoutMs: ackTimeoutMs, scheduler })).subscribe(verdict => {
@@ -126,14 +136,24 @@ export class EngineDetection {
     this.acks.next({ agentId: attemptKey, status: 'leaving' });
   }
 
-  /** The attempt made progress: its progress deadline starts over. */
-  progressed(attemptKey: string): void {
-    this.progress.next({ agentId: attemptKey });
+  /** An attempt of the task was sent: its progress deadline starts. */
+  attemptStarted(attemptKey: string, taskId: string): void {
+    this.progress.next({ type: 'start', key: attemptKey, group: taskId });
   }
 
-  /** The attempt is over: its progress is no longer watched. */
-  progressEnded(attemptKey: string): void {
-    this.progress.next({ agentId: attemptKey, status: 'leaving' });
+  /** The attempt made progress: its progress deadline starts over. */
+  progressed(attemptKey: string): void {
+    this.progress.next({ type: 'progress', key: attemptKey });
+  }
+
+  /** The attempt is over (`ok`: it finished, and teaches its task's deadline): its progress is no longer watched. */
+  attemptEnded(attemptKey: string, ok: boolean): void {
+    this.progress.next({ type: 'end', key: attemptKey, ok });
+  }
+
+  /** The task ended: what was learned of it is dropped. */
+  taskClosed(taskId: string): void {
+    this.progress.next({ type: 'close', group: taskId });
   }
 
   /** A peer's vote on a proposal put by `askPeers`. */

@@ -5,7 +5,7 @@ import type { CoordinationEvent } from './events.js';
 import type { DetectedFault } from './faultDetector.js';
 import { sameCapabilities, type AgentRecord, type Membership } from './membership.js';
 import type { ActionResult, EngineActions } from './selfHealing.js';
-import type { SubtaskState } from './taskRun.js';
+import type { Attempt } from './taskRun.js';
 import type { Layout, TopologyName } from './topology.js';
 import { topologyFor } from './topologies/index.js';
 
@@ -29,7 +29,7 @@ export interface HealingHost {
   /** Requeues every subtask the agent holds, with new attempts. */
   reassign(record: AgentRecord, reason: string): ActionResult;
   /** Takes an assignment back from its agent (told to drop it) and requeues the subtask. */
-  revoke(state: SubtaskState, reason: string): void;
+  revoke(attempt: Attempt, reason: string): void;
   /** Removes an agent from the layout (the topology repairs itself) and resends what went through it. */
   takeOut(record: AgentRecord): void;
   /** Starts an agent's host and its membership. */
@@ -95,8 +95,8 @@ function breakWaitChain(host: HealingHost, fault: DetectedFault): ActionResult {
   const waiter = fault.members?.map(id => host.agents.get(id)).find(r => r !== undefined && r.inFlight.size > 0);
   if (waiter === undefined) return { ok: false, detail: 'no waiter with work to abort' };
   const [first] = waiter.inFlight;
-  host.revoke(first as SubtaskState, 'aborted to break a circular wait');
-  return { ok: true, detail: `aborted ${(first as SubtaskState).subtask.id} of ${waiter.id} and requeued it` };
+  host.revoke(first as Attempt, 'aborted to break a circular wait');
+  return { ok: true, detail: `aborted ${(first as Attempt).state.subtask.id} of ${waiter.id} and requeued it` };
 }
 
 /**

@@ -52,7 +52,15 @@ export type CoordinationEvent =
   | { readonly type: 'agent.quarantined'; readonly at: number; readonly agentId: string; readonly reason: string }
   | { readonly type: 'subtask.assigned'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly hops: number }
   | { readonly type: 'subtask.completed'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number }
-  /** Attempt `attempt` ended without a result (lost, revoked, failed, its agent left): the subtask waits again. */
+  /**
+   * Attempt `attempt` has been silent (no progress) past its progress deadline — the floor, or
+   * (`learned`) one learned from the task's finished work: its agent is suspected of hanging, and
+   * the attempt gets a backup (`subtask.hedged`) when another capable agent is free.
+   */
+  | { readonly type: 'subtask.silent'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly silentMs: number; readonly deadlineMs: number; readonly learned: boolean }
+  /** A backup attempt (`agentId`, `attempt`, also announced as `subtask.assigned`) runs beside the silent one `of`; the first valid result wins, the other is cancelled. */
+  | { readonly type: 'subtask.hedged'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly of: { readonly agentId: string; readonly attempt: number } }
+  /** Attempt `attempt` ended without a result (lost, revoked, failed, its agent left): the subtask waits again, unless its other (hedged) attempt goes on. */
   | { readonly type: 'subtask.requeued'; readonly at: number; readonly subtaskId: string; readonly attempt: number; readonly reason: string }
   | { readonly type: 'subtask.rejected'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly reason: string }
   | { readonly type: 'subtask.failed'; readonly at: number; readonly subtaskId: string; readonly reason: FailureReason }

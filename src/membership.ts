@@ -1,7 +1,7 @@
 import type { Subscription } from 'rxjs';
 import type { AgentHost } from '../streams/agentHost.js';
 import { canRun, type Subtask } from '../streams/task.js';
-import type { SubtaskState } from './taskRun.js';
+import type { Attempt } from './taskRun.js';
 import { COORDINATOR, type AgentProfile } from './topology.js';
 
 /** `quarantined`: it forged, stalled or never acknowledged; it gets no work and relays nothing for the rest of the run. */
@@ -17,7 +17,7 @@ export interface AgentRecord {
   /** Slots of a remote agent (an in-process one's are its host's). */
   readonly slots: number;
   status: AgentStatus;
-  readonly inFlight: Set<SubtaskState>;
+  readonly inFlight: Set<Attempt>;
   completed: number;
   failures: number;
   /** Healing in progress for this agent: a second verdict waits for it. */

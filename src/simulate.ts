@@ -500,6 +500,8 @@ function report(
     else if (e.type === 'agent.suspected') {
       suspicions.push({ agentId: e.agentId, at: e.at });
       verdicts.push({ agentId: e.agentId, at: e.at });
+    } else if (e.type === 'subtask.silent') {
+      verdicts.push({ agentId: e.agentId, at: e.at });
     } else if (e.type === 'fault.detected' && e.agentId !== undefined) {
       if (e.kind === 'agent_timeout') verdicts.push({ agentId: e.agentId, at: e.at });
       else if (e.kind === 'resource_exhaustion') exhaustions.push({ agentId: e.agentId, at: e.at });

@@ -2,7 +2,7 @@ import { describeFault } from '../streams/faultSpec.js';
 import type { Fault } from '../streams/faults.js';
 import type { CoordinationEvent } from './events.js';
 import type { SimulationReport } from './simulate.js';
-import { detectionOf, targets, type Verdict } from './simulationText.js';
+import { detectionOf, targets, verdictsOf, type Verdict } from './simulationText.js';
 
 /** Agent lanes drawn at most: the agents with faults or verdicts first, then the others in order. */
 export const MAX_LANES = 150;
@@ -42,7 +42,7 @@ export function simulationHtml(report: SimulationReport, faults: readonly Fault[
   const width = 1100;
   const left = 110;
   const x = (t: number): number => left + (Math.min(end, Math.max(0, t)) / end) * (width - left - 10);
-  const verdicts = report.events.filter((e): e is Verdict => (e.type === 'agent.suspected' || e.type === 'fault.detected') && e.agentId !== undefined);
+  const verdicts = verdictsOf(report.events);
   const harmed = new Set(faults.flatMap(f => targets(f, agentIds) ?? ('agent' in f ? [f.agent] : [])));
   const noticed = new Set(verdicts.map(v => v.agentId as string));
   const chosen = [...agentIds.filter(id => harmed.has(id) || noticed.has(id)), ...agentIds.filter(id => !harmed.has(id) && !noticed.has(id))].slice(0, MAX_LANES);
@@ -80,7 +80,7 @@ export function simulationHtml(report: SimulationReport, faults: readonly Fault[
   const detectionMarks = verdicts.map(v => {
     const lane = chosen.indexOf(v.agentId as string);
     const y = lane === -1 ? 126 : 150 + lane * 16;
-    return `<circle cx="${x(v.at)}" cy="${y}" r="3.5" class="detected"><title>${escape(`${seconds(v.at)} ${v.type === 'fault.detected' ? `${v.kind}: ${v.detail}` : `suspected: ${v.detail}`}`)}</title></circle>`;
+    return `<circle cx="${x(v.at)}" cy="${y}" r="3.5" class="detected"><title>${escape(`${seconds(v.at)} ${verdictText(v)}`)}</title></circle>`;
   });
   const healMarks = report.healing.map(h => `<rect x="${x(h.at) - 3}" y="84" width="6" height="8" class="${h.ok ? 'heal-ok' : 'heal-failed'}"><title>${escape(`${seconds(h.at)} ${h.strategy} for ${h.faultKind}${h.agentId === undefined ? '' : ` of ${h.agentId}`}: ${h.ok ? 'ok' : 'failed'} (${h.detail})`)}</title></rect>`);
   const switchMarks = report.switches.map(s => `<g class="switch"><line x1="${x(s.at)}" x2="${x(s.at)}" y1="78" y2="100%"/><text x="${x(s.at) + 3}" y="100">${escape(`${s.from}→${s.to}`)}</text><title>${escape(`${seconds(s.at)} ${s.from} → ${s.to}: ${s.reason}`)}</title></g>`);
@@ -135,4 +135,10 @@ ${healingRows.length === 0 ? '<p>no healing</p>' : `<table><tr><th>at</th><th>fa
 ${switchRows.length === 0 ? '<p>no switch</p>' : `<table><tr><th>at</th><th>switch</th><th>reason</th><th>scores</th></tr>${switchRows.join('')}</table>`}
 </body></html>
 `;
+}
+
+function verdictText(v: Verdict): string {
+  if (v.type === 'fault.detected') return `${v.kind}: ${v.detail}`;
+  if (v.type === 'subtask.silent') return `attempt ${v.attempt} of ${v.subtaskId} silent for ${v.silentMs} ms`;
+  return `suspected: ${v.detail}`;
 }

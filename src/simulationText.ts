@@ -8,7 +8,13 @@ import type { SimulationProgress, SimulationReport } from './simulate.js';
 type Colors = Parameters<typeof reportLines>[1];
 
 /** A verdict about an agent: the detector suspected it, or the fault detector named a fault of it. */
-export type Verdict = Extract<CoordinationEvent, { type: 'agent.suspected' | 'fault.detected' }>;
+/** What detects a fault of an agent: a suspicion, a detected fault, or an attempt of its gone silent (a hang). */
+export type Verdict = Extract<CoordinationEvent, { type: 'agent.suspected' | 'fault.detected' | 'subtask.silent' }>;
+
+/** The verdicts about agents among a run's events, in order. */
+export function verdictsOf(events: readonly CoordinationEvent[]): Verdict[] {
+  return events.filter((e): e is Verdict => (e.type === 'agent.suspected' || e.type === 'fault.detected' || e.type === 'subtask.silent') && e.agentId !== undefined);
+}
 
 /** Agents a fault harms; undefined for a restart and a coordinator crash (nothing for the coordinator to detect). */
 export function targets(f: Fault, ids: readonly string[]): readonly string[] | undefined {
@@ -79,7 +85,7 @@ function coordinatorNote(f: Fault, faults: readonly Fault[]): string | undefined
  */
 export function simulationLines(report: SimulationReport, faults: readonly Fault[], agentIds: readonly string[], pc?: Colors): string[] {
   const lines = [`completed ${report.completed}, failed ${report.failed}, lost ${report.lost}, accepted twice ${report.duplicatesAccepted}, runs ${report.executions}`];
-  const verdicts = report.events.filter((e): e is Verdict => (e.type === 'agent.suspected' || e.type === 'fault.detected') && e.agentId !== undefined);
+  const verdicts = verdictsOf(report.events);
   lines.push(`faults injected: ${faults.length === 0 ? 'none' : faults.length}`);
   for (const f of faults) {
     let detection = coordinatorNote(f, faults) ?? detectionOf(f, agentIds, verdicts, report.detectionBoundMs);

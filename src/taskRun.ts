@@ -4,7 +4,7 @@ import type { CoordinationEvent } from './events.js';
 import type { SubtaskEntry, TaskEntry } from './ledger.js';
 import type { TopologyName } from './topology.js';
 
-/** A subtask of a running task: its ledger entry, and what only this process needs (timers, routes). */
+/** A subtask of a running task: its ledger entry, and what only this process needs (its attempts out now). */
 export interface SubtaskState {
   readonly subtask: Subtask;
   readonly index: number;
@@ -13,13 +13,37 @@ export interface SubtaskState {
   readonly entry: SubtaskEntry;
   /** `taskId NUL subtaskId`: subtask ids are unique within their task only. */
   readonly key: string;
-  /** Protocol whose routes carried the current assignment. */
-  protocol: TopologyName;
-  assignedAt: number;
-  hops: number;
+  /** Its attempts out now: none while it waits or once it ended, one, or two while one is hedged (the first is the older). */
+  readonly attempts: Attempt[];
+  /**
+   * The attempt out alone has been silent past its progress deadline: a backup attempt is wanted.
+   * `learned`: the deadline came from the task's finished work (a backup may then take a slot
+   * before queued work); else it was the floor (only an idle slot).
+   */
+  hedge: 'learned' | 'floor' | undefined;
+  /** Backup attempts started so far (no more than its attempts allow). */
+  hedges: number;
+}
+
+/** One attempt of a subtask, on one agent: what its assignment took and the timers that watch it. */
+export interface Attempt {
+  readonly state: SubtaskState;
+  readonly agentId: string;
+  /** Its attempt token. */
+  readonly token: number;
+  /** `taskId NUL subtaskId#token`: the key its acknowledgement and progress are watched by. */
+  readonly key: string;
+  /** Protocol whose routes carried it. */
+  readonly protocol: TopologyName;
+  readonly assignedAt: number;
+  readonly hops: number;
   /** Relays the assignment went through (and its result comes back through). */
-  route: readonly string[];
-  /** The current attempt's start-to-close timer. */
+  readonly route: readonly string[];
+  /** Silent past its progress deadline (and no progress since). */
+  silent: boolean;
+  /** Set while it is silent: when, still silent a deadline later, it is taken for hung. */
+  stillSilent: Subscription | undefined;
+  /** Its start-to-close timer. */
   timer: Subscription | undefined;
   /** Set once the agent says its result is on its way through relays: when it is taken as lost. */
   transit: Subscription | undefined;

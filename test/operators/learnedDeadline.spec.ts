@@ -1,6 +1,7 @@
 import { marbles } from 'rxjs-marbles/jest';
 import { Subject, map, throwError } from 'rxjs';
-import { deadlineOf, learnedDeadline, type AttemptSignal, type LearnedDeadlineOptions, type SilentAttempt } from '../../operators/learnedDeadline.js';
+import type { SchedulerLike } from 'rxjs';
+import { deadlineOf, learnedDeadline, type AttemptSignal, type LearnedDeadlineOptions, type SilenceVerdict } from '../../operators/learnedDeadline.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
 
 // Attempts x and y in group g, z in group h.
@@ -15,7 +16,7 @@ const signals: Record<string, AttemptSignal> = {
   n: { type: 'end', key: 'x', ok: false },
   c: { type: 'close', group: 'g' },
 };
-const label = (s: SilentAttempt): string => `${s.key}:${s.silentMs}/${s.deadlineMs}${s.learned ? 'L' : ''}`;
+const label = (s: SilenceVerdict): string => (s.type === 'silent' ? `${s.key}:${s.silentMs}/${s.deadlineMs}${s.learned ? 'L' : ''}` : `${s.key} cleared:${s.deadlineMs}`);
 
 describe('deadlineOf', () => {
   const settled = { floorMs: 100, factor: 1.5, percentile: 99, minSamples: 3 };
@@ -32,7 +33,7 @@ describe('deadlineOf', () => {
 });
 
 describe('learnedDeadline', () => {
-  const op = (scheduler: LearnedDeadlineOptions['scheduler'], extra: Partial<LearnedDeadlineOptions> = {}) =>
+  const op = (scheduler: SchedulerLike, extra: Partial<LearnedDeadlineOptions> = {}) =>
     learnedDeadline({ floorMs: 5, minSamples: 1, factor: 2, scheduler, ...extra });
 
   describe('timing', () => {
@@ -82,6 +83,15 @@ describe('learnedDeadline', () => {
     );
 
     it(
+      'clears a reported attempt that a longer deadline learned since puts back within it, and judges it by that deadline',
+      marbles(m => {
+        const source = m.hot('   x-y 9ms f', signals); // x, y silent at 5 and 7 (floor); y ends at 12, silent 10: deadline 20
+        const expected = '       -----x-y----X 7ms Y'; //        x is cleared at 12 (silent 12 < 20), silent again at 20
+        m.expect(source.pipe(op(m.scheduler), map(label))).toBeObservable(expected, { x: 'x:5/5', y: 'y:5/5', X: 'x cleared:20', Y: 'x:20/20L' });
+      }),
+    );
+
+    it(
       'keeps groups apart, each with its own deadline',
       marbles(m => {
         const source = m.hot('   x 3ms e z y', signals); // g learns 4 → 8; h has the floor
@@ -112,7 +122,7 @@ describe('learnedDeadline', () => {
     it('releases its timers and state when unsubscribed', () => {
       const scheduler = new VirtualScheduler();
       const source = new Subject<AttemptSignal>();
-      const seen: SilentAttempt[] = [];
+      const seen: SilenceVerdict[] = [];
       const sub = source.pipe(learnedDeadline({ floorMs: 5, scheduler })).subscribe(s => seen.push(s));
       source.next(signals.x as AttemptSignal);
       source.next(signals.z as AttemptSignal);
@@ -149,10 +159,23 @@ describe('learnedDeadline', () => {
     });
   });
 
+  it('reports at fractional times where now - lastAt falls short of the deadline by a rounding error (it once woke at that instant forever)', () => {
+    const scheduler = new VirtualScheduler();
+    const source = new Subject<AttemptSignal>();
+    const seen: SilenceVerdict[] = [];
+    source.pipe(learnedDeadline({ floorMs: 10_000, scheduler })).subscribe(s => seen.push(s));
+    scheduler.advanceTo(8586.114935868232);
+    source.next({ type: 'start', key: 'k', group: 'g' });
+    expect(18586.11493586823 - 8586.114935868232).toBeLessThan(10_000); // the rounding error itself
+    scheduler.advanceTo(18586.11493586823);
+    expect(seen.map(s => s.key)).toEqual(['k']);
+    expect(scheduler.pending).toBe(0);
+  });
+
   it('keeps only the latest windowSize samples: an old long silence stops counting', () => {
     const scheduler = new VirtualScheduler();
     const source = new Subject<AttemptSignal>();
-    const seen: SilentAttempt[] = [];
+    const seen: SilenceVerdict[] = [];
     source.pipe(learnedDeadline({ floorMs: 5, minSamples: 1, windowSize: 2, factor: 1, scheduler })).subscribe(s => seen.push(s));
     const run = (key: string, ms: number): void => {
       source.next({ type: 'start', key, group: 'g' });

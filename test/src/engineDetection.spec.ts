@@ -17,10 +17,11 @@ function setup(options: { ackTimeoutMs?: number; progressTimeoutMs?: number; con
     },
     { send: message => sent.push(message) },
   );
-  const seen = { faults: [] as FaultEvent[], progress: [] as Array<[string, number]>, acks: [] as Array<[string, number]>, verdicts: [] as Decision[] };
+  const seen = { faults: [] as FaultEvent[], progress: [] as Array<[string, number]>, acks: [] as Array<[string, number]>, cleared: [] as Array<[string, number]>, verdicts: [] as Decision[] };
   const verdicts: DetectionVerdicts = {
     fault: f => seen.faults.push(f),
-    progressTimeout: k => seen.progress.push([k, scheduler.now()]),
+    silent: s => seen.progress.push([s.key, scheduler.now()]),
+    cleared: k => seen.cleared.push([k, scheduler.now()]),
     ackTimeout: k => seen.acks.push([k, scheduler.now()]),
     verdict: d => seen.verdicts.push(d),
   };
@@ -39,17 +40,29 @@ describe('EngineDetection', () => {
     expect(seen.acks).toEqual([['t\u0000s-0#1', 100]]);
   });
 
-  it('times out an attempt with no progress for progressTimeoutMs; progress starts the deadline over, the end stops it', () => {
+  it('reports an attempt silent for progressTimeoutMs (the floor); progress starts the deadline over, the end stops it', () => {
     const { scheduler, detection, seen } = setup({ progressTimeoutMs: 500 });
-    detection.progressed('a#1');
-    detection.progressed('b#1');
+    detection.attemptStarted('a#1', 't');
+    detection.attemptStarted('b#1', 't');
     scheduler.advanceBy(400);
     detection.progressed('a#1');
-    detection.progressEnded('b#1');
+    detection.attemptEnded('b#1', false);
     scheduler.advanceBy(400);
     expect(seen.progress).toEqual([]);
     scheduler.advanceBy(100);
     expect(seen.progress).toEqual([['a#1', 900]]);
+  });
+
+  it("learns a task's deadline from its finished attempts, and clears a silent attempt the longer deadline puts back within it", () => {
+    const { scheduler, detection, seen } = setup({ progressTimeoutMs: 500 });
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f'].map(k => `t\u0000${k}#1`);
+    for (const k of keys) detection.attemptStarted(k, 't');
+    scheduler.advanceBy(800); // every one silent at 500
+    expect(seen.progress.map(([k]) => k)).toEqual(keys);
+    for (const k of keys.slice(0, 5)) detection.attemptEnded(k, true); // five samples of 800: deadline 1 200
+    expect(seen.cleared).toEqual([[keys[5], 800]]);
+    scheduler.advanceBy(400);
+    expect(seen.progress.at(-1)).toEqual([keys[5], 1_200]);
   });
 
   it('reports an agent whose beats stop as an agent_timeout fault, and its return as resolved', () => {

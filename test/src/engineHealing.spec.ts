@@ -5,12 +5,12 @@ import { healingActions, type HealingHost } from '../../src/engineHealing.js';
 import type { DetectedFault } from '../../src/faultDetector.js';
 import { Membership, type AgentRecord } from '../../src/membership.js';
 import type { ActionReply } from '../../src/selfHealing.js';
-import type { SubtaskState } from '../../src/taskRun.js';
+import type { Attempt } from '../../src/taskRun.js';
 import type { Layout, TopologyName } from '../../src/topology.js';
 import { topologyFor } from '../../src/topologies/index.js';
 
 /** A stand-in for a subtask in flight, named for what the actions say about it. */
-const work = (id: string): SubtaskState => ({ subtask: { id } }) as SubtaskState;
+const work = (id: string): Attempt => ({ state: { subtask: { id } } }) as Attempt;
 
 function fault(over: Partial<DetectedFault> = {}): DetectedFault {
   return { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: 0, detail: 'test', ...over };
@@ -40,7 +40,7 @@ function engine(protocol: TopologyName, agents: ReadonlyArray<readonly [string, 
       calls.push(`reassign ${record.id}: ${reason}`);
       return { ok: true, detail: 'requeued' };
     },
-    revoke: (s, reason) => calls.push(`revoke ${s.subtask.id}: ${reason}`),
+    revoke: (a, reason) => calls.push(`revoke ${a.state.subtask.id}: ${reason}`),
     takeOut: record => {
       calls.push(`takeOut ${record.id}`);
       state.layout = state.layout.without(record.id).layout;

@@ -44,6 +44,7 @@ const submitted = (task: Task = TASK, at = 0): LedgerEvent => ({ type: 'task.sub
 const started = (taskId = 't', at = 1): LedgerEvent => ({ type: 'task.started', at, taskId });
 const reserved = (upTo: number): LedgerEvent => ({ type: 'attempts.reserved', upTo });
 const assigned = (subtaskId: string, attempt: number, agentId = 'agent-0', taskId = 't'): LedgerEvent => ({ type: 'subtask.assigned', taskId, subtaskId, agentId, attempt });
+const hedged = (subtaskId: string, attempt: number, agentId = 'agent-1', taskId = 't'): LedgerEvent => ({ type: 'subtask.hedged', taskId, subtaskId, agentId, attempt });
 const acked = (subtaskId: string, attempt: number, taskId = 't'): LedgerEvent => ({ type: 'subtask.acknowledged', taskId, subtaskId, attempt });
 const requeued = (subtaskId: string, attempt: number, failure: boolean, taskId = 't'): LedgerEvent => ({ type: 'subtask.requeued', taskId, subtaskId, attempt, failure });
 const accepted = (subtaskId: string, attempt: number, value: unknown = `${subtaskId}@${attempt}`, taskId = 't'): LedgerEvent => ({ type: 'subtask.accepted', taskId, subtaskId, attempt, value });
@@ -66,6 +67,7 @@ const QUEUED = [submitted()];
 const RUNNING = [submitted(), started(), reserved(100)];
 const A_ASSIGNED = [...RUNNING, assigned('a', 7)];
 const A_DONE = [...A_ASSIGNED, accepted('a', 7)];
+const A_HEDGED = [...A_ASSIGNED, hedged('a', 9)];
 const ALL_ENDED = [...A_DONE, failed('b')];
 const DONE = [...ALL_ENDED, finished()];
 
@@ -127,6 +129,36 @@ describe('applyLedgerEvent: what each event changes', () => {
       assigned('a', 9, 'agent-1'),
       (_, after) => expect(sub(after, 'a')).toMatchObject({ status: 'assigned', attempt: 9, agentId: 'agent-1', failures: 1, acked: false }),
     ],
+    [
+      'subtask.hedged: a backup attempt beside the assigned one, on another agent',
+      A_ASSIGNED,
+      hedged('a', 9, 'agent-1'),
+      (_, after) => expect(sub(after, 'a')).toMatchObject({ status: 'assigned', attempt: 7, agentId: 'agent-0', hedge: { attempt: 9, agentId: 'agent-1', acked: false } }),
+    ],
+    ['subtask.acknowledged (the backup): its agent has it', A_HEDGED, acked('a', 9), (_, after) => expect(sub(after, 'a')).toMatchObject({ acked: false, hedge: { attempt: 9, acked: true } })],
+    [
+      'subtask.requeued (the backup): the latest attempt goes on alone, still assigned',
+      A_HEDGED,
+      requeued('a', 9, false),
+      (_, after) => expect(sub(after, 'a')).toMatchObject({ status: 'assigned', attempt: 7, agentId: 'agent-0', hedge: undefined, failures: 0 }),
+    ],
+    [
+      'subtask.requeued (the hedged latest, a failure): the backup goes on as the latest, the failure counted',
+      [...A_HEDGED, acked('a', 9)],
+      requeued('a', 7, true),
+      (_, after) => expect(sub(after, 'a')).toMatchObject({ status: 'assigned', attempt: 9, agentId: 'agent-1', acked: true, hedge: undefined, failures: 1 }),
+    ],
+    [
+      'subtask.accepted (the backup wins): done with its value, its attempt and agent',
+      A_HEDGED,
+      accepted('a', 9, 'fast'),
+      (_, after) => {
+        expect(sub(after, 'a')).toMatchObject({ status: 'done', attempt: 9, agentId: 'agent-1', hedge: undefined, value: 'fast' });
+        expect(task(after).completed).toBe(1);
+      },
+    ],
+    ['subtask.accepted (the hedged latest wins): the backup is dropped', A_HEDGED, accepted('a', 7), (_, after) => expect(sub(after, 'a')).toMatchObject({ status: 'done', attempt: 7, agentId: 'agent-0', hedge: undefined })],
+    ['subtask.failed (hedged): both attempts let go', A_HEDGED, failed('a'), (_, after) => expect(sub(after, 'a')).toMatchObject({ status: 'failed', agentId: undefined, hedge: undefined })],
     [
       'subtask.accepted: done with its value, counted',
       A_ASSIGNED,
@@ -226,6 +258,13 @@ describe('applyLedgerEvent: events that do not fit throw a LedgerError and chang
     ['a task with two subtasks under one id', [], submitted({ id: 't', subtasks: [{ id: 'a' }, { id: 'a' }] }), /task "t" has two subtasks "a"/],
     ['an acknowledgement of another attempt', A_ASSIGNED, acked('a', 6), /attempt 6 of a is not its current one \(7\)/],
     ['an acknowledgement of a queued subtask', RUNNING, acked('a', 0), /is queued, not assigned/],
+    ['a backup of a queued subtask', RUNNING, hedged('a', 9), /subtask a of t is queued, not assigned/],
+    ['a second backup', A_HEDGED, hedged('a', 10, 'agent-2'), /subtask a of t already has a backup attempt \(9\)/],
+    ['a backup on the agent of the latest attempt', A_ASSIGNED, hedged('a', 9, 'agent-0'), /the backup attempt of a must run on another agent than agent-0/],
+    ['a backup token not above the latest', A_ASSIGNED, hedged('a', 7), /attempt 7 of a is not a whole number above 7/],
+    ['a backup token at the reservation', A_ASSIGNED, hedged('a', 100), /below the reservation 100/],
+    ['a result of an attempt neither the latest nor the backup', A_HEDGED, accepted('a', 8), /attempt 8 of a is not its current one \(7\)/],
+    ['an acknowledgement of an attempt neither the latest nor the backup', A_HEDGED, acked('a', 8), /attempt 8 of a is not its current one \(7\)/],
     ['a requeue of another attempt', A_ASSIGNED, requeued('a', 8, false), /attempt 8 of a is not its current one \(7\)/],
     ['a requeue of a done subtask', A_DONE, requeued('a', 7, false), /is done, not assigned/],
     ['a result of a superseded attempt', [...A_ASSIGNED, requeued('a', 7, false), assigned('a', 9)], accepted('a', 7), /attempt 7 of a is not its current one \(9\)/],
@@ -352,6 +391,13 @@ function legalEvents(ledger: Ledger, nextToken: number, step: number): LedgerEve
         if (e.status === 'assigned') {
           if (!e.acked) out.push(acked(s.id, e.attempt, t.id));
           out.push(requeued(s.id, e.attempt, step % 2 === 0, t.id), accepted(s.id, e.attempt, { by: e.agentId, n: step }, t.id), failed(s.id, 'gave up', t.id));
+          const h = e.hedge;
+          if (h === undefined) {
+            if (nextToken > e.attempt && nextToken < ledger.reservedAttempts) out.push(hedged(s.id, nextToken, `${e.agentId ?? ''}-backup`, t.id));
+          } else {
+            if (!h.acked) out.push(acked(s.id, h.attempt, t.id));
+            out.push(requeued(s.id, h.attempt, step % 2 === 1, t.id), accepted(s.id, h.attempt, { by: h.agentId, n: step }, t.id));
+          }
         }
       }
       if (entry.completed + entry.failed === t.subtasks.length) out.push(finished(t.id, step));
@@ -370,7 +416,7 @@ function history(choices: readonly number[]): LedgerEvent[] {
     const legal = legalEvents(ledger, nextToken, step);
     const event = legal[choice % legal.length] as LedgerEvent;
     applyLedgerEvent(ledger, event);
-    if (event.type === 'subtask.assigned') nextToken = event.attempt + 1;
+    if (event.type === 'subtask.assigned' || event.type === 'subtask.hedged') nextToken = event.attempt + 1;
     events.push(event);
   });
   return events;
@@ -386,7 +432,7 @@ describe('applyLedgerEvent: properties over random histories', () => {
     const samples = fc.sample(histories, { seed: 1, numRuns: 300 });
     const types = new Set(samples.flat().map(e => e.type));
     expect([...types].sort()).toEqual(
-      ['attempts.reserved', 'subtask.accepted', 'subtask.acknowledged', 'subtask.assigned', 'subtask.failed', 'subtask.requeued', 'task.cancelled', 'task.finished', 'task.forgotten', 'task.started', 'task.submitted'].sort(),
+      ['attempts.reserved', 'subtask.accepted', 'subtask.acknowledged', 'subtask.assigned', 'subtask.failed', 'subtask.hedged', 'subtask.requeued', 'task.cancelled', 'task.finished', 'task.forgotten', 'task.started', 'task.submitted'].sort(),
     );
     const reused = samples.some(events => events.some((e, i) => e.type === 'task.forgotten' && events.slice(i).some(x => x.type === 'task.submitted' && x.task.id === e.taskId)));
     expect(reused).toBe(true);
@@ -410,7 +456,7 @@ describe('applyLedgerEvent: properties over random histories', () => {
     );
   });
 
-  it('keeps its books: each result accepted at most once and kept, attempts only grow and stay under the reservation, counts match the entries, the queue is the queued tasks in order', () => {
+  it('keeps its books: each result accepted at most once and kept, a backup only beside an assigned attempt, attempts only grow and stay under the reservation, counts match the entries, the queue is the queued tasks in order', () => {
     fc.assert(
       fc.property(histories, events => {
         const ledger = emptyLedger();
@@ -445,6 +491,12 @@ describe('applyLedgerEvent: properties over random histories', () => {
               if (s.status === 'assigned') expect(s.agentId).toBeDefined();
               else expect(s.agentId === undefined || s.status === 'done').toBe(true);
               if (s.status === 'done') expect(s.value).toEqual(acceptedOnce.get(key));
+              // A backup only beside an assigned attempt, newer than it, on another agent.
+              if (s.hedge !== undefined) {
+                expect(s.status).toBe('assigned');
+                expect(s.hedge.attempt).toBeGreaterThan(s.attempt);
+                expect(s.hedge.agentId).not.toBe(s.agentId);
+              }
             }
           }
           const queued = Object.values(ledger.tasks).filter(e => e.state === 'queued');

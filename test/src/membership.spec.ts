@@ -1,8 +1,8 @@
 import { Candidates, Membership, sameCapabilities, type AgentRecord } from '../../src/membership.js';
-import type { SubtaskState } from '../../src/taskRun.js';
+import type { Attempt } from '../../src/taskRun.js';
 
 /** A stand-in for a subtask in flight: membership only counts them. */
-const work = (): SubtaskState => ({}) as SubtaskState;
+const work = (): Attempt => ({}) as Attempt;
 
 function team(specs: ReadonlyArray<readonly [id: string, capabilities: readonly string[], slots?: number]>, maxSlotsPerAgent = 4): Membership {
   const members = new Membership(maxSlotsPerAgent);

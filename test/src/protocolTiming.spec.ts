@@ -355,7 +355,7 @@ describe('protocol timing', () => {
     );
 
     it(
-      'keeps a suspect its peers still hear: the vote is lost at once, nothing is repaired, and only its stalled work moves (progress timeout)',
+      'keeps a suspect its peers still hear: the vote is lost at once, nothing is repaired, and only its stalled work is hedged (progress deadline)',
       marbles(m => {
         const PROGRESS_MS = 5000;
         const { coordinator, events, network, task } = setup(m.scheduler, 'mesh', 3, 3, { consensusWindowMs: CONSENSUS_MS, progressTimeoutMs: PROGRESS_MS });
@@ -370,7 +370,7 @@ describe('protocol timing', () => {
           [T, 'S'],
           [rejected, 'N'], //                     no D, no R: the layout keeps agent-0
           [trip(1), 'cc'], //                     s-1, s-2; s-0's result never reaches the coordinator
-          [stalled, 'ra'], //                     no progress on s-0: requeued, to agent-1
+          [stalled, 'a'], //                      no progress on s-0: a backup attempt on agent-1 (the first stays out)
           [stalled + trip(1), 'c|'],
         );
         m.expect(coordinator.run$(task).pipe(letters)).toBeObservable(expected);
