@@ -201,10 +201,11 @@ describe('a coordinator cluster on NATS as real processes', () => {
     expect(messages.filter(m => m.seq > fence.seq && m.writer === first.holder.id)).toEqual([]);
     const after = first.proc.lines.slice(linesBefore);
     console.log(`natsCluster: ${first.holder.id} after SIGCONT (${next.id} leads):\n${after.join('\n')}`);
-    // What the resumed node printed: that it stepped down, and its sessions ending as its network
-    // closes (hellos that came in during the pause included) — no engine or task event, no agent joining.
+    // What the resumed node printed: that it stepped down, and nothing else — no engine or task
+    // event, no agent joining or leaving (what came in during the pause is not told), no halted
+    // coordinator or refused journal write (it closes its service before one could be heard of).
     expect(after.some(l => /standby /.test(l))).toBe(true);
-    expect(after.filter(l => !/ standby | left \(\d+: /.test(l))).toEqual([]);
+    expect(after.filter(l => !/ standby /.test(l))).toEqual([]);
     const accepted = messages.flatMap(m => m.records).filter(r => (r as { type: string }).type === 'subtask.accepted').map(r => (r as { subtaskId: string }).subtaskId);
     expect(new Set(accepted).size).toBe(accepted.length);
   }, 200_000);
