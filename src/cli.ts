@@ -352,6 +352,7 @@ async function serveNats(flags: LogFlags & { nats: string; token?: string; topol
       onError: err => log.warn(err.message, { event: 'cluster.error' }),
       onRole: role => {
         if (role.type === 'standby') return log.info(`standby ${id}: ${role.reason}${role.leader ? ` (leader ${role.leader.id} on ${role.leader.host}, pid ${role.leader.pid})` : ''}`, { event: 'cluster.standby', reason: role.reason });
+        if (role.type === 'elected') return log.info(`elected ${id} (lease revision ${role.term}): reading the journal`, { event: 'cluster.elected', term: role.term });
         const service = node?.leaderService;
         log.info(`leader ${id} (lease revision ${role.term}, journal at sequence ${role.journalSequence}): rxswarm coordinator on NATS ${service?.server.url ?? flags.nats.replace(/\/\/[^@/]*@/, '//')} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms)`, { event: 'cluster.leader', term: role.term });
         service?.server.events$.subscribe(event => {

@@ -15,6 +15,8 @@ import { COORDINATOR } from './topology.js';
 /** What a cluster node is doing now. */
 export type ClusterRole =
   | { readonly type: 'standby'; readonly reason: string; readonly leader: LeaseHolder | undefined }
+  /** The lease is this node's (the moment a failover is decided); it reads the journal before it leads. */
+  | { readonly type: 'elected'; readonly term: number }
   | { readonly type: 'leader'; readonly term: number; readonly recordsSinceSnapshot: number; readonly journalSequence: number };
 
 export interface NatsClusterNodeOptions extends NatsEndpoint, Omit<NatsNetworkOptions, 'connection' | 'authority' | 'scheduler'> {
@@ -140,6 +142,7 @@ export class NatsClusterNode {
   private lead(): void {
     if (this.closed || this.service !== undefined || this.leading !== undefined) return;
     const term = ++this.term;
+    this.setRole({ type: 'elected', term: this.lease.term });
     this.leading = this.open(term)
       .catch((err: unknown) => {
         this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
@@ -202,7 +205,7 @@ export class NatsClusterNode {
     this.service = undefined;
     // Closed at once: its timers stop, its network unsubscribes (what it still tries is refused by the gates).
     if (service !== undefined) void service.close().catch(err => this.options.onError?.(err as Error));
-    if (this.role.type === 'leader' || this.role.reason !== reason || this.role.leader?.nonce !== leader?.nonce) this.setRole({ type: 'standby', reason, leader });
+    if (this.role.type !== 'standby' || this.role.reason !== reason || this.role.leader?.nonce !== leader?.nonce) this.setRole({ type: 'standby', reason, leader });
   }
 
   /** Gives the lease up (if it is held) and campaigns again. */
