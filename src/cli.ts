@@ -700,7 +700,8 @@ function program(setExit: (code: number) => void): Command {
     .command('attach')
     .description('follows a task by id to its result (a task submitted with run --detach, or whose run was interrupted)')
     .argument('<task-id>', 'the task')
-    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).env('RXSWARM_CONNECT').makeOptionMandatory())
+    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT'))
+    .addOption(natsOption('the coordinator'))
     .addOption(tokenOption())
     .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
     .addOption(silenceOption())
@@ -710,7 +711,8 @@ function program(setExit: (code: number) => void): Command {
     cli
       .command(name)
       .description(description)
-      .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).env('RXSWARM_CONNECT').makeOptionMandatory())
+      .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT'))
+      .addOption(natsOption('the coordinator'))
       .addOption(tokenOption())
       .option('--json', 'print JSON (and nothing else on stdout)', false);
   // status also over NATS: the cluster's leader and standbys besides what the leader says.
@@ -729,24 +731,26 @@ function program(setExit: (code: number) => void): Command {
 }
 
 interface AskFlags {
-  connect: string;
+  connect?: string;
+  nats?: string;
   token?: string;
   json: boolean;
 }
 
 async function stateOf(flags: AskFlags): Promise<StateBody> {
+  const url = urlOf(flags);
   try {
-    return await readServiceState({ url: flags.connect, token: tokenOf(flags.token) });
+    return await readServiceState({ url, token: tokenOf(flags.token) });
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
+    throw new ConnectionError(`${url.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
   }
 }
 
-async function status(flags: Omit<AskFlags, 'connect'> & { connect?: string; nats?: string }): Promise<number> {
-  const url = urlOf(flags);
+async function status(flags: AskFlags): Promise<number> {
+  urlOf(flags); // where to, before what
   const cluster = flags.nats === undefined ? undefined : await clusterOf(flags.nats);
-  const state = await stateOf({ ...flags, connect: url });
+  const state = await stateOf(flags);
   if (flags.json) console.log(JSON.stringify(cluster === undefined ? statusJson(state) : { ...cluster, ...statusJson(state) }, null, 2));
   else {
     if (cluster !== undefined) {
@@ -781,12 +785,13 @@ async function tasks(flags: AskFlags): Promise<number> {
 }
 
 async function cancel(taskId: string, flags: AskFlags): Promise<number> {
+  const url = urlOf(flags);
   let answer;
   try {
-    answer = await cancelServiceTask({ url: flags.connect, token: tokenOf(flags.token), taskId });
+    answer = await cancelServiceTask({ url, token: tokenOf(flags.token), taskId });
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
+    throw new ConnectionError(`${url.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
   }
   if (flags.json) console.log(JSON.stringify(answer));
   else console.log(answer.ok ? `task ${taskId} cancelled` : `task ${taskId} not cancelled: ${answer.error ?? ''}`);

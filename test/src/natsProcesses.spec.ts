@@ -50,6 +50,16 @@ describe('serve, agent and run over NATS as real processes', () => {
     const ran = Object.values(result.results).map(v => (v as { agentId: string }).agentId);
     expect(new Set(ran).size).toBeGreaterThanOrEqual(1);
     expect(agents.every(a => a.child.exitCode === null)).toBe(true);
+    // The other client commands over NATS: tasks lists it, attach gets its result, cancel says it is not running.
+    const tasks = start('tasks', '--nats', url, '--json');
+    expect(await tasks.exited, tasks.stderr()).toBe(0);
+    expect(JSON.parse(tasks.lines.join('\n'))).toEqual(expect.arrayContaining([expect.objectContaining({ id: 'nats-e2e', state: 'done' })]));
+    const attached = start('attach', 'nats-e2e', '--nats', url, '--json');
+    expect(await attached.exited, attached.stderr()).toBe(0);
+    expect(Object.keys((JSON.parse(attached.lines.join('\n')) as CoordinationResult).results)).toHaveLength(subtasks.length);
+    const cancel = start('cancel', 'nats-e2e', '--nats', url, '--json');
+    expect(await cancel.exited).toBe(2);
+    expect(JSON.parse(cancel.lines.join('\n'))).toMatchObject({ taskId: 'nats-e2e', ok: false });
   }, 120_000);
 
   it('a NATS server restarted mid-task (same port, same storage): the task completes, every subtask once', async () => {
@@ -89,6 +99,9 @@ describe('serve, agent and run over NATS as real processes', () => {
     [['agent', '--nats', 'ws://127.0.0.1:1', '--token', 't'], /must be nats:\/\/\[USER:PASS@\]HOST:PORT/],
     [['agent', '--nats', 'nats://127.0.0.1:1', '--connect', 'ws://127.0.0.1:1', '--token', 't'], /--connect and --nats are two ways/],
     [['run', 'task.json', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
+    [['tasks', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
+    [['cancel', 'x', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
+    [['attach', 'x', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
   ])('exits 2 with a clear message for %j', async (args, message) => {
     const proc = start(...args);
     expect(await proc.exited).toBe(2);
