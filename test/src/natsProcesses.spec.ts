@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CoordinationResult } from '../../src/events.js';
-import { startNatsServer, type NatsServer } from '../streams/natsServer.js';
+import { freePort, startNatsServer, type NatsServer } from '../streams/natsServer.js';
 import { cliProcesses } from './cliProcesses.js';
 
 // The command line over NATS as real processes: a nats-server of its own, `serve --nats`, two
@@ -28,11 +28,25 @@ afterEach(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('serve, agent and run over NATS as real processes', () => {
-  it('serve --nats, 2 agent --nats and run --nats complete a task: exit 0, every subtask once', async () => {
+  it('serve --nats (a leader and a standby, each with HTTP), 2 agent --nats and run --nats complete a task: exit 0, every subtask once', async () => {
     nats = await startNatsServer({ user: 'swarm', pass: 'pw' });
     const url = `nats://swarm:pw@127.0.0.1:${nats.port}`;
-    const server = start('serve', '--nats', url, '--heartbeat-ms', '200', '--topology', 'star');
+    const [port, standbyPort] = [await freePort(), await freePort()];
+    const server = start('serve', '--nats', url, '--heartbeat-ms', '200', '--topology', 'star', '--node-id', 'lead', '--port', String(port));
     await server.line(/rxswarm coordinator on NATS/);
+    const standby = start('serve', '--nats', url, '--node-id', 'wait', '--port', String(standbyPort));
+    await standby.line(/standby wait: held by lead/);
+    // HTTP of each node: the leader's metrics and the role gauge; a standby's page names the leader.
+    const get = async (p: number, path: string): Promise<{ status: number; text: string }> => {
+      const answer = await fetch(`http://127.0.0.1:${p}${path}`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(WAIT_MS) });
+      return { status: answer.status, text: await answer.text() };
+    };
+    const leaderMetrics = await get(port, '/metrics');
+    expect(leaderMetrics.status).toBe(200);
+    expect(leaderMetrics.text).toMatch(/rxswarm_cluster_leader\{node="lead"\} 1/);
+    expect(leaderMetrics.text).toMatch(/^rxswarm_\w+/m);
+    expect((await get(standbyPort, '/metrics')).text).toMatch(/rxswarm_cluster_leader\{node="wait"\} 0\n$/);
+    expect((await get(standbyPort, '/')).text).toMatch(/^rxswarm cluster node wait: standby \(held by lead\)\nleader: lead on /);
     const agents = [0, 1].map(i => start('agent', '--nats', url, '--id', `n-${i}`, '--heartbeat-ms', '200', '--slots', '2'));
     await Promise.all([0, 1].map(i => server.line(new RegExp(`agent n-${i} joined over NATS`))));
     const subtasks = Array.from({ length: 30 }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs: 20 } }));
