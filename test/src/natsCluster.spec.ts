@@ -220,11 +220,13 @@ describe('a coordinator cluster on NATS as real processes', () => {
   }, 180_000);
 
   it('SIGSTOP of the leader past its TTL, then SIGCONT: it appends and dispatches nothing after it lost the lease', async () => {
+    const log = join(dir, 'pause-executions.log');
+    process.env['RXSWARM_EXECUTIONS'] = log; // the agents log every execution (subtask, attempt)
     const { url, c } = await cluster(2);
     const first = await c.leader();
-    for (let i = 0; i < 2; i++) start('agent', '--nats', url, '--id', `p-${i}`, '--heartbeat-ms', '250', '--slots', '4');
+    for (let i = 0; i < 2; i++) start('agent', '--nats', url, '--id', `p-${i}`, '--heartbeat-ms', '250', '--slots', '4', '--handler', countingPath);
     await Promise.all([0, 1].map(i => first.proc.line(new RegExp(`agent p-${i} joined over NATS`))));
-    const run = runTask('cluster-pause', 150, 40, url);
+    const run = runTask('cluster-pause', 150, 200, url); // ~3.8 s of work on 8 slots: most of it after the pause
     await first.proc.line(/protocol/);
     await sleep(500);
     first.proc.child.kill('SIGSTOP');
@@ -254,5 +256,10 @@ describe('a coordinator cluster on NATS as real processes', () => {
     expect(after.filter(l => !/ standby /.test(l))).toEqual([]);
     const accepted = messages.flatMap(m => m.records).filter(r => (r as { type: string }).type === 'subtask.accepted').map(r => (r as { subtaskId: string }).subtaskId);
     expect(new Set(accepted).size).toBe(accepted.length);
+    // Dispatched nothing it could not journal: every execution is of an attempt in the stream
+    // (an assignment sent by the woken node, whose appends are refused, would not be).
+    const assigned = new Set(messages.flatMap(m => m.records).filter(r => (r as { type: string }).type === 'subtask.assigned').map(r => `${(r as { subtaskId: string }).subtaskId} ${(r as { attempt: number }).attempt}`));
+    const runs = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+    expect(runs.filter(r => !assigned.has(r))).toEqual([]);
   }, 200_000);
 });
