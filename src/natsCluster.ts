@@ -50,10 +50,12 @@ export interface NatsClusterNodeOptions extends NatsEndpoint, Omit<NatsNetworkOp
  * holds and runs the {@link Service} on a {@link NatsNetwork}; the others wait as standbys.
  *
  * Losing the lease (a renewal refused, its validity run out — after a pause, before any other of
- * its timers) closes the service at once; until it is closed, every send and every journal append
- * asks the lease first (`isLeader()` reads the clock), so a deposed leader dispatches and accepts
- * nothing, and the journal's expected sequence refuses what it might still try. Then it campaigns
- * again as a standby. A journal that fails (fenced by a newer leader) gives up the lease likewise.
+ * its timers) closes the service at once; until it is closed, every send, timer and journal
+ * append, and every message or session that comes in, asks the lease first (`isLeader()` reads the
+ * clock; the first to find it gone closes the service), so a deposed leader dispatches, accepts
+ * and admits nothing, and the journal's expected sequence refuses what it might still try. Then it
+ * campaigns again as a standby. A journal that fails (fenced by a newer leader) gives up the lease
+ * likewise.
  *
  * ```
  * node A:  leader ─────────── ✕ killed
