@@ -9,6 +9,7 @@
  * parent ──agents {url, token, ids}──▶ child: startAgent × ids, waits until each has joined ──started──▶ parent
  * parent ──raw {port, count}─────────▶ child: count plain ws connections, open ─────────────started──▶ parent
  * parent ──bullmq {port, queue, n}──▶ child: one BullMQ Worker of concurrency n on Redis, ready ─started──▶ parent
+ * parent ──natsRaw {url, subject, count}─▶ child: count NATS connections answering requests on SUBJECT.<i> ─started──▶ parent
  * parent ──mark──────────────────────▶ child: CPU since the last mark, counts anew ─marked {cpuMs}──▶ parent
  * parent ──stop──────────────────────▶ child: agents leave, connections close ─stopped {cpuMs}──▶ parent
  * parent ──exit──────────────────────▶ child exits
@@ -17,9 +18,14 @@
  * `cpuMs` is this process's CPU time since the last `mark` (or since it started): what the agents
  * cost over a measured step. Both kinds of agents may be up at once; the idle ones cost little
  * (rxswarm agents beat once a second). The BullMQ worker (the third baseline) takes each job
- * `{ sleepMs: 1 }` and returns after the same 1 ms timer; it polls Redis while idle.
+ * `{ sleepMs: 1 }` and returns after the same 1 ms timer; it polls Redis while idle. The raw NATS
+ * responders (natsDispatch.bench.ts) answer each request `{"id":…,"payload":{"sleepMs":1}}` on
+ * their subject after the same 1 ms timer with the same result frame, each on a NATS connection
+ * of its own (as each rxswarm agent over NATS has). rxswarm agents over NATS come from the same
+ * `agents` command with a `nats://` URL.
  */
 import type { Worker } from 'bullmq';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { WebSocket } from 'ws';
 import { startAgent, type AgentProcess } from '../src/remote.js';
 
@@ -28,6 +34,8 @@ export type AgentsCommand =
   | { readonly type: 'raw'; readonly port: number; readonly count: number }
   /** One BullMQ Worker on the Redis at 127.0.0.1:`port`, taking `concurrency` jobs of `queue` at once. */
   | { readonly type: 'bullmq'; readonly port: number; readonly queue: string; readonly concurrency: number }
+  /** `count` NATS connections at `url`, the i-th answering requests on `subject`.`<first + i>`. */
+  | { readonly type: 'natsRaw'; readonly url: string; readonly subject: string; readonly first: number; readonly count: number }
   /** Reports CPU and lost connections since the last mark (or start), and counts again from now. */
   | { readonly type: 'mark' }
   | { readonly type: 'stop' }
@@ -53,6 +61,7 @@ export interface RawResult {
 let agents: AgentProcess[] = [];
 let sockets: WebSocket[] = [];
 let workers: Worker[] = [];
+let natsConnections: NatsConnection[] = [];
 let cpu = process.cpuUsage();
 /** Connections lost while a step ran (none expected). */
 let disconnects = 0;
@@ -122,6 +131,32 @@ async function startBullmq(port: number, queue: string, concurrency: number): Pr
   return concurrency;
 }
 
+async function startNatsRaw(url: string, subject: string, first: number, count: number): Promise<number> {
+  const encoder = new TextEncoder();
+  await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const agentId = `nats-raw-${first + i}`;
+      const nc = await connect({ servers: url, name: agentId });
+      natsConnections.push(nc);
+      void nc.closed().then(err => {
+        if (err) disconnects++;
+      });
+      nc.subscribe(`${subject}.${first + i}`, {
+        callback: (err, msg) => {
+          if (err !== null) return;
+          const job = JSON.parse(msg.string()) as RawJob;
+          setTimeout(() => {
+            const answer: RawResult = { id: job.id, result: { agentId, jobId: job.id, sleptMs: job.payload.sleepMs } };
+            msg.respond(encoder.encode(JSON.stringify(answer)));
+          }, job.payload.sleepMs);
+        },
+      });
+      await nc.flush();
+    }),
+  );
+  return count;
+}
+
 async function stop(): Promise<{ cpuMs: number; disconnects: number }> {
   const used = process.cpuUsage(cpu);
   const lost = disconnects;
@@ -135,6 +170,8 @@ async function stop(): Promise<{ cpuMs: number; disconnects: number }> {
   sockets = [];
   await Promise.all(workers.map(w => w.close()));
   workers = [];
+  await Promise.all(natsConnections.map(nc => nc.close()));
+  natsConnections = [];
   return { cpuMs: (used.user + used.system) / 1000, disconnects: lost };
 }
 
@@ -150,6 +187,9 @@ process.on('message', (command: AgentsCommand) => {
       return;
     case 'bullmq':
       startBullmq(command.port, command.queue, command.concurrency).then(count => report({ type: 'started', count, ms: performance.now() - started }), fail);
+      return;
+    case 'natsRaw':
+      startNatsRaw(command.url, command.subject, command.first, command.count).then(count => report({ type: 'started', count, ms: performance.now() - started }), fail);
       return;
     case 'mark': {
       const used = process.cpuUsage(cpu);

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,6 +26,7 @@ import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
 import { NatsClusterNode, readClusterMembers, type ClusterMember } from './natsCluster.js';
+import { clusterHttpRoutes } from './clusterHttp.js';
 import { connectNats } from '../streams/natsConnect.js';
 import { simulate, type SimulationReport } from './simulate.js';
 import { costWarning } from './simulationCost.js';
@@ -334,7 +337,7 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
 }
 
 /** `serve --nats URL`: one node of a coordinator cluster (leader lease, JetStream journal); agents and clients come over NATS. */
-async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number; leaseTtl: number; nodeId?: string }): Promise<number> {
+async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number; leaseTtl: number; nodeId?: string; host: string; port: number; metricsPublic: boolean; http: boolean }): Promise<number> {
   const token = tokenOf(flags.token);
   const log = logOf(flags);
   const id = flags.nodeId ?? `${hostname()}-${process.pid}`;
@@ -352,6 +355,7 @@ async function serveNats(flags: LogFlags & { nats: string; token?: string; topol
       onError: err => log.warn(err.message, { event: 'cluster.error' }),
       onRole: role => {
         if (role.type === 'standby') return log.info(`standby ${id}: ${role.reason}${role.leader ? ` (leader ${role.leader.id} on ${role.leader.host}, pid ${role.leader.pid})` : ''}`, { event: 'cluster.standby', reason: role.reason });
+        if (role.type === 'elected') return log.info(`elected ${id} (lease revision ${role.term}): reading the journal`, { event: 'cluster.elected', term: role.term });
         const service = node?.leaderService;
         log.info(`leader ${id} (lease revision ${role.term}, journal at sequence ${role.journalSequence}): rxswarm coordinator on NATS ${service?.server.url ?? flags.nats.replace(/\/\/[^@/]*@/, '//')} (topology ${flags.topology}, heartbeat ${flags.heartbeatMs} ms)`, { event: 'cluster.leader', term: role.term });
         service?.server.events$.subscribe(event => {
@@ -364,10 +368,28 @@ async function serveNats(flags: LogFlags & { nats: string; token?: string; topol
   } catch (err) {
     throw new ConnectionError(`--nats ${flags.nats.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
   }
+  // HTTP only when a port is asked for: several nodes of a cluster may share a machine.
+  let http: Server | undefined;
+  if (flags.http) {
+    const routes = clusterHttpRoutes(node, { token, metricsPublic: flags.metricsPublic });
+    http = createServer((request, response) => void routes(request, response));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        (http as Server).once('error', reject);
+        (http as Server).listen(flags.port, flags.host, () => resolve());
+      });
+    } catch (err) {
+      await node.close();
+      throw new ConnectionError(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`);
+    }
+    const { port } = http.address() as AddressInfo;
+    log.info(`http://${flags.host}:${port}/: this node's role and who leads; /metrics: the coordinator's metrics while it leads, and rxswarm_cluster_leader (${flags.metricsPublic ? 'public' : 'Authorization: Bearer TOKEN'})`, { event: 'cluster.http', port });
+  }
   keepServing();
   log.info(`node ${node.id} of a coordinator cluster on NATS (lease TTL ${flags.leaseTtl} ms); Ctrl-C stops it`, { event: 'cluster.node', id: node.id });
   const signal = await stopSignal();
   log.info(`${signal}: closing`);
+  http?.close();
   await node.close();
   return EXIT.ok;
 }
@@ -637,7 +659,7 @@ function program(setExit: (code: number) => void): Command {
       .addHelpText('after', CONFIG_HELP),
     [
       new Option('--host <host>', 'interface to listen on').default('127.0.0.1'),
-      new Option('--port <port>', 'port (0: any free one)').argParser(integer(0, 65535)).default(7070),
+      new Option('--port <port>', 'port (0: any free one); with --nats, HTTP (/ and /metrics) only when a port is given').argParser(integer(0, 65535)).default(7070),
       tokenOption(),
       new Option('--topology <t>', 'protocol of every task').argParser(topology).default('adaptive'),
       heartbeatOption(),
@@ -657,7 +679,7 @@ function program(setExit: (code: number) => void): Command {
       new Option('--node-id <id>', 'with --nats: this node\'s id in the cluster (default HOST-PID)'),
       ...logOptions(),
     ],
-  ).action(action((flags: Parameters<typeof serve>[0] & { nats?: string; leaseTtl: number; nodeId?: string }) => (flags.nats === undefined ? serve(flags) : serveNats({ ...flags, nats: flags.nats }))));
+  ).action(action((flags: Parameters<typeof serve>[0] & { nats?: string; leaseTtl: number; nodeId?: string }, command: Command) => (flags.nats === undefined ? serve(flags) : serveNats({ ...flags, nats: flags.nats, http: command.getOptionValueSource('port') !== 'default' }))));
 
   configurable(
     cli
@@ -699,7 +721,8 @@ function program(setExit: (code: number) => void): Command {
     .command('attach')
     .description('follows a task by id to its result (a task submitted with run --detach, or whose run was interrupted)')
     .argument('<task-id>', 'the task')
-    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).env('RXSWARM_CONNECT').makeOptionMandatory())
+    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT'))
+    .addOption(natsOption('the coordinator'))
     .addOption(tokenOption())
     .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
     .addOption(silenceOption())
@@ -709,7 +732,8 @@ function program(setExit: (code: number) => void): Command {
     cli
       .command(name)
       .description(description)
-      .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT').argParser(wsUrl).env('RXSWARM_CONNECT').makeOptionMandatory())
+      .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT'))
+      .addOption(natsOption('the coordinator'))
       .addOption(tokenOption())
       .option('--json', 'print JSON (and nothing else on stdout)', false);
   // status also over NATS: the cluster's leader and standbys besides what the leader says.
@@ -728,24 +752,26 @@ function program(setExit: (code: number) => void): Command {
 }
 
 interface AskFlags {
-  connect: string;
+  connect?: string;
+  nats?: string;
   token?: string;
   json: boolean;
 }
 
 async function stateOf(flags: AskFlags): Promise<StateBody> {
+  const url = urlOf(flags);
   try {
-    return await readServiceState({ url: flags.connect, token: tokenOf(flags.token) });
+    return await readServiceState({ url, token: tokenOf(flags.token) });
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
+    throw new ConnectionError(`${url.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
   }
 }
 
-async function status(flags: Omit<AskFlags, 'connect'> & { connect?: string; nats?: string }): Promise<number> {
-  const url = urlOf(flags);
+async function status(flags: AskFlags): Promise<number> {
+  urlOf(flags); // where to, before what
   const cluster = flags.nats === undefined ? undefined : await clusterOf(flags.nats);
-  const state = await stateOf({ ...flags, connect: url });
+  const state = await stateOf(flags);
   if (flags.json) console.log(JSON.stringify(cluster === undefined ? statusJson(state) : { ...cluster, ...statusJson(state) }, null, 2));
   else {
     if (cluster !== undefined) {
@@ -780,12 +806,13 @@ async function tasks(flags: AskFlags): Promise<number> {
 }
 
 async function cancel(taskId: string, flags: AskFlags): Promise<number> {
+  const url = urlOf(flags);
   let answer;
   try {
-    answer = await cancelServiceTask({ url: flags.connect, token: tokenOf(flags.token), taskId });
+    answer = await cancelServiceTask({ url, token: tokenOf(flags.token), taskId });
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new ConnectionError(`${flags.connect}: ${(err as Error).message}`);
+    throw new ConnectionError(`${url.replace(/\/\/[^@/]*@/, '//')}: ${(err as Error).message}`);
   }
   if (flags.json) console.log(JSON.stringify(answer));
   else console.log(answer.ok ? `task ${taskId} cancelled` : `task ${taskId} not cancelled: ${answer.error ?? ''}`);

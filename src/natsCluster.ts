@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { asyncScheduler, filter, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+import { asyncScheduler, filter, type Observable, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
 import { JetStreamJournal } from '../streams/jetstreamJournal.js';
 import type { Journal } from '../streams/journal.js';
 import { connectNats, type NatsEndpoint } from '../streams/natsConnect.js';
@@ -15,6 +15,8 @@ import { COORDINATOR } from './topology.js';
 /** What a cluster node is doing now. */
 export type ClusterRole =
   | { readonly type: 'standby'; readonly reason: string; readonly leader: LeaseHolder | undefined }
+  /** The lease is this node's (the moment a failover is decided); it reads the journal before it leads. */
+  | { readonly type: 'elected'; readonly term: number }
   | { readonly type: 'leader'; readonly term: number; readonly recordsSinceSnapshot: number; readonly journalSequence: number };
 
 export interface NatsClusterNodeOptions extends NatsEndpoint, Omit<NatsNetworkOptions, 'connection' | 'authority' | 'scheduler'> {
@@ -48,10 +50,12 @@ export interface NatsClusterNodeOptions extends NatsEndpoint, Omit<NatsNetworkOp
  * holds and runs the {@link Service} on a {@link NatsNetwork}; the others wait as standbys.
  *
  * Losing the lease (a renewal refused, its validity run out — after a pause, before any other of
- * its timers) closes the service at once; until it is closed, every send and every journal append
- * asks the lease first (`isLeader()` reads the clock), so a deposed leader dispatches and accepts
- * nothing, and the journal's expected sequence refuses what it might still try. Then it campaigns
- * again as a standby. A journal that fails (fenced by a newer leader) gives up the lease likewise.
+ * its timers) closes the service at once; until it is closed, every send, timer and journal
+ * append, and every message or session that comes in, asks the lease first (`isLeader()` reads the
+ * clock; the first to find it gone closes the service), so a deposed leader dispatches, accepts
+ * and admits nothing, and the journal's expected sequence refuses what it might still try. Then it
+ * campaigns again as a standby. A journal that fails (fenced by a newer leader) gives up the lease
+ * likewise.
  *
  * ```
  * node A:  leader ─────────── ✕ killed
@@ -140,6 +144,7 @@ export class NatsClusterNode {
   private lead(): void {
     if (this.closed || this.service !== undefined || this.leading !== undefined) return;
     const term = ++this.term;
+    this.setRole({ type: 'elected', term: this.lease.term });
     this.leading = this.open(term)
       .catch((err: unknown) => {
         this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
@@ -157,17 +162,10 @@ export class NatsClusterNode {
     const journal = await JetStreamJournal.open({ connection, owner: this.id, ...(options.stream === undefined ? {} : { stream: options.stream }) });
     if (!stillLeading()) return void (await journal.close());
     const { coordinator = {}, onEvent, url: _url, natsToken: _t, user: _u, pass: _p, id: _id, leaseTtlMs: _ttl, leaseBucket: _b, nodesBucket: _n, stream: _s, onRole: _r, onError: _e, ...network } = options;
-    const net = await NatsNetwork.start({
-      heartbeatMs: coordinator.heartbeat?.intervalMs ?? 1000,
-      ackTimeoutMs: coordinator.ackTimeoutMs ?? 3000,
-      ...network,
-      connection,
-      authority: COORDINATOR,
-      reservedIds: [COORDINATOR, TASKS, ...(network.reservedIds ?? [])],
-    });
-    if (!stillLeading()) return void (await net.close());
-    // Woken after a pause past the lease, the first thing that runs — a timer of the engine, a
-    // message come in meanwhile — finds the lease gone and closes the service instead of running.
+    // Woken after a pause past the lease, the first thing that runs — a timer of the engine, of
+    // the service's feed or of the network's send queue, a message or a membership change come in
+    // meanwhile, an answer of the journal — finds the lease gone and closes the service instead
+    // of running. Every way in is gated: what is not would act (print, record, send) first.
     const leading = (): boolean => lease.isLeader();
     let service: Service | undefined;
     const lost = (): void => {
@@ -176,8 +174,20 @@ export class NatsClusterNode {
       // A renewal sent before the validity ran out may still land and keep the lease: given up and campaigned for again, so that leading starts afresh.
       if (lease.term > 0) void this.restartCampaign();
     };
+    const net = await NatsNetwork.start({
+      heartbeatMs: coordinator.heartbeat?.intervalMs ?? 1000,
+      ackTimeoutMs: coordinator.ackTimeoutMs ?? 3000,
+      ...network,
+      connection,
+      authority: COORDINATOR,
+      reservedIds: [COORDINATOR, TASKS, ...(network.reservedIds ?? [])],
+      // Its send queue's flush (sends made before a pause go out after it) and, through the
+      // service's view of the network, the service's feed (keepalives, the dashboard's batches).
+      scheduler: leaseGatedScheduler(asyncScheduler, leading, lost),
+    });
+    if (!stillLeading()) return void (await net.close());
     service = Service.on(leaseGatedNetwork(net, leading, lost), {
-      coordinator: { ...coordinator, scheduler: leaseGatedScheduler(coordinator.scheduler ?? asyncScheduler, leading, lost), journal: leaseGatedJournal(journal, leading, this.id) },
+      coordinator: { ...coordinator, scheduler: leaseGatedScheduler(coordinator.scheduler ?? asyncScheduler, leading, lost), journal: leaseGatedJournal(journal, leading, this.id, lost) },
       ...(onEvent === undefined ? {} : { onEvent }),
     });
     this.service = service;
@@ -197,7 +207,7 @@ export class NatsClusterNode {
     this.service = undefined;
     // Closed at once: its timers stop, its network unsubscribes (what it still tries is refused by the gates).
     if (service !== undefined) void service.close().catch(err => this.options.onError?.(err as Error));
-    if (this.role.type === 'leader' || this.role.reason !== reason || this.role.leader?.nonce !== leader?.nonce) this.setRole({ type: 'standby', reason, leader });
+    if (this.role.type !== 'standby' || this.role.reason !== reason || this.role.leader?.nonce !== leader?.nonce) this.setRole({ type: 'standby', reason, leader });
   }
 
   /** Gives the lease up (if it is held) and campaigns again. */
@@ -212,8 +222,9 @@ export class NatsClusterNode {
 }
 
 /**
- * The network, but while `allowed()` is false a send goes nowhere and a message that comes in is
- * dropped (a deposed leader dispatches and accepts nothing); `refused` is told.
+ * The network, but while `allowed()` is false a send goes nowhere, and a message that comes in
+ * or a session that starts or ends is not told (a deposed leader dispatches and accepts nothing,
+ * and admits or writes off no agent); `refused` is told.
  */
 export function leaseGatedNetwork(network: NatsNetwork, allowed: () => boolean, refused: () => void = () => undefined): ServiceNetwork {
   const pass = (): boolean => {
@@ -225,6 +236,8 @@ export function leaseGatedNetwork(network: NatsNetwork, allowed: () => boolean, 
     get(target, property, receiver) {
       if (property === 'send') return (message: Parameters<NatsNetwork['send']>[0]) => (pass() ? target.send(message) : undefined);
       if (property === 'join') return (nodeId: string) => target.join(nodeId).pipe(filter(() => pass()));
+      // Sessions (the service's view, serve's log) and, derived from them, the agents the engine admits and writes off.
+      if (property === 'events$' || property === 'members$' || property === 'departures$') return (target[property] as Observable<unknown>).pipe(filter(() => pass()));
       const value = Reflect.get(target, property, receiver) as unknown;
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
@@ -249,16 +262,24 @@ export function leaseGatedScheduler(scheduler: SchedulerLike, allowed: () => boo
   };
 }
 
-/** The journal, but an append while `allowed()` is false fails it (the coordinator on it halts) instead of being written. */
-export function leaseGatedJournal(journal: Journal, allowed: () => boolean, id: string): Journal {
+/**
+ * The journal, but an append while `allowed()` is false fails it (the coordinator on it halts)
+ * instead of being written. `lost` is told first — of such an append, and of a failure of the
+ * journal itself (a write of before the pause refused by the new leader's fence) while the lease
+ * is not held — so that the node closes its service before the coordinator on it hears of it.
+ */
+export function leaseGatedJournal(journal: Journal, allowed: () => boolean, id: string, lost: () => void = () => undefined): Journal {
   let refused: Error | undefined;
   const listeners: Array<(error: Error) => void> = [];
   journal.onFailure(err => {
-    if (refused === undefined) for (const l of listeners) l(err);
+    if (refused !== undefined) return;
+    if (!allowed()) lost();
+    for (const l of listeners) l(err);
   });
   const refuse = (): Error => {
     if (refused === undefined && journal.failure === undefined) {
       refused = new Error(`node ${id} lost the leader lease: it appends nothing more and takes no more work`);
+      lost();
       for (const l of listeners) l(refused);
     }
     return (journal.failure ?? refused) as Error;

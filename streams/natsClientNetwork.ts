@@ -8,7 +8,7 @@ import type { Network } from './network.js';
 import { NatsSetupError, connectNats, type NatsEndpoint } from './natsConnect.js';
 import { READY_FRAME, encodeEnvelope, natsSubjects } from './natsNetwork.js';
 import { decodeHandshake, openHandshake, tokenKey, type SessionSecrets } from './natsSession.js';
-import type { AssignBody, CancelBody, ResultBody, Routed } from './protocol.js';
+import { hopsLeft, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
 import { signResult, verifyOrder } from './signing.js';
 import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, utf8Above } from './wsCodec.js';
 import { Counters, ORDER_KINDS, WsConnectionError, type ConnectionRole, type ReconnectOptions, type WsClientEvent, type WsClientState, type WsNetworkStats } from './wsNetwork.js';
@@ -397,7 +397,7 @@ export class NatsClientNetwork<E extends Envelope = Envelope> implements Network
       this.counters.rejected++;
       return;
     }
-    if (key !== undefined && ORDER_KINDS.has(message.kind) && (message.body as Routed).via.length === 0 && !verifyOrder(key, message.kind as 'assign' | 'cancel', this.agentId, message.body as AssignBody | CancelBody)) {
+    if (key !== undefined && ORDER_KINDS.has(message.kind) && hopsLeft(message.body as Routed) === 0 && !verifyOrder(key, message.kind as 'assign' | 'cancel', this.agentId, message.body as AssignBody | CancelBody)) {
       this.counters.rejected++;
       this.emit({ type: 'error', code: WS_CLOSE.forgedSender, error: `ignored an unsigned or altered ${message.kind} relayed by ${JSON.stringify(message.from)}` });
       return;

@@ -6,10 +6,10 @@ import { requireInteger, requireNumber, requireScheduler } from '../operators/in
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { Network, RemoteMember } from './network.js';
 import { acceptHandshake, decodeHandshake, helloProven, tokenKey } from './natsSession.js';
-import type { AssignBody, CancelBody, ResultBody, Routed } from './protocol.js';
+import { hopsLeft, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { CLIENT_KINDS, Counters, ORDER_KINDS, SERVICE_KINDS, type ConnectionRole, type KindCounter, type RemoteAgent, type WsNetworkStats, type WsServerEvent } from './wsNetwork.js';
+import { CLIENT_KINDS, Counters, ORDER_KINDS, SERVICE_KINDS, onWire, type ConnectionRole, type KindCounter, type RemoteAgent, type WsNetworkStats, type WsServerEvent } from './wsNetwork.js';
 
 // Wall-clock time and timers are allowed here: a real transport, at the edge of the system (the
 // architecture test exempts streams/nats*.ts, as streams/ws*.ts). Message stamps still come from
@@ -542,7 +542,7 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
     if (!this.signing || body === null || typeof body !== 'object') return body;
     if (from === this.authority && ORDER_KINDS.has(kind)) {
       const via = (body as Partial<Routed>).via ?? [];
-      const recipient = via.length > 0 ? (via[via.length - 1] as string) : to;
+      const recipient = hopsLeft(body as Partial<Routed>) > 0 ? (via[via.length - 1] as string) : to;
       const key = this.keys.get(recipient);
       return key === undefined ? body : { ...(body as AssignBody | CancelBody), mac: signOrder(key, kind as 'assign' | 'cancel', recipient, body as AssignBody | CancelBody) };
     }
@@ -556,7 +556,7 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
   /** What a local node may be handed, or undefined to drop it (as over WebSocket). */
   private checked(to: string, kind: string, body: unknown): unknown {
     if (!this.signing || body === null || typeof body !== 'object') return body;
-    if (ORDER_KINDS.has(kind) && to !== this.authority && ((body as Partial<Routed>).via ?? []).length === 0) {
+    if (ORDER_KINDS.has(kind) && to !== this.authority && hopsLeft(body as Partial<Routed>) === 0) {
       const key = this.keys.get(to);
       return key !== undefined && verifyOrder(key, kind as 'assign' | 'cancel', to, body as AssignBody | CancelBody) ? body : undefined;
     }
@@ -658,11 +658,14 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
   }
 }
 
-/** One envelope as a frame; TypeError/RangeError for what cannot travel. */
+/**
+ * One envelope as a frame, its route as the wire carries it (the hops still to go, without the
+ * in-process `hop`: see {@link Routed}); TypeError/RangeError for what cannot travel.
+ */
 export function encodeEnvelope(from: string, to: string, kind: string, body: unknown): string {
   if (!isWireKind(kind)) throw new RangeError(`envelope.kind ${JSON.stringify(kind)} cannot travel over NATS (not a protocol or repair kind)`);
   try {
-    return encode({ v: 1, type: 'envelope', from, to, kind, body });
+    return encode({ v: 1, type: 'envelope', from, to, kind, body: onWire(body) });
   } catch (err) {
     throw new TypeError(`envelope.body cannot be sent as JSON: ${err instanceof Error ? err.message : String(err)}`);
   }

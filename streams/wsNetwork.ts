@@ -104,7 +104,7 @@ export function tokensMatch(expected: string, given: string): boolean {
  * A body as the wire carries it: a route shared between hops in this process (`hop`, see
  * {@link Routed}) goes out as the route still to go, without `hop` — the format every peer reads.
  */
-function onWire(body: unknown): unknown {
+export function onWire(body: unknown): unknown {
   if (body === null || typeof body !== 'object' || !('hop' in body)) return body;
   const { hop: _hop, ...rest } = body as Routed;
   return { ...rest, via: routeLeft(body as Routed) };

@@ -1,6 +1,6 @@
 import { MemoryJournal } from '../../streams/journal.js';
 import type { NatsNetwork } from '../../streams/natsNetwork.js';
-import { Subject, asyncScheduler, interval, take, toArray, firstValueFrom } from 'rxjs';
+import { Subject, asyncScheduler, interval, take, toArray, firstValueFrom, type Observable } from 'rxjs';
 import { leaseGatedJournal, leaseGatedNetwork, leaseGatedScheduler } from '../../src/natsCluster.js';
 
 // What a node that lost the lease may still try before its service is closed: the gates refuse it.
@@ -84,5 +84,51 @@ describe('leaseGatedNetwork (incoming)', () => {
     inbox.next(3);
     expect(await got).toEqual([1, 3]);
     expect(refusals).toBe(1);
+  });
+});
+
+describe('leaseGatedNetwork (sessions)', () => {
+  it('tells sessions starting and ending, and the agents they admit and write off, only while the lease is held', async () => {
+    const events = new Subject<unknown>();
+    const members = new Subject<unknown>();
+    const departures = new Subject<unknown>();
+    let leader = true;
+    let refusals = 0;
+    const gated = leaseGatedNetwork({ events$: events, members$: members, departures$: departures } as unknown as NatsNetwork, () => leader, () => refusals++);
+    const got = Promise.all([gated.events$, gated.members$ as Observable<unknown>, gated.departures$ as Observable<unknown>].map(o => firstValueFrom(o.pipe(take(2), toArray()))));
+    for (const s of [events, members, departures]) s.next('before');
+    leader = false;
+    for (const s of [events, members, departures]) s.next('paused');
+    leader = true;
+    for (const s of [events, members, departures]) s.next('after');
+    expect(await got).toEqual([['before', 'after'], ['before', 'after'], ['before', 'after']]);
+    expect(refusals).toBe(3);
+  });
+});
+
+describe('leaseGatedJournal (lost first)', () => {
+  it('tells `lost` before the coordinator hears of a refused append', () => {
+    let leader = true;
+    const order: string[] = [];
+    const journal = leaseGatedJournal(new MemoryJournal(), () => leader, 'node-1', () => order.push('lost'));
+    journal.onFailure(() => order.push('coordinator'));
+    leader = false;
+    expect(() => journal.append({ type: 'a' })).toThrow(/lost the leader lease/);
+    expect(order).toEqual(['lost', 'coordinator']);
+  });
+
+  it("on the journal's own failure (a write of before a pause refused by the new leader's fence): `lost` first when the lease is gone, not when it is held", () => {
+    const listeners: Array<(err: Error) => void> = [];
+    const inner = Object.assign(new MemoryJournal(), { onFailure: (l: (err: Error) => void) => void listeners.push(l) });
+    const order: string[] = [];
+    let leader = false;
+    const journal = leaseGatedJournal(inner, () => leader, 'node-1', () => order.push('lost'));
+    journal.onFailure(err => order.push(`coordinator: ${err.message}`));
+    for (const l of listeners) l(new Error('fenced'));
+    expect(order).toEqual(['lost', 'coordinator: fenced']);
+    order.length = 0;
+    leader = true;
+    for (const l of listeners) l(new Error('damaged'));
+    expect(order).toEqual(['coordinator: damaged']); // held: a failure of its own, said as such by the node
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CoordinationResult } from '../../src/events.js';
-import { startNatsServer, type NatsServer } from '../streams/natsServer.js';
+import { freePort, startNatsServer, type NatsServer } from '../streams/natsServer.js';
 import { cliProcesses } from './cliProcesses.js';
 
 // The command line over NATS as real processes: a nats-server of its own, `serve --nats`, two
@@ -28,11 +28,25 @@ afterEach(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('serve, agent and run over NATS as real processes', () => {
-  it('serve --nats, 2 agent --nats and run --nats complete a task: exit 0, every subtask once', async () => {
+  it('serve --nats (a leader and a standby, each with HTTP), 2 agent --nats and run --nats complete a task: exit 0, every subtask once', async () => {
     nats = await startNatsServer({ user: 'swarm', pass: 'pw' });
     const url = `nats://swarm:pw@127.0.0.1:${nats.port}`;
-    const server = start('serve', '--nats', url, '--heartbeat-ms', '200', '--topology', 'star');
+    const [port, standbyPort] = [await freePort(), await freePort()];
+    const server = start('serve', '--nats', url, '--heartbeat-ms', '200', '--topology', 'star', '--node-id', 'lead', '--port', String(port));
     await server.line(/rxswarm coordinator on NATS/);
+    const standby = start('serve', '--nats', url, '--node-id', 'wait', '--port', String(standbyPort));
+    await standby.line(/standby wait: held by lead/);
+    // HTTP of each node: the leader's metrics and the role gauge; a standby's page names the leader.
+    const get = async (p: number, path: string): Promise<{ status: number; text: string }> => {
+      const answer = await fetch(`http://127.0.0.1:${p}${path}`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(WAIT_MS) });
+      return { status: answer.status, text: await answer.text() };
+    };
+    const leaderMetrics = await get(port, '/metrics');
+    expect(leaderMetrics.status).toBe(200);
+    expect(leaderMetrics.text).toMatch(/rxswarm_cluster_leader\{node="lead"\} 1/);
+    expect(leaderMetrics.text).toMatch(/^rxswarm_\w+/m);
+    expect((await get(standbyPort, '/metrics')).text).toMatch(/rxswarm_cluster_leader\{node="wait"\} 0\n$/);
+    expect((await get(standbyPort, '/')).text).toMatch(/^rxswarm cluster node wait: standby \(held by lead\)\nleader: lead on /);
     const agents = [0, 1].map(i => start('agent', '--nats', url, '--id', `n-${i}`, '--heartbeat-ms', '200', '--slots', '2'));
     await Promise.all([0, 1].map(i => server.line(new RegExp(`agent n-${i} joined over NATS`))));
     const subtasks = Array.from({ length: 30 }, (_, i) => ({ id: `s-${i}`, payload: { sleepMs: 20 } }));
@@ -50,6 +64,16 @@ describe('serve, agent and run over NATS as real processes', () => {
     const ran = Object.values(result.results).map(v => (v as { agentId: string }).agentId);
     expect(new Set(ran).size).toBeGreaterThanOrEqual(1);
     expect(agents.every(a => a.child.exitCode === null)).toBe(true);
+    // The other client commands over NATS: tasks lists it, attach gets its result, cancel says it is not running.
+    const tasks = start('tasks', '--nats', url, '--json');
+    expect(await tasks.exited, tasks.stderr()).toBe(0);
+    expect(JSON.parse(tasks.lines.join('\n'))).toEqual(expect.arrayContaining([expect.objectContaining({ id: 'nats-e2e', state: 'done' })]));
+    const attached = start('attach', 'nats-e2e', '--nats', url, '--json');
+    expect(await attached.exited, attached.stderr()).toBe(0);
+    expect(Object.keys((JSON.parse(attached.lines.join('\n')) as CoordinationResult).results)).toHaveLength(subtasks.length);
+    const cancel = start('cancel', 'nats-e2e', '--nats', url, '--json');
+    expect(await cancel.exited).toBe(2);
+    expect(JSON.parse(cancel.lines.join('\n'))).toMatchObject({ taskId: 'nats-e2e', ok: false });
   }, 120_000);
 
   it('a NATS server restarted mid-task (same port, same storage): the task completes, every subtask once', async () => {
@@ -89,6 +113,9 @@ describe('serve, agent and run over NATS as real processes', () => {
     [['agent', '--nats', 'ws://127.0.0.1:1', '--token', 't'], /must be nats:\/\/\[USER:PASS@\]HOST:PORT/],
     [['agent', '--nats', 'nats://127.0.0.1:1', '--connect', 'ws://127.0.0.1:1', '--token', 't'], /--connect and --nats are two ways/],
     [['run', 'task.json', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
+    [['tasks', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
+    [['cancel', 'x', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
+    [['attach', 'x', '--token', 't'], /required option '--connect <url>' not specified \(or --nats <url>\)/],
   ])('exits 2 with a clear message for %j', async (args, message) => {
     const proc = start(...args);
     expect(await proc.exited).toBe(2);

@@ -115,6 +115,30 @@ describe('NatsNetwork and NatsClientNetwork', () => {
     expect(network.stats).toMatchObject({ received: 2 });
   });
 
+  it('relays an order as a relay does (the same route, one hop further): it goes out as the route still to go, and its recipient takes it as signed', async () => {
+    const s = await server();
+    const { network } = await coordinator(s.url);
+    const hub = client(s.url, 'hub');
+    const spoke = client(s.url, 'spoke');
+    const atHub: Envelope[] = [];
+    const atSpoke: Envelope[] = [];
+    hub.join('hub').subscribe(e => atHub.push(e));
+    spoke.join('spoke').subscribe(e => atSpoke.push(e));
+    const spokeErrors: string[] = [];
+    spoke.events$.subscribe(e => e.type === 'error' && spokeErrors.push(e.error));
+    await until('both sessions', () => network.remoteAgents.size === 2);
+    // The coordinator signs for the route's last hop; the hub passes the body on with `hop + 1` (streams/protocol.ts).
+    network.send({ from: 'coordinator', to: 'hub', kind: 'assign', body: { subtask: { id: 's-0', payload: 1 }, attempt: 1, replyPath: ['hub', 'coordinator'], via: ['spoke'] } });
+    await until('the order at the hub', () => atHub.length === 1);
+    const relayed = atHub[0]?.body as { via: string[]; hop?: number };
+    expect(relayed.via).toEqual(['spoke']);
+    hub.send({ from: 'hub', to: 'spoke', kind: 'assign', body: { ...relayed, hop: (relayed.hop ?? 0) + 1 } });
+    await until('the order at the spoke', () => atSpoke.length === 1 || spokeErrors.length > 0);
+    expect(spokeErrors).toEqual([]);
+    expect(atSpoke[0]?.body).toMatchObject({ subtask: { id: 's-0' }, attempt: 1, via: [] });
+    expect(atSpoke[0]?.body).not.toHaveProperty('hop');
+  });
+
   it('refuses a second process under a live id (retryable), and lets the same process say hello again', async () => {
     const s = await server();
     const { network } = await coordinator(s.url);
