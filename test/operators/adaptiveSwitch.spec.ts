@@ -121,7 +121,7 @@ describe('matrixPrior', () => {
 });
 
 describe('adaptiveSwitch', () => {
-  const base = { initial: 'star', candidates: ['mesh', 'star'], evaluateEveryMs: 10, windowMs: 100, minDwellMs: 0 } as const;
+  const base = { initial: 'star', candidates: ['mesh', 'star'], evaluateEveryMs: 10, windowMs: 100, minDwellMs: 0, minRecords: 1 } as const;
 
   it('switches at the evaluation tick when a candidate is clearly better', marbles(m => {
     const source = m.hot('  -fo-O----------|', R);
@@ -148,13 +148,17 @@ describe('adaptiveSwitch', () => {
 
   it('respects minDwellMs from subscription and between switches (default 2 × evaluateEveryMs)', marbles(m => {
     const { minDwellMs: _, ...options } = base;
-    // Ticks every 10: at 10 mesh is better but the initial choice is only 10 old; at 30 star is
-    // better again but the switch at 20 is only 10 old.
+    // Ticks every 10: at 10 mesh is better but the initial choice is only 10 old. mesh then fails
+    // twice: at 30 its probation is not due (the switch is only 10 old), at 40 it is switched back.
     const source = m.hot('  -fO------------------FFo---------------------|', R);
     const expected = '      --------------------x-------------------y----|';
     m.expect(source.pipe(adaptiveSwitch({ ...options, score: successRate, scheduler: m.scheduler }))).toBeObservable(expected, {
       x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 1 (1 run) vs star 0 (1 run)', scores: { mesh: 1, star: 0 } },
-      y: { from: 'mesh', to: 'star', at: 40, reason: 'star scored 0.5 (2 runs) vs mesh 0.333 (3 runs): +50%', scores: { mesh: 1 / 3, star: 0.5 } },
+      y: {
+        from: 'mesh', to: 'star', at: 40, revert: true,
+        reason: 'switch back: mesh measured 0 (2 runs since the switch), star had 0; next dwell 40 ms',
+        scores: { mesh: 0, star: 0 },
+      },
     });
   }));
 
@@ -196,12 +200,16 @@ describe('adaptiveSwitch', () => {
   it('breaks ties by candidate order; initial is a target even when not a candidate', marbles(m => {
     const options = { ...base, initial: 'ring', candidates: ['mesh', 'star'], score: successRate };
     // At 10 mesh and star tie at 1 over ring's prior 0.25: mesh is listed first. By 20 mesh has
-    // failed twice (1/3), star three times (1/4) and ring has run once, fine (1).
+    // failed twice since the switch (0 ≤ ring's 0.25 then): back to ring, the initial protocol.
     const source = m.hot('  -Oo--------FFfffr--------|', R);
     const expected = '      ----------x---------y----|';
     m.expect(source.pipe(adaptiveSwitch({ ...options, scheduler: m.scheduler }))).toBeObservable(expected, {
       x: { from: 'ring', to: 'mesh', at: 10, reason: 'mesh scored 1 (1 run) vs ring 0.25 (prior): +300%', scores: { mesh: 1, star: 1, ring: 0.25 } },
-      y: { from: 'mesh', to: 'ring', at: 20, reason: 'ring scored 1 (1 run) vs mesh 0.333 (3 runs): +200%', scores: { mesh: 1 / 3, star: 0.25, ring: 1 } },
+      y: {
+        from: 'mesh', to: 'ring', at: 20, revert: true,
+        reason: 'switch back: mesh measured 0 (2 runs since the switch), ring had 0.25; next dwell 20 ms',
+        scores: { mesh: 0, star: 0.25, ring: 0.25 },
+      },
     });
   }));
 
@@ -322,6 +330,8 @@ describe('adaptiveSwitch', () => {
       minDwellMs: fc.integer({ min: 0, max: 60 }),
       windowMs: fc.integer({ min: 1, max: 120 }),
       switchThreshold: fc.constantFrom(0, 0.1, 0.3, 0.5, 1),
+      minRecords: fc.integer({ min: 1, max: 4 }),
+      maxBackoff: fc.constantFrom(1, 2, 3, 8),
       initial: fc.constantFrom(...PROTOCOLS),
       candidates: fc.subarray([...PROTOCOLS], { minLength: 1 }),
       context: fc.option(fc.record({ agentCount: fc.integer({ min: 0, max: 15 }), complexity: level, coordinationIntensity: level }), { nil: undefined }),
@@ -340,27 +350,55 @@ describe('adaptiveSwitch', () => {
     const HORIZON = 320;
     type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never;
 
-    /** The decision rule written out against the naive window, tick by tick. */
+    /** The decision rule written out against the naive window, tick by tick: memory, probation, back-off. */
     function reference(s: Scenario, prior: PriorScore, stamped: { arrival: number; t: number; r: ExecutionRecord }[]) {
       const protocols = [...new Set([...s.candidates, s.initial])];
       const switches: Omit<ProtocolSwitch, 'reason'>[] = [];
+      const scoreOf = (inside: ExecutionRecord[]): number => {
+        if (inside.length === 0) return 0;
+        const lat = inside.map(r => r.latencyMs).sort((a, b) => a - b);
+        const p95 = lat[Math.max(1, Math.ceil((95 * lat.length) / 100)) - 1]!;
+        const ok = inside.filter(r => r.ok).length / inside.length;
+        const msgs = inside.reduce((sum, r) => sum + r.messages, 0) / inside.length;
+        return ok / (1 + p95 / 1000) / (1 + msgs / 10);
+      };
+      const remembered: Record<string, number> = {};
       let current: string = s.initial;
       let chosenAt = s.start;
+      let reverts = 0;
+      let trial: { from: string; to: string; at: number; before: number } | undefined;
       for (let at = s.start + s.evaluateEveryMs; at <= s.start + HORIZON; at += s.evaluateEveryMs) {
-        if (at - chosenAt < s.minDwellMs) continue;
         const scores: Record<string, number> = {};
         for (const p of protocols) {
           const inside = stamped.filter(x => x.r.protocol === p && x.arrival <= at && x.t > at - s.windowMs).map(x => x.r);
-          if (inside.length === 0) {
-            scores[p] = prior(p);
+          if (inside.length >= s.minRecords) remembered[p] = scoreOf(inside);
+          scores[p] = remembered[p] ?? prior(p);
+        }
+        if (trial !== undefined) {
+          const t0 = trial.at;
+          // Records queued at the tick's instant ran before it: only later arrivals count.
+          const runs = stamped.filter(x => x.r.protocol === trial!.to && x.arrival > t0 && x.arrival <= at && x.t > t0 && x.t > at - s.windowMs).map(x => x.r);
+          const elapsed = at - t0;
+          if ((elapsed >= s.minDwellMs && runs.length >= s.minRecords) || elapsed >= Math.max(s.minDwellMs, s.windowMs)) {
+            const measured = scoreOf(runs);
+            const { from, to, before } = trial;
+            trial = undefined;
+            if (runs.length > 0 && measured > before) {
+              reverts = 0;
+            } else {
+              reverts++;
+              remembered[to] = measured;
+              switches.push({ from: to, to: from, at, scores: { ...scores, [to]: measured, [from]: before }, revert: true });
+              current = from;
+              chosenAt = at;
+              continue;
+            }
+          } else {
             continue;
           }
-          const lat = inside.map(r => r.latencyMs).sort((a, b) => a - b);
-          const p95 = lat[Math.max(1, Math.ceil((95 * lat.length) / 100)) - 1]!;
-          const ok = inside.filter(r => r.ok).length / inside.length;
-          const msgs = inside.reduce((sum, r) => sum + r.messages, 0) / inside.length;
-          scores[p] = ok / (1 + p95 / 1000) / (1 + msgs / 10);
         }
+        const dwell = reverts === 0 ? s.minDwellMs : Math.max(s.minDwellMs, s.evaluateEveryMs) * Math.min(2 ** reverts, s.maxBackoff);
+        if (at - chosenAt < dwell) continue;
         let best: string | undefined;
         for (const p of protocols) if (p !== current && (best === undefined || scores[p]! > scores[best]!)) best = p;
         if (best === undefined) continue;
@@ -368,6 +406,7 @@ describe('adaptiveSwitch', () => {
         const top = scores[best]!;
         if (top > cur + s.switchThreshold * Math.abs(cur)) {
           switches.push({ from: current, to: best, at, scores });
+          trial = { from: current, to: best, at, before: cur };
           current = best;
           chosenAt = at;
         }
@@ -375,8 +414,9 @@ describe('adaptiveSwitch', () => {
       return switches;
     }
 
-    it('switches only at ticks, never within minDwellMs, always by more than the threshold — as the reference decides', () => {
+    it('switches only at ticks, never within minDwellMs, by more than the threshold or back once on probation — as the reference decides', () => {
       let total = 0;
+      let reverted = 0;
       fc.assert(
         fc.property(scenario, s => {
           const scheduler = new VirtualScheduler({ startMs: s.start });
@@ -400,9 +440,11 @@ describe('adaptiveSwitch', () => {
           sub.unsubscribe();
           expect(scheduler.pending).toBe(0);
           total += out.length;
+          reverted += out.filter(x => x.revert).length;
 
           let current: string = s.initial;
           let last = s.start;
+          let previous: ProtocolSwitch | undefined;
           for (const x of out) {
             expect((x.at - s.start) % s.evaluateEveryMs).toBe(0);
             expect(x.at).toBeGreaterThan(s.start);
@@ -410,18 +452,30 @@ describe('adaptiveSwitch', () => {
             expect(x.from).toBe(current);
             expect(x.to).not.toBe(x.from);
             const [to, from] = [x.scores[x.to]!, x.scores[x.from]!];
-            expect(to).toBeGreaterThan(from);
-            expect(to).toBeGreaterThan(from + s.switchThreshold * Math.abs(from));
-            expect(x.reason.startsWith(`${x.to} scored `)).toBe(true);
+            if (x.revert) {
+              // Undoes the switch just before it, which was not itself a switch back, and only
+              // when the target did not measure above what it replaced.
+              expect(previous).toBeDefined();
+              expect(previous!.revert).toBeUndefined();
+              expect([x.from, x.to]).toEqual([previous!.to, previous!.from]);
+              expect(from).toBeLessThanOrEqual(to);
+              expect(x.reason.startsWith('switch back: ')).toBe(true);
+            } else {
+              expect(to).toBeGreaterThan(from);
+              expect(to).toBeGreaterThan(from + s.switchThreshold * Math.abs(from));
+              expect(x.reason.startsWith(`${x.to} scored `)).toBe(true);
+            }
             current = x.to;
             last = x.at;
+            previous = x;
           }
           expect(out.map(({ reason: _, ...rest }) => rest)).toEqual(reference(s, prior, stamped));
         }),
         { numRuns: 200 },
       );
-      // The property is not vacuous: random streams do make it switch.
+      // The property is not vacuous: random streams do make it switch, and switch back.
       expect(total).toBeGreaterThan(0);
+      expect(reverted).toBeGreaterThan(0);
     });
   });
 });
