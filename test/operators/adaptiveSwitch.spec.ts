@@ -20,8 +20,8 @@ const snap = (successRate: number, p95LatencyMs: number, messagesPerExecution: n
 });
 const successRate = (s: PerformanceSnapshot): number => s.successRate;
 
-/** Records for marbles: f/o = star failed/ok, F/O = mesh failed/ok, r = ring ok, g = an unknown protocol. */
-const R = { f: rec('star', false), o: rec('star', true), F: rec('mesh', false), O: rec('mesh', true), r: rec('ring', true), g: rec('gossip', true) };
+/** Records for marbles: f/o = star failed/ok, F/O = mesh failed/ok, r/x = ring ok/failed, g = an unknown protocol. */
+const R = { f: rec('star', false), o: rec('star', true), F: rec('mesh', false), O: rec('mesh', true), r: rec('ring', true), x: rec('ring', false), g: rec('gossip', true) };
 
 describe('defaultScore', () => {
   it.each([
@@ -213,6 +213,103 @@ describe('adaptiveSwitch', () => {
     });
   }));
 
+  describe('probation', () => {
+    // Judged once minDwellMs has passed and the target has 2 runs of its own since the switch.
+    const trial = { ...base, minDwellMs: 20, minRecords: 2, score: successRate } as const;
+
+    it('keeps a switch whose target confirms the gain with its own runs', marbles(m => {
+      // star fails twice; at 20 mesh's prior (0.25) beats it. mesh's runs after the switch score
+      // 1 > star's 0: at 40 the switch is confirmed, and nothing is emitted for it.
+      const source = m.hot('  -ff------------------OO--------------------------------|', R);
+      const expected = '      --------------------x----------------------------------|';
+      m.expect(source.pipe(adaptiveSwitch({ ...trial, scheduler: m.scheduler }))).toBeObservable(expected, {
+        x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.25 (prior) vs star 0 (2 runs)', scores: { mesh: 0.25, star: 0 } },
+      });
+    }));
+
+    it('switches back at the first tick the probation is due when the gain is not confirmed, and backs off', marbles(m => {
+      const candidates = ['mesh', 'ring', 'star'];
+      // mesh (x at 20) fails its 2 runs: 0 is not above star's 0, so back at 40 (y), and the next
+      // dwell doubles: ring, ready on its prior from 50, goes at 80 (z), not 60. It fails too: back
+      // at 100 (w), and the dwell doubles again.
+      const source = m.hot('  -ff------------------FF----------------------------------------------------------xx-----------------------------------------------|', R);
+      const expected = '      --------------------x-------------------y---------------------------------------z-------------------w-----------------------------|';
+      m.expect(source.pipe(adaptiveSwitch({ ...trial, candidates, scheduler: m.scheduler }))).toBeObservable(expected, {
+        x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.25 (prior) vs star 0 (2 runs)', scores: { mesh: 0.25, ring: 0.25, star: 0 } },
+        y: {
+          from: 'mesh', to: 'star', at: 40, revert: true,
+          reason: 'switch back: mesh measured 0 (2 runs since the switch), star had 0; next dwell 40 ms',
+          scores: { mesh: 0, ring: 0.25, star: 0 },
+        },
+        z: { from: 'star', to: 'ring', at: 80, reason: 'ring scored 0.25 (prior) vs star 0 (2 runs)', scores: { mesh: 0, ring: 0.25, star: 0 } },
+        w: {
+          from: 'ring', to: 'star', at: 100, revert: true,
+          reason: 'switch back: ring measured 0 (2 runs since the switch), star had 0; next dwell 80 ms',
+          scores: { mesh: 0, ring: 0, star: 0 },
+        },
+      });
+    }));
+
+    it('switches back at most once per switch: a switch back is not itself on probation', marbles(m => {
+      // After the switch back at 40, star fails five times: were the switch back on probation,
+      // star's 0 against mesh's 0 would send it to mesh again at 60.
+      const source = m.hot('  -ff------------------FF------------------fffff----------------------------------|', R);
+      const expected = '      --------------------x-------------------y---------------------------------------|';
+      m.expect(source.pipe(adaptiveSwitch({ ...trial, scheduler: m.scheduler }))).toBeObservable(expected, {
+        x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.25 (prior) vs star 0 (2 runs)', scores: { mesh: 0.25, star: 0 } },
+        y: {
+          from: 'mesh', to: 'star', at: 40, revert: true,
+          reason: 'switch back: mesh measured 0 (2 runs since the switch), star had 0; next dwell 40 ms',
+          scores: { mesh: 0, star: 0 },
+        },
+      });
+    }));
+
+    it('switches back at the deadline, max(minDwellMs, windowMs), when the target finishes nothing', marbles(m => {
+      const source = m.hot('  -ff---------------------------------------------------------------------------------------|', R);
+      const expected = '      --------------------x-------------------------------------------------y-------------------|';
+      m.expect(source.pipe(adaptiveSwitch({ ...trial, windowMs: 50, scheduler: m.scheduler }))).toBeObservable(expected, {
+        x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.25 (prior) vs star 0 (2 runs)', scores: { mesh: 0.25, star: 0 } },
+        y: {
+          from: 'mesh', to: 'star', at: 70, revert: true,
+          reason: 'switch back: mesh finished nothing in 50 ms after the switch, star had 0; next dwell 40 ms',
+          scores: { mesh: 0, star: 0 },
+        },
+      });
+    }));
+
+    it('a measured protocol is never scored from its prior again: an optimistic prior wins once, not every window', marbles(m => {
+      // Stationary conditions: both protocols succeed half the time. The prior (0.8) beats star's
+      // 0.5 once; mesh measures 0.5 too and is switched back. Its runs leave the 30 ms window by 52,
+      // but it keeps its measured 0.5 rather than the prior, so nothing more happens.
+      const source = m.hot('  -fo------------------FO-------------------------------------------------------------------------------------------------------------------------------|', R);
+      const expected = '      --------------------x-------------------y-------------------------------------------------------------------------------------------------------------|';
+      m.expect(source.pipe(adaptiveSwitch({ ...trial, windowMs: 30, prior: () => 0.8, scheduler: m.scheduler }))).toBeObservable(expected, {
+        x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.8 (prior) vs star 0.5 (2 runs): +60%', scores: { mesh: 0.8, star: 0.5 } },
+        y: {
+          from: 'mesh', to: 'star', at: 40, revert: true,
+          reason: 'switch back: mesh measured 0.5 (2 runs since the switch), star had 0.5; next dwell 40 ms',
+          scores: { mesh: 0.5, star: 0.5 },
+        },
+      });
+    }));
+
+    it('counts only runs finished after the switch: a straggler stamped before it does not confirm', marbles(m => {
+      // mesh's ok at 21 is stamped 15 (it ran under mesh before the switch): only the failures count.
+      const late = { protocol: 'mesh', ok: true, latencyMs: 0, messages: 0, at: 15 };
+      const source = m.hot('  -ff------------------lFF-------------------|', { ...R, l: late });
+      const expected = '      --------------------x-------------------y--|';
+      m.expect(source.pipe(adaptiveSwitch({ ...trial, scheduler: m.scheduler }))).toBeObservable(expected, {
+        x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.25 (prior) vs star 0 (2 runs)', scores: { mesh: 0.25, star: 0 } },
+        y: {
+          from: 'mesh', to: 'star', at: 40, revert: true,
+          reason: 'switch back: mesh measured 0 (2 runs since the switch), star had 0; next dwell 40 ms',
+          scores: { mesh: 0, star: 0 },
+        },
+      });
+    }));
+  });
+
   it('passes a source error through', marbles(m => {
     const source = m.hot('  -f--#', R);
     m.expect(source.pipe(adaptiveSwitch({ ...base, scheduler: m.scheduler }))).toBeObservable('----#');
@@ -300,6 +397,10 @@ describe('adaptiveSwitch', () => {
     ['evaluateEveryMs', { evaluateEveryMs: 0 }],
     ['evaluateEveryMs', { evaluateEveryMs: Infinity }],
     ['minDwellMs', { minDwellMs: -1 }],
+    ['minRecords', { minRecords: 0 }],
+    ['minRecords', { minRecords: 1.5 }],
+    ['maxBackoff', { maxBackoff: 0.5 }],
+    ['maxBackoff', { maxBackoff: Infinity }],
     ['score', { score: 'fast' }],
     ['prior', { prior: { agentCount: 3 } }],
     ['scheduler', { scheduler: Date }],
