@@ -101,15 +101,21 @@ function show(x: number): string {
  * measurements after a switch do not confirm the gain.
  *
  * ```
- * records:  -ffffoooooo---ooo---|   f: star failed, o: mesh ok   (minRecords: 3)
- * switches: ----------s---------|   evaluateEveryMs: 10, minDwellMs: 0 → s = star → mesh at 10
- *                                   mesh's runs after 10 (ooo) beat star's 0.2: kept, nothing more
+ * records:  -ff-oo-----oo-----------|   f: star failed, o: mesh ok; minRecords: 2
+ * switches: ----------s---------b---|   evaluateEveryMs: 10, minDwellMs: 0: s = star → mesh at 10,
+ *                                       kept (mesh's oo after it: 1 > star's 0). Had they been ff,
+ *                                       b = the switch back to star at 20.
  * ```
  *
  * Every `evaluateEveryMs` after subscription, each protocol of `candidates` ∪ `initial` is scored:
- * by `score(snapshot, protocol)` from its own records in the window `(now − windowMs, now]` when
- * there are at least `minRecords` of them; otherwise by its last score that rested on that many
- * (remembered across the window), or, for a protocol never measured so, by `prior(protocol)`.
+ * - a protocol left by a switch, until it is in force again: by what it measured when left (its
+ *   probation score after a switch back) — what remains of its records as they expire is a
+ *   shrinking, noisy tail of the same runs, not new evidence;
+ * - otherwise, by `score(snapshot, protocol)` from its own records in the window
+ *   `(now − windowMs, now]` when there are at least `minRecords` of them, else by its last score
+ *   that rested on that many;
+ * - a protocol never measured so: by `prior(protocol)`, scaled by what priors have proved worth
+ *   here (below).
  * The best challenger (ties: first in `candidates`) replaces the current protocol when its score
  * beats the current one by more than `switchThreshold` relative to `|current|` (see
  * {@link beatsBy}) and the dwell has passed since the last switch (or subscription): `minDwellMs`,
@@ -121,22 +127,27 @@ function show(x: number): string {
  * which B has finished `minRecords` runs since the switch, or at the latest `max(minDwellMs,
  * windowMs)` after it. B is confirmed if its score over those runs alone is above A's score at
  * the switch (`scores[A]`); then the back-off is reset. Otherwise the operator switches back to A
- * (`revert: true`, a reason saying what was measured), B is remembered at its probation score,
- * and the dwell before the next switch doubles. A switch back is not itself on probation, and no
- * switch is taken while one is pending: at most one switch back per switch.
+ * (`revert: true`, a reason saying what was measured) and the dwell before the next switch
+ * doubles. A switch back is not itself on probation, and no switch is taken while one is pending:
+ * at most one switch back per switch. When B was chosen on its prior, the verdict also scales
+ * every prior by `min(1, B's probation score / B's prior)` (never back up).
  *
- * Why this cannot thrash under stationary conditions. What made it switch 88 times in 5 h: loss
- * and slow agents pull every protocol's measured score down alike (say to 0.15), below the prior
+ * Why this does not thrash under stationary conditions. What made it switch 88 times in 5 h: loss
+ * and slow agents pull every protocol's measured score down alike (say to 0.1), below the prior
  * of any protocol without records (0.25, 0.5 for the matrix's choice). Records expire, so each
  * protocol left behind went back to its prior, looked better than the measured one in force, and
- * was switched to: a cycle through all protocols, one switch per dwell, for ever. Now (1) a
- * prior stands in only for a protocol never measured: once measured, its last score stands in
- * when its window thins out, so each prior wins at most once per subscription; (2) every switch
- * must confirm its gain, and a protocol that failed probation is remembered at its probation
- * score, which is at most the score it failed against, so to be tried again from there the
- * protocol in force must fall a further `switchThreshold` below that; (3) each switch back
- * doubles the dwell, so whatever noise remains is tried ever more rarely. A switch to a
- * never-measured protocol is still possible (exploration), but it costs at most one switch back.
+ * was switched to: a cycle through all protocols, one switch per dwell, for ever. Now
+ * (1) a prior stands in only for a protocol never measured, and it is compared like with like: a
+ * prior says how protocols compare, not what the conditions leave of any of them, so once a
+ * protocol chosen on its prior has measured a fraction of it, the other priors count at that
+ * fraction — under loss that hits all alike, one exploration (one switch and one switch back),
+ * not one per protocol per window; (2) a protocol left is held at what it measured then, never
+ * at a better-looking tail, and one that failed probation at its probation score, at most the
+ * score it failed against: to switch to it again, the protocol in force must fall a further
+ * `switchThreshold` below that — each such switch needs a deeper dip than the last (a ratchet),
+ * so noise alone switches ever more rarely; (3) each switch back doubles the dwell.
+ * Trade-off: knowledge of protocols not in force ages with the conditions it was measured under;
+ * when the conditions change, only the protocol in force is measured afresh.
  *
  * A throwing `score` / `prior`, a non-finite score or a malformed record errors downstream.
  * Source completion completes the output and stops the timer.
@@ -182,12 +193,32 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
       const windows = new Map(protocols.map(p => [p, new RollingWindow(windowMs, subscribedAt)]));
       /** Last score of each protocol that rested on `minRecords` records: it replaces the prior for good. */
       const remembered = new Map<string, number>();
+      /**
+       * Protocols left by a switch: scored by what they measured when left (their probation score
+       * after a switch back), not by what remains of their records as these expire — a shrinking
+       * tail of old runs says nothing new and is noisy — until they are in force again.
+       */
+      const left = new Set<string>();
       let current = initial;
       let chosenAt = subscribedAt;
       /** Switches back in a row since the last confirmed switch: the back-off exponent. */
       let reverts = 0;
       /** The switch on probation: its target's runs since the switch, in a window of their own. */
-      let trial: { readonly from: string; readonly to: string; readonly at: number; readonly before: number; readonly runs: RollingWindow } | undefined;
+      let trial: {
+        readonly from: string; readonly to: string; readonly at: number; readonly before: number;
+        /** The target's own prior when it was chosen on it (unmeasured), to calibrate the others. */
+        readonly prior: number | undefined;
+        readonly runs: RollingWindow;
+      } | undefined;
+      /**
+       * What priors are worth here: `min(1, measured / prior)` over the trials of unmeasured
+       * protocols. A prior says how protocols compare, not what conditions (loss, slow agents)
+       * leave of them: once one protocol chosen on its prior measured a fraction of it, the
+       * others' priors are taken at that fraction too.
+       */
+      let priorScale = 1;
+      /** The protocols scored from their prior at the last evaluation. */
+      const fromPrior = new Set<string>();
 
       const checked = (value: unknown, what: string, protocol: string): number => {
         if (typeof value !== 'number' || !Number.isFinite(value)) {
@@ -199,36 +230,48 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
       /** Measured, remembered or prior score of every protocol at `now`; remembers what is measured. */
       const scoreAll = (now: number): Map<string, number> => {
         const scores = new Map<string, number>();
+        fromPrior.clear();
         for (const [protocol, window] of windows) {
           window.expire(now);
-          if (window.count >= minRecords) remembered.set(protocol, checked(score(window.snapshot(now), protocol), 'score', protocol));
+          if (window.count >= minRecords && !left.has(protocol)) remembered.set(protocol, checked(score(window.snapshot(now), protocol), 'score', protocol));
           const known = remembered.get(protocol);
-          scores.set(protocol, known ?? checked(prior(protocol), 'prior', protocol));
+          if (known !== undefined) {
+            scores.set(protocol, known);
+          } else {
+            const guess = checked(prior(protocol), 'prior', protocol);
+            // A negative prior is not scaled down: that would raise it.
+            scores.set(protocol, guess > 0 ? guess * priorScale : guess);
+            fromPrior.add(protocol);
+          }
         }
         return scores;
       };
 
       const runs = (p: string): string => {
         const n = (windows.get(p) as RollingWindow).count;
+        if (fromPrior.has(p)) return priorScale === 1 ? 'prior' : `prior × ${show(priorScale)}`;
+        if (left.has(p)) return 'when left';
         if (n >= minRecords) return `${n} run${n === 1 ? '' : 's'}`;
-        return remembered.has(p) ? 'remembered' : 'prior';
+        return 'remembered';
       };
 
       /** The switch back due at `now` if the trial is judged and not confirmed. Throws what `score` throws. */
-      const judge = (now: number, scores: Map<string, number>): ProtocolSwitch | undefined => {
+      const judge = (now: number): ProtocolSwitch | undefined => {
         if (trial === undefined) return undefined;
         trial.runs.expire(now);
         const n = trial.runs.count;
         if (!probationDue(now, trial.at, n, minDwellMs, windowMs, minRecords)) return undefined;
-        const { from, to, at, before } = trial;
+        const { from, to, at, before, prior: guessed } = trial;
         const measured = checked(score(trial.runs.snapshot(now), to), 'score', to);
         trial = undefined;
+        if (guessed !== undefined && guessed > 0 && n > 0) priorScale = Math.min(priorScale, Math.max(0, measured) / guessed);
         if (confirmsGain(n, measured, before)) {
           reverts = 0;
           return undefined;
         }
         reverts++;
-        remembered.set(to, measured);
+        // Scored again: the verdict may have recalibrated the priors.
+        const scores = scoreAll(now);
         scores.set(to, measured);
         scores.set(from, before);
         return {
@@ -242,9 +285,12 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
       };
       /** The switch due at `now`, if any. Throws what `score` / `prior` throw. */
       const evaluate = (now: number): ProtocolSwitch | undefined => {
-        const scores = scoreAll(now);
-        const back = judge(now, scores);
+        let scores = scoreAll(now);
+        const judged = trial !== undefined;
+        const back = judge(now);
         if (back !== undefined || trial !== undefined) return back;
+        // A verdict may have recalibrated the priors: score again for the decision it frees.
+        if (judged) scores = scoreAll(now);
         if (now - chosenAt < backoffDwellMs(minDwellMs, evaluateEveryMs, reverts, maxBackoff)) return undefined;
         let best: string | undefined;
         let bestScore = -Infinity;
@@ -257,7 +303,8 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
         }
         if (best === undefined || !beatsBy(bestScore, currentScore, switchThreshold)) return undefined;
         const gain = currentScore === 0 ? '' : `: +${Math.round((100 * (bestScore - currentScore)) / Math.abs(currentScore))}%`;
-        trial = { from: current, to: best, at: now, before: currentScore, runs: new RollingWindow(windowMs, now) };
+        const guessed = fromPrior.has(best) ? checked(prior(best), 'prior', best) : undefined;
+        trial = { from: current, to: best, at: now, before: currentScore, prior: guessed, runs: new RollingWindow(windowMs, now) };
         return {
           from: current,
           to: best,
@@ -281,6 +328,11 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
           }
           if (decision !== undefined) {
             // State first: a re-entrant record or unsubscription sees the new protocol.
+            // A protocol left is judged by what it measured, or by its probation score after a
+            // switch back; one left unmeasured keeps its (scaled) prior.
+            if (decision.revert === true || !fromPrior.has(decision.from)) remembered.set(decision.from, decision.scores[decision.from] as number);
+            left.add(decision.from);
+            left.delete(decision.to);
             current = decision.to;
             chosenAt = decision.at;
             subscriber.next(decision);
@@ -290,6 +342,7 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
       subscriber.add(() => {
         windows.clear();
         remembered.clear();
+        left.clear();
         trial = undefined;
       });
 

@@ -229,19 +229,20 @@ describe('adaptiveSwitch', () => {
 
     it('switches back at the first tick the probation is due when the gain is not confirmed, and backs off', marbles(m => {
       const candidates = ['mesh', 'ring', 'star'];
-      // mesh (x at 20) fails its 2 runs: 0 is not above star's 0, so back at 40 (y), and the next
-      // dwell doubles: ring, ready on its prior from 50, goes at 80 (z), not 60. It fails too: back
-      // at 100 (w), and the dwell doubles again.
-      const source = m.hot('  -ff------------------FF----------------------------------------------------------xx-----------------------------------------------|', R);
+      // mesh (x at 20, on its prior) fails its 2 runs: 0 is not above star's 0, so back at 40 (y),
+      // and the next dwell doubles. (Priors are now taken at mesh's 0 / 0.25 = 0: ring's is 0.)
+      // ring, measured at 1 from 50, goes at 80 (z), not 60. It fails too: back at 100 (w), and the
+      // dwell doubles again.
+      const source = m.hot('  -ff------------------FF----------------------rr----------------------------------xx-----------------------------------------------|', R);
       const expected = '      --------------------x-------------------y---------------------------------------z-------------------w-----------------------------|';
       m.expect(source.pipe(adaptiveSwitch({ ...trial, candidates, scheduler: m.scheduler }))).toBeObservable(expected, {
         x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.25 (prior) vs star 0 (2 runs)', scores: { mesh: 0.25, ring: 0.25, star: 0 } },
         y: {
           from: 'mesh', to: 'star', at: 40, revert: true,
           reason: 'switch back: mesh measured 0 (2 runs since the switch), star had 0; next dwell 40 ms',
-          scores: { mesh: 0, ring: 0.25, star: 0 },
+          scores: { mesh: 0, ring: 0, star: 0 },
         },
-        z: { from: 'star', to: 'ring', at: 80, reason: 'ring scored 0.25 (prior) vs star 0 (2 runs)', scores: { mesh: 0, ring: 0.25, star: 0 } },
+        z: { from: 'star', to: 'ring', at: 80, reason: 'ring scored 1 (2 runs) vs star 0 (2 runs)', scores: { mesh: 0, ring: 1, star: 0 } },
         w: {
           from: 'ring', to: 'star', at: 100, revert: true,
           reason: 'switch back: ring measured 0 (2 runs since the switch), star had 0; next dwell 80 ms',
@@ -290,6 +291,21 @@ describe('adaptiveSwitch', () => {
           from: 'mesh', to: 'star', at: 40, revert: true,
           reason: 'switch back: mesh measured 0.5 (2 runs since the switch), star had 0.5; next dwell 40 ms',
           scores: { mesh: 0.5, star: 0.5 },
+        },
+      });
+    }));
+
+    it('takes the other priors at the fraction of its prior that a protocol chosen on it measured', marbles(m => {
+      // Every prior is 0.8. mesh, chosen on it, measures 0.5 (0.625 of it) and is switched back:
+      // ring's prior is now taken at 0.5, no better than star's 0.5, so ring is not tried at 80.
+      const source = m.hot('  -fo------------------FO---------------------------------------------------------------|', R);
+      const expected = '      --------------------x-------------------y---------------------------------------------|';
+      m.expect(source.pipe(adaptiveSwitch({ ...trial, candidates: ['mesh', 'ring', 'star'], prior: () => 0.8, scheduler: m.scheduler }))).toBeObservable(expected, {
+        x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.8 (prior) vs star 0.5 (2 runs): +60%', scores: { mesh: 0.8, ring: 0.8, star: 0.5 } },
+        y: {
+          from: 'mesh', to: 'star', at: 40, revert: true,
+          reason: 'switch back: mesh measured 0.5 (2 runs since the switch), star had 0.5; next dwell 40 ms',
+          scores: { mesh: 0.5, ring: 0.5, star: 0.5 },
         },
       });
     }));
@@ -464,17 +480,37 @@ describe('adaptiveSwitch', () => {
         return ok / (1 + p95 / 1000) / (1 + msgs / 10);
       };
       const remembered: Record<string, number> = {};
+      const left = new Set<string>();
+      let scale = 1;
+      let fromPrior = new Set<string>();
       let current: string = s.initial;
       let chosenAt = s.start;
       let reverts = 0;
-      let trial: { from: string; to: string; at: number; before: number } | undefined;
-      for (let at = s.start + s.evaluateEveryMs; at <= s.start + HORIZON; at += s.evaluateEveryMs) {
+      let trial: { from: string; to: string; at: number; before: number; prior: number | undefined } | undefined;
+      const scoresAt = (at: number): Record<string, number> => {
         const scores: Record<string, number> = {};
+        fromPrior = new Set();
         for (const p of protocols) {
           const inside = stamped.filter(x => x.r.protocol === p && x.arrival <= at && x.t > at - s.windowMs).map(x => x.r);
-          if (inside.length >= s.minRecords) remembered[p] = scoreOf(inside);
-          scores[p] = remembered[p] ?? prior(p);
+          if (inside.length >= s.minRecords && !left.has(p)) remembered[p] = scoreOf(inside);
+          if (remembered[p] !== undefined) {
+            scores[p] = remembered[p];
+          } else {
+            const guess = prior(p);
+            scores[p] = guess > 0 ? guess * scale : guess;
+            fromPrior.add(p);
+          }
         }
+        return scores;
+      };
+      const moved = (from: string, to: string, fromScore: number, revert: boolean): void => {
+        if (revert || !fromPrior.has(from)) remembered[from] = fromScore;
+        left.add(from);
+        left.delete(to);
+        current = to;
+      };
+      for (let at = s.start + s.evaluateEveryMs; at <= s.start + HORIZON; at += s.evaluateEveryMs) {
+        let scores = scoresAt(at);
         if (trial !== undefined) {
           const t0 = trial.at;
           // Records queued at the tick's instant ran before it: only later arrivals count.
@@ -482,15 +518,16 @@ describe('adaptiveSwitch', () => {
           const elapsed = at - t0;
           if ((elapsed >= s.minDwellMs && runs.length >= s.minRecords) || elapsed >= Math.max(s.minDwellMs, s.windowMs)) {
             const measured = scoreOf(runs);
-            const { from, to, before } = trial;
+            const { from, to, before, prior: guessed } = trial;
             trial = undefined;
+            if (guessed !== undefined && guessed > 0 && runs.length > 0) scale = Math.min(scale, Math.max(0, measured) / guessed);
+            scores = scoresAt(at);
             if (runs.length > 0 && measured > before) {
               reverts = 0;
             } else {
               reverts++;
-              remembered[to] = measured;
               switches.push({ from: to, to: from, at, scores: { ...scores, [to]: measured, [from]: before }, revert: true });
-              current = from;
+              moved(to, from, measured, true);
               chosenAt = at;
               continue;
             }
@@ -507,8 +544,8 @@ describe('adaptiveSwitch', () => {
         const top = scores[best]!;
         if (top > cur + s.switchThreshold * Math.abs(cur)) {
           switches.push({ from: current, to: best, at, scores });
-          trial = { from: current, to: best, at, before: cur };
-          current = best;
+          trial = { from: current, to: best, at, before: cur, prior: fromPrior.has(best) ? prior(best) : undefined };
+          moved(current, best, cur, false);
           chosenAt = at;
         }
       }
