@@ -1,5 +1,5 @@
 import { marbles } from 'rxjs-marbles/jest';
-import { NEVER, Observable, Subject, of, takeUntil } from 'rxjs';
+import { NEVER, Observable, Subject, of, takeUntil, type SchedulerAction } from 'rxjs';
 import fc from 'fast-check';
 import {
   adaptiveSwitch,
@@ -12,6 +12,7 @@ import {
   type ProtocolSwitch,
 } from '../../operators/adaptiveSwitch.js';
 import type { ExecutionRecord, PerformanceSnapshot } from '../../operators/performanceWindow.js';
+import { createRandom } from '../../streams/random.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
 
 const rec = (protocol: string, ok: boolean, latencyMs = 0, messages = 0): ExecutionRecord => ({ protocol, ok, latencyMs, messages });
@@ -614,6 +615,79 @@ describe('adaptiveSwitch', () => {
       // The property is not vacuous: random streams do make it switch, and switch back.
       expect(total).toBeGreaterThan(0);
       expect(reverted).toBeGreaterThan(0);
+    });
+  });
+  describe('property: stationary conditions', () => {
+    // Records arrive under the protocol in force (as the engine produces them), each drawn from a
+    // fixed distribution per protocol: loss-like failures, a share of slow runs (a slow agent),
+    // messages per run. Nothing changes over the span, so there is nothing to chase: after at most
+    // one exploration per protocol, switching must die out. Engine-like cadence, scaled down: a
+    // 1 s tick, a 10 s window, a 2 s dwell, the default minRecords and maxBackoff, for an hour.
+    const PROTOCOLS = ['hierarchical', 'mesh', 'ring', 'star'] as const;
+    const K = PROTOCOLS.length;
+    const SPAN_MS = 3_600_000;
+    const conditions = fc.record({
+      okRate: fc.double({ min: 0.3, max: 1, noNaN: true }),
+      latencyMs: fc.integer({ min: 50, max: 500 }),
+      slowShare: fc.double({ min: 0, max: 0.3, noNaN: true }),
+      slowFactor: fc.double({ min: 2, max: 10, noNaN: true }),
+      messages: fc.integer({ min: 2, max: 40 }),
+    });
+    type Conditions = typeof conditions extends fc.Arbitrary<infer T> ? T : never;
+    const world = fc.record({
+      seed: fc.integer({ min: 0, max: 2 ** 30 }),
+      initial: fc.constantFrom(...PROTOCOLS),
+      perSecond: fc.integer({ min: 5, max: 20 }),
+      // Either every protocol suffers the same (loss and slowness hit all alike) or each has its own.
+      shared: fc.boolean(),
+      each: fc.tuple(conditions, conditions, conditions, conditions),
+    });
+
+    function run(w: typeof world extends fc.Arbitrary<infer T> ? T : never): ProtocolSwitch[] {
+      const scheduler = new VirtualScheduler();
+      const random = createRandom(w.seed);
+      const conditionsOf = (p: string): Conditions => (w.shared ? w.each[0] : w.each[PROTOCOLS.indexOf(p as (typeof PROTOCOLS)[number])]!);
+      const records = new Subject<ExecutionRecord>();
+      let current: string = w.initial;
+      const out: ProtocolSwitch[] = [];
+      const sub = records
+        .pipe(adaptiveSwitch({ initial: w.initial, candidates: [...PROTOCOLS], evaluateEveryMs: 1000, windowMs: 10_000, minDwellMs: 2000, scheduler }))
+        .subscribe(x => {
+          current = x.to;
+          out.push(x);
+        });
+      scheduler.schedule(function (this: SchedulerAction<undefined>) {
+        const c = conditionsOf(current);
+        const slow = random.next() < c.slowShare ? c.slowFactor : 1;
+        records.next({ protocol: current, ok: random.next() < c.okRate, latencyMs: c.latencyMs * (0.8 + 0.4 * random.next()) * slow, messages: c.messages });
+        this.schedule(undefined, 1000 / w.perSecond);
+      }, 0);
+      scheduler.advanceBy(SPAN_MS);
+      sub.unsubscribe();
+      return out;
+    }
+
+    it('switches back at most once per switch, and switches stay few over a long span', () => {
+      fc.assert(
+        fc.property(world, w => {
+          const out = run(w);
+          out.forEach((x, i) => {
+            if (!x.revert) return;
+            const before = out[i - 1];
+            expect(before).toBeDefined();
+            expect(before!.revert).toBeUndefined(); // one switch back per switch, right after it
+            expect([x.from, x.to]).toEqual([before!.to, before!.from]);
+          });
+          const reverts = out.filter(x => x.revert).length;
+          const kept = out.length - 2 * reverts; // confirmed, or the last one still on probation
+          // Each switch back costs two switches; without them, only the kept ones remain. Before
+          // probation and held scores this was thousands in an hour (a cycle through the priors).
+          expect(out.length).toBeLessThanOrEqual(kept + 2 * K);
+          // Settled: the second half of the hour sees at most a few noise-driven switches.
+          expect(out.filter(x => x.at > SPAN_MS / 2).length).toBeLessThanOrEqual(4);
+        }),
+        { numRuns: Number(process.env["ADAPTIVE_STATIONARY_RUNS"] ?? 30), verbose: 1 },
+      );
     });
   });
 });
