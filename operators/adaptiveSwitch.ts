@@ -1,5 +1,5 @@
 import {
-  Observable, asyncScheduler, ignoreElements, tap,
+  Observable, asyncScheduler, ignoreElements, isObservable, tap,
   type OperatorFunction, type SchedulerAction, type SchedulerLike,
 } from 'rxjs';
 import { PRIOR_OTHER, type PriorScore } from './internal/decisionMatrix.js';
@@ -67,6 +67,14 @@ export interface AdaptiveSwitchOptions {
   readonly score?: ProtocolScore;
   /** Score of a protocol with no records in the window, e.g. `matrixPrior(context)`. Default: every protocol `PRIOR_OTHER` (0.25). */
   readonly prior?: PriorScore;
+  /**
+   * Protocols put in force by something else (a healing fallback, an operator's request). The
+   * operator follows without deciding anything: the protocol left is held at what it measured, a
+   * switch on probation is dropped (it was overruled, not judged) and the dwell starts again.
+   * Names outside `candidates` ∪ `initial` are ignored. Without it, the operator's idea of the
+   * protocol in force drifts from the truth at the first outside switch. Default: none.
+   */
+  readonly inForce?: Observable<string>;
   /** Clock and evaluation timer; unstamped records are stamped `scheduler.now()`. Default `asyncScheduler`. */
   readonly scheduler?: SchedulerLike;
 }
@@ -171,6 +179,7 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
     score = defaultScore,
     prior = uniformPrior,
     scheduler = asyncScheduler,
+    inForce,
   } = options ?? ({} as AdaptiveSwitchOptions);
   if (typeof initial !== 'string') throw new RangeError(`initial must be a string, got ${String(initial)}`);
   if (!Array.isArray(candidates) || candidates.length === 0 || !candidates.every(c => typeof c === 'string')) {
@@ -185,6 +194,7 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
   requireFunction('score', score);
   requireFunction('prior', prior);
   requireScheduler(scheduler);
+  if (inForce !== undefined && !isObservable(inForce)) throw new RangeError(`inForce must be an Observable, got ${String(inForce)}`);
   const protocols = [...new Set([...candidates, initial])];
 
   return source =>
@@ -345,6 +355,22 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
         left.clear();
         trial = undefined;
       });
+
+      if (inForce !== undefined) {
+        subscriber.add(
+          inForce.subscribe({
+            next: protocol => {
+              if (protocol === current || !windows.has(protocol)) return;
+              left.add(current);
+              left.delete(protocol);
+              current = protocol;
+              chosenAt = scheduler.now();
+              trial = undefined;
+            },
+            error: (err: unknown) => subscriber.error(err),
+          }),
+        );
+      }
 
       // Subscribing with `subscriber` itself chains the source to it, so unsubscribing downstream
       // also stops a synchronous source mid-loop.

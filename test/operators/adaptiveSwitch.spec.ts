@@ -327,6 +327,40 @@ describe('adaptiveSwitch', () => {
     }));
   });
 
+  describe('inForce: switches made by something else', () => {
+    const trial = { ...base, minDwellMs: 20, minRecords: 2, score: successRate } as const;
+
+    it('follows an outside switch: the dwell starts again and the protocol left is held at what it measured', marbles(m => {
+      // star measures 0; at 5 something else puts mesh in force. At 20 mesh (prior 0.25) would have
+      // displaced star: now nothing happens — mesh is in force, and star is held at its 0.
+      const source = m.hot('  -ff---------------------------------|', R);
+      const inForce = m.hot(' -----m------------------------------', { m: 'mesh' });
+      m.expect(source.pipe(adaptiveSwitch({ ...trial, inForce, scheduler: m.scheduler }))).toBeObservable('------------------------------------|');
+    }));
+
+    it('drops a switch on probation that an outside switch overrules; later decisions start from the protocol in force', marbles(m => {
+      const candidates = ['mesh', 'ring', 'star'];
+      // star → mesh at 20; at 25 ring is put in force (gossip, unknown, is ignored at 23). mesh's
+      // runs then fail, but its probation was dropped: no switch back at 40. ring fails twice: at 50
+      // (dwell from 25) mesh displaces ring's 0 — held at what it had when left (its prior 0.25),
+      // as every protocol left is.
+      const source = m.hot('  -ff------------------------FFxx-----------------------|', R);
+      const inForce = m.hot(' -----------------------g-r----------------------------', { g: 'gossip', r: 'ring' });
+      const expected = '      --------------------x-----------------------------y---|';
+      m.expect(source.pipe(adaptiveSwitch({ ...trial, candidates, inForce, scheduler: m.scheduler }))).toBeObservable(expected, {
+        x: { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.25 (prior) vs star 0 (2 runs)', scores: { mesh: 0.25, ring: 0.25, star: 0 } },
+        y: { from: 'ring', to: 'mesh', at: 50, reason: 'mesh scored 0.25 (prior) vs ring 0 (2 runs)', scores: { mesh: 0.25, ring: 0, star: 0 } },
+      });
+    }));
+
+    it('errors downstream when inForce errors, and is validated when built', marbles(m => {
+      const source = m.hot('  -f--------|', R);
+      const inForce = m.hot(' ---#', undefined, new Error('control'));
+      m.expect(source.pipe(adaptiveSwitch({ ...base, inForce, scheduler: m.scheduler }))).toBeObservable('---#', undefined, new Error('control'));
+      expect(() => adaptiveSwitch({ ...base, inForce: ['mesh'] as never })).toThrow(/inForce must be an Observable/);
+    }));
+  });
+
   it('passes a source error through', marbles(m => {
     const source = m.hot('  -f--#', R);
     m.expect(source.pipe(adaptiveSwitch({ ...base, scheduler: m.scheduler }))).toBeObservable('----#');
