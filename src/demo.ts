@@ -1,6 +1,6 @@
-import { asyncScheduler, timer, map, type SchedulerLike } from 'rxjs';
-import { createRandom } from '../streams/random.js';
-import type { InProcessAgent, Subtask } from '../streams/task.js';
+import { Observable, asyncScheduler, timer, map, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+import { createRandom, type Random } from '../streams/random.js';
+import type { AgentContext, InProcessAgent, Subtask } from '../streams/task.js';
 import { createCoordinator, type AgentSlot } from './coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 
@@ -8,132 +8,267 @@ export interface DemoOptions {
   readonly agents: number;
   readonly subtasks: number;
   readonly seed: number;
+  /**
+   * Clock and timers of the whole run: a `PacedScheduler` started on the wall clock to watch it,
+   * a `VirtualScheduler` to run it as fast as it goes. The run is the same on either, event for
+   * event, for a seed. Default `asyncScheduler` (real timers: not reproducible).
+   */
   readonly scheduler?: SchedulerLike;
   /** Called with every event as it happens (the live view). */
   readonly onEvent?: (event: CoordinationEvent) => void;
 }
 
+/** A fault the demo injects: what it does to the agent, and when (scheduler time) it did. */
 export interface DemoFault {
-  readonly kind: 'crash' | 'hang' | 'slow' | 'partition';
+  readonly kind: 'crash' | 'hang' | 'slow' | 'partition' | 'exhaust';
   readonly agent: string;
   readonly atMs: number;
 }
 
-/** Work per subtask: uniform in [60, 140) ms. */
-const WORK_MIN_MS = 60;
-const WORK_SPREAD_MS = 80;
+/** Work per subtask, as a model's or a tool's call: uniform in [600, 1400) ms. */
+const WORK_MIN_MS = 600;
+const WORK_SPREAD_MS = 800;
+const WORK_MEAN_MS = WORK_MIN_MS + WORK_SPREAD_MS / 2;
+/** A handler reports progress (and its token usage) this often while it works. */
+const PROGRESS_MS = 250;
 /** Subtasks an agent runs at once. */
 const SLOTS = 2;
-/** When each fault lands, as a fraction of the run's expected length: all of them while work is under way. */
-const FAULT_AT = { slow: 0.1, crash: 0.25, hang: 0.4, partition: 0.55 } as const;
-/** How long the partition lasts: long enough for the detector to see it (heartbeats every 200 ms). */
-const PARTITION_MS = 2500;
+/**
+ * The long call: one subtask whose work is four times the others' and that reports nothing while
+ * it runs (a remote call that gives no sign of life). Shorter than the progress timeout, so that it
+ * is not taken for a hang; a deadline learned from its peers' durations would hedge it.
+ */
+const LONG_CALL_MS = 4 * WORK_MEAN_MS;
+/** No progress for this long: the agent is taken for hung. Above the long call. */
+const PROGRESS_TIMEOUT_MS = LONG_CALL_MS + 1000;
+/**
+ * Tokens: each agent's calls use one token per ms of work, against a rate limit over a sliding
+ * window. At two slots busy an agent uses half its limit; the exhaustion fault cuts the limit so
+ * that two slots use 110 % of it (usage ≥ 0.9: resource_exhaustion), and one slot 55 % (relieved).
+ */
+const TOKEN_WINDOW_MS = 4000;
+const TOKEN_LIMIT = 2 * SLOTS * TOKEN_WINDOW_MS;
+const EXHAUSTED_LIMIT = Math.round((SLOTS * TOKEN_WINDOW_MS) / 1.1);
+/**
+ * A slowed agent's work takes this many times longer (it still reports progress: slow, not hung).
+ * The detector compares it with its own baseline and with its peers, and wants it that slow for
+ * five results running: three times slower leaves it time to give them before the work runs out.
+ */
+const SLOW_FACTOR = 3;
+/**
+ * When each fault lands: once this share of the subtasks has completed, so that they land while
+ * work is under way, whatever the size. The slowdown comes once agents have a baseline of their
+ * response times to be measured against (see `BASELINE_RESULTS`).
+ */
+const FAULT_AT = { crash: 0.15, exhaust: 0.2, slow: 0.3, hang: 0.5, partition: 0.6 } as const;
+/**
+ * A slowdown is measured against the agent's own first ten results: it hits one that has this
+ * many, its two runs in hand (drawn at its old speed) making the ten.
+ */
+const BASELINE_RESULTS = 8;
+/** How long the partition lasts: long enough for the detector to see it (heartbeats every 250 ms). */
+const PARTITION_MS = 3000;
 
 /**
  * How long the demo's work takes without faults, ms: the subtasks in waves of `agents × 2` slots,
- * each wave the mean work time. Faults are placed by it, and the command line announces it.
+ * each wave the mean work time. The command line announces it and paces big runs by it.
  *
- * @example expectedDemoMs(12, 300) // 1300: 13 waves of 100 ms
+ * @example expectedDemoMs(12, 300) // 13000: 13 waves of 1 s
  */
 export function expectedDemoMs(agents: number, subtasks: number): number {
-  return Math.ceil(subtasks / (agents * SLOTS)) * (WORK_MIN_MS + WORK_SPREAD_MS / 2);
+  return Math.ceil(subtasks / (agents * SLOTS)) * WORK_MEAN_MS;
+}
+
+/** The subtask that is the long call: a third of the way into the task. */
+export function longCallOf(subtasks: number): string {
+  return `s-${Math.floor(subtasks / 3)}`;
 }
 
 /**
- * The main job on the embedded default: in-process agents doing real (timed) work on the
- * in-memory network, the adaptive protocol, and four injected faults — a slowdown, a crash, a
- * hang and a partition that heals — placed at fractions of the run's expected length (see
- * {@link expectedDemoMs}) so that they land while work is under way, whatever the size, and all
- * handled while the task runs. There is no time limit: the run ends when every subtask has ended.
- * Returns the result.
+ * Tokens an agent used over the last `TOKEN_WINDOW_MS`, against its limit: the usage its handlers
+ * report. Running sums over a queue of spends, O(1) amortised per spend.
+ */
+class TokenBudget {
+  limit = TOKEN_LIMIT;
+  private used = 0;
+  private readonly spends: number[] = []; // pairs: time, tokens
+  private head = 0;
+
+  spend(now: number, tokens: number): number {
+    this.spends.push(now, tokens);
+    this.used += tokens;
+    while (this.head < this.spends.length && (this.spends[this.head] as number) <= now - TOKEN_WINDOW_MS) {
+      this.used -= this.spends[this.head + 1] as number;
+      this.head += 2;
+    }
+    if (this.head > 1024 && this.head * 2 > this.spends.length) {
+      this.spends.splice(0, this.head);
+      this.head = 0;
+    }
+    return this.used / this.limit;
+  }
+}
+
+/**
+ * Work of `ms` that reports progress and the tokens it spends every `PROGRESS_MS`: what a
+ * well-behaved handler does on long work, so that a slow agent is told from a hung one, and an
+ * agent near its rate limit is seen before its calls fail.
+ */
+function work(ms: number, context: AgentContext, budget: TokenBudget, value: unknown): Observable<unknown> {
+  const { scheduler } = context;
+  return new Observable<unknown>(subscriber => {
+    const startedAt = scheduler.now();
+    let spentUntil = startedAt;
+    // Said at once: between a run's start and its first report the agent would seem to use nothing.
+    context.usage(Math.round(100 * budget.spend(startedAt, 0)) / 100, 'tokens');
+    return scheduler.schedule(function (this: SchedulerAction<undefined>) {
+      const now = scheduler.now();
+      const done = now - startedAt;
+      context.usage(Math.round(100 * budget.spend(now, now - spentUntil)) / 100, 'tokens');
+      spentUntil = now;
+      if (done >= ms) {
+        subscriber.next(value);
+        subscriber.complete();
+        return;
+      }
+      context.heartbeat(done / ms);
+      this.schedule(undefined, Math.min(PROGRESS_MS, ms - done));
+    }, Math.min(PROGRESS_MS, ms));
+  });
+}
+
+/**
+ * The main job on the embedded default: in-process agents doing timed work on the in-memory
+ * network, the adaptive protocol, and five faults, each seen through the signal it gives in
+ * reality — a crash (heartbeats stop), a hang (heartbeats go on, progress stops), a slowdown
+ * (its results come three times later than its own baseline and its peers'), a partition that heals
+ * (heartbeats stop, then come back) and a rate limit cut (the tokens its handlers report climb
+ * past 90 % of it). Each lands once a share of the subtasks has completed, so that it lands while
+ * work is under way whatever the size. One subtask is a long call that reports nothing while it
+ * runs (see `longCallOf`).
+ *
+ * Every random choice comes from `seed` and every moment from `scheduler`: on a virtual scheduler
+ * (paced to the wall clock or not) the same seed gives the same run, event for event. There is no
+ * time limit: the run ends when every subtask has ended. Returns the result and the faults injected.
  */
 export async function runDemo(options: DemoOptions): Promise<{ result: CoordinationResult; faults: readonly DemoFault[] }> {
   const { agents: count, subtasks: total, seed, scheduler = asyncScheduler, onEvent } = options;
   if (!Number.isInteger(count) || count < 4) throw new RangeError(`agents must be an integer >= 4, got ${count}`);
   if (!Number.isInteger(total) || total < 1) throw new RangeError(`subtasks must be an integer >= 1, got ${total}`);
   const random = createRandom(seed);
-  const speed = new Map<string, number>();
-  const worker = (id: string): InProcessAgent => {
-    const rng = random.fork(`work:${id}`);
-    return {
-      id,
-      capabilities: id === 'agent-0' ? ['task_delegation', 'resource_allocation'] : [],
-      concurrency: SLOTS,
-      handle: (subtask: Subtask) =>
-        timer(Math.round((WORK_MIN_MS + rng.next() * WORK_SPREAD_MS) * (speed.get(id) ?? 1)), scheduler).pipe(map(() => ({ subtask: subtask.id, by: id }))),
-    };
+  const slowed = new Set<string>();
+  const budgets = new Map<string, TokenBudget>();
+  const budgetOf = (id: string): TokenBudget => {
+    let budget = budgets.get(id);
+    if (budget === undefined) budgets.set(id, (budget = new TokenBudget()));
+    return budget;
   };
+  const longCall = longCallOf(total);
+  const worker = (id: string, rng: Random): InProcessAgent => ({
+    id,
+    capabilities: id === 'agent-0' ? ['task_delegation', 'resource_allocation'] : [],
+    concurrency: SLOTS,
+    handle: (subtask: Subtask, context: AgentContext) => {
+      const value = { subtask: subtask.id, by: id };
+      // A call that waits on someone else: no progress to report, and not slowed by the agent.
+      if (subtask.id === longCall) return timer(LONG_CALL_MS, context.scheduler).pipe(map(() => value));
+      const ms = Math.round((WORK_MIN_MS + rng.next() * WORK_SPREAD_MS) * (slowed.has(id) ? SLOW_FACTOR : 1));
+      return work(ms, context, budgetOf(id), value);
+    },
+  });
   const slots: AgentSlot[] = Array.from({ length: count }, (_, i) => {
     const id = `agent-${i}`;
-    return { agent: worker(id), factory: () => worker(id) };
+    // One stream of work times per agent, across its restarts: the run does not depend on how
+    // often healing re-created it.
+    const rng = random.fork(`work:${id}`);
+    return { agent: worker(id, rng), factory: () => worker(id, rng) };
   });
   const coordinator = createCoordinator({
     agents: slots,
     topology: 'adaptive',
     scheduler,
     seed,
-    heartbeat: { intervalMs: 200, jitterMs: 20 },
-    progressTimeoutMs: 1500,
+    heartbeat: { intervalMs: 250, jitterMs: 25 },
+    progressTimeoutMs: PROGRESS_TIMEOUT_MS,
     ackTimeoutMs: 600,
-    adaptive: { evaluateEveryMs: 1000, windowMs: 5000, minDwellMs: 2000, switchThreshold: 0.2 },
+    // Scores over everything measured in the run (the window outlasts it), every 2 s.
+    adaptive: { evaluateEveryMs: 2000, windowMs: 120_000, minDwellMs: 4000, switchThreshold: 0.2 },
   });
-  const pick = (i: number): string => `agent-${1 + (i % (count - 1))}`;
-  const at = (fraction: number): number => Math.round(fraction * expectedDemoMs(count, total));
-  const planned: DemoFault[] = [
-    { kind: 'crash', agent: pick(1), atMs: at(FAULT_AT.crash) },
-    { kind: 'hang', agent: pick(2), atMs: at(FAULT_AT.hang) },
-    { kind: 'slow', agent: pick(3), atMs: at(FAULT_AT.slow) },
-    { kind: 'partition', agent: pick(4), atMs: at(FAULT_AT.partition) },
-  ];
-  // Who holds which subtask: a fault hits an agent with work in hand, or nothing would show it
-  // (a hang is seen only through work that makes no progress).
+
+  // Who holds which subtask and how many each agent has finished: a fault hits an agent with work
+  // in hand (a hang is seen only through work that makes no progress), a slowdown one with a
+  // baseline to be measured against.
   const holders = new Map<string, string>();
   const holding = new Map<string, number>();
+  const finished = new Map<string, number>();
+  let completed = 0;
   const release = (subtaskId: string): void => {
     const agent = holders.get(subtaskId);
     if (agent === undefined) return;
     holders.delete(subtaskId);
     holding.set(agent, (holding.get(agent) ?? 1) - 1);
   };
+  const kinds = Object.keys(FAULT_AT) as Array<keyof typeof FAULT_AT>;
+  const injected: DemoFault[] = [];
+  const hit = new Set<string>();
+  const pending = new Map<keyof typeof FAULT_AT, Subscription>();
+  const due = new Set(kinds);
+  /** The agent a fault hits: one with work in hand that no other fault has hit (agent-0, the coordinator-capable one, is spared). */
+  const target = (kind: keyof typeof FAULT_AT): string | undefined => {
+    const order = Array.from({ length: count - 1 }, (_, i) => `agent-${1 + ((i + kinds.indexOf(kind)) % (count - 1))}`);
+    const fits = (id: string, needBaseline: boolean): boolean =>
+      !hit.has(id) && (holding.get(id) ?? 0) > 0 && (!needBaseline || (finished.get(id) ?? 0) >= BASELINE_RESULTS);
+    return order.find(id => fits(id, kind === 'slow')) ?? order.find(id => fits(id, false));
+  };
+  const network = coordinator.network as { partition?(groups: string[][]): void; heal?(): void };
+  const inject = (kind: keyof typeof FAULT_AT): void => {
+    pending.delete(kind);
+    const agent = target(kind);
+    if (agent === undefined) {
+      due.add(kind); // nobody has work in hand right now: the next completion tries again
+      return;
+    }
+    hit.add(agent);
+    injected.push({ kind, agent, atMs: scheduler.now() });
+    const host = coordinator.hosts.get(agent);
+    if (kind === 'crash') host?.crash();
+    else if (kind === 'hang') host?.hang();
+    else if (kind === 'slow') slowed.add(agent);
+    else if (kind === 'exhaust') budgetOf(agent).limit = EXHAUSTED_LIMIT;
+    else {
+      network.partition?.([[agent]]);
+      pending.set('partition', scheduler.schedule(() => network.heal?.(), PARTITION_MS));
+    }
+  };
   const track = (event: CoordinationEvent): void => {
     if (event.type === 'subtask.assigned') {
       release(event.subtaskId);
       holders.set(event.subtaskId, event.agentId);
       holding.set(event.agentId, (holding.get(event.agentId) ?? 0) + 1);
-    } else if (event.type === 'subtask.completed' || event.type === 'subtask.requeued' || event.type === 'subtask.failed') release(event.subtaskId);
-  };
-  const faults: DemoFault[] = [...planned];
-  /** The planned agent if it has work, else the first working agent no other fault has hit yet (agent-0, the coordinator-capable one, is spared). */
-  const target = (index: number): string => {
-    const fault = planned[index] as DemoFault;
-    const hit = new Set(faults.filter((_, i) => i !== index).map(f => f.agent));
-    if ((holding.get(fault.agent) ?? 0) > 0) return fault.agent;
-    for (let i = 1; i < count; i++) if (!hit.has(`agent-${i}`) && (holding.get(`agent-${i}`) ?? 0) > 0) return `agent-${i}`;
-    return fault.agent;
-  };
-  const network = coordinator.network as { partition?(groups: string[][]): void; heal?(): void };
-  const inject = (index: number): void => {
-    const fault = { ...(planned[index] as DemoFault), agent: target(index) };
-    faults[index] = fault;
-    const host = coordinator.hosts.get(fault.agent);
-    if (fault.kind === 'crash') host?.crash();
-    else if (fault.kind === 'hang') host?.hang();
-    else if (fault.kind === 'slow') speed.set(fault.agent, 4);
-    else {
-      network.partition?.([[fault.agent]]);
-      scheduler.schedule(() => network.heal?.(), PARTITION_MS);
+      return;
+    }
+    if (event.type !== 'subtask.completed' && event.type !== 'subtask.requeued' && event.type !== 'subtask.failed') return;
+    release(event.subtaskId);
+    if (event.type !== 'subtask.completed') return;
+    completed++;
+    finished.set(event.agentId, (finished.get(event.agentId) ?? 0) + 1);
+    for (const kind of due) {
+      if (completed < FAULT_AT[kind] * total) continue;
+      due.delete(kind);
+      // Injected from the scheduler, not from inside the engine's own event.
+      pending.set(kind, scheduler.schedule(() => inject(kind), 0));
     }
   };
   const tasks = Array.from({ length: total }, (_, i): Subtask => ({ id: `s-${i}`, payload: { n: i } }));
   return new Promise((resolve, reject) => {
-    const timers = planned.map((f, i) => scheduler.schedule(() => inject(i), f.atMs));
     coordinator.run$({ id: `demo-${seed}`, subtasks: tasks, complexity: 'medium', coordinationIntensity: 'medium' }).subscribe({
       next: event => {
         track(event);
         onEvent?.(event);
         if (event.type === 'task.completed') {
-          for (const t of timers) t.unsubscribe();
-          resolve({ result: event.result, faults });
+          for (const s of pending.values()) s.unsubscribe();
+          network.heal?.();
+          resolve({ result: event.result, faults: injected });
         }
       },
       error: reject,
