@@ -1,4 +1,5 @@
-import { Observable, asyncScheduler, timer, map, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+import { Observable, timer, map, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+import { PacedScheduler } from '../streams/pacedScheduler.js';
 import { createRandom, type Random } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask } from '../streams/task.js';
 import { createCoordinator, type AgentSlot } from './coordinator.js';
@@ -9,9 +10,11 @@ export interface DemoOptions {
   readonly subtasks: number;
   readonly seed: number;
   /**
-   * Clock and timers of the whole run: a `PacedScheduler` started on the wall clock to watch it,
-   * a `VirtualScheduler` to run it as fast as it goes. The run is the same on either, event for
-   * event, for a seed. Default `asyncScheduler` (real timers: not reproducible).
+   * Clock and timers of the whole run: a `PacedScheduler` (started by the caller) to watch it, a
+   * `VirtualScheduler` moved by the caller to run it as fast as it goes. The run is the same on
+   * either, event for event, for a seed. Default: a `PacedScheduler` at speed 1, started and
+   * stopped by the demo. (`asyncScheduler` works too, but its timers fire when the machine gets to
+   * them: that run is not reproducible.)
    */
   readonly scheduler?: SchedulerLike;
   /** Called with every event as it happens (the live view). */
@@ -152,9 +155,11 @@ function work(ms: number, context: AgentContext, budget: TokenBudget, value: unk
  * time limit: the run ends when every subtask has ended. Returns the result and the faults injected.
  */
 export async function runDemo(options: DemoOptions): Promise<{ result: CoordinationResult; faults: readonly DemoFault[] }> {
-  const { agents: count, subtasks: total, seed, scheduler = asyncScheduler, onEvent } = options;
+  const { agents: count, subtasks: total, seed, onEvent } = options;
   if (!Number.isInteger(count) || count < 4) throw new RangeError(`agents must be an integer >= 4, got ${count}`);
   if (!Number.isInteger(total) || total < 1) throw new RangeError(`subtasks must be an integer >= 1, got ${total}`);
+  const own = options.scheduler === undefined ? new PacedScheduler() : undefined;
+  const scheduler = options.scheduler ?? (own as PacedScheduler);
   const random = createRandom(seed);
   const slowed = new Set<string>();
   const budgets = new Map<string, TokenBudget>();
@@ -260,7 +265,8 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
     }
   };
   const tasks = Array.from({ length: total }, (_, i): Subtask => ({ id: `s-${i}`, payload: { n: i } }));
-  return new Promise((resolve, reject) => {
+  own?.start();
+  return new Promise<{ result: CoordinationResult; faults: readonly DemoFault[] }>((resolve, reject) => {
     coordinator.run$({ id: `demo-${seed}`, subtasks: tasks, complexity: 'medium', coordinationIntensity: 'medium' }).subscribe({
       next: event => {
         track(event);
@@ -273,5 +279,5 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
       },
       error: reject,
     });
-  });
+  }).finally(() => own?.stop());
 }
