@@ -11,13 +11,13 @@ import type { StateBody } from '../streams/protocol.js';
 import type { Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
 import { validateTask } from './coordinator.js';
-import { expectedDemoMs, runDemo } from './demo.js';
+import { expectedDemoMs, longCallOf, runDemo } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { ConfigError, configurable } from './cliConfig.js';
 import { execHandler, parseByteSize, type ExecAgent } from './execHandler.js';
 import { HandlerLoadError, loadHandler } from './handlerModule.js';
-import { LiveView, eventText, reportLines } from './liveView.js';
+import { LiveView, eventText, reportLines, type ViewEvent } from './liveView.js';
 import { AgentLog } from './agentLog.js';
 import { LOG_LEVELS, cliLog, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
 import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask, natsCredentialsFromEnv, readServiceState, startAgent, type Handler } from './remote.js';
@@ -157,6 +157,17 @@ async function demo({ agents, subtasks, seed, speed }: { agents: number; subtask
       `${pace === 1 ? '' : `, shown at ${pace}× speed`}; the same seed gives the same run\n`,
   );
   const view = new LiveView({ total: subtasks });
+  // The long call: when its first attempt started, whether it was hedged, who finished it and when.
+  const longCall = longCallOf(subtasks);
+  let longStart: { at: number; agentId: string } | undefined;
+  let longEnd: { at: number; agentId: string } | undefined;
+  let longHedged = 0;
+  const watchLongCall = (event: ViewEvent): void => {
+    if (!('subtaskId' in event) || event.subtaskId !== longCall) return;
+    if (event.type === 'subtask.assigned') longStart ??= { at: event.at, agentId: event.agentId };
+    else if (event.type === 'subtask.completed') longEnd = { at: event.at, agentId: event.agentId };
+    else if ((event.type as string) === 'subtask.hedged') longHedged++;
+  };
   // The run is in virtual time, moved along with the wall clock: what happens, and when (in
   // virtual time), depends on the seed alone, not on how busy the machine is.
   const scheduler = new PacedScheduler({ speed: pace });
@@ -164,7 +175,16 @@ async function demo({ agents, subtasks, seed, speed }: { agents: number; subtask
   scheduler.start();
   let outcome;
   try {
-    outcome = await runDemo({ agents, subtasks, seed, scheduler, onEvent: event => view.event(event) });
+    outcome = await runDemo({
+      agents,
+      subtasks,
+      seed,
+      scheduler,
+      onEvent: event => {
+        view.event(event);
+        watchLongCall(event);
+      },
+    });
   } finally {
     scheduler.stop();
     view.close();
@@ -174,6 +194,13 @@ async function demo({ agents, subtasks, seed, speed }: { agents: number; subtask
   console.log(`\ninjected: ${faults.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ') || 'nothing (the task finished before the first fault was due)'}`);
   const detected = Object.entries(tally.faults).map(([kind, n]) => `${kind} ${n}`);
   console.log(`detected: ${detected.join(', ') || 'nothing'}; healed ${tally.healed}; hedged ${tally.hedged}`);
+  if (longStart !== undefined && longEnd !== undefined) {
+    const took = ((longEnd.at - longStart.at) / 1000).toFixed(2);
+    console.log(
+      `long call ${longCall} (silent, four times the others' work): started on ${longStart.agentId}, done by ${longEnd.agentId} ${took} s later` +
+        (longHedged > 0 ? `, hedged ${longHedged} time(s)` : ', not hedged'),
+    );
+  }
   print(['', ...reportLines(result)]);
   console.log(`\n(${(result.metrics.durationMs / 1000).toFixed(2)} s of virtual time in ${((performance.now() - started) / 1000).toFixed(1)} s of wall time)`);
   return result.success ? EXIT.ok : EXIT.taskFailed;

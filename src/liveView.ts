@@ -1,5 +1,6 @@
 import { createLogUpdate } from 'log-update';
 import picocolors from 'picocolors';
+import { defaultScore } from '../operators/index.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 
 type Colors = ReturnType<typeof picocolors.createColors>;
@@ -309,6 +310,10 @@ export function reportLines(result: CoordinationResult, pc: Colors = stdoutColor
     `${result.success ? pc.green('done') : pc.red('failed')}: ${m.completed} of ${m.subtasks} subtasks completed, ${m.failed} failed, in ${(m.durationMs / 1000).toFixed(2)} s`,
     `protocol at the end: ${result.protocol}; switches: ${result.switches.map(s => `${s.from}→${s.to}`).join(', ') || 'none'}`,
     ...result.switches.map(s => `  at ${((s.at - m.startedAt) / 1000).toFixed(2)} s ${s.from} → ${s.to}: ${s.reason}${scoresText(s.scores, '; scores: ')}`),
+    ...Object.entries(m.performance).map(
+      ([protocol, p]) =>
+        `  measured under ${protocol}: score ${Number(defaultScore(p).toPrecision(3))} (${p.count} runs, ${Math.round(100 * p.successRate)} % ok, p95 ${(p.p95LatencyMs / 1000).toFixed(2)} s, ${p.messagesPerExecution.toFixed(1)} messages each)`,
+    ),
     `assignments: ${m.assignments} for ${m.subtasks} subtasks, stale results rejected: ${m.staleResultsRejected}`,
     `messages: ${m.messages} (${m.messagesPerSubtask.toFixed(1)} per subtask): ${Object.entries(m.messagesByKind).map(([k, n]) => `${k} ${n}`).join(', ')}`,
     `healing: ${result.healing.length} attempt(s), ${result.healing.filter(h => h.ok).length} succeeded`,

@@ -104,4 +104,12 @@ describe('LiveView', () => {
     const lines = reportLines({ taskId: 't', success: true, results: { a: 1 }, failed: {}, protocol: 'mesh', protocolId: 'p', metrics, healing: [], switches: [change] });
     expect(lines).toContain('  at 8.00 s hierarchical → mesh: mesh scored 0.35 (40 runs) vs hierarchical 0.2 (200 runs): +75%; scores: mesh 0.35, ring 0.25, hierarchical 0.201');
   });
+
+  it('reports the score each protocol measured under (the adaptive protocol’s default score)', () => {
+    const snapshot = { at: 12_000, count: 300, successRate: 1, meanLatencyMs: 1000, p50LatencyMs: 900, p95LatencyMs: 1000, throughputPerSec: 20, messagesPerExecution: 5 };
+    const metrics = { subtasks: 1, completed: 1, failed: 0, staleResultsRejected: 0, assignments: 1, messages: 2, messagesByKind: {}, messagesPerSubtask: 2, startedAt: 0, finishedAt: 1, durationMs: 1, performance: { hierarchical: snapshot } };
+    const lines = reportLines({ taskId: 't', success: true, results: {}, failed: {}, protocol: 'hierarchical', protocolId: 'p', metrics, healing: [], switches: [] });
+    // 1 / (1 + 1 s) / (1 + 5 / 10)
+    expect(lines).toContain('  measured under hierarchical: score 0.333 (300 runs, 100 % ok, p95 1.00 s, 5.0 messages each)');
+  });
 });
