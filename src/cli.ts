@@ -11,7 +11,8 @@ import type { StateBody } from '../streams/protocol.js';
 import type { Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
 import { validateTask } from './coordinator.js';
-import { expectedDemoMs, longCallOf, runDemo } from './demo.js';
+import { DEMO_ADAPTIVE, DEMO_TASK_TRAITS, expectedDemoMs, longCallOf, runDemo } from './demo.js';
+import { defaultScore, matrixPrior } from '../operators/index.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { ConfigError, configurable } from './cliConfig.js';
@@ -202,6 +203,17 @@ async function demo({ agents, subtasks, seed, speed }: { agents: number; subtask
     );
   }
   print(['', ...reportLines(result)]);
+  const unmeasured = TOPOLOGY_NAMES.filter(t => result.metrics.performance[t] === undefined);
+  const here = result.metrics.performance[result.protocol];
+  if (result.switches.length === 0 && here !== undefined && unmeasured.length > 0) {
+    // Why it stayed: a protocol that never ran has no measurements, only the decision matrix's prior.
+    const prior = matrixPrior({ agentCount: agents, ...DEMO_TASK_TRAITS });
+    const best = unmeasured.reduce((a, b) => (prior(b) > prior(a) ? b : a));
+    console.log(
+      `adaptive: no switch; ${result.protocol} measured ${Number(defaultScore(here).toPrecision(3))} over ${here.count} runs, and ${unmeasured.join(', ')} never ran, ` +
+        `so they count at the decision matrix's prior (best: ${best} ${prior(best)}); a switch needs a candidate ${Math.round(100 * DEMO_ADAPTIVE.switchThreshold)} % better`,
+    );
+  }
   console.log(`\n(${(result.metrics.durationMs / 1000).toFixed(2)} s of virtual time in ${((performance.now() - started) / 1000).toFixed(1)} s of wall time)`);
   return result.success ? EXIT.ok : EXIT.taskFailed;
 }

@@ -72,6 +72,12 @@ const BASELINE_RESULTS = 8;
 /** How long the partition lasts: long enough for the detector to see it (heartbeats every 250 ms). */
 const PARTITION_MS = 3000;
 
+/** The adaptive protocol's settings: scores over everything measured in the run (the window outlasts it), every 2 s. */
+export const DEMO_ADAPTIVE = Object.freeze({ evaluateEveryMs: 2000, windowMs: 120_000, minDwellMs: 4000, switchThreshold: 0.2 });
+
+/** What the demo's task says of itself: the decision matrix's input with the agent count. */
+export const DEMO_TASK_TRAITS = Object.freeze({ complexity: 'medium', coordinationIntensity: 'medium' } as const);
+
 /**
  * How long the demo's work takes without faults, ms: the subtasks in waves of `agents × 2` slots,
  * each wave the mean work time. The command line announces it and paces big runs by it.
@@ -196,8 +202,7 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
     heartbeat: { intervalMs: 250, jitterMs: 25 },
     progressTimeoutMs: PROGRESS_TIMEOUT_MS,
     ackTimeoutMs: 600,
-    // Scores over everything measured in the run (the window outlasts it), every 2 s.
-    adaptive: { evaluateEveryMs: 2000, windowMs: 120_000, minDwellMs: 4000, switchThreshold: 0.2 },
+    adaptive: DEMO_ADAPTIVE,
   });
 
   // Who holds which subtask and how many each agent has finished: a fault hits an agent with work
@@ -267,7 +272,7 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
   const tasks = Array.from({ length: total }, (_, i): Subtask => ({ id: `s-${i}`, payload: { n: i } }));
   own?.start();
   return new Promise<{ result: CoordinationResult; faults: readonly DemoFault[] }>((resolve, reject) => {
-    coordinator.run$({ id: `demo-${seed}`, subtasks: tasks, complexity: 'medium', coordinationIntensity: 'medium' }).subscribe({
+    coordinator.run$({ id: `demo-${seed}`, subtasks: tasks, ...DEMO_TASK_TRAITS }).subscribe({
       next: event => {
         track(event);
         onEvent?.(event);
