@@ -34,8 +34,13 @@ const WORK_SPREAD_MS = 800;
 const WORK_MEAN_MS = WORK_MIN_MS + WORK_SPREAD_MS / 2;
 /** A handler reports progress (and its token usage) this often while it works. */
 const PROGRESS_MS = 250;
-/** Subtasks an agent runs at once. */
-const SLOTS = 2;
+/**
+ * Subtasks an agent runs at once: 2, or 4 for every other agent (a bigger machine, a higher
+ * quota). Agent-0, the coordinator-capable one, has 2.
+ */
+export function slotsOf(index: number): number {
+  return index % 2 === 1 ? 4 : 2;
+}
 /**
  * The long call: one subtask whose work is four times the others' and that reports nothing while
  * it runs (a remote call that gives no sign of life). Shorter than the progress timeout, so that it
@@ -46,12 +51,13 @@ const LONG_CALL_MS = 4 * WORK_MEAN_MS;
 const PROGRESS_TIMEOUT_MS = LONG_CALL_MS + 1000;
 /**
  * Tokens: each agent's calls use one token per ms of work, against a rate limit over a sliding
- * window. At two slots busy an agent uses half its limit; the exhaustion fault cuts the limit so
- * that two slots use 110 % of it (usage ≥ 0.9: resource_exhaustion), and one slot 55 % (relieved).
+ * window. With every slot busy an agent uses half its limit; the exhaustion fault cuts the limit
+ * so that every slot busy uses 110 % of it (usage ≥ 0.9: resource_exhaustion), and half of them
+ * 55 % (relieved once healing has halved its load).
  */
 const TOKEN_WINDOW_MS = 4000;
-const TOKEN_LIMIT = 2 * SLOTS * TOKEN_WINDOW_MS;
-const EXHAUSTED_LIMIT = Math.round((SLOTS * TOKEN_WINDOW_MS) / 1.1);
+const tokenLimit = (slots: number): number => 2 * slots * TOKEN_WINDOW_MS;
+const exhaustedLimit = (slots: number): number => Math.round((slots * TOKEN_WINDOW_MS) / 1.1);
 /**
  * A slowed agent's work takes this many times longer (it still reports progress: slow, not hung).
  * The detector compares it with its own baseline and with its peers, and wants it that slow for
@@ -60,15 +66,16 @@ const EXHAUSTED_LIMIT = Math.round((SLOTS * TOKEN_WINDOW_MS) / 1.1);
 const SLOW_FACTOR = 3;
 /**
  * When each fault lands: once this share of the subtasks has completed, so that they land while
- * work is under way, whatever the size. The slowdown comes once agents have a baseline of their
+ * work is under way, whatever the size. The slowdown comes once an agent has a baseline of its
  * response times to be measured against (see `BASELINE_RESULTS`).
  */
-const FAULT_AT = { crash: 0.15, exhaust: 0.2, slow: 0.3, hang: 0.5, partition: 0.6 } as const;
+const FAULT_AT = { crash: 0.15, slow: 0.2, exhaust: 0.25, hang: 0.5, partition: 0.6 } as const;
 /**
- * A slowdown is measured against the agent's own first ten results: it hits one that has this
- * many, its two runs in hand (drawn at its old speed) making the ten.
+ * A slowdown is measured against the agent's own first ten results, and then wants five slow
+ * results in a row: it hits an agent with four slots (which gives more results than one with two)
+ * once it has given the ten.
  */
-const BASELINE_RESULTS = 8;
+const BASELINE_RESULTS = 10;
 /** How long the partition lasts: long enough for the detector to see it (heartbeats every 250 ms). */
 const PARTITION_MS = 3000;
 
@@ -79,13 +86,16 @@ export const DEMO_ADAPTIVE = Object.freeze({ evaluateEveryMs: 2000, windowMs: 12
 export const DEMO_TASK_TRAITS = Object.freeze({ complexity: 'medium', coordinationIntensity: 'medium' } as const);
 
 /**
- * How long the demo's work takes without faults, ms: the subtasks in waves of `agents × 2` slots,
- * each wave the mean work time. The command line announces it and paces big runs by it.
+ * How long the demo's work takes without faults, ms: the subtasks in waves as wide as all the
+ * agents' slots (see `slotsOf`), each wave the mean work time. The command line announces it and
+ * paces big runs by it.
  *
- * @example expectedDemoMs(12, 300) // 13000: 13 waves of 1 s
+ * @example expectedDemoMs(12, 300) // 9000: 9 waves of 36 subtasks, 1 s each
  */
 export function expectedDemoMs(agents: number, subtasks: number): number {
-  return Math.ceil(subtasks / (agents * SLOTS)) * WORK_MEAN_MS;
+  let slots = 0;
+  for (let i = 0; i < agents; i++) slots += slotsOf(i);
+  return Math.ceil(subtasks / slots) * WORK_MEAN_MS;
 }
 
 /** The subtask that is the long call: a third of the way into the task. */
@@ -98,7 +108,8 @@ export function longCallOf(subtasks: number): string {
  * report. Running sums over a queue of spends, O(1) amortised per spend.
  */
 class TokenBudget {
-  limit = TOKEN_LIMIT;
+  constructor(public limit: number) {}
+
   private used = 0;
   private readonly spends: number[] = []; // pairs: time, tokens
   private head = 0;
@@ -153,8 +164,10 @@ function work(ms: number, context: AgentContext, budget: TokenBudget, value: unk
  * (its results come three times later than its own baseline and its peers'), a partition that heals
  * (heartbeats stop, then come back) and a rate limit cut (the tokens its handlers report climb
  * past 90 % of it). Each lands once a share of the subtasks has completed, so that it lands while
- * work is under way whatever the size. One subtask is a long call that reports nothing while it
- * runs (see `longCallOf`).
+ * work is under way whatever the size. A slowdown and a rate limit are seen only over a history
+ * of results and usage: with fewer than about 25 subtasks per agent there may be too little of it
+ * (the defaults give every seed tried all five). One subtask is a long call that reports nothing
+ * while it runs (see `longCallOf`).
  *
  * Every random choice comes from `seed` and every moment from `scheduler`: on a virtual scheduler
  * (paced to the wall clock or not) the same seed gives the same run, event for event. There is no
@@ -169,16 +182,17 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
   const random = createRandom(seed);
   const slowed = new Set<string>();
   const budgets = new Map<string, TokenBudget>();
+  const indexOf = (id: string): number => Number(id.slice('agent-'.length));
   const budgetOf = (id: string): TokenBudget => {
     let budget = budgets.get(id);
-    if (budget === undefined) budgets.set(id, (budget = new TokenBudget()));
+    if (budget === undefined) budgets.set(id, (budget = new TokenBudget(tokenLimit(slotsOf(indexOf(id))))));
     return budget;
   };
   const longCall = longCallOf(total);
   const worker = (id: string, rng: Random): InProcessAgent => ({
     id,
     capabilities: id === 'agent-0' ? ['task_delegation', 'resource_allocation'] : [],
-    concurrency: SLOTS,
+    concurrency: slotsOf(indexOf(id)),
     handle: (subtask: Subtask, context: AgentContext) => {
       const value = { subtask: subtask.id, by: id };
       // A call that waits on someone else: no progress to report, and not slowed by the agent.
@@ -223,12 +237,17 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
   const hit = new Set<string>();
   const pending = new Map<keyof typeof FAULT_AT, Subscription>();
   const due = new Set(kinds);
-  /** The agent a fault hits: one with work in hand that no other fault has hit (agent-0, the coordinator-capable one, is spared). */
+  /**
+   * The agent a fault hits: one with work in hand that no other fault has hit (agent-0, the
+   * coordinator-capable one, is spared); for a slowdown, one with four slots and its baseline of
+   * results, waited for until half the subtasks are done (a small run may give none that many).
+   */
   const target = (kind: keyof typeof FAULT_AT): string | undefined => {
     const order = Array.from({ length: count - 1 }, (_, i) => `agent-${1 + ((i + kinds.indexOf(kind)) % (count - 1))}`);
-    const fits = (id: string, needBaseline: boolean): boolean =>
-      !hit.has(id) && (holding.get(id) ?? 0) > 0 && (!needBaseline || (finished.get(id) ?? 0) >= BASELINE_RESULTS);
-    return order.find(id => fits(id, kind === 'slow')) ?? order.find(id => fits(id, false));
+    const free = (id: string): boolean => !hit.has(id) && (holding.get(id) ?? 0) > 0;
+    if (kind !== 'slow') return order.find(free);
+    const measured = order.find(id => free(id) && slotsOf(indexOf(id)) > 2 && (finished.get(id) ?? 0) >= BASELINE_RESULTS);
+    return measured ?? (completed >= total / 2 ? order.find(free) : undefined);
   };
   const network = coordinator.network as { partition?(groups: string[][]): void; heal?(): void };
   const inject = (kind: keyof typeof FAULT_AT): void => {
@@ -244,7 +263,7 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
     if (kind === 'crash') host?.crash();
     else if (kind === 'hang') host?.hang();
     else if (kind === 'slow') slowed.add(agent);
-    else if (kind === 'exhaust') budgetOf(agent).limit = EXHAUSTED_LIMIT;
+    else if (kind === 'exhaust') budgetOf(agent).limit = exhaustedLimit(slotsOf(indexOf(agent)));
     else {
       network.partition?.([[agent]]);
       pending.set('partition', scheduler.schedule(() => network.heal?.(), PARTITION_MS));

@@ -67,14 +67,15 @@ function expectEachOnce({ result, events }: Run, subtasks: number): void {
 
 describe('runDemo', () => {
   it.each([
-    [12, 300, 13_000],
-    [100, 300, 2_000],
-    [12, 100, 5_000],
-    [4, 20_000, 2_500_000],
-  ])('expects %d agents to take %d subtasks in %d ms (waves of two per agent, 1 s each)', (agents, subtasks, ms) => {
+    [12, 300, 9_000],
+    [100, 300, 1_000],
+    [12, 100, 3_000],
+    [4, 20_000, 1_667_000],
+  ])('expects %d agents to take %d subtasks in %d ms (waves as wide as their slots, 2 or 4 each, 1 s per wave)', (agents, subtasks, ms) => {
     expect(expectedDemoMs(agents, subtasks)).toBe(ms);
   });
 
+  // Every seed tried (0 to 79) shows all five; three of them here.
   describe.each([7, 1, 2])('with the defaults and seed %d', seed => {
     let demo: Run;
     beforeAll(async () => {
