@@ -11,14 +11,13 @@ import type { StateBody } from '../streams/protocol.js';
 import type { Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
 import { validateTask } from './coordinator.js';
-import { DEMO_ADAPTIVE, DEMO_TASK_TRAITS, expectedDemoMs, longCallOf, runDemo } from './demo.js';
-import { defaultScore, matrixPrior } from '../operators/index.js';
+import { expectedDemoMs, runDemo, whyNoSwitch } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { ConfigError, configurable } from './cliConfig.js';
 import { execHandler, parseByteSize, type ExecAgent } from './execHandler.js';
 import { HandlerLoadError, loadHandler } from './handlerModule.js';
-import { LiveView, eventText, reportLines, type ViewEvent } from './liveView.js';
+import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
 import { LOG_LEVELS, cliLog, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
 import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask, natsCredentialsFromEnv, readServiceState, startAgent, type Handler } from './remote.js';
@@ -158,17 +157,6 @@ async function demo({ agents, subtasks, seed, speed }: { agents: number; subtask
       `${pace === 1 ? '' : `, shown at ${pace}× speed`}; the same seed gives the same run\n`,
   );
   const view = new LiveView({ total: subtasks });
-  // The long call: when its first attempt started, whether it was hedged, who finished it and when.
-  const longCall = longCallOf(subtasks);
-  let longStart: { at: number; agentId: string } | undefined;
-  let longEnd: { at: number; agentId: string } | undefined;
-  let longHedged = 0;
-  const watchLongCall = (event: ViewEvent): void => {
-    if (!('subtaskId' in event) || event.subtaskId !== longCall) return;
-    if (event.type === 'subtask.assigned') longStart ??= { at: event.at, agentId: event.agentId };
-    else if (event.type === 'subtask.completed') longEnd = { at: event.at, agentId: event.agentId };
-    else if ((event.type as string) === 'subtask.hedged') longHedged++;
-  };
   // The run is in virtual time, moved along with the wall clock: what happens, and when (in
   // virtual time), depends on the seed alone, not on how busy the machine is.
   const scheduler = new PacedScheduler({ speed: pace });
@@ -181,39 +169,26 @@ async function demo({ agents, subtasks, seed, speed }: { agents: number; subtask
       subtasks,
       seed,
       scheduler,
-      onEvent: event => {
-        view.event(event);
-        watchLongCall(event);
-      },
+      onEvent: event => view.event(event),
     });
   } finally {
     scheduler.stop();
     view.close();
   }
-  const { result, faults } = outcome;
+  const { result, faults, longCall } = outcome;
   const tally = view.tally;
   console.log(`\ninjected: ${faults.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ') || 'nothing (the task finished before the first fault was due)'}`);
   const detected = Object.entries(tally.faults).map(([kind, n]) => `${kind} ${n}`);
   console.log(`detected: ${detected.join(', ') || 'nothing'}; healed ${tally.healed}; hedged ${tally.hedged}`);
-  if (longStart !== undefined && longEnd !== undefined) {
-    const took = ((longEnd.at - longStart.at) / 1000).toFixed(2);
+  if (longCall.tookMs !== undefined) {
     console.log(
-      `long call ${longCall} (silent, four times the others' work): started on ${longStart.agentId}, done by ${longEnd.agentId} ${took} s later` +
-        (longHedged > 0 ? `, hedged ${longHedged} time(s)` : ', not hedged'),
+      `long call ${longCall.subtaskId} (silent, four times the others' work): started on ${longCall.startedOn ?? '?'}, done by ${longCall.doneBy ?? '?'} ${(longCall.tookMs / 1000).toFixed(2)} s later` +
+        (longCall.hedged > 0 ? `, hedged ${longCall.hedged} time(s)` : ', not hedged'),
     );
   }
   print(['', ...reportLines(result)]);
-  const unmeasured = TOPOLOGY_NAMES.filter(t => result.metrics.performance[t] === undefined);
-  const here = result.metrics.performance[result.protocol];
-  if (result.switches.length === 0 && here !== undefined && unmeasured.length > 0) {
-    // Why it stayed: a protocol that never ran has no measurements, only the decision matrix's prior.
-    const prior = matrixPrior({ agentCount: agents, ...DEMO_TASK_TRAITS });
-    const best = unmeasured.reduce((a, b) => (prior(b) > prior(a) ? b : a));
-    console.log(
-      `adaptive: no switch; ${result.protocol} measured ${Number(defaultScore(here).toPrecision(3))} over ${here.count} runs, and ${unmeasured.join(', ')} never ran, ` +
-        `so they count at the decision matrix's prior (best: ${best} ${prior(best)}); a switch needs a candidate ${Math.round(100 * DEMO_ADAPTIVE.switchThreshold)} % better`,
-    );
-  }
+  const stayed = whyNoSwitch(result, agents);
+  if (stayed !== undefined) console.log(stayed);
   console.log(`\n(${(result.metrics.durationMs / 1000).toFixed(2)} s of virtual time in ${((performance.now() - started) / 1000).toFixed(1)} s of wall time)`);
   return result.success ? EXIT.ok : EXIT.taskFailed;
 }

@@ -1,9 +1,11 @@
 import { Observable, timer, map, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+import { defaultScore, matrixPrior } from '../operators/index.js';
 import { PacedScheduler } from '../streams/pacedScheduler.js';
 import { createRandom, type Random } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask } from '../streams/task.js';
 import { createCoordinator, type AgentSlot } from './coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
+import { TOPOLOGY_NAMES } from './topology.js';
 
 export interface DemoOptions {
   readonly agents: number;
@@ -26,6 +28,22 @@ export interface DemoFault {
   readonly kind: 'crash' | 'hang' | 'slow' | 'partition' | 'exhaust';
   readonly agent: string;
   readonly atMs: number;
+}
+
+/** What became of the long call (see `longCallOf`): who started it, who finished it, how long after, how often it was hedged. */
+export interface LongCall {
+  readonly subtaskId: string;
+  readonly startedOn?: string;
+  readonly doneBy?: string;
+  readonly tookMs?: number;
+  readonly hedged: number;
+}
+
+export interface DemoOutcome {
+  readonly result: CoordinationResult;
+  /** What was injected, in order. */
+  readonly faults: readonly DemoFault[];
+  readonly longCall: LongCall;
 }
 
 /** Work per subtask, as a model's or a tool's call: uniform in [600, 1400) ms. */
@@ -84,6 +102,22 @@ export const DEMO_ADAPTIVE = Object.freeze({ evaluateEveryMs: 2000, windowMs: 12
 
 /** What the demo's task says of itself: the decision matrix's input with the agent count. */
 export const DEMO_TASK_TRAITS = Object.freeze({ complexity: 'medium', coordinationIntensity: 'medium' } as const);
+
+/**
+ * Why the adaptive protocol stayed, when it did: the score it measured against the priors of the
+ * protocols that never ran (they have no measurements). Undefined after a switch.
+ */
+export function whyNoSwitch(result: CoordinationResult, agents: number): string | undefined {
+  const here = result.metrics.performance[result.protocol];
+  const unmeasured = TOPOLOGY_NAMES.filter(t => result.metrics.performance[t] === undefined);
+  if (result.switches.length > 0 || here === undefined || unmeasured.length === 0) return undefined;
+  const prior = matrixPrior({ agentCount: agents, ...DEMO_TASK_TRAITS });
+  const best = unmeasured.reduce((a, b) => (prior(b) > prior(a) ? b : a));
+  return (
+    `adaptive: no switch; ${result.protocol} measured ${Number(defaultScore(here).toPrecision(3))} over ${here.count} runs, and ${unmeasured.join(', ')} never ran, ` +
+    `so they count at the decision matrix's prior (best: ${best} ${prior(best)}); a switch needs a candidate ${Math.round(100 * DEMO_ADAPTIVE.switchThreshold)} % better`
+  );
+}
 
 /**
  * How long the demo's work takes without faults, ms: the subtasks in waves as wide as all the
@@ -173,7 +207,7 @@ function work(ms: number, context: AgentContext, budget: TokenBudget, value: unk
  * (paced to the wall clock or not) the same seed gives the same run, event for event. There is no
  * time limit: the run ends when every subtask has ended. Returns the result and the faults injected.
  */
-export async function runDemo(options: DemoOptions): Promise<{ result: CoordinationResult; faults: readonly DemoFault[] }> {
+export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
   const { agents: count, subtasks: total, seed, onEvent } = options;
   if (!Number.isInteger(count) || count < 4) throw new RangeError(`agents must be an integer >= 4, got ${count}`);
   if (!Number.isInteger(total) || total < 1) throw new RangeError(`subtasks must be an integer >= 1, got ${total}`);
@@ -269,7 +303,17 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
       pending.set('partition', scheduler.schedule(() => network.heal?.(), PARTITION_MS));
     }
   };
+  const long: { startedOn?: string; startedAt?: number; doneBy?: string; tookMs?: number; hedged: number } = { hedged: 0 };
   const track = (event: CoordinationEvent): void => {
+    if ('subtaskId' in event && event.subtaskId === longCall) {
+      if (event.type === 'subtask.assigned' && long.startedAt === undefined) {
+        long.startedOn = event.agentId;
+        long.startedAt = event.at;
+      } else if (event.type === 'subtask.completed') {
+        long.doneBy = event.agentId;
+        long.tookMs = event.at - (long.startedAt ?? event.at);
+      } else if ((event.type as string) === 'subtask.hedged') long.hedged++;
+    }
     if (event.type === 'subtask.assigned') {
       release(event.subtaskId);
       holders.set(event.subtaskId, event.agentId);
@@ -290,7 +334,7 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
   };
   const tasks = Array.from({ length: total }, (_, i): Subtask => ({ id: `s-${i}`, payload: { n: i } }));
   own?.start();
-  return new Promise<{ result: CoordinationResult; faults: readonly DemoFault[] }>((resolve, reject) => {
+  return new Promise<DemoOutcome>((resolve, reject) => {
     coordinator.run$({ id: `demo-${seed}`, subtasks: tasks, ...DEMO_TASK_TRAITS }).subscribe({
       next: event => {
         track(event);
@@ -298,7 +342,7 @@ export async function runDemo(options: DemoOptions): Promise<{ result: Coordinat
         if (event.type === 'task.completed') {
           for (const s of pending.values()) s.unsubscribe();
           network.heal?.();
-          resolve({ result: event.result, faults: injected });
+          resolve({ result: event.result, faults: injected, longCall: { subtaskId: longCall, ...(long as Omit<LongCall, 'subtaskId'>) } });
         }
       },
       error: reject,
