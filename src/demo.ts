@@ -97,7 +97,7 @@ const BASELINE_RESULTS = 10;
 /** How long the partition lasts: long enough for the detector to see it (heartbeats every 250 ms). */
 const PARTITION_MS = 3000;
 
-/** The adaptive protocol's settings: scores over everything measured in the run (the window outlasts it), every 2 s. */
+/** The adaptive protocol's settings: every 2 s, scores over the last two minutes (all of a run at the default size). */
 export const DEMO_ADAPTIVE = Object.freeze({ evaluateEveryMs: 2000, windowMs: 120_000, minDwellMs: 4000, switchThreshold: 0.2 });
 
 /** What the demo's task says of itself: the decision matrix's input with the agent count. */
