@@ -8,11 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { FAULT_SPEC_HELP, parseFaultSpec } from '../streams/faultSpec.js';
 import { JournalDamaged } from '../streams/journal.js';
+import { PacedScheduler } from '../streams/pacedScheduler.js';
 import type { StateBody } from '../streams/protocol.js';
 import type { Task } from '../streams/task.js';
 import { checkBody } from '../streams/wsCodec.js';
 import { validateTask } from './coordinator.js';
-import { expectedDemoMs, runDemo } from './demo.js';
+import { expectedDemoMs, runDemo, whyNoSwitch } from './demo.js';
 import { runDetectorDemo, type AgentScript } from './detectorDemo.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { ConfigError, configurable } from './cliConfig.js';
@@ -147,16 +148,51 @@ function print(lines: readonly string[], stream: NodeJS.WriteStream = process.st
   for (const line of lines) stream.write(`${line}\n`);
 }
 
-async function demo({ agents, subtasks, seed }: { agents: number; subtasks: number; seed: number }): Promise<number> {
+/** A demo expected to take longer than this at speed 1 runs faster by default, to end in about this long. */
+const DEMO_WATCH_MS = 30_000;
+
+async function demo({ agents, subtasks, seed, speed }: { agents: number; subtasks: number; seed: number; speed?: number }): Promise<number> {
   const expected = expectedDemoMs(agents, subtasks);
+  const pace = speed ?? Math.max(1, Math.round((10 * expected) / DEMO_WATCH_MS) / 10);
   const about = expected < 10_000 ? `${(expected / 1000).toFixed(1)} s` : expected < 90_000 ? `${Math.round(expected / 1000)} s` : `${Math.round(expected / 60_000)} min`;
-  console.log(`${agents} agents, ${subtasks} subtasks, adaptive protocol, seed ${seed}; the work takes about ${about} (more with the faults injected while it runs)\n`);
+  console.log(
+    `${agents} agents, ${subtasks} subtasks, adaptive protocol, seed ${seed}; the work takes about ${about} (more with the faults injected while it runs)` +
+      `${pace === 1 ? '' : `, shown at ${pace}× speed`}; the same seed gives the same run\n`,
+  );
   const view = new LiveView({ total: subtasks });
-  const { result, faults } = await runDemo({ agents, subtasks, seed, onEvent: event => view.event(event) });
-  view.close();
-  const happened = faults.filter(f => f.atMs <= result.metrics.durationMs).sort((a, b) => a.atMs - b.atMs);
-  console.log(`\ninjected: ${happened.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ') || 'nothing (the task finished before the first fault was due)'}`);
+  // The run is in virtual time, moved along with the wall clock: what happens, and when (in
+  // virtual time), depends on the seed alone, not on how busy the machine is.
+  const scheduler = new PacedScheduler({ speed: pace });
+  const started = performance.now();
+  scheduler.start();
+  let outcome;
+  try {
+    outcome = await runDemo({
+      agents,
+      subtasks,
+      seed,
+      scheduler,
+      onEvent: event => view.event(event),
+    });
+  } finally {
+    scheduler.stop();
+    view.close();
+  }
+  const { result, faults, longCall } = outcome;
+  const tally = view.tally;
+  console.log(`\ninjected: ${faults.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ') || 'nothing (the task finished before the first fault was due)'}`);
+  const detected = Object.entries(tally.faults).map(([kind, n]) => `${kind} ${n}`);
+  console.log(`detected: ${detected.join(', ') || 'nothing'}; healed ${tally.healed}; hedged ${tally.hedged}`);
+  if (longCall.tookMs !== undefined) {
+    console.log(
+      `long call ${longCall.subtaskId} (silent, four times the others' work): started on ${longCall.startedOn ?? '?'}, done by ${longCall.doneBy ?? '?'} ${(longCall.tookMs / 1000).toFixed(2)} s later` +
+        (longCall.hedged > 0 ? `, hedged ${longCall.hedged} time(s)` : ', not hedged'),
+    );
+  }
   print(['', ...reportLines(result)]);
+  const stayed = whyNoSwitch(result, agents);
+  if (stayed !== undefined) console.log(stayed);
+  console.log(`\n(${(result.metrics.durationMs / 1000).toFixed(2)} s of virtual time in ${((performance.now() - started) / 1000).toFixed(1)} s of wall time)`);
   return result.success ? EXIT.ok : EXIT.taskFailed;
 }
 
@@ -616,10 +652,19 @@ function program(setExit: (code: number) => void): Command {
 
   cli
     .command('demo')
-    .description('the main job: in-process agents on the embedded network, the adaptive protocol, a crash, a hang, a slowdown and a partition injected while it runs; a live view and a final report')
+    .description(
+      'the main job: in-process agents on the embedded network, the adaptive protocol, a crash, a hang, a slowdown, a partition and a rate limit cut injected while it runs; a live view and a final report. It runs in virtual time paced to the wall clock: the same seed gives the same run',
+    )
     .addOption(new Option('--agents <n>', 'agents').argParser(integer(4, 1000)).default(12))
     .addOption(new Option('--subtasks <n>', 'subtasks').argParser(integer(1, 100_000)).default(300))
     .addOption(new Option('--seed <n>', 'seed of every random choice').argParser(integer(0, 2 ** 31 - 1)).default(1))
+    .addOption(
+      new Option('--speed <x>', 'virtual seconds per wall second; the run is the same at any speed (default: 1, or faster for a run longer than 30 s, to end in about 30 s)').argParser(text => {
+        const value = Number(text);
+        if (!(value > 0 && value <= 1_000_000)) throw new InvalidArgumentError('must be a number in (0, 1000000]');
+        return value;
+      }),
+    )
     .action(action(demo));
 
   cli

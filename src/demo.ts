@@ -1,142 +1,351 @@
-import { asyncScheduler, timer, map, type SchedulerLike } from 'rxjs';
-import { createRandom } from '../streams/random.js';
-import type { InProcessAgent, Subtask } from '../streams/task.js';
+import { Observable, timer, map, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+import { defaultScore, matrixPrior } from '../operators/index.js';
+import { PacedScheduler } from '../streams/pacedScheduler.js';
+import { createRandom, type Random } from '../streams/random.js';
+import type { AgentContext, InProcessAgent, Subtask } from '../streams/task.js';
 import { createCoordinator, type AgentSlot } from './coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
+import { TOPOLOGY_NAMES } from './topology.js';
 
 export interface DemoOptions {
   readonly agents: number;
   readonly subtasks: number;
   readonly seed: number;
+  /**
+   * Clock and timers of the whole run: a `PacedScheduler` (started by the caller) to watch it, a
+   * `VirtualScheduler` moved by the caller to run it as fast as it goes. The run is the same on
+   * either, event for event, for a seed. Default: a `PacedScheduler` at speed 1, started and
+   * stopped by the demo. (`asyncScheduler` works too, but its timers fire when the machine gets to
+   * them: that run is not reproducible.)
+   */
   readonly scheduler?: SchedulerLike;
   /** Called with every event as it happens (the live view). */
   readonly onEvent?: (event: CoordinationEvent) => void;
 }
 
+/** A fault the demo injects: what it does to the agent, and when (scheduler time) it did. */
 export interface DemoFault {
-  readonly kind: 'crash' | 'hang' | 'slow' | 'partition';
+  readonly kind: 'crash' | 'hang' | 'slow' | 'partition' | 'exhaust';
   readonly agent: string;
   readonly atMs: number;
 }
 
-/** Work per subtask: uniform in [60, 140) ms. */
-const WORK_MIN_MS = 60;
-const WORK_SPREAD_MS = 80;
-/** Subtasks an agent runs at once. */
-const SLOTS = 2;
-/** When each fault lands, as a fraction of the run's expected length: all of them while work is under way. */
-const FAULT_AT = { slow: 0.1, crash: 0.25, hang: 0.4, partition: 0.55 } as const;
-/** How long the partition lasts: long enough for the detector to see it (heartbeats every 200 ms). */
-const PARTITION_MS = 2500;
+/** What became of the long call (see `longCallOf`): who started it, who finished it, how long after, how often it was hedged. */
+export interface LongCall {
+  readonly subtaskId: string;
+  readonly startedOn?: string;
+  readonly doneBy?: string;
+  readonly tookMs?: number;
+  readonly hedged: number;
+}
+
+export interface DemoOutcome {
+  readonly result: CoordinationResult;
+  /** What was injected, in order. */
+  readonly faults: readonly DemoFault[];
+  readonly longCall: LongCall;
+}
+
+/** Work per subtask, as a model's or a tool's call: uniform in [600, 1400) ms. */
+const WORK_MIN_MS = 600;
+const WORK_SPREAD_MS = 800;
+const WORK_MEAN_MS = WORK_MIN_MS + WORK_SPREAD_MS / 2;
+/** A handler reports progress (and its token usage) this often while it works. */
+const PROGRESS_MS = 250;
+/**
+ * Subtasks an agent runs at once: 2, or 4 for every other agent (a bigger machine, a higher
+ * quota). Agent-0, the coordinator-capable one, has 2.
+ */
+export function slotsOf(index: number): number {
+  return index % 2 === 1 ? 4 : 2;
+}
+/**
+ * The long call: one subtask whose work is four times the others' and that reports nothing while
+ * it runs (a remote call that gives no sign of life). Shorter than the progress timeout, so that it
+ * is not taken for a hang; a deadline learned from its peers' durations would hedge it.
+ */
+const LONG_CALL_MS = 4 * WORK_MEAN_MS;
+/** No progress for this long: the agent is taken for hung. Above the long call. */
+const PROGRESS_TIMEOUT_MS = LONG_CALL_MS + 1000;
+/**
+ * Tokens: each agent's calls use one token per ms of work, against a rate limit over a sliding
+ * window. With every slot busy an agent uses half its limit; the exhaustion fault cuts the limit
+ * so that every slot busy uses 110 % of it (usage ≥ 0.9: resource_exhaustion), and half of them
+ * 55 % (relieved once healing has halved its load).
+ */
+const TOKEN_WINDOW_MS = 4000;
+const tokenLimit = (slots: number): number => 2 * slots * TOKEN_WINDOW_MS;
+const exhaustedLimit = (slots: number): number => Math.round((slots * TOKEN_WINDOW_MS) / 1.1);
+/**
+ * A slowed agent's work takes this many times longer (it still reports progress: slow, not hung).
+ * The detector compares it with its own baseline and with its peers, and wants it that slow for
+ * five results running: three times slower leaves it time to give them before the work runs out.
+ */
+const SLOW_FACTOR = 3;
+/**
+ * When each fault lands: once this share of the subtasks has completed, so that they land while
+ * work is under way, whatever the size. The slowdown comes once an agent has a baseline of its
+ * response times to be measured against (see `BASELINE_RESULTS`).
+ */
+const FAULT_AT = { crash: 0.15, slow: 0.2, exhaust: 0.25, hang: 0.5, partition: 0.6 } as const;
+/**
+ * A slowdown is measured against the agent's own first ten results, and then wants five slow
+ * results in a row: it hits an agent with four slots (which gives more results than one with two)
+ * once it has given the ten.
+ */
+const BASELINE_RESULTS = 10;
+/** How long the partition lasts: long enough for the detector to see it (heartbeats every 250 ms). */
+const PARTITION_MS = 3000;
+
+/** The adaptive protocol's settings: every 2 s, scores over the last two minutes (all of a run at the default size). */
+export const DEMO_ADAPTIVE = Object.freeze({ evaluateEveryMs: 2000, windowMs: 120_000, minDwellMs: 4000, switchThreshold: 0.2 });
+
+/** What the demo's task says of itself: the decision matrix's input with the agent count. */
+export const DEMO_TASK_TRAITS = Object.freeze({ complexity: 'medium', coordinationIntensity: 'medium' } as const);
 
 /**
- * How long the demo's work takes without faults, ms: the subtasks in waves of `agents × 2` slots,
- * each wave the mean work time. Faults are placed by it, and the command line announces it.
- *
- * @example expectedDemoMs(12, 300) // 1300: 13 waves of 100 ms
+ * Why the adaptive protocol stayed, when it did: the score it measured against the priors of the
+ * protocols that never ran (they have no measurements). Undefined after a switch.
  */
-export function expectedDemoMs(agents: number, subtasks: number): number {
-  return Math.ceil(subtasks / (agents * SLOTS)) * (WORK_MIN_MS + WORK_SPREAD_MS / 2);
+export function whyNoSwitch(result: CoordinationResult, agents: number): string | undefined {
+  const here = result.metrics.performance[result.protocol];
+  const unmeasured = TOPOLOGY_NAMES.filter(t => result.metrics.performance[t] === undefined);
+  if (result.switches.length > 0 || here === undefined || unmeasured.length === 0) return undefined;
+  const prior = matrixPrior({ agentCount: agents, ...DEMO_TASK_TRAITS });
+  const best = unmeasured.reduce((a, b) => (prior(b) > prior(a) ? b : a));
+  return (
+    `adaptive: no switch; ${result.protocol} measured ${Number(defaultScore(here).toPrecision(3))} over ${here.count} runs, and ${unmeasured.join(', ')} never ran, ` +
+    `so they count at the decision matrix's prior (best: ${best} ${prior(best)}); a switch needs a candidate ${Math.round(100 * DEMO_ADAPTIVE.switchThreshold)} % better`
+  );
 }
 
 /**
- * The main job on the embedded default: in-process agents doing real (timed) work on the
- * in-memory network, the adaptive protocol, and four injected faults — a slowdown, a crash, a
- * hang and a partition that heals — placed at fractions of the run's expected length (see
- * {@link expectedDemoMs}) so that they land while work is under way, whatever the size, and all
- * handled while the task runs. There is no time limit: the run ends when every subtask has ended.
- * Returns the result.
+ * How long the demo's work takes without faults, ms: the subtasks in waves as wide as all the
+ * agents' slots (see `slotsOf`), each wave the mean work time. The command line announces it and
+ * paces big runs by it.
+ *
+ * @example expectedDemoMs(12, 300) // 9000: 9 waves of 36 subtasks, 1 s each
  */
-export async function runDemo(options: DemoOptions): Promise<{ result: CoordinationResult; faults: readonly DemoFault[] }> {
-  const { agents: count, subtasks: total, seed, scheduler = asyncScheduler, onEvent } = options;
+export function expectedDemoMs(agents: number, subtasks: number): number {
+  let slots = 0;
+  for (let i = 0; i < agents; i++) slots += slotsOf(i);
+  return Math.ceil(subtasks / slots) * WORK_MEAN_MS;
+}
+
+/** The subtask that is the long call: a third of the way into the task. */
+export function longCallOf(subtasks: number): string {
+  return `s-${Math.floor(subtasks / 3)}`;
+}
+
+/**
+ * Tokens an agent used over the last `TOKEN_WINDOW_MS`, against its limit: the usage its handlers
+ * report. Running sums over a queue of spends, O(1) amortised per spend.
+ */
+class TokenBudget {
+  constructor(public limit: number) {}
+
+  private used = 0;
+  private readonly spends: number[] = []; // pairs: time, tokens
+  private head = 0;
+
+  spend(now: number, tokens: number): number {
+    this.spends.push(now, tokens);
+    this.used += tokens;
+    while (this.head < this.spends.length && (this.spends[this.head] as number) <= now - TOKEN_WINDOW_MS) {
+      this.used -= this.spends[this.head + 1] as number;
+      this.head += 2;
+    }
+    if (this.head > 1024 && this.head * 2 > this.spends.length) {
+      this.spends.splice(0, this.head);
+      this.head = 0;
+    }
+    return this.used / this.limit;
+  }
+}
+
+/**
+ * Work of `ms` that reports progress and the tokens it spends every `PROGRESS_MS`: what a
+ * well-behaved handler does on long work, so that a slow agent is told from a hung one, and an
+ * agent near its rate limit is seen before its calls fail.
+ */
+function work(ms: number, context: AgentContext, budget: TokenBudget, value: unknown): Observable<unknown> {
+  const { scheduler } = context;
+  return new Observable<unknown>(subscriber => {
+    const startedAt = scheduler.now();
+    let spentUntil = startedAt;
+    // Said at once: between a run's start and its first report the agent would seem to use nothing.
+    context.usage(Math.round(100 * budget.spend(startedAt, 0)) / 100, 'tokens');
+    return scheduler.schedule(function (this: SchedulerAction<undefined>) {
+      const now = scheduler.now();
+      const done = now - startedAt;
+      context.usage(Math.round(100 * budget.spend(now, now - spentUntil)) / 100, 'tokens');
+      spentUntil = now;
+      if (done >= ms) {
+        subscriber.next(value);
+        subscriber.complete();
+        return;
+      }
+      context.heartbeat(done / ms);
+      this.schedule(undefined, Math.min(PROGRESS_MS, ms - done));
+    }, Math.min(PROGRESS_MS, ms));
+  });
+}
+
+/**
+ * The main job on the embedded default: in-process agents doing timed work on the in-memory
+ * network, the adaptive protocol, and five faults, each seen through the signal it gives in
+ * reality — a crash (heartbeats stop), a hang (heartbeats go on, progress stops), a slowdown
+ * (its results come three times later than its own baseline and its peers'), a partition that heals
+ * (heartbeats stop, then come back) and a rate limit cut (the tokens its handlers report climb
+ * past 90 % of it). Each lands once a share of the subtasks has completed, so that it lands while
+ * work is under way whatever the size. A slowdown and a rate limit are seen only over a history
+ * of results and usage: with fewer than about 25 subtasks per agent there may be too little of it
+ * (the defaults give every seed tried all five). One subtask is a long call that reports nothing
+ * while it runs (see `longCallOf`).
+ *
+ * Every random choice comes from `seed` and every moment from `scheduler`: on a virtual scheduler
+ * (paced to the wall clock or not) the same seed gives the same run, event for event. There is no
+ * time limit: the run ends when every subtask has ended. Returns the result and the faults injected.
+ */
+export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
+  const { agents: count, subtasks: total, seed, onEvent } = options;
   if (!Number.isInteger(count) || count < 4) throw new RangeError(`agents must be an integer >= 4, got ${count}`);
   if (!Number.isInteger(total) || total < 1) throw new RangeError(`subtasks must be an integer >= 1, got ${total}`);
+  const own = options.scheduler === undefined ? new PacedScheduler() : undefined;
+  const scheduler = options.scheduler ?? (own as PacedScheduler);
   const random = createRandom(seed);
-  const speed = new Map<string, number>();
-  const worker = (id: string): InProcessAgent => {
-    const rng = random.fork(`work:${id}`);
-    return {
-      id,
-      capabilities: id === 'agent-0' ? ['task_delegation', 'resource_allocation'] : [],
-      concurrency: SLOTS,
-      handle: (subtask: Subtask) =>
-        timer(Math.round((WORK_MIN_MS + rng.next() * WORK_SPREAD_MS) * (speed.get(id) ?? 1)), scheduler).pipe(map(() => ({ subtask: subtask.id, by: id }))),
-    };
+  const slowed = new Set<string>();
+  const budgets = new Map<string, TokenBudget>();
+  const indexOf = (id: string): number => Number(id.slice('agent-'.length));
+  const budgetOf = (id: string): TokenBudget => {
+    let budget = budgets.get(id);
+    if (budget === undefined) budgets.set(id, (budget = new TokenBudget(tokenLimit(slotsOf(indexOf(id))))));
+    return budget;
   };
+  const longCall = longCallOf(total);
+  const worker = (id: string, rng: Random): InProcessAgent => ({
+    id,
+    capabilities: id === 'agent-0' ? ['task_delegation', 'resource_allocation'] : [],
+    concurrency: slotsOf(indexOf(id)),
+    handle: (subtask: Subtask, context: AgentContext) => {
+      const value = { subtask: subtask.id, by: id };
+      // A call that waits on someone else: no progress to report, and not slowed by the agent.
+      if (subtask.id === longCall) return timer(LONG_CALL_MS, context.scheduler).pipe(map(() => value));
+      const ms = Math.round((WORK_MIN_MS + rng.next() * WORK_SPREAD_MS) * (slowed.has(id) ? SLOW_FACTOR : 1));
+      return work(ms, context, budgetOf(id), value);
+    },
+  });
   const slots: AgentSlot[] = Array.from({ length: count }, (_, i) => {
     const id = `agent-${i}`;
-    return { agent: worker(id), factory: () => worker(id) };
+    // One stream of work times per agent, across its restarts: the run does not depend on how
+    // often healing re-created it.
+    const rng = random.fork(`work:${id}`);
+    return { agent: worker(id, rng), factory: () => worker(id, rng) };
   });
   const coordinator = createCoordinator({
     agents: slots,
     topology: 'adaptive',
     scheduler,
     seed,
-    heartbeat: { intervalMs: 200, jitterMs: 20 },
-    progressTimeoutMs: 1500,
+    heartbeat: { intervalMs: 250, jitterMs: 25 },
+    progressTimeoutMs: PROGRESS_TIMEOUT_MS,
     ackTimeoutMs: 600,
-    adaptive: { evaluateEveryMs: 1000, windowMs: 5000, minDwellMs: 2000, switchThreshold: 0.2 },
+    adaptive: DEMO_ADAPTIVE,
   });
-  const pick = (i: number): string => `agent-${1 + (i % (count - 1))}`;
-  const at = (fraction: number): number => Math.round(fraction * expectedDemoMs(count, total));
-  const planned: DemoFault[] = [
-    { kind: 'crash', agent: pick(1), atMs: at(FAULT_AT.crash) },
-    { kind: 'hang', agent: pick(2), atMs: at(FAULT_AT.hang) },
-    { kind: 'slow', agent: pick(3), atMs: at(FAULT_AT.slow) },
-    { kind: 'partition', agent: pick(4), atMs: at(FAULT_AT.partition) },
-  ];
-  // Who holds which subtask: a fault hits an agent with work in hand, or nothing would show it
-  // (a hang is seen only through work that makes no progress).
+
+  // Who holds which subtask and how many each agent has finished: a fault hits an agent with work
+  // in hand (a hang is seen only through work that makes no progress), a slowdown one with a
+  // baseline to be measured against.
   const holders = new Map<string, string>();
   const holding = new Map<string, number>();
+  const finished = new Map<string, number>();
+  let completed = 0;
   const release = (subtaskId: string): void => {
     const agent = holders.get(subtaskId);
     if (agent === undefined) return;
     holders.delete(subtaskId);
     holding.set(agent, (holding.get(agent) ?? 1) - 1);
   };
+  const kinds = Object.keys(FAULT_AT) as Array<keyof typeof FAULT_AT>;
+  const injected: DemoFault[] = [];
+  const hit = new Set<string>();
+  const pending = new Map<keyof typeof FAULT_AT, Subscription>();
+  const due = new Set(kinds);
+  /**
+   * The agent a fault hits: one with work in hand that no other fault has hit (agent-0, the
+   * coordinator-capable one, is spared); for a slowdown, one with four slots and its baseline of
+   * results, waited for until half the subtasks are done (a small run may give none that many).
+   */
+  const target = (kind: keyof typeof FAULT_AT): string | undefined => {
+    const order = Array.from({ length: count - 1 }, (_, i) => `agent-${1 + ((i + kinds.indexOf(kind)) % (count - 1))}`);
+    const free = (id: string): boolean => !hit.has(id) && (holding.get(id) ?? 0) > 0;
+    if (kind !== 'slow') return order.find(free);
+    const measured = order.find(id => free(id) && slotsOf(indexOf(id)) > 2 && (finished.get(id) ?? 0) >= BASELINE_RESULTS);
+    return measured ?? (completed >= total / 2 ? order.find(free) : undefined);
+  };
+  const network = coordinator.network as { partition?(groups: string[][]): void; heal?(): void };
+  const inject = (kind: keyof typeof FAULT_AT): void => {
+    pending.delete(kind);
+    const agent = target(kind);
+    if (agent === undefined) {
+      due.add(kind); // nobody has work in hand right now: the next completion tries again
+      return;
+    }
+    hit.add(agent);
+    injected.push({ kind, agent, atMs: scheduler.now() });
+    const host = coordinator.hosts.get(agent);
+    if (kind === 'crash') host?.crash();
+    else if (kind === 'hang') host?.hang();
+    else if (kind === 'slow') slowed.add(agent);
+    else if (kind === 'exhaust') budgetOf(agent).limit = exhaustedLimit(slotsOf(indexOf(agent)));
+    else {
+      network.partition?.([[agent]]);
+      pending.set('partition', scheduler.schedule(() => network.heal?.(), PARTITION_MS));
+    }
+  };
+  const long: { startedOn?: string; startedAt?: number; doneBy?: string; tookMs?: number; hedged: number } = { hedged: 0 };
   const track = (event: CoordinationEvent): void => {
+    if ('subtaskId' in event && event.subtaskId === longCall) {
+      if (event.type === 'subtask.assigned' && long.startedAt === undefined) {
+        long.startedOn = event.agentId;
+        long.startedAt = event.at;
+      } else if (event.type === 'subtask.completed') {
+        long.doneBy = event.agentId;
+        long.tookMs = event.at - (long.startedAt ?? event.at);
+      } else if ((event.type as string) === 'subtask.hedged') long.hedged++;
+    }
     if (event.type === 'subtask.assigned') {
       release(event.subtaskId);
       holders.set(event.subtaskId, event.agentId);
       holding.set(event.agentId, (holding.get(event.agentId) ?? 0) + 1);
-    } else if (event.type === 'subtask.completed' || event.type === 'subtask.requeued' || event.type === 'subtask.failed') release(event.subtaskId);
-  };
-  const faults: DemoFault[] = [...planned];
-  /** The planned agent if it has work, else the first working agent no other fault has hit yet (agent-0, the coordinator-capable one, is spared). */
-  const target = (index: number): string => {
-    const fault = planned[index] as DemoFault;
-    const hit = new Set(faults.filter((_, i) => i !== index).map(f => f.agent));
-    if ((holding.get(fault.agent) ?? 0) > 0) return fault.agent;
-    for (let i = 1; i < count; i++) if (!hit.has(`agent-${i}`) && (holding.get(`agent-${i}`) ?? 0) > 0) return `agent-${i}`;
-    return fault.agent;
-  };
-  const network = coordinator.network as { partition?(groups: string[][]): void; heal?(): void };
-  const inject = (index: number): void => {
-    const fault = { ...(planned[index] as DemoFault), agent: target(index) };
-    faults[index] = fault;
-    const host = coordinator.hosts.get(fault.agent);
-    if (fault.kind === 'crash') host?.crash();
-    else if (fault.kind === 'hang') host?.hang();
-    else if (fault.kind === 'slow') speed.set(fault.agent, 4);
-    else {
-      network.partition?.([[fault.agent]]);
-      scheduler.schedule(() => network.heal?.(), PARTITION_MS);
+      return;
+    }
+    if (event.type !== 'subtask.completed' && event.type !== 'subtask.requeued' && event.type !== 'subtask.failed') return;
+    release(event.subtaskId);
+    if (event.type !== 'subtask.completed') return;
+    completed++;
+    finished.set(event.agentId, (finished.get(event.agentId) ?? 0) + 1);
+    for (const kind of due) {
+      if (completed < FAULT_AT[kind] * total) continue;
+      due.delete(kind);
+      // Injected from the scheduler, not from inside the engine's own event.
+      pending.set(kind, scheduler.schedule(() => inject(kind), 0));
     }
   };
   const tasks = Array.from({ length: total }, (_, i): Subtask => ({ id: `s-${i}`, payload: { n: i } }));
-  return new Promise((resolve, reject) => {
-    const timers = planned.map((f, i) => scheduler.schedule(() => inject(i), f.atMs));
-    coordinator.run$({ id: `demo-${seed}`, subtasks: tasks, complexity: 'medium', coordinationIntensity: 'medium' }).subscribe({
+  own?.start();
+  return new Promise<DemoOutcome>((resolve, reject) => {
+    coordinator.run$({ id: `demo-${seed}`, subtasks: tasks, ...DEMO_TASK_TRAITS }).subscribe({
       next: event => {
         track(event);
         onEvent?.(event);
         if (event.type === 'task.completed') {
-          for (const t of timers) t.unsubscribe();
-          resolve({ result: event.result, faults });
+          for (const s of pending.values()) s.unsubscribe();
+          network.heal?.();
+          resolve({ result: event.result, faults: injected, longCall: { subtaskId: longCall, ...(long as Omit<LongCall, 'subtaskId'>) } });
         }
       },
       error: reject,
     });
-  });
+  }).finally(() => own?.stop());
 }

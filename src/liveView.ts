@@ -1,5 +1,6 @@
 import { createLogUpdate } from 'log-update';
 import picocolors from 'picocolors';
+import { defaultScore } from '../operators/index.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 
 type Colors = ReturnType<typeof picocolors.createColors>;
@@ -12,6 +13,37 @@ function colorsFor(stream: NodeJS.WriteStream): Colors {
 const stdoutColors = colorsFor(process.stdout);
 
 type AgentState = 'live' | 'suspected' | 'down' | 'quarantined';
+
+/**
+ * A backup attempt started beside one that makes no progress (hedging, DESIGN "Attempts"). Not in
+ * `CoordinationEvent` until the engine emits it; the view shows and counts it when it comes.
+ */
+export interface HedgedEvent {
+  readonly type: 'subtask.hedged';
+  readonly at: number;
+  readonly subtaskId: string;
+  /** The backup: who runs it, under which attempt. */
+  readonly agentId: string;
+  readonly attempt: number;
+  /** The attempt it backs up. */
+  readonly of: { readonly agentId: string; readonly attempt: number };
+}
+
+/** What the view takes: the engine's events, and hedging's when the engine has it. */
+export type ViewEvent = CoordinationEvent | HedgedEvent;
+
+function isHedged(e: ViewEvent): e is HedgedEvent {
+  return (e.type as string) === 'subtask.hedged';
+}
+
+/** What a run showed, counted by the view for its final report. */
+export interface ViewTally {
+  /** `fault.detected` by kind. */
+  readonly faults: Readonly<Record<string, number>>;
+  readonly healed: number;
+  readonly hedged: number;
+  readonly switches: number;
+}
 
 interface AgentRow {
   state: AgentState;
@@ -49,13 +81,15 @@ export class LiveView {
   private readonly live: boolean;
   private readonly update: ReturnType<typeof createLogUpdate> | undefined;
   private readonly agents = new Map<string, AgentRow>();
-  /** Who holds each assigned subtask, for the agents' running counts. */
-  private readonly holders = new Map<string, string>();
+  /** Who holds each assigned subtask (two agents while it is hedged), for the agents' running counts. */
+  private readonly holders = new Map<string, string[]>();
+  private readonly faultKinds = new Map<string, number>();
   private readonly total: number;
   private completed = 0;
   private failed = 0;
   private faults = 0;
   private healed = 0;
+  private hedged = 0;
   private switches = 0;
   private protocol = '';
   private origin: number | undefined;
@@ -69,8 +103,13 @@ export class LiveView {
     this.update = live ? createLogUpdate(stream) : undefined;
   }
 
+  /** What it has counted so far. */
+  get tally(): ViewTally {
+    return { faults: Object.fromEntries(this.faultKinds), healed: this.healed, hedged: this.hedged, switches: this.switches };
+  }
+
   /** Takes one event of the run. */
-  event(e: CoordinationEvent): void {
+  event(e: ViewEvent): void {
     this.origin ??= e.at;
     this.track(e);
     const line = describeEvent(e, this.origin, this.pc);
@@ -88,7 +127,12 @@ export class LiveView {
     this.update?.clear();
   }
 
-  private track(e: CoordinationEvent): void {
+  private track(e: ViewEvent): void {
+    if (isHedged(e)) {
+      this.hedged++;
+      this.hold(e.subtaskId, e.agentId, true);
+      return;
+    }
     switch (e.type) {
       case 'agent.joined':
         this.agents.set(e.agentId, { state: 'live', completed: 0, running: 0, detail: '' });
@@ -101,13 +145,8 @@ export class LiveView {
         return this.set(e.agentId, 'quarantined', e.reason);
       case 'agent.recovered':
         return this.set(e.agentId, 'live', '');
-      case 'subtask.assigned': {
-        this.release(e.subtaskId);
-        this.holders.set(e.subtaskId, e.agentId);
-        const row = this.agents.get(e.agentId);
-        if (row !== undefined) row.running++;
-        return;
-      }
+      case 'subtask.assigned':
+        return this.hold(e.subtaskId, e.agentId, false);
       case 'subtask.completed': {
         this.completed++;
         this.release(e.subtaskId);
@@ -122,6 +161,7 @@ export class LiveView {
         return this.release(e.subtaskId);
       case 'fault.detected':
         this.faults++;
+        this.faultKinds.set(e.kind, (this.faultKinds.get(e.kind) ?? 0) + 1);
         return;
       case 'healing.succeeded':
         this.healed++;
@@ -145,12 +185,26 @@ export class LiveView {
     row.detail = detail;
   }
 
+  /** `agentId` runs the subtask: instead of whoever ran it before, or beside them (`beside`: a hedge). */
+  private hold(subtaskId: string, agentId: string, beside: boolean): void {
+    const holders = this.holders.get(subtaskId);
+    if (holders?.includes(agentId) === true) return; // a hedge's backup, announced twice
+    if (!beside || holders === undefined || holders.length > 1) this.release(subtaskId);
+    const held = this.holders.get(subtaskId);
+    if (held === undefined) this.holders.set(subtaskId, [agentId]);
+    else held.push(agentId);
+    const row = this.agents.get(agentId);
+    if (row !== undefined) row.running++;
+  }
+
   private release(subtaskId: string): void {
-    const holder = this.holders.get(subtaskId);
-    if (holder === undefined) return;
+    const holders = this.holders.get(subtaskId);
+    if (holders === undefined) return;
     this.holders.delete(subtaskId);
-    const row = this.agents.get(holder);
-    if (row !== undefined) row.running--;
+    for (const holder of holders) {
+      const row = this.agents.get(holder);
+      if (row !== undefined) row.running--;
+    }
   }
 
   private schedule(): void {
@@ -168,7 +222,7 @@ export class LiveView {
     const done = this.completed + this.failed;
     const filled = this.total === 0 ? width : Math.round((done / this.total) * width);
     const lines = [
-      `${pc.green('#'.repeat(filled))}${pc.dim('.'.repeat(width - filled))} ${done}/${this.total} subtasks (${this.failed} failed) · ${this.protocol} · faults ${this.faults} · healed ${this.healed} · switches ${this.switches}`,
+      `${pc.green('#'.repeat(filled))}${pc.dim('.'.repeat(width - filled))} ${done}/${this.total} subtasks (${this.failed} failed) · ${this.protocol} · faults ${this.faults} · healed ${this.healed} · hedged ${this.hedged} · switches ${this.switches}`,
     ];
     const rows = [...this.agents.entries()];
     for (const [id, row] of rows.slice(0, AGENT_ROWS)) {
@@ -188,18 +242,19 @@ export class LiveView {
  * One readable line for the events a person watching wants to see, timed from `originMs`;
  * undefined for the rest.
  */
-export function describeEvent(e: CoordinationEvent, originMs: number, pc: Colors = stdoutColors): string | undefined {
+export function describeEvent(e: ViewEvent, originMs: number, pc: Colors = stdoutColors): string | undefined {
   const text = eventText(e, pc);
   return text === undefined ? undefined : `${((e.at - originMs) / 1000).toFixed(2).padStart(7)}s  ${text}`;
 }
 
 /** `describeEvent` without the time. */
-export function eventText(e: CoordinationEvent, pc: Colors = stdoutColors): string | undefined {
+export function eventText(e: ViewEvent, pc: Colors = stdoutColors): string | undefined {
+  if (isHedged(e)) return `${pc.yellow('hedge')}     ${e.subtaskId}: backup attempt ${e.attempt} on ${e.agentId} beside attempt ${e.of.attempt} on ${e.of.agentId}, which shows no progress`;
   switch (e.type) {
     case 'protocol.selected':
       return `protocol  ${e.protocol} (${e.reason})`;
     case 'protocol.switched':
-      return `${pc.cyan('switch')}    ${e.switch.from} → ${e.switch.to}: ${e.switch.reason}; ${e.inFlight} in flight handed over`;
+      return `${pc.cyan('switch')}    ${e.switch.from} → ${e.switch.to}: ${e.switch.reason}; ${e.inFlight} in flight handed over${scoresText(e.switch.scores, ' [scores: ', ']')}`;
     case 'protocol.repaired':
       return `repair    ${e.repair}`;
     case 'agent.suspected':
@@ -242,12 +297,23 @@ function waitingText(e: Extract<CoordinationEvent, { type: 'subtask.waiting' }>)
   return `${subtasks} need${n === 1 ? 's' : ''} ${capabilities}, which no live agent has; ${fails}`;
 }
 
+/** `hierarchical 0.283, mesh 0.25`: a switch's scores, best first, between `before` and `after`; empty when it has none (a switch healing or an operator asked for). */
+export function scoresText(scores: Readonly<Record<string, number>>, before = '', after = ''): string {
+  const entries = Object.entries(scores).sort((a, b) => b[1] - a[1]);
+  return entries.length === 0 ? '' : `${before}${entries.map(([p, v]) => `${p} ${Number(v.toPrecision(3))}`).join(', ')}${after}`;
+}
+
 /** The final report of a run, as lines. */
 export function reportLines(result: CoordinationResult, pc: Colors = stdoutColors): string[] {
   const m = result.metrics;
   const lines = [
     `${result.success ? pc.green('done') : pc.red('failed')}: ${m.completed} of ${m.subtasks} subtasks completed, ${m.failed} failed, in ${(m.durationMs / 1000).toFixed(2)} s`,
     `protocol at the end: ${result.protocol}; switches: ${result.switches.map(s => `${s.from}→${s.to}`).join(', ') || 'none'}`,
+    ...result.switches.map(s => `  at ${((s.at - m.startedAt) / 1000).toFixed(2)} s ${s.from} → ${s.to}: ${s.reason}${scoresText(s.scores, '; scores: ')}`),
+    ...Object.entries(m.performance).map(
+      ([protocol, p]) =>
+        `  measured under ${protocol}: score ${Number(defaultScore(p).toPrecision(3))} (${p.count} runs, ${Math.round(100 * p.successRate)} % ok, p95 ${(p.p95LatencyMs / 1000).toFixed(2)} s, ${p.messagesPerExecution.toFixed(1)} messages each)`,
+    ),
     `assignments: ${m.assignments} for ${m.subtasks} subtasks, stale results rejected: ${m.staleResultsRejected}`,
     `messages: ${m.messages} (${m.messagesPerSubtask.toFixed(1)} per subtask): ${Object.entries(m.messagesByKind).map(([k, n]) => `${k} ${n}`).join(', ')}`,
     `healing: ${result.healing.length} attempt(s), ${result.healing.filter(h => h.ok).length} succeeded`,

@@ -1,6 +1,7 @@
 // rxswarm/testing: what users import to test their own coordination pipelines.
 // `faultPlan` needs fast-check (an optional peer dependency), so it is exported from here only.
 export { VirtualScheduler, type VirtualSchedulerOptions } from '../streams/virtualScheduler.js';
+export { PacedScheduler, type PacedSchedulerOptions } from '../streams/pacedScheduler.js';
 export { faultPlan, type FaultPlanOptions } from '../streams/faultPlan.js';
 export {
   FAULT_KINDS,

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { LiveView, describeEvent, eventText, reportLines } from '../../src/liveView.js';
+import { LiveView, describeEvent, eventText, reportLines, scoresText, type HedgedEvent } from '../../src/liveView.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 
 function capture(): { stream: NodeJS.WriteStream; text: () => string } {
@@ -82,5 +82,34 @@ describe('LiveView', () => {
     expect(lines.filter(l => l.startsWith('  failed '))).toHaveLength(10);
     expect(lines.at(-1)).toBe('  … and 3 more');
     expect(reportLines({ taskId: 't', success: false, results: {}, failed: { a: 'x' }, protocol: 'star', protocolId: 'p', metrics, healing: [], switches: [] }).join('\n')).not.toMatch(/more/);
+  });
+
+  it('shows a hedge when the engine reports one, and counts it with the faults by kind', () => {
+    const { stream, text } = capture();
+    const view = new LiveView({ total: 1, stream, live: false });
+    const hedged: HedgedEvent = { type: 'subtask.hedged', at: 4000, subtaskId: 's-0', agentId: 'b', attempt: 2, of: { agentId: 'a', attempt: 1 } };
+    for (const e of [...events.slice(0, 3), hedged, { type: 'fault.detected', at: 4100, kind: 'resource_exhaustion', severity: 'high', agentId: 'a', detail: 'a uses 95 %' } as const]) view.event(e);
+    view.close();
+    expect(text()).toContain('   3.00s  hedge     s-0: backup attempt 2 on b beside attempt 1 on a, which shows no progress');
+    expect(view.tally).toEqual({ faults: { resource_exhaustion: 1 }, healed: 0, hedged: 1, switches: 0 });
+  });
+
+  it('shows a switch with its scores, best first, in the view and in the report', () => {
+    const change = { from: 'hierarchical', to: 'mesh', at: 9000, reason: 'mesh scored 0.35 (40 runs) vs hierarchical 0.2 (200 runs): +75%', scores: { hierarchical: 0.2012, mesh: 0.3501, ring: 0.25 } };
+    expect(eventText({ type: 'protocol.switched', at: 9000, switch: change, inFlight: 3 })?.replace(/\x1b\[\d+m/g, '')).toBe(
+      'switch    hierarchical → mesh: mesh scored 0.35 (40 runs) vs hierarchical 0.2 (200 runs): +75%; 3 in flight handed over [scores: mesh 0.35, ring 0.25, hierarchical 0.201]',
+    );
+    expect(scoresText({})).toBe('');
+    const metrics = { subtasks: 1, completed: 1, failed: 0, staleResultsRejected: 0, assignments: 1, messages: 2, messagesByKind: {}, messagesPerSubtask: 2, startedAt: 1000, finishedAt: 12_000, durationMs: 11_000, performance: {} };
+    const lines = reportLines({ taskId: 't', success: true, results: { a: 1 }, failed: {}, protocol: 'mesh', protocolId: 'p', metrics, healing: [], switches: [change] });
+    expect(lines).toContain('  at 8.00 s hierarchical → mesh: mesh scored 0.35 (40 runs) vs hierarchical 0.2 (200 runs): +75%; scores: mesh 0.35, ring 0.25, hierarchical 0.201');
+  });
+
+  it('reports the score each protocol measured under (the adaptive protocol’s default score)', () => {
+    const snapshot = { at: 12_000, count: 300, successRate: 1, meanLatencyMs: 1000, p50LatencyMs: 900, p95LatencyMs: 1000, throughputPerSec: 20, messagesPerExecution: 5 };
+    const metrics = { subtasks: 1, completed: 1, failed: 0, staleResultsRejected: 0, assignments: 1, messages: 2, messagesByKind: {}, messagesPerSubtask: 2, startedAt: 0, finishedAt: 1, durationMs: 1, performance: { hierarchical: snapshot } };
+    const lines = reportLines({ taskId: 't', success: true, results: {}, failed: {}, protocol: 'hierarchical', protocolId: 'p', metrics, healing: [], switches: [] });
+    // 1 / (1 + 1 s) / (1 + 5 / 10)
+    expect(lines).toContain('  measured under hierarchical: score 0.333 (300 runs, 100 % ok, p95 1.00 s, 5.0 messages each)');
   });
 });
