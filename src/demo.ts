@@ -61,12 +61,15 @@ export function slotsOf(index: number): number {
 }
 /**
  * The long call: one subtask whose work is four times the others' and that reports nothing while
- * it runs (a remote call that gives no sign of life). Shorter than the progress timeout, so that it
- * is not taken for a hang; a deadline learned from its peers' durations would hedge it.
+ * it runs (a remote call that gives no sign of life). Silent past the progress deadline, it is
+ * hedged: a backup attempt starts on another agent, and the first result wins.
  */
 const LONG_CALL_MS = 4 * WORK_MEAN_MS;
-/** No progress for this long: the agent is taken for hung. Above the long call. */
-const PROGRESS_TIMEOUT_MS = LONG_CALL_MS + 1000;
+/**
+ * The least progress deadline: an attempt silent this long gets a backup attempt, and its agent is
+ * taken for hung if it loses or stays silent twice as long. Under the long call, so that it is hedged.
+ */
+const PROGRESS_TIMEOUT_MS = LONG_CALL_MS / 2;
 /**
  * Tokens: each agent's calls use one token per ms of work, against a rate limit over a sliding
  * window. With every slot busy an agent uses half its limit; the exhaustion fault cuts the limit
@@ -312,7 +315,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
       } else if (event.type === 'subtask.completed') {
         long.doneBy = event.agentId;
         long.tookMs = event.at - (long.startedAt ?? event.at);
-      } else if ((event.type as string) === 'subtask.hedged') long.hedged++;
+      } else if (event.type === 'subtask.hedged') long.hedged++;
     }
     if (event.type === 'subtask.assigned') {
       release(event.subtaskId);

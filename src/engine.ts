@@ -476,7 +476,7 @@ export class Engine {
     if (attempt === undefined) return;
     attempt.silent = true;
     attempt.stillSilent?.unsubscribe();
-    attempt.stillSilent = this.scheduler.schedule(() => this.serial(() => this.onStillSilent(attempt, silence.silentMs + silence.deadlineMs)), silence.deadlineMs);
+    attempt.stillSilent = this.scheduler.schedule(() => this.serial(() => this.onStillSilent(attempt, silence.silentMs + silence.deadlineMs, silence.deadlineMs)), silence.deadlineMs);
     const state = attempt.state;
     this.emitTask(state.task, {
       type: 'subtask.silent',
@@ -508,16 +508,21 @@ export class Engine {
   }
 
   /**
-   * Silent for twice its deadline: its agent is taken for hung (agent_timeout, healed) and the
-   * attempt ends as a failure, so a subtask that hangs every agent it runs on fails after its
-   * attempts rather than looping. A backup running beside it goes on.
+   * Silent for twice its deadline with no backup beside it (none could start, or it ended): its
+   * agent is taken for hung (agent_timeout, healed) and the attempt ends as a failure, so a
+   * subtask that hangs every agent it runs on fails after its attempts rather than looping. With a
+   * backup running, the race decides: asked again a deadline later.
    */
-  private onStillSilent(attempt: Attempt, silentMs: number): void {
+  private onStillSilent(attempt: Attempt, silentMs: number, deadlineMs: number): void {
     attempt.stillSilent = undefined;
     const state = attempt.state;
     if (!attempt.silent || !state.attempts.includes(attempt)) return;
+    if (state.attempts.length > 1) {
+      attempt.stillSilent = this.scheduler.schedule(() => this.serial(() => this.onStillSilent(attempt, silentMs + deadlineMs, deadlineMs)), deadlineMs);
+      return;
+    }
     const record = this.agents.get(attempt.agentId) as AgentRecord;
-    const detail = `no progress on ${state.subtask.id} of task ${state.task.task.id} for ${Math.round(silentMs)} ms, twice its deadline`;
+    const detail = `no progress on ${state.subtask.id} of task ${state.task.task.id} for ${Math.round(silentMs)} ms (its deadline ${deadlineMs} ms)`;
     const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
     this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
     this.revoke(attempt, detail, true);

@@ -33,7 +33,7 @@ export interface HedgedEvent {
 export type ViewEvent = CoordinationEvent | HedgedEvent;
 
 function isHedged(e: ViewEvent): e is HedgedEvent {
-  return (e.type as string) === 'subtask.hedged';
+  return e.type === 'subtask.hedged';
 }
 
 /** What a run showed, counted by the view for its final report. */
