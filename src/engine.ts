@@ -737,8 +737,7 @@ export class Engine {
   private cancelLoser(loser: Attempt, winner: Attempt): void {
     this.untake(loser);
     this.release(loser);
-    const path = [...this.layout.route(loser.agentId), loser.agentId];
-    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: loser.state.task.task.id, subtaskId: loser.state.subtask.id, attempt: loser.token, via: path.slice(1) } });
+    this.sendCancel(loser);
     if (!loser.silent) return;
     const record = this.agents.get(loser.agentId);
     if (record === undefined || record.status !== 'live') return;
@@ -832,9 +831,14 @@ export class Engine {
   /** Takes an attempt back from a live agent: it is told to drop it, and the attempt ends. */
   private revoke(attempt: Attempt, reason: string, failure = false): void {
     if (!attempt.state.attempts.includes(attempt)) return;
+    this.sendCancel(attempt);
+    this.endAttempt(attempt, reason, failure);
+  }
+
+  /** Tells the attempt's agent, along the layout's route to it, to drop the attempt. */
+  private sendCancel(attempt: Attempt): void {
     const path = [...this.layout.route(attempt.agentId), attempt.agentId];
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: attempt.state.task.task.id, subtaskId: attempt.state.subtask.id, attempt: attempt.token, via: path.slice(1) } });
-    this.endAttempt(attempt, reason, failure);
   }
 
   /** Takes back every attempt whose route passes through the agent (a relay that failed or restarted). */

@@ -43,6 +43,7 @@ const TASK_STATES: readonly TaskState[] = ['queued', 'running', 'done', 'failed'
 export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly subtasksEnded: Counter<'outcome'>;
+  private readonly hedged: Counter;
   private readonly detections: Counter<'kind'>;
   private readonly falseSuspicions: Counter;
   private readonly healing: Counter<'strategy' | 'outcome'>;
@@ -87,6 +88,7 @@ export class ServiceMetrics {
       },
     });
     this.subtasksEnded = new Counter({ name: 'rxswarm_subtasks_ended_total', help: 'Subtasks ended since the service started, by outcome.', labelNames: ['outcome'], registers });
+    this.hedged = new Counter({ name: 'rxswarm_subtasks_hedged_total', help: 'Backup attempts started beside an attempt silent past its progress deadline.', registers });
     this.detections = new Counter({ name: 'rxswarm_detections_total', help: 'Faults detected, by kind (suspicion: an agent suspected by the failure detector).', labelNames: ['kind'], registers });
     for (const outcome of ['completed', 'failed']) this.subtasksEnded.inc({ outcome }, 0);
     for (const kind of ['suspicion', ...FAULT_KINDS]) this.detections.inc({ kind }, 0);
@@ -151,6 +153,9 @@ export class ServiceMetrics {
         return;
       case 'subtask.failed':
         this.subtasksEnded.inc({ outcome: 'failed' });
+        return;
+      case 'subtask.hedged':
+        this.hedged.inc();
         return;
       case 'agent.suspected':
         this.suspects.add(e.agentId);

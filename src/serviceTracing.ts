@@ -58,6 +58,9 @@ export class ServiceTracing {
         return this.endAttempt(`${taskId}\u0000${e.subtaskId}#${e.attempt}`, e.at, `rejected: ${e.reason}`);
       case 'subtask.requeued':
         return this.endAttempt(`${taskId}\u0000${e.subtaskId}#${e.attempt}`, e.at, `requeued: ${e.reason}`);
+      case 'subtask.hedged':
+        task?.addEvent('subtask.hedged', { subtask: e.subtaskId, agent: e.agentId, attempt: e.attempt, 'of.agent': e.of.agentId, 'of.attempt': e.of.attempt }, e.at);
+        return;
       case 'fault.detected':
         task?.addEvent('fault.detected', { kind: e.kind, severity: e.severity, detail: e.detail, ...(e.agentId === undefined ? {} : { agent: e.agentId }) }, e.at);
         return;

@@ -55,6 +55,7 @@ describe('/metrics', () => {
     expect(latency.metrics).toHaveLength(1);
     expect(Number(latency.metrics[0]!.buckets!['+Inf'])).toBe(result.metrics.completed);
     expect(value(families, 'rxswarm_detections_total', { kind: 'suspicion' })).toBe(0);
+    expect(value(families, 'rxswarm_subtasks_hedged_total')).toBe(0); // nothing kept silent
     expect(families.find(f => f.name === 'rxswarm_agent_phi')?.metrics.map(m => m.labels?.['agent']).sort()).toEqual(['m-0', 'm-1', 'm-2']);
     expect(families.find(f => f.name === 'rxswarm_subtask_latency_seconds')?.type).toBe('HISTOGRAM');
   });
