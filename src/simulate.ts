@@ -32,6 +32,12 @@ export interface Scenario {
   readonly subtasks: number | readonly Subtask[];
   /** Work time per subtask: uniform in `mean ± jitter` ms. Default 200 ± 50. */
   readonly workMs?: { readonly mean: number; readonly jitter: number };
+  /**
+   * Whether agents report progress during long work (every third of the progress timeout). Off:
+   * work is silent until its result, as an LLM call or a command is (the progress deadline is then
+   * learned from how long finished work took). Default true.
+   */
+  readonly progressReports?: boolean;
   /** Default 1000 ± 100 ms. */
   readonly heartbeat?: { readonly intervalMs: number; readonly jitterMs: number };
   readonly detector?: DetectorOptions;
@@ -168,7 +174,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
     // The first process draws as simulations always have; each restart draws anew.
     const fork = (name: string): Random => random.fork(n === 0 ? name : `${name}@${n}`);
     const slots: AgentSlot[] = specs.map(spec => {
-      const factory = (): InProcessAgent => simulatedAgent(spec, scheduler, workMs, speed, fork(`work:${spec.id}`), scenario.progressTimeoutMs ?? 30_000);
+      const factory = (): InProcessAgent => simulatedAgent(spec, scheduler, workMs, speed, fork(`work:${spec.id}`), scenario.progressReports === false ? Infinity : (scenario.progressTimeoutMs ?? 30_000) / 3);
       return { agent: factory(), factory, ...(spec.standby ? { standby: true } : {}) };
     });
     const fence = journal === undefined ? undefined : new ProcessFence(scheduler, network, journal);
@@ -308,8 +314,8 @@ function subtaskList(subtasks: number | readonly Subtask[]): Subtask[] {
   return [...subtasks];
 }
 
-/** Work as a timer: `mean ± jitter`, stretched by the agent's slow factor, with progress beats on long work. */
-function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mean: number; jitter: number }, speed: Map<string, number>, random: Random, progressTimeoutMs: number): InProcessAgent {
+/** Work as a timer: `mean ± jitter`, stretched by the agent's slow factor, with a progress beat every `progressEveryMs` (∞: none). */
+function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mean: number; jitter: number }, speed: Map<string, number>, random: Random, progressEveryMs: number): InProcessAgent {
   return {
     id: spec.id,
     capabilities: spec.capabilities ?? [],
@@ -321,7 +327,7 @@ function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mea
           return undefined;
         }
         const duration = Math.max(1, Math.round((workMs.mean + (random.next() * 2 - 1) * workMs.jitter) * (speed.get(spec.id) ?? 1)));
-        const every = Math.max(1, Math.floor(progressTimeoutMs / 3));
+        const every = Math.max(1, Math.floor(progressEveryMs));
         const beat = duration > every ? scheduler.schedule(function () { context.heartbeat(); this.schedule(undefined, every); }, every) : undefined;
         const done = scheduler.schedule(() => {
           beat?.unsubscribe();
