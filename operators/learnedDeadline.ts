@@ -164,6 +164,16 @@ export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFuncti
         entry.listed = true;
       };
 
+      const prepend = (entry: Entry): void => {
+        const g = entry.group;
+        entry.next = g.head;
+        entry.prev = undefined;
+        if (g.head) g.head.prev = entry;
+        else g.tail = entry;
+        g.head = entry;
+        entry.listed = true;
+      };
+
       /** Arms the group's timer for its head, unless one armed already fires no later. */
       const arm = (g: Group, now: number): void => {
         if (g.head === undefined) return;
@@ -223,12 +233,7 @@ export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFuncti
         const back = [...g.reported].filter(e => e.lastAt + g.deadline > now).sort((a, b) => b.lastAt - a.lastAt);
         for (const entry of back) {
           g.reported.delete(entry);
-          entry.next = g.head;
-          entry.prev = undefined;
-          if (g.head) g.head.prev = entry;
-          else g.tail = entry;
-          g.head = entry;
-          entry.listed = true;
+          prepend(entry);
         }
         for (let i = back.length - 1; i >= 0 && !subscriber.closed; i--) {
           const entry = back[i] as Entry;
