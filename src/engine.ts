@@ -10,7 +10,7 @@ import {
 import type { AgentHost } from '../streams/agentHost.js';
 import type { Journal } from '../streams/journal.js';
 import type { Envelope, Network } from '../streams/network.js';
-import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
+import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ReceivedBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
 import type { InProcessAgent, Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
@@ -407,16 +407,25 @@ export class Engine {
     this.heal(fault);
   }
 
+  /**
+   * An assignment's acknowledgement is overdue (its agent's retransmission timeout ran out): the
+   * same assignment, same attempt, is sent again — a retransmission is not a retry, so loss burns
+   * none of the subtask's attempts and charges no one. Only once the retransmissions are used up
+   * (see `AckTracker`) is it taken as undeliverable: the link and relays are charged and the subtask
+   * is requeued with a new attempt.
+   */
   private onAckTimeout(k: string): void {
     const [stateKeyOf, attempt] = splitKey(k);
     const state = this.subtasks.get(stateKeyOf);
     if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== attempt || state.entry.acked || state.entry.agentId === undefined) return;
     const record = this.agents.get(state.entry.agentId) as AgentRecord;
+    const retransmissions = this.detection.retransmissionsOf(k) ?? 0;
+    if (this.detection.retransmit(k)) return this.resend(state, record);
     // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
     // charged, and so is whoever it went through (the agent itself when it went straight to it).
     this.detection.delivery(firstLink(state), false);
     const via = state.route.length > 0 ? ` via ${state.route.join(' → ')}` : '';
-    this.requeue(state, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`, false);
+    this.requeue(state, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms (sent ${retransmissions + 1} times)`, false);
     if (state.route.length > 0 && record.host === undefined) {
       // Through relays to an agent in another process: whose fault is unknown; the relays are
       // charged, and the next assignment goes straight to the agent to tell.
@@ -429,8 +438,39 @@ export class Engine {
   }
 
   /**
+   * The same assignment again, by the route the first copy took (its reply path with it): the
+   * agent acknowledges it again if it holds it, or sends its result again if it has finished.
+   */
+  private resend(state: SubtaskState, record: AgentRecord): void {
+    const route = state.route;
+    const body: AssignBody = {
+      taskId: state.task.task.id,
+      subtask: state.subtask,
+      attempt: state.entry.attempt,
+      replyPath: [...[...route].reverse(), COORDINATOR],
+      via: route.length === 0 ? [] : [...route.slice(1), record.id],
+      rto: Math.ceil(this.detection.rtoOf(record.id)),
+    };
+    this.network.send({ from: COORDINATOR, to: route[0] ?? record.id, kind: 'assign', body });
+  }
+
+  /**
+   * Tells the agent that ran it that its result came (accepted or stale), so it stops sending it.
+   * A forgery gets no answer, nor a current attempt's result delivered by anyone but its reply
+   * path's last hop: confirming it would stop the real result's retransmissions.
+   */
+  private confirmResult(body: ResultBody, from: string): void {
+    if (body.forged !== undefined) return;
+    const state = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId));
+    if (state !== undefined && state.entry.status === 'assigned' && state.entry.attempt === body.attempt && from !== (state.route[0] ?? state.entry.agentId)) return;
+    const received: ReceivedBody = body.taskId === undefined ? { subtaskId: body.subtaskId, attempt: body.attempt } : { taskId: body.taskId, subtaskId: body.subtaskId, attempt: body.attempt };
+    this.network.send({ from: COORDINATOR, to: body.agentId, kind: 'received', body: received });
+  }
+
+  /**
    * The agent said its result is on its way through relays (`done`): if it has not arrived within
-   * the acknowledgement timeout, a relay lost it. The relays are charged and the subtask runs again.
+   * the acknowledgement timeout (the agent retransmits it meanwhile, every retransmission
+   * timeout), a relay keeps it back. The relays are charged and the subtask runs again.
    */
   private onResultInTransit(state: SubtaskState): void {
     if (state.transit !== undefined) return;
@@ -562,6 +602,7 @@ export class Engine {
         return;
       }
       case 'result':
+        this.confirmResult(envelope.body as ResultBody, envelope.from);
         return this.onResult(envelope.body as ResultBody, envelope.from);
       case 'progress': {
         const body = envelope.body as ProgressBody;
@@ -672,7 +713,7 @@ export class Engine {
   /** The agent has the assignment: the link delivered; from now on its progress is watched. */
   private acknowledge(state: SubtaskState): void {
     this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt });
-    this.detection.acked(key(state));
+    this.detection.answered(key(state)); // a round-trip sample, unless it was retransmitted (Karn)
     // The agent took it in. Its relays are cleared only once a result comes back through them: a
     // relay that passes assignments on but keeps results back must not be cleared by the former.
     const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
@@ -905,9 +946,9 @@ export class Engine {
     record.inFlight.add(state);
     this.agents.touch(record);
     run.assignments++;
-    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt, replyPath, via: path.slice(1) };
+    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt, replyPath, via: path.slice(1), rto: Math.ceil(this.detection.rtoOf(record.id)) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
-    this.detection.awaitAck(key(state));
+    this.detection.awaitAck(key(state), record.id);
     state.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(state, attempt)), this.timeoutOf(state));
     this.emitTask(run, { type: 'subtask.assigned', at: this.now(), subtaskId: state.subtask.id, agentId: record.id, attempt, hops: path.length });
   }

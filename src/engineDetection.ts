@@ -1,4 +1,4 @@
-import { Subject, type SchedulerLike, type Subscription } from 'rxjs';
+import { Subject, Subscription, type SchedulerLike } from 'rxjs';
 import {
   consensusWindow,
   heartbeatDeadline,
@@ -11,6 +11,7 @@ import {
   type Vote,
 } from '../operators/index.js';
 import type { Network } from '../streams/network.js';
+import { AckTracker } from './ackTracker.js';
 import { detectFaults, type FaultEvent } from './faultDetector.js';
 import { COORDINATOR } from './topology.js';
 
@@ -22,7 +23,11 @@ export interface DetectionOptions {
   readonly detector: DetectorOptions;
   /** An attempt with no progress for this long: its agent is taken for hung. */
   readonly progressTimeoutMs: number;
-  /** An assignment not acknowledged within this: lost on the way, or its agent takes nothing in. */
+  /**
+   * An assignment not acknowledged within this, its retransmissions included: lost on the way for
+   * good, or its agent takes nothing in. Each single wait is learned from the agent's round trips
+   * (see `AckTracker`).
+   */
   readonly ackTimeoutMs: number;
   readonly consensusWindowMs: number;
   readonly scheduler: SchedulerLike;
@@ -34,7 +39,10 @@ export interface DetectionVerdicts {
   fault(fault: FaultEvent): void;
   /** No progress on the attempt `taskId NUL subtaskId#attempt` within the progress timeout. */
   progressTimeout(attemptKey: string): void;
-  /** The attempt `taskId NUL subtaskId#attempt` was not acknowledged within the ack timeout. */
+  /**
+   * The attempt `taskId NUL subtaskId#attempt` was not acknowledged within its agent's
+   * retransmission timeout: send it again if `retransmit` allows, else give it up.
+   */
   ackTimeout(attemptKey: string): void;
   /** The peers decided on a suspicion put to them with `askPeers`. */
   verdict(decision: Decision): void;
@@ -43,7 +51,8 @@ export interface DetectionVerdicts {
 /**
  * The engine's failure detection: the signals it feeds (beats, usage, latencies, deliveries, the
  * acknowledgement and progress of each attempt, peers' votes) and the operators that turn them
- * into verdicts — the fault detector, a deadline per attempt for its acknowledgement and for its
+ * into verdicts — the fault detector, a retransmission timeout per attempt for its
+ * acknowledgement (learned from the agent's round trips, `AckTracker`) and a deadline for its
  * progress, and a consensus window for suspicions that peers confirm. It decides nothing about
  * agents or work: the verdicts go to whoever `wire`d it.
  */
@@ -53,37 +62,44 @@ export class EngineDetection {
   private readonly deliveries = new Subject<DeliveryInput>();
   /** Usage the agents' heartbeats carry: one series per agent, whatever resource is the highest. */
   private readonly usage = new Subject<UsageInput>();
-  private readonly acks = new Subject<Heartbeat>();
   private readonly progress = new Subject<Heartbeat>();
   private readonly votes = new Subject<Vote>();
   private readonly voters = new Subject<readonly string[]>();
   private proposals = 0;
+  /** Assignments waiting for their acknowledgement, and the round trips their waits are learned from. */
+  private readonly acks: AckTracker;
+  private overdue: (attemptKey: string) => void = () => undefined;
 
   constructor(
     private readonly options: DetectionOptions,
     private readonly network: Pick<Network, 'send'>,
-  ) {}
+  ) {
+    this.acks = new AckTracker({ scheduler: options.scheduler, ackTimeoutMs: options.ackTimeoutMs, overdue: attemptKey => this.overdue(attemptKey) });
+  }
 
   /** Subscribes the detectors; their verdicts go to `verdicts`. The subscriptions are the caller's to end. */
   wire(verdicts: DetectionVerdicts): Subscription[] {
-    const { detector, progressTimeoutMs, ackTimeoutMs, consensusWindowMs, scheduler } = this.options;
+    const { detector, progressTimeoutMs, consensusWindowMs, scheduler } = this.options;
     const faults = detectFaults(
       { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries, usage: this.usage },
       // A slow agent is one slower than its peers: a slowdown everyone shares (saturation) is no one's fault.
       { detector, degradation: { relativeTo: 'peers' }, scheduler },
     );
-    return [
+    const subscriptions = [
       faults.subscribe(fault => verdicts.fault(fault)),
       // Progress: one deadline per assignment, keyed `subtask#attempt`; silence means a hung agent.
       this.progress.pipe(heartbeatDeadline({ timeoutMs: progressTimeoutMs, scheduler })).subscribe(verdict => {
         if (verdict.type === 'suspected') verdicts.progressTimeout(verdict.agentId);
       }),
-      // Acknowledgement: one deadline per assignment until the agent's first progress.
-      this.acks.pipe(heartbeatDeadline({ timeoutMs: ackTimeoutMs, scheduler })).subscribe(verdict => {
-        if (verdict.type === 'suspected') verdicts.ackTimeout(verdict.agentId);
-      }),
       this.votes.pipe(consensusWindow({ windowMs: consensusWindowMs, voters: this.voters, scheduler })).subscribe(d => verdicts.verdict(d)),
+      // Acknowledgement: one retransmission timer per assignment until its first answer.
+      new Subscription(() => {
+        this.overdue = () => undefined;
+        this.acks.clear();
+      }),
     ];
+    this.overdue = attemptKey => verdicts.ackTimeout(attemptKey);
+    return subscriptions;
   }
 
   /** A liveness beat of the agent (or the primer given when it joins). */
@@ -116,14 +132,37 @@ export class EngineDetection {
     this.deliveries.next({ link, ok });
   }
 
-  /** An attempt was sent: its acknowledgement deadline starts. */
-  awaitAck(attemptKey: string): void {
-    this.acks.next({ agentId: attemptKey });
+  /** An attempt was sent to `agentId`: its wait for the acknowledgement starts. */
+  awaitAck(attemptKey: string, agentId: string): void {
+    this.acks.sent(attemptKey, agentId);
   }
 
-  /** The attempt's acknowledgement came (or it no longer matters). */
+  /**
+   * The attempt's acknowledgement is overdue: true when it may be sent again (the caller sends
+   * the same assignment, same attempt, now), false when it is given up.
+   */
+  retransmit(attemptKey: string): boolean {
+    return this.acks.retransmit(attemptKey);
+  }
+
+  /** The attempt's acknowledgement (or its result) came: a round-trip sample, and the wait ends. */
+  answered(attemptKey: string): void {
+    this.acks.answered(attemptKey);
+  }
+
+  /** The attempt's acknowledgement no longer matters (revoked, requeued, ended): nothing is measured. */
   acked(attemptKey: string): void {
-    this.acks.next({ agentId: attemptKey, status: 'leaving' });
+    this.acks.forget(attemptKey);
+  }
+
+  /** Retransmissions of the attempt's assignment so far (undefined once answered or given up). */
+  retransmissionsOf(attemptKey: string): number | undefined {
+    return this.acks.retransmissionsOf(attemptKey);
+  }
+
+  /** The agent's retransmission timeout now, ms: what a message to it and its answer should take. */
+  rtoOf(agentId: string): number {
+    return this.acks.rtoOf(agentId);
   }
 
   /** The attempt made progress: its progress deadline starts over. */
