@@ -13,9 +13,11 @@ export interface AckTrackerOptions {
   /** Floor of the learned timeout (see `RttEstimator`'s `minRtoMs`). Default 20 ms. */
   readonly minRtoMs?: number;
   /**
-   * Retransmissions of one assignment after which it is given up whatever the time. Default 12:
-   * at 30 % loss on a route of three hops and the answer's one, a round trip fails with
-   * probability 0.76, and all 13 sends of an assignment with it 2.8 % of the time.
+   * Retransmissions of one assignment after which it is given up whatever the time (a bound on
+   * what one assignment may cost). Default 64. The time budget, `ackTimeoutMs`, is what ends the
+   * retransmissions in practice: with a 20 ms rto it allows 26 sends, all of which a round trip
+   * at 30 % loss over three hops and the answer's one (lost with probability 0.76) loses 0.08 %
+   * of the time.
    */
   readonly maxRetransmissions?: number;
   /** An acknowledgement is overdue: retransmit (`retransmit`) or give up. Called on the scheduler. */
@@ -41,7 +43,7 @@ const MIN_RETRANSMISSIONS = 2;
  * as TCP learns its retransmission timeout from its smoothed round trip (RFC 6298). A lost
  * assignment or a lost acknowledgement then costs about one round trip, not a fixed 3 s.
  *
- *   sent ──rto──▶ overdue → retransmit ──rto──▶ overdue → … (rto·2ⁿ after 6) … → give up
+ *   sent ──rto──▶ overdue → retransmit ──rto──▶ overdue → … (after 6: 2·rto, 4·rto, 8·rto, 8·rto…) … → give up
  *         answered: a sample (Karn: only of an assignment sent once), the wait ends
  *
  * An agent nothing was measured of yet takes the team's estimate (every agent's samples, the
@@ -67,7 +69,7 @@ export class AckTracker {
   private readonly overdue: (attemptKey: string) => void;
 
   constructor(options: AckTrackerOptions) {
-    const { scheduler, ackTimeoutMs, minRtoMs = 20, maxRetransmissions = 12, overdue } = options;
+    const { scheduler, ackTimeoutMs, minRtoMs = 20, maxRetransmissions = 64, overdue } = options;
     if (!(ackTimeoutMs > 0) || !Number.isFinite(ackTimeoutMs)) throw new RangeError(`ackTimeoutMs must be a finite number > 0, got ${String(ackTimeoutMs)}`);
     if (!Number.isInteger(maxRetransmissions) || maxRetransmissions < 0) throw new RangeError(`maxRetransmissions must be an integer >= 0, got ${String(maxRetransmissions)}`);
     this.scheduler = scheduler;

@@ -467,6 +467,13 @@ export class Engine {
     this.network.send({ from: COORDINATOR, to: body.agentId, kind: 'received', body: received });
   }
 
+  /** A result of the attempt whose result was accepted, from its agent: a retransmission, not a stale result. */
+  private isAcceptedAgain(body: ResultBody): boolean {
+    if (body.forged !== undefined) return false;
+    const entry = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId))?.entry;
+    return entry !== undefined && entry.status === 'done' && entry.attempt === body.attempt && entry.agentId === body.agentId;
+  }
+
   /**
    * The agent said its result is on its way through relays (`done`): if it has not arrived within
    * the acknowledgement timeout (the agent retransmits it meanwhile, every retransmission
@@ -601,14 +608,20 @@ export class Engine {
         if (body.usage !== undefined && this.agents.has(envelope.from)) this.detection.usageOf(envelope.from, body.usage.fraction);
         return;
       }
-      case 'result':
-        this.confirmResult(envelope.body as ResultBody, envelope.from);
-        return this.onResult(envelope.body as ResultBody, envelope.from);
+      case 'result': {
+        const body = envelope.body as ResultBody;
+        this.confirmResult(body, envelope.from);
+        if (this.isAcceptedAgain(body)) return; // its agent sent it again before it heard it was received
+        return this.onResult(body, envelope.from);
+      }
       case 'progress': {
         const body = envelope.body as ProgressBody;
         const state = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId));
         // Progress comes straight from the agent that runs the attempt: anyone else's is noise.
         if (state === undefined || state.entry.status !== 'assigned' || state.entry.attempt !== body.attempt || envelope.from !== state.entry.agentId) return;
+        // Only the acknowledgement proper measures a round trip: a result, a `done` or a progress beat
+        // that comes first (the acknowledgement was lost) measures the work as well.
+        if (!state.entry.acked && body.progress === 0 && body.done !== true) this.detection.answered(key(state));
         if (!state.entry.acked) this.acknowledge(state);
         this.detection.progressed(key(state));
         if (body.done === true && state.route.length > 0) this.onResultInTransit(state);
@@ -713,7 +726,7 @@ export class Engine {
   /** The agent has the assignment: the link delivered; from now on its progress is watched. */
   private acknowledge(state: SubtaskState): void {
     this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt });
-    this.detection.answered(key(state)); // a round-trip sample, unless it was retransmitted (Karn)
+    this.detection.acked(key(state)); // no longer waited for (measured already if this is the acknowledgement proper)
     // The agent took it in. Its relays are cleared only once a result comes back through them: a
     // relay that passes assignments on but keeps results back must not be cleared by the former.
     const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);

@@ -73,12 +73,12 @@ interface Unconfirmed {
 const MIN_RESULT_RTO_MS = 1;
 const MAX_RESULT_RTO_MS = 60_000;
 /**
- * Retransmissions of a result after which the agent gives up on it: at 30 % loss on a route of
- * three hops and the confirmation's one, all 13 sends are lost 2.8 % of the time, and the
- * coordinator's progress deadline answers for that; a coordinator that went away is not sent
- * to for ever.
+ * Retransmissions of a result after which the agent gives up on it, so that a coordinator that
+ * went away is not sent to for ever. A result is the whole of the work: it is given long, about
+ * 200 waits of up to 8 rto (half a minute at a 20 ms rto, about the coordinator's progress
+ * deadline), which no loss short of a partition exhausts.
  */
-const MAX_RESULT_RETRANSMISSIONS = 12;
+const MAX_RESULT_RETRANSMISSIONS = 200;
 
 /** What the process measures of itself, read at every beat; or a standing value (a simulation's). */
 export type UsageSource = AgentUsage | (() => AgentUsage | undefined);
@@ -99,7 +99,8 @@ export type UsageSource = AgentUsage | (() => AgentUsage | undefined);
  * again; anything else is ignored. A result goes again every `rto` (the coordinator's estimate the
  * assignment carried; backed off as `retransmitDelay` does) until the coordinator says it was
  * `received`, at most {@link MAX_RESULT_RETRANSMISSIONS} times: a lost result costs about one round
- * trip, not a progress timeout.
+ * trip, not a progress timeout. Each unconfirmed result holds one timer, released when it is
+ * confirmed, cancelled, superseded, given up, or the host stops.
  */
 export class AgentHost {
   private agent: InProcessAgent;

@@ -97,19 +97,28 @@ export interface RttEstimatorOptions {
 export const LINEAR_RETRANSMISSIONS = 6;
 
 /**
+ * Doublings of the timeout at most: a wait of 8 rto. TCP backs off to 60 s because its losses
+ * mean congestion; a lone message's losses here are random, and a longer wait after many of them
+ * only adds delay to a message that is no likelier to be lost. A slower peer raises the rto
+ * itself (its round trips are measured), which the back-off multiplies.
+ */
+export const MAX_DOUBLINGS = 3;
+
+/**
  * How long to wait for the answer to a message's `n`th retransmission (0: to the first send):
- * `rtoMs` for the first {@link LINEAR_RETRANSMISSIONS}, then doubled per retransmission, never
- * above `maxMs`.
+ * `rtoMs` for the first {@link LINEAR_RETRANSMISSIONS}, then doubled per retransmission up to
+ * {@link MAX_DOUBLINGS} times, never above `maxMs` (nor below `rtoMs`).
  *
  * @example
- * retransmitDelay(20, 0);  // 20
- * retransmitDelay(20, 6);  // 20
- * retransmitDelay(20, 7);  // 40
- * retransmitDelay(20, 9);  // 160
+ * retransmitDelay(20, 0);   // 20
+ * retransmitDelay(20, 6);   // 20
+ * retransmitDelay(20, 7);   // 40
+ * retransmitDelay(20, 9);   // 160
+ * retransmitDelay(20, 100); // 160
  */
 export function retransmitDelay(rtoMs: number, n: number, maxMs = 60_000): number {
   requireNumber('rtoMs', rtoMs, 0);
   requireInteger('n', n, 0);
-  const doublings = Math.min(30, Math.max(0, n - LINEAR_RETRANSMISSIONS));
+  const doublings = Math.min(MAX_DOUBLINGS, Math.max(0, n - LINEAR_RETRANSMISSIONS));
   return Math.max(rtoMs, Math.min(maxMs, rtoMs * 2 ** doublings));
 }

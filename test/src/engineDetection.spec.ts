@@ -1,5 +1,5 @@
 import type { Decision } from '../../operators/index.js';
-import { EngineDetection, suspectOf, type DetectionVerdicts } from '../../src/engineDetection.js';
+import { EngineDetection, PROBE_SENDS, isProbe, suspectOf, type DetectionVerdicts } from '../../src/engineDetection.js';
 import type { FaultEvent } from '../../src/faultDetector.js';
 import type { Envelope } from '../../streams/network.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
@@ -134,6 +134,37 @@ describe('EngineDetection', () => {
     expect(seen.verdicts).toEqual([]);
     scheduler.advanceBy(1);
     expect(seen.verdicts.map(d => [d.outcome, d.decidedAt])).toEqual([['timeout', 350]]);
+  });
+
+  it('probes a suspect every retransmission timeout: its answer refutes the suspicion at once, silence confirms it at the end of the window', () => {
+    const { scheduler, detection, sent, seen } = setup({ ackTimeoutMs: 3000, consensusWindowMs: 2000 });
+    detection.awaitAck('a#1', 'agent-0');
+    scheduler.advanceBy(10);
+    detection.answered('a#1'); // rto 30 for every agent: a window of 16 × 30 ms
+    detection.probe('agent-0');
+    detection.probe('agent-1');
+    detection.probe('agent-1'); // asked already: nothing more
+    scheduler.advanceBy(65);
+    const requests = sent.filter(m => m.kind === 'vote-request');
+    expect(requests.map(m => [m.to, (m.body as { suspect: string }).suspect])).toEqual([
+      ['agent-0', 'agent-0'],
+      ['agent-1', 'agent-1'],
+      ['agent-0', 'agent-0'],
+      ['agent-1', 'agent-1'],
+      ['agent-0', 'agent-0'],
+      ['agent-1', 'agent-1'],
+    ]);
+    const { proposalId } = requests[0]?.body as { proposalId: string };
+    detection.vote(proposalId, 'agent-9', false); // not the suspect: no answer
+    expect(seen.verdicts).toEqual([]);
+    detection.vote(proposalId, 'agent-0', false);
+    expect(seen.verdicts.map(d => [suspectOf(d), isProbe(d), d.outcome, d.decidedAt])).toEqual([['agent-0', true, 'rejected', 75]]);
+    scheduler.advanceBy(1000);
+    expect(seen.verdicts.map(d => [suspectOf(d), d.outcome, d.decidedAt - d.openedAt])).toEqual([
+      ['agent-0', 'rejected', 65],
+      ['agent-1', 'timeout', 16 * 30],
+    ]);
+    expect(sent.filter(m => m.kind === 'vote-request' && m.to === 'agent-1')).toHaveLength(PROBE_SENDS);
   });
 
   it('gives each proposal its own id', () => {

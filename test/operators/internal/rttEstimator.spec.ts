@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { LINEAR_RETRANSMISSIONS, RttEstimator, retransmitDelay } from '../../../operators/internal/rttEstimator.js';
+import { LINEAR_RETRANSMISSIONS, MAX_DOUBLINGS, RttEstimator, retransmitDelay } from '../../../operators/internal/rttEstimator.js';
 
 /** Feeds the samples to a fresh estimator (options as given) and reads it. */
 function after(samples: readonly number[], options: ConstructorParameters<typeof RttEstimator>[0] = {}): RttEstimator {
@@ -79,15 +79,18 @@ describe('retransmitDelay', () => {
     [20, LINEAR_RETRANSMISSIONS, 20],
     [20, LINEAR_RETRANSMISSIONS + 1, 40],
     [20, LINEAR_RETRANSMISSIONS + 3, 160],
-    [20, 100, 60_000], // capped, and no overflow
+    [20, LINEAR_RETRANSMISSIONS + MAX_DOUBLINGS + 1, 160], // 8 rto at most
+    [20, 100, 160],
     [5000, 7, 10_000],
     [5000, 8, 20_000],
+    [5000, 100, 40_000],
+    [10_000, 100, 60_000], // capped at maxMs
   ])('retransmitDelay(%d, %d) = %d', (rto, n, expected) => {
     expect(retransmitDelay(rto, n)).toBe(expected);
   });
 
   it('caps at maxMs, but never below the rto itself', () => {
-    expect(retransmitDelay(100, 20, 1000)).toBe(1000);
+    expect(retransmitDelay(100, 20, 500)).toBe(500);
     expect(retransmitDelay(100, 0, 50)).toBe(100);
   });
 
