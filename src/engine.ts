@@ -449,7 +449,7 @@ export class Engine {
       attempt: state.entry.attempt,
       replyPath: [...[...route].reverse(), COORDINATOR],
       via: route.length === 0 ? [] : [...route.slice(1), record.id],
-      rto: Math.ceil(this.detection.rtoOf(record.id)),
+      rto: this.detection.rtoFor(record.id),
     };
     this.network.send({ from: COORDINATOR, to: route[0] ?? record.id, kind: 'assign', body });
   }
@@ -476,20 +476,27 @@ export class Engine {
 
   /**
    * The agent said its result is on its way through relays (`done`): if it has not arrived within
-   * the acknowledgement timeout (the agent retransmits it meanwhile, every retransmission
-   * timeout), a relay keeps it back. The relays are charged and the subtask runs again.
+   * the time its retransmissions are given (`resultPatienceMs`: the agent sends it again every
+   * retransmission timeout until it is received), a relay keeps it back. The relays are charged
+   * and the subtask runs again.
    */
   private onResultInTransit(state: SubtaskState): void {
-    if (state.transit !== undefined) return;
+    if (state.transit !== undefined || state.entry.agentId === undefined) return;
     const attempt = state.entry.attempt;
-    state.transit = this.scheduler.schedule(
-      () =>
-        this.serial(() => {
-          state.transit = undefined;
-          if (state.entry.status === 'assigned' && state.entry.attempt === attempt) this.lostInTransit(state);
-        }),
-      this.settings.ackTimeoutMs,
-    );
+    const agentId = state.entry.agentId;
+    const giveUpAt = this.now() + this.detection.resultPatienceMs(agentId);
+    const everyMs = this.detection.rtoOf(agentId);
+    // Asked again every rto meanwhile (the assignment resent: the agent answers with its result),
+    // in case the agent times its own retransmissions by an older, longer estimate.
+    const check = (): void => {
+      state.transit = undefined;
+      if (state.entry.status !== 'assigned' || state.entry.attempt !== attempt) return;
+      const record = this.agents.get(agentId);
+      if (this.now() >= giveUpAt || record === undefined) return this.lostInTransit(state);
+      this.resend(state, record);
+      state.transit = this.scheduler.schedule(() => this.serial(check), Math.max(1, Math.ceil(Math.min(everyMs, giveUpAt - this.now()))));
+    };
+    state.transit = this.scheduler.schedule(() => this.serial(check), everyMs);
   }
 
   /** A result announced done has not come through its relays: they are charged, and the subtask runs again. */
@@ -959,7 +966,7 @@ export class Engine {
     record.inFlight.add(state);
     this.agents.touch(record);
     run.assignments++;
-    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt, replyPath, via: path.slice(1), rto: Math.ceil(this.detection.rtoOf(record.id)) };
+    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt, replyPath, via: path.slice(1), rto: this.detection.rtoFor(record.id) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
     this.detection.awaitAck(key(state), record.id);
     state.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(state, attempt)), this.timeoutOf(state));

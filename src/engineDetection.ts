@@ -66,6 +66,8 @@ export class EngineDetection {
   private readonly votes = new Subject<Vote>();
   private readonly voters = new Subject<readonly string[]>();
   private proposals = 0;
+  /** What each agent was last told its retransmission timeout is (see `rtoFor`). */
+  private readonly told = new Map<string, number>();
   /** Suspects asked whether they are gone (see `probe`), by proposal id. */
   private readonly probes = new Map<string, Probe>();
   private decide: (decision: Decision) => void = () => undefined;
@@ -167,6 +169,26 @@ export class EngineDetection {
     return this.acks.retransmissionsOf(attemptKey);
   }
 
+  /**
+   * How long a result the agent announced (`done`) is waited for before a relay is taken to keep
+   * it back: {@link PROBE_SENDS} of the agent's retransmission timeouts (it sends the result again
+   * every timeout until it is received), and `ackTimeoutMs` at least.
+   */
+  resultPatienceMs(agentId: string): number {
+    return Math.max(this.options.ackTimeoutMs, PROBE_SENDS * (this.told.get(agentId) ?? this.acks.rtoOf(agentId)));
+  }
+
+  /**
+   * The retransmission timeout to tell the agent in an assignment, whole ms: it times the agent's
+   * retransmissions of its results by it. Remembered per agent, so that the wait for a result
+   * (`resultPatienceMs`) fits what the agent was told.
+   */
+  rtoFor(agentId: string): number {
+    const rto = Math.ceil(this.acks.rtoOf(agentId));
+    this.told.set(agentId, rto);
+    return rto;
+  }
+
   /** The agent's retransmission timeout now, ms: what a message to it and its answer should take. */
   rtoOf(agentId: string): number {
     return this.acks.rtoOf(agentId);
@@ -222,7 +244,7 @@ export class EngineDetection {
     probe.timer = scheduler.schedule(() => {
       probe.timer = undefined;
       if (this.probes.get(proposalId) === probe) this.sendProbe(proposalId, probe);
-    }, Math.min(probe.everyMs, probe.windowMs - elapsed));
+    }, Math.max(1, Math.ceil(Math.min(probe.everyMs, probe.windowMs - elapsed)))); // whole ms: a fraction may not advance a clock
   }
 
   private endProbe(proposalId: string, probe: Probe, answered: boolean): void {

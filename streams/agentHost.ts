@@ -54,8 +54,8 @@ interface Running {
   ack?: Subscription | undefined;
   /** What its handler last reported through `context.usage`. */
   usage?: AgentUsage;
-  /** The coordinator's retransmission timeout for this agent (see `AssignBody.rto`). */
-  readonly rtoMs?: number;
+  /** Its assignment carried the coordinator's retransmission timeout: the coordinator confirms results (see `AssignBody.rto`). */
+  readonly confirms: boolean;
 }
 
 /** A result sent and not yet `received` by the coordinator: sent again until it is, a bounded number of times. */
@@ -63,8 +63,6 @@ interface Unconfirmed {
   readonly attempt: number;
   readonly to: string;
   readonly body: ResultBody;
-  /** The coordinator's retransmission timeout the assignment carried, clamped. */
-  readonly rtoMs: number;
   retransmissions: number;
   timer: Subscription | undefined;
 }
@@ -79,6 +77,13 @@ const MAX_RESULT_RTO_MS = 60_000;
  * deadline), which no loss short of a partition exhausts.
  */
 const MAX_RESULT_RETRANSMISSIONS = 200;
+/**
+ * Longest wait between two sends of a result, unless the rto itself is longer: the first
+ * assignments carry the coordinator's guess from before it measured anything (a third of its
+ * acknowledgement timeout, 1 s by default), and a result lost then must still arrive well within
+ * the progress deadline (30 sends in 30 s, not 11).
+ */
+const MAX_RESULT_WAIT_MS = 1000;
 
 /** What the process measures of itself, read at every beat; or a standing value (a simulation's). */
 export type UsageSource = AgentUsage | (() => AgentUsage | undefined);
@@ -96,8 +101,8 @@ export type UsageSource = AgentUsage | (() => AgentUsage | undefined);
  * Loss: an assign of the attempt it already holds is the coordinator's retransmission (its
  * acknowledgement was lost, or the first copy arrived late): a running or queued attempt is
  * acknowledged again at once, a finished one whose result is not yet confirmed has its result sent
- * again; anything else is ignored. A result goes again every `rto` (the coordinator's estimate the
- * assignment carried; backed off as `retransmitDelay` does) until the coordinator says it was
+ * again; anything else is ignored. A result goes again every `rto` (the coordinator's estimate its
+ * latest assignment carried; backed off as `retransmitDelay` does) until the coordinator says it was
  * `received`, at most {@link MAX_RESULT_RETRANSMISSIONS} times: a lost result costs about one round
  * trip, not a progress timeout. Each unconfirmed result holds one timer, released when it is
  * confirmed, cancelled, superseded, given up, or the host stops.
@@ -118,6 +123,8 @@ export class AgentHost {
   private readonly attempts = new Map<string, number>();
   /** Results sent and not yet confirmed, by work key (at most one per subtask: its latest attempt's). */
   private readonly unconfirmed = new Map<string, Unconfirmed>();
+  /** The coordinator's retransmission timeout for this agent, as its latest assignment said (clamped). */
+  private resultRtoMs: number | undefined;
   private readonly lastHeard = new Map<string, number>();
   private incarnation = 0;
   private pumping = false;
@@ -280,6 +287,7 @@ export class AgentHost {
     this.running.clear();
     this.waiting.clear();
     this.unconfirmed.clear();
+    this.resultRtoMs = undefined;
     this.attempts.clear();
     this.lastHeard.clear();
     this.usageSent = false;
@@ -348,6 +356,9 @@ export class AgentHost {
   }
 
   private accept(body: AssignBody): void {
+    // The freshest estimate times every unconfirmed result: the first assignments carry the
+    // coordinator's guess from before it measured anything, the later ones what it measured.
+    if (body.rto !== undefined) this.resultRtoMs = Math.min(MAX_RESULT_RTO_MS, Math.max(MIN_RESULT_RTO_MS, body.rto));
     const key = workKey(body.taskId, body.subtask.id);
     const known = this.attempts.get(key);
     if (known !== undefined && body.attempt === known) return this.duplicate(key, body.attempt);
@@ -355,7 +366,7 @@ export class AgentHost {
     if (known !== undefined && body.attempt < known) return;
     this.attempts.set(key, body.attempt);
     this.drop(key); // an older attempt, running or queued: its result would be stale
-    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, ...(body.rto === undefined ? {} : { rtoMs: body.rto }) };
+    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, confirms: body.rto !== undefined };
     this.waiting.set(key, run);
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
     // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
@@ -397,15 +408,16 @@ export class AgentHost {
   }
 
   /** Keeps a result it sent until the coordinator confirms it, sending it again every timeout. */
-  private awaitConfirmation(key: string, attempt: number, to: string, body: ResultBody, rtoMs: number | undefined): void {
+  private awaitConfirmation(key: string, attempt: number, to: string, body: ResultBody, confirms: boolean): void {
     this.unconfirmed.get(key)?.timer?.unsubscribe();
-    if (rtoMs === undefined) {
+    if (!confirms) {
       this.unconfirmed.delete(key);
       return;
     }
-    const sent: Unconfirmed = { attempt, to, body, rtoMs: Math.min(MAX_RESULT_RTO_MS, Math.max(MIN_RESULT_RTO_MS, rtoMs)), retransmissions: 0, timer: undefined };
+    const sent: Unconfirmed = { attempt, to, body, retransmissions: 0, timer: undefined };
     this.unconfirmed.set(key, sent);
     const arm = (): void => {
+      const rto = this.resultRtoMs ?? MAX_RESULT_RTO_MS;
       sent.timer = this.options.network.scheduler.schedule(() => {
         sent.timer = undefined;
         if (this.unconfirmed.get(key) !== sent || this.stateValue !== 'running') return;
@@ -416,7 +428,7 @@ export class AgentHost {
         sent.retransmissions++;
         this.send('result', sent.to, sent.body);
         arm();
-      }, retransmitDelay(sent.rtoMs, sent.retransmissions, MAX_RESULT_RTO_MS));
+      }, retransmitDelay(rto, sent.retransmissions, Math.max(rto, MAX_RESULT_WAIT_MS)));
     };
     arm();
   }
@@ -509,7 +521,7 @@ export class AgentHost {
       const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
       const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
       this.send('result', first, body);
-      this.awaitConfirmation(key, attempt, first, body, run.rtoMs);
+      this.awaitConfirmation(key, attempt, first, body, run.confirms);
       // Through relays: the coordinator hears straight away that it is on its way, so a relay that drops it is found out.
       if (first !== this.options.coordinatorId) this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
       this.pump();
