@@ -733,7 +733,7 @@ export class Engine {
   /** The agent has the assignment: the link delivered; from now on its progress is watched. */
   private acknowledge(state: SubtaskState): void {
     this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: state.entry.attempt });
-    this.detection.acked(key(state)); // no longer waited for (measured already if this is the acknowledgement proper)
+    this.detection.acked(key(state));
     // The agent took it in. Its relays are cleared only once a result comes back through them: a
     // relay that passes assignments on but keeps results back must not be cleared by the former.
     const record = state.entry.agentId === undefined ? undefined : this.agents.get(state.entry.agentId);
