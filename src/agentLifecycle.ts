@@ -3,7 +3,7 @@ import type { Decision } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
 import type { Network, RemoteMember } from '../streams/network.js';
 import type { CoordinationEvent } from './events.js';
-import { suspectOf, type EngineDetection } from './engineDetection.js';
+import { isProbe, suspectOf, type EngineDetection } from './engineDetection.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
 import { COORDINATOR_ONLY, type AgentRecord, type Membership } from './membership.js';
 import type { Attempt } from './taskRun.js';
@@ -50,6 +50,9 @@ export interface LifecycleEngine {
  * to the work an agent held is the engine's (reassign, revoke).
  */
 export class AgentLifecycle {
+  /** Why each suspect being probed was suspected: its down verdict says so. */
+  private readonly probing = new Map<string, string>();
+
   constructor(private readonly engine: LifecycleEngine) {}
 
   private now(): number {
@@ -139,8 +142,9 @@ export class AgentLifecycle {
 
   /**
    * The detector's verdict on an agent's liveness: a suspicion is put to the peers where the
-   * layout confirms failures (mesh), else the agent is declared down; an all-clear brings a
-   * suspected or down agent back.
+   * layout confirms failures (mesh), else to the agent itself (`probe`: lost beats are not a
+   * crash; it is declared down if it does not answer); an all-clear brings a suspected or down
+   * agent back.
    */
   onAgentTimeout(fault: FaultEvent): void {
     const record = fault.agentId === undefined ? undefined : this.engine.agents.get(fault.agentId);
@@ -153,8 +157,12 @@ export class AgentLifecycle {
     record.status = 'suspected';
     this.engine.agents.touch(record);
     this.engine.emit({ type: 'agent.suspected', at: fault.at, agentId: record.id, detail: fault.detail });
-    if (this.engine.layout().confirmsFailures) this.askPeers(record.id);
-    else this.declareDown(record, fault.detail);
+    if (this.engine.layout().confirmsFailures) {
+      this.askPeers(record.id);
+    } else {
+      this.probing.set(record.id, fault.detail);
+      this.engine.detection.probe(record.id);
+    }
   }
 
   /** Mesh: the live peers vote on the suspicion within a consensus window. */
@@ -163,9 +171,18 @@ export class AgentLifecycle {
   }
 
   onVerdict(decision: Decision): void {
-    this.engine.emit({ type: 'consensus.decided', at: decision.decidedAt, proposalId: decision.proposalId, outcome: decision.outcome, yes: decision.yes.length, no: decision.no.length });
     const suspect = suspectOf(decision);
     const record = this.engine.agents.get(suspect);
+    if (isProbe(decision)) {
+      // No peers' vote: the suspect answered (alive, its beats were lost on the way) or stayed silent (down).
+      const why = this.probing.get(suspect) ?? 'suspected';
+      this.probing.delete(suspect);
+      if (record === undefined || record.status !== 'suspected') return;
+      if (decision.outcome === 'rejected') this.recover(record);
+      else this.declareDown(record, `${why}, and no answer to the coordinator's probes for ${decision.decidedAt - decision.openedAt} ms`);
+      return;
+    }
+    this.engine.emit({ type: 'consensus.decided', at: decision.decidedAt, proposalId: decision.proposalId, outcome: decision.outcome, yes: decision.yes.length, no: decision.no.length });
     if (record === undefined || record.status !== 'suspected') return;
     // A confirmed verdict, or no quorum either way: the coordinator cannot hear it, so it is not usable.
     if (decision.outcome !== 'rejected') this.declareDown(record, `peers confirmed (${decision.yes.length} of ${decision.yes.length + decision.no.length + decision.missing.length})`);

@@ -30,9 +30,12 @@ export interface CoordinatorOptions {
   /** An assignment without progress or result this long marks its agent as hung. Default 30 s. */
   readonly progressTimeoutMs?: number;
   /**
-   * An assignment the agent has not acknowledged this long is taken as lost on the way (a dropped
-   * message, a dead relay): it is sent again with a new attempt and counted against the link, not
-   * blamed on the agent. Default 3 s.
+   * An unacknowledged assignment is sent again, same attempt, every retransmission timeout learned
+   * from the agent's round trips (RFC 6298; a third of this before anything is measured); one
+   * still unacknowledged this long after its first send (two resends at least) is taken as lost
+   * for good (a dead relay, an agent that takes nothing in): it runs again with a new attempt and
+   * is counted against the link, not blamed on the agent. It also caps each single wait, and is
+   * the least time a result announced as on its way through relays is waited for. Default 3 s.
    */
   readonly ackTimeoutMs?: number;
   /** Runs of a subtask whose handler failed (or that timed out) before the subtask is reported failed. Default 3. */

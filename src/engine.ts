@@ -10,7 +10,7 @@ import {
 import type { AgentHost } from '../streams/agentHost.js';
 import type { Journal } from '../streams/journal.js';
 import type { Envelope, Network } from '../streams/network.js';
-import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
+import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ReceivedBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
 import type { InProcessAgent, Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import type { SilentAttempt } from '../operators/index.js';
@@ -425,16 +425,25 @@ export class Engine {
     this.heal(fault);
   }
 
+  /**
+   * An assignment's acknowledgement is overdue (its agent's retransmission timeout ran out): the
+   * same assignment, same attempt, is sent again — a retransmission is not a retry, so loss burns
+   * none of the subtask's attempts and charges no one. Only once the retransmissions are used up
+   * (see `AckTracker`) is it taken as undeliverable: the link and relays are charged and the subtask
+   * is requeued with a new attempt.
+   */
   private onAckTimeout(k: string): void {
     const attempt = this.attemptOf(k);
     if (attempt === undefined || ackedOf(attempt)) return;
     const record = this.agents.get(attempt.agentId) as AgentRecord;
+    const retransmissions = this.detection.retransmissionsOf(k) ?? 0;
+    if (this.detection.retransmit(k)) return this.resend(attempt, record);
     // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
     // charged, and so is whoever it went through (the agent itself when it went straight to it).
     this.detection.delivery(firstLink(attempt), false);
     this.lostBy(attempt);
     const via = attempt.route.length > 0 ? ` via ${attempt.route.join(' → ')}` : '';
-    this.endAttempt(attempt, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms`, false);
+    this.endAttempt(attempt, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms (sent ${retransmissions + 1} times)`, false);
     if (attempt.route.length > 0 && record.host === undefined) {
       // Through relays to an agent in another process: whose fault is unknown; the relays are
       // charged, and the next assignment goes straight to the agent to tell.
@@ -447,19 +456,64 @@ export class Engine {
   }
 
   /**
+   * The same assignment again, by the route the first copy took (its reply path with it): the
+   * agent acknowledges it again if it holds it, or sends its result again if it has finished.
+   */
+  private resend(attempt: Attempt, record: AgentRecord): void {
+    const route = attempt.route;
+    const body: AssignBody = {
+      taskId: attempt.state.task.task.id,
+      subtask: attempt.state.subtask,
+      attempt: attempt.token,
+      replyPath: [...[...route].reverse(), COORDINATOR],
+      via: route.length === 0 ? [] : [...route.slice(1), record.id],
+      rto: this.detection.rtoFor(record.id),
+    };
+    this.network.send({ from: COORDINATOR, to: route[0] ?? record.id, kind: 'assign', body });
+  }
+
+  /**
+   * Tells the agent that ran it that its result came (accepted or stale), so it stops sending it.
+   * A forgery gets no answer, nor a current attempt's result delivered by anyone but its reply
+   * path's last hop: confirming it would stop the real result's retransmissions.
+   */
+  private confirmResult(body: ResultBody, from: string): void {
+    if (body.forged !== undefined) return;
+    const attempt = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId))?.attempts.find(a => a.token === body.attempt && a.agentId === body.agentId);
+    if (attempt !== undefined && from !== (attempt.route[0] ?? attempt.agentId)) return;
+    const received: ReceivedBody = body.taskId === undefined ? { subtaskId: body.subtaskId, attempt: body.attempt } : { taskId: body.taskId, subtaskId: body.subtaskId, attempt: body.attempt };
+    this.network.send({ from: COORDINATOR, to: body.agentId, kind: 'received', body: received });
+  }
+
+  /** A result of the attempt whose result was accepted, from its agent: a retransmission, not a stale result. */
+  private isAcceptedAgain(body: ResultBody): boolean {
+    if (body.forged !== undefined) return false;
+    const entry = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId))?.entry;
+    return entry !== undefined && entry.status === 'done' && entry.attempt === body.attempt && entry.agentId === body.agentId;
+  }
+
+  /**
    * The agent said its result is on its way through relays (`done`): if it has not arrived within
-   * the acknowledgement timeout, a relay lost it. The relays are charged and the subtask runs again.
+   * the time its retransmissions are given (`resultPatienceMs`: the agent sends it again every
+   * retransmission timeout until it is received), a relay keeps it back. The relays are charged
+   * and the subtask runs again.
    */
   private onResultInTransit(attempt: Attempt): void {
     if (attempt.transit !== undefined) return;
-    attempt.transit = this.scheduler.schedule(
-      () =>
-        this.serial(() => {
-          attempt.transit = undefined;
-          if (attempt.state.attempts.includes(attempt)) this.lostInTransit(attempt);
-        }),
-      this.settings.ackTimeoutMs,
-    );
+    const agentId = attempt.agentId;
+    const giveUpAt = this.now() + this.detection.resultPatienceMs(agentId);
+    const everyMs = this.detection.rtoOf(agentId);
+    // Asked again every rto meanwhile (the assignment resent: the agent answers with its result),
+    // in case the agent times its own retransmissions by an older, longer estimate.
+    const check = (): void => {
+      attempt.transit = undefined;
+      if (!attempt.state.attempts.includes(attempt)) return;
+      const record = this.agents.get(agentId);
+      if (this.now() >= giveUpAt || record === undefined) return this.lostInTransit(attempt);
+      this.resend(attempt, record);
+      attempt.transit = this.scheduler.schedule(() => this.serial(check), Math.max(1, Math.ceil(Math.min(everyMs, giveUpAt - this.now()))));
+    };
+    attempt.transit = this.scheduler.schedule(() => this.serial(check), everyMs);
   }
 
   /** The protocol's routes lost the attempt: an execution that failed, so that it counts against the protocol. */
@@ -658,13 +712,20 @@ export class Engine {
         if (body.usage !== undefined && this.agents.has(envelope.from)) this.detection.usageOf(envelope.from, body.usage.fraction);
         return;
       }
-      case 'result':
-        return this.onResult(envelope.body as ResultBody, envelope.from);
+      case 'result': {
+        const body = envelope.body as ResultBody;
+        this.confirmResult(body, envelope.from);
+        if (this.isAcceptedAgain(body)) return; // its agent sent it again before it heard it was received
+        return this.onResult(body, envelope.from);
+      }
       case 'progress': {
         const body = envelope.body as ProgressBody;
         const attempt = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId))?.attempts.find(a => a.token === body.attempt);
         // Progress comes straight from the agent that runs the attempt: anyone else's is noise.
         if (attempt === undefined || envelope.from !== attempt.agentId) return;
+        // Only the acknowledgement proper measures a round trip: a result, a `done` or a progress beat
+        // that comes first (the acknowledgement was lost) measures the work as well.
+        if (!ackedOf(attempt) && body.progress === 0 && body.done !== true) this.detection.answered(attempt.key);
         if (!ackedOf(attempt)) this.acknowledge(attempt);
         this.detection.progressed(attempt.key);
         this.heard(attempt);
@@ -1042,9 +1103,9 @@ export class Engine {
     record.inFlight.add(attempt);
     this.agents.touch(record);
     run.assignments++;
-    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt: token, replyPath, via: path.slice(1) };
+    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt: token, replyPath, via: path.slice(1), rto: this.detection.rtoFor(record.id) };
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
-    this.detection.awaitAck(attempt.key);
+    this.detection.awaitAck(attempt.key, record.id);
     this.detection.attemptStarted(attempt.key, run.task.id);
     attempt.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(attempt)), this.timeoutOf(state));
     this.emitTask(run, { type: 'subtask.assigned', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, hops: path.length });

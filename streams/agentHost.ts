@@ -1,8 +1,9 @@
 import { from, isObservable, type Subscription } from 'rxjs';
+import { retransmitDelay } from '../operators/internal/rttEstimator.js';
 import { requireFunction, requireNumber } from '../operators/internal/validate.js';
 import { requireId } from './messages.js';
 import type { Network, Envelope } from './network.js';
-import type { AgentUsage, AssignBody, CancelBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
+import type { AgentUsage, AssignBody, CancelBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ReceivedBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
 import type { Random } from './random.js';
 import type { AgentContext, InProcessAgent, Subtask } from './task.js';
 
@@ -53,7 +54,36 @@ interface Running {
   ack?: Subscription | undefined;
   /** What its handler last reported through `context.usage`. */
   usage?: AgentUsage;
+  /** Its assignment carried the coordinator's retransmission timeout: the coordinator confirms results (see `AssignBody.rto`). */
+  readonly confirms: boolean;
 }
+
+/** A result sent and not yet `received` by the coordinator: sent again until it is, a bounded number of times. */
+interface Unconfirmed {
+  readonly attempt: number;
+  readonly to: string;
+  readonly body: ResultBody;
+  retransmissions: number;
+  timer: Subscription | undefined;
+}
+
+/** Bounds kept on the `rto` an assignment carries (it is not signed: a relay could set anything). */
+const MIN_RESULT_RTO_MS = 1;
+const MAX_RESULT_RTO_MS = 60_000;
+/**
+ * Retransmissions of a result after which the agent gives up on it, so that a coordinator that
+ * went away is not sent to for ever. A result is the whole of the work: it is given long, about
+ * 200 waits of up to 8 rto (half a minute at a 20 ms rto, about the coordinator's progress
+ * deadline), which no loss short of a partition exhausts.
+ */
+const MAX_RESULT_RETRANSMISSIONS = 200;
+/**
+ * Longest wait between two sends of a result, unless the rto itself is longer: the first
+ * assignments carry the coordinator's guess from before it measured anything (a third of its
+ * acknowledgement timeout, 1 s by default), and a result lost then must still arrive well within
+ * the progress deadline (30 sends in 30 s, not 11).
+ */
+const MAX_RESULT_WAIT_MS = 1000;
 
 /** What the process measures of itself, read at every beat; or a standing value (a simulation's). */
 export type UsageSource = AgentUsage | (() => AgentUsage | undefined);
@@ -64,9 +94,18 @@ export type UsageSource = AgentUsage | (() => AgentUsage | undefined);
  * methods (`crash`, `hang`, `restart`), so simulations and tests inject them where they happen.
  *
  * Attempts: per subtask the host keeps the highest attempt it was given (or told to cancel) since it
- * last started; an assign at or below it is ignored, a newer one replaces the older run or queue entry,
- * so it never sends a result for a superseded attempt nor one (subtask, attempt) twice. A restart
- * forgets (the coordinator hands out new attempts for a restarted agent's work).
+ * last started; an assign below it is ignored, a newer one replaces the older run or queue entry,
+ * so it never runs a superseded attempt nor one (subtask, attempt) twice. A restart forgets (the
+ * coordinator hands out new attempts for a restarted agent's work).
+ *
+ * Loss: an assign of the attempt it already holds is the coordinator's retransmission (its
+ * acknowledgement was lost, or the first copy arrived late): a running or queued attempt is
+ * acknowledged again at once, a finished one whose result is not yet confirmed has its result sent
+ * again; anything else is ignored. A result goes again every `rto` (the coordinator's estimate its
+ * latest assignment carried; backed off as `retransmitDelay` does) until the coordinator says it was
+ * `received`, at most {@link MAX_RESULT_RETRANSMISSIONS} times: a lost result costs about one round
+ * trip, not a progress timeout. Each unconfirmed result holds one timer, released when it is
+ * confirmed, cancelled, superseded, given up, or the host stops.
  */
 export class AgentHost {
   private agent: InProcessAgent;
@@ -82,6 +121,10 @@ export class AgentHost {
    * below it is a duplicate, a stale one, or overtaken by its cancel, and is not run.
    */
   private readonly attempts = new Map<string, number>();
+  /** Results sent and not yet confirmed, by work key (at most one per subtask: its latest attempt's). */
+  private readonly unconfirmed = new Map<string, Unconfirmed>();
+  /** The coordinator's retransmission timeout for this agent, as its latest assignment said (clamped). */
+  private resultRtoMs: number | undefined;
   private readonly lastHeard = new Map<string, number>();
   private incarnation = 0;
   private pumping = false;
@@ -240,8 +283,11 @@ export class AgentHost {
       run.ack?.unsubscribe();
     }
     for (const run of this.waiting.values()) run.ack?.unsubscribe();
+    for (const sent of this.unconfirmed.values()) sent.timer?.unsubscribe();
     this.running.clear();
     this.waiting.clear();
+    this.unconfirmed.clear();
+    this.resultRtoMs = undefined;
     this.attempts.clear();
     this.lastHeard.clear();
     this.usageSent = false;
@@ -289,6 +335,9 @@ export class AgentHost {
         return this.accept(envelope.body as AssignBody);
       case 'cancel':
         return this.cancel(envelope.body as CancelBody);
+      case 'received':
+        if (envelope.from === this.options.coordinatorId) this.confirmed(envelope.body as ReceivedBody);
+        return;
       case 'peers':
         if (envelope.from === this.options.coordinatorId) this.told = (envelope.body as PeersBody).targets;
         return;
@@ -307,13 +356,17 @@ export class AgentHost {
   }
 
   private accept(body: AssignBody): void {
+    // The freshest estimate times every unconfirmed result: the first assignments carry the
+    // coordinator's guess from before it measured anything, the later ones what it measured.
+    if (body.rto !== undefined) this.resultRtoMs = Math.min(MAX_RESULT_RTO_MS, Math.max(MIN_RESULT_RTO_MS, body.rto));
     const key = workKey(body.taskId, body.subtask.id);
     const known = this.attempts.get(key);
-    // A duplicate delivery (running, queued or finished), a superseded attempt, or one already cancelled.
-    if (known !== undefined && body.attempt <= known) return;
+    if (known !== undefined && body.attempt === known) return this.duplicate(key, body.attempt);
+    // A superseded attempt, or one already cancelled.
+    if (known !== undefined && body.attempt < known) return;
     this.attempts.set(key, body.attempt);
     this.drop(key); // an older attempt, running or queued: its result would be stale
-    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath };
+    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, confirms: body.rto !== undefined };
     this.waiting.set(key, run);
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
     // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
@@ -328,6 +381,58 @@ export class AgentHost {
     this.pump();
   }
 
+  /**
+   * The coordinator sent again an attempt this host holds: it has not heard the acknowledgement
+   * (running or queued: acknowledged again, now) or the result (finished, unconfirmed: sent
+   * again, now). Finished and confirmed, or cancelled: nothing to say.
+   */
+  private duplicate(key: string, attempt: number): void {
+    const run = this.running.get(key) ?? this.waiting.get(key);
+    if (run !== undefined && run.attempt === attempt) {
+      run.ack?.unsubscribe();
+      run.ack = undefined;
+      this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt, progress: 0 });
+      return;
+    }
+    const sent = this.unconfirmed.get(key);
+    if (sent !== undefined && sent.attempt === attempt) this.send('result', sent.to, sent.body);
+  }
+
+  /** The coordinator has the result: it is not sent again. */
+  private confirmed({ taskId, subtaskId, attempt }: ReceivedBody): void {
+    const key = workKey(taskId, subtaskId);
+    const sent = this.unconfirmed.get(key);
+    if (sent === undefined || sent.attempt !== attempt) return;
+    sent.timer?.unsubscribe();
+    this.unconfirmed.delete(key);
+  }
+
+  /** Keeps a result it sent until the coordinator confirms it, sending it again every timeout. */
+  private awaitConfirmation(key: string, attempt: number, to: string, body: ResultBody, confirms: boolean): void {
+    this.unconfirmed.get(key)?.timer?.unsubscribe();
+    if (!confirms) {
+      this.unconfirmed.delete(key);
+      return;
+    }
+    const sent: Unconfirmed = { attempt, to, body, retransmissions: 0, timer: undefined };
+    this.unconfirmed.set(key, sent);
+    const arm = (): void => {
+      const rto = this.resultRtoMs ?? MAX_RESULT_RTO_MS;
+      sent.timer = this.options.network.scheduler.schedule(() => {
+        sent.timer = undefined;
+        if (this.unconfirmed.get(key) !== sent || this.stateValue !== 'running') return;
+        if (sent.retransmissions >= MAX_RESULT_RETRANSMISSIONS) {
+          this.unconfirmed.delete(key);
+          return;
+        }
+        sent.retransmissions++;
+        this.send('result', sent.to, sent.body);
+        arm();
+      }, retransmitDelay(rto, sent.retransmissions, Math.max(rto, MAX_RESULT_WAIT_MS)));
+    };
+    arm();
+  }
+
   private cancel({ taskId, subtaskId, attempt }: CancelBody): void {
     const key = workKey(taskId, subtaskId);
     const known = this.attempts.get(key);
@@ -336,8 +441,13 @@ export class AgentHost {
     this.pump();
   }
 
-  /** Stops and forgets the subtask's run or queued entry (a subtask has at most one of them). */
+  /** Stops and forgets the subtask's run or queued entry (a subtask has at most one of them), and its unconfirmed result. */
   private drop(key: string): void {
+    const sent = this.unconfirmed.get(key);
+    if (sent !== undefined) {
+      sent.timer?.unsubscribe();
+      this.unconfirmed.delete(key);
+    }
     const run = this.running.get(key);
     if (run !== undefined) {
       this.running.delete(key);
@@ -411,6 +521,7 @@ export class AgentHost {
       const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
       const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
       this.send('result', first, body);
+      this.awaitConfirmation(key, attempt, first, body, run.confirms);
       // Through relays: the coordinator hears straight away that it is on its way, so a relay that drops it is found out.
       if (first !== this.options.coordinatorId) this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
       this.pump();

@@ -40,6 +40,14 @@ export interface AssignBody extends Routed {
   readonly replyPath: readonly string[];
   /** Signature of the coordinator for the agent it is meant for (WebSocket; `streams/signing.ts`). */
   readonly mac?: string;
+  /**
+   * The coordinator's retransmission timeout for this agent, whole ms (learned from its round
+   * trips): how long the agent waits for its result to be `received` before sending it again.
+   * Absent: the agent does not retransmit its result (a coordinator that does not confirm
+   * results). Not signed: a relay that alters it can only make the agent retransmit sooner or
+   * later, within the bounds the agent keeps, which is no more than a relay that drops can do.
+   */
+  readonly rto?: number;
 }
 
 export interface ResultBody extends Routed {
@@ -71,6 +79,18 @@ export interface ProgressBody {
    * coordinator, so a relay that drops the result is found out (`true` or absent).
    */
   readonly done?: true;
+}
+
+/**
+ * The coordinator has a result (accepted, or rejected as stale): its agent stops retransmitting
+ * it. Sent straight to the agent, never through relays, so it needs no signature: only the
+ * coordinator's own connection carries it, and a lost one costs one more retransmission of the
+ * result, which is answered again.
+ */
+export interface ReceivedBody {
+  readonly taskId?: string;
+  readonly subtaskId: string;
+  readonly attempt: number;
 }
 
 export interface CancelBody extends Routed {
@@ -216,6 +236,7 @@ export interface MessageBodies {
   assign: AssignBody;
   result: ResultBody;
   progress: ProgressBody;
+  received: ReceivedBody;
   cancel: CancelBody;
   heartbeat: HeartbeatBody;
   'vote-request': VoteRequestBody;

@@ -1,5 +1,5 @@
 import type { Decision } from '../../operators/index.js';
-import { EngineDetection, suspectOf, type DetectionVerdicts } from '../../src/engineDetection.js';
+import { EngineDetection, PROBE_SENDS, isProbe, suspectOf, type DetectionVerdicts } from '../../src/engineDetection.js';
 import type { FaultEvent } from '../../src/faultDetector.js';
 import type { Envelope } from '../../streams/network.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
@@ -30,14 +30,52 @@ function setup(options: { ackTimeoutMs?: number; progressTimeoutMs?: number; con
 }
 
 describe('EngineDetection', () => {
-  it('times out an assignment not acknowledged within ackTimeoutMs, and not one that was', () => {
-    const { scheduler, detection, seen } = setup({ ackTimeoutMs: 100 });
-    detection.awaitAck('t\u0000s-0#1');
-    detection.awaitAck('t\u0000s-1#2');
+  it('times out an assignment not acknowledged within its retransmission timeout (a third of ackTimeoutMs before any round trip), and not one that was', () => {
+    const { scheduler, detection, seen } = setup({ ackTimeoutMs: 300 });
+    detection.awaitAck('t\u0000s-0#1', 'agent-0');
+    detection.awaitAck('t\u0000s-1#2', 'agent-0');
     scheduler.advanceBy(40);
     detection.acked('t\u0000s-1#2');
     scheduler.advanceBy(100);
     expect(seen.acks).toEqual([['t\u0000s-0#1', 100]]);
+  });
+
+  it('learns the timeout from answered assignments: the agent\'s round trips, the team\'s for an agent never measured', () => {
+    const { scheduler, detection, seen } = setup({ ackTimeoutMs: 3000 });
+    detection.awaitAck('a#1', 'agent-1');
+    scheduler.advanceBy(10);
+    detection.answered('a#1'); // srtt 10, rttvar 5: rto 30
+    expect([detection.rtoOf('agent-1'), detection.rtoOf('agent-2')]).toEqual([30, 30]);
+    detection.awaitAck('b#2', 'agent-2');
+    scheduler.advanceBy(30);
+    expect(seen.acks).toEqual([['b#2', 40]]);
+  });
+
+  it('retransmits an overdue assignment with the same timeout, takes no sample from it (Karn), and gives it up after ackTimeoutMs', () => {
+    const { scheduler, detection, seen } = setup({ ackTimeoutMs: 3000 });
+    detection.awaitAck('a#1', 'agent-1');
+    scheduler.advanceBy(1000);
+    expect(seen.acks).toEqual([['a#1', 1000]]);
+    expect(detection.retransmit('a#1')).toBe(true);
+    expect(detection.retransmissionsOf('a#1')).toBe(1);
+    scheduler.advanceBy(5);
+    detection.answered('a#1'); // ambiguous: not measured
+    expect(detection.rtoOf('agent-1')).toBe(1000);
+    detection.awaitAck('b#2', 'agent-1');
+    for (let i = 0; i < 2; i++) {
+      scheduler.advanceBy(1000);
+      expect(detection.retransmit('b#2')).toBe(true);
+    }
+    scheduler.advanceBy(1000);
+    expect(seen.acks.map(([k, at]) => [k, at])).toEqual([
+      ['a#1', 1000],
+      ['b#2', 2005],
+      ['b#2', 3005],
+      ['b#2', 4005],
+    ]);
+    expect(detection.retransmit('b#2')).toBe(false); // 3000 ms since it was first sent
+    scheduler.advanceBy(10_000);
+    expect(seen.acks).toHaveLength(4);
   });
 
   it('reports an attempt silent for progressTimeoutMs (the floor); progress starts the deadline over, the end stops it', () => {
@@ -111,6 +149,37 @@ describe('EngineDetection', () => {
     expect(seen.verdicts.map(d => [d.outcome, d.decidedAt])).toEqual([['timeout', 350]]);
   });
 
+  it('probes a suspect every retransmission timeout: its answer refutes the suspicion at once, silence confirms it at the end of the window', () => {
+    const { scheduler, detection, sent, seen } = setup({ ackTimeoutMs: 3000, consensusWindowMs: 2000 });
+    detection.awaitAck('a#1', 'agent-0');
+    scheduler.advanceBy(10);
+    detection.answered('a#1'); // rto 30 for every agent: a window of 16 × 30 ms
+    detection.probe('agent-0');
+    detection.probe('agent-1');
+    detection.probe('agent-1'); // asked already: nothing more
+    scheduler.advanceBy(65);
+    const requests = sent.filter(m => m.kind === 'vote-request');
+    expect(requests.map(m => [m.to, (m.body as { suspect: string }).suspect])).toEqual([
+      ['agent-0', 'agent-0'],
+      ['agent-1', 'agent-1'],
+      ['agent-0', 'agent-0'],
+      ['agent-1', 'agent-1'],
+      ['agent-0', 'agent-0'],
+      ['agent-1', 'agent-1'],
+    ]);
+    const { proposalId } = requests[0]?.body as { proposalId: string };
+    detection.vote(proposalId, 'agent-9', false); // not the suspect: no answer
+    expect(seen.verdicts).toEqual([]);
+    detection.vote(proposalId, 'agent-0', false);
+    expect(seen.verdicts.map(d => [suspectOf(d), isProbe(d), d.outcome, d.decidedAt])).toEqual([['agent-0', true, 'rejected', 75]]);
+    scheduler.advanceBy(1000);
+    expect(seen.verdicts.map(d => [suspectOf(d), d.outcome, d.decidedAt - d.openedAt])).toEqual([
+      ['agent-0', 'rejected', 65],
+      ['agent-1', 'timeout', 16 * 30],
+    ]);
+    expect(sent.filter(m => m.kind === 'vote-request' && m.to === 'agent-1')).toHaveLength(PROBE_SENDS);
+  });
+
   it('gives each proposal its own id', () => {
     const { detection, sent } = setup();
     detection.askPeers('agent-1', ['agent-0']);
@@ -121,7 +190,7 @@ describe('EngineDetection', () => {
 
   it('stops every deadline once its subscriptions end', () => {
     const { scheduler, detection, seen, subscriptions } = setup();
-    detection.awaitAck('x#1');
+    detection.awaitAck('x#1', 'agent-0');
     detection.progressed('x#1');
     detection.beat('agent-0');
     for (const s of subscriptions) s.unsubscribe();

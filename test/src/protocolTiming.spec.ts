@@ -27,6 +27,11 @@ const HEARTBEAT_MS = 100;
 const TIMEOUT_MS = 300;
 /** An agent's work on one subtask, unless its payload says otherwise (`{ workMs }`). */
 const WORK_MS = 1000;
+/**
+ * Star, ring, hierarchical: a suspect is probed this long (`consensusWindowMs`) before it is
+ * declared down; a crashed one never answers, so its verdict comes exactly this much after the suspicion.
+ */
+const PROBE_MS = 50;
 /** Between two beats: the crashed agent's last beat left at 200. */
 const CRASH_AT = 250;
 
@@ -240,33 +245,35 @@ describe('protocol timing', () => {
     it(
       'replaces a crashed hub by election exactly when the detector suspects it, and resends the work it relayed by the new routes',
       marbles(m => {
-        const { coordinator, network, events, task } = setup(m.scheduler, 'star', 3, 3);
+        const { coordinator, network, events, task } = setup(m.scheduler, 'star', 3, 3, { consensusWindowMs: PROBE_MS });
         crashAt(m.scheduler, coordinator, 'agent-0', CRASH_AT);
-        const T = suspectedAt(CRASH_AT); // 205 + 300
+        const T = suspectedAt(CRASH_AT);
+        const D = T + PROBE_MS; // silent to every probe: down // 205 + 300
         const expected = diagram(
           [0, 'aaa'], //                         s-0 to the hub itself, s-1 and s-2 through it
-          // Suspected = down (no consensus in a star); the hub is re-elected; the work it relayed is
+          // No peers' vote in a star: down once silent to the probes; the hub is re-elected; the work it relayed is
           // requeued, then its own; the relayed work goes out again at once, by the new hub.
-          [T, 'SDRrrraa'],
-          [T + trip(1), 'ca'], //                 s-1 on the new hub itself (1 hop); s-0 takes its free slot
-          [T + trip(2), 'c'], //                  s-2 through the new hub (2 hops)
-          [T + trip(1) + trip(1), 'c|'], //       s-0, run by the new hub after s-1
+          [T, 'S'],
+          [D, 'DRrrraa'],
+          [D + trip(1), 'ca'], //                 s-1 on the new hub itself (1 hop); s-0 takes its free slot
+          [D + trip(2), 'c'], //                  s-2 through the new hub (2 hops)
+          [D + trip(1) + trip(1), 'c|'], //       s-0, run by the new hub after s-1
         );
         m.expect(coordinator.run$(task).pipe(letters)).toBeObservable(expected);
         m.flush();
 
-        expect(eventOf(events, 'protocol.repaired')).toMatchObject({ at: T, failed: 'agent-0', repair: 'hub agent-0 failed: agent-1 elected by 1 votes' });
+        expect(eventOf(events, 'protocol.repaired')).toMatchObject({ at: D, failed: 'agent-0', repair: 'hub agent-0 failed: agent-1 elected by 1 votes' });
         // The election costs one vote from the remaining spoke, sent at the repair.
-        expect(network.log.filter(s => s.kind === 'election')).toEqual([{ at: T, from: 'agent-2', to: 'agent-1', kind: 'election', body: { failed: 'agent-0' } }]);
+        expect(network.log.filter(s => s.kind === 'election')).toEqual([{ at: D, from: 'agent-2', to: 'agent-1', kind: 'election', body: { failed: 'agent-0' } }]);
         // The relayed work goes by the new routes: s-1 straight to the new hub, s-2 through it.
-        const resent = network.assignments().filter(a => a.at === T);
+        const resent = network.assignments().filter(a => a.at === D);
         expect(resent.map(a => [a.subtaskId, a.path])).toEqual([
           ['s-1', ['agent-1']],
           ['s-2', ['agent-1', 'agent-2']],
         ]);
         // From the election on, nothing is sent to the dead hub: spokes beat to the new one.
-        expect(network.log.filter(s => s.at >= T && s.to === 'agent-0')).toEqual([]);
-        expect(network.log.some(s => s.at > T && s.kind === 'heartbeat' && s.from === 'agent-2' && s.to === 'agent-1')).toBe(true);
+        expect(network.log.filter(s => s.at >= D && s.to === 'agent-0')).toEqual([]);
+        expect(network.log.some(s => s.at > D && s.kind === 'heartbeat' && s.from === 'agent-2' && s.to === 'agent-1')).toBe(true);
         expectEachCompletedOnce(events, ['s-0', 's-1', 's-2']);
       }),
     );
@@ -274,12 +281,14 @@ describe('protocol timing', () => {
     it(
       'drops a crashed spoke at detection without an election: the hub and the other spoke carry on',
       marbles(m => {
-        const { coordinator, network, events, task } = setup(m.scheduler, 'star', 3, 3);
+        const { coordinator, network, events, task } = setup(m.scheduler, 'star', 3, 3, { consensusWindowMs: PROBE_MS });
         crashAt(m.scheduler, coordinator, 'agent-2', CRASH_AT);
         const T = suspectedAt(CRASH_AT);
+        const D = T + PROBE_MS; // silent to every probe: down
         const expected = diagram(
           [0, 'aaa'],
-          [T, 'SDRr'], //                         only the spoke's own subtask is requeued
+          [T, 'S'],
+          [D, 'DRr'], //                         only the spoke's own subtask is requeued
           [trip(1), 'ca'], //                     s-0 done on the hub, which takes s-2
           [trip(2), 'c'], //                      s-1 never noticed anything
           [trip(1) + trip(1), 'c|'],
@@ -287,7 +296,7 @@ describe('protocol timing', () => {
         m.expect(coordinator.run$(task).pipe(letters)).toBeObservable(expected);
         m.flush();
 
-        expect(eventOf(events, 'protocol.repaired')).toMatchObject({ at: T, failed: 'agent-2', repair: 'spoke agent-2 dropped' });
+        expect(eventOf(events, 'protocol.repaired')).toMatchObject({ at: D, failed: 'agent-2', repair: 'spoke agent-2 dropped' });
         expect(network.log.filter(s => s.kind === 'election')).toEqual([]);
         expectEachCompletedOnce(events, ['s-0', 's-1', 's-2']);
       }),
@@ -389,26 +398,28 @@ describe('protocol timing', () => {
     it(
       'splices a crashed member out at detection; work before it carries on, work routed past it is resent on the shorter ring',
       marbles(m => {
-        const { coordinator, network, events, task } = setup(m.scheduler, 'ring', 4, 4);
+        const { coordinator, network, events, task } = setup(m.scheduler, 'ring', 4, 4, { consensusWindowMs: PROBE_MS });
         crashAt(m.scheduler, coordinator, 'agent-1', CRASH_AT);
         const T = suspectedAt(CRASH_AT);
+        const D = T + PROBE_MS; // silent to every probe: down
         const expected = diagram(
           [0, 'aaaa'],
-          // Down at once (no consensus); spliced; s-2 and s-3 (their results would come back through
+          // Down once silent to the probes (no peers' vote); spliced; s-2 and s-3 (their results would come back through
           // agent-1) requeued, then agent-1's own s-1; s-2 and s-3 resent at once by the spliced ring.
-          [T, 'SDRrrraa'],
+          [T, 'S'],
+          [D, 'DRrrraa'],
           [trip(1), 'ca'], //                     s-0, before the break, never noticed; agent-0 takes s-1
-          [T + trip(2), 'c'], //                  s-2: 3 hops before, 2 now
-          [T + trip(3), 'c'], //                  s-3: 4 hops before, 3 now
+          [D + trip(2), 'c'], //                  s-2: 3 hops before, 2 now
+          [D + trip(3), 'c'], //                  s-3: 4 hops before, 3 now
           [trip(1) + trip(1), 'c|'],
         );
         m.expect(coordinator.run$(task).pipe(letters)).toBeObservable(expected);
         m.flush();
 
-        expect(eventOf(events, 'protocol.repaired')).toMatchObject({ at: T, failed: 'agent-1', repair: 'agent-1 spliced out: agent-0 → agent-2' });
+        expect(eventOf(events, 'protocol.repaired')).toMatchObject({ at: D, failed: 'agent-1', repair: 'agent-1 spliced out: agent-0 → agent-2' });
         // The member that watched agent-1 (its successor) links up with agent-1's predecessor.
-        expect(network.log.filter(s => s.kind === 'splice')).toEqual([{ at: T, from: 'agent-2', to: 'agent-0', kind: 'splice', body: { failed: 'agent-1' } }]);
-        expect(network.assignments().filter(a => a.at === T).map(a => [a.subtaskId, a.path])).toEqual([
+        expect(network.log.filter(s => s.kind === 'splice')).toEqual([{ at: D, from: 'agent-2', to: 'agent-0', kind: 'splice', body: { failed: 'agent-1' } }]);
+        expect(network.assignments().filter(a => a.at === D).map(a => [a.subtaskId, a.path])).toEqual([
           ['s-2', ['agent-0', 'agent-2']],
           ['s-3', ['agent-0', 'agent-2', 'agent-3']],
         ]);
@@ -426,27 +437,29 @@ describe('protocol timing', () => {
     it(
       'replaces a crashed sub-coordinator by promoting the best agent it directed, at detection, and resends its group’s work through it',
       marbles(m => {
-        const { coordinator, network, events, task } = setup(m.scheduler, 'hierarchical', 9, 9);
+        const { coordinator, network, events, task } = setup(m.scheduler, 'hierarchical', 9, 9, { consensusWindowMs: PROBE_MS });
         crashAt(m.scheduler, coordinator, 'agent-1', CRASH_AT);
         const T = suspectedAt(CRASH_AT);
+        const D = T + PROBE_MS; // silent to every probe: down
         const expected = diagram(
           [0, 'aaaaaaaaa'],
           // Down, promotion, the group's work (s-4, s-7) requeued then agent-1's own (s-1); s-4 and
           // s-7 resent at once under agent-4, now the group's sub-coordinator.
-          [T, 'SDRrrraa'],
+          [T, 'S'],
+          [D, 'DRrrraa'],
           [trip(1), 'ca'], //                     root's s-0; the root takes s-1
           [trip(2), 'cc'], //                     s-2, s-3 on the other sub-coordinators
           [trip(3), 'ccc'], //                    s-5, s-6, s-8 in the untouched groups
-          [T + trip(2), 'c'], //                  s-4 on agent-4 (root → agent-4)
-          [T + trip(3), 'c'], //                  s-7 (root → agent-4 → agent-7)
+          [D + trip(2), 'c'], //                  s-4 on agent-4 (root → agent-4)
+          [D + trip(3), 'c'], //                  s-7 (root → agent-4 → agent-7)
           [trip(1) + trip(1), 'c|'],
         );
         m.expect(coordinator.run$(task).pipe(letters)).toBeObservable(expected);
         m.flush();
 
-        expect(eventOf(events, 'protocol.repaired')).toMatchObject({ at: T, failed: 'agent-1', repair: 'sub-coordinator agent-1 failed: agent-4 promoted to sub-coordinator' });
-        expect(network.log.filter(s => s.kind === 'promotion')).toEqual([{ at: T, from: 'agent-4', to: 'agent-7', kind: 'promotion', body: { failed: 'agent-1' } }]);
-        expect(network.assignments().filter(a => a.at === T).map(a => [a.subtaskId, a.path])).toEqual([
+        expect(eventOf(events, 'protocol.repaired')).toMatchObject({ at: D, failed: 'agent-1', repair: 'sub-coordinator agent-1 failed: agent-4 promoted to sub-coordinator' });
+        expect(network.log.filter(s => s.kind === 'promotion')).toEqual([{ at: D, from: 'agent-4', to: 'agent-7', kind: 'promotion', body: { failed: 'agent-1' } }]);
+        expect(network.assignments().filter(a => a.at === D).map(a => [a.subtaskId, a.path])).toEqual([
           ['s-4', ['agent-0', 'agent-4']],
           ['s-7', ['agent-0', 'agent-4', 'agent-7']],
         ]);
@@ -457,34 +470,35 @@ describe('protocol timing', () => {
     it(
       'replaces a crashed root by promotion, cascading down the tree, at detection',
       marbles(m => {
-        const { coordinator, network, events, task } = setup(m.scheduler, 'hierarchical', 9, 9);
+        const { coordinator, network, events, task } = setup(m.scheduler, 'hierarchical', 9, 9, { consensusWindowMs: PROBE_MS });
         crashAt(m.scheduler, coordinator, 'agent-0', CRASH_AT);
         const T = suspectedAt(CRASH_AT);
+        const D = T + PROBE_MS; // silent to every probe: down
         // Everything but the root's own work went through the root: all eight relayed subtasks are
         // requeued at T, then the root's own, and the eight go out again at once by the new tree.
         // (The diagram stops there: `take` ends it with the last of those letters, while a second
         // subscriber, scheduled after the diagram's, keeps the run going to its end.)
-        const upToResend = 'SDR' + 'r'.repeat(9) + 'a'.repeat(8);
-        const expected = diagram([0, 'a'.repeat(9)], [T, `${upToResend}|`]);
+        const upToResend = 'DR' + 'r'.repeat(9) + 'a'.repeat(8);
+        const expected = diagram([0, 'a'.repeat(9)], [T, 'S'], [D, `${upToResend}|`]);
         const run$ = coordinator.run$(task).pipe(share());
-        m.expect(run$.pipe(letters, take(9 + upToResend.length))).toBeObservable(expected);
+        m.expect(run$.pipe(letters, take(9 + 1 + upToResend.length))).toBeObservable(expected);
         m.scheduler.schedule(() => run$.subscribe(), 0);
         m.flush();
 
         expect(eventOf(events, 'protocol.repaired')).toMatchObject({
-          at: T,
+          at: D,
           failed: 'agent-0',
           repair: 'root agent-0 failed: agent-1 promoted to root, agent-4 promoted to sub-coordinator',
         });
         // The new root directs the old sub-coordinators and agent-4; agent-4 directs agent-7.
         expect(network.log.filter(s => s.kind === 'promotion').map(s => [s.at, s.from, s.to])).toEqual([
-          [T, 'agent-1', 'agent-4'],
-          [T, 'agent-1', 'agent-2'],
-          [T, 'agent-1', 'agent-3'],
-          [T, 'agent-4', 'agent-7'],
+          [D, 'agent-1', 'agent-4'],
+          [D, 'agent-1', 'agent-2'],
+          [D, 'agent-1', 'agent-3'],
+          [D, 'agent-4', 'agent-7'],
         ]);
         // Nothing is routed through the old root once it is replaced.
-        expect(network.assignments().filter(a => a.at >= T).every(a => !a.path.includes('agent-0'))).toBe(true);
+        expect(network.assignments().filter(a => a.at >= D).every(a => !a.path.includes('agent-0'))).toBe(true);
         expectEachCompletedOnce(events, ids('s', 9));
       }),
     );

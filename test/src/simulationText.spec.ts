@@ -25,11 +25,15 @@ describe('simulationLines', () => {
   it('lists every detection the engine made, one line each, timed from the start', () => {
     const detected = report.events.filter(e => e.type === 'fault.detected');
     expect(detected.map(e => e.type === 'fault.detected' && e.agentId).sort()).toEqual(['agent-1', 'agent-2', 'agent-3']);
-    const start = lines.indexOf(`detections: ${detected.length}`);
+    // A suspect is probed before it is declared down: its suspicion is a line of its own, before its fault's.
+    const suspicions = report.events.filter(e => e.type === 'agent.suspected' && !detected.some(d => d.type === 'fault.detected' && d.agentId === e.agentId && d.at === e.at));
+    const total = detected.length + suspicions.length;
+    const start = lines.indexOf(`detections: ${total}`);
     expect(start).toBeGreaterThan(-1);
-    const listed = lines.slice(start + 1, start + 1 + detected.length);
+    const listed = lines.slice(start + 1, start + 1 + total);
     for (const e of detected) expect(listed).toContainEqual(expect.stringMatching(new RegExp(`^ +${(e.at / 1000).toFixed(2)}s  fault +agent_timeout \\(medium\\) ${e.type === 'fault.detected' && e.agentId}: `)));
-    expect(lines[start + 1 + detected.length]).toMatch(/^false suspicions 0; detection bound \d+ ms$/);
+    for (const e of suspicions) expect(listed).toContainEqual(expect.stringMatching(new RegExp(`^ +${(e.at / 1000).toFixed(2)}s  suspect +${e.type === 'agent.suspected' && e.agentId}: `)));
+    expect(lines[start + 1 + total]).toMatch(/^false suspicions 0; detection bound \d+ ms$/);
   });
 
   it('tells an exhaust by its resource_exhaustion: detected at the next beat, healed; one below the threshold has nothing to detect', () => {

@@ -639,6 +639,97 @@ describe('AgentHost', () => {
     });
   });
 
+  describe('loss: retransmitted assignments and unconfirmed results', () => {
+    /** An assign as the engine sends it: with its retransmission timeout for the agent. */
+    const assignRto = (send: ReturnType<typeof setup>['send'], subtaskId: string, attempt: number, work: Work, rto: number): void =>
+      send('assign', { subtask: { id: subtaskId, payload: work }, attempt, replyPath: [C], via: [], rto });
+
+    it('acknowledges again, at once, an assign of the attempt it runs or has queued (its acknowledgement was lost)', () => {
+      const { scheduler, host, send, arrived, arrivedAt, worker } = setup();
+      host.setAckDelay(50);
+      host.start();
+      assignRto(send, 's0', 1, { ms: 200 }, 30);
+      assignRto(send, 's1', 1, { ms: 200 }, 30);
+      scheduler.advanceBy(60); // both acknowledged at the delay
+      assignRto(send, 's0', 1, { ms: 200 }, 30); // running
+      assignRto(send, 's1', 1, { ms: 200 }, 30); // queued
+      scheduler.advanceBy(20);
+      expect(arrived('progress').map(p => [p.subtaskId, p.attempt, p.progress])).toEqual([['s0', 1, 0], ['s1', 1, 0], ['s0', 1, 0], ['s1', 1, 0]]);
+      expect(arrivedAt('progress').slice(2)).toEqual([70, 70]); // sent on arrival (65), not after the delay
+      expect(worker.calls).toHaveLength(1);
+    });
+
+    it('sends its result again every rto until the coordinator says it was received, then never again', () => {
+      const { scheduler, host, send, results } = setup();
+      host.start();
+      assignRto(send, 's', 1, { ms: 10, values: ['v'] }, 30);
+      scheduler.advanceBy(LATENCY + 10 + LATENCY); // the result arrives at 20
+      expect(results()).toHaveLength(1);
+      scheduler.advanceBy(30);
+      expect(results()).toHaveLength(2);
+      scheduler.advanceBy(30);
+      expect(results()).toHaveLength(3);
+      send('received', { subtaskId: 's', attempt: 1 });
+      scheduler.advanceBy(1000);
+      expect(results().map(r => [r.subtaskId, r.attempt, r.value])).toEqual([['s', 1, 'v'], ['s', 1, 'v'], ['s', 1, 'v']]);
+    });
+
+    it('answers an assign of a finished attempt with its result while unconfirmed, with nothing once confirmed', () => {
+      const { scheduler, host, send, results, worker } = setup();
+      host.start();
+      assignRto(send, 's', 1, { ms: 10, values: ['v'] }, 1000);
+      scheduler.advanceBy(100);
+      assignRto(send, 's', 1, { ms: 10, values: ['v'] }, 1000);
+      scheduler.advanceBy(20);
+      expect(results()).toHaveLength(2);
+      send('received', { subtaskId: 's', attempt: 1 });
+      scheduler.advanceBy(20);
+      assignRto(send, 's', 1, { ms: 10, values: ['v'] }, 1000);
+      scheduler.advanceBy(5000);
+      expect(results()).toHaveLength(2);
+      expect(worker.calls).toHaveLength(1);
+    });
+
+    it('takes a confirmation only from the coordinator, and only for the attempt it sent', () => {
+      const { scheduler, host, send, results } = setup();
+      host.start();
+      assignRto(send, 's', 2, { ms: 10, values: ['v'] }, 30);
+      scheduler.advanceBy(20);
+      send('received', { subtaskId: 's', attempt: 2 }, 'a', 'b'); // not the coordinator
+      send('received', { subtaskId: 's', attempt: 1 }); // another attempt
+      scheduler.advanceBy(30);
+      expect(results()).toHaveLength(2);
+    });
+
+    it('backs off after the linear retransmissions up to 8 rto, and gives up after 200; a cancel, a newer attempt or a crash stops it at once', () => {
+      const { scheduler, host, send, results, arrivedAt, cancel } = setup({ concurrency: 3 });
+      host.start();
+      assignRto(send, 's', 1, { ms: 10, values: ['v'] }, 10);
+      scheduler.advanceBy(60_000);
+      const at = arrivedAt('result');
+      expect(at).toHaveLength(201);
+      expect(at.slice(1, 13).map((t, i) => t - (at[i] as number))).toEqual([10, 10, 10, 10, 10, 10, 10, 20, 40, 80, 80, 80]);
+      const resent = (id: string): number => results().filter(r => r.subtaskId === id).length - 1;
+      for (const id of ['t', 'u', 'w']) assignRto(send, id, 1, { ms: 10, values: ['v'] }, 100);
+      scheduler.advanceBy(25); // all three results arrived once; retransmissions due 100 ms after they went
+      cancel('t', 1);
+      assignRto(send, 'u', 2, { ms: 1_000_000 }, 100);
+      scheduler.advanceBy(100);
+      expect([resent('t'), resent('u'), resent('w')]).toEqual([0, 0, 1]);
+      host.crash();
+      scheduler.advanceBy(10_000);
+      expect([resent('t'), resent('u'), resent('w')]).toEqual([0, 0, 1]);
+    });
+
+    it('does not retransmit a result when the assignment carried no rto (a coordinator that does not confirm)', () => {
+      const { scheduler, host, assign, results } = setup();
+      host.start();
+      assign('s', 1, { ms: 10, values: ['v'] });
+      scheduler.advanceBy(60_000);
+      expect(results()).toHaveLength(1);
+    });
+  });
+
   describe('abort signal', () => {
     const signalOf = (calls: readonly Call[], subtaskId: string, attempt: number): AbortSignal =>
       (calls.find(c => c.subtaskId === subtaskId && c.attempt === attempt) as Call).context.signal;

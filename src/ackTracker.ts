@@ -1,0 +1,172 @@
+import type { SchedulerLike, Subscription } from 'rxjs';
+import { RttEstimator, retransmitDelay } from '../operators/internal/rttEstimator.js';
+
+export interface AckTrackerOptions {
+  readonly scheduler: SchedulerLike;
+  /**
+   * How long an assignment may go unacknowledged, its retransmissions included, before it is
+   * taken as undeliverable (the agent takes nothing in, a relay keeps it back): the coordinator's
+   * `ackTimeoutMs`. It is also the cap of every single wait, and a third of it is the timeout
+   * before any round trip was measured (RFC 6298's 1 s for the default 3 s).
+   */
+  readonly ackTimeoutMs: number;
+  /** Floor of the learned timeout (see `RttEstimator`'s `minRtoMs`). Default 20 ms. */
+  readonly minRtoMs?: number;
+  /**
+   * Retransmissions of one assignment after which it is given up whatever the time (a bound on
+   * what one assignment may cost). Default 64. The time budget, `ackTimeoutMs`, is what ends the
+   * retransmissions in practice: with a 20 ms rto it allows 26 sends, all of which a round trip
+   * at 30 % loss over three hops and the answer's one (lost with probability 0.76) loses 0.08 %
+   * of the time.
+   */
+  readonly maxRetransmissions?: number;
+  /** An acknowledgement is overdue: retransmit (`retransmit`) or give up. Called on the scheduler. */
+  readonly overdue: (attemptKey: string) => void;
+}
+
+interface Pending {
+  readonly agentId: string;
+  /** When it was first sent: the give-up budget counts from here. */
+  readonly firstSentAt: number;
+  /** When it was last sent. */
+  sentAt: number;
+  retransmissions: number;
+  timer: Subscription | undefined;
+}
+
+/** Retransmissions always allowed before the time budget may end them: a slow agent gets a second chance. */
+const MIN_RETRANSMISSIONS = 2;
+
+/**
+ * The assignments waiting for their acknowledgement, and what the waits are learned from: a
+ * round-trip estimate per agent (assignment sent → its first answer, acknowledgement or result),
+ * as TCP learns its retransmission timeout from its smoothed round trip (RFC 6298). A lost
+ * assignment or a lost acknowledgement then costs about one round trip, not a fixed 3 s.
+ *
+ *   sent ──rto──▶ overdue → retransmit ──rto──▶ overdue → … (after 6: 2·rto, 4·rto, 8·rto, 8·rto…) … → give up
+ *         answered: a sample (Karn: only of an assignment sent once), the wait ends
+ *
+ * An agent nothing was measured of yet takes the team's estimate (every agent's samples, the
+ * same network), and before any sample at all a third of `ackTimeoutMs`. Each wait is
+ * `retransmitDelay(rto, n)`, capped at `ackTimeoutMs`; an assignment is given up (`retransmit`
+ * answers false) after `maxRetransmissions`, or once `ackTimeoutMs` has passed since its first
+ * send with at least two retransmissions made. O(1) per send and answer; one timer per waiting
+ * assignment, released when answered, forgotten or given up.
+ *
+ * @example
+ * const acks = new AckTracker({ scheduler, ackTimeoutMs: 3000, overdue: key => … });
+ * acks.sent('t\u0000s-1#7', 'agent-2'); // waits acks.rtoOf('agent-2')
+ * acks.answered('t\u0000s-1#7');        // a round-trip sample of agent-2
+ */
+export class AckTracker {
+  private readonly pending = new Map<string, Pending>();
+  private readonly perAgent = new Map<string, RttEstimator>();
+  private readonly team: RttEstimator;
+  private readonly scheduler: SchedulerLike;
+  private readonly ackTimeoutMs: number;
+  private readonly minRtoMs: number;
+  private readonly maxRetransmissions: number;
+  private readonly overdue: (attemptKey: string) => void;
+
+  constructor(options: AckTrackerOptions) {
+    const { scheduler, ackTimeoutMs, minRtoMs = 20, maxRetransmissions = 64, overdue } = options;
+    if (!(ackTimeoutMs > 0) || !Number.isFinite(ackTimeoutMs)) throw new RangeError(`ackTimeoutMs must be a finite number > 0, got ${String(ackTimeoutMs)}`);
+    if (!Number.isInteger(maxRetransmissions) || maxRetransmissions < 0) throw new RangeError(`maxRetransmissions must be an integer >= 0, got ${String(maxRetransmissions)}`);
+    this.scheduler = scheduler;
+    this.ackTimeoutMs = ackTimeoutMs;
+    this.minRtoMs = Math.min(minRtoMs, ackTimeoutMs);
+    this.maxRetransmissions = maxRetransmissions;
+    this.overdue = overdue;
+    this.team = this.estimator();
+  }
+
+  private estimator(): RttEstimator {
+    return new RttEstimator({ initialRtoMs: this.ackTimeoutMs / 3, minRtoMs: this.minRtoMs, maxRtoMs: this.ackTimeoutMs });
+  }
+
+  /** The agent's retransmission timeout now: its own estimate, else the team's. */
+  rtoOf(agentId: string): number {
+    const own = this.perAgent.get(agentId);
+    return own !== undefined && own.count > 0 ? own.rto : this.team.rto;
+  }
+
+  /** Round trips measured of the agent (Karn's rule: of assignments sent once). */
+  samplesOf(agentId: string): number {
+    return this.perAgent.get(agentId)?.count ?? 0;
+  }
+
+  /** Assignments waiting for their acknowledgement. */
+  get waiting(): number {
+    return this.pending.size;
+  }
+
+  /** Retransmissions of the waiting assignment so far (0: sent once; undefined: not waiting). */
+  retransmissionsOf(attemptKey: string): number | undefined {
+    return this.pending.get(attemptKey)?.retransmissions;
+  }
+
+  /** The assignment `attemptKey` went to `agentId`: its wait starts (a wait it had ends). */
+  sent(attemptKey: string, agentId: string): void {
+    this.forget(attemptKey);
+    const now = this.scheduler.now();
+    const entry: Pending = { agentId, firstSentAt: now, sentAt: now, retransmissions: 0, timer: undefined };
+    this.pending.set(attemptKey, entry);
+    this.arm(attemptKey, entry);
+  }
+
+  /**
+   * Its wait ran out: true when it may be sent again (the caller does, now; the next wait, backed
+   * off, starts), false when it is given up (forgotten: the caller charges whoever lost it).
+   */
+  retransmit(attemptKey: string): boolean {
+    const entry = this.pending.get(attemptKey);
+    if (entry === undefined) return false;
+    const now = this.scheduler.now();
+    const n = entry.retransmissions;
+    if (n >= this.maxRetransmissions || (n >= MIN_RETRANSMISSIONS && now - entry.firstSentAt >= this.ackTimeoutMs)) {
+      this.forget(attemptKey);
+      return false;
+    }
+    entry.retransmissions = n + 1;
+    entry.sentAt = now;
+    this.arm(attemptKey, entry);
+    return true;
+  }
+
+  /** Its acknowledgement (or result) came: a round-trip sample if it was sent once, and the wait ends. */
+  answered(attemptKey: string): void {
+    const entry = this.pending.get(attemptKey);
+    if (entry === undefined) return;
+    if (entry.retransmissions === 0) {
+      const rtt = this.scheduler.now() - entry.sentAt;
+      let own = this.perAgent.get(entry.agentId);
+      if (own === undefined) this.perAgent.set(entry.agentId, (own = this.estimator()));
+      own.sample(rtt);
+      this.team.sample(rtt);
+    }
+    this.forget(attemptKey);
+  }
+
+  /** It no longer matters (revoked, requeued, ended): the wait ends, nothing is measured. */
+  forget(attemptKey: string): void {
+    const entry = this.pending.get(attemptKey);
+    if (entry === undefined) return;
+    entry.timer?.unsubscribe();
+    this.pending.delete(attemptKey);
+  }
+
+  /** Every wait ends (the engine stops); the estimates are kept. */
+  clear(): void {
+    for (const entry of this.pending.values()) entry.timer?.unsubscribe();
+    this.pending.clear();
+  }
+
+  private arm(attemptKey: string, entry: Pending): void {
+    entry.timer?.unsubscribe();
+    const delay = retransmitDelay(this.rtoOf(entry.agentId), entry.retransmissions, this.ackTimeoutMs);
+    entry.timer = this.scheduler.schedule(() => {
+      entry.timer = undefined;
+      if (this.pending.get(attemptKey) === entry) this.overdue(attemptKey);
+    }, delay);
+  }
+}

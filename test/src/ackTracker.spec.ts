@@ -1,0 +1,95 @@
+import { AckTracker } from '../../src/ackTracker.js';
+import { VirtualScheduler } from '../../streams/virtualScheduler.js';
+
+function setup(options: { ackTimeoutMs?: number; maxRetransmissions?: number } = {}) {
+  const scheduler = new VirtualScheduler();
+  const overdue: Array<[string, number]> = [];
+  const acks = new AckTracker({ scheduler, ackTimeoutMs: options.ackTimeoutMs ?? 3000, ...(options.maxRetransmissions === undefined ? {} : { maxRetransmissions: options.maxRetransmissions }), overdue: k => overdue.push([k, scheduler.now()]) });
+  /** Retransmits every time it is overdue, until it is given up; the instants it was overdue. */
+  const retransmitAll = (k: string): number[] => {
+    const at: number[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      const before = overdue.length;
+      scheduler.advanceBy(1);
+      if (overdue.length === before) continue;
+      at.push(scheduler.now());
+      if (!acks.retransmit(k)) return at;
+    }
+    return at;
+  };
+  return { scheduler, acks, overdue, retransmitAll };
+}
+
+describe('AckTracker', () => {
+  it('waits a third of ackTimeoutMs before anything was measured, then the agent’s own estimate, else the team’s', () => {
+    const { scheduler, acks } = setup();
+    expect(acks.rtoOf('a')).toBe(1000);
+    acks.sent('k1', 'a');
+    scheduler.advanceBy(100);
+    acks.answered('k1'); // srtt 100, rttvar 50
+    expect([acks.rtoOf('a'), acks.rtoOf('b'), acks.samplesOf('a'), acks.samplesOf('b')]).toEqual([300, 300, 1, 0]);
+    acks.sent('k2', 'b');
+    scheduler.advanceBy(10);
+    acks.answered('k2');
+    expect(acks.rtoOf('b')).toBe(30); // its own: srtt 10, rttvar 5
+    expect(acks.rtoOf('a')).toBe(300);
+    expect(acks.waiting).toBe(0);
+  });
+
+  it('takes no sample from a retransmitted assignment (Karn) nor from one forgotten', () => {
+    const { scheduler, acks } = setup();
+    acks.sent('k', 'a');
+    scheduler.advanceBy(1000);
+    expect(acks.retransmit('k')).toBe(true);
+    scheduler.advanceBy(5);
+    acks.answered('k');
+    acks.sent('j', 'a');
+    scheduler.advanceBy(7);
+    acks.forget('j');
+    expect(acks.samplesOf('a')).toBe(0);
+  });
+
+  it('retransmits at the rto, six times, then backs off to 8 rto, and gives up once ackTimeoutMs has passed', () => {
+    const { scheduler, acks, retransmitAll } = setup();
+    acks.sent('m', 'a');
+    scheduler.advanceBy(20);
+    acks.answered('m'); // rto 60
+    acks.sent('k', 'a');
+    const sentAt = scheduler.now();
+    const at = retransmitAll('k').map(t => t - sentAt);
+    expect(at.slice(0, 11)).toEqual([60, 120, 180, 240, 300, 360, 420, 540, 780, 1260, 1740]);
+    expect(at[at.length - 1]).toBeGreaterThanOrEqual(3000); // given up at the first timeout past the budget
+    expect(at[at.length - 2]).toBeLessThan(3000);
+    expect(acks.retransmissionsOf('k')).toBeUndefined();
+  });
+
+  it('gives up after maxRetransmissions whatever the time, and always allows two retransmissions', () => {
+    const few = setup({ maxRetransmissions: 1 });
+    few.acks.sent('k', 'a');
+    expect(few.retransmitAll('k')).toEqual([1000, 2000]);
+    const slow = setup({ ackTimeoutMs: 300 }); // one wait (100) is a third of the budget
+    slow.acks.sent('k', 'a');
+    expect(slow.retransmitAll('k')).toEqual([100, 200, 300]);
+  });
+
+  it('ends every wait on clear, keeping the estimates; sending an attempt again restarts its wait', () => {
+    const { scheduler, acks, overdue } = setup();
+    acks.sent('k', 'a');
+    scheduler.advanceBy(500);
+    acks.sent('k', 'a'); // a new wait: due at 1500
+    scheduler.advanceBy(600);
+    expect(overdue).toEqual([]);
+    scheduler.advanceBy(400);
+    expect(overdue).toEqual([['k', 1500]]);
+    acks.sent('x', 'a');
+    acks.clear();
+    scheduler.advanceBy(10_000);
+    expect(overdue).toHaveLength(1);
+  });
+
+  it('rejects a bad ackTimeoutMs or maxRetransmissions', () => {
+    const scheduler = new VirtualScheduler();
+    expect(() => new AckTracker({ scheduler, ackTimeoutMs: 0, overdue: () => undefined })).toThrow(new RangeError('ackTimeoutMs must be a finite number > 0, got 0'));
+    expect(() => new AckTracker({ scheduler, ackTimeoutMs: 10, maxRetransmissions: -1, overdue: () => undefined })).toThrow(new RangeError('maxRetransmissions must be an integer >= 0, got -1'));
+  });
+});
