@@ -23,6 +23,8 @@ export type ClusterRole =
       readonly term: number;
       readonly recordsSinceSnapshot: number;
       readonly journalSequence: number;
+      /** How long opening the journal took once elected (reading what was not followed, the fence), in wall-clock ms. */
+      readonly journalMs?: number;
       /** Messages of the journal its follower read at the election (the tail); absent when it read the stream whole. */
       readonly journalRead?: number;
     };
@@ -220,7 +222,9 @@ export class NatsClusterNode {
   private async open(term: number): Promise<void> {
     const { lease, connection, options } = this;
     const stillLeading = (): boolean => term === this.term && !this.closed && lease.isLeader();
+    const electedAt = performance.now();
     const { journal, read } = await this.openJournal(await this.takeFollower());
+    const journalMs = Math.round(performance.now() - electedAt);
     if (!stillLeading()) return void (await journal.close());
     const { coordinator = {}, onEvent, url: _url, natsToken: _t, user: _u, pass: _p, id: _id, leaseTtlMs: _ttl, leaseBucket: _b, nodesBucket: _n, stream: _s, onRole: _r, onError: _e, ...network } = options;
     // Woken after a pause past the lease, the first thing that runs — a timer of the engine, of
@@ -259,7 +263,7 @@ export class NatsClusterNode {
       this.stepDown(err.message, undefined);
       void this.restartCampaign();
     });
-    this.setRole({ type: 'leader', term: lease.term, recordsSinceSnapshot: journal.sinceSnapshot, journalSequence: journal.sequence, ...(read === undefined ? {} : { journalRead: read }) });
+    this.setRole({ type: 'leader', term: lease.term, recordsSinceSnapshot: journal.sinceSnapshot, journalSequence: journal.sequence, journalMs, ...(read === undefined ? {} : { journalRead: read }) });
   }
 
   private stepDown(reason: string, leader: LeaseHolder | undefined): void {
