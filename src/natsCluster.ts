@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { asyncScheduler, filter, type Observable, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
-import { JetStreamFollower } from '../streams/jetstreamFollower.js';
+import { JetStreamFollower, JetStreamFollowerLost } from '../streams/jetstreamFollower.js';
 import { JetStreamJournal } from '../streams/jetstreamJournal.js';
 import type { Journal } from '../streams/journal.js';
 import { connectNats, type NatsEndpoint } from '../streams/natsConnect.js';
@@ -173,14 +173,26 @@ export class NatsClusterNode {
       });
   }
 
-  /** Follows the journal while it stands by (once: a follower that fails stays failed until it leads and stands by again). */
+  /**
+   * Follows the journal while it stands by. A follower that lost its way (its consumer ended, a
+   * message deleted inside the stream) is started afresh a lease TTL later; one that saw damage
+   * stays failed (elected, this node reads the stream whole, and refuses it there if it still is).
+   */
   private follow(): void {
     if (this.closed || this.follower !== undefined) return;
     const { connection, options } = this;
-    this.follower = JetStreamFollower.start({ connection, ...(options.stream === undefined ? {} : { stream: options.stream }) }).then(
+    const started: Promise<JetStreamFollower | undefined> = JetStreamFollower.start({ connection, ...(options.stream === undefined ? {} : { stream: options.stream }) }).then(
       follower => {
         follower.onFailure(err => {
-          if (!this.closed && this.role.type === 'standby') options.onError?.(new Error(`the journal's follower stopped: ${err.message}. Elected, this node reads the journal whole`));
+          if (this.closed || this.follower !== started) return;
+          options.onError?.(new Error(`the journal's follower stopped: ${err.message}. Elected, this node reads the journal whole`));
+          if (!(err instanceof JetStreamFollowerLost)) return;
+          setTimeout(() => {
+            if (this.follower !== started) return;
+            this.follower = undefined;
+            void follower.close();
+            this.follow();
+          }, this.lease.renewEveryMs * 8).unref();
         });
         if (!this.closed) return follower;
         void follower.close();
@@ -191,6 +203,7 @@ export class NatsClusterNode {
         return undefined;
       },
     );
+    this.follower = started;
   }
 
   /** The follower, handed over (to the election, or to be closed). */

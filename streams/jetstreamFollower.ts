@@ -237,6 +237,9 @@ export class JetStreamFollower {
   private fail(err: Error): void {
     if (this.failed !== undefined) return;
     this.failed = err;
+    // It follows no more (not awaited: this may run inside its own loop).
+    this.stopped = true;
+    void this.messages?.close().catch(() => undefined);
     this.snapshot = undefined;
     this.records = [];
     this.parts = [];
