@@ -123,7 +123,7 @@ export class JetStreamFollower {
    * {@link JetStreamJournalDamaged} or {@link JetStreamFollowerLost}.
    */
   async catchUp(): Promise<Followed> {
-    await this.pause();
+    this.pause();
     if (this.failed !== undefined) throw this.failed;
     if (this.closed) throw new Error('the follower is closed');
     try {
@@ -149,7 +149,8 @@ export class JetStreamFollower {
   /** Stops following and lets go of what it holds. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.pause();
+    this.pause();
+    await this.loop;
     this.snapshot = undefined;
     this.records = [];
     this.parts = [];
@@ -172,13 +173,12 @@ export class JetStreamFollower {
     })();
   }
 
-  private async pause(): Promise<void> {
+  /** Stops following. Nothing is applied once stopped (the loop checks before each message), so an election need not wait for its consumer to go. */
+  private pause(): void {
     this.stopped = true;
     const messages = this.messages;
     this.messages = undefined;
-    if (messages !== undefined) await messages.close().catch(() => undefined);
-    await this.loop;
-    this.loop = undefined;
+    void messages?.close().catch(() => undefined);
   }
 
   /** Reads from the last sequence applied to `lastSeq`, with an ordered consumer of its own, bounded in time. */
