@@ -210,13 +210,23 @@ describe('a coordinator cluster on NATS as real processes', () => {
     // attempt is at most the accepted one: attempts are numbered above every earlier leader's).
     const runs = executed().map(l => l.split(' ') as [string, string]);
     expect(new Set(runs.map(([id]) => id)).size).toBe(SUBTASKS);
-    expect(runs.filter(([id, attempt]) => Number(attempt) > (accepted.get(id) ?? Infinity))).toEqual([]);
-    // Every execution is of an attempt some leader journaled as assigned before sending it, and
-    // no attempt ran twice: what runs again after a kill runs as a new attempt of the new leader.
-    const assigned = new Set(messages.flatMap(m => m.records).filter(r => (r as { type: string }).type === 'subtask.assigned').map(r => `${(r as { subtaskId: string }).subtaskId} ${(r as { attempt: number }).attempt}`));
+    // A backup attempt (a hedge, journaled as `subtask.hedged` before the subtask was accepted)
+    // may run above the attempt that won its race: it started before the result was in.
+    const records = messages.flatMap(m => m.records) as Array<{ type: string; subtaskId: string; attempt: number }>;
+    const hedgedBeforeAccepted = new Set<string>();
+    const acceptedSoFar = new Set<string>();
+    for (const r of records) {
+      if (r.type === 'subtask.accepted') acceptedSoFar.add(r.subtaskId);
+      else if (r.type === 'subtask.hedged' && !acceptedSoFar.has(r.subtaskId)) hedgedBeforeAccepted.add(`${r.subtaskId} ${r.attempt}`);
+    }
+    expect(runs.filter(([id, attempt]) => Number(attempt) > (accepted.get(id) ?? Infinity) && !hedgedBeforeAccepted.has(`${id} ${attempt}`))).toEqual([]);
+    // Every execution is of an attempt some leader journaled as assigned (or as a backup, hedged)
+    // before sending it, and no attempt ran twice: what runs again after a kill runs as a new attempt of the new leader.
+    const assigned = new Set(records.filter(r => r.type === 'subtask.assigned' || r.type === 'subtask.hedged').map(r => `${r.subtaskId} ${r.attempt}`));
     expect(runs.map(([id, attempt]) => `${id} ${attempt}`).filter(run => !assigned.has(run))).toEqual([]);
+    const hedges = records.filter(r => r.type === 'subtask.hedged').length;
     expect(new Set(runs.map(([id, attempt]) => `${id} ${attempt}`)).size).toBe(runs.length);
-    console.log(`natsCluster: ${runs.length} executions for ${SUBTASKS} subtasks over ${killed.length} kills (${AGENTS * 2} slots could be busy at each)`);
+    console.log(`natsCluster: ${runs.length} executions for ${SUBTASKS} subtasks over ${killed.length} kills (${AGENTS * 2} slots could be busy at each), ${hedges} backup attempts (hedges)`);
   }, 180_000);
 
   it('SIGSTOP of the leader past its TTL, then SIGCONT: it appends and dispatches nothing after it lost the lease', async () => {
