@@ -68,6 +68,19 @@ export default async function bench(): Promise<BenchRow[]> {
     const run = start('run', path, '--nats', server.url, '--json');
     await until('the first assignment', async () => (lastAssign > 0 ? true : undefined));
     const times: number[] = [];
+    // From each new leader's log: "elected …" (the lease won) to "leader …" (the journal read, the service up).
+    const takeovers: number[] = [];
+    const reads: string[] = [];
+    const journalMs: number[] = [];
+    const stamp = (line: string): number => Date.parse(line.slice(0, 24));
+    const takeover = async (pid: number): Promise<void> => {
+      const proc = nodes.get(pid) as Proc;
+      const elected = await proc.line(/ elected /);
+      const leading = await proc.line(/ leader .*journal at sequence/);
+      takeovers.push(stamp(leading) - stamp(elected));
+      reads.push(/read whole/.test(leading) ? 'whole' : (/(\d+) messages read at the election/.exec(leading)?.[1] ?? '?'));
+      journalMs.push(Number(/ in (\d+) ms\)/.exec(leading)?.[1] ?? NaN));
+    };
     for (let k = 0; k < KILLS; k++) {
       const leader = await until('a leader that assigns', async () => {
         const h = await holder();
@@ -83,6 +96,7 @@ export default async function bench(): Promise<BenchRow[]> {
       const newLeaderAt = await until('a new leader', async () => ((await holder())?.nonce !== leader.nonce && (await holder()) !== undefined ? performance.now() : undefined));
       const firstAssign = await until('an assignment by the new leader', async () => (lastAssign > newLeaderAt ? lastAssign : undefined));
       times.push(firstAssign - killedAt);
+      await takeover((await holder())?.pid ?? -1);
     }
     sub.unsubscribe();
     if (run.child.exitCode !== null) throw new Error(`failover bench: the run ended early (${run.child.exitCode}): ${run.stderr()}`);
@@ -93,6 +107,9 @@ export default async function bench(): Promise<BenchRow[]> {
       { suite: 'cluster: failover', case: 'baseline: the lease TTL (a standby must wait it out)', value: TTL, unit: 'ms' },
       { suite: 'cluster: failover', case: 'leader SIGKILL → first assignment by the new leader, median', value: med, unit: 'ms', ratio: { against: 'lease TTL', value: med / TTL }, target: `<= ${TTL + 1000} ms`, note },
       { suite: 'cluster: failover', case: 'leader SIGKILL → first assignment by the new leader, p99', value: p99, unit: 'ms', ratio: { against: 'lease TTL', value: p99 / TTL }, target: `<= ${TTL + 1000} ms` },
+      { suite: 'cluster: failover', case: 'elected → leader (journal read, service up), median', value: median(takeovers), unit: 'ms', note: `from the new leaders' logs: ${takeovers.join(', ')} ms; journal messages read at the election: ${reads.join(', ')}` },
+      { suite: 'cluster: failover', case: 'elected → leader (journal read, service up), max', value: Math.max(...takeovers), unit: 'ms' },
+      { suite: 'cluster: failover', case: 'elected → journal open (its part of the above), median', value: median(journalMs), unit: 'ms', note: `${journalMs.join(', ')} ms` },
     ];
   } finally {
     killAll();

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { asyncScheduler, filter, type Observable, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+import { JetStreamFollower, JetStreamFollowerLost } from '../streams/jetstreamFollower.js';
 import { JetStreamJournal } from '../streams/jetstreamJournal.js';
 import type { Journal } from '../streams/journal.js';
 import { connectNats, type NatsEndpoint } from '../streams/natsConnect.js';
@@ -15,9 +16,18 @@ import { COORDINATOR } from './topology.js';
 /** What a cluster node is doing now. */
 export type ClusterRole =
   | { readonly type: 'standby'; readonly reason: string; readonly leader: LeaseHolder | undefined }
-  /** The lease is this node's (the moment a failover is decided); it reads the journal before it leads. */
+  /** The lease is this node's (the moment a failover is decided); it reads the journal (what its follower has not) before it leads. */
   | { readonly type: 'elected'; readonly term: number }
-  | { readonly type: 'leader'; readonly term: number; readonly recordsSinceSnapshot: number; readonly journalSequence: number };
+  | {
+      readonly type: 'leader';
+      readonly term: number;
+      readonly recordsSinceSnapshot: number;
+      readonly journalSequence: number;
+      /** How long opening the journal took once elected (reading what was not followed, the fence), in wall-clock ms. */
+      readonly journalMs?: number;
+      /** Messages of the journal its follower read at the election (the tail); absent when it read the stream whole. */
+      readonly journalRead?: number;
+    };
 
 export interface NatsClusterNodeOptions extends NatsEndpoint, Omit<NatsNetworkOptions, 'connection' | 'authority' | 'scheduler'> {
   /** This node's id (in the lease and `status`). Default `HOST-PID`. */
@@ -47,7 +57,10 @@ export interface NatsClusterNodeOptions extends NatsEndpoint, Omit<NatsNetworkOp
  * One node of a coordinator cluster on NATS JetStream (`rxswarm serve --nats URL`, several
  * processes): it campaigns for the leader lease ({@link NatsLease}); the leader opens the journal
  * ({@link JetStreamJournal}: opening it fences every earlier writer out), resumes every task it
- * holds and runs the {@link Service} on a {@link NatsNetwork}; the others wait as standbys.
+ * holds and runs the {@link Service} on a {@link NatsNetwork}; the others wait as standbys, each
+ * following the journal's stream ({@link JetStreamFollower}), so that the one elected reads only
+ * what its follower has not (the tail) before it fences and leads. A follower that fails (damage
+ * it saw, a follow it cannot vouch for) is said (`onError`); elected, that node reads the stream whole.
  *
  * Losing the lease (a renewal refused, its validity run out — after a pause, before any other of
  * its timers) closes the service at once; until it is closed, every send, timer and journal
@@ -59,7 +72,7 @@ export interface NatsClusterNodeOptions extends NatsEndpoint, Omit<NatsNetworkOp
  *
  * ```
  * node A:  leader ─────────── ✕ killed
- * node B:  standby · · · · · · · · · · · · ▶ leader (lease lapsed: opens the journal, resumes)
+ * node B:  standby, following the journal ▶ leader (lease lapsed: reads the tail, fences, resumes)
  * node C:  standby · · · · · · · · · · · · · · · · · · · · standby
  * ```
  *
@@ -73,6 +86,8 @@ export class NatsClusterNode {
   private readonly subscription: Subscription;
   private closed = false;
   private role: ClusterRole = { type: 'standby', reason: 'starting', leader: undefined };
+  /** While it stands by: its follower of the journal (undefined if it could not start). */
+  private follower: Promise<JetStreamFollower | undefined> | undefined;
 
   private readonly presence: ReturnType<typeof setInterval>;
 
@@ -87,6 +102,7 @@ export class NatsClusterNode {
       if (state.type === 'leader') this.lead();
       else this.stepDown(state.reason, state.holder);
     });
+    this.follow();
     lease.start();
     // Alive for `status`: put at the lease's renewal pace, gone a TTL after the process is.
     const say = (): void => void nodes.put(id, JSON.stringify({ id, host: lease.holder.host, pid: lease.holder.pid })).catch(() => undefined);
@@ -130,6 +146,7 @@ export class NatsClusterNode {
     const service = this.service;
     this.service = undefined;
     await service?.close();
+    await (await this.takeFollower())?.close();
     await this.leading?.catch(() => undefined);
     await this.lease.release();
     await this.nodes.delete(this.id).catch(() => undefined);
@@ -156,10 +173,71 @@ export class NatsClusterNode {
       });
   }
 
+  /**
+   * Follows the journal while it stands by. A follower that lost its way (its consumer ended, a
+   * message deleted inside the stream) is started afresh a lease TTL later; one that saw damage
+   * stays failed (elected, this node reads the stream whole, and refuses it there if it still is).
+   */
+  private follow(): void {
+    if (this.closed || this.follower !== undefined) return;
+    const { connection, options } = this;
+    const started: Promise<JetStreamFollower | undefined> = JetStreamFollower.start({ connection, ...(options.stream === undefined ? {} : { stream: options.stream }) }).then(
+      follower => {
+        follower.onFailure(err => {
+          if (this.closed || this.follower !== started) return;
+          options.onError?.(new Error(`the journal's follower stopped: ${err.message}. Elected, this node reads the journal whole`));
+          if (!(err instanceof JetStreamFollowerLost)) return;
+          setTimeout(() => {
+            if (this.follower !== started) return;
+            this.follower = undefined;
+            void follower.close();
+            this.follow();
+          }, this.lease.renewEveryMs * 8).unref();
+        });
+        if (!this.closed) return follower;
+        void follower.close();
+        return undefined;
+      },
+      (err: unknown) => {
+        options.onError?.(new Error(`cannot follow the journal (${(err as Error).message}): elected, this node reads it whole`));
+        return undefined;
+      },
+    );
+    this.follower = started;
+  }
+
+  /** The follower, handed over (to the election, or to be closed). */
+  private takeFollower(): Promise<JetStreamFollower | undefined> {
+    const follower = this.follower ?? Promise.resolve(undefined);
+    this.follower = undefined;
+    return follower;
+  }
+
+  /** Opens the journal from what the follower read (the tail only); without one, or if it cannot be used, from the whole stream. */
+  private async openJournal(follower: JetStreamFollower | undefined): Promise<{ journal: JetStreamJournal; read: number | undefined }> {
+    const { connection, options } = this;
+    const common = { connection, owner: this.id, ...(options.stream === undefined ? {} : { stream: options.stream }) };
+    if (follower !== undefined) {
+      const before = follower.read;
+      try {
+        const journal = await JetStreamJournal.open({ ...common, follower });
+        return { journal, read: follower.read - before };
+      } catch (err) {
+        // Whatever it could not vouch for, the whole stream is read with every check (real damage stops the start there).
+        options.onError?.(new Error(`the journal's follower cannot be used (${(err as Error).message}): reading the journal whole`));
+      } finally {
+        void follower.close();
+      }
+    }
+    return { journal: await JetStreamJournal.open(common), read: undefined };
+  }
+
   private async open(term: number): Promise<void> {
     const { lease, connection, options } = this;
     const stillLeading = (): boolean => term === this.term && !this.closed && lease.isLeader();
-    const journal = await JetStreamJournal.open({ connection, owner: this.id, ...(options.stream === undefined ? {} : { stream: options.stream }) });
+    const electedAt = performance.now();
+    const { journal, read } = await this.openJournal(await this.takeFollower());
+    const journalMs = Math.round(performance.now() - electedAt);
     if (!stillLeading()) return void (await journal.close());
     const { coordinator = {}, onEvent, url: _url, natsToken: _t, user: _u, pass: _p, id: _id, leaseTtlMs: _ttl, leaseBucket: _b, nodesBucket: _n, stream: _s, onRole: _r, onError: _e, ...network } = options;
     // Woken after a pause past the lease, the first thing that runs — a timer of the engine, of
@@ -198,7 +276,7 @@ export class NatsClusterNode {
       this.stepDown(err.message, undefined);
       void this.restartCampaign();
     });
-    this.setRole({ type: 'leader', term: lease.term, recordsSinceSnapshot: journal.sinceSnapshot, journalSequence: journal.sequence });
+    this.setRole({ type: 'leader', term: lease.term, recordsSinceSnapshot: journal.sinceSnapshot, journalSequence: journal.sequence, journalMs, ...(read === undefined ? {} : { journalRead: read }) });
   }
 
   private stepDown(reason: string, leader: LeaseHolder | undefined): void {
@@ -207,6 +285,7 @@ export class NatsClusterNode {
     this.service = undefined;
     // Closed at once: its timers stop, its network unsubscribes (what it still tries is refused by the gates).
     if (service !== undefined) void service.close().catch(err => this.options.onError?.(err as Error));
+    this.follow();
     if (this.role.type !== 'standby' || this.role.reason !== reason || this.role.leader?.nonce !== leader?.nonce) this.setRole({ type: 'standby', reason, leader });
   }
 

@@ -1,6 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, StorageType, type JetStreamClient, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { randomUUID } from 'node:crypto';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamFollower } from './jetstreamFollower.js';
 import type { Journal, Recovered } from './journal.js';
 
 // A real transport at the edge of the system: wall time is allowed here (streams/nats*.ts and
@@ -30,6 +31,12 @@ export interface JetStreamJournalOptions {
   readonly owner?: string;
   /** Largest message it publishes (snapshots larger than this go in parts). Default and most: the server's max_payload less 1 KiB for headers. */
   readonly maxMessageBytes?: number;
+  /**
+   * What a standby followed of this stream: open reads only what came after it (the tail) instead
+   * of the whole stream, then fences as ever. It stops following; what it fails with (damage it
+   * saw, a follow it cannot vouch for) open throws — read the stream whole then, without it.
+   */
+  readonly follower?: JetStreamFollower;
 }
 
 /** The stream does not hold a journal rxswarm can trust: recovery stops rather than lose or invent what it holds. */
@@ -47,6 +54,8 @@ export class JetStreamJournalDamaged extends Error {
 const VERSION = '1';
 const HEADER = 'Rxswarm-Journal';
 const PART = 'Rxswarm-Snapshot-Part';
+/** The header naming a message's journal format, and the one naming a snapshot message's part (`1/3`): for {@link JetStreamFollower}. */
+export { HEADER as JOURNAL_HEADER, PART as SNAPSHOT_PART };
 /** Who wrote a message (its `owner`): to tell, reading the stream, which node wrote what. */
 export const WRITER = 'Rxswarm-Writer';
 
@@ -133,21 +142,22 @@ export class JetStreamJournal implements Journal {
    * Opens (creating it if needed) the journal's stream, reads what it holds and fences every
    * earlier writer out. Throws {@link JetStreamJournalDamaged}, or why the server cannot be used.
    */
-  static async open({ connection, stream = 'RXSWARM_JOURNAL', subject = 'rxswarm.journal', recordsPerMessage = 256, timeoutMs = 5000, owner = 'rxswarm', maxMessageBytes, retryMs = 30_000 }: JetStreamJournalOptions): Promise<JetStreamJournal> {
+  static async open({ connection, stream = 'RXSWARM_JOURNAL', subject = 'rxswarm.journal', recordsPerMessage = 256, timeoutMs = 5000, owner = 'rxswarm', maxMessageBytes, retryMs = 30_000, follower }: JetStreamJournalOptions): Promise<JetStreamJournal> {
     if (!/^[A-Za-z0-9_-]+$/.test(stream)) throw new RangeError(`stream must be letters, digits, _ and -, got ${JSON.stringify(stream)}`);
     if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(subject)) throw new RangeError(`subject must be dot-separated tokens without wildcards, got ${JSON.stringify(subject)}`);
     if (!(Number.isSafeInteger(recordsPerMessage) && recordsPerMessage >= 1)) throw new RangeError(`recordsPerMessage must be an integer >= 1, got ${String(recordsPerMessage)}`);
     if (!(typeof retryMs === 'number' && retryMs >= 0)) throw new RangeError(`retryMs must be >= 0, got ${String(retryMs)}`);
     if (!(typeof timeoutMs === 'number' && timeoutMs >= 1)) throw new RangeError(`timeoutMs must be >= 1, got ${String(timeoutMs)}`);
+    if (follower !== undefined && (follower.stream !== stream || follower.subject !== subject)) throw new RangeError(`follower follows ${follower.stream} (${follower.subject}), not ${stream} (${subject})`);
     const jsm = await jetstreamManager(connection, { timeout: timeoutMs });
     const js = jetstream(connection, { timeout: timeoutMs });
     await ensureStream(jsm, stream, subject);
     if (maxMessageBytes !== undefined && !(Number.isSafeInteger(maxMessageBytes) && maxMessageBytes >= 1024)) throw new RangeError(`maxMessageBytes must be an integer >= 1024, got ${String(maxMessageBytes)}`);
     const serverMax = (connection.info?.max_payload ?? 1024 * 1024) - 1024;
     const maxPayload = Math.min(serverMax, maxMessageBytes ?? serverMax);
-    // Read, then fence: if someone wrote in between, the fence is refused and we read again.
+    // Read (or catch up), then fence: if someone wrote in between, the fence is refused and we read (the new tail) again.
     for (let attempt = 0; ; attempt++) {
-      const { recovered, lastSeq } = await read(js, jsm, stream, subject, timeoutMs);
+      const { recovered, lastSeq } = follower === undefined ? await read(js, jsm, stream, subject, timeoutMs) : await follower.catchUp();
       const h = headers();
       h.set(HEADER, VERSION);
       h.set(WRITER, owner);
@@ -373,7 +383,7 @@ export function isWrongLastSequence(err: unknown): boolean {
 }
 
 /** Creates the stream, or checks that an existing one is fit to hold a journal. */
-async function ensureStream(jsm: JetStreamManager, stream: string, subject: string): Promise<void> {
+export async function ensureStream(jsm: JetStreamManager, stream: string, subject: string): Promise<void> {
   let info: StreamInfo;
   try {
     info = await jsm.streams.info(stream);
@@ -453,7 +463,7 @@ async function read(js: JetStreamClient, jsm: JetStreamManager, stream: string, 
   return { recovered: { snapshot, records, tornBytes: 0 }, lastSeq };
 }
 
-function partOf(stream: string, seq: number, header: string | undefined): [number, number] {
+export function partOf(stream: string, seq: number, header: string | undefined): [number, number] {
   const m = /^(\d+)\/(\d+)$/.exec(header ?? '');
   const part = Number(m?.[1]);
   const parts = Number(m?.[2]);
@@ -461,11 +471,11 @@ function partOf(stream: string, seq: number, header: string | undefined): [numbe
   return [part, parts];
 }
 
-function checkVersion(stream: string, seq: number, version: string | undefined): void {
+export function checkVersion(stream: string, seq: number, version: string | undefined): void {
   if (version !== VERSION) throw new JetStreamJournalDamaged(stream, seq, `a message of journal format ${JSON.stringify(version ?? 'none')}, not ${VERSION} (written by something else, or a newer rxswarm)`);
 }
 
-function parse(stream: string, seq: number, data: Uint8Array, what: string): unknown {
+export function parse(stream: string, seq: number, data: Uint8Array, what: string): unknown {
   try {
     return JSON.parse(dec.decode(data)) as unknown;
   } catch (err) {
@@ -473,7 +483,7 @@ function parse(stream: string, seq: number, data: Uint8Array, what: string): unk
   }
 }
 
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
+export function concat(chunks: readonly Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0] as Uint8Array;
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
