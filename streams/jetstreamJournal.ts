@@ -1,7 +1,6 @@
 import { DeliverPolicy, jetstream, jetstreamManager, StorageType, type JetStreamClient, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { randomUUID } from 'node:crypto';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
-import type { JetStreamFollower } from './jetstreamFollower.js';
 import type { Journal, Recovered } from './journal.js';
 
 // A real transport at the edge of the system: wall time is allowed here (streams/nats*.ts and
@@ -36,7 +35,14 @@ export interface JetStreamJournalOptions {
    * of the whole stream, then fences as ever. It stops following; what it fails with (damage it
    * saw, a follow it cannot vouch for) open throws — read the stream whole then, without it.
    */
-  readonly follower?: JetStreamFollower;
+  readonly follower?: JournalFollower;
+}
+
+/** What `open` needs of a follower of the stream (a `JetStreamFollower`): where it follows, and the tail read up to the stream's end. */
+export interface JournalFollower {
+  readonly stream: string;
+  readonly subject: string;
+  catchUp(): Promise<{ readonly recovered: Recovered; readonly lastSeq: number }>;
 }
 
 /** The stream does not hold a journal rxswarm can trust: recovery stops rather than lose or invent what it holds. */
@@ -54,7 +60,7 @@ export class JetStreamJournalDamaged extends Error {
 const VERSION = '1';
 const HEADER = 'Rxswarm-Journal';
 const PART = 'Rxswarm-Snapshot-Part';
-/** The header naming a message's journal format, and the one naming a snapshot message's part (`1/3`): for {@link JetStreamFollower}. */
+/** The header naming a message's journal format, and the one naming a snapshot message's part (`1/3`): for the follower (jetstreamFollower.ts). */
 export { HEADER as JOURNAL_HEADER, PART as SNAPSHOT_PART };
 /** Who wrote a message (its `owner`): to tell, reading the stream, which node wrote what. */
 export const WRITER = 'Rxswarm-Writer';
