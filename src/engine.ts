@@ -766,14 +766,18 @@ export class Engine {
       if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
     }
     this.untake(attempt);
+    const startedAt = attempt.ackedAt;
     if (!ackedOf(attempt)) this.acknowledge(attempt);
     for (const id of attempt.route) {
       const relay = this.agents.get(id);
       if (relay !== undefined) relay.dropped = 0; // it brought the result back
     }
     const latencyMs = this.now() - attempt.assignedAt;
+    // The protocol is scored on the whole trip, retransmissions included (they are its routes'
+    // cost); the agent on its work, acknowledgement to result, so that loss on the way does not
+    // make it look slow. One whose acknowledgement was lost gives no sample of its work.
     this.executions.next({ protocol: attempt.protocol, ok: body.ok, latencyMs, messages: 2 * attempt.hops });
-    this.detection.latency(body.agentId, latencyMs);
+    if (startedAt !== undefined) this.detection.latency(body.agentId, this.now() - startedAt);
     const run = state.task;
     if (body.ok) {
       this.release(attempt, true);
@@ -858,6 +862,7 @@ export class Engine {
   /** The agent has the assignment: the link delivered; from now on its progress is watched. */
   private acknowledge(attempt: Attempt): void {
     const state = attempt.state;
+    attempt.ackedAt = this.now();
     this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: attempt.token });
     this.detection.acked(attempt.key);
     // The agent took it in. Its relays are cleared only once a result comes back through them: a
@@ -1097,7 +1102,7 @@ export class Engine {
     const ids = { taskId: run.task.id, subtaskId: state.subtask.id, agentId: record.id, attempt: token };
     this.record(of === undefined ? { type: 'subtask.assigned', ...ids } : { type: 'subtask.hedged', ...ids });
     const now = this.now();
-    const attempt: Attempt = { state, agentId: record.id, token, key: `${state.key}#${token}`, protocol: this.protocol, assignedAt: now, hops: path.length, route, silent: false, stillSilent: undefined, timer: undefined, transit: undefined };
+    const attempt: Attempt = { state, agentId: record.id, token, key: `${state.key}#${token}`, protocol: this.protocol, assignedAt: now, ackedAt: undefined, hops: path.length, route, silent: false, stillSilent: undefined, timer: undefined, transit: undefined };
     state.attempts.push(attempt);
     this.waitingFor.delete(state.key);
     record.inFlight.add(attempt);

@@ -36,6 +36,8 @@ export interface Attempt {
   /** Protocol whose routes carried it. */
   readonly protocol: TopologyName;
   readonly assignedAt: number;
+  /** When its acknowledgement came (the agent started it), or undefined. */
+  ackedAt: number | undefined;
   readonly hops: number;
   /** Relays the assignment went through (and its result comes back through). */
   readonly route: readonly string[];
