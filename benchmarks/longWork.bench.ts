@@ -13,6 +13,7 @@
  *
  * `LONG_WORK_SEEDS=1,2,3` changes the seeds (medians over them; default 1…5).
  */
+import { DEFAULT_DEADLINE_FACTOR } from '../operators/index.js';
 import { simulate, type SimulationReport } from '../src/simulate.js';
 import type { Fault } from '../streams/faults.js';
 import { formatNumber, median, ratioRow, type BenchRow } from './harness.js';
@@ -58,7 +59,7 @@ export default function longWork(): BenchRow[] {
     const silence = hung.events.find(e => e.type === 'subtask.silent' && e.agentId === HUNG && e.at >= hangAt);
     const hedge = silence === undefined ? undefined : hung.events.find(e => e.type === 'subtask.hedged' && e.of.agentId === HUNG && e.at >= silence.at);
     if (silence?.type === 'subtask.silent' && hedge !== undefined) {
-      const p99 = silence.deadlineMs / 1.5; // the learned deadline is 1.5 × the p99 of finished silences
+      const p99 = silence.deadlineMs / DEFAULT_DEADLINE_FACTOR; // the learned deadline is factor × the p99 of finished silences
       hedgeDelayOverP99.push((hedge.at - (silence.at - silence.silentMs)) / p99);
     } else {
       hedgeDelayOverP99.push(Infinity);

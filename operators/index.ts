@@ -4,6 +4,7 @@ export { IntervalWindow, PhiAccrualDetector, PhiSettings, type PhiAccrualDetecto
 export { phiAccrual, type PhiAccrualOptions } from './phiAccrual.js';
 export { heartbeatDeadline, type HeartbeatDeadlineOptions } from './heartbeatDeadline.js';
 export {
+  DEFAULT_DEADLINE_FACTOR,
   deadlineOf,
   learnedDeadline,
   type AttemptSignal,

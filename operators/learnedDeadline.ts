@@ -42,6 +42,9 @@ export interface ClearedAttempt {
 
 export type SilenceVerdict = SilentAttempt | ClearedAttempt;
 
+/** The default `factor`: the deadline is this many times the p99 of finished attempts' silences. */
+export const DEFAULT_DEADLINE_FACTOR = 1.5;
+
 export interface LearnedDeadlineOptions {
   /**
    * Least deadline, and the deadline until `minSamples` attempts of the group have finished.
@@ -129,7 +132,7 @@ interface Group {
  * signals$.pipe(learnedDeadline({ floorMs: 30_000 })).subscribe(({ key }) => hedge(key));
  */
 export function learnedDeadline(options: LearnedDeadlineOptions): OperatorFunction<AttemptSignal, SilenceVerdict> {
-  const { floorMs, factor = 1.5, percentile = 99, minSamples = 5, windowSize = 128, scheduler = asyncScheduler } = options ?? ({} as LearnedDeadlineOptions);
+  const { floorMs, factor = DEFAULT_DEADLINE_FACTOR, percentile = 99, minSamples = 5, windowSize = 128, scheduler = asyncScheduler } = options ?? ({} as LearnedDeadlineOptions);
   requireNumber('floorMs', floorMs, 0, true);
   requireNumber('factor', factor, 1);
   requireInRange('percentile', percentile, 1, 100);

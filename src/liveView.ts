@@ -14,28 +14,6 @@ const stdoutColors = colorsFor(process.stdout);
 
 type AgentState = 'live' | 'suspected' | 'down' | 'quarantined';
 
-/**
- * A backup attempt started beside one that makes no progress (hedging, DESIGN "Attempts"). Not in
- * `CoordinationEvent` until the engine emits it; the view shows and counts it when it comes.
- */
-export interface HedgedEvent {
-  readonly type: 'subtask.hedged';
-  readonly at: number;
-  readonly subtaskId: string;
-  /** The backup: who runs it, under which attempt. */
-  readonly agentId: string;
-  readonly attempt: number;
-  /** The attempt it backs up. */
-  readonly of: { readonly agentId: string; readonly attempt: number };
-}
-
-/** What the view takes: the engine's events, and hedging's when the engine has it. */
-export type ViewEvent = CoordinationEvent | HedgedEvent;
-
-function isHedged(e: ViewEvent): e is HedgedEvent {
-  return e.type === 'subtask.hedged';
-}
-
 /** What a run showed, counted by the view for its final report. */
 export interface ViewTally {
   /** `fault.detected` by kind. */
@@ -109,7 +87,7 @@ export class LiveView {
   }
 
   /** Takes one event of the run. */
-  event(e: ViewEvent): void {
+  event(e: CoordinationEvent): void {
     this.origin ??= e.at;
     this.track(e);
     const line = describeEvent(e, this.origin, this.pc);
@@ -127,13 +105,12 @@ export class LiveView {
     this.update?.clear();
   }
 
-  private track(e: ViewEvent): void {
-    if (isHedged(e)) {
-      this.hedged++;
-      this.hold(e.subtaskId, e.agentId, true);
-      return;
-    }
+  private track(e: CoordinationEvent): void {
     switch (e.type) {
+      case 'subtask.hedged':
+        this.hedged++;
+        this.hold(e.subtaskId, e.agentId, true);
+        return;
       case 'agent.joined':
         this.agents.set(e.agentId, { state: 'live', completed: 0, running: 0, detail: '' });
         return;
@@ -242,15 +219,16 @@ export class LiveView {
  * One readable line for the events a person watching wants to see, timed from `originMs`;
  * undefined for the rest.
  */
-export function describeEvent(e: ViewEvent, originMs: number, pc: Colors = stdoutColors): string | undefined {
+export function describeEvent(e: CoordinationEvent, originMs: number, pc: Colors = stdoutColors): string | undefined {
   const text = eventText(e, pc);
   return text === undefined ? undefined : `${((e.at - originMs) / 1000).toFixed(2).padStart(7)}s  ${text}`;
 }
 
 /** `describeEvent` without the time. */
-export function eventText(e: ViewEvent, pc: Colors = stdoutColors): string | undefined {
-  if (isHedged(e)) return `${pc.yellow('hedge')}     ${e.subtaskId}: backup attempt ${e.attempt} on ${e.agentId} beside attempt ${e.of.attempt} on ${e.of.agentId}, which shows no progress`;
+export function eventText(e: CoordinationEvent, pc: Colors = stdoutColors): string | undefined {
   switch (e.type) {
+    case 'subtask.hedged':
+      return `${pc.yellow('hedge')}     ${e.subtaskId}: backup attempt ${e.attempt} on ${e.agentId} beside attempt ${e.of.attempt} on ${e.of.agentId}, which shows no progress`;
     case 'protocol.selected':
       return `protocol  ${e.protocol} (${e.reason})`;
     case 'protocol.switched':

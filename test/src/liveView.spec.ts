@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { LiveView, describeEvent, eventText, reportLines, scoresText, type HedgedEvent } from '../../src/liveView.js';
+import { LiveView, describeEvent, eventText, reportLines, scoresText } from '../../src/liveView.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 
 function capture(): { stream: NodeJS.WriteStream; text: () => string } {
@@ -87,7 +87,7 @@ describe('LiveView', () => {
   it('shows a hedge when the engine reports one, and counts it with the faults by kind', () => {
     const { stream, text } = capture();
     const view = new LiveView({ total: 1, stream, live: false });
-    const hedged: HedgedEvent = { type: 'subtask.hedged', at: 4000, subtaskId: 's-0', agentId: 'b', attempt: 2, of: { agentId: 'a', attempt: 1 } };
+    const hedged: CoordinationEvent = { type: 'subtask.hedged', at: 4000, subtaskId: 's-0', agentId: 'b', attempt: 2, of: { agentId: 'a', attempt: 1 } };
     for (const e of [...events.slice(0, 3), hedged, { type: 'fault.detected', at: 4100, kind: 'resource_exhaustion', severity: 'high', agentId: 'a', detail: 'a uses 95 %' } as const]) view.event(e);
     view.close();
     expect(text()).toContain('   3.00s  hedge     s-0: backup attempt 2 on b beside attempt 1 on a, which shows no progress');
