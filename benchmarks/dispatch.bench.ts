@@ -58,6 +58,7 @@ import { DEFAULT_MAX_BYTES } from '../streams/wsCodec.js';
 import type { WsServerEvent } from '../streams/wsNetwork.js';
 import type { AgentsCommand, AgentsReport, RawJob, RawResult } from './dispatchAgents.js';
 import { formatNumber, ratioRow, type BenchRow } from './harness.js';
+import { roundTally } from './roundProbe.js';
 import { BenchChild } from './child.js';
 import { startBullBaseline, type BullBaseline } from './bullmqBaseline.js';
 
@@ -203,51 +204,8 @@ interface RxMeasured extends Measured {
 /** Runs `count` subtasks of 1 ms on the service, timing them from its events. */
 async function runTask(service: Service, setProbe: (probe: ((event: CoordinationEvent) => void) | undefined) => void, id: string, count: number): Promise<RxMeasured> {
   const subtasks: Subtask[] = Array.from({ length: count }, (_, i) => ({ id: `${id}-${i}`, payload: { sleepMs: WORK_MS } }));
-  const assignedAt = new Map<string, number>();
-  const latencies = new Float64Array(count);
-  const hops = new Map<number, number>();
-  const incidents = new Map<string, number>();
-  let completed = 0;
-  let assignments = 0;
-  let rejected = 0;
-  let first = NaN;
-  let last = NaN;
-  setProbe(event => {
-    const now = performance.now();
-    switch (event.type) {
-      case 'subtask.assigned':
-        if (assignments++ === 0) first = now;
-        assignedAt.set(event.subtaskId, now);
-        hops.set(event.hops, (hops.get(event.hops) ?? 0) + 1);
-        return;
-      case 'subtask.completed': {
-        const at = assignedAt.get(event.subtaskId);
-        if (at === undefined || completed >= count) throw new Error(`dispatch bench: completion of ${event.subtaskId} without an assignment`);
-        latencies[completed++] = now - at;
-        last = now;
-        return;
-      }
-      case 'subtask.rejected':
-        rejected++;
-        return;
-      case 'agent.joined':
-      case 'protocol.selected':
-      case 'task.completed':
-        return;
-      default: {
-        const name =
-          event.type === 'fault.detected'
-            ? `${event.type} (${event.kind})`
-            : event.type === 'protocol.repaired'
-              ? `${event.type} (${event.repair})`
-              : event.type === 'protocol.switched'
-                ? `${event.type} (${event.switch.from}→${event.switch.to}: ${event.switch.reason})`
-                : event.type;
-        incidents.set(name, (incidents.get(name) ?? 0) + 1);
-        return;
-      }
-    }
-  });
+  const tally = roundTally(count);
+  setProbe(tally.probe);
   gc();
   const cpu = process.cpuUsage();
   const start = performance.now();
@@ -260,15 +218,16 @@ async function runTask(service: Service, setProbe: (probe: ((event: Coordination
     let timer: ReturnType<typeof setTimeout> | undefined;
     const result = await Promise.race([
       submitTask({ url: service.url, token: TOKEN, task }),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`dispatch bench: task ${id} did not finish within ${TASK_TIMEOUT_MS} ms (${completed} of ${count} completed)`)), TASK_TIMEOUT_MS))),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`dispatch bench: task ${id} did not finish within ${TASK_TIMEOUT_MS} ms (${tally.completed()} of ${count} completed)`)), TASK_TIMEOUT_MS))),
     ]).finally(() => clearTimeout(timer));
     const endToEndMs = performance.now() - start;
     const used = process.cpuUsage(cpu);
+    const completed = tally.completed();
+    if (tally.orphans() > 0) throw new Error(`dispatch bench: ${tally.orphans()} completion(s) without an assignment in task ${id}`);
     if (!result.success || completed !== count) {
       throw new Error(`dispatch bench: task ${id} ended with ${completed} of ${count} completed, ${Object.keys(result.failed).length} failed (${Object.values(result.failed)[0] ?? ''})`);
     }
-    const windowMs = last - first;
-    return { count, windowMs, latencies: latencies.sort(), serverCores: (used.user + used.system) / 1000 / endToEndMs, endToEndMs, reassigned: assignments - count, rejected, hops, incidents };
+    return { count, windowMs: tally.windowMs(), latencies: tally.latencies(), serverCores: (used.user + used.system) / 1000 / endToEndMs, endToEndMs, reassigned: tally.reassigned(), rejected: tally.rejected(), hops: tally.hops, incidents: tally.incidents };
   } finally {
     setProbe(undefined);
   }

@@ -51,6 +51,7 @@ import { startNatsServer, type NatsServer } from '../test/streams/natsServer.js'
 import { BenchChild } from './child.js';
 import type { AgentsCommand, AgentsReport, RawJob, RawResult } from './dispatchAgents.js';
 import { formatNumber, ratioRow, type BenchRow } from './harness.js';
+import { roundTally } from './roundProbe.js';
 
 const AGENTS = 100;
 const CHILDREN = 2;
@@ -172,37 +173,8 @@ type Probe = ((event: CoordinationEvent) => void) | undefined;
 /** Runs `count` subtasks of 1 ms on a coordinator reached at `url`, timed from its events. */
 async function rxRound(url: string, setProbe: (probe: Probe) => void, id: string, count: number): Promise<Measured> {
   const subtasks: Subtask[] = Array.from({ length: count }, (_, i) => ({ id: `${id}-${i}`, payload: { sleepMs: WORK_MS } }));
-  const assignedAt = new Map<string, number>();
-  const latencies = new Float64Array(count);
-  const incidents = new Map<string, number>();
-  let completed = 0;
-  let assignments = 0;
-  let first = NaN;
-  let last = NaN;
-  setProbe(event => {
-    const now = performance.now();
-    switch (event.type) {
-      case 'subtask.assigned':
-        if (assignments++ === 0) first = now;
-        assignedAt.set(event.subtaskId, now);
-        return;
-      case 'subtask.completed': {
-        const at = assignedAt.get(event.subtaskId);
-        if (at !== undefined && completed < count) latencies[completed++] = now - at;
-        last = now;
-        return;
-      }
-      case 'agent.joined':
-      case 'protocol.selected':
-      case 'task.started':
-      case 'task.completed':
-        return;
-      default: {
-        const name = event.type === 'fault.detected' ? `${event.type} (${event.kind})` : event.type;
-        incidents.set(name, (incidents.get(name) ?? 0) + 1);
-      }
-    }
-  });
+  const tally = roundTally(count);
+  setProbe(tally.probe);
   gc();
   const cpu = process.cpuUsage();
   const start = performance.now();
@@ -210,12 +182,13 @@ async function rxRound(url: string, setProbe: (probe: Probe) => void, id: string
     let timer: ReturnType<typeof setTimeout> | undefined;
     const result = await Promise.race([
       submitTask({ url, token: TOKEN, task: { id, subtasks } }),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`natsDispatch: task ${id} did not finish within ${TASK_TIMEOUT_MS} ms (${completed} of ${count} completed)`)), TASK_TIMEOUT_MS))),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`natsDispatch: task ${id} did not finish within ${TASK_TIMEOUT_MS} ms (${tally.completed()} of ${count} completed)`)), TASK_TIMEOUT_MS))),
     ]).finally(() => clearTimeout(timer));
     const endToEndMs = performance.now() - start;
     const used = process.cpuUsage(cpu);
+    const completed = tally.completed();
     if (!result.success || completed !== count) throw new Error(`natsDispatch: task ${id} ended with ${completed} of ${count} completed, ${Object.keys(result.failed).length} failed (${Object.values(result.failed)[0] ?? ''})`);
-    return { count, windowMs: last - first, latencies: latencies.sort(), cpuMs: (used.user + used.system) / 1000, endToEndMs, reassigned: assignments - count, incidents };
+    return { count, windowMs: tally.windowMs(), latencies: tally.latencies(), cpuMs: (used.user + used.system) / 1000, endToEndMs, reassigned: tally.reassigned(), incidents: tally.incidents };
   } finally {
     setProbe(undefined);
   }
