@@ -7,7 +7,7 @@
  * subtask (lower is better); the issue's target is <= 1.2×.
  */
 import { spawn } from 'node:child_process';
-import { asyncScheduler, lastValueFrom } from 'rxjs';
+import { asyncScheduler, lastValueFrom, throwError } from 'rxjs';
 import { execHandler } from '../src/execHandler.js';
 import type { AgentContext } from '../streams/task.js';
 import { formatNumber, median, ratioRow, type BenchRow } from './harness.js';
@@ -37,7 +37,7 @@ async function timed(once: () => Promise<unknown>): Promise<number> {
 
 export default async function bench(): Promise<BenchRow[]> {
   const agent = execHandler({ command: COMMAND });
-  const context: AgentContext = { agentId: 'bench', attempt: 1, scheduler: asyncScheduler, signal: new AbortController().signal, heartbeat: () => undefined, usage: () => undefined };
+  const context: AgentContext = { agentId: 'bench', attempt: 1, scheduler: asyncScheduler, signal: new AbortController().signal, heartbeat: () => undefined, usage: () => undefined, delegate: () => Promise.reject(new Error('no coordinator here')), delegate$: () => throwError(() => new Error('no coordinator here')) };
   const viaExec = (): Promise<unknown> => lastValueFrom(agent.handle({ id: 's', payload: PAYLOAD }, context));
   await timed(plainOnce);
   await timed(viaExec);

@@ -4,10 +4,11 @@ import type { Journal } from '../streams/journal.js';
 import type { Network } from '../streams/network.js';
 import { InMemoryNetwork } from '../streams/network.js';
 import { createRandom } from '../streams/random.js';
-import type { InProcessAgent, Task } from '../streams/task.js';
+import { MAX_TIMER_MS, subtaskProblem, type InProcessAgent, type Task } from '../streams/task.js';
 import { Engine, type AgentSlot, type DetectorOptions, type EngineHooks, type Settings } from './engine.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
-import { applyLedgerEvent, emptyLedger, ended, restoreLedger, resultOf, type Ledger, type LedgerEvent, type TaskEntry, type TaskState } from './ledger.js';
+import { FAULT_TABLE } from './faultDetector.js';
+import { applyLedgerEvent, emptyLedger, ended, restoreLedger, resultOf, subtaskCount, type Ledger, type LedgerEvent, type TaskEntry, type TaskState } from './ledger.js';
 import { COORDINATOR, TOPOLOGY_NAMES, type TopologyName } from './topology.js';
 
 export type { AgentSlot, DetectorOptions } from './engine.js';
@@ -64,6 +65,12 @@ export interface CoordinatorOptions {
   readonly reconnectGraceMs?: number;
   /** Mesh failure verdicts: window of the peers' vote. Default 2 s. */
   readonly consensusWindowMs?: number;
+  /**
+   * A circular wait among agents whose every slot waits for a child (`context.delegate`) is a
+   * protocol_deadlock once it has lasted this long: one waiter is aborted and runs again. Default
+   * 120 s (the seed's table).
+   */
+  readonly deadlockMs?: number;
   /** Adaptive switching (see `adaptiveSwitch`). */
   readonly adaptive?: { readonly evaluateEveryMs?: number; readonly windowMs?: number; readonly minDwellMs?: number; readonly switchThreshold?: number };
   /** Ends the task at this scheduler time: what is not done is reported failed. */
@@ -402,7 +409,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     return {
       id: entry.task.id,
       state: entry.state,
-      subtasks: entry.task.subtasks.length,
+      subtasks: subtaskCount(entry),
       completed: entry.completed,
       failed: entry.failed,
       ...(position > 0 ? { queuePosition: position } : {}),
@@ -508,6 +515,7 @@ function settle(options: CoordinatorOptions): Settings {
     maxAttempts = 3,
     reconnectGraceMs = 500,
     consensusWindowMs = 2000,
+    deadlockMs = FAULT_TABLE.protocol_deadlock.threshold,
     adaptive = {},
     deadlineMs = Infinity,
     journal,
@@ -569,6 +577,7 @@ function settle(options: CoordinatorOptions): Settings {
     maxAttempts,
     reconnectGraceMs: positive('reconnectGraceMs', reconnectGraceMs),
     consensusWindowMs: positive('consensusWindowMs', consensusWindowMs),
+    deadlockMs: positive('deadlockMs', deadlockMs),
     adaptive: {
       evaluateEveryMs,
       windowMs: positive('adaptive.windowMs', adaptive.windowMs ?? 10 * evaluateEveryMs),
@@ -584,9 +593,6 @@ function settle(options: CoordinatorOptions): Settings {
   };
 }
 
-/** Longest timer a task may ask for (what `setTimeout` takes). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** Throws a RangeError naming what is wrong with a task (shape, empty or duplicate subtask ids). */
 export function validateTask(task: Task): void {
   if (task === null || typeof task !== 'object' || typeof task.id !== 'string' || !Array.isArray(task.subtasks)) {
@@ -599,13 +605,9 @@ export function validateTask(task: Task): void {
   }
   const ids = new Set<string>();
   task.subtasks.forEach((s, i) => {
-    if (s === null || typeof s !== 'object' || typeof s.id !== 'string' || s.id === '') throw new RangeError(`subtasks[${i}] must have a non-empty string id`);
+    const problem = subtaskProblem(s);
+    if (problem !== undefined) throw new RangeError(`subtasks[${i}] ${problem}`);
     if (ids.has(s.id)) throw new RangeError(`subtasks: duplicate subtask id "${s.id}"`);
-    if (s.id.includes('#')) throw new RangeError(`subtasks[${i}]: "#" is reserved in subtask ids, got "${s.id}"`);
-    if (s.timeoutMs !== undefined && !(typeof s.timeoutMs === 'number' && s.timeoutMs > 0 && s.timeoutMs <= MAX_TIMER_MS)) {
-      throw new RangeError(`subtasks[${i}].timeoutMs must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(s.timeoutMs)}`);
-    }
-    if (s.maxAttempts !== undefined && !(Number.isSafeInteger(s.maxAttempts) && s.maxAttempts >= 1)) throw new RangeError(`subtasks[${i}].maxAttempts must be an integer >= 1, got ${String(s.maxAttempts)}`);
     ids.add(s.id);
   });
 }

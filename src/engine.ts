@@ -10,7 +10,7 @@ import {
 import type { AgentHost } from '../streams/agentHost.js';
 import type { Journal } from '../streams/journal.js';
 import type { Envelope, Network } from '../streams/network.js';
-import { SUBMISSION_KINDS, type AssignBody, type HeartbeatBody, type ProgressBody, type ReceivedBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
+import { SUBMISSION_KINDS, type AssignBody, type DelegateBody, type HeartbeatBody, type ProgressBody, type ReceivedBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
 import type { InProcessAgent, Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import type { SilentAttempt } from '../operators/index.js';
@@ -22,6 +22,7 @@ import { chooseInitial, topologyFor } from './topologies/index.js';
 import { AgentLifecycle, UNACKED_LIMIT } from './agentLifecycle.js';
 import { EngineDetection, type DetectorOptions } from './engineDetection.js';
 import { healingActions, type HealingHost } from './engineHealing.js';
+import { Delegations } from './engineDelegation.js';
 import { COORDINATOR_ONLY, Candidates, Membership, sameTargets, type AgentRecord } from './membership.js';
 import type { Attempt, SubtaskState, TaskRun } from './taskRun.js';
 
@@ -55,6 +56,7 @@ export interface Settings {
   readonly maxAttempts: number;
   readonly reconnectGraceMs: number;
   readonly consensusWindowMs: number;
+  readonly deadlockMs: number;
   readonly adaptive: { evaluateEveryMs: number; windowMs: number; minDwellMs: number; switchThreshold: number };
   readonly deadlineMs: number;
   readonly journal: Journal | undefined;
@@ -110,6 +112,8 @@ export class Engine {
   private readonly detection: EngineDetection;
   /** Agents joining, beating, leaving, suspected, down, recovered, quarantined. */
   private readonly lifecycle: AgentLifecycle;
+  /** Children that running attempts asked for, and the waits they make. */
+  private readonly delegation: Delegations;
   private readonly performance = new Map<string, PerformanceSnapshot>();
   private protocol: TopologyName;
   private layout!: Layout;
@@ -154,6 +158,20 @@ export class Engine {
       reassign: (record, reason) => this.reassign(record, reason),
       revoke: (attempt, reason) => this.revoke(attempt, reason),
       revokeRoutedThrough: (agentId, reason) => this.revokeRoutedThrough(agentId, reason),
+    });
+    this.delegation = new Delegations({
+      agents: this.agents,
+      scheduler: settings.scheduler,
+      subtask: (taskId, subtaskId) => this.subtasks.get(stateKey(taskId, subtaskId)),
+      waiting: attempt => {
+        if (!ackedOf(attempt)) this.acknowledge(attempt);
+        this.detection.progressed(attempt.key);
+        this.heard(attempt);
+      },
+      addChild: (parent, child) => this.addChild(parent, child),
+      answer: (agentId, body) => this.network.send({ from: COORDINATOR, to: agentId, kind: 'delegated', body }),
+      edge: edge => this.detection.wait(edge),
+      serial: work => this.serial(work),
     });
     this.protocol = 'star';
   }
@@ -211,7 +229,7 @@ export class Engine {
       emit,
     };
     this.runs.set(task.id, run);
-    task.subtasks.forEach((subtask, index) => {
+    [...task.subtasks, ...entry.children].forEach((subtask, index) => {
       const ledgerEntry = entry.subtasks[subtask.id] as SubtaskEntry;
       if (ledgerEntry.status === 'assigned') {
         // Handed out by a coordinator that crashed: those attempts went with it.
@@ -233,7 +251,7 @@ export class Engine {
     }
     if (this.started) {
       this.serial(() => {
-        if (run.done === task.subtasks.length) this.finish(run);
+        if (run.done === run.states.length) this.finish(run);
         else this.dispatch();
       });
     }
@@ -259,7 +277,11 @@ export class Engine {
     this.busy = true;
     try {
       work();
-      for (let next = this.later.shift(); next !== undefined && !this.finished; next = this.later.shift()) next();
+      do {
+        for (let next = this.later.shift(); next !== undefined && !this.finished; next = this.later.shift()) next();
+        // The waits as this input left them (what they lead to, a deadlock's verdict, comes as input).
+        if (!this.finished) this.delegation.settle();
+      } while (this.later.length > 0 && !this.finished);
     } finally {
       this.later.length = 0;
       this.busy = false;
@@ -310,7 +332,7 @@ export class Engine {
     const departures = this.network.departures$;
     if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.lifecycle.onConnectionClosed(agentId))));
     this.serial(() => {
-      for (const run of [...this.runs.values()]) if (run.done === run.task.subtasks.length) this.finish(run);
+      for (const run of [...this.runs.values()]) if (run.done === run.states.length) this.finish(run);
       this.dispatch();
     });
   }
@@ -329,6 +351,7 @@ export class Engine {
       }
     }
     this.orphanTimer?.unsubscribe();
+    this.delegation.stop();
     for (const run of this.runs.values()) {
       run.deadline?.unsubscribe();
       this.cancelRemoteWork(run);
@@ -732,6 +755,9 @@ export class Engine {
         if (body.done === true && attempt.route.length > 0) this.onResultInTransit(attempt);
         return;
       }
+      case 'delegate':
+        if (this.delegation.ask(envelope.body as DelegateBody, envelope.from)) this.dispatch();
+        return;
       case 'vote': {
         const body = envelope.body as VoteBody;
         this.detection.vote(body.proposalId, envelope.from, body.accept);
@@ -786,6 +812,7 @@ export class Engine {
       this.unwantHedge(state);
       if (record) record.completed++;
       run.done++;
+      this.delegation.ended(state);
       this.emitTask(run, { type: 'subtask.completed', at: this.now(), subtaskId: state.subtask.id, agentId: body.agentId, attempt: body.attempt });
       // The other attempt of a hedged subtask lost the race: it is cancelled. If it was the silent
       // one, its agent kept quiet while another did the same work: it is taken for hung.
@@ -814,7 +841,7 @@ export class Engine {
 
   /** After a subtask of `run` changed: the task ends once every subtask has, else work moves on. */
   private afterChange(run: TaskRun): void {
-    if (run.done === run.task.subtasks.length) this.finish(run);
+    if (run.done === run.states.length) this.finish(run);
     else this.dispatch();
   }
 
@@ -883,6 +910,20 @@ export class Engine {
     attempt.timer = attempt.transit = attempt.stillSilent = undefined;
     if (!ackedOf(attempt)) this.detection.acked(attempt.key);
     this.detection.attemptEnded(attempt.key, ok);
+    this.delegation.attemptEnded(attempt);
+  }
+
+  /** A child the attempt asked for (`context.delegate`): recorded, then queued like any subtask of its task. */
+  private addChild(parent: Attempt, child: Subtask): SubtaskState {
+    const run = parent.state.task;
+    this.record({ type: 'subtask.delegated', taskId: run.task.id, parentId: parent.state.subtask.id, subtask: child });
+    const entry = run.entry.subtasks[child.id] as SubtaskEntry;
+    const state: SubtaskState = { subtask: child, index: run.states.length, task: run, entry, key: stateKey(run.task.id, child.id), attempts: [], hedge: undefined, hedges: 0 };
+    run.states.push(state);
+    this.subtasks.set(state.key, state);
+    this.enqueue(state);
+    this.emitTask(run, { type: 'subtask.delegated', at: this.now(), subtaskId: child.id, parentId: parent.state.subtask.id, agentId: parent.agentId, attempt: parent.token });
+    return state;
   }
 
   /** Back into the queue by priority, after the waiting subtasks of the same priority. */
@@ -923,6 +964,7 @@ export class Engine {
     this.unwantHedge(state);
     this.record({ type: 'subtask.failed', taskId: state.task.task.id, subtaskId: state.subtask.id, reason });
     state.task.done++;
+    this.delegation.ended(state);
     this.emitTask(state.task, { type: 'subtask.failed', at: this.now(), subtaskId: state.subtask.id, reason });
   }
 
@@ -1087,7 +1129,7 @@ export class Engine {
           this.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
         }
       }
-      if (run.done === run.task.subtasks.length) this.finish(run);
+      if (run.done === run.states.length) this.finish(run);
     }
     this.dispatch();
   }
@@ -1201,7 +1243,7 @@ export class Engine {
       messages += n;
     }
     const { task, entry } = run;
-    const size = task.subtasks.length;
+    const size = run.states.length;
     this.record({
       type: 'task.finished',
       at: now,

@@ -11,6 +11,7 @@ import {
   type SilentAttempt,
   type UsageInput,
   type Vote,
+  type WaitForEdge,
 } from '../operators/index.js';
 import type { Network } from '../streams/network.js';
 import { AckTracker } from './ackTracker.js';
@@ -35,6 +36,8 @@ export interface DetectionOptions {
    */
   readonly ackTimeoutMs: number;
   readonly consensusWindowMs: number;
+  /** A circular wait among agents this long is a protocol_deadlock (`waitForCycles`). */
+  readonly deadlockMs: number;
   readonly scheduler: SchedulerLike;
 }
 
@@ -70,6 +73,8 @@ export class EngineDetection {
   /** Usage the agents' heartbeats carry: one series per agent, whatever resource is the highest. */
   private readonly usage = new Subject<UsageInput>();
   private readonly progress = new Subject<AttemptSignal>();
+  /** Wait-for edges between agents whose slots all wait for children. */
+  private readonly waits = new Subject<WaitForEdge>();
   private readonly votes = new Subject<Vote>();
   private readonly voters = new Subject<readonly string[]>();
   private proposals = 0;
@@ -93,9 +98,9 @@ export class EngineDetection {
   wire(verdicts: DetectionVerdicts): Subscription[] {
     const { detector, progressTimeoutMs, consensusWindowMs, scheduler } = this.options;
     const faults = detectFaults(
-      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries, usage: this.usage },
+      { heartbeats: this.heartbeats, latencies: this.latencies, deliveries: this.deliveries, usage: this.usage, waits: this.waits },
       // A slow agent is one slower than its peers: a slowdown everyone shares (saturation) is no one's fault.
-      { detector, degradation: { relativeTo: 'peers' }, scheduler },
+      { detector, degradation: { relativeTo: 'peers' }, deadlock: { minDurationMs: this.options.deadlockMs }, scheduler },
     );
     const subscriptions = [
       faults.subscribe(fault => verdicts.fault(fault)),
@@ -143,6 +148,11 @@ export class EngineDetection {
   /** How long an attempt of the agent took, assignment to result. */
   latency(agentId: string, latencyMs: number): void {
     this.latencies.next({ agentId, latencyMs });
+  }
+
+  /** An agent starts or stops waiting for another (see `Delegations`). */
+  wait(edge: WaitForEdge): void {
+    this.waits.next(edge);
   }
 
   /** A delivery over `link` (`from->to`) arrived or was lost. */

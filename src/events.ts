@@ -60,6 +60,11 @@ export type CoordinationEvent =
   | { readonly type: 'subtask.silent'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly silentMs: number; readonly deadlineMs: number; readonly learned: boolean }
   /** A backup attempt (`agentId`, `attempt`, also announced as `subtask.assigned`) runs beside the silent one `of`; the first valid result wins, the other is cancelled. */
   | { readonly type: 'subtask.hedged'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly of: { readonly agentId: string; readonly attempt: number } }
+  /**
+   * Attempt `attempt` of `parentId`, on `agentId`, asked for the child `subtaskId` (`context.delegate`):
+   * it joins the task, queued; the parent waits for its outcome.
+   */
+  | { readonly type: 'subtask.delegated'; readonly at: number; readonly subtaskId: string; readonly parentId: string; readonly agentId: string; readonly attempt: number }
   /** Attempt `attempt` ended without a result (lost, revoked, failed, its agent left): the subtask waits again, unless its other (hedged) attempt goes on. */
   | { readonly type: 'subtask.requeued'; readonly at: number; readonly subtaskId: string; readonly attempt: number; readonly reason: string }
   | { readonly type: 'subtask.rejected'; readonly at: number; readonly subtaskId: string; readonly agentId: string; readonly attempt: number; readonly reason: string }

@@ -1,5 +1,5 @@
 import type { ProtocolSwitch } from '../operators/index.js';
-import type { Task } from '../streams/task.js';
+import type { Subtask, Task } from '../streams/task.js';
 import type { CoordinationMetrics, CoordinationResult } from './events.js';
 import type { HealingAttempt } from './selfHealing.js';
 
@@ -15,6 +15,9 @@ import type { HealingAttempt } from './selfHealing.js';
  *                      ▲           ├─requeued──▶ queued (a failure when the attempt failed)
  *                      └───────────┘─failed────▶ failed
  * ```
+ *
+ * A running attempt may ask for a child subtask (`subtask.delegated`): it joins the task, queued,
+ * and the task ends only once its children have too.
  *
  * An assigned subtask whose attempt is silent may be `hedged`: a backup attempt runs beside it,
  * and a result of either is accepted (the other is cancelled). While it has two attempts, one
@@ -42,8 +45,10 @@ export interface TaskEntry {
   readonly submittedAt: number;
   startedAt: number | undefined;
   finishedAt: number | undefined;
-  /** By subtask id (no prototype). */
+  /** By subtask id (no prototype), the task's own and the children its subtasks delegated. */
   readonly subtasks: Record<string, SubtaskEntry>;
+  /** Subtasks its subtasks delegated, in the order they were asked for (their ids are `PARENT/CHILD`). */
+  readonly children: Subtask[];
   completed: number;
   failed: number;
   /** Why it was cancelled (`task.cancelled`). */
@@ -70,6 +75,8 @@ export interface SubtaskEntry {
   value: unknown;
   /** Why it failed. */
   reason: string | undefined;
+  /** The subtask that delegated it, when it is a child. */
+  readonly parent?: string;
 }
 
 /** A backup attempt of an assigned subtask. */
@@ -96,6 +103,8 @@ export type LedgerEvent =
   | { readonly type: 'subtask.assigned'; readonly taskId: string; readonly subtaskId: string; readonly agentId: string; readonly attempt: number }
   /** A backup attempt starts beside the assigned one, on another agent. */
   | { readonly type: 'subtask.hedged'; readonly taskId: string; readonly subtaskId: string; readonly agentId: string; readonly attempt: number }
+  /** An attempt of the assigned subtask `parentId` asked for a child: it joins the task, queued. */
+  | { readonly type: 'subtask.delegated'; readonly taskId: string; readonly parentId: string; readonly subtask: Subtask }
   /** One of its attempts (the latest or the backup) reached its agent. */
   | { readonly type: 'subtask.acknowledged'; readonly taskId: string; readonly subtaskId: string; readonly attempt: number }
   /**
@@ -141,6 +150,7 @@ export function restoreLedger(value: unknown): Ledger {
       if (!isRecord(subtasks[sid])) throw new LedgerError(`the snapshot is not a ledger: subtask ${JSON.stringify(sid)} of task ${JSON.stringify(id)} is malformed`);
     }
     Object.setPrototypeOf(subtasks, null);
+    if (!Array.isArray(entry.children)) (entry as { children: unknown }).children = []; // a snapshot from before delegation
     ledger.tasks[id] = entry as unknown as TaskEntry;
   }
   ledger.queue.push(...v.queue);
@@ -168,7 +178,7 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
         if (subtasks[s.id] !== undefined) throw new LedgerError(`task ${JSON.stringify(task.id)} has two subtasks ${JSON.stringify(s.id)}`);
         subtasks[s.id] = { status: 'queued', attempt: 0, agentId: undefined, acked: false, hedge: undefined, failures: 0, value: undefined, reason: undefined };
       }
-      ledger.tasks[task.id] = { task, state: 'queued', submittedAt: event.at, startedAt: undefined, finishedAt: undefined, subtasks, completed: 0, failed: 0, cancelled: undefined, summary: undefined };
+      ledger.tasks[task.id] = { task, state: 'queued', submittedAt: event.at, startedAt: undefined, finishedAt: undefined, subtasks, children: [], completed: 0, failed: 0, cancelled: undefined, summary: undefined };
       ledger.queue.push(task.id);
       break;
     }
@@ -203,6 +213,15 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
         throw new LedgerError(`attempt ${event.attempt} of ${event.subtaskId} is not a whole number above ${entry.attempt} and below the reservation ${ledger.reservedAttempts}`);
       }
       entry.hedge = { attempt: event.attempt, agentId: event.agentId, acked: false };
+      break;
+    }
+    case 'subtask.delegated': {
+      subtaskOf(ledger, event.taskId, event.parentId, 'assigned');
+      const task = taskOf(ledger, event.taskId);
+      const id = event.subtask.id;
+      if (task.subtasks[id] !== undefined) throw new LedgerError(`task ${JSON.stringify(event.taskId)} already has a subtask ${JSON.stringify(id)}`);
+      task.subtasks[id] = { status: 'queued', attempt: 0, agentId: undefined, acked: false, hedge: undefined, failures: 0, value: undefined, reason: undefined, parent: event.parentId };
+      task.children.push(event.subtask);
       break;
     }
     case 'subtask.acknowledged': {
@@ -278,7 +297,7 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
     case 'task.finished': {
       const entry = taskOf(ledger, event.taskId);
       if (entry.state !== 'running') throw new LedgerError(`task ${JSON.stringify(event.taskId)} cannot finish: it is ${entry.state}`);
-      const open = entry.task.subtasks.length - entry.completed - entry.failed;
+      const open = subtaskCount(entry) - entry.completed - entry.failed;
       if (open !== 0) throw new LedgerError(`task ${JSON.stringify(event.taskId)} cannot finish with ${open} subtask(s) not ended`);
       entry.state = entry.cancelled !== undefined ? 'cancelled' : entry.failed === 0 ? 'done' : 'failed';
       entry.finishedAt = event.at;
@@ -298,6 +317,11 @@ export function applyLedgerEvent(ledger: Ledger, event: LedgerEvent): Ledger {
   return ledger;
 }
 
+/** Its subtasks: the task's own and the children they delegated. */
+export function subtaskCount(entry: TaskEntry): number {
+  return entry.task.subtasks.length + entry.children.length;
+}
+
 /** Whether the task has ended (its outcome is final). */
 export function ended(entry: TaskEntry): boolean {
   return entry.state === 'done' || entry.state === 'failed' || entry.state === 'cancelled';
@@ -308,10 +332,12 @@ export function resultOf(entry: TaskEntry): CoordinationResult | undefined {
   if (!ended(entry)) return undefined;
   const results = Object.create(null) as Record<string, unknown>;
   const failed = Object.create(null) as Record<string, string>;
-  for (const s of entry.task.subtasks) {
-    const sub = entry.subtasks[s.id] as SubtaskEntry;
-    if (sub.status === 'done') results[s.id] = sub.value;
-    else failed[s.id] = sub.reason ?? entry.cancelled ?? 'failed';
+  for (const list of [entry.task.subtasks, entry.children]) {
+    for (const s of list) {
+      const sub = entry.subtasks[s.id] as SubtaskEntry;
+      if (sub.status === 'done') results[s.id] = sub.value;
+      else failed[s.id] = sub.reason ?? entry.cancelled ?? 'failed';
+    }
   }
   const summary = entry.summary;
   const at = entry.finishedAt ?? entry.submittedAt;
@@ -323,7 +349,7 @@ export function resultOf(entry: TaskEntry): CoordinationResult | undefined {
     protocol: summary?.protocol ?? 'none',
     protocolId: summary?.protocolId ?? `${entry.task.id}:none`,
     metrics: summary?.metrics ?? {
-      subtasks: entry.task.subtasks.length,
+      subtasks: subtaskCount(entry),
       completed: entry.completed,
       failed: entry.failed,
       staleResultsRejected: 0,

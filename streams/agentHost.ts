@@ -1,9 +1,9 @@
-import { from, isObservable, type Subscription } from 'rxjs';
+import { Observable, from, isObservable, lastValueFrom, type Subscription } from 'rxjs';
 import { retransmitDelay } from '../operators/internal/rttEstimator.js';
 import { requireFunction, requireNumber } from '../operators/internal/validate.js';
 import { requireId } from './messages.js';
 import type { Network, Envelope } from './network.js';
-import type { AgentUsage, AssignBody, CancelBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ReceivedBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
+import type { AgentUsage, AssignBody, CancelBody, DelegateBody, DelegatedBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ReceivedBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
 import type { Random } from './random.js';
 import type { AgentContext, InProcessAgent, Subtask } from './task.js';
 
@@ -56,6 +56,19 @@ interface Running {
   usage?: AgentUsage;
   /** Its assignment carried the coordinator's retransmission timeout: the coordinator confirms results (see `AssignBody.rto`). */
   readonly confirms: boolean;
+  /** Children it asked for (`context.delegate`), by the id it gave them; made at its first ask. */
+  delegations?: Map<string, Delegation>;
+}
+
+/** A child subtask a run asked for: asked again until its outcome comes (`delegated`). */
+interface Delegation {
+  readonly body: DelegateBody;
+  asks: number;
+  timer: Subscription | undefined;
+  /** Its outcome, once it came. */
+  outcome: DelegatedBody | undefined;
+  /** Told the outcome when it comes, at once (in the scheduler's time, not a microtask later). */
+  readonly listeners: Set<(outcome: DelegatedBody) => void>;
 }
 
 /** A result sent and not yet `received` by the coordinator: sent again until it is, a bounded number of times. */
@@ -255,7 +268,10 @@ export class AgentHost {
   hang(): void {
     if (this.stateValue !== 'running') return;
     this.stateValue = 'hung';
-    for (const run of this.running.values()) run.subscription?.unsubscribe();
+    for (const run of this.running.values()) {
+      run.subscription?.unsubscribe();
+      stopAsking(run);
+    }
   }
 
   /** Crash and come back fresh, from `agent` (a new instance from its factory) if given. */
@@ -281,6 +297,7 @@ export class AgentHost {
     for (const run of this.running.values()) {
       run.subscription?.unsubscribe();
       run.ack?.unsubscribe();
+      stopAsking(run);
     }
     for (const run of this.waiting.values()) run.ack?.unsubscribe();
     for (const sent of this.unconfirmed.values()) sent.timer?.unsubscribe();
@@ -337,6 +354,9 @@ export class AgentHost {
         return this.cancel(envelope.body as CancelBody);
       case 'received':
         if (envelope.from === this.options.coordinatorId) this.confirmed(envelope.body as ReceivedBody);
+        return;
+      case 'delegated':
+        if (envelope.from === this.options.coordinatorId) this.delegated(envelope.body as DelegatedBody);
         return;
       case 'peers':
         if (envelope.from === this.options.coordinatorId) this.told = (envelope.body as PeersBody).targets;
@@ -453,9 +473,64 @@ export class AgentHost {
       this.running.delete(key);
       run.subscription?.unsubscribe();
       run.ack?.unsubscribe();
+      stopAsking(run);
     }
     this.waiting.get(key)?.ack?.unsubscribe();
     this.waiting.delete(key);
+  }
+
+  /**
+   * A child subtask for the run (`context.delegate$`): asked of the coordinator now and again every
+   * retransmission timeout, backed off to the heartbeat interval, until its outcome comes; emitted
+   * then, at once. The same child asked twice in one run is one child.
+   */
+  private delegate$(run: Running, child: Subtask): Observable<unknown> {
+    return new Observable<unknown>(subscriber => {
+      if (child === null || typeof child !== 'object') throw new TypeError(`delegate takes a subtask ({ id, payload?, capabilities? }), got ${String(child)}`);
+      requireId('subtask.id', child.id);
+      const delegations = (run.delegations ??= new Map());
+      let delegation = delegations.get(child.id);
+      if (delegation === undefined) {
+        if (this.stateValue !== 'running' || this.running.get(run.key) !== run) {
+          throw new DOMException(`the run of ${run.subtask.id} (attempt ${run.attempt}) has ended: nothing to delegate for`, 'AbortError');
+        }
+        delegation = { body: { ...taskOf(run), subtaskId: run.subtask.id, attempt: run.attempt, subtask: child }, asks: 0, timer: undefined, outcome: undefined, listeners: new Set() };
+        delegations.set(child.id, delegation);
+        this.ask(run, delegation);
+      }
+      const tell = (outcome: DelegatedBody): void => {
+        if (!outcome.ok) return subscriber.error(new Error(outcome.error ?? `child ${child.id} failed`));
+        subscriber.next(outcome.value);
+        subscriber.complete();
+      };
+      if (delegation.outcome !== undefined) return tell(delegation.outcome);
+      const listeners = delegation.listeners;
+      listeners.add(tell);
+      return () => listeners.delete(tell);
+    });
+  }
+
+  private ask(run: Running, delegation: Delegation): void {
+    delegation.timer = undefined;
+    if (delegation.outcome !== undefined || this.stateValue !== 'running' || this.running.get(run.key) !== run) return;
+    this.send('delegate', this.options.coordinatorId, delegation.body);
+    run.ack?.unsubscribe(); // the ask acknowledges the assignment
+    run.ack = undefined;
+    const rto = this.resultRtoMs ?? MAX_RESULT_WAIT_MS;
+    const wait = retransmitDelay(rto, delegation.asks++, Math.max(rto, this.intervalMs));
+    delegation.timer = this.options.network.scheduler.schedule(() => this.ask(run, delegation), wait);
+  }
+
+  /** A child's outcome for a run that asked for it; for anyone else (a run since ended, a stale attempt) nothing. */
+  private delegated(body: DelegatedBody): void {
+    const run = this.running.get(workKey(body.taskId, body.subtaskId));
+    const delegation = run?.attempt === body.attempt ? run.delegations?.get(body.childId) : undefined;
+    if (delegation === undefined || delegation.outcome !== undefined) return;
+    delegation.outcome = body;
+    delegation.timer?.unsubscribe();
+    delegation.timer = undefined;
+    for (const tell of [...delegation.listeners]) tell(body);
+    delegation.listeners.clear();
   }
 
   private pump(): void {
@@ -504,6 +579,8 @@ export class AgentHost {
         requireUsage(fraction, what);
         if (this.running.get(key) === run) run.usage = what === undefined ? { fraction } : { fraction, what };
       },
+      delegate$: (child: Subtask): Observable<unknown> => this.delegate$(run, child),
+      delegate: (child: Subtask): Promise<unknown> => lastValueFrom(this.delegate$(run, child)),
     };
     let settled = false;
     let last: unknown;
@@ -513,6 +590,7 @@ export class AgentHost {
       this.running.delete(key);
       run.ack?.unsubscribe(); // the result (or, through relays, its `done`) acknowledges it
       run.ack = undefined;
+      stopAsking(run);
       // Tear the handler down before its slot is reused: its finalisers run before the next starts.
       run.subscription?.unsubscribe();
       // The reply path itself, one hop travelled (to `first`): not a copy of the rest of it.
@@ -549,6 +627,15 @@ export class AgentHost {
       abort?.abort(new DOMException(abortedFor, 'AbortError'));
     });
     if (settled) run.subscription.unsubscribe();
+  }
+}
+
+/** Stops asking for the run's children (it ended, or was torn down): their timers are released. */
+function stopAsking(run: Running): void {
+  if (run.delegations === undefined) return;
+  for (const delegation of run.delegations.values()) {
+    delegation.timer?.unsubscribe();
+    delegation.timer = undefined;
   }
 }
 

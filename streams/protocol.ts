@@ -93,6 +93,41 @@ export interface ReceivedBody {
   readonly attempt: number;
 }
 
+/**
+ * A running attempt asks for a child subtask of its task (`context.delegate`): sent straight to the
+ * coordinator by the agent that holds `attempt` of `subtaskId`, and sent again (same body) every
+ * retransmission timeout, backed off to the agent's heartbeat interval, until the child's outcome
+ * comes back (`delegated`). The coordinator makes the child once (its id is
+ * `subtaskId/subtask.id`), so a repeat, a lost answer or a re-run of the parent elsewhere asks for
+ * the same child; each ask of a live attempt is also progress of that attempt (it is waiting, not
+ * hung).
+ */
+export interface DelegateBody {
+  readonly taskId?: string;
+  /** The parent: the subtask whose attempt is waiting. */
+  readonly subtaskId: string;
+  readonly attempt: number;
+  /** The child as the handler named it (its id is unique among the parent's children). */
+  readonly subtask: Subtask;
+}
+
+/**
+ * A child's outcome, or why it cannot be made, for the attempt that asked (`delegate`): sent
+ * straight to the agent when the child ends and in answer to every ask after that. `ok` with its
+ * accepted `value`, or not with `error` (the child failed, or the ask was refused: not the
+ * attempt's to make, a limit reached).
+ */
+export interface DelegatedBody {
+  readonly taskId?: string;
+  readonly subtaskId: string;
+  readonly attempt: number;
+  /** The child's id as the handler named it (`DelegateBody.subtask.id`). */
+  readonly childId: string;
+  readonly ok: boolean;
+  readonly value?: unknown;
+  readonly error?: string;
+}
+
 export interface CancelBody extends Routed {
   readonly taskId?: string;
   readonly subtaskId: string;
@@ -238,6 +273,8 @@ export interface MessageBodies {
   progress: ProgressBody;
   received: ReceivedBody;
   cancel: CancelBody;
+  delegate: DelegateBody;
+  delegated: DelegatedBody;
   heartbeat: HeartbeatBody;
   'vote-request': VoteRequestBody;
   vote: VoteBody;

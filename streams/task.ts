@@ -55,6 +55,24 @@ export interface AgentContext {
    * processes, SDK calls) or check it, so that a departing agent process can end promptly.
    */
   readonly signal: AbortSignal;
+  /**
+   * Runs a child subtask of the same task and resolves with its accepted result; rejects with the
+   * reason when it fails (after its attempts) or cannot be made. The child is queued and dispatched
+   * like any subtask, to an agent with its `capabilities`; its id, unique among this subtask's
+   * children, becomes `PARENT/CHILD` in the task (and in its results). It is made once: asked
+   * again (this run or a later attempt of the same subtask after a crash or a reassignment) it
+   * answers with the same child, so a child's work runs once however often its parent does. While
+   * this run waits it keeps its slot, and the wait counts as progress; waits that close a circle
+   * (each agent's work waiting for work that only the next agent can take) are a protocol_deadlock,
+   * which the coordinator breaks by aborting one waiter and running it again.
+   */
+  delegate(subtask: Subtask): Promise<unknown>;
+  /**
+   * `delegate` as an Observable: the child's result, emitted the moment it arrives (in the
+   * scheduler's time, not a microtask later, so that it runs in virtual time), then complete; or its
+   * failure as an error. Subscribing asks for the child (once per run, however often).
+   */
+  delegate$(subtask: Subtask): Observable<unknown>;
 }
 
 /** An agent living in this process. */
@@ -64,6 +82,25 @@ export interface InProcessAgent {
   /** Subtasks run at once; more wait in the agent's queue. Default 1. */
   readonly concurrency?: number;
   handle(subtask: Subtask, context: AgentContext): Observable<unknown> | Promise<unknown>;
+}
+
+/** Longest timer a subtask or task may ask for (what `setTimeout` takes). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * What is wrong with `s` as a subtask (its id, limit or bound), in words, or undefined when
+ * nothing is. Ids are non-empty strings without `#` (attempt keys use it) or NUL (task keys do).
+ */
+export function subtaskProblem(s: Subtask): string | undefined {
+  if (s === null || typeof s !== 'object' || typeof s.id !== 'string' || s.id === '') return 'must have a non-empty string id';
+  if (s.id.includes('#') || s.id.includes('\u0000')) return `"#" and NUL are reserved in subtask ids, got ${JSON.stringify(s.id)}`;
+  if (s.timeoutMs !== undefined && !(typeof s.timeoutMs === 'number' && s.timeoutMs > 0 && s.timeoutMs <= MAX_TIMER_MS)) {
+    return `timeoutMs must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(s.timeoutMs)}`;
+  }
+  if (s.maxAttempts !== undefined && !(Number.isSafeInteger(s.maxAttempts) && s.maxAttempts >= 1)) return `maxAttempts must be an integer >= 1, got ${String(s.maxAttempts)}`;
+  if (s.capabilities !== undefined && !(Array.isArray(s.capabilities) && s.capabilities.every(c => typeof c === 'string'))) return 'capabilities must be a list of strings';
+  if (s.priority !== undefined && !Number.isFinite(s.priority)) return `priority must be a finite number, got ${String(s.priority)}`;
+  return undefined;
 }
 
 /** Whether `agentCapabilities` covers what `subtask` needs. */

@@ -208,6 +208,8 @@ const bodies: Record<WireKind, z.ZodType> = {
   progress: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, progress: finite, done: z.literal(true).optional() }),
   received: z.object({ taskId: id.optional(), subtaskId: id, attempt: int }),
   cancel: z.object({ ...routed, taskId: id.optional(), subtaskId: id, attempt: int, mac }),
+  delegate: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, subtask }),
+  delegated: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, childId: id, ok: z.boolean(), value: z.unknown().optional(), error: z.string().optional() }),
   'vote-request': z.object({ proposalId: id, suspect: id }),
   vote: z.object({ proposalId: id, accept: z.boolean() }),
   token: z.object(routed),

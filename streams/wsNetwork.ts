@@ -277,7 +277,7 @@ export const CLIENT_KINDS: ReadonlySet<string> = new Set(['submit', 'attach', 'w
 /** Kinds the authority sends that only their recipient may act on: signed for it. */
 export const ORDER_KINDS: ReadonlySet<string> = new Set(['assign', 'cancel']);
 /** What only the coordinator's process sends: an agent sending these is refused. */
-export const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 'peers', 'received']);
+export const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 'peers', 'received', 'delegated']);
 
 class Connection {
   agentId: string | undefined;

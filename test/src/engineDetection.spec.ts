@@ -13,6 +13,7 @@ function setup(options: { ackTimeoutMs?: number; progressTimeoutMs?: number; con
       progressTimeoutMs: options.progressTimeoutMs ?? 500,
       ackTimeoutMs: options.ackTimeoutMs ?? 100,
       consensusWindowMs: options.consensusWindowMs ?? 300,
+      deadlockMs: 120_000,
       scheduler,
     },
     { send: message => sent.push(message) },

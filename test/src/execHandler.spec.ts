@@ -1,4 +1,4 @@
-import { asyncScheduler, lastValueFrom, type Subscription } from 'rxjs';
+import { asyncScheduler, lastValueFrom, throwError, type Subscription } from 'rxjs';
 import { execHandler, parseByteSize, type ExecAgent, type ExecOptions } from '../../src/execHandler.js';
 import { scanGroup } from '../../src/processGroup.js';
 import type { AgentContext, Subtask } from '../../streams/task.js';
@@ -19,7 +19,7 @@ function make(command: string, options: Omit<ExecOptions, 'command'> = {}): Exec
 
 function context(heartbeats: number[] = []): AgentContext & { controller: AbortController } {
   const controller = new AbortController();
-  return { agentId: 'x-1', attempt: 1, scheduler: asyncScheduler, signal: controller.signal, heartbeat: p => void heartbeats.push(p ?? 0), usage: () => undefined, controller };
+  return { agentId: 'x-1', attempt: 1, scheduler: asyncScheduler, signal: controller.signal, heartbeat: p => void heartbeats.push(p ?? 0), usage: () => undefined, delegate: () => Promise.reject(new Error('no coordinator here')), delegate$: () => throwError(() => new Error('no coordinator here')), controller };
 }
 
 const subtask = (payload?: unknown): Subtask => ({ id: 's-1', payload });

@@ -1,4 +1,4 @@
-import { Observable, ReplaySubject, asyncScheduler, filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
+import { Observable, ReplaySubject, asyncScheduler, filter, firstValueFrom, take, timeout, throwError, toArray } from 'rxjs';
 import { builtinWorker, startAgent, type AgentProcess, type Handler } from '../../src/remote.js';
 import type { HeartbeatBody } from '../../streams/protocol.js';
 import { WsServerNetwork, type WsClientEvent, type WsServerEvent } from '../../streams/wsNetwork.js';
@@ -132,7 +132,7 @@ describe('startAgent: leaving with handlers at work', () => {
 });
 
 describe('builtinWorker and its abort signal', () => {
-  const context = (signal: AbortSignal) => ({ agentId: 'w', attempt: 1, scheduler: asyncScheduler, heartbeat: () => undefined, usage: () => undefined, signal });
+  const context = (signal: AbortSignal) => ({ agentId: 'w', attempt: 1, scheduler: asyncScheduler, heartbeat: () => undefined, usage: () => undefined, delegate: () => Promise.reject(new Error('no coordinator here')), delegate$: () => throwError(() => new Error('no coordinator here')), signal });
 
   it('ends a sleep with the reason of its signal as soon as it is aborted', async () => {
     const abort = new AbortController();

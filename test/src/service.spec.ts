@@ -1,7 +1,7 @@
 import { TaskRefusedError, builtinWorker, startAgent, submitTask, type AgentProcess } from '../../src/remote.js';
 import { Service } from '../../src/service.js';
 import type { CoordinationEvent } from '../../src/events.js';
-import { asyncScheduler, filter, firstValueFrom, type Observable, timeout } from 'rxjs';
+import { asyncScheduler, filter, firstValueFrom, type Observable, throwError, timeout } from 'rxjs';
 import { WebSocket } from 'ws';
 
 // A coordinator service and its agents in this process over real sockets on 127.0.0.1; every wait
@@ -128,7 +128,7 @@ describe('Service: what it refuses and what it survives', () => {
 });
 
 describe('builtinWorker', () => {
-  const context = { agentId: 'w', attempt: 1, scheduler: asyncScheduler, heartbeat: () => undefined, usage: () => undefined, signal: new AbortController().signal };
+  const context = { agentId: 'w', attempt: 1, scheduler: asyncScheduler, heartbeat: () => undefined, usage: () => undefined, delegate: () => Promise.reject(new Error('no coordinator here')), delegate$: () => throwError(() => new Error('no coordinator here')), signal: new AbortController().signal };
   const run = (payload: unknown) => firstValueFrom(builtinWorker({ id: 's', payload }, context) as Observable<unknown>);
 
   it.each([
