@@ -599,13 +599,15 @@ export class Engine {
    * Silent for twice its deadline with no backup beside it (none could start, or it ended): its
    * agent is taken for hung (agent_timeout, healed) and the attempt ends as a failure, so a
    * subtask that hangs every agent it runs on fails after its attempts rather than looping. With a
-   * backup running, the race decides: asked again a deadline later.
+   * backup running, the race decides: asked again a deadline later; unless the backup is silent
+   * too (both agents hung), when this one is taken for hung all the same and the other goes on,
+   * with a backup of its own wanted.
    */
   private onStillSilent(attempt: Attempt, silentMs: number, deadlineMs: number): void {
     attempt.stillSilent = undefined;
     const state = attempt.state;
     if (!attempt.silent || !state.attempts.includes(attempt)) return;
-    if (state.attempts.length > 1) {
+    if (state.attempts.length > 1 && !state.attempts.every(a => a.silent)) {
       attempt.stillSilent = this.scheduler.schedule(() => this.serial(() => this.onStillSilent(attempt, silentMs + deadlineMs, deadlineMs)), deadlineMs);
       return;
     }

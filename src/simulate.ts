@@ -50,6 +50,8 @@ export interface Scenario {
   readonly coordinationIntensity?: 'low' | 'medium' | 'high';
   /** Passed to the coordinator (progress timeout, adaptive cadence…). */
   readonly progressTimeoutMs?: number;
+  /** How long a circular wait lasts before it is a protocol_deadlock (the coordinator's `deadlockMs`). Default 120 s. */
+  readonly deadlockMs?: number;
   readonly adaptive?: { readonly evaluateEveryMs?: number; readonly windowMs?: number; readonly minDwellMs?: number; readonly switchThreshold?: number };
 }
 
@@ -80,12 +82,16 @@ export interface SimulateOptions {
 
 export interface Detection {
   readonly agentId: string;
-  /** What happened to it: a crash or hang (told by suspicion), or usage at the exhaustion threshold (told by resource_exhaustion). */
-  readonly kind: 'crash' | 'hang' | 'exhaust';
+  /**
+   * What happened to it: a crash or hang (told by suspicion), usage at the exhaustion threshold
+   * (told by resource_exhaustion), or a circular wait it is the first of (told by protocol_deadlock).
+   */
+  readonly kind: 'crash' | 'hang' | 'exhaust' | 'deadlock';
   readonly faultAtMs: number;
   /**
    * First suspicion (heartbeat or progress) at or after a crash or hang; first resource_exhaustion
-   * detected at or after an exhaust; undefined if never, or not before the coordinator crashed (its
+   * detected at or after an exhaust; first protocol_deadlock among the circle's agents at or after a
+   * deadlock (none where agents outside the circle could take the children: no deadlock formed); undefined if never, or not before the coordinator crashed (its
    * restart brings the agent back fresh: nothing is left to detect). A fault due while the
    * coordinator is down harms nothing and has no entry.
    */
@@ -102,7 +108,7 @@ export interface SimulationReport {
   readonly duplicatesAccepted: number;
   /** Assignments sent: first runs and reruns (by every coordinator, across coordinator crashes). */
   readonly executions: number;
-  /** One per crashed or hung agent, and one per agent exhausted at or above the threshold (0.9). */
+  /** One per crashed or hung agent, one per agent exhausted at or above the threshold (0.9), one per circular wait. */
   readonly detections: readonly Detection[];
   /** Upper bound on detection time after a crash, from the detector and heartbeat settings. */
   readonly detectionBoundMs: number;
@@ -156,6 +162,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const random = createRandom(seed);
   const network = new InMemoryNetwork({ scheduler, random: random.fork('network'), latency: latency });
   const speed = new Map<string, number>(ids.map(id => [id, 1]));
+  const waits = new CircularWaits(specs);
   const taskId = `simulation-${seed}`;
   const crashes = faults.filter((f): f is CoordinatorCrashFault => f.kind === 'coordinatorCrash');
   // A journal only when the coordinator may crash (or one is given): without one the run is what it always was.
@@ -174,7 +181,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
     // The first process draws as simulations always have; each restart draws anew.
     const fork = (name: string): Random => random.fork(n === 0 ? name : `${name}@${n}`);
     const slots: AgentSlot[] = specs.map(spec => {
-      const factory = (): InProcessAgent => simulatedAgent(spec, scheduler, workMs, speed, fork(`work:${spec.id}`), scenario.progressReports === false ? Infinity : (scenario.progressTimeoutMs ?? 30_000) / 3);
+      const factory = (): InProcessAgent => simulatedAgent(spec, scheduler, workMs, speed, waits, fork(`work:${spec.id}`), scenario.progressReports === false ? Infinity : (scenario.progressTimeoutMs ?? 30_000) / 3);
       return { agent: factory(), factory, ...(spec.standby ? { standby: true } : {}) };
     });
     const fence = journal === undefined ? undefined : new ProcessFence(scheduler, network, journal);
@@ -187,6 +194,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
       heartbeat,
       ...(scenario.detector ? { detector: scenario.detector } : {}),
       ...(scenario.progressTimeoutMs ? { progressTimeoutMs: scenario.progressTimeoutMs } : {}),
+      ...(scenario.deadlockMs ? { deadlockMs: scenario.deadlockMs } : {}),
       ...(scenario.adaptive ? { adaptive: scenario.adaptive } : {}),
       ...(fence ? { journal: fence.journal } : {}),
       deadlineMs: untilMs,
@@ -233,7 +241,7 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
       // Back by the end of the run at the latest, so that the run ends with a result.
       at(scheduler, Math.min(fault.restartAtMs, untilMs), restart);
     } else {
-      scheduleFault(fault, scheduler, network, () => running, speed, ids);
+      scheduleFault(fault, scheduler, network, () => running, speed, waits, ids);
     }
   }
   boot();
@@ -314,8 +322,57 @@ function subtaskList(subtasks: number | readonly Subtask[]): Subtask[] {
   return [...subtasks];
 }
 
-/** Work as a timer: `mean ± jitter`, stretched by the agent's slow factor, with a progress beat every `progressEveryMs` (∞: none). */
-function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mean: number; jitter: number }, speed: Map<string, number>, random: Random, progressEveryMs: number): InProcessAgent {
+/**
+ * The deadlock faults' waits: whose work waits for whose, and the runs a fault can catch. Per agent,
+ * how many more of its runs wait (one per slot, taken by the runs it has when the fault comes, then
+ * by the next it starts) and for a child with which capabilities (the next agent's).
+ */
+class CircularWaits {
+  private readonly due = new Map<string, { capabilities: readonly string[]; left: number }>();
+  /** Each agent's runs now, each able to start waiting. */
+  private readonly runs = new Map<string, Set<(capabilities: readonly string[]) => void>>();
+
+  constructor(private readonly specs: readonly AgentSpec[]) {}
+
+  /** Each agent of the circle has its work wait for the next one's. */
+  close(agents: readonly string[]): void {
+    agents.forEach((id, i) => {
+      const next = this.specs.find(s => s.id === agents[(i + 1) % agents.length]);
+      const capabilities = next?.capabilities ?? [];
+      let left = Math.max(1, Math.floor(this.specs.find(s => s.id === id)?.concurrency ?? 1));
+      for (const wait of [...(this.runs.get(id) ?? [])]) {
+        if (left === 0) break;
+        left--;
+        wait(capabilities);
+      }
+      if (left > 0) this.due.set(id, { capabilities, left });
+    });
+  }
+
+  /** A run of the agent starts: the capabilities its child must have when it is to wait at once, else undefined (and `wait` is how a later fault makes it). */
+  started(agentId: string, wait: (capabilities: readonly string[]) => void): readonly string[] | undefined {
+    const due = this.due.get(agentId);
+    if (due !== undefined) {
+      if (--due.left === 0) this.due.delete(agentId);
+      return due.capabilities;
+    }
+    let runs = this.runs.get(agentId);
+    if (runs === undefined) this.runs.set(agentId, (runs = new Set()));
+    runs.add(wait);
+    return undefined;
+  }
+
+  ended(agentId: string, wait: (capabilities: readonly string[]) => void): void {
+    this.runs.get(agentId)?.delete(wait);
+  }
+}
+
+/**
+ * Work as a timer: `mean ± jitter`, stretched by the agent's slow factor, with a progress beat every
+ * `progressEveryMs` (∞: none). A run a deadlock fault catches asks for a child (`context.delegate$`)
+ * and finishes the rest of its work once the child has.
+ */
+function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mean: number; jitter: number }, speed: Map<string, number>, waits: CircularWaits, random: Random, progressEveryMs: number): InProcessAgent {
   return {
     id: spec.id,
     capabilities: spec.capabilities ?? [],
@@ -328,15 +385,37 @@ function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mea
         }
         const duration = Math.max(1, Math.round((workMs.mean + (random.next() * 2 - 1) * workMs.jitter) * (speed.get(spec.id) ?? 1)));
         const every = Math.max(1, Math.floor(progressEveryMs));
-        const beat = duration > every ? scheduler.schedule(function () { context.heartbeat(); this.schedule(undefined, every); }, every) : undefined;
-        const done = scheduler.schedule(() => {
+        let beat: Subscription | undefined;
+        let done: Subscription | undefined;
+        let child: Subscription | undefined;
+        const work = (ms: number): void => {
+          const endsAt = scheduler.now() + ms;
+          beat = ms > every ? scheduler.schedule(function () { context.heartbeat(); this.schedule(undefined, every); }, every) : undefined;
+          done = scheduler.schedule(() => {
+            beat?.unsubscribe();
+            waits.ended(spec.id, wait);
+            subscriber.next({ by: spec.id, subtask: subtask.id, attempt: context.attempt });
+            subscriber.complete();
+          }, ms);
+          left = () => Math.max(1, endsAt - scheduler.now());
+        };
+        let left = (): number => duration;
+        // Caught by a circular wait: the rest of the work waits for a child the next agent can run.
+        const wait = (capabilities: readonly string[]): void => {
+          const rest = left();
           beat?.unsubscribe();
-          subscriber.next({ by: spec.id, subtask: subtask.id, attempt: context.attempt });
-          subscriber.complete();
-        }, duration);
+          done?.unsubscribe();
+          waits.ended(spec.id, wait);
+          child = context.delegate$({ id: 'wait', capabilities: [...capabilities] }).subscribe({ complete: () => work(rest), error: (err: unknown) => subscriber.error(err) });
+        };
+        const waitFor = waits.started(spec.id, wait);
+        if (waitFor === undefined) work(duration);
+        else wait(waitFor);
         return () => {
           beat?.unsubscribe();
-          done.unsubscribe();
+          done?.unsubscribe();
+          child?.unsubscribe();
+          waits.ended(spec.id, wait);
         };
       }),
   };
@@ -354,6 +433,7 @@ function scheduleFault(
   network: InMemoryNetwork,
   current: () => CoordinatorProcess | undefined,
   speed: Map<string, number>,
+  waits: CircularWaits,
   ids: readonly string[],
 ): void {
   const at = (ms: number, work: () => void): void => void scheduler.schedule(work, Math.max(0, ms - scheduler.now()));
@@ -365,6 +445,11 @@ function scheduleFault(
       return at(fault.atMs, () => host(fault.agent)?.hang());
     case 'slow':
       return at(fault.atMs, () => speed.set(fault.agent, fault.factor));
+    case 'deadlock':
+      // Only while a coordinator runs: with it down there is no agent process to catch.
+      return at(fault.atMs, () => {
+        if (current() !== undefined) waits.close(fault.agents);
+      });
     case 'exhaust':
       // What the agent's heartbeats carry from now on, as a process measuring itself would report it.
       return at(fault.atMs, () => host(fault.agent)?.setUsage({ fraction: fault.usage }));
@@ -448,6 +533,7 @@ function faultSpans(faults: readonly Fault[], ids: readonly string[], graceMs: n
         add(f.agent, f.atMs, f.atMs);
         break;
       case 'exhaust':
+      case 'deadlock':
         break; // its heartbeats go on as before: a suspicion of it would be false
       case 'drop':
         for (const id of f.agents ?? ids) add(id, f.fromMs ?? 0, f.toMs ?? Infinity);
@@ -499,6 +585,9 @@ function report(
   const suspicions: Array<{ agentId: string; at: number }> = [];
   const verdicts: Array<{ agentId: string; at: number }> = [];
   const exhaustions: Array<{ agentId: string; at: number }> = [];
+  const deadlocks: Array<{ members: string[]; at: number }> = [];
+  /** Children the subtasks delegated: subtasks of the run too. */
+  const children = new Set<string>();
   for (const e of events) {
     if (e.type === 'subtask.completed') completions.set(e.subtaskId, (completions.get(e.subtaskId) ?? 0) + 1);
     else if (e.type === 'subtask.failed') failures.add(e.subtaskId);
@@ -508,6 +597,11 @@ function report(
       verdicts.push({ agentId: e.agentId, at: e.at });
     } else if (e.type === 'subtask.silent') {
       verdicts.push({ agentId: e.agentId, at: e.at });
+    } else if (e.type === 'subtask.delegated') {
+      children.add(e.subtaskId);
+    } else if (e.type === 'fault.detected' && e.kind === 'protocol_deadlock') {
+      // `circular wait a → b → a since …`: its members.
+      deadlocks.push({ members: (/^circular wait (.*) since /.exec(e.detail)?.[1] ?? '').split(' → '), at: e.at });
     } else if (e.type === 'fault.detected' && e.agentId !== undefined) {
       if (e.kind === 'agent_timeout') verdicts.push({ agentId: e.agentId, at: e.at });
       else if (e.kind === 'resource_exhaustion') exhaustions.push({ agentId: e.agentId, at: e.at });
@@ -530,6 +624,13 @@ function report(
       detections.push({ agentId: f.agent, kind: 'exhaust', faultAtMs: f.atMs, suspectedAtMs: first?.at });
       continue;
     }
+    if (f.kind === 'deadlock') {
+      if (coordinatorDownAt(faults, f.atMs)) continue;
+      const until = coordinatorCrashAfter(faults, f.atMs);
+      const first = deadlocks.find(d => d.at >= f.atMs && d.at < until && f.agents.some(id => d.members.includes(id)));
+      detections.push({ agentId: f.agents[0] as string, kind: 'deadlock', faultAtMs: f.atMs, suspectedAtMs: first?.at });
+      continue;
+    }
     if ((f.kind !== 'crash' && f.kind !== 'hang') || seen.has(f.agent)) continue;
     // While the coordinator is down there is no agent process to harm.
     if (coordinatorDownAt(faults, f.atMs)) continue;
@@ -546,10 +647,10 @@ function report(
     if (!agentSpans.some(([from, to]) => s.at >= from && s.at < to)) falseSuspicions++;
   }
   return {
-    subtasks: total,
+    subtasks: total + children.size,
     completed: completions.size,
     failed: failures.size,
-    lost: total - ended,
+    lost: total + children.size - ended,
     duplicatesAccepted,
     executions,
     detections,

@@ -57,7 +57,8 @@ function startMs(f: Fault): number {
  *
  * What a plan can hold (sorted by start time, stable): crash, hang, restart of a given agent at
  * `[0, spanMs]`; slow by a whole factor 2–10; exhaust: usage 0.5–1.5 in hundredths (from 0.9 on, a
- * resource_exhaustion to detect and heal); drop of 1–90 % on the links of a non-empty subset of
+ * resource_exhaustion to detect and heal); deadlock: a circle of 1 or more of the given agents, in any
+ * order, each one's work waiting for a child with the next one's capabilities; drop of 1–90 % on the links of a non-empty subset of
  * the given agents (`agents` always set, never network-wide) inside a window that ends by `spanMs`;
  * partition that cuts off one or two groups made only of given agents, healing by `spanMs`
  * (`healAtMs <= spanMs`, always set). The partition's first group lists the given agents that stay, so
@@ -119,6 +120,7 @@ export function faultPlan(options: FaultPlanOptions): Arbitrary<Fault[]> {
   const slow = fc.record({ kind: fc.constant('slow' as const), agent, atMs, factor: fc.integer({ min: 2, max: 10 }) }, plain);
   const restart = fc.record({ kind: fc.constant('restart' as const), agent, atMs }, plain);
   const exhaust = fc.record({ kind: fc.constant('exhaust' as const), agent, atMs, usage: fc.integer({ min: 50, max: 150 }).map(percent => percent / 100) }, plain);
+  const deadlock = fc.record({ kind: fc.constant('deadlock' as const), agents: fc.shuffledSubarray([...agents], { minLength: 1 }), atMs }, plain);
   const drop = fc
     .record({ percent: fc.integer({ min: 1, max: 90 }), window, on: fc.subarray([...agents], { minLength: 1 }) })
     .map(({ percent, window: [fromMs, toMs], on }): DropFault => ({ kind: 'drop', rate: percent / 100, fromMs, toMs, agents: on }));
@@ -131,7 +133,7 @@ export function faultPlan(options: FaultPlanOptions): Arbitrary<Fault[]> {
       return { kind: 'partition', groups: [stay, ...islands], atMs: at, healAtMs };
     });
 
-  const others = fc.array(fc.oneof<Arbitrary<Fault>[]>(crash, hang, slow, restart, drop, partition, exhaust), { maxLength: maxFaults });
+  const others = fc.array(fc.oneof<Arbitrary<Fault>[]>(crash, hang, slow, restart, drop, partition, exhaust, deadlock), { maxLength: maxFaults });
   // Sort a copy: fast-check keeps the generated array to shrink from.
   if (crashes === 0) return others.map(byStart);
   return fc.tuple(others, coordinator).map(([faults, down]) => byStart([...faults, ...down]));

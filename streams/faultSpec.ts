@@ -103,6 +103,11 @@ function parseToken(token: string): Fault {
         ...(scope < 0 ? {} : { agents: parseIds(head.slice(scope + 1)) }),
       };
     }
+    case 'deadlock': {
+      const [head, time] = splitAt(body, 'deadlock:agent-1+agent-2@5s');
+      if (head === '') throw new SpecError('missing agents (e.g. deadlock:agent-1+agent-2@5s)');
+      return { kind, agents: parseIds(head), atMs: parseTime(time) };
+    }
     case 'partition': {
       const [head, window] = splitAt(body, 'partition:agent-1+agent-2@3s-9s');
       if (head === '') throw new SpecError('missing agents to cut off (e.g. partition:agent-1+agent-2@3s-9s)');
@@ -130,6 +135,8 @@ export const FAULT_SPEC_HELP = `Faults (--faults): separated by commas. TIME is 
                                      partition:agent-1+agent-2@3s-9s   cuts agent-1 and agent-2 off together
                                      partition:agent-1/agent-2@3s      two islands; never heals
   exhaust:AGENT@TIME=USAGE           exhaust:agent-1@5s=0.95   its reported usage rises to USAGE (0.95 or 95%)
+  deadlock:AGENTS@TIME               deadlock:agent-1+agent-2@5s   each one's work waits for a child with the
+                                     next one's capabilities (the last's for the first's): a circular wait
   coordinatorCrash@AT-RESTART        coordinatorCrash@5s-8s    the coordinator dies (its in-process agents
                                      with it) and resumes from its journal at RESTART
 AGENTS are ids joined by "+" (the simulated agents are agent-0 … agent-(N-1)); a partition's
@@ -150,6 +157,7 @@ stays together. Without -TO or -HEAL a drop or partition lasts to the end of the
  *                                  partition:agent-1+agent-2@3s-9s   (the two, together, cut off)
  *                                  partition:agent-1/agent-2@3s      (two islands, never heals)
  * exhaust:AGENT@TIME=USAGE         exhaust:agent-1@5s=0.95, exhaust:agent-2@1m=120%
+ * deadlock:AGENTS@TIME             deadlock:agent-1+agent-2@5s (each one's work waits for the next one's)
  * coordinatorCrash@AT-RESTART      coordinatorCrash@5s-8s      (down from 5 s, resumes from its journal at 8 s)
  * ```
  * TIME is milliseconds, or a number with `ms`, `s`, `m` or `h`. RATE is a fraction in `[0, 1)` or a
@@ -226,6 +234,8 @@ export function formatFaultSpec(faults: readonly Fault[]): string {
           return `slow:${specIds([f.agent])}@${formatMs(f.atMs)}x${f.factor}`;
         case 'exhaust':
           return `exhaust:${specIds([f.agent])}@${formatMs(f.atMs)}=${f.usage}`;
+        case 'deadlock':
+          return `deadlock:${specIds(f.agents)}@${formatMs(f.atMs)}`;
         case 'drop': {
           const scope = f.agents === undefined ? '' : `:${specIds(f.agents)}`;
           const from = f.fromMs ?? 0;
@@ -285,6 +295,8 @@ export function describeFault(f: Fault): string {
       const heal = f.healAtMs === undefined ? 'never heals' : `heals at ${formatMs(f.healAtMs)}`;
       return `partition at ${formatMs(f.atMs)}: ${islands}, ${heal}`;
     }
+    case 'deadlock':
+      return `${[...f.agents, f.agents[0]].join(' → ')}: each one's work waits for the next one's from ${formatMs(f.atMs)} (a circular wait)`;
     case 'coordinatorCrash':
       return `the coordinator crashes at ${formatMs(f.atMs)} (its in-process agents with it) and resumes from its journal at ${formatMs(f.restartAtMs)}`;
   }

@@ -15,10 +15,10 @@
  * A valid list satisfies `validateFaults`; `parseFaultSpec` reads the CLI's compact form,
  * `formatFaultSpec` writes it back, `describeFault` writes one line for people.
  */
-export type Fault = CrashFault | HangFault | SlowFault | RestartFault | DropFault | PartitionFault | ExhaustFault | CoordinatorCrashFault;
+export type Fault = CrashFault | HangFault | SlowFault | RestartFault | DropFault | PartitionFault | ExhaustFault | DeadlockFault | CoordinatorCrashFault;
 
 /** The fault kinds, simplest first (the order `faultPlan` shrinks towards). */
-export const FAULT_KINDS = ['crash', 'hang', 'slow', 'restart', 'drop', 'partition', 'exhaust', 'coordinatorCrash'] as const;
+export const FAULT_KINDS = ['crash', 'hang', 'slow', 'restart', 'drop', 'partition', 'exhaust', 'deadlock', 'coordinatorCrash'] as const;
 
 /** One of `FAULT_KINDS`. */
 export type FaultKind = Fault['kind'];
@@ -122,6 +122,22 @@ export interface ExhaustFault {
 }
 
 /**
+ * At `atMs` each of `agents` has its work wait for the next one's (the last's for the first's):
+ * every subtask it holds then, and the next it starts while it has a slot free, asks for a child
+ * (`context.delegate`) with the next agent's capabilities, and finishes only once that child has.
+ * Where nobody outside the circle can take those children (capabilities only the next agent has,
+ * or every agent is in it), the circle is a deadlock the coordinator must find (protocol_deadlock)
+ * and break; where somebody can, the children run there and the work goes on. Each agent's work
+ * waits this way once per slot: work run again after the deadlock was broken does not wait.
+ */
+export interface DeadlockFault {
+  readonly kind: 'deadlock';
+  /** Distinct agent ids, at least one (one alone waits for itself). */
+  readonly agents: readonly string[];
+  readonly atMs: number;
+}
+
+/**
  * At `atMs` the coordinator's process dies: it loses everything but its journal, sends nothing more
  * (no goodbye, no cancellation), runs no more timers, and the in-process agents that live in it die
  * with it, their work in flight lost. At `restartAtMs` a new coordinator starts on the same journal,
@@ -145,6 +161,7 @@ const FIELDS: Record<FaultKind, readonly string[]> = {
   drop: ['kind', 'rate', 'fromMs', 'toMs', 'agents'],
   partition: ['kind', 'groups', 'atMs', 'healAtMs'],
   exhaust: ['kind', 'agent', 'atMs', 'usage'],
+  deadlock: ['kind', 'agents', 'atMs'],
   coordinatorCrash: ['kind', 'atMs', 'restartAtMs'],
 };
 
@@ -271,6 +288,11 @@ export function faultProblem(value: unknown, known: ReadonlySet<string>): string
         return `healAtMs must be a finite number >= atMs (${show(atMs)}), got ${show(healAtMs)} (omit it for a partition that never heals)`;
       }
       return undefined;
+    }
+    case 'deadlock': {
+      const { agents } = f;
+      if (Array.isArray(agents) && agents.length === 0) return 'agents must name at least one agent (each waits for the next)';
+      return idsProblem('agents', agents, known, new Map()) ?? timeProblem('atMs', f['atMs']);
     }
     case 'coordinatorCrash': {
       const { atMs, restartAtMs } = f;

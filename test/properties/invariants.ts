@@ -93,7 +93,9 @@ export function checkInvariants(report: SimulationReport, faults: readonly Fault
           ? x.groups.slice(1).some(g => g.includes(f.agent)) && x.atMs < until && (x.healAtMs ?? Infinity) > f.atMs
           : x.kind === 'coordinatorCrash'
             ? x.atMs < until && x.restartAtMs >= f.atMs
-            : x.agent === f.agent && x.atMs >= f.atMs && x.atMs < until);
+            : x.kind === 'deadlock'
+              ? false // its waits do not touch the usage it reports
+              : x.agent === f.agent && x.atMs >= f.atMs && x.atMs < until);
     if (faults.some(meddles)) continue;
     // An earlier exhaustion of it not yet relieved: one episode, already detected.
     if (faults.some(x => x.kind === 'exhaust' && x.agent === f.agent && x.atMs < f.atMs)) continue;

@@ -51,6 +51,20 @@ function run(scheduler: VirtualScheduler, slots: AgentSlot[], task: Task, option
 }
 
 describe('hedging a silent attempt', () => {
+  it('a silent attempt whose backup falls silent too (both agents hung): the older is taken for hung, the backup gets a backup of its own, and a healthy agent finishes it', () => {
+    const scheduler = new VirtualScheduler();
+    const log: string[] = [];
+    const hangs = new Set(['a', 'b']);
+    const slots = ['a', 'b', 'c'].map(id => ({ agent: silentWorker(id, scheduler, (_, agentId) => (hangs.has(agentId) ? Infinity : 20_000), log) }));
+    const { result, of } = run(scheduler, slots, { id: 't', subtasks: [{ id: 's' }] }, { progressTimeoutMs: 30_000 });
+    expect(result.success).toBe(true);
+    expect(result.results['s']).toEqual({ by: 'c' });
+    // Minutes, not the half hour of the attempts' start-to-close limit.
+    expect(log).toEqual(['0s a runs s#1', '30s b runs s#2', '90s a cancelled s#1', '90s c runs s#3', '110s b cancelled s#2']);
+    // Each hung agent's attempt ended as a fault of its agent, not at the task's deadline.
+    expect(of('fault.detected').filter(f => f.kind === 'agent_timeout').map(f => f.agentId).sort()).toEqual(['a', 'b']);
+  });
+
   it('a 35 s call with no progress and a 30 s floor: hedged at 30 s, its own result at 35 s wins, the backup is cancelled, nothing is retried', () => {
     const scheduler = new VirtualScheduler();
     const log: string[] = [];

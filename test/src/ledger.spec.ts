@@ -45,6 +45,7 @@ const started = (taskId = 't', at = 1): LedgerEvent => ({ type: 'task.started', 
 const reserved = (upTo: number): LedgerEvent => ({ type: 'attempts.reserved', upTo });
 const assigned = (subtaskId: string, attempt: number, agentId = 'agent-0', taskId = 't'): LedgerEvent => ({ type: 'subtask.assigned', taskId, subtaskId, agentId, attempt });
 const hedged = (subtaskId: string, attempt: number, agentId = 'agent-1', taskId = 't'): LedgerEvent => ({ type: 'subtask.hedged', taskId, subtaskId, agentId, attempt });
+const delegated = (parentId: string, subtask: Task['subtasks'][number], taskId = 't'): LedgerEvent => ({ type: 'subtask.delegated', taskId, parentId, subtask });
 const acked = (subtaskId: string, attempt: number, taskId = 't'): LedgerEvent => ({ type: 'subtask.acknowledged', taskId, subtaskId, attempt });
 const requeued = (subtaskId: string, attempt: number, failure: boolean, taskId = 't'): LedgerEvent => ({ type: 'subtask.requeued', taskId, subtaskId, attempt, failure });
 const accepted = (subtaskId: string, attempt: number, value: unknown = `${subtaskId}@${attempt}`, taskId = 't'): LedgerEvent => ({ type: 'subtask.accepted', taskId, subtaskId, attempt, value });
@@ -86,7 +87,7 @@ describe('applyLedgerEvent: what each event changes', () => {
       submitted(TASK, 3),
       (before, after) => {
         expect(after.queue).toEqual(['first', 't']);
-        expect(task(after)).toEqual({ task: TASK, state: 'queued', submittedAt: 3, startedAt: undefined, finishedAt: undefined, subtasks: { a: expect.anything(), b: expect.anything() }, completed: 0, failed: 0, cancelled: undefined, summary: undefined });
+        expect(task(after)).toEqual({ task: TASK, state: 'queued', submittedAt: 3, startedAt: undefined, finishedAt: undefined, subtasks: { a: expect.anything(), b: expect.anything() }, children: [], completed: 0, failed: 0, cancelled: undefined, summary: undefined });
         for (const id of ['a', 'b']) expect(sub(after, id)).toEqual({ status: 'queued', attempt: 0, agentId: undefined, acked: false, failures: 0, value: undefined, reason: undefined });
         expect(Object.getPrototypeOf(task(after).subtasks)).toBeNull();
         expect(after.tasks['first']).toEqual(before.tasks['first']);
@@ -134,6 +135,16 @@ describe('applyLedgerEvent: what each event changes', () => {
       A_ASSIGNED,
       hedged('a', 9, 'agent-1'),
       (_, after) => expect(sub(after, 'a')).toMatchObject({ status: 'assigned', attempt: 7, agentId: 'agent-0', hedge: { attempt: 9, agentId: 'agent-1', acked: false } }),
+    ],
+    [
+      'subtask.delegated: the child joins the task, queued, naming its parent; the parent stays assigned',
+      A_ASSIGNED,
+      delegated('a', { id: 'a/c', capabilities: ['web'] }),
+      (before, after) => {
+        expect(sub(after, 'a/c')).toEqual({ status: 'queued', attempt: 0, agentId: undefined, acked: false, hedge: undefined, failures: 0, value: undefined, reason: undefined, parent: 'a' });
+        expect(task(after).children).toEqual([{ id: 'a/c', capabilities: ['web'] }]);
+        expect(sub(after, 'a')).toEqual(sub(before, 'a'));
+      },
     ],
     ['subtask.acknowledged (the backup): its agent has it', A_HEDGED, acked('a', 9), (_, after) => expect(sub(after, 'a')).toMatchObject({ acked: false, hedge: { attempt: 9, acked: true } })],
     [
@@ -256,6 +267,11 @@ describe('applyLedgerEvent: events that do not fit throw a LedgerError and chang
     ['an attempt token that is not a number', RUNNING, assigned('a', Number.NaN), /attempt NaN/],
     ['an attempt token that is not whole', RUNNING, assigned('a', 1.5), /attempt 1.5 of a is not a whole number above 0/],
     ['a task with two subtasks under one id', [], submitted({ id: 't', subtasks: [{ id: 'a' }, { id: 'a' }] }), /task "t" has two subtasks "a"/],
+    ['a child of a queued subtask', RUNNING, delegated('a', { id: 'a/c' }), /subtask a of t is queued, not assigned/],
+    ['a child of an unknown subtask', RUNNING, delegated('zz', { id: 'zz/c' }), /no subtask "zz" in task "t"/],
+    ['a child under an id the task has', A_ASSIGNED, delegated('a', { id: 'b' }), /task "t" already has a subtask "b"/],
+    ['a child in a finished task', DONE, delegated('a', { id: 'a/c' }), /task "t" is failed, not running/],
+    ['a task finished while a child is open', [...A_ASSIGNED, delegated('a', { id: 'a/c' }), accepted('a', 7), failed('b')], finished(), /cannot finish with 1 subtask\(s\) not ended/],
     ['an acknowledgement of another attempt', A_ASSIGNED, acked('a', 6), /attempt 6 of a is not its current one \(7\)/],
     ['an acknowledgement of a queued subtask', RUNNING, acked('a', 0), /is queued, not assigned/],
     ['a backup of a queued subtask', RUNNING, hedged('a', 9), /subtask a of t is queued, not assigned/],
@@ -382,7 +398,7 @@ function legalEvents(ledger: Ledger, nextToken: number, step: number): LedgerEve
     if (entry.state === 'queued') out.push(started(t.id, step), cancelled(t.id, 'asked', step));
     if (entry.state === 'running') {
       if (entry.cancelled === undefined) out.push(cancelled(t.id, 'asked', step));
-      for (const s of t.subtasks) {
+      for (const s of [...t.subtasks, ...entry.children]) {
         const e = entry.subtasks[s.id] as SubtaskEntry;
         if (e.status === 'queued') {
           if (nextToken > e.attempt && nextToken < ledger.reservedAttempts) out.push(assigned(s.id, nextToken, `agent-${step % 3}`, t.id));
@@ -391,6 +407,7 @@ function legalEvents(ledger: Ledger, nextToken: number, step: number): LedgerEve
         if (e.status === 'assigned') {
           if (!e.acked) out.push(acked(s.id, e.attempt, t.id));
           out.push(requeued(s.id, e.attempt, step % 2 === 0, t.id), accepted(s.id, e.attempt, { by: e.agentId, n: step }, t.id), failed(s.id, 'gave up', t.id));
+          if (entry.children.length < 4) out.push(delegated(s.id, { id: `${s.id}/${entry.children.length}` }, t.id));
           const h = e.hedge;
           if (h === undefined) {
             if (nextToken > e.attempt && nextToken < ledger.reservedAttempts) out.push(hedged(s.id, nextToken, `${e.agentId ?? ''}-backup`, t.id));
@@ -400,7 +417,7 @@ function legalEvents(ledger: Ledger, nextToken: number, step: number): LedgerEve
           }
         }
       }
-      if (entry.completed + entry.failed === t.subtasks.length) out.push(finished(t.id, step));
+      if (entry.completed + entry.failed === t.subtasks.length + entry.children.length) out.push(finished(t.id, step));
     }
     if (ended(entry)) out.push(forgotten(t.id));
   }
@@ -432,7 +449,7 @@ describe('applyLedgerEvent: properties over random histories', () => {
     const samples = fc.sample(histories, { seed: 1, numRuns: 300 });
     const types = new Set(samples.flat().map(e => e.type));
     expect([...types].sort()).toEqual(
-      ['attempts.reserved', 'subtask.accepted', 'subtask.acknowledged', 'subtask.assigned', 'subtask.failed', 'subtask.hedged', 'subtask.requeued', 'task.cancelled', 'task.finished', 'task.forgotten', 'task.started', 'task.submitted'].sort(),
+      ['attempts.reserved', 'subtask.accepted', 'subtask.acknowledged', 'subtask.assigned', 'subtask.delegated', 'subtask.failed', 'subtask.hedged', 'subtask.requeued', 'task.cancelled', 'task.finished', 'task.forgotten', 'task.started', 'task.submitted'].sort(),
     );
     const reused = samples.some(events => events.some((e, i) => e.type === 'task.forgotten' && events.slice(i).some(x => x.type === 'task.submitted' && x.task.id === e.taskId)));
     expect(reused).toBe(true);
@@ -481,8 +498,11 @@ describe('applyLedgerEvent: properties over random histories', () => {
             const subs = Object.values(entry.subtasks);
             expect(entry.completed).toBe(subs.filter(s => s.status === 'done').length);
             expect(entry.failed).toBe(subs.filter(s => s.status === 'failed').length);
-            expect(subs).toHaveLength(entry.task.subtasks.length);
-            if (ended(entry)) expect(entry.completed + entry.failed).toBe(entry.task.subtasks.length);
+            expect(subs).toHaveLength(entry.task.subtasks.length + entry.children.length);
+            if (ended(entry)) expect(entry.completed + entry.failed).toBe(entry.task.subtasks.length + entry.children.length);
+            // Every child names a parent of the task, and only children do.
+            for (const c of entry.children) expect(entry.subtasks[(entry.subtasks[c.id] as SubtaskEntry).parent as string]).toBeDefined();
+            for (const own of entry.task.subtasks) expect((entry.subtasks[own.id] as SubtaskEntry).parent).toBeUndefined();
             for (const [id, s] of Object.entries(entry.subtasks)) {
               const key = `${entry.task.id}\u0000${id}`;
               expect(s.attempt).toBeGreaterThanOrEqual(lastAttempt.get(key) ?? 0);

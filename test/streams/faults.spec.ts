@@ -14,6 +14,8 @@ function named(f: Fault): readonly string[] {
       return f.groups.flat();
     case 'coordinatorCrash':
       return [];
+    case 'deadlock':
+      return f.agents;
     default:
       return [f.agent];
   }
@@ -89,7 +91,7 @@ describe('parseFaultSpec', () => {
   });
 
   const bad: [spec: string, message: RegExp][] = [
-    ['explode:agent-1@5', /^bad fault "explode:agent-1@5": unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust, coordinatorCrash\)/],
+    ['explode:agent-1@5', /^bad fault "explode:agent-1@5": unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust, deadlock, coordinatorCrash\)/],
     ['coordinatorCrash@5s', /bad fault "coordinatorCrash@5s": missing "-RESTART"/],
     ['coordinatorCrash:5s-8s', /expected coordinatorCrash@AT-RESTART \(e\.g\. coordinatorCrash@5s-8s\)/],
     ['coordinatorCrash@8s-5s', /restartAtMs must be >= atMs \(8000\), got 5000/],
@@ -145,7 +147,7 @@ describe('parseFaultSpec', () => {
 });
 
 describe('FAULT_SPEC_HELP', () => {
-  const examples = [...FAULT_SPEC_HELP.matchAll(/\b(?:crash|hang|slow|restart|drop|partition|exhaust):\S+|\bcoordinatorCrash@\S+/g)].map(m => m[0]).filter(token => !/[A-Z]{2}/.test(token)); // not the placeholders (AGENT, TIME)
+  const examples = [...FAULT_SPEC_HELP.matchAll(/\b(?:crash|hang|slow|restart|drop|partition|exhaust|deadlock):\S+|\bcoordinatorCrash@\S+/g)].map(m => m[0]).filter(token => !/[A-Z]{2}/.test(token)); // not the placeholders (AGENT, TIME)
 
   it('gives an example of every kind, and every example parses', () => {
     const ids = Array.from({ length: 10 }, (_, i) => `agent-${i}`);
@@ -251,7 +253,7 @@ describe('validateFaults', () => {
     ['not an array', { kind: 'crash' }, /^faults must be an array, got \{"kind":"crash"\}$/],
     ['null fault', [null], /^faults\[0\]: a fault must be an object, got null$/],
     ['array as a fault', [[]], /faults\[0\]: a fault must be an object/],
-    ['unknown kind', [{ kind: 'explode' }], /^faults\[0\]: unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust, coordinatorCrash\)$/],
+    ['unknown kind', [{ kind: 'explode' }], /^faults\[0\]: unknown kind "explode" \(expected crash, hang, slow, restart, drop, partition, exhaust, deadlock, coordinatorCrash\)$/],
     ['missing kind', [{ agent: 'agent-1', atMs: 0 }], /unknown kind undefined/],
     ['second fault bad', [crash, { ...crash, agent: 'agent-9' }], /^faults\[1\]: agent names unknown agent "agent-9" \(known agents: agent-0, agent-1, agent-2, agent-3\)$/],
     ['agent not a string', [{ ...crash, agent: 1 }], /agent must be an agent id \(a string\), got 1/],
