@@ -62,7 +62,8 @@ export class LiveView {
   /** Who holds each assigned subtask (two agents while it is hedged), for the agents' running counts. */
   private readonly holders = new Map<string, string[]>();
   private readonly faultKinds = new Map<string, number>();
-  private readonly total: number;
+  /** The task's subtasks, and the children they delegated so far. */
+  private total: number;
   private completed = 0;
   private failed = 0;
   private faults = 0;
@@ -107,6 +108,9 @@ export class LiveView {
 
   private track(e: CoordinationEvent): void {
     switch (e.type) {
+      case 'subtask.delegated':
+        this.total++;
+        return;
       case 'subtask.hedged':
         this.hedged++;
         this.hold(e.subtaskId, e.agentId, true);

@@ -65,6 +65,25 @@ describe('README', () => {
     expect(types).toContain('subtask.completed');
   });
 
+  it('delegates: a writer awaits the children only a searcher can run (context.delegate, in real time)', async () => {
+    const write = async (sources: unknown[]): Promise<string> => `draft from ${sources.length} sources`;
+    const writer: InProcessAgent = {
+      id: 'writer',
+      capabilities: ['text'],
+      handle: async (subtask, context) => {
+        const sources = await Promise.all(
+          (subtask.payload as { topics: string[] }).topics.map(topic => context.delegate({ id: topic, capabilities: ['web'], payload: { q: topic } })),
+        );
+        return { draft: await write(sources), by: context.agentId };
+      },
+    };
+    const searcher: InProcessAgent = { id: 'searcher', capabilities: ['web'], concurrency: 2, handle: async subtask => `found ${(subtask.payload as { q: string }).q}` };
+    const coordinator = createCoordinator({ agents: [writer, searcher], topology: star });
+    const result = await coordinator.run({ id: 'report', subtasks: [{ id: 'write', capabilities: ['text'], payload: { topics: ['rxjs', 'nats'] } }] });
+    expect(result.success).toBe(true);
+    expect(result.results).toEqual({ write: { draft: 'draft from 2 sources', by: 'writer' }, 'write/rxjs': 'found rxjs', 'write/nats': 'found nats' });
+  });
+
   it('tests a coordination with simulate and faultPlan', () => {
     const agents = ['agent-0', 'agent-1', 'agent-2', 'agent-3'];
     fc.assert(

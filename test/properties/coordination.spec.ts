@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { simulate } from '../../src/simulate.js';
 import { faultPlan } from '../../streams/faultPlan.js';
-import { checkInvariants } from './invariants.js';
+import { MemoryJournal } from '../../streams/journal.js';
+import { checkInvariants, checkJournal } from './invariants.js';
 
 // Fault tolerance, property by property, over generated fault plans. CI runs 100 plans per
 // topology (500 in all); `npm run test:properties -- 10000` runs many more. A failure prints the
@@ -16,6 +17,8 @@ describe.each(TOPOLOGIES)('fault tolerance under %s', topology => {
   it(`keeps every guarantee over ${RUNS} generated fault plans`, () => {
     fc.assert(
       fc.property(faultPlan({ agents: FAULTY, spanMs: SPAN_MS }), fc.integer({ min: 0, max: 2 ** 30 }), (faults, seed) => {
+        // The ledger it records: replayed, it agrees with the report and retries nothing beyond maxAttempts.
+        const journal = new MemoryJournal();
         const report = simulate({
           seed,
           topology,
@@ -26,8 +29,9 @@ describe.each(TOPOLOGIES)('fault tolerance under %s', topology => {
           untilMs: 20 * 60_000,
           progressTimeoutMs: 10_000,
           adaptive: { evaluateEveryMs: 5000, minDwellMs: 10_000 },
-        });
+        }, { journal });
         checkInvariants(report, faults, FAULTY);
+        checkJournal(journal, report);
       }),
       { numRuns: RUNS, verbose: 1 },
     );

@@ -60,6 +60,10 @@ export function checkInvariants(report: SimulationReport, faults: readonly Fault
   // One healthy, capable agent remains: everything completes.
   expect(report.result.failed).toEqual({});
   expect(report.falseSuspicions).toBe(0);
+  // At most one switch back per switch: a switch back follows a switch made on measurements.
+  report.switches.forEach((s, i) => {
+    if (s.revert === true) expect(report.switches[i - 1]?.revert, `switch ${i} (${s.from} -> ${s.to}) goes back twice`).not.toBe(true);
+  });
   for (const f of faults) {
     if (f.kind !== 'crash' || alreadyFaulted(faults, f) || goneAt(report.events, f.agent, f.atMs)) continue;
     const bound = f.atMs + report.detectionBoundMs;
@@ -143,13 +147,18 @@ export function checkRecovery(report: SimulationReport, faults: readonly Fault[]
  * coordinator that wrote to it (so each is above every token issued before it); no result is
  * accepted twice; and the finished task's result, rebuilt from the ledger, is the one reported.
  */
-export function checkJournal(journal: Journal, report: SimulationReport): void {
+export function checkJournal(journal: Journal, report: SimulationReport, maxAttempts = 3): void {
   const { snapshot, records } = journal.recover();
   const ledger = snapshot === undefined ? emptyLedger() : restoreLedger(snapshot);
   let lastToken = 0;
   const accepted = new Set<string>();
   for (const record of records as LedgerEvent[]) {
     applyLedgerEvent(ledger, record);
+    // No subtask is retried beyond its attempts: its failed runs stop at maxAttempts.
+    if (record.type === 'subtask.requeued' && record.failure) {
+      const failures = ledger.tasks[record.taskId]?.subtasks[record.subtaskId]?.failures ?? 0;
+      expect(failures, `${record.subtaskId} failed ${failures} times`).toBeLessThanOrEqual(maxAttempts);
+    }
     if (record.type === 'subtask.assigned') {
       expect(record.attempt, `token of ${record.subtaskId}`).toBeGreaterThan(lastToken);
       lastToken = record.attempt;
