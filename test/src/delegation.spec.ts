@@ -3,6 +3,8 @@ import { createCoordinator, type AgentSlot, type CoordinatorOptions } from '../.
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 import type { InProcessAgent, Subtask, Task } from '../../streams/task.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
+import { InMemoryNetwork, type Envelope } from '../../streams/network.js';
+import { createRandom } from '../../streams/random.js';
 
 // Delegation in virtual time: a running attempt asks for a child subtask of its task
 // (`context.delegate$`/`delegate`), which is dispatched like any subtask and made once; the
@@ -144,6 +146,36 @@ describe('context.delegate: a child subtask of the same task', () => {
     expect(result.failed[deepest]).toMatch(/nested 8 deep at most/);
     expect(Object.keys(result.results)).toEqual([]);
     expect(Object.keys(result.failed)).toHaveLength(9);
+  });
+});
+
+describe('asks that are not the asker’s to make', () => {
+  it('an ask for another agent’s attempt, or for an attempt that is over, is answered with why and makes no child', () => {
+    const scheduler = new VirtualScheduler();
+    const network = new InMemoryNetwork({ scheduler, random: createRandom(1) });
+    const runs: string[] = [];
+    const plan = (): Plan => ({ workMs: 10_000 });
+    const coordinator = createCoordinator({ agents: [delegator('a', [], scheduler, plan, runs)], topology: 'star', scheduler, network, seed: 1 });
+    const events: CoordinationEvent[] = [];
+    let result: CoordinationResult | undefined;
+    coordinator.run$({ id: 't', subtasks: [{ id: 'p' }] }).subscribe(e => {
+      events.push(e);
+      if (e.type === 'task.completed') result = e.result;
+    });
+    const answers: Envelope[] = [];
+    network.join('mallory').subscribe(e => answers.push(e));
+    scheduler.advanceTo(1000);
+    const token = events.find(e => e.type === 'subtask.assigned')?.attempt as number;
+    network.send({ from: 'mallory', to: 'coordinator', kind: 'delegate', body: { taskId: 't', subtaskId: 'p', attempt: token, subtask: { id: 'steal' } } });
+    network.send({ from: 'mallory', to: 'coordinator', kind: 'delegate', body: { taskId: 'nope', subtaskId: 'p', attempt: token, subtask: { id: 'steal' } } });
+    scheduler.advanceTo(60_000);
+    expect(answers.map(a => [a.kind, (a.body as { ok: boolean }).ok, (a.body as { error: string }).error])).toEqual([
+      ['delegated', false, `attempt ${token} of p is not mallory's to delegate from (it ended, or went elsewhere)`],
+      ['delegated', false, `attempt ${token} of p is not mallory's to delegate from (it ended, or went elsewhere)`],
+    ]);
+    expect(events.filter(e => e.type === 'subtask.delegated')).toEqual([]);
+    expect(result?.success).toBe(true);
+    expect(Object.keys(result?.results ?? {})).toEqual(['p']);
   });
 });
 

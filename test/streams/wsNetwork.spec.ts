@@ -189,6 +189,7 @@ describe('WsServerNetwork: bad input', () => {
     ['an unknown type', JSON.stringify({ v: 1, type: 'shout' }), 1003, /unknown message type "shout"/],
     ['a schema mismatch', JSON.stringify({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body: { load: 'x', incarnation: 1 } }), 1007, /body\.load/],
     ['an unknown kind', JSON.stringify({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'steal', body: {} }), 1003, /unknown envelope kind/],
+    ['a child that is not a subtask', JSON.stringify({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'delegate', body: { taskId: 't', subtaskId: 's', attempt: 1, subtask: { id: '', capabilities: 'all' } } }), 1007, /body\.subtask\.id/],
     ['a second hello', JSON.stringify(hello('a-1')), 1008, /already joined/],
     ['a server-only message', JSON.stringify({ v: 1, type: 'join', agentId: 'a-1', capabilities: [] }), 1008, /sent by the server only/],
   ])('answers %s with an error frame and its close code; the server keeps serving', async (_, frame, code, error) => {
@@ -601,6 +602,7 @@ describe('WsServerNetwork: roles', () => {
     ['a client sends a heartbeat', 'client', { kind: 'heartbeat', to: 'coordinator', body: { load: 0, incarnation: 1 } }, /a client may not send heartbeat/],
     ['an agent submits a task', 'agent', { kind: 'submit', to: 'tasks', body: { task: { id: 't', subtasks: [] } } }, /an agent may not send submit/],
     ['an agent forges an outcome', 'agent', { kind: 'outcome', to: 'run-1', body: { taskId: 't', error: 'no' } }, /an agent may not send outcome/],
+    ['an agent forges a child\'s outcome for another agent', 'agent', { kind: 'delegated', to: 'a-1', body: { taskId: 't', subtaskId: 's', attempt: 1, childId: 'c', ok: true, value: 'forged' } }, /an agent may not send delegated/],
   ])('closes with 1008 when %s, and keeps serving the others', async (_, role, envelope, error) => {
     const { server, events } = await serve();
     const bystander = await joined(server.url, 'a-1');
