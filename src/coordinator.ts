@@ -606,7 +606,7 @@ export function validateTask(task: Task): void {
   const ids = new Set<string>();
   task.subtasks.forEach((s, i) => {
     const problem = subtaskProblem(s);
-    if (problem !== undefined) throw new RangeError(`subtasks[${i}] ${problem}`);
+    if (problem !== undefined) throw new RangeError(`subtasks[${i}]: ${problem}`);
     if (ids.has(s.id)) throw new RangeError(`subtasks: duplicate subtask id "${s.id}"`);
     ids.add(s.id);
   });

@@ -93,7 +93,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function subtaskProblem(s: Subtask): string | undefined {
   if (s === null || typeof s !== 'object' || typeof s.id !== 'string' || s.id === '') return 'must have a non-empty string id';
-  if (s.id.includes('#') || s.id.includes('\u0000')) return `"#" and NUL are reserved in subtask ids, got ${JSON.stringify(s.id)}`;
+  if (s.id.includes('#') || s.id.includes('\u0000')) return `"#" is reserved in subtask ids (NUL too), got ${JSON.stringify(s.id)}`;
   if (s.timeoutMs !== undefined && !(typeof s.timeoutMs === 'number' && s.timeoutMs > 0 && s.timeoutMs <= MAX_TIMER_MS)) {
     return `timeoutMs must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(s.timeoutMs)}`;
   }
