@@ -312,8 +312,8 @@ function logOf(flags: LogFlags): CliLog {
 }
 
 /** What serve's attempt flags set on the coordinator. */
-function attemptsOf(flags: { maxAttempts: number; attemptTimeout: number; progressTimeout: number }): { maxSubtaskAttempts: number; attemptTimeoutMs: number; progressTimeoutMs: number } {
-  return { maxSubtaskAttempts: flags.maxAttempts, attemptTimeoutMs: flags.attemptTimeout, progressTimeoutMs: flags.progressTimeout };
+function attemptsOf(flags: { maxAttempts: number; attemptTimeout: number; progressTimeout: number; deadlockTimeout: number }): { maxSubtaskAttempts: number; attemptTimeoutMs: number; progressTimeoutMs: number; deadlockMs: number } {
+  return { maxSubtaskAttempts: flags.maxAttempts, attemptTimeoutMs: flags.attemptTimeout, progressTimeoutMs: flags.progressTimeout, deadlockMs: flags.deadlockTimeout };
 }
 
 /** How serve logs the coordinator's events: a task's with its id, the engine's (agents, faults) as they are. */
@@ -331,7 +331,7 @@ function logEvent(log: CliLog): (event: CoordinationEvent, taskId: string) => vo
   };
 }
 
-async function serve(flags: LogFlags & { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number; metricsPublic: boolean; dataDir: string; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number }): Promise<number> {
+async function serve(flags: LogFlags & { host: string; port: number; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; tlsCert?: string; tlsKey?: string; maxConnections?: number; maxSlots: number; metricsPublic: boolean; dataDir: string; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number; deadlockTimeout: number }): Promise<number> {
   const token = tokenOf(flags.token);
   const tls = tlsOf(flags.tlsCert, flags.tlsKey);
   const log = logOf(flags);
@@ -373,7 +373,7 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
 }
 
 /** `serve --nats URL`: one node of a coordinator cluster (leader lease, JetStream journal); agents and clients come over NATS. */
-async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number; leaseTtl: number; nodeId?: string; host: string; port: number; metricsPublic: boolean; http: boolean }): Promise<number> {
+async function serveNats(flags: LogFlags & { nats: string; token?: string; topology: TopologyName | 'adaptive'; heartbeatMs: number; maxSlots: number; maxTasks: number; retention: number; maxAttempts: number; attemptTimeout: number; progressTimeout: number; deadlockTimeout: number; leaseTtl: number; nodeId?: string; host: string; port: number; metricsPublic: boolean; http: boolean }): Promise<number> {
   const token = tokenOf(flags.token);
   const log = logOf(flags);
   const id = flags.nodeId ?? `${hostname()}-${process.pid}`;
@@ -719,6 +719,7 @@ function program(setExit: (code: number) => void): Command {
       new Option('--max-attempts <n>', 'unsuccessful attempts (failed or timed out) after which a subtask fails with the reason; a task file may set its own').argParser(integer(1, 100)).default(3),
       new Option('--attempt-timeout <duration>', 'start-to-close limit of an attempt whose task sets no timeoutMs, whatever progress it reports').argParser(duration).default(30 * 60_000, '30m'),
       new Option('--progress-timeout <duration>', 'least progress deadline: an attempt silent this long (before its task has finished work to learn a longer one from) gets a backup attempt on another agent; the first result wins').argParser(duration).default(30_000, '30s'),
+      new Option('--deadlock-timeout <duration>', 'a circular wait (agents whose every slot waits for a child that only the next of them can run) lasting this long is a protocol_deadlock: one waiter is aborted and runs again').argParser(duration).default(120_000, '2m'),
       natsOption('a coordinator node whose agents and clients come'),
       new Option('--lease-ttl <ms>', 'with --nats: the leader lease TTL (failover within about TTL + TTL/4; lower: faster failover, higher: survives longer pauses)').argParser(integer(400, 600_000)).default(4000),
       new Option('--node-id <id>', 'with --nats: this node\'s id in the cluster (default HOST-PID)'),
