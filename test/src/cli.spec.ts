@@ -137,7 +137,7 @@ describe('rxswarm command line', () => {
       writeFileSync(misspelt, JSON.stringify({ prot: 7070 }));
       const serve = cli('serve', '--config', misspelt, '--token', 't');
       expect(serve.status).toBe(2);
-      expect(serve.stderr).toMatch(/^error: --config .*serve\.json: unknown key "prot" \(the options of serve are host, port, token, topology, heartbeatMs, tlsCert, tlsKey, maxConnections, maxSlots, metricsPublic, dataDir, maxTasks, retention, maxAttempts, attemptTimeout, progressTimeout, nats, leaseTtl, nodeId, logFormat, logLevel\)/);
+      expect(serve.stderr).toMatch(/^error: --config .*serve\.json: unknown key "prot" \(the options of serve are host, port, token, topology, heartbeatMs, tlsCert, tlsKey, maxConnections, maxSlots, metricsPublic, dataDir, maxTasks, retention, maxAttempts, attemptTimeout, progressTimeout, deadlockTimeout, nats, leaseTtl, nodeId, logFormat, logLevel\)/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
