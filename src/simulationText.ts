@@ -31,6 +31,8 @@ export function targets(f: Fault, ids: readonly string[]): readonly string[] | u
       return f.agents ?? ids;
     case 'partition':
       return f.groups.slice(1).flat();
+    case 'deadlock':
+      return f.agents;
   }
 }
 
@@ -77,6 +79,14 @@ function coordinatorNote(f: Fault, faults: readonly Fault[]): string | undefined
   return undefined;
 }
 
+/** How a circular wait ended: found (protocol_deadlock) and when, or why there was nothing to find. */
+function deadlockNote(f: Extract<Fault, { kind: 'deadlock' }>, report: SimulationReport): string {
+  const found = report.detections.find(d => d.kind === 'deadlock' && d.faultAtMs === f.atMs && d.agentId === f.agents[0]);
+  if (found === undefined) return 'nothing to act on: the coordinator and its agents were down';
+  if (found.suspectedAtMs !== undefined) return `protocol_deadlock detected at ${seconds(found.suspectedAtMs)} (+${Math.round(found.suspectedAtMs - f.atMs)} ms)`;
+  return 'no circular wait formed (an agent outside the circle could take the children, or a slot stayed free)';
+}
+
 /**
  * The text report of `rxswarm simulate`: the outcome, every injected fault (in `describeFault`'s
  * words) with how it was detected, every detection the engine made (suspicions and detected faults,
@@ -88,7 +98,7 @@ export function simulationLines(report: SimulationReport, faults: readonly Fault
   const verdicts = verdictsOf(report.events);
   lines.push(`faults injected: ${faults.length === 0 ? 'none' : faults.length}`);
   for (const f of faults) {
-    let detection = coordinatorNote(f, faults) ?? detectionOf(f, agentIds, verdicts, report.detectionBoundMs);
+    let detection = f.kind === 'deadlock' ? deadlockNote(f, report) : (coordinatorNote(f, faults) ?? detectionOf(f, agentIds, verdicts, report.detectionBoundMs));
     const after = f.kind === 'crash' || f.kind === 'hang' ? f.atMs : Infinity;
     const crashedAfter = detection === 'not detected' ? faults.find((c): c is Extract<Fault, { kind: 'coordinatorCrash' }> => c.kind === 'coordinatorCrash' && c.atMs >= after) : undefined;
     if (crashedAfter !== undefined) detection += ` before the coordinator crashed at ${seconds(crashedAfter.atMs)} (its restart brought the agent back)`;

@@ -516,8 +516,9 @@ export class AgentHost {
     this.send('delegate', this.options.coordinatorId, delegation.body);
     run.ack?.unsubscribe(); // the ask acknowledges the assignment
     run.ack = undefined;
+    // Doubling from the rto up to the heartbeat interval: a lost ask costs a round trip, a long wait one ask a beat.
     const rto = this.resultRtoMs ?? MAX_RESULT_WAIT_MS;
-    const wait = retransmitDelay(rto, delegation.asks++, Math.max(rto, this.intervalMs));
+    const wait = Math.max(rto, Math.min(this.intervalMs, rto * 2 ** Math.min(delegation.asks++, 30)));
     delegation.timer = this.options.network.scheduler.schedule(() => this.ask(run, delegation), wait);
   }
 

@@ -50,6 +50,27 @@ describe('simulationLines', () => {
     expect(text).toContainEqual(expect.stringMatching(/fault +resource_exhaustion \(high\) agent-1: agent-1 uses 95 % of its capacity/));
   });
 
+  it('tells a circular wait by its protocol_deadlock: agents with capabilities only they have, found after deadlockMs and broken; a circle others can serve forms none', () => {
+    const agents = [{ id: 'a', capabilities: ['A'] }, { id: 'b', capabilities: ['B'] }, { id: 'c', capabilities: ['C'] }];
+    const subtasks = Array.from({ length: 12 }, (_, i) => ({ id: `s-${i}`, capabilities: [['A', 'B', 'C'][i % 3] as string] }));
+    const spec = parseFaultSpec('deadlock:a+b+c@1s', ['a', 'b', 'c']);
+    const run = simulate({ seed: 3, topology: 'star', agents, subtasks, workMs: { mean: 2000, jitter: 500 }, faults: spec, deadlockMs: 20_000 });
+    expect(run.detections).toEqual([{ agentId: 'a', kind: 'deadlock', faultAtMs: 1000, suspectedAtMs: expect.any(Number) }]);
+    const at = run.detections[0]!.suspectedAtMs!;
+    expect(at - 1000).toBeGreaterThanOrEqual(20_000);
+    expect(at - 1000).toBeLessThan(22_000);
+    expect(run.healing[0]).toMatchObject({ faultKind: 'protocol_deadlock', strategy: 'breakWaitChain', ok: true });
+    // Each waiting run asked for one child: the task ran 15 subtasks, each accepted once.
+    expect([run.subtasks, run.completed, run.lost, run.duplicatesAccepted, run.failed, run.falseSuspicions]).toEqual([15, 15, 0, 0, 0, 0]);
+    const text = simulationLines(run, spec, ['a', 'b', 'c']).map(l => l.replace(/\x1b\[\d+m/g, ''));
+    expect(text).toContain(`  a → b → c → a: each one's work waits for the next one's from 1s (a circular wait): protocol_deadlock detected at ${(at / 1000).toFixed(2)} s (+${Math.round(at - 1000)} ms)`);
+    expect(text).toContainEqual(expect.stringMatching(/fault +protocol_deadlock \(critical\): circular wait a → b → c → a since/));
+
+    const served = simulate({ seed: 3, topology: 'star', agents: ids.length, subtasks: 60, faults: parseFaultSpec('deadlock:agent-1+agent-2@1s', ids), deadlockMs: 20_000 });
+    expect(served.detections).toEqual([{ agentId: 'agent-1', kind: 'deadlock', faultAtMs: 1000, suspectedAtMs: undefined }]);
+    expect([served.lost, served.failed, served.healing.length]).toEqual([0, 0, 0]);
+  });
+
   it('tells what a coordinator crash did to the faults of its agents', () => {
     const spec = parseFaultSpec('crash:agent-1@3s,coordinatorCrash@4s-6s,hang:agent-2@5s,crash:agent-3@8s', ids);
     const run = simulate({ seed: 3, topology: 'star', agents: ids.length, subtasks: 200, workMs: { mean: 1000, jitter: 100 }, faults: spec });
