@@ -925,6 +925,13 @@ export class Engine {
     this.subtasks.set(state.key, state);
     this.enqueue(state);
     this.emitTask(run, { type: 'subtask.delegated', at: this.now(), subtaskId: child.id, parentId: parent.state.subtask.id, agentId: parent.agentId, attempt: parent.token });
+    // A remote agent earns its slots by what it delivers: a slot that now waits for a child earns
+    // one more, or all its slots could wait on children that only it may run.
+    const record = this.agents.get(parent.agentId);
+    if (record !== undefined && record.host === undefined) {
+      record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
+      this.agents.touch(record);
+    }
     return state;
   }
 

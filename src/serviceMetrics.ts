@@ -44,6 +44,7 @@ export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly subtasksEnded: Counter<'outcome'>;
   private readonly hedged: Counter;
+  private readonly delegated: Counter;
   private readonly detections: Counter<'kind'>;
   private readonly falseSuspicions: Counter;
   private readonly healing: Counter<'strategy' | 'outcome'>;
@@ -89,6 +90,7 @@ export class ServiceMetrics {
     });
     this.subtasksEnded = new Counter({ name: 'rxswarm_subtasks_ended_total', help: 'Subtasks ended since the service started, by outcome.', labelNames: ['outcome'], registers });
     this.hedged = new Counter({ name: 'rxswarm_subtasks_hedged_total', help: 'Backup attempts started beside an attempt silent past its progress deadline.', registers });
+    this.delegated = new Counter({ name: 'rxswarm_subtasks_delegated_total', help: 'Child subtasks that running attempts asked for (context.delegate).', registers });
     this.detections = new Counter({ name: 'rxswarm_detections_total', help: 'Faults detected, by kind (suspicion: an agent suspected by the failure detector).', labelNames: ['kind'], registers });
     for (const outcome of ['completed', 'failed']) this.subtasksEnded.inc({ outcome }, 0);
     for (const kind of ['suspicion', ...FAULT_KINDS]) this.detections.inc({ kind }, 0);
@@ -156,6 +158,9 @@ export class ServiceMetrics {
         return;
       case 'subtask.hedged':
         this.hedged.inc();
+        return;
+      case 'subtask.delegated':
+        this.delegated.inc();
         return;
       case 'agent.suspected':
         this.suspects.add(e.agentId);

@@ -60,6 +60,21 @@ describe('/metrics', () => {
     expect(families.find(f => f.name === 'rxswarm_subtask_latency_seconds')?.type).toBe('HISTOGRAM');
   });
 
+  it('counts the children that running attempts asked for', async () => {
+    const http = await serve();
+    // Each parent asks for two children; a child answers at once.
+    const handler = async (subtask: { id: string }, context: { delegate(s: { id: string }): Promise<unknown> }) =>
+      subtask.id.includes('/') ? 'leaf' : Promise.all([context.delegate({ id: 'x' }), context.delegate({ id: 'y' })]);
+    for (const id of ['d-0', 'd-1']) agents.push(startAgent({ url: service.url, token: TOKEN, id, slots: 4, heartbeatIntervalMs: 100, handler }));
+    await new Promise(resolve => setTimeout(resolve, 400));
+    const result = await submitTask({ url: service.url, token: TOKEN, task: { id: 'delegating', subtasks: [{ id: 'p-0' }, { id: 'p-1' }, { id: 'p-2' }] } });
+    expect(result.success).toBe(true);
+    expect(result.results['p-1']).toEqual(['leaf', 'leaf']);
+    const families = parsePrometheusTextFormat(await (await fetch(`${http}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text());
+    expect(value(families, 'rxswarm_subtasks_delegated_total')).toBe(6);
+    expect(value(families, 'rxswarm_subtasks_ended_total', { outcome: 'completed' })).toBe(9);
+  });
+
   it('is open with metricsPublic; other paths and methods are refused', async () => {
     const http = await serve(true);
     expect((await fetch(`${http}/metrics`)).status).toBe(200);
