@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import picocolors from 'picocolors';
 import { DEMO_ADAPTIVE, expectedDemoMs, longCallOf, runDemo, switchVerdict, whyNoSwitch, type DemoFault, type DemoOutcome, type LongCall } from '../../src/demo.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 import { defaultScore, type PerformanceSnapshot, type ProtocolSwitch } from '../../operators/index.js';
+import { eventText, reportLines } from '../../src/liveView.js';
 import { createRandom } from '../../streams/random.js';
 import { PacedScheduler } from '../../streams/pacedScheduler.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
@@ -46,6 +48,9 @@ async function paced(seed: number, jumps: () => number): Promise<Run> {
   scheduler.stop();
   return { ...(await promise), events };
 }
+
+/** Colours that colour nothing: the output's text as a pipe gets it. */
+const plain = picocolors.createColors(false);
 
 const hash = (events: readonly CoordinationEvent[]): string => createHash('sha256').update(JSON.stringify(events)).digest('hex');
 
@@ -204,6 +209,13 @@ describe('runDemo', () => {
       const after = demo.result.metrics.performance['mesh'] as PerformanceSnapshot;
       expect(after.at - DEMO_ADAPTIVE.windowMs).toBeGreaterThanOrEqual(change.at);
       expect(defaultScore(after)).toBeGreaterThan(hierarchical);
+      // In the demo's output: the live line and the report, each with the scores that decided it.
+      const scores = /\[scores: mesh 0\.\d+(?:, (?:hierarchical|ring|star) 0\.\d+){3}\]$/; // best first
+      expect(eventText(shown as CoordinationEvent, plain)).toMatch(/^switch {4}hierarchical → mesh: mesh scored 0\.\d+ \(\d+ runs\) vs hierarchical 0\.\d+ \(\d+ runs\): \+\d+%; \d+ in flight handed over /);
+      expect(eventText(shown as CoordinationEvent, plain)).toMatch(scores);
+      const report = reportLines(demo.result, plain);
+      expect(report).toContain('protocol at the end: mesh; switches: hierarchical→mesh');
+      expect(report.some(line => line.startsWith(`  at ${(change.at / 1000).toFixed(2)} s hierarchical → mesh: ${change.reason}; scores: mesh `))).toBe(true);
       expect(switchVerdict(demo.result)).toMatch(/^adaptive: 1 switch on measurements, none switched back; hierarchical → mesh kept: mesh measured 0\.\d+ over its last \d+ runs \(10 s\), against 0\.\d+ for hierarchical when it was left$/);
     });
   });
