@@ -71,8 +71,13 @@ export interface CoordinatorOptions {
    * 120 s (the seed's table).
    */
   readonly deadlockMs?: number;
-  /** Adaptive switching (see `adaptiveSwitch`). */
-  readonly adaptive?: { readonly evaluateEveryMs?: number; readonly windowMs?: number; readonly minDwellMs?: number; readonly switchThreshold?: number };
+  /**
+   * Adaptive switching (see `adaptiveSwitch`). `explore`: share of assignments, in [0, 1), routed
+   * under a candidate protocol that has never been in force, so that candidates are scored from
+   * measurements here rather than from the decision matrix's prior (see `ProtocolProbe`). Higher:
+   * a change of conditions is answered sooner, more work on routes that may be worse. Default 0.
+   */
+  readonly adaptive?: { readonly evaluateEveryMs?: number; readonly windowMs?: number; readonly minDwellMs?: number; readonly switchThreshold?: number; readonly explore?: number };
   /** Ends the task at this scheduler time: what is not done is reported failed. */
   readonly deadlineMs?: number;
   /**
@@ -498,6 +503,11 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+function share(name: string, value: number): number {
+  if (typeof value !== 'number' || !(value >= 0 && value < 1)) throw new RangeError(`${name} must be a number in [0, 1), got ${String(value)}`);
+  return value;
+}
+
 function settle(options: CoordinatorOptions): Settings {
   if (options === null || typeof options !== 'object') throw new RangeError('createCoordinator needs an options object');
   const {
@@ -583,6 +593,7 @@ function settle(options: CoordinatorOptions): Settings {
       windowMs: positive('adaptive.windowMs', adaptive.windowMs ?? 10 * evaluateEveryMs),
       minDwellMs: adaptive.minDwellMs ?? 2 * evaluateEveryMs,
       switchThreshold: adaptive.switchThreshold ?? 0.3,
+      explore: share('adaptive.explore', adaptive.explore ?? 0),
     },
     deadlineMs,
     journal,

@@ -1,4 +1,4 @@
-import { Subject, groupBy, map, mergeMap, type SchedulerLike, type Subscription } from 'rxjs';
+import { Subject, Subscription, groupBy, map, mergeMap, type SchedulerLike } from 'rxjs';
 import {
   adaptiveSwitch,
   matrixPrior,
@@ -20,6 +20,7 @@ import { SelfHealingManager, type ActionResult, type HealingAttempt } from './se
 import { COORDINATOR, TOPOLOGY_NAMES, type Layout, type TopologyName } from './topology.js';
 import { chooseInitial, topologyFor } from './topologies/index.js';
 import { AgentLifecycle, UNACKED_LIMIT } from './agentLifecycle.js';
+import { ProtocolProbe } from './protocolProbe.js';
 import { EngineDetection, type DetectorOptions } from './engineDetection.js';
 import { healingActions, type HealingHost } from './engineHealing.js';
 import { Delegations } from './engineDelegation.js';
@@ -57,7 +58,8 @@ export interface Settings {
   readonly reconnectGraceMs: number;
   readonly consensusWindowMs: number;
   readonly deadlockMs: number;
-  readonly adaptive: { evaluateEveryMs: number; windowMs: number; minDwellMs: number; switchThreshold: number };
+  /** `explore`: share of assignments probing a candidate protocol (see `ProtocolProbe`); 0 or absent: none. */
+  readonly adaptive: { evaluateEveryMs: number; windowMs: number; minDwellMs: number; switchThreshold: number; explore?: number };
   readonly deadlineMs: number;
   readonly journal: Journal | undefined;
   readonly maxTasks: number;
@@ -108,6 +110,8 @@ export class Engine {
   private readonly executions = new Subject<ExecutionRecord>();
   /** Every protocol put in force, for `adaptiveSwitch` to follow the switches it did not make. */
   private readonly inForce = new Subject<string>();
+  /** Adaptive with exploration: routes a share of assignments under candidate protocols, to measure them. */
+  private probe: ProtocolProbe | undefined;
   /** The signals detection watches, and the operators that turn them into verdicts. */
   private readonly detection: EngineDetection;
   /** Agents joining, beating, leaving, suspected, down, recovered, quarantined. */
@@ -424,12 +428,16 @@ export class Engine {
         .subscribe(([protocol, snapshot]) => this.performance.set(protocol, snapshot)),
     );
     if (settings.topology !== 'adaptive') return;
+    const candidates = TOPOLOGY_NAMES.filter(n => n !== this.protocol);
+    const probe = (settings.adaptive.explore ?? 0) > 0 ? new ProtocolProbe({ share: settings.adaptive.explore as number, candidates, initial: this.protocol, inForce: this.inForce }) : undefined;
+    if (probe !== undefined) this.subscriptions.push(new Subscription(() => probe.close()));
+    this.probe = probe;
     this.subscriptions.push(
       this.executions
         .pipe(
           adaptiveSwitch({
             initial: this.protocol,
-            candidates: TOPOLOGY_NAMES.filter(n => n !== this.protocol),
+            candidates,
             ...settings.adaptive,
             prior: matrixPrior({ agentCount: this.agents.live, ...(first?.complexity ? { complexity: first.complexity } : {}), ...(first?.coordinationIntensity ? { coordinationIntensity: first.coordinationIntensity } : {}) }),
             // Switches made elsewhere (healing's fallback, a request): it follows them.
@@ -1146,14 +1154,16 @@ export class Engine {
   /** Starts an attempt of the subtask on the agent: its first, or (`of`: the silent one) a backup beside it. */
   private assign(state: SubtaskState, record: AgentRecord, of?: Attempt): void {
     const run = state.task;
-    const route = record.probeDirect ? [] : this.layout.route(record.id);
+    const probe = of === undefined && !record.probeDirect ? this.probe?.next(this.protocol, record.id, this.agents) : undefined;
+    const protocol = probe?.protocol ?? this.protocol;
+    const route = record.probeDirect ? [] : (probe?.route ?? this.layout.route(record.id));
     const path = [...route, record.id];
     const replyPath = [...[...route].reverse(), COORDINATOR];
     const token = this.hooks.nextAttempt();
     const ids = { taskId: run.task.id, subtaskId: state.subtask.id, agentId: record.id, attempt: token };
     this.record(of === undefined ? { type: 'subtask.assigned', ...ids } : { type: 'subtask.hedged', ...ids });
     const now = this.now();
-    const attempt: Attempt = { state, agentId: record.id, token, key: `${state.key}#${token}`, protocol: this.protocol, assignedAt: now, ackedAt: undefined, hops: path.length, route, silent: false, stillSilent: undefined, timer: undefined, transit: undefined };
+    const attempt: Attempt = { state, agentId: record.id, token, key: `${state.key}#${token}`, protocol, assignedAt: now, ackedAt: undefined, hops: path.length, route, silent: false, stillSilent: undefined, timer: undefined, transit: undefined };
     state.attempts.push(attempt);
     this.waitingFor.delete(state.key);
     record.inFlight.add(attempt);

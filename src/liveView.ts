@@ -73,6 +73,11 @@ export class LiveView {
   private protocol = '';
   private origin: number | undefined;
   private frame: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Results rejected so far, by subtask and attempt: a copy of one already rejected (its agent sent
+   * it again before it heard it was received: a slow route) is not news, and is not shown again.
+   */
+  private readonly rejected = new Set<string>();
 
   constructor({ total, stream = process.stdout, live = stream.isTTY === true }: LiveViewOptions) {
     this.total = total;
@@ -91,7 +96,7 @@ export class LiveView {
   event(e: CoordinationEvent): void {
     this.origin ??= e.at;
     this.track(e);
-    const line = describeEvent(e, this.origin, this.pc);
+    const line = this.repeated(e) ? undefined : describeEvent(e, this.origin, this.pc);
     if (line !== undefined) {
       if (this.update !== undefined) this.update.persist(line);
       else this.stream.write(`${line}\n`);
@@ -104,6 +109,15 @@ export class LiveView {
     clearTimeout(this.frame);
     this.frame = undefined;
     this.update?.clear();
+  }
+
+  /** A rejection of a result it has shown rejected already (another copy of it). */
+  private repeated(e: CoordinationEvent): boolean {
+    if (e.type !== 'subtask.rejected') return false;
+    const key = `${e.subtaskId}\u0000${e.attempt}\u0000${e.reason}`;
+    if (this.rejected.has(key)) return true;
+    this.rejected.add(key);
+    return false;
   }
 
   private track(e: CoordinationEvent): void {

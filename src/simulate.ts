@@ -52,7 +52,7 @@ export interface Scenario {
   readonly progressTimeoutMs?: number;
   /** How long a circular wait lasts before it is a protocol_deadlock (the coordinator's `deadlockMs`). Default 120 s. */
   readonly deadlockMs?: number;
-  readonly adaptive?: { readonly evaluateEveryMs?: number; readonly windowMs?: number; readonly minDwellMs?: number; readonly switchThreshold?: number };
+  readonly adaptive?: { readonly evaluateEveryMs?: number; readonly windowMs?: number; readonly minDwellMs?: number; readonly switchThreshold?: number; readonly explore?: number };
 }
 
 /** How far a running simulation has got, for a progress display. */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { ProtocolSwitch } from '../../operators/adaptiveSwitch.js';
-import { simulate } from '../../src/simulate.js';
+import { simulate, type Scenario } from '../../src/simulate.js';
 import { TOPOLOGY_NAMES } from '../../src/topology.js';
 
 // The adaptive protocol under stationary faults, in virtual time and with the engine's own
@@ -17,7 +17,16 @@ const K = TOPOLOGY_NAMES.length;
 /** The switches `adaptiveSwitch` decided (healing's fallbacks carry no scores). */
 const measured = (switches: readonly ProtocolSwitch[]): ProtocolSwitch[] => switches.filter(s => Object.keys(s.scores).length > 0);
 
-describe('adaptive under stationary loss and a slow agent', () => {
+// With exploration (`adaptive.explore`: a share of the assignments probes the protocols not in
+// force), the candidates are measured under the same loss and slowness rather than taken at their
+// prior: the same bounds hold. Probing stops for a protocol once it has been in force, so the
+// ratchet on protocols left is as before. (`simulate` passes `adaptive` to the coordinator as it is.)
+const EXPLORING = [
+  ['by the decision matrix and its own measurements', undefined],
+  ['probing a tenth of the assignments', 0.1],
+] as const;
+
+describe.each(EXPLORING)('adaptive under stationary loss and a slow agent, %s', (_, explore) => {
   it(`switches a bounded number of times over ${HOURS} h, at most once back per switch (${RUNS} seeds)`, () => {
     fc.assert(
       fc.property(
@@ -36,6 +45,7 @@ describe('adaptive under stationary loss and a slow agent', () => {
               { kind: 'slow', agent: `agent-${slowAgent}`, atMs: 0, factor },
             ],
             untilMs: HOURS * 3_600_000,
+            ...(explore === undefined ? {} : { adaptive: { explore } }),
           });
           expect(report.lost).toBe(0);
           expect(report.duplicatesAccepted).toBe(0);

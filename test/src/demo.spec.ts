@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
-import { expectedDemoMs, longCallOf, runDemo, whyNoSwitch, type DemoFault, type LongCall } from '../../src/demo.js';
+import picocolors from 'picocolors';
+import { DEMO_ADAPTIVE, expectedDemoMs, longCallOf, runDemo, switchVerdict, whyNoSwitch, type DemoFault, type DemoOutcome, type LongCall } from '../../src/demo.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
+import { defaultScore, type PerformanceSnapshot, type ProtocolSwitch } from '../../operators/index.js';
+import { eventText, reportLines } from '../../src/liveView.js';
 import { createRandom } from '../../streams/random.js';
 import { PacedScheduler } from '../../streams/pacedScheduler.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
@@ -9,15 +12,16 @@ interface Run {
   readonly result: CoordinationResult;
   readonly faults: readonly DemoFault[];
   readonly longCall: LongCall;
+  readonly congestion?: DemoOutcome['congestion'];
   readonly events: readonly CoordinationEvent[];
 }
 
 /** Runs the demo on a virtual scheduler, moved by `step` ms at a time (as fast as it goes). */
-async function run(seed: number, agents = 12, subtasks = 300, step: () => number = () => 50): Promise<Run> {
+async function run(seed: number, agents = 12, subtasks = 300, step: () => number = () => 50, congestion = true): Promise<Run> {
   const scheduler = new VirtualScheduler();
   const events: CoordinationEvent[] = [];
   let done = false;
-  const promise = runDemo({ agents, subtasks, seed, scheduler, onEvent: e => events.push(e) }).finally(() => (done = true));
+  const promise = runDemo({ agents, subtasks, seed, scheduler, congestion, onEvent: e => events.push(e) }).finally(() => (done = true));
   while (!done) {
     scheduler.advanceBy(step());
     await Promise.resolve();
@@ -44,6 +48,9 @@ async function paced(seed: number, jumps: () => number): Promise<Run> {
   scheduler.stop();
   return { ...(await promise), events };
 }
+
+/** Colours that colour nothing: the output's text as a pipe gets it. */
+const plain = picocolors.createColors(false);
 
 const hash = (events: readonly CoordinationEvent[]): string => createHash('sha256').update(JSON.stringify(events)).digest('hex');
 
@@ -127,17 +134,19 @@ describe('runDemo', () => {
       const seenAt = Math.min(...[...detected, ...hedged].map(e => e.at));
       // Its heartbeats went on: no detector took it for silent.
       expect(demo.events.some(e => e.type === 'agent.suspected' && e.agentId === agent && e.at >= atMs && e.at <= seenAt && /heartbeats stopped/.test(e.detail))).toBe(false);
-      // What it held when it hung was finished by others.
-      const inHand = new Map<string, string>();
+      // What it held when it hung was finished by others. A result it had sent before it hung may
+      // still arrive after (over congested relays): that work was done, by the attempt it held.
+      const inHand = new Map<string, { agentId: string; attempt: number }>();
       for (const e of demo.events) {
         if (e.at > atMs) break;
-        if (e.type === 'subtask.assigned') inHand.set(e.subtaskId, e.agentId);
+        if (e.type === 'subtask.assigned') inHand.set(e.subtaskId, { agentId: e.agentId, attempt: e.attempt });
         else if (e.type === 'subtask.completed' || e.type === 'subtask.requeued') inHand.delete(e.subtaskId);
       }
-      const stuck = [...inHand].filter(([, holder]) => holder === agent).map(([id]) => id);
+      const completion = (id: string) => demo.events.find((e): e is Extract<CoordinationEvent, { type: 'subtask.completed' }> => e.type === 'subtask.completed' && e.subtaskId === id);
+      const stuck = [...inHand].filter(([id, held]) => held.agentId === agent && completion(id)?.attempt !== held.attempt).map(([id]) => id);
       expect(stuck.length).toBeGreaterThan(0);
       for (const id of stuck) {
-        const completed = demo.events.find((e): e is Extract<CoordinationEvent, { type: 'subtask.completed' }> => e.type === 'subtask.completed' && e.subtaskId === id);
+        const completed = completion(id);
         expect(completed?.agentId).toBeDefined();
         expect(completed?.agentId).not.toBe(agent);
       }
@@ -171,9 +180,56 @@ describe('runDemo', () => {
 
     it('keeps the scores of any switch the adaptive protocol makes, and says why when it makes none', () => {
       for (const e of demo.events) if (e.type === 'protocol.switched' && e.switch.reason.includes('scored')) expect(Object.keys(e.switch.scores).length).toBeGreaterThan(1);
-      if (demo.result.switches.length === 0) expect(whyNoSwitch(demo.result, 12)).toMatch(/^adaptive: no switch; hierarchical measured 0\.\d+ over \d+ runs, and mesh, ring, star never ran/);
+      if (demo.result.switches.length === 0) expect(whyNoSwitch(demo.result, 12)).toMatch(/^adaptive: no switch; hierarchical measured 0\.\d+ over \d+ runs; probes measured mesh /);
       else expect(whyNoSwitch(demo.result, 12)).toBeUndefined();
     });
+
+    it('switches from the hierarchy to a mesh once the links between agents are congested, on scores measured, and keeps it', () => {
+      const congestion = demo.congestion as NonNullable<Run['congestion']>;
+      expect(congestion).toEqual({ atMs: expect.any(Number), latencyMs: 300 });
+      // Decided by adaptiveSwitch (a fallback carries no scores), once, and never taken back.
+      const decided = demo.result.switches.filter(s => Object.keys(s.scores).length > 0);
+      expect(decided).toHaveLength(demo.result.switches.length);
+      expect(decided).toHaveLength(1);
+      const [change] = decided as [ProtocolSwitch];
+      expect(change).toMatchObject({ from: 'hierarchical', to: 'mesh' });
+      expect(change.revert).toBeUndefined();
+      expect(change.at).toBeGreaterThan(congestion.atMs);
+      expect(demo.result.protocol).toBe('mesh');
+      // Both sides measured (runs, not a prior), with the score of every protocol, and by more than the margin.
+      expect(change.reason).toMatch(/^mesh scored 0\.\d+ \(\d+ runs\) vs hierarchical 0\.\d+ \(\d+ runs\): \+\d+%$/);
+      expect(Object.keys(change.scores).sort()).toEqual(['hierarchical', 'mesh', 'ring', 'star']);
+      const mesh = change.scores['mesh'] as number;
+      const hierarchical = change.scores['hierarchical'] as number;
+      expect(mesh).toBeGreaterThan((1 + DEMO_ADAPTIVE.switchThreshold) * hierarchical);
+      // Shown as it happens, with the work in flight handed over.
+      const shown = demo.events.find(e => e.type === 'protocol.switched');
+      expect(shown).toMatchObject({ switch: change, inFlight: expect.any(Number) });
+      // The runs after it confirm the gain: the mesh's measured score stays above what the hierarchy had.
+      const after = demo.result.metrics.performance['mesh'] as PerformanceSnapshot;
+      expect(after.at - DEMO_ADAPTIVE.windowMs).toBeGreaterThanOrEqual(change.at);
+      expect(defaultScore(after)).toBeGreaterThan(hierarchical);
+      // In the demo's output: the live line and the report, each with the scores that decided it.
+      const scores = /\[scores: mesh 0\.\d+(?:, (?:hierarchical|ring|star) 0\.\d+){3}\]$/; // best first
+      expect(eventText(shown as CoordinationEvent, plain)).toMatch(/^switch {4}hierarchical → mesh: mesh scored 0\.\d+ \(\d+ runs\) vs hierarchical 0\.\d+ \(\d+ runs\): \+\d+%; \d+ in flight handed over /);
+      expect(eventText(shown as CoordinationEvent, plain)).toMatch(scores);
+      const report = reportLines(demo.result, plain);
+      expect(report).toContain('protocol at the end: mesh; switches: hierarchical→mesh');
+      expect(report.some(line => line.startsWith(`  at ${(change.at / 1000).toFixed(2)} s hierarchical → mesh: ${change.reason}; scores: mesh `))).toBe(true);
+      expect(switchVerdict(demo.result)).toMatch(/^adaptive: 1 switch on measurements, none switched back; hierarchical → mesh kept: mesh measured 0\.\d+ over its last \d+ runs \(10 s\), against 0\.\d+ for hierarchical when it was left$/);
+    });
+  });
+
+  it('makes no switch without the congestion: a probed mesh is not enough better while relays cost nothing', async () => {
+    const calm = await run(1, 12, 300, () => 50, false);
+    expectEachOnce(calm, 300);
+    expect(calm.congestion).toBeUndefined();
+    expect(calm.result.switches).toEqual([]);
+    expect(calm.result.protocol).toBe('hierarchical');
+    // The candidates were measured all the same, on the assignments that probed them.
+    for (const t of ['mesh', 'ring', 'star']) expect(calm.result.metrics.performance[t]?.count).toBeGreaterThanOrEqual(5);
+    expect(whyNoSwitch(calm.result, 12)).toMatch(/^adaptive: no switch; hierarchical measured 0\.\d+ over \d+ runs; probes measured mesh 0\.\d+ \(\d+ runs\), ring 0\.\d+ \(\d+ runs\), star 0\.\d+ \(\d+ runs\); a switch needs a candidate 75 % better$/);
+    expect(switchVerdict(calm.result)).toBeUndefined();
   });
 
   it('is the same run for the same seed, event for event, however the time is stepped', async () => {

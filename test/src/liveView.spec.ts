@@ -28,6 +28,19 @@ describe('LiveView', () => {
     expect(text()).not.toMatch(/\x1b\[/); // no escape codes in a pipe
   });
 
+  it('shows a rejected result once, not every copy of it its agent sent again', () => {
+    const { stream, text } = capture();
+    const view = new LiveView({ total: 1, stream, live: false });
+    const rejected = (at: number, attempt: number, reason: string): CoordinationEvent => ({ type: 'subtask.rejected', at, subtaskId: 's-0', agentId: 'a', attempt, reason });
+    for (const e of [rejected(0, 1, 'superseded attempt'), rejected(80, 1, 'superseded attempt'), rejected(160, 1, 'already completed'), rejected(240, 2, 'superseded attempt'), rejected(320, 1, 'already completed')]) view.event(e);
+    view.close();
+    expect(text().split('\n').filter(Boolean)).toEqual([
+      '   0.00s  rejected  result of s-0 (attempt 1) from a: superseded attempt',
+      '   0.16s  rejected  result of s-0 (attempt 1) from a: already completed',
+      '   0.24s  rejected  result of s-0 (attempt 2) from a: superseded attempt',
+    ]);
+  });
+
   it('colours what it writes by its own stream (a terminal), not by stdout', () => {
     vi.stubEnv('NO_COLOR', undefined);
     try {
