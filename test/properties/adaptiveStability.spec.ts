@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { ProtocolSwitch } from '../../operators/adaptiveSwitch.js';
-import { simulate, type Scenario } from '../../src/simulate.js';
+import { simulate } from '../../src/simulate.js';
 import { TOPOLOGY_NAMES } from '../../src/topology.js';
 
 // The adaptive protocol under stationary faults, in virtual time and with the engine's own
