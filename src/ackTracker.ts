@@ -30,6 +30,8 @@ interface Pending {
   readonly firstSentAt: number;
   /** When it was last sent. */
   sentAt: number;
+  /** When each copy went (0: the first), for an answer that names the copy it answers. */
+  readonly sends: number[];
   retransmissions: number;
   timer: Subscription | undefined;
 }
@@ -44,7 +46,7 @@ const MIN_RETRANSMISSIONS = 2;
  * assignment or a lost acknowledgement then costs about one round trip, not a fixed 3 s.
  *
  *   sent ──rto──▶ overdue → retransmit ──rto──▶ overdue → … (after 6: 2·rto, 4·rto, 8·rto, 8·rto…) … → give up
- *         answered: a sample (Karn: only of an assignment sent once), the wait ends
+ *         answered: a sample of the copy it names (else, Karn, only of an assignment sent once), the wait ends
  *
  * An agent nothing was measured of yet takes the team's estimate (every agent's samples, the
  * same network), and before any sample at all a third of `ackTimeoutMs`. Each wait is
@@ -109,7 +111,7 @@ export class AckTracker {
   sent(attemptKey: string, agentId: string): void {
     this.forget(attemptKey);
     const now = this.scheduler.now();
-    const entry: Pending = { agentId, firstSentAt: now, sentAt: now, retransmissions: 0, timer: undefined };
+    const entry: Pending = { agentId, firstSentAt: now, sentAt: now, sends: [now], retransmissions: 0, timer: undefined };
     this.pending.set(attemptKey, entry);
     this.arm(attemptKey, entry);
   }
@@ -129,16 +131,22 @@ export class AckTracker {
     }
     entry.retransmissions = n + 1;
     entry.sentAt = now;
+    entry.sends.push(now);
     this.arm(attemptKey, entry);
     return true;
   }
 
-  /** Its acknowledgement (or result) came: a round-trip sample if it was sent once, and the wait ends. */
-  answered(attemptKey: string): void {
+  /**
+   * Its acknowledgement (or result) came: a round-trip sample of the copy it names (`copy`, the
+   * send it answers), or, naming none, of an assignment sent once (Karn's rule: which copy an
+   * answer of a retransmitted one answers is unknown); the wait ends.
+   */
+  answered(attemptKey: string, copy?: number): void {
     const entry = this.pending.get(attemptKey);
     if (entry === undefined) return;
-    if (entry.retransmissions === 0) {
-      const rtt = this.scheduler.now() - entry.sentAt;
+    const sentAt = copy === undefined ? (entry.retransmissions === 0 ? entry.sentAt : undefined) : entry.sends[copy];
+    if (sentAt !== undefined) {
+      const rtt = this.scheduler.now() - sentAt;
       let own = this.perAgent.get(entry.agentId);
       if (own === undefined) this.perAgent.set(entry.agentId, (own = this.estimator()));
       own.sample(rtt);

@@ -499,6 +499,7 @@ export class Engine {
       replyPath: [...[...route].reverse(), COORDINATOR],
       via: route.length === 0 ? [] : [...route.slice(1), record.id],
       rto: this.detection.rtoFor(record.id),
+      copy: this.detection.retransmissionsOf(attempt.key) ?? 0,
     };
     this.network.send({ from: COORDINATOR, to: route[0] ?? record.id, kind: 'assign', body });
   }
@@ -758,7 +759,7 @@ export class Engine {
         if (attempt === undefined || envelope.from !== attempt.agentId) return;
         // Only the acknowledgement proper measures a round trip: a result, a `done` or a progress beat
         // that comes first (the acknowledgement was lost) measures the work as well.
-        if (!ackedOf(attempt) && body.progress === 0 && body.done !== true) this.detection.answered(attempt.key);
+        if (!ackedOf(attempt) && body.progress === 0 && body.done !== true) this.detection.answered(attempt.key, body.copy);
         if (!ackedOf(attempt)) this.acknowledge(attempt);
         this.detection.progressed(attempt.key);
         this.heard(attempt);

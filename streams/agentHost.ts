@@ -381,7 +381,7 @@ export class AgentHost {
     if (body.rto !== undefined) this.resultRtoMs = Math.min(MAX_RESULT_RTO_MS, Math.max(MIN_RESULT_RTO_MS, body.rto));
     const key = workKey(body.taskId, body.subtask.id);
     const known = this.attempts.get(key);
-    if (known !== undefined && body.attempt === known) return this.duplicate(key, body.attempt);
+    if (known !== undefined && body.attempt === known) return this.duplicate(key, body.attempt, body.copy);
     // A superseded attempt, or one already cancelled.
     if (known !== undefined && body.attempt < known) return;
     this.attempts.set(key, body.attempt);
@@ -390,7 +390,7 @@ export class AgentHost {
     this.waiting.set(key, run);
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
     // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
-    const acknowledge = (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt: body.attempt, progress: 0 });
+    const acknowledge = (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt: body.attempt, progress: 0, ...copyOf(body.copy) });
     const delay = this.ackDelayMs;
     if (delay === 0) acknowledge();
     else
@@ -404,14 +404,15 @@ export class AgentHost {
   /**
    * The coordinator sent again an attempt this host holds: it has not heard the acknowledgement
    * (running or queued: acknowledged again, now) or the result (finished, unconfirmed: sent
-   * again, now). Finished and confirmed, or cancelled: nothing to say.
+   * again, now). Finished and confirmed, or cancelled: nothing to say. The acknowledgement names
+   * the copy it answers (`copy`), so that the coordinator measures its round trip.
    */
-  private duplicate(key: string, attempt: number): void {
+  private duplicate(key: string, attempt: number, copy: number | undefined): void {
     const run = this.running.get(key) ?? this.waiting.get(key);
     if (run !== undefined && run.attempt === attempt) {
       run.ack?.unsubscribe();
       run.ack = undefined;
-      this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt, progress: 0 });
+      this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt, progress: 0, ...copyOf(copy) });
       return;
     }
     const sent = this.unconfirmed.get(key);
@@ -629,6 +630,11 @@ export class AgentHost {
     });
     if (settled) run.subscription.unsubscribe();
   }
+}
+
+/** The `copy` field an acknowledgement echoes: the assignment's, when it had one. */
+function copyOf(copy: number | undefined): { copy?: number } {
+  return copy === undefined ? {} : { copy };
 }
 
 /** Stops asking for the run's children (it ended, or was torn down): their timers are released. */

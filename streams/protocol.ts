@@ -48,6 +48,15 @@ export interface AssignBody extends Routed {
    * later, within the bounds the agent keeps, which is no more than a relay that drops can do.
    */
   readonly rto?: number;
+  /**
+   * Which send of this assignment it is: absent or 0 the first, n the n-th retransmission. The
+   * acknowledgement echoes it (`ProgressBody.copy`), so that the coordinator measures the round trip
+   * of the very copy answered, retransmitted or not (as TCP's timestamps do, RFC 7323): without it
+   * (Karn's rule) a round trip that jumped past the timeout would never be measured, every
+   * assignment being sent again before its answer came. Not signed, like `rto`: a relay that
+   * alters it can only skew a timing sample, no more than one that delays.
+   */
+  readonly copy?: number;
 }
 
 export interface ResultBody extends Routed {
@@ -74,6 +83,8 @@ export interface ProgressBody {
   readonly subtaskId: string;
   readonly attempt: number;
   readonly progress: number;
+  /** An acknowledgement (progress 0) names the copy of the assignment it answers (`AssignBody.copy`). */
+  readonly copy?: number;
   /**
    * The attempt has ended and its result is on its way through relays: sent straight to the
    * coordinator, so a relay that drops the result is found out (`true` or absent).

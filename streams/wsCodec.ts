@@ -193,7 +193,7 @@ const bodies: Record<WireKind, z.ZodType> = {
     incarnation: int,
     usage: z.object({ fraction: finite.min(0), what: z.string().max(MAX_WHAT).optional() }).optional(),
   }),
-  assign: z.object({ ...routed, taskId: id.optional(), subtask, attempt: int, replyPath: ids, mac, rto: int.min(1).max(3_600_000).optional() }),
+  assign: z.object({ ...routed, taskId: id.optional(), subtask, attempt: int, replyPath: ids, mac, rto: int.min(1).max(3_600_000).optional(), copy: int.min(0).max(1_000_000).optional() }),
   result: z.object({
     ...routed,
     taskId: id.optional(),
@@ -205,7 +205,7 @@ const bodies: Record<WireKind, z.ZodType> = {
     error: z.string().optional(),
     mac,
   }),
-  progress: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, progress: finite, done: z.literal(true).optional() }),
+  progress: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, progress: finite, copy: int.min(0).max(1_000_000).optional(), done: z.literal(true).optional() }),
   received: z.object({ taskId: id.optional(), subtaskId: id, attempt: int }),
   cancel: z.object({ ...routed, taskId: id.optional(), subtaskId: id, attempt: int, mac }),
   delegate: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, subtask }),

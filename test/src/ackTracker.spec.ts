@@ -49,6 +49,30 @@ describe('AckTracker', () => {
     expect(acks.samplesOf('a')).toBe(0);
   });
 
+  it('measures the copy an answer names, retransmitted or not: a round trip that jumped past the timeout is learned', () => {
+    const { scheduler, acks } = setup();
+    acks.sent('k0', 'a');
+    scheduler.advanceBy(20);
+    acks.answered('k0'); // srtt 20, rttvar 10: rto 60
+    expect(acks.rtoOf('a')).toBe(60);
+    // The route now takes 500 ms a round trip: the assignment is sent again at 60, 120, …
+    acks.sent('k1', 'a');
+    scheduler.advanceBy(60);
+    expect(acks.retransmit('k1')).toBe(true); // copy 1 at 60
+    scheduler.advanceBy(60);
+    expect(acks.retransmit('k1')).toBe(true); // copy 2 at 120
+    scheduler.advanceBy(500 - 120);
+    acks.answered('k1', 0); // the first copy's answer, 500 ms after it went
+    expect(acks.samplesOf('a')).toBe(2);
+    expect(acks.rtoOf('a')).toBe(Math.round(0.875 * 20 + 0.125 * 500 + 4 * (0.75 * 10 + 0.25 * 480)));
+    // Without a copy named, a retransmitted one's answer is ambiguous: no sample (Karn).
+    acks.sent('k2', 'a');
+    scheduler.advanceBy(acks.rtoOf('a'));
+    expect(acks.retransmit('k2')).toBe(true);
+    acks.answered('k2');
+    expect(acks.samplesOf('a')).toBe(2);
+  });
+
   it('retransmits at the rto, six times, then backs off to 8 rto, and gives up once ackTimeoutMs has passed', () => {
     const { scheduler, acks, retransmitAll } = setup();
     acks.sent('m', 'a');

@@ -659,6 +659,17 @@ describe('AgentHost', () => {
       expect(worker.calls).toHaveLength(1);
     });
 
+    it('names, in each acknowledgement, the copy of the assign it answers (none when the assign named none)', () => {
+      const { scheduler, host, send, arrived } = setup();
+      host.start();
+      send('assign', { subtask: { id: 's', payload: { ms: 500 } }, attempt: 1, replyPath: [C], via: [], rto: 30, copy: 0 });
+      scheduler.advanceBy(20);
+      send('assign', { subtask: { id: 's', payload: { ms: 500 } }, attempt: 1, replyPath: [C], via: [], rto: 30, copy: 2 });
+      assignRto(send, 't', 1, { ms: 500 }, 30);
+      scheduler.advanceBy(20);
+      expect(arrived('progress').map(p => [p.subtaskId, p.copy])).toEqual([['s', 0], ['s', 2], ['t', undefined]]);
+    });
+
     it('sends its result again every rto until the coordinator says it was received, then never again', () => {
       const { scheduler, host, send, results } = setup();
       host.start();
