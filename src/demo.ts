@@ -83,12 +83,13 @@ const PROGRESS_TIMEOUT_MS = 0.6 * LONG_CALL_MS;
 /**
  * Tokens: each agent's calls use one token per ms of work, against a rate limit over a sliding
  * window. With every slot busy an agent uses half its limit; the exhaustion fault cuts the limit
- * so that every slot busy uses 110 % of it (usage ≥ 0.9: resource_exhaustion), and half of them
- * 55 % (relieved once healing has halved its load).
+ * so that every slot busy uses 150 % of it, three slots in four 112 % (usage ≥ 0.9:
+ * resource_exhaustion: seen also while work reaches it slowly, over congested relays), and half of
+ * them 75 % (relieved once healing has halved its load).
  */
 const TOKEN_WINDOW_MS = 4000;
 const tokenLimit = (slots: number): number => 2 * slots * TOKEN_WINDOW_MS;
-const exhaustedLimit = (slots: number): number => Math.round((slots * TOKEN_WINDOW_MS) / 1.1);
+const exhaustedLimit = (slots: number): number => Math.round((slots * TOKEN_WINDOW_MS) / 1.5);
 /**
  * A slowed agent's work takes this many times longer (it still reports progress: slow, not hung).
  * The detector compares it with its own baseline and with its peers, and wants it that slow for
@@ -252,7 +253,8 @@ function work(ms: number, context: AgentContext, budget: TokenBudget, value: unk
         return;
       }
       context.heartbeat(done / ms);
-      this.schedule(undefined, Math.min(PROGRESS_MS, ms - done));
+      // Whole ms: a fraction left over (the clock's floats) would not move it, and it would report for ever at one instant.
+      this.schedule(undefined, Math.max(1, Math.ceil(Math.min(PROGRESS_MS, ms - done))));
     }, Math.min(PROGRESS_MS, ms));
   });
 }

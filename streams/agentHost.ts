@@ -632,9 +632,9 @@ export class AgentHost {
   }
 }
 
-/** The `copy` field an acknowledgement echoes: the assignment's, when it had one. */
-function copyOf(copy: number | undefined): { copy?: number } {
-  return copy === undefined ? {} : { copy };
+/** The `copy` field an acknowledgement echoes: the assignment's (absent: the first, 0). */
+function copyOf(copy: number | undefined): { copy: number } {
+  return { copy: copy ?? 0 };
 }
 
 /** Stops asking for the run's children (it ended, or was torn down): their timers are released. */

@@ -83,7 +83,7 @@ export interface ProgressBody {
   readonly subtaskId: string;
   readonly attempt: number;
   readonly progress: number;
-  /** An acknowledgement (progress 0) names the copy of the assignment it answers (`AssignBody.copy`). */
+  /** An acknowledgement (progress 0) names the copy of the assignment it answers (`AssignBody.copy`; 0 for an assign that named none). */
   readonly copy?: number;
   /**
    * The attempt has ended and its result is on its way through relays: sent straight to the

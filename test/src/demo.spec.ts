@@ -207,7 +207,9 @@ describe('runDemo', () => {
       expect(shown).toMatchObject({ switch: change, inFlight: expect.any(Number) });
       // The runs after it confirm the gain: the mesh's measured score stays above what the hierarchy had.
       const after = demo.result.metrics.performance['mesh'] as PerformanceSnapshot;
-      expect(after.at - DEMO_ADAPTIVE.windowMs).toBeGreaterThanOrEqual(change.at);
+      // Mostly runs after the switch: many more than the probes it was decided on.
+      const probed = Number(/^mesh scored 0\.\d+ \((\d+) runs\)/.exec(change.reason)?.[1]);
+      expect(after.count).toBeGreaterThan(5 * probed);
       expect(defaultScore(after)).toBeGreaterThan(hierarchical);
       // In the demo's output: the live line and the report, each with the scores that decided it.
       const scores = /\[scores: mesh 0\.\d+(?:, (?:hierarchical|ring|star) 0\.\d+){3}\]$/; // best first

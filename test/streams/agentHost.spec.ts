@@ -138,7 +138,7 @@ describe('AgentHost', () => {
       expect(arrived('result')).toMatchObject([{ subtaskId: 'short', ok: true }]);
       assign('long', 2, { ms: 300, values: ['l'] });
       scheduler.advanceBy(400);
-      expect(arrived('progress')).toEqual([{ subtaskId: 'long', attempt: 2, progress: 0 }]);
+      expect(arrived('progress')).toEqual([{ subtaskId: 'long', attempt: 2, progress: 0, copy: 0 }]);
       expect(arrivedAt('progress')).toEqual([200 + LATENCY + 50 + LATENCY]);
     });
 
@@ -659,7 +659,7 @@ describe('AgentHost', () => {
       expect(worker.calls).toHaveLength(1);
     });
 
-    it('names, in each acknowledgement, the copy of the assign it answers (none when the assign named none)', () => {
+    it('names, in each acknowledgement, the copy of the assign it answers (0 when the assign named none: the first)', () => {
       const { scheduler, host, send, arrived } = setup();
       host.start();
       send('assign', { subtask: { id: 's', payload: { ms: 500 } }, attempt: 1, replyPath: [C], via: [], rto: 30, copy: 0 });
@@ -667,7 +667,7 @@ describe('AgentHost', () => {
       send('assign', { subtask: { id: 's', payload: { ms: 500 } }, attempt: 1, replyPath: [C], via: [], rto: 30, copy: 2 });
       assignRto(send, 't', 1, { ms: 500 }, 30);
       scheduler.advanceBy(20);
-      expect(arrived('progress').map(p => [p.subtaskId, p.copy])).toEqual([['s', 0], ['s', 2], ['t', undefined]]);
+      expect(arrived('progress').map(p => [p.subtaskId, p.copy])).toEqual([['s', 0], ['s', 2], ['t', 0]]);
     });
 
     it('sends its result again every rto until the coordinator says it was received, then never again', () => {
@@ -814,7 +814,7 @@ describe('AgentHost', () => {
       first.heartbeat();
       scheduler.advanceBy(LATENCY);
       expect(arrived('progress')).toEqual<ProgressBody[]>([
-        { subtaskId: 's', attempt: 1, progress: 0 }, // the acknowledgement
+        { subtaskId: 's', attempt: 1, progress: 0, copy: 0 }, // the acknowledgement
         { subtaskId: 's', attempt: 1, progress: 0.25 },
         { subtaskId: 's', attempt: 1, progress: 0 },
       ]);
