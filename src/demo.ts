@@ -3,6 +3,7 @@ import { defaultScore, matrixPrior, type PerformanceSnapshot, type ProtocolSwitc
 import { PacedScheduler } from '../streams/pacedScheduler.js';
 import { createRandom, type Random } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask } from '../streams/task.js';
+import { CircularWaits, waitable } from './circularWaits.js';
 import { createCoordinator, type AgentSlot } from './coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { TOPOLOGY_NAMES } from './topology.js';
@@ -31,7 +32,7 @@ export interface DemoOptions {
 
 /** A fault the demo injects: what it does to the agent, and when (scheduler time) it did. */
 export interface DemoFault {
-  readonly kind: 'crash' | 'hang' | 'slow' | 'partition' | 'exhaust';
+  readonly kind: 'crash' | 'hang' | 'slow' | 'partition' | 'exhaust' | 'deadlock';
   readonly agent: string;
   readonly atMs: number;
 }
@@ -101,7 +102,19 @@ const SLOW_FACTOR = 3;
  * work is under way, whatever the size. The slowdown comes once an agent has a baseline of its
  * response times to be measured against (see `BASELINE_RESULTS`).
  */
-const FAULT_AT = { crash: 0.15, slow: 0.2, exhaust: 0.25, hang: 0.5, partition: 0.6 } as const;
+const FAULT_AT = { crash: 0.15, slow: 0.2, exhaust: 0.25, deadlock: 0.35, hang: 0.5, partition: 0.6 } as const;
+/**
+ * The circular wait: two agents with two slots each and a skill only each of them has (a reviewer
+ * and a researcher), whose work, once the fault lands, each waits for a child that only the other
+ * can run (`context.delegate`). Every slot of both waits: neither can move until the coordinator
+ * sees the circle (it has lasted `DEADLOCK_MS`), aborts one waiter and runs it again.
+ */
+const DEADLOCK_SKILLS = ['review', 'research'] as const;
+const DEADLOCK_MS = 2000;
+/** The two agents of the circular wait: two slots each, spared by the other faults. */
+export function deadlockPairOf(agents: number): readonly [string, string] {
+  return agents >= 7 ? ['agent-2', 'agent-6'] : ['agent-2', 'agent-3'];
+}
 /**
  * A slowdown is measured against the agent's own first ten results, and then wants five slow
  * results in a row: it hits an agent with four slots (which gives more results than one with two)
@@ -261,11 +274,12 @@ function work(ms: number, context: AgentContext, budget: TokenBudget, value: unk
 
 /**
  * The main job on the embedded default: in-process agents doing timed work on the in-memory
- * network, the adaptive protocol, and five faults, each seen through the signal it gives in
+ * network, the adaptive protocol, and six faults, each seen through the signal it gives in
  * reality — a crash (heartbeats stop), a hang (heartbeats go on, progress stops), a slowdown
  * (its results come three times later than its own baseline and its peers'), a partition that heals
- * (heartbeats stop, then come back) and a rate limit cut (the tokens its handlers report climb
- * past 90 % of it). Each lands once a share of the subtasks has completed, so that it lands while
+ * (heartbeats stop, then come back), a rate limit cut (the tokens its handlers report climb
+ * past 90 % of it) and a circular wait (two agents whose every slot waits for a child only the
+ * other can run: the wait-for edges of delegation, see `deadlockPairOf`). Each lands once a share of the subtasks has completed, so that it lands while
  * work is under way whatever the size. A slowdown and a rate limit are seen only over a history
  * of results and usage: with fewer than about 25 subtasks per agent there may be too little of it
  * (the defaults give every seed tried all five). One subtask is a long call that reports nothing
@@ -294,16 +308,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
     return budget;
   };
   const longCall = longCallOf(total);
+  const pair = deadlockPairOf(count);
+  const capabilitiesOf = (id: string): string[] => (id === 'agent-0' ? ['task_delegation', 'resource_allocation'] : pair.includes(id) ? [DEADLOCK_SKILLS[pair.indexOf(id)] as string] : []);
+  const waits = new CircularWaits(Array.from({ length: count }, (_, i) => ({ id: `agent-${i}`, capabilities: capabilitiesOf(`agent-${i}`), concurrency: slotsOf(i) })));
   const worker = (id: string, rng: Random): InProcessAgent => ({
     id,
-    capabilities: id === 'agent-0' ? ['task_delegation', 'resource_allocation'] : [],
+    capabilities: capabilitiesOf(id),
     concurrency: slotsOf(indexOf(id)),
     handle: (subtask: Subtask, context: AgentContext) => {
       const value = { subtask: subtask.id, by: id };
       // A call that waits on someone else: no progress to report, and not slowed by the agent.
       if (subtask.id === longCall) return timer(LONG_CALL_MS, context.scheduler).pipe(map(() => value));
       const ms = Math.round((WORK_MIN_MS + rng.next() * WORK_SPREAD_MS) * (slowed.has(id) ? SLOW_FACTOR : 1));
-      return work(ms, context, budgetOf(id), value);
+      return waitable(waits, id, context, work(ms, context, budgetOf(id), value));
     },
   });
   const slots: AgentSlot[] = Array.from({ length: count }, (_, i) => {
@@ -321,6 +338,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
     heartbeat: { intervalMs: 250, jitterMs: 25 },
     progressTimeoutMs: PROGRESS_TIMEOUT_MS,
     ackTimeoutMs: 600,
+    deadlockMs: DEADLOCK_MS,
     adaptive: DEMO_ADAPTIVE,
   });
 
@@ -339,7 +357,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
   };
   const kinds = Object.keys(FAULT_AT) as Array<keyof typeof FAULT_AT>;
   const injected: DemoFault[] = [];
-  const hit = new Set<string>();
+  const hit = new Set<string>(pair); // the circular wait's pair is kept for it
   const pending = new Map<keyof typeof FAULT_AT, Subscription>();
   const due = new Set(kinds);
   /**
@@ -366,6 +384,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
   };
   const inject = (kind: keyof typeof FAULT_AT): void => {
     pending.delete(kind);
+    if (kind === 'deadlock') {
+      injected.push({ kind, agent: pair.join('+'), atMs: scheduler.now() });
+      waits.close(pair);
+      return;
+    }
     const agent = target(kind);
     if (agent === undefined) {
       due.add(kind); // nobody has work in hand right now: the next completion tries again

@@ -247,6 +247,8 @@ export function eventText(e: CoordinationEvent, pc: Colors = stdoutColors): stri
   switch (e.type) {
     case 'subtask.hedged':
       return `${pc.yellow('hedge')}     ${e.subtaskId}: backup attempt ${e.attempt} on ${e.agentId} beside attempt ${e.of.attempt} on ${e.of.agentId}, which shows no progress`;
+    case 'subtask.delegated':
+      return `delegate  ${e.parentId} on ${e.agentId} waits for its child ${e.subtaskId}`;
     case 'protocol.selected':
       return `protocol  ${e.protocol} (${e.reason})`;
     case 'protocol.switched':

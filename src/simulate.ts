@@ -11,6 +11,7 @@ import { VirtualScheduler } from '../streams/virtualScheduler.js';
 import { createCoordinator, type AgentSlot, type Coordinator, type DetectorOptions } from './coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { FAULT_TABLE } from './faultDetector.js';
+import { CircularWaits } from './circularWaits.js';
 import { ProcessFence } from './processFence.js';
 import type { HealingAttempt } from './selfHealing.js';
 import { COORDINATOR, type TopologyName } from './topology.js';
@@ -320,51 +321,6 @@ function subtaskList(subtasks: number | readonly Subtask[]): Subtask[] {
     return Array.from({ length: subtasks }, (_, i) => ({ id: `s-${i}` }));
   }
   return [...subtasks];
-}
-
-/**
- * The deadlock faults' waits: whose work waits for whose, and the runs a fault can catch. Per agent,
- * how many more of its runs wait (one per slot, taken by the runs it has when the fault comes, then
- * by the next it starts) and for a child with which capabilities (the next agent's).
- */
-class CircularWaits {
-  private readonly due = new Map<string, { capabilities: readonly string[]; left: number }>();
-  /** Each agent's runs now, each able to start waiting. */
-  private readonly runs = new Map<string, Set<(capabilities: readonly string[]) => void>>();
-
-  constructor(private readonly specs: readonly AgentSpec[]) {}
-
-  /** Each agent of the circle has its work wait for the next one's. */
-  close(agents: readonly string[]): void {
-    agents.forEach((id, i) => {
-      const next = this.specs.find(s => s.id === agents[(i + 1) % agents.length]);
-      const capabilities = next?.capabilities ?? [];
-      let left = Math.max(1, Math.floor(this.specs.find(s => s.id === id)?.concurrency ?? 1));
-      for (const wait of [...(this.runs.get(id) ?? [])]) {
-        if (left === 0) break;
-        left--;
-        wait(capabilities);
-      }
-      if (left > 0) this.due.set(id, { capabilities, left });
-    });
-  }
-
-  /** A run of the agent starts: the capabilities its child must have when it is to wait at once, else undefined (and `wait` is how a later fault makes it). */
-  started(agentId: string, wait: (capabilities: readonly string[]) => void): readonly string[] | undefined {
-    const due = this.due.get(agentId);
-    if (due !== undefined) {
-      if (--due.left === 0) this.due.delete(agentId);
-      return due.capabilities;
-    }
-    let runs = this.runs.get(agentId);
-    if (runs === undefined) this.runs.set(agentId, (runs = new Set()));
-    runs.add(wait);
-    return undefined;
-  }
-
-  ended(agentId: string, wait: (capabilities: readonly string[]) => void): void {
-    this.runs.get(agentId)?.delete(wait);
-  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import picocolors from 'picocolors';
-import { DEMO_ADAPTIVE, expectedDemoMs, longCallOf, runDemo, switchVerdict, whyNoSwitch, type DemoFault, type DemoOutcome, type LongCall } from '../../src/demo.js';
+import { DEMO_ADAPTIVE, deadlockPairOf, expectedDemoMs, longCallOf, runDemo, switchVerdict, whyNoSwitch, type DemoFault, type DemoOutcome, type LongCall } from '../../src/demo.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 import { defaultScore, type PerformanceSnapshot, type ProtocolSwitch } from '../../operators/index.js';
 import { eventText, reportLines } from '../../src/liveView.js';
@@ -64,13 +64,15 @@ interface Hedged {
 const isHedged = (e: CoordinationEvent): boolean => (e.type as string) === 'subtask.hedged';
 
 /** Every subtask ended exactly once, with a result. */
+/** Every subtask, and every child the circular wait's work asked for, completed exactly once. */
 function expectEachOnce({ result, events }: Run, subtasks: number): void {
+  const children = events.filter(e => e.type === 'subtask.delegated').length;
   expect(result.success).toBe(true);
-  expect(result.metrics.completed).toBe(subtasks);
-  expect(Object.keys(result.results)).toHaveLength(subtasks);
+  expect(result.metrics.completed).toBe(subtasks + children);
+  expect(Object.keys(result.results).filter(id => !id.includes('/'))).toHaveLength(subtasks);
   const completions = events.filter(e => e.type === 'subtask.completed').map(e => (e as { subtaskId: string }).subtaskId);
-  expect(completions).toHaveLength(subtasks);
-  expect(new Set(completions).size).toBe(subtasks);
+  expect(completions).toHaveLength(subtasks + children);
+  expect(new Set(completions).size).toBe(subtasks + children);
 }
 
 describe('runDemo', () => {
@@ -103,10 +105,27 @@ describe('runDemo', () => {
       expectEachOnce(demo, 300);
     });
 
-    it('injects the five faults into five different agents while work is under way', () => {
-      expect(demo.faults.map(f => f.kind).sort()).toEqual(['crash', 'exhaust', 'hang', 'partition', 'slow']);
-      expect(new Set(demo.faults.map(f => f.agent)).size).toBe(5);
+    it('injects the six faults into different agents while work is under way', () => {
+      expect(demo.faults.map(f => f.kind).sort()).toEqual(['crash', 'deadlock', 'exhaust', 'hang', 'partition', 'slow']);
+      expect(new Set(demo.faults.flatMap(f => f.agent.split('+'))).size).toBe(7);
       for (const f of demo.faults) expect(f.atMs).toBeLessThan(demo.result.metrics.finishedAt);
+    });
+
+    it('sees the circular wait as a protocol_deadlock (every slot of both agents waits for the other), breaks it, and each child runs once', () => {
+      const { agent, atMs } = fault('deadlock');
+      expect(agent).toBe(deadlockPairOf(12).join('+'));
+      const found = demo.events.filter((e): e is Extract<CoordinationEvent, { type: 'fault.detected' }> => e.type === 'fault.detected' && e.kind === 'protocol_deadlock');
+      expect(found).toHaveLength(1);
+      expect(found[0]?.detail).toMatch(/^circular wait agent-2 → agent-6 → agent-2 since \d+(\.\d+)? \(≥ 2000 ms\)$/);
+      expect(found[0]!.at).toBeGreaterThan(atMs + 2000);
+      expect(demo.events.some(e => e.type === 'healing.succeeded' && e.faultKind === 'protocol_deadlock' && e.strategy === 'breakWaitChain')).toBe(true);
+      // The waits were children asked for by the pair's work, each a subtask that completed once.
+      const delegated = demo.events.filter((e): e is Extract<CoordinationEvent, { type: 'subtask.delegated' }> => e.type === 'subtask.delegated');
+      expect(delegated.length).toBeGreaterThanOrEqual(4); // two slots each
+      for (const d of delegated) {
+        expect(agent.split('+')).toContain(d.agentId);
+        expect(demo.result.results[d.subtaskId]).toBeDefined();
+      }
     });
 
     it('sees the crash as heartbeats that stopped, and heals it', () => {
@@ -255,7 +274,8 @@ describe('runDemo', () => {
   ])('with %d agents and %d subtasks, every subtask finishes once while the faults land', async (agents, subtasks) => {
     const demo = await run(1, agents, subtasks);
     expectEachOnce(demo, subtasks);
-    expect(demo.faults.length).toBe(Math.min(5, agents - 1)); // one agent each, agent-0 spared
+    // The circular wait on its pair, and the others one agent each (agent-0 and the pair spared).
+    expect(demo.faults.length).toBe(1 + Math.min(5, agents - 3));
   });
 
   it('has no hidden limit: 5,000 subtasks on 12 agents, and 100 agents, all finish', async () => {
