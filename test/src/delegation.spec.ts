@@ -1,4 +1,4 @@
-import { Observable, forkJoin, map, of, switchMap } from 'rxjs';
+import { Observable, catchError, forkJoin, of, switchMap } from 'rxjs';
 import { createCoordinator, type AgentSlot, type CoordinatorOptions } from '../../src/coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 import type { InProcessAgent, Subtask, Task } from '../../streams/task.js';
@@ -31,7 +31,7 @@ function delegator(id: string, capabilities: string[], scheduler: VirtualSchedul
       if ((subtask.payload as { fail?: boolean } | undefined)?.fail === true) throw new Error(`${subtask.id} fails`);
       const { children = [], workMs = 100, tolerate = false } = plan(subtask);
       const asked = children.length === 0 ? of([] as unknown[]) : forkJoin(children.map(c => context.delegate$(c)));
-      const waited = tolerate ? asked.pipe(map(v => v), (source: Observable<unknown[]>) => new Observable<unknown[]>(sub => source.subscribe({ next: v => sub.next(v), error: (e: Error) => (sub.next([`tolerated: ${e.message}`]), sub.complete()), complete: () => sub.complete() }))) : asked;
+      const waited = tolerate ? asked.pipe(catchError((e: Error) => of([`tolerated: ${e.message}`]))) : asked;
       return waited.pipe(
         switchMap(values => new Observable<unknown>(sub => {
           // Progress every second of its own work.
