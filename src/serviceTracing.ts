@@ -6,8 +6,8 @@ import type { CoordinationEvent } from './events.js';
  * its start to its end) and, inside it, a span per attempt of a subtask (`rxswarm.subtask`, from
  * its assignment to its result, failure, requeue or cancellation), with faults, healing and
  * protocol switches as events on the task's span. Without an OpenTelemetry SDK registered in the
- * process (when a task starts) the API is a no-op, and this costs a map lookup per event. Spans open only for attempts
- * out now: bounded by the runs.
+ * process (when a task starts) the API is a no-op, and this costs a map lookup per event. Spans
+ * open only for attempts out now: bounded by the runs.
  *
  * @example
  * const tracing = new ServiceTracing();
