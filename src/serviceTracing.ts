@@ -6,8 +6,8 @@ import type { CoordinationEvent } from './events.js';
  * its start to its end) and, inside it, a span per attempt of a subtask (`rxswarm.subtask`, from
  * its assignment to its result, failure, requeue or cancellation), with faults, healing and
  * protocol switches as events on the task's span. Without an OpenTelemetry SDK registered in the
- * process the API is a no-op and this costs a few calls per event. Spans open only for attempts
- * out now: bounded by the runs.
+ * process (when a task starts) the API is a no-op, and this costs a map lookup per event. Spans
+ * open only for attempts out now: bounded by the runs.
  *
  * @example
  * const tracing = new ServiceTracing();
@@ -47,6 +47,9 @@ export class ServiceTracing {
     const task = this.tasks.get(taskId);
     switch (e.type) {
       case 'subtask.assigned': {
+        // No SDK when the task started (its span a no-op, of an invalid context): its attempts'
+        // spans would be no-ops too, and they are most of the calls; they are not made.
+        if (task !== undefined && !trace.isSpanContextValid(task.spanContext())) return;
         const parent = task === undefined ? context.active() : trace.setSpan(context.active(), task);
         const span = this.tracer.startSpan('rxswarm.subtask', { startTime: e.at, attributes: { 'rxswarm.task.id': taskId, 'rxswarm.subtask.id': e.subtaskId, 'rxswarm.agent.id': e.agentId, 'rxswarm.attempt': e.attempt, 'rxswarm.hops': e.hops } }, parent);
         this.attempts.set(`${taskId}\u0000${e.subtaskId}#${e.attempt}`, { span, taskId });

@@ -24,7 +24,9 @@ export interface AgentHostOptions {
   /**
    * An assignment is acknowledged this long after it arrives, unless its result (or progress) goes
    * first and says it instead: work shorter than this costs no acknowledgement of its own. Keep it
-   * well under the coordinator's acknowledgement timeout. Default 0: at once.
+   * well under the coordinator's acknowledgement timeout. Default 0: at once. The `done` word of a
+   * result sent through relays waits as long for the result's confirmation (`received`), and is
+   * not sent once it came.
    */
   readonly ackDelayMs?: number;
   /**
@@ -78,6 +80,14 @@ interface Unconfirmed {
   readonly body: ResultBody;
   retransmissions: number;
   timer: Subscription | undefined;
+  /** Its `done` word to the coordinator (a result through relays), due `ackDelayMs` after it unless it is confirmed first. */
+  word: Subscription | undefined;
+}
+
+/** Releases the timers an unconfirmed result holds. */
+function release(sent: Unconfirmed): void {
+  sent.timer?.unsubscribe();
+  sent.word?.unsubscribe();
 }
 
 /** Bounds kept on the `rto` an assignment carries (it is not signed: a relay could set anything). */
@@ -300,7 +310,7 @@ export class AgentHost {
       stopAsking(run);
     }
     for (const run of this.waiting.values()) run.ack?.unsubscribe();
-    for (const sent of this.unconfirmed.values()) sent.timer?.unsubscribe();
+    for (const sent of this.unconfirmed.values()) release(sent);
     this.running.clear();
     this.waiting.clear();
     this.unconfirmed.clear();
@@ -424,25 +434,41 @@ export class AgentHost {
     const key = workKey(taskId, subtaskId);
     const sent = this.unconfirmed.get(key);
     if (sent === undefined || sent.attempt !== attempt) return;
-    sent.timer?.unsubscribe();
+    release(sent);
     this.unconfirmed.delete(key);
   }
 
-  /** Keeps a result it sent until the coordinator confirms it, sending it again every timeout. */
-  private awaitConfirmation(key: string, attempt: number, to: string, body: ResultBody, confirms: boolean): void {
-    this.unconfirmed.get(key)?.timer?.unsubscribe();
+  /**
+   * Keeps a result it sent until the coordinator confirms it, sending it again every timeout.
+   * `onTheWay` (a result sent through relays) tells the coordinator straight away that it is on
+   * its way, so that a relay that drops it is found out: at once, or — with `ackDelayMs` and a
+   * coordinator that confirms — only if the confirmation has not come within `ackDelayMs`, as an
+   * acknowledgement is delayed: a quick round trip costs no frame of its own.
+   */
+  private awaitConfirmation(key: string, attempt: number, to: string, body: ResultBody, confirms: boolean, onTheWay: (() => void) | undefined): void {
+    const before = this.unconfirmed.get(key);
+    if (before !== undefined) release(before);
     if (!confirms) {
       this.unconfirmed.delete(key);
+      onTheWay?.();
       return;
     }
-    const sent: Unconfirmed = { attempt, to, body, retransmissions: 0, timer: undefined };
+    const sent: Unconfirmed = { attempt, to, body, retransmissions: 0, timer: undefined, word: undefined };
     this.unconfirmed.set(key, sent);
+    if (onTheWay !== undefined && this.ackDelayMs === 0) onTheWay();
+    else if (onTheWay !== undefined) {
+      sent.word = this.options.network.scheduler.schedule(() => {
+        sent.word = undefined;
+        if (this.unconfirmed.get(key) === sent && this.stateValue === 'running') onTheWay();
+      }, this.ackDelayMs);
+    }
     const arm = (): void => {
       const rto = this.resultRtoMs ?? MAX_RESULT_RTO_MS;
       sent.timer = this.options.network.scheduler.schedule(() => {
         sent.timer = undefined;
         if (this.unconfirmed.get(key) !== sent || this.stateValue !== 'running') return;
         if (sent.retransmissions >= MAX_RESULT_RETRANSMISSIONS) {
+          release(sent);
           this.unconfirmed.delete(key);
           return;
         }
@@ -466,7 +492,7 @@ export class AgentHost {
   private drop(key: string): void {
     const sent = this.unconfirmed.get(key);
     if (sent !== undefined) {
-      sent.timer?.unsubscribe();
+      release(sent);
       this.unconfirmed.delete(key);
     }
     const run = this.running.get(key);
@@ -601,9 +627,9 @@ export class AgentHost {
       const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
       const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
       this.send('result', first, body);
-      this.awaitConfirmation(key, attempt, first, body, run.confirms);
-      // Through relays: the coordinator hears straight away that it is on its way, so a relay that drops it is found out.
-      if (first !== this.options.coordinatorId) this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
+      // Through relays: the coordinator hears straight from it that it is on its way, so a relay that drops it is found out.
+      const onTheWay = first === this.options.coordinatorId ? undefined : (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
+      this.awaitConfirmation(key, attempt, first, body, run.confirms, onTheWay);
       this.pump();
     };
     let source;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { HeartbeatBody, MessageKind } from './protocol.js';
+import { fastBody } from './wsFastBodies.js';
 
 /**
  * The WebSocket wire format, version 1: one JSON object per text frame,
@@ -316,6 +317,11 @@ function decodeHeartbeat(text: string): DecodeResult | undefined {
   return { ok: true, message: { v: 1, type: 'envelope', from: m[1] as string, to: m[2] as string, kind: 'heartbeat', body } };
 }
 
+/** An id as the envelope's schema takes it (1–256 UTF-16 units: within its 1–256 code points). */
+function isPlainId(value: unknown): value is string {
+  return typeof value === 'string' && value.length >= 1 && value.length <= MAX_ID;
+}
+
 function fail(closeCode: WsCloseCode, error: string): DecodeResult {
   return { ok: false, error, closeCode };
 }
@@ -406,14 +412,20 @@ export function decode(text: string, { maxBytes = DEFAULT_MAX_BYTES, maxDepth = 
       if (!parsed.success) return fail(WS_CLOSE.invalidPayload, `invalid ${type}: ${describe(parsed.error.issues, '')}`);
       return { ok: true, message: parsed.data as WireMessage };
     }
+    const { from, to, kind, body: given } = value as { from?: unknown; to?: unknown; kind?: unknown; body?: unknown };
+    if (isPlainId(from) && isPlainId(to) && typeof kind === 'string') {
+      const fast = fastBody(kind, given);
+      // Exactly these fields, in one shape (monomorphic for the receivers), as below.
+      if (fast !== undefined) return { ok: true, message: { v: 1, type: 'envelope', from, to, kind: kind as WireKind, body: fast } };
+    }
     const head = envelope.safeParse(value);
     if (!head.success) return fail(WS_CLOSE.invalidPayload, `invalid envelope: ${describe(head.error.issues, '')}`);
-    const { from, to, kind } = head.data;
-    if (!KINDS.has(kind)) return fail(WS_CLOSE.unsupportedData, `unknown envelope kind ${show(kind)}`);
-    const body = bodies[kind as WireKind].safeParse((value as { body?: unknown }).body);
-    if (!body.success) return fail(WS_CLOSE.invalidPayload, `invalid ${kind} envelope: ${describe(body.error.issues, 'body')}`);
+    const { data } = head;
+    if (!KINDS.has(data.kind)) return fail(WS_CLOSE.unsupportedData, `unknown envelope kind ${show(data.kind)}`);
+    const body = bodies[data.kind as WireKind].safeParse(given);
+    if (!body.success) return fail(WS_CLOSE.invalidPayload, `invalid ${data.kind} envelope: ${describe(body.error.issues, 'body')}`);
     // Exactly these fields, in one shape (monomorphic for the receivers).
-    return { ok: true, message: { v: 1, type: 'envelope', from, to, kind: kind as WireKind, body: body.data } };
+    return { ok: true, message: { v: 1, type: 'envelope', from: data.from, to: data.to, kind: data.kind as WireKind, body: body.data } };
   } catch (err) {
     // Nothing above should throw (a getter-free JSON value, zod's safeParse); belt and braces.
     return fail(WS_CLOSE.invalidPayload, `undecodable frame: ${err instanceof Error ? err.message : String(err)}`);
@@ -434,6 +446,16 @@ export function encode(message: WireMessage): string {
 export function checkBody(kind: WireKind, body: unknown): string | undefined {
   const parsed = bodies[kind].safeParse(body);
   return parsed.success ? undefined : describe(parsed.error.issues, 'body');
+}
+
+/**
+ * The body of a `kind` envelope as the schema gives it (`decode`'s general path: unknown keys
+ * dropped), or undefined when the schema refuses it: what the hand-written fast paths
+ * (`streams/wsFastBodies.ts`) are tested against.
+ */
+export function schemaBody(kind: WireKind, body: unknown): unknown {
+  const parsed = bodies[kind].safeParse(body);
+  return parsed.success ? parsed.data : undefined;
 }
 
 /** Whether `kind` travels over the wire (an engine kind or a repair kind). */

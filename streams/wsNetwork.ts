@@ -279,6 +279,14 @@ export const ORDER_KINDS: ReadonlySet<string> = new Set(['assign', 'cancel']);
 /** What only the coordinator's process sends: an agent sending these is refused. */
 export const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 'peers', 'received', 'delegated']);
 
+/** Longest a `received` waits for company (see `WsServerNetwork.hold`). */
+const HOLD_MAX_MS = 10;
+
+/** An assignment that ends at this connection's agent tells it an rto: its `received` frames may wait a quarter of it. */
+function told(connection: Connection, body: AssignBody): void {
+  if (body.rto !== undefined && hopsLeft(body) === 0) connection.rtoMs = body.rto;
+}
+
 class Connection {
   agentId: string | undefined;
   role: ConnectionRole = 'agent';
@@ -295,6 +303,11 @@ class Connection {
   probing = false;
   /** It said `leave`: its close is a clean departure. */
   left = false;
+  /** The retransmission timeout the peer's latest assignment told it (0: none yet): how long a `received` may wait. */
+  rtoMs = 0;
+  /** `received` frames waiting for the next frame to this peer, or their deadline (see `WsServerNetwork.hold`). */
+  held: Array<{ readonly frame: string; readonly counter: KindCounter }> | undefined;
+  heldTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly socket: WebSocket,
@@ -622,8 +635,40 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       if (this.flushing === undefined) this.flushing = this.scheduler.schedule(() => this.flush());
       return;
     }
-    if (connection !== undefined && frame !== undefined) return this.write(connection, frame, counter);
+    if (connection !== undefined && frame !== undefined) {
+      if (kind === 'received') return this.hold(connection, frame, counter);
+      if (kind === 'assign') told(connection, body as AssignBody);
+      return this.write(connection, frame, counter);
+    }
     this.counters.drop(counter, this.known.has(to) ? 'down' : 'unknown');
+  }
+
+  /**
+   * A `received` need not leave at once: the agent only stops retransmitting its result on it, and
+   * waits a whole rto for it. Held a quarter of the rto its latest assignment told it (at most
+   * {@link HOLD_MAX_MS}), it goes out with the next frame to that agent (its next assignment,
+   * relayed, is usually on its way): one write instead of two. Order is kept: held frames go before
+   * any later frame to the same peer. Without an rto told yet, or with write coalescing off, it
+   * is written at once.
+   */
+  private hold(connection: Connection, frame: string, counter: KindCounter): void {
+    const delay = Math.min(HOLD_MAX_MS, Math.floor(connection.rtoMs / 4));
+    if (!this.coalesce || delay < 1) return this.write(connection, frame, counter);
+    if (connection.held === undefined) {
+      connection.held = [];
+      connection.heldTimer = setTimeout(() => this.release(connection), delay);
+    }
+    connection.held.push({ frame, counter });
+  }
+
+  /** Writes what `connection` holds (its next frame is being written, or the hold is up). */
+  private release(connection: Connection): void {
+    const held = connection.held;
+    if (held === undefined) return;
+    connection.held = undefined;
+    clearTimeout(connection.heldTimer);
+    connection.heldTimer = undefined;
+    for (const { frame, counter } of held) this.write(connection, frame, counter);
   }
 
   /**
@@ -732,6 +777,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   }
 
   private write(connection: Connection, frame: string, counter: KindCounter): void {
+    if (connection.held !== undefined) this.release(connection);
     if (connection.closing || connection.socket.readyState !== WebSocket.OPEN) return this.counters.drop(counter, 'down');
     if (connection.socket.bufferedAmount > this.maxBufferedBytes) {
       this.counters.drop(counter, 'down');
@@ -853,6 +899,10 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
 
   private onClose(connection: Connection, code: number, reason: string): void {
     clearTimeout(connection.helloTimer);
+    clearTimeout(connection.heldTimer);
+    // Dropped as the unsent writes of a closed socket are.
+    for (const { counter } of connection.held ?? []) this.counters.drop(counter, 'down');
+    connection.held = undefined;
     connection.closing = true;
     if (this.sockets.delete(connection) && connection.agentId === undefined) this.unjoined--;
     const { agentId } = connection;
@@ -1027,8 +1077,9 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
     const connection = this.connections.get(to);
     // Relayed re-encoded: what the schema stripped does not travel on.
-    if (connection !== undefined) return this.write(connection, encode({ v: 1, type: 'envelope', from, to, kind, body }), counter);
-    this.counters.drop(counter, this.known.has(to) ? 'down' : 'unknown');
+    if (connection === undefined) return this.counters.drop(counter, this.known.has(to) ? 'down' : 'unknown');
+    if (kind === 'assign') told(connection, body as AssignBody);
+    return this.write(connection, encode({ v: 1, type: 'envelope', from, to, kind, body }), counter);
   }
 
   private reply(connection: Connection, message: WireMessage): void {

@@ -1,4 +1,4 @@
-import { trace, type Span, type SpanOptions, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, trace, type Span, type SpanOptions, type Tracer, type TracerProvider } from '@opentelemetry/api';
 import { ServiceTracing } from '../../src/serviceTracing.js';
 
 // Spans as an OpenTelemetry SDK would get them, through a provider of our own that records them.
@@ -20,7 +20,7 @@ function recordingProvider(spans: Recorded[]): TracerProvider {
       const record: Recorded = { name, options, parent: parentSpan === undefined ? undefined : bySpan.get(parentSpan), events: [] };
       spans.push(record);
       const span = {
-        spanContext: () => ({ traceId: '0'.repeat(32), spanId: String(spans.length).padStart(16, '0'), traceFlags: 1 }),
+        spanContext: () => ({ traceId: '1'.repeat(32), spanId: String(spans.length).padStart(16, '0'), traceFlags: 1 }),
         setAttribute: () => span,
         setAttributes: () => span,
         addEvent: (event: string) => (record.events.push(event), span),
@@ -65,5 +65,24 @@ describe('ServiceTracing', () => {
     expect(b2).toMatchObject({ status: { code: 2, message: 'cancelled' }, endedAt: 1700 }); // open when the task ended
     expect(task).toMatchObject({ status: { code: 2, message: 'cancelled' }, endedAt: 1700, events: ['fault.detected'] });
     expect(task!.options?.startTime).toBe(1000);
+  });
+
+  it('makes no attempt spans for a task whose span is a no-op (no SDK when it started): a map lookup per event', () => {
+    // A provider whose spans are the API's no-op spans (an invalid context), recording what is asked of it.
+    const asked: string[] = [];
+    const noop = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+    trace.disable();
+    trace.setGlobalTracerProvider({ getTracer: () => ({ startSpan: (name: string) => (asked.push(name), noop) }) as unknown as Tracer });
+    try {
+      const tracing = new ServiceTracing('1.0.0');
+      tracing.taskStarted('quiet', 0, 1);
+      tracing.event({ type: 'subtask.assigned', at: 1, subtaskId: 'a', agentId: 'x', attempt: 1, hops: 1 }, 'quiet');
+      tracing.event({ type: 'subtask.completed', at: 2, subtaskId: 'a', agentId: 'x', attempt: 1 }, 'quiet');
+      tracing.taskEnded('quiet', 3, { success: true, completed: 1, failed: 0 });
+      expect(asked).toEqual(['rxswarm.task']);
+    } finally {
+      trace.disable();
+      trace.setGlobalTracerProvider(recordingProvider(spans));
+    }
   });
 });

@@ -156,6 +156,28 @@ describe('AgentHost', () => {
       expect(arrived('progress')).toEqual([]);
     });
 
+    it('a result through relays tells the coordinator it is on its way only if not confirmed within the delay', () => {
+      const { scheduler, worker, hostOptions, send, arrived, arrivedAt } = setup();
+      const host = new AgentHost(worker.agent, hostOptions({ ackDelayMs: 50 }));
+      host.start();
+      const relayed = (subtaskId: string, rto?: number): void =>
+        send('assign', { subtask: { id: subtaskId, payload: { ms: 10, values: ['v'] } }, attempt: 1, replyPath: ['r', C], via: [], ...(rto === undefined ? {} : { rto }) });
+      relayed('quick', 1000);
+      scheduler.advanceBy(LATENCY + 10 + 20); // finished at LATENCY + 10 (its result went to r)
+      send('received', { subtaskId: 'quick', attempt: 1 }); // confirmed within the delay: no word of its own
+      relayed('slow', 1000);
+      scheduler.advanceBy(500);
+      expect(arrived('progress')).toEqual([{ subtaskId: 'slow', attempt: 1, progress: 1, done: true }]);
+      const slowDone = 2 * (LATENCY + 10) + 20 + 50; // 'slow' finished at LATENCY + 10 after it was sent, plus the delay
+      expect(arrivedAt('progress')).toEqual([slowDone + LATENCY]);
+      // A coordinator that does not confirm results (no rto): the word goes at once, as it would never be confirmed.
+      relayed('unconfirmed');
+      scheduler.advanceBy(LATENCY + 10 + LATENCY);
+      expect(arrived('progress').at(-1)).toEqual({ subtaskId: 'unconfirmed', attempt: 1, progress: 1, done: true });
+      host.crash(); // nothing left pending
+      expect(worker.calls.map(c => c.subtaskId)).toEqual(['quick', 'slow', 'unconfirmed']);
+    });
+
     it('rejects a negative delay', () => {
       const { worker, hostOptions } = setup();
       expect(() => new AgentHost(worker.agent, hostOptions({ ackDelayMs: -1 }))).toThrow(/ackDelayMs/);

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { DEFAULT_MAX_DEPTH, WS_CLOSE, decode, encode, nestingDepth, type WireMessage } from '../../streams/wsCodec.js';
+import { DEFAULT_MAX_DEPTH, WS_CLOSE, decode, encode, nestingDepth, schemaBody, type WireKind, type WireMessage } from '../../streams/wsCodec.js';
+import { fastBody } from '../../streams/wsFastBodies.js';
 
 const runs = { numRuns: 200 };
 const CODES = new Set<number>(Object.values(WS_CLOSE));
@@ -364,5 +365,94 @@ describe('wsCodec nesting depth', () => {
       }),
       { numRuns: Number(process.env.RXSWARM_PROPERTY_RUNS ?? 300) },
     );
+  });
+});
+
+describe('wsCodec decode, fast paths of the dispatch bodies', () => {
+  // What a dispatched subtask brings is checked by hand (streams/wsFastBodies.ts) before the
+  // schemas: whatever the check takes must be taken by the schema, and given back the same
+  // (values, -0, key order); what it leaves goes to the schema, so refusals are the schema's.
+  const same = (kind: WireKind, body: unknown): boolean => {
+    const fast = fastBody(kind, body);
+    if (fast === undefined) return false;
+    const slow = schemaBody(kind, body);
+    expect(slow).not.toBeUndefined();
+    expect(fast).toStrictEqual(slow);
+    expect(JSON.stringify(fast)).toBe(JSON.stringify(slow));
+    return true;
+  };
+  const id = fc.oneof({ arbitrary: fc.constantFrom('a-1', 't', 'x'.repeat(256)), weight: 4 }, { arbitrary: fc.string({ maxLength: 6 }), weight: 2 }, { arbitrary: fc.constantFrom('', 'x'.repeat(257), `${'x'.repeat(255)}😀`, '\ud800'), weight: 1 });
+  const anything = fc.oneof(fc.constantFrom(null, true, false, 0, -0, 1.5, 2 ** 53, 1e300, '', 'x', [], {}, ['a'], [1], { x: 1 }), fc.jsonValue({ maxDepth: 2 }));
+  const int = fc.oneof(fc.integer(), fc.constantFrom(-0, 2 ** 53 - 1, 2 ** 53, 1.5, 0.1));
+  const number = fc.oneof(int, fc.double({ noNaN: true }));
+  const ids = fc.oneof(fc.array(id, { maxLength: 3 }), fc.constant([]));
+  /** A field drawn from good values mostly, anything sometimes, or left out. */
+  const field = <T>(good: fc.Arbitrary<T>): fc.Arbitrary<unknown> => fc.oneof({ arbitrary: good, weight: 12 }, { arbitrary: anything, weight: 1 }, { arbitrary: fc.constant(undefined), weight: 1 });
+  const record = (fields: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<unknown> =>
+    fc.tuple(fc.record(fields), fc.option(fc.dictionary(fc.constantFrom('x', 'hop', 'forged', 'id', '__proto__'), anything, { maxKeys: 2 }), { nil: undefined }), fc.boolean()).map(([r, extra, reversed]) => {
+      const entries = Object.entries({ ...r, ...extra }).filter(([, v]) => v !== undefined);
+      // Through JSON, as decode's inputs come: no undefined values, `__proto__` an own key.
+      return JSON.parse(JSON.stringify(Object.fromEntries(reversed ? entries.reverse() : entries)));
+    });
+  const mac = fc.oneof(fc.constantFrom('m'.repeat(43), 'm'.repeat(64), 'm'.repeat(65)), fc.string({ maxLength: 4 }));
+  const subtask = record({
+    id: field(id),
+    payload: field(anything),
+    capabilities: field(ids),
+    priority: field(number),
+    timeoutMs: field(fc.oneof(fc.double({ min: 0.001, max: 2 ** 31 - 1, noNaN: true }), fc.constantFrom(2 ** 31 - 1, 2 ** 31, 0, -1))),
+    maxAttempts: field(fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constantFrom(0, 1.5, 2 ** 53))),
+  });
+  const bodies: Array<[WireKind, fc.Arbitrary<unknown>]> = [
+    ['assign', record({ via: field(ids), taskId: field(id), subtask: field(subtask), attempt: field(int), replyPath: field(ids), mac: field(mac), rto: field(fc.oneof(fc.integer({ min: 1, max: 3_600_000 }), fc.constantFrom(0, 1.5, 3_600_001))) })],
+    ['result', record({ via: field(ids), taskId: field(id), subtaskId: field(id), attempt: field(int), agentId: field(id), ok: field(fc.boolean()), value: field(anything), error: field(fc.string({ maxLength: 4 })), mac: field(mac) })],
+    ['progress', record({ taskId: field(id), subtaskId: field(id), attempt: field(int), progress: field(number), done: field(fc.constantFrom(true, false)) })],
+    ['received', record({ taskId: field(id), subtaskId: field(id), attempt: field(int) })],
+    ['cancel', record({ via: field(ids), taskId: field(id), subtaskId: field(id), attempt: field(int), mac: field(mac) })],
+    [
+      'submit',
+      record({
+        task: field(
+          record({
+            id: field(id),
+            subtasks: field(fc.array(subtask, { maxLength: 4 })),
+            complexity: field(fc.constantFrom('low', 'medium', 'high', 'huge')),
+            coordinationIntensity: field(fc.constantFrom('low', 'high', '')),
+            timeoutMs: field(fc.oneof(fc.double({ min: 0.001, max: 2 ** 31 - 1, noNaN: true }), fc.constantFrom(2 ** 31, 0))),
+            maxAttempts: field(fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constantFrom(0, 1.5))),
+          }),
+        ),
+        watch: field(fc.boolean()),
+      }),
+    ],
+  ];
+
+  it.each(bodies)('a %s body the check takes is the schema’s body, on generated bodies', (kind, body) => {
+    let taken = 0;
+    fc.assert(
+      fc.property(body, b => {
+        if (same(kind, b)) taken++;
+      }),
+      { numRuns: 2000 },
+    );
+    expect(taken).toBeGreaterThan(5); // the generator reaches the fast path, not only the fallback
+  });
+
+  it('takes what the transports send, and decode gives it as the schema would', () => {
+    const assign = { via: ['s-1'], taskId: 't', subtask: { id: 'a', payload: { sleepMs: 1 } }, attempt: 3, replyPath: ['hub'], mac: 'm'.repeat(43), rto: 20 };
+    const result = { via: ['coordinator'], taskId: 't', subtaskId: 'a', attempt: 3, agentId: 's-1', ok: true, value: { x: [1, { y: null }] }, mac: 'm'.repeat(43) };
+    const progress = { taskId: 't', subtaskId: 'a', attempt: 3, progress: 1, done: true };
+    for (const [kind, body] of [['assign', assign], ['result', result], ['progress', progress], ['received', { subtaskId: 'a', attempt: 3 }], ['cancel', { via: [], subtaskId: 'a', attempt: 3 }]] as const) {
+      expect(same(kind, body)).toBe(true);
+      const text = encode({ v: 1, type: 'envelope', from: 'hub', to: 's-1', kind, body });
+      expect(decode(text)).toEqual({ ok: true, message: { v: 1, type: 'envelope', from: 'hub', to: 's-1', kind, body } });
+    }
+  });
+
+  it('leaves refusals to the schema: the same close code and message as before', () => {
+    const frame = (body: unknown): string => JSON.stringify({ v: 1, type: 'envelope', from: 'hub', to: 's-1', kind: 'result', body });
+    expect(decode(frame({ via: [], subtaskId: 'a', attempt: 1.5, agentId: 's', ok: true }))).toMatchObject({ ok: false, closeCode: WS_CLOSE.invalidPayload, error: expect.stringMatching(/^invalid result envelope: body\.attempt: /) });
+    expect(decode(frame({ via: [], subtaskId: 'a', attempt: 1, agentId: 's', ok: true, forged: 'x' }))).toEqual({ ok: true, message: { v: 1, type: 'envelope', from: 'hub', to: 's-1', kind: 'result', body: { via: [], subtaskId: 'a', attempt: 1, agentId: 's', ok: true } } });
+    expect(decode(JSON.stringify({ v: 1, type: 'envelope', from: '', to: 's-1', kind: 'result', body: {} }))).toMatchObject({ ok: false, closeCode: WS_CLOSE.invalidPayload, error: expect.stringMatching(/^invalid envelope: from: /) });
   });
 });

@@ -281,6 +281,50 @@ describe('WsServerNetwork / WsClientNetwork: routing', () => {
     await expect(serve({ coalesceWrites: 'yes' as unknown as boolean })).rejects.toThrow(/coalesceWrites must be a boolean/);
   });
 
+  it('a received waits for the next frame to its agent (a quarter of the rto it was told, at most 10 ms), in order, and alone after the wait', async () => {
+    const { server } = await serve();
+    inbox(server, 'coordinator');
+    const a = await joined(server.url, 'a');
+    const assign = (id: string, rto: number) => ({ from: 'coordinator', to: 'a', kind: 'assign', body: { subtask: { id }, attempt: 1, replyPath: ['coordinator'], via: [], rto } });
+    const received = (id: string) => ({ from: 'coordinator', to: 'a', kind: 'received', body: { subtaskId: id, attempt: 1 } });
+    // No rto told yet: at once (corked for the turn like any frame).
+    server.send(received('early'));
+    expect(server.buffered('a')).toBeGreaterThan(0);
+    await first(a.messages, m => m.type === 'envelope' && m.kind === 'received');
+    server.send(assign('s', 400));
+    await first(a.messages, m => m.type === 'envelope' && m.kind === 'assign');
+    // Told 400 ms: held (not even corked), then written with the next frame, before it.
+    server.send(received('s'));
+    expect(server.buffered('a')).toBe(0);
+    server.send({ from: 'coordinator', to: 'a', kind: 'vote', body: { proposalId: 'p', accept: true } });
+    await first(a.messages, m => m.type === 'envelope' && m.kind === 'vote');
+    const order: string[] = [];
+    a.messages.subscribe(m => m.type === 'envelope' && order.push(`${m.kind}:${(m.body as { subtaskId?: string; subtask?: { id: string } }).subtaskId ?? (m.body as { subtask?: { id: string } }).subtask?.id ?? ''}`));
+    expect(order.slice(-3)).toEqual(['assign:s', 'received:s', 'vote:']);
+    // Nothing after it: alone, once the wait is up.
+    server.send(received('late'));
+    expect(server.buffered('a')).toBe(0);
+    await first(a.messages, m => m.type === 'envelope' && m.kind === 'received' && (m.body as { subtaskId: string }).subtaskId === 'late', 1000);
+    // Told 2 ms: a quarter is under 1 ms, so it is not held.
+    server.send(assign('t', 2));
+    server.send(received('t'));
+    expect(server.buffered('a')).toBeGreaterThan(0);
+    await first(a.messages, m => m.type === 'envelope' && m.kind === 'received' && (m.body as { subtaskId: string }).subtaskId === 't');
+    expect(server.stats.byKind['received']).toEqual({ sent: 4, delivered: 4, dropped: 0 });
+  });
+
+  it('a received held for an agent that goes away is counted dropped, not lost from the counts', async () => {
+    const { server } = await serve();
+    inbox(server, 'coordinator');
+    const a = await joined(server.url, 'a');
+    server.send({ from: 'coordinator', to: 'a', kind: 'assign', body: { subtask: { id: 's' }, attempt: 1, replyPath: ['coordinator'], via: [], rto: 400 } });
+    await first(a.messages, m => m.type === 'envelope' && m.kind === 'assign');
+    server.send({ from: 'coordinator', to: 'a', kind: 'received', body: { subtaskId: 's', attempt: 1 } });
+    a.socket.terminate();
+    await first(server.events$, e => e.type === 'disconnected');
+    expect(server.stats.byKind['received']).toEqual({ sent: 1, delivered: 0, dropped: 1 });
+  });
+
   it('a route shared between hops in this process (hop) goes on the wire as the route still to go, without hop', async () => {
     const { server } = await serve();
     const coordinator = inbox(server, 'coordinator');
