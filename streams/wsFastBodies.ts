@@ -21,6 +21,12 @@ const MAX_ID = 256;
 const MAX_MAC = 64;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const MAX_RTO_MS = 3_600_000;
+const MAX_COPY = 1_000_000;
+
+/** An assignment's copy number (`AssignBody.copy`, echoed by `ProgressBody.copy`). */
+function isCopy(value: unknown): boolean {
+  return value === undefined || (isInt(value) && value >= 0 && value <= MAX_COPY);
+}
 
 type Fields = Record<string, unknown>;
 
@@ -90,8 +96,8 @@ function subtaskOf(s: unknown, strict = false): Subtask | undefined {
 }
 
 function assign(b: Fields): AssignBody | undefined {
-  const { via, taskId, attempt, replyPath, mac, rto } = b;
-  if (!isIds(via) || !optionalId(taskId) || !isInt(attempt) || !isIds(replyPath) || !isMac(mac)) return undefined;
+  const { via, taskId, attempt, replyPath, mac, rto, copy } = b;
+  if (!isIds(via) || !optionalId(taskId) || !isInt(attempt) || !isIds(replyPath) || !isMac(mac) || !isCopy(copy)) return undefined;
   if (rto !== undefined && !(isInt(rto) && rto >= 1 && rto <= MAX_RTO_MS)) return undefined;
   const subtask = subtaskOf(b['subtask']);
   if (subtask === undefined) return undefined;
@@ -102,6 +108,7 @@ function assign(b: Fields): AssignBody | undefined {
   out.replyPath = replyPath;
   if (mac !== undefined) out.mac = mac;
   if (rto !== undefined) out.rto = rto;
+  if (copy !== undefined) out.copy = copy;
   return out as unknown as AssignBody;
 }
 
@@ -122,13 +129,14 @@ function result(b: Fields): ResultBody | undefined {
 }
 
 function progress(b: Fields): ProgressBody | undefined {
-  const { taskId, subtaskId, attempt, progress: fraction, done } = b;
-  if (!optionalId(taskId) || !isId(subtaskId) || !isInt(attempt) || !isFinite(fraction) || (done !== undefined && done !== true)) return undefined;
+  const { taskId, subtaskId, attempt, progress: fraction, copy, done } = b;
+  if (!optionalId(taskId) || !isId(subtaskId) || !isInt(attempt) || !isFinite(fraction) || !isCopy(copy) || (done !== undefined && done !== true)) return undefined;
   const out: Fields = {};
   if (taskId !== undefined) out.taskId = taskId;
   out.subtaskId = subtaskId;
   out.attempt = attempt;
   out.progress = fraction;
+  if (copy !== undefined) out.copy = copy;
   if (done !== undefined) out.done = true;
   return out as unknown as ProgressBody;
 }

@@ -403,10 +403,11 @@ describe('wsCodec decode, fast paths of the dispatch bodies', () => {
     timeoutMs: field(fc.oneof(fc.double({ min: 0.001, max: 2 ** 31 - 1, noNaN: true }), fc.constantFrom(2 ** 31 - 1, 2 ** 31, 0, -1))),
     maxAttempts: field(fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constantFrom(0, 1.5, 2 ** 53))),
   });
+  const copy = fc.oneof(fc.integer({ min: 0, max: 1_000_000 }), fc.constantFrom(-1, 0.5, 1_000_001));
   const bodies: Array<[WireKind, fc.Arbitrary<unknown>]> = [
-    ['assign', record({ via: field(ids), taskId: field(id), subtask: field(subtask), attempt: field(int), replyPath: field(ids), mac: field(mac), rto: field(fc.oneof(fc.integer({ min: 1, max: 3_600_000 }), fc.constantFrom(0, 1.5, 3_600_001))) })],
+    ['assign', record({ via: field(ids), taskId: field(id), subtask: field(subtask), attempt: field(int), replyPath: field(ids), mac: field(mac), rto: field(fc.oneof(fc.integer({ min: 1, max: 3_600_000 }), fc.constantFrom(0, 1.5, 3_600_001))), copy: field(copy) })],
     ['result', record({ via: field(ids), taskId: field(id), subtaskId: field(id), attempt: field(int), agentId: field(id), ok: field(fc.boolean()), value: field(anything), error: field(fc.string({ maxLength: 4 })), mac: field(mac) })],
-    ['progress', record({ taskId: field(id), subtaskId: field(id), attempt: field(int), progress: field(number), done: field(fc.constantFrom(true, false)) })],
+    ['progress', record({ taskId: field(id), subtaskId: field(id), attempt: field(int), progress: field(number), copy: field(copy), done: field(fc.constantFrom(true, false)) })],
     ['received', record({ taskId: field(id), subtaskId: field(id), attempt: field(int) })],
     ['cancel', record({ via: field(ids), taskId: field(id), subtaskId: field(id), attempt: field(int), mac: field(mac) })],
     [
