@@ -130,110 +130,157 @@ class KindCounter {
   dropped = 0;
 }
 
-/** A joined node: its inbox and the messages in flight to it (an intrusive list, for eager drops on leave). */
+/**
+ * A joined node: its inbox, and how many messages are in flight to it of each kind (counted as
+ * dropped at once when it leaves). A handful of kinds travel: a short list, not a map.
+ */
 class Member<E> {
-  head: Flight<E> | null = null;
+  /** It left: what was in flight to it was counted dropped then, and is skipped when it comes due. */
+  left = false;
+  inFlight = 0;
+  readonly counters: KindCounter[] = [];
+  readonly counts: number[] = [];
 
   constructor(
     readonly id: string,
     readonly inbox: Subscriber<E>,
   ) {}
+
+  /** One more (`by` 1) or one fewer (`by` -1) message of the counter's kind in flight to it. */
+  track(counter: KindCounter, by: number): void {
+    this.inFlight += by;
+    const counters = this.counters;
+    for (let i = 0; i < counters.length; i++) {
+      if (counters[i] === counter) {
+        this.counts[i] = (this.counts[i] as number) + by;
+        return;
+      }
+    }
+    counters.push(counter);
+    this.counts.push(by);
+  }
 }
 
-/** A message between `send` and arrival: a heap node ordered by (deliverAt, seq), linked into its member's list. */
+/** A message between `send` and arrival: an entry of the queue. */
 class Flight<E> {
-  heapIndex = -1;
-  prev: Flight<E> | null = null;
-  next: Flight<E> | null = null;
-
   constructor(
     readonly envelope: E,
     readonly member: Member<E>,
     readonly counter: KindCounter,
     readonly deliverAt: number,
-    readonly seq: number,
   ) {}
 }
 
 /**
- * The messages in flight, a binary min-heap on (deliverAt, seq) that keeps each flight's index
- * (a leaving node removes its flights in O(log n) each). The order is written out rather than
- * passed as a function: this is the hottest loop of a simulation (every message enters and leaves
- * it), and a comparison shared with other heaps is a call V8 cannot inline.
+ * The messages in flight, a binary min-heap on (deliverAt, seq). The keys live in two typed arrays
+ * beside the flights, so a sift compares numbers in contiguous memory rather than reading a
+ * flight object per level: this is the hottest loop of a simulation (every message enters and
+ * leaves it), and with thousands of agents the flights are scattered over a heap far larger than
+ * the caches. The order is written out rather than passed as a function, for the same reason. A
+ * flight whose member left is not taken out (that would need its index kept current on every
+ * move, or a list of each member's flights): its member says it left, and it is discarded when it
+ * reaches the top; `live` counts the others.
  */
 class FlightQueue<E> {
-  private readonly items: Array<Flight<E>> = [];
+  private items: Array<Flight<E>> = [];
+  private times = new Float64Array(1024);
+  private seqs = new Float64Array(1024);
+  private count = 0;
+  /** Flights queued whose member has not left. */
+  live = 0;
 
-  get size(): number {
-    return this.items.length;
-  }
-
+  /** The earliest flight whose member has not left (those above it whose member left are discarded). */
   peek(): Flight<E> | undefined {
-    return this.items[0];
+    for (;;) {
+      if (this.count === 0) return undefined;
+      const top = this.items[0] as Flight<E>;
+      if (!top.member.left) return top;
+      this.removeTop();
+    }
   }
 
-  push(flight: Flight<E>): void {
-    this.items.push(flight);
-    this.up(flight, this.items.length - 1);
+  push(flight: Flight<E>, seq: number): void {
+    if (this.count === this.times.length) this.grow();
+    const items = this.items;
+    const times = this.times;
+    const seqs = this.seqs;
+    const time = flight.deliverAt;
+    let i = this.count++;
+    this.live++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const t = times[p] as number;
+      if (time > t || (time === t && seq > (seqs[p] as number))) break;
+      items[i] = items[p] as Flight<E>;
+      times[i] = t;
+      seqs[i] = seqs[p] as number;
+      i = p;
+    }
+    items[i] = flight;
+    times[i] = time;
+    seqs[i] = seq;
   }
 
+  /** Takes the earliest flight whose member has not left out of the queue. */
   pop(): Flight<E> | undefined {
-    const top = this.items[0];
-    if (top !== undefined) this.remove(top);
+    const top = this.peek();
+    if (top !== undefined) {
+      this.removeTop();
+      this.live--;
+    }
     return top;
   }
 
-  remove(flight: Flight<E>): void {
-    const i = flight.heapIndex;
-    if (i < 0) return;
-    const last = this.items.pop() as Flight<E>;
-    flight.heapIndex = -1;
-    if (last === flight) return;
-    this.up(last, i);
-    if (last.heapIndex === i) this.down(last, i);
+  /** `n` flights' member left: they stay queued until they reach the top. */
+  forget(n: number): void {
+    this.live -= n;
+    if (this.live === 0) this.clear();
   }
 
-  private up(node: Flight<E>, at: number): void {
-    const items = this.items;
-    const time = node.deliverAt;
-    const seq = node.seq;
-    let i = at;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parent = items[p] as Flight<E>;
-      if (time > parent.deliverAt || (time === parent.deliverAt && seq > parent.seq)) break;
-      items[i] = parent;
-      parent.heapIndex = i;
-      i = p;
-    }
-    items[i] = node;
-    node.heapIndex = i;
+  private clear(): void {
+    this.items = [];
+    this.count = 0;
   }
 
-  private down(node: Flight<E>, at: number): void {
+  private removeTop(): void {
     const items = this.items;
-    const n = items.length;
-    const time = node.deliverAt;
-    const seq = node.seq;
-    let i = at;
+    const times = this.times;
+    const seqs = this.seqs;
+    const n = --this.count;
+    const last = items.pop() as Flight<E>;
+    const time = times[n] as number;
+    const seq = seqs[n] as number;
+    if (n === 0) return;
+    let i = 0;
     for (;;) {
       let c = 2 * i + 1;
       if (c >= n) break;
-      let child = items[c] as Flight<E>;
+      let ct = times[c] as number;
       if (c + 1 < n) {
-        const right = items[c + 1] as Flight<E>;
-        if (right.deliverAt < child.deliverAt || (right.deliverAt === child.deliverAt && right.seq < child.seq)) {
+        const rt = times[c + 1] as number;
+        if (rt < ct || (rt === ct && (seqs[c + 1] as number) < (seqs[c] as number))) {
           c++;
-          child = right;
+          ct = rt;
         }
       }
-      if (time < child.deliverAt || (time === child.deliverAt && seq < child.seq)) break;
-      items[i] = child;
-      child.heapIndex = i;
+      if (time < ct || (time === ct && seq < (seqs[c] as number))) break;
+      items[i] = items[c] as Flight<E>;
+      times[i] = ct;
+      seqs[i] = seqs[c] as number;
       i = c;
     }
-    items[i] = node;
-    node.heapIndex = i;
+    items[i] = last;
+    times[i] = time;
+    seqs[i] = seq;
+  }
+
+  private grow(): void {
+    const times = new Float64Array(this.times.length * 2);
+    times.set(this.times);
+    this.times = times;
+    const seqs = new Float64Array(this.seqs.length * 2);
+    seqs.set(this.seqs);
+    this.seqs = seqs;
   }
 }
 
@@ -356,14 +403,11 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
     const sentAt = this.scheduler.now();
     // Exactly these five fields travel, in one shape (monomorphic for the receivers).
     const envelope = { from, to, kind, body, sentAt } as E;
-    const flight = new Flight<E>(envelope, member, counter, sentAt + delay, this.nextSeq++);
-    const head = member.head;
-    if (head !== null) head.prev = flight;
-    flight.next = head;
-    member.head = flight;
-    this.queue.push(flight);
+    const deliverAt = sentAt + delay;
+    member.track(counter, 1);
+    this.queue.push(new Flight<E>(envelope, member, counter, deliverAt), this.nextSeq++);
     // While delivering, the running action re-arms itself when done.
-    if (!this.delivering && flight.deliverAt < this.armedAt) this.arm(flight.deliverAt);
+    if (!this.delivering && deliverAt < this.armedAt) this.arm(deliverAt);
   }
 
   get stats(): NetworkStats {
@@ -373,7 +417,7 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
       sent: this.sentCount,
       delivered: this.deliveredCount,
       dropped: this.droppedCount,
-      inFlight: this.queue.size,
+      inFlight: this.queue.live,
       droppedBy: { ...this.drops },
       // fromEntries defines own properties: a kind named '__proto__' is counted like any other.
       byKind: Object.fromEntries(byKind),
@@ -466,12 +510,16 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
 
   private leave(member: Member<E>): void {
     if (this.members.get(member.id) === member) this.members.delete(member.id);
-    for (let flight = member.head; flight !== null; flight = flight.next) {
-      this.queue.remove(flight);
-      this.drop(flight.counter, 'down');
+    member.left = true;
+    const { counters, counts } = member;
+    for (let i = 0; i < counters.length; i++) {
+      const n = counts[i] as number;
+      (counters[i] as KindCounter).dropped += n;
+      this.droppedCount += n;
+      this.drops.down += n;
     }
-    member.head = null;
-    if (this.queue.size === 0 && this.timer !== null) {
+    this.queue.forget(member.inFlight);
+    if (this.queue.live === 0 && this.timer !== null) {
       this.timer.unsubscribe();
       this.timer = null;
       this.armedAt = Infinity;
@@ -523,10 +571,8 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
     for (let flight = queue.peek(); flight !== undefined && flight.deliverAt <= limit; flight = queue.peek()) {
       queue.pop();
       const { member, envelope, counter } = flight;
-      // Unlink before delivering: the receiver may leave (or send) from inside next().
-      if (flight.prev !== null) flight.prev.next = flight.next;
-      else member.head = flight.next;
-      if (flight.next !== null) flight.next.prev = flight.prev;
+      // No longer in flight before it is delivered: the receiver may leave (or send) from inside next().
+      member.track(counter, -1);
       const link = this.links.size === 0 ? undefined : this.links.get(envelope.from)?.get(envelope.to);
       if (link?.down === true) this.drop(counter, 'down');
       else if (this.groups !== null && !this.sameGroup(envelope.from, envelope.to)) this.drop(counter, 'partition');
