@@ -9,7 +9,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { requireInteger, requireNumber, requireInRange, requireScheduler } from '../operators/internal/validate.js';
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
-import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
+import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type DecodeOptions, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
 import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
@@ -79,7 +79,7 @@ export class Counters {
 }
 
 function text(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Buffer.isBuffer(data)) return data.toString(); // UTF-8; without arguments Buffer takes its shortest path
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.from(data).toString('utf8');
 }
@@ -391,6 +391,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private readonly reserved: ReadonlySet<string>;
   private readonly preHelloMaxBytes: number;
   private readonly agentMaxPayload: number;
+  /** What `decode` is told for a frame, by who sent it: made once, not per frame. */
+  private readonly decodeLimits: { readonly unjoined: DecodeOptions; readonly client: DecodeOptions; readonly agent: DecodeOptions };
   private readonly handshakeTimeoutMs: number;
   private readonly maxConnections: number;
   private readonly maxPendingConnections: number;
@@ -476,6 +478,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.token = token;
     this.preHelloMaxBytes = requireInteger('preHelloMaxBytes', preHelloMaxBytes, 64);
     this.agentMaxPayload = Math.min(this.maxPayload, requireInteger('agentMaxPayload', agentMaxPayload, 64));
+    this.decodeLimits = { unjoined: { maxBytes: this.preHelloMaxBytes }, client: { maxBytes: this.maxPayload }, agent: { maxBytes: this.agentMaxPayload } };
     this.handshakeTimeoutMs = requireNumber('handshakeTimeoutMs', handshakeTimeoutMs, 0, true);
     this.maxConnections = requireInteger('maxConnections', maxConnections, 1);
     this.maxPendingConnections = requireInteger('maxPendingConnections', maxPendingConnections, 1);
@@ -958,7 +961,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
     if (isBinary) return this.refuse(connection, WS_CLOSE.unsupportedData, 'binary frames are not accepted: send JSON text');
     const joined = connection.agentId !== undefined;
-    const decoded = decode(text(data), { maxBytes: !joined ? this.preHelloMaxBytes : connection.role === 'client' ? this.maxPayload : this.agentMaxPayload });
+    const decoded = decode(text(data), !joined ? this.decodeLimits.unjoined : connection.role === 'client' ? this.decodeLimits.client : this.decodeLimits.agent);
     if (!decoded.ok) return this.refuse(connection, decoded.closeCode, decoded.error);
     const message = decoded.message;
     switch (message.type) {
