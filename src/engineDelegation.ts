@@ -47,7 +47,8 @@ const WAIT_REFRESH_MS = 1000;
  * ended, and pushed to the attempts waiting for it when it ends. An ask that cannot be granted (not
  * the agent's attempt, a malformed child, too deep, too many) is answered with why.
  *
- * Waits: an agent is **blocked** when each of its slots holds an attempt waiting for a child. A
+ * Waits: looked at after every input that asked or ended something, and once a second while
+ * anything waits. An agent is **blocked** when each of its slots holds an attempt waiting for a child. A
  * blocked agent waits for (a wait-for edge) the agent of each attempt of such a child when that
  * agent is blocked too, and, for a child nobody runs yet, for the live agents able to run it when
  * all of them are blocked (a few of them: one closes a cycle). A cycle of blocked agents is a
@@ -62,6 +63,8 @@ export class Delegations {
   private readonly waiters = new Map<SubtaskState, Set<Attempt>>();
   /** The wait-for edges last reported, `from NUL to`. */
   private edges = new Set<string>();
+  /** An ask or an end changed the waits since they were last looked at. */
+  private dirty = false;
   private refresh: Subscription | undefined;
 
   constructor(private readonly host: DelegationHost) {}
@@ -104,6 +107,7 @@ export class Delegations {
     let asked = this.waits.get(attempt);
     if (asked === undefined) this.waits.set(attempt, (asked = new Set()));
     asked.add(child);
+    this.dirty = true;
     let waiting = this.waiters.get(child);
     if (waiting === undefined) this.waiters.set(child, (waiting = new Set()));
     waiting.add(attempt);
@@ -116,6 +120,7 @@ export class Delegations {
     const waiting = this.waiters.get(state);
     if (waiting === undefined) return;
     this.waiters.delete(state);
+    this.dirty = true;
     const parentId = state.entry.parent as string;
     const name = state.subtask.id.slice(parentId.length + 1);
     for (const attempt of waiting) {
@@ -132,6 +137,7 @@ export class Delegations {
     const asked = this.waits.get(attempt);
     if (asked === undefined) return;
     this.waits.delete(attempt);
+    this.dirty = true;
     for (const child of asked) {
       const waiting = this.waiters.get(child);
       waiting?.delete(attempt);
@@ -146,9 +152,13 @@ export class Delegations {
 
   /**
    * Reports the wait-for graph as it stands, as `wait` and `release` edges against what was
-   * reported before: an edge that stays is not reported again (its cycle keeps its age).
+   * reported before: an edge that stays is not reported again (its cycle keeps its age). Only when
+   * an ask or an end changed the waits, unless `always` (the periodic look, for what changes
+   * without them: slots that fill and free, agents that come and go).
    */
-  settle(): void {
+  settle(always = false): void {
+    if (!always && !this.dirty) return;
+    this.dirty = false;
     if (this.waits.size === 0 && this.edges.size === 0) return;
     const next = this.currentEdges();
     for (const edge of this.edges) if (!next.has(edge)) this.host.edge(edgeOf('release', edge));
@@ -167,7 +177,7 @@ export class Delegations {
     this.refresh = this.host.scheduler.schedule(() => {
       this.refresh = undefined;
       this.host.serial(() => {
-        this.settle();
+        this.settle(true);
         if (this.waits.size > 0) this.armRefresh();
       });
     }, WAIT_REFRESH_MS);
