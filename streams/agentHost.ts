@@ -353,8 +353,10 @@ export class AgentHost {
     const via = routed.via;
     const hop = routed.hop ?? 0;
     if (via !== undefined && via.length > hop) {
-      // A relay hop: pass it on, one counted message further; the route is shared, not copied (O(1) per hop).
-      this.options.network.send({ from: this.id, to: via[hop] as string, kind: envelope.kind, body: { ...routed, hop: hop + 1 } });
+      // A relay hop: pass it on, one counted message further. The body itself goes on, its `hop`
+      // advanced (O(1) per hop, nothing copied): a sender that keeps a body to send again sends copies.
+      (routed as { hop?: number }).hop = hop + 1;
+      this.options.network.send({ from: this.id, to: via[hop] as string, kind: envelope.kind, body: routed });
       return;
     }
     switch (envelope.kind) {
@@ -426,7 +428,7 @@ export class AgentHost {
       return;
     }
     const sent = this.unconfirmed.get(key);
-    if (sent !== undefined && sent.attempt === attempt) this.send('result', sent.to, sent.body);
+    if (sent !== undefined && sent.attempt === attempt) this.send('result', sent.to, { ...sent.body });
   }
 
   /** The coordinator has the result: it is not sent again. */
@@ -473,7 +475,7 @@ export class AgentHost {
           return;
         }
         sent.retransmissions++;
-        this.send('result', sent.to, sent.body);
+        this.send('result', sent.to, { ...sent.body });
         arm();
       }, retransmitDelay(rto, sent.retransmissions, Math.max(rto, MAX_RESULT_WAIT_MS)));
     };
@@ -626,7 +628,7 @@ export class AgentHost {
       const first = replyPath[0] ?? this.options.coordinatorId;
       const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
       const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
-      this.send('result', first, body);
+      this.send('result', first, { ...body });
       // Through relays: the coordinator hears straight from it that it is on its way, so a relay that drops it is found out.
       const onTheWay = first === this.options.coordinatorId ? undefined : (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
       this.awaitConfirmation(key, attempt, first, body, run.confirms, onTheWay);

@@ -6,8 +6,10 @@ import type { Subtask, Task } from './task.js';
  * on, and a node that finds hops left forwards the message instead of handling it (each hop is
  * counted).
  *
- * A relay passes the same `via` on with `hop + 1` rather than a copy of the rest: a route of n
- * relays costs O(n) once, not O(n) per hop (a ring's routes are as long as the ring). `hop` never
+ * A relay passes the body itself on, its `hop` advanced in place, rather than a copy of the rest
+ * of the route or of the body: a route of n relays costs O(n) once, not O(n) per hop (a ring's
+ * routes are as long as the ring), and a hop allocates nothing. So a sender that keeps a body to
+ * send it again (an agent's unconfirmed result) sends copies of it. `hop` never
  * travels on the wire: a transport that serialises a body writes the route still to go
  * (`via.slice(hop)`, no `hop`), so the wire format is the one it always was, and signatures leave
  * the route out either way.
