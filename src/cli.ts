@@ -660,7 +660,7 @@ function program(setExit: (code: number) => void): Command {
   cli
     .command('demo')
     .description(
-      'the main job: in-process agents on the embedded network, the adaptive protocol, a crash, a hang, a slowdown, a partition, a rate limit cut and a circular wait between two agents injected while it runs, and congestion between the agents that makes relayed routes cost more (the adaptive protocol measures it and switches); a live view and a final report. It runs in virtual time paced to the wall clock: the same seed gives the same run',
+      'the main job: in-process agents on the embedded network, the adaptive protocol, a relay that stops forwarding, a crash, a hang, a slowdown, a partition, a rate limit cut and a circular wait between two agents injected while it runs, and congestion between the agents that makes relayed routes cost more (the adaptive protocol measures it and switches); a live view and a final report. It runs in virtual time paced to the wall clock: the same seed gives the same run',
     )
     .addOption(new Option('--agents <n>', 'agents').argParser(integer(4, 1000)).default(12))
     .addOption(new Option('--subtasks <n>', 'subtasks').argParser(integer(1, 100_000)).default(300))

@@ -32,7 +32,7 @@ export interface DemoOptions {
 
 /** A fault the demo injects: what it does to the agent, and when (scheduler time) it did. */
 export interface DemoFault {
-  readonly kind: 'crash' | 'hang' | 'slow' | 'partition' | 'exhaust' | 'deadlock';
+  readonly kind: 'crash' | 'hang' | 'slow' | 'partition' | 'exhaust' | 'deadlock' | 'relay';
   readonly agent: string;
   readonly atMs: number;
 }
@@ -102,7 +102,15 @@ const SLOW_FACTOR = 3;
  * work is under way, whatever the size. The slowdown comes once an agent has a baseline of its
  * response times to be measured against (see `BASELINE_RESULTS`).
  */
-const FAULT_AT = { crash: 0.15, slow: 0.2, exhaust: 0.25, deadlock: 0.35, hang: 0.5, partition: 0.6 } as const;
+const FAULT_AT = { relay: 0.01, crash: 0.15, slow: 0.2, exhaust: 0.25, deadlock: 0.35, hang: 0.5, partition: 0.6 } as const;
+/**
+ * The relay fault: agent-0, the root that every route of the starting hierarchy goes through, stops
+ * passing messages on to the other agents for this long (its own work and beats go on): what it
+ * should forward is lost, the coordinator sees its link to it fail (communication_failure: five
+ * assignments in a row never acknowledged) and routes around it. It lands almost at once, while
+ * the hierarchy is in force and before the congestion, so that the failures are the relay's.
+ */
+const RELAY_MS = 3000;
 /**
  * The circular wait: two agents with two slots each and a skill only each of them has (a reviewer
  * and a researcher), whose work, once the fault lands, each waits for a child that only the other
@@ -274,8 +282,9 @@ function work(ms: number, context: AgentContext, budget: TokenBudget, value: unk
 
 /**
  * The main job on the embedded default: in-process agents doing timed work on the in-memory
- * network, the adaptive protocol, and six faults, each seen through the signal it gives in
- * reality — a crash (heartbeats stop), a hang (heartbeats go on, progress stops), a slowdown
+ * network, the adaptive protocol, and seven faults, each seen through the signal it gives in
+ * reality — the hierarchy's root that stops forwarding (assignments through it never acknowledged:
+ * communication_failure on its link, see `RELAY_MS`), a crash (heartbeats stop), a hang (heartbeats go on, progress stops), a slowdown
  * (its results come three times later than its own baseline and its peers'), a partition that heals
  * (heartbeats stop, then come back), a rate limit cut (the tokens its handlers report climb
  * past 90 % of it) and a circular wait (two agents whose every slot waits for a child only the
@@ -375,7 +384,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
   const network = coordinator.network as {
     partition?(groups: string[][]): void;
     heal?(): void;
-    setLink?(from: string, to: string, settings: { latencyMs?: number }): void;
+    setLink?(from: string, to: string, settings: { latencyMs?: number; down?: boolean; oneWay?: boolean }): void;
   };
   let congestion: { atMs: number; latencyMs: number } | undefined;
   /** Every link between two agents gets slow (both ways); `latencyMs` undefined: back to normal. */
@@ -387,6 +396,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
     if (kind === 'deadlock') {
       injected.push({ kind, agent: pair.join('+'), atMs: scheduler.now() });
       waits.close(pair);
+      return;
+    }
+    if (kind === 'relay') {
+      injected.push({ kind, agent: 'agent-0', atMs: scheduler.now() });
+      const cut = (settings: { down?: boolean }): void => {
+        for (let i = 1; i < count; i++) network.setLink?.('agent-0', `agent-${i}`, { ...settings, oneWay: true });
+      };
+      cut({ down: true });
+      pending.set('relay', scheduler.schedule(() => cut({}), RELAY_MS));
       return;
     }
     const agent = target(kind);
