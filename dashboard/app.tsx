@@ -207,7 +207,7 @@ function App() {
             height={360}
             stamp={k => {
               const i = at(k);
-              return [table, i, table?.revisionOf(i), focus?.taskId === taskId && focus?.subtaskId === table?.ids[i]];
+              return [table, i, table?.revisionOf(i), focus?.taskId === taskId && focus?.subtaskId === table?.idAt(i)];
             }}
             row={k => {
               const s = (table as SubtaskTable).row(at(k));
