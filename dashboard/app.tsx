@@ -93,8 +93,9 @@ function App() {
     const now = Date.now();
     if (measures.firstRenderMs === null) measures.firstRenderMs = performance.now();
     if (measures.allRowsMs === null && rowsIn.current) measures.allRowsMs = performance.now();
-    if (measures.renders > 1) {
-      measures.lags.push(now - store.oldestChange);
+    const oldest = store.drawn();
+    if (measures.renders > 1 && Number.isFinite(oldest)) {
+      measures.lags.push(now - oldest);
       if (measures.lags.length > 2000) measures.lags.shift();
     }
   }, [version]);
@@ -119,9 +120,45 @@ function App() {
   const graph = useMemo(() => <TopologyGraph topology={store.topology} agents={store.agents} />, [store.topologyVersion]);
   // Ages of beats and changes as of the agents' last numbers: they move once a second, not every frame.
   const now = store.agentsAt;
+  // Panels are made again only when what they show came (a batch of subtask rows leaves the
+  // agents, the attention strip and the graph as they were: Preact skips an element it gets again).
+  const attention = useMemo(
+    () => (
+      <section class="attention" data-testid="attention">
+        <h2>Needs attention</h2>
+        {store.attention.length === 0 ? <p class="muted">nothing: every agent beats, nothing waits</p> : null}
+        <ul>
+          {store.attention.map((item, i) => (
+            <li class={item.kind} key={i}>
+              <b>{item.kind}</b> {item.text}
+            </li>
+          ))}
+        </ul>
+      </section>
+    ),
+    [store.attention],
+  );
+  const agentList = useMemo(
+    () => <VirtualList testId="agents" count={agents.length} rowHeight={28} height={340} stamp={i => [agents[i]?.row, agents[i]?.history, now]} row={i => agentLine(agents[i] as AgentEntry, now)} />,
+    [agents, now],
+  );
+  const switches = useMemo(
+    () => (
+      <ul class="switches" data-testid="switches">
+        {store.topology.switches.length === 0 ? <li class="muted">no switch yet</li> : null}
+        {store.topology.switches.map((s, i) => (
+          <li key={i}>
+            <b>{s.from} → {s.to}</b> {s.reason}{' '}
+            <small>{Object.entries(s.scores).map(([p, v]) => `${p} ${v.toFixed(2)}`).join(' · ')}</small>
+          </li>
+        ))}
+      </ul>
+    ),
+    [store.topology],
+  );
 
   return (
-    <main data-version={version}>
+    <main>
       <header>
         <h1>rxswarm</h1>
         <span class={`conn ${connection.status}`} data-testid="connection">
@@ -134,17 +171,7 @@ function App() {
         {notice === '' ? null : <span class="notice" data-testid="notice">{notice}</span>}
       </header>
 
-      <section class="attention" data-testid="attention">
-        <h2>Needs attention</h2>
-        {store.attention.length === 0 ? <p class="muted">nothing: every agent beats, nothing waits</p> : null}
-        <ul>
-          {store.attention.map((item, i) => (
-            <li class={item.kind} key={i}>
-              <b>{item.kind}</b> {item.text}
-            </li>
-          ))}
-        </ul>
-      </section>
+      {attention}
 
       <div class="grid">
         <section>
@@ -152,28 +179,13 @@ function App() {
           <div class="thead agents-row">
             <span>agent</span><span>state</span><span>phi</span><span>phi, last minute</span><span>last beat</span><span>running/slots</span><span>usage</span><span>last changes</span>
           </div>
-          <VirtualList
-            testId="agents"
-            count={agents.length}
-            rowHeight={28}
-            height={340}
-            stamp={i => [agents[i]?.row, agents[i]?.history, now]}
-            row={i => agentLine(agents[i] as AgentEntry, now)}
-          />
+          {agentList}
         </section>
 
         <section>
           <h2>Topology <small>{store.topology.protocol ?? ''}</small></h2>
           {graph}
-          <ul class="switches" data-testid="switches">
-            {store.topology.switches.length === 0 ? <li class="muted">no switch yet</li> : null}
-            {store.topology.switches.map((s, i) => (
-              <li key={i}>
-                <b>{s.from} → {s.to}</b> {s.reason}{' '}
-                <small>{Object.entries(s.scores).map(([p, v]) => `${p} ${v.toFixed(2)}`).join(' · ')}</small>
-              </li>
-            ))}
-          </ul>
+          {switches}
         </section>
       </div>
 

@@ -56,9 +56,13 @@ export class Store {
   tasksVersion = 0;
   /** Moves when subtask rows come: the filtered list is rebuilt only then. */
   subtasksVersion = 0;
-  /** Server time of the last batch, and the earliest event time it carried (for the lag measured). */
+  /** Server time of the last batch (for the lag measured). */
   lastAt = 0;
-  oldestChange = 0;
+  /**
+   * The earliest event time carried by the batches applied since the last render (`drawn()`
+   * takes it): when two batches are drawn in one frame, the older one's changes count.
+   */
+  private oldestChange = Infinity;
 
   apply(m: StateMessage): void {
     if (m.full) {
@@ -113,9 +117,16 @@ export class Store {
       this.topologyVersion++;
     }
     if (m.timeline !== undefined) this.timeline = m.timeline;
-    this.oldestChange = Number.isFinite(oldest) ? oldest : m.at;
+    this.oldestChange = Math.min(this.oldestChange, Number.isFinite(oldest) ? oldest : m.at);
     this.lastAt = m.at;
     this.version++;
+  }
+
+  /** The earliest change among the batches applied since the last call (what a render draws now). */
+  drawn(): number {
+    const oldest = this.oldestChange;
+    this.oldestChange = Infinity;
+    return oldest;
   }
 }
 
