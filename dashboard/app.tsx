@@ -3,7 +3,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/ho
 import { compareTasks, type TaskRow } from '../src/swarmRows.js';
 import type { PageMeasures } from '../src/swarmWire.js';
 import { Sparkline, Timeline, TopologyGraph } from './charts.js';
-import { connect, lastFrame, Store, type AgentEntry, type ConnectionState, type Link, type StateMessage } from './store.js';
+import { connect, connectEarly, lastFrame, Store, type AgentEntry, type ConnectionState, type EarlyLink, type Handlers, type Link, type StateMessage } from './store.js';
 import type { SubtaskTable } from './subtaskTable.js';
 import { VirtualList } from './virtualList.js';
 
@@ -24,6 +24,14 @@ function initialToken(): string | undefined {
   }
   return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
 }
+
+// The connection opens as the script starts, before the first render: with a coordinator busy
+// with a run each step of its handshake waits for the coordinator's event loop, and that wait
+// now overlaps drawing the empty page. The App takes it over.
+let early: EarlyLink | undefined = (() => {
+  const token = initialToken();
+  return token === undefined ? undefined : connectEarly(token);
+})();
 
 const ago = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60_000)} min`);
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
@@ -69,7 +77,7 @@ function App() {
         setVersion(store.version);
       });
     };
-    link.current = connect(token, {
+    const handlers: Handlers = {
       state: onState,
       status: s => {
         setConnection(s);
@@ -79,7 +87,16 @@ function App() {
       joined: () => mark('joined'),
       // Sent right behind the hello (the server takes a connection's frames in order): no round trip more.
       first: () => ['watch', { live: true, subtasks: true, ...(focusRef.current === undefined ? {} : { focus: focusRef.current }) }],
-    });
+    };
+    const opened = early;
+    early = undefined;
+    if (opened?.token === token) {
+      opened.attach(handlers);
+      link.current = opened.link;
+    } else {
+      opened?.link.close();
+      link.current = connect(token, handlers);
+    }
     return () => link.current?.close();
   }, [token]);
 
