@@ -80,8 +80,12 @@ class SubtaskEntry {
   attempts = 0;
   progress = 0;
   hedged = false;
-  /** Attempts out now (a hedged subtask has two). */
-  readonly out = new Map<number, { agent: string; at: number }>();
+  /**
+   * Attempts out now (a hedged subtask has two). Shared and empty while none is out: most of a
+   * task's 50,000 subtasks are waiting or finished, and a map each is 100 bytes for every page of
+   * the heap the collector goes through.
+   */
+  out: Map<number, Attempt> = NO_ATTEMPT;
   reason: string | undefined;
   readonly timeline: TimelineEntry[] = [];
   changed = 0;
@@ -100,6 +104,14 @@ class SubtaskEntry {
     this.taskId = task.id;
   }
 }
+
+interface Attempt {
+  readonly agent: string;
+  readonly at: number;
+}
+
+/** The attempts of a subtask with none out (never written: `assigned` gives it a map of its own). */
+const NO_ATTEMPT: Map<number, Attempt> = new Map();
 
 /** Subtasks of a task waiting for a capable agent, for one reason. */
 interface WaitingGroup {
@@ -326,6 +338,7 @@ export class SwarmView {
         const hedge = s.state === 'running' && s.out.size > 0;
         task.active.add(s);
         s.state = 'running';
+        if (s.out === NO_ATTEMPT) s.out = new Map();
         s.out.set(e.attempt, { agent: e.agentId, at: e.at });
         s.hedged = s.out.size > 1;
         s.agent = e.agentId;
@@ -703,7 +716,9 @@ export class SwarmView {
     const out = s.out.get(attempt);
     if (out === undefined) return;
     s.out.delete(attempt);
-    if (s.out.size === 0 && this.outById.get(s.id) === s) this.outById.delete(s.id);
+    if (s.out.size > 0) return this.running(out.agent, -1);
+    s.out = NO_ATTEMPT;
+    if (this.outById.get(s.id) === s) this.outById.delete(s.id);
     this.running(out.agent, -1);
   }
 
