@@ -2,8 +2,9 @@ import type { SubtaskRow } from './swarmRows.js';
 import { column, packIndices, STATE_LETTER, type IdRuns, type SubtaskColumns } from './swarmWire.js';
 
 const STATE_CODE: Readonly<Record<SubtaskRow['state'], number>> = { pending: 0, waiting: 1, running: 2, done: 3, failed: 4 };
-const CODE_LETTER = ['p', 'w', 'r', 'd', 'f'].map(l => l.charCodeAt(0));
-if (CODE_LETTER.some((c, i) => String.fromCharCode(c) !== Object.values(STATE_LETTER)[i])) throw new Error('state codes and letters disagree');
+/** The wire's letter of each state code. */
+const CODE_LETTER: string[] = [];
+for (const [state, code] of Object.entries(STATE_CODE)) CODE_LETTER[code] = STATE_LETTER[state as SubtaskRow['state']];
 
 /** What a row shows of a subtask (a `SubtaskEntry` of the view). */
 export interface RowFields {
@@ -109,7 +110,7 @@ export class TaskColumns {
       const code = this.state[i] as number;
       let j = i + 1;
       while (j < n && this.state[j] === code) j++;
-      const letter = String.fromCharCode(CODE_LETTER[code] as number);
+      const letter = CODE_LETTER[code] as string;
       parts.push(j - i > 1 ? `${letter}${j - i}` : letter);
       i = j;
     }
