@@ -3,7 +3,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/ho
 import { compareTasks, type TaskRow } from '../src/swarmRows.js';
 import type { PageMeasures } from '../src/swarmWire.js';
 import { Sparkline, Timeline, TopologyGraph } from './charts.js';
-import { connect, lastFrame, Store, type AgentEntry, type ConnectionState, type Link, type StateMessage } from './store.js';
+import { connect, connectEarly, lastFrame, Store, type AgentEntry, type ConnectionState, type EarlyLink, type Handlers, type Link, type StateMessage } from './store.js';
 import type { SubtaskTable } from './subtaskTable.js';
 import { VirtualList } from './virtualList.js';
 
@@ -24,6 +24,14 @@ function initialToken(): string | undefined {
   }
   return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
 }
+
+// The connection opens as the script starts, before the first render: with a coordinator busy
+// with a run each step of its handshake waits for the coordinator's event loop, and that wait
+// now overlaps drawing the empty page. The App takes it over.
+let early: EarlyLink | undefined = (() => {
+  const token = initialToken();
+  return token === undefined ? undefined : connectEarly(token);
+})();
 
 const ago = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60_000)} min`);
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
@@ -69,7 +77,7 @@ function App() {
         setVersion(store.version);
       });
     };
-    link.current = connect(token, {
+    const handlers: Handlers = {
       state: onState,
       status: s => {
         setConnection(s);
@@ -79,7 +87,16 @@ function App() {
       joined: () => mark('joined'),
       // Sent right behind the hello (the server takes a connection's frames in order): no round trip more.
       first: () => ['watch', { live: true, subtasks: true, ...(focusRef.current === undefined ? {} : { focus: focusRef.current }) }],
-    });
+    };
+    const opened = early;
+    early = undefined;
+    if (opened?.token === token) {
+      opened.attach(handlers);
+      link.current = opened.link;
+    } else {
+      opened?.link.close();
+      link.current = connect(token, handlers);
+    }
     return () => link.current?.close();
   }, [token]);
 
@@ -93,8 +110,9 @@ function App() {
     const now = Date.now();
     if (measures.firstRenderMs === null) measures.firstRenderMs = performance.now();
     if (measures.allRowsMs === null && rowsIn.current) measures.allRowsMs = performance.now();
-    if (measures.renders > 1) {
-      measures.lags.push(now - store.oldestChange);
+    const oldest = store.drawn();
+    if (measures.renders > 1 && Number.isFinite(oldest)) {
+      measures.lags.push(now - oldest);
       if (measures.lags.length > 2000) measures.lags.shift();
     }
   }, [version]);
@@ -119,9 +137,45 @@ function App() {
   const graph = useMemo(() => <TopologyGraph topology={store.topology} agents={store.agents} />, [store.topologyVersion]);
   // Ages of beats and changes as of the agents' last numbers: they move once a second, not every frame.
   const now = store.agentsAt;
+  // Panels are made again only when what they show came (a batch of subtask rows leaves the
+  // agents, the attention strip and the graph as they were: Preact skips an element it gets again).
+  const attention = useMemo(
+    () => (
+      <section class="attention" data-testid="attention">
+        <h2>Needs attention</h2>
+        {store.attention.length === 0 ? <p class="muted">nothing: every agent beats, nothing waits</p> : null}
+        <ul>
+          {store.attention.map((item, i) => (
+            <li class={item.kind} key={i}>
+              <b>{item.kind}</b> {item.text}
+            </li>
+          ))}
+        </ul>
+      </section>
+    ),
+    [store.attention],
+  );
+  const agentList = useMemo(
+    () => <VirtualList testId="agents" count={agents.length} rowHeight={28} height={340} stamp={i => [agents[i]?.row, agents[i]?.history, now]} row={i => agentLine(agents[i] as AgentEntry, now)} />,
+    [agents, now],
+  );
+  const switches = useMemo(
+    () => (
+      <ul class="switches" data-testid="switches">
+        {store.topology.switches.length === 0 ? <li class="muted">no switch yet</li> : null}
+        {store.topology.switches.map((s, i) => (
+          <li key={i}>
+            <b>{s.from} → {s.to}</b> {s.reason}{' '}
+            <small>{Object.entries(s.scores).map(([p, v]) => `${p} ${v.toFixed(2)}`).join(' · ')}</small>
+          </li>
+        ))}
+      </ul>
+    ),
+    [store.topology],
+  );
 
   return (
-    <main data-version={version}>
+    <main>
       <header>
         <h1>rxswarm</h1>
         <span class={`conn ${connection.status}`} data-testid="connection">
@@ -134,17 +188,7 @@ function App() {
         {notice === '' ? null : <span class="notice" data-testid="notice">{notice}</span>}
       </header>
 
-      <section class="attention" data-testid="attention">
-        <h2>Needs attention</h2>
-        {store.attention.length === 0 ? <p class="muted">nothing: every agent beats, nothing waits</p> : null}
-        <ul>
-          {store.attention.map((item, i) => (
-            <li class={item.kind} key={i}>
-              <b>{item.kind}</b> {item.text}
-            </li>
-          ))}
-        </ul>
-      </section>
+      {attention}
 
       <div class="grid">
         <section>
@@ -152,28 +196,13 @@ function App() {
           <div class="thead agents-row">
             <span>agent</span><span>state</span><span>phi</span><span>phi, last minute</span><span>last beat</span><span>running/slots</span><span>usage</span><span>last changes</span>
           </div>
-          <VirtualList
-            testId="agents"
-            count={agents.length}
-            rowHeight={28}
-            height={340}
-            stamp={i => [agents[i]?.row, agents[i]?.history, now]}
-            row={i => agentLine(agents[i] as AgentEntry, now)}
-          />
+          {agentList}
         </section>
 
         <section>
           <h2>Topology <small>{store.topology.protocol ?? ''}</small></h2>
           {graph}
-          <ul class="switches" data-testid="switches">
-            {store.topology.switches.length === 0 ? <li class="muted">no switch yet</li> : null}
-            {store.topology.switches.map((s, i) => (
-              <li key={i}>
-                <b>{s.from} → {s.to}</b> {s.reason}{' '}
-                <small>{Object.entries(s.scores).map(([p, v]) => `${p} ${v.toFixed(2)}`).join(' · ')}</small>
-              </li>
-            ))}
-          </ul>
+          {switches}
         </section>
       </div>
 
@@ -207,7 +236,7 @@ function App() {
             height={360}
             stamp={k => {
               const i = at(k);
-              return [table, i, table?.revisionOf(i), focus?.taskId === taskId && focus?.subtaskId === table?.ids[i]];
+              return [table, i, table?.revisionOf(i), focus?.taskId === taskId && focus?.subtaskId === table?.idAt(i)];
             }}
             row={k => {
               const s = (table as SubtaskTable).row(at(k));

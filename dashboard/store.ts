@@ -56,9 +56,13 @@ export class Store {
   tasksVersion = 0;
   /** Moves when subtask rows come: the filtered list is rebuilt only then. */
   subtasksVersion = 0;
-  /** Server time of the last batch, and the earliest event time it carried (for the lag measured). */
+  /** Server time of the last batch (for the lag measured). */
   lastAt = 0;
-  oldestChange = 0;
+  /**
+   * The earliest event time carried by the batches applied since the last render (`drawn()`
+   * takes it): when two batches are drawn in one frame, the older one's changes count.
+   */
+  private oldestChange = Infinity;
 
   apply(m: StateMessage): void {
     if (m.full) {
@@ -113,9 +117,16 @@ export class Store {
       this.topologyVersion++;
     }
     if (m.timeline !== undefined) this.timeline = m.timeline;
-    this.oldestChange = Number.isFinite(oldest) ? oldest : m.at;
+    this.oldestChange = Math.min(this.oldestChange, Number.isFinite(oldest) ? oldest : m.at);
     this.lastAt = m.at;
     this.version++;
+  }
+
+  /** The earliest change among the batches applied since the last call (what a render draws now). */
+  drawn(): number {
+    const oldest = this.oldestChange;
+    this.oldestChange = Infinity;
+    return oldest;
   }
 }
 
@@ -134,13 +145,61 @@ export interface Link {
   close(): void;
 }
 
+/** What a connection tells the page (see {@link connect}). */
+export interface Handlers {
+  state(m: StateMessage): void;
+  status(s: ConnectionState): void;
+  cancelled(body: { taskId: string; ok: boolean; error?: string }): void;
+  joined(send: Link['send']): void;
+  /** The first envelope, sent right behind the hello (at every connection, reconnections too). */
+  first(): [kind: 'watch', body: unknown];
+}
+
+/** A connection opened before the page could take what it says (see {@link connectEarly}). */
+export interface EarlyLink {
+  readonly token: string;
+  readonly link: Link;
+  /** From now on `handlers` hear it, first what it said until now, in order. */
+  attach(handlers: Handlers): void;
+}
+
+/**
+ * Opens the connection at once, keeping what it says until `attach`: the page calls it as its
+ * script starts, so that the handshake with a busy coordinator (each step waits for its event
+ * loop) overlaps the page's first, empty render instead of following it. Until attached, the
+ * first envelope is a watch of everything.
+ */
+export function connectEarly(token: string): EarlyLink {
+  let target: Handlers | undefined;
+  const queue: (() => void)[] = [];
+  const later = <A>(call: (h: Handlers, arg: A) => void) => (arg: A): void => {
+    if (target !== undefined) call(target, arg);
+    else queue.push(() => call(target as Handlers, arg));
+  };
+  const link = connect(token, {
+    state: later((h, m: StateMessage) => h.state(m)),
+    status: later((h, s: ConnectionState) => h.status(s)),
+    cancelled: later((h, body: { taskId: string; ok: boolean; error?: string }) => h.cancelled(body)),
+    joined: later((h, send: Link['send']) => h.joined(send)),
+    first: () => target?.first() ?? ['watch', { live: true, subtasks: true }],
+  });
+  return {
+    token,
+    link,
+    attach(handlers) {
+      target = handlers;
+      for (const call of queue.splice(0)) call();
+    },
+  };
+}
+
 /**
  * One WebSocket to the service that served the page, speaking the wire format of
  * `streams/wsCodec.ts` as a client: hello with the token and, right behind it, `handlers.first()`
  * (the `watch`); `state` batches come back.
  * A lost connection is retried with backoff (1 s doubling to 10 s); a refused token is not.
  */
-export function connect(token: string, handlers: { state(m: StateMessage): void; status(s: ConnectionState): void; cancelled(body: { taskId: string; ok: boolean; error?: string }): void; joined(send: Link['send']): void; first(): [kind: 'watch', body: unknown] }): Link {
+export function connect(token: string, handlers: Handlers): Link {
   const id = `dashboard-${Math.random().toString(36).slice(2, 10)}`;
   let socket: WebSocket | undefined;
   let closed = false;

@@ -2,7 +2,8 @@ import { PhiAccrualDetector, PhiSettings, type PhiAccrualDetectorOptions } from 
 import type { Task } from '../streams/task.js';
 import type { CoordinationEvent } from './events.js';
 import { attentionOf } from './swarmAttention.js';
-import { column, packIds, packIndices, packStates, STATE_LETTER, type AgentSample, type SubtaskColumns } from './swarmWire.js';
+import { TaskColumns } from './swarmColumns.js';
+import { packIds, type AgentSample, type SubtaskColumns } from './swarmWire.js';
 import { compareTasks, type AgentRow, type AgentState, type AttentionItem, type EdgeRow, type SubtaskRow, type SubtaskState, type SwitchRow, type TaskRow, type TaskState, type TimelineEntry, type TopologyView } from './swarmRows.js';
 
 export interface SwarmViewOptions {
@@ -60,11 +61,16 @@ class TaskEntry {
   fresh = true;
   /** Its rows as columns, kept until one of them changes (a finished task's, for every page that opens). */
   columns: SubtaskColumns | undefined;
+  /** Its rows as typed columns, written at every change: what `columns` is encoded from. */
+  readonly rows: TaskColumns;
 
   constructor(
     readonly id: string,
     readonly submittedAt: number,
-  ) {}
+    subtaskIds: readonly string[],
+  ) {
+    this.rows = new TaskColumns(id, packIds(subtaskIds), subtaskIds.length, submittedAt);
+  }
 }
 
 class SubtaskEntry {
@@ -74,8 +80,12 @@ class SubtaskEntry {
   attempts = 0;
   progress = 0;
   hedged = false;
-  /** Attempts out now (a hedged subtask has two). */
-  readonly out = new Map<number, { agent: string; at: number }>();
+  /**
+   * Attempts out now (a hedged subtask has two). Shared and empty while none is out: most of a
+   * task's 50,000 subtasks are waiting or finished, and a map each is 100 bytes for every page of
+   * the heap the collector goes through.
+   */
+  out: Map<number, Attempt> = NO_ATTEMPT;
   reason: string | undefined;
   readonly timeline: TimelineEntry[] = [];
   changed = 0;
@@ -87,11 +97,21 @@ class SubtaskEntry {
   constructor(
     readonly id: string,
     readonly task: TaskEntry,
+    /** Its row in the task (its place in `task.entries` and `task.rows`). */
+    readonly index: number,
     public since: number,
   ) {
     this.taskId = task.id;
   }
 }
+
+interface Attempt {
+  readonly agent: string;
+  readonly at: number;
+}
+
+/** The attempts of a subtask with none out (never written: `assigned` gives it a map of its own). */
+const NO_ATTEMPT: Map<number, Attempt> = new Map();
 
 /** Subtasks of a task waiting for a capable agent, for one reason. */
 interface WaitingGroup {
@@ -241,11 +261,11 @@ export class SwarmView {
 
   taskQueued(task: Task): void {
     const at = this.now();
-    const entry = new TaskEntry(task.id, at);
+    const entry = new TaskEntry(task.id, at, task.subtasks.map(s => s.id));
     this.forgetTask(task.id);
     this.tasks.set(task.id, entry);
     for (const subtask of task.subtasks) {
-      const s = new SubtaskEntry(subtask.id, entry, at);
+      const s = new SubtaskEntry(subtask.id, entry, entry.entries.length, at);
       entry.byId.set(subtask.id, s);
       entry.entries.push(s);
     }
@@ -318,6 +338,7 @@ export class SwarmView {
         const hedge = s.state === 'running' && s.out.size > 0;
         task.active.add(s);
         s.state = 'running';
+        if (s.out === NO_ATTEMPT) s.out = new Map();
         s.out.set(e.attempt, { agent: e.agentId, at: e.at });
         s.hedged = s.out.size > 1;
         s.agent = e.agentId;
@@ -695,7 +716,9 @@ export class SwarmView {
     const out = s.out.get(attempt);
     if (out === undefined) return;
     s.out.delete(attempt);
-    if (s.out.size === 0 && this.outById.get(s.id) === s) this.outById.delete(s.id);
+    if (s.out.size > 0) return this.running(out.agent, -1);
+    s.out = NO_ATTEMPT;
+    if (this.outById.get(s.id) === s) this.outById.delete(s.id);
     this.running(out.agent, -1);
   }
 
@@ -741,68 +764,16 @@ export class SwarmView {
 
   private touch(s: SubtaskEntry): void {
     s.changed = ++this.generation;
+    s.task.rows.write(s.index, s);
     s.task.columns = undefined;
     // A task not yet handed out goes whole, as columns, with the next changes.
     if (!s.task.fresh) this.dirtySubtasks.add(s);
   }
 
-  /** A task's subtask rows as columns (see {@link SubtaskColumns}), made again only when one changed. */
+  /** A task's subtask rows as columns (see {@link SubtaskColumns}), encoded again only when one changed. */
   private columnsOf(t: TaskEntry): SubtaskColumns {
-    t.columns ??= this.makeColumns(t);
+    t.columns ??= t.rows.encode();
     return t.columns;
-  }
-
-  private makeColumns(t: TaskEntry): SubtaskColumns {
-    const ids: string[] = [];
-    const agentIndex = new Map<string, number>();
-    const reasonIndex = new Map<string, number>();
-    const agent: number[] = [];
-    const attempt: number[] = [];
-    const attempts: number[] = [];
-    const progress: number[] = [];
-    const hedged: number[] = [];
-    const since: number[] = [];
-    const reason: number[] = [];
-    const states: string[] = [];
-    const base = t.entries[0]?.since ?? 0;
-    let previous = base;
-    for (const s of t.entries) {
-      ids.push(s.id);
-      states.push(STATE_LETTER[s.state]);
-      let a = -1;
-      if (s.agent !== null) {
-        a = agentIndex.get(s.agent) ?? agentIndex.size;
-        if (a === agentIndex.size) agentIndex.set(s.agent, a);
-      }
-      agent.push(a);
-      let r = -1;
-      if (s.reason !== undefined) {
-        r = reasonIndex.get(s.reason) ?? reasonIndex.size;
-        if (r === reasonIndex.size) reasonIndex.set(s.reason, r);
-      }
-      reason.push(r);
-      attempt.push(s.attempt ?? -1);
-      attempts.push(s.attempts);
-      progress.push(s.state === 'done' ? 1000 : Math.round(s.progress * 1000));
-      hedged.push(s.hedged ? 1 : 0);
-      since.push(s.since - previous);
-      previous = s.since;
-    }
-    return {
-      taskId: t.id,
-      ids: packIds(ids),
-      states: packStates(states),
-      agents: [...agentIndex.keys()],
-      agent: packIndices(agent, agentIndex.size - 1),
-      attempt: column(attempt),
-      attempts: column(attempts),
-      progress: column(progress),
-      hedged: column(hedged),
-      sinceBase: base,
-      since: column(since),
-      reasons: [...reasonIndex.keys()],
-      reason: column(reason),
-    };
   }
 
   /** Forgets finished tasks beyond `keepTasks`, oldest first, and agents gone with nothing left to show. */

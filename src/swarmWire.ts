@@ -104,7 +104,7 @@ export const STATE_LETTER: Readonly<Record<SubtaskRow['state'], string>> = { pen
 export const LETTER_STATE: Readonly<Record<string, SubtaskRow['state']>> = { p: 'pending', w: 'waiting', r: 'running', d: 'done', f: 'failed' };
 
 /** `values` as a column: one number when they are all the same, runs when they are few. */
-export function column(values: readonly number[]): Column {
+export function column(values: ArrayLike<number>): Column {
   const runs: number[] = [];
   for (let i = 0; i < values.length; ) {
     const value = values[i] as number;
@@ -112,7 +112,7 @@ export function column(values: readonly number[]): Column {
     while (j < values.length && values[j] === value) j++;
     runs.push(value, j - i);
     // Past a run every eight rows, runs are no smaller than the values.
-    if (runs.length > 2 && runs.length > values.length / 4) return values;
+    if (runs.length > 2 && runs.length > values.length / 4) return Array.isArray(values) ? (values as readonly number[]) : Array.from(values);
     i = j;
   }
   if (runs.length <= 2) return runs[0] ?? 0;
@@ -129,25 +129,42 @@ export function expandColumn(c: Column, n: number): number[] {
 }
 
 const DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-/** Value of each digit by its char code. */
-const DIGIT = new Uint8Array(128);
-for (let i = 0; i < DIGITS.length; i++) DIGIT[DIGITS.charCodeAt(i)] = i;
+/** Value of each digit of {@link packIndices} by its char code (127 and below). */
+export const INDEX_DIGIT = new Uint8Array(128);
+for (let i = 0; i < DIGITS.length; i++) INDEX_DIGIT[DIGITS.charCodeAt(i)] = i;
 
 /**
  * Small indices (-1: none) as one string, each in the same number of base-64 digits (two for up
  * to 4,095 values): 50,000 rows naming 1,000 agents are 100 KB of one string to parse, not 200 KB
  * of numbers. The width is the string's length over the rows'.
  */
-export function packIndices(values: readonly number[], max: number): string {
+export function packIndices(values: ArrayLike<number>, max: number): string {
   let width = 1;
   while (64 ** width <= max + 1) width++;
-  let out = '';
-  for (const v of values) {
-    let code = '';
-    for (let k = 0, x = v + 1; k < width; k++, x = Math.floor(x / 64)) code = (DIGITS[x % 64] as string) + code;
-    out += code;
+  // Each value's digits looked up (two digits: 4,096 codes made once), joined once.
+  const codes = width <= 2 ? indexCodes(width) : undefined;
+  const parts = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    let code = codes?.[v + 1];
+    if (code === undefined) {
+      code = '';
+      for (let k = 0, x = v + 1; k < width; k++, x = Math.floor(x / 64)) code = (DIGITS[x % 64] as string) + code;
+    }
+    parts[i] = code;
   }
-  return out;
+  return parts.join('');
+}
+
+const CODES: string[][] = [];
+function indexCodes(width: number): string[] {
+  let codes = CODES[width];
+  if (codes === undefined) {
+    codes = [];
+    for (let x = 0; x < 64 ** width; x++) codes.push(width === 1 ? (DIGITS[x] as string) : (DIGITS[x >> 6] as string) + (DIGITS[x & 63] as string));
+    CODES[width] = codes;
+  }
+  return codes;
 }
 
 export function unpackIndices(packed: string, n: number): number[] {
@@ -155,7 +172,7 @@ export function unpackIndices(packed: string, n: number): number[] {
   const width = n === 0 ? 1 : packed.length / n;
   for (let i = 0; i < n; i++) {
     let x = 0;
-    for (let k = 0; k < width; k++) x = x * 64 + (DIGIT[packed.charCodeAt(i * width + k) & 127] as number);
+    for (let k = 0; k < width; k++) x = x * 64 + (INDEX_DIGIT[packed.charCodeAt(i * width + k) & 127] as number);
     out.push(x - 1);
   }
   return out;

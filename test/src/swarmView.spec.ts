@@ -112,6 +112,34 @@ describe('SwarmView', () => {
     expect(t.view.subtaskColumns().flatMap(unpackColumns)).toEqual(t.view.subtaskRows());
   });
 
+  it('keeps a task\'s columns as its rows change: each kind of change, and a page opening between them', () => {
+    const t = setup();
+    t.view.connected('a', [], 2);
+    t.view.connected('b', [], 2);
+    t.view.taskQueued({ id: 'k', subtasks: [...Array.from({ length: 40 }, (_, i) => ({ id: `s-${i}` })), { id: 'odd' }, { id: 's-07' }] });
+    t.view.taskStarted('k');
+    const same = (): void => expect(t.view.subtaskColumns(['k']).flatMap(unpackColumns)).toEqual(t.view.subtaskRows());
+    same();
+    t.view.event(assigned('s-0', 'a', 1, 1100), 'k');
+    t.view.event(assigned('s-1', 'b', 2, 1100), 'k');
+    t.view.progress('s-1', 2, 0.25, 'b');
+    same();
+    t.view.event(assigned('s-1', 'a', 3, 1150), 'k'); // a hedge
+    t.view.event({ type: 'subtask.completed', at: 1200, subtaskId: 's-0', agentId: 'a', attempt: 1 }, 'k');
+    t.view.event({ type: 'subtask.requeued', at: 1250, subtaskId: 's-1', attempt: 2, reason: 'b is down' }, 'k');
+    t.view.event({ type: 'subtask.waiting', at: 1300, subtaskIds: ['odd', 's-07'], capabilities: ['gpu'], reason: 'no live agent has gpu', failsAt: 61_300 }, 'k');
+    same();
+    t.view.event({ type: 'subtask.failed', at: 1400, subtaskId: 's-2', reason: 'too many attempts' }, 'k');
+    for (let i = 3; i < 30; i++) {
+      t.view.event(assigned(`s-${i}`, i % 2 === 0 ? 'a' : 'b', 10 + i, 1400 + i), 'k');
+      t.view.event({ type: 'subtask.completed', at: 1500 + i, subtaskId: `s-${i}`, agentId: i % 2 === 0 ? 'a' : 'b', attempt: 10 + i }, 'k');
+    }
+    same();
+    t.view.taskEnded('k', 'cancelled', 'cancelled');
+    same();
+    expect(t.view.subtaskRows().filter(r => r.state === 'done')).toHaveLength(28);
+  });
+
   it('names the subtasks waiting for a capable agent, with the reason, until they are assigned', () => {
     const t = setup();
     t.view.connected('a', ['cpu'], 1);

@@ -1,0 +1,129 @@
+import type { SubtaskRow } from './swarmRows.js';
+import { column, packIndices, STATE_LETTER, type IdRuns, type SubtaskColumns } from './swarmWire.js';
+
+const STATE_CODE: Readonly<Record<SubtaskRow['state'], number>> = { pending: 0, waiting: 1, running: 2, done: 3, failed: 4 };
+/** The wire's letter of each state code. */
+const CODE_LETTER: string[] = [];
+for (const [state, code] of Object.entries(STATE_CODE)) CODE_LETTER[code] = STATE_LETTER[state as SubtaskRow['state']];
+
+/** What a row shows of a subtask (a `SubtaskEntry` of the view). */
+export interface RowFields {
+  readonly state: SubtaskRow['state'];
+  readonly agent: string | null;
+  readonly attempt: number | null;
+  readonly attempts: number;
+  readonly progress: number;
+  readonly hedged: boolean;
+  readonly since: number;
+  readonly reason: string | undefined;
+}
+
+/**
+ * A task's subtask rows kept as typed columns, one slot a row, written when a row changes: what a
+ * page opening now gets is encoded from them (a few tight loops over typed arrays) instead of
+ * gathered from 50,000 entries on demand, while the coordinator runs the task. Ids never change:
+ * they are folded into runs once, when the task is queued.
+ *
+ * @example
+ * const rows = new TaskColumns('t', packIds(ids), ids.length, now);
+ * rows.write(3, entry); // at every change of row 3
+ * rows.encode();        // SubtaskColumns: the wire form of every row now
+ */
+export class TaskColumns {
+  private readonly state: Uint8Array;
+  private readonly agent: Int32Array;
+  private readonly attempt: Int32Array;
+  private readonly attempts: Int32Array;
+  /** Thousandths. */
+  private readonly progress: Int32Array;
+  private readonly hedged: Uint8Array;
+  private readonly since: Float64Array;
+  private readonly reason: Int32Array;
+  /** Agents and reasons ever named by a row of the task, in the order first named (few: the agents of the swarm). */
+  private readonly agents: string[] = [];
+  private readonly agentIndex = new Map<string, number>();
+  private readonly reasons: string[] = [];
+  private readonly reasonIndex = new Map<string, number>();
+
+  constructor(
+    readonly taskId: string,
+    /** The rows' ids, folded (see `packIds`). */
+    readonly ids: IdRuns,
+    readonly length: number,
+    /** When the rows were made (every row's `since` until it changes). */
+    at: number,
+  ) {
+    this.state = new Uint8Array(length);
+    this.agent = new Int32Array(length).fill(-1);
+    this.attempt = new Int32Array(length).fill(-1);
+    this.attempts = new Int32Array(length);
+    this.progress = new Int32Array(length);
+    this.hedged = new Uint8Array(length);
+    this.since = new Float64Array(length).fill(at);
+    this.reason = new Int32Array(length).fill(-1);
+  }
+
+  /** Row `i` now shows `s`. */
+  write(i: number, s: RowFields): void {
+    this.state[i] = STATE_CODE[s.state];
+    this.agent[i] = s.agent === null ? -1 : intern(this.agents, this.agentIndex, s.agent);
+    this.attempt[i] = s.attempt ?? -1;
+    this.attempts[i] = s.attempts;
+    this.progress[i] = s.state === 'done' ? 1000 : Math.round(s.progress * 1000);
+    this.hedged[i] = s.hedged ? 1 : 0;
+    this.since[i] = s.since;
+    this.reason[i] = s.reason === undefined ? -1 : intern(this.reasons, this.reasonIndex, s.reason);
+  }
+
+  /** Every row as the wire's columns (see {@link SubtaskColumns}). */
+  encode(): SubtaskColumns {
+    const n = this.length;
+    const base = n === 0 ? 0 : (this.since[0] as number);
+    const steps = new Float64Array(n);
+    for (let i = 0, previous = base; i < n; i++) {
+      const t = this.since[i] as number;
+      steps[i] = t - previous;
+      previous = t;
+    }
+    return {
+      taskId: this.taskId,
+      ids: this.ids,
+      states: this.packedStates(),
+      agents: this.agents.slice(),
+      agent: packIndices(this.agent, this.agents.length - 1),
+      attempt: column(this.attempt),
+      attempts: column(this.attempts),
+      progress: column(this.progress),
+      hedged: column(this.hedged),
+      sinceBase: base,
+      since: column(steps),
+      reasons: this.reasons.slice(),
+      reason: column(this.reason),
+    };
+  }
+
+  /** State letters with runs folded (`d49000r800p200`), straight from the codes. */
+  private packedStates(): string {
+    const parts: string[] = [];
+    const n = this.length;
+    for (let i = 0; i < n; ) {
+      const code = this.state[i] as number;
+      let j = i + 1;
+      while (j < n && this.state[j] === code) j++;
+      const letter = CODE_LETTER[code] as string;
+      parts.push(j - i > 1 ? `${letter}${j - i}` : letter);
+      i = j;
+    }
+    return parts.join('');
+  }
+}
+
+function intern(values: string[], index: Map<string, number>, value: string): number {
+  let i = index.get(value);
+  if (i === undefined) {
+    i = values.length;
+    values.push(value);
+    index.set(value, i);
+  }
+  return i;
+}
