@@ -1,5 +1,5 @@
 import type { SubtaskRow } from '../src/swarmRows.js';
-import { INDEX_DIGIT, LETTER_STATE, STATE_LETTER, type Column, type IdRuns, type SubtaskColumns, type SubtaskTuple } from '../src/swarmWire.js';
+import { INDEX_DIGIT, LETTER_STATE, STATE_LETTER, intern, type Column, type IdRuns, type SubtaskColumns, type SubtaskTuple } from '../src/swarmWire.js';
 
 const LETTERS = ['p', 'w', 'r', 'd', 'f'] as const;
 const CODE: Record<string, number> = { p: 0, w: 1, r: 2, d: 3, f: 4 };
@@ -151,13 +151,13 @@ export class SubtaskTable {
       if (i >= this.state.length) this.grow();
     }
     this.state[i] = CODE_OF[STATE_LETTER[state].charCodeAt(0)] as number;
-    this.agent[i] = agent === null ? -1 : this.intern(this.agents, this.agentIndex, agent);
+    this.agent[i] = agent === null ? -1 : intern(this.agents, this.agentIndex, agent);
     this.attempt[i] = attempt ?? -1;
     this.attempts[i] = attempts;
     this.progress[i] = Math.round(progress * 1000);
     this.hedged[i] = hedged;
     this.since[i] = since;
-    this.reason[i] = reason === undefined ? -1 : this.intern(this.reasons, this.reasonIndex, reason);
+    this.reason[i] = reason === undefined ? -1 : intern(this.reasons, this.reasonIndex, reason);
     this.revision[i] = (this.revision[i] as number) + 1;
     return since;
   }
@@ -257,15 +257,5 @@ export class SubtaskTable {
     this.since = grown(this.since, k => new Float64Array(k));
     this.reason = grown(this.reason, k => new Int32Array(k));
     this.revision = grown(this.revision, k => new Int32Array(k));
-  }
-
-  private intern(values: string[], index: Map<string, number>, value: string): number {
-    let i = index.get(value);
-    if (i === undefined) {
-      i = values.length;
-      values.push(value);
-      index.set(value, i);
-    }
-    return i;
   }
 }

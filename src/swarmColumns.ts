@@ -1,5 +1,5 @@
 import type { SubtaskRow } from './swarmRows.js';
-import { column, packIndices, STATE_LETTER, type IdRuns, type SubtaskColumns } from './swarmWire.js';
+import { column, intern, packIndices, STATE_LETTER, type IdRuns, type SubtaskColumns } from './swarmWire.js';
 
 const STATE_CODE: Readonly<Record<SubtaskRow['state'], number>> = { pending: 0, waiting: 1, running: 2, done: 3, failed: 4 };
 /** The wire's letter of each state code. */
@@ -118,12 +118,3 @@ export class TaskColumns {
   }
 }
 
-function intern(values: string[], index: Map<string, number>, value: string): number {
-  let i = index.get(value);
-  if (i === undefined) {
-    i = values.length;
-    values.push(value);
-    index.set(value, i);
-  }
-  return i;
-}

@@ -255,3 +255,14 @@ export interface PageMeasures {
   /** ms from navigation: the hello answered, the first state received and applied. */
   marks: Record<string, number>;
 }
+
+/** The index of `value` in `values` (added at the end if new), found through `index`: a small table of the names rows repeat. */
+export function intern(values: string[], index: Map<string, number>, value: string): number {
+  let i = index.get(value);
+  if (i === undefined) {
+    i = values.length;
+    values.push(value);
+    index.set(value, i);
+  }
+  return i;
+}
