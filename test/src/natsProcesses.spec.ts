@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CoordinationResult } from '../../src/events.js';
 import { freePort, startNatsServer, type NatsServer } from '../streams/natsServer.js';
-import { cliProcesses } from './cliProcesses.js';
+import { cliProcesses, root } from './cliProcesses.js';
 
 // The command line over NATS as real processes: a nats-server of its own, `serve --nats`, two
 // `agent --nats` and `run --nats`. Waits are on printed lines, each bounded; every process is
@@ -121,6 +121,31 @@ describe('serve, agent and run over NATS as real processes', () => {
     expect(await proc.exited).toBe(2);
     expect(proc.stderr()).toMatch(message);
   });
+
+  it('delegation over NATS: a writer agent waits for children only a searcher agent can run; each runs once, the writer gets their results', async () => {
+    nats = await startNatsServer({ user: 'swarm', pass: 'pw' });
+    const url = `nats://swarm:pw@127.0.0.1:${nats.port}`;
+    const log = join(dir, 'nats-delegations.log');
+    process.env['RXSWARM_EXECUTIONS'] = log;
+    const server = start('serve', '--nats', url, '--heartbeat-ms', '200', '--topology', 'star', '--node-id', 'lead');
+    await server.line(/rxswarm coordinator on NATS/);
+    const handler = join(root, 'test', 'fixtures', 'delegatingHandler.mjs');
+    start('agent', '--nats', url, '--id', 'writer', '--capabilities', 'text', '--heartbeat-ms', '200', '--handler', handler);
+    start('agent', '--nats', url, '--id', 'searcher', '--capabilities', 'web', '--slots', '2', '--heartbeat-ms', '200', '--handler', handler);
+    await Promise.all(['writer', 'searcher'].map(id => server.line(new RegExp(`agent ${id} joined over NATS`))));
+    const children = ['a', 'b'].map(id => ({ id, capabilities: ['web'], payload: { sleepMs: 300 } }));
+    const path = join(dir, 'delegating.json');
+    writeFileSync(path, JSON.stringify({ id: 'nats-delegation', subtasks: [{ id: 'write', capabilities: ['text'], payload: { children } }] }));
+    const run = start('run', path, '--nats', url, '--json');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const code = await Promise.race([run.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`run did not exit within ${WAIT_MS} ms; stderr:\n${run.stderr()}`)), WAIT_MS)))]);
+    clearTimeout(timer);
+    expect(code, run.stderr()).toBe(0);
+    const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
+    expect(result.results['write']).toEqual({ by: 'writer', subtaskId: 'write', children: ['a', 'b'].map(id => ({ by: 'searcher', subtaskId: `write/${id}`, children: [] })) });
+    const executions = readFileSync(log, 'utf8').trim().split('\n').map(line => line.split(' ').slice(0, 2).join(' '));
+    expect(executions.sort()).toEqual(['searcher write/a', 'searcher write/b', 'writer write']);
+  }, 90_000);
 
   it('says clearly when the NATS server has no JetStream', async () => {
     nats = await startNatsServer({ jetstream: false });
