@@ -92,7 +92,7 @@ export interface SubtaskRow {
   readonly reason?: string;
 }
 
-export type TimelineStep = 'assigned' | 'acknowledged' | 'progress' | 'hedged' | 'requeued' | 'rejected' | 'waiting' | 'completed' | 'failed';
+export type TimelineStep = 'delegated' | 'assigned' | 'acknowledged' | 'progress' | 'hedged' | 'requeued' | 'rejected' | 'waiting' | 'completed' | 'failed';
 
 export interface TimelineEntry {
   readonly at: number;

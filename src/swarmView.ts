@@ -332,6 +332,16 @@ export class SwarmView {
         return this.agentState(e.agentId, 'quarantined', e.reason);
       case 'agent.refused':
         return;
+      case 'subtask.delegated': {
+        // A child of the task: a row more, pending.
+        if (task === undefined || task.byId.has(e.subtaskId)) return;
+        const s = new SubtaskEntry(e.subtaskId, task, task.rows.append(e.subtaskId, e.at), e.at);
+        task.byId.set(s.id, s);
+        task.entries.push(s);
+        this.record(s, { at: e.at, step: 'delegated', agent: e.agentId, attempt: e.attempt, detail: `asked by ${e.parentId}` });
+        this.dirtyTasks.add(task);
+        return this.touch(s);
+      }
       case 'subtask.assigned': {
         const s = task?.byId.get(e.subtaskId);
         if (s === undefined || task === undefined) return;

@@ -140,6 +140,29 @@ describe('SwarmView', () => {
     expect(t.view.subtaskRows().filter(r => r.state === 'done')).toHaveLength(28);
   });
 
+  it('adds a row for each child a subtask delegates, kept in the columns as it runs and in the task\'s totals', () => {
+    const t = setup();
+    t.view.connected('a', [], 2);
+    t.view.connected('b', [], 2);
+    t.view.taskQueued({ id: 'k', subtasks: Array.from({ length: 20 }, (_, i) => ({ id: `s-${i}` })) });
+    t.view.taskStarted('k');
+    const same = (): void => expect(t.view.subtaskColumns(['k']).flatMap(unpackColumns)).toEqual(t.view.subtaskRows());
+    t.view.event(assigned('s-3', 'a', 1, 1100), 'k');
+    // More children than the columns' first room: they grow.
+    for (let c = 0; c < 12; c++) t.view.event({ type: 'subtask.delegated', at: 1200 + c, subtaskId: `s-3/c${c}`, parentId: 's-3', agentId: 'a', attempt: 1 }, 'k');
+    t.view.event({ type: 'subtask.delegated', at: 1300, subtaskId: 's-3/c0', parentId: 's-3', agentId: 'a', attempt: 1 }, 'k'); // told twice: one row
+    same();
+    t.view.event(assigned('s-3/c5', 'b', 2, 1400), 'k');
+    t.view.event({ type: 'subtask.completed', at: 1500, subtaskId: 's-3/c5', agentId: 'b', attempt: 2 }, 'k');
+    same();
+    const rows = t.view.subtaskRows();
+    expect(rows).toHaveLength(32);
+    expect(rows.slice(20).map(r => r.id)).toEqual(Array.from({ length: 12 }, (_, c) => `s-3/c${c}`));
+    expect(rows.find(r => r.id === 's-3/c5')).toMatchObject({ state: 'done', agent: 'b' });
+    expect(rows.find(r => r.id === 's-3/c0')).toMatchObject({ state: 'pending', since: 1200 });
+    expect(t.view.taskRows().find(r => r.id === 'k')).toMatchObject({ subtasks: 32, completed: 1 });
+  });
+
   it('names the subtasks waiting for a capable agent, with the reason, until they are assigned', () => {
     const t = setup();
     t.view.connected('a', ['cpu'], 1);
