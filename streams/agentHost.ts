@@ -610,7 +610,12 @@ export class AgentHost {
         if (this.running.get(key) === run) run.usage = what === undefined ? { fraction } : { fraction, what };
       },
       delegate$: (child: Subtask): Observable<unknown> => this.delegate$(run, child),
-      delegate: (child: Subtask): Promise<unknown> => lastValueFrom(this.delegate$(run, child)),
+      delegate: (child: Subtask): Promise<unknown> => {
+        const outcome = lastValueFrom(this.delegate$(run, child));
+        // A handler that does not wait for its child must not bring the process down when the child fails.
+        outcome.catch(() => undefined);
+        return outcome;
+      },
     };
     let settled = false;
     let last: unknown;

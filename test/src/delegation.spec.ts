@@ -1,4 +1,4 @@
-import { Observable, catchError, forkJoin, of, switchMap } from 'rxjs';
+import { Observable, catchError, forkJoin, map, of, switchMap, timer } from 'rxjs';
 import { createCoordinator, type AgentSlot, type CoordinatorOptions } from '../../src/coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
 import type { InProcessAgent, Subtask, Task } from '../../streams/task.js';
@@ -132,6 +132,25 @@ describe('context.delegate: a child subtask of the same task', () => {
     // The child is a subtask of the task: its failure is the task's to report.
     expect(result.failed['p/bad']).toMatch(/p\/bad fails/);
     expect(result.success).toBe(false);
+  });
+
+  it('a handler that does not wait for its child (the promise dropped) is not brought down when the child fails', async () => {
+    const scheduler = new VirtualScheduler();
+    const agent: InProcessAgent = {
+      id: 'a',
+      capabilities: [],
+      handle: (subtask, context) => {
+        if (subtask.id === 'p') void context.delegate({ id: 'doomed', payload: { fail: true }, maxAttempts: 1 });
+        // The parent goes on working (10 s) while its child fails: the answer reaches a live run.
+        return subtask.id === 'p' ? timer(10_000, scheduler).pipe(map(() => 'parent done')) : new Observable(sub => sub.error(new Error('child fails')));
+      },
+      concurrency: 2,
+    };
+    const { result } = run(scheduler, [{ agent }], { id: 't', subtasks: [{ id: 'p' }] });
+    // The rejection reaches no one: it settles in the next microtasks, unhandled only if nothing caught it.
+    await new Promise(resolve => setImmediate(resolve));
+    expect(result.results['p']).toBe('parent done');
+    expect(result.failed['p/doomed']).toMatch(/child fails/);
   });
 
   it('refuses a chain of children deeper than the bound, with the reason, and loses nothing', () => {
