@@ -145,11 +145,6 @@ export class Delegations {
     }
   }
 
-  /** Whether the attempt waits for a child. */
-  isWaiting(attempt: Attempt): boolean {
-    return this.waits.has(attempt);
-  }
-
   /**
    * Reports the wait-for graph as it stands, as `wait` and `release` edges against what was
    * reported before: an edge that stays is not reported again (its cycle keeps its age). Only when

@@ -11,7 +11,7 @@ import { VirtualScheduler } from '../streams/virtualScheduler.js';
 import { createCoordinator, type AgentSlot, type Coordinator, type DetectorOptions } from './coordinator.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { FAULT_TABLE } from './faultDetector.js';
-import { CircularWaits } from './circularWaits.js';
+import { CircularWaits, waitable } from './circularWaits.js';
 import { ProcessFence } from './processFence.js';
 import type { HealingAttempt } from './selfHealing.js';
 import { COORDINATOR, type TopologyName } from './topology.js';
@@ -163,7 +163,8 @@ export function simulate(scenario: Scenario, options: SimulateOptions = {}): Sim
   const random = createRandom(seed);
   const network = new InMemoryNetwork({ scheduler, random: random.fork('network'), latency: latency });
   const speed = new Map<string, number>(ids.map(id => [id, 1]));
-  const waits = new CircularWaits(specs);
+  // Only a scenario with a circular wait pays for watching its runs.
+  const waits = faults.some(f => f.kind === 'deadlock') ? new CircularWaits(specs) : undefined;
   const taskId = `simulation-${seed}`;
   const crashes = faults.filter((f): f is CoordinatorCrashFault => f.kind === 'coordinatorCrash');
   // A journal only when the coordinator may crash (or one is given): without one the run is what it always was.
@@ -325,55 +326,35 @@ function subtaskList(subtasks: number | readonly Subtask[]): Subtask[] {
 
 /**
  * Work as a timer: `mean ± jitter`, stretched by the agent's slow factor, with a progress beat every
- * `progressEveryMs` (∞: none). A run a deadlock fault catches asks for a child (`context.delegate$`)
- * and finishes the rest of its work once the child has.
+ * `progressEveryMs` (∞: none). With a deadlock fault in the scenario (`waits`), a run it catches
+ * asks for a child first (`waitable`) and does its work once the child has ended.
  */
-function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mean: number; jitter: number }, speed: Map<string, number>, waits: CircularWaits, random: Random, progressEveryMs: number): InProcessAgent {
+function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mean: number; jitter: number }, speed: Map<string, number>, waits: CircularWaits | undefined, random: Random, progressEveryMs: number): InProcessAgent {
   return {
     id: spec.id,
     capabilities: spec.capabilities ?? [],
     ...(spec.concurrency === undefined ? {} : { concurrency: spec.concurrency }),
-    handle: (subtask, context) =>
-      new Observable<unknown>(subscriber => {
+    handle: (subtask, context) => {
+      const work = new Observable<unknown>(subscriber => {
         if ((subtask.payload as { fail?: boolean } | undefined)?.fail === true) {
           subscriber.error(new Error(`subtask ${subtask.id} asked to fail`));
           return undefined;
         }
         const duration = Math.max(1, Math.round((workMs.mean + (random.next() * 2 - 1) * workMs.jitter) * (speed.get(spec.id) ?? 1)));
         const every = Math.max(1, Math.floor(progressEveryMs));
-        let beat: Subscription | undefined;
-        let done: Subscription | undefined;
-        let child: Subscription | undefined;
-        const work = (ms: number): void => {
-          const endsAt = scheduler.now() + ms;
-          beat = ms > every ? scheduler.schedule(function () { context.heartbeat(); this.schedule(undefined, every); }, every) : undefined;
-          done = scheduler.schedule(() => {
-            beat?.unsubscribe();
-            waits.ended(spec.id, wait);
-            subscriber.next({ by: spec.id, subtask: subtask.id, attempt: context.attempt });
-            subscriber.complete();
-          }, ms);
-          left = () => Math.max(1, endsAt - scheduler.now());
-        };
-        let left = (): number => duration;
-        // Caught by a circular wait: the rest of the work waits for a child the next agent can run.
-        const wait = (capabilities: readonly string[]): void => {
-          const rest = left();
+        const beat = duration > every ? scheduler.schedule(function () { context.heartbeat(); this.schedule(undefined, every); }, every) : undefined;
+        const done = scheduler.schedule(() => {
           beat?.unsubscribe();
-          done?.unsubscribe();
-          waits.ended(spec.id, wait);
-          child = context.delegate$({ id: 'wait', capabilities: [...capabilities] }).subscribe({ complete: () => work(rest), error: (err: unknown) => subscriber.error(err) });
-        };
-        const waitFor = waits.started(spec.id, wait);
-        if (waitFor === undefined) work(duration);
-        else wait(waitFor);
+          subscriber.next({ by: spec.id, subtask: subtask.id, attempt: context.attempt });
+          subscriber.complete();
+        }, duration);
         return () => {
           beat?.unsubscribe();
-          done?.unsubscribe();
-          child?.unsubscribe();
-          waits.ended(spec.id, wait);
+          done.unsubscribe();
         };
-      }),
+      });
+      return waits === undefined ? work : waitable(waits, spec.id, context, work);
+    },
   };
 }
 
@@ -389,7 +370,7 @@ function scheduleFault(
   network: InMemoryNetwork,
   current: () => CoordinatorProcess | undefined,
   speed: Map<string, number>,
-  waits: CircularWaits,
+  waits: CircularWaits | undefined,
   ids: readonly string[],
 ): void {
   const at = (ms: number, work: () => void): void => void scheduler.schedule(work, Math.max(0, ms - scheduler.now()));
@@ -404,7 +385,7 @@ function scheduleFault(
     case 'deadlock':
       // Only while a coordinator runs: with it down there is no agent process to catch.
       return at(fault.atMs, () => {
-        if (current() !== undefined) waits.close(fault.agents);
+        if (current() !== undefined) waits?.close(fault.agents);
       });
     case 'exhaust':
       // What the agent's heartbeats carry from now on, as a process measuring itself would report it.

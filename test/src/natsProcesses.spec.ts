@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CoordinationResult } from '../../src/events.js';
 import { freePort, startNatsServer, type NatsServer } from '../streams/natsServer.js';
-import { cliProcesses, root } from './cliProcesses.js';
+import { cliProcesses, root, type Proc } from './cliProcesses.js';
 
 // The command line over NATS as real processes: a nats-server of its own, `serve --nats`, two
 // `agent --nats` and `run --nats`. Waits are on printed lines, each bounded; every process is
@@ -26,6 +26,16 @@ afterEach(async () => {
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The process's exit code, waited for `ms` at most (then an error with its stderr and `context`). */
+async function exitCode(proc: Proc, ms = WAIT_MS, context = ''): Promise<number | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([proc.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`run did not exit within ${ms} ms; stderr:\n${proc.stderr()}${context}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 describe('serve, agent and run over NATS as real processes', () => {
   it('serve --nats (a leader and a standby, each with HTTP), 2 agent --nats and run --nats complete a task: exit 0, every subtask once', async () => {
@@ -53,9 +63,7 @@ describe('serve, agent and run over NATS as real processes', () => {
     const path = join(dir, 'task.json');
     writeFileSync(path, JSON.stringify({ id: 'nats-e2e', subtasks }));
     const run = start('run', path, '--nats', url, '--json');
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const code = await Promise.race([run.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`run did not exit within ${WAIT_MS} ms; stderr:\n${run.stderr()}`)), WAIT_MS)))]);
-    clearTimeout(timer);
+    const code = await exitCode(run);
     expect(code, run.stderr()).toBe(0);
     const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
     expect(result.success).toBe(true);
@@ -93,9 +101,7 @@ describe('serve, agent and run over NATS as real processes', () => {
       await server.line(/protocol/); // work under way
       await nats.stop();
       nats = await startNatsServer({ storeDir, port });
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const code = await Promise.race([run.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`run did not exit within ${2 * WAIT_MS} ms; stderr:\n${run.stderr()}\nserve:\n${server.lines.slice(-20).join('\n')}`)), 2 * WAIT_MS)))]);
-      clearTimeout(timer);
+      const code = await exitCode(run, 2 * WAIT_MS, `\nserve:\n${server.lines.slice(-20).join('\n')}`);
       expect(code, run.stderr()).toBe(0);
       const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
       expect(result.success).toBe(true);
@@ -137,9 +143,7 @@ describe('serve, agent and run over NATS as real processes', () => {
     const path = join(dir, 'delegating.json');
     writeFileSync(path, JSON.stringify({ id: 'nats-delegation', subtasks: [{ id: 'write', capabilities: ['text'], payload: { children } }] }));
     const run = start('run', path, '--nats', url, '--json');
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const code = await Promise.race([run.exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`run did not exit within ${WAIT_MS} ms; stderr:\n${run.stderr()}`)), WAIT_MS)))]);
-    clearTimeout(timer);
+    const code = await exitCode(run);
     expect(code, run.stderr()).toBe(0);
     const result = JSON.parse(run.lines.join('\n')) as CoordinationResult;
     expect(result.results['write']).toEqual({ by: 'writer', subtaskId: 'write', children: ['a', 'b'].map(id => ({ by: 'searcher', subtaskId: `write/${id}`, children: [] })) });
