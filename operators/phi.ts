@@ -13,8 +13,9 @@ export function phi(timeSinceLastMs: number, meanMs: number, stdDevMs: number): 
   if (Number.isNaN(timeSinceLastMs) || Number.isNaN(meanMs) || Number.isNaN(stdDevMs)) {
     throw new RangeError(`phi needs numbers, got (${timeSinceLastMs}, ${meanMs}, ${stdDevMs})`);
   }
-  // 0/0 (zero deviation exactly at the mean) is the centre of the distribution.
-  const y = timeSinceLastMs === meanMs ? 0 : (timeSinceLastMs - meanMs) / stdDevMs;
+  // 0/0 (zero deviation exactly at the mean) is the centre of the distribution; so is any distance
+  // over an infinite deviation, even one whose subtraction overflowed (∞/∞ would be NaN).
+  const y = timeSinceLastMs === meanMs || stdDevMs === Infinity ? 0 : (timeSinceLastMs - meanMs) / stdDevMs;
   const e = Math.exp(-y * (1.5976 + 0.070566 * y * y));
   // The two branches are the same function; each is the numerically stable form on its side.
   const value = timeSinceLastMs > meanMs ? -Math.log10(e / (1 + e)) : -Math.log10(1 - 1 / (1 + e));

@@ -50,6 +50,8 @@ describe('phi', () => {
     expect(phi(6, 5, 0)).toBe(Infinity);
     expect(Object.is(phi(4, 5, 0), 0)).toBe(true);
     expect(() => phi(Number.NaN, 0, 1)).toThrow(RangeError);
+    // A distance that overflows to −∞ over an infinite deviation (fast-check seed −1654024022).
+    expect(phi(-2.4948003869183998e293, 1.7976931348623133e308, Infinity)).toBeCloseTo(-Math.log10(0.5), 12);
     fc.assert(
       fc.property(fc.double({ noNaN: true }), fc.double({ noNaN: true }), fc.double({ noNaN: true, min: 0 }), (d, m, s) => {
         const value = phi(d, m, s);
