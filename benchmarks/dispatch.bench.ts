@@ -79,6 +79,8 @@ const TOPOLOGIES = (process.env['DISPATCH_TOPOLOGIES'] ?? 'star,hierarchical').s
 const TOKEN = 'dispatch-bench-token';
 /** `DISPATCH_COALESCE=0`: rxswarm's connections write each frame at once (coalesceWrites off, both ends), to measure what coalescing does. */
 const COALESCE = process.env['DISPATCH_COALESCE'] !== '0';
+/** `DISPATCH_SIDES=rx` (comma-separated among raw, rx, bull, unsigned): measure only those, e.g. to profile one side alone; the ratios need raw and bull. */
+const SIDES = process.env['DISPATCH_SIDES']?.split(',');
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
@@ -287,7 +289,7 @@ function poolRx(rxs: readonly RxMeasured[]): RxMeasured {
   };
 }
 
-async function measurePair(children: readonly AgentsChild[], topology: TopologyName, bull: BullBaseline | undefined): Promise<Pair> {
+async function measurePair(children: readonly AgentsChild[], topology: TopologyName, bull: BullBaseline | undefined): Promise<Pair | undefined> {
   const refusals: string[] = [];
   let probe: ((event: CoordinationEvent) => void) | undefined;
   const setProbe = (p: typeof probe): void => {
@@ -340,7 +342,7 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
     const bulls: Measured[] = [];
     let bullAgentsMs = 0;
     let redisMs = 0;
-    const sides = bull === undefined ? (['raw', 'rx', 'unsigned'] as const) : (['raw', 'rx', 'bull', 'unsigned'] as const);
+    const sides = (bull === undefined ? (['raw', 'rx', 'unsigned'] as const) : (['raw', 'rx', 'bull', 'unsigned'] as const)).filter(side => SIDES === undefined || SIDES.includes(side));
     for (let round = 0; round < ROUNDS; round++) {
       // Rotating order: no side always runs right after another's burst.
       for (const side of [...sides.slice(round % sides.length), ...sides.slice(0, round % sides.length)]) {
@@ -358,6 +360,17 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
         else if (side === 'rx') rxAgentsMs += cpuMs;
         else if (side === 'bull') bullAgentsMs += cpuMs;
       }
+    }
+    if (SIDES !== undefined) {
+      // Profiling: no ratios, only what each side that ran did.
+      const said = [['raw', raws], ['rx', rxs], ['bull', bulls], ['unsigned', unsigned]] as const;
+      for (const [side, ms] of said) {
+        if (ms.length === 0) continue;
+        const m = pool(ms);
+        process.stderr.write(`  ${topology}, ${side} alone: ${formatNumber(perSecond(m))}/s, this process ${formatNumber(m.serverCores, 2)} cores, ${formatNumber((m.serverCores * m.windowMs * 1000) / m.count, 1)} µs CPU each\n`);
+      }
+      await stopAll(children);
+      return undefined;
     }
     const rawPooled = pool(raws);
     const rx = poolRx(rxs);
@@ -447,7 +460,10 @@ export default async function bench(): Promise<BenchRow[]> {
   try {
     for (let i = 0; i < CHILDREN; i++) children.push(await startAgentsChild());
     const out: BenchRow[] = [];
-    for (const topology of TOPOLOGIES) out.push(...rows(await measurePair(children, topology, bull)));
+    for (const topology of TOPOLOGIES) {
+      const pair = await measurePair(children, topology, bull);
+      if (pair !== undefined) out.push(...rows(pair));
+    }
     return out;
   } finally {
     await Promise.all(children.map(c => c.exit()));

@@ -17,7 +17,7 @@ import type { SilentAttempt } from '../operators/index.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
 import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
 import { SelfHealingManager, type ActionResult, type HealingAttempt } from './selfHealing.js';
-import { COORDINATOR, TOPOLOGY_NAMES, type Layout, type TopologyName } from './topology.js';
+import { COORDINATOR, TOPOLOGY_NAMES, replyRoute, type Layout, type TopologyName } from './topology.js';
 import { chooseInitial, topologyFor } from './topologies/index.js';
 import { AgentLifecycle, UNACKED_LIMIT } from './agentLifecycle.js';
 import { ProtocolProbe } from './protocolProbe.js';
@@ -496,7 +496,7 @@ export class Engine {
       taskId: attempt.state.task.task.id,
       subtask: attempt.state.subtask,
       attempt: attempt.token,
-      replyPath: [...[...route].reverse(), COORDINATOR],
+      replyPath: [...attempt.reply, COORDINATOR],
       via: route.length === 0 ? [] : [...route.slice(1), record.id],
       rto: this.detection.rtoFor(record.id),
       copy: this.detection.retransmissionsOf(attempt.key) ?? 0,
@@ -512,7 +512,7 @@ export class Engine {
   private confirmResult(body: ResultBody, from: string): void {
     if (body.forged !== undefined) return;
     const attempt = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId))?.attempts.find(a => a.token === body.attempt && a.agentId === body.agentId);
-    if (attempt !== undefined && from !== (attempt.route[0] ?? attempt.agentId)) return;
+    if (attempt !== undefined && from !== lastReplyHop(attempt)) return;
     const received: ReceivedBody = body.taskId === undefined ? { subtaskId: body.subtaskId, attempt: body.attempt } : { taskId: body.taskId, subtaskId: body.subtaskId, attempt: body.attempt };
     this.network.send({ from: COORDINATOR, to: body.agentId, kind: 'received', body: received });
   }
@@ -555,7 +555,7 @@ export class Engine {
 
   /** A result announced done has not come through its relays: they are charged, and the subtask runs again. */
   private lostInTransit(attempt: Attempt): void {
-    const route = attempt.route;
+    const route = attempt.reply;
     this.lostBy(attempt);
     this.revoke(attempt, `result of ${attempt.agentId} lost in transit via ${route.join(' → ')}`);
     this.lifecycle.chargeRelays(route);
@@ -763,7 +763,7 @@ export class Engine {
         if (!ackedOf(attempt)) this.acknowledge(attempt);
         this.detection.progressed(attempt.key);
         this.heard(attempt);
-        if (body.done === true && attempt.route.length > 0) this.onResultInTransit(attempt);
+        if (body.done === true && attempt.reply.length > 0) this.onResultInTransit(attempt);
         return;
       }
       case 'delegate':
@@ -791,7 +791,7 @@ export class Engine {
       return;
     }
     const attempt = state.attempts.find(a => a.token === body.attempt && a.agentId === body.agentId);
-    if (attempt === undefined || from !== (attempt.route[0] ?? attempt.agentId)) {
+    if (attempt === undefined || from !== lastReplyHop(attempt)) {
       state.task.stale++;
       const reason = attempt === undefined ? (state.entry.status === 'done' ? 'already completed' : 'superseded attempt') : `sent by ${from}, not by ${attempt.agentId} or its relay`;
       this.emitTask(state.task, { type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason });
@@ -805,15 +805,18 @@ export class Engine {
     this.untake(attempt);
     const startedAt = attempt.ackedAt;
     if (!ackedOf(attempt)) this.acknowledge(attempt);
-    for (const id of attempt.route) {
-      const relay = this.agents.get(id);
-      if (relay !== undefined) relay.dropped = 0; // it brought the result back
+    // Its relays brought the assignment there, or the result back.
+    for (const relays of [attempt.route, attempt.reply]) {
+      for (const id of relays) {
+        const relay = this.agents.get(id);
+        if (relay !== undefined) relay.dropped = 0;
+      }
     }
     const latencyMs = this.now() - attempt.assignedAt;
     // The protocol is scored on the whole trip, retransmissions included (they are its routes'
     // cost); the agent on its work, acknowledgement to result, so that loss on the way does not
     // make it look slow. One whose acknowledgement was lost gives no sample of its work.
-    this.executions.next({ protocol: attempt.protocol, ok: body.ok, latencyMs, messages: 2 * attempt.hops });
+    this.executions.next({ protocol: attempt.protocol, ok: body.ok, latencyMs, messages: attempt.hops + attempt.reply.length + 1 });
     if (startedAt !== undefined) this.detection.latency(body.agentId, this.now() - startedAt);
     const run = state.task;
     if (body.ok) {
@@ -969,7 +972,7 @@ export class Engine {
   /** Takes back every attempt whose route passes through the agent (a relay that failed or restarted). */
   private revokeRoutedThrough(agentId: string, reason: string): void {
     for (const state of this.subtasks.values()) {
-      for (const attempt of [...state.attempts]) if (attempt.route.includes(agentId)) this.revoke(attempt, reason);
+      for (const attempt of [...state.attempts]) if (attempt.route.includes(agentId) || attempt.reply.includes(agentId)) this.revoke(attempt, reason);
     }
   }
 
@@ -1158,13 +1161,14 @@ export class Engine {
     const probe = of === undefined && !record.probeDirect ? this.probe?.next(this.protocol, record.id, this.agents) : undefined;
     const protocol = probe?.protocol ?? this.protocol;
     const route = record.probeDirect ? [] : (probe?.route ?? this.layout.route(record.id));
+    const reply = record.probeDirect ? route : (probe?.reply ?? replyRoute(this.layout, record.id));
     const path = [...route, record.id];
-    const replyPath = [...[...route].reverse(), COORDINATOR];
+    const replyPath = [...reply, COORDINATOR];
     const token = this.hooks.nextAttempt();
     const ids = { taskId: run.task.id, subtaskId: state.subtask.id, agentId: record.id, attempt: token };
     this.record(of === undefined ? { type: 'subtask.assigned', ...ids } : { type: 'subtask.hedged', ...ids });
     const now = this.now();
-    const attempt: Attempt = { state, agentId: record.id, token, key: `${state.key}#${token}`, protocol, assignedAt: now, ackedAt: undefined, hops: path.length, route, silent: false, stillSilent: undefined, timer: undefined, transit: undefined };
+    const attempt: Attempt = { state, agentId: record.id, token, key: `${state.key}#${token}`, protocol, assignedAt: now, ackedAt: undefined, hops: path.length, route, reply, silent: false, stillSilent: undefined, timer: undefined, transit: undefined };
     state.attempts.push(attempt);
     this.waitingFor.delete(state.key);
     record.inFlight.add(attempt);
@@ -1338,4 +1342,10 @@ function stateKey(taskId: string, subtaskId: string): string {
 function splitKey(k: string): [string, number] {
   const at = k.lastIndexOf('#');
   return [k.slice(0, at), Number(k.slice(at + 1))];
+}
+
+/** The node a result of the attempt must come from: the last relay of its way back, or its agent. */
+function lastReplyHop(attempt: Attempt): string {
+  const reply = attempt.reply;
+  return reply.length === 0 ? attempt.agentId : (reply[reply.length - 1] as string);
 }

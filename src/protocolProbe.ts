@@ -1,6 +1,6 @@
 import type { Observable, Subscription } from 'rxjs';
 import { topologyFor } from './topologies/index.js';
-import type { AgentProfile, Layout, TopologyName } from './topology.js';
+import { replyRoute, type AgentProfile, type Layout, type TopologyName } from './topology.js';
 
 /** What a probe reads of the team: the live agents, and a counter that moves whenever that set changes. */
 export interface LiveTeam {
@@ -23,10 +23,11 @@ export interface ProtocolProbeOptions {
   readonly inForce?: Observable<string>;
 }
 
-/** A probe: the protocol an assignment is routed under, and its route to the agent. */
+/** A probe: the protocol an assignment is routed under, its route to the agent and its result's way back. */
 export interface Probe {
   readonly protocol: TopologyName;
   readonly route: readonly string[];
+  readonly reply: readonly string[];
 }
 
 /**
@@ -89,7 +90,8 @@ export class ProtocolProbe {
       if (protocol === current || this.tried.has(protocol)) continue;
       this.due -= 1;
       this.turn = k;
-      return { protocol, route: this.layoutOf(protocol, team).route(agentId) };
+      const layout = this.layoutOf(protocol, team);
+      return { protocol, route: layout.route(agentId), reply: replyRoute(layout, agentId) };
     }
     // Nothing left to probe: the share is not saved up for later.
     this.due = 0;

@@ -39,8 +39,10 @@ export interface Attempt {
   /** When its acknowledgement came (the agent started it), or undefined. */
   ackedAt: number | undefined;
   readonly hops: number;
-  /** Relays the assignment went through (and its result comes back through). */
+  /** Relays the assignment went through. */
   readonly route: readonly string[];
+  /** Relays its result comes back through, in the order it travels (`Layout.replyRoute`). */
+  readonly reply: readonly string[];
   /** Silent past its progress deadline (and no progress since). */
   silent: boolean;
   /** Set while it is silent: when, still silent a deadline later, it is taken for hung. */

@@ -60,6 +60,13 @@ export interface Layout {
   /** Relays between the coordinator and `agentId`, excluding both ends, in the order work travels. `[]` for a non-member. */
   route(agentId: string): readonly string[];
   /**
+   * Relays a result of `agentId` crosses on its way back to the coordinator, in the order it
+   * travels (excluding both ends). Absent: `route(agentId)` reversed, results aggregating back
+   * the way the work came. A layout whose relays only dispatch (a star's hub) sends results
+   * straight back: a relay the result does not need is a hop not paid for.
+   */
+  replyRoute?(agentId: string): readonly string[];
+  /**
    * Picks which candidate (live, capable, with a free slot; given in stable order) runs `subtask`.
    * Deterministic: state such as round-robin cursors lives in the layout. Candidates that are not
    * members are ignored (they have no route); `undefined` when none is left.
@@ -82,6 +89,11 @@ export interface Layout {
    * updated. RangeError on a bad profile.
    */
   with(joined: AgentProfile): Layout;
+}
+
+/** The relays a result of `agentId` crosses back to the coordinator under `layout` (its `replyRoute`, or its route reversed). */
+export function replyRoute(layout: Layout, agentId: string): readonly string[] {
+  return layout.replyRoute?.(agentId) ?? [...layout.route(agentId)].reverse();
 }
 
 /**

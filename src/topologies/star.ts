@@ -1,6 +1,8 @@
 /**
  * Star: one hub relays every subtask to the spokes and watches them; a failed hub is replaced by
- * election. Two hops per subtask, a single relay that all traffic crosses.
+ * election. Two hops per subtask out, a single relay that all dispatch crosses; a spoke's result
+ * goes straight back to the coordinator (the hub dispatches, it does not gather: sending results
+ * through it would pay two more hops for nothing the hub needs), so three messages per subtask.
  */
 import type { Subtask } from '../../streams/task.js';
 import { COORDINATOR, type AgentProfile, type Layout, type Repair, type Topology, type TopologyOptions } from '../topology.js';
@@ -42,6 +44,11 @@ class Star implements StarLayout {
   /** `[hub]` for a spoke, `[]` for the hub. */
   route(agentId: string): readonly string[] {
     return agentId !== this.hub && this.position.has(agentId) ? this.viaHub : DIRECT;
+  }
+
+  /** Results go straight back: the hub dispatches, it does not gather. */
+  replyRoute(): readonly string[] {
+    return DIRECT;
   }
 
   /** Round-robin over the members (hub first, then spokes by id): the next candidate after the last pick. */

@@ -41,9 +41,14 @@ function suspectedAt(crashAt: number): number {
   return lastBeatSent + LATENCY_MS + TIMEOUT_MS;
 }
 
-/** From an assignment to its result's arrival: the assignment travels `hops` hops, the result as many back. */
-function trip(hops: number, workMs = WORK_MS): number {
-  return 2 * hops * LATENCY_MS + workMs;
+/** From an assignment to its result's arrival: the assignment travels `hops` hops, the result `back` (as many by default). */
+function trip(hops: number, workMs = WORK_MS, back = hops): number {
+  return (hops + back) * LATENCY_MS + workMs;
+}
+
+/** A star's round trip: out through the hub (`hops`), the result straight back (one hop). */
+function starTrip(hops: number): number {
+  return trip(hops, WORK_MS, 1);
 }
 
 // ---- events as letters -----------------------------------------------------------------------------
@@ -255,9 +260,9 @@ describe('protocol timing', () => {
           // requeued, then its own; the relayed work goes out again at once, by the new hub.
           [T, 'S'],
           [D, 'DRrrraa'],
-          [D + trip(1), 'ca'], //                 s-1 on the new hub itself (1 hop); s-0 takes its free slot
-          [D + trip(2), 'c'], //                  s-2 through the new hub (2 hops)
-          [D + trip(1) + trip(1), 'c|'], //       s-0, run by the new hub after s-1
+          [D + starTrip(1), 'ca'], //                 s-1 on the new hub itself (1 hop); s-0 takes its free slot
+          [D + starTrip(2), 'c'], //                  s-2 through the new hub (2 hops)
+          [D + starTrip(1) + starTrip(1), 'c|'], //       s-0, run by the new hub after s-1
         );
         m.expect(coordinator.run$(task).pipe(letters)).toBeObservable(expected);
         m.flush();
@@ -289,9 +294,9 @@ describe('protocol timing', () => {
           [0, 'aaa'],
           [T, 'S'],
           [D, 'DRr'], //                         only the spoke's own subtask is requeued
-          [trip(1), 'ca'], //                     s-0 done on the hub, which takes s-2
-          [trip(2), 'c'], //                      s-1 never noticed anything
-          [trip(1) + trip(1), 'c|'],
+          [starTrip(1), 'ca'], //                     s-0 done on the hub, which takes s-2
+          [starTrip(2), 'c'], //                      s-1 never noticed anything
+          [starTrip(1) + starTrip(1), 'c|'],
         );
         m.expect(coordinator.run$(task).pipe(letters)).toBeObservable(expected);
         m.flush();
