@@ -48,15 +48,15 @@ describe('ProtocolProbe', () => {
     expect(probed).toEqual([10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
   });
 
-  it('gives each probe the route of the candidate’s own layout', () => {
+  it('gives each probe the route of the candidate’s own layout, and its way back', () => {
     const probe = new ProtocolProbe({ share: 0.5, candidates: ['mesh', 'star', 'ring'], initial: 'hierarchical' });
     const live = team(6);
     expect(probe.next('hierarchical', 'agent-3', live)).toBeUndefined();
-    expect(probe.next('hierarchical', 'agent-3', live)).toEqual({ protocol: 'mesh', route: [] }); // direct
+    expect(probe.next('hierarchical', 'agent-3', live)).toEqual({ protocol: 'mesh', route: [], reply: [] }); // direct
     probe.next('hierarchical', 'agent-3', live);
-    expect(probe.next('hierarchical', 'agent-3', live)).toEqual({ protocol: 'star', route: ['agent-0'] }); // via the hub
+    expect(probe.next('hierarchical', 'agent-3', live)).toEqual({ protocol: 'star', route: ['agent-0'], reply: [] }); // via the hub, the result straight back
     probe.next('hierarchical', 'agent-3', live);
-    expect(probe.next('hierarchical', 'agent-3', live)).toEqual({ protocol: 'ring', route: ['agent-0', 'agent-1', 'agent-2'] }); // round the ring
+    expect(probe.next('hierarchical', 'agent-3', live)).toEqual({ protocol: 'ring', route: ['agent-0', 'agent-1', 'agent-2'], reply: ['agent-2', 'agent-1', 'agent-0'] }); // round the ring and back
   });
 
   it('never probes the protocol in force, nor one that has been in force', () => {

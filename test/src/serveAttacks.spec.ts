@@ -171,12 +171,13 @@ describe('rxswarm serve under attack', () => {
   );
 
   it(
-    'a rogue star hub forging results, injecting assigns and cancels and saying hello under live ids: forgeries rejected, the hub quarantined, honest agents untouched, honest values',
+    'a rogue root of a hierarchy forging results, injecting assigns and cancels and saying hello under live ids: forgeries rejected, the root quarantined, honest agents untouched, honest values',
     async () => {
-      const { server, url } = await serve('--topology', 'star');
-      // Admitted first: the rogue is the hub every spoke's work and results go through.
+      // A hierarchy, where results come back up the tree (a star's come straight back, past its hub).
+      const { server, url } = await serve('--topology', 'hierarchical');
+      // The best leader: the root every member's work and results go through (three agents: one group under it).
       const hub = await rogue(url, 'rogue-hub', LEADER);
-      const names = ['h-0', 'h-1', 'h-2'];
+      const names = ['h-0', 'h-1'];
       const honest = names.map(id => agent(url, id, '--capabilities', 'work'));
       await Promise.all(honest.map(a => a.line(/joined/)));
       let forged = 0;
@@ -239,11 +240,12 @@ describe('rxswarm serve under attack', () => {
   );
 
   it(
-    'quick restarts: an agent SIGKILLed right after taking work, and a star hub with a result in transit, restarted under their ids: the work is re-issued at once',
+    'quick restarts: an agent SIGKILLed right after taking work, and a hierarchy’s root with a result in transit, restarted under their ids: the work is re-issued at once',
     async () => {
-      const { server, url } = await serve('--topology', 'star');
+      // A hierarchy: results come back up the tree through its root (a star's come straight back).
+      const { server, url } = await serve('--topology', 'hierarchical');
       const telling = join(dir, 'telling.mjs');
-      // Admitted first, the hub relays every spoke's work.
+      // The best leader: the root relays the member's work and its results.
       const hub = agent(url, 'relay', '--capabilities', LEADER.join(','));
       await hub.line(/joined/);
       const first = agent(url, 'quick', '--capabilities', 'work', '--handler', telling);
@@ -258,7 +260,7 @@ describe('rxswarm serve under attack', () => {
       await second.line(/^done q/);
       expectHonest(await running, ['q'], ['quick']);
 
-      // The hub stopped while the spoke's result reaches it, then killed and restarted.
+      // The root stopped while the member's result reaches it, then killed and restarted.
       const transit = runTask(url, { id: 'transit', subtasks: [{ id: 't', payload: { sleepMs: 300 }, capabilities: ['work'] }] });
       await second.line(/^start t/);
       hub.child.kill('SIGSTOP'); // the result reaches a hub that will never pass it on

@@ -414,8 +414,10 @@ describe('a token-holding agent cannot forge, nor frame honest agents', () => {
     expectHonest(result, subtasks.map(s => s.id), ['h-0']);
   });
 
-  it('forged results from the star hub it relays for are rejected, the hub is quarantined, the task completes with honest values', async () => {
-    const { service, events } = await start();
+  // Results relayed: a hierarchy's root (a star's results come straight back, past its hub). With the
+  // rogue and two honest agents, the tree is the root over one group.
+  it('forged results from the hierarchy root it relays for are rejected, the root is quarantined, the task completes with honest values', async () => {
+    const { service, events } = await start({ coordinator: { topology: 'hierarchical', heartbeat: { intervalMs: 100 }, ackTimeoutMs: 500 } });
     const hub = await rogue(service.url, 'hub', { capabilities: LEADER });
     let forged = 0;
     hub.onFrame(m => {
@@ -427,11 +429,11 @@ describe('a token-holding agent cannot forge, nor frame honest agents', () => {
       forged++;
       hub.send(envelope('hub', 'coordinator', 'result', { via: [], subtaskId: body.subtask.id, attempt: body.attempt, agentId: body.via[0], ok: true, value: { subtaskId: body.subtask.id, agentId: body.via[0], forged: true } }));
     });
-    await agents(service.url, ['h-0', 'h-1', 'h-2'], ['work']);
+    await agents(service.url, ['h-0', 'h-1'], ['work']);
     const subtasks = work(30, 's', { sleepMs: 10 }).map(s => ({ ...s, capabilities: ['work'] }));
     const result = await bounded(submitTask({ url: service.url, token: TOKEN, task: { id: 'forged', subtasks } }), events);
     expect(forged).toBeGreaterThan(0);
-    expectHonest(result, subtasks.map(s => s.id), ['h-0', 'h-1', 'h-2']);
+    expectHonest(result, subtasks.map(s => s.id), ['h-0', 'h-1']);
     for (const v of Object.values(result.results)) expect(v).not.toHaveProperty('forged');
     completedOnce(events, subtasks.map(s => s.id));
     expect(quarantined(events)).toEqual(['hub']);
@@ -456,18 +458,18 @@ describe('a token-holding agent cannot forge, nor frame honest agents', () => {
     expectHonest(result, subtasks.map(s => s.id), honest);
   });
 
-  // Framing by a relay: a hub that relays assignments but drops the results, with the task's timeoutMs
-  // shorter than the transit check (ackTimeoutMs): the spokes said their results were on their way
-  // (progress `done`), so the attempt's timeout charges the relays, not the spokes.
-  it('a star hub that drops the results it relays is routed around; the honest spokes are not quarantined', async () => {
-    const { service, events } = await start({ coordinator: { topology: 'star', heartbeat: { intervalMs: 100 }, orphanTimeoutMs: 1500 } });
+  // Framing by a relay: a hierarchy's root that relays assignments but drops the results, with the
+  // task's timeoutMs shorter than the transit check (ackTimeoutMs): the members said their results
+  // were on their way (progress `done`), so the attempt's timeout charges the relays, not the members.
+  it('a hierarchy root that drops the results it relays is routed around; the honest members are not quarantined', async () => {
+    const { service, events } = await start({ coordinator: { topology: 'hierarchical', heartbeat: { intervalMs: 100 }, orphanTimeoutMs: 1500 } });
     const hub = await rogue(service.url, 'dropper', { capabilities: LEADER });
     hub.onFrame(m => {
       if (m.type !== 'envelope' || m.kind === 'result') return; // results die here
       const body = m.body as { via?: string[] };
       if (body.via !== undefined && body.via.length > 0) hub.send(envelope('dropper', body.via[0] as string, m.kind, { ...body, via: body.via.slice(1) }));
     });
-    const honest = ['h-0', 'h-1', 'h-2'];
+    const honest = ['h-0', 'h-1'];
     await agents(service.url, honest, ['work']);
     const subtasks = work(12, 's', { sleepMs: 10 }).map(s => ({ ...s, capabilities: ['work'] }));
     const result = await bounded(submitTask({ url: service.url, token: TOKEN, task: { id: 'dropped', subtasks, timeoutMs: 300 } }), events);
@@ -475,15 +477,15 @@ describe('a token-holding agent cannot forge, nor frame honest agents', () => {
     expectHonest(result, subtasks.map(s => s.id), honest);
   });
 
-  it('a star hub that drops the results it relays, with timeoutMs above ackTimeoutMs: the relay is charged, the task completes', async () => {
-    const { service, events } = await start({ coordinator: { topology: 'star', heartbeat: { intervalMs: 100 }, ackTimeoutMs: 150, orphanTimeoutMs: 1500 } });
+  it('a hierarchy root that drops the results it relays, with timeoutMs above ackTimeoutMs: the relay is charged, the task completes', async () => {
+    const { service, events } = await start({ coordinator: { topology: 'hierarchical', heartbeat: { intervalMs: 100 }, ackTimeoutMs: 150, orphanTimeoutMs: 1500 } });
     const hub = await rogue(service.url, 'dropper', { capabilities: LEADER });
     hub.onFrame(m => {
       if (m.type !== 'envelope' || m.kind === 'result') return;
       const body = m.body as { via?: string[] };
       if (body.via !== undefined && body.via.length > 0) hub.send(envelope('dropper', body.via[0] as string, m.kind, { ...body, via: body.via.slice(1) }));
     });
-    const honest = ['h-0', 'h-1', 'h-2'];
+    const honest = ['h-0', 'h-1'];
     await agents(service.url, honest, ['work']);
     const subtasks = work(12, 's', { sleepMs: 10 }).map(s => ({ ...s, capabilities: ['work'] }));
     const result = await bounded(submitTask({ url: service.url, token: TOKEN, task: { id: 'dropped-late', subtasks, timeoutMs: 2000 } }), events);
