@@ -10,10 +10,11 @@ import { requireInteger, requireNumber, requireInRange, requireScheduler } from 
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
 import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type DecodeOptions, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
+import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type HeartbeatBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
 import { turnCork } from './wsCork.js';
+import { BEAT_FRAME, BeatFrameReader, encodeBeatFrame } from './wsBeatFrame.js';
 
 // Wall-clock time and timers are allowed here: this is a real transport, at the edge of the system
 // (the architecture test exempts streams/ws*.ts). Message stamps still come from the scheduler.
@@ -43,9 +44,15 @@ export class Counters {
   received = 0;
   readonly droppedBy: Record<DropReason, number> = { unknown: 0, down: 0, partition: 0, loss: 0 };
 
+  /** The kind counted last and its counter: heartbeats come in long runs, so most counts skip the map. */
+  private lastKind = '';
+  private lastCounter = new KindCounter();
+
   count(kind: string): KindCounter {
-    let counter = this.kinds.get(kind);
+    let counter = kind === this.lastKind ? this.lastCounter : this.kinds.get(kind);
     if (counter === undefined) this.kinds.set(kind, (counter = new KindCounter()));
+    this.lastKind = kind;
+    this.lastCounter = counter;
     counter.sent++;
     this.sent++;
     return counter;
@@ -308,6 +315,8 @@ class Connection {
   /** `received` frames waiting for the next frame to this peer, or their deadline (see `WsServerNetwork.hold`). */
   held: Array<{ readonly frame: string; readonly counter: KindCounter }> | undefined;
   heldTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Reads its binary heartbeat frames (made at its first one). */
+  beats: BeatFrameReader | undefined;
 
   constructor(
     readonly socket: WebSocket,
@@ -959,7 +968,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (!this.takeToken(connection)) {
       return this.refuse(connection, WS_CLOSE.rateLimited, `rate limit exceeded (${this.perSecond} frames/s, burst ${this.burst})`);
     }
-    if (isBinary) return this.refuse(connection, WS_CLOSE.unsupportedData, 'binary frames are not accepted: send JSON text');
+    if (isBinary) return this.beatFrame(connection, data);
     const joined = connection.agentId !== undefined;
     const decoded = decode(text(data), !joined ? this.decodeLimits.unjoined : connection.role === 'client' ? this.decodeLimits.client : this.decodeLimits.agent);
     if (!decoded.ok) return this.refuse(connection, decoded.closeCode, decoded.error);
@@ -991,6 +1000,22 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       default:
         return this.refuse(connection, WS_CLOSE.policyViolation, `${message.type} messages are sent by the server only`);
     }
+  }
+
+  /**
+   * A binary frame: a heartbeat in the fixed layout of `wsBeatFrame.ts`, sent as the connection's
+   * agent (a binary frame has no `from`: it cannot be forged). Checked as a JSON heartbeat is: only
+   * after the hello, only from an agent; a bad frame closes the connection (1003, 1007).
+   */
+  private beatFrame(connection: Connection, data: RawData): void {
+    const { agentId } = connection;
+    if (agentId === undefined) return this.refuse(connection, WS_CLOSE.unsupportedData, 'binary frames are taken only as the heartbeats of a joined agent: say hello in JSON text');
+    if (connection.role === 'client') return this.refuse(connection, WS_CLOSE.policyViolation, 'a client may not send heartbeat envelopes');
+    const reader = (connection.beats ??= new BeatFrameReader());
+    const body = reader.read(Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data));
+    if (body === undefined) return this.refuse(connection, reader.closeCode, reader.error);
+    this.counters.received++;
+    this.route(agentId, reader.to, 'heartbeat', body);
   }
 
   private hello(connection: Connection, { agentId, capabilities, token, role = 'agent', slots = 1, instance, maxFrameBytes }: HelloMessage): void {
@@ -1035,6 +1060,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       ...(this.heartbeatMs === undefined ? {} : { heartbeatMs: this.heartbeatMs }),
       ...(this.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: this.ackTimeoutMs }),
       maxValueBytes: this.maxValueBytes,
+      beatFrames: BEAT_FRAME,
     });
     this.emit({ type: 'connected', agentId, role, capabilities, slots, remote: connection.remote, replaced: false, ...(instance === undefined ? {} : { instance }) });
   }
@@ -1246,6 +1272,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private key: Buffer | undefined;
   /** Largest result value the coordinator takes (from the join). */
   private maxValueBytes = Infinity;
+  /** The server's join said it takes binary heartbeat frames: heartbeats go as those (wsBeatFrame.ts). */
+  private beatFrames = false;
   private inbox: Subscriber<E> | undefined;
   private socket: WebSocket | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -1352,8 +1380,15 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     this.counters.deliver(counter);
   }
 
-  /** The frame for an envelope; this agent's own results are signed, and one too big to be taken fails instead. */
-  private frameOf(from: string, to: string, kind: string, body: unknown): string {
+  /**
+   * The frame for an envelope: a heartbeat in the binary layout when the server takes it and it
+   * fits; this agent's own results are signed, and one too big to be taken fails instead.
+   */
+  private frameOf(from: string, to: string, kind: string, body: unknown): string | Buffer {
+    if (kind === 'heartbeat' && this.beatFrames && body !== null && typeof body === 'object') {
+      const frame = encodeBeatFrame(to, body as HeartbeatBody);
+      if (frame !== undefined) return frame;
+    }
     if (kind !== 'result' || body === null || typeof body !== 'object' || (body as ResultBody).agentId !== this.agentId) return encodeEnvelope(from, to, kind, body);
     let result = body as ResultBody;
     let frame = this.signedFrame(from, to, result);
@@ -1452,6 +1487,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
         this.connects++;
         this.key = message.key === undefined ? undefined : keyFrom(message.key);
         this.maxValueBytes = message.maxValueBytes ?? Infinity;
+        this.beatFrames = message.beatFrames === BEAT_FRAME;
         this.emit({
           type: 'joined',
           agentId: this.agentId,
