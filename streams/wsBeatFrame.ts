@@ -123,7 +123,8 @@ export class BeatFrameReader {
     if (!Number.isFinite(load)) return this.fail(`binary heartbeat frame: load ${load} is not finite`);
     const incarnation = frame.readDoubleLE(12);
     if (!Number.isSafeInteger(incarnation)) return this.fail(`binary heartbeat frame: incarnation ${incarnation} is not a safe integer`);
-    const fraction = frame.readDoubleLE(20);
+    // Without usage its fraction is +0: eight zero bytes, checked without decoding a double.
+    const fraction = (flags & FLAG_USAGE) === 0 && ((frame[20] as number) | (frame[21] as number) | (frame[22] as number) | (frame[23] as number) | (frame[24] as number) | (frame[25] as number) | (frame[26] as number) | (frame[27] as number)) === 0 ? 0 : frame.readDoubleLE(20);
     if ((flags & FLAG_USAGE) === 0 ? !Object.is(fraction, 0) : !(Number.isFinite(fraction) && fraction >= 0)) {
       return this.fail(`binary heartbeat frame: usage.fraction ${fraction} ${(flags & FLAG_USAGE) === 0 ? 'without usage' : 'is not finite and >= 0'}`);
     }

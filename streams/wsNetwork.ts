@@ -438,6 +438,18 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private pending: Array<Pending<E>> = [];
   private flushing: Subscription | undefined;
   private closed = false;
+  /**
+   * The clocks of this turn: the frames `ws` hands over in one turn (one socket read, often several
+   * frames) arrived together, so they share one read of each clock — `performance.now()` for rate
+   * limits, the scheduler's time for `sentAt` — taken at the turn's first frame and forgotten when
+   * the turn's microtasks run.
+   */
+  private turnOpen = false;
+  private turnWall = 0;
+  private turnAt = 0;
+  private readonly closeTurn = (): void => {
+    this.turnOpen = false;
+  };
   /** Resolves once the server listens (rejects if it cannot, e.g. the port is taken). */
   readonly ready: Promise<void>;
 
@@ -933,8 +945,15 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.emit({ type: 'rejected', agentId: connection.agentId, remote: connection.remote, code, error });
   }
 
+  private openTurn(): void {
+    this.turnWall = performance.now();
+    this.turnAt = this.scheduler.now();
+    this.turnOpen = true;
+    queueMicrotask(this.closeTurn);
+  }
+
   private takeToken(connection: Connection): boolean {
-    const now = performance.now();
+    const now = this.turnWall;
     connection.tokens = Math.min(this.burst, connection.tokens + ((now - connection.heardAt) * this.perSecond) / 1000);
     connection.heardAt = now;
     if (connection.tokens < 1) return false;
@@ -965,6 +984,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   }
 
   private handleFrame(connection: Connection, data: RawData, isBinary: boolean): void {
+    if (!this.turnOpen) this.openTurn();
     if (!this.takeToken(connection)) {
       return this.refuse(connection, WS_CLOSE.rateLimited, `rate limit exceeded (${this.perSecond} frames/s, burst ${this.burst})`);
     }
@@ -1088,7 +1108,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
   }
 
-  /** Routes an envelope that came from a socket (already checked). */
+  /** Routes an envelope that came from a socket (already checked), stamped with the scheduler time of the turn it arrived in. */
   private route(from: string, to: string, kind: WireKind, body: unknown): void {
     const counter = this.counters.count(kind);
     const member = this.members.get(to);
@@ -1101,7 +1121,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
         return;
       }
       this.counters.deliver(counter);
-      member.next({ from, to, kind, body: checked, sentAt: this.scheduler.now() } as E);
+      member.next({ from, to, kind, body: checked, sentAt: this.turnAt } as E);
       return;
     }
     const connection = this.connections.get(to);
