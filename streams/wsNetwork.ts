@@ -91,6 +91,8 @@ function text(data: RawData): string {
   return Buffer.from(data).toString('utf8');
 }
 
+const RESOLVED = Promise.resolve();
+
 /** A close reason is at most 123 bytes of UTF-8. */
 function closeReason(reason: string): string {
   let out = reason;
@@ -949,7 +951,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.turnWall = performance.now();
     this.turnAt = this.scheduler.now();
     this.turnOpen = true;
-    queueMicrotask(this.closeTurn);
+    // A promise reaction, not queueMicrotask: that one makes an AsyncResource and a bound function per call.
+    void RESOLVED.then(this.closeTurn);
   }
 
   private takeToken(connection: Connection): boolean {
