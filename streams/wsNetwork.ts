@@ -317,8 +317,6 @@ class Connection {
   /** `received` frames waiting for the next frame to this peer, or their deadline (see `WsServerNetwork.hold`). */
   held: Array<{ readonly frame: string; readonly counter: KindCounter }> | undefined;
   heldTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Reads its binary heartbeat frames (made at its first one). */
-  beats: BeatFrameReader | undefined;
 
   constructor(
     readonly socket: WebSocket,
@@ -440,6 +438,11 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private pending: Array<Pending<E>> = [];
   private flushing: Subscription | undefined;
   private closed = false;
+  /**
+   * Reads every connection's binary heartbeat frames: one for all, since they beat to the same
+   * recipient (the coordinator) with the same few usage names, which it keeps decoded.
+   */
+  private readonly beats = new BeatFrameReader();
   /**
    * The clocks of this turn: the frames `ws` hands over in one turn (one socket read, often several
    * frames) arrived together, so they share one read of each clock — `performance.now()` for rate
@@ -1034,7 +1037,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const { agentId } = connection;
     if (agentId === undefined) return this.refuse(connection, WS_CLOSE.unsupportedData, 'binary frames are taken only as the heartbeats of a joined agent: say hello in JSON text');
     if (connection.role === 'client') return this.refuse(connection, WS_CLOSE.policyViolation, 'a client may not send heartbeat envelopes');
-    const reader = (connection.beats ??= new BeatFrameReader());
+    const reader = this.beats;
     const body = reader.read(Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data));
     if (body === undefined) return this.refuse(connection, reader.closeCode, reader.error);
     this.counters.received++;
