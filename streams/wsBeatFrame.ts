@@ -87,10 +87,11 @@ function same(cached: Buffer, frame: Buffer, start: number, length: number): boo
 }
 
 /**
- * Reads the binary heartbeat frames of one connection. A connection beats to the same few ids with
- * the same usage name over and over: the last `to` and `what` are kept as bytes and string, so a
- * frame that repeats them (nearly all) costs a byte comparison, not a UTF-8 decode. No allocation
- * but the body it returns. Never throws: a bad frame gives undefined, with `error` and `closeCode` set.
+ * Reads binary heartbeat frames (a server's one reader serves all its connections: the frame says
+ * nothing of its sender). Agents beat to the same few ids with the same usage names over and over:
+ * the last `to` and `what` are kept as bytes and string, so a frame that repeats them (nearly all)
+ * costs a byte comparison, not a UTF-8 decode. No allocation but the body it returns. Never
+ * throws: a bad frame gives undefined, with `error` and `closeCode` set.
  *
  * @example
  * const body = reader.read(data);
