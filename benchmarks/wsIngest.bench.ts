@@ -2,9 +2,11 @@
  * Heartbeat ingest over WebSocket: 1,000 agent connections, opened by {@link CLIENTS} load-generator
  * processes (benchmarks/wsLoad.ts), send heartbeat envelopes at increasing offered rates and then as
  * fast as the server reads. Two servers in this process take the same load from the same generator,
- * one after the other at each step (the order alternates):
+ * one after the other at each step (the order alternates). The heartbeat is what rxswarm's agents
+ * send (`WsClientNetwork`): the binary heartbeat frame (`streams/wsBeatFrame.ts`, 39 bytes), since
+ * rxswarm's join says it takes it; both servers get the same bytes.
  *
- * - baseline, "raw ws, receive only": a plain `ws` WebSocketServer that counts every text message
+ * - baseline, "raw ws, receive only": a plain `ws` WebSocketServer that counts every message
  *   and sends nothing back, as rxswarm's server sends nothing back for a heartbeat: what `ws` itself
  *   costs per message received, so rxswarm's own share can be read off;
  * - reference, "raw ws echo": the same server echoing every message back (the unpaced step only; the
@@ -66,7 +68,7 @@ const startLoadClient = (): Promise<LoadClient> => BenchChild.start<LoadCommand,
 
 // ---- the two servers ------------------------------------------------------------------------
 
-/** The baseline: a plain `ws` server that counts every text message; it echoes it back only when told (the reference step). */
+/** The baseline: a plain `ws` server that counts every message (the heartbeats are binary frames); it echoes it back only when told (the reference step). */
 async function rawEchoServer(): Promise<{ port: number; count: () => number; unsent: () => number; echo: (on: boolean) => void; close: () => Promise<void> }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: DEFAULT_MAX_BYTES, clientTracking: false, perMessageDeflate: false });
   const sockets = new Set<WebSocket>();
@@ -75,7 +77,7 @@ async function rawEchoServer(): Promise<{ port: number; count: () => number; uns
   wss.on('connection', socket => {
     sockets.add(socket);
     socket.on('message', (data, isBinary) => {
-      if (!isBinary) count++;
+      count++;
       if (echo) socket.send(data, { binary: isBinary });
     });
     socket.on('error', () => undefined);

@@ -23,6 +23,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { encodeBeatFrame } from '../streams/wsBeatFrame.js';
 
 export type Target = 'raw' | 'rx';
 
@@ -64,14 +65,14 @@ const TICK_MS = 10;
 const CONNECT_CONCURRENCY = 100;
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
-/** A masked client text frame of `text` (RFC 6455 §5.2). */
-export function clientFrame(text: string, mask: Buffer): Buffer {
-  const payload = Buffer.from(text, 'utf8');
+/** A masked client frame of `data` (RFC 6455 §5.2): a text frame of a string, a binary frame of bytes. */
+export function clientFrame(data: string | Buffer, mask: Buffer): Buffer {
+  const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const n = payload.length;
   if (n >= 65536) throw new RangeError(`frame of ${n} bytes: this generator writes short frames only`);
   const header = n < 126 ? 2 : 4;
   const frame = Buffer.allocUnsafe(header + 4 + n);
-  frame[0] = 0x81; // FIN, text
+  frame[0] = typeof data === 'string' ? 0x81 : 0x82; // FIN, text or binary
   if (n < 126) {
     frame[1] = 0x80 | n;
   } else {
@@ -83,9 +84,17 @@ export function clientFrame(text: string, mask: Buffer): Buffer {
   return frame;
 }
 
-/** The heartbeat envelope an agent sends to the coordinator, as the wire format spells it. */
-export function heartbeatText(agentId: string): string {
-  return JSON.stringify({ v: 1, type: 'envelope', from: agentId, to: 'coordinator', kind: 'heartbeat', body: { load: 0, incarnation: 1 } });
+/** The heartbeat body of the load: an idle agent's first incarnation. */
+const BEAT = { load: 0, incarnation: 1 } as const;
+
+/**
+ * The heartbeat an agent sends to the coordinator, as the agents' client (`WsClientNetwork`)
+ * writes it: the binary frame of `streams/wsBeatFrame.ts` when the server's join takes it (rxswarm
+ * does), else the JSON envelope.
+ */
+export function heartbeatPayload(agentId: string, binary: boolean): string | Buffer {
+  const frame = binary ? encodeBeatFrame('coordinator', BEAT) : undefined;
+  return frame ?? JSON.stringify({ v: 1, type: 'envelope', from: agentId, to: 'coordinator', kind: 'heartbeat', body: BEAT });
 }
 
 interface Connection {
@@ -132,11 +141,12 @@ function open(port: number, agentId: string, token: string | undefined): Promise
       socket.destroy();
       reject(new Error(`${agentId}: ${why}`));
     };
-    const done = (): void => {
+    /** `binary`: heartbeats go as binary frames (the join took them; the raw server gets the same bytes). */
+    const done = (binary: boolean): void => {
       settled = true;
       socket.removeAllListeners('data');
       socket.on('data', () => undefined); // drain: echoes, pongs, error frames
-      const frame = clientFrame(heartbeatText(agentId), mask);
+      const frame = clientFrame(heartbeatPayload(agentId, binary), mask);
       resolve({ socket, burst: Buffer.concat(Array.from({ length: CHUNK }, () => frame)), frameBytes: frame.length });
     };
     socket.on('error', err => fail(err.message));
@@ -156,14 +166,14 @@ function open(port: number, agentId: string, token: string | undefined): Promise
         if (!head.startsWith('HTTP/1.1 101') || !head.includes(accept)) return fail(`handshake refused: ${head.split('\r\n')[0] ?? ''}`);
         upgraded = true;
         pending = pending.subarray(end + 4);
-        if (token === undefined) return done();
+        if (token === undefined) return done(true);
         socket.write(clientFrame(JSON.stringify({ v: 1, type: 'hello', agentId, capabilities: [], token }), mask));
       }
       for (let frame = serverFrame(pending); frame !== undefined; frame = serverFrame(pending)) {
         pending = pending.subarray(frame.length);
         const text = frame.payload.toString('utf8');
         if (frame.opcode === 0x8) return fail(`closed by the server: ${frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : ''} ${frame.payload.subarray(2).toString('utf8')}`);
-        if (frame.opcode === 0x1 && text.includes('"type":"join"')) return done();
+        if (frame.opcode === 0x1 && text.includes('"type":"join"')) return done(text.includes('"beatFrames":1'));
         if (frame.opcode === 0x1 && text.includes('"type":"error"')) return fail(`refused: ${text}`);
       }
     });

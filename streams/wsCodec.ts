@@ -4,13 +4,16 @@ import { fastBody } from './wsFastBodies.js';
 
 /**
  * The WebSocket wire format, version 1: one JSON object per text frame,
- * `{ v: 1, type: 'hello' | 'join' | 'envelope' | 'leave' | 'error', … }`.
+ * `{ v: 1, type: 'hello' | 'join' | 'envelope' | 'leave' | 'error', … }`; and one binary frame, the
+ * heartbeat envelope in a fixed layout (`wsBeatFrame.ts`), which an agent sends once the server's
+ * join says it takes it.
  *
  * ```
  * agent                                  coordinator server
  *   hello { agentId, capabilities, token, instance?, maxFrameBytes? } ──▶   (token checked in constant time)
- *   ◀── join { agentId, capabilities, session, key?, heartbeatMs?, maxValueBytes? }   (accepted: envelopes may flow)
+ *   ◀── join { agentId, capabilities, session, key?, heartbeatMs?, maxValueBytes?, beatFrames? }   (accepted: envelopes may flow)
  *   envelope { from, to, kind, body } ◀──▶ envelope { … }
+ *   binary heartbeat frame ──▶                   (only when the join said beatFrames: 1)
  *   leave { reason? } ──▶                        (then close 1000)
  *   ◀── error { code, error }                    (then close `code`, except 4003)
  * ```
@@ -22,7 +25,8 @@ import { fastBody } from './wsFastBodies.js';
  *   cancellations it sends the agent with it, and the agent signs its results (`mac`, HMAC-SHA256,
  *   see `streams/signing.ts`), so a relay can delay or drop them but never forge or alter them.
  *   `heartbeatMs` is the coordinator's heartbeat interval (the agent beats at it);
- *   `maxValueBytes` the largest payload or result value the coordinator takes.
+ *   `maxValueBytes` the largest payload or result value the coordinator takes; `beatFrames` the
+ *   version of the binary heartbeat frame it takes (absent: none, heartbeats go as JSON envelopes).
  * - `envelope` (both ways): one routed {@link Envelope} without `sentAt` — clocks of two processes
  *   do not compare, so the receiving network stamps `sentAt` with its own clock at arrival.
  *   `kind` is one of the engine's kinds (`streams/protocol.ts`) or a topology repair kind, and the
@@ -40,8 +44,8 @@ import { fastBody } from './wsFastBodies.js';
  * |------|--------------------|----------------------------------------------------------------------|------------------|
  * | 1000 | normal             | clean close (after `leave`, or the agent's network left)              | no (it left)     |
  * | 1001 | going away         | the server shuts down                                                | yes              |
- * | 1003 | unsupported data   | binary frame; unknown `type`; unknown envelope `kind`                | yes              |
- * | 1007 | invalid payload    | malformed JSON; nested deeper than `maxDepth`; not an object; a field missing or of the wrong type | yes |
+ * | 1003 | unsupported data   | binary frame before the hello or of an unknown type; unknown `type`; unknown envelope `kind` | yes |
+ * | 1007 | invalid payload    | malformed JSON; nested deeper than `maxDepth`; not an object; a field missing or of the wrong type; a malformed binary heartbeat frame | yes |
  * | 1008 | policy violation   | a second `hello`; `hello`/`join`/`error` sent the wrong way; id held by a local node | no |
  * | 1009 | message too big    | frame above `maxPayload` (closed by `ws` itself) or text above `maxBytes` | yes          |
  * | 4001 | unauthenticated    | bad token; an envelope before `hello`                                | no               |
@@ -116,6 +120,8 @@ export interface JoinMessage {
   readonly ackTimeoutMs?: number;
   /** Largest payload or result value (JSON bytes) the coordinator takes. */
   readonly maxValueBytes?: number;
+  /** The binary heartbeat frame (`wsBeatFrame.ts`) version the server takes; absent: send heartbeats as JSON. */
+  readonly beatFrames?: number;
 }
 
 export interface EnvelopeMessage {
@@ -274,6 +280,7 @@ const schemas: Record<Exclude<WireType, 'envelope'>, z.ZodType> = {
     heartbeatMs: z.number().positive().max(3_600_000).optional(),
     ackTimeoutMs: z.number().positive().max(3_600_000).optional(),
     maxValueBytes: int.min(1).optional(),
+    beatFrames: int.min(1).max(255).optional(),
   }),
   leave: z.object({ v: z.literal(1), type: z.literal('leave'), reason: z.string().max(1024).optional() }),
   error: z.object({ v: z.literal(1), type: z.literal('error'), code: int, error: z.string() }),

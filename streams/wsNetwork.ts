@@ -10,10 +10,11 @@ import { requireInteger, requireNumber, requireInRange, requireScheduler } from 
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
 import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type DecodeOptions, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
+import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type HeartbeatBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
 import { turnCork } from './wsCork.js';
+import { BEAT_FRAME, BeatFrameReader, encodeBeatFrame } from './wsBeatFrame.js';
 
 // Wall-clock time and timers are allowed here: this is a real transport, at the edge of the system
 // (the architecture test exempts streams/ws*.ts). Message stamps still come from the scheduler.
@@ -43,9 +44,15 @@ export class Counters {
   received = 0;
   readonly droppedBy: Record<DropReason, number> = { unknown: 0, down: 0, partition: 0, loss: 0 };
 
+  /** The kind counted last and its counter: heartbeats come in long runs, so most counts skip the map. */
+  private lastKind = '';
+  private lastCounter = new KindCounter();
+
   count(kind: string): KindCounter {
-    let counter = this.kinds.get(kind);
+    let counter = kind === this.lastKind ? this.lastCounter : this.kinds.get(kind);
     if (counter === undefined) this.kinds.set(kind, (counter = new KindCounter()));
+    this.lastKind = kind;
+    this.lastCounter = counter;
     counter.sent++;
     this.sent++;
     return counter;
@@ -83,6 +90,8 @@ function text(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.from(data).toString('utf8');
 }
+
+const RESOLVED = Promise.resolve();
 
 /** A close reason is at most 123 bytes of UTF-8. */
 function closeReason(reason: string): string {
@@ -429,6 +438,23 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private pending: Array<Pending<E>> = [];
   private flushing: Subscription | undefined;
   private closed = false;
+  /**
+   * Reads every connection's binary heartbeat frames: one for all, since they beat to the same
+   * recipient (the coordinator) with the same few usage names, which it keeps decoded.
+   */
+  private readonly beats = new BeatFrameReader();
+  /**
+   * The clocks of this turn: the frames `ws` hands over in one turn (one socket read, often several
+   * frames) arrived together, so they share one read of each clock — `performance.now()` for rate
+   * limits, the scheduler's time for `sentAt` — taken at the turn's first frame and forgotten when
+   * the turn's microtasks run.
+   */
+  private turnOpen = false;
+  private turnWall = 0;
+  private turnAt = 0;
+  private readonly closeTurn = (): void => {
+    this.turnOpen = false;
+  };
   /** Resolves once the server listens (rejects if it cannot, e.g. the port is taken). */
   readonly ready: Promise<void>;
 
@@ -924,8 +950,16 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.emit({ type: 'rejected', agentId: connection.agentId, remote: connection.remote, code, error });
   }
 
+  private openTurn(): void {
+    this.turnWall = performance.now();
+    this.turnAt = this.scheduler.now();
+    this.turnOpen = true;
+    // A promise reaction, not queueMicrotask: that one makes an AsyncResource and a bound function per call.
+    void RESOLVED.then(this.closeTurn);
+  }
+
   private takeToken(connection: Connection): boolean {
-    const now = performance.now();
+    const now = this.turnWall;
     connection.tokens = Math.min(this.burst, connection.tokens + ((now - connection.heardAt) * this.perSecond) / 1000);
     connection.heardAt = now;
     if (connection.tokens < 1) return false;
@@ -956,10 +990,11 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   }
 
   private handleFrame(connection: Connection, data: RawData, isBinary: boolean): void {
+    if (!this.turnOpen) this.openTurn();
     if (!this.takeToken(connection)) {
       return this.refuse(connection, WS_CLOSE.rateLimited, `rate limit exceeded (${this.perSecond} frames/s, burst ${this.burst})`);
     }
-    if (isBinary) return this.refuse(connection, WS_CLOSE.unsupportedData, 'binary frames are not accepted: send JSON text');
+    if (isBinary) return this.beatFrame(connection, data);
     const joined = connection.agentId !== undefined;
     const decoded = decode(text(data), !joined ? this.decodeLimits.unjoined : connection.role === 'client' ? this.decodeLimits.client : this.decodeLimits.agent);
     if (!decoded.ok) return this.refuse(connection, decoded.closeCode, decoded.error);
@@ -991,6 +1026,22 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       default:
         return this.refuse(connection, WS_CLOSE.policyViolation, `${message.type} messages are sent by the server only`);
     }
+  }
+
+  /**
+   * A binary frame: a heartbeat in the fixed layout of `wsBeatFrame.ts`, sent as the connection's
+   * agent (a binary frame has no `from`: it cannot be forged). Checked as a JSON heartbeat is: only
+   * after the hello, only from an agent; a bad frame closes the connection (1003, 1007).
+   */
+  private beatFrame(connection: Connection, data: RawData): void {
+    const { agentId } = connection;
+    if (agentId === undefined) return this.refuse(connection, WS_CLOSE.unsupportedData, 'binary frames are taken only as the heartbeats of a joined agent: say hello in JSON text');
+    if (connection.role === 'client') return this.refuse(connection, WS_CLOSE.policyViolation, 'a client may not send heartbeat envelopes');
+    const reader = this.beats;
+    const body = reader.read(Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data));
+    if (body === undefined) return this.refuse(connection, reader.closeCode, reader.error);
+    this.counters.received++;
+    this.route(agentId, reader.to, 'heartbeat', body);
   }
 
   private hello(connection: Connection, { agentId, capabilities, token, role = 'agent', slots = 1, instance, maxFrameBytes }: HelloMessage): void {
@@ -1035,6 +1086,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       ...(this.heartbeatMs === undefined ? {} : { heartbeatMs: this.heartbeatMs }),
       ...(this.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: this.ackTimeoutMs }),
       maxValueBytes: this.maxValueBytes,
+      beatFrames: BEAT_FRAME,
     });
     this.emit({ type: 'connected', agentId, role, capabilities, slots, remote: connection.remote, replaced: false, ...(instance === undefined ? {} : { instance }) });
   }
@@ -1062,7 +1114,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
   }
 
-  /** Routes an envelope that came from a socket (already checked). */
+  /** Routes an envelope that came from a socket (already checked), stamped with the scheduler time of the turn it arrived in. */
   private route(from: string, to: string, kind: WireKind, body: unknown): void {
     const counter = this.counters.count(kind);
     const member = this.members.get(to);
@@ -1075,7 +1127,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
         return;
       }
       this.counters.deliver(counter);
-      member.next({ from, to, kind, body: checked, sentAt: this.scheduler.now() } as E);
+      member.next({ from, to, kind, body: checked, sentAt: this.turnAt } as E);
       return;
     }
     const connection = this.connections.get(to);
@@ -1246,6 +1298,8 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
   private key: Buffer | undefined;
   /** Largest result value the coordinator takes (from the join). */
   private maxValueBytes = Infinity;
+  /** The server's join said it takes binary heartbeat frames: heartbeats go as those (wsBeatFrame.ts). */
+  private beatFrames = false;
   private inbox: Subscriber<E> | undefined;
   private socket: WebSocket | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -1352,8 +1406,15 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     this.counters.deliver(counter);
   }
 
-  /** The frame for an envelope; this agent's own results are signed, and one too big to be taken fails instead. */
-  private frameOf(from: string, to: string, kind: string, body: unknown): string {
+  /**
+   * The frame for an envelope: a heartbeat in the binary layout when the server takes it and it
+   * fits; this agent's own results are signed, and one too big to be taken fails instead.
+   */
+  private frameOf(from: string, to: string, kind: string, body: unknown): string | Buffer {
+    if (kind === 'heartbeat' && this.beatFrames && body !== null && typeof body === 'object') {
+      const frame = encodeBeatFrame(to, body as HeartbeatBody);
+      if (frame !== undefined) return frame;
+    }
     if (kind !== 'result' || body === null || typeof body !== 'object' || (body as ResultBody).agentId !== this.agentId) return encodeEnvelope(from, to, kind, body);
     let result = body as ResultBody;
     let frame = this.signedFrame(from, to, result);
@@ -1452,6 +1513,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
         this.connects++;
         this.key = message.key === undefined ? undefined : keyFrom(message.key);
         this.maxValueBytes = message.maxValueBytes ?? Infinity;
+        this.beatFrames = message.beatFrames === BEAT_FRAME;
         this.emit({
           type: 'joined',
           agentId: this.agentId,

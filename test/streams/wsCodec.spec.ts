@@ -14,6 +14,7 @@ describe('wsCodec decode', () => {
     ['hello', { v: 1, type: 'hello', agentId: 'a-1', capabilities: ['code', 'review'], token: 's3cret' }],
     ['hello, no capabilities, empty token', { v: 1, type: 'hello', agentId: 'a-1', capabilities: [], token: '' }],
     ['join', { v: 1, type: 'join', agentId: 'a-1', capabilities: ['code'] }],
+    ['join taking binary heartbeat frames', { v: 1, type: 'join', agentId: 'a-1', capabilities: ['code'], beatFrames: 1 }],
     ['leave', { v: 1, type: 'leave' }],
     ['leave with a reason', { v: 1, type: 'leave', reason: 'SIGTERM' }],
     ['error', { v: 1, type: 'error', code: 4001, error: 'invalid token' }],

@@ -8,6 +8,7 @@ import type { Envelope, Network } from '../../streams/network.js';
 import type { Subtask } from '../../streams/task.js';
 import { createRandom } from '../../streams/random.js';
 import { WS_CLOSE, encode, type WireMessage } from '../../streams/wsCodec.js';
+import { encodeBeatFrame } from '../../streams/wsBeatFrame.js';
 import { WsClientNetwork, WsConnectionError, WsServerNetwork, type WsClientEvent, type WsServerEvent } from '../../streams/wsNetwork.js';
 
 // Real sockets on 127.0.0.1, port 0. Nothing sleeps: every wait is on an event, bounded by a timeout.
@@ -93,7 +94,7 @@ describe('WsServerNetwork: authentication', () => {
     const { server, events } = await serve();
     const r = await raw(server.url);
     r.send(hello('a-1', TOKEN, ['code', 'review']));
-    expect(await within(r.messages)).toEqual({ v: 1, type: 'join', agentId: 'a-1', capabilities: ['code', 'review'], session: server.session, key: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/), maxValueBytes: 1024 * 1024 });
+    expect(await within(r.messages)).toEqual({ v: 1, type: 'join', agentId: 'a-1', capabilities: ['code', 'review'], session: server.session, key: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/), maxValueBytes: 1024 * 1024, beatFrames: 1 });
     expect(await first(events, e => e.type === 'connected')).toMatchObject({ type: 'connected', agentId: 'a-1', capabilities: ['code', 'review'], replaced: false });
     expect([...server.remoteAgents.keys()]).toEqual(['a-1']);
   });
@@ -202,11 +203,98 @@ describe('WsServerNetwork: bad input', () => {
     await joined(server.url, 'a-2'); // still up
   });
 
-  it('refuses binary frames with 1003', async () => {
+  it('refuses binary frames other than heartbeat frames with 1003', async () => {
     const { server } = await serve();
     const r = await joined(server.url, 'a-1');
     r.socket.send(Buffer.from(encode(beat('a-1'))), { binary: true });
     expect((await r.closed).code).toBe(1003);
+  });
+});
+
+describe('WsServerNetwork: binary heartbeat frames', () => {
+  const body = { load: 0.25, status: 'ok' as const, incarnation: 3, usage: { fraction: 0.5, what: 'memory' } };
+  const frame = (to = 'coordinator', b: Parameters<typeof encodeBeatFrame>[1] = body): Buffer => encodeBeatFrame(to, b) as Buffer;
+
+  it('delivers a binary heartbeat as the envelope its JSON twin gives, sent as the connection’s agent; JSON heartbeats still go', async () => {
+    const { server } = await serve();
+    const coordinator = inbox(server, 'coordinator');
+    const r = await joined(server.url, 'a-1');
+    r.socket.send(frame());
+    r.send({ v: 1, type: 'envelope', from: 'a-1', to: 'coordinator', kind: 'heartbeat', body });
+    r.socket.send(frame('coordinator', { load: 0, incarnation: 3 }));
+    const got = await within(coordinator.pipe(take(3), toArray()));
+    expect(got).toEqual([
+      { from: 'a-1', to: 'coordinator', kind: 'heartbeat', body, sentAt: expect.any(Number) },
+      { from: 'a-1', to: 'coordinator', kind: 'heartbeat', body, sentAt: expect.any(Number) },
+      { from: 'a-1', to: 'coordinator', kind: 'heartbeat', body: { load: 0, incarnation: 3 }, sentAt: expect.any(Number) },
+    ]);
+    expect(server.stats).toMatchObject({ received: 3, rejected: 0, byKind: { heartbeat: { sent: 3, delivered: 3, dropped: 0 } } });
+  });
+
+  it('relays a binary heartbeat to a remote peer as a JSON envelope', async () => {
+    const { server } = await serve();
+    const a = await joined(server.url, 'a');
+    const b = await joined(server.url, 'b');
+    a.socket.send(frame('b'));
+    expect(await first(b.messages, m => m.type === 'envelope')).toEqual({ v: 1, type: 'envelope', from: 'a', to: 'b', kind: 'heartbeat', body });
+  });
+
+  it.each([
+    ['before the hello', undefined, WS_CLOSE.unsupportedData, /only as the heartbeats of a joined agent/],
+    ['with a bad length', (f: Buffer) => f.subarray(0, f.length - 1), WS_CLOSE.invalidPayload, /lengths say/],
+    ['with a NaN load', (f: Buffer) => (f.writeDoubleLE(Number.NaN, 4), f), WS_CLOSE.invalidPayload, /load NaN/],
+    ['of an unknown type', (f: Buffer) => ((f[0] = 9), f), WS_CLOSE.unsupportedData, /unknown binary frame type 9/],
+  ] as const)('closes a connection that sends a binary frame %s, with an error frame first; the server goes on', async (_, change, code, error) => {
+    const { server, events } = await serve();
+    const coordinator = inbox(server, 'coordinator');
+    const r = change === undefined ? await raw(server.url) : await joined(server.url, 'a-1');
+    r.socket.send(change === undefined ? frame() : change(Buffer.from(frame())));
+    expect(await first(r.messages, m => m.type === 'error')).toMatchObject({ code, error: expect.stringMatching(error) });
+    expect((await r.closed).code).toBe(code);
+    expect(await first(events, e => e.type === 'rejected')).toMatchObject({ code });
+    const other = await joined(server.url, 'a-2'); // still up
+    other.socket.send(frame());
+    expect(await within(coordinator)).toMatchObject({ from: 'a-2', kind: 'heartbeat' });
+  });
+
+  it('refuses a binary heartbeat from a client with 1008, as a JSON one', async () => {
+    const { server } = await serve();
+    const r = await raw(server.url);
+    r.send({ ...hello('c-1'), role: 'client' });
+    await first(r.messages, m => m.type === 'join');
+    r.socket.send(frame());
+    expect((await r.closed).code).toBe(WS_CLOSE.policyViolation);
+  });
+
+  it('an agent sends binary heartbeats only to a server whose join says it takes them', async () => {
+    const { WebSocketServer } = await import('ws');
+    for (const beatFrames of [1, undefined]) {
+      const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+      cleanups.push(() => new Promise<void>(resolve => wss.close(() => resolve())));
+      const frames = new ReplaySubject<{ binary: boolean; data: Buffer }>();
+      wss.on('connection', socket => {
+        socket.on('message', (data, binary) => {
+          const message = binary ? undefined : (JSON.parse(String(data)) as WireMessage);
+          if (message?.type === 'hello') socket.send(JSON.stringify({ v: 1, type: 'join', agentId: message.agentId, capabilities: [], ...(beatFrames === undefined ? {} : { beatFrames }) }));
+          else frames.next({ binary, data: data as Buffer });
+        });
+      });
+      await new Promise(resolve => wss.once('listening', resolve));
+      const events = new ReplaySubject<WsClientEvent>();
+      const network = new WsClientNetwork({ url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`, agentId: 'a', token: TOKEN, log: e => events.next(e) });
+      cleanups.push(() => network.close());
+      network.join('a').subscribe();
+      await first(events, e => e.type === 'joined');
+      network.send({ from: 'a', to: 'coordinator', kind: 'heartbeat', body });
+      network.send({ from: 'a', to: 'coordinator', kind: 'heartbeat', body: { load: 0, incarnation: 1, usage: { fraction: 0, what: 'w'.repeat(65) } } }); // does not fit: JSON
+      const [beat1, beat2] = await within(frames.pipe(take(2), toArray()));
+      if (beatFrames === undefined) {
+        expect(beat1).toMatchObject({ binary: false });
+      } else {
+        expect(beat1).toEqual({ binary: true, data: frame() });
+      }
+      expect(beat2).toMatchObject({ binary: false });
+    }
   });
 });
 
