@@ -1,4 +1,4 @@
-import { Observable, from, isObservable, lastValueFrom, type Subscription } from 'rxjs';
+import { Observable, from, isObservable, lastValueFrom, type Observer, type SchedulerLike, type Subscription } from 'rxjs';
 import { retransmitDelay } from '../operators/internal/rttEstimator.js';
 import { requireFunction, requireNumber } from '../operators/internal/validate.js';
 import { requireId } from './messages.js';
@@ -581,87 +581,159 @@ export class AgentHost {
   }
 
   private execute(run: Running): void {
-    const { subtask, attempt, key } = run;
-    const scheduler = this.options.network.scheduler;
-    // Made when the handler first asks for its signal: most handlers (every simulated one) never do,
-    // and an AbortController is a few percent of a short subtask's cost. Asked after the run was torn
-    // down, it comes aborted already.
-    let abort: AbortController | undefined;
-    let abortedFor: string | undefined;
-    const context: AgentContext = {
-      agentId: this.id,
-      attempt,
-      scheduler,
-      get signal(): AbortSignal {
-        if (abort === undefined) {
-          abort = new AbortController();
-          if (abortedFor !== undefined) abort.abort(new DOMException(abortedFor, 'AbortError'));
-        }
-        return abort.signal;
-      },
-      heartbeat: (progress = 0): void => {
-        if (this.stateValue !== 'running' || this.running.get(key) !== run) return;
-        run.ack?.unsubscribe(); // progress acknowledges it
-        run.ack = undefined;
-        this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress });
-      },
-      usage: (fraction: number, what?: string): void => {
-        requireUsage(fraction, what);
-        if (this.running.get(key) === run) run.usage = what === undefined ? { fraction } : { fraction, what };
-      },
-      delegate$: (child: Subtask): Observable<unknown> => this.delegate$(run, child),
-      delegate: (child: Subtask): Promise<unknown> => {
-        const outcome = lastValueFrom(this.delegate$(run, child));
-        // A handler that does not wait for its child must not bring the process down when the child fails.
-        outcome.catch(() => undefined);
-        return outcome;
-      },
-    };
-    let settled = false;
-    let last: unknown;
-    const finish = (ok: boolean, value: unknown, error?: string): void => {
-      if (settled || this.running.get(key) !== run) return;
-      settled = true;
-      this.running.delete(key);
-      run.ack?.unsubscribe(); // the result (or, through relays, its `done`) acknowledges it
-      run.ack = undefined;
-      stopAsking(run);
-      // Tear the handler down before its slot is reused: its finalisers run before the next starts.
-      run.subscription?.unsubscribe();
-      // The reply path itself, one hop travelled (to `first`): not a copy of the rest of it.
-      const replyPath = run.replyPath;
-      const first = replyPath[0] ?? this.options.coordinatorId;
-      const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
-      const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
-      this.send('result', first, { ...body });
-      // Through relays: the coordinator hears straight from it that it is on its way, so a relay that drops it is found out.
-      const onTheWay = first === this.options.coordinatorId ? undefined : (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
-      this.awaitConfirmation(key, attempt, first, body, run.confirms, onTheWay);
-      this.pump();
-    };
+    // One object is the handler's context, the observer of its output and the teardown of its
+    // run (no closure per run: with thousands of agents busy, what a run holds lives as long as
+    // its work does, and the garbage collector copies it until then).
+    const execution = new Execution(this, run, this.options.network.scheduler);
     let source;
     try {
-      const output = this.agent.handle(subtask, context);
+      const output = this.agent.handle(run.subtask, execution);
       // Inside the try: a handler that returns neither an Observable nor a Promise fails its subtask.
       source = isObservable(output) ? output : from(output);
     } catch (err) {
-      finish(false, undefined, err instanceof Error ? err.message : String(err));
+      this.finish(execution, false, undefined, err instanceof Error ? err.message : String(err));
       return;
     }
-    run.subscription = source.subscribe({
-      next: value => {
-        last = value;
-      },
-      error: err => finish(false, undefined, err instanceof Error ? err.message : String(err)),
-      complete: () => finish(true, last),
-    });
+    const subscription = source.subscribe(execution.observer);
+    run.subscription = subscription;
     // Torn down before it finished (cancelled, revoked, left, crashed, hung): tell the handler why.
-    run.subscription.add(() => {
-      if (settled) return;
-      abortedFor = abortReason(this.stateValue, subtask.id, attempt);
-      abort?.abort(new DOMException(abortedFor, 'AbortError'));
+    subscription.add(execution);
+    if (execution.settled) subscription.unsubscribe();
+  }
+
+  /** @internal The run of `execution` ended: its result goes back along its reply path (once, and only while it is still this host's run). */
+  finish(execution: Execution, ok: boolean, value: unknown, error?: string): void {
+    const run = execution.run;
+    const { subtask, attempt, key } = run;
+    if (execution.settled || this.running.get(key) !== run) return;
+    execution.settled = true;
+    this.running.delete(key);
+    run.ack?.unsubscribe(); // the result (or, through relays, its `done`) acknowledges it
+    run.ack = undefined;
+    stopAsking(run);
+    // Tear the handler down before its slot is reused: its finalisers run before the next starts.
+    run.subscription?.unsubscribe();
+    // The reply path itself, one hop travelled (to `first`): not a copy of the rest of it.
+    const replyPath = run.replyPath;
+    const first = replyPath[0] ?? this.options.coordinatorId;
+    const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
+    const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
+    this.send('result', first, { ...body });
+    // Through relays: the coordinator hears straight from it that it is on its way, so a relay that drops it is found out.
+    const onTheWay = first === this.options.coordinatorId ? undefined : (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
+    this.awaitConfirmation(key, attempt, first, body, run.confirms, onTheWay);
+    this.pump();
+  }
+
+  /** @internal Progress of a run (`context.heartbeat`), while it is still this host's run. */
+  progressOf(run: Running, progress: number): void {
+    if (this.stateValue !== 'running' || this.running.get(run.key) !== run) return;
+    run.ack?.unsubscribe(); // progress acknowledges it
+    run.ack = undefined;
+    this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt: run.attempt, progress });
+  }
+
+  /** @internal What a run reports it uses (`context.usage`), while it is still this host's run. */
+  usageOf(run: Running, fraction: number, what: string | undefined): void {
+    requireUsage(fraction, what);
+    if (this.running.get(run.key) === run) run.usage = what === undefined ? { fraction } : { fraction, what };
+  }
+
+  /** @internal A child subtask for a run (`context.delegate$`). */
+  delegateFor(run: Running, child: Subtask): Observable<unknown> {
+    return this.delegate$(run, child);
+  }
+}
+
+/**
+ * A run on its host: the context its handler gets, the observer of the handler's output and the
+ * finaliser of its subscription, in one object. Its functions (`heartbeat`, `usage`, `delegate`,
+ * `delegate$`) are made at first use, bound, so a handler may take them apart from the context;
+ * most handlers (every simulated one) never ask, as they never ask for the `signal`.
+ */
+class Execution implements AgentContext {
+  readonly agentId: string;
+  readonly attempt: number;
+  /** The run has ended (its result sent, or it failed): later output and a teardown say nothing. */
+  settled = false;
+  /** The handler's last value: the result when it completes. */
+  last: unknown = undefined;
+  /** Made when the handler first asks for its signal; asked after the run was torn down, it comes aborted already. */
+  private abort: AbortController | undefined = undefined;
+  private abortedFor: string | undefined = undefined;
+  private bound: { heartbeat?: (progress?: number) => void; usage?: (fraction: number, what?: string) => void; delegate$?: (child: Subtask) => Observable<unknown>; delegate?: (child: Subtask) => Promise<unknown> } | undefined = undefined;
+  /** What the handler's output is subscribed with (the context itself offers no `next`/`error`/`complete` to the handler). */
+  readonly observer: Observer<unknown>;
+
+  constructor(
+    private readonly host: AgentHost,
+    readonly run: Running,
+    readonly scheduler: SchedulerLike,
+  ) {
+    this.agentId = host.id;
+    this.attempt = run.attempt;
+    this.observer = new ExecutionObserver(this);
+  }
+
+  get signal(): AbortSignal {
+    if (this.abort === undefined) {
+      this.abort = new AbortController();
+      if (this.abortedFor !== undefined) this.abort.abort(new DOMException(this.abortedFor, 'AbortError'));
+    }
+    return this.abort.signal;
+  }
+
+  get heartbeat(): (progress?: number) => void {
+    const bound = (this.bound ??= {});
+    return (bound.heartbeat ??= (progress = 0): void => this.host.progressOf(this.run, progress));
+  }
+
+  get usage(): (fraction: number, what?: string) => void {
+    const bound = (this.bound ??= {});
+    return (bound.usage ??= (fraction: number, what?: string): void => this.host.usageOf(this.run, fraction, what));
+  }
+
+  get delegate$(): (child: Subtask) => Observable<unknown> {
+    const bound = (this.bound ??= {});
+    return (bound.delegate$ ??= (child: Subtask): Observable<unknown> => this.host.delegateFor(this.run, child));
+  }
+
+  get delegate(): (child: Subtask) => Promise<unknown> {
+    const bound = (this.bound ??= {});
+    return (bound.delegate ??= (child: Subtask): Promise<unknown> => {
+      const outcome = lastValueFrom(this.host.delegateFor(this.run, child));
+      // A handler that does not wait for its child must not bring the process down when the child fails.
+      outcome.catch(() => undefined);
+      return outcome;
     });
-    if (settled) run.subscription.unsubscribe();
+  }
+
+  finish(ok: boolean, value: unknown, error?: string): void {
+    this.host.finish(this, ok, value, error);
+  }
+
+  /** The finaliser of the run's subscription: torn down before it finished, the handler is told why. */
+  unsubscribe(): void {
+    if (this.settled) return;
+    this.abortedFor = abortReason(this.host.state, this.run.subtask.id, this.attempt);
+    this.abort?.abort(new DOMException(this.abortedFor, 'AbortError'));
+  }
+}
+
+/** The observer of a handler's output: its last value is the result, an error fails the run. */
+class ExecutionObserver implements Observer<unknown> {
+  constructor(private readonly execution: Execution) {}
+
+  next(value: unknown): void {
+    this.execution.last = value;
+  }
+
+  error(err: unknown): void {
+    this.execution.finish(false, undefined, err instanceof Error ? err.message : String(err));
+  }
+
+  complete(): void {
+    this.execution.finish(true, this.execution.last);
   }
 }
 
