@@ -3,7 +3,7 @@ import { retransmitDelay } from '../operators/internal/rttEstimator.js';
 import { requireFunction, requireNumber } from '../operators/internal/validate.js';
 import { requireId } from './messages.js';
 import type { Network, Envelope } from './network.js';
-import type { AgentUsage, AssignBody, CancelBody, DelegateBody, DelegatedBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ReceivedBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
+import type { AgentUsage, AssignBody, CancelBody, ProgressBody, DelegateBody, DelegatedBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ReceivedBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
 import type { Random } from './random.js';
 import type { AgentContext, InProcessAgent, Subtask } from './task.js';
 
@@ -402,7 +402,7 @@ export class AgentHost {
     this.waiting.set(key, run);
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
     // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
-    const acknowledge = (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt: body.attempt, progress: 0, ...copyOf(body.copy) });
+    const acknowledge = (): void => this.send('progress', this.options.coordinatorId, ackBody(run, body.copy));
     const delay = this.ackDelayMs;
     if (delay === 0) acknowledge();
     else
@@ -424,7 +424,7 @@ export class AgentHost {
     if (run !== undefined && run.attempt === attempt) {
       run.ack?.unsubscribe();
       run.ack = undefined;
-      this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt, progress: 0, ...copyOf(copy) });
+      this.send('progress', this.options.coordinatorId, ackBody(run, copy));
       return;
     }
     const sent = this.unconfirmed.get(key);
@@ -604,7 +604,7 @@ export class AgentHost {
   /** @internal The run of `execution` ended: its result goes back along its reply path (once, and only while it is still this host's run). */
   finish(execution: Execution, ok: boolean, value: unknown, error?: string): void {
     const run = execution.run;
-    const { subtask, attempt, key } = run;
+    const { attempt, key } = run;
     if (execution.settled || this.running.get(key) !== run) return;
     execution.settled = true;
     this.running.delete(key);
@@ -613,14 +613,11 @@ export class AgentHost {
     stopAsking(run);
     // Tear the handler down before its slot is reused: its finalisers run before the next starts.
     run.subscription?.unsubscribe();
-    // The reply path itself, one hop travelled (to `first`): not a copy of the rest of it.
-    const replyPath = run.replyPath;
-    const first = replyPath[0] ?? this.options.coordinatorId;
-    const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
-    const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
+    const first = run.replyPath[0] ?? this.options.coordinatorId;
+    const body = resultBody(run, this.id, ok, value, error);
     this.send('result', first, { ...body });
     // Through relays: the coordinator hears straight from it that it is on its way, so a relay that drops it is found out.
-    const onTheWay = first === this.options.coordinatorId ? undefined : (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
+    const onTheWay = first === this.options.coordinatorId ? undefined : (): void => this.send('progress', this.options.coordinatorId, doneBody(run));
     this.awaitConfirmation(key, attempt, first, body, run.confirms, onTheWay);
     this.pump();
   }
@@ -630,7 +627,7 @@ export class AgentHost {
     if (this.stateValue !== 'running' || this.running.get(run.key) !== run) return;
     run.ack?.unsubscribe(); // progress acknowledges it
     run.ack = undefined;
-    this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt: run.attempt, progress });
+    this.send('progress', this.options.coordinatorId, progressBody(run, progress));
   }
 
   /** @internal What a run reports it uses (`context.usage`), while it is still this host's run. */
@@ -737,9 +734,41 @@ class ExecutionObserver implements Observer<unknown> {
   }
 }
 
-/** The `copy` field an acknowledgement echoes: the assignment's (absent: the first, 0). */
-function copyOf(copy: number | undefined): { copy: number } {
-  return { copy: copy ?? 0 };
+// The bodies a run's messages carry, written out field by field: an object spread followed by more
+// fields (`{ ...taskOf(run), subtaskId, … }`) costs V8 a copy that then grows, hundreds of bytes to
+// a few kilobytes per message, where a literal costs tens. Fields in the same order either way.
+
+/** Progress of `run` (`context.heartbeat`). */
+function progressBody(run: Running, progress: number): ProgressBody {
+  const { taskId, attempt } = run;
+  const subtaskId = run.subtask.id;
+  return taskId === undefined ? { subtaskId, attempt, progress } : { taskId, subtaskId, attempt, progress };
+}
+
+/** The acknowledgement of `run`'s assignment (progress 0), naming the copy it answers: the assignment's (absent: the first, 0). */
+function ackBody(run: Running, copy: number | undefined): ProgressBody {
+  const { taskId, attempt } = run;
+  const subtaskId = run.subtask.id;
+  return taskId === undefined ? { subtaskId, attempt, progress: 0, copy: copy ?? 0 } : { taskId, subtaskId, attempt, progress: 0, copy: copy ?? 0 };
+}
+
+/** `run` has ended and its result is on its way through relays. */
+function doneBody(run: Running): ProgressBody {
+  const { taskId, attempt } = run;
+  const subtaskId = run.subtask.id;
+  return taskId === undefined ? { subtaskId, attempt, progress: 1, done: true } : { taskId, subtaskId, attempt, progress: 1, done: true };
+}
+
+/** The result of `run`, routed along its reply path itself, one hop travelled (to its first entry): not a copy of the rest of it. */
+function resultBody(run: Running, agentId: string, ok: boolean, value: unknown, error: string | undefined): ResultBody {
+  const { taskId, attempt } = run;
+  const subtaskId = run.subtask.id;
+  const via = run.replyPath;
+  const body: { -readonly [K in keyof ResultBody]: ResultBody[K] } = taskId === undefined ? { subtaskId, attempt, agentId, ok, via } : { taskId, subtaskId, attempt, agentId, ok, via };
+  if (via.length > 0) body.hop = 1;
+  if (ok) body.value = value;
+  else body.error = error ?? 'failed';
+  return body;
 }
 
 /** Stops asking for the run's children (it ended, or was torn down): their timers are released. */
