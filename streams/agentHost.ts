@@ -51,15 +51,15 @@ interface Running {
   readonly subtask: Subtask;
   readonly attempt: number;
   readonly replyPath: readonly string[];
-  subscription?: Subscription;
+  subscription: Subscription | undefined;
   /** Its acknowledgement, due `ackDelayMs` after it arrived unless something else says it first. */
-  ack?: Subscription | undefined;
+  ack: Subscription | undefined;
   /** What its handler last reported through `context.usage`. */
-  usage?: AgentUsage;
+  usage: AgentUsage | undefined;
   /** Its assignment carried the coordinator's retransmission timeout: the coordinator confirms results (see `AssignBody.rto`). */
   readonly confirms: boolean;
   /** Children it asked for (`context.delegate`), by the id it gave them; made at its first ask. */
-  delegations?: Map<string, Delegation>;
+  delegations: Map<string, Delegation> | undefined;
 }
 
 /** A child subtask a run asked for: asked again until its outcome comes (`delegated`). */
@@ -343,9 +343,8 @@ export class AgentHost {
   }
 
   private receive(envelope: Envelope): void {
-    const now = this.options.network.scheduler.now();
     if (envelope.kind === 'heartbeat') {
-      this.lastHeard.set(envelope.from, now);
+      this.lastHeard.set(envelope.from, this.options.network.scheduler.now());
       return;
     }
     if (this.stateValue !== 'running') return; // a hung process handles nothing
@@ -378,7 +377,7 @@ export class AgentHost {
         const heard = this.lastHeard.get(suspect);
         const silence = this.options.peerSilenceMs ?? 3 * this.intervalMs + this.jitterMs;
         // It is alive itself, whatever it has heard.
-        const gone = suspect !== this.id && (heard === undefined || now - heard > silence);
+        const gone = suspect !== this.id && (heard === undefined || this.options.network.scheduler.now() - heard > silence);
         this.send('vote', envelope.from, { proposalId, accept: gone });
         return;
       }
@@ -398,7 +397,8 @@ export class AgentHost {
     if (known !== undefined && body.attempt < known) return;
     this.attempts.set(key, body.attempt);
     this.drop(key); // an older attempt, running or queued: its result would be stale
-    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, confirms: body.rto !== undefined };
+    // Every field from the start, in one order: one shape, no property storage grown as the run goes on.
+    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, subscription: undefined, ack: undefined, usage: undefined, confirms: body.rto !== undefined, delegations: undefined };
     this.waiting.set(key, run);
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
     // agent's progress rather than the link. Delayed, a short subtask's result says it instead.

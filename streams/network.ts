@@ -131,34 +131,17 @@ class KindCounter {
 }
 
 /**
- * A joined node: its inbox, and how many messages are in flight to it of each kind (counted as
- * dropped at once when it leaves). A handful of kinds travel: a short list, not a map.
+ * A joined node: its inbox. What is in flight to it is counted dropped when it leaves, found then
+ * in the queue (a leave is rare; a message is not: nothing is counted per member per message).
  */
 class Member<E> {
   /** It left: what was in flight to it was counted dropped then, and is skipped when it comes due. */
   left = false;
-  inFlight = 0;
-  readonly counters: KindCounter[] = [];
-  readonly counts: number[] = [];
 
   constructor(
     readonly id: string,
     readonly inbox: Subscriber<E>,
   ) {}
-
-  /** One more (`by` 1) or one fewer (`by` -1) message of the counter's kind in flight to it. */
-  track(counter: KindCounter, by: number): void {
-    this.inFlight += by;
-    const counters = this.counters;
-    for (let i = 0; i < counters.length; i++) {
-      if (counters[i] === counter) {
-        this.counts[i] = (this.counts[i] as number) + by;
-        return;
-      }
-    }
-    counters.push(counter);
-    this.counts.push(by);
-  }
 }
 
 /** A message between `send` and arrival: an entry of the queue. */
@@ -229,6 +212,17 @@ class FlightQueue<E> {
       this.live--;
     }
     return top;
+  }
+
+  /** The flights queued to `member`, in no particular order (O(queue): for a member that leaves). */
+  flightsTo(member: Member<E>): Array<Flight<E>> {
+    const found: Array<Flight<E>> = [];
+    const items = this.items;
+    for (let i = 0; i < this.count; i++) {
+      const flight = items[i] as Flight<E>;
+      if (flight.member === member) found.push(flight);
+    }
+    return found;
   }
 
   /** `n` flights' member left: they stay queued until they reach the top. */
@@ -404,7 +398,6 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
     // Exactly these five fields travel, in one shape (monomorphic for the receivers).
     const envelope = { from, to, kind, body, sentAt } as E;
     const deliverAt = sentAt + delay;
-    member.track(counter, 1);
     this.queue.push(new Flight<E>(envelope, member, counter, deliverAt), this.nextSeq++);
     // While delivering, the running action re-arms itself when done.
     if (!this.delivering && deliverAt < this.armedAt) this.arm(deliverAt);
@@ -510,15 +503,13 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
 
   private leave(member: Member<E>): void {
     if (this.members.get(member.id) === member) this.members.delete(member.id);
+    // Before it is marked left: what is queued to it is then still its own to count.
+    const inFlight = member.left ? [] : this.queue.flightsTo(member);
     member.left = true;
-    const { counters, counts } = member;
-    for (let i = 0; i < counters.length; i++) {
-      const n = counts[i] as number;
-      (counters[i] as KindCounter).dropped += n;
-      this.droppedCount += n;
-      this.drops.down += n;
-    }
-    this.queue.forget(member.inFlight);
+    for (const flight of inFlight) flight.counter.dropped++;
+    this.droppedCount += inFlight.length;
+    this.drops.down += inFlight.length;
+    this.queue.forget(inFlight.length);
     if (this.queue.live === 0 && this.timer !== null) {
       this.timer.unsubscribe();
       this.timer = null;
@@ -570,9 +561,8 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
     const queue = this.queue;
     for (let flight = queue.peek(); flight !== undefined && flight.deliverAt <= limit; flight = queue.peek()) {
       queue.pop();
+      // Off the queue before it is delivered: the receiver may leave (or send) from inside next().
       const { member, envelope, counter } = flight;
-      // No longer in flight before it is delivered: the receiver may leave (or send) from inside next().
-      member.track(counter, -1);
       const link = this.links.size === 0 ? undefined : this.links.get(envelope.from)?.get(envelope.to);
       if (link?.down === true) this.drop(counter, 'down');
       else if (this.groups !== null && !this.sameGroup(envelope.from, envelope.to)) this.drop(counter, 'partition');
