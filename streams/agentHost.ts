@@ -399,17 +399,28 @@ export class AgentHost {
     this.drop(key); // an older attempt, running or queued: its result would be stale
     // Every field from the start, in one order: one shape, no property storage grown as the run goes on.
     const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, subscription: undefined, ack: undefined, usage: undefined, confirms: body.rto !== undefined, delegations: undefined };
-    this.waiting.set(key, run);
+    // A free slot and nothing queued before it: it starts at once, as `pump` would start it, without
+    // a trip through the queue (a map entry added and deleted, its table reallocated, per run).
+    const now = !this.pumping && this.waiting.size === 0 && this.running.size < this.concurrency;
+    if (!now) this.waiting.set(key, run);
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
     // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
-    const acknowledge = (): void => this.send('progress', this.options.coordinatorId, ackBody(run, body.copy));
     const delay = this.ackDelayMs;
-    if (delay === 0) acknowledge();
+    if (delay === 0) this.send('progress', this.options.coordinatorId, ackBody(run, body.copy));
     else
       run.ack = this.options.network.scheduler.schedule(() => {
         run.ack = undefined;
-        if (this.stateValue === 'running' && (this.running.get(key) === run || this.waiting.get(key) === run)) acknowledge();
+        if (this.stateValue === 'running' && (this.running.get(key) === run || this.waiting.get(key) === run)) this.send('progress', this.options.coordinatorId, ackBody(run, body.copy));
       }, delay);
+    if (now) {
+      this.pumping = true;
+      try {
+        this.running.set(key, run);
+        this.execute(run);
+      } finally {
+        this.pumping = false;
+      }
+    }
     this.pump();
   }
 
