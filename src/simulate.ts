@@ -561,8 +561,10 @@ function report(
   }
   let duplicatesAccepted = 0;
   for (const n of completions.values()) if (n > 1) duplicatesAccepted++;
+  // Subtasks that ended, completed or failed (a subtask can be both: counted once).
   let ended = 0;
-  for (const id of new Set([...completions.keys(), ...failures])) if (id) ended++;
+  for (const id of completions.keys()) if (id) ended++;
+  for (const id of failures) if (id && !completions.has(id)) ended++;
 
   const detections: Detection[] = [];
   const seen = new Set<string>();
