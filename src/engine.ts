@@ -509,18 +509,18 @@ export class Engine {
    * A forgery gets no answer, nor a current attempt's result delivered by anyone but its reply
    * path's last hop: confirming it would stop the real result's retransmissions.
    */
-  private confirmResult(body: ResultBody, from: string): void {
+  private confirmResult(body: ResultBody, from: string, state: SubtaskState | undefined): void {
     if (body.forged !== undefined) return;
-    const attempt = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId))?.attempts.find(a => a.token === body.attempt && a.agentId === body.agentId);
+    const attempt = state?.attempts.find(a => a.token === body.attempt && a.agentId === body.agentId);
     if (attempt !== undefined && from !== lastReplyHop(attempt)) return;
     const received: ReceivedBody = body.taskId === undefined ? { subtaskId: body.subtaskId, attempt: body.attempt } : { taskId: body.taskId, subtaskId: body.subtaskId, attempt: body.attempt };
     this.network.send({ from: COORDINATOR, to: body.agentId, kind: 'received', body: received });
   }
 
   /** A result of the attempt whose result was accepted, from its agent: a retransmission, not a stale result. */
-  private isAcceptedAgain(body: ResultBody): boolean {
+  private isAcceptedAgain(body: ResultBody, state: SubtaskState | undefined): boolean {
     if (body.forged !== undefined) return false;
-    const entry = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId))?.entry;
+    const entry = state?.entry;
     return entry !== undefined && entry.status === 'done' && entry.attempt === body.attempt && entry.agentId === body.agentId;
   }
 
@@ -748,9 +748,11 @@ export class Engine {
       }
       case 'result': {
         const body = envelope.body as ResultBody;
-        this.confirmResult(body, envelope.from);
-        if (this.isAcceptedAgain(body)) return; // its agent sent it again before it heard it was received
-        return this.onResult(body, envelope.from);
+        // Looked up once for the three steps (a key built and hashed, a table of every subtask read).
+        const state = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId));
+        this.confirmResult(body, envelope.from, state);
+        if (this.isAcceptedAgain(body, state)) return; // its agent sent it again before it heard it was received
+        return this.onResult(body, envelope.from, state);
       }
       case 'progress': {
         const body = envelope.body as ProgressBody;
@@ -783,8 +785,7 @@ export class Engine {
    * A result, accepted only for the current attempt of the agent it names, and only from the node
    * its reply path ends with (the agent, or its first relay): an agent cannot report for another.
    */
-  private onResult(body: ResultBody, from: string): void {
-    const state = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId));
+  private onResult(body: ResultBody, from: string, state: SubtaskState | undefined): void {
     if (body.forged !== undefined) return this.onForged(body, from, state);
     if (state === undefined) {
       this.hooks.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `unknown subtask${body.taskId === undefined ? '' : ` of task ${body.taskId}`} (from ${from})` });
@@ -1162,24 +1163,33 @@ export class Engine {
     const protocol = probe?.protocol ?? this.protocol;
     const route = record.probeDirect ? [] : (probe?.route ?? this.layout.route(record.id));
     const reply = record.probeDirect ? route : (probe?.reply ?? replyRoute(this.layout, record.id));
-    const path = [...route, record.id];
-    const replyPath = [...reply, COORDINATOR];
+    // The path out (the route's relays after the first, then the agent) and back (the reply's
+    // relays, then the coordinator), written straight into their arrays: no intermediate copies.
+    const hops = route.length + 1;
+    const via: string[] = [];
+    const replyPath: string[] = [];
+    for (let i = 1; i < route.length; i++) via.push(route[i] as string);
+    if (route.length > 0) via.push(record.id);
+    for (let i = 0; i < reply.length; i++) replyPath.push(reply[i] as string);
+    replyPath.push(COORDINATOR);
+    const first = route[0] ?? record.id;
     const token = this.hooks.nextAttempt();
-    const ids = { taskId: run.task.id, subtaskId: state.subtask.id, agentId: record.id, attempt: token };
-    this.record(of === undefined ? { type: 'subtask.assigned', ...ids } : { type: 'subtask.hedged', ...ids });
+    const taskId = run.task.id;
+    const subtaskId = state.subtask.id;
+    this.record(of === undefined ? { type: 'subtask.assigned', taskId, subtaskId, agentId: record.id, attempt: token } : { type: 'subtask.hedged', taskId, subtaskId, agentId: record.id, attempt: token });
     const now = this.now();
-    const attempt: Attempt = { state, agentId: record.id, token, key: `${state.key}#${token}`, protocol, assignedAt: now, ackedAt: undefined, hops: path.length, route, reply, silent: false, stillSilent: undefined, timer: undefined, transit: undefined };
+    const attempt: Attempt = { state, agentId: record.id, token, key: `${state.key}#${token}`, protocol, assignedAt: now, ackedAt: undefined, hops, route, reply, silent: false, stillSilent: undefined, timer: undefined, transit: undefined };
     state.attempts.push(attempt);
     this.waitingFor.delete(state.key);
     record.inFlight.add(attempt);
     this.agents.touch(record);
     run.assignments++;
-    const body: AssignBody = { taskId: run.task.id, subtask: state.subtask, attempt: token, replyPath, via: path.slice(1), rto: this.detection.rtoFor(record.id) };
-    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'assign', body });
+    const body: AssignBody = { taskId, subtask: state.subtask, attempt: token, replyPath, via, rto: this.detection.rtoFor(record.id) };
+    this.network.send({ from: COORDINATOR, to: first, kind: 'assign', body });
     this.detection.awaitAck(attempt.key, record.id);
     this.detection.attemptStarted(attempt.key, run.task.id);
     attempt.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(attempt)), this.timeoutOf(state));
-    this.emitTask(run, { type: 'subtask.assigned', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, hops: path.length });
+    this.emitTask(run, { type: 'subtask.assigned', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, hops });
     if (of !== undefined) this.emitTask(run, { type: 'subtask.hedged', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, of: { agentId: of.agentId, attempt: of.token } });
   }
 

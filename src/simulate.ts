@@ -1,4 +1,4 @@
-import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
+import { Observable, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import { phiThresholdOffset, type ProtocolSwitch } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
 import type { CoordinatorCrashFault, Fault } from '../streams/faults.js';
@@ -343,19 +343,34 @@ function simulatedAgent(spec: AgentSpec, scheduler: SchedulerLike, workMs: { mea
         const duration = Math.max(1, Math.round((workMs.mean + (random.next() * 2 - 1) * workMs.jitter) * (speed.get(spec.id) ?? 1)));
         const every = Math.max(1, Math.floor(progressEveryMs));
         const beat = duration > every ? scheduler.schedule(function () { context.heartbeat(); this.schedule(undefined, every); }, every) : undefined;
-        const done = scheduler.schedule(() => {
-          beat?.unsubscribe();
-          subscriber.next({ by: spec.id, subtask: subtask.id, attempt: context.attempt });
-          subscriber.complete();
-        }, duration);
+        // Its end is one timer with its state, no closure: thousands of agents at work hold one each.
+        const done = scheduler.schedule(endWork, duration, new WorkInProgress(subscriber, { by: spec.id, subtask: subtask.id, attempt: context.attempt }, beat));
+        if (beat === undefined) return done;
         return () => {
-          beat?.unsubscribe();
+          beat.unsubscribe();
           done.unsubscribe();
         };
       });
       return waits === undefined ? work : waitable(waits, spec.id, context, work);
     },
   };
+}
+
+/** A simulated run at work: what it tells its subscriber when its timer comes due. */
+class WorkInProgress {
+  constructor(
+    readonly subscriber: Subscriber<unknown>,
+    readonly result: { readonly by: string; readonly subtask: string; readonly attempt: number },
+    readonly beat: Subscription | undefined,
+  ) {}
+}
+
+/** The end of a simulated run's work: its progress beats stop, its result is told. */
+function endWork(work?: WorkInProgress): void {
+  const { subscriber, result, beat } = work as WorkInProgress;
+  beat?.unsubscribe();
+  subscriber.next(result);
+  subscriber.complete();
 }
 
 /**
@@ -546,8 +561,10 @@ function report(
   }
   let duplicatesAccepted = 0;
   for (const n of completions.values()) if (n > 1) duplicatesAccepted++;
+  // Subtasks that ended, completed or failed (a subtask can be both: counted once).
   let ended = 0;
-  for (const id of new Set([...completions.keys(), ...failures])) if (id) ended++;
+  for (const id of completions.keys()) if (id) ended++;
+  for (const id of failures) if (id && !completions.has(id)) ended++;
 
   const detections: Detection[] = [];
   const seen = new Set<string>();

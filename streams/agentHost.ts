@@ -1,9 +1,9 @@
-import { Observable, from, isObservable, lastValueFrom, type Subscription } from 'rxjs';
+import { Observable, from, isObservable, lastValueFrom, type Observer, type SchedulerLike, type Subscription } from 'rxjs';
 import { retransmitDelay } from '../operators/internal/rttEstimator.js';
 import { requireFunction, requireNumber } from '../operators/internal/validate.js';
 import { requireId } from './messages.js';
 import type { Network, Envelope } from './network.js';
-import type { AgentUsage, AssignBody, CancelBody, DelegateBody, DelegatedBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ReceivedBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
+import type { AgentUsage, AssignBody, CancelBody, ProgressBody, DelegateBody, DelegatedBody, HeartbeatBody, MessageBodies, MessageKind, PeersBody, ReceivedBody, ResultBody, Routed, VoteRequestBody } from './protocol.js';
 import type { Random } from './random.js';
 import type { AgentContext, InProcessAgent, Subtask } from './task.js';
 
@@ -51,15 +51,15 @@ interface Running {
   readonly subtask: Subtask;
   readonly attempt: number;
   readonly replyPath: readonly string[];
-  subscription?: Subscription;
+  subscription: Subscription | undefined;
   /** Its acknowledgement, due `ackDelayMs` after it arrived unless something else says it first. */
-  ack?: Subscription | undefined;
+  ack: Subscription | undefined;
   /** What its handler last reported through `context.usage`. */
-  usage?: AgentUsage;
+  usage: AgentUsage | undefined;
   /** Its assignment carried the coordinator's retransmission timeout: the coordinator confirms results (see `AssignBody.rto`). */
   readonly confirms: boolean;
   /** Children it asked for (`context.delegate`), by the id it gave them; made at its first ask. */
-  delegations?: Map<string, Delegation>;
+  delegations: Map<string, Delegation> | undefined;
 }
 
 /** A child subtask a run asked for: asked again until its outcome comes (`delegated`). */
@@ -343,9 +343,8 @@ export class AgentHost {
   }
 
   private receive(envelope: Envelope): void {
-    const now = this.options.network.scheduler.now();
     if (envelope.kind === 'heartbeat') {
-      this.lastHeard.set(envelope.from, now);
+      this.lastHeard.set(envelope.from, this.options.network.scheduler.now());
       return;
     }
     if (this.stateValue !== 'running') return; // a hung process handles nothing
@@ -378,7 +377,7 @@ export class AgentHost {
         const heard = this.lastHeard.get(suspect);
         const silence = this.options.peerSilenceMs ?? 3 * this.intervalMs + this.jitterMs;
         // It is alive itself, whatever it has heard.
-        const gone = suspect !== this.id && (heard === undefined || now - heard > silence);
+        const gone = suspect !== this.id && (heard === undefined || this.options.network.scheduler.now() - heard > silence);
         this.send('vote', envelope.from, { proposalId, accept: gone });
         return;
       }
@@ -398,18 +397,30 @@ export class AgentHost {
     if (known !== undefined && body.attempt < known) return;
     this.attempts.set(key, body.attempt);
     this.drop(key); // an older attempt, running or queued: its result would be stale
-    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, confirms: body.rto !== undefined };
-    this.waiting.set(key, run);
+    // Every field from the start, in one order: one shape, no property storage grown as the run goes on.
+    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, subscription: undefined, ack: undefined, usage: undefined, confirms: body.rto !== undefined, delegations: undefined };
+    // A free slot and nothing queued before it: it starts at once, as `pump` would start it, without
+    // a trip through the queue (a map entry added and deleted, its table reallocated, per run).
+    const now = !this.pumping && this.waiting.size === 0 && this.running.size < this.concurrency;
+    if (!now) this.waiting.set(key, run);
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
     // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
-    const acknowledge = (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt: body.attempt, progress: 0, ...copyOf(body.copy) });
     const delay = this.ackDelayMs;
-    if (delay === 0) acknowledge();
+    if (delay === 0) this.send('progress', this.options.coordinatorId, ackBody(run, body.copy));
     else
       run.ack = this.options.network.scheduler.schedule(() => {
         run.ack = undefined;
-        if (this.stateValue === 'running' && (this.running.get(key) === run || this.waiting.get(key) === run)) acknowledge();
+        if (this.stateValue === 'running' && (this.running.get(key) === run || this.waiting.get(key) === run)) this.send('progress', this.options.coordinatorId, ackBody(run, body.copy));
       }, delay);
+    if (now) {
+      this.pumping = true;
+      try {
+        this.running.set(key, run);
+        this.execute(run);
+      } finally {
+        this.pumping = false;
+      }
+    }
     this.pump();
   }
 
@@ -424,7 +435,7 @@ export class AgentHost {
     if (run !== undefined && run.attempt === attempt) {
       run.ack?.unsubscribe();
       run.ack = undefined;
-      this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: run.subtask.id, attempt, progress: 0, ...copyOf(copy) });
+      this.send('progress', this.options.coordinatorId, ackBody(run, copy));
       return;
     }
     const sent = this.unconfirmed.get(key);
@@ -581,93 +592,194 @@ export class AgentHost {
   }
 
   private execute(run: Running): void {
-    const { subtask, attempt, key } = run;
-    const scheduler = this.options.network.scheduler;
-    // Made when the handler first asks for its signal: most handlers (every simulated one) never do,
-    // and an AbortController is a few percent of a short subtask's cost. Asked after the run was torn
-    // down, it comes aborted already.
-    let abort: AbortController | undefined;
-    let abortedFor: string | undefined;
-    const context: AgentContext = {
-      agentId: this.id,
-      attempt,
-      scheduler,
-      get signal(): AbortSignal {
-        if (abort === undefined) {
-          abort = new AbortController();
-          if (abortedFor !== undefined) abort.abort(new DOMException(abortedFor, 'AbortError'));
-        }
-        return abort.signal;
-      },
-      heartbeat: (progress = 0): void => {
-        if (this.stateValue !== 'running' || this.running.get(key) !== run) return;
-        run.ack?.unsubscribe(); // progress acknowledges it
-        run.ack = undefined;
-        this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress });
-      },
-      usage: (fraction: number, what?: string): void => {
-        requireUsage(fraction, what);
-        if (this.running.get(key) === run) run.usage = what === undefined ? { fraction } : { fraction, what };
-      },
-      delegate$: (child: Subtask): Observable<unknown> => this.delegate$(run, child),
-      delegate: (child: Subtask): Promise<unknown> => {
-        const outcome = lastValueFrom(this.delegate$(run, child));
-        // A handler that does not wait for its child must not bring the process down when the child fails.
-        outcome.catch(() => undefined);
-        return outcome;
-      },
-    };
-    let settled = false;
-    let last: unknown;
-    const finish = (ok: boolean, value: unknown, error?: string): void => {
-      if (settled || this.running.get(key) !== run) return;
-      settled = true;
-      this.running.delete(key);
-      run.ack?.unsubscribe(); // the result (or, through relays, its `done`) acknowledges it
-      run.ack = undefined;
-      stopAsking(run);
-      // Tear the handler down before its slot is reused: its finalisers run before the next starts.
-      run.subscription?.unsubscribe();
-      // The reply path itself, one hop travelled (to `first`): not a copy of the rest of it.
-      const replyPath = run.replyPath;
-      const first = replyPath[0] ?? this.options.coordinatorId;
-      const route = replyPath.length === 0 ? { via: replyPath } : { via: replyPath, hop: 1 };
-      const body: ResultBody = { ...taskOf(run), subtaskId: subtask.id, attempt, agentId: this.id, ok, ...route, ...(ok ? { value } : { error: error ?? 'failed' }) };
-      this.send('result', first, { ...body });
-      // Through relays: the coordinator hears straight from it that it is on its way, so a relay that drops it is found out.
-      const onTheWay = first === this.options.coordinatorId ? undefined : (): void => this.send('progress', this.options.coordinatorId, { ...taskOf(run), subtaskId: subtask.id, attempt, progress: 1, done: true });
-      this.awaitConfirmation(key, attempt, first, body, run.confirms, onTheWay);
-      this.pump();
-    };
+    // One object is the handler's context, the observer of its output and the teardown of its
+    // run (no closure per run: with thousands of agents busy, what a run holds lives as long as
+    // its work does, and the garbage collector copies it until then).
+    const execution = new Execution(this, run, this.options.network.scheduler);
     let source;
     try {
-      const output = this.agent.handle(subtask, context);
+      const output = this.agent.handle(run.subtask, execution);
       // Inside the try: a handler that returns neither an Observable nor a Promise fails its subtask.
       source = isObservable(output) ? output : from(output);
     } catch (err) {
-      finish(false, undefined, err instanceof Error ? err.message : String(err));
+      this.finish(execution, false, undefined, err instanceof Error ? err.message : String(err));
       return;
     }
-    run.subscription = source.subscribe({
-      next: value => {
-        last = value;
-      },
-      error: err => finish(false, undefined, err instanceof Error ? err.message : String(err)),
-      complete: () => finish(true, last),
-    });
+    const subscription = source.subscribe(execution.observer);
+    run.subscription = subscription;
     // Torn down before it finished (cancelled, revoked, left, crashed, hung): tell the handler why.
-    run.subscription.add(() => {
-      if (settled) return;
-      abortedFor = abortReason(this.stateValue, subtask.id, attempt);
-      abort?.abort(new DOMException(abortedFor, 'AbortError'));
-    });
-    if (settled) run.subscription.unsubscribe();
+    subscription.add(execution);
+    if (execution.settled) subscription.unsubscribe();
+  }
+
+  /** @internal The run of `execution` ended: its result goes back along its reply path (once, and only while it is still this host's run). */
+  finish(execution: Execution, ok: boolean, value: unknown, error?: string): void {
+    const run = execution.run;
+    const { attempt, key } = run;
+    if (execution.settled || this.running.get(key) !== run) return;
+    execution.settled = true;
+    this.running.delete(key);
+    run.ack?.unsubscribe(); // the result (or, through relays, its `done`) acknowledges it
+    run.ack = undefined;
+    stopAsking(run);
+    // Tear the handler down before its slot is reused: its finalisers run before the next starts.
+    run.subscription?.unsubscribe();
+    const first = run.replyPath[0] ?? this.options.coordinatorId;
+    const body = resultBody(run, this.id, ok, value, error);
+    this.send('result', first, { ...body });
+    // Through relays: the coordinator hears straight from it that it is on its way, so a relay that drops it is found out.
+    const onTheWay = first === this.options.coordinatorId ? undefined : (): void => this.send('progress', this.options.coordinatorId, doneBody(run));
+    this.awaitConfirmation(key, attempt, first, body, run.confirms, onTheWay);
+    this.pump();
+  }
+
+  /** @internal Progress of a run (`context.heartbeat`), while it is still this host's run. */
+  progressOf(run: Running, progress: number): void {
+    if (this.stateValue !== 'running' || this.running.get(run.key) !== run) return;
+    run.ack?.unsubscribe(); // progress acknowledges it
+    run.ack = undefined;
+    this.send('progress', this.options.coordinatorId, progressBody(run, progress));
+  }
+
+  /** @internal What a run reports it uses (`context.usage`), while it is still this host's run. */
+  usageOf(run: Running, fraction: number, what: string | undefined): void {
+    requireUsage(fraction, what);
+    if (this.running.get(run.key) === run) run.usage = what === undefined ? { fraction } : { fraction, what };
+  }
+
+  /** @internal A child subtask for a run (`context.delegate$`). */
+  delegateFor(run: Running, child: Subtask): Observable<unknown> {
+    return this.delegate$(run, child);
   }
 }
 
-/** The `copy` field an acknowledgement echoes: the assignment's (absent: the first, 0). */
-function copyOf(copy: number | undefined): { copy: number } {
-  return { copy: copy ?? 0 };
+/**
+ * A run on its host: the context its handler gets, the observer of the handler's output and the
+ * finaliser of its subscription, in one object. Its functions (`heartbeat`, `usage`, `delegate`,
+ * `delegate$`) are made at first use, bound, so a handler may take them apart from the context;
+ * most handlers (every simulated one) never ask, as they never ask for the `signal`.
+ */
+class Execution implements AgentContext {
+  readonly agentId: string;
+  readonly attempt: number;
+  /** The run has ended (its result sent, or it failed): later output and a teardown say nothing. */
+  settled = false;
+  /** The handler's last value: the result when it completes. */
+  last: unknown = undefined;
+  /** Made when the handler first asks for its signal; asked after the run was torn down, it comes aborted already. */
+  private abort: AbortController | undefined = undefined;
+  private abortedFor: string | undefined = undefined;
+  private bound: { heartbeat?: (progress?: number) => void; usage?: (fraction: number, what?: string) => void; delegate$?: (child: Subtask) => Observable<unknown>; delegate?: (child: Subtask) => Promise<unknown> } | undefined = undefined;
+  /** What the handler's output is subscribed with (the context itself offers no `next`/`error`/`complete` to the handler). */
+  readonly observer: Observer<unknown>;
+
+  constructor(
+    private readonly host: AgentHost,
+    readonly run: Running,
+    readonly scheduler: SchedulerLike,
+  ) {
+    this.agentId = host.id;
+    this.attempt = run.attempt;
+    this.observer = new ExecutionObserver(this);
+  }
+
+  get signal(): AbortSignal {
+    if (this.abort === undefined) {
+      this.abort = new AbortController();
+      if (this.abortedFor !== undefined) this.abort.abort(new DOMException(this.abortedFor, 'AbortError'));
+    }
+    return this.abort.signal;
+  }
+
+  get heartbeat(): (progress?: number) => void {
+    const bound = (this.bound ??= {});
+    return (bound.heartbeat ??= (progress = 0): void => this.host.progressOf(this.run, progress));
+  }
+
+  get usage(): (fraction: number, what?: string) => void {
+    const bound = (this.bound ??= {});
+    return (bound.usage ??= (fraction: number, what?: string): void => this.host.usageOf(this.run, fraction, what));
+  }
+
+  get delegate$(): (child: Subtask) => Observable<unknown> {
+    const bound = (this.bound ??= {});
+    return (bound.delegate$ ??= (child: Subtask): Observable<unknown> => this.host.delegateFor(this.run, child));
+  }
+
+  get delegate(): (child: Subtask) => Promise<unknown> {
+    const bound = (this.bound ??= {});
+    return (bound.delegate ??= (child: Subtask): Promise<unknown> => {
+      const outcome = lastValueFrom(this.host.delegateFor(this.run, child));
+      // A handler that does not wait for its child must not bring the process down when the child fails.
+      outcome.catch(() => undefined);
+      return outcome;
+    });
+  }
+
+  finish(ok: boolean, value: unknown, error?: string): void {
+    this.host.finish(this, ok, value, error);
+  }
+
+  /** The finaliser of the run's subscription: torn down before it finished, the handler is told why. */
+  unsubscribe(): void {
+    if (this.settled) return;
+    this.abortedFor = abortReason(this.host.state, this.run.subtask.id, this.attempt);
+    this.abort?.abort(new DOMException(this.abortedFor, 'AbortError'));
+  }
+}
+
+/** The observer of a handler's output: its last value is the result, an error fails the run. */
+class ExecutionObserver implements Observer<unknown> {
+  constructor(private readonly execution: Execution) {}
+
+  next(value: unknown): void {
+    this.execution.last = value;
+  }
+
+  error(err: unknown): void {
+    this.execution.finish(false, undefined, err instanceof Error ? err.message : String(err));
+  }
+
+  complete(): void {
+    this.execution.finish(true, this.execution.last);
+  }
+}
+
+// The bodies a run's messages carry, written out field by field: an object spread followed by more
+// fields (`{ ...taskOf(run), subtaskId, … }`) costs V8 a copy that then grows, hundreds of bytes to
+// a few kilobytes per message, where a literal costs tens. Fields in the same order either way.
+
+/** Progress of `run` (`context.heartbeat`). */
+function progressBody(run: Running, progress: number): ProgressBody {
+  const { taskId, attempt } = run;
+  const subtaskId = run.subtask.id;
+  return taskId === undefined ? { subtaskId, attempt, progress } : { taskId, subtaskId, attempt, progress };
+}
+
+/** The acknowledgement of `run`'s assignment (progress 0), naming the copy it answers: the assignment's (absent: the first, 0). */
+function ackBody(run: Running, copy: number | undefined): ProgressBody {
+  const { taskId, attempt } = run;
+  const subtaskId = run.subtask.id;
+  return taskId === undefined ? { subtaskId, attempt, progress: 0, copy: copy ?? 0 } : { taskId, subtaskId, attempt, progress: 0, copy: copy ?? 0 };
+}
+
+/** `run` has ended and its result is on its way through relays. */
+function doneBody(run: Running): ProgressBody {
+  const { taskId, attempt } = run;
+  const subtaskId = run.subtask.id;
+  return taskId === undefined ? { subtaskId, attempt, progress: 1, done: true } : { taskId, subtaskId, attempt, progress: 1, done: true };
+}
+
+/** The result of `run`, routed along its reply path itself, one hop travelled (to its first entry): not a copy of the rest of it. */
+function resultBody(run: Running, agentId: string, ok: boolean, value: unknown, error: string | undefined): ResultBody {
+  const { taskId, attempt } = run;
+  const subtaskId = run.subtask.id;
+  const via = run.replyPath;
+  const body: { -readonly [K in keyof ResultBody]: ResultBody[K] } = taskId === undefined ? { subtaskId, attempt, agentId, ok, via } : { taskId, subtaskId, attempt, agentId, ok, via };
+  if (via.length > 0) body.hop = 1;
+  if (ok) body.value = value;
+  else body.error = error ?? 'failed';
+  return body;
 }
 
 /** Stops asking for the run's children (it ended, or was torn down): their timers are released. */

@@ -131,123 +131,116 @@ class KindCounter {
 }
 
 /**
- * A joined node: its inbox, and how many messages are in flight to it of each kind (counted as
- * dropped at once when it leaves). A handful of kinds travel: a short list, not a map.
+ * A joined node: its inbox. What is in flight to it is counted dropped when it leaves, found then
+ * in the queue (a leave is rare; a message is not: nothing is counted per member per message).
  */
 class Member<E> {
   /** It left: what was in flight to it was counted dropped then, and is skipped when it comes due. */
   left = false;
-  inFlight = 0;
-  readonly counters: KindCounter[] = [];
-  readonly counts: number[] = [];
 
   constructor(
     readonly id: string,
     readonly inbox: Subscriber<E>,
   ) {}
-
-  /** One more (`by` 1) or one fewer (`by` -1) message of the counter's kind in flight to it. */
-  track(counter: KindCounter, by: number): void {
-    this.inFlight += by;
-    const counters = this.counters;
-    for (let i = 0; i < counters.length; i++) {
-      if (counters[i] === counter) {
-        this.counts[i] = (this.counts[i] as number) + by;
-        return;
-      }
-    }
-    counters.push(counter);
-    this.counts.push(by);
-  }
-}
-
-/** A message between `send` and arrival: an entry of the queue. */
-class Flight<E> {
-  constructor(
-    readonly envelope: E,
-    readonly member: Member<E>,
-    readonly counter: KindCounter,
-    readonly deliverAt: number,
-  ) {}
 }
 
 /**
- * The messages in flight, a binary min-heap on (deliverAt, seq). The keys live in two typed arrays
- * beside the flights, so a sift compares numbers in contiguous memory rather than reading a
- * flight object per level: this is the hottest loop of a simulation (every message enters and
- * leaves it), and with thousands of agents the flights are scattered over a heap far larger than
- * the caches. The order is written out rather than passed as a function, for the same reason. A
- * flight whose member left is not taken out (that would need its index kept current on every
- * move, or a list of each member's flights): its member says it left, and it is discarded when it
- * reaches the top; `live` counts the others.
+ * The messages in flight, a binary min-heap on (arrival time, seq). A message is not an object of
+ * its own: its envelope, destination and kind counter sit at the same index of parallel arrays
+ * beside the keys (two typed arrays), so a sift compares numbers in contiguous memory, and
+ * telling whether the earliest message's destination left reads the member (one per node, in
+ * cache) rather than a message object allocated a thousand messages ago. This is the hottest loop
+ * of a simulation (every message, every relay hop, enters and leaves it), and with thousands of
+ * agents a per-message object is a cache miss and garbage. The order is written out rather than
+ * passed as a function, for the same reason. A message whose member left is not taken out (that
+ * would need its index kept current on every move, or a list of each member's messages): its
+ * member says it left, and it is discarded when it reaches the top; `live` counts the others.
  */
 class FlightQueue<E> {
-  private items: Array<Flight<E>> = [];
+  private envelopes: E[] = [];
+  private members: Array<Member<E>> = [];
+  private counters: KindCounter[] = [];
   private times = new Float64Array(1024);
   private seqs = new Float64Array(1024);
   private count = 0;
-  /** Flights queued whose member has not left. */
+  /** Messages queued whose member has not left. */
   live = 0;
+  /** The member and counter of the message `take` returned last. */
+  takenMember: Member<E> | undefined = undefined;
+  takenCounter: KindCounter | undefined = undefined;
 
-  /** The earliest flight whose member has not left (those above it whose member left are discarded). */
-  peek(): Flight<E> | undefined {
+  /** Arrival time of the earliest message whose member has not left (those above it whose member left are discarded); +∞ when none. */
+  peekTime(): number {
     for (;;) {
-      if (this.count === 0) return undefined;
-      const top = this.items[0] as Flight<E>;
-      if (!top.member.left) return top;
+      if (this.count === 0) return Infinity;
+      if (!(this.members[0] as Member<E>).left) return this.times[0] as number;
       this.removeTop();
     }
   }
 
-  push(flight: Flight<E>, seq: number): void {
+  push(envelope: E, member: Member<E>, counter: KindCounter, time: number, seq: number): void {
     if (this.count === this.times.length) this.grow();
-    const items = this.items;
-    const times = this.times;
-    const seqs = this.seqs;
-    const time = flight.deliverAt;
+    const { envelopes, members, counters, times, seqs } = this;
     let i = this.count++;
     this.live++;
     while (i > 0) {
       const p = (i - 1) >> 1;
       const t = times[p] as number;
       if (time > t || (time === t && seq > (seqs[p] as number))) break;
-      items[i] = items[p] as Flight<E>;
+      envelopes[i] = envelopes[p] as E;
+      members[i] = members[p] as Member<E>;
+      counters[i] = counters[p] as KindCounter;
       times[i] = t;
       seqs[i] = seqs[p] as number;
       i = p;
     }
-    items[i] = flight;
+    envelopes[i] = envelope;
+    members[i] = member;
+    counters[i] = counter;
     times[i] = time;
     seqs[i] = seq;
   }
 
-  /** Takes the earliest flight whose member has not left out of the queue. */
-  pop(): Flight<E> | undefined {
-    const top = this.peek();
-    if (top !== undefined) {
-      this.removeTop();
-      this.live--;
-    }
-    return top;
+  /**
+   * Takes the earliest message out of the queue; call after `peekTime` answered a finite time (its
+   * member has not left). Its member and counter are left in `takenMember` and `takenCounter`.
+   */
+  take(): E {
+    const envelope = this.envelopes[0] as E;
+    this.takenMember = this.members[0] as Member<E>;
+    this.takenCounter = this.counters[0] as KindCounter;
+    this.removeTop();
+    this.live--;
+    return envelope;
   }
 
-  /** `n` flights' member left: they stay queued until they reach the top. */
+  /** The counters of the messages queued to `member`, one per message (O(queue): for a member that leaves). */
+  countersTo(member: Member<E>): KindCounter[] {
+    const found: KindCounter[] = [];
+    const { members, counters } = this;
+    for (let i = 0; i < this.count; i++) if (members[i] === member) found.push(counters[i] as KindCounter);
+    return found;
+  }
+
+  /** `n` messages' member left: they stay queued until they reach the top. */
   forget(n: number): void {
     this.live -= n;
     if (this.live === 0) this.clear();
   }
 
   private clear(): void {
-    this.items = [];
+    this.envelopes = [];
+    this.members = [];
+    this.counters = [];
     this.count = 0;
   }
 
   private removeTop(): void {
-    const items = this.items;
-    const times = this.times;
-    const seqs = this.seqs;
+    const { envelopes, members, counters, times, seqs } = this;
     const n = --this.count;
-    const last = items.pop() as Flight<E>;
+    const envelope = envelopes.pop() as E;
+    const member = members.pop() as Member<E>;
+    const counter = counters.pop() as KindCounter;
     const time = times[n] as number;
     const seq = seqs[n] as number;
     if (n === 0) return;
@@ -264,12 +257,16 @@ class FlightQueue<E> {
         }
       }
       if (time < ct || (time === ct && seq < (seqs[c] as number))) break;
-      items[i] = items[c] as Flight<E>;
+      envelopes[i] = envelopes[c] as E;
+      members[i] = members[c] as Member<E>;
+      counters[i] = counters[c] as KindCounter;
       times[i] = ct;
       seqs[i] = seqs[c] as number;
       i = c;
     }
-    items[i] = last;
+    envelopes[i] = envelope;
+    members[i] = member;
+    counters[i] = counter;
     times[i] = time;
     seqs[i] = seq;
   }
@@ -307,7 +304,8 @@ type AnyNetwork = InMemoryNetwork<Envelope>;
  * a and b off from everyone else. `heal()` removes it; links set down stay down.
  *
  * Costs: O(log n) per message in flight (one heap), O(1) otherwise; ONE scheduler action per network,
- * re-armed to the earliest arrival, however many messages are in flight; no closure per message.
+ * re-armed to the earliest arrival, however many messages are in flight; no closure, and no
+ * object beside the envelope, per message.
  * When nothing is in flight the network holds no scheduled action.
  *
  * Options: `latency` (higher: slower, and timing faults show sooner relative to work),
@@ -404,8 +402,7 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
     // Exactly these five fields travel, in one shape (monomorphic for the receivers).
     const envelope = { from, to, kind, body, sentAt } as E;
     const deliverAt = sentAt + delay;
-    member.track(counter, 1);
-    this.queue.push(new Flight<E>(envelope, member, counter, deliverAt), this.nextSeq++);
+    this.queue.push(envelope, member, counter, deliverAt, this.nextSeq++);
     // While delivering, the running action re-arms itself when done.
     if (!this.delivering && deliverAt < this.armedAt) this.arm(deliverAt);
   }
@@ -510,15 +507,13 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
 
   private leave(member: Member<E>): void {
     if (this.members.get(member.id) === member) this.members.delete(member.id);
+    // Before it is marked left: what is queued to it is then still its own to count.
+    const inFlight = member.left ? [] : this.queue.countersTo(member);
     member.left = true;
-    const { counters, counts } = member;
-    for (let i = 0; i < counters.length; i++) {
-      const n = counts[i] as number;
-      (counters[i] as KindCounter).dropped += n;
-      this.droppedCount += n;
-      this.drops.down += n;
-    }
-    this.queue.forget(member.inFlight);
+    for (const counter of inFlight) counter.dropped++;
+    this.droppedCount += inFlight.length;
+    this.drops.down += inFlight.length;
+    this.queue.forget(inFlight.length);
     if (this.queue.live === 0 && this.timer !== null) {
       this.timer.unsubscribe();
       this.timer = null;
@@ -549,17 +544,17 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
       // the same order as re-arming for each, without a trip through the timer queue per message.
       const virtual = net.virtual;
       if (virtual !== undefined) {
-        for (let next = net.queue.peek(); next !== undefined && virtual.advanceInline(next.deliverAt); next = net.queue.peek()) {
-          net.deliverUntil(Math.max(next.deliverAt, virtual.now()));
+        for (let next = net.queue.peekTime(); next !== Infinity && virtual.advanceInline(next); next = net.queue.peekTime()) {
+          net.deliverUntil(Math.max(next, virtual.now()));
         }
       }
       finished = true;
     } finally {
       net.delivering = false;
-      const first = net.queue.peek();
-      if (first !== undefined) {
-        const delay = Math.max(0, first.deliverAt - net.scheduler.now());
-        net.armedAt = first.deliverAt;
+      const first = net.queue.peekTime();
+      if (first !== Infinity) {
+        const delay = Math.max(0, first - net.scheduler.now());
+        net.armedAt = first;
         // After a throw the scheduler cancels this action: carry on with a fresh one.
         net.timer = finished ? this.schedule(net, delay) : net.scheduler.schedule(InMemoryNetwork.deliverDue, delay, net);
       }
@@ -568,11 +563,11 @@ export class InMemoryNetwork<E extends Envelope = Envelope> implements Network<E
 
   private deliverUntil(limit: number): void {
     const queue = this.queue;
-    for (let flight = queue.peek(); flight !== undefined && flight.deliverAt <= limit; flight = queue.peek()) {
-      queue.pop();
-      const { member, envelope, counter } = flight;
-      // No longer in flight before it is delivered: the receiver may leave (or send) from inside next().
-      member.track(counter, -1);
+    for (let at = queue.peekTime(); at <= limit; at = queue.peekTime()) {
+      // Off the queue before it is delivered: the receiver may leave (or send) from inside next().
+      const envelope = queue.take();
+      const member = queue.takenMember as Member<E>;
+      const counter = queue.takenCounter as KindCounter;
       const link = this.links.size === 0 ? undefined : this.links.get(envelope.from)?.get(envelope.to);
       if (link?.down === true) this.drop(counter, 'down');
       else if (this.groups !== null && !this.sameGroup(envelope.from, envelope.to)) this.drop(counter, 'partition');

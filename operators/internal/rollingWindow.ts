@@ -1,7 +1,8 @@
 /**
  * The pure core of `performanceWindow` and `adaptiveSwitch`: execution records, the snapshot of a
- * time window over them, and an incremental window that keeps that snapshot current with a binary
- * search and one array splice per record instead of re-sorting the window every time.
+ * time window over them, and an incremental window that keeps that snapshot current with binary
+ * searches and a splice within one block of sorted latencies per record instead of re-sorting the
+ * window every time.
  *
  * Window membership: a record stamped `t` is inside the window that ends at `now` iff
  * `now − windowMs < t` (the window is the half-open interval `(now − windowMs, now]`, and records
@@ -59,10 +60,13 @@ export interface PerformanceSnapshot {
 export function nearestRank(sortedAsc: ArrayLike<number>, percent: number): number {
   if (!(percent > 0 && percent <= 100)) throw new RangeError(`percent must be in (0, 100], got ${percent}`);
   const n = sortedAsc.length;
-  if (n === 0) return 0;
+  return n === 0 ? 0 : (sortedAsc[rankIndex(percent, n)] as number);
+}
+
+/** Index of the nearest-rank `percent` percentile among `n` ascending values (n ≥ 1). */
+function rankIndex(percent: number, n: number): number {
   // percent · n is an exact integer for integer percents, so ceil sees no rounding noise.
-  const rank = Math.max(1, Math.ceil((percent * n) / 100));
-  return sortedAsc[rank - 1] as number;
+  return Math.max(1, Math.ceil((percent * n) / 100)) - 1;
 }
 
 /** Throws a `RangeError` for a record whose numbers would poison the sums (NaN, ∞, negative). */
@@ -91,7 +95,7 @@ export function coveredMs(now: number, windowMs: number, since: number, oldest: 
 
 function snapshotOf(
   at: number, coveredMs: number, count: number, okCount: number, latencySum: number,
-  messageSum: number, sortedLatencies: ArrayLike<number>,
+  messageSum: number, p50LatencyMs: number, p95LatencyMs: number,
 ): PerformanceSnapshot {
   if (count === 0) {
     return { at, count: 0, successRate: 0, meanLatencyMs: 0, p50LatencyMs: 0, p95LatencyMs: 0, throughputPerSec: 0, messagesPerExecution: 0 };
@@ -101,8 +105,8 @@ function snapshotOf(
     count,
     successRate: okCount / count,
     meanLatencyMs: latencySum / count,
-    p50LatencyMs: nearestRank(sortedLatencies, 50),
-    p95LatencyMs: nearestRank(sortedLatencies, 95),
+    p50LatencyMs,
+    p95LatencyMs,
     throughputPerSec: coveredMs > 0 ? count / (coveredMs / 1000) : 0,
     messagesPerExecution: messageSum / count,
   };
@@ -131,7 +135,7 @@ export function summarize(records: Iterable<ExecutionRecord>, windowMs: number, 
     messageSum += record.messages;
   }
   latencies.sort((a, b) => a - b);
-  return snapshotOf(now, coveredMs(now, windowMs, since, oldest), latencies.length, okCount, latencySum, messageSum, latencies);
+  return snapshotOf(now, coveredMs(now, windowMs, since, oldest), latencies.length, okCount, latencySum, messageSum, nearestRank(latencies, 50), nearestRank(latencies, 95));
 }
 
 /** A record inside the window. */
@@ -155,9 +159,74 @@ function bound(a: ArrayLike<number>, x: number, from: number, to: number, strict
   return lo;
 }
 
+/** Values per block of {@link SortedBlocks}: a block splits in two past twice this. */
+const BLOCK = 512;
+
+/**
+ * A multiset of numbers in ascending blocks of at most 2 × {@link BLOCK} values: O(BLOCK + n/BLOCK)
+ * to add, delete or read a rank. One sorted array costs O(n) per add and delete (a splice moves half
+ * the window), which a window of a hundred thousand records pays on every execution.
+ */
+class SortedBlocks {
+  private blocks: number[][] = [];
+
+  add(value: number): void {
+    const blocks = this.blocks;
+    if (blocks.length === 0) {
+      blocks.push([value]);
+      return;
+    }
+    // The first block whose last value is above `value` (else the last block): equal values stay in arrival order.
+    let lo = 0;
+    let hi = blocks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const block = blocks[mid] as number[];
+      if ((block[block.length - 1] as number) <= value) lo = mid + 1;
+      else hi = mid;
+    }
+    const block = blocks[lo] as number[];
+    block.splice(bound(block, value, 0, block.length, true), 0, value);
+    if (block.length > 2 * BLOCK) blocks.splice(lo + 1, 0, block.splice(BLOCK));
+  }
+
+  /** Removes one occurrence of `value` (nothing if there is none). */
+  delete(value: number): void {
+    const blocks = this.blocks;
+    // The first block whose last value is not below `value`: it holds `value` if any block does.
+    let lo = 0;
+    let hi = blocks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const block = blocks[mid] as number[];
+      if ((block[block.length - 1] as number) < value) lo = mid + 1;
+      else hi = mid;
+    }
+    const block = blocks[lo];
+    if (block === undefined) return;
+    const i = bound(block, value, 0, block.length, false);
+    if (block[i] !== value) return;
+    block.splice(i, 1);
+    if (block.length === 0) blocks.splice(lo, 1);
+  }
+
+  /** The value at 0-based `rank` in ascending order (`rank` below the size). */
+  at(rank: number): number {
+    for (const block of this.blocks) {
+      if (rank < block.length) return block[rank] as number;
+      rank -= block.length;
+    }
+    return NaN;
+  }
+
+  clear(): void {
+    this.blocks = [];
+  }
+}
+
 /**
  * An incremental rolling window of execution records: a time-ordered deque (oldest at `head`)
- * with running sums for the counts and means, and a sorted array of the latencies for the
+ * with running sums for the counts and means, and the latencies in sorted blocks for the
  * percentiles. Records arriving in time order are appended in O(1); a late one is inserted in
  * place. Expiry pops from the front. Assumes a non-decreasing clock.
  *
@@ -173,7 +242,7 @@ export class RollingWindow {
   private entries: Entry[] = [];
   private times: number[] = [];
   private head = 0;
-  private readonly latencies: number[] = [];
+  private readonly latencies = new SortedBlocks();
   private okCount = 0;
   private latencySum = 0;
   private messageSum = 0;
@@ -214,7 +283,7 @@ export class RollingWindow {
       this.entries.splice(at, 0, entry);
       this.times.splice(at, 0, t);
     }
-    this.latencies.splice(bound(this.latencies, record.latencyMs, 0, this.latencies.length, true), 0, record.latencyMs);
+    this.latencies.add(record.latencyMs);
     if (entry.ok) this.okCount++;
     this.latencySum += entry.latencyMs;
     this.messageSum += entry.messages;
@@ -228,7 +297,7 @@ export class RollingWindow {
     let head = this.head;
     while (head < entries.length && (this.times[head] as number) <= cutoff) {
       const old = entries[head] as Entry;
-      this.latencies.splice(bound(this.latencies, old.latencyMs, 0, this.latencies.length, false), 1);
+      this.latencies.delete(old.latencyMs);
       if (old.ok) this.okCount--;
       this.latencySum -= old.latencyMs;
       this.messageSum -= old.messages;
@@ -249,8 +318,11 @@ export class RollingWindow {
 
   /** The snapshot of the window ending at `now`; call `expire(now)` (or `add`) first. */
   snapshot(now: number): PerformanceSnapshot {
-    const oldest = this.count === 0 ? undefined : (this.times[this.head] as number);
-    return snapshotOf(now, coveredMs(now, this.windowMs, this.since, oldest), this.count, this.okCount, this.latencySum, this.messageSum, this.latencies);
+    const count = this.count;
+    const oldest = count === 0 ? undefined : (this.times[this.head] as number);
+    const p50 = count === 0 ? 0 : this.latencies.at(rankIndex(50, count));
+    const p95 = count === 0 ? 0 : this.latencies.at(rankIndex(95, count));
+    return snapshotOf(now, coveredMs(now, this.windowMs, this.since, oldest), count, this.okCount, this.latencySum, this.messageSum, p50, p95);
   }
 
   /** Forgets every record. */
@@ -258,7 +330,7 @@ export class RollingWindow {
     this.entries = [];
     this.times = [];
     this.head = 0;
-    this.latencies.length = 0;
+    this.latencies.clear();
     this.okCount = 0;
     this.latencySum = 0;
     this.messageSum = 0;

@@ -148,6 +148,20 @@ describe('RollingWindow', () => {
     expect(w.snapshot(9999)).toEqual(naive(Array.from({ length: 10 }, (_, i) => ({ t: 9990 + i, r: rec((9990 + i) % 2 === 0, (9990 + i) % 7, 1) })), 10, 9999));
   });
 
+  it('keeps the percentiles of a window of thousands (latencies held in many sorted blocks, split and emptied)', () => {
+    const w = new RollingWindow(3000);
+    const all: { t: number; r: ExecutionRecord }[] = [];
+    let x = 12345;
+    for (let t = 0; t < 9000; t++) {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      // Many equal values (a multiset) and a drift, so that blocks fill, split and empty as records expire.
+      const r = rec(t % 3 !== 0, (x % 500) + Math.floor(t / 100), 1);
+      all.push({ t, r });
+      w.add(r, t);
+      if (t % 997 === 0 || t === 8999) expect(w.snapshot(t)).toEqual(naive(all, 3000, t));
+    }
+  });
+
   it('rejects a bad windowMs', () => {
     expect(() => new RollingWindow(0)).toThrow(/windowMs/);
   });
