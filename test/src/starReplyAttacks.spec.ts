@@ -124,3 +124,78 @@ describe('a rogue star spoke', () => {
     expect(quarantined(s.events).filter(id => honest.includes(id))).toEqual([]);
   });
 });
+
+describe('a spoke that takes in only what comes straight from the coordinator', () => {
+  // Through the hub it acknowledges nothing, so each relayed assignment charges the hub; sent
+  // straight to it (after such a loss) it works honestly, and the next one goes through the hub again.
+  it('does not get its honest hub quarantined (nor the next hub): one agent\'s word is not enough to blame a relay', async () => {
+    const s = await start({ coordinator: { topology: 'star', heartbeat: { intervalMs: 100 }, ackTimeoutMs: 150, orphanTimeoutMs: 3000 } });
+    await agents(s.service.url, ['h-0'], LEADER); // the hub: relays only
+    const sly = await rogue(s.service.url, 'sly', { capabilities: ['work'] });
+    const join = await sly.frame(m => m.type === 'join');
+    const key = keyFrom((join as { key: string }).key) as Buffer;
+    let ignored = 0;
+    let worked = 0;
+    sly.onFrame(m => {
+      const body = assignOf(m);
+      if (body === undefined || body.via.length > 0 || m.type !== 'envelope') return;
+      if (m.from !== 'coordinator') return void ignored++; // relayed by the hub: never acknowledged
+      worked++;
+      sly.send(envelope('sly', 'coordinator', 'progress', { taskId: body.taskId, subtaskId: body.subtask.id, attempt: body.attempt, progress: 0 }));
+      const claim = { via: [], taskId: body.taskId, subtaskId: body.subtask.id, attempt: body.attempt, agentId: 'sly', ok: true, value: { subtaskId: body.subtask.id, agentId: 'sly' } } as ResultBody;
+      sly.send(envelope('sly', body.replyPath[0] as string, 'result', { ...claim, mac: signResult(key, claim) }));
+    });
+    await agents(s.service.url, ['h-1'], ['work']);
+    // The honest spoke is slow: no honest result clears the hub's charges for a while.
+    const subtasks = work(4, 'sly', { sleepMs: 2500 });
+    const result = await bounded(submitTask({ url: s.service.url, token: TOKEN, task: { id: 'sly', subtasks } }), s.events);
+    expect(ignored).toBeGreaterThan(0);
+    expect(worked).toBeGreaterThan(0);
+    expect(result.success).toBe(true);
+    expect(Object.keys(result.results).sort()).toEqual(subtasks.map(t => t.id).sort());
+    expect(quarantined(s.events).filter(id => id.startsWith('h-'))).toEqual([]);
+  });
+});
+
+describe('a forged `done` on a reply path with relays (hierarchical: results come back through the root)', () => {
+  it('a member that says its results are on their way and never sends them does not get its honest root quarantined', async () => {
+    const s = await start({ coordinator: { topology: 'hierarchical', heartbeat: { intervalMs: 100 }, ackTimeoutMs: 150, orphanTimeoutMs: 3000 } });
+    await agents(s.service.url, ['h-root'], LEADER); // relays only
+    const liar = await rogue(s.service.url, 'liar', { capabilities: ['work'], slots: 4 });
+    let lies = 0;
+    liar.onFrame(m => {
+      const body = assignOf(m);
+      if (body === undefined || body.via.length > 0) return;
+      liar.send(envelope('liar', 'coordinator', 'progress', { taskId: body.taskId, subtaskId: body.subtask.id, attempt: body.attempt, progress: 0 }));
+      liar.send(envelope('liar', 'coordinator', 'progress', { taskId: body.taskId, subtaskId: body.subtask.id, attempt: body.attempt, progress: 1, done: true }));
+      lies++;
+    });
+    const honest = ['h-root', 'h-1'];
+    await agents(s.service.url, ['h-1'], ['work']);
+    // The honest member is slow: no honest result crosses the root for a while to clear its charges.
+    const subtasks = work(4, 'lie', { sleepMs: 2500 }).map(t => ({ ...t, timeoutMs: 4000 }));
+    const result = await bounded(submitTask({ url: s.service.url, token: TOKEN, task: { id: 'lies', subtasks } }), s.events);
+    expect(lies).toBeGreaterThan(0);
+    expectHonest(result, s.events, subtasks.map(t => t.id), ['h-1']);
+    expect(quarantined(s.events).filter(id => honest.includes(id))).toEqual([]);
+    // Found out: after a result lost in transit its next assignment goes straight to it, where a
+    // `done` without a result is just silence, and it is not handed work through the root again and again.
+    const lost = s.events.filter(e => e.type === 'subtask.requeued' && /lost in transit/.test(String((e as { reason?: string }).reason)));
+    expect(lost.length).toBeLessThanOrEqual(4);
+  });
+
+  it('an honest member alone behind a root that drops every result it relays is heard straight: the task completes, the member is not quarantined', async () => {
+    const s = await start({ coordinator: { topology: 'hierarchical', heartbeat: { intervalMs: 100 }, ackTimeoutMs: 150, orphanTimeoutMs: 3000 } });
+    const root = await rogue(s.service.url, 'dropper', { capabilities: LEADER });
+    root.onFrame(m => {
+      if (m.type !== 'envelope' || m.kind === 'result') return; // results die here
+      const body = m.body as { via?: string[] };
+      if (body.via !== undefined && body.via.length > 0) root.send(envelope('dropper', body.via[0] as string, m.kind, { ...body, via: body.via.slice(1) }));
+    });
+    await agents(s.service.url, ['h-0'], ['work']);
+    const subtasks = work(6, 'alone', { sleepMs: 10 });
+    const result = await bounded(submitTask({ url: s.service.url, token: TOKEN, task: { id: 'alone', subtasks } }), s.events);
+    expectHonest(result, s.events, subtasks.map(t => t.id), ['h-0']);
+    expect(quarantined(s.events)).not.toContain('h-0');
+  });
+});

@@ -225,7 +225,6 @@ describe('a binary "leaving" heartbeat', () => {
     await agents(s.service.url, ['h-0', 'h-1'], ['work']);
     const subtasks = work(12, 'held', { sleepMs: 20 });
     const result = await bounded(submitTask({ url: s.service.url, token: TOKEN, task: { id: 'held', subtasks } }), s.events);
-    if (process.env.DBG) console.log(s.events.map(e => [e.at, e.type, (e as any).subtaskId, (e as any).agentId, (e as any).attempt, (e as any).reason].join(' ')).join('\n'));
     expect(held).toBeGreaterThan(0);
     expect(s.events.find(e => e.type === 'agent.down' && (e as { agentId: string }).agentId === 'holder')).toMatchObject({ reason: 'left' });
     // Its work was handed on when it left, not after a timeout: nothing waited for the ack deadline.
