@@ -68,6 +68,29 @@ describe('a rogue star hub', () => {
   });
 });
 
+describe('a rogue star hub that replays', () => {
+  it('every assignment it ever relayed, again and again (stale attempts, their old reply paths): the spokes\' stale results are rejected, nobody honest is blamed, each subtask completes once', async () => {
+    const s = await start({ coordinator: { topology: 'star', heartbeat: { intervalMs: 100 }, orphanTimeoutMs: 3000 } });
+    const hub = await rogue(s.service.url, 'hub', { capabilities: LEADER });
+    const seen: Array<{ to: string; body: AssignBody }> = [];
+    hub.onFrame(m => {
+      const body = assignOf(m);
+      if (body === undefined || body.via.length === 0) return;
+      const relayed = { to: body.via[0] as string, body: { ...body, via: body.via.slice(1) } };
+      seen.push(relayed);
+      // The new one, then every old one once more.
+      for (const { to, body: b } of [relayed, ...seen]) hub.send(envelope('hub', to, 'assign', b));
+    });
+    const honest = ['h-0', 'h-1', 'h-2'];
+    await agents(s.service.url, honest, ['work']);
+    const subtasks = work(12, 'replay', { sleepMs: 10 });
+    const result = await bounded(submitTask({ url: s.service.url, token: TOKEN, task: { id: 'replay', subtasks } }), s.events);
+    expect(seen.length).toBeGreaterThan(1);
+    expectHonest(result, s.events, subtasks.map(t => t.id), honest);
+    expect(quarantined(s.events).filter(id => honest.includes(id))).toEqual([]);
+  });
+});
+
 describe('a rogue star spoke', () => {
   it('reports results for another spoke\'s attempts (guessing tokens, in the other\'s name and its own): all rejected', async () => {
     const s = await start();

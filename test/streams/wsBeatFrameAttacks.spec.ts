@@ -234,6 +234,31 @@ describe('a binary "leaving" heartbeat', () => {
   });
 });
 
+describe('a binary heartbeat whose incarnation flaps', () => {
+  it('a rogue that claims a restart with every beat (2,000 of them during a task) only loses its own work; the honest agents finish the task, each subtask once', async () => {
+    const s = await start();
+    const r = await rogue(s.service.url, 'flapper', { capabilities: ['work'] });
+    r.stopBeats();
+    let taken = 0;
+    r.onFrame(m => {
+      if (m.type !== 'envelope' || m.kind !== 'assign') return;
+      const body = m.body as { via: string[]; subtask: { id: string }; attempt: number; taskId?: string };
+      if (body.via.length > 0) return void r.send(envelope('flapper', body.via[0] as string, 'assign', { ...body, via: body.via.slice(1) }));
+      taken++;
+      r.send(envelope('flapper', 'coordinator', 'progress', { taskId: body.taskId, subtaskId: body.subtask.id, attempt: body.attempt, progress: 0 }));
+    });
+    await agents(s.service.url, ['h-0', 'h-1'], ['work']);
+    const subtasks = work(20, 'flap', { sleepMs: 20 });
+    const task = submitTask({ url: s.service.url, token: TOKEN, task: { id: 'flap', subtasks } });
+    await s.event(e => e.type === 'subtask.assigned', 'the first assignment');
+    for (let i = 2; i < 2002; i++) sendBinary(r, beat('coordinator', { load: 0, incarnation: i }));
+    const result = await bounded(task, s.events);
+    expectHonest(result, s.events, subtasks.map(t => t.id), ['h-0', 'h-1']);
+    expect(quarantined(s.events).filter(id => id.startsWith('h-'))).toEqual([]);
+    expect(errorFrame(r)).toBeUndefined();
+  });
+});
+
 describe('arbitrary binary frames from joined agents (fast-check, over real sockets)', () => {
   it('each is taken (the connection stays and its next JSON frame is answered) or refused with 1003/1007 and an error frame; the service finishes a task afterwards', async () => {
     const s = await start();
