@@ -189,15 +189,21 @@ export class AgentLifecycle {
   }
 
   /**
-   * A delivery through these relays failed: one in another process that fails `UNACKED_LIMIT`
-   * times with no result through it in between is stalled. Relays in this process are not suspected
-   * of keeping things back: what they lose is lost on a link, which the links' own failure counts
-   * and the detectors answer for.
+   * A delivery through these relays, to or from `agentId`, failed: one in another process that fails
+   * `UNACKED_LIMIT` times with no result through it in between, for at least two agents, is stalled.
+   * Whether the relay or the agent kept it back is unknown, and an agent can fail on purpose (take
+   * in only what comes straight from the coordinator, or say its result is on its way and send
+   * none): one agent's failures alone never condemn a relay, or a token-holding agent could have
+   * every honest relay quarantined in turn. That agent's next assignment goes straight to it.
+   * Relays in this process are not suspected of keeping things back: what they lose is lost on a
+   * link, which the links' own failure counts and the detectors answer for.
    */
-  chargeRelays(route: readonly string[]): void {
+  chargeRelays(route: readonly string[], agentId: string): void {
     for (const id of route) {
       const relay = this.engine.agents.get(id);
-      if (relay !== undefined && relay.host === undefined && ++relay.dropped >= UNACKED_LIMIT) this.stalled(relay, `${relay.dropped} deliveries through it in a row failed`);
+      if (relay === undefined || relay.host !== undefined) continue;
+      relay.droppedFor.add(agentId);
+      if (++relay.dropped >= UNACKED_LIMIT && relay.droppedFor.size >= 2) this.stalled(relay, `${relay.dropped} deliveries through it in a row failed`);
     }
   }
 
@@ -207,6 +213,7 @@ export class AgentLifecycle {
    */
   stalled(record: AgentRecord, detail: string): void {
     record.unacked = record.dropped = 0;
+    record.droppedFor.clear();
     if (record.status !== 'live') return;
     if (record.host === undefined) return this.quarantine(record, detail);
     const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };

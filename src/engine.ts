@@ -478,7 +478,7 @@ export class Engine {
     if (attempt.route.length > 0 && record.host === undefined) {
       // Through relays to an agent in another process: whose fault is unknown; the relays are
       // charged, and the next assignment goes straight to the agent to tell.
-      this.lifecycle.chargeRelays(attempt.route);
+      this.lifecycle.chargeRelays(attempt.route, record.id);
       record.probeDirect = true;
     } else if (++record.unacked >= UNACKED_LIMIT) {
       this.lifecycle.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
@@ -553,12 +553,19 @@ export class Engine {
     this.executions.next({ protocol: attempt.protocol, ok: false, latencyMs: this.now() - attempt.assignedAt, messages: attempt.hops });
   }
 
-  /** A result announced done has not come through its relays: they are charged, and the subtask runs again. */
+  /**
+   * A result announced done has not come through its relays: they are charged, the agent's next
+   * assignment goes straight to it (and its result straight back: the agent's word that it sent one
+   * is then put to the test, and an honest agent behind a relay that drops is still heard), and the
+   * subtask runs again.
+   */
   private lostInTransit(attempt: Attempt): void {
     const route = attempt.reply;
     this.lostBy(attempt);
     this.revoke(attempt, `result of ${attempt.agentId} lost in transit via ${route.join(' → ')}`);
-    this.lifecycle.chargeRelays(route);
+    this.lifecycle.chargeRelays(route, attempt.agentId);
+    const record = this.agents.get(attempt.agentId);
+    if (record !== undefined && record.host === undefined) record.probeDirect = true;
     this.dispatch();
   }
 
@@ -810,7 +817,9 @@ export class Engine {
     for (const relays of [attempt.route, attempt.reply]) {
       for (const id of relays) {
         const relay = this.agents.get(id);
-        if (relay !== undefined) relay.dropped = 0;
+        if (relay === undefined) continue;
+        relay.dropped = 0;
+        relay.droppedFor.clear();
       }
     }
     const latencyMs = this.now() - attempt.assignedAt;

@@ -28,6 +28,8 @@ export interface AgentRecord {
   unacked: number;
   /** Deliveries through it in a row that failed (it relays: an assignment or a result lost). */
   dropped: number;
+  /** The agents those failed deliveries were for: one agent alone does not condemn a relay (see `chargeRelays`). */
+  readonly droppedFor: Set<string>;
   /** A remote agent's heartbeat targets as last told (in-process hosts read the layout); {@link COORDINATOR_ONLY} at first. */
   told: readonly string[];
   /** Slots granted to a remote agent so far (it earns them by delivering results). */
@@ -119,7 +121,7 @@ export class Membership {
   }
 
   add(id: string, capabilities: readonly string[], host: AgentHost | undefined, slots: number, status: AgentStatus): AgentRecord {
-    const record: AgentRecord = { id, index: this.list.length, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, told: COORDINATOR_ONLY, granted: 1, timeouts: 0, instance: undefined, wasLive: false, closed: undefined, probeDirect: false };
+    const record: AgentRecord = { id, index: this.list.length, capabilities, host, slots, status, inFlight: new Set(), completed: 0, failures: 0, healing: false, incarnation: 0, unacked: 0, dropped: 0, droppedFor: new Set(), told: COORDINATOR_ONLY, granted: 1, timeouts: 0, instance: undefined, wasLive: false, closed: undefined, probeDirect: false };
     this.byId.set(id, record);
     this.list.push(record);
     if (this.list.length > this.freeBits.length * 32) {

@@ -182,7 +182,7 @@ describe('coordinator defences against agents in other processes', () => {
     sink.stop();
   });
 
-  it('a result its transport marks as forged is rejected; the hub forging it and keeping the real work back is quarantined for what it drops', () => {
+  it('a result its transport marks as forged is rejected; the hub forging it and keeping the real work back is routed around', () => {
     const { honest, rogue, run } = setup();
     let forged = 0;
     const liar = rogue('liar', 1, (e, send) => {
@@ -202,7 +202,10 @@ describe('coordinator defences against agents in other processes', () => {
     expect(Object.values(result.results)).not.toContain('forged');
     exactlyOnce(result, events, 10);
     expect(of(events, 'subtask.rejected').some(e => /^forged: not signed by "h-0" \(delivered by liar\)$/.test(e.reason))).toBe(true);
-    expect(of(events, 'agent.quarantined')).toEqual([expect.objectContaining({ agentId: 'liar', reason: '3 deliveries through it in a row failed' })]);
+    // With h-0 the only agent behind it, the coordinator cannot tell a hub that drops from a spoke
+    // that ignores what the hub brings it: one agent's failures do not condemn a relay (see
+    // `chargeRelays`); h-0's next assignments go straight to it. No honest agent is quarantined.
+    expect(of(events, 'agent.quarantined').filter(e => e.agentId !== 'liar')).toEqual([]);
     liar.stop();
   });
 
