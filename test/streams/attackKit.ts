@@ -47,7 +47,8 @@ export interface Started {
   event(predicate: (e: AnyEvent) => boolean, what?: string, ms?: number): Promise<AnyEvent>;
 }
 
-export async function start(options: Partial<ServiceOptions> = {}): Promise<Started> {
+/** A service on a free port (a star beating every 100 ms unless `options` say otherwise); `keepEvents` false keeps no event (a memory test). */
+export async function start(options: Partial<ServiceOptions> = {}, keepEvents = true): Promise<Started> {
   const events: CoordinationEvent[] = [];
   const server: WsServerEvent[] = [];
   const listeners = new Set<() => void>();
@@ -62,13 +63,13 @@ export async function start(options: Partial<ServiceOptions> = {}): Promise<Star
     ...network,
     coordinator: { topology: 'star', heartbeat: { intervalMs: 100 }, ...coordinator },
     onEvent: e => {
-      events.push(e);
+      if (keepEvents) events.push(e);
       tell();
     },
   });
   cleanups.push(() => service.close());
   service.server.events$.subscribe(e => {
-    server.push(e);
+    if (keepEvents) server.push(e);
     tell();
   });
   return {

@@ -4,130 +4,18 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import type { CoordinationEvent, CoordinationResult } from '../../src/events.js';
-import { startAgent, submitTask, type AgentProcess } from '../../src/remote.js';
-import { Service, type ServiceOptions } from '../../src/service.js';
-import { WS_CLOSE, decode, nestingDepth, type WireMessage } from '../../streams/wsCodec.js';
-import { openRaw, type Raw } from './rawSocket.js';
-import type { WsServerEvent } from '../../streams/wsNetwork.js';
+import { submitTask } from '../../src/remote.js';
+import type { ServiceOptions } from '../../src/service.js';
+import { WS_CLOSE, decode, nestingDepth } from '../../streams/wsCodec.js';
+import type { Raw } from './rawSocket.js';
+import { TOKEN, WAIT_MS, agents, bounded, cleanUp, cleanups, envelope, quarantined, raw, rogue, start, until } from './attackKit.js';
 
 // Attacks on the coordinator's WebSocket edge, in this process over real loopback sockets: a
 // Service, honest agents (startAgent) and hand-driven hostile sockets. Every wait is on an event,
 // bounded; the server's own timeouts are set small through its options rather than waited out.
-const TOKEN = 'hardening-secret';
-const WAIT_MS = 10_000;
 const RUNS = Number(process.env.RXSWARM_PROPERTY_RUNS ?? 300);
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-/** Resolves once `test()` holds (checked on every event the caller feeds through `check`), or rejects after `ms`. */
-function until<T>(what: string, subscribe: (check: () => void) => () => void, test: () => T | undefined, ms = WAIT_MS): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let stop = (): void => undefined;
-    const timer = setTimeout(() => {
-      stop();
-      reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
-    }, ms);
-    const check = (): void => {
-      const value = test();
-      if (value === undefined) return;
-      clearTimeout(timer);
-      stop();
-      resolve(value);
-    };
-    stop = subscribe(check);
-    check();
-  });
-}
-
-interface Started {
-  readonly service: Service;
-  readonly events: CoordinationEvent[];
-  readonly server: WsServerEvent[];
-  /** Resolves with the first coordination or server event that matches. */
-  event<T extends CoordinationEvent | WsServerEvent>(predicate: (e: CoordinationEvent | WsServerEvent) => e is T, ms?: number): Promise<T>;
-  event(predicate: (e: CoordinationEvent | WsServerEvent) => boolean, ms?: number): Promise<CoordinationEvent | WsServerEvent>;
-}
-
-async function start(options: Partial<ServiceOptions> = {}, keepEvents = true): Promise<Started> {
-  const events: CoordinationEvent[] = [];
-  const server: WsServerEvent[] = [];
-  const listeners = new Set<() => void>();
-  const tell = (): void => {
-    for (const l of [...listeners]) l();
-  };
-  const { coordinator, ...network } = options;
-  const service = await Service.start({
-    token: TOKEN,
-    port: 0,
-    log: () => undefined,
-    ...network,
-    coordinator: { topology: 'star', heartbeat: { intervalMs: 100 }, ...coordinator },
-    onEvent: e => {
-      if (keepEvents) events.push(e);
-      tell();
-    },
-  });
-  cleanups.push(() => service.close());
-  service.server.events$.subscribe(e => {
-    if (keepEvents) server.push(e);
-    tell();
-  });
-  const all = (): Array<CoordinationEvent | WsServerEvent> => [...events, ...server];
-  return {
-    service,
-    events,
-    server,
-    event: (predicate: (e: CoordinationEvent | WsServerEvent) => boolean, ms?: number) =>
-      until(
-        'an event',
-        check => (listeners.add(check), () => listeners.delete(check)),
-        () => all().find(predicate),
-        ms,
-      ),
-  };
-}
-
-function agents(url: string, ids: readonly string[], capabilities: string[] = []): Promise<AgentProcess[]> {
-  const started = ids.map(id => startAgent({ url, token: TOKEN, id, capabilities, heartbeatIntervalMs: 100, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } }));
-  for (const a of started) cleanups.push(() => a.leave());
-  return Promise.all(
-    started.map(
-      a =>
-        new Promise<AgentProcess>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`${a.host.id} did not join`)), WAIT_MS);
-          const sub = a.network.events$.subscribe(e => {
-            if (e.type !== 'joined') return;
-            clearTimeout(timer);
-            sub.unsubscribe();
-            resolve(a);
-          });
-        }),
-    ),
-  );
-}
-
-async function raw(url: string): Promise<Raw> {
-  const r = await openRaw(url, WAIT_MS);
-  cleanups.push(() => r.socket.terminate());
-  return r;
-}
-
-const envelope = (from: string, to: string, kind: string, body: unknown): WireMessage => ({ v: 1, type: 'envelope', from, to, kind, body }) as WireMessage;
-
-/** A token-holding agent under our control: joined, beating every 100 ms, doing whatever the test says. */
-async function rogue(url: string, id: string, { capabilities = [] as string[], slots = 1 } = {}): Promise<Raw> {
-  const r = await raw(url);
-  r.send({ v: 1, type: 'hello', agentId: id, capabilities, token: TOKEN, slots });
-  await r.frame(m => m.type === 'join');
-  const beat = setInterval(() => r.send(envelope(id, 'coordinator', 'heartbeat', { load: 0, incarnation: 1 })), 100);
-  r.send(envelope(id, 'coordinator', 'heartbeat', { load: 0, incarnation: 1 }));
-  cleanups.push(() => clearInterval(beat));
-  r.closed.then(() => clearInterval(beat), () => undefined);
-  return r;
-}
+afterEach(cleanUp);
 
 const work = (n: number, prefix = 's', payload: unknown = { sleepMs: 5 }) => Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, payload }));
 
@@ -330,20 +218,6 @@ describe('deep JSON', () => {
 
 /** Capabilities that make an agent the star's hub (the leadership score's). */
 const LEADER = ['task_delegation', 'resource_allocation', 'conflict_resolution'];
-
-/** The task's result, or a rejection after `ms` that lists what the run did (a stalled task says how). */
-function bounded<T>(promise: Promise<T>, events: readonly CoordinationEvent[], ms = 20_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const brief = (e: CoordinationEvent): string => [e.type, ...['subtaskId', 'agentId', 'attempt', 'reason', 'detail'].map(k => (e as unknown as Record<string, unknown>)[k]).filter(v => v !== undefined)].join(' ');
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no outcome within ${ms} ms; the run so far:\n${events.map(brief).join('\n')}`)), ms);
-  });
-  return Promise.race([promise, stalled]).finally(() => clearTimeout(timer));
-}
-
-function quarantined(events: readonly CoordinationEvent[]): string[] {
-  return events.filter(e => e.type === 'agent.quarantined').map(e => (e as { agentId: string }).agentId);
-}
 
 describe('a token-holding agent cannot stall a task', () => {
   it('claiming 1024 slots, acknowledging with fake progress and never returning a result: one slot at a time, cut at the task timeoutMs, quarantined; the task completes on honest agents', async () => {
