@@ -238,6 +238,7 @@ export class AgentLifecycle {
     this.engine.emit({ type: 'protocol.repaired', at: this.now(), protocol: this.engine.protocol(), failed: record.id, repair: repair.description });
     // Work relayed through it is lost on the way, there or back: send it again by the new routes.
     // The agents holding it are told to drop it (by the new routes), so their slots come free.
+    // Work it carried there, acknowledged, whose result comes back another way runs on.
     this.engine.revokeRoutedThrough(record.id, `relay ${record.id} failed`);
   }
 

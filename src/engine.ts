@@ -979,10 +979,17 @@ export class Engine {
     this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: attempt.state.task.task.id, subtaskId: attempt.state.subtask.id, attempt: attempt.token, via: path.slice(1) } });
   }
 
-  /** Takes back every attempt whose route passes through the agent (a relay that failed or restarted). */
+  /**
+   * Takes back every attempt that still needs the agent as a relay (it failed or restarted): its
+   * result would come back through it, or its assignment went through it and was not acknowledged
+   * (it may have been lost there). An acknowledged attempt whose result goes back another way (a
+   * star's spoke answers the coordinator straight) runs on: it needs the relay no more.
+   */
   private revokeRoutedThrough(agentId: string, reason: string): void {
     for (const state of this.subtasks.values()) {
-      for (const attempt of [...state.attempts]) if (attempt.route.includes(agentId) || attempt.reply.includes(agentId)) this.revoke(attempt, reason);
+      for (const attempt of [...state.attempts]) {
+        if (attempt.reply.includes(agentId) || (!ackedOf(attempt) && attempt.route.includes(agentId))) this.revoke(attempt, reason);
+      }
     }
   }
 

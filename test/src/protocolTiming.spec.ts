@@ -248,7 +248,7 @@ describe('protocol timing', () => {
     // Three agents without coordination capabilities: agent-0 is the hub (ties go to the smaller
     // id), agent-1 and agent-2 are spokes. Round-robin from the hub: s-i goes to agent-i.
     it(
-      'replaces a crashed hub by election exactly when the detector suspects it, and resends the work it relayed by the new routes',
+      'replaces a crashed hub by election exactly when the detector suspects it; the work it relayed, acknowledged, runs on (its results come straight back), only its own runs again',
       marbles(m => {
         const { coordinator, network, events, task } = setup(m.scheduler, 'star', 3, 3, { consensusWindowMs: PROBE_MS });
         crashAt(m.scheduler, coordinator, 'agent-0', CRASH_AT);
@@ -256,13 +256,12 @@ describe('protocol timing', () => {
         const D = T + PROBE_MS; // silent to every probe: down // 205 + 300
         const expected = diagram(
           [0, 'aaa'], //                         s-0 to the hub itself, s-1 and s-2 through it
-          // No peers' vote in a star: down once silent to the probes; the hub is re-elected; the work it relayed is
-          // requeued, then its own; the relayed work goes out again at once, by the new hub.
+          // No peers' vote in a star: down once silent to the probes; the hub is re-elected; only its own work is
+          // requeued: s-1 and s-2 reached their spokes (acknowledged) and answer the coordinator straight.
           [T, 'S'],
-          [D, 'DRrrraa'],
-          [D + starTrip(1), 'ca'], //                 s-1 on the new hub itself (1 hop); s-0 takes its free slot
-          [D + starTrip(2), 'c'], //                  s-2 through the new hub (2 hops)
-          [D + starTrip(1) + starTrip(1), 'c|'], //       s-0, run by the new hub after s-1
+          [D, 'DRr'],
+          [starTrip(2), 'cac'], //               s-1 and s-2 done as if nothing happened; s-0 takes agent-1's free slot
+          [starTrip(2) + trip(1), 'c|'], //      s-0, run by the new hub itself (1 hop)
         );
         m.expect(coordinator.run$(task).pipe(letters)).toBeObservable(expected);
         m.flush();
@@ -270,11 +269,12 @@ describe('protocol timing', () => {
         expect(eventOf(events, 'protocol.repaired')).toMatchObject({ at: D, failed: 'agent-0', repair: 'hub agent-0 failed: agent-1 elected by 1 votes' });
         // The election costs one vote from the remaining spoke, sent at the repair.
         expect(network.log.filter(s => s.kind === 'election')).toEqual([{ at: D, from: 'agent-2', to: 'agent-1', kind: 'election', body: { failed: 'agent-0' } }]);
-        // The relayed work goes by the new routes: s-1 straight to the new hub, s-2 through it.
-        const resent = network.assignments().filter(a => a.at === D);
-        expect(resent.map(a => [a.subtaskId, a.path])).toEqual([
-          ['s-1', ['agent-1']],
-          ['s-2', ['agent-1', 'agent-2']],
+        // Nothing is sent again at the repair: the relayed work was already where it runs. The hub's own
+        // subtask goes to the new hub once it is free, straight.
+        expect(network.assignments().filter(a => a.at === D)).toEqual([]);
+        expect(network.assignments().filter(a => a.subtaskId === 's-0').map(a => [a.at, a.path])).toEqual([
+          [0, ['agent-0']],
+          [starTrip(2), ['agent-1']],
         ]);
         // From the election on, nothing is sent to the dead hub: spokes beat to the new one.
         expect(network.log.filter(s => s.at >= D && s.to === 'agent-0')).toEqual([]);
