@@ -1133,6 +1133,13 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const connection = this.connections.get(to);
     // Relayed re-encoded: what the schema stripped does not travel on.
     if (connection === undefined) return this.counters.drop(counter, this.known.has(to) ? 'down' : 'unknown');
+    if (connection.role === 'client') {
+      // A client hears from the service only: nothing a peer sends is for it (a flood of beats would be).
+      this.counters.drop(counter, 'unknown');
+      this.counters.rejected++;
+      this.emit({ type: 'rejected', agentId: from, remote: this.connections.get(from)?.remote ?? '?', code: WS_CLOSE.policyViolation, error: `${kind} for the client ${JSON.stringify(to)} from ${JSON.stringify(from)}: dropped (clients hear from the service only)` });
+      return;
+    }
     if (kind === 'assign') told(connection, body as AssignBody);
     return this.write(connection, encode({ v: 1, type: 'envelope', from, to, kind, body }), counter);
   }

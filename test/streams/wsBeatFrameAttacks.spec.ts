@@ -165,19 +165,23 @@ describe('what a binary heartbeat may say, and to whom', () => {
     await stillServes(s, ['h-0', 'h-1'], 'after-beats');
   });
 
-  it('a binary beat to a client is relayed to it, and the client (submitTask) still gets its result', async () => {
+  it('a binary beat to a client is dropped (clients hear from the service only), the sender told in the log; the client still gets its result', async () => {
     const s = await start();
     await agents(s.service.url, ['h-0'], ['work']);
     const r = await rogue(s.service.url, 'pest');
     const client = await raw(s.service.url);
     await hello(client, 'cli-x', { role: 'client' });
+    const heard: WireMessage[] = [];
+    client.onFrame(m => heard.push(m));
     sendBinary(r, beat('cli-x', { load: 1, status: 'leaving', incarnation: 1 }));
-    await client.frame(m => m.type === 'envelope' && m.kind === 'heartbeat');
+    await s.event(e => e.type === 'rejected' && /heartbeat for the client "cli-x" from "pest": dropped/.test((e as { error: string }).error), 'the beat to the client dropped');
+    expect(r.socket.readyState).toBe(r.socket.OPEN);
     // The client is not hurt by it: it submits and gets its outcome on the same connection.
     const subtasks = work(3, 'c', { sleepMs: 5 });
     client.send(envelope('cli-x', 'tasks', 'submit', { task: { id: 'via-raw-client', subtasks } }));
     const outcome = await client.frame(m => m.type === 'envelope' && m.kind === 'outcome');
     expect((outcome as { body: { result?: { success: boolean } } }).body.result?.success).toBe(true);
+    expect(heard.filter(m => m.type === 'envelope' && m.kind === 'heartbeat')).toEqual([]);
   });
 });
 
