@@ -225,14 +225,15 @@ describe('a token-holding agent cannot stall a task', () => {
     const staller = await rogue(service.url, 'staller', { capabilities: ['work', ...LEADER], slots: 1024 });
     const held = new Set<string>();
     let mostHeld = 0;
-    let assigned = 0;
+    // Attempts it was given (a copy sent again, its acknowledgement late on a loaded machine, is the same attempt).
+    const assigned = new Set<number>();
     staller.onFrame(m => {
       if (m.type !== 'envelope') return;
       const body = m.body as { via?: string[]; subtask?: { id: string }; subtaskId?: string; attempt: number };
       if (body.via === undefined) return;
       if (body.via.length > 0) return staller.send(envelope('staller', body.via[0] as string, m.kind, { ...body, via: body.via.slice(1) })); // relays honestly
       if (m.kind === 'assign' && body.subtask !== undefined) {
-        assigned++;
+        assigned.add(body.attempt);
         held.add(body.subtask.id);
         mostHeld = Math.max(mostHeld, held.size);
         for (const p of [0, 0.5, 0.9]) staller.send(envelope('staller', 'coordinator', 'progress', { subtaskId: body.subtask.id, attempt: body.attempt, progress: p }));
@@ -246,7 +247,7 @@ describe('a token-holding agent cannot stall a task', () => {
     expectHonest(result, subtasks.map(s => s.id), ['h-0', 'h-1']);
     completedOnce(events, subtasks.map(s => s.id));
     expect(mostHeld).toBe(1); // granted one slot, never earned another
-    expect(assigned).toBeLessThanOrEqual(2);
+    expect(assigned.size).toBeLessThanOrEqual(2);
     expect(events).toContainEqual(expect.objectContaining({ type: 'agent.quarantined', agentId: 'staller', reason: expect.stringMatching(/ran past their limit/) }));
     expect(quarantined(events)).toEqual(['staller']);
   });
