@@ -62,7 +62,8 @@ import { roundTally } from './roundProbe.js';
 import { BenchChild } from './child.js';
 import { startBullBaseline, type BullBaseline } from './bullmqBaseline.js';
 
-const AGENTS = 100;
+/** `DISPATCH_AGENTS` (a multiple of {@link CHILDREN}) to measure another team size. */
+const AGENTS = Number(process.env['DISPATCH_AGENTS'] ?? 100);
 const CHILDREN = 2;
 const WORK_MS = 1;
 const HEARTBEAT_MS = 1000;
