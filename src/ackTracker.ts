@@ -26,6 +26,8 @@ export interface AckTrackerOptions {
 
 interface Pending {
   readonly agentId: string;
+  /** Messages its round trip crosses: the assignment's hops and the answer's one. */
+  readonly legs: number;
   /** When it was first sent: the give-up budget counts from here. */
   readonly firstSentAt: number;
   /** When it was last sent. */
@@ -39,6 +41,18 @@ interface Pending {
 /** Retransmissions always allowed before the time budget may end them: a slow agent gets a second chance. */
 const MIN_RETRANSMISSIONS = 2;
 
+/** The legs of a round trip straight to an agent and back: what `ackTimeoutMs` is set for. */
+export const DIRECT_LEGS = 2;
+
+/** The cap of an agent's own estimate as kept (an hour); where it is used, the route's budget caps it. */
+const MAX_OWN_RTO_MS = 3_600_000;
+
+/** How much longer than a direct round trip one of `legs` messages is taken to be while nothing was measured. */
+const stretch = (legs: number): number => Math.max(1, legs / DIRECT_LEGS);
+
+/** Round trips a route's estimate may take before its assignment is given up, when that is longer than `ackTimeoutMs`. */
+const BUDGET_RTTS = 3;
+
 /**
  * The assignments waiting for their acknowledgement, and what the waits are learned from: a
  * round-trip estimate per agent (assignment sent → its first answer, acknowledgement or result),
@@ -48,16 +62,24 @@ const MIN_RETRANSMISSIONS = 2;
  *   sent ──rto──▶ overdue → retransmit ──rto──▶ overdue → … (after 6: 2·rto, 4·rto, 8·rto, 8·rto…) … → give up
  *         answered: a sample of the copy it names (else, Karn, only of an assignment sent once), the wait ends
  *
- * An agent nothing was measured of yet takes the team's estimate (every agent's samples, the
- * same network), and before any sample at all a third of `ackTimeoutMs`. Each wait is
- * `retransmitDelay(rto, n)`, capped at `ackTimeoutMs`; an assignment is given up (`retransmit`
- * answers false) after `maxRetransmissions`, or once `ackTimeoutMs` has passed since its first
- * send with at least two retransmissions made. O(1) per send and answer; one timer per waiting
- * assignment, released when answered, forgotten or given up.
+ * An agent nothing was measured of yet takes the team's estimate, and before any sample at all
+ * a third of `ackTimeoutMs` (for a round trip straight to the agent; in proportion for more legs). The team's estimate is per message (every agent's samples divided by
+ * the legs of their round trips: the same network, other distances), times the legs of the
+ * agent's own round trip: relays on the way (a ring's members are up to n hops away) lengthen
+ * the wait instead of making every first assignment look lost and sent again round the ring.
+ * Each wait is `retransmitDelay(rto, n)`, capped at the budget; an assignment is given up
+ * (`retransmit` answers false) after `maxRetransmissions`, or once the budget has passed since its
+ * first send with at least two retransmissions made. The budget is `ackTimeoutMs`, or three
+ * estimated round trips of the route (the team's smoothed time per message times its legs) when
+ * that is longer (before any sample, `ackTimeoutMs` in proportion to the legs): a relay or two change nothing, a ring of thousands is waited for as long as it
+ * takes to go round.
+ * O(1) per send and answer; one timer per waiting assignment, released when answered, forgotten
+ * or given up.
  *
  * @example
  * const acks = new AckTracker({ scheduler, ackTimeoutMs: 3000, overdue: key => … });
- * acks.sent('t\u0000s-1#7', 'agent-2'); // waits acks.rtoOf('agent-2')
+ * acks.sent('t\u0000s-1#7', 'agent-2'); // waits acks.rtoOf('agent-2') (straight to it: 2 legs)
+ * acks.sent('t\u0000s-2#8', 'agent-9', 5); // through 3 relays, the answer straight back
  * acks.answered('t\u0000s-1#7');        // a round-trip sample of agent-2
  */
 export class AckTracker {
@@ -79,17 +101,33 @@ export class AckTracker {
     this.minRtoMs = Math.min(minRtoMs, ackTimeoutMs);
     this.maxRetransmissions = maxRetransmissions;
     this.overdue = overdue;
-    this.team = this.estimator();
+    // Per message: a direct round trip's figures halved (scaling by 2 is exact in floating point,
+    // so a direct agent's estimate is what one estimator of whole round trips would give).
+    // The floor is the whole wait's (a stalled answerer is one agent, however far), applied once scaled.
+    this.team = new RttEstimator({ initialRtoMs: this.ackTimeoutMs / 3 / DIRECT_LEGS, minRtoMs: Number.MIN_VALUE, maxRtoMs: this.ackTimeoutMs / DIRECT_LEGS, granularityMs: 1 / DIRECT_LEGS });
   }
 
+  /** An agent's own estimate (capped where it is used, by the budget of the route it is used for). */
   private estimator(): RttEstimator {
-    return new RttEstimator({ initialRtoMs: this.ackTimeoutMs / 3, minRtoMs: this.minRtoMs, maxRtoMs: this.ackTimeoutMs });
+    return new RttEstimator({ initialRtoMs: this.ackTimeoutMs / 3, minRtoMs: this.minRtoMs, maxRtoMs: MAX_OWN_RTO_MS });
   }
 
-  /** The agent's retransmission timeout now: its own estimate, else the team's. */
-  rtoOf(agentId: string): number {
+  /**
+   * The agent's retransmission timeout now: its own estimate, else the team's per message times
+   * `legs`, the messages of its round trip (default: straight to it and back), else (nothing
+   * measured yet) a third of `ackTimeoutMs` for a direct round trip, in proportion for a longer one.
+   */
+  rtoOf(agentId: string, legs = DIRECT_LEGS): number {
     const own = this.perAgent.get(agentId);
-    return own !== undefined && own.count > 0 ? own.rto : this.team.rto;
+    if (own !== undefined && own.count > 0) return Math.min(this.budgetOf(legs), own.rto);
+    if (this.team.count === 0) return (this.ackTimeoutMs / 3) * stretch(legs);
+    return Math.min(this.budgetOf(legs), Math.max(this.minRtoMs, this.team.rto * legs));
+  }
+
+  /** How long an assignment over `legs` messages is waited for, retransmissions included (and the cap of each wait). */
+  private budgetOf(legs: number): number {
+    const perMessage = this.team.srtt;
+    return perMessage === undefined ? this.ackTimeoutMs * stretch(legs) : Math.max(this.ackTimeoutMs, BUDGET_RTTS * perMessage * legs);
   }
 
   /** Round trips measured of the agent (Karn's rule: of assignments sent once). */
@@ -107,11 +145,16 @@ export class AckTracker {
     return this.pending.get(attemptKey)?.retransmissions;
   }
 
-  /** The assignment `attemptKey` went to `agentId`: its wait starts (a wait it had ends). */
-  sent(attemptKey: string, agentId: string): void {
+  /**
+   * The assignment `attemptKey` went to `agentId`, its round trip `legs` messages long (its hops
+   * there and the answer's one; default straight there and back): its wait starts (a wait it had
+   * ends).
+   */
+  sent(attemptKey: string, agentId: string, legs = DIRECT_LEGS): void {
+    if (!(Number.isInteger(legs) && legs >= DIRECT_LEGS)) throw new RangeError(`legs must be an integer >= ${DIRECT_LEGS}, got ${String(legs)}`);
     this.forget(attemptKey);
     const now = this.scheduler.now();
-    const entry: Pending = { agentId, firstSentAt: now, sentAt: now, sends: [now], retransmissions: 0, timer: undefined };
+    const entry: Pending = { agentId, legs, firstSentAt: now, sentAt: now, sends: [now], retransmissions: 0, timer: undefined };
     this.pending.set(attemptKey, entry);
     this.arm(attemptKey, entry);
   }
@@ -125,7 +168,7 @@ export class AckTracker {
     if (entry === undefined) return false;
     const now = this.scheduler.now();
     const n = entry.retransmissions;
-    if (n >= this.maxRetransmissions || (n >= MIN_RETRANSMISSIONS && now - entry.firstSentAt >= this.ackTimeoutMs)) {
+    if (n >= this.maxRetransmissions || (n >= MIN_RETRANSMISSIONS && now - entry.firstSentAt >= this.budgetOf(entry.legs))) {
       this.forget(attemptKey);
       return false;
     }
@@ -150,7 +193,7 @@ export class AckTracker {
       let own = this.perAgent.get(entry.agentId);
       if (own === undefined) this.perAgent.set(entry.agentId, (own = this.estimator()));
       own.sample(rtt);
-      this.team.sample(rtt);
+      this.team.sample(rtt / entry.legs);
     }
     this.forget(attemptKey);
   }
@@ -171,7 +214,7 @@ export class AckTracker {
 
   private arm(attemptKey: string, entry: Pending): void {
     entry.timer?.unsubscribe();
-    const delay = retransmitDelay(this.rtoOf(entry.agentId), entry.retransmissions, this.ackTimeoutMs);
+    const delay = retransmitDelay(this.rtoOf(entry.agentId, entry.legs), entry.retransmissions, this.budgetOf(entry.legs));
     entry.timer = this.scheduler.schedule(() => {
       entry.timer = undefined;
       if (this.pending.get(attemptKey) === entry) this.overdue(attemptKey);

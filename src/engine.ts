@@ -498,7 +498,7 @@ export class Engine {
       attempt: attempt.token,
       replyPath: [...attempt.reply, COORDINATOR],
       via: route.length === 0 ? [] : [...route.slice(1), record.id],
-      rto: this.detection.rtoFor(record.id),
+      rto: this.detection.rtoFor(record.id, attempt.hops),
       copy: this.detection.retransmissionsOf(attempt.key) ?? 0,
     };
     this.network.send({ from: COORDINATOR, to: route[0] ?? record.id, kind: 'assign', body });
@@ -1200,9 +1200,9 @@ export class Engine {
     record.inFlight.add(attempt);
     this.agents.touch(record);
     run.assignments++;
-    const body: AssignBody = { taskId, subtask: state.subtask, attempt: token, replyPath, via, rto: this.detection.rtoFor(record.id) };
+    const body: AssignBody = { taskId, subtask: state.subtask, attempt: token, replyPath, via, rto: this.detection.rtoFor(record.id, hops) };
     this.network.send({ from: COORDINATOR, to: first, kind: 'assign', body });
-    this.detection.awaitAck(attempt.key, record.id);
+    this.detection.awaitAck(attempt.key, record.id, hops);
     this.detection.attemptStarted(attempt.key, run.task.id);
     attempt.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(attempt)), this.timeoutOf(state));
     this.emitTask(run, { type: 'subtask.assigned', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, hops });

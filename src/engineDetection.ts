@@ -160,9 +160,9 @@ export class EngineDetection {
     this.deliveries.next({ link, ok });
   }
 
-  /** An attempt was sent to `agentId`: its wait for the acknowledgement starts. */
-  awaitAck(attemptKey: string, agentId: string): void {
-    this.acks.sent(attemptKey, agentId);
+  /** An attempt was sent to `agentId` over `hops` messages: its wait for the acknowledgement (straight back) starts. */
+  awaitAck(attemptKey: string, agentId: string, hops = 1): void {
+    this.acks.sent(attemptKey, agentId, hops + 1);
   }
 
   /**
@@ -200,10 +200,11 @@ export class EngineDetection {
   /**
    * The retransmission timeout to tell the agent in an assignment, whole ms: it times the agent's
    * retransmissions of its results by it. Remembered per agent, so that the wait for a result
-   * (`resultPatienceMs`) fits what the agent was told.
+   * (`resultPatienceMs`) fits what the agent was told. `hops`: the messages the assignment crosses
+   * (a round trip through relays is longer before anything of this agent was measured).
    */
-  rtoFor(agentId: string): number {
-    const rto = Math.ceil(this.acks.rtoOf(agentId));
+  rtoFor(agentId: string, hops = 1): number {
+    const rto = Math.ceil(this.acks.rtoOf(agentId, hops + 1));
     this.told.set(agentId, rto);
     return rto;
   }

@@ -36,6 +36,41 @@ describe('AckTracker', () => {
     expect(acks.waiting).toBe(0);
   });
 
+  it('gives an agent not yet measured the team’s estimate per message times the legs of its round trip', () => {
+    const { scheduler, acks } = setup();
+    // Before any sample: a third of ackTimeoutMs straight there and back, in proportion for more legs.
+    expect([acks.rtoOf('far'), acks.rtoOf('far', 2), acks.rtoOf('far', 6)]).toEqual([1000, 1000, 3000]);
+    acks.sent('k1', 'near'); // straight: 2 legs
+    scheduler.advanceBy(10);
+    acks.answered('k1'); // 5 ms a message: srtt 5, rttvar 2.5 per message
+    expect(acks.rtoOf('near')).toBe(30); // its own: srtt 10, rttvar 5
+    expect([acks.rtoOf('far'), acks.rtoOf('far', 6), acks.rtoOf('far', 1001)]).toEqual([30, 90, 15_015]);
+    // A far agent's own sample is its own, whatever its length.
+    acks.sent('k2', 'far', 6);
+    scheduler.advanceBy(30);
+    acks.answered('k2');
+    expect(acks.rtoOf('far', 6)).toBe(90); // srtt 30, rttvar 15
+    expect(() => acks.sent('k3', 'far', 1)).toThrow(/legs must be an integer >= 2, got 1/);
+  });
+
+  it('stretches the wait and the give-up budget with the legs: a round trip longer than ackTimeoutMs through a long route is waited for, not given up', () => {
+    const { scheduler, acks, overdue } = setup({ ackTimeoutMs: 3000 });
+    // 4,000 hops of 2 ms out and one back: 8 s a round trip, measured once by a near agent at 2 ms a message.
+    acks.sent('near', 'near');
+    scheduler.advanceBy(4);
+    acks.answered('near');
+    acks.sent('k', 'far', 4001);
+    expect(acks.rtoOf('far', 4001)).toBe(4001 * 6); // per message: srtt 2, rttvar 1 → 6; the budget 3 × 2 × 4,001 ms
+    scheduler.advanceBy(8002);
+    expect(overdue).toEqual([]); // not sent again before it could have arrived
+    acks.answered('k');
+    expect(acks.samplesOf('far')).toBe(1);
+    // Straight to an agent the bounds are ackTimeoutMs's, as ever: given up after 3 s and two retransmissions.
+    const { acks: direct, retransmitAll } = setup({ ackTimeoutMs: 3000 });
+    direct.sent('d', 'x');
+    expect(retransmitAll('d')).toEqual([1000, 2000, 3000]);
+  });
+
   it('takes no sample from a retransmitted assignment (Karn) nor from one forgotten', () => {
     const { scheduler, acks } = setup();
     acks.sent('k', 'a');
