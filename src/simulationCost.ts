@@ -39,6 +39,15 @@ const MS_PER_AGENT = 0.25;
 const BYTES_BASE = 100e6;
 const BYTES_PER_AGENT = 25e3;
 const BYTES_PER_MESH_PAIR = 150;
+/**
+ * A ring's work in flight carries its route there and back (an assignment names every relay on
+ * its way, its reply path every relay back): about 64 bytes per agent per subtask in flight
+ * (measured 67 at 4,000 agents × 4,000 subtasks, 1.2 GB at its peak). With a subtask in flight on
+ * every agent that is agents² × 64 bytes: 6.4 GB at 10,000.
+ */
+const BYTES_PER_RING_ROUTE_ENTRY = 64;
+/** About the heap Node gives a process by default on a large machine: more needs `--max-old-space-size`. */
+const DEFAULT_HEAP_BYTES = 4e9;
 const MS_PER_SUBTASK = 0.1;
 const LATENCY_MS = 2;
 /** Margin for detection and healing after the last fault (about one detection bound). */
@@ -70,7 +79,11 @@ export function estimateSimulation(size: SimulationSize): SimulationCost {
   const messages = Math.round(beats + subtasks * perSubtask);
   const perMessageUs = US_PER_MESSAGE + (topology === 'mesh' ? US_PER_MESSAGE_PER_PEER * agents : 0);
   const wallMs = (messages * perMessageUs) / 1000 + agents * MS_PER_AGENT + subtasks * MS_PER_SUBTASK;
-  const memoryBytes = BYTES_BASE + agents * BYTES_PER_AGENT + (topology === 'mesh' ? BYTES_PER_MESH_PAIR * agents * (agents - 1) : 0);
+  const memoryBytes =
+    BYTES_BASE +
+    agents * BYTES_PER_AGENT +
+    (topology === 'mesh' ? BYTES_PER_MESH_PAIR * agents * (agents - 1) : 0) +
+    (topology === 'ring' ? BYTES_PER_RING_ROUTE_ENTRY * Math.min(agents, subtasks) * agents : 0);
   const why =
     topology === 'mesh' && beats >= subtasks * perSubtask
       ? `every agent heartbeats every other agent: ${agents} × ${agents - 1} beats a virtual second`
@@ -85,8 +98,11 @@ export function estimateSimulation(size: SimulationSize): SimulationCost {
 /** Above this estimate a simulation warns before it starts. */
 export const WARN_WALL_MS = 20_000;
 
+/** Two significant figures, never in exponent form (100, not 1.0e+2). */
+const figures = (x: number): string => (x >= 100 ? String(Math.round(x)) : x.toPrecision(2));
+
 const amount = (n: number): string =>
-  n >= 1e9 ? `${(n / 1e9).toPrecision(2)} billion` : n >= 1e6 ? `${(n / 1e6).toPrecision(2)} million` : n >= 1e3 ? `${Math.round(n / 1e3)} thousand` : String(Math.round(n));
+  n >= 1e9 ? `${figures(n / 1e9)} billion` : n >= 1e6 ? `${figures(n / 1e6)} million` : n >= 1e3 ? `${Math.round(n / 1e3)} thousand` : String(Math.round(n));
 
 const duration = (ms: number): string =>
   ms >= 5_400_000 ? `${Math.round(ms / 3_600_000)} h` : ms >= 90_000 ? `${Math.round(ms / 60_000)} min` : ms >= 10_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 1000).toFixed(1)} s`;
@@ -100,6 +116,7 @@ export function costWarning(size: SimulationSize): string | undefined {
     `warning: ${on} with ${size.agents} agents and ${size.subtasks} subtasks over ~${duration(cost.virtualMs)} of virtual time is about ` +
     `${amount(cost.messages)} messages (${cost.why}): expect roughly ${duration(cost.wallMs)} of wall time` +
     `${cost.memoryBytes >= 1e9 ? ` and ${(cost.memoryBytes / 1e9).toPrecision(2)} GB of memory` : ''}. ` +
-    'Fewer agents, another topology or a shorter --hours runs faster.'
+    'Fewer agents, another topology or a shorter --hours runs faster.' +
+    (cost.memoryBytes >= DEFAULT_HEAP_BYTES ? ` Node's heap must be raised for it: NODE_OPTIONS=--max-old-space-size=${Math.ceil((cost.memoryBytes * 1.25) / 2 ** 20)}.` : '')
   );
 }

@@ -50,6 +50,7 @@ describe('costWarning', () => {
   it.each([
     ['mesh', 5000, 200, /^warning: mesh with 5000 agents and 200 subtasks over ~0\.2 s of virtual time is about 30 million messages \(every agent heartbeats every other agent: 5000 × 4999 beats a virtual second\): expect roughly 14 min of wall time and 4\.0 GB of memory\./],
     ['ring', 2000, 5000, /^warning: ring with 2000 agents .* about 10 million messages \(every subtask travels the ring: about 2001 hops each\): expect roughly \d+ (min|s) of wall time/],
+    ['ring', 10_000, 10_000, /about 100 million messages .* and 6\.\d GB of memory\. .* Node's heap must be raised for it: NODE_OPTIONS=--max-old-space-size=\d+\.$/],
     ['adaptive', 10_000, 1_000_000, /^warning: adaptive \(starting as hierarchical\) with 10000 agents and 1000000 subtasks .*: expect roughly \d+ min of wall time/],
   ] as const)('warns about %s with %d agents and %d subtasks', (topology, agents, subtasks, message) => {
     expect(costWarning({ topology, agents, subtasks, untilMs: HOUR })).toMatch(message);
