@@ -62,17 +62,18 @@ const BUDGET_RTTS = 3;
  *   sent ──rto──▶ overdue → retransmit ──rto──▶ overdue → … (after 6: 2·rto, 4·rto, 8·rto, 8·rto…) … → give up
  *         answered: a sample of the copy it names (else, Karn, only of an assignment sent once), the wait ends
  *
- * An agent nothing was measured of yet takes the team's estimate, and before any sample at all
- * a third of `ackTimeoutMs` (for a round trip straight to the agent; in proportion for more legs). The team's estimate is per message (every agent's samples divided by
- * the legs of their round trips: the same network, other distances), times the legs of the
- * agent's own round trip: relays on the way (a ring's members are up to n hops away) lengthen
- * the wait instead of making every first assignment look lost and sent again round the ring.
+ * An agent nothing was measured of yet takes the team's estimate. The team's estimate is per
+ * message (every agent's samples divided by the legs of their round trips: the same network,
+ * other distances), times the legs of the agent's own round trip: relays on the way (a ring's
+ * members are up to n hops away) lengthen the wait instead of making every first assignment look
+ * lost and sent again round the ring. Before any sample at all the wait is a third of
+ * `ackTimeoutMs` for a round trip straight to the agent, in proportion for more legs.
  * Each wait is `retransmitDelay(rto, n)`, capped at the budget; an assignment is given up
  * (`retransmit` answers false) after `maxRetransmissions`, or once the budget has passed since its
  * first send with at least two retransmissions made. The budget is `ackTimeoutMs`, or three
  * estimated round trips of the route (the team's smoothed time per message times its legs) when
- * that is longer (before any sample, `ackTimeoutMs` in proportion to the legs): a relay or two change nothing, a ring of thousands is waited for as long as it
- * takes to go round.
+ * that is longer (before any sample, `ackTimeoutMs` in proportion to the legs): a relay or two
+ * change nothing, a ring of thousands is waited for as long as it takes to go round.
  * O(1) per send and answer; one timer per waiting assignment, released when answered, forgotten
  * or given up.
  *
