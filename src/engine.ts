@@ -534,7 +534,8 @@ export class Engine {
     if (attempt.transit !== undefined) return;
     const agentId = attempt.agentId;
     const giveUpAt = this.now() + this.detection.resultPatienceMs(agentId);
-    const everyMs = this.detection.rtoOf(agentId);
+    // The assignment goes out again and the result comes back by its reply path: that round trip's legs.
+    const everyMs = this.detection.rtoOf(agentId, attempt.hops + attempt.reply.length + 1);
     // Asked again every rto meanwhile (the assignment resent: the agent answers with its result),
     // in case the agent times its own retransmissions by an older, longer estimate.
     const check = (): void => {

@@ -209,9 +209,9 @@ export class EngineDetection {
     return rto;
   }
 
-  /** The agent's retransmission timeout now, ms: what a message to it and its answer should take. */
-  rtoOf(agentId: string): number {
-    return this.acks.rtoOf(agentId);
+  /** The agent's retransmission timeout now, ms: what a message to it and its answer should take, over `legs` messages in all (default: straight there and back). */
+  rtoOf(agentId: string, legs?: number): number {
+    return this.acks.rtoOf(agentId, legs);
   }
 
   /** An attempt of the task was sent: its progress deadline starts. */
