@@ -451,6 +451,9 @@ function rows(pair: Pair): BenchRow[] {
 }
 
 export default async function bench(): Promise<BenchRow[]> {
+  if (!(Number.isInteger(AGENTS) && AGENTS >= CHILDREN && AGENTS % CHILDREN === 0)) {
+    throw new RangeError(`DISPATCH_AGENTS must be a multiple of ${CHILDREN} (the agent processes share them evenly), got ${String(process.env['DISPATCH_AGENTS'])}`);
+  }
   if (!(Number.isInteger(SUBTASKS) && SUBTASKS >= ROUNDS && SUBTASKS <= ROUNDS * MAX_PER_TASK)) {
     throw new RangeError(`DISPATCH_SUBTASKS must be an integer in [${ROUNDS}, ${ROUNDS * MAX_PER_TASK}] (${ROUNDS} rounds of at most ${MAX_PER_TASK}), got ${String(process.env['DISPATCH_SUBTASKS'])}`);
   }
