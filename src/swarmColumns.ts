@@ -6,17 +6,8 @@ const STATE_CODE: Readonly<Record<SubtaskRow['state'], number>> = { pending: 0, 
 const CODE_LETTER: string[] = [];
 for (const [state, code] of Object.entries(STATE_CODE)) CODE_LETTER[code] = STATE_LETTER[state as SubtaskRow['state']];
 
-/** What a row shows of a subtask (a `SubtaskEntry` of the view). */
-export interface RowFields {
-  readonly state: SubtaskRow['state'];
-  readonly agent: string | null;
-  readonly attempt: number | null;
-  readonly attempts: number;
-  readonly progress: number;
-  readonly hedged: boolean;
-  readonly since: number;
-  readonly reason: string | undefined;
-}
+/** What a row shows of a subtask (a `SubtaskEntry` of the view): a row without its ids, its reason always present (maybe undefined). */
+export type RowFields = Omit<SubtaskRow, 'id' | 'taskId' | 'reason'> & { readonly reason: string | undefined };
 
 /**
  * A task's subtask rows kept as typed columns, one slot a row, written when a row changes: what a

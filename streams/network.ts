@@ -180,25 +180,17 @@ class FlightQueue<E> {
 
   push(envelope: E, member: Member<E>, counter: KindCounter, time: number, seq: number): void {
     if (this.count === this.times.length) this.grow();
-    const { envelopes, members, counters, times, seqs } = this;
+    const { times, seqs } = this;
     let i = this.count++;
     this.live++;
     while (i > 0) {
       const p = (i - 1) >> 1;
       const t = times[p] as number;
       if (time > t || (time === t && seq > (seqs[p] as number))) break;
-      envelopes[i] = envelopes[p] as E;
-      members[i] = members[p] as Member<E>;
-      counters[i] = counters[p] as KindCounter;
-      times[i] = t;
-      seqs[i] = seqs[p] as number;
+      this.move(i, p);
       i = p;
     }
-    envelopes[i] = envelope;
-    members[i] = member;
-    counters[i] = counter;
-    times[i] = time;
-    seqs[i] = seq;
+    this.put(i, envelope, member, counter, time, seq);
   }
 
   /**
@@ -257,18 +249,28 @@ class FlightQueue<E> {
         }
       }
       if (time < ct || (time === ct && seq < (seqs[c] as number))) break;
-      envelopes[i] = envelopes[c] as E;
-      members[i] = members[c] as Member<E>;
-      counters[i] = counters[c] as KindCounter;
-      times[i] = ct;
-      seqs[i] = seqs[c] as number;
+      this.move(i, c);
       i = c;
     }
-    envelopes[i] = envelope;
-    members[i] = member;
-    counters[i] = counter;
-    times[i] = time;
-    seqs[i] = seq;
+    this.put(i, envelope, member, counter, time, seq);
+  }
+
+  /** The message at `from` moves to `to` (a step of a sift). */
+  private move(to: number, from: number): void {
+    this.envelopes[to] = this.envelopes[from] as E;
+    this.members[to] = this.members[from] as Member<E>;
+    this.counters[to] = this.counters[from] as KindCounter;
+    this.times[to] = this.times[from] as number;
+    this.seqs[to] = this.seqs[from] as number;
+  }
+
+  /** A message is written at `i` (the end of a sift). */
+  private put(i: number, envelope: E, member: Member<E>, counter: KindCounter, time: number, seq: number): void {
+    this.envelopes[i] = envelope;
+    this.members[i] = member;
+    this.counters[i] = counter;
+    this.times[i] = time;
+    this.seqs[i] = seq;
   }
 
   private grow(): void {

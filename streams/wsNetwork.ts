@@ -85,10 +85,14 @@ export class Counters {
   }
 }
 
+/** A frame's bytes as one Buffer (`ws` hands over a Buffer, fragments, or an ArrayBuffer). */
+function bytes(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}
+
 function text(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString(); // UTF-8; without arguments Buffer takes its shortest path
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
+  return bytes(data).toString(); // UTF-8; without arguments Buffer takes its shortest path
 }
 
 const RESOLVED = Promise.resolve();
@@ -1038,7 +1042,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (agentId === undefined) return this.refuse(connection, WS_CLOSE.unsupportedData, 'binary frames are taken only as the heartbeats of a joined agent: say hello in JSON text');
     if (connection.role === 'client') return this.refuse(connection, WS_CLOSE.policyViolation, 'a client may not send heartbeat envelopes');
     const reader = this.beats;
-    const body = reader.read(Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data));
+    const body = reader.read(bytes(data));
     if (body === undefined) return this.refuse(connection, reader.closeCode, reader.error);
     this.counters.received++;
     this.route(agentId, reader.to, 'heartbeat', body);
@@ -1120,12 +1124,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const member = this.members.get(to);
     if (member !== undefined) {
       const checked = this.checked(to, kind, body);
-      if (checked === undefined) {
-        this.counters.drop(counter, 'unknown');
-        this.counters.rejected++;
-        this.emit({ type: 'rejected', agentId: from, remote: this.connections.get(from)?.remote ?? '?', code: WS_CLOSE.forgedSender, error: `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped` });
-        return;
-      }
+      if (checked === undefined) return this.dropRelayed(from, counter, WS_CLOSE.forgedSender, `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped`);
       this.counters.deliver(counter);
       member.next({ from, to, kind, body: checked, sentAt: this.turnAt } as E);
       return;
@@ -1135,13 +1134,17 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (connection === undefined) return this.counters.drop(counter, this.known.has(to) ? 'down' : 'unknown');
     if (connection.role === 'client') {
       // A client hears from the service only: nothing a peer sends is for it (a flood of beats would be).
-      this.counters.drop(counter, 'unknown');
-      this.counters.rejected++;
-      this.emit({ type: 'rejected', agentId: from, remote: this.connections.get(from)?.remote ?? '?', code: WS_CLOSE.policyViolation, error: `${kind} for the client ${JSON.stringify(to)} from ${JSON.stringify(from)}: dropped (clients hear from the service only)` });
-      return;
+      return this.dropRelayed(from, counter, WS_CLOSE.policyViolation, `${kind} for the client ${JSON.stringify(to)} from ${JSON.stringify(from)}: dropped (clients hear from the service only)`);
     }
     if (kind === 'assign') told(connection, body as AssignBody);
     return this.write(connection, encode({ v: 1, type: 'envelope', from, to, kind, body }), counter);
+  }
+
+  /** An envelope from `from` is not passed on: counted and logged, its sender's connection kept (one bad relay must not cut an agent off). */
+  private dropRelayed(from: string, counter: KindCounter, code: WsCloseCode, error: string): void {
+    this.counters.drop(counter, 'unknown');
+    this.counters.rejected++;
+    this.emit({ type: 'rejected', agentId: from, remote: this.connections.get(from)?.remote ?? '?', code, error });
   }
 
   private reply(connection: Connection, message: WireMessage): void {
