@@ -133,10 +133,14 @@ function show(x: number): string {
  *
  * Probation: a switch from A to B is judged at the first tick at least `minDwellMs` after it at
  * which B has finished `minRecords` runs since the switch, or at the latest `max(minDwellMs,
- * windowMs)` after it. B is confirmed if its score over those runs alone is above A's score at
- * the switch (`scores[A]`); then the back-off is reset. Otherwise the operator switches back to A
- * (`revert: true`, a reason saying what was measured) and the dwell before the next switch
- * doubles. A switch back is not itself on probation, and no switch is taken while one is pending:
+ * windowMs)` after it, on its score over its runs since the switch alone against A's score at
+ * the switch (`scores[A]`). When A's beats B's by more than `switchThreshold` (a clear loss, the
+ * margin a switch needs), the operator switches back to A at once; anything closer is judged
+ * only once B has finished as many runs as A's score rested on (A's runs in the window, at least
+ * `minRecords`), or at the deadline — a handful of runs is too noisy to settle a close call, and
+ * a protocol left is held at its probation score. B is confirmed if its score is above A's (the
+ * back-off is reset); otherwise the operator switches back to A (`revert: true`, a reason saying
+ * what was measured) and the dwell before the next switch doubles. A switch back is not itself on probation, and no switch is taken while one is pending:
  * at most one switch back per switch. When B was chosen on its prior, the verdict also scales
  * every prior by `min(1, B's probation score / B's prior)` (never back up).
  *
@@ -216,6 +220,8 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
       /** The switch on probation: its target's runs since the switch, in a window of their own. */
       let trial: {
         readonly from: string; readonly to: string; readonly at: number; readonly before: number;
+        /** Runs `before` rested on: a gain is confirmed on as many of the target's (or at the deadline). */
+        readonly evidence: number;
         /** The target's own prior when it was chosen on it (unmeasured), to calibrate the others. */
         readonly prior: number | undefined;
         readonly runs: RollingWindow;
@@ -271,8 +277,12 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
         trial.runs.expire(now);
         const n = trial.runs.count;
         if (!probationDue(now, trial.at, n, minDwellMs, windowMs, minRecords)) return undefined;
-        const { from, to, at, before, prior: guessed } = trial;
+        const { from, to, at, before, evidence, prior: guessed } = trial;
         const measured = checked(score(trial.runs.snapshot(now), to), 'score', to);
+        // A clear loss (by the switch's own margin) is undone at once; anything closer is settled
+        // on as many runs as the score it was compared with rested on.
+        const needed = beatsBy(before, measured, switchThreshold) ? minRecords : evidence;
+        if (!probationDue(now, at, n, minDwellMs, windowMs, needed)) return undefined;
         trial = undefined;
         if (guessed !== undefined && guessed > 0 && n > 0) priorScale = Math.min(priorScale, Math.max(0, measured) / guessed);
         if (confirmsGain(n, measured, before)) {
@@ -314,7 +324,8 @@ export function adaptiveSwitch(options: AdaptiveSwitchOptions): OperatorFunction
         if (best === undefined || !beatsBy(bestScore, currentScore, switchThreshold)) return undefined;
         const gain = currentScore === 0 ? '' : `: +${Math.round((100 * (bestScore - currentScore)) / Math.abs(currentScore))}%`;
         const guessed = fromPrior.has(best) ? checked(prior(best), 'prior', best) : undefined;
-        trial = { from: current, to: best, at: now, before: currentScore, prior: guessed, runs: new RollingWindow(windowMs, now) };
+        const evidence = Math.max(minRecords, (windows.get(current) as RollingWindow).count);
+        trial = { from: current, to: best, at: now, before: currentScore, evidence, prior: guessed, runs: new RollingWindow(windowMs, now) };
         return {
           from: current,
           to: best,

@@ -228,6 +228,46 @@ describe('adaptiveSwitch', () => {
       });
     }));
 
+    describe('a close call waits for as many runs as the score it was compared with; a clear loss does not', () => {
+      // star scores 0.6 on 5 runs; at 20 mesh's prior (0.9) beats it. By 40 mesh has 2 runs at
+      // 0.5: below 0.6, but not by the 30 % a switch needs, and on 2 runs against 5. So it waits
+      // for 5 runs (at 50) and is judged on them.
+      const prior = (): number => 0.9;
+      const x = { from: 'star', to: 'mesh', at: 20, reason: 'mesh scored 0.9 (prior) vs star 0.6 (5 runs): +50%', scores: { mesh: 0.9, star: 0.6 } };
+
+      it('confirmed on the fuller count: 4 of 5 beat 0.6', marbles(m => {
+        const source = m.hot('  -oooff---------------OF------------------OOO--------------------|', R);
+        const expected = '      --------------------x-------------------------------------------|';
+        m.expect(source.pipe(adaptiveSwitch({ ...trial, prior, scheduler: m.scheduler }))).toBeObservable(expected, { x });
+      }));
+
+      it('switched back on the fuller count: 1 of 5 does not', marbles(m => {
+        const source = m.hot('  -oooff---------------OF------------------FFF--------------------|', R);
+        const expected = '      --------------------x-----------------------------y-------------|';
+        m.expect(source.pipe(adaptiveSwitch({ ...trial, prior, scheduler: m.scheduler }))).toBeObservable(expected, {
+          x,
+          y: {
+            from: 'mesh', to: 'star', at: 50, revert: true,
+            reason: 'switch back: mesh measured 0.2 (5 runs since the switch), star had 0.6; next dwell 40 ms',
+            scores: { mesh: 0.2, star: 0.6 },
+          },
+        });
+      }));
+
+      it('a clear loss is undone on minRecords runs: 0 of 2 against 0.6', marbles(m => {
+        const source = m.hot('  -oooff---------------FF-----------------------------------------|', R);
+        const expected = '      --------------------x-------------------y-----------------------|';
+        m.expect(source.pipe(adaptiveSwitch({ ...trial, prior, scheduler: m.scheduler }))).toBeObservable(expected, {
+          x,
+          y: {
+            from: 'mesh', to: 'star', at: 40, revert: true,
+            reason: 'switch back: mesh measured 0 (2 runs since the switch), star had 0.6; next dwell 40 ms',
+            scores: { mesh: 0, star: 0.6 },
+          },
+        });
+      }));
+    });
+
     it('switches back at the first tick the probation is due when the gain is not confirmed, and backs off', marbles(m => {
       const candidates = ['mesh', 'ring', 'star'];
       // mesh (x at 20, on its prior) fails its 2 runs: 0 is not above star's 0, so back at 40 (y),
@@ -521,12 +561,14 @@ describe('adaptiveSwitch', () => {
       let current: string = s.initial;
       let chosenAt = s.start;
       let reverts = 0;
-      let trial: { from: string; to: string; at: number; before: number; prior: number | undefined } | undefined;
+      let trial: { from: string; to: string; at: number; before: number; evidence: number; prior: number | undefined } | undefined;
+      const counts: Record<string, number> = {};
       const scoresAt = (at: number): Record<string, number> => {
         const scores: Record<string, number> = {};
         fromPrior = new Set();
         for (const p of protocols) {
           const inside = stamped.filter(x => x.r.protocol === p && x.arrival <= at && x.t > at - s.windowMs).map(x => x.r);
+          counts[p] = inside.length;
           if (inside.length >= s.minRecords && !left.has(p)) remembered[p] = scoreOf(inside);
           if (remembered[p] !== undefined) {
             scores[p] = remembered[p];
@@ -551,13 +593,17 @@ describe('adaptiveSwitch', () => {
           // Records queued at the tick's instant ran before it: only later arrivals count.
           const runs = stamped.filter(x => x.r.protocol === trial!.to && x.arrival > t0 && x.arrival <= at && x.t > t0 && x.t > at - s.windowMs).map(x => x.r);
           const elapsed = at - t0;
-          if ((elapsed >= s.minDwellMs && runs.length >= s.minRecords) || elapsed >= Math.max(s.minDwellMs, s.windowMs)) {
-            const measured = scoreOf(runs);
+          const due = (needed: number): boolean => (elapsed >= s.minDwellMs && runs.length >= needed) || elapsed >= Math.max(s.minDwellMs, s.windowMs);
+          const measured = scoreOf(runs);
+          const gain = runs.length > 0 && measured > trial.before;
+          // A clear loss is judged on minRecords runs, a close call on as many as the score it was compared with.
+          const clearLoss = trial.before > measured + s.switchThreshold * Math.abs(measured);
+          if (due(clearLoss ? s.minRecords : trial.evidence)) {
             const { from, to, before, prior: guessed } = trial;
             trial = undefined;
             if (guessed !== undefined && guessed > 0 && runs.length > 0) scale = Math.min(scale, Math.max(0, measured) / guessed);
             scores = scoresAt(at);
-            if (runs.length > 0 && measured > before) {
+            if (gain) {
               reverts = 0;
             } else {
               reverts++;
@@ -579,7 +625,7 @@ describe('adaptiveSwitch', () => {
         const top = scores[best]!;
         if (top > cur + s.switchThreshold * Math.abs(cur)) {
           switches.push({ from: current, to: best, at, scores });
-          trial = { from: current, to: best, at, before: cur, prior: fromPrior.has(best) ? prior(best) : undefined };
+          trial = { from: current, to: best, at, before: cur, evidence: Math.max(s.minRecords, counts[current]!), prior: fromPrior.has(best) ? prior(best) : undefined };
           moved(current, best, cur, false);
           chosenAt = at;
         }
