@@ -1,29 +1,6 @@
 import type { SubtaskRow } from '../src/swarmRows.js';
-import { INDEX_DIGIT, LETTER_STATE, STATE_LETTER, intern, type Column, type IdRuns, type SubtaskColumns, type SubtaskTuple } from '../src/swarmWire.js';
-
-const LETTERS = ['p', 'w', 'r', 'd', 'f'] as const;
-const CODE: Record<string, number> = { p: 0, w: 1, r: 2, d: 3, f: 4 };
-const CODE_OF = new Uint8Array(128);
-for (const [letter, code] of Object.entries(CODE)) CODE_OF[letter.charCodeAt(0)] = code;
-
-type Numbers = Int32Array | Float64Array | Uint8Array;
-
-/** `c` (see {@link Column}) into `out[0..n)`, without an array in between. */
-function fill(out: Numbers, c: Column, n: number): void {
-  if (typeof c === 'number') out.fill(c, 0, n);
-  else if ('runs' in c) {
-    const runs = c.runs;
-    let i = 0;
-    for (let k = 0; k + 1 < runs.length && i < n; k += 2) {
-      const end = Math.min(n, i + (runs[k + 1] as number));
-      out.fill(runs[k] as number, i, end);
-      i = end;
-    }
-  } else {
-    const values = c as readonly number[];
-    for (let i = 0; i < n; i++) out[i] = values[i] as number;
-  }
-}
+import { STATES, SubtaskCells } from '../src/subtaskCells.js';
+import type { IdRuns, SubtaskColumns, SubtaskTuple } from '../src/swarmWire.js';
 
 /** Where a numbered run of ids starts, for finding a row by id without a map of every id. */
 interface Run {
@@ -55,20 +32,8 @@ export class SubtaskTable {
   /** Ids not in a numbered run (and rows added later), by id; `nameOf` the reverse. */
   private readonly named = new Map<string, number>();
   private readonly nameOf = new Map<number, string>();
-  /** State code a row (index into `p w r d f`). */
-  private state: Uint8Array;
-  private agent: Int32Array;
-  private readonly agents: string[];
-  private readonly agentIndex = new Map<string, number>();
-  private attempt: Int32Array;
-  private attempts: Int32Array;
-  /** Thousandths. */
-  private progress: Int32Array;
-  private hedged: Uint8Array;
-  private since: Float64Array;
-  private reason: Int32Array;
-  private readonly reasons: string[];
-  private readonly reasonIndex = new Map<string, number>();
+  /** The rows' values, one slot a row (see `SUBTASK_COLUMNS`). */
+  private readonly cells: SubtaskCells;
   /** Changes of each row: what a rendered row compares to skip drawing itself again. */
   private revision: Int32Array;
 
@@ -79,31 +44,9 @@ export class SubtaskTable {
     const n = c === undefined ? 0 : this.takeIds(c.ids);
     this.n = n;
     const room = Math.max(16, n);
-    this.state = new Uint8Array(room);
-    this.agent = new Int32Array(room);
-    this.attempt = new Int32Array(room);
-    this.attempts = new Int32Array(room);
-    this.progress = new Int32Array(room);
-    this.hedged = new Uint8Array(room);
-    this.since = new Float64Array(room);
-    this.reason = new Int32Array(room);
+    this.cells = new SubtaskCells(room, 0);
     this.revision = new Int32Array(room);
-    this.agents = (c?.agents as string[] | undefined)?.slice() ?? [];
-    this.agents.forEach((a, i) => this.agentIndex.set(a, i));
-    this.reasons = (c?.reasons as string[] | undefined)?.slice() ?? [];
-    this.reasons.forEach((r, i) => this.reasonIndex.set(r, i));
-    if (c === undefined) return;
-    this.takeStates(c.states, n);
-    this.takeIndices(c.agent, n);
-    fill(this.attempt, c.attempt, n);
-    fill(this.attempts, c.attempts, n);
-    fill(this.progress, c.progress, n);
-    fill(this.hedged, c.hedged, n);
-    fill(this.reason, c.reason, n);
-    // Steps from the row before into times: a running sum from `sinceBase`.
-    fill(this.since, c.since, n);
-    let t = c.sinceBase;
-    for (let i = 0; i < n; i++) this.since[i] = t += this.since[i] as number;
+    if (c !== undefined) this.cells.decode(c, n);
   }
 
   get length(): number {
@@ -142,34 +85,28 @@ export class SubtaskTable {
 
   /** Sets one row from a batch's tuple (a row not known yet is added at the end). Returns its `since`. */
   set(tuple: SubtaskTuple): number {
-    const [id, state, agent, attempt, attempts, progress, hedged, since, reason] = tuple;
+    const id = tuple[0];
     let i = this.indexOf(id);
     if (i === undefined) {
       i = this.n++;
       this.named.set(id, i);
       this.nameOf.set(i, id);
-      if (i >= this.state.length) this.grow();
+      if (i >= this.revision.length) this.grow();
     }
-    this.state[i] = CODE_OF[STATE_LETTER[state].charCodeAt(0)] as number;
-    this.agent[i] = agent === null ? -1 : intern(this.agents, this.agentIndex, agent);
-    this.attempt[i] = attempt ?? -1;
-    this.attempts[i] = attempts;
-    this.progress[i] = Math.round(progress * 1000);
-    this.hedged[i] = hedged;
-    this.since[i] = since;
-    this.reason[i] = reason === undefined ? -1 : intern(this.reasons, this.reasonIndex, reason);
+    this.cells.writeTuple(i, tuple);
     this.revision[i] = (this.revision[i] as number) + 1;
-    return since;
+    return tuple[7];
   }
 
   /** Row indices whose state is `state`, in the task's order. */
   select(state: SubtaskRow['state'] | string): Int32Array {
     const n = this.n;
-    const code = CODE[STATE_LETTER[state as SubtaskRow['state']] ?? ''] ?? -1;
+    const states = this.cells.states;
+    const code = STATES.indexOf(state as SubtaskRow['state']);
     let count = 0;
-    for (let i = 0; i < n; i++) if (this.state[i] === code) count++;
+    for (let i = 0; i < n; i++) if (states[i] === code) count++;
     const out = new Int32Array(count);
-    for (let i = 0, k = 0; i < n; i++) if (this.state[i] === code) out[k++] = i;
+    for (let i = 0, k = 0; i < n; i++) if (states[i] === code) out[k++] = i;
     return out;
   }
 
@@ -178,21 +115,7 @@ export class SubtaskTable {
   }
 
   row(i: number): SubtaskRow {
-    const agent = this.agent[i] ?? -1;
-    const attempt = this.attempt[i] ?? -1;
-    const reason = this.reason[i] ?? -1;
-    const row: SubtaskRow = {
-      id: this.idAt(i),
-      taskId: this.taskId,
-      state: LETTER_STATE[LETTERS[this.state[i] ?? 0] ?? 'p'] ?? 'pending',
-      agent: agent < 0 ? null : (this.agents[agent] ?? null),
-      attempt: attempt < 0 ? null : attempt,
-      attempts: this.attempts[i] ?? 0,
-      progress: (this.progress[i] ?? 0) / 1000,
-      hedged: this.hedged[i] === 1,
-      since: this.since[i] ?? 0,
-    };
-    return reason < 0 ? row : { ...row, reason: this.reasons[reason] ?? '' };
+    return this.cells.row(i, this.idAt(i), this.taskId);
   }
 
   /** Numbered runs kept as runs, other ids by name. Returns how many rows. */
@@ -216,46 +139,11 @@ export class SubtaskTable {
     return n;
   }
 
-  /** States as they travel (`d49000r800p200`: runs folded) into codes, with no string of 50,000 letters between. */
-  private takeStates(packed: string, n: number): void {
-    let i = 0;
-    for (let k = 0; k < packed.length && i < n; ) {
-      const code = CODE_OF[packed.charCodeAt(k) & 127] as number;
-      let j = k + 1;
-      let count = 0;
-      while (j < packed.length && packed.charCodeAt(j) >= 48 && packed.charCodeAt(j) <= 57) count = count * 10 + packed.charCodeAt(j++) - 48;
-      const end = Math.min(n, i + (j > k + 1 ? count : 1));
-      this.state.fill(code, i, end);
-      i = end;
-      k = j;
-    }
-  }
-
-  /** The agent column (fixed-width base-64 indices, see `packIndices`) into the typed column. */
-  private takeIndices(packed: string, n: number): void {
-    const width = n === 0 ? 1 : packed.length / n;
-    for (let i = 0, p = 0; i < n; i++) {
-      let x = 0;
-      for (let k = 0; k < width; k++) x = x * 64 + (INDEX_DIGIT[packed.charCodeAt(p++) & 127] as number);
-      this.agent[i] = x - 1;
-    }
-  }
-
   private grow(): void {
-    const room = this.state.length * 2;
-    const grown = <T extends Numbers>(a: T, make: (n: number) => T): T => {
-      const b = make(room);
-      b.set(a as never);
-      return b;
-    };
-    this.state = grown(this.state, k => new Uint8Array(k));
-    this.agent = grown(this.agent, k => new Int32Array(k));
-    this.attempt = grown(this.attempt, k => new Int32Array(k));
-    this.attempts = grown(this.attempts, k => new Int32Array(k));
-    this.progress = grown(this.progress, k => new Int32Array(k));
-    this.hedged = grown(this.hedged, k => new Uint8Array(k));
-    this.since = grown(this.since, k => new Float64Array(k));
-    this.reason = grown(this.reason, k => new Int32Array(k));
-    this.revision = grown(this.revision, k => new Int32Array(k));
+    const room = this.revision.length * 2;
+    this.cells.grow(room, 0);
+    const revision = new Int32Array(room);
+    revision.set(this.revision);
+    this.revision = revision;
   }
 }

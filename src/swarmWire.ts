@@ -121,16 +121,30 @@ export function column(values: ArrayLike<number>): Column {
 
 /** A column's `n` values. */
 export function expandColumn(c: Column, n: number): number[] {
-  if (typeof c === 'number') return new Array<number>(n).fill(c);
-  if (!('runs' in c)) return c as number[];
-  const out: number[] = [];
-  for (let k = 0; k + 1 < c.runs.length; k += 2) for (let m = 0; m < (c.runs[k + 1] as number); m++) out.push(c.runs[k] as number);
+  return fillColumn(new Array<number>(n), c, n);
+}
+
+/** A column's `n` values into `out[0..n)` (a typed array: no array of `n` numbers between). */
+export function fillColumn<T extends number[] | Uint8Array | Int32Array | Float64Array>(out: T, c: Column, n: number): T {
+  if (typeof c === 'number') out.fill(c, 0, n);
+  else if ('runs' in c) {
+    const runs = c.runs;
+    let i = 0;
+    for (let k = 0; k + 1 < runs.length && i < n; k += 2) {
+      const end = Math.min(n, i + (runs[k + 1] as number));
+      out.fill(runs[k] as number, i, end);
+      i = end;
+    }
+  } else {
+    const values = c as readonly number[];
+    for (let i = 0; i < n; i++) out[i] = values[i] as number;
+  }
   return out;
 }
 
 const DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 /** Value of each digit of {@link packIndices} by its char code (127 and below). */
-export const INDEX_DIGIT = new Uint8Array(128);
+const INDEX_DIGIT = new Uint8Array(128);
 for (let i = 0; i < DIGITS.length; i++) INDEX_DIGIT[DIGITS.charCodeAt(i)] = i;
 
 /**
@@ -168,12 +182,16 @@ function indexCodes(width: number): string[] {
 }
 
 export function unpackIndices(packed: string, n: number): number[] {
-  const out: number[] = [];
+  return unpackIndicesInto(new Array<number>(n), packed, n);
+}
+
+/** {@link packIndices}' `n` values into `out[0..n)` (a typed array: no array of `n` numbers between). */
+export function unpackIndicesInto<T extends number[] | Int32Array>(out: T, packed: string, n: number): T {
   const width = n === 0 ? 1 : packed.length / n;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0, p = 0; i < n; i++) {
     let x = 0;
-    for (let k = 0; k < width; k++) x = x * 64 + (INDEX_DIGIT[packed.charCodeAt(i * width + k) & 127] as number);
-    out.push(x - 1);
+    for (let k = 0; k < width; k++) x = x * 64 + (INDEX_DIGIT[packed.charCodeAt(p++) & 127] as number);
+    out[i] = x - 1;
   }
   return out;
 }
@@ -201,41 +219,6 @@ export function unpackStates(packed: string): string {
     i = j;
   }
   return out;
-}
-
-/** The `since` column back to times (a running sum from `sinceBase`). */
-export function unpackSince(c: Pick<SubtaskColumns, 'sinceBase' | 'since'>, n: number): number[] {
-  const steps = expandColumn(c.since, n);
-  const out: number[] = [];
-  let t = c.sinceBase;
-  for (let i = 0; i < n; i++) out.push((t += steps[i] as number));
-  return out;
-}
-
-/** Columns → rows (the tests' and small clients' way; the page reads the columns as they are). */
-export function unpackColumns(c: SubtaskColumns): SubtaskRow[] {
-  const states = unpackStates(c.states);
-  const ids = unpackIds(c.ids);
-  const since = unpackSince(c, ids.length);
-  const agents = unpackIndices(c.agent, ids.length);
-  const [attempts, attemptCounts, progress, hedged, reasons] = [c.attempt, c.attempts, c.progress, c.hedged, c.reason].map(col => expandColumn(col, ids.length)) as [number[], number[], number[], number[], number[]];
-  return ids.map((id, i) => {
-    const agent = agents[i] as number;
-    const attempt = attempts[i] as number;
-    const reason = reasons[i] as number;
-    const row: SubtaskRow = {
-      id,
-      taskId: c.taskId,
-      state: LETTER_STATE[states[i] ?? 'p'] ?? 'pending',
-      agent: agent < 0 ? null : (c.agents[agent] ?? null),
-      attempt: attempt < 0 ? null : attempt,
-      attempts: attemptCounts[i] as number,
-      progress: (progress[i] as number) / 1000,
-      hedged: hedged[i] === 1,
-      since: since[i] as number,
-    };
-    return reason < 0 ? row : { ...row, reason: c.reasons[reason] ?? '' };
-  });
 }
 
 export function unpackSubtask(taskId: string, [id, state, agent, attempt, attempts, progress, hedged, since, reason]: SubtaskTuple): SubtaskRow {

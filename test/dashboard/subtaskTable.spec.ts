@@ -1,29 +1,16 @@
 import { SubtaskTable } from '../../dashboard/subtaskTable.js';
+import { SUBTASK_COLUMNS, unpackColumns } from '../../src/subtaskCells.js';
+import { TaskColumns } from '../../src/swarmColumns.js';
 import type { SubtaskRow } from '../../src/swarmRows.js';
-import { column, packIds, packIndices, packStates, STATE_LETTER, type SubtaskColumns, type SubtaskTuple } from '../../src/swarmWire.js';
+import { packIds, packSubtasks, type SubtaskColumns, type SubtaskTuple } from '../../src/swarmWire.js';
 
 // The page's table of a task's rows: made from columns as they travel, ids kept as runs.
 
-/** Rows as the service sends them (the way SwarmView makes its columns). */
+/** Rows as the service sends them: written into its TaskColumns, encoded, through JSON. */
 function columnsOf(taskId: string, rows: readonly SubtaskRow[]): SubtaskColumns {
-  const agents = [...new Set(rows.flatMap(r => (r.agent === null ? [] : [r.agent])))];
-  const reasons = [...new Set(rows.flatMap(r => (r.reason === undefined ? [] : [r.reason])))];
-  const base = rows[0]?.since ?? 0;
-  return {
-    taskId,
-    ids: packIds(rows.map(r => r.id)),
-    states: packStates(rows.map(r => STATE_LETTER[r.state])),
-    agents,
-    agent: packIndices(rows.map(r => (r.agent === null ? -1 : agents.indexOf(r.agent))), agents.length - 1),
-    attempt: column(rows.map(r => r.attempt ?? -1)),
-    attempts: column(rows.map(r => r.attempts)),
-    progress: column(rows.map(r => Math.round(r.progress * 1000))),
-    hedged: column(rows.map(r => (r.hedged ? 1 : 0))),
-    sinceBase: base,
-    since: column(rows.map((r, i) => r.since - (i === 0 ? base : (rows[i - 1] as SubtaskRow).since))),
-    reasons,
-    reason: column(rows.map(r => (r.reason === undefined ? -1 : reasons.indexOf(r.reason)))),
-  };
+  const columns = new TaskColumns(taskId, packIds(rows.map(r => r.id)), rows.length, 0);
+  rows.forEach((r, i) => columns.write(i, { ...r, reason: r.reason }));
+  return JSON.parse(JSON.stringify(columns.encode())) as SubtaskColumns;
 }
 
 const row = (id: string, over: Partial<SubtaskRow> = {}): SubtaskRow => ({ id, taskId: 't', state: 'pending', agent: null, attempt: null, attempts: 0, progress: 0, hedged: false, since: 1000, ...over });
@@ -84,5 +71,25 @@ describe('SubtaskTable', () => {
     expect(table.length).toBe(0);
     table.set(['a', 'running', 'x', 3, 1, 0.1, 1, 7]);
     expect(rowsOf(table)).toEqual([row('a', { state: 'running', agent: 'x', attempt: 3, attempts: 1, progress: 0.1, hedged: true, since: 7 })]);
+  });
+
+  it('the service encodes and the page decodes every column alike: every field set, optional fields missing', () => {
+    const full = row('s-0', { state: 'running', agent: 'a', attempt: 7, attempts: 2, progress: 0.457, hedged: true, since: 1234.5, reason: 'requeued: b is down' });
+    expect(Object.keys(full)).toEqual(expect.arrayContaining(SUBTASK_COLUMNS.map(c => c.field)));
+    const rows = [
+      full,
+      row('s-1'),
+      row('s-2', { state: 'done', agent: 'b', attempt: 8, attempts: 1, progress: 1, since: 900 }),
+      row('odd', { state: 'waiting', reason: 'no agent has gpu', since: 2000 }),
+      row('s-4', { state: 'failed', agent: 'a', attempts: 3, reason: 'too many attempts', since: 1500 }),
+      { ...full, id: 's-5', reason: 'no agent has gpu' },
+    ];
+    // The whole task at once (columns), and row by row (a batch's tuples into an empty table).
+    const whole = new SubtaskTable('t', columnsOf('t', rows));
+    expect(rowsOf(whole)).toEqual(rows);
+    expect(unpackColumns(columnsOf('t', rows))).toEqual(rows);
+    const batched = new SubtaskTable('t');
+    for (const [, tuples] of JSON.parse(JSON.stringify(packSubtasks(rows))) as ReturnType<typeof packSubtasks>) for (const tuple of tuples) batched.set(tuple);
+    expect(rowsOf(batched)).toEqual(rows);
   });
 });

@@ -1,7 +1,8 @@
 import { cancelServiceTask, readServiceState, startAgent, submitTask, type AgentProcess } from '../../src/remote.js';
 import { Service, TASKS } from '../../src/service.js';
 import type { TaskRow } from '../../src/swarmRows.js';
-import { unpackColumns, type SubtaskColumns } from '../../src/swarmWire.js';
+import { unpackColumns } from '../../src/subtaskCells.js';
+import type { SubtaskColumns } from '../../src/swarmWire.js';
 import type { StateBody } from '../../streams/protocol.js';
 import { WsClientNetwork } from '../../streams/wsNetwork.js';
 

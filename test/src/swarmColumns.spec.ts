@@ -1,6 +1,7 @@
-import { TaskColumns, type RowFields } from '../../src/swarmColumns.js';
+import { unpackColumns, type RowFields } from '../../src/subtaskCells.js';
+import { TaskColumns } from '../../src/swarmColumns.js';
 import type { SubtaskRow } from '../../src/swarmRows.js';
-import { packIds, unpackColumns } from '../../src/swarmWire.js';
+import { packIds } from '../../src/swarmWire.js';
 
 // A task's rows as typed columns, written at each change, encoded into the wire's columns.
 

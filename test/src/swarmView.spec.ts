@@ -2,7 +2,7 @@ import type { CoordinationEvent } from '../../src/events.js';
 import { attentionOf } from '../../src/swarmAttention.js';
 import type { AgentRow } from '../../src/swarmRows.js';
 import { SwarmView } from '../../src/swarmView.js';
-import { unpackColumns } from '../../src/swarmWire.js';
+import { unpackColumns } from '../../src/subtaskCells.js';
 
 // The service's view of itself, driven by hand: a clock, connections, beats, events.
 

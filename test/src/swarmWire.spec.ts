@@ -1,5 +1,6 @@
 import type { SubtaskRow } from '../../src/swarmRows.js';
-import { column, expandColumn, packIds, packIndices, packStates, unpackIndices, unpackColumns, unpackIds, unpackStates } from '../../src/swarmWire.js';
+import { unpackColumns } from '../../src/subtaskCells.js';
+import { column, expandColumn, packIds, packIndices, packStates, unpackIndices, unpackIds, unpackStates } from '../../src/swarmWire.js';
 
 // How the dashboard's bulky parts travel: ids in numbered runs, a task's rows as columns.
 
