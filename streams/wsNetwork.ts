@@ -662,7 +662,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const counter = this.counters.count(kind);
     const member = this.members.get(to);
     if (member !== undefined) {
-      const checked = this.checked(to, kind, body);
+      const checked = this.checked(from, to, kind, body);
       if (checked === undefined) return this.counters.drop(counter, 'unknown');
       this.pending.push({ member, envelope: { from, to, kind, body: checked, sentAt: this.scheduler.now() } as E, counter });
       if (this.flushing === undefined) this.flushing = this.scheduler.schedule(() => this.flush());
@@ -726,9 +726,12 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   /**
    * What a local node may be handed, or undefined to drop it: an order that reached its recipient
    * must carry the authority's signature for it; a result delivered to the authority is marked
-   * `forged` unless the agent it names signed it.
+   * `forged` unless the agent it names signed it — or sent it itself: `from` is the connection
+   * (or local node) it came from, so a result straight from its agent crossed no relay that could
+   * have altered it, and its signature would say nothing the connection did not (a star's spokes
+   * answer so: one HMAC a subtask saved).
    */
-  private checked(to: string, kind: string, body: unknown): unknown {
+  private checked(from: string, to: string, kind: string, body: unknown): unknown {
     if (!this.signing || body === null || typeof body !== 'object') return body;
     if (ORDER_KINDS.has(kind) && to !== this.authority && hopsLeft(body as Partial<Routed>) === 0) {
       const key = this.keys.get(to);
@@ -736,6 +739,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
     if (kind === 'result' && to === this.authority) {
       const result = body as ResultBody;
+      if (result.agentId === from) return body;
       const key = this.keys.get(result.agentId);
       if (key === undefined) return { ...result, forged: `no session key for ${JSON.stringify(result.agentId)}` };
       return verifyResult(key, result) ? body : { ...result, forged: `not signed by ${JSON.stringify(result.agentId)}` };
@@ -1123,7 +1127,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const counter = this.counters.count(kind);
     const member = this.members.get(to);
     if (member !== undefined) {
-      const checked = this.checked(to, kind, body);
+      const checked = this.checked(from, to, kind, body);
       if (checked === undefined) return this.dropRelayed(from, counter, WS_CLOSE.forgedSender, `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped`);
       this.counters.deliver(counter);
       member.next({ from, to, kind, body: checked, sentAt: this.turnAt } as E);

@@ -299,6 +299,19 @@ describe('WsServerNetwork: binary heartbeat frames', () => {
 });
 
 describe('WsServerNetwork / WsClientNetwork: routing', () => {
+  it('takes a result straight from the agent it names on that agent\'s own connection, signed or not; a relayed one must be signed', async () => {
+    const { server } = await serve();
+    const coordinator = inbox(server, 'coordinator');
+    const [agent, relay] = await Promise.all([joined(server.url, 'a-0'), joined(server.url, 'relay')]);
+    const result = { via: [], subtaskId: 's', attempt: 1, agentId: 'a-0', ok: true, value: 1 };
+    // No relay touched it: the connection says who sent it, and a signature would add nothing.
+    agent.send({ v: 1, type: 'envelope', from: 'a-0', to: 'coordinator', kind: 'result', body: { ...result, mac: 'x'.repeat(43) } });
+    expect((await within(coordinator)).body).toEqual({ ...result, mac: 'x'.repeat(43) });
+    // The same words from another connection: forged unless a-0 signed them.
+    relay.send({ v: 1, type: 'envelope', from: 'relay', to: 'coordinator', kind: 'result', body: result });
+    expect((await first(coordinator, e => e.from === 'relay')).body).toEqual({ ...result, forged: 'not signed by "a-0"' });
+  });
+
   it('routes coordinator → agent, agent → coordinator and agent → agent, and counts drops', async () => {
     const { server } = await serve();
     const coordinator = inbox(server, 'coordinator');
