@@ -369,6 +369,13 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
         if (ms.length === 0) continue;
         const m = pool(ms);
         process.stderr.write(`  ${topology}, ${side} alone: ${formatNumber(perSecond(m))}/s, this process ${formatNumber(m.serverCores, 2)} cores, ${formatNumber((m.serverCores * m.windowMs * 1000) / m.count, 1)} µs CPU each\n`);
+        if (side === 'rx' || side === 'unsigned') {
+          // What crossed the service's server per subtask (warm-up included; heartbeats too), by kind.
+          const { byKind } = (side === 'rx' ? service : plain).server.stats;
+          const subtasks = WARMUP + SUBTASKS;
+          const kinds = Object.entries(byKind).map(([kind, k]) => `${kind} ${formatNumber((k?.sent ?? 0) / subtasks, 2)}`);
+          process.stderr.write(`    messages per subtask through the server: ${kinds.join(', ')}\n`);
+        }
       }
       await stopAll(children);
       return undefined;
