@@ -75,3 +75,34 @@ export interface TaskRun {
   /** Gets the task's own events (its subtasks', its end) and the engine's (agents, faults, protocol). */
   readonly emit: (event: CoordinationEvent) => void;
 }
+
+/** An event of one task's: to the inspection stream (`inspect`, the engine's hooks) and to the task's followers. */
+export function emitTask(inspect: { emit(event: CoordinationEvent): void }, run: TaskRun, event: CoordinationEvent): void {
+  inspect.emit(event);
+  run.emit(event);
+}
+
+/** Whether the attempt's agent said it has it (the ledger keeps this for the latest attempt and the backup). */
+export function ackedOf(attempt: Attempt): boolean {
+  const entry = attempt.state.entry;
+  return entry.hedge !== undefined && entry.hedge.attempt === attempt.token ? entry.hedge.acked : entry.acked;
+}
+
+/** Unsuccessful attempts after which a subtask fails: its own bound, its task's, else the coordinator's (`maxSubtaskAttempts`). */
+export function attemptsOf(state: SubtaskState, maxSubtaskAttempts: number): number {
+  return state.subtask.maxAttempts ?? state.task.task.maxAttempts ?? maxSubtaskAttempts;
+}
+
+/** Start-to-close limit of an attempt of the subtask: its own, its task's, else the coordinator's (`attemptTimeoutMs`). */
+export function timeoutOf(state: SubtaskState, attemptTimeoutMs: number): number {
+  return state.subtask.timeoutMs ?? state.task.task.timeoutMs ?? attemptTimeoutMs;
+}
+
+/** Back into its task's queue by priority, after the waiting subtasks of the same priority. */
+export function enqueue(state: SubtaskState): void {
+  const run = state.task;
+  const priority = state.subtask.priority ?? 0;
+  let i = run.queue.length;
+  while (i > run.head && ((run.queue[i - 1] as SubtaskState).subtask.priority ?? 0) < priority) i--;
+  run.queue.splice(i, 0, state);
+}
