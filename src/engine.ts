@@ -25,6 +25,7 @@ import { Delegations } from './engineDelegation.js';
 import { Attempts } from './engineAttempts.js';
 import { Hedging } from './engineHedging.js';
 import { Results } from './engineResults.js';
+import type { EngineParts } from './enginePart.js';
 import type { EngineHooks, Settings } from './engineSettings.js';
 import { COORDINATOR_ONLY, Candidates, Membership, sameTargets, type AgentRecord } from './membership.js';
 import { ackedOf, emitTask, enqueue, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
@@ -150,7 +151,7 @@ export class Engine {
       heal: fault => this.heal(fault),
       afterChange: run => this.afterChange(run),
     });
-    const parts = { settings, scheduler: settings.scheduler, network, hooks, agents: this.agents, detection: this.detection, delegation: this.delegation, hedging: this.hedging, executions: this.executions };
+    const parts: EngineParts = { settings, scheduler: settings.scheduler, network, hooks, agents: this.agents, detection: this.detection, delegation: this.delegation, hedging: this.hedging, executions: this.executions };
     this.attempts = new Attempts({
       ...parts,
       lifecycle: this.lifecycle,

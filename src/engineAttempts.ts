@@ -1,37 +1,20 @@
-import type { SchedulerLike, Subject } from 'rxjs';
-import type { ExecutionRecord } from '../operators/index.js';
-import type { Network } from '../streams/network.js';
 import type { AssignBody } from '../streams/protocol.js';
 import { UNACKED_LIMIT, type AgentLifecycle } from './agentLifecycle.js';
-import type { Delegations } from './engineDelegation.js';
-import type { EngineDetection } from './engineDetection.js';
-import type { Hedging } from './engineHedging.js';
-import type { EngineHooks, Settings } from './engineSettings.js';
+import { EnginePart, type EngineParts } from './enginePart.js';
 import type { CoordinationEvent } from './events.js';
-import type { AgentRecord, Membership } from './membership.js';
+import type { AgentRecord } from './membership.js';
 import type { ActionResult } from './selfHealing.js';
 import { ackedOf, attemptsOf, emitTask, enqueue, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
 import { COORDINATOR, type Layout } from './topology.js';
 
 /**
- * What attempts need of the engine: the parts an attempt's life touches (the team, detection,
- * delegation, hedging, the agents' lifecycle, the ledger through `hooks`), the running subtasks,
- * where executions are measured, and the engine's own moves (layout, dispatch, its events).
+ * What attempts need of the engine besides its parts: the agents' lifecycle, the running subtasks,
+ * and the engine's own moves (layout, dispatch, its events).
  */
-export interface AttemptsEngine {
-  readonly settings: Settings;
-  readonly scheduler: SchedulerLike;
-  readonly network: Network;
-  readonly hooks: EngineHooks;
-  readonly agents: Membership;
-  readonly detection: EngineDetection;
-  readonly delegation: Delegations;
-  readonly hedging: Hedging;
+export interface AttemptsEngine extends EngineParts {
   readonly lifecycle: AgentLifecycle;
   /** Subtasks of the running tasks by `taskId NUL subtaskId`. */
   readonly subtasks: ReadonlyMap<string, SubtaskState>;
-  /** Every attempt's outcome, for the protocol that routed it to be scored by. */
-  readonly executions: Subject<ExecutionRecord>;
   layout(): Layout;
   /** Runs `work` as an input of its own (the engine's `serial`). */
   serial(work: () => void): void;
@@ -48,36 +31,14 @@ export interface AttemptsEngine {
  * subtask failed. Each end frees the agent's slot, stops the attempt's timers and watches, and
  * records the change before it is told.
  */
-export class Attempts {
-  // The engine's parts, held here rather than read through it: acknowledgements and releases use them per message.
-  private readonly settings: Settings;
-  private readonly scheduler: SchedulerLike;
-  private readonly network: Network;
-  private readonly hooks: EngineHooks;
-  private readonly agents: Membership;
-  private readonly detection: EngineDetection;
-  private readonly delegation: Delegations;
-  private readonly hedging: Hedging;
+export class Attempts extends EnginePart {
   private readonly lifecycle: AgentLifecycle;
   private readonly subtasks: ReadonlyMap<string, SubtaskState>;
-  private readonly executions: Subject<ExecutionRecord>;
 
   constructor(private readonly engine: AttemptsEngine) {
-    this.settings = engine.settings;
-    this.scheduler = engine.scheduler;
-    this.network = engine.network;
-    this.hooks = engine.hooks;
-    this.agents = engine.agents;
-    this.detection = engine.detection;
-    this.delegation = engine.delegation;
-    this.hedging = engine.hedging;
+    super(engine);
     this.lifecycle = engine.lifecycle;
     this.subtasks = engine.subtasks;
-    this.executions = engine.executions;
-  }
-
-  private now(): number {
-    return this.scheduler.now();
   }
 
   /**

@@ -1,35 +1,17 @@
-import type { SchedulerLike, Subject } from 'rxjs';
-import type { ExecutionRecord } from '../operators/index.js';
-import type { Network } from '../streams/network.js';
 import type { ReceivedBody, ResultBody } from '../streams/protocol.js';
 import type { Attempts } from './engineAttempts.js';
-import type { Delegations } from './engineDelegation.js';
-import type { EngineDetection } from './engineDetection.js';
-import type { Hedging } from './engineHedging.js';
-import type { EngineHooks, Settings } from './engineSettings.js';
+import { EnginePart, type EngineParts } from './enginePart.js';
 import type { CoordinationEvent } from './events.js';
 import type { DetectedFault } from './faultDetector.js';
-import type { Membership } from './membership.js';
 import { ackedOf, attemptsOf, emitTask, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
 import { COORDINATOR } from './topology.js';
 
 /**
- * What results need of the engine: the parts a result touches (the team, detection, delegation,
- * the attempts and their hedging, the ledger through `hooks`), where executions are measured, and
- * the engine's own moves (its events, healing).
+ * What results need of the engine besides its parts: the attempts, and the engine's own moves
+ * (its events, healing).
  */
-export interface ResultsEngine {
-  readonly settings: Settings;
-  readonly scheduler: SchedulerLike;
-  readonly network: Network;
-  readonly hooks: EngineHooks;
-  readonly agents: Membership;
-  readonly detection: EngineDetection;
-  readonly delegation: Delegations;
+export interface ResultsEngine extends EngineParts {
   readonly attempts: Attempts;
-  readonly hedging: Hedging;
-  /** Every attempt's outcome, for the protocol that routed it to be scored by. */
-  readonly executions: Subject<ExecutionRecord>;
   emit(event: CoordinationEvent): void;
   heal(fault: DetectedFault): void;
 }
@@ -40,34 +22,12 @@ export interface ResultsEngine {
  * one does to its subtask, its agent and, for a hedged subtask, the attempt that lost the race.
  * What follows for the task (it ends, or work moves on) is the engine's.
  */
-export class Results {
-  // The engine's parts, held here rather than read through it: every result uses them.
-  private readonly settings: Settings;
-  private readonly scheduler: SchedulerLike;
-  private readonly network: Network;
-  private readonly hooks: EngineHooks;
-  private readonly agents: Membership;
-  private readonly detection: EngineDetection;
-  private readonly delegation: Delegations;
+export class Results extends EnginePart {
   private readonly attempts: Attempts;
-  private readonly hedging: Hedging;
-  private readonly executions: Subject<ExecutionRecord>;
 
   constructor(private readonly engine: ResultsEngine) {
-    this.settings = engine.settings;
-    this.scheduler = engine.scheduler;
-    this.network = engine.network;
-    this.hooks = engine.hooks;
-    this.agents = engine.agents;
-    this.detection = engine.detection;
-    this.delegation = engine.delegation;
+    super(engine);
     this.attempts = engine.attempts;
-    this.hedging = engine.hedging;
-    this.executions = engine.executions;
-  }
-
-  private now(): number {
-    return this.scheduler.now();
   }
 
   /**
