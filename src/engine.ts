@@ -1,12 +1,5 @@
-import { Subject, Subscription, groupBy, map, mergeMap, type SchedulerLike } from 'rxjs';
-import {
-  adaptiveSwitch,
-  matrixPrior,
-  performanceWindow,
-  type ExecutionRecord,
-  type PerformanceSnapshot,
-  type ProtocolSwitch,
-} from '../operators/index.js';
+import { Subject, type SchedulerLike, type Subscription } from 'rxjs';
+import type { ExecutionRecord, PerformanceSnapshot, ProtocolSwitch } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
 import type { Envelope, Network } from '../streams/network.js';
 import { SUBMISSION_KINDS, type AssignBody, type DelegateBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
@@ -15,13 +8,14 @@ import type { CoordinationEvent, CoordinationResult } from './events.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
 import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
 import { SelfHealingManager, type HealingAttempt } from './selfHealing.js';
-import { COORDINATOR, TOPOLOGY_NAMES, replyRoute, type Layout, type TopologyName } from './topology.js';
-import { chooseInitial, topologyFor } from './topologies/index.js';
+import { COORDINATOR, replyRoute, type Layout, type TopologyName } from './topology.js';
+import { topologyFor } from './topologies/index.js';
 import { AgentLifecycle } from './agentLifecycle.js';
-import { ProtocolProbe } from './protocolProbe.js';
+import type { ProtocolProbe } from './protocolProbe.js';
 import { EngineDetection } from './engineDetection.js';
 import { healingActions, type HealingHost } from './engineHealing.js';
 import { Delegations } from './engineDelegation.js';
+import { initialProtocol, wireAdaptive } from './engineAdaptive.js';
 import { Attempts } from './engineAttempts.js';
 import { Hedging } from './engineHedging.js';
 import { Results } from './engineResults.js';
@@ -282,20 +276,23 @@ export class Engine {
       this.agents.add(slot.agent.id, slot.agent.capabilities, this.hosts.get(slot.agent.id), 1, slot.standby ? 'standby' : 'live');
     }
     const live = this.agents.liveProfiles();
-    if (settings.topology === 'adaptive') {
-      this.protocol = chooseInitial({
-        agentCount: live.length,
-        ...(first?.complexity === undefined ? {} : { complexity: first.complexity }),
-        ...(first?.coordinationIntensity === undefined ? {} : { coordinationIntensity: first.coordinationIntensity }),
-      }) as TopologyName;
-    } else {
-      this.protocol = settings.topology;
-    }
+    this.protocol = initialProtocol(settings.topology, live.length, first);
     this.setLayout(topologyFor(this.protocol).layout(live));
     this.emit({ type: 'protocol.selected', at: this.now(), protocol: this.protocol, reason: settings.topology === 'adaptive' ? 'decision matrix' : 'configured' });
 
     this.wireDetection();
-    this.wireAdaptive();
+    const adaptive = wireAdaptive({
+      settings,
+      executions: this.executions,
+      inForce: this.inForce,
+      performance: this.performance,
+      protocol: this.protocol,
+      agentCount: this.agents.live,
+      first,
+      switchTo: (to, change) => this.serial(() => this.switchTo(to, change)),
+    });
+    this.subscriptions.push(...adaptive.subscriptions);
+    this.probe = adaptive.probe;
     this.subscriptions.push(
       this.network.join(COORDINATOR).subscribe({
         next: envelope => this.serial(() => this.receive(envelope)),
@@ -393,40 +390,6 @@ export class Engine {
     );
     this.healer = new SelfHealingManager(healingActions(this.healingHost()), { maxAttempts: settings.maxAttempts, scheduler });
     this.subscriptions.push(this.healer.events$.subscribe(event => this.emit(event)));
-  }
-
-  private wireAdaptive(): void {
-    const { settings, scheduler } = this;
-    const first = (this.runs.values().next().value as TaskRun | undefined)?.task;
-    this.subscriptions.push(
-      // One window per protocol: an execution counts for the protocol that routed it.
-      this.executions
-        .pipe(
-          groupBy(record => record.protocol),
-          mergeMap(group => group.pipe(performanceWindow({ windowMs: settings.adaptive.windowMs, scheduler }), map(snapshot => [group.key, snapshot] as const))),
-        )
-        .subscribe(([protocol, snapshot]) => this.performance.set(protocol, snapshot)),
-    );
-    if (settings.topology !== 'adaptive') return;
-    const candidates = TOPOLOGY_NAMES.filter(n => n !== this.protocol);
-    const probe = (settings.adaptive.explore ?? 0) > 0 ? new ProtocolProbe({ share: settings.adaptive.explore as number, candidates, initial: this.protocol, inForce: this.inForce }) : undefined;
-    if (probe !== undefined) this.subscriptions.push(new Subscription(() => probe.close()));
-    this.probe = probe;
-    this.subscriptions.push(
-      this.executions
-        .pipe(
-          adaptiveSwitch({
-            initial: this.protocol,
-            candidates,
-            ...settings.adaptive,
-            prior: matrixPrior({ agentCount: this.agents.live, ...(first?.complexity ? { complexity: first.complexity } : {}), ...(first?.coordinationIntensity ? { coordinationIntensity: first.coordinationIntensity } : {}) }),
-            // Switches made elsewhere (healing's fallback, a request): it follows them.
-            inForce: this.inForce,
-            scheduler,
-          }),
-        )
-        .subscribe(change => this.serial(() => this.switchTo(change.to as TopologyName, change))),
-    );
   }
 
   private onFault(fault: FaultEvent): void {
