@@ -2,7 +2,7 @@ import { Subject, type SchedulerLike, type Subscription } from 'rxjs';
 import type { ExecutionRecord, PerformanceSnapshot, ProtocolSwitch } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
 import type { Envelope, Network } from '../streams/network.js';
-import { SUBMISSION_KINDS, type AssignBody, type DelegateBody, type HeartbeatBody, type ProgressBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
+import type { AssignBody, DelegateBody, HeartbeatBody, ProgressBody, ResultBody, VoteBody } from '../streams/protocol.js';
 import type { Subtask } from '../streams/task.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
@@ -17,12 +17,13 @@ import { healingActions, type HealingHost } from './engineHealing.js';
 import { Delegations } from './engineDelegation.js';
 import { initialProtocol, wireAdaptive } from './engineAdaptive.js';
 import { Attempts } from './engineAttempts.js';
+import { announceWaiting, waitKey } from './engineWaiting.js';
 import { Hedging } from './engineHedging.js';
 import { Results } from './engineResults.js';
 import type { EngineParts } from './enginePart.js';
 import type { EngineHooks, Settings } from './engineSettings.js';
 import { COORDINATOR_ONLY, Candidates, Membership, sameTargets, type AgentRecord } from './membership.js';
-import { ackedOf, emitTask, enqueue, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
+import { ackedOf, emitTask, enqueue, runMetrics, stateKey, subtaskState, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
 
 export type { TaskRun } from './taskRun.js';
 
@@ -215,7 +216,7 @@ export class Engine {
         if (hedge !== undefined) this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: hedge.attempt, failure: false });
         this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: ledgerEntry.attempt, failure: false });
       }
-      const state: SubtaskState = { subtask, index, task: run, entry: ledgerEntry, key: stateKey(task.id, subtask.id), attempts: [], hedge: undefined, hedges: 0 };
+      const state = subtaskState(run, subtask, index, ledgerEntry);
       run.states.push(state);
       this.subtasks.set(state.key, state);
       if (ledgerEntry.status === 'queued') run.queue.push(state);
@@ -537,7 +538,7 @@ export class Engine {
     const run = parent.state.task;
     this.record({ type: 'subtask.delegated', taskId: run.task.id, parentId: parent.state.subtask.id, subtask: child });
     const entry = run.entry.subtasks[child.id] as SubtaskEntry;
-    const state: SubtaskState = { subtask: child, index: run.states.length, task: run, entry, key: stateKey(run.task.id, child.id), attempts: [], hedge: undefined, hedges: 0 };
+    const state = subtaskState(run, child, run.states.length, entry);
     run.states.push(state);
     this.subtasks.set(state.key, state);
     enqueue(state);
@@ -673,29 +674,7 @@ export class Engine {
         this.serial(() => this.failOrphans());
       }, this.settings.orphanTimeoutMs);
     }
-    if (newlyWaiting !== undefined) for (const [why, states] of newlyWaiting) this.announceWaiting(why, states);
-  }
-
-  /** Says why subtasks wait for an agent, and when they fail unless one comes. */
-  private announceWaiting(why: string, states: SubtaskState[]): void {
-    const live = this.agents.list.filter(r => r.status === 'live');
-    let capabilities: string[] = [];
-    let reason: string;
-    if (why === NO_LIVE_AGENT) {
-      const down = this.agents.list.length;
-      reason = down === 0 ? 'no agents connected yet' : `no live agent (${down === 1 ? 'the only agent is' : `all ${down} agents are`} down or standing by)`;
-    } else {
-      const needed = JSON.parse(why) as string[];
-      capabilities = needed.filter(c => !live.some(r => r.capabilities.includes(c)));
-      reason = capabilities.length > 0 ? `no live agent has ${capabilities.join(', ')}` : `no live agent has all of ${needed.join(', ')}`;
-    }
-    const byTask = new Map<TaskRun, string[]>();
-    for (const state of states) {
-      const ids = byTask.get(state.task);
-      if (ids === undefined) byTask.set(state.task, [state.subtask.id]);
-      else ids.push(state.subtask.id);
-    }
-    for (const [run, subtaskIds] of byTask) emitTask(this.hooks, run, { type: 'subtask.waiting', at: this.now(), subtaskIds, capabilities, reason, failsAt: this.orphansFailAt });
+    if (newlyWaiting !== undefined) for (const [why, states] of newlyWaiting) announceWaiting(this.hooks, this.agents, why, states, this.now(), this.orphansFailAt);
   }
 
   private failOrphans(): void {
@@ -764,17 +743,7 @@ export class Engine {
     run.finished = true;
     run.deadline?.unsubscribe();
     const now = this.now();
-    const stats = this.network.stats;
-    const messagesByKind: Record<string, number> = {};
-    let messages = 0;
-    for (const [kind, s] of Object.entries(stats.byKind)) {
-      const n = s.sent - (run.startByKind[kind] ?? 0);
-      if (n <= 0 || SUBMISSION_KINDS.has(kind)) continue; // a service's traffic with its clients is not coordination
-      messagesByKind[kind] = n;
-      messages += n;
-    }
     const { task, entry } = run;
-    const size = run.states.length;
     this.record({
       type: 'task.finished',
       at: now,
@@ -782,20 +751,7 @@ export class Engine {
       summary: {
         protocol: this.protocol,
         protocolId: `${task.id}:${this.settings.topology}:${this.settings.seed}`,
-        metrics: {
-          subtasks: size,
-          completed: entry.completed,
-          failed: entry.failed,
-          staleResultsRejected: run.stale,
-          assignments: run.assignments,
-          messages,
-          messagesByKind,
-          messagesPerSubtask: size === 0 ? 0 : messages / size,
-          startedAt: run.startedAt,
-          finishedAt: now,
-          durationMs: now - run.startedAt,
-          performance: Object.fromEntries(this.performance),
-        },
+        metrics: runMetrics(run, this.network.stats.byKind, now, this.performance),
         healing: this.healer.history.slice(run.healingFrom) as HealingAttempt[],
         switches: this.switches.slice(run.switchesFrom),
       },
@@ -818,17 +774,5 @@ export class Engine {
       this.stop();
     }
   }
-}
-
-/** Why a subtask waits when no agent at all is live. */
-const NO_LIVE_AGENT = '';
-
-/** Why a subtask no live agent can run waits: no agent live at all, or its capability set (as JSON). */
-function waitKey(subtask: Subtask, candidates: Candidates): string {
-  return candidates.live === 0 ? NO_LIVE_AGENT : JSON.stringify(subtask.capabilities ?? []);
-}
-
-function stateKey(taskId: string, subtaskId: string): string {
-  return `${taskId}\u0000${subtaskId}`;
 }
 

@@ -1,6 +1,9 @@
 import type { Subscription } from 'rxjs';
+import type { PerformanceSnapshot } from '../operators/index.js';
+import type { KindStats } from '../streams/network.js';
+import { SUBMISSION_KINDS } from '../streams/protocol.js';
 import type { Subtask, Task } from '../streams/task.js';
-import type { CoordinationEvent } from './events.js';
+import type { CoordinationEvent, CoordinationMetrics } from './events.js';
 import type { SubtaskEntry, TaskEntry } from './ledger.js';
 import type { TopologyName } from './topology.js';
 
@@ -105,4 +108,45 @@ export function enqueue(state: SubtaskState): void {
   let i = run.queue.length;
   while (i > run.head && ((run.queue[i - 1] as SubtaskState).subtask.priority ?? 0) < priority) i--;
   run.queue.splice(i, 0, state);
+}
+
+/** `taskId NUL subtaskId`: the key of a running subtask (subtask ids are unique within their task only). */
+export function stateKey(taskId: string, subtaskId: string): string {
+  return `${taskId}\u0000${subtaskId}`;
+}
+
+/** A subtask of `run` as the engine starts to keep it: `index` in its task, where the ledger has it, no attempt out. */
+export function subtaskState(run: TaskRun, subtask: Subtask, index: number, entry: SubtaskEntry): SubtaskState {
+  return { subtask, index, task: run, entry, key: stateKey(run.task.id, subtask.id), attempts: [], hedge: undefined, hedges: 0 };
+}
+
+/**
+ * What the run measured, for its result: its subtasks' ends, and the messages sent since it started
+ * (`byKind`: the network's counts now), a service's traffic with its clients left out.
+ */
+export function runMetrics(run: TaskRun, byKind: Readonly<Record<string, KindStats>>, now: number, performance: ReadonlyMap<string, PerformanceSnapshot>): CoordinationMetrics {
+  const messagesByKind: Record<string, number> = {};
+  let messages = 0;
+  for (const [kind, s] of Object.entries(byKind)) {
+    const n = s.sent - (run.startByKind[kind] ?? 0);
+    if (n <= 0 || SUBMISSION_KINDS.has(kind)) continue; // a service's traffic with its clients is not coordination
+    messagesByKind[kind] = n;
+    messages += n;
+  }
+  const { entry } = run;
+  const size = run.states.length;
+  return {
+    subtasks: size,
+    completed: entry.completed,
+    failed: entry.failed,
+    staleResultsRejected: run.stale,
+    assignments: run.assignments,
+    messages,
+    messagesByKind,
+    messagesPerSubtask: size === 0 ? 0 : messages / size,
+    startedAt: run.startedAt,
+    finishedAt: now,
+    durationMs: now - run.startedAt,
+    performance: Object.fromEntries(performance),
+  };
 }
