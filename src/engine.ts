@@ -4,10 +4,10 @@ import type { AgentHost } from '../streams/agentHost.js';
 import type { Envelope, Network } from '../streams/network.js';
 import type { AssignBody, DelegateBody, HeartbeatBody, ProgressBody, ResultBody, VoteBody } from '../streams/protocol.js';
 import type { Subtask } from '../streams/task.js';
-import type { CoordinationEvent, CoordinationResult } from './events.js';
+import type { CoordinationEvent } from './events.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
-import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
-import { SelfHealingManager, type HealingAttempt } from './selfHealing.js';
+import type { LedgerEvent, SubtaskEntry, TaskEntry } from './ledger.js';
+import { SelfHealingManager } from './selfHealing.js';
 import { COORDINATOR, replyRoute, type Layout, type TopologyName } from './topology.js';
 import { topologyFor } from './topologies/index.js';
 import { AgentLifecycle } from './agentLifecycle.js';
@@ -17,13 +17,14 @@ import { healingActions, type HealingHost } from './engineHealing.js';
 import { Delegations } from './engineDelegation.js';
 import { initialProtocol, wireAdaptive } from './engineAdaptive.js';
 import { Attempts } from './engineAttempts.js';
+import { Tasks } from './engineTasks.js';
 import { announceWaiting, waitKey } from './engineWaiting.js';
 import { Hedging } from './engineHedging.js';
 import { Results } from './engineResults.js';
 import type { EngineParts } from './enginePart.js';
 import type { EngineHooks, Settings } from './engineSettings.js';
 import { COORDINATOR_ONLY, Candidates, Membership, sameTargets, type AgentRecord } from './membership.js';
-import { ackedOf, emitTask, enqueue, runMetrics, stateKey, subtaskState, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
+import { ackedOf, emitTask, enqueue, stateKey, subtaskState, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
 
 export type { TaskRun } from './taskRun.js';
 
@@ -38,8 +39,12 @@ export type { AgentSlot, EngineHooks, Settings } from './engineSettings.js';
  *
  * The agents are kept beside it, one concern a file: who they are and who is free
  * (`Membership`), what their signals say (`EngineDetection`), how their status changes
- * (`AgentLifecycle`), and what healing may do to them (`healingActions`). Each reaches the
- * engine only through the small typed interface it declares.
+ * (`AgentLifecycle`), and what healing may do to them (`healingActions`). The work is split the
+ * same way: a task's start and end (`Tasks`), an attempt's life once assigned (`Attempts`),
+ * results as they come back (`Results`), backups for silent attempts (`Hedging`), and the adaptive
+ * protocol's measurements (`wireAdaptive`). Each reaches the engine only through the small typed
+ * interface it declares. The engine keeps the state they share and the paths every message and
+ * subtask takes (receive, dispatch, assign), which read that state directly.
  */
 export class Engine {
   private readonly scheduler: SchedulerLike;
@@ -78,6 +83,8 @@ export class Engine {
   private readonly attempts: Attempts;
   /** Results as they come back: checked, confirmed, accepted or failed. */
   private readonly results: Results;
+  /** Tasks' starts and ends. */
+  private readonly tasks: Tasks;
   /** Why each subtask that no live agent can run was last said to wait (see {@link waitKey}). */
   private readonly waitingFor = new Map<string, string>();
   /** `liveChanges` when the whole queue was last looked at for subtasks no live agent can run. */
@@ -158,6 +165,25 @@ export class Engine {
       emit: event => this.emit(event),
     });
     this.results = new Results({ ...parts, attempts: this.attempts, emit: event => this.emit(event), heal: fault => this.heal(fault) });
+    this.tasks = new Tasks({
+      ...parts,
+      attempts: this.attempts,
+      runs: this.runs,
+      subtasks: this.subtasks,
+      waitingFor: this.waitingFor,
+      switches: this.switches,
+      performance: this.performance,
+      started: () => this.started,
+      protocol: () => this.protocol,
+      healing: () => this.healer?.history,
+      serial: work => this.serial(work),
+      dispatch: () => this.dispatch(),
+      lastEnded: () => {
+        if (this.finished) return;
+        this.finished = true;
+        this.stop();
+      },
+    });
     this.protocol = 'star';
   }
 
@@ -182,59 +208,16 @@ export class Engine {
   }
 
   /**
-   * Takes a task the ledger has started (`task.started` recorded): its queued subtasks wait for
-   * agents in priority order; those the ledger has as assigned (a coordinator that crashed had
-   * handed them out) go back to the queue first, to be issued with new attempt tokens; those that
-   * ended stay ended. `emit` gets the task's events.
+   * Takes a task the ledger has started (`task.started` recorded): see `Tasks.add`. `emit` gets the
+   * task's events.
    */
   addTask(entry: TaskEntry, emit: (event: CoordinationEvent) => void): TaskRun {
-    const task = entry.task;
-    const stats = this.network.stats;
-    const run: TaskRun = {
-      task,
-      entry,
-      queue: [],
-      head: 0,
-      done: 0,
-      states: [],
-      startedAt: this.now(),
-      startByKind: Object.fromEntries(Object.entries(stats.byKind).map(([k, v]) => [k, v.sent])),
-      healingFrom: this.healer?.history.length ?? 0,
-      switchesFrom: this.switches.length,
-      stale: 0,
-      assignments: 0,
-      deadline: undefined,
-      finished: false,
-      emit,
-    };
-    this.runs.set(task.id, run);
-    [...task.subtasks, ...entry.children].forEach((subtask, index) => {
-      const ledgerEntry = entry.subtasks[subtask.id] as SubtaskEntry;
-      if (ledgerEntry.status === 'assigned') {
-        // Handed out by a coordinator that crashed: those attempts went with it.
-        const hedge = ledgerEntry.hedge;
-        if (hedge !== undefined) this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: hedge.attempt, failure: false });
-        this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: ledgerEntry.attempt, failure: false });
-      }
-      const state = subtaskState(run, subtask, index, ledgerEntry);
-      run.states.push(state);
-      this.subtasks.set(state.key, state);
-      if (ledgerEntry.status === 'queued') run.queue.push(state);
-      else run.done++;
-    });
-    // Higher priority first; equal priorities keep task order.
-    run.queue.sort((a, b) => (b.subtask.priority ?? 0) - (a.subtask.priority ?? 0) || a.index - b.index);
-    emitTask(this.hooks, run, { type: 'task.started', at: this.now(), taskId: task.id, resumed: run.done });
-    if (Number.isFinite(this.settings.deadlineMs)) {
-      run.deadline = this.scheduler.schedule(() => this.serial(() => this.finish(run, 'task deadline reached')), Math.max(0, this.settings.deadlineMs - this.now()));
-    }
-    if (this.started) {
-      this.serial(() => {
-        if (run.done === run.states.length) this.finish(run);
-        else this.dispatch();
-      });
-    }
-    return run;
+    return this.tasks.add(entry, emit);
+  }
+
+  /** Ends the task now: its remote work cancelled, its unfinished subtasks failed with `reason`. False if it is not running here. */
+  cancel(taskId: string, reason: string): boolean {
+    return this.tasks.cancel(taskId, reason);
   }
 
   private started = false;
@@ -300,7 +283,7 @@ export class Engine {
         // The network would not let the coordinator in (its id is taken): nothing can be done.
         error: (err: unknown) => this.serial(() => {
           const reason = `the coordinator could not join the network: ${err instanceof Error ? err.message : String(err)}`;
-          for (const run of [...this.runs.values()]) this.finish(run, reason);
+          for (const run of [...this.runs.values()]) this.tasks.finish(run, reason);
         }),
       }),
     );
@@ -314,7 +297,7 @@ export class Engine {
     const departures = this.network.departures$;
     if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.lifecycle.onConnectionClosed(agentId))));
     this.serial(() => {
-      for (const run of [...this.runs.values()]) if (run.done === run.states.length) this.finish(run);
+      for (const run of [...this.runs.values()]) if (run.done === run.states.length) this.tasks.finish(run);
       this.dispatch();
     });
   }
@@ -336,7 +319,7 @@ export class Engine {
     this.delegation.stop();
     for (const run of this.runs.values()) {
       run.deadline?.unsubscribe();
-      this.cancelRemoteWork(run);
+      this.tasks.cancelRemoteWork(run);
     }
     for (const record of this.agents.list) {
       this.targets.delete(record.id);
@@ -346,16 +329,6 @@ export class Engine {
         // An agent in another process outlives the run: from now on it beats the coordinator alone.
         record.told = COORDINATOR_ONLY;
         this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets: COORDINATOR_ONLY } });
-      }
-    }
-  }
-
-  /** Agents in other processes outlive the task: they are told to drop what they still hold of it. */
-  private cancelRemoteWork(run: TaskRun): void {
-    for (const state of run.states) {
-      for (const attempt of state.attempts) {
-        if (this.agents.get(attempt.agentId)?.host !== undefined) continue;
-        this.network.send({ from: COORDINATOR, to: attempt.agentId, kind: 'cancel', body: { taskId: run.task.id, subtaskId: state.subtask.id, attempt: attempt.token, via: [] } });
       }
     }
   }
@@ -448,17 +421,6 @@ export class Engine {
 
   // ---- protocol switching ---------------------------------------------------------------------
 
-  /** Ends the task now: its remote work cancelled, its unfinished subtasks failed with `reason`. False if it is not running here. */
-  cancel(taskId: string, reason: string): boolean {
-    const run = this.runs.get(taskId);
-    if (run === undefined || run.finished) return false;
-    this.serial(() => {
-      if (!run.finished) this.record({ type: 'task.cancelled', at: this.now(), taskId, reason });
-      this.finish(run, reason);
-    });
-    return true;
-  }
-
   /** A switch asked for from outside (`Coordinator.switchProtocol`); false when finished or already on `to`. */
   requestSwitch(to: TopologyName, reason: string): boolean {
     if (this.finished || to === this.protocol) return false;
@@ -529,7 +491,7 @@ export class Engine {
 
   /** After a subtask of `run` changed: the task ends once every subtask has, else work moves on. */
   private afterChange(run: TaskRun): void {
-    if (run.done === run.states.length) this.finish(run);
+    if (run.done === run.states.length) this.tasks.finish(run);
     else this.dispatch();
   }
 
@@ -685,7 +647,7 @@ export class Engine {
           this.attempts.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
         }
       }
-      if (run.done === run.states.length) this.finish(run);
+      if (run.done === run.states.length) this.tasks.finish(run);
     }
     this.dispatch();
   }
@@ -726,53 +688,4 @@ export class Engine {
     emitTask(this.hooks, run, { type: 'subtask.assigned', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, hops });
     if (of !== undefined) emitTask(this.hooks, run, { type: 'subtask.hedged', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, of: { agentId: of.agentId, attempt: of.token } });
   }
-
-  // ---- the end --------------------------------------------------------------------------------
-
-  /**
-   * Ends a task: with a `reason` (cancelled, deadline) its remote work is cancelled and what has
-   * not ended fails with it. `task.finished` is recorded with what the run measured, the task's
-   * result goes to the coordinator, and the engine stops once no task runs.
-   */
-  private finish(run: TaskRun, reason?: string): void {
-    if (run.finished) return;
-    if (reason !== undefined) {
-      this.cancelRemoteWork(run);
-      for (const state of run.states) this.attempts.fail(state, reason);
-    }
-    run.finished = true;
-    run.deadline?.unsubscribe();
-    const now = this.now();
-    const { task, entry } = run;
-    this.record({
-      type: 'task.finished',
-      at: now,
-      taskId: task.id,
-      summary: {
-        protocol: this.protocol,
-        protocolId: `${task.id}:${this.settings.topology}:${this.settings.seed}`,
-        metrics: runMetrics(run, this.network.stats.byKind, now, this.performance),
-        healing: this.healer.history.slice(run.healingFrom) as HealingAttempt[],
-        switches: this.switches.slice(run.switchesFrom),
-      },
-    });
-    for (const state of run.states) {
-      for (const attempt of state.attempts) {
-        attempt.timer?.unsubscribe();
-        attempt.transit?.unsubscribe();
-        attempt.stillSilent?.unsubscribe();
-      }
-      this.hedging.forget(state);
-      this.subtasks.delete(state.key);
-      this.waitingFor.delete(state.key);
-    }
-    this.detection.taskClosed(task.id);
-    this.runs.delete(task.id);
-    this.hooks.ended(run, resultOf(entry) as CoordinationResult);
-    if (this.runs.size === 0 && !this.finished) {
-      this.finished = true;
-      this.stop();
-    }
-  }
 }
-

@@ -7,7 +7,7 @@ import type { Hedging } from './engineHedging.js';
 import type { EngineHooks, Settings } from './engineSettings.js';
 import type { Membership } from './membership.js';
 
-/** The engine's collaborators that its per-message parts (attempts, results) work with: made once, never replaced. */
+/** The engine's collaborators that its parts work with (attempts and results all of them, a task's start and end some): made once, never replaced. */
 export interface EngineParts {
   readonly settings: Settings;
   readonly scheduler: SchedulerLike;
