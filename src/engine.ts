@@ -1,86 +1,35 @@
-import { Subject, Subscription, groupBy, map, mergeMap, type SchedulerLike } from 'rxjs';
-import {
-  adaptiveSwitch,
-  matrixPrior,
-  performanceWindow,
-  type ExecutionRecord,
-  type PerformanceSnapshot,
-  type ProtocolSwitch,
-} from '../operators/index.js';
+import { Subject, type SchedulerLike, type Subscription } from 'rxjs';
+import type { ExecutionRecord, PerformanceSnapshot, ProtocolSwitch } from '../operators/index.js';
 import type { AgentHost } from '../streams/agentHost.js';
-import type { Journal } from '../streams/journal.js';
 import type { Envelope, Network } from '../streams/network.js';
-import { SUBMISSION_KINDS, type AssignBody, type DelegateBody, type HeartbeatBody, type ProgressBody, type ReceivedBody, type ResultBody, type VoteBody } from '../streams/protocol.js';
-import type { InProcessAgent, Subtask } from '../streams/task.js';
-import type { CoordinationEvent, CoordinationResult } from './events.js';
-import type { SilentAttempt } from '../operators/index.js';
+import type { AssignBody, DelegateBody, HeartbeatBody, ProgressBody, ResultBody, VoteBody } from '../streams/protocol.js';
+import type { Subtask } from '../streams/task.js';
+import type { CoordinationEvent } from './events.js';
 import type { DetectedFault, FaultEvent } from './faultDetector.js';
-import { resultOf, type LedgerEvent, type SubtaskEntry, type TaskEntry } from './ledger.js';
-import { SelfHealingManager, type ActionResult, type HealingAttempt } from './selfHealing.js';
-import { COORDINATOR, TOPOLOGY_NAMES, replyRoute, type Layout, type TopologyName } from './topology.js';
-import { chooseInitial, topologyFor } from './topologies/index.js';
-import { AgentLifecycle, UNACKED_LIMIT } from './agentLifecycle.js';
-import { ProtocolProbe } from './protocolProbe.js';
-import { EngineDetection, type DetectorOptions } from './engineDetection.js';
+import type { LedgerEvent, SubtaskEntry, TaskEntry } from './ledger.js';
+import { SelfHealingManager } from './selfHealing.js';
+import { COORDINATOR, replyRoute, type Layout, type TopologyName } from './topology.js';
+import { topologyFor } from './topologies/index.js';
+import { AgentLifecycle } from './agentLifecycle.js';
+import type { ProtocolProbe } from './protocolProbe.js';
+import { EngineDetection } from './engineDetection.js';
 import { healingActions, type HealingHost } from './engineHealing.js';
 import { Delegations } from './engineDelegation.js';
+import { initialProtocol, wireAdaptive } from './engineAdaptive.js';
+import { Attempts } from './engineAttempts.js';
+import { Tasks } from './engineTasks.js';
+import { announceWaiting, waitKey } from './engineWaiting.js';
+import { Hedging } from './engineHedging.js';
+import { Results } from './engineResults.js';
+import type { EngineParts } from './enginePart.js';
+import type { EngineHooks, Settings } from './engineSettings.js';
 import { COORDINATOR_ONLY, Candidates, Membership, sameTargets, type AgentRecord } from './membership.js';
-import type { Attempt, SubtaskState, TaskRun } from './taskRun.js';
+import { ackedOf, emitTask, enqueue, stateKey, subtaskState, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
 
 export type { TaskRun } from './taskRun.js';
 
-/** An agent slot: the agent, how to re-create it (restart), and whether it waits as a standby. */
-export interface AgentSlot {
-  readonly agent: InProcessAgent;
-  /** Re-creates the agent on restart; without one, restart is not possible and healing moves on. */
-  readonly factory?: () => InProcessAgent;
-  /** Held back until healing needs a replacement. */
-  readonly standby?: boolean;
-}
-
 export type { DetectorOptions } from './engineDetection.js';
-
-export interface Settings {
-  readonly slots: readonly AgentSlot[];
-  readonly topology: TopologyName | 'adaptive';
-  readonly scheduler: SchedulerLike;
-  readonly seed: number;
-  readonly heartbeatIntervalMs: number;
-  readonly heartbeatJitterMs: number;
-  readonly detector: DetectorOptions;
-  readonly progressTimeoutMs: number;
-  readonly ackTimeoutMs: number;
-  readonly maxSubtaskAttempts: number;
-  readonly attemptTimeoutMs: number;
-  readonly maxSlotsPerAgent: number;
-  readonly orphanTimeoutMs: number;
-  readonly maxAttempts: number;
-  readonly reconnectGraceMs: number;
-  readonly consensusWindowMs: number;
-  readonly deadlockMs: number;
-  /** `explore`: share of assignments probing a candidate protocol (see `ProtocolProbe`); 0 or absent: none. */
-  readonly adaptive: { evaluateEveryMs: number; windowMs: number; minDwellMs: number; switchThreshold: number; explore?: number };
-  readonly deadlineMs: number;
-  readonly journal: Journal | undefined;
-  readonly maxTasks: number;
-  readonly retentionMs: number;
-  readonly maxRetainedTasks: number;
-  readonly snapshotEvery: number;
-}
-
-/** What the engine asks of the coordinator around it: the ledger, attempt tokens, its events. */
-export interface EngineHooks {
-  /** Applies a ledger event and journals it: done before the event's effects. */
-  record(event: LedgerEvent): void;
-  /** A fresh attempt token, above every one handed out before (a crash included). */
-  nextAttempt(): number;
-  /** Why no new work may be handed out (the journal cannot write), or undefined. */
-  halted(): string | undefined;
-  /** An event of the engine's own (agents, faults, healing, protocol) for the inspection stream. */
-  emit(event: CoordinationEvent): void;
-  /** A task ended (its `task.finished` recorded): its result. */
-  ended(run: TaskRun, result: CoordinationResult): void;
-}
+export type { AgentSlot, EngineHooks, Settings } from './engineSettings.js';
 
 /**
  * The engine: the tasks running now over one team of agents, the state machine every topology
@@ -90,8 +39,12 @@ export interface EngineHooks {
  *
  * The agents are kept beside it, one concern a file: who they are and who is free
  * (`Membership`), what their signals say (`EngineDetection`), how their status changes
- * (`AgentLifecycle`), and what healing may do to them (`healingActions`). Each reaches the
- * engine only through the small typed interface it declares.
+ * (`AgentLifecycle`), and what healing may do to them (`healingActions`). The work is split the
+ * same way: a task's start and end (`Tasks`), an attempt's life once assigned (`Attempts`),
+ * results as they come back (`Results`), backups for silent attempts (`Hedging`), and the adaptive
+ * protocol's measurements (`wireAdaptive`). Each reaches the engine only through the small typed
+ * interface it declares. The engine keeps the state they share and the paths every message and
+ * subtask takes (receive, dispatch, assign), which read that state directly.
  */
 export class Engine {
   private readonly scheduler: SchedulerLike;
@@ -124,8 +77,14 @@ export class Engine {
   private orphanTimer: Subscription | undefined;
   /** When the armed orphan timer fails what still waits. */
   private orphansFailAt = 0;
-  /** Subtasks whose attempt out alone is silent: they want a backup attempt (see `startHedges`). */
-  private readonly hedging = new Set<SubtaskState>();
+  /** Backup attempts for silent ones: the subtasks that want one, and starting them. */
+  private readonly hedging: Hedging;
+  /** Attempts once assigned: acknowledged, resent, in transit, timed out, revoked, ended. */
+  private readonly attempts: Attempts;
+  /** Results as they come back: checked, confirmed, accepted or failed. */
+  private readonly results: Results;
+  /** Tasks' starts and ends. */
+  private readonly tasks: Tasks;
   /** Why each subtask that no live agent can run was last said to wait (see {@link waitKey}). */
   private readonly waitingFor = new Map<string, string>();
   /** `liveChanges` when the whole queue was last looked at for subtasks no live agent can run. */
@@ -159,23 +118,71 @@ export class Engine {
       serial: work => this.serial(work),
       dispatch: () => this.dispatch(),
       heal: fault => this.heal(fault),
-      reassign: (record, reason) => this.reassign(record, reason),
-      revoke: (attempt, reason) => this.revoke(attempt, reason),
-      revokeRoutedThrough: (agentId, reason) => this.revokeRoutedThrough(agentId, reason),
+      reassign: (record, reason) => this.attempts.reassign(record, reason),
+      revoke: (attempt, reason) => this.attempts.revoke(attempt, reason),
+      revokeRoutedThrough: (agentId, reason) => this.attempts.revokeRoutedThrough(agentId, reason),
     });
     this.delegation = new Delegations({
       agents: this.agents,
       scheduler: settings.scheduler,
       subtask: (taskId, subtaskId) => this.subtasks.get(stateKey(taskId, subtaskId)),
       waiting: attempt => {
-        if (!ackedOf(attempt)) this.acknowledge(attempt);
+        if (!ackedOf(attempt)) this.attempts.acknowledge(attempt);
         this.detection.progressed(attempt.key);
-        this.heard(attempt);
+        this.hedging.heard(attempt);
       },
       addChild: (parent, child) => this.addChild(parent, child),
       answer: (agentId, body) => this.network.send({ from: COORDINATOR, to: agentId, kind: 'delegated', body }),
       edge: edge => this.detection.wait(edge),
       serial: work => this.serial(work),
+    });
+    this.hedging = new Hedging({
+      agents: this.agents,
+      scheduler: settings.scheduler,
+      hooks,
+      maxSubtaskAttempts: settings.maxSubtaskAttempts,
+      layout: () => this.layout,
+      finished: () => this.finished,
+      attemptOf: key => this.attempts.attemptOf(key),
+      assign: (state, record, of) => this.assign(state, record, of),
+      emit: event => this.emit(event),
+      serial: work => this.serial(work),
+      dispatch: () => this.dispatch(),
+      revoke: (attempt, reason, failure) => this.attempts.revoke(attempt, reason, failure),
+      fail: (state, reason) => this.attempts.fail(state, reason),
+      heal: fault => this.heal(fault),
+      afterChange: run => this.afterChange(run),
+    });
+    const parts: EngineParts = { settings, scheduler: settings.scheduler, network, hooks, agents: this.agents, detection: this.detection, delegation: this.delegation, hedging: this.hedging, executions: this.executions };
+    this.attempts = new Attempts({
+      ...parts,
+      lifecycle: this.lifecycle,
+      subtasks: this.subtasks,
+      layout: () => this.layout,
+      serial: work => this.serial(work),
+      dispatch: () => this.dispatch(),
+      afterChange: run => this.afterChange(run),
+      emit: event => this.emit(event),
+    });
+    this.results = new Results({ ...parts, attempts: this.attempts, emit: event => this.emit(event), heal: fault => this.heal(fault) });
+    this.tasks = new Tasks({
+      ...parts,
+      attempts: this.attempts,
+      runs: this.runs,
+      subtasks: this.subtasks,
+      waitingFor: this.waitingFor,
+      switches: this.switches,
+      performance: this.performance,
+      started: () => this.started,
+      protocol: () => this.protocol,
+      healing: () => this.healer?.history,
+      serial: work => this.serial(work),
+      dispatch: () => this.dispatch(),
+      lastEnded: () => {
+        if (this.finished) return;
+        this.finished = true;
+        this.stop();
+      },
     });
     this.protocol = 'star';
   }
@@ -196,70 +203,21 @@ export class Engine {
     for (const run of this.runs.values()) run.emit(event);
   }
 
-  /** An event of one task's: to the inspection stream and to the task's followers. */
-  private emitTask(run: TaskRun, event: CoordinationEvent): void {
-    this.hooks.emit(event);
-    run.emit(event);
-  }
-
   private record(event: LedgerEvent): void {
     this.hooks.record(event);
   }
 
   /**
-   * Takes a task the ledger has started (`task.started` recorded): its queued subtasks wait for
-   * agents in priority order; those the ledger has as assigned (a coordinator that crashed had
-   * handed them out) go back to the queue first, to be issued with new attempt tokens; those that
-   * ended stay ended. `emit` gets the task's events.
+   * Takes a task the ledger has started (`task.started` recorded): see `Tasks.add`. `emit` gets the
+   * task's events.
    */
   addTask(entry: TaskEntry, emit: (event: CoordinationEvent) => void): TaskRun {
-    const task = entry.task;
-    const stats = this.network.stats;
-    const run: TaskRun = {
-      task,
-      entry,
-      queue: [],
-      head: 0,
-      done: 0,
-      states: [],
-      startedAt: this.now(),
-      startByKind: Object.fromEntries(Object.entries(stats.byKind).map(([k, v]) => [k, v.sent])),
-      healingFrom: this.healer?.history.length ?? 0,
-      switchesFrom: this.switches.length,
-      stale: 0,
-      assignments: 0,
-      deadline: undefined,
-      finished: false,
-      emit,
-    };
-    this.runs.set(task.id, run);
-    [...task.subtasks, ...entry.children].forEach((subtask, index) => {
-      const ledgerEntry = entry.subtasks[subtask.id] as SubtaskEntry;
-      if (ledgerEntry.status === 'assigned') {
-        // Handed out by a coordinator that crashed: those attempts went with it.
-        const hedge = ledgerEntry.hedge;
-        if (hedge !== undefined) this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: hedge.attempt, failure: false });
-        this.record({ type: 'subtask.requeued', taskId: task.id, subtaskId: subtask.id, attempt: ledgerEntry.attempt, failure: false });
-      }
-      const state: SubtaskState = { subtask, index, task: run, entry: ledgerEntry, key: stateKey(task.id, subtask.id), attempts: [], hedge: undefined, hedges: 0 };
-      run.states.push(state);
-      this.subtasks.set(state.key, state);
-      if (ledgerEntry.status === 'queued') run.queue.push(state);
-      else run.done++;
-    });
-    // Higher priority first; equal priorities keep task order.
-    run.queue.sort((a, b) => (b.subtask.priority ?? 0) - (a.subtask.priority ?? 0) || a.index - b.index);
-    this.emitTask(run, { type: 'task.started', at: this.now(), taskId: task.id, resumed: run.done });
-    if (Number.isFinite(this.settings.deadlineMs)) {
-      run.deadline = this.scheduler.schedule(() => this.serial(() => this.finish(run, 'task deadline reached')), Math.max(0, this.settings.deadlineMs - this.now()));
-    }
-    if (this.started) {
-      this.serial(() => {
-        if (run.done === run.states.length) this.finish(run);
-        else this.dispatch();
-      });
-    }
-    return run;
+    return this.tasks.add(entry, emit);
+  }
+
+  /** Ends the task now: its remote work cancelled, its unfinished subtasks failed with `reason`. False if it is not running here. */
+  cancel(taskId: string, reason: string): boolean {
+    return this.tasks.cancel(taskId, reason);
   }
 
   private started = false;
@@ -302,27 +260,30 @@ export class Engine {
       this.agents.add(slot.agent.id, slot.agent.capabilities, this.hosts.get(slot.agent.id), 1, slot.standby ? 'standby' : 'live');
     }
     const live = this.agents.liveProfiles();
-    if (settings.topology === 'adaptive') {
-      this.protocol = chooseInitial({
-        agentCount: live.length,
-        ...(first?.complexity === undefined ? {} : { complexity: first.complexity }),
-        ...(first?.coordinationIntensity === undefined ? {} : { coordinationIntensity: first.coordinationIntensity }),
-      }) as TopologyName;
-    } else {
-      this.protocol = settings.topology;
-    }
+    this.protocol = initialProtocol(settings.topology, live.length, first);
     this.setLayout(topologyFor(this.protocol).layout(live));
     this.emit({ type: 'protocol.selected', at: this.now(), protocol: this.protocol, reason: settings.topology === 'adaptive' ? 'decision matrix' : 'configured' });
 
     this.wireDetection();
-    this.wireAdaptive();
+    const adaptive = wireAdaptive({
+      settings,
+      executions: this.executions,
+      inForce: this.inForce,
+      performance: this.performance,
+      protocol: this.protocol,
+      agentCount: this.agents.live,
+      first,
+      switchTo: (to, change) => this.serial(() => this.switchTo(to, change)),
+    });
+    this.subscriptions.push(...adaptive.subscriptions);
+    this.probe = adaptive.probe;
     this.subscriptions.push(
       this.network.join(COORDINATOR).subscribe({
         next: envelope => this.serial(() => this.receive(envelope)),
         // The network would not let the coordinator in (its id is taken): nothing can be done.
         error: (err: unknown) => this.serial(() => {
           const reason = `the coordinator could not join the network: ${err instanceof Error ? err.message : String(err)}`;
-          for (const run of [...this.runs.values()]) this.finish(run, reason);
+          for (const run of [...this.runs.values()]) this.tasks.finish(run, reason);
         }),
       }),
     );
@@ -336,7 +297,7 @@ export class Engine {
     const departures = this.network.departures$;
     if (departures !== undefined) this.subscriptions.push(departures.subscribe(agentId => this.serial(() => this.lifecycle.onConnectionClosed(agentId))));
     this.serial(() => {
-      for (const run of [...this.runs.values()]) if (run.done === run.states.length) this.finish(run);
+      for (const run of [...this.runs.values()]) if (run.done === run.states.length) this.tasks.finish(run);
       this.dispatch();
     });
   }
@@ -358,7 +319,7 @@ export class Engine {
     this.delegation.stop();
     for (const run of this.runs.values()) {
       run.deadline?.unsubscribe();
-      this.cancelRemoteWork(run);
+      this.tasks.cancelRemoteWork(run);
     }
     for (const record of this.agents.list) {
       this.targets.delete(record.id);
@@ -368,16 +329,6 @@ export class Engine {
         // An agent in another process outlives the run: from now on it beats the coordinator alone.
         record.told = COORDINATOR_ONLY;
         this.network.send({ from: COORDINATOR, to: record.id, kind: 'peers', body: { targets: COORDINATOR_ONLY } });
-      }
-    }
-  }
-
-  /** Agents in other processes outlive the task: they are told to drop what they still hold of it. */
-  private cancelRemoteWork(run: TaskRun): void {
-    for (const state of run.states) {
-      for (const attempt of state.attempts) {
-        if (this.agents.get(attempt.agentId)?.host !== undefined) continue;
-        this.network.send({ from: COORDINATOR, to: attempt.agentId, kind: 'cancel', body: { taskId: run.task.id, subtaskId: state.subtask.id, attempt: attempt.token, via: [] } });
       }
     }
   }
@@ -405,9 +356,9 @@ export class Engine {
     this.subscriptions.push(
       ...this.detection.wire({
         fault: fault => this.serial(() => this.onFault(fault)),
-        silent: silence => this.serial(() => this.onSilent(silence)),
-        cleared: attemptKey => this.serial(() => this.onCleared(attemptKey)),
-        ackTimeout: attemptKey => this.serial(() => this.onAckTimeout(attemptKey)),
+        silent: silence => this.serial(() => this.hedging.onSilent(silence)),
+        cleared: attemptKey => this.serial(() => this.hedging.onCleared(attemptKey)),
+        ackTimeout: attemptKey => this.serial(() => this.attempts.onAckTimeout(attemptKey)),
         verdict: decision => this.serial(() => this.lifecycle.onVerdict(decision)),
       }),
     );
@@ -415,246 +366,11 @@ export class Engine {
     this.subscriptions.push(this.healer.events$.subscribe(event => this.emit(event)));
   }
 
-  private wireAdaptive(): void {
-    const { settings, scheduler } = this;
-    const first = (this.runs.values().next().value as TaskRun | undefined)?.task;
-    this.subscriptions.push(
-      // One window per protocol: an execution counts for the protocol that routed it.
-      this.executions
-        .pipe(
-          groupBy(record => record.protocol),
-          mergeMap(group => group.pipe(performanceWindow({ windowMs: settings.adaptive.windowMs, scheduler }), map(snapshot => [group.key, snapshot] as const))),
-        )
-        .subscribe(([protocol, snapshot]) => this.performance.set(protocol, snapshot)),
-    );
-    if (settings.topology !== 'adaptive') return;
-    const candidates = TOPOLOGY_NAMES.filter(n => n !== this.protocol);
-    const probe = (settings.adaptive.explore ?? 0) > 0 ? new ProtocolProbe({ share: settings.adaptive.explore as number, candidates, initial: this.protocol, inForce: this.inForce }) : undefined;
-    if (probe !== undefined) this.subscriptions.push(new Subscription(() => probe.close()));
-    this.probe = probe;
-    this.subscriptions.push(
-      this.executions
-        .pipe(
-          adaptiveSwitch({
-            initial: this.protocol,
-            candidates,
-            ...settings.adaptive,
-            prior: matrixPrior({ agentCount: this.agents.live, ...(first?.complexity ? { complexity: first.complexity } : {}), ...(first?.coordinationIntensity ? { coordinationIntensity: first.coordinationIntensity } : {}) }),
-            // Switches made elsewhere (healing's fallback, a request): it follows them.
-            inForce: this.inForce,
-            scheduler,
-          }),
-        )
-        .subscribe(change => this.serial(() => this.switchTo(change.to as TopologyName, change))),
-    );
-  }
-
   private onFault(fault: FaultEvent): void {
     if (fault.kind === 'agent_timeout') return this.lifecycle.onAgentTimeout(fault);
     if (fault.type === 'resolved') return;
     this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, ...(fault.agentId === undefined ? {} : { agentId: fault.agentId }), detail: fault.detail });
     this.heal(fault);
-  }
-
-  /**
-   * An assignment's acknowledgement is overdue (its agent's retransmission timeout ran out): the
-   * same assignment, same attempt, is sent again — a retransmission is not a retry, so loss burns
-   * none of the subtask's attempts and charges no one. Only once the retransmissions are used up
-   * (see `AckTracker`) is it taken as undeliverable: the link and relays are charged and the subtask
-   * is requeued with a new attempt.
-   */
-  private onAckTimeout(k: string): void {
-    const attempt = this.attemptOf(k);
-    if (attempt === undefined || ackedOf(attempt)) return;
-    const record = this.agents.get(attempt.agentId) as AgentRecord;
-    const retransmissions = this.detection.retransmissionsOf(k) ?? 0;
-    if (this.detection.retransmit(k)) return this.resend(attempt, record);
-    // The first hop failed to deliver, a relay dropped it, or the agent took nothing in: the link is
-    // charged, and so is whoever it went through (the agent itself when it went straight to it).
-    this.detection.delivery(firstLink(attempt), false);
-    this.lostBy(attempt);
-    const via = attempt.route.length > 0 ? ` via ${attempt.route.join(' → ')}` : '';
-    this.endAttempt(attempt, `assignment to ${record.id}${via} not acknowledged within ${this.settings.ackTimeoutMs} ms (sent ${retransmissions + 1} times)`, false);
-    if (attempt.route.length > 0 && record.host === undefined) {
-      // Through relays to an agent in another process: whose fault is unknown; the relays are
-      // charged, and the next assignment goes straight to the agent to tell.
-      this.lifecycle.chargeRelays(attempt.route, record.id);
-      record.probeDirect = true;
-    } else if (++record.unacked >= UNACKED_LIMIT) {
-      this.lifecycle.stalled(record, `${record.unacked} assignments in a row not acknowledged`);
-    }
-    this.dispatch();
-  }
-
-  /**
-   * The same assignment again, by the route the first copy took (its reply path with it): the
-   * agent acknowledges it again if it holds it, or sends its result again if it has finished.
-   */
-  private resend(attempt: Attempt, record: AgentRecord): void {
-    const route = attempt.route;
-    const body: AssignBody = {
-      taskId: attempt.state.task.task.id,
-      subtask: attempt.state.subtask,
-      attempt: attempt.token,
-      replyPath: [...attempt.reply, COORDINATOR],
-      via: route.length === 0 ? [] : [...route.slice(1), record.id],
-      rto: this.detection.rtoFor(record.id, attempt.hops),
-      copy: this.detection.retransmissionsOf(attempt.key) ?? 0,
-    };
-    this.network.send({ from: COORDINATOR, to: route[0] ?? record.id, kind: 'assign', body });
-  }
-
-  /**
-   * Tells the agent that ran it that its result came (accepted or stale), so it stops sending it.
-   * A forgery gets no answer, nor a current attempt's result delivered by anyone but its reply
-   * path's last hop: confirming it would stop the real result's retransmissions.
-   */
-  private confirmResult(body: ResultBody, from: string, state: SubtaskState | undefined): void {
-    if (body.forged !== undefined) return;
-    const attempt = state?.attempts.find(a => a.token === body.attempt && a.agentId === body.agentId);
-    if (attempt !== undefined && from !== lastReplyHop(attempt)) return;
-    const received: ReceivedBody = body.taskId === undefined ? { subtaskId: body.subtaskId, attempt: body.attempt } : { taskId: body.taskId, subtaskId: body.subtaskId, attempt: body.attempt };
-    this.network.send({ from: COORDINATOR, to: body.agentId, kind: 'received', body: received });
-  }
-
-  /** A result of the attempt whose result was accepted, from its agent: a retransmission, not a stale result. */
-  private isAcceptedAgain(body: ResultBody, state: SubtaskState | undefined): boolean {
-    if (body.forged !== undefined) return false;
-    const entry = state?.entry;
-    return entry !== undefined && entry.status === 'done' && entry.attempt === body.attempt && entry.agentId === body.agentId;
-  }
-
-  /**
-   * The agent said its result is on its way through relays (`done`): if it has not arrived within
-   * the time its retransmissions are given (`resultPatienceMs`: the agent sends it again every
-   * retransmission timeout until it is received), a relay keeps it back. The relays are charged
-   * and the subtask runs again.
-   */
-  private onResultInTransit(attempt: Attempt): void {
-    if (attempt.transit !== undefined) return;
-    const agentId = attempt.agentId;
-    const giveUpAt = this.now() + this.detection.resultPatienceMs(agentId);
-    // The assignment goes out again and the result comes back by its reply path: that round trip's legs.
-    const everyMs = this.detection.rtoOf(agentId, attempt.hops + attempt.reply.length + 1);
-    // Asked again every rto meanwhile (the assignment resent: the agent answers with its result),
-    // in case the agent times its own retransmissions by an older, longer estimate.
-    const check = (): void => {
-      attempt.transit = undefined;
-      if (!attempt.state.attempts.includes(attempt)) return;
-      const record = this.agents.get(agentId);
-      if (this.now() >= giveUpAt || record === undefined) return this.lostInTransit(attempt);
-      this.resend(attempt, record);
-      attempt.transit = this.scheduler.schedule(() => this.serial(check), Math.max(1, Math.ceil(Math.min(everyMs, giveUpAt - this.now()))));
-    };
-    attempt.transit = this.scheduler.schedule(() => this.serial(check), everyMs);
-  }
-
-  /** The protocol's routes lost the attempt: an execution that failed, so that it counts against the protocol. */
-  private lostBy(attempt: Attempt): void {
-    this.executions.next({ protocol: attempt.protocol, ok: false, latencyMs: this.now() - attempt.assignedAt, messages: attempt.hops });
-  }
-
-  /**
-   * A result announced done has not come through its relays: they are charged, the agent's next
-   * assignment goes straight to it (and its result straight back: the agent's word that it sent one
-   * is then put to the test, and an honest agent behind a relay that drops is still heard), and the
-   * subtask runs again.
-   */
-  private lostInTransit(attempt: Attempt): void {
-    const route = attempt.reply;
-    this.lostBy(attempt);
-    this.revoke(attempt, `result of ${attempt.agentId} lost in transit via ${route.join(' → ')}`);
-    this.lifecycle.chargeRelays(route, attempt.agentId);
-    const record = this.agents.get(attempt.agentId);
-    if (record !== undefined && record.host === undefined) record.probeDirect = true;
-    this.dispatch();
-  }
-
-  /**
-   * An attempt has been silent past its progress deadline: it is suspected of hanging, not
-   * revoked. Out alone, it gets a backup attempt on another capable agent (see `startHedges`); the
-   * first valid result of either wins. Its agent is taken for hung when the backup wins, or when
-   * the attempt is still silent a deadline later (no backup could run, or none finished).
-   */
-  private onSilent(silence: SilentAttempt): void {
-    const attempt = this.attemptOf(silence.key);
-    if (attempt === undefined) return;
-    attempt.silent = true;
-    attempt.stillSilent?.unsubscribe();
-    attempt.stillSilent = this.scheduler.schedule(() => this.serial(() => this.onStillSilent(attempt, silence.silentMs + silence.deadlineMs, silence.deadlineMs)), silence.deadlineMs);
-    const state = attempt.state;
-    this.emitTask(state.task, {
-      type: 'subtask.silent',
-      at: this.now(),
-      subtaskId: state.subtask.id,
-      agentId: attempt.agentId,
-      attempt: attempt.token,
-      silentMs: silence.silentMs,
-      deadlineMs: silence.deadlineMs,
-      learned: silence.learned,
-    });
-    if (state.attempts.length === 1) this.wantHedge(state, silence.learned ? 'learned' : 'floor');
-  }
-
-  /** The deadline learned since shows the attempt's silence is normal for its task: no backup for it. */
-  private onCleared(key: string): void {
-    const attempt = this.attemptOf(key);
-    if (attempt === undefined) return;
-    this.heard(attempt);
-  }
-
-  /** The attempt is not silent (it made progress, or its silence is normal after all). */
-  private heard(attempt: Attempt): void {
-    if (!attempt.silent) return;
-    attempt.silent = false;
-    attempt.stillSilent?.unsubscribe();
-    attempt.stillSilent = undefined;
-    if (attempt.state.attempts.length === 1) this.unwantHedge(attempt.state);
-  }
-
-  /**
-   * Silent for twice its deadline with no backup beside it (none could start, or it ended): its
-   * agent is taken for hung (agent_timeout, healed) and the attempt ends as a failure, so a
-   * subtask that hangs every agent it runs on fails after its attempts rather than looping. With a
-   * backup running, the race decides: asked again a deadline later; unless the backup is silent
-   * too (both agents hung), when this one is taken for hung all the same and the other goes on,
-   * with a backup of its own wanted.
-   */
-  private onStillSilent(attempt: Attempt, silentMs: number, deadlineMs: number): void {
-    attempt.stillSilent = undefined;
-    const state = attempt.state;
-    if (!attempt.silent || !state.attempts.includes(attempt)) return;
-    if (state.attempts.length > 1 && !state.attempts.every(a => a.silent)) {
-      attempt.stillSilent = this.scheduler.schedule(() => this.serial(() => this.onStillSilent(attempt, silentMs + deadlineMs, deadlineMs)), deadlineMs);
-      return;
-    }
-    const record = this.agents.get(attempt.agentId) as AgentRecord;
-    const detail = `no progress on ${state.subtask.id} of task ${state.task.task.id} for ${Math.round(silentMs)} ms (its deadline ${deadlineMs} ms)`;
-    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
-    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
-    this.revoke(attempt, detail, true);
-    if (state.attempts.length === 0 && state.entry.failures >= this.attemptsOf(state)) this.fail(state, `made no progress ${state.entry.failures} time(s): ${detail}`);
-    if (record.status === 'live') this.heal(fault);
-    this.afterChange(state.task);
-  }
-
-  /** The attempt out now under a deadline key (`taskId NUL subtaskId#token`), if it still is. */
-  private attemptOf(key: string): Attempt | undefined {
-    const [stateKeyOf, token] = splitKey(key);
-    return this.subtasks.get(stateKeyOf)?.attempts.find(a => a.token === token);
-  }
-
-  private wantHedge(state: SubtaskState, kind: 'learned' | 'floor'): void {
-    if (state.hedges >= this.attemptsOf(state) - 1) return; // no backup beyond the subtask's attempts
-    state.hedge = kind;
-    this.hedging.add(state);
-    this.dispatch();
-  }
-
-  private unwantHedge(state: SubtaskState): void {
-    if (state.hedge === undefined) return;
-    state.hedge = undefined;
-    this.hedging.delete(state);
   }
 
   // ---- healing --------------------------------------------------------------------------------
@@ -669,7 +385,7 @@ export class Engine {
   private heal(fault: DetectedFault): void {
     this.healer.heal(fault).subscribe(result => {
       const record = fault.agentId === undefined ? undefined : this.agents.get(fault.agentId);
-      if (record !== undefined && record.status !== 'live' && record.inFlight.size > 0) this.reassign(record, fault.detail);
+      if (record !== undefined && record.status !== 'live' && record.inFlight.size > 0) this.attempts.reassign(record, fault.detail);
       if (result.status === 'exhausted' && (fault.severity === 'high' || fault.severity === 'critical')) {
         const next = this.healer.fallback(this.protocol);
         if (next !== undefined) this.switchTo(next as TopologyName, { from: this.protocol, to: next, at: this.now(), reason: `healing of ${fault.kind} exhausted`, scores: {} });
@@ -693,8 +409,8 @@ export class Engine {
       setLayout: layout => this.setLayout(layout),
       performance: protocol => this.performance.get(protocol),
       fallback: () => this.healer.fallback(this.protocol),
-      reassign: (record, reason) => this.reassign(record, reason),
-      revoke: (attempt, reason) => this.revoke(attempt, reason),
+      reassign: (record, reason) => this.attempts.reassign(record, reason),
+      revoke: (attempt, reason) => this.attempts.revoke(attempt, reason),
       takeOut: record => this.lifecycle.takeOut(record),
       join: record => this.lifecycle.join(record),
       switchTo: (to, change) => this.switchTo(to, change),
@@ -703,25 +419,7 @@ export class Engine {
     };
   }
 
-  /** Requeues every subtask the agent holds, with new attempts (healing's `reassignSubtasks`, and what a restart or a departure does). */
-  private reassign(record: AgentRecord, reason: string): ActionResult {
-    const moved = [...record.inFlight];
-    for (const attempt of moved) this.endAttempt(attempt, `${record.id}: ${reason}`, false);
-    return { ok: true, detail: `${moved.length} subtask(s) requeued with new attempts` };
-  }
-
   // ---- protocol switching ---------------------------------------------------------------------
-
-  /** Ends the task now: its remote work cancelled, its unfinished subtasks failed with `reason`. False if it is not running here. */
-  cancel(taskId: string, reason: string): boolean {
-    const run = this.runs.get(taskId);
-    if (run === undefined || run.finished) return false;
-    this.serial(() => {
-      if (!run.finished) this.record({ type: 'task.cancelled', at: this.now(), taskId, reason });
-      this.finish(run, reason);
-    });
-    return true;
-  }
 
   /** A switch asked for from outside (`Coordinator.switchProtocol`); false when finished or already on `to`. */
   requestSwitch(to: TopologyName, reason: string): boolean {
@@ -758,9 +456,11 @@ export class Engine {
         const body = envelope.body as ResultBody;
         // Looked up once for the three steps (a key built and hashed, a table of every subtask read).
         const state = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId));
-        this.confirmResult(body, envelope.from, state);
-        if (this.isAcceptedAgain(body, state)) return; // its agent sent it again before it heard it was received
-        return this.onResult(body, envelope.from, state);
+        this.results.confirm(body, envelope.from, state);
+        if (this.results.isAcceptedAgain(body, state)) return; // its agent sent it again before it heard it was received
+        const run = this.results.onResult(body, envelope.from, state);
+        if (run !== undefined) this.afterChange(run);
+        return;
       }
       case 'progress': {
         const body = envelope.body as ProgressBody;
@@ -770,10 +470,10 @@ export class Engine {
         // Only the acknowledgement proper measures a round trip: a result, a `done` or a progress beat
         // that comes first (the acknowledgement was lost) measures the work as well.
         if (!ackedOf(attempt) && body.progress === 0 && body.done !== true) this.detection.answered(attempt.key, body.copy);
-        if (!ackedOf(attempt)) this.acknowledge(attempt);
+        if (!ackedOf(attempt)) this.attempts.acknowledge(attempt);
         this.detection.progressed(attempt.key);
-        this.heard(attempt);
-        if (body.done === true && attempt.reply.length > 0) this.onResultInTransit(attempt);
+        this.hedging.heard(attempt);
+        if (body.done === true && attempt.reply.length > 0) this.attempts.onResultInTransit(attempt);
         return;
       }
       case 'delegate':
@@ -789,153 +489,10 @@ export class Engine {
     }
   }
 
-  /**
-   * A result, accepted only for the current attempt of the agent it names, and only from the node
-   * its reply path ends with (the agent, or its first relay): an agent cannot report for another.
-   */
-  private onResult(body: ResultBody, from: string, state: SubtaskState | undefined): void {
-    if (body.forged !== undefined) return this.onForged(body, from, state);
-    if (state === undefined) {
-      this.hooks.emit({ type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `unknown subtask${body.taskId === undefined ? '' : ` of task ${body.taskId}`} (from ${from})` });
-      return;
-    }
-    const attempt = state.attempts.find(a => a.token === body.attempt && a.agentId === body.agentId);
-    if (attempt === undefined || from !== lastReplyHop(attempt)) {
-      state.task.stale++;
-      const reason = attempt === undefined ? (state.entry.status === 'done' ? 'already completed' : 'superseded attempt') : `sent by ${from}, not by ${attempt.agentId} or its relay`;
-      this.emitTask(state.task, { type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason });
-      return;
-    }
-    const record = this.agents.get(body.agentId);
-    if (record !== undefined) {
-      record.timeouts = 0;
-      if (record.host === undefined) record.granted = Math.min(record.slots, this.settings.maxSlotsPerAgent, record.granted + 1);
-    }
-    this.untake(attempt);
-    const startedAt = attempt.ackedAt;
-    if (!ackedOf(attempt)) this.acknowledge(attempt);
-    // Its relays brought the assignment there, or the result back.
-    for (const relays of [attempt.route, attempt.reply]) {
-      for (const id of relays) {
-        const relay = this.agents.get(id);
-        if (relay === undefined) continue;
-        relay.dropped = 0;
-        relay.droppedFor.clear();
-      }
-    }
-    const latencyMs = this.now() - attempt.assignedAt;
-    // The protocol is scored on the whole trip, retransmissions included (they are its routes'
-    // cost); the agent on its work, acknowledgement to result, so that loss on the way does not
-    // make it look slow. One whose acknowledgement was lost gives no sample of its work.
-    this.executions.next({ protocol: attempt.protocol, ok: body.ok, latencyMs, messages: attempt.hops + attempt.reply.length + 1 });
-    if (startedAt !== undefined) this.detection.latency(body.agentId, this.now() - startedAt);
-    const run = state.task;
-    if (body.ok) {
-      this.release(attempt, true);
-      this.record({ type: 'subtask.accepted', taskId: run.task.id, subtaskId: state.subtask.id, attempt: body.attempt, value: body.value });
-      state.attempts.splice(state.attempts.indexOf(attempt), 1);
-      this.unwantHedge(state);
-      if (record) record.completed++;
-      run.done++;
-      this.delegation.ended(state);
-      this.emitTask(run, { type: 'subtask.completed', at: this.now(), subtaskId: state.subtask.id, agentId: body.agentId, attempt: body.attempt });
-      // The other attempt of a hedged subtask lost the race: it is cancelled. If it was the silent
-      // one, its agent kept quiet while another did the same work: it is taken for hung.
-      for (const loser of state.attempts.splice(0)) this.cancelLoser(loser, attempt);
-    } else {
-      if (record) record.failures++;
-      this.endAttempt(attempt, `handler failed: ${body.error ?? 'failed'}`, true);
-      if (state.entry.failures >= this.attemptsOf(state)) this.fail(state, `handler failed ${state.entry.failures} time(s): ${body.error ?? 'failed'}`);
-    }
-    this.afterChange(run);
-  }
-
-  /** Ends the attempt that lost its hedge race (the ledger ended it with the winner's result). */
-  private cancelLoser(loser: Attempt, winner: Attempt): void {
-    this.untake(loser);
-    this.release(loser);
-    this.sendCancel(loser);
-    if (!loser.silent) return;
-    const record = this.agents.get(loser.agentId);
-    if (record === undefined || record.status !== 'live') return;
-    const detail = `no progress on ${loser.state.subtask.id} of task ${loser.state.task.task.id} while ${winner.agentId} ran it to the end`;
-    const fault: DetectedFault = { type: 'detected', kind: 'agent_timeout', severity: 'medium', at: this.now(), agentId: record.id, detail };
-    this.emit({ type: 'fault.detected', at: fault.at, kind: fault.kind, severity: fault.severity, agentId: record.id, detail });
-    this.heal(fault);
-  }
-
   /** After a subtask of `run` changed: the task ends once every subtask has, else work moves on. */
   private afterChange(run: TaskRun): void {
-    if (run.done === run.states.length) this.finish(run);
+    if (run.done === run.states.length) this.tasks.finish(run);
     else this.dispatch();
-  }
-
-  /** Unsuccessful attempts after which a subtask fails: its own bound, its task's, else the coordinator's. */
-  private attemptsOf(state: SubtaskState): number {
-    return state.subtask.maxAttempts ?? state.task.task.maxAttempts ?? this.settings.maxSubtaskAttempts;
-  }
-
-  /**
-   * A result its transport could not authenticate as the named agent's own: rejected, nothing
-   * more. Who made it is unknown: honest relays pass on whatever is addressed through them, so the
-   * node that delivered it may only have carried it (blaming it would let anyone get honest agents
-   * quarantined by bouncing forgeries through them). A relay that keeps the real result back is
-   * found out as results lost in transit.
-   */
-  private onForged(body: ResultBody, from: string, state: SubtaskState | undefined): void {
-    if (state !== undefined) state.task.stale++;
-    const rejected: CoordinationEvent = { type: 'subtask.rejected', at: this.now(), subtaskId: body.subtaskId, agentId: body.agentId, attempt: body.attempt, reason: `forged: ${body.forged ?? ''} (delivered by ${from})` };
-    if (state === undefined) this.hooks.emit(rejected);
-    else this.emitTask(state.task, rejected);
-  }
-
-  /**
-   * The attempt is over without a result; `failure`: it counts against the subtask's attempts.
-   * The subtask waits again, unless its other attempt (it was hedged) goes on.
-   */
-  private endAttempt(attempt: Attempt, reason: string, failure: boolean): void {
-    const state = attempt.state;
-    const at = state.attempts.indexOf(attempt);
-    if (at === -1) return;
-    this.untake(attempt);
-    this.release(attempt);
-    state.attempts.splice(at, 1);
-    this.record({ type: 'subtask.requeued', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: attempt.token, failure });
-    const other = state.attempts[0];
-    if (other === undefined) {
-      this.unwantHedge(state);
-      this.enqueue(state);
-    } else if (other.silent) {
-      this.wantHedge(state, 'floor');
-    }
-    this.emitTask(state.task, { type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt: attempt.token, reason });
-  }
-
-  /** The agent has the assignment: the link delivered; from now on its progress is watched. */
-  private acknowledge(attempt: Attempt): void {
-    const state = attempt.state;
-    attempt.ackedAt = this.now();
-    this.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: attempt.token });
-    this.detection.acked(attempt.key);
-    // The agent took it in. Its relays are cleared only once a result comes back through them: a
-    // relay that passes assignments on but keeps results back must not be cleared by the former.
-    const record = this.agents.get(attempt.agentId);
-    if (record !== undefined) {
-      record.unacked = 0;
-      if (attempt.route.length === 0) record.probeDirect = false;
-    }
-    this.detection.delivery(firstLink(attempt), true);
-  }
-
-  /** Stops watching an attempt's acknowledgement and progress; `ok`: it finished (its silences teach the deadline). */
-  private release(attempt: Attempt, ok = false): void {
-    attempt.timer?.unsubscribe();
-    attempt.transit?.unsubscribe();
-    attempt.stillSilent?.unsubscribe();
-    attempt.timer = attempt.transit = attempt.stillSilent = undefined;
-    if (!ackedOf(attempt)) this.detection.acked(attempt.key);
-    this.detection.attemptEnded(attempt.key, ok);
-    this.delegation.attemptEnded(attempt);
   }
 
   /** A child the attempt asked for (`context.delegate`): recorded, then queued like any subtask of its task. */
@@ -943,11 +500,11 @@ export class Engine {
     const run = parent.state.task;
     this.record({ type: 'subtask.delegated', taskId: run.task.id, parentId: parent.state.subtask.id, subtask: child });
     const entry = run.entry.subtasks[child.id] as SubtaskEntry;
-    const state: SubtaskState = { subtask: child, index: run.states.length, task: run, entry, key: stateKey(run.task.id, child.id), attempts: [], hedge: undefined, hedges: 0 };
+    const state = subtaskState(run, child, run.states.length, entry);
     run.states.push(state);
     this.subtasks.set(state.key, state);
-    this.enqueue(state);
-    this.emitTask(run, { type: 'subtask.delegated', at: this.now(), subtaskId: child.id, parentId: parent.state.subtask.id, agentId: parent.agentId, attempt: parent.token });
+    enqueue(state);
+    emitTask(this.hooks, run, { type: 'subtask.delegated', at: this.now(), subtaskId: child.id, parentId: parent.state.subtask.id, agentId: parent.agentId, attempt: parent.token });
     // A remote agent earns its slots by what it delivers: a slot that now waits for a child earns
     // one more, or all its slots could wait on children that only it may run.
     const record = this.agents.get(parent.agentId);
@@ -956,55 +513,6 @@ export class Engine {
       this.agents.touch(record);
     }
     return state;
-  }
-
-  /** Back into the queue by priority, after the waiting subtasks of the same priority. */
-  private enqueue(state: SubtaskState): void {
-    const run = state.task;
-    const priority = state.subtask.priority ?? 0;
-    let i = run.queue.length;
-    while (i > run.head && ((run.queue[i - 1] as SubtaskState).subtask.priority ?? 0) < priority) i--;
-    run.queue.splice(i, 0, state);
-  }
-
-  /** Takes an attempt back from a live agent: it is told to drop it, and the attempt ends. */
-  private revoke(attempt: Attempt, reason: string, failure = false): void {
-    if (!attempt.state.attempts.includes(attempt)) return;
-    this.sendCancel(attempt);
-    this.endAttempt(attempt, reason, failure);
-  }
-
-  /** Tells the attempt's agent, along the layout's route to it, to drop the attempt. */
-  private sendCancel(attempt: Attempt): void {
-    const path = [...this.layout.route(attempt.agentId), attempt.agentId];
-    this.network.send({ from: COORDINATOR, to: path[0] as string, kind: 'cancel', body: { taskId: attempt.state.task.task.id, subtaskId: attempt.state.subtask.id, attempt: attempt.token, via: path.slice(1) } });
-  }
-
-  /**
-   * Takes back every attempt that still needs the agent as a relay (it failed or restarted): its
-   * result would come back through it, or its assignment went through it and was not acknowledged
-   * (it may have been lost there). An acknowledged attempt whose result goes back another way (a
-   * star's spoke answers the coordinator straight) runs on: it needs the relay no more.
-   */
-  private revokeRoutedThrough(agentId: string, reason: string): void {
-    for (const state of this.subtasks.values()) {
-      for (const attempt of [...state.attempts]) {
-        if (attempt.reply.includes(agentId) || (!ackedOf(attempt) && attempt.route.includes(agentId))) this.revoke(attempt, reason);
-      }
-    }
-  }
-
-  private fail(state: SubtaskState, reason: string): void {
-    if (state.entry.status === 'done' || state.entry.status === 'failed') return;
-    for (const attempt of state.attempts.splice(0)) {
-      this.untake(attempt);
-      this.release(attempt);
-    }
-    this.unwantHedge(state);
-    this.record({ type: 'subtask.failed', taskId: state.task.task.id, subtaskId: state.subtask.id, reason });
-    state.task.done++;
-    this.delegation.ended(state);
-    this.emitTask(state.task, { type: 'subtask.failed', at: this.now(), subtaskId: state.subtask.id, reason });
   }
 
   /**
@@ -1038,7 +546,7 @@ export class Engine {
     const groups = new Map<string, Candidates>();
     let seen = -1; // the version `groups` describes
     this.dispatchDepth++;
-    if (this.dispatchDepth === 1 && this.hedging.size > 0) this.startHedges(false);
+    if (this.dispatchDepth === 1 && this.hedging.size > 0) this.hedging.start(false);
     // One subtask from each task in turn (each task's queue in its own priority order), starting
     // one task further at every pass: a task with many subtasks does not hold back the others.
     let open = runs.length;
@@ -1119,7 +627,7 @@ export class Engine {
         }
       }
     });
-    if (this.dispatchDepth === 1 && this.hedging.size > 0 && !this.finished) this.startHedges(true);
+    if (this.dispatchDepth === 1 && this.hedging.size > 0 && !this.finished) this.hedging.start(true);
     this.dispatchDepth--;
     if (orphaned && this.orphanTimer === undefined) {
       this.orphansFailAt = this.now() + this.settings.orphanTimeoutMs;
@@ -1128,36 +636,7 @@ export class Engine {
         this.serial(() => this.failOrphans());
       }, this.settings.orphanTimeoutMs);
     }
-    if (newlyWaiting !== undefined) for (const [why, states] of newlyWaiting) this.announceWaiting(why, states);
-  }
-
-  /** Takes the attempt off its agent (its slot comes free). */
-  private untake(attempt: Attempt): void {
-    const record = this.agents.get(attempt.agentId);
-    record?.inFlight.delete(attempt);
-    this.agents.touch(record);
-  }
-
-  /** Says why subtasks wait for an agent, and when they fail unless one comes. */
-  private announceWaiting(why: string, states: SubtaskState[]): void {
-    const live = this.agents.list.filter(r => r.status === 'live');
-    let capabilities: string[] = [];
-    let reason: string;
-    if (why === NO_LIVE_AGENT) {
-      const down = this.agents.list.length;
-      reason = down === 0 ? 'no agents connected yet' : `no live agent (${down === 1 ? 'the only agent is' : `all ${down} agents are`} down or standing by)`;
-    } else {
-      const needed = JSON.parse(why) as string[];
-      capabilities = needed.filter(c => !live.some(r => r.capabilities.includes(c)));
-      reason = capabilities.length > 0 ? `no live agent has ${capabilities.join(', ')}` : `no live agent has all of ${needed.join(', ')}`;
-    }
-    const byTask = new Map<TaskRun, string[]>();
-    for (const state of states) {
-      const ids = byTask.get(state.task);
-      if (ids === undefined) byTask.set(state.task, [state.subtask.id]);
-      else ids.push(state.subtask.id);
-    }
-    for (const [run, subtaskIds] of byTask) this.emitTask(run, { type: 'subtask.waiting', at: this.now(), subtaskIds, capabilities, reason, failsAt: this.orphansFailAt });
+    if (newlyWaiting !== undefined) for (const [why, states] of newlyWaiting) announceWaiting(this.hooks, this.agents, why, states, this.now(), this.orphansFailAt);
   }
 
   private failOrphans(): void {
@@ -1165,10 +644,10 @@ export class Engine {
       for (let i = run.head; i < run.queue.length; i++) {
         const state = run.queue[i] as SubtaskState;
         if (state.entry.status === 'queued' && this.agents.capableLive(state.subtask).length === 0) {
-          this.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
+          this.attempts.fail(state, `no capable live agent for ${this.settings.orphanTimeoutMs} ms`);
         }
       }
-      if (run.done === run.states.length) this.finish(run);
+      if (run.done === run.states.length) this.tasks.finish(run);
     }
     this.dispatch();
   }
@@ -1205,174 +684,8 @@ export class Engine {
     this.network.send({ from: COORDINATOR, to: first, kind: 'assign', body });
     this.detection.awaitAck(attempt.key, record.id, hops);
     this.detection.attemptStarted(attempt.key, run.task.id);
-    attempt.timer = this.scheduler.schedule(() => this.serial(() => this.onAttemptTimeout(attempt)), this.timeoutOf(state));
-    this.emitTask(run, { type: 'subtask.assigned', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, hops });
-    if (of !== undefined) this.emitTask(run, { type: 'subtask.hedged', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, of: { agentId: of.agentId, attempt: of.token } });
+    attempt.timer = this.scheduler.schedule(() => this.serial(() => this.attempts.onAttemptTimeout(attempt)), timeoutOf(state, this.settings.attemptTimeoutMs));
+    emitTask(this.hooks, run, { type: 'subtask.assigned', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, hops });
+    if (of !== undefined) emitTask(this.hooks, run, { type: 'subtask.hedged', at: now, subtaskId: state.subtask.id, agentId: record.id, attempt: token, of: { agentId: of.agentId, attempt: of.token } });
   }
-
-  /**
-   * Backups for silent attempts, each on a free capable agent other than the silent one's: first
-   * those whose silence ran past a deadline learned from the task's finished work (anomalous: they
-   * may take a slot before queued work), then (`all`) the rest, which only take the slots queued
-   * work left idle.
-   */
-  private startHedges(all: boolean): void {
-    const groups = new Map<string, Candidates>();
-    for (const state of this.hedging) {
-      if (!all && state.hedge !== 'learned') continue;
-      const silent = state.attempts[0];
-      if (state.attempts.length !== 1 || silent === undefined || !silent.silent) {
-        this.unwantHedge(state);
-        continue;
-      }
-      const ids = this.agents.candidates(state.subtask, groups).ids.filter(id => id !== silent.agentId);
-      const chosen = ids.length === 0 ? undefined : this.layout.pick(state.subtask, ids);
-      if (chosen === undefined) continue;
-      this.unwantHedge(state);
-      state.hedges++;
-      this.assign(state, this.agents.get(chosen) as AgentRecord, silent);
-      groups.clear();
-      if (this.finished) return;
-    }
-  }
-
-  /** Start-to-close limit of an attempt of the subtask: its own, its task's, else the coordinator's. */
-  private timeoutOf(state: SubtaskState): number {
-    return state.subtask.timeoutMs ?? state.task.task.timeoutMs ?? this.settings.attemptTimeoutMs;
-  }
-
-  /**
-   * An attempt ran past its start-to-close limit: it fails (whatever progress it reported) and the
-   * agent is told to drop it; the subtask runs again elsewhere, up to `maxSubtaskAttempts` runs. An
-   * agent in another process whose attempts time out twice in a row gets no more work.
-   */
-  private onAttemptTimeout(attempt: Attempt): void {
-    attempt.timer = undefined;
-    const state = attempt.state;
-    if (!state.attempts.includes(attempt)) return;
-    const record = this.agents.get(attempt.agentId) as AgentRecord;
-    if (attempt.transit !== undefined) {
-      // The agent finished in time and said so; its result is held up in a relay: theirs to answer for.
-      attempt.transit.unsubscribe();
-      attempt.transit = undefined;
-      return this.lostInTransit(attempt);
-    }
-    const limit = this.timeoutOf(state);
-    const reason = `attempt ${attempt.token} on ${record.id} ran past its ${limit} ms limit`;
-    this.emit({ type: 'fault.detected', at: this.now(), kind: 'agent_timeout', severity: 'medium', agentId: record.id, detail: reason });
-    this.revoke(attempt, reason, true);
-    if (state.attempts.length === 0 && state.entry.failures >= this.attemptsOf(state)) this.fail(state, `timed out ${state.entry.failures} time(s): ${reason}`);
-    record.granted = Math.max(1, record.granted >> 1);
-    this.agents.touch(record);
-    if (++record.timeouts >= TIMEOUTS_LIMIT && record.host === undefined && record.status === 'live') this.lifecycle.quarantine(record, `${record.timeouts} attempts in a row ran past their limit`);
-    this.afterChange(state.task);
-  }
-
-  // ---- the end --------------------------------------------------------------------------------
-
-  /**
-   * Ends a task: with a `reason` (cancelled, deadline) its remote work is cancelled and what has
-   * not ended fails with it. `task.finished` is recorded with what the run measured, the task's
-   * result goes to the coordinator, and the engine stops once no task runs.
-   */
-  private finish(run: TaskRun, reason?: string): void {
-    if (run.finished) return;
-    if (reason !== undefined) {
-      this.cancelRemoteWork(run);
-      for (const state of run.states) this.fail(state, reason);
-    }
-    run.finished = true;
-    run.deadline?.unsubscribe();
-    const now = this.now();
-    const stats = this.network.stats;
-    const messagesByKind: Record<string, number> = {};
-    let messages = 0;
-    for (const [kind, s] of Object.entries(stats.byKind)) {
-      const n = s.sent - (run.startByKind[kind] ?? 0);
-      if (n <= 0 || SUBMISSION_KINDS.has(kind)) continue; // a service's traffic with its clients is not coordination
-      messagesByKind[kind] = n;
-      messages += n;
-    }
-    const { task, entry } = run;
-    const size = run.states.length;
-    this.record({
-      type: 'task.finished',
-      at: now,
-      taskId: task.id,
-      summary: {
-        protocol: this.protocol,
-        protocolId: `${task.id}:${this.settings.topology}:${this.settings.seed}`,
-        metrics: {
-          subtasks: size,
-          completed: entry.completed,
-          failed: entry.failed,
-          staleResultsRejected: run.stale,
-          assignments: run.assignments,
-          messages,
-          messagesByKind,
-          messagesPerSubtask: size === 0 ? 0 : messages / size,
-          startedAt: run.startedAt,
-          finishedAt: now,
-          durationMs: now - run.startedAt,
-          performance: Object.fromEntries(this.performance),
-        },
-        healing: this.healer.history.slice(run.healingFrom) as HealingAttempt[],
-        switches: this.switches.slice(run.switchesFrom),
-      },
-    });
-    for (const state of run.states) {
-      for (const attempt of state.attempts) {
-        attempt.timer?.unsubscribe();
-        attempt.transit?.unsubscribe();
-        attempt.stillSilent?.unsubscribe();
-      }
-      this.hedging.delete(state);
-      this.subtasks.delete(state.key);
-      this.waitingFor.delete(state.key);
-    }
-    this.detection.taskClosed(task.id);
-    this.runs.delete(task.id);
-    this.hooks.ended(run, resultOf(entry) as CoordinationResult);
-    if (this.runs.size === 0 && !this.finished) {
-      this.finished = true;
-      this.stop();
-    }
-  }
-}
-
-/** Why a subtask waits when no agent at all is live. */
-const NO_LIVE_AGENT = '';
-
-/** Why a subtask no live agent can run waits: no agent live at all, or its capability set (as JSON). */
-function waitKey(subtask: Subtask, candidates: Candidates): string {
-  return candidates.live === 0 ? NO_LIVE_AGENT : JSON.stringify(subtask.capabilities ?? []);
-}
-
-/** Timed-out attempts in a row after which an agent in another process is quarantined. */
-const TIMEOUTS_LIMIT = 2;
-
-/** The link an attempt's assignment took first: to its first relay, or straight to its agent. */
-function firstLink(attempt: Attempt): string {
-  return `${COORDINATOR}->${attempt.route[0] ?? attempt.agentId}`;
-}
-
-/** Whether the attempt's agent said it has it (the ledger keeps this for the latest attempt and the backup). */
-function ackedOf(attempt: Attempt): boolean {
-  const entry = attempt.state.entry;
-  return entry.hedge !== undefined && entry.hedge.attempt === attempt.token ? entry.hedge.acked : entry.acked;
-}
-
-function stateKey(taskId: string, subtaskId: string): string {
-  return `${taskId}\u0000${subtaskId}`;
-}
-
-function splitKey(k: string): [string, number] {
-  const at = k.lastIndexOf('#');
-  return [k.slice(0, at), Number(k.slice(at + 1))];
-}
-
-/** The node a result of the attempt must come from: the last relay of its way back, or its agent. */
-function lastReplyHop(attempt: Attempt): string {
-  const reply = attempt.reply;
-  return reply.length === 0 ? attempt.agentId : (reply[reply.length - 1] as string);
 }

@@ -1,6 +1,9 @@
 import type { Subscription } from 'rxjs';
+import type { PerformanceSnapshot } from '../operators/index.js';
+import type { KindStats } from '../streams/network.js';
+import { SUBMISSION_KINDS } from '../streams/protocol.js';
 import type { Subtask, Task } from '../streams/task.js';
-import type { CoordinationEvent } from './events.js';
+import type { CoordinationEvent, CoordinationMetrics } from './events.js';
 import type { SubtaskEntry, TaskEntry } from './ledger.js';
 import type { TopologyName } from './topology.js';
 
@@ -74,4 +77,76 @@ export interface TaskRun {
   finished: boolean;
   /** Gets the task's own events (its subtasks', its end) and the engine's (agents, faults, protocol). */
   readonly emit: (event: CoordinationEvent) => void;
+}
+
+/** An event of one task's: to the inspection stream (`inspect`, the engine's hooks) and to the task's followers. */
+export function emitTask(inspect: { emit(event: CoordinationEvent): void }, run: TaskRun, event: CoordinationEvent): void {
+  inspect.emit(event);
+  run.emit(event);
+}
+
+/** Whether the attempt's agent said it has it (the ledger keeps this for the latest attempt and the backup). */
+export function ackedOf(attempt: Attempt): boolean {
+  const entry = attempt.state.entry;
+  return entry.hedge !== undefined && entry.hedge.attempt === attempt.token ? entry.hedge.acked : entry.acked;
+}
+
+/** Unsuccessful attempts after which a subtask fails: its own bound, its task's, else the coordinator's (`maxSubtaskAttempts`). */
+export function attemptsOf(state: SubtaskState, maxSubtaskAttempts: number): number {
+  return state.subtask.maxAttempts ?? state.task.task.maxAttempts ?? maxSubtaskAttempts;
+}
+
+/** Start-to-close limit of an attempt of the subtask: its own, its task's, else the coordinator's (`attemptTimeoutMs`). */
+export function timeoutOf(state: SubtaskState, attemptTimeoutMs: number): number {
+  return state.subtask.timeoutMs ?? state.task.task.timeoutMs ?? attemptTimeoutMs;
+}
+
+/** Back into its task's queue by priority, after the waiting subtasks of the same priority. */
+export function enqueue(state: SubtaskState): void {
+  const run = state.task;
+  const priority = state.subtask.priority ?? 0;
+  let i = run.queue.length;
+  while (i > run.head && ((run.queue[i - 1] as SubtaskState).subtask.priority ?? 0) < priority) i--;
+  run.queue.splice(i, 0, state);
+}
+
+/** `taskId NUL subtaskId`: the key of a running subtask (subtask ids are unique within their task only). */
+export function stateKey(taskId: string, subtaskId: string): string {
+  return `${taskId}\u0000${subtaskId}`;
+}
+
+/** A subtask of `run` as the engine starts to keep it: `index` in its task, where the ledger has it, no attempt out. */
+export function subtaskState(run: TaskRun, subtask: Subtask, index: number, entry: SubtaskEntry): SubtaskState {
+  return { subtask, index, task: run, entry, key: stateKey(run.task.id, subtask.id), attempts: [], hedge: undefined, hedges: 0 };
+}
+
+/**
+ * What the run measured, for its result: its subtasks' ends, and the messages sent since it started
+ * (`byKind`: the network's counts now), a service's traffic with its clients left out.
+ */
+export function runMetrics(run: TaskRun, byKind: Readonly<Record<string, KindStats>>, now: number, performance: ReadonlyMap<string, PerformanceSnapshot>): CoordinationMetrics {
+  const messagesByKind: Record<string, number> = {};
+  let messages = 0;
+  for (const [kind, s] of Object.entries(byKind)) {
+    const n = s.sent - (run.startByKind[kind] ?? 0);
+    if (n <= 0 || SUBMISSION_KINDS.has(kind)) continue; // a service's traffic with its clients is not coordination
+    messagesByKind[kind] = n;
+    messages += n;
+  }
+  const { entry } = run;
+  const size = run.states.length;
+  return {
+    subtasks: size,
+    completed: entry.completed,
+    failed: entry.failed,
+    staleResultsRejected: run.stale,
+    assignments: run.assignments,
+    messages,
+    messagesByKind,
+    messagesPerSubtask: size === 0 ? 0 : messages / size,
+    startedAt: run.startedAt,
+    finishedAt: now,
+    durationMs: now - run.startedAt,
+    performance: Object.fromEntries(performance),
+  };
 }
