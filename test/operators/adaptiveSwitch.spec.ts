@@ -241,31 +241,17 @@ describe('adaptiveSwitch', () => {
         m.expect(source.pipe(adaptiveSwitch({ ...trial, prior, scheduler: m.scheduler }))).toBeObservable(expected, { x });
       }));
 
-      it('switched back on the fuller count: 1 of 5 does not', marbles(m => {
-        const source = m.hot('  -oooff---------------OF------------------FFF--------------------|', R);
-        const expected = '      --------------------x-----------------------------y-------------|';
-        m.expect(source.pipe(adaptiveSwitch({ ...trial, prior, scheduler: m.scheduler }))).toBeObservable(expected, {
-          x,
-          y: {
-            from: 'mesh', to: 'star', at: 50, revert: true,
-            reason: 'switch back: mesh measured 0.2 (5 runs since the switch), star had 0.6; next dwell 40 ms',
-            scores: { mesh: 0.2, star: 0.6 },
-          },
-        });
-      }));
-
-      it('a clear loss is undone on minRecords runs: 0 of 2 against 0.6', marbles(m => {
-        const source = m.hot('  -oooff---------------FF-----------------------------------------|', R);
-        const expected = '      --------------------x-------------------y-----------------------|';
-        m.expect(source.pipe(adaptiveSwitch({ ...trial, prior, scheduler: m.scheduler }))).toBeObservable(expected, {
-          x,
-          y: {
-            from: 'mesh', to: 'star', at: 40, revert: true,
-            reason: 'switch back: mesh measured 0 (2 runs since the switch), star had 0.6; next dwell 40 ms',
-            scores: { mesh: 0, star: 0.6 },
-          },
-        });
-      }));
+      const back = (at: number, measured: number, runs: number) => ({
+        from: 'mesh', to: 'star', at, revert: true as const,
+        reason: `switch back: mesh measured ${measured} (${runs} runs since the switch), star had 0.6; next dwell 40 ms`,
+        scores: { mesh: measured, star: 0.6 },
+      });
+      it.each([
+        ['switched back on the fuller count: 1 of 5 does not', '-oooff---------------OF------------------FFF--------------------|', '--------------------x-----------------------------y-------------|', back(50, 0.2, 5)],
+        ['a clear loss is undone on minRecords runs: 0 of 2 against 0.6', '-oooff---------------FF-----------------------------------------|', '--------------------x-------------------y-----------------------|', back(40, 0, 2)],
+      ])('%s', (_, records, expected, y) => marbles(m => {
+        m.expect(m.hot(records, R).pipe(adaptiveSwitch({ ...trial, prior, scheduler: m.scheduler }))).toBeObservable(expected, { x, y });
+      })());
     });
 
     it('switches back at the first tick the probation is due when the gain is not confirmed, and backs off', marbles(m => {
