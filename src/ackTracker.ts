@@ -183,18 +183,23 @@ export class AckTracker {
   /**
    * Its acknowledgement (or result) came: a round-trip sample of the copy it names (`copy`, the
    * send it answers), or, naming none, of an assignment sent once (Karn's rule: which copy an
-   * answer of a retransmitted one answers is unknown); the wait ends.
+   * answer of a retransmitted one answers is unknown); the wait ends. `heldMs`: the agent says it
+   * held the assignment that long before this answer (its result or `done`, in place of an
+   * acknowledgement): the sample is the trip less the hold, for that agent's estimate alone.
    */
-  answered(attemptKey: string, copy?: number): void {
+  answered(attemptKey: string, copy?: number, heldMs?: number): void {
     const entry = this.pending.get(attemptKey);
     if (entry === undefined) return;
     const sentAt = copy === undefined ? (entry.retransmissions === 0 ? entry.sentAt : undefined) : entry.sends[copy];
-    if (sentAt !== undefined) {
-      const rtt = this.scheduler.now() - sentAt;
+    const elapsed = sentAt === undefined ? undefined : this.scheduler.now() - sentAt;
+    // A hold longer than the whole trip is a false word: nothing is measured.
+    if (elapsed !== undefined && (heldMs === undefined || heldMs <= elapsed)) {
+      const rtt = elapsed - (heldMs ?? 0);
       let own = this.perAgent.get(entry.agentId);
       if (own === undefined) this.perAgent.set(entry.agentId, (own = this.estimator()));
       own.sample(rtt);
-      this.team.sample(rtt / entry.legs);
+      // The agent's own word on its hold reaches its own estimate only: a false one misleads no one else.
+      if (heldMs === undefined) this.team.sample(rtt / entry.legs);
     }
     this.forget(attemptKey);
   }

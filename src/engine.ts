@@ -467,9 +467,13 @@ export class Engine {
         const attempt = this.subtasks.get(stateKey(body.taskId ?? '', body.subtaskId))?.attempts.find(a => a.token === body.attempt);
         // Progress comes straight from the agent that runs the attempt: anyone else's is noise.
         if (attempt === undefined || envelope.from !== attempt.agentId) return;
-        // Only the acknowledgement proper measures a round trip: a result, a `done` or a progress beat
-        // that comes first (the acknowledgement was lost) measures the work as well.
-        if (!ackedOf(attempt) && body.progress === 0 && body.done !== true) this.detection.answered(attempt.key, body.copy);
+        // The acknowledgement proper measures a round trip, and so does a `done` that says how long
+        // the assignment was held before it; a progress beat that comes first (the acknowledgement
+        // was lost) measures the work as well.
+        if (!ackedOf(attempt)) {
+          if (body.progress === 0 && body.done !== true) this.detection.answered(attempt.key, body.copy);
+          else if (body.done === true && body.heldMs !== undefined) this.detection.answered(attempt.key, undefined, body.heldMs);
+        }
         if (!ackedOf(attempt)) this.attempts.acknowledge(attempt);
         this.detection.progressed(attempt.key);
         this.hedging.heard(attempt);

@@ -173,9 +173,9 @@ export class EngineDetection {
     return this.acks.retransmit(attemptKey);
   }
 
-  /** The attempt's acknowledgement (or its result) came, answering send `copy` if it says: a round-trip sample, and the wait ends. */
-  answered(attemptKey: string, copy?: number): void {
-    this.acks.answered(attemptKey, copy);
+  /** The attempt's acknowledgement (or its result) came, answering send `copy` if it says, after the agent held it `heldMs`: a round-trip sample, and the wait ends. */
+  answered(attemptKey: string, copy?: number, heldMs?: number): void {
+    this.acks.answered(attemptKey, copy, heldMs);
   }
 
   /** The attempt's acknowledgement no longer matters (revoked, requeued, ended): nothing is measured. */

@@ -60,6 +60,9 @@ interface Running {
   readonly confirms: boolean;
   /** Children it asked for (`context.delegate`), by the id it gave them; made at its first ask. */
   delegations: Map<string, Delegation> | undefined;
+  /** When its assignment arrived (scheduler time), and whether something acknowledged it since: else its result or `done` says how long it was held (`heldMs`). */
+  readonly receivedAt: number;
+  acked: boolean;
 }
 
 /** A child subtask a run asked for: asked again until its outcome comes (`delegated`). */
@@ -398,7 +401,7 @@ export class AgentHost {
     this.attempts.set(key, body.attempt);
     this.drop(key); // an older attempt, running or queued: its result would be stale
     // Every field from the start, in one order: one shape, no property storage grown as the run goes on.
-    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, subscription: undefined, ack: undefined, usage: undefined, confirms: body.rto !== undefined, delegations: undefined };
+    const run: Running = { key, taskId: body.taskId, subtask: body.subtask, attempt: body.attempt, replyPath: body.replyPath, subscription: undefined, ack: undefined, usage: undefined, confirms: body.rto !== undefined, delegations: undefined, receivedAt: this.options.network.scheduler.now(), acked: false };
     // A free slot and nothing queued before it: it starts at once, as `pump` would start it, without
     // a trip through the queue (a map entry added and deleted, its table reallocated, per run).
     const now = !this.pumping && this.waiting.size === 0 && this.running.size < this.concurrency;
@@ -406,11 +409,11 @@ export class AgentHost {
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
     // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
     const delay = this.ackDelayMs;
-    if (delay === 0) this.send('progress', this.options.coordinatorId, ackBody(run, body.copy));
+    if (delay === 0) this.acknowledge(run, body.copy);
     else
       run.ack = this.options.network.scheduler.schedule(() => {
         run.ack = undefined;
-        if (this.stateValue === 'running' && (this.running.get(key) === run || this.waiting.get(key) === run)) this.send('progress', this.options.coordinatorId, ackBody(run, body.copy));
+        if (this.stateValue === 'running' && (this.running.get(key) === run || this.waiting.get(key) === run)) this.acknowledge(run, body.copy);
       }, delay);
     if (now) {
       this.pumping = true;
@@ -424,6 +427,17 @@ export class AgentHost {
     this.pump();
   }
 
+  /** Whole ms since `run`'s assignment arrived. */
+  private heldMs(run: Running): number {
+    return Math.max(0, Math.round(this.options.network.scheduler.now() - run.receivedAt));
+  }
+
+  /** Acknowledges `run`'s assignment (progress 0, naming the copy it answers). */
+  private acknowledge(run: Running, copy: number | undefined): void {
+    run.acked = true;
+    this.send('progress', this.options.coordinatorId, ackBody(run, copy));
+  }
+
   /**
    * The coordinator sent again an attempt this host holds: it has not heard the acknowledgement
    * (running or queued: acknowledged again, now) or the result (finished, unconfirmed: sent
@@ -435,7 +449,7 @@ export class AgentHost {
     if (run !== undefined && run.attempt === attempt) {
       run.ack?.unsubscribe();
       run.ack = undefined;
-      this.send('progress', this.options.coordinatorId, ackBody(run, copy));
+      this.acknowledge(run, copy);
       return;
     }
     const sent = this.unconfirmed.get(key);
@@ -625,10 +639,13 @@ export class AgentHost {
     // Tear the handler down before its slot is reused: its finalisers run before the next starts.
     run.subscription?.unsubscribe();
     const first = run.replyPath[0] ?? this.options.coordinatorId;
+    const direct = first === this.options.coordinatorId;
     const body = resultBody(run, this.id, ok, value, error);
-    this.send('result', first, { ...body });
+    // Nothing acknowledged the assignment: what goes straight to the coordinator first does, and
+    // says how long it was held until then (its retransmissions do not: they would say it late).
+    this.send('result', first, direct && !run.acked ? { ...body, heldMs: this.heldMs(run) } : { ...body });
     // Through relays: the coordinator hears straight from it that it is on its way, so a relay that drops it is found out.
-    const onTheWay = first === this.options.coordinatorId ? undefined : (): void => this.send('progress', this.options.coordinatorId, doneBody(run));
+    const onTheWay = direct ? undefined : (): void => this.send('progress', this.options.coordinatorId, doneBody(run, run.acked ? undefined : this.heldMs(run)));
     this.awaitConfirmation(key, attempt, first, body, run.confirms, onTheWay);
     this.pump();
   }
@@ -638,6 +655,7 @@ export class AgentHost {
     if (this.stateValue !== 'running' || this.running.get(run.key) !== run) return;
     run.ack?.unsubscribe(); // progress acknowledges it
     run.ack = undefined;
+    run.acked = true;
     this.send('progress', this.options.coordinatorId, progressBody(run, progress));
   }
 
@@ -763,11 +781,13 @@ function ackBody(run: Running, copy: number | undefined): ProgressBody {
   return taskId === undefined ? { subtaskId, attempt, progress: 0, copy: copy ?? 0 } : { taskId, subtaskId, attempt, progress: 0, copy: copy ?? 0 };
 }
 
-/** `run` has ended and its result is on its way through relays. */
-function doneBody(run: Running): ProgressBody {
+/** `run` has ended and its result is on its way through relays; `heldMs` when nothing acknowledged its assignment before. */
+function doneBody(run: Running, heldMs: number | undefined): ProgressBody {
   const { taskId, attempt } = run;
   const subtaskId = run.subtask.id;
-  return taskId === undefined ? { subtaskId, attempt, progress: 1, done: true } : { taskId, subtaskId, attempt, progress: 1, done: true };
+  const body: { -readonly [K in keyof ProgressBody]: ProgressBody[K] } = taskId === undefined ? { subtaskId, attempt, progress: 1, done: true } : { taskId, subtaskId, attempt, progress: 1, done: true };
+  if (heldMs !== undefined) body.heldMs = heldMs;
+  return body;
 }
 
 /** The result of `run`, routed along its reply path itself, one hop travelled (to its first entry): not a copy of the rest of it. */

@@ -72,6 +72,8 @@ export interface ResultBody extends Routed {
   readonly error?: string;
   /** Signature of the agent that ran the attempt (WebSocket; `streams/signing.ts`). */
   readonly mac?: string;
+  /** See {@link ProgressBody.heldMs}: read only from a result that came straight from its agent. */
+  readonly heldMs?: number;
   /**
    * Set by a transport that authenticates results, never taken from the wire: why this result is
    * not the named agent's own (no or a wrong signature). The coordinator rejects it and blames the
@@ -92,6 +94,13 @@ export interface ProgressBody {
    * coordinator, so a relay that drops the result is found out (`true` or absent).
    */
   readonly done?: true;
+  /**
+   * On the message that acknowledges the assignment in place of an acknowledgement of its own (a
+   * short attempt's result, or its `done`): whole ms the agent held the assignment before it, so
+   * that the coordinator can take the round trip less the work (QUIC's ack delay). Absent when
+   * an acknowledgement went out; read only from the agent itself, for its own estimate.
+   */
+  readonly heldMs?: number;
 }
 
 /**

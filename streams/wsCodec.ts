@@ -183,6 +183,8 @@ const routed = { via: ids };
 
 const level = z.enum(['low', 'medium', 'high']);
 const mac = z.string().max(64).optional();
+/** Whole ms an agent held an assignment before acknowledging it with its result or `done` (`ProgressBody.heldMs`). */
+const heldMs = z.number().int().min(0).max(3_600_000).optional();
 const timeoutMs = z.number().positive().max(2 ** 31 - 1);
 const subtask = z.object({
   id,
@@ -211,8 +213,9 @@ const bodies: Record<WireKind, z.ZodType> = {
     value: z.unknown().optional(),
     error: z.string().optional(),
     mac,
+    heldMs,
   }),
-  progress: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, progress: finite, copy: int.min(0).max(1_000_000).optional(), done: z.literal(true).optional() }),
+  progress: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, progress: finite, copy: int.min(0).max(1_000_000).optional(), done: z.literal(true).optional(), heldMs }),
   received: z.object({ taskId: id.optional(), subtaskId: id, attempt: int }),
   cancel: z.object({ ...routed, taskId: id.optional(), subtaskId: id, attempt: int, mac }),
   delegate: z.object({ taskId: id.optional(), subtaskId: id, attempt: int, subtask }),

@@ -56,6 +56,11 @@ function isFinite(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
 }
 
+/** `heldMs`: absent, or whole ms within an hour. */
+function isHeld(value: unknown): boolean {
+  return value === undefined || (isInt(value) && value >= 0 && value <= MAX_RTO_MS);
+}
+
 function isMac(value: unknown): boolean {
   return value === undefined || (typeof value === 'string' && value.length <= MAX_MAC);
 }
@@ -113,9 +118,9 @@ function assign(b: Fields): AssignBody | undefined {
 }
 
 function result(b: Fields): ResultBody | undefined {
-  const { via, taskId, subtaskId, attempt, agentId, ok, value, error, mac } = b;
+  const { via, taskId, subtaskId, attempt, agentId, ok, value, error, mac, heldMs } = b;
   if (!isIds(via) || !optionalId(taskId) || !isId(subtaskId) || !isInt(attempt) || !isId(agentId) || typeof ok !== 'boolean') return undefined;
-  if ((error !== undefined && typeof error !== 'string') || !isMac(mac)) return undefined;
+  if ((error !== undefined && typeof error !== 'string') || !isMac(mac) || !isHeld(heldMs)) return undefined;
   const out: Fields = { via };
   if (taskId !== undefined) out.taskId = taskId;
   out.subtaskId = subtaskId;
@@ -125,12 +130,13 @@ function result(b: Fields): ResultBody | undefined {
   if (value !== undefined) out.value = value;
   if (error !== undefined) out.error = error;
   if (mac !== undefined) out.mac = mac;
+  if (heldMs !== undefined) out.heldMs = heldMs;
   return out as unknown as ResultBody;
 }
 
 function progress(b: Fields): ProgressBody | undefined {
-  const { taskId, subtaskId, attempt, progress: fraction, copy, done } = b;
-  if (!optionalId(taskId) || !isId(subtaskId) || !isInt(attempt) || !isFinite(fraction) || !isCopy(copy) || (done !== undefined && done !== true)) return undefined;
+  const { taskId, subtaskId, attempt, progress: fraction, copy, done, heldMs } = b;
+  if (!optionalId(taskId) || !isId(subtaskId) || !isInt(attempt) || !isFinite(fraction) || !isCopy(copy) || (done !== undefined && done !== true) || !isHeld(heldMs)) return undefined;
   const out: Fields = {};
   if (taskId !== undefined) out.taskId = taskId;
   out.subtaskId = subtaskId;
@@ -138,6 +144,7 @@ function progress(b: Fields): ProgressBody | undefined {
   out.progress = fraction;
   if (copy !== undefined) out.copy = copy;
   if (done !== undefined) out.done = true;
+  if (heldMs !== undefined) out.heldMs = heldMs;
   return out as unknown as ProgressBody;
 }
 

@@ -71,6 +71,19 @@ describe('AckTracker', () => {
     expect(retransmitAll('d')).toEqual([1000, 2000, 3000]);
   });
 
+  it('an answer that says the agent held the assignment heldMs measures the trip less the hold, for that agent alone; a hold longer than the trip measures nothing', () => {
+    const { scheduler, acks } = setup();
+    acks.sent('k1', 'a');
+    scheduler.advanceBy(110); // 100 ms of work, 10 of round trip
+    acks.answered('k1', undefined, 100);
+    expect([acks.rtoOf('a'), acks.samplesOf('a')]).toEqual([30, 1]); // srtt 10, rttvar 5
+    expect(acks.rtoOf('b')).toBe(1000); // the team's estimate: nothing yet (an agent's word reaches its own estimate only)
+    acks.sent('k2', 'c');
+    scheduler.advanceBy(50);
+    acks.answered('k2', undefined, 60);
+    expect([acks.samplesOf('c'), acks.waiting]).toEqual([0, 0]);
+  });
+
   it('takes no sample from a retransmitted assignment (Karn) nor from one forgotten', () => {
     const { scheduler, acks } = setup();
     acks.sent('k', 'a');

@@ -135,11 +135,13 @@ describe('AgentHost', () => {
       assign('short', 1, { ms: 10, values: ['s'] });
       scheduler.advanceBy(200);
       expect(arrived('progress')).toEqual([]); // the result said it
-      expect(arrived('result')).toMatchObject([{ subtaskId: 'short', ok: true }]);
+      // …and how long the assignment was held before it (the 10 ms of work): the coordinator takes the round trip less that.
+      expect(arrived('result')).toMatchObject([{ subtaskId: 'short', ok: true, heldMs: 10 }]);
       assign('long', 2, { ms: 300, values: ['l'] });
       scheduler.advanceBy(400);
       expect(arrived('progress')).toEqual([{ subtaskId: 'long', attempt: 2, progress: 0, copy: 0 }]);
       expect(arrivedAt('progress')).toEqual([200 + LATENCY + 50 + LATENCY]);
+      expect(arrived('result')[1]).not.toHaveProperty('heldMs'); // acknowledged on its own: nothing to say
     });
 
     it('a cancelled or dropped assignment is not acknowledged later, and a crash sends nothing', () => {
@@ -167,13 +169,14 @@ describe('AgentHost', () => {
       send('received', { subtaskId: 'quick', attempt: 1 }); // confirmed within the delay: no word of its own
       relayed('slow', 1000);
       scheduler.advanceBy(500);
-      expect(arrived('progress')).toEqual([{ subtaskId: 'slow', attempt: 1, progress: 1, done: true }]);
+      // Nothing acknowledged 'slow' before: its word says how long it held the assignment (10 ms of work, the 50 ms delay).
+      expect(arrived('progress')).toEqual([{ subtaskId: 'slow', attempt: 1, progress: 1, done: true, heldMs: 60 }]);
       const slowDone = 2 * (LATENCY + 10) + 20 + 50; // 'slow' finished at LATENCY + 10 after it was sent, plus the delay
       expect(arrivedAt('progress')).toEqual([slowDone + LATENCY]);
       // A coordinator that does not confirm results (no rto): the word goes at once, as it would never be confirmed.
       relayed('unconfirmed');
       scheduler.advanceBy(LATENCY + 10 + LATENCY);
-      expect(arrived('progress').at(-1)).toEqual({ subtaskId: 'unconfirmed', attempt: 1, progress: 1, done: true });
+      expect(arrived('progress').at(-1)).toEqual({ subtaskId: 'unconfirmed', attempt: 1, progress: 1, done: true, heldMs: 10 });
       host.crash(); // nothing left pending
       expect(worker.calls.map(c => c.subtaskId)).toEqual(['quick', 'slow', 'unconfirmed']);
     });

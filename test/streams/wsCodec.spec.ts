@@ -457,4 +457,16 @@ describe('wsCodec decode, fast paths of the dispatch bodies', () => {
     expect(decode(frame({ via: [], subtaskId: 'a', attempt: 1, agentId: 's', ok: true, forged: 'x' }))).toEqual({ ok: true, message: { v: 1, type: 'envelope', from: 'hub', to: 's-1', kind: 'result', body: { via: [], subtaskId: 'a', attempt: 1, agentId: 's', ok: true } } });
     expect(decode(JSON.stringify({ v: 1, type: 'envelope', from: '', to: 's-1', kind: 'result', body: {} }))).toMatchObject({ ok: false, closeCode: WS_CLOSE.invalidPayload, error: expect.stringMatching(/^invalid envelope: from: /) });
   });
+
+  it('takes heldMs on a result and a progress as whole ms within an hour, and refuses any other', () => {
+    const envelope = (kind: string, body: unknown): string => JSON.stringify({ v: 1, type: 'envelope', from: 's', to: 'coordinator', kind, body });
+    const result = { via: [], subtaskId: 'a', attempt: 1, agentId: 's', ok: true };
+    const done = { subtaskId: 'a', attempt: 1, progress: 1, done: true };
+    for (const [kind, body] of [['result', result], ['progress', done]] as const) {
+      expect(decode(envelope(kind, { ...body, heldMs: 12 }))).toEqual({ ok: true, message: { v: 1, type: 'envelope', from: 's', to: 'coordinator', kind, body: { ...body, heldMs: 12 } } });
+      for (const heldMs of [-1, 1.5, 3_600_001, '12', null]) {
+        expect(decode(envelope(kind, { ...body, heldMs }))).toMatchObject({ ok: false, closeCode: WS_CLOSE.invalidPayload, error: expect.stringMatching(new RegExp(`^invalid ${kind} envelope: body\\.heldMs: `)) });
+      }
+    }
+  });
 });
