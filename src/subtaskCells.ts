@@ -269,8 +269,8 @@ export function unpackColumns(c: SubtaskColumns): SubtaskRow[] {
   return ids.map((id, i) => cells.row(i, id, c.taskId));
 }
 
-/** State letters with runs folded (`d49000r800p200`), straight from the codes. */
-function foldStates(codes: Cells, n: number): string {
+/** The first `n` state codes as they travel: letters with runs folded (`d49000r800p200`, see {@link SubtaskColumns.states}). */
+export function foldStates(codes: Cells, n: number): string {
   const parts: string[] = [];
   for (let i = 0; i < n; ) {
     const code = codes[i] as number;
@@ -283,8 +283,8 @@ function foldStates(codes: Cells, n: number): string {
   return parts.join('');
 }
 
-/** Folded state letters into codes, with no string of `n` letters between. */
-function unfoldStates(out: Cells, packed: string, n: number): void {
+/** Folded state letters into `n` codes, with no string of `n` letters between. */
+export function unfoldStates(out: Cells, packed: string, n: number): void {
   let i = 0;
   for (let k = 0; k < packed.length && i < n; ) {
     const code = LETTER_CODE[packed.charCodeAt(k) & 127] as number;

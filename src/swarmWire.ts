@@ -196,31 +196,6 @@ export function unpackIndicesInto<T extends number[] | Int32Array>(out: T, packe
   return out;
 }
 
-/** Letters with runs folded (see {@link SubtaskColumns.states}). */
-export function packStates(letters: readonly string[]): string {
-  let out = '';
-  for (let i = 0; i < letters.length; ) {
-    const letter = letters[i] as string;
-    let j = i + 1;
-    while (j < letters.length && letters[j] === letter) j++;
-    out += j - i > 1 ? `${letter}${j - i}` : letter;
-    i = j;
-  }
-  return out;
-}
-
-export function unpackStates(packed: string): string {
-  let out = '';
-  for (let i = 0; i < packed.length; ) {
-    const letter = packed[i] as string;
-    let j = i + 1;
-    while (j < packed.length && packed.charCodeAt(j) >= 48 && packed.charCodeAt(j) <= 57) j++;
-    out += j > i + 1 ? letter.repeat(Number(packed.slice(i + 1, j))) : letter;
-    i = j;
-  }
-  return out;
-}
-
 export function unpackSubtask(taskId: string, [id, state, agent, attempt, attempts, progress, hedged, since, reason]: SubtaskTuple): SubtaskRow {
   return reason === undefined ? { id, taskId, state, agent, attempt, attempts, progress, hedged: hedged === 1, since } : { id, taskId, state, agent, attempt, attempts, progress, hedged: hedged === 1, since, reason };
 }

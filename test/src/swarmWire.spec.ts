@@ -1,6 +1,9 @@
 import type { SubtaskRow } from '../../src/swarmRows.js';
-import { unpackColumns } from '../../src/subtaskCells.js';
-import { column, expandColumn, packIds, packIndices, packStates, unpackIndices, unpackIds, unpackStates } from '../../src/swarmWire.js';
+import { STATES, foldStates, unfoldStates, unpackColumns } from '../../src/subtaskCells.js';
+import { STATE_LETTER, column, expandColumn, packIds, packIndices, unpackIndices, unpackIds } from '../../src/swarmWire.js';
+
+/** Letters to the state codes a table keeps. */
+const codes = (letters: readonly string[]): Uint8Array => Uint8Array.from(letters, l => STATES.findIndex(s => STATE_LETTER[s] === l));
 
 // How the dashboard's bulky parts travel: ids in numbered runs, a task's rows as columns.
 
@@ -26,8 +29,10 @@ describe('swarmWire', () => {
     [['d', 'd', 'd', 'r', 'p', 'p'], 'd3rp2'],
     [Array.from({ length: 12 }, () => 'f'), 'f12'],
   ])('states %j fold to %j', (letters, packed) => {
-    expect(packStates(letters)).toBe(packed);
-    expect(unpackStates(packed)).toBe(letters.join(''));
+    expect(foldStates(codes(letters), letters.length)).toBe(packed);
+    const out = new Uint8Array(letters.length);
+    unfoldStates(out, packed, letters.length);
+    expect(out).toEqual(codes(letters));
   });
 
   it.each([
@@ -62,7 +67,7 @@ describe('swarmWire', () => {
     const c = {
       taskId: 't',
       ids: packIds(rows.map(r => r.id)),
-      states: packStates(['d', 'r', 'w']),
+      states: 'drw',
       agents: ['a', 'b'],
       agent: packIndices([0, 1, -1], 1),
       attempt: [3, 4, -1],
