@@ -472,9 +472,8 @@ export class Engine {
         // was lost) measures the work as well.
         if (!ackedOf(attempt)) {
           if (body.progress === 0 && body.done !== true) this.detection.answered(attempt.key, body.copy);
-          else if (body.done === true && body.heldMs !== undefined) this.detection.answered(attempt.key, undefined, body.heldMs);
+          this.attempts.acknowledge(attempt, body.done === true ? body.heldMs : undefined);
         }
-        if (!ackedOf(attempt)) this.attempts.acknowledge(attempt);
         this.detection.progressed(attempt.key);
         this.hedging.heard(attempt);
         if (body.done === true && attempt.reply.length > 0) this.attempts.onResultInTransit(attempt);

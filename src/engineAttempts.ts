@@ -170,8 +170,14 @@ export class Attempts extends EnginePart {
     emitTask(this.hooks, state.task, { type: 'subtask.requeued', at: this.now(), subtaskId: state.subtask.id, attempt: attempt.token, reason });
   }
 
-  /** The agent has the assignment: the link delivered; from now on its progress is watched. */
-  acknowledge(attempt: Attempt): void {
+  /**
+   * The agent has the assignment: the link delivered; from now on its progress is watched.
+   * `heldMs`: said by the agent's own message that acknowledges it in place of an acknowledgement
+   * (its result straight back, or its `done`), how long it held the assignment first: a round
+   * trip less the hold, for that agent's estimate.
+   */
+  acknowledge(attempt: Attempt, heldMs?: number): void {
+    if (heldMs !== undefined) this.detection.answered(attempt.key, undefined, heldMs);
     const state = attempt.state;
     attempt.ackedAt = this.now();
     this.hooks.record({ type: 'subtask.acknowledged', taskId: state.task.task.id, subtaskId: state.subtask.id, attempt: attempt.token });

@@ -78,11 +78,8 @@ export class Results extends EnginePart {
     }
     this.attempts.untake(attempt);
     const startedAt = attempt.ackedAt;
-    if (!ackedOf(attempt)) {
-      // Straight from its agent, saying how long it held the assignment: a round trip, less the work.
-      if (body.heldMs !== undefined && from === body.agentId) this.detection.answered(attempt.key, undefined, body.heldMs);
-      this.attempts.acknowledge(attempt);
-    }
+    // Its hold is read only from a result straight from its agent (a relay could alter it).
+    if (!ackedOf(attempt)) this.attempts.acknowledge(attempt, from === body.agentId ? body.heldMs : undefined);
     // Its relays brought the assignment there, or the result back.
     for (const relays of [attempt.route, attempt.reply]) {
       for (const id of relays) {
