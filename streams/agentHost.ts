@@ -407,8 +407,10 @@ export class AgentHost {
     const now = !this.pumping && this.waiting.size === 0 && this.running.size < this.concurrency;
     if (!now) this.waiting.set(key, run);
     // Acknowledge (progress 0): the coordinator then knows the assignment arrived, and watches this
-    // agent's progress rather than the link. Delayed, a short subtask's result says it instead.
-    const delay = this.ackDelayMs;
+    // agent's progress rather than the link. Delayed, a short subtask's result says it instead —
+    // but never past a quarter of the coordinator's wait for it (the rto the assignment carries):
+    // once it has measured this agent, a hold of ackDelayMs would have it sent again.
+    const delay = body.rto === undefined ? this.ackDelayMs : Math.min(this.ackDelayMs, body.rto / 4);
     if (delay === 0) this.acknowledge(run, body.copy);
     else
       run.ack = this.options.network.scheduler.schedule(() => {

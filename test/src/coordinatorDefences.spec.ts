@@ -209,6 +209,38 @@ describe('coordinator defences against agents in other processes', () => {
     liar.stop();
   });
 
+  it('short work acknowledged by its result alone is measured when the result says how long the agent held it (heldMs): later assignments carry its round trip, not the first guess', () => {
+    for (const says of [true, false]) {
+      const { scheduler, rogue, run } = setup();
+      const rtos: number[] = [];
+      rogue('r-0', 1, (envelope, send) => {
+        if (envelope.kind !== 'assign') return;
+        const body = envelope.body as AssignBody;
+        rtos.push(body.rto as number);
+        // 5 ms of work, and no acknowledgement of its own: the result says it.
+        const result: ResultBody = { via: [], subtaskId: body.subtask.id, attempt: body.attempt, agentId: 'r-0', ok: true, value: 1, ...(body.taskId === undefined ? {} : { taskId: body.taskId }), ...(says ? { heldMs: 5 } : {}) };
+        scheduler.schedule(() => send({ to: 'coordinator', kind: 'result', body: result }), 5);
+      });
+      const { result, events } = run({ id: 'held', subtasks: subtasks(3) });
+      exactlyOnce(result, events, 3);
+      expect(rtos).toHaveLength(3);
+      expect(rtos[0]).toBe(1000); // nothing measured yet: a third of ackTimeoutMs
+      // Measured: the in-memory round trip less the 5 ms held (the estimate's floor); unsaid, the work would count as the trip, so nothing is measured.
+      if (says) expect(rtos.slice(1).every(rto => rto < 1000)).toBe(true);
+      else expect(rtos).toEqual([1000, 1000, 1000]);
+    }
+  });
+
+  it('an agent holding its acknowledgement (ackDelayMs 250) holds it no longer than a quarter of the rto its assignment carries: once measured, work of 100 ms is acknowledged in time, never sent again', () => {
+    const { scheduler, network, announce, run } = setup();
+    const host = new AgentHost(worker('h-0', scheduler, 100), { network, coordinatorId: 'coordinator', heartbeatIntervalMs: 1000, heartbeatJitterMs: 100, random: createRandom(3), ackDelayMs: 250 });
+    host.start();
+    announce({ agentId: 'h-0', capabilities: [], slots: 1, instance: 'h-0#1' });
+    const { result, events } = run({ id: 'held-long', subtasks: subtasks(5) });
+    exactlyOnce(result, events, 5);
+    expect(network.stats.byKind.assign?.sent).toBe(5); // one each: none sent again
+  });
+
   it('slots of a remote agent are granted one more per result, up to what it claims', () => {
     const { scheduler, rogue, run } = setup();
     let running = 0;
