@@ -4,7 +4,7 @@ import type { Candidates, Membership } from './membership.js';
 import { emitTask, type SubtaskState, type TaskRun } from './taskRun.js';
 
 /** Why a subtask waits when no agent at all is live. */
-export const NO_LIVE_AGENT = '';
+const NO_LIVE_AGENT = '';
 
 /** Why a subtask no live agent can run waits: no agent live at all, or its capability set (as JSON). */
 export function waitKey(subtask: Subtask, candidates: Candidates): string {
