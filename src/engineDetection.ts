@@ -317,6 +317,19 @@ export function isProbe(decision: Decision): boolean {
  */
 export const PROBE_SENDS = 16;
 
+/** The loss per message that {@link PROBE_SENDS} and {@link triesOver} are sized for. */
+const SIZED_FOR_LOSS = 0.3;
+
+/**
+ * Tries of a round trip of `legs` messages that all fail, at 30 % loss per message, no more often
+ * than {@link PROBE_SENDS} tries of a direct one (two messages): 16 for 2 legs, 26 for 3, 40 for 4
+ * (an assignment resent through one relay and the result back through it).
+ */
+export function triesOver(legs: number): number {
+  const kept = 1 - SIZED_FOR_LOSS;
+  return Math.ceil((PROBE_SENDS * Math.log(1 - kept ** 2)) / Math.log(1 - kept ** legs));
+}
+
 /** A suspect being asked whether it is gone. */
 interface Probe {
   readonly suspect: string;

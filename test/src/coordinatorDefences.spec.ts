@@ -44,7 +44,7 @@ function setup(options: Partial<CoordinatorOptions> = {}) {
     return host;
   };
   /** A scripted node: beats every second and does what `react` says with what it receives. */
-  const rogue = (id: string, slots: number, react: (envelope: Envelope, send: (m: { to: string; kind: string; body: unknown }) => void) => void): { received: Envelope[]; stop: () => void } => {
+  const rogue = (id: string, slots: number, react: (envelope: Envelope, send: (m: { to: string; kind: string; body: unknown }) => void) => void, capabilities: string[] = []): { received: Envelope[]; stop: () => void } => {
     const received: Envelope[] = [];
     const send = (m: { to: string; kind: string; body: unknown }): void => network.send({ from: id, ...m });
     const inbox = inner.join(id).subscribe(envelope => {
@@ -57,7 +57,7 @@ function setup(options: Partial<CoordinatorOptions> = {}) {
         this.schedule(undefined, 1000);
       }, 0);
     const beating = beat();
-    announce({ agentId: id, capabilities: [], slots, instance: `${id}#1` });
+    announce({ agentId: id, capabilities, slots, instance: `${id}#1` });
     return { received, stop: () => (inbox.unsubscribe(), beating.unsubscribe()) };
   };
   const run = (task: Task, during?: (at: number) => void): { result: CoordinationResult; events: CoordinationEvent[] } => {
@@ -207,6 +207,35 @@ describe('coordinator defences against agents in other processes', () => {
     // `chargeRelays`); h-0's next assignments go straight to it. No honest agent is quarantined.
     expect(of(events, 'agent.quarantined').filter(e => e.agentId !== 'liar')).toEqual([]);
     liar.stop();
+  });
+
+  it('a root that drops the results it relays is found out once the member it keeps back has been tried as often as its route needs, not after 16 of the first guess (24 s)', () => {
+    const { scheduler, honest, rogue, run } = setup({ topology: 'hierarchical' });
+    // The root: relays assignments down, drops every result it should carry up, does its own work.
+    const root = rogue(
+      'root',
+      1,
+      (e, send) => {
+        const body = e.body as AssignBody;
+        if (e.kind === 'result') return;
+        if (e.kind !== 'assign') return;
+        if (hopsLeft(body) > 0) return send({ to: body.via[0] as string, kind: 'assign', body: { ...body, via: body.via.slice(1) } });
+        const { taskId = 't', subtask, attempt } = body;
+        send({ to: 'coordinator', kind: 'progress', body: { taskId, subtaskId: subtask.id, attempt, progress: 0 } });
+        scheduler.schedule(() => send({ to: 'coordinator', kind: 'result', body: { via: [], taskId, subtaskId: subtask.id, attempt, agentId: 'root', ok: true, value: 1 } satisfies ResultBody }), 10);
+      },
+      ['task_delegation', 'resource_allocation', 'conflict_resolution'],
+    );
+    honest('h-0', 10);
+    const { result, events } = run({ id: 't', subtasks: subtasks(6) });
+    exactlyOnce(result, events, 6);
+    const sent = new Map(of(events, 'subtask.assigned').map(e => [`${e.subtaskId}#${e.attempt}`, e.at]));
+    const lost = of(events, 'subtask.requeued').filter(e => /lost in transit via root/.test(e.reason));
+    expect(lost.length).toBeGreaterThan(0);
+    // The member's `done` measured its round trip (heldMs): the root's silence is put to the test
+    // by resends every rto of that trip, and the floor is the acknowledgement timeout (3 s).
+    for (const e of lost) expect(e.at - (sent.get(`${e.subtaskId}#${e.attempt}`) as number)).toBeLessThan(3_500);
+    root.stop();
   });
 
   it('short work acknowledged by its result alone is measured when the result says how long the agent held it (heldMs): later assignments carry its round trip, not the first guess', () => {

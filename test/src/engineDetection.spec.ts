@@ -1,5 +1,5 @@
 import type { Decision } from '../../operators/index.js';
-import { EngineDetection, PROBE_SENDS, isProbe, suspectOf, type DetectionVerdicts } from '../../src/engineDetection.js';
+import { EngineDetection, PROBE_SENDS, isProbe, suspectOf, triesOver, type DetectionVerdicts } from '../../src/engineDetection.js';
 import type { FaultEvent } from '../../src/faultDetector.js';
 import type { Envelope } from '../../streams/network.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
@@ -179,6 +179,17 @@ describe('EngineDetection', () => {
       ['agent-1', 'timeout', 16 * 30],
     ]);
     expect(sent.filter(m => m.kind === 'vote-request' && m.to === 'agent-1')).toHaveLength(PROBE_SENDS);
+  });
+
+  it('tries a longer round trip more often, so that loss alone explains a silence as seldom as 16 direct tries', () => {
+    // legs → tries: at 30 % loss per message all of them fail about once in 50,000.
+    expect([2, 3, 4, 6].map(legs => [legs, triesOver(legs)])).toEqual([
+      [2, 16],
+      [3, 26],
+      [4, 40],
+      [6, 86],
+    ]);
+    for (const legs of [2, 3, 4, 6]) expect((1 - 0.7 ** legs) ** triesOver(legs)).toBeLessThanOrEqual(0.51 ** 16 * 1.0001);
   });
 
   it('gives each proposal its own id', () => {
