@@ -13,6 +13,12 @@
  *   connection its next job: the same concurrency as one slot per agent, with nothing but the wire
  *   and JSON in between. Jobs/s = jobs / (first job sent → last result read); latency = job written
  *   → its result read.
+ * - baseline, "raw ws jobs with the topology's frames": the same server and connections, but the
+ *   first connection is a hub that only relays: each job goes to it and straight back to be
+ *   forwarded to its spoke, a hierarchy's results go up through it too, and every result is
+ *   answered with a `received` frame. That is what rxswarm's topology puts through its server per
+ *   subtask (star: 3 writes and 2 reads; hierarchical: 4 and 3) with nothing else: the floor of
+ *   the topology's frames, beside which rxswarm's own cost per subtask shows (no target).
  * - rxswarm: `Service.start` (coordinator with that topology, heartbeats every 1 s, the rate limit
  *   raised out of the way: {@link RATE_LIMIT}) and {@link AGENTS} agents from `startAgent`
  *   (built-in worker, payload `{ sleepMs: 1 }`, 1 slot each); tasks are submitted with `submitTask`
@@ -80,7 +86,7 @@ const TOPOLOGIES = (process.env['DISPATCH_TOPOLOGIES'] ?? 'star,hierarchical').s
 const TOKEN = 'dispatch-bench-token';
 /** `DISPATCH_COALESCE=0`: rxswarm's connections write each frame at once (coalesceWrites off, both ends), to measure what coalescing does. */
 const COALESCE = process.env['DISPATCH_COALESCE'] !== '0';
-/** `DISPATCH_SIDES=rx` (comma-separated among raw, rx, bull, unsigned): measure only those, e.g. to profile one side alone; the ratios need raw and bull. */
+/** `DISPATCH_SIDES=rx` (comma-separated among raw, relayed, rx, bull, unsigned): measure only those, e.g. to profile one side alone; the ratios need raw and bull. */
 const SIDES = process.env['DISPATCH_SIDES']?.split(',');
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
@@ -125,22 +131,50 @@ interface Measured {
 }
 
 const perSecond = (m: Measured): number => (m.count * 1000) / m.windowMs;
+/** The server process's CPU per job, µs, over `overMs` (the window its `serverCores` was taken over). */
+const cpuPerJobUs = (m: Measured, overMs: number): number => (m.serverCores * overMs * 1000) / m.count;
 
 // ---- baseline: plain ws jobs ----------------------------------------------------------------
 
 interface RawServer {
   readonly port: number;
   readonly connections: () => number;
-  run(jobs: number): Promise<Measured>;
+  /** `relayed`: with the frames of a topology, see {@link Relayed}. */
+  run(jobs: number, relayed?: Relayed): Promise<Measured>;
   close(): Promise<void>;
+}
+
+/**
+ * The frames rxswarm's topology puts through its server per subtask, with nothing else: the first
+ * connection is the hub (it relays only); a job for a spoke goes to the hub, which sends it
+ * straight back to be forwarded (two frames more than a plain job); the result comes back (through
+ * the hub too when `resultsViaHub`: a hierarchy's) and the server answers it with a `received`
+ * frame, as rxswarm's coordinator does. Star: 3 writes and 2 reads per job; hierarchical: 4 and 3.
+ */
+interface Relayed {
+  readonly resultsViaHub: boolean;
+}
+
+/** A job or a result of a relayed round, as the server and the hub pass it (the server answers a result with `{"received":id}`). */
+interface RelayFrame {
+  readonly id: number;
+  readonly payload?: RawJob['payload'];
+  readonly result?: RawResult['result'];
+  /** Job to the hub: forward it to spoke `to`. */
+  readonly to?: number;
+  /** Result to the hub, from spoke `spoke`: it comes back up. */
+  readonly up?: boolean;
+  readonly spoke?: number;
 }
 
 async function rawServer(): Promise<RawServer> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, clientTracking: false, perMessageDeflate: false });
   const sockets = new Set<WebSocket>();
   let onResult: ((socket: WebSocket, data: string) => void) | undefined;
+  const order = new Map<WebSocket, number>();
   wss.on('connection', socket => {
     sockets.add(socket);
+    order.set(socket, order.size);
     socket.on('message', data => onResult?.(socket, String(data)));
     socket.on('error', () => undefined);
     socket.on('close', () => sockets.delete(socket));
@@ -149,17 +183,20 @@ async function rawServer(): Promise<RawServer> {
   return {
     port: (wss.address() as AddressInfo).port,
     connections: () => sockets.size,
-    run: jobs =>
+    run: (jobs, relayed) =>
       new Promise<Measured>((resolve, reject) => {
         const sentAt = new Float64Array(jobs);
         const latencies = new Float64Array(jobs);
+        // Relayed: the first connection to have come is the hub; the others work.
+        const [hub, ...spokes] = [...sockets].sort((a, b) => (order.get(a) as number) - (order.get(b) as number));
+        const spokeOf = new Map(spokes.map((socket, i) => [socket, i]));
         let next = 0;
         let done = 0;
         const send = (socket: WebSocket): void => {
           if (next >= jobs) return;
-          const job: RawJob = { id: next, payload: { sleepMs: WORK_MS } };
+          const job: RelayFrame = relayed === undefined ? { id: next, payload: { sleepMs: WORK_MS } } : { id: next, payload: { sleepMs: WORK_MS }, to: spokeOf.get(socket) as number };
           sentAt[next++] = performance.now();
-          socket.send(JSON.stringify(job));
+          (relayed === undefined ? socket : (hub as WebSocket)).send(JSON.stringify(job));
         };
         const timer = setTimeout(() => {
           onResult = undefined;
@@ -168,8 +205,18 @@ async function rawServer(): Promise<RawServer> {
         gc();
         const cpu = process.cpuUsage();
         const start = performance.now();
-        onResult = (socket, data) => {
-          const { id } = JSON.parse(data) as RawResult;
+        onResult = (from, data) => {
+          const frame = JSON.parse(data) as RelayFrame;
+          let socket = from;
+          if (relayed !== undefined) {
+            // The hub sent back a job to forward, or a result to take; a spoke's result goes up through the hub first.
+            if (frame.to !== undefined) return void spokes[frame.to]?.send(JSON.stringify({ id: frame.id, payload: frame.payload }));
+            if (frame.up === true) socket = spokes[frame.spoke ?? -1] as WebSocket;
+            else if (relayed.resultsViaHub) return void (hub as WebSocket).send(JSON.stringify({ ...frame, up: true, spoke: spokeOf.get(from) ?? -1 } satisfies RelayFrame));
+            if (socket === undefined) return reject(new Error('baseline: a relayed result from no spoke'));
+            socket.send(JSON.stringify({ received: frame.id }));
+          }
+          const { id } = frame;
           const now = performance.now();
           if (!(id >= 0 && id < next) || latencies[id] !== 0) return reject(new Error(`baseline: unexpected result for job ${id}`));
           latencies[id] = now - (sentAt[id] as number);
@@ -181,7 +228,7 @@ async function rawServer(): Promise<RawServer> {
           const windowMs = now - start;
           resolve({ count: jobs, windowMs, latencies: latencies.sort(), serverCores: (used.user + used.system) / 1000 / windowMs });
         };
-        for (const socket of sockets) send(socket);
+        for (const socket of relayed === undefined ? sockets : spokes) send(socket);
       }),
     close: async () => {
       for (const socket of sockets) socket.terminate();
@@ -242,6 +289,11 @@ interface Pair {
   readonly topology: TopologyName;
   readonly raw: Measured;
   readonly rawAgentsCores: number;
+  /** The raw ws jobs with the frames of the topology (see {@link Relayed}). */
+  readonly relayed: Measured;
+  readonly relayedAgentsCores: number;
+  /** Per round: rxswarm subtasks/s ÷ relayed jobs/s. */
+  readonly relayedRatios: readonly number[];
   readonly rx: RxMeasured;
   readonly rxAgentsCores: number;
   /** The same service with signing off. */
@@ -330,20 +382,25 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
     }
 
     await raw.run(WARMUP);
+    // A star's results come straight back; a hierarchy's through their leader.
+    const shape: Relayed = { resultsViaHub: topology !== 'star' };
+    await raw.run(WARMUP, shape);
     await runTask(service, setProbe, `${topology}-warmup`, WARMUP);
     await runTask(plain, setProbe, `${topology}-warmup-unsigned`, WARMUP);
 
     const perRound = Math.ceil(SUBTASKS / ROUNDS);
     const raws: Measured[] = [];
+    const relays: Measured[] = [];
     const rxs: RxMeasured[] = [];
     const unsigned: RxMeasured[] = [];
     let rawAgentsMs = 0;
+    let relayedAgentsMs = 0;
     let rxAgentsMs = 0;
     let agentDisconnects = 0;
     const bulls: Measured[] = [];
     let bullAgentsMs = 0;
     let redisMs = 0;
-    const sides = (bull === undefined ? (['raw', 'rx', 'unsigned'] as const) : (['raw', 'rx', 'bull', 'unsigned'] as const)).filter(side => SIDES === undefined || SIDES.includes(side));
+    const sides = (bull === undefined ? (['raw', 'relayed', 'rx', 'unsigned'] as const) : (['raw', 'relayed', 'rx', 'bull', 'unsigned'] as const)).filter(side => SIDES === undefined || SIDES.includes(side));
     for (let round = 0; round < ROUNDS; round++) {
       // Rotating order: no side always runs right after another's burst.
       for (const side of [...sides.slice(round % sides.length), ...sides.slice(0, round % sides.length)]) {
@@ -353,22 +410,24 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
           bulls.push(await bull.run(perRound, WORK_MS, TASK_TIMEOUT_MS));
           redisMs += (await bull.redisCpuMs()) - redisBefore;
         } else if (side === 'raw') raws.push(await raw.run(perRound));
+        else if (side === 'relayed') relays.push(await raw.run(perRound, shape));
         else if (side === 'rx') rxs.push(await runTask(service, setProbe, `${topology}-${round}`, perRound));
         else unsigned.push(await runTask(plain, setProbe, `${topology}-${round}-unsigned`, perRound));
         const { cpuMs, disconnects } = await markAll(children);
         agentDisconnects += disconnects;
         if (side === 'raw') rawAgentsMs += cpuMs;
+        else if (side === 'relayed') relayedAgentsMs += cpuMs;
         else if (side === 'rx') rxAgentsMs += cpuMs;
         else if (side === 'bull') bullAgentsMs += cpuMs;
       }
     }
     if (SIDES !== undefined) {
       // Profiling: no ratios, only what each side that ran did.
-      const said = [['raw', raws], ['rx', rxs], ['bull', bulls], ['unsigned', unsigned]] as const;
+      const said = [['raw', raws], ['relayed', relays], ['rx', rxs], ['bull', bulls], ['unsigned', unsigned]] as const;
       for (const [side, ms] of said) {
         if (ms.length === 0) continue;
         const m = pool(ms);
-        process.stderr.write(`  ${topology}, ${side} alone: ${formatNumber(perSecond(m))}/s, this process ${formatNumber(m.serverCores, 2)} cores, ${formatNumber((m.serverCores * m.windowMs * 1000) / m.count, 1)} µs CPU each\n`);
+        process.stderr.write(`  ${topology}, ${side} alone: ${formatNumber(perSecond(m))}/s, this process ${formatNumber(m.serverCores, 2)} cores, ${formatNumber(cpuPerJobUs(m, m.windowMs), 1)} µs CPU each\n`);
         if (side === 'rx' || side === 'unsigned') {
           // What crossed the service's server per subtask (warm-up included; heartbeats too), by kind.
           const { byKind } = (side === 'rx' ? service : plain).server.stats;
@@ -383,11 +442,13 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
     const rawPooled = pool(raws);
     const rx = poolRx(rxs);
     const roundRatios = rxs.map((m, i) => perSecond(m) / perSecond(raws[i] as Measured));
+    const relayedRatios = rxs.map((m, i) => perSecond(m) / perSecond(relays[i] as Measured));
+    const relayedPooled = pool(relays);
     const signingRatios = rxs.map((m, i) => perSecond(m) / perSecond(unsigned[i] as RxMeasured));
     const bullPooled = bulls.length === 0 ? undefined : pool(bulls);
     const bullRatios = bulls.map((m, i) => perSecond(rxs[i] as RxMeasured) / perSecond(m));
     process.stderr.write(
-      `  ${topology}: raw ws jobs ${formatNumber(perSecond(rawPooled))}/s, p50 ${formatNumber(nearestRank(rawPooled.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rawPooled.latencies, 99), 2)} ms; ` +
+      `  ${topology}: raw ws jobs ${formatNumber(perSecond(rawPooled))}/s, with the topology's frames ${formatNumber(perSecond(relayedPooled))}/s, p50 ${formatNumber(nearestRank(rawPooled.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rawPooled.latencies, 99), 2)} ms; ` +
         `rxswarm ${formatNumber(perSecond(rx))}/s, p50 ${formatNumber(nearestRank(rx.latencies, 50), 2)} ms, p99 ${formatNumber(nearestRank(rx.latencies, 99), 2)} ms; per-round ratios ${roundRatios.map(r => r.toFixed(2)).join(' ')}; signed/unsigned ${signingRatios.map(r => r.toFixed(2)).join(' ')}` +
         `${bullPooled === undefined ? '' : `; BullMQ ${formatNumber(perSecond(bullPooled))}/s, rxswarm ÷ BullMQ per round ${bullRatios.map(r => r.toFixed(2)).join(' ')}`}\n`,
     );
@@ -396,6 +457,9 @@ async function measurePair(children: readonly AgentsChild[], topology: TopologyN
       topology,
       raw: rawPooled,
       rawAgentsCores: rawAgentsMs / rawPooled.windowMs,
+      relayed: relayedPooled,
+      relayedAgentsCores: relayedAgentsMs / relayedPooled.windowMs,
+      relayedRatios,
       rx,
       rxAgentsCores: rxAgentsMs / rx.endToEndMs,
       unsigned: poolRx(unsigned),
@@ -437,9 +501,21 @@ function rows(pair: Pair): BenchRow[] {
           },
           ratioRow(suite, 'rxswarm service: throughput ÷ BullMQ', perSecond(rx), 'subtasks/s', 'BullMQ', perSecond(bull.measured), '>= 2x', `ratio per round ${bull.roundRatios.map(r => r.toFixed(2)).join('/')}`),
         ];
+  const { relayed } = pair;
+  const frames = topology === 'star' ? '3 writes and 2 reads' : '4 writes and 3 reads';
+  const relayedNote = `${formatNumber(relayed.count)} jobs (${rounds}): the ${AGENTS - 1} spokes' jobs go through the hub connection and back, ${topology === 'star' ? 'results straight back' : 'results up through the hub'}, each answered by a received frame (${frames} per job, as rxswarm's ${topology}); server ${formatNumber(relayed.serverCores, 2)} cores, clients ${formatNumber(pair.relayedAgentsCores, 2)} cores`;
   return [
     { suite, case: 'baseline: raw ws jobs, throughput', value: perSecond(raw), unit: 'jobs/s', note: rawNote },
     ratioRow(suite, 'rxswarm service: throughput', perSecond(rx), 'subtasks/s', 'raw ws', perSecond(raw), '>= 0.6x', rxNote),
+    { suite, case: `baseline: raw ws jobs with ${topology}'s frames, throughput`, value: perSecond(relayed), unit: 'jobs/s', note: relayedNote },
+    ratioRow(suite, `rxswarm service: throughput ÷ raw ws with ${topology}'s frames`, perSecond(rx), 'subtasks/s', 'relayed raw ws', perSecond(relayed), undefined, `ratio per round ${pair.relayedRatios.map(r => r.toFixed(2)).join('/')}`),
+    {
+      suite,
+      case: 'server CPU per job or subtask: raw ws, with the frames, rxswarm',
+      value: cpuPerJobUs(rx, rx.endToEndMs),
+      unit: 'µs',
+      note: `raw ws ${formatNumber(cpuPerJobUs(raw, raw.windowMs), 1)} µs per job, with ${topology}'s frames ${formatNumber(cpuPerJobUs(relayed, relayed.windowMs), 1)} µs, rxswarm ${formatNumber(cpuPerJobUs(rx, rx.endToEndMs), 1)} µs per subtask (target ≤ 60 µs)`,
+    },
     ...bullRows,
     { suite, case: 'baseline: raw ws jobs, p50 round trip', value: p(raw, 50), unit: 'ms', note: `p99 ${formatNumber(p(raw, 99), 2)} ms, max ${formatNumber(p(raw, 100), 2)} ms` },
     ratioRow(suite, 'rxswarm: p50 assign → result (lower is better)', p(rx, 50), 'ms', 'raw ws p50', p(raw, 50)),
@@ -452,7 +528,7 @@ function rows(pair: Pair): BenchRow[] {
       'signing off',
       perSecond(pair.unsigned),
       undefined,
-      `ratio per round ${pair.signingRatios.map(r => r.toFixed(2)).join('/')}; service CPU per subtask ${formatNumber((rx.serverCores * rx.endToEndMs * 1000) / rx.count, 1)} µs signed, ${formatNumber((pair.unsigned.serverCores * pair.unsigned.endToEndMs * 1000) / pair.unsigned.count, 1)} µs unsigned`,
+      `ratio per round ${pair.signingRatios.map(r => r.toFixed(2)).join('/')}; service CPU per subtask ${formatNumber(cpuPerJobUs(rx, rx.endToEndMs), 1)} µs signed, ${formatNumber(cpuPerJobUs(pair.unsigned, pair.unsigned.endToEndMs), 1)} µs unsigned`,
     ),
   ];
 }

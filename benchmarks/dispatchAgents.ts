@@ -105,7 +105,10 @@ async function startRaw(port: number, count: number): Promise<number> {
         socket.on('error', reject);
         socket.on('close', () => disconnects++);
         socket.on('message', data => {
-          const job = JSON.parse(String(data)) as RawJob;
+          const job = JSON.parse(String(data)) as RawJob & { to?: number; up?: boolean; received?: number };
+          // Relayed rounds (dispatch.bench.ts): as the hub, send a job or result straight back to be forwarded; a `received` needs nothing.
+          if (job.to !== undefined || job.up === true) return socket.send(String(data));
+          if (job.received !== undefined) return;
           setTimeout(() => {
             if (socket.readyState !== WebSocket.OPEN) return;
             const answer: RawResult = { id: job.id, result: { agentId, jobId: job.id, sleptMs: job.payload.sleepMs } };
