@@ -24,7 +24,7 @@ import { Results } from './engineResults.js';
 import type { EngineParts } from './enginePart.js';
 import type { EngineHooks, Settings } from './engineSettings.js';
 import { COORDINATOR_ONLY, Candidates, Membership, sameTargets, type AgentRecord } from './membership.js';
-import { ackedOf, emitTask, enqueue, stateKey, subtaskState, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
+import { ackedOf, emitTask, enqueue, stateKey, stopTimers, subtaskState, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
 
 export type { TaskRun } from './taskRun.js';
 
@@ -309,11 +309,7 @@ export class Engine {
     this.subscriptions.length = 0;
     for (const record of this.agents.list) record.closed?.unsubscribe();
     for (const state of this.subtasks.values()) {
-      for (const attempt of state.attempts) {
-        attempt.timer?.unsubscribe();
-        attempt.transit?.unsubscribe();
-        attempt.stillSilent?.unsubscribe();
-      }
+      for (const attempt of state.attempts) stopTimers(attempt);
     }
     this.orphanTimer?.unsubscribe();
     this.delegation.stop();

@@ -5,7 +5,7 @@ import { EnginePart, type EngineParts } from './enginePart.js';
 import type { CoordinationEvent } from './events.js';
 import type { AgentRecord } from './membership.js';
 import type { ActionResult } from './selfHealing.js';
-import { ackedOf, attemptsOf, emitTask, enqueue, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
+import { ackedOf, attemptsOf, emitTask, enqueue, stopTimers, timeoutOf, type Attempt, type SubtaskState, type TaskRun } from './taskRun.js';
 import { COORDINATOR, type Layout } from './topology.js';
 
 /**
@@ -207,10 +207,7 @@ export class Attempts extends EnginePart {
 
   /** Stops watching an attempt's acknowledgement and progress; `ok`: it finished (its silences teach the deadline). */
   release(attempt: Attempt, ok = false): void {
-    attempt.timer?.unsubscribe();
-    attempt.transit?.unsubscribe();
-    attempt.stillSilent?.unsubscribe();
-    attempt.timer = attempt.transit = attempt.stillSilent = undefined;
+    stopTimers(attempt);
     if (!ackedOf(attempt)) this.detection.acked(attempt.key);
     this.detection.attemptEnded(attempt.key, ok);
     this.delegation.attemptEnded(attempt);

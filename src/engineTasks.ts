@@ -4,7 +4,7 @@ import type { EngineParts } from './enginePart.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { resultOf, type SubtaskEntry, type TaskEntry } from './ledger.js';
 import type { HealingAttempt } from './selfHealing.js';
-import { emitTask, runMetrics, subtaskState, type SubtaskState, type TaskRun } from './taskRun.js';
+import { emitTask, runMetrics, stopTimers, subtaskState, type SubtaskState, type TaskRun } from './taskRun.js';
 import { COORDINATOR, type TopologyName } from './topology.js';
 
 /**
@@ -145,11 +145,7 @@ export class Tasks {
       },
     });
     for (const state of run.states) {
-      for (const attempt of state.attempts) {
-        attempt.timer?.unsubscribe();
-        attempt.transit?.unsubscribe();
-        attempt.stillSilent?.unsubscribe();
-      }
+      for (const attempt of state.attempts) stopTimers(attempt);
       this.engine.hedging.forget(state);
       this.engine.subtasks.delete(state.key);
       this.engine.waitingFor.delete(state.key);

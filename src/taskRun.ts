@@ -85,6 +85,14 @@ export function emitTask(inspect: { emit(event: CoordinationEvent): void }, run:
   run.emit(event);
 }
 
+/** Stops the attempt's timers (its acknowledgement or progress wait, its result in transit, its silence as a hedge). */
+export function stopTimers(attempt: Attempt): void {
+  attempt.timer?.unsubscribe();
+  attempt.transit?.unsubscribe();
+  attempt.stillSilent?.unsubscribe();
+  attempt.timer = attempt.transit = attempt.stillSilent = undefined;
+}
+
 /** Whether the attempt's agent said it has it (the ledger keeps this for the latest attempt and the backup). */
 export function ackedOf(attempt: Attempt): boolean {
   const entry = attempt.state.entry;
