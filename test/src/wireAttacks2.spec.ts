@@ -1,5 +1,7 @@
+import { AckTracker } from '../../src/ackTracker.js';
 import { submitTask } from '../../src/remote.js';
 import type { ResultBody } from '../../streams/protocol.js';
+import { VirtualScheduler } from '../../streams/virtualScheduler.js';
 import { agents, bounded, cleanUp, envelope, expectHonest, quarantined, rogue, start, work, TOKEN } from '../streams/attackKit.js';
 
 // More attacks by token-holding agents over real sockets, on what the earlier attack specs leave
@@ -34,5 +36,38 @@ describe('a result bounced through the agent it names', () => {
     for (const v of Object.values(result.results)) expect(v).not.toHaveProperty('forged');
     expectHonest(result, s.events, subtasks.map(t => t.id), honest);
     expect(quarantined(s.events).filter(id => honest.includes(id))).toEqual([]);
+  });
+});
+
+describe('an agent that names the first copy in its late acknowledgements', () => {
+  // The engine passes an acknowledgement's `copy` (the agent's word) to its AckTracker as is. An
+  // agent that answers every assignment only just before it would be given up, naming the first
+  // copy, gives round trips as long as the budget; the team's estimate sets every agent's budget.
+  it('cannot lengthen every other agent\'s wait for a lost assignment without bound (virtual time)', () => {
+    const scheduler = new VirtualScheduler();
+    const ackTimeoutMs = 3000;
+    const gaveUp = new Map<string, number>();
+    const acks: AckTracker = new AckTracker({
+      scheduler,
+      ackTimeoutMs,
+      overdue: key => {
+        if (key.startsWith('liar') && (acks.retransmissionsOf(key) ?? 0) >= 2) return acks.answered(key, 0);
+        if (!acks.retransmit(key)) gaveUp.set(key, scheduler.now());
+      },
+    });
+    acks.sent('h#0', 'h');
+    scheduler.advanceBy(2);
+    acks.answered('h#0');
+    for (let round = 0; round < 12; round++) {
+      for (let i = 0; i < 40; i++) acks.sent(`liar-${round}#${i}`, 'liar');
+      while (acks.waiting > 0) scheduler.advanceBy(10);
+    }
+    const from = scheduler.now();
+    acks.sent('new#0', 'new'); // an agent measured never
+    acks.sent('h#1', 'h'); // an agent measured fast
+    while (acks.waiting > 0) scheduler.advanceBy(10);
+    // Uncapped: 1,383 s and 9 s, and ×3 with every further round.
+    expect((gaveUp.get('new#0') as number) - from).toBeLessThanOrEqual(3 * ackTimeoutMs);
+    expect((gaveUp.get('h#1') as number) - from).toBeLessThanOrEqual(3 * ackTimeoutMs + 200);
   });
 });
