@@ -10,7 +10,7 @@ import { requireInteger, requireNumber, requireInRange, requireScheduler } from 
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
 import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type DecodeOptions, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type HeartbeatBody, type ResultBody, type Routed } from './protocol.js';
+import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type DelegateBody, type HeartbeatBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
 import { turnCork } from './wsCork.js';
@@ -1127,7 +1127,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const counter = this.counters.count(kind);
     const member = this.members.get(to);
     if (member !== undefined) {
-      const checked = this.checked(from, to, kind, body);
+      const checked = this.checked(from, to, kind, kind === 'delegate' ? this.sized(body as DelegateBody) : body);
       if (checked === undefined) return this.dropRelayed(from, counter, WS_CLOSE.forgedSender, `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped`);
       this.counters.deliver(counter);
       member.next({ from, to, kind, body: checked, sentAt: this.turnAt } as E);
@@ -1142,6 +1142,19 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
     if (kind === 'assign') told(connection, body as AssignBody);
     return this.write(connection, encode({ v: 1, type: 'envelope', from, to, kind, body }), counter);
+  }
+
+  /**
+   * A child asked for over the wire, marked `tooBig` when its payload is above `maxValueBytes`:
+   * held to what a submitted task's payloads are (it would be held and journaled as they are, and
+   * one near the agents' frame limit could be assigned to none of them).
+   */
+  private sized(body: DelegateBody): DelegateBody {
+    const payload = body.subtask.payload;
+    if (payload === undefined) return body;
+    const json = JSON.stringify(payload);
+    if (!utf8Above(json, this.maxValueBytes)) return body;
+    return { ...body, tooBig: `payload of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${this.maxValueBytes} (maxValueBytes)` };
   }
 
   /** An envelope from `from` is not passed on: counted and logged, its sender's connection kept (one bad relay must not cut an agent off). */

@@ -1,12 +1,15 @@
 import { AckTracker } from '../../src/ackTracker.js';
 import { submitTask } from '../../src/remote.js';
-import type { ResultBody } from '../../streams/protocol.js';
+import type { AssignBody, ResultBody } from '../../streams/protocol.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
+import type { WireMessage } from '../../streams/wsCodec.js';
 import { agents, bounded, cleanUp, envelope, expectHonest, quarantined, rogue, start, work, TOKEN } from '../streams/attackKit.js';
 
 // More attacks by token-holding agents over real sockets, on what the earlier attack specs leave
 // out. Every wait is bounded; every server, agent and socket is closed after each test.
 afterEach(cleanUp);
+
+const assignOf = (m: WireMessage): AssignBody | undefined => (m.type === 'envelope' && m.kind === 'assign' ? (m.body as AssignBody) : undefined);
 
 describe('a result bounced through the agent it names', () => {
   // An honest agent relays anything whose `via` goes on. A result naming that agent itself, sent to
@@ -69,5 +72,38 @@ describe('an agent that names the first copy in its late acknowledgements', () =
     // Uncapped: 1,383 s and 9 s, and ×3 with every further round.
     expect((gaveUp.get('new#0') as number) - from).toBeLessThanOrEqual(3 * ackTimeoutMs);
     expect((gaveUp.get('h#1') as number) - from).toBeLessThanOrEqual(3 * ackTimeoutMs + 200);
+  });
+});
+
+describe('a child delegated with a payload above maxValueBytes', () => {
+  // A submitted task's payloads are held to maxValueBytes (the largest payload the coordinator
+  // takes); a child asked for by an agent (`delegate`) may come in a frame of agentMaxPayload
+  // (16 MiB by default), and up to 10,000 of them per task: 160 GB held and journaled. One just
+  // under 16 MiB also makes an assignment no agent takes (a frame above its limit): never
+  // acknowledged, it gets one honest agent after another taken for stalled.
+  it('is refused to the agent that asked, with a clear error; the task completes', async () => {
+    const s = await start({ maxValueBytes: 64 * 1024 });
+    await agents(s.service.url, ['h-0', 'h-1'], ['work']);
+    const lead = await rogue(s.service.url, 'lead', { capabilities: ['lead'] });
+    let asked = 0;
+    lead.onFrame(m => {
+      const body = assignOf(m);
+      if (body === undefined || body.via.length > 0) return;
+      const parent = { taskId: body.taskId, subtaskId: body.subtask.id, attempt: body.attempt };
+      lead.send(envelope('lead', 'coordinator', 'progress', { ...parent, progress: 0 }));
+      lead.send(envelope('lead', 'coordinator', 'delegate', { ...parent, subtask: { id: 'big', payload: { blob: 'x'.repeat(100_000) }, capabilities: ['work'] } }));
+      asked++;
+    });
+    const task = submitTask({ url: s.service.url, token: TOKEN, task: { id: 'heavy-child', subtasks: [{ id: 'p', payload: {}, capabilities: ['lead'] }, ...work(2)] } });
+    const answer = await lead.frame(m => m.type === 'envelope' && m.kind === 'delegated');
+    expect(asked).toBe(1);
+    expect(answer).toMatchObject({ body: { subtaskId: 'p', childId: 'big', ok: false, error: expect.stringMatching(/maxValueBytes/) } });
+    const assign = assignOf(await lead.frame(m => assignOf(m) !== undefined)) as AssignBody;
+    lead.send(envelope('lead', 'coordinator', 'result', { via: [], taskId: assign.taskId, subtaskId: 'p', attempt: assign.attempt, agentId: 'lead', ok: true, value: 'led' }));
+    const result = await bounded(task, s.events);
+    expect(result.success).toBe(true);
+    expect(Object.keys(result.results).sort()).toEqual(['p', 's-0', 's-1']);
+    expect(s.events.filter(e => e.type === 'subtask.delegated')).toEqual([]);
+    expect(quarantined(s.events)).toEqual([]);
   });
 });
