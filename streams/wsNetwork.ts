@@ -1140,6 +1140,12 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       // A client hears from the service only: nothing a peer sends is for it (a flood of beats would be).
       return this.dropRelayed(from, counter, WS_CLOSE.policyViolation, `${kind} for the client ${JSON.stringify(to)} from ${JSON.stringify(from)}: dropped (clients hear from the service only)`);
     }
+    // No route the coordinator makes passes a node twice; one that comes back to where it is
+    // going next would go round in circles, re-encoded by honest relays at every hop.
+    const via = (body as Partial<Routed>).via;
+    if (via !== undefined && via.includes(to)) {
+      return this.dropRelayed(from, counter, WS_CLOSE.policyViolation, `${kind} from ${JSON.stringify(from)} for ${JSON.stringify(to)}: its route comes back to ${JSON.stringify(to)}: dropped`);
+    }
     if (kind === 'assign') told(connection, body as AssignBody);
     return this.write(connection, encode({ v: 1, type: 'envelope', from, to, kind, body }), counter);
   }

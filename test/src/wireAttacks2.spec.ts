@@ -3,7 +3,7 @@ import { submitTask } from '../../src/remote.js';
 import type { AssignBody, ResultBody } from '../../streams/protocol.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
 import type { WireMessage } from '../../streams/wsCodec.js';
-import { agents, bounded, cleanUp, envelope, expectHonest, quarantined, rogue, start, work, TOKEN } from '../streams/attackKit.js';
+import { agents, bounded, type AnyEvent, cleanUp, envelope, expectHonest, quarantined, rogue, start, work, TOKEN } from '../streams/attackKit.js';
 
 // More attacks by token-holding agents over real sockets, on what the earlier attack specs leave
 // out. Every wait is bounded; every server, agent and socket is closed after each test.
@@ -105,5 +105,29 @@ describe('a child delegated with a payload above maxValueBytes', () => {
     expect(Object.keys(result.results).sort()).toEqual(['p', 's-0', 's-1']);
     expect(s.events.filter(e => e.type === 'subtask.delegated')).toEqual([]);
     expect(quarantined(s.events)).toEqual([]);
+  });
+});
+
+describe('a route that goes round in circles', () => {
+  // Honest agents pass on anything whose `via` goes on, re-encoded at every hop: a result (or an
+  // assignment, a cancel) sent to h-0 by way of h-1, h-0, h-1… crossed the server once per entry
+  // of its route, each time with the rest of it (one 60 KB frame: some 700 frames of up to 30 KB a
+  // second, for 12,000 frames; one of 16 MiB: hours of the server's time).
+  it('is dropped at the server where it would come back to a node it has passed', async () => {
+    const s = await start();
+    await agents(s.service.url, ['h-0', 'h-1'], ['work']);
+    const looper = await rogue(s.service.url, 'looper');
+    const delivered = (): number => (s.service.server.stats.byKind['result']?.delivered ?? 0) + (s.service.server.stats.byKind['cancel']?.delivered ?? 0);
+    const before = delivered();
+    const circle = Array.from({ length: 6000 }, (_, i) => `h-${(i + 1) % 2}`);
+    looper.send(envelope('looper', 'h-0', 'result', { via: [...circle, 'coordinator'], subtaskId: 's-0', attempt: 1, agentId: 'nobody', ok: true }));
+    looper.send(envelope('looper', 'h-0', 'cancel', { via: circle, subtaskId: 's-0', attempt: 1 }));
+    const dropped = (kind: string) => (e: AnyEvent): boolean => e.type === 'rejected' && e.agentId === 'looper' && e.error.startsWith(`${kind} `) && /comes back/.test(e.error);
+    await s.event(dropped('result'), 'the circling result to be dropped');
+    await s.event(dropped('cancel'), 'the circling cancel to be dropped');
+    expect(delivered() - before).toBe(0);
+    expect(looper.socket.readyState).toBe(looper.socket.OPEN); // dropped, as a relay's bad frame is: the connection stays
+    const result = await bounded(submitTask({ url: s.service.url, token: TOKEN, task: { id: 'after-circles', subtasks: work(4) } }), s.events);
+    expect(result.success).toBe(true);
   });
 });
