@@ -1125,6 +1125,13 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   /** Routes an envelope that came from a socket (already checked), stamped with the scheduler time of the turn it arrived in. */
   private route(from: string, to: string, kind: WireKind, body: unknown): void {
     const counter = this.counters.count(kind);
+    // No route the coordinator makes passes a node twice; one that comes back to where it is
+    // going next would go round in circles, through agents here or in this process, re-encoded by
+    // honest relays at every hop.
+    const via = (body as Partial<Routed>).via;
+    if (via !== undefined && via.includes(to)) {
+      return this.dropRelayed(from, counter, WS_CLOSE.policyViolation, `${kind} from ${JSON.stringify(from)} for ${JSON.stringify(to)}: its route comes back to ${JSON.stringify(to)}: dropped`);
+    }
     const member = this.members.get(to);
     if (member !== undefined) {
       const checked = this.checked(from, to, kind, kind === 'delegate' ? this.sized(body as DelegateBody) : body);
@@ -1139,12 +1146,6 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (connection.role === 'client') {
       // A client hears from the service only: nothing a peer sends is for it (a flood of beats would be).
       return this.dropRelayed(from, counter, WS_CLOSE.policyViolation, `${kind} for the client ${JSON.stringify(to)} from ${JSON.stringify(from)}: dropped (clients hear from the service only)`);
-    }
-    // No route the coordinator makes passes a node twice; one that comes back to where it is
-    // going next would go round in circles, re-encoded by honest relays at every hop.
-    const via = (body as Partial<Routed>).via;
-    if (via !== undefined && via.includes(to)) {
-      return this.dropRelayed(from, counter, WS_CLOSE.policyViolation, `${kind} from ${JSON.stringify(from)} for ${JSON.stringify(to)}: its route comes back to ${JSON.stringify(to)}: dropped`);
     }
     if (kind === 'assign') told(connection, body as AssignBody);
     return this.write(connection, encode({ v: 1, type: 'envelope', from, to, kind, body }), counter);
