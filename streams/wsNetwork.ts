@@ -91,6 +91,16 @@ function bytes(data: RawData): Buffer {
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
 
+/** A frame's length in bytes, without copying it. */
+function byteCount(data: RawData): number {
+  if (Array.isArray(data)) {
+    let n = 0;
+    for (const part of data) n += part.length;
+    return n;
+  }
+  return data.byteLength;
+}
+
 function text(data: RawData): string {
   return bytes(data).toString(); // UTF-8; without arguments Buffer takes its shortest path
 }
@@ -456,6 +466,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private turnOpen = false;
   private turnWall = 0;
   private turnAt = 0;
+  /** Bytes of the text frame being handled: what `route` is given came in a frame this long. */
+  private frameBytes = 0;
   private readonly closeTurn = (): void => {
     this.turnOpen = false;
   };
@@ -1003,6 +1015,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       return this.refuse(connection, WS_CLOSE.rateLimited, `rate limit exceeded (${this.perSecond} frames/s, burst ${this.burst})`);
     }
     if (isBinary) return this.beatFrame(connection, data);
+    this.frameBytes = byteCount(data);
     const joined = connection.agentId !== undefined;
     const decoded = decode(text(data), !joined ? this.decodeLimits.unjoined : connection.role === 'client' ? this.decodeLimits.client : this.decodeLimits.agent);
     if (!decoded.ok) return this.refuse(connection, decoded.closeCode, decoded.error);
@@ -1136,8 +1149,10 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (member !== undefined) {
       const checked = this.checked(from, to, kind, kind === 'delegate' ? this.sized(body as DelegateBody) : body);
       if (checked === undefined) return this.dropRelayed(from, counter, WS_CLOSE.forgedSender, `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped`);
+      // A frame no longer than maxValueBytes cannot carry a bigger value: only a bigger one is measured.
+      const taken = kind === 'result' && this.frameBytes > this.maxValueBytes ? this.valueSized(checked as ResultBody) : checked;
       this.counters.deliver(counter);
-      member.next({ from, to, kind, body: checked, sentAt: this.turnAt } as E);
+      member.next({ from, to, kind, body: taken, sentAt: this.turnAt } as E);
       return;
     }
     const connection = this.connections.get(to);
@@ -1162,6 +1177,19 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const json = JSON.stringify(payload);
     if (!utf8Above(json, this.maxValueBytes)) return body;
     return { ...body, tooBig: `payload of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${this.maxValueBytes} (maxValueBytes)` };
+  }
+
+  /**
+   * A result whose value is above `maxValueBytes` (what every agent is told at hello, and an
+   * honest agent's transport turns into a failure itself), as a failure of its attempt: its value
+   * is not taken. Checked after its signature, which covers the value.
+   */
+  private valueSized(body: ResultBody): ResultBody {
+    if (body.forged !== undefined || !body.ok || body.value === undefined) return body;
+    const json = JSON.stringify(body.value);
+    if (json === undefined || !utf8Above(json, this.maxValueBytes)) return body;
+    const { value: _value, ...rest } = body;
+    return { ...rest, ok: false, error: `result value of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${this.maxValueBytes} (maxValueBytes)` };
   }
 
   /** An envelope from `from` is not passed on: counted and logged, its sender's connection kept (one bad relay must not cut an agent off). */
