@@ -302,6 +302,13 @@ export const ORDER_KINDS: ReadonlySet<string> = new Set(['assign', 'cancel']);
 /** What only the coordinator's process sends: an agent sending these is refused. */
 export const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 'peers', 'received', 'delegated']);
 
+/**
+ * Room for the rest of a result's frame beside its value: an agent's transport fails a result
+ * whose frame is above `maxValueBytes` and this (`WsClientNetwork.frameOf`), the server one whose
+ * value is.
+ */
+const VALUE_SLACK_BYTES = 64 * 1024;
+
 /** Longest a `received` waits for company (see `WsServerNetwork.hold`). */
 const HOLD_MAX_MS = 10;
 
@@ -1149,8 +1156,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     if (member !== undefined) {
       const checked = this.checked(from, to, kind, kind === 'delegate' ? this.sized(body as DelegateBody) : body);
       if (checked === undefined) return this.dropRelayed(from, counter, WS_CLOSE.forgedSender, `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped`);
-      // A frame no longer than maxValueBytes cannot carry a bigger value: only a bigger one is measured.
-      const taken = kind === 'result' && this.frameBytes > this.maxValueBytes ? this.valueSized(checked as ResultBody) : checked;
+      // A frame no longer than the bound cannot carry a bigger value: only a bigger one is measured.
+      const taken = kind === 'result' && this.frameBytes > this.maxValueBytes + VALUE_SLACK_BYTES ? this.valueSized(checked as ResultBody) : checked;
       this.counters.deliver(counter);
       member.next({ from, to, kind, body: taken, sentAt: this.turnAt } as E);
       return;
@@ -1180,14 +1187,15 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   }
 
   /**
-   * A result whose value is above `maxValueBytes` (what every agent is told at hello, and an
-   * honest agent's transport turns into a failure itself), as a failure of its attempt: its value
-   * is not taken. Checked after its signature, which covers the value.
+   * A result whose value is above `maxValueBytes` (what every agent is told at hello) by more than
+   * an honest agent's transport lets through (it turns a frame above `maxValueBytes` and
+   * {@link VALUE_SLACK_BYTES} into a failure itself), as a failure of its attempt: its value is
+   * not taken. Checked after its signature, which covers the value.
    */
   private valueSized(body: ResultBody): ResultBody {
     if (body.forged !== undefined || !body.ok || body.value === undefined) return body;
     const json = JSON.stringify(body.value);
-    if (json === undefined || !utf8Above(json, this.maxValueBytes)) return body;
+    if (json === undefined || !utf8Above(json, this.maxValueBytes + VALUE_SLACK_BYTES)) return body;
     const { value: _value, ...rest } = body;
     return { ...rest, ok: false, error: `result value of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${this.maxValueBytes} (maxValueBytes)` };
   }
@@ -1481,7 +1489,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     let result = body as ResultBody;
     let frame = this.signedFrame(from, to, result);
     // The value with its envelope: what the coordinator takes, and room for the rest of the frame.
-    if (utf8Above(frame, this.maxValueBytes + 64 * 1024)) {
+    if (utf8Above(frame, this.maxValueBytes + VALUE_SLACK_BYTES)) {
       const { value: _value, ...rest } = result;
       result = { ...rest, ok: false, error: `result of ${Buffer.byteLength(frame, 'utf8')} bytes is above the coordinator's limit of ${this.maxValueBytes}` };
       frame = this.signedFrame(from, to, result);

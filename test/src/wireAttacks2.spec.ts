@@ -134,18 +134,19 @@ describe('a route that goes round in circles', () => {
 
 describe('a result whose value is above maxValueBytes', () => {
   // The server tells every agent at hello the largest result value the coordinator takes, and an
-  // honest agent's transport turns a bigger one into a failure; one that ignores it had values of
-  // up to agentMaxPayload (16 MiB) taken, held, journaled and sent on in the task's outcome.
+  // honest agent's transport turns a bigger one (its frame above the limit and 64 KiB) into a
+  // failure; one that ignores it had values of up to agentMaxPayload (16 MiB) taken, held,
+  // journaled and sent on in the task's outcome.
   it('fails its attempt with a clear reason; the value is not taken', async () => {
     const s = await start({ maxValueBytes: 64 * 1024 });
     const big = await rogue(s.service.url, 'big', { capabilities: ['big'] });
     big.onFrame(m => {
       const body = assignOf(m);
       if (body === undefined || body.via.length > 0) return;
-      big.send(envelope('big', 'coordinator', 'result', { via: [], taskId: body.taskId, subtaskId: body.subtask.id, attempt: body.attempt, agentId: 'big', ok: true, value: 'x'.repeat(100_000) }));
+      big.send(envelope('big', 'coordinator', 'result', { via: [], taskId: body.taskId, subtaskId: body.subtask.id, attempt: body.attempt, agentId: 'big', ok: true, value: 'x'.repeat(200_000) }));
     });
     const result = await bounded(submitTask({ url: s.service.url, token: TOKEN, task: { id: 'big-value', subtasks: [{ id: 'v', payload: {}, capabilities: ['big'], maxAttempts: 1 }] } }), s.events);
     expect(result.results).toEqual({});
-    expect(result.failed['v']).toMatch(/100002 bytes is above the limit of 65536 \(maxValueBytes\)/);
+    expect(result.failed['v']).toMatch(/200002 bytes is above the limit of 65536 \(maxValueBytes\)/);
   });
 });
