@@ -1,9 +1,12 @@
+import { WebSocket } from 'ws';
 import { AckTracker } from '../../src/ackTracker.js';
+import { lineLimit } from '../../src/cliLog.js';
 import { submitTask } from '../../src/remote.js';
 import type { AssignBody, ResultBody } from '../../streams/protocol.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
 import type { WireMessage } from '../../streams/wsCodec.js';
-import { agents, bounded, type AnyEvent, cleanUp, envelope, expectHonest, quarantined, rogue, start, work, TOKEN } from '../streams/attackKit.js';
+import { cliProcesses } from './cliProcesses.js';
+import { agents, bounded, type AnyEvent, cleanUp, envelope, expectHonest, quarantined, rogue, start, until, work, TOKEN, WAIT_MS } from '../streams/attackKit.js';
 
 // More attacks by token-holding agents over real sockets, on what the earlier attack specs leave
 // out. Every wait is bounded; every server, agent and socket is closed after each test.
@@ -148,5 +151,57 @@ describe('a result whose value is above maxValueBytes', () => {
     const result = await bounded(submitTask({ url: s.service.url, token: TOKEN, task: { id: 'big-value', subtasks: [{ id: 'v', payload: {}, capabilities: ['big'], maxAttempts: 1 }] } }), s.events);
     expect(result.results).toEqual({});
     expect(result.failed['v']).toMatch(/200002 bytes is above the limit of 65536 \(maxValueBytes\)/);
+  });
+});
+
+describe('rxswarm serve\'s log under a flood of refusals', () => {
+  // Every refused connection was a line of serve's log: a stranger without the token, opening
+  // connections that say hello with a wrong one, wrote a line a connection, as fast as it could
+  // connect (capacity refusals alone were summed up once a second); a rogue agent's rejected
+  // results were a line each too.
+  const { start: cli, killAll } = cliProcesses(TOKEN, WAIT_MS);
+  afterEach(killAll);
+
+  it('a stranger\'s 2,000 refused hellos are a few lines a second, and how many were not shown', async () => {
+    const server = cli('serve', '--port', '0', '--heartbeat-ms', '200');
+    const url = (/ws:\/\/[\d.]+:\d+/.exec(await server.line(/listening on ws:\/\//)) as RegExpExecArray)[0];
+    const startedAt = performance.now();
+    const hello = (i: number): Promise<void> =>
+      new Promise<void>(resolve => {
+        const socket = new WebSocket(url, { perMessageDeflate: false });
+        const timer = setTimeout(() => socket.terminate(), WAIT_MS);
+        socket.on('error', () => undefined);
+        socket.on('open', () => socket.send(JSON.stringify({ v: 1, type: 'hello', agentId: `x-${i}`, capabilities: [], token: 'wrong' })));
+        socket.on('close', () => (clearTimeout(timer), resolve()));
+      });
+    for (let i = 0; i < 2000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => hello(i + j)));
+    const seconds = (performance.now() - startedAt) / 1000;
+    // The count of the last second's comes at its end.
+    await server.line(/not shown/);
+    const summed = server.lines.filter(l => /refused \d+ more/.test(l)).map(l => Number(/refused (\d+) more/.exec(l)?.[1]));
+    const shown = server.lines.filter(l => /refused x-|refused 127/.test(l)).length;
+    expect(shown).toBeLessThanOrEqual(10 * (Math.ceil(seconds) + 1));
+    await until('every refusal shown or counted', check => {
+      const t = setInterval(check, 20);
+      return () => clearInterval(t);
+    }, () => (server.lines.filter(l => /refused x-|refused 127/.test(l)).length + server.lines.filter(l => /refused \d+ more/.test(l)).reduce((n, l) => n + Number(/refused (\d+) more/.exec(l)?.[1]), 0) === 2000 ? true : undefined));
+    expect(summed.length).toBeGreaterThan(0);
+  });
+});
+
+describe('lineLimit (virtual time)', () => {
+  it('writes perSecond lines a second, counts the rest and sums them up at the end of their second', () => {
+    const scheduler = new VirtualScheduler();
+    const written: string[] = [];
+    const limit = lineLimit({ perSecond: 2, summary: n => written.push(`+${n}`), now: () => scheduler.now(), later: (work, ms) => void scheduler.schedule(work, ms) });
+    for (let i = 0; i < 5; i++) limit(() => written.push(`a${i}`));
+    scheduler.advanceBy(400);
+    limit(() => written.push('b'));
+    expect(written).toEqual(['a0', 'a1']);
+    scheduler.advanceBy(600);
+    expect(written).toEqual(['a0', 'a1', '+4']);
+    limit(() => written.push('c'));
+    scheduler.advanceBy(5000);
+    expect(written).toEqual(['a0', 'a1', '+4', 'c']);
   });
 });
