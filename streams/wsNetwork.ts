@@ -177,7 +177,7 @@ export interface WsServerNetworkOptions {
   readonly maxBufferedBytes?: number;
   /** Ids no connection may take (nodes of the server's process that join only now and then). */
   readonly reservedIds?: readonly string[];
-  /** Receives every server event; default: refusals are written to stderr. */
+  /** Receives every server event; default: refusals are written to stderr (ten a second at most, the rest counted). */
   readonly log?: (event: WsServerEvent) => void;
   /** Largest frame before a connection's hello is accepted (nobody unauthenticated makes the server hold more). Default 64 KiB. */
   readonly preHelloMaxBytes?: number;
@@ -372,10 +372,34 @@ function member(agentId: string, capabilities: readonly string[], slots: number,
   return instance === undefined ? { agentId, capabilities, slots } : { agentId, capabilities, slots, instance };
 }
 
-function defaultServerLog(event: WsServerEvent): void {
-  if (event.type === 'rejected') {
+/** Refusals the default log writes a second at most. */
+const LOGGED_REFUSALS_PER_SECOND = 10;
+
+/**
+ * The default log of one server: refusals to stderr, at most {@link LOGGED_REFUSALS_PER_SECOND} a
+ * second (a stranger is refused as fast as it connects); how many more there were is said with
+ * the first refusal of a later second.
+ */
+function defaultServerLog(): (event: WsServerEvent) => void {
+  let windowStart = -Infinity;
+  let shown = 0;
+  let hidden = 0;
+  return event => {
+    if (event.type !== 'rejected') return;
+    const now = performance.now();
+    if (now - windowStart >= 1000) {
+      if (hidden > 0) console.warn(`[rxswarm ws] refused ${hidden} more (not shown: more than ${LOGGED_REFUSALS_PER_SECOND} a second)`);
+      windowStart = now;
+      shown = 0;
+      hidden = 0;
+    }
+    if (shown === LOGGED_REFUSALS_PER_SECOND) {
+      hidden++;
+      return;
+    }
+    shown++;
     console.warn(`[rxswarm ws] refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`);
-  }
+  };
 }
 
 /**
@@ -492,7 +516,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     helloTimeoutMs = 5000,
     maxBufferedBytes = 16 * 1024 * 1024,
     reservedIds = [],
-    log = defaultServerLog,
+    log = defaultServerLog(),
     preHelloMaxBytes = 64 * 1024,
     agentMaxPayload = 16 * 1024 * 1024,
     handshakeTimeoutMs = 5000,

@@ -5,8 +5,9 @@ import { submitTask } from '../../src/remote.js';
 import type { AssignBody, ResultBody } from '../../streams/protocol.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
 import type { WireMessage } from '../../streams/wsCodec.js';
+import { WsServerNetwork } from '../../streams/wsNetwork.js';
 import { cliProcesses } from './cliProcesses.js';
-import { agents, bounded, type AnyEvent, cleanUp, envelope, expectHonest, quarantined, rogue, start, until, work, TOKEN, WAIT_MS } from '../streams/attackKit.js';
+import { agents, bounded, type AnyEvent, cleanUp, cleanups, envelope, expectHonest, quarantined, rogue, start, until, work, TOKEN, WAIT_MS } from '../streams/attackKit.js';
 
 // More attacks by token-holding agents over real sockets, on what the earlier attack specs leave
 // out. Every wait is bounded; every server, agent and socket is closed after each test.
@@ -203,5 +204,30 @@ describe('lineLimit (virtual time)', () => {
     limit(() => written.push('c'));
     scheduler.advanceBy(5000);
     expect(written).toEqual(['a0', 'a1', '+4', 'c']);
+  });
+});
+
+describe('the ws server\'s default log under a flood of refusals', () => {
+  it('writes ten refusals a second at most to stderr, however many strangers are refused', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    cleanups.push(() => warn.mockRestore());
+    const server = await WsServerNetwork.listen({ token: TOKEN, port: 0 });
+    cleanups.push(() => server.close());
+    let refused = 0;
+    server.events$.subscribe(e => void (e.type === 'rejected' && refused++));
+    const startedAt = performance.now();
+    const hello = (i: number): Promise<void> =>
+      new Promise<void>(resolve => {
+        const socket = new WebSocket(server.url, { perMessageDeflate: false });
+        const timer = setTimeout(() => socket.terminate(), WAIT_MS);
+        socket.on('error', () => undefined);
+        socket.on('open', () => socket.send(JSON.stringify({ v: 1, type: 'hello', agentId: `x-${i}`, capabilities: [], token: 'wrong' })));
+        socket.on('close', () => (clearTimeout(timer), resolve()));
+      });
+    for (let i = 0; i < 300; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => hello(i + j)));
+    const seconds = (performance.now() - startedAt) / 1000;
+    expect(refused).toBe(300);
+    // Ten a second, and one count of the rest a second.
+    expect(warn.mock.calls.length).toBeLessThanOrEqual(11 * (Math.ceil(seconds) + 1));
   });
 });
