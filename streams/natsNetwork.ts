@@ -519,6 +519,15 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
   /** Routes an envelope that came from a session (already checked). */
   private route(from: string, to: string, kind: WireKind, body: unknown): void {
     const counter = this.counters.count(kind);
+    // As over WebSocket: no route the coordinator makes passes a node twice; one that comes back
+    // to where it is going next would go round in circles, relayed by honest agents at every hop.
+    const via = (body as Partial<Routed>).via;
+    if (via !== undefined && via.includes(to)) {
+      this.counters.drop(counter, 'unknown');
+      this.counters.rejected++;
+      this.emit({ type: 'rejected', agentId: from, remote: 'nats', code: WS_CLOSE.policyViolation, error: `${kind} from ${JSON.stringify(from)} for ${JSON.stringify(to)}: its route comes back to ${JSON.stringify(to)}: dropped` });
+      return;
+    }
     const local = this.members.get(to);
     if (local !== undefined) {
       const checked = this.checked(to, kind, body);
