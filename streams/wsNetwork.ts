@@ -307,7 +307,34 @@ export const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 
  * whose frame is above `maxValueBytes` and this (`WsClientNetwork.frameOf`), the server one whose
  * value is.
  */
-const VALUE_SLACK_BYTES = 64 * 1024;
+export const VALUE_SLACK_BYTES = 64 * 1024;
+
+/**
+ * A child asked for over the wire (`delegate`), marked `tooBig` when its payload is above
+ * `maxValueBytes`: held to what a submitted task's payloads are (it would be held and journaled
+ * as they are, and one near the agents' frame limit could be assigned to none of them).
+ */
+export function sizedChild(body: DelegateBody, maxValueBytes: number): DelegateBody {
+  const payload = body.subtask.payload;
+  if (payload === undefined) return body;
+  const json = JSON.stringify(payload);
+  if (!utf8Above(json, maxValueBytes)) return body;
+  return { ...body, tooBig: `payload of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${maxValueBytes} (maxValueBytes)` };
+}
+
+/**
+ * A result whose value is above `maxValueBytes` (what every agent is told at hello) by more than
+ * an honest agent's transport lets through (it turns a frame above `maxValueBytes` and
+ * {@link VALUE_SLACK_BYTES} into a failure itself), as a failure of its attempt: its value is
+ * not taken. To be applied after its signature is checked (the signature covers the value).
+ */
+export function sizedValue(body: ResultBody, maxValueBytes: number): ResultBody {
+  if (body.forged !== undefined || !body.ok || body.value === undefined) return body;
+  const json = JSON.stringify(body.value);
+  if (json === undefined || !utf8Above(json, maxValueBytes + VALUE_SLACK_BYTES)) return body;
+  const { value: _value, ...rest } = body;
+  return { ...rest, ok: false, error: `result value of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${maxValueBytes} (maxValueBytes)` };
+}
 
 /** Longest a `received` waits for company (see `WsServerNetwork.hold`). */
 const HOLD_MAX_MS = 10;
@@ -1178,10 +1205,10 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
     const member = this.members.get(to);
     if (member !== undefined) {
-      const checked = this.checked(from, to, kind, kind === 'delegate' ? this.sized(body as DelegateBody) : body);
+      const checked = this.checked(from, to, kind, kind === 'delegate' ? sizedChild(body as DelegateBody, this.maxValueBytes) : body);
       if (checked === undefined) return this.dropRelayed(from, counter, WS_CLOSE.forgedSender, `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped`);
       // A frame no longer than the bound cannot carry a bigger value: only a bigger one is measured.
-      const taken = kind === 'result' && this.frameBytes > this.maxValueBytes + VALUE_SLACK_BYTES ? this.valueSized(checked as ResultBody) : checked;
+      const taken = kind === 'result' && this.frameBytes > this.maxValueBytes + VALUE_SLACK_BYTES ? sizedValue(checked as ResultBody, this.maxValueBytes) : checked;
       this.counters.deliver(counter);
       member.next({ from, to, kind, body: taken, sentAt: this.turnAt } as E);
       return;
@@ -1195,33 +1222,6 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     }
     if (kind === 'assign') told(connection, body as AssignBody);
     return this.write(connection, encode({ v: 1, type: 'envelope', from, to, kind, body }), counter);
-  }
-
-  /**
-   * A child asked for over the wire, marked `tooBig` when its payload is above `maxValueBytes`:
-   * held to what a submitted task's payloads are (it would be held and journaled as they are, and
-   * one near the agents' frame limit could be assigned to none of them).
-   */
-  private sized(body: DelegateBody): DelegateBody {
-    const payload = body.subtask.payload;
-    if (payload === undefined) return body;
-    const json = JSON.stringify(payload);
-    if (!utf8Above(json, this.maxValueBytes)) return body;
-    return { ...body, tooBig: `payload of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${this.maxValueBytes} (maxValueBytes)` };
-  }
-
-  /**
-   * A result whose value is above `maxValueBytes` (what every agent is told at hello) by more than
-   * an honest agent's transport lets through (it turns a frame above `maxValueBytes` and
-   * {@link VALUE_SLACK_BYTES} into a failure itself), as a failure of its attempt: its value is
-   * not taken. Checked after its signature, which covers the value.
-   */
-  private valueSized(body: ResultBody): ResultBody {
-    if (body.forged !== undefined || !body.ok || body.value === undefined) return body;
-    const json = JSON.stringify(body.value);
-    if (json === undefined || !utf8Above(json, this.maxValueBytes + VALUE_SLACK_BYTES)) return body;
-    const { value: _value, ...rest } = body;
-    return { ...rest, ok: false, error: `result value of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${this.maxValueBytes} (maxValueBytes)` };
   }
 
   /** An envelope from `from` is not passed on: counted and logged, its sender's connection kept (one bad relay must not cut an agent off). */
