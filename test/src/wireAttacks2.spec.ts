@@ -9,8 +9,10 @@ import { WsServerNetwork } from '../../streams/wsNetwork.js';
 import { cliProcesses } from './cliProcesses.js';
 import { agents, bounded, type AnyEvent, cleanUp, cleanups, envelope, expectHonest, quarantined, rogue, start, until, work, TOKEN, WAIT_MS } from '../streams/attackKit.js';
 
-// More attacks by token-holding agents over real sockets, on what the earlier attack specs leave
-// out. Every wait is bounded; every server, agent and socket is closed after each test.
+// More attacks on the coordinator, on what the earlier attack specs leave out: token-holding
+// agents and strangers over real sockets (a Service, or a real `serve` process), and the timing
+// they could sway in virtual time. Every wait is bounded; every server, process and socket is
+// closed after each test.
 afterEach(cleanUp);
 
 const assignOf = (m: WireMessage): AssignBody | undefined => (m.type === 'envelope' && m.kind === 'assign' ? (m.body as AssignBody) : undefined);
