@@ -199,7 +199,11 @@ export class AckTracker {
       if (own === undefined) this.perAgent.set(entry.agentId, (own = this.estimator()));
       own.sample(rtt);
       // The agent's own word on its hold reaches its own estimate only: a false one misleads no one else.
-      if (heldMs === undefined) this.team.sample(rtt / entry.legs);
+      // Its word on the copy it answers reaches the team's, capped at the team's longest wait per
+      // message: uncapped, an agent that answers its first copy just before the budget runs out
+      // raised the budget, and with it its next answers, without bound (×3 a round), and every
+      // agent's lost assignments went unnoticed for as long.
+      if (heldMs === undefined) this.team.sample(Math.min(rtt / entry.legs, this.ackTimeoutMs / DIRECT_LEGS));
     }
     this.forget(attemptKey);
   }

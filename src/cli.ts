@@ -21,7 +21,7 @@ import { execHandler, parseByteSize, type ExecAgent } from './execHandler.js';
 import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
-import { LOG_LEVELS, cliLog, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
+import { LOG_LEVELS, cliLog, lineLimit, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
 import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask, natsCredentialsFromEnv, readServiceState, startAgent, type Handler } from './remote.js';
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
@@ -323,8 +323,13 @@ function attemptsOf(flags: { maxAttempts: number; attemptTimeout: number; progre
   return { maxSubtaskAttempts: flags.maxAttempts, attemptTimeoutMs: flags.attemptTimeout, progressTimeoutMs: flags.progressTimeout, deadlockMs: flags.deadlockTimeout };
 }
 
+/** Lines a second at most of refused connections and frames, and of rejected results (each a flood an attacker can make). */
+const LOGGED_PER_SECOND = 10;
+
 /** How serve logs the coordinator's events: a task's with its id, the engine's (agents, faults) as they are. */
 function logEvent(log: CliLog): (event: CoordinationEvent, taskId: string) => void {
+  // A rogue agent's results are rejected as fast as it sends them: a few lines a second, and a count.
+  const rejections = lineLimit({ perSecond: LOGGED_PER_SECOND, summary: n => log.info(`${n} more result(s) rejected in that second (not shown: more than ${LOGGED_PER_SECOND} a second)`, { event: 'subtask.rejected', hidden: n }) });
   return (event, taskId) => {
     if (event.type === 'task.completed') {
       const m = event.result.metrics;
@@ -334,6 +339,7 @@ function logEvent(log: CliLog): (event: CoordinationEvent, taskId: string) => vo
     }
     if (event.type === 'coordinator.halted') return log.error(`stopped taking work: ${event.reason}`, { event: event.type });
     const text = eventText(event);
+    if (text !== undefined && event.type === 'subtask.rejected') return rejections(() => log[eventLevel(event)](taskId === '' ? text : `task ${taskId}: ${text}`, { ...(taskId === '' ? {} : { task: taskId }), event: event.type, agent: event.agentId, subtask: event.subtaskId }));
     if (text !== undefined) log[eventLevel(event)](taskId === '' ? text : `task ${taskId}: ${text}`, { ...(taskId === '' ? {} : { task: taskId }), event: event.type, ...('agentId' in event && typeof event.agentId === 'string' ? { agent: event.agentId } : {}), ...('subtaskId' in event ? { subtask: event.subtaskId } : {}) });
   };
 }
@@ -361,10 +367,12 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
     if (err instanceof JournalDamaged || /data directory|journal/.test((err as Error).message)) throw new UsageError((err as Error).message);
     throw new ConnectionError(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`);
   }
+  // A stranger can be refused as fast as it connects: refusals are a few lines a second, and a count.
+  const refusals = lineLimit({ perSecond: LOGGED_PER_SECOND, summary: n => log.warn(`refused ${n} more connection(s) or frame(s) in that second (not shown: more than ${LOGGED_PER_SECOND} a second)`, { event: 'refused', hidden: n }) });
   service.server.events$.subscribe(event => {
     if (event.type === 'connected') log.info(`${event.role} ${event.agentId} connected from ${event.remote}${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`, { event: 'connected', agent: event.agentId, role: event.role, remote: event.remote });
     else if (event.type === 'disconnected') log.info(`${event.agentId} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`, { event: 'disconnected', agent: event.agentId, code: event.code });
-    else log.warn(`refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`, { event: 'refused', remote: event.remote, code: event.code });
+    else refusals(() => log.warn(`refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`, { event: 'refused', remote: event.remote, code: event.code }));
   });
   keepServing();
   const held = service.coordinator.tasks();

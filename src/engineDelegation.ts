@@ -83,6 +83,7 @@ export class Delegations {
     const attempt = parent?.attempts.find(a => a.token === body.attempt && a.agentId === from);
     if (parent === undefined || attempt === undefined) return refuse(`attempt ${body.attempt} of ${body.subtaskId} is not ${from}'s to delegate from (it ended, or went elsewhere)`);
     this.host.waiting(attempt);
+    if (body.tooBig !== undefined) return refuse(`the child's ${body.tooBig}`);
     const problem = subtaskProblem(body.subtask);
     if (problem !== undefined) return refuse(`the child ${problem}`);
     const id = `${parent.subtask.id}/${name}`;

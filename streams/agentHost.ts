@@ -355,6 +355,10 @@ export class AgentHost {
     const via = routed.via;
     const hop = routed.hop ?? 0;
     if (via !== undefined && via.length > hop) {
+      // A result in this agent's name that came from elsewhere is a peer's forgery: no route
+      // passes an agent's results back through the agent itself, and passed on it would leave as
+      // its own (from its connection, signed with its key).
+      if (envelope.kind === 'result' && (routed as Partial<ResultBody>).agentId === this.id) return;
       // A relay hop: pass it on, one counted message further. The body itself goes on, its `hop`
       // advanced (O(1) per hop, nothing copied): a sender that keeps a body to send again sends copies.
       (routed as { hop?: number }).hop = hop + 1;

@@ -6,10 +6,10 @@ import { requireInteger, requireNumber, requireScheduler } from '../operators/in
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { Network, RemoteMember } from './network.js';
 import { acceptHandshake, decodeHandshake, helloProven, tokenKey } from './natsSession.js';
-import { hopsLeft, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
+import { hopsLeft, type AssignBody, type CancelBody, type DelegateBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { CLIENT_KINDS, Counters, ORDER_KINDS, SERVICE_KINDS, onWire, type ConnectionRole, type KindCounter, type RemoteAgent, type WsNetworkStats, type WsServerEvent } from './wsNetwork.js';
+import { CLIENT_KINDS, Counters, ORDER_KINDS, SERVICE_KINDS, VALUE_SLACK_BYTES, onWire, sizedChild, sizedValue, type ConnectionRole, type KindCounter, type RemoteAgent, type WsNetworkStats, type WsServerEvent } from './wsNetwork.js';
 
 // Wall-clock time and timers are allowed here: a real transport, at the edge of the system (the
 // architecture test exempts streams/nats*.ts, as streams/ws*.ts). Message stamps still come from
@@ -191,6 +191,8 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
   private unknownTokens = 50;
   private unknownAt = performance.now();
   private closed = false;
+  /** Bytes of the frame being routed: what `route` is given came in a frame this long. */
+  private frameBytes = 0;
 
   constructor({
     connection,
@@ -478,6 +480,7 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
           return this.refuse(session, WS_CLOSE.policyViolation, `a${session.role === 'agent' ? 'n agent' : ' client'} may not send ${message.kind} envelopes`);
         }
         this.counters.received++;
+        this.frameBytes = msg.data.length;
         return this.route(message.from, message.to, message.kind, message.body);
       }
       case 'leave':
@@ -519,17 +522,29 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
   /** Routes an envelope that came from a session (already checked). */
   private route(from: string, to: string, kind: WireKind, body: unknown): void {
     const counter = this.counters.count(kind);
+    // As over WebSocket: no route the coordinator makes passes a node twice; one that comes back
+    // to where it is going next would go round in circles, relayed by honest agents at every hop.
+    const via = (body as Partial<Routed>).via;
+    if (via !== undefined && via.includes(to)) {
+      this.counters.drop(counter, 'unknown');
+      this.counters.rejected++;
+      this.emit({ type: 'rejected', agentId: from, remote: 'nats', code: WS_CLOSE.policyViolation, error: `${kind} from ${JSON.stringify(from)} for ${JSON.stringify(to)}: its route comes back to ${JSON.stringify(to)}: dropped` });
+      return;
+    }
     const local = this.members.get(to);
     if (local !== undefined) {
-      const checked = this.checked(to, kind, body);
+      // Held to maxValueBytes as over WebSocket: a child's payload, a result's value (measured
+      // only when its frame could carry a bigger one, and after its signature is checked).
+      const checked = this.checked(to, kind, kind === 'delegate' ? sizedChild(body as DelegateBody, this.maxValueBytes) : body);
       if (checked === undefined) {
         this.counters.drop(counter, 'unknown');
         this.counters.rejected++;
         this.emit({ type: 'rejected', agentId: from, remote: 'nats', code: WS_CLOSE.forgedSender, error: `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped` });
         return;
       }
+      const taken = kind === 'result' && this.frameBytes > this.maxValueBytes + VALUE_SLACK_BYTES ? sizedValue(checked as ResultBody, this.maxValueBytes) : checked;
       this.counters.deliver(counter);
-      local.next({ from, to, kind, body: checked, sentAt: this.scheduler.now() } as E);
+      local.next({ from, to, kind, body: taken, sentAt: this.scheduler.now() } as E);
       return;
     }
     const session = this.byAgent.get(to);

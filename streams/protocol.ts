@@ -131,6 +131,11 @@ export interface DelegateBody {
   readonly attempt: number;
   /** The child as the handler named it (its id is unique among the parent's children). */
   readonly subtask: Subtask;
+  /**
+   * Set by a transport that bounds payloads, never taken from the wire: why the child cannot be
+   * taken (its payload is above what the coordinator takes). The coordinator refuses it.
+   */
+  readonly tooBig?: string;
 }
 
 /**

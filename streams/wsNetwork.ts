@@ -10,7 +10,7 @@ import { requireInteger, requireNumber, requireInRange, requireScheduler } from 
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
 import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type DecodeOptions, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type HeartbeatBody, type ResultBody, type Routed } from './protocol.js';
+import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type DelegateBody, type HeartbeatBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
 import { turnCork } from './wsCork.js';
@@ -91,6 +91,16 @@ function bytes(data: RawData): Buffer {
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
 
+/** A frame's length in bytes, without copying it. */
+function byteCount(data: RawData): number {
+  if (Array.isArray(data)) {
+    let n = 0;
+    for (const part of data) n += part.length;
+    return n;
+  }
+  return data.byteLength;
+}
+
 function text(data: RawData): string {
   return bytes(data).toString(); // UTF-8; without arguments Buffer takes its shortest path
 }
@@ -167,7 +177,7 @@ export interface WsServerNetworkOptions {
   readonly maxBufferedBytes?: number;
   /** Ids no connection may take (nodes of the server's process that join only now and then). */
   readonly reservedIds?: readonly string[];
-  /** Receives every server event; default: refusals are written to stderr. */
+  /** Receives every server event; default: refusals are written to stderr (ten a second at most, the rest counted). */
   readonly log?: (event: WsServerEvent) => void;
   /** Largest frame before a connection's hello is accepted (nobody unauthenticated makes the server hold more). Default 64 KiB. */
   readonly preHelloMaxBytes?: number;
@@ -292,6 +302,40 @@ export const ORDER_KINDS: ReadonlySet<string> = new Set(['assign', 'cancel']);
 /** What only the coordinator's process sends: an agent sending these is refused. */
 export const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 'peers', 'received', 'delegated']);
 
+/**
+ * Room for the rest of a result's frame beside its value: an agent's transport fails a result
+ * whose frame is above `maxValueBytes` and this (`WsClientNetwork.frameOf`), the server one whose
+ * value is.
+ */
+export const VALUE_SLACK_BYTES = 64 * 1024;
+
+/**
+ * A child asked for over the wire (`delegate`), marked `tooBig` when its payload is above
+ * `maxValueBytes`: held to what a submitted task's payloads are (it would be held and journaled
+ * as they are, and one near the agents' frame limit could be assigned to none of them).
+ */
+export function sizedChild(body: DelegateBody, maxValueBytes: number): DelegateBody {
+  const payload = body.subtask.payload;
+  if (payload === undefined) return body;
+  const json = JSON.stringify(payload);
+  if (!utf8Above(json, maxValueBytes)) return body;
+  return { ...body, tooBig: `payload of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${maxValueBytes} (maxValueBytes)` };
+}
+
+/**
+ * A result whose value is above `maxValueBytes` (what every agent is told at hello) by more than
+ * an honest agent's transport lets through (it turns a frame above `maxValueBytes` and
+ * {@link VALUE_SLACK_BYTES} into a failure itself), as a failure of its attempt: its value is
+ * not taken. To be applied after its signature is checked (the signature covers the value).
+ */
+export function sizedValue(body: ResultBody, maxValueBytes: number): ResultBody {
+  if (body.forged !== undefined || !body.ok || body.value === undefined) return body;
+  const json = JSON.stringify(body.value);
+  if (json === undefined || !utf8Above(json, maxValueBytes + VALUE_SLACK_BYTES)) return body;
+  const { value: _value, ...rest } = body;
+  return { ...rest, ok: false, error: `result value of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${maxValueBytes} (maxValueBytes)` };
+}
+
 /** Longest a `received` waits for company (see `WsServerNetwork.hold`). */
 const HOLD_MAX_MS = 10;
 
@@ -355,10 +399,34 @@ function member(agentId: string, capabilities: readonly string[], slots: number,
   return instance === undefined ? { agentId, capabilities, slots } : { agentId, capabilities, slots, instance };
 }
 
-function defaultServerLog(event: WsServerEvent): void {
-  if (event.type === 'rejected') {
+/** Refusals the default log writes a second at most. */
+const LOGGED_REFUSALS_PER_SECOND = 10;
+
+/**
+ * The default log of one server: refusals to stderr, at most {@link LOGGED_REFUSALS_PER_SECOND} a
+ * second (a stranger is refused as fast as it connects); how many more there were is said with
+ * the first refusal of a later second.
+ */
+function defaultServerLog(): (event: WsServerEvent) => void {
+  let windowStart = -Infinity;
+  let shown = 0;
+  let hidden = 0;
+  return event => {
+    if (event.type !== 'rejected') return;
+    const now = performance.now();
+    if (now - windowStart >= 1000) {
+      if (hidden > 0) console.warn(`[rxswarm ws] refused ${hidden} more (not shown: more than ${LOGGED_REFUSALS_PER_SECOND} a second)`);
+      windowStart = now;
+      shown = 0;
+      hidden = 0;
+    }
+    if (shown === LOGGED_REFUSALS_PER_SECOND) {
+      hidden++;
+      return;
+    }
+    shown++;
     console.warn(`[rxswarm ws] refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`);
-  }
+  };
 }
 
 /**
@@ -456,6 +524,8 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   private turnOpen = false;
   private turnWall = 0;
   private turnAt = 0;
+  /** Bytes of the text frame being handled: what `route` is given came in a frame this long. */
+  private frameBytes = 0;
   private readonly closeTurn = (): void => {
     this.turnOpen = false;
   };
@@ -473,7 +543,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     helloTimeoutMs = 5000,
     maxBufferedBytes = 16 * 1024 * 1024,
     reservedIds = [],
-    log = defaultServerLog,
+    log = defaultServerLog(),
     preHelloMaxBytes = 64 * 1024,
     agentMaxPayload = 16 * 1024 * 1024,
     handshakeTimeoutMs = 5000,
@@ -1003,6 +1073,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
       return this.refuse(connection, WS_CLOSE.rateLimited, `rate limit exceeded (${this.perSecond} frames/s, burst ${this.burst})`);
     }
     if (isBinary) return this.beatFrame(connection, data);
+    this.frameBytes = byteCount(data);
     const joined = connection.agentId !== undefined;
     const decoded = decode(text(data), !joined ? this.decodeLimits.unjoined : connection.role === 'client' ? this.decodeLimits.client : this.decodeLimits.agent);
     if (!decoded.ok) return this.refuse(connection, decoded.closeCode, decoded.error);
@@ -1125,12 +1196,21 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   /** Routes an envelope that came from a socket (already checked), stamped with the scheduler time of the turn it arrived in. */
   private route(from: string, to: string, kind: WireKind, body: unknown): void {
     const counter = this.counters.count(kind);
+    // No route the coordinator makes passes a node twice; one that comes back to where it is
+    // going next would go round in circles, through agents here or in this process, re-encoded by
+    // honest relays at every hop.
+    const via = (body as Partial<Routed>).via;
+    if (via !== undefined && via.includes(to)) {
+      return this.dropRelayed(from, counter, WS_CLOSE.policyViolation, `${kind} from ${JSON.stringify(from)} for ${JSON.stringify(to)}: its route comes back to ${JSON.stringify(to)}: dropped`);
+    }
     const member = this.members.get(to);
     if (member !== undefined) {
-      const checked = this.checked(from, to, kind, body);
+      const checked = this.checked(from, to, kind, kind === 'delegate' ? sizedChild(body as DelegateBody, this.maxValueBytes) : body);
       if (checked === undefined) return this.dropRelayed(from, counter, WS_CLOSE.forgedSender, `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped`);
+      // A frame no longer than the bound cannot carry a bigger value: only a bigger one is measured.
+      const taken = kind === 'result' && this.frameBytes > this.maxValueBytes + VALUE_SLACK_BYTES ? sizedValue(checked as ResultBody, this.maxValueBytes) : checked;
       this.counters.deliver(counter);
-      member.next({ from, to, kind, body: checked, sentAt: this.turnAt } as E);
+      member.next({ from, to, kind, body: taken, sentAt: this.turnAt } as E);
       return;
     }
     const connection = this.connections.get(to);
@@ -1433,7 +1513,7 @@ export class WsClientNetwork<E extends Envelope = Envelope> implements Network<E
     let result = body as ResultBody;
     let frame = this.signedFrame(from, to, result);
     // The value with its envelope: what the coordinator takes, and room for the rest of the frame.
-    if (utf8Above(frame, this.maxValueBytes + 64 * 1024)) {
+    if (utf8Above(frame, this.maxValueBytes + VALUE_SLACK_BYTES)) {
       const { value: _value, ...rest } = result;
       result = { ...rest, ok: false, error: `result of ${Buffer.byteLength(frame, 'utf8')} bytes is above the coordinator's limit of ${this.maxValueBytes}` };
       frame = this.signedFrame(from, to, result);
