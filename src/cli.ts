@@ -21,7 +21,8 @@ import { execHandler, parseByteSize, type ExecAgent } from './execHandler.js';
 import { HandlerLoadError, loadHandler } from './handlerModule.js';
 import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
-import { LOG_LEVELS, cliLog, lineLimit, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
+import { LOG_LEVELS, cliLog, unrefTimer, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
+import { lineLimit } from '../operators/internal/lineLimit.js';
 import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask, natsCredentialsFromEnv, readServiceState, startAgent, type Handler } from './remote.js';
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
@@ -329,7 +330,7 @@ const LOGGED_PER_SECOND = 10;
 /** How serve logs the coordinator's events: a task's with its id, the engine's (agents, faults) as they are. */
 function logEvent(log: CliLog): (event: CoordinationEvent, taskId: string) => void {
   // A rogue agent's results are rejected as fast as it sends them: a few lines a second, and a count.
-  const rejections = lineLimit({ perSecond: LOGGED_PER_SECOND, summary: n => log.info(`${n} more result(s) rejected in that second (not shown: more than ${LOGGED_PER_SECOND} a second)`, { event: 'subtask.rejected', hidden: n }) });
+  const rejections = lineLimit({ perSecond: LOGGED_PER_SECOND, summary: n => log.info(`${n} more result(s) rejected in that second (not shown: more than ${LOGGED_PER_SECOND} a second)`, { event: 'subtask.rejected', hidden: n }), now: Date.now, later: unrefTimer });
   return (event, taskId) => {
     if (event.type === 'task.completed') {
       const m = event.result.metrics;
@@ -368,7 +369,7 @@ async function serve(flags: LogFlags & { host: string; port: number; token?: str
     throw new ConnectionError(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`);
   }
   // A stranger can be refused as fast as it connects: refusals are a few lines a second, and a count.
-  const refusals = lineLimit({ perSecond: LOGGED_PER_SECOND, summary: n => log.warn(`refused ${n} more connection(s) or frame(s) in that second (not shown: more than ${LOGGED_PER_SECOND} a second)`, { event: 'refused', hidden: n }) });
+  const refusals = lineLimit({ perSecond: LOGGED_PER_SECOND, summary: n => log.warn(`refused ${n} more connection(s) or frame(s) in that second (not shown: more than ${LOGGED_PER_SECOND} a second)`, { event: 'refused', hidden: n }), now: Date.now, later: unrefTimer });
   service.server.events$.subscribe(event => {
     if (event.type === 'connected') log.info(`${event.role} ${event.agentId} connected from ${event.remote}${event.role === 'agent' ? ` (capabilities: ${event.capabilities.join(', ') || 'none'}; slots ${event.slots})` : ''}`, { event: 'connected', agent: event.agentId, role: event.role, remote: event.remote });
     else if (event.type === 'disconnected') log.info(`${event.agentId} disconnected (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`, { event: 'disconnected', agent: event.agentId, code: event.code });

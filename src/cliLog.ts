@@ -47,51 +47,7 @@ export function cliLog({ format = 'text', level = 'info', now = Date.now, write 
   return { level, debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
 }
 
-export interface LineLimitOptions {
-  /** Lines a second at most; the rest are counted. */
-  readonly perSecond: number;
-  /** Writes the count of the lines not written, once they stop or the second is over. */
-  readonly summary: (hidden: number) => void;
-  /** Wall-clock ms (the CLI's edge). Default `Date.now`. */
-  readonly now?: () => number;
-  /** Runs `work` after `ms`. Default an unreferenced `setTimeout` (it keeps no process alive). */
-  readonly later?: (work: () => void, ms: number) => void;
-}
-
-/**
- * Keeps one kind of line (refused connections, rejected results) to `perSecond` a second: a
- * flood of them, which anyone who can open a connection can make, must not flood the log. Lines
- * past the limit are counted, and `summary` says how many at the end of their second.
- *
- * @example
- * const refusals = lineLimit({ perSecond: 10, summary: n => log.warn(`… ${n} more not shown`) });
- * refusals(() => log.warn('refused 10.0.0.9:5123: invalid token'));
- */
-export function lineLimit({ perSecond, summary, now = Date.now, later = (work, ms) => void setTimeout(work, ms).unref() }: LineLimitOptions): (write: () => void) => void {
-  if (!(Number.isInteger(perSecond) && perSecond >= 1)) throw new RangeError(`perSecond must be an integer >= 1, got ${String(perSecond)}`);
-  let windowStart = -Infinity;
-  let shown = 0;
-  let hidden = 0;
-  let flushing = false;
-  const flush = (): void => {
-    flushing = false;
-    const count = hidden;
-    hidden = 0;
-    if (count > 0) summary(count);
-  };
-  return write => {
-    const t = now();
-    if (t - windowStart >= 1000) {
-      windowStart = t;
-      shown = 0;
-    }
-    if (shown < perSecond) {
-      shown++;
-      return write();
-    }
-    hidden++;
-    if (flushing) return;
-    flushing = true;
-    later(flush, Math.max(1, windowStart + 1000 - t));
-  };
+/** Runs `work` after `ms` on an unreferenced timer: a summary of hidden lines keeps no process alive. */
+export function unrefTimer(work: () => void, ms: number): void {
+  setTimeout(work, ms).unref();
 }

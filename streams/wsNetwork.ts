@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Observable, Subject, asyncScheduler, concat, defer, filter, from, map, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { lineLimit } from '../operators/internal/lineLimit.js';
 import { requireInteger, requireNumber, requireInRange, requireScheduler } from '../operators/internal/validate.js';
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
@@ -404,28 +405,17 @@ const LOGGED_REFUSALS_PER_SECOND = 10;
 
 /**
  * The default log of one server: refusals to stderr, at most {@link LOGGED_REFUSALS_PER_SECOND} a
- * second (a stranger is refused as fast as it connects); how many more there were is said with
- * the first refusal of a later second.
+ * second (a stranger is refused as fast as it connects), and how many more at the end of the second.
  */
 function defaultServerLog(): (event: WsServerEvent) => void {
-  let windowStart = -Infinity;
-  let shown = 0;
-  let hidden = 0;
+  const refusals = lineLimit({
+    perSecond: LOGGED_REFUSALS_PER_SECOND,
+    summary: n => console.warn(`[rxswarm ws] refused ${n} more (not shown: more than ${LOGGED_REFUSALS_PER_SECOND} a second)`),
+    now: () => performance.now(),
+    later: (work, ms) => void setTimeout(work, ms).unref(),
+  });
   return event => {
-    if (event.type !== 'rejected') return;
-    const now = performance.now();
-    if (now - windowStart >= 1000) {
-      if (hidden > 0) console.warn(`[rxswarm ws] refused ${hidden} more (not shown: more than ${LOGGED_REFUSALS_PER_SECOND} a second)`);
-      windowStart = now;
-      shown = 0;
-      hidden = 0;
-    }
-    if (shown === LOGGED_REFUSALS_PER_SECOND) {
-      hidden++;
-      return;
-    }
-    shown++;
-    console.warn(`[rxswarm ws] refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`);
+    if (event.type === 'rejected') refusals(() => console.warn(`[rxswarm ws] refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`));
   };
 }
 

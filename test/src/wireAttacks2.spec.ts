@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { AckTracker } from '../../src/ackTracker.js';
-import { lineLimit } from '../../src/cliLog.js';
+import { lineLimit } from '../../operators/internal/lineLimit.js';
 import { submitTask } from '../../src/remote.js';
 import type { AssignBody, ResultBody } from '../../streams/protocol.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
