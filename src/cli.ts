@@ -770,7 +770,7 @@ function program(setExit: (code: number) => void): Command {
   cli
     .command('run')
     .description('submits a task file to a coordinator and waits for its result, across a restart of the coordinator; Ctrl-C asks whether to cancel it')
-    .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"?, "timeoutMs"?, "maxAttempts"? }], "complexity"?, "coordinationIntensity"?, "timeoutMs"?, "maxAttempts"? }')
+    .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"?, "timeoutMs"?, "maxAttempts"? }], "complexity"?, "coordinationIntensity"?, "timeoutMs"?, "maxAttempts"?, "deadlineMs"? }')
     .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl))
     .addOption(natsOption('the coordinator'))
     .addOption(tokenOption())

@@ -611,8 +611,9 @@ export function validateTask(task: Task): void {
   }
   if (task.id.includes('\u0000')) throw new RangeError('a task id may not contain NUL');
   if (task.maxAttempts !== undefined && !(Number.isSafeInteger(task.maxAttempts) && task.maxAttempts >= 1)) throw new RangeError(`maxAttempts must be an integer >= 1, got ${String(task.maxAttempts)}`);
-  if (task.timeoutMs !== undefined && !(typeof task.timeoutMs === 'number' && task.timeoutMs > 0 && task.timeoutMs <= MAX_TIMER_MS)) {
-    throw new RangeError(`timeoutMs must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(task.timeoutMs)}`);
+  for (const key of ['timeoutMs', 'deadlineMs'] as const) {
+    const ms = task[key];
+    if (ms !== undefined && !(typeof ms === 'number' && ms > 0 && ms <= MAX_TIMER_MS)) throw new RangeError(`${key} must be a number of ms in (0, ${MAX_TIMER_MS}], got ${String(ms)}`);
   }
   const ids = new Set<string>();
   task.subtasks.forEach((s, i) => {

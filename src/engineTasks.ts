@@ -94,8 +94,10 @@ export class Tasks {
     // Higher priority first; equal priorities keep task order.
     run.queue.sort((a, b) => (b.subtask.priority ?? 0) - (a.subtask.priority ?? 0) || a.index - b.index);
     emitTask(this.engine.hooks, run, { type: 'task.started', at: this.now(), taskId: task.id, resumed: run.done });
-    if (Number.isFinite(this.engine.settings.deadlineMs)) {
-      run.deadline = this.engine.scheduler.schedule(() => this.engine.serial(() => this.finish(run, 'task deadline reached')), Math.max(0, this.engine.settings.deadlineMs - this.now()));
+    // The coordinator's deadline, or the task's own from when it first started, whichever comes first.
+    const dueAt = Math.min(this.engine.settings.deadlineMs, task.deadlineMs === undefined ? Infinity : (entry.startedAt ?? this.now()) + task.deadlineMs);
+    if (Number.isFinite(dueAt)) {
+      run.deadline = this.engine.scheduler.schedule(() => this.engine.serial(() => this.finish(run, 'task deadline reached')), Math.max(0, dueAt - this.now()));
     }
     if (this.engine.started()) {
       this.engine.serial(() => {

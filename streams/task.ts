@@ -30,6 +30,12 @@ export interface Task {
   readonly timeoutMs?: number;
   /** Unsuccessful attempts of each of its subtasks that set none (see `Subtask.maxAttempts`). */
   readonly maxAttempts?: number;
+  /**
+   * The whole task's limit, ms from when it starts (across a coordinator restart too): what has
+   * not finished by then fails with 'task deadline reached'. The coordinator's `deadlineMs`, when
+   * earlier, still holds.
+   */
+  readonly deadlineMs?: number;
 }
 
 /** What a handler may do while it works. */

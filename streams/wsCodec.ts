@@ -233,6 +233,7 @@ const bodies: Record<WireKind, z.ZodType> = {
       coordinationIntensity: level.optional(),
       timeoutMs: timeoutMs.optional(),
       maxAttempts: int.min(1).optional(),
+      deadlineMs: timeoutMs.optional(),
     }),
     watch: z.boolean().optional(),
   }),

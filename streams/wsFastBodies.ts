@@ -70,7 +70,7 @@ function optionalId(value: unknown): boolean {
 }
 
 const SUBTASK_KEYS = new Set(['id', 'payload', 'capabilities', 'priority', 'timeoutMs', 'maxAttempts']);
-const TASK_KEYS = new Set(['id', 'subtasks', 'complexity', 'coordinationIntensity', 'timeoutMs', 'maxAttempts']);
+const TASK_KEYS = new Set(['id', 'subtasks', 'complexity', 'coordinationIntensity', 'timeoutMs', 'maxAttempts', 'deadlineMs']);
 
 /** Whether every key of `o` is one of `keys` (a strict object's schema refuses any other). */
 function onlyKeys(o: Fields, keys: ReadonlySet<string>): boolean {
@@ -169,11 +169,12 @@ function cancel(b: Fields): CancelBody | undefined {
 function submit(b: Fields): unknown {
   const { task, watch } = b;
   if (!isRecord(task) || !onlyKeys(task, TASK_KEYS) || (watch !== undefined && typeof watch !== 'boolean')) return undefined;
-  const { id, subtasks, complexity, coordinationIntensity, timeoutMs, maxAttempts } = task;
+  const { id, subtasks, complexity, coordinationIntensity, timeoutMs, maxAttempts, deadlineMs } = task;
   if (!isId(id) || !Array.isArray(subtasks)) return undefined;
   if ((complexity !== undefined && !isLevel(complexity)) || (coordinationIntensity !== undefined && !isLevel(coordinationIntensity))) return undefined;
   if (timeoutMs !== undefined && !(isFinite(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS)) return undefined;
   if (maxAttempts !== undefined && !(isInt(maxAttempts) && maxAttempts >= 1)) return undefined;
+  if (deadlineMs !== undefined && !(isFinite(deadlineMs) && deadlineMs > 0 && deadlineMs <= MAX_TIMEOUT_MS)) return undefined;
   const checked: Subtask[] = new Array<Subtask>(subtasks.length);
   for (let i = 0; i < subtasks.length; i++) {
     const subtask = subtaskOf(subtasks[i], true);
@@ -185,6 +186,7 @@ function submit(b: Fields): unknown {
   if (coordinationIntensity !== undefined) out['coordinationIntensity'] = coordinationIntensity;
   if (timeoutMs !== undefined) out['timeoutMs'] = timeoutMs;
   if (maxAttempts !== undefined) out['maxAttempts'] = maxAttempts;
+  if (deadlineMs !== undefined) out['deadlineMs'] = deadlineMs;
   return watch === undefined ? { task: out } : { task: out, watch };
 }
 

@@ -4,7 +4,7 @@ import type { CoordinationEvent, CoordinationResult } from '../../src/events.js'
 import { AgentHost } from '../../streams/agentHost.js';
 import { InMemoryNetwork, type Network, type RemoteMember } from '../../streams/network.js';
 import { createRandom } from '../../streams/random.js';
-import type { InProcessAgent, Subtask } from '../../streams/task.js';
+import type { InProcessAgent, Subtask, Task } from '../../streams/task.js';
 import { VirtualScheduler } from '../../streams/virtualScheduler.js';
 import type { TopologyName } from '../../src/topology.js';
 
@@ -36,7 +36,7 @@ const subtasks = (n: number): Subtask[] => Array.from({ length: n }, (_, i) => (
 function runToEnd(
   scheduler: VirtualScheduler,
   coordinator: ReturnType<typeof createCoordinator>,
-  task: { id: string; subtasks: Subtask[] },
+  task: Task,
   during?: (at: number) => void,
 ): { result: CoordinationResult; events: CoordinationEvent[] } {
   const events: CoordinationEvent[] = [];
@@ -180,6 +180,24 @@ describe('createCoordinator', () => {
     expect(Object.keys(result.results)).toHaveLength(2);
     expect(Object.values(result.failed)).toEqual(['task deadline reached', 'task deadline reached', 'task deadline reached']);
     expect(result.metrics.finishedAt).toBe(2500);
+  });
+
+  it('ends a task at its own deadlineMs, counted from when it starts; the coordinator\'s deadline still holds', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 1, 1000), topology: 'star', scheduler, deadlineMs: 8000 });
+    runToEnd(scheduler, coordinator, { id: 'first', subtasks: subtasks(1) });
+    // Started after the first (about 1 s in): due 2.5 s later, with two of its subtasks done.
+    const { result, events } = runToEnd(scheduler, coordinator, { id: 't', subtasks: subtasks(5), deadlineMs: 2500 });
+    const startedAt = (events.find(e => e.type === 'task.started') as { at: number }).at;
+    expect(startedAt).toBeGreaterThanOrEqual(1000);
+    expect(result.success).toBe(false);
+    expect(Object.keys(result.results)).toHaveLength(2);
+    expect(Object.values(result.failed)).toEqual(['task deadline reached', 'task deadline reached', 'task deadline reached']);
+    expect(result.metrics.finishedAt).toBe(startedAt + 2500);
+    // The coordinator's, at 8,000, comes before this one's own.
+    const late = runToEnd(scheduler, coordinator, { id: 'late', subtasks: subtasks(9), deadlineMs: 60_000 });
+    expect(late.result.metrics.finishedAt).toBe(8000);
+    for (const deadlineMs of [0, -1, Number.NaN, 2 ** 31]) expect(() => coordinator.run$({ id: 'bad', subtasks: [], deadlineMs }).subscribe()).toThrow(/deadlineMs must be a number of ms in \(0, 2147483647\]/);
   });
 
   it('finishes an empty task at once', () => {

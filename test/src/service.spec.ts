@@ -36,6 +36,18 @@ describe('Service', () => {
     expect(result.metrics.messagesByKind).not.toHaveProperty('event'); // the service's own traffic is not coordination
   });
 
+  it('ends a submitted task at its deadlineMs: what is unfinished fails with the reason, the agents are free again', async () => {
+    const { service } = await cluster(1);
+    const subtasks = [{ id: 'quick', payload: { sleepMs: 5 } }, ...Array.from({ length: 3 }, (_, i) => ({ id: `long-${i}`, payload: { sleepMs: 60_000 } }))];
+    const result = await submitTask({ url: service.url, token: TOKEN, task: { id: 'due', subtasks, deadlineMs: 400 } });
+    expect(result.success).toBe(false);
+    expect(Object.keys(result.results)).toEqual(['quick']);
+    expect(result.failed).toEqual({ 'long-0': 'task deadline reached', 'long-1': 'task deadline reached', 'long-2': 'task deadline reached' });
+    // The long run was cancelled: the next task gets the agent.
+    const next = await submitTask({ url: service.url, token: TOKEN, task: { id: 'after', subtasks: work(2) } });
+    expect(next.success).toBe(true);
+  });
+
   it('sends no events to a submitter that does not watch, only the outcome', async () => {
     const { service } = await cluster(2);
     const result = await submitTask({ url: service.url, token: TOKEN, task: { id: 'quiet', subtasks: work(10) } });

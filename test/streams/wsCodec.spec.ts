@@ -427,6 +427,7 @@ describe('wsCodec decode, fast paths of the dispatch bodies', () => {
             coordinationIntensity: field(fc.constantFrom('low', 'high', '')),
             timeoutMs: field(fc.oneof(fc.double({ min: 0.001, max: 2 ** 31 - 1, noNaN: true }), fc.constantFrom(2 ** 31, 0))),
             maxAttempts: field(fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constantFrom(0, 1.5))),
+            deadlineMs: field(fc.oneof(fc.double({ min: 0.001, max: 2 ** 31 - 1, noNaN: true }), fc.constantFrom(2 ** 31, 0, -1))),
           }),
         ),
         watch: field(fc.boolean()),
