@@ -47,6 +47,9 @@ const FAILED_ROWS = 10;
 /** Redraws at most this often. */
 const FRAME_MS = 100;
 
+/** Rejections a live view remembers, to show each once (the oldest is forgotten first). */
+const REMEMBERED_REJECTIONS = 1000;
+
 /**
  * The terminal view of a run: notable events (faults, suspicions, healing, switches, repairs) as
  * lines that stay, and below them a redrawn panel — progress of the subtasks, and every agent with
@@ -74,8 +77,9 @@ export class LiveView {
   private origin: number | undefined;
   private frame: ReturnType<typeof setTimeout> | undefined;
   /**
-   * Results rejected so far, by subtask and attempt: a copy of one already rejected (its agent sent
+   * Results rejected lately, by subtask and attempt: a copy of one already rejected (its agent sent
    * it again before it heard it was received: a slow route) is not news, and is not shown again.
+   * The last {@link REMEMBERED_REJECTIONS} only: a rogue agent can make rejections without end.
    */
   private readonly rejected = new Set<string>();
 
@@ -117,6 +121,7 @@ export class LiveView {
     const key = `${e.subtaskId}\u0000${e.attempt}\u0000${e.reason}`;
     if (this.rejected.has(key)) return true;
     this.rejected.add(key);
+    if (this.rejected.size > REMEMBERED_REJECTIONS) this.rejected.delete(this.rejected.values().next().value as string);
     return false;
   }
 

@@ -9,7 +9,7 @@ import { acceptHandshake, decodeHandshake, helloProven, tokenKey } from './natsS
 import { hopsLeft, type AssignBody, type CancelBody, type DelegateBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { CLIENT_KINDS, Counters, ORDER_KINDS, SERVICE_KINDS, VALUE_SLACK_BYTES, onWire, sizedChild, sizedValue, type ConnectionRole, type KindCounter, type RemoteAgent, type WsNetworkStats, type WsServerEvent } from './wsNetwork.js';
+import { CLIENT_KINDS, Counters, ORDER_KINDS, SERVICE_KINDS, VALUE_SLACK_BYTES, defaultServerLog, onWire, sizedChild, sizedValue, type ConnectionRole, type KindCounter, type RemoteAgent, type WsNetworkStats, type WsServerEvent } from './wsNetwork.js';
 
 // Wall-clock time and timers are allowed here: a real transport, at the edge of the system (the
 // architecture test exempts streams/nats*.ts, as streams/ws*.ts). Message stamps still come from
@@ -71,7 +71,7 @@ export interface NatsNetworkOptions {
    * remote agent's would be), not in memory: to run in-process agents over the wire (tests). Default false.
    */
   readonly loopback?: boolean;
-  /** Receives every event; default: refusals to stderr. */
+  /** Receives every event; default: refusals to stderr (ten a second at most, the rest counted). */
   readonly log?: (event: WsServerEvent) => void;
 }
 
@@ -111,10 +111,6 @@ interface Pending<E> {
 
 function member(s: Session): RemoteMember {
   return { agentId: s.agentId, capabilities: s.capabilities, slots: s.slots, instance: s.instance };
-}
-
-function defaultLog(event: WsServerEvent): void {
-  if (event.type === 'rejected') console.warn(`[rxswarm nats] refused ${event.agentId ?? event.remote}: ${event.error} (code ${event.code})`);
 }
 
 const decoder = new TextDecoder();
@@ -212,7 +208,7 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
     ackTimeoutMs,
     maxValueBytes = DEFAULT_MAX_BYTES,
     loopback = false,
-    log = defaultLog,
+    log = defaultServerLog('nats', 'code'),
   }: NatsNetworkOptions) {
     if (connection === null || typeof connection !== 'object' || typeof connection.publish !== 'function') throw new RangeError('connection must be a NatsConnection (connectNats)');
     if (typeof token !== 'string' || token.length === 0) throw new RangeError('token must be a non-empty string');

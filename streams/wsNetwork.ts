@@ -404,18 +404,19 @@ function member(agentId: string, capabilities: readonly string[], slots: number,
 const LOGGED_REFUSALS_PER_SECOND = 10;
 
 /**
- * The default log of one server: refusals to stderr, at most {@link LOGGED_REFUSALS_PER_SECOND} a
- * second (a stranger is refused as fast as it connects), and how many more at the end of the second.
+ * The default log of one server (`[rxswarm ws]`, or NATS's node): refusals to stderr, at most
+ * {@link LOGGED_REFUSALS_PER_SECOND} a second (a stranger is refused as fast as it connects), and
+ * how many more at the end of the second.
  */
-function defaultServerLog(): (event: WsServerEvent) => void {
+export function defaultServerLog(label = 'ws', codeWord = 'close'): (event: WsServerEvent) => void {
   const refusals = lineLimit({
     perSecond: LOGGED_REFUSALS_PER_SECOND,
-    summary: n => console.warn(`[rxswarm ws] refused ${n} more (not shown: more than ${LOGGED_REFUSALS_PER_SECOND} a second)`),
+    summary: n => console.warn(`[rxswarm ${label}] refused ${n} more (not shown: more than ${LOGGED_REFUSALS_PER_SECOND} a second)`),
     now: () => performance.now(),
     later: (work, ms) => void setTimeout(work, ms).unref(),
   });
   return event => {
-    if (event.type === 'rejected') refusals(() => console.warn(`[rxswarm ws] refused ${event.agentId ?? event.remote}: ${event.error} (close ${event.code})`));
+    if (event.type === 'rejected') refusals(() => console.warn(`[rxswarm ${label}] refused ${event.agentId ?? event.remote}: ${event.error} (${codeWord} ${event.code})`));
   };
 }
 

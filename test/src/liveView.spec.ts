@@ -41,6 +41,21 @@ describe('LiveView', () => {
     ]);
   });
 
+  it('remembers the last thousand rejections only: a rogue agent making new ones without end does not grow it', () => {
+    const { stream, text } = capture();
+    const view = new LiveView({ total: 1, stream, live: false });
+    const rejected = (attempt: number): CoordinationEvent => ({ type: 'subtask.rejected', at: attempt, subtaskId: 's-0', agentId: 'rogue', attempt, reason: 'superseded attempt' });
+    for (let attempt = 0; attempt < 5000; attempt++) view.event(rejected(attempt));
+    expect((view as unknown as { rejected: Set<string> }).rejected.size).toBe(1000);
+    // The latest are still known (not shown again); the first, forgotten, would be.
+    view.event(rejected(4999));
+    view.event(rejected(0));
+    view.close();
+    const lines = text().split('\n').filter(Boolean);
+    expect(lines).toHaveLength(5001);
+    expect(lines.at(-1)).toMatch(/attempt 0\)/);
+  });
+
   it('colours what it writes by its own stream (a terminal), not by stdout', () => {
     vi.stubEnv('NO_COLOR', undefined);
     try {
