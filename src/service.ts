@@ -163,6 +163,13 @@ export class Service {
   private readonly inbox: Subscription;
   private readonly connections: Subscription;
   private readonly watchers = new Map<string, Watcher>();
+  /**
+   * When each client last got everything (a `state` with `full`), and the one it gets at the end
+   * of that `feedMs` when it asked again sooner: a client asking for everything as fast as it may
+   * send frames gets it once a tick, not once a frame (it is the dearest frame the service makes).
+   */
+  private readonly fullAt = new Map<string, number>();
+  private readonly fullLater = new Map<string, { watcher: Watcher; timer: Subscription }>();
   private seq = 0;
   private lastKeepalive = 0;
   private lastAttention = '';
@@ -185,6 +192,9 @@ export class Service {
       if (event.type === 'disconnected') {
         view.disconnected(event.agentId);
         this.watchers.delete(event.agentId);
+        this.fullAt.delete(event.agentId);
+        this.fullLater.get(event.agentId)?.timer.unsubscribe();
+        this.fullLater.delete(event.agentId);
         for (const followers of this.followers.values()) followers.delete(event.agentId);
       }
     });
@@ -284,6 +294,8 @@ export class Service {
     if (this.closed) return;
     this.closed = true;
     this.ticker?.unsubscribe();
+    for (const { timer } of this.fullLater.values()) timer.unsubscribe();
+    this.fullLater.clear();
     for (const monitor of this.monitors.values()) monitor.unsubscribe();
     this.monitors.clear();
     this.engineEvents.unsubscribe();
@@ -470,8 +482,28 @@ export class Service {
       return;
     }
     const watcher: Watcher = { live, subtasks, focus, focusSent: 0, missed: undefined, backlog: [], later: live };
-    if (live) this.watchers.set(client, watcher);
-    else this.watchers.delete(client);
+    // Fed changes only once it has had everything.
+    this.watchers.delete(client);
+    const pending = this.fullLater.get(client);
+    if (pending !== undefined) {
+      pending.watcher = watcher; // the latest ask is answered
+      return;
+    }
+    const scheduler = this.server.scheduler;
+    const dueAt = (this.fullAt.get(client) ?? -Infinity) + this.feedMs;
+    if (scheduler.now() >= dueAt) return this.startFeed(client, watcher);
+    const answer = (): void => {
+      const latest = this.fullLater.get(client);
+      this.fullLater.delete(client);
+      if (latest !== undefined) this.startFeed(client, latest.watcher);
+    };
+    this.fullLater.set(client, { watcher, timer: scheduler.schedule(answer, dueAt - scheduler.now()) });
+  }
+
+  /** Everything now to the client; a live watcher is fed the changes from then on. */
+  private startFeed(client: string, watcher: Watcher): void {
+    this.fullAt.set(client, this.server.scheduler.now());
+    if (watcher.live) this.watchers.set(client, watcher);
     this.sendFull(client, watcher);
   }
 

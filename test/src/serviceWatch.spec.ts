@@ -113,4 +113,41 @@ describe('Service: watching and cancelling', () => {
       network.close();
     }
   });
+
+  it('answers a flood of asks for everything with everything once a tick: now, then the latest ask at the end of its tick', async () => {
+    const agents = ['a'].map(id => ({ id, capabilities: [], handle: () => Promise.resolve(1) }));
+    service = await Service.start({ token: TOKEN, port: 0, feedMs: 1000, coordinator: { agents, topology: 'star' }, metrics: { processMetrics: false } });
+    expect((await submitTask({ url: service.url, token: TOKEN, task: { id: 't', subtasks: Array.from({ length: 200 }, (_, i) => ({ id: `s-${i}` })) } })).success).toBe(true);
+    const network = new WsClientNetwork({ url: service.url, agentId: 'flooder', token: TOKEN, role: 'client' });
+    const fulls: StateBody[] = [];
+    let cancelled = false;
+    const inbox = network.join('flooder').subscribe(envelope => {
+      if (envelope.kind === 'state' && (envelope.body as StateBody).full) fulls.push(envelope.body as StateBody);
+      if (envelope.kind === 'cancelled') cancelled = true;
+    });
+    const joined = network.events$.subscribe(event => {
+      if (event.type !== 'joined') return;
+      // A hundred asks at once, one-shot and live by turns; the last is live without rows.
+      for (let i = 0; i < 100; i++) network.send({ from: 'flooder', to: TASKS, kind: 'watch', body: { live: i % 2 === 1, subtasks: i < 99 } });
+    });
+    const until = async (what: string, ok: () => boolean): Promise<void> => {
+      for (const deadline = Date.now() + 10_000; !ok(); await new Promise(resolve => setTimeout(resolve, 20))) {
+        if (Date.now() > deadline) throw new Error(`no ${what} within 10 s`);
+      }
+    };
+    try {
+      await until('the second full state', () => fulls.length >= 2);
+      // Anything the service still had for it comes before the answer to a later ask.
+      network.send({ from: 'flooder', to: TASKS, kind: 'cancel-task', body: { taskId: 'none' } });
+      await until('the answer to a cancel', () => cancelled);
+      expect(fulls).toHaveLength(2);
+      expect(fulls[0]).toHaveProperty('columns'); // the first ask: rows too
+      expect(fulls[1]).not.toHaveProperty('columns'); // the latest: live, no rows
+      expect(fulls[1]!.at - fulls[0]!.at).toBeGreaterThanOrEqual(1000);
+    } finally {
+      joined.unsubscribe();
+      inbox.unsubscribe();
+      network.close();
+    }
+  });
 });
