@@ -2,13 +2,11 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { firstValueFrom, filter, take, timeout } from 'rxjs';
 import type { Envelope } from '../../streams/messages.js';
 import { NatsClientNetwork } from '../../streams/natsClientNetwork.js';
-import { connectNats } from '../../streams/natsConnect.js';
 import { NatsNetwork, READY_FRAME, natsSubjects } from '../../streams/natsNetwork.js';
 import { decodeHandshake, openHandshake, tokenKey } from '../../streams/natsSession.js';
 import type { ResultBody } from '../../streams/protocol.js';
 import { signResult } from '../../streams/signing.js';
-import type { WsServerEvent } from '../../streams/wsNetwork.js';
-import { startNatsServer } from './natsServer.js';
+import { coordinatorNode, startNatsServer } from './natsServer.js';
 
 // Attacks on the NATS transport that test/streams/natsNetwork.spec.ts leaves out, against a real
 // nats-server started per test. Every wait is bounded by WAIT_MS; everything is closed after each.
@@ -33,17 +31,7 @@ async function until(what: string, test: () => boolean): Promise<void> {
 async function setup(options: Partial<Parameters<typeof NatsNetwork.start>[0]> = {}) {
   const s = await startNatsServer({});
   cleanups.push(() => s.stop());
-  const nc = await connectNats({ url: s.url });
-  const network = await NatsNetwork.start({ connection: nc, token: TOKEN, heartbeatMs: 100, log: () => undefined, ...options });
-  cleanups.push(async () => {
-    await network.close();
-    await nc.close();
-  });
-  const events: WsServerEvent[] = [];
-  network.events$.subscribe(e => events.push(e));
-  const inbox: Envelope[] = [];
-  const sub = network.join('coordinator').subscribe(e => inbox.push(e));
-  cleanups.push(() => sub.unsubscribe());
+  const { network, events, inbox } = await coordinatorNode(s.url, TOKEN, cleanups, options);
   const honest = new NatsClientNetwork({ url: s.url, agentId: 'honest', token: TOKEN, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
   cleanups.push(() => honest.close());
   const received: Envelope[] = [];

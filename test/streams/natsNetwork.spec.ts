@@ -5,14 +5,12 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { firstValueFrom, filter, take, timeout, toArray, type Observable } from 'rxjs';
 import type { Envelope } from '../../streams/messages.js';
 import { NatsClientNetwork } from '../../streams/natsClientNetwork.js';
-import { connectNats } from '../../streams/natsConnect.js';
 import { NatsNetwork, READY_FRAME, natsSubjects } from '../../streams/natsNetwork.js';
 import { decodeHandshake, openHandshake, tokenKey, type SessionSecrets } from '../../streams/natsSession.js';
 import type { ResultBody } from '../../streams/protocol.js';
 import { signResult } from '../../streams/signing.js';
 import { WS_CLOSE, decode } from '../../streams/wsCodec.js';
-import type { WsServerEvent } from '../../streams/wsNetwork.js';
-import { startNatsServer, type NatsServer } from './natsServer.js';
+import { coordinatorNode, startNatsServer, type NatsServer } from './natsServer.js';
 
 // The NATS transport against a real nats-server started per test (never skipped: a test that
 // cannot start one fails). Every wait is bounded by WAIT_MS.
@@ -42,20 +40,7 @@ function next<T>(source: Observable<T>, predicate: (value: T) => boolean = () =>
 }
 
 /** A coordinator network on its own connection, with its events recorded. */
-async function coordinator(url: string, options: Partial<ConstructorParameters<typeof NatsNetwork>[0]> = {}): Promise<{ network: NatsNetwork; events: WsServerEvent[]; inbox: Envelope[] }> {
-  const nc = await connectNats({ url });
-  const network = await NatsNetwork.start({ connection: nc, token: TOKEN, heartbeatMs: 100, log: () => undefined, ...options });
-  cleanups.push(async () => {
-    await network.close();
-    await nc.close();
-  });
-  const events: WsServerEvent[] = [];
-  network.events$.subscribe(e => events.push(e));
-  const inbox: Envelope[] = [];
-  const sub = network.join('coordinator').subscribe(e => inbox.push(e));
-  cleanups.push(() => sub.unsubscribe());
-  return { network, events, inbox };
-}
+const coordinator = (url: string, options: Partial<ConstructorParameters<typeof NatsNetwork>[0]> = {}) => coordinatorNode(url, TOKEN, cleanups, options);
 
 function client(url: string, agentId: string, options: Partial<ConstructorParameters<typeof NatsClientNetwork>[0]> = {}): NatsClientNetwork {
   const network = new NatsClientNetwork({ url, agentId, token: TOKEN, capabilities: ['code'], reconnect: { initialDelayMs: 20, maxDelayMs: 200 }, ...options });

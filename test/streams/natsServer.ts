@@ -3,6 +3,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Envelope } from '../../streams/messages.js';
+import { connectNats } from '../../streams/natsConnect.js';
+import { NatsNetwork } from '../../streams/natsNetwork.js';
+import type { WsServerEvent } from '../../streams/wsNetwork.js';
 
 // A real nats-server per test (Debian's package, installed by .ci/run): JetStream on, storage in a
 // fresh temporary directory, a free port on 127.0.0.1. A test that cannot start one fails — the
@@ -111,4 +115,23 @@ export async function startNatsServer({ binary = NATS_SERVER, user, pass, token,
         removeStore();
       })()),
   };
+}
+
+/**
+ * A coordinator node on its own connection to `url`, its events and what reaches `coordinator`
+ * recorded; `cleanups` gets what closes it (run them in reverse after the test).
+ */
+export async function coordinatorNode(url: string, token: string, cleanups: Array<() => unknown>, options: Partial<Parameters<typeof NatsNetwork.start>[0]> = {}): Promise<{ network: NatsNetwork; events: WsServerEvent[]; inbox: Envelope[] }> {
+  const nc = await connectNats({ url });
+  const network = await NatsNetwork.start({ connection: nc, token, heartbeatMs: 100, log: () => undefined, ...options });
+  cleanups.push(async () => {
+    await network.close();
+    await nc.close();
+  });
+  const events: WsServerEvent[] = [];
+  network.events$.subscribe(e => events.push(e));
+  const inbox: Envelope[] = [];
+  const sub = network.join('coordinator').subscribe(e => inbox.push(e));
+  cleanups.push(() => sub.unsubscribe());
+  return { network, events, inbox };
 }
