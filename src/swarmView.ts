@@ -167,6 +167,8 @@ export class SwarmView {
   /** A sample was taken since the last changes: every agent's numbers go with them. */
   private sampled = false;
   private samples = 0;
+  /** Samples since gone agents were last looked for (once a minute). */
+  private sinceForgot = 0;
   private topologyChanged = false;
 
   constructor(
@@ -492,6 +494,10 @@ export class SwarmView {
       a.history.push(this.phiOf(a, at));
       if (a.history.length > 60) a.history.shift();
     }
+    if (++this.sinceForgot >= 60) {
+      this.sinceForgot = 0;
+      this.forgetGone();
+    }
     this.sampled = true;
   }
 
@@ -790,8 +796,14 @@ export class SwarmView {
   private trim(): void {
     const finished = [...this.tasks.values()].filter(t => t.finishedAt !== null);
     for (const t of finished.slice(0, Math.max(0, finished.length - this.keepTasks))) this.forgetTask(t.id);
+    this.forgetGone();
+  }
+
+  /** Forgets agents gone or down for a minute with nothing running (also while no task ends: ids that come and go must not pile up). */
+  private forgetGone(): void {
+    const at = this.now();
     for (const a of [...this.agents.values()]) {
-      if ((a.state === 'gone' || a.state === 'down') && a.running === 0 && this.now() - a.since > 60_000) this.agents.delete(a.id);
+      if ((a.state === 'gone' || a.state === 'down') && a.running === 0 && at - a.since > 60_000) this.agents.delete(a.id);
     }
   }
 

@@ -337,6 +337,9 @@ export function sizedValue(body: ResultBody, maxValueBytes: number): ResultBody 
   return { ...rest, ok: false, error: `result value of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${maxValueBytes} (maxValueBytes)` };
 }
 
+/** Agent ids a server remembers having seen (for how it counts what it drops); the oldest is forgotten first. */
+const KNOWN_IDS = 65_536;
+
 /** Longest a `received` waits for company (see `WsServerNetwork.hold`). */
 const HOLD_MAX_MS = 10;
 
@@ -1006,8 +1009,19 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     const { agentId } = connection;
     if (agentId !== undefined && this.connections.get(agentId) === connection) {
       this.connections.delete(agentId);
+      // Its session key goes with it (a new one comes with its next hello): ids that come and go
+      // must not pile up keys. A result of it still on its way through a relay is marked forged
+      // and sent again by the agent, signed anew, once it is back.
+      if (connection.role === 'agent') this.keys.delete(agentId);
       this.emit({ type: 'disconnected', agentId, role: connection.role, code, reason, clean: connection.left });
     }
+  }
+
+  /** An agent id is known from now on (what is sent to it while it is away is dropped as `down`, not `unknown`); the latest {@link KNOWN_IDS} only. */
+  private remember(agentId: string): void {
+    if (this.known.has(agentId)) return;
+    this.known.add(agentId);
+    if (this.known.size > KNOWN_IDS) this.known.delete(this.known.values().next().value as string);
   }
 
   private onSocketError(connection: Connection, err: Error & { code?: string }): void {
@@ -1139,7 +1153,7 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
     this.connections.set(agentId, connection);
     let key: string | undefined;
     if (role === 'agent') {
-      this.known.add(agentId); // clients come and go by the thousand: they are not remembered
+      this.remember(agentId); // clients come and go by the thousand: they are not remembered
       if (this.signing) {
         // A new key at every hello: whoever held the id before cannot sign for this connection.
         key = newSessionKey();

@@ -90,6 +90,21 @@ describe('SwarmView', () => {
     expect(t.view.subtaskRows().map(s => s.taskId)).toEqual(['t2', 't3']);
   });
 
+  it('forgets agents gone a minute with nothing running while no task ends: ids that come and go do not pile up', () => {
+    const t = setup();
+    for (let i = 0; i < 100; i++) {
+      t.view.connected(`x-${i}`, [], 1);
+      t.view.disconnected(`x-${i}`);
+    }
+    t.view.connected('stays', [], 1);
+    // Sampled once a second: looked for once a minute, forgotten once gone longer than that.
+    for (let second = 1; second <= 120; second++) {
+      t.at(1000 + second * 1000);
+      t.view.sample();
+    }
+    expect(t.view.agentRows(false).map(a => a.id)).toEqual(['stays']);
+  });
+
   it('hands out a task queued whole, as columns, and only the rows changed after it as rows', () => {
     const t = setup();
     t.view.connected('a', [], 1);

@@ -151,6 +151,25 @@ describe('WsServerNetwork: authentication', () => {
   });
 });
 
+describe('WsServerNetwork: ids that come and go', () => {
+  it('forgets a departed agent\'s session key (its next hello brings a new one): a hundred ids joining and leaving leave no keys behind', async () => {
+    const { server, events } = await serve();
+    const keys = (server as unknown as { keys: Map<string, Buffer> }).keys;
+    const before = keys.size;
+    for (let i = 0; i < 100; i++) {
+      const r = await joined(server.url, `passer-${i}`);
+      r.send({ v: 1, type: 'leave' });
+      await r.closed;
+      await first(events, e => e.type === 'disconnected' && e.agentId === `passer-${i}`);
+    }
+    expect(keys.size).toBe(before);
+    // One that comes back gets a key again, and it is signed for.
+    const back = await joined(server.url, 'passer-7');
+    expect(keys.has('passer-7')).toBe(true);
+    back.socket.close();
+  });
+});
+
 describe('WsServerNetwork: bad input', () => {
   it('drops an envelope with a forged from, says so (4003), logs it, and keeps the connection', async () => {
     const { server, events } = await serve();
