@@ -92,6 +92,8 @@ const natsUrl = (text: string): string => {
 };
 
 /** `--nats`: the NATS server instead of a coordinator's address (credentials in the URL or RXSWARM_NATS_USER/_PASSWORD/_TOKEN). */
+/** Where a client command reaches the coordinator over WebSocket (also from RXSWARM_CONNECT). */
+const connectOption = (): Option => new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT');
 const natsOption = (what: string): Option => new Option('--nats <url>', `${what} over NATS: nats://[USER:PASS@]HOST:PORT (credentials also from RXSWARM_NATS_USER, RXSWARM_NATS_PASSWORD, RXSWARM_NATS_TOKEN)`).argParser(natsUrl);
 
 const byteSize = (text: string): number => {
@@ -188,7 +190,7 @@ async function demo({ agents, subtasks, seed, speed }: { agents: number; subtask
   const tally = view.tally;
   console.log('');
   if (congestion !== undefined) console.log(`congestion: from ${congestion.atMs} ms every message between two agents took ${congestion.latencyMs} ms (relays pay it on every hop; the coordinator's links stayed fast)`);
-  console.log(`injected: ${faults.map(f => `${f.kind} ${f.agent} at ${f.atMs} ms`).join('; ') || 'nothing (the task finished before the first fault was due)'}`);
+  console.log(`injected: ${faults.map(f => `${f.kind} ${f.agent} at ${Math.round(f.atMs)} ms`).join('; ') || 'nothing (the task finished before the first fault was due)'}`);
   const detected = Object.entries(tally.faults).map(([kind, n]) => `${kind} ${n}`);
   console.log(`detected: ${detected.join(', ') || 'nothing'}; healed ${tally.healed}; hedged ${tally.hedged}`);
   if (longCall.tookMs !== undefined) {
@@ -737,7 +739,7 @@ function program(setExit: (code: number) => void): Command {
       new Option('--progress-timeout <duration>', 'least progress deadline: an attempt silent this long (before its task has finished work to learn a longer one from) gets a backup attempt on another agent; the first result wins').argParser(duration).default(30_000, '30s'),
       new Option('--deadlock-timeout <duration>', 'a circular wait (agents whose every slot waits for a child that only the next of them can run) lasting this long is a protocol_deadlock: one waiter is aborted and runs again').argParser(duration).default(120_000, '2m'),
       natsOption('a coordinator node whose agents and clients come'),
-      new Option('--lease-ttl <ms>', 'with --nats: the leader lease TTL (failover within about TTL + TTL/4; lower: faster failover, higher: survives longer pauses)').argParser(integer(400, 600_000)).default(4000),
+      new Option('--lease-ttl <ms>', 'with --nats: the leader lease TTL (failover within about TTL + TTL/8; lower: faster failover, higher: survives longer pauses)').argParser(integer(400, 600_000)).default(4000),
       new Option('--node-id <id>', 'with --nats: this node\'s id in the cluster (default HOST-PID)'),
       ...logOptions(),
     ],
@@ -771,7 +773,7 @@ function program(setExit: (code: number) => void): Command {
     .command('run')
     .description('submits a task file to a coordinator and waits for its result, across a restart of the coordinator; Ctrl-C asks whether to cancel it')
     .argument('<task.json>', '{ "id", "subtasks": [{ "id", "payload", "capabilities"?, "priority"?, "timeoutMs"?, "maxAttempts"? }], "complexity"?, "coordinationIntensity"?, "timeoutMs"?, "maxAttempts"?, "deadlineMs"? }')
-    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl))
+    .addOption(connectOption())
     .addOption(natsOption('the coordinator'))
     .addOption(tokenOption())
     .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
@@ -783,7 +785,7 @@ function program(setExit: (code: number) => void): Command {
     .command('attach')
     .description('follows a task by id to its result (a task submitted with run --detach, or whose run was interrupted)')
     .argument('<task-id>', 'the task')
-    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT'))
+    .addOption(connectOption())
     .addOption(natsOption('the coordinator'))
     .addOption(tokenOption())
     .option('--json', 'print the CoordinationResult as JSON (and nothing else on stdout)', false)
@@ -794,7 +796,7 @@ function program(setExit: (code: number) => void): Command {
     cli
       .command(name)
       .description(description)
-      .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT'))
+      .addOption(connectOption())
       .addOption(natsOption('the coordinator'))
       .addOption(tokenOption())
       .option('--json', 'print JSON (and nothing else on stdout)', false);
@@ -802,7 +804,7 @@ function program(setExit: (code: number) => void): Command {
   const statusCommand = cli
     .command('status')
     .description("the coordinator's agents (state, phi, slots, running, usage), protocol, tasks and what needs attention (with --nats: the cluster's leader and standbys too)")
-    .addOption(new Option('--connect <url>', 'the coordinator, ws://HOST:PORT (or --nats)').argParser(wsUrl).env('RXSWARM_CONNECT'))
+    .addOption(connectOption())
     .addOption(natsOption('the coordinator cluster'))
     .addOption(tokenOption())
     .option('--json', 'print JSON (and nothing else on stdout)', false);

@@ -196,7 +196,10 @@ export function switchVerdict(result: CoordinationResult): string | undefined {
   const decided = result.switches.filter(s => Object.keys(s.scores).length > 0);
   if (decided.length === 0) return undefined;
   const back = decided.filter(s => s.revert === true).length;
-  const head = `adaptive: ${decided.length} switch${decided.length === 1 ? '' : 'es'} on measurements, ${back === 0 ? 'none' : back} switched back`;
+  // A protocol not yet measured is scored from the decision matrix's prior: said so, not called a measurement.
+  const onPrior = decided.filter(s => s.reason.includes('(prior)')).length;
+  const basis = onPrior === 0 ? 'on measurements' : onPrior === decided.length ? 'on the prior' : `on measurements (${onPrior} on the prior)`;
+  const head = `adaptive: ${decided.length} switch${decided.length === 1 ? '' : 'es'} ${basis}, ${back === 0 ? 'none' : back} switched back`;
   const last = decided[decided.length - 1] as ProtocolSwitch;
   const after = result.metrics.performance[last.to];
   if (last.revert === true || result.protocol !== last.to || after === undefined) return head;

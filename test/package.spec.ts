@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,11 @@ describe('the packed package', () => {
     for (const target of Object.values(manifest.exports).flatMap(t => (typeof t === 'string' ? [t] : [t.types, t.default]))) {
       expect(files, target).toContain(target.replace(/^\.\//, ''));
     }
+  });
+
+  it('leaves the command executable in the working copy after a build (npx rxswarm runs it there)', () => {
+    // The pack above ran `prepare`, the build.
+    expect(statSync(join(root, manifest.bin.rxswarm!)).mode & 0o111).toBe(0o111);
   });
 
   it('ships the dashboard built at install (the page serve answers at /)', () => {

@@ -271,6 +271,14 @@ describe('runDemo', () => {
     expect(switchVerdict(calm.result)).toBeUndefined();
   });
 
+  it('says when a switch was made on the decision matrix\'s prior rather than on measurements', () => {
+    const result = (reasons: string[]) =>
+      ({ protocol: 'star', switches: reasons.map((reason, i) => ({ from: 'ring', to: 'hierarchical', at: i, reason, scores: { ring: 0.08, hierarchical: 0.25 }, ...(i % 2 === 1 ? { revert: true as const } : {}) })), metrics: { performance: {} } }) as unknown as CoordinationResult;
+    expect(switchVerdict(result(['hierarchical scored 0.25 (prior) vs ring 0.0826']))).toBe('adaptive: 1 switch on the prior, none switched back');
+    expect(switchVerdict(result(['hierarchical scored 0.25 (12 runs) vs ring 0.0826 (30 runs): +200%']))).toBe('adaptive: 1 switch on measurements, none switched back');
+    expect(switchVerdict(result(['hierarchical scored 0.25 (prior) vs ring 0.0826', 'ring scored 0.3 (9 runs) vs hierarchical 0.1 (9 runs)']))).toBe('adaptive: 2 switches on measurements (1 on the prior), 1 switched back');
+  });
+
   it('is the same run for the same seed, event for event, however the time is stepped', async () => {
     const a = await run(7);
     const b = await run(7);
