@@ -185,6 +185,8 @@ export class Service {
     readonly metrics: ServiceMetrics,
     private readonly tracing: ServiceTracing,
     private readonly feedMs: number,
+    /** Lets go of the coordinator's inbox the tapped network holds. */
+    private readonly releaseInbox: () => void,
   ) {
     this.inbox = server.join(TASKS).subscribe(envelope => this.receive(envelope));
     this.connections = server.events$.subscribe(event => {
@@ -255,6 +257,8 @@ export class Service {
       phi: detector?.kind === 'phi' ? (({ kind: _kind, ...rest }) => rest)(detector) : { firstHeartbeatEstimateMs: intervalMs, acceptableHeartbeatPauseMs: 2 * intervalMs, minStdDeviationMs: Math.max(1, options.heartbeat?.jitterMs ?? intervalMs / 10) },
     });
     const metrics = new ServiceMetrics(view, () => Date.now(), metricsOptions);
+    // Refused before anything is taken: a directory in use, a damaged journal (file and offset).
+    const journal = dataDir === ':memory:' ? undefined : FileJournal.open(dataDir);
     // What the coordinator receives and sends, seen on the way: beats and progress, and the
     // routes of its assignments (the topology as it is used).
     const tapped = tappedNetwork<Envelope>(server, {
@@ -265,13 +269,14 @@ export class Service {
       sent: m => {
         if (m.kind === 'assign' && m.from === COORDINATOR) view.routed([m.to, ...(m.body as Routed).via]);
       },
+      // Beats are seen between tasks too: the view judges agents then (an engine joins only while tasks run).
+      hold: COORDINATOR,
     });
-    // Refused before anything is taken: a directory in use, a damaged journal (file and offset).
-    const journal = dataDir === ':memory:' ? undefined : FileJournal.open(dataDir);
     try {
       const coordinator = createCoordinator({ agents: [], ...options, network: tapped, ...(journal === undefined ? {} : { journal }) });
-      return new Service(server, coordinator, onEvent, view, metrics, new ServiceTracing(version), feedMs);
+      return new Service(server, coordinator, onEvent, view, metrics, new ServiceTracing(version), feedMs, tapped.release);
     } catch (err) {
+      tapped.release();
       void journal?.close();
       throw err;
     }
@@ -302,6 +307,7 @@ export class Service {
     this.inbox.unsubscribe();
     this.connections.unsubscribe();
     await this.coordinator.close();
+    this.releaseInbox();
     await this.server.close();
   }
 

@@ -48,6 +48,23 @@ describe('Service', () => {
     expect(next.success).toBe(true);
   });
 
+  it('keeps hearing its agents between tasks: idle agents stay alive in its view, with a low phi', async () => {
+    const { service } = await cluster(2);
+    expect((await submitTask({ url: service.url, token: TOKEN, task: { id: 'before', subtasks: work(4) } })).success).toBe(true);
+    const endedAt = service.server.scheduler.now();
+    // No task runs now: the engine has stopped; the agents beat every 100 ms all the same.
+    for (const deadline = Date.now() + 5000; ; await new Promise(resolve => setTimeout(resolve, 50))) {
+      const rows = service.view.agentRows(false);
+      if (rows.length === 2 && rows.every(r => (r.lastBeatAt ?? 0) > endedAt + 1000)) break;
+      if (Date.now() > deadline) throw new Error(`no beats seen a second after the task ended: ${JSON.stringify(rows.map(r => [r.id, r.state, r.lastBeatAt]))}`);
+    }
+    service.view.watch();
+    for (const row of service.view.agentRows(false)) {
+      expect(row.state).toBe('alive');
+      expect(row.phi).toBeLessThan(8);
+    }
+  });
+
   it('sends no events to a submitter that does not watch, only the outcome', async () => {
     const { service } = await cluster(2);
     const result = await submitTask({ url: service.url, token: TOKEN, task: { id: 'quiet', subtasks: work(10) } });
