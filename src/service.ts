@@ -450,7 +450,8 @@ export class Service {
     const cancelled = this.coordinator.taskInfo(taskId)?.state === 'cancelled';
     const state = result.success ? 'done' : cancelled ? 'cancelled' : 'failed';
     const error = cancelled ? (Object.values(result.failed)[0] ?? 'cancelled') : undefined;
-    this.view.taskEnded(taskId, state, error);
+    // What ended before a restart is in the result, not in the events this service saw.
+    this.view.taskEnded(taskId, state, error, { results: result.results, failed: result.failed, finishedAt: result.metrics.finishedAt });
     this.tracing.taskEnded(taskId, this.server.scheduler.now(), { success: result.success, completed: result.metrics.completed, failed: result.metrics.failed, ...(error === undefined ? {} : { error }) });
     this.queueChanged();
     const tell = (outcome: OutcomeBody): void => {

@@ -16,6 +16,14 @@ export interface SwarmViewOptions {
 }
 
 /** An agent as the view holds it (mutable; rows are made from it). */
+/** What a task's result says of its subtasks (see `SwarmView.taskEnded`). */
+export interface TaskOutcome {
+  readonly results: Readonly<Record<string, unknown>>;
+  readonly failed: Readonly<Record<string, string>>;
+  /** When it finished, in the view's clock. */
+  readonly finishedAt?: number;
+}
+
 class AgentEntry {
   state: AgentState = 'alive';
   detail: string | undefined;
@@ -295,18 +303,23 @@ export class SwarmView {
     this.dirtyTasks.add(entry);
   }
 
-  /** The task ended: `done` (every subtask completed), `failed`, `cancelled`; unfinished subtasks fail with `error`. */
-  taskEnded(taskId: string, state: 'done' | 'failed' | 'cancelled', error?: string): void {
+  /**
+   * The task ended: `done` (every subtask completed), `failed`, `cancelled`; unfinished subtasks
+   * fail with `error`. `outcome` (its result) settles what the view did not see end: the subtasks
+   * a coordinator that restarted had settled before (kept in its journal), as they ended, and when.
+   */
+  taskEnded(taskId: string, state: 'done' | 'failed' | 'cancelled', error?: string, outcome?: TaskOutcome): void {
     const entry = this.tasks.get(taskId);
     if (entry === undefined) return;
-    const at = this.now();
+    const at = outcome?.finishedAt ?? this.now();
     entry.state = state;
     entry.queuePosition = null;
     entry.finishedAt = at;
     if (error !== undefined) entry.error = error;
     for (const s of entry.entries) {
       if (s.state === 'done' || s.state === 'failed') continue;
-      this.endSubtask(entry, s, 'failed', at, error ?? 'the task ended');
+      if (outcome !== undefined && s.id in outcome.results) this.endSubtask(entry, s, 'done', at, undefined);
+      else this.endSubtask(entry, s, 'failed', at, outcome?.failed[s.id] ?? error ?? 'the task ended');
     }
     entry.active.clear();
     this.dirtyTasks.add(entry);

@@ -2,6 +2,9 @@ import { TaskRefusedError, builtinWorker, startAgent, submitTask, type AgentProc
 import { Service } from '../../src/service.js';
 import type { CoordinationEvent } from '../../src/events.js';
 import { asyncScheduler, filter, firstValueFrom, type Observable, throwError, timeout } from 'rxjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WebSocket } from 'ws';
 
 // A coordinator service and its agents in this process over real sockets on 127.0.0.1; every wait
@@ -63,6 +66,29 @@ describe('Service', () => {
       expect(row.state).toBe('alive');
       expect(row.phi).toBeLessThan(8);
     }
+  });
+
+  it('after a restart on its data directory, shows the tasks it finished before as they ended: done subtasks done, failed ones with their reason, at the time they finished', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rxswarm-service-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const first = await Service.start({ token: TOKEN, port: 0, log: () => undefined, dataDir, coordinator: { topology: 'star', heartbeat: { intervalMs: 100 } } });
+    const agent = startAgent({ url: first.url, token: TOKEN, id: 'w-0', heartbeatIntervalMs: 100 });
+    await firstValueFrom(agent.network.events$.pipe(filter(e => e.type === 'joined'), timeout(5000)));
+    const subtasks = [...work(5), { id: 'bad', payload: { fail: true }, maxAttempts: 1 }];
+    const result = await submitTask({ url: first.url, token: TOKEN, task: { id: 'before', subtasks } });
+    expect(Object.keys(result.results)).toHaveLength(5);
+    await agent.leave();
+    await first.close();
+
+    const second = await Service.start({ token: TOKEN, port: 0, log: () => undefined, dataDir, coordinator: { topology: 'star', heartbeat: { intervalMs: 100 } } });
+    cleanups.push(() => second.close());
+    for (const deadline = Date.now() + 5000; second.view.taskRows().find(t => t.id === 'before')?.state !== 'failed'; await new Promise(resolve => setTimeout(resolve, 20))) {
+      if (Date.now() > deadline) throw new Error(`the finished task is not shown: ${JSON.stringify(second.view.taskRows())}`);
+    }
+    expect(second.view.taskRows().find(t => t.id === 'before')).toMatchObject({ completed: 5, failed: 1, finishedAt: result.metrics.finishedAt });
+    const rows = second.view.subtaskRows().filter(r => r.taskId === 'before');
+    expect(rows.filter(r => r.state === 'done').map(r => r.id).sort()).toEqual(work(5).map(w => w.id).sort());
+    expect(rows.find(r => r.id === 'bad')).toMatchObject({ state: 'failed', reason: result.failed['bad'] });
   });
 
   it('sends no events to a submitter that does not watch, only the outcome', async () => {
