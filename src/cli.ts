@@ -534,7 +534,12 @@ function readTask(path: string): Task {
     throw new UsageError(`${path}: ${(err as Error).message}`);
   }
   const invalid = checkBody('submit', { task });
-  if (invalid !== undefined) throw new UsageError(`${path}: ${invalid.replace(/^body\.task\.?/, '') || 'not a task'}`);
+  if (invalid !== undefined) {
+    // `body.task.subtasks.0: …` as validateTask says it: `subtasks[0]: …`, and nothing before a key of the task itself.
+    const at = invalid.indexOf(': ');
+    const where = invalid.slice(0, at).replace(/^body\.task\.?/, '').replace(/\.(\d+)/g, '[$1]');
+    throw new UsageError(`${path}: ${where === '' ? '' : `${where}: `}${invalid.slice(at + 2)}`);
+  }
   return task;
 }
 

@@ -300,7 +300,19 @@ export class SwarmView {
     entry.state = 'running';
     entry.queuePosition = null;
     entry.startedAt = this.now();
+    // Under the protocol in force (until its own events say otherwise).
+    entry.protocol ??= this.protocol;
     this.dirtyTasks.add(entry);
+  }
+
+  /** The protocol in force changed: every running task runs under it now. */
+  private protocolNow(protocol: string): void {
+    this.protocol = protocol;
+    for (const t of this.tasks.values()) {
+      if (t.state !== 'running' || t.protocol === protocol) continue;
+      t.protocol = protocol;
+      this.dirtyTasks.add(t);
+    }
   }
 
   /**
@@ -450,12 +462,12 @@ export class SwarmView {
       case 'healing.fallback_refused':
         return;
       case 'protocol.selected':
-        this.protocol = e.protocol;
+        this.protocolNow(e.protocol);
         if (task !== undefined) task.protocol = e.protocol;
         this.topologyChanged = true;
         return;
       case 'protocol.switched':
-        this.protocol = e.switch.to;
+        this.protocolNow(e.switch.to);
         if (task !== undefined) task.protocol = e.switch.to;
         this.switches.push({ at: e.at, from: e.switch.from, to: e.switch.to, reason: e.switch.reason, scores: e.switch.scores });
         if (this.switches.length > 20) this.switches.shift();

@@ -41,6 +41,26 @@ describe('rxswarm command line', () => {
     expect(out.stderr).toMatch(/rxswarm --help/);
   });
 
+  it('says what is wrong with a task file where it is, as validateTask says it, before connecting (exit 2)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rxswarm-taskfile-'));
+    try {
+      const cases: Array<[unknown, RegExp]> = [
+        [{ id: 't', subtasks: [], deadLineMs: 5 }, /^error: \S+: Unrecognized key: "deadLineMs"$/m],
+        [{ id: 't', subtasks: [{ id: 'x', capabilites: ['a'] }] }, /^error: \S+: subtasks\[0\]: Unrecognized key: "capabilites"$/m],
+        [{ id: 't', subtasks: [{ id: 'x', priority: 'high' }] }, /^error: \S+: subtasks\[0\]: priority must be a finite number, got high$/m],
+      ];
+      cases.forEach(([task, message], i) => {
+        const file = join(dir, `task-${i}.json`);
+        writeFileSync(file, JSON.stringify(task));
+        const out = cli('run', file, '--connect', 'ws://127.0.0.1:1', '--token', 't');
+        expect(out.status).toBe(2);
+        expect(out.stderr).toMatch(message);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('demo runs the main job to the end and reports, the same for the same seed', () => {
     const args = ['demo', '--agents', '6', '--subtasks', '60', '--seed', '2', '--speed', '200'];
     const out = cli(...args);

@@ -90,6 +90,17 @@ describe('SwarmView', () => {
     expect(t.view.subtaskRows().map(s => s.taskId)).toEqual(['t2', 't3']);
   });
 
+  it('shows a running task under the protocol in force, and follows a switch', () => {
+    const t = setup();
+    t.view.event({ type: 'protocol.selected', at: 1000, protocol: 'hierarchical', reason: 'decision matrix' }, '');
+    t.view.taskQueued({ id: 'one', subtasks: [{ id: 's' }] });
+    expect(t.view.taskRows()[0]!.protocol).toBeNull();
+    t.view.taskStarted('one');
+    expect(t.view.taskRows()[0]!.protocol).toBe('hierarchical');
+    t.view.event({ type: 'protocol.switched', at: 2000, switch: { from: 'hierarchical', to: 'mesh', at: 2000, reason: 'r', scores: {} }, inFlight: 0 } as CoordinationEvent, '');
+    expect(t.view.taskRows()[0]!.protocol).toBe('mesh');
+  });
+
   it('forgets agents gone a minute with nothing running while no task ends: ids that come and go do not pile up', () => {
     const t = setup();
     for (let i = 0; i < 100; i++) {
