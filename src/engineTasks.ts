@@ -71,11 +71,16 @@ export class Tasks {
       healingFrom: this.engine.healing()?.length ?? 0,
       switchesFrom: this.engine.switches.length,
       stale: 0,
+      alongside: 0,
       assignments: 0,
       deadline: undefined,
       finished: false,
       emit,
     };
+    for (const other of this.engine.runs.values()) {
+      other.alongside++;
+      run.alongside++;
+    }
     this.engine.runs.set(task.id, run);
     [...task.subtasks, ...entry.children].forEach((subtask, index) => {
       const ledgerEntry = entry.subtasks[subtask.id] as SubtaskEntry;

@@ -12,10 +12,15 @@ export interface CoordinationMetrics {
   readonly staleResultsRejected: number;
   /** Assignments sent (first runs and reassignments). */
   readonly assignments: number;
-  /** Messages the network carried during the run, by kind and in all. */
+  /**
+   * Messages the network carried during the run, by kind and in all: the whole network's, so
+   * those of other tasks that ran alongside (`tasksAlongside`) are counted too.
+   */
   readonly messages: number;
   readonly messagesByKind: Readonly<Record<string, number>>;
   readonly messagesPerSubtask: number;
+  /** Other tasks that ran at some time during this one (0: its counts are its own). */
+  readonly tasksAlongside?: number;
   readonly startedAt: number;
   readonly finishedAt: number;
   readonly durationMs: number;

@@ -318,7 +318,7 @@ export function reportLines(result: CoordinationResult, pc: Colors = stdoutColor
         `  measured under ${protocol}: score ${Number(defaultScore(p).toPrecision(3))} (${p.count} runs, ${Math.round(100 * p.successRate)} % ok, p95 ${(p.p95LatencyMs / 1000).toFixed(2)} s, ${p.messagesPerExecution.toFixed(1)} messages each)`,
     ),
     `assignments: ${m.assignments} for ${m.subtasks} subtasks, stale results rejected: ${m.staleResultsRejected}`,
-    `messages: ${m.messages} (${m.messagesPerSubtask.toFixed(1)} per subtask): ${Object.entries(m.messagesByKind).map(([k, n]) => `${k} ${n}`).join(', ')}`,
+    `messages: ${m.messages} (${m.messagesPerSubtask.toFixed(1)} per subtask)${(m.tasksAlongside ?? 0) > 0 ? `, with the ${m.tasksAlongside} other task(s) that ran alongside (the network's count; the scores above are theirs too)` : ''}${Object.keys(m.messagesByKind).length === 0 ? '' : `: ${Object.entries(m.messagesByKind).map(([k, n]) => `${k} ${n}`).join(', ')}`}`,
     `healing: ${result.healing.length} attempt(s), ${result.healing.filter(h => h.ok).length} succeeded`,
   ];
   const failed = Object.entries(result.failed);

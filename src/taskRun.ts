@@ -73,6 +73,8 @@ export interface TaskRun {
   readonly switchesFrom: number;
   stale: number;
   assignments: number;
+  /** Other tasks that ran at some time while it did (the network's counts during it are theirs too). */
+  alongside: number;
   deadline: Subscription | undefined;
   finished: boolean;
   /** Gets the task's own events (its subtasks', its end) and the engine's (agents, faults, protocol). */
@@ -152,6 +154,7 @@ export function runMetrics(run: TaskRun, byKind: Readonly<Record<string, KindSta
     messages,
     messagesByKind,
     messagesPerSubtask: size === 0 ? 0 : messages / size,
+    tasksAlongside: run.alongside,
     startedAt: run.startedAt,
     finishedAt: now,
     durationMs: now - run.startedAt,

@@ -200,6 +200,20 @@ describe('createCoordinator', () => {
     for (const deadlineMs of [0, -1, Number.NaN, 2 ** 31]) expect(() => coordinator.run$({ id: 'bad', subtasks: [], deadlineMs }).subscribe()).toThrow(/deadlineMs must be a number of ms in \(0, 2147483647\]/);
   });
 
+  it('says how many other tasks ran alongside a task (its message counts are the network\'s, theirs too)', () => {
+    const scheduler = new VirtualScheduler();
+    const coordinator = createCoordinator({ agents: team(scheduler, 2, 100), topology: 'star', scheduler, maxTasks: 2 });
+    const results: CoordinationResult[] = [];
+    for (const id of ['a', 'b']) coordinator.run$({ id, subtasks: subtasks(4) }).subscribe(e => e.type === 'task.completed' && results.push(e.result));
+    for (let t = 0; results.length < 2 && t < 60_000; t += 100) scheduler.advanceTo(t);
+    expect(results.map(r => [r.taskId, r.metrics.tasksAlongside])).toEqual([
+      ['a', 1],
+      ['b', 1],
+    ]);
+    const alone = runToEnd(scheduler, coordinator, { id: 'c', subtasks: subtasks(2) });
+    expect(alone.result.metrics.tasksAlongside).toBe(0);
+  });
+
   it('finishes an empty task at once', () => {
     const scheduler = new VirtualScheduler();
     const coordinator = createCoordinator({ agents: team(scheduler, 2), topology: 'ring', scheduler });

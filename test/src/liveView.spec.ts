@@ -140,4 +140,12 @@ describe('LiveView', () => {
     // 1 / (1 + 1 s) / (1 + 5 / 10)
     expect(lines).toContain('  measured under hierarchical: score 0.333 (300 runs, 100 % ok, p95 1.00 s, 5.0 messages each)');
   });
+
+  it('says when the counts are shared with other tasks that ran alongside, and leaves no trailing colon without kinds', () => {
+    const metrics = { subtasks: 2, completed: 2, failed: 0, staleResultsRejected: 0, assignments: 2, messages: 10, messagesByKind: { assign: 6, result: 4 }, messagesPerSubtask: 5, startedAt: 0, finishedAt: 1, durationMs: 1, performance: {} };
+    const line = (m: object) => reportLines({ taskId: 't', success: true, results: {}, failed: {}, protocol: 'star', protocolId: 'p', metrics: m as typeof metrics, healing: [], switches: [] }).find(l => l.startsWith('messages'));
+    expect(line(metrics)).toBe('messages: 10 (5.0 per subtask): assign 6, result 4');
+    expect(line({ ...metrics, tasksAlongside: 2 })).toBe("messages: 10 (5.0 per subtask), with the 2 other task(s) that ran alongside (the network's count; the scores above are theirs too): assign 6, result 4");
+    expect(line({ ...metrics, messages: 0, messagesByKind: {}, messagesPerSubtask: 0 })).toBe('messages: 0 (0.0 per subtask)');
+  });
 });
