@@ -77,7 +77,12 @@ export class AgentLog {
       // The connection was up: this is a loss (or a shutdown), not yet a failed attempt.
       this.joined = false;
       this.attempts = 0;
-      if (code === 1001) return `${this.id}: the coordinator at ${this.url} is shutting down; waiting for it to come back`;
+      // 1001: a server shutting down, or a coordinator that does not know the session (NATS: a new leader).
+      if (code === 1001) {
+        return /unknown session/.test(reason)
+          ? `${this.id}: the coordinator at ${this.url} does not know this session (a new coordinator took over); saying hello again`
+          : `${this.id}: the coordinator at ${this.url} is shutting down; waiting for it to come back`;
+      }
       return `${this.id}: connection to ${this.url} lost (close ${code}${reason ? `: ${reason}` : ''}); reconnecting`;
     }
     this.attempts++;

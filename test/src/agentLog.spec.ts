@@ -67,6 +67,19 @@ describe('AgentLog', () => {
     ]);
   });
 
+  it('a session a new coordinator does not know (NATS: a standby took over) is said as that, not as a shutdown', () => {
+    const out = lines([
+      [0, joined('s1')],
+      [10, lost(1001, 'unknown session: say hello again')],
+      [20, joined('s2', 2)],
+    ]);
+    expect(out).toEqual([
+      `a-1 joined ${URL}`,
+      `a-1: the coordinator at ${URL} does not know this session (a new coordinator took over); saying hello again`,
+      `a-1: coordinator restarted (new session); rejoined ${URL}, starting over`,
+    ]);
+  });
+
   it('a coordinator restart reads as one: shutting down, waiting, restarted and starting over — no close codes', () => {
     const out = lines([
       [0, joined('s1')],
