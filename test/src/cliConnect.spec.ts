@@ -118,13 +118,14 @@ describe('a client command that cannot connect', () => {
     // No agents: the task is taken and waits; then the coordinator is gone without a word.
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the task was not taken within ${WAIT_MS} ms; stderr:\n${run.stderr()}`)), WAIT_MS);
-      const check = setInterval(() => {
-        if (/task review-42: (running|queued)/.test(run.stderr())) {
-          clearInterval(check);
-          clearTimeout(timer);
-          resolve();
-        }
-      }, 20);
+      const taken = (): void => {
+        if (!/task review-42: (running|queued)/.test(run.stderr())) return;
+        clearTimeout(timer);
+        run.child.stderr?.off('data', taken);
+        resolve();
+      };
+      run.child.stderr?.on('data', taken);
+      taken();
     });
     server.child.kill('SIGKILL');
     const { code, stderr } = await ended(run);
