@@ -128,12 +128,14 @@ export class NotConnectedError extends Error {
   }
 }
 
-/** What a client says when its first attempt ends in `event`, before any join. */
-function notConnected({ code, reason, cause }: { readonly code: number; readonly reason: string; readonly cause: ConnectionCause | undefined }): NotConnectedError {
+type Disconnected = Extract<WsClientEvent, { type: 'disconnected' }>;
+
+/** What a client says when its attempt ends in `event` before any join (`withinMs`: after trying that long). */
+function notConnected({ code, reason, cause }: Pick<Disconnected, 'code' | 'reason' | 'cause'>, withinMs?: number): NotConnectedError {
   const closed = `close ${code}${reason ? `: ${reason}` : ''}`;
   const message =
     cause !== undefined
-      ? `cannot connect: ${cause.message}`
+      ? `cannot connect${withinMs === undefined ? '' : ` within ${withinMs} ms`}: ${cause.message}`
       : code === WS_CLOSE.unauthenticated
         ? `the coordinator refused the token (${closed}): check --token or RXSWARM_TOKEN against the token \`rxswarm serve\` was given`
         : code === 1006
@@ -353,7 +355,18 @@ export function followTask({
     /** Whether a connection was ever made: until then a failure is final and nothing was sent. */
     let connected = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    // Started by the first join: before it, the connect timeout bounds the wait.
+    // Over NATS, a hello nobody answers may be a failover between leaders: the first connection is
+    // retried within the silence limit, then fails with the last attempt's cause. Over WebSocket
+    // the first failed attempt (bounded by the connect timeout) is the answer.
+    const patient = isNatsUrl(url);
+    let failure: Disconnected | undefined;
+    if (patient) {
+      timer = setTimeout(() => {
+        finish();
+        reject(failure === undefined ? new NotConnectedError(`cannot connect: no coordinator answered within ${silenceMs} ms`, 1006) : notConnected(failure, silenceMs));
+      }, silenceMs);
+    }
+    // Started by the first join: before it, the bound above or the connect timeout.
     const heard = (): void => {
       clearTimeout(timer);
       timer = setTimeout(() => {
@@ -363,6 +376,8 @@ export function followTask({
     };
     const joined = network.events$.subscribe(event => {
       if (event.type === 'disconnected' && !connected) {
+        failure = event;
+        if (patient && event.willReconnect) return;
         // Never reached: say why now rather than retry until the silence limit.
         finish();
         reject(notConnected(event));

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startNatsServer } from '../streams/natsServer.js';
 import { cliProcesses, type Proc } from './cliProcesses.js';
 
 // A client command that cannot make its connection says why at once and exits 2; one whose
@@ -108,6 +109,21 @@ describe('a client command that cannot connect', () => {
       expect({ name, code }).toEqual({ name, code: 2 });
       expect(stderr).toContain('the coordinator refused the token (close 4001: invalid token): check --token or RXSWARM_TOKEN');
       expect(stderr).not.toMatch(/may still run|said nothing/);
+    }
+  });
+
+  it('over NATS with no coordinator answering: run keeps trying within --silence-ms (a failover may be under way), then says the task was not submitted and why; tasks says why at once', async () => {
+    const nats = await startNatsServer({ jetstream: false });
+    try {
+      const run = await ended(start('run', task, '--nats', nats.url, '--silence-ms', '2000'));
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^error: task review-42 was not submitted: nats:\/\/.*: cannot connect within 2000 ms: no coordinator answers on rxswarm\.hello: is `rxswarm serve --nats` running against this NATS server/);
+      expect(run.stderr).not.toMatch(/may still run/);
+      const tasks = await ended(start('tasks', '--nats', nats.url));
+      expect(tasks.code).toBe(2);
+      expect(tasks.stderr).toMatch(/cannot connect: no coordinator answers on rxswarm\.hello/);
+    } finally {
+      await nats.stop();
     }
   });
 
