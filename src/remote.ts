@@ -113,8 +113,8 @@ function clientNetwork(options: ClientNetworkOptions): ClientNetwork {
 }
 
 /**
- * The connection was never made: the first attempt failed before the service said anything
- * (refused, host not found, TLS, timed out, or the hello refused), so nothing was sent to it.
+ * The connection was never made: no attempt reached the service (refused, host not found, TLS,
+ * timed out, or the hello refused), so nothing was sent to it.
  * `cause`: why, from the transport ({@link ConnectionCause}), when it knew; `code`: the close code.
  */
 export class NotConnectedError extends Error {
@@ -287,8 +287,9 @@ export interface SubmitOptions {
   /**
    * Once the service was reached, gives up when it has said nothing for this long (a stopped or
    * unreachable coordinator), connected or not: it reconnects and re-attaches to the task
-   * meanwhile, also across a coordinator restart. Also bounds the first attempt to connect (with
-   * the transport's own bound, 10 s over WebSocket), which fails at once. Default 30,000.
+   * meanwhile, also across a coordinator restart. Before it was first reached: over WebSocket the
+   * first attempt decides (bounded by this and 10 s), over NATS attempts go on within this limit
+   * (no coordinator answering may be a failover); either way the failure names its cause. Default 30,000.
    */
   readonly silenceMs?: number;
   /** Largest frame taken from the service: the whole result comes in one. Default 256 MiB. */
