@@ -23,7 +23,7 @@ import { LiveView, eventText, reportLines } from './liveView.js';
 import { AgentLog } from './agentLog.js';
 import { LOG_LEVELS, cliLog, unrefTimer, type CliLog, type LogFormat, type LogLevel } from './cliLog.js';
 import { lineLimit } from '../operators/internal/lineLimit.js';
-import { CoordinatorSilentError, TaskRefusedError, cancelServiceTask, followTask, natsCredentialsFromEnv, readServiceState, startAgent, type Handler } from './remote.js';
+import { CoordinatorSilentError, NotConnectedError, TaskRefusedError, cancelServiceTask, followTask, natsCredentialsFromEnv, readServiceState, startAgent, type Handler } from './remote.js';
 import { statusLines, statusJson, taskLines } from './statusText.js';
 import { simulationHtml } from './simulationHtml.js';
 import { Service } from './service.js';
@@ -610,6 +610,8 @@ async function follow(task: Task | { id: string }, submit: boolean, flags: Follo
       return EXIT.ok;
     }
     if (err instanceof TaskRefusedError) throw new UsageError(`${file ?? task.id}: ${err.message}`);
+    // Never connected: nothing was sent, so the task is neither running nor to be attached to.
+    if (err instanceof NotConnectedError) throw new ConnectionError(`${submit ? `task ${task.id} was not submitted: ` : ''}${shown}: ${err.message}`);
     if (err instanceof CoordinatorSilentError) throw new ConnectionError(`${shown}: ${err.message}`);
     throw new ConnectionError(`${shown}: ${(err as Error).message}`);
   } finally {

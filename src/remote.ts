@@ -5,6 +5,7 @@ import type { Network } from '../streams/network.js';
 import type { CancelledBody, EventBody, OutcomeBody, StateBody, TaskStateBody } from '../streams/protocol.js';
 import { createRandom } from '../streams/random.js';
 import type { AgentContext, InProcessAgent, Subtask, Task } from '../streams/task.js';
+import type { ConnectionCause } from '../streams/connectionCause.js';
 import { WS_CLOSE, checkBody } from '../streams/wsCodec.js';
 import { WsClientNetwork, WsConnectionError, type ConnectionRole, type WsClientEvent, type ReconnectOptions } from '../streams/wsNetwork.js';
 import { NatsClientNetwork } from '../streams/natsClientNetwork.js';
@@ -92,6 +93,8 @@ interface ClientNetworkOptions {
   readonly log?: (event: WsClientEvent) => void;
   /** WebSocket: what a turn sends goes out in one write (see `WsClientNetworkOptions.coalesceWrites`). */
   readonly coalesceWrites?: boolean;
+  /** An attempt not joined within this long is abandoned (cause: timed out). Default: the transport's (10 s over WebSocket, 5 s a hello over NATS). */
+  readonly connectTimeoutMs?: number;
 }
 
 /** NATS credentials from RXSWARM_NATS_USER and RXSWARM_NATS_PASSWORD, or RXSWARM_NATS_TOKEN (kept out of `ps`; the URL's win). */
@@ -105,8 +108,40 @@ export function natsCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): { 
 /** The network of a client or agent process, by the URL's scheme. */
 function clientNetwork(options: ClientNetworkOptions): ClientNetwork {
   if (!isNatsUrl(options.url)) return new WsClientNetwork(options);
-  const { coalesceWrites: _ws, ...nats } = options;
-  return new NatsClientNetwork({ ...natsCredentialsFromEnv(), ...nats });
+  const { coalesceWrites: _ws, connectTimeoutMs, ...nats } = options;
+  return new NatsClientNetwork({ ...natsCredentialsFromEnv(), ...nats, ...(connectTimeoutMs === undefined ? {} : { helloTimeoutMs: Math.min(5000, connectTimeoutMs) }) });
+}
+
+/**
+ * The connection was never made: no attempt reached the service (refused, host not found, TLS,
+ * timed out, or the hello refused), so nothing was sent to it.
+ * `cause`: why, from the transport ({@link ConnectionCause}), when it knew; `code`: the close code.
+ */
+export class NotConnectedError extends Error {
+  override name = 'NotConnectedError';
+  constructor(
+    message: string,
+    readonly code: number,
+    override readonly cause?: ConnectionCause,
+  ) {
+    super(message);
+  }
+}
+
+type Disconnected = Extract<WsClientEvent, { type: 'disconnected' }>;
+
+/** What a client says when its attempt ends in `event` before any join (`withinMs`: after trying that long). */
+function notConnected({ code, reason, cause }: Pick<Disconnected, 'code' | 'reason' | 'cause'>, withinMs?: number): NotConnectedError {
+  const closed = `close ${code}${reason ? `: ${reason}` : ''}`;
+  const message =
+    cause !== undefined
+      ? `cannot connect${withinMs === undefined ? '' : ` within ${withinMs} ms`}: ${cause.message}`
+      : code === WS_CLOSE.unauthenticated
+        ? `the coordinator refused the token (${closed}): check --token or RXSWARM_TOKEN against the token \`rxswarm serve\` was given`
+        : code === 1006
+          ? `cannot connect: the connection closed before the coordinator answered (${closed}): is \`rxswarm serve\` running at that address?`
+          : `the coordinator refused the connection (${closed})`;
+  return new NotConnectedError(message, code, cause);
 }
 
 export interface AgentProcessOptions {
@@ -250,9 +285,11 @@ export interface SubmitOptions {
   /** Where the task stands: taken (with its queue position), started, and every few seconds while it runs. */
   readonly onState?: (state: TaskStateBody) => void;
   /**
-   * Gives up when the service has said nothing for this long (a stopped or unreachable
-   * coordinator), connected or not: it reconnects and re-attaches to the task meanwhile, also
-   * across a coordinator restart. Default 30,000.
+   * Once the service was reached, gives up when it has said nothing for this long (a stopped or
+   * unreachable coordinator), connected or not: it reconnects and re-attaches to the task
+   * meanwhile, also across a coordinator restart. Before it was first reached: over WebSocket the
+   * first attempt decides (bounded by this and 10 s), over NATS attempts go on within this limit
+   * (no coordinator answering may be a failover); either way the failure names its cause. Default 30,000.
    */
   readonly silenceMs?: number;
   /** Largest frame taken from the service: the whole result comes in one. Default 256 MiB. */
@@ -280,9 +317,11 @@ export interface FollowedTask {
 
 /**
  * Submits a task to a coordinator service (`rxswarm run`) and resolves with its result. Rejects
- * with a {@link TaskRefusedError} when the service refuses the task, a {@link CoordinatorSilentError}
- * when the service says nothing for `silenceMs`, or an Error when the connection is refused (bad
- * token). A lost connection is not the end: it reconnects and re-attaches to the task by its id.
+ * with a {@link TaskRefusedError} when the service refuses the task, a {@link NotConnectedError} at
+ * once when the first connection cannot be made (refused, host not found, TLS, timed out, bad token:
+ * the task was not submitted), a {@link CoordinatorSilentError} when the service, once reached, says
+ * nothing for `silenceMs`, or an Error when a later connection is refused for good. A connection
+ * lost after it was made is not the end: it reconnects and re-attaches to the task by its id.
  */
 export function submitTask(options: SubmitOptions): Promise<CoordinationResult> {
   return followTask({ ...options, submit: true }).result;
@@ -308,12 +347,27 @@ export function followTask({
   }
   if (!(silenceMs > 0 && silenceMs <= 2 ** 31 - 1)) throw new RangeError(`silenceMs must be a number of ms in (0, ${2 ** 31 - 1}], got ${String(silenceMs)}`);
   const id = `run-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const network = clientNetwork({ url, agentId: id, token, role: 'client', maxPayload });
+  // The first attempt is bounded by the silence limit too (the transport's own bound when shorter).
+  const network = clientNetwork({ url, agentId: id, token, role: 'client', maxPayload, connectTimeoutMs: Math.min(10_000, silenceMs) });
   let detach = (): void => undefined;
   const result = new Promise<CoordinationResult>((resolve, reject) => {
     /** The service has the task (it said where it stands): from now on, only attach. */
     let taken = !submit;
+    /** Whether a connection was ever made: until then a failure is final and nothing was sent. */
+    let connected = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    // Over NATS, a hello nobody answers may be a failover between leaders: the first connection is
+    // retried within the silence limit, then fails with the last attempt's cause. Over WebSocket
+    // the first failed attempt (bounded by the connect timeout) is the answer.
+    const patient = isNatsUrl(url);
+    let failure: Disconnected | undefined;
+    if (patient) {
+      timer = setTimeout(() => {
+        finish();
+        reject(failure === undefined ? new NotConnectedError(`cannot connect: no coordinator answered within ${silenceMs} ms`, 1006) : notConnected(failure, silenceMs));
+      }, silenceMs);
+    }
+    // Started by the first join: before it, the bound above or the connect timeout.
     const heard = (): void => {
       clearTimeout(timer);
       timer = setTimeout(() => {
@@ -321,8 +375,15 @@ export function followTask({
         reject(new CoordinatorSilentError(`the coordinator has said nothing for ${silenceMs} ms; task ${task.id} may still run (rxswarm attach ${task.id} follows it)`));
       }, silenceMs);
     };
-    heard();
     const joined = network.events$.subscribe(event => {
+      if (event.type === 'disconnected' && !connected) {
+        failure = event;
+        if (patient && event.willReconnect) return;
+        // Never reached: say why now rather than retry until the silence limit.
+        finish();
+        reject(notConnected(event));
+        return;
+      }
       if (event.type === 'disconnected' && !event.willReconnect) {
         finish();
         reject(new Error(`connection closed (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`));
@@ -335,6 +396,8 @@ export function followTask({
         return;
       }
       if (event.type !== 'joined') return;
+      connected = true;
+      heard();
       // Every (re)connection: submit until the service has it, then follow it by id.
       if (taken) network.send({ from: id, to: TASKS, kind: 'attach', body: { taskId: task.id, watch: onEvent !== undefined } });
       else network.send({ from: id, to: TASKS, kind: 'submit', body: { task: task as Task, watch: onEvent !== undefined } });
@@ -377,7 +440,7 @@ export function followTask({
 export interface AskOptions {
   readonly url: string;
   readonly token: string;
-  /** Gives up after this long without the answer. Default 10,000. */
+  /** Gives up after this long without a connection, and then without the answer. Default 10,000. */
   readonly timeoutMs?: number;
   /** Largest frame taken from the service (a state with many tasks). Default 256 MiB. */
   readonly maxPayload?: number;
@@ -386,21 +449,28 @@ export interface AskOptions {
 /**
  * One question to a coordinator service and its answer: connects as a client, sends `kind` with
  * `body` to the service's task desk, resolves with the body of the first `answer` envelope, and
- * closes. Rejects when the connection is refused or lost, or no answer comes within `timeoutMs`.
+ * closes. Rejects with a {@link NotConnectedError} when the connection cannot be made, an Error when
+ * it is lost, or no answer comes within `timeoutMs` of the join.
  */
 function ask<T>({ url, token, timeoutMs = 10_000, maxPayload = SUBMIT_MAX_PAYLOAD }: AskOptions, kind: 'watch' | 'cancel-task', body: unknown, answer: 'state' | 'cancelled'): Promise<T> {
   const id = `ask-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const network = clientNetwork({ url, agentId: id, token, role: 'client', maxPayload, reconnect: { maxAttempts: 2 } });
+  // One attempt: connecting is bounded by the transport (within timeoutMs), the answer by the timer from the join.
+  const network = clientNetwork({ url, agentId: id, token, role: 'client', maxPayload, reconnect: { maxAttempts: 2 }, connectTimeoutMs: timeoutMs });
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      finish();
-      reject(new Error(`no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let connected = false;
     const joined = network.events$.subscribe(event => {
       if (event.type === 'disconnected') {
         finish();
-        reject(new Error(`connection lost (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`));
-      } else if (event.type === 'joined') network.send({ from: id, to: TASKS, kind, body });
+        reject(connected ? new Error(`connection lost (close ${event.code}${event.reason ? `: ${event.reason}` : ''})`) : notConnected(event));
+      } else if (event.type === 'joined') {
+        connected = true;
+        timer ??= setTimeout(() => {
+          finish();
+          reject(new Error(`no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+        network.send({ from: id, to: TASKS, kind, body });
+      }
     });
     const inbox = network.join(id).subscribe({
       next: envelope => {
