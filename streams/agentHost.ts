@@ -476,7 +476,8 @@ export class AgentHost {
    * `onTheWay` (a result sent through relays) tells the coordinator straight away that it is on
    * its way, so that a relay that drops it is found out: at once, or — with `ackDelayMs` and a
    * coordinator that confirms — only if the confirmation has not come within `ackDelayMs`, as an
-   * acknowledgement is delayed: a quick round trip costs no frame of its own.
+   * acknowledgement is delayed: a quick round trip costs no frame of its own; and again with
+   * every retransmission.
    */
   private awaitConfirmation(key: string, attempt: number, to: string, body: ResultBody, confirms: boolean, onTheWay: (() => void) | undefined): void {
     const before = this.unconfirmed.get(key);
@@ -507,6 +508,9 @@ export class AgentHost {
         }
         sent.retransmissions++;
         this.send('result', sent.to, { ...sent.body });
+        // Said again straight to the coordinator too: the first word may have been lost as the
+        // result was, and with it the coordinator's asking for the result by its own resends.
+        onTheWay?.();
         arm();
       }, retransmitDelay(rto, sent.retransmissions, Math.max(rto, MAX_RESULT_WAIT_MS)));
     };

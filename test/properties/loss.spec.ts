@@ -40,6 +40,13 @@ function count(events: readonly CoordinationEvent[], type: CoordinationEvent['ty
 }
 
 describe('message loss alone', () => {
+  it('a result lost through relays together with its first word that it was on its way (found by the property below, seed -452348555): its retransmissions say it again, and no agent is taken for hung', () => {
+    const list: Subtask[] = Array.from({ length: 189 }, (_, i) => (i < 2 ? { id: `s-${i}`, payload: { fail: true } } : { id: `s-${i}` }));
+    const report = simulate({ seed: 222234843, topology: 'hierarchical', agents: 16, subtasks: list, faults: [{ kind: 'drop', rate: 0.26 }], untilMs: 30 * 60_000 });
+    expect(report.lost).toBe(0);
+    expect(report.events.filter(e => e.type === 'fault.detected' && e.kind === 'agent_timeout')).toEqual([]);
+  });
+
   it(`loses nothing, accepts nothing twice, never retries beyond maxAttempts and takes no agent down, over ${RUNS} generated runs`, () => {
     fc.assert(
       fc.property(scenario, ({ seed, topology, agents, subtasks, failing, drop }) => {

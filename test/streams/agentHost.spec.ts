@@ -181,6 +181,27 @@ describe('AgentHost', () => {
       expect(worker.calls.map(c => c.subtaskId)).toEqual(['quick', 'slow', 'unconfirmed']);
     });
 
+    it('a result through relays not confirmed says again that it is on its way with every retransmission: the first word may have been lost with it', () => {
+      const { scheduler, worker, hostOptions, send, network } = setup();
+      const host = new AgentHost(worker.agent, hostOptions({ ackDelayMs: 0 }));
+      host.start();
+      const sent = vi.spyOn(network, 'send');
+      const count = (kind: string, done?: boolean): number => sent.mock.calls.filter(([m]) => m.from === 'a' && m.kind === kind && (done === undefined || (m.body as { done?: boolean }).done === done)).length;
+      send('assign', { subtask: { id: 'lost', payload: { ms: 10, values: ['v'] } }, attempt: 1, replyPath: ['r', C], via: [], rto: 100 });
+      scheduler.advanceBy(LATENCY + 10);
+      expect([count('result'), count('progress', true)]).toEqual([1, 1]);
+      scheduler.advanceBy(1000);
+      const results = count('result');
+      expect(results).toBeGreaterThan(2);
+      expect(count('progress', true)).toBe(results); // a word with every send of the result
+      send('received', { subtaskId: 'lost', attempt: 1 });
+      scheduler.advanceBy(LATENCY);
+      const final = count('result');
+      scheduler.advanceBy(5000);
+      expect([count('result'), count('progress', true)]).toEqual([final, final]); // confirmed: nothing more
+      host.crash();
+    });
+
     it('rejects a negative delay', () => {
       const { worker, hostOptions } = setup();
       expect(() => new AgentHost(worker.agent, hostOptions({ ackDelayMs: -1 }))).toThrow(/ackDelayMs/);
