@@ -8,7 +8,7 @@ import { MAX_TIMER_MS, subtaskProblem, type InProcessAgent, type Task } from '..
 import { Engine, type AgentSlot, type DetectorOptions, type EngineHooks, type Settings } from './engine.js';
 import type { CoordinationEvent, CoordinationResult } from './events.js';
 import { FAULT_TABLE } from './faultDetector.js';
-import { applyLedgerEvent, emptyLedger, ended, restoreLedger, resultOf, subtaskCount, type Ledger, type LedgerEvent, type TaskEntry, type TaskState } from './ledger.js';
+import { applyLedgerEvent, emptyLedger, ended, restoreLedger, resultOf, settledOf, subtaskCount, type Ledger, type LedgerEvent, type SettledSubtasks, type TaskEntry, type TaskState } from './ledger.js';
 import { COORDINATOR, TOPOLOGY_NAMES, type TopologyName } from './topology.js';
 
 export type { AgentSlot, DetectorOptions } from './engine.js';
@@ -126,6 +126,8 @@ export interface Coordinator {
   taskInfo(taskId: string): TaskInfo | undefined;
   /** The result of a finished task still kept, else undefined. */
   result(taskId: string): CoordinationResult | undefined;
+  /** What has settled so far of a task it keeps, running or not: completed subtasks' values, failed ones' reasons. */
+  settled(taskId: string): SettledSubtasks | undefined;
   /** The task of that id it keeps (queued, running or finished), else undefined. */
   task(taskId: string): Task | undefined;
   /** Resolves once everything recorded so far is in the journal (at once without one). */
@@ -460,6 +462,10 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     result: taskId => {
       const entry = ledger.tasks[taskId];
       return entry === undefined ? undefined : resultOf(entry);
+    },
+    settled: taskId => {
+      const entry = ledger.tasks[taskId];
+      return entry === undefined ? undefined : settledOf(entry);
     },
     task: taskId => ledger.tasks[taskId]?.task,
     durable: () => journal?.durable() ?? Promise.resolve(),

@@ -327,6 +327,31 @@ export function ended(entry: TaskEntry): boolean {
   return entry.state === 'done' || entry.state === 'failed' || entry.state === 'cancelled';
 }
 
+/** What has settled of a task so far: its completed subtasks' values and its failed ones' reasons (see {@link settledOf}). */
+export interface SettledSubtasks {
+  readonly results: Readonly<Record<string, unknown>>;
+  readonly failed: Readonly<Record<string, string>>;
+}
+
+/**
+ * The subtasks of a task that have settled, running or not (children included): what a view that
+ * did not see them end (a coordinator restarted since) shows as done or failed.
+ *
+ * @example settledOf(ledger.tasks['t'] as TaskEntry) // { results: { a: 1 }, failed: { b: 'handler failed 3 times: …' } }
+ */
+export function settledOf(entry: TaskEntry): SettledSubtasks {
+  const results = Object.create(null) as Record<string, unknown>;
+  const failed = Object.create(null) as Record<string, string>;
+  for (const list of [entry.task.subtasks, entry.children]) {
+    for (const s of list) {
+      const sub = entry.subtasks[s.id] as SubtaskEntry;
+      if (sub.status === 'done') results[s.id] = sub.value;
+      else if (sub.status === 'failed') failed[s.id] = sub.reason ?? 'failed';
+    }
+  }
+  return { results, failed };
+}
+
 /** The result of a finished task, rebuilt from its entries (the same shape a run ends with). */
 export function resultOf(entry: TaskEntry): CoordinationResult | undefined {
   if (!ended(entry)) return undefined;

@@ -407,6 +407,9 @@ export class Service {
       if (info?.state === 'running') {
         this.view.taskStarted(taskId);
         this.tracing.taskStarted(taskId, this.server.scheduler.now(), task.subtasks.length);
+        // Resumed after a restart: what settled before it is shown settled, not pending until the end.
+        const settled = this.coordinator.settled(taskId);
+        if (settled !== undefined) this.view.settle(taskId, settled);
       }
     }
     let result: CoordinationResult | undefined;

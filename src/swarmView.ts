@@ -1,6 +1,7 @@
 import { PhiAccrualDetector, PhiSettings, type PhiAccrualDetectorOptions } from '../operators/phiAccrualDetector.js';
 import type { Task } from '../streams/task.js';
 import type { CoordinationEvent } from './events.js';
+import type { SettledSubtasks } from './ledger.js';
 import { attentionOf } from './swarmAttention.js';
 import { TaskColumns } from './swarmColumns.js';
 import { packIds, type AgentSample, type SubtaskColumns } from './swarmWire.js';
@@ -17,9 +18,7 @@ export interface SwarmViewOptions {
 
 /** An agent as the view holds it (mutable; rows are made from it). */
 /** What a task's result says of its subtasks (see `SwarmView.taskEnded`). */
-export interface TaskOutcome {
-  readonly results: Readonly<Record<string, unknown>>;
-  readonly failed: Readonly<Record<string, string>>;
+export interface TaskOutcome extends SettledSubtasks {
   /** When it finished, in the view's clock. */
   readonly finishedAt?: number;
 }
@@ -316,6 +315,20 @@ export class SwarmView {
   }
 
   /**
+   * Subtasks that settled where the view did not see them (before a coordinator restarted): shown
+   * done or failed (with the reason) at `at`; the others stay as they are.
+   */
+  settle(taskId: string, settled: SettledSubtasks, at = this.now()): void {
+    const entry = this.tasks.get(taskId);
+    if (entry === undefined) return;
+    for (const s of entry.entries) {
+      if (s.state === 'done' || s.state === 'failed') continue;
+      if (s.id in settled.results) this.endSubtask(entry, s, 'done', at, undefined);
+      else if (s.id in settled.failed) this.endSubtask(entry, s, 'failed', at, settled.failed[s.id]);
+    }
+  }
+
+  /**
    * The task ended: `done` (every subtask completed), `failed`, `cancelled`; unfinished subtasks
    * fail with `error`. `outcome` (its result) settles what the view did not see end: the subtasks
    * a coordinator that restarted had settled before (kept in its journal), as they ended, and when.
@@ -328,10 +341,10 @@ export class SwarmView {
     entry.queuePosition = null;
     entry.finishedAt = at;
     if (error !== undefined) entry.error = error;
+    if (outcome !== undefined) this.settle(taskId, outcome, at);
     for (const s of entry.entries) {
       if (s.state === 'done' || s.state === 'failed') continue;
-      if (outcome !== undefined && s.id in outcome.results) this.endSubtask(entry, s, 'done', at, undefined);
-      else this.endSubtask(entry, s, 'failed', at, outcome?.failed[s.id] ?? error ?? 'the task ended');
+      this.endSubtask(entry, s, 'failed', at, error ?? 'the task ended');
     }
     entry.active.clear();
     this.dirtyTasks.add(entry);

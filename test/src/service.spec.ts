@@ -91,6 +91,30 @@ describe('Service', () => {
     expect(rows.find(r => r.id === 'bad')).toMatchObject({ state: 'failed', reason: result.failed['bad'] });
   });
 
+  it('after a restart on its data directory, shows a task it resumes with what settled before as settled, not pending', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rxswarm-service-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const first = await Service.start({ token: TOKEN, port: 0, log: () => undefined, dataDir, coordinator: { topology: 'star', heartbeat: { intervalMs: 100 } } });
+    const agent = startAgent({ url: first.url, token: TOKEN, id: 'w-0', heartbeatIntervalMs: 100 });
+    await firstValueFrom(agent.network.events$.pipe(filter(e => e.type === 'joined'), timeout(5000)));
+    let completed = 0;
+    const subtasks = [...work(4), { id: 'long', payload: { sleepMs: 60_000 } }];
+    const running = submitTask({ url: first.url, token: TOKEN, task: { id: 'resumed', subtasks }, silenceMs: 2000, onEvent: e => void (e.type === 'subtask.completed' && completed++) });
+    running.catch(() => undefined); // its coordinator goes away
+    for (const deadline = Date.now() + 5000; completed < 4; await new Promise(resolve => setTimeout(resolve, 20))) {
+      if (Date.now() > deadline) throw new Error(`${completed} of 4 quick subtasks completed`);
+    }
+    await first.close();
+    await agent.leave();
+
+    const second = await Service.start({ token: TOKEN, port: 0, log: () => undefined, dataDir, coordinator: { topology: 'star', heartbeat: { intervalMs: 100 } } });
+    cleanups.push(() => second.close());
+    expect(second.view.taskRows().find(t => t.id === 'resumed')).toMatchObject({ state: 'running', completed: 4 });
+    const rows = second.view.subtaskRows().filter(r => r.taskId === 'resumed');
+    expect(rows.filter(r => r.state === 'done').map(r => r.id).sort()).toEqual(work(4).map(w => w.id).sort());
+    expect(rows.find(r => r.id === 'long')?.state).not.toBe('done');
+  });
+
   it('sends no events to a submitter that does not watch, only the outcome', async () => {
     const { service } = await cluster(2);
     const result = await submitTask({ url: service.url, token: TOKEN, task: { id: 'quiet', subtasks: work(10) } });
