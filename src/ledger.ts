@@ -336,17 +336,18 @@ export interface SettledSubtasks {
 /**
  * The subtasks of a task that have settled, running or not (children included): what a view that
  * did not see them end (a coordinator restarted since) shows as done or failed.
+ * `unsettledFailed`: the others are counted failed too (an ended task's, as its result has them).
  *
  * @example settledOf(ledger.tasks['t'] as TaskEntry) // { results: { a: 1 }, failed: { b: 'handler failed 3 times: …' } }
  */
-export function settledOf(entry: TaskEntry): SettledSubtasks {
+export function settledOf(entry: TaskEntry, { unsettledFailed = false } = {}): SettledSubtasks {
   const results = Object.create(null) as Record<string, unknown>;
   const failed = Object.create(null) as Record<string, string>;
   for (const list of [entry.task.subtasks, entry.children]) {
     for (const s of list) {
       const sub = entry.subtasks[s.id] as SubtaskEntry;
       if (sub.status === 'done') results[s.id] = sub.value;
-      else if (sub.status === 'failed') failed[s.id] = sub.reason ?? 'failed';
+      else if (sub.status === 'failed' || unsettledFailed) failed[s.id] = sub.reason ?? entry.cancelled ?? 'failed';
     }
   }
   return { results, failed };
@@ -355,15 +356,8 @@ export function settledOf(entry: TaskEntry): SettledSubtasks {
 /** The result of a finished task, rebuilt from its entries (the same shape a run ends with). */
 export function resultOf(entry: TaskEntry): CoordinationResult | undefined {
   if (!ended(entry)) return undefined;
-  const results = Object.create(null) as Record<string, unknown>;
-  const failed = Object.create(null) as Record<string, string>;
-  for (const list of [entry.task.subtasks, entry.children]) {
-    for (const s of list) {
-      const sub = entry.subtasks[s.id] as SubtaskEntry;
-      if (sub.status === 'done') results[s.id] = sub.value;
-      else failed[s.id] = sub.reason ?? entry.cancelled ?? 'failed';
-    }
-  }
+  // An ended task's subtasks that never settled (it was cancelled, or reached its deadline) failed with it.
+  const { results, failed } = settledOf(entry, { unsettledFailed: true });
   const summary = entry.summary;
   const at = entry.finishedAt ?? entry.submittedAt;
   return {
