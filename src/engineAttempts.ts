@@ -121,7 +121,7 @@ export class Attempts extends EnginePart {
         this.resend(attempt, record);
         resent++;
       }
-      const next = resent < tries ? everyMs : Math.min(patienceMs, this.settings.ackTimeoutMs) - waited;
+      const next = resent < tries ? everyMs : this.settings.ackTimeoutMs - waited; // the patience is never shorter
       attempt.transit = this.scheduler.schedule(() => this.engine.serial(check), Math.max(1, Math.ceil(Math.min(next, patienceMs - waited))));
     };
     attempt.transit = this.scheduler.schedule(() => this.engine.serial(check), everyMs);

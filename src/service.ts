@@ -2,7 +2,7 @@ import type { Observable, Subscription } from 'rxjs';
 import type { Envelope, Network } from '../streams/network.js';
 import { FileJournal, type Journal } from '../streams/journal.js';
 import type { MessageBodies, AttachBody, CancelledBody, CancelTaskBody, EventBody, HeartbeatBody, OutcomeBody, ProgressBody, Routed, StateBody, SubmitBody, TaskStateBody, WatchBody } from '../streams/protocol.js';
-import type { Task } from '../streams/task.js';
+import { payloadProblem, type Task } from '../streams/task.js';
 import { WsServerNetwork, type WsServerNetworkOptions } from '../streams/wsNetwork.js';
 import { createCoordinator, type Coordinator, type CoordinatorOptions, type TaskInfo } from './coordinator.js';
 import { isTaskEvent, type CoordinationEvent, type CoordinationResult } from './events.js';
@@ -115,9 +115,8 @@ const EVENT_BACKLOG_BYTES = 1024 * 1024;
  */
 export function oversized(task: Task, maxValueBytes: number): string | undefined {
   for (const subtask of task.subtasks) {
-    if (subtask.payload === undefined) continue;
-    const bytes = Buffer.byteLength(JSON.stringify(subtask.payload), 'utf8');
-    if (bytes > maxValueBytes) return `subtask ${JSON.stringify(subtask.id)}: payload of ${bytes} bytes is above the limit of ${maxValueBytes} (maxValueBytes)`;
+    const problem = payloadProblem(subtask, maxValueBytes);
+    if (problem !== undefined) return `subtask ${JSON.stringify(subtask.id)}: ${problem}`;
   }
   return undefined;
 }

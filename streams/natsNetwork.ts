@@ -6,10 +6,10 @@ import { requireInteger, requireNumber, requireScheduler } from '../operators/in
 import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messages.js';
 import type { Network, RemoteMember } from './network.js';
 import { acceptHandshake, decodeHandshake, helloProven, tokenKey } from './natsSession.js';
-import { hopsLeft, type AssignBody, type CancelBody, type DelegateBody, type ResultBody, type Routed } from './protocol.js';
+import { hopsLeft, type AssignBody, type CancelBody, type ResultBody, type Routed } from './protocol.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
-import { CLIENT_KINDS, Counters, ORDER_KINDS, SERVICE_KINDS, VALUE_SLACK_BYTES, defaultServerLog, onWire, sizedChild, sizedValue, type ConnectionRole, type KindCounter, type RemoteAgent, type WsNetworkStats, type WsServerEvent } from './wsNetwork.js';
+import { CLIENT_KINDS, Counters, ORDER_KINDS, SERVICE_KINDS, defaultServerLog, loopingRoute, onWire, sizedChild, sizedValue, type ConnectionRole, type KindCounter, type RemoteAgent, type WsNetworkStats, type WsServerEvent } from './wsNetwork.js';
 
 // Wall-clock time and timers are allowed here: a real transport, at the edge of the system (the
 // architecture test exempts streams/nats*.ts, as streams/ws*.ts). Message stamps still come from
@@ -518,27 +518,26 @@ export class NatsNetwork<E extends Envelope = Envelope> implements Network<E> {
   /** Routes an envelope that came from a session (already checked). */
   private route(from: string, to: string, kind: WireKind, body: unknown): void {
     const counter = this.counters.count(kind);
-    // As over WebSocket: no route the coordinator makes passes a node twice; one that comes back
-    // to where it is going next would go round in circles, relayed by honest agents at every hop.
-    const via = (body as Partial<Routed>).via;
-    if (via !== undefined && via.includes(to)) {
+    // As over WebSocket: a route that goes round in circles is dropped.
+    const loop = loopingRoute(from, to, kind, body);
+    if (loop !== undefined) {
       this.counters.drop(counter, 'unknown');
       this.counters.rejected++;
-      this.emit({ type: 'rejected', agentId: from, remote: 'nats', code: WS_CLOSE.policyViolation, error: `${kind} from ${JSON.stringify(from)} for ${JSON.stringify(to)}: its route comes back to ${JSON.stringify(to)}: dropped` });
+      this.emit({ type: 'rejected', agentId: from, remote: 'nats', code: WS_CLOSE.policyViolation, error: loop });
       return;
     }
     const local = this.members.get(to);
     if (local !== undefined) {
       // Held to maxValueBytes as over WebSocket: a child's payload, a result's value (measured
       // only when its frame could carry a bigger one, and after its signature is checked).
-      const checked = this.checked(to, kind, kind === 'delegate' ? sizedChild(body as DelegateBody, this.maxValueBytes) : body);
+      const checked = this.checked(to, kind, sizedChild(kind, body, this.maxValueBytes));
       if (checked === undefined) {
         this.counters.drop(counter, 'unknown');
         this.counters.rejected++;
         this.emit({ type: 'rejected', agentId: from, remote: 'nats', code: WS_CLOSE.forgedSender, error: `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped` });
         return;
       }
-      const taken = kind === 'result' && this.frameBytes > this.maxValueBytes + VALUE_SLACK_BYTES ? sizedValue(checked as ResultBody, this.maxValueBytes) : checked;
+      const taken = sizedValue(kind, checked, this.frameBytes, this.maxValueBytes);
       this.counters.deliver(counter);
       local.next({ from, to, kind, body: taken, sentAt: this.scheduler.now() } as E);
       return;

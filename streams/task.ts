@@ -109,6 +109,13 @@ export function subtaskProblem(s: Subtask): string | undefined {
   return undefined;
 }
 
+/** What is wrong with `subtask`'s payload against a bound on its JSON (UTF-8 bytes), or undefined when it fits. */
+export function payloadProblem(subtask: Subtask, maxValueBytes: number): string | undefined {
+  if (subtask.payload === undefined) return undefined;
+  const bytes = Buffer.byteLength(JSON.stringify(subtask.payload), 'utf8');
+  return bytes > maxValueBytes ? `payload of ${bytes} bytes is above the limit of ${maxValueBytes} (maxValueBytes)` : undefined;
+}
+
 /** Whether `agentCapabilities` covers what `subtask` needs. */
 export function canRun(agentCapabilities: readonly string[], subtask: Subtask): boolean {
   const needed = subtask.capabilities;

@@ -12,6 +12,7 @@ import { assertOutgoing, requireId, type Envelope, type Outgoing } from './messa
 import type { DropReason, KindStats, Network, NetworkStats, RemoteMember } from './network.js';
 import { CLIENT_MAX_DEPTH, DEFAULT_MAX_BYTES, WS_CLOSE, decode, encode, isWireKind, utf8Above, type DecodeOptions, type HelloMessage, type WireKind, type WireMessage, type WsCloseCode } from './wsCodec.js';
 import { SUBMISSION_KINDS, hopsLeft, routeLeft, type AssignBody, type CancelBody, type DelegateBody, type HeartbeatBody, type ResultBody, type Routed } from './protocol.js';
+import { payloadProblem } from './task.js';
 import { keyFrom, newSessionKey, signOrder, signResult, verifyOrder, verifyResult } from './signing.js';
 import { connectionCause, timeoutCause, type ConnectionCause } from './connectionCause.js';
 import { turnCork } from './wsCork.js';
@@ -311,30 +312,44 @@ export const SERVICE_KINDS: ReadonlySet<string> = new Set([...SUBMISSION_KINDS, 
 export const VALUE_SLACK_BYTES = 64 * 1024;
 
 /**
- * A child asked for over the wire (`delegate`), marked `tooBig` when its payload is above
- * `maxValueBytes`: held to what a submitted task's payloads are (it would be held and journaled
- * as they are, and one near the agents' frame limit could be assigned to none of them).
+ * The body of a `kind` envelope for a node of the server's process, before its signature is
+ * checked: a child asked for over the wire (`delegate`) is marked `tooBig` when its payload is
+ * above `maxValueBytes`, held to what a submitted task's payloads are (it would be held and
+ * journaled as they are, and one near the agents' frame limit could be assigned to none of
+ * them). Any other body as it is.
  */
-export function sizedChild(body: DelegateBody, maxValueBytes: number): DelegateBody {
-  const payload = body.subtask.payload;
-  if (payload === undefined) return body;
-  const json = JSON.stringify(payload);
-  if (!utf8Above(json, maxValueBytes)) return body;
-  return { ...body, tooBig: `payload of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${maxValueBytes} (maxValueBytes)` };
+export function sizedChild(kind: string, body: unknown, maxValueBytes: number): unknown {
+  if (kind !== 'delegate') return body;
+  const tooBig = payloadProblem((body as DelegateBody).subtask, maxValueBytes);
+  return tooBig === undefined ? body : { ...(body as DelegateBody), tooBig };
 }
 
 /**
- * A result whose value is above `maxValueBytes` (what every agent is told at hello) by more than
- * an honest agent's transport lets through (it turns a frame above `maxValueBytes` and
- * {@link VALUE_SLACK_BYTES} into a failure itself), as a failure of its attempt: its value is
- * not taken. To be applied after its signature is checked (the signature covers the value).
+ * The body of a `kind` envelope that came in a frame of `frameBytes`, once its signature is
+ * checked (it covers the value): a result whose value is above `maxValueBytes` (what every agent
+ * is told at hello) by more than an honest agent's transport lets through (it turns a frame above
+ * `maxValueBytes` and {@link VALUE_SLACK_BYTES} into a failure itself) is a failure of its
+ * attempt: its value is not taken. Only a frame that big can carry such a value: no other is
+ * measured. Any other body as it is.
  */
-export function sizedValue(body: ResultBody, maxValueBytes: number): ResultBody {
-  if (body.forged !== undefined || !body.ok || body.value === undefined) return body;
-  const json = JSON.stringify(body.value);
+export function sizedValue(kind: string, body: unknown, frameBytes: number, maxValueBytes: number): unknown {
+  if (kind !== 'result' || frameBytes <= maxValueBytes + VALUE_SLACK_BYTES) return body;
+  const result = body as ResultBody;
+  if (result.forged !== undefined || !result.ok || result.value === undefined) return body;
+  const json = JSON.stringify(result.value);
   if (json === undefined || !utf8Above(json, maxValueBytes + VALUE_SLACK_BYTES)) return body;
-  const { value: _value, ...rest } = body;
+  const { value: _value, ...rest } = result;
   return { ...rest, ok: false, error: `result value of ${Buffer.byteLength(json, 'utf8')} bytes is above the limit of ${maxValueBytes} (maxValueBytes)` };
+}
+
+/**
+ * Why an envelope from `from` for `to` is dropped for its route, or undefined: no route the
+ * coordinator makes passes a node twice, and one that comes back to where it goes next would go
+ * round in circles, re-encoded by honest relays at every hop.
+ */
+export function loopingRoute(from: string, to: string, kind: string, body: unknown): string | undefined {
+  if ((body as Partial<Routed>).via?.includes(to) !== true) return undefined;
+  return `${kind} from ${JSON.stringify(from)} for ${JSON.stringify(to)}: its route comes back to ${JSON.stringify(to)}: dropped`;
 }
 
 /** Agent ids a server remembers having seen (for how it counts what it drops); the oldest is forgotten first. */
@@ -1201,19 +1216,13 @@ export class WsServerNetwork<E extends Envelope = Envelope> implements Network<E
   /** Routes an envelope that came from a socket (already checked), stamped with the scheduler time of the turn it arrived in. */
   private route(from: string, to: string, kind: WireKind, body: unknown): void {
     const counter = this.counters.count(kind);
-    // No route the coordinator makes passes a node twice; one that comes back to where it is
-    // going next would go round in circles, through agents here or in this process, re-encoded by
-    // honest relays at every hop.
-    const via = (body as Partial<Routed>).via;
-    if (via !== undefined && via.includes(to)) {
-      return this.dropRelayed(from, counter, WS_CLOSE.policyViolation, `${kind} from ${JSON.stringify(from)} for ${JSON.stringify(to)}: its route comes back to ${JSON.stringify(to)}: dropped`);
-    }
+    const loop = loopingRoute(from, to, kind, body);
+    if (loop !== undefined) return this.dropRelayed(from, counter, WS_CLOSE.policyViolation, loop);
     const member = this.members.get(to);
     if (member !== undefined) {
-      const checked = this.checked(from, to, kind, kind === 'delegate' ? sizedChild(body as DelegateBody, this.maxValueBytes) : body);
+      const checked = this.checked(from, to, kind, sizedChild(kind, body, this.maxValueBytes));
       if (checked === undefined) return this.dropRelayed(from, counter, WS_CLOSE.forgedSender, `unsigned or altered ${kind} for ${JSON.stringify(to)} relayed by ${JSON.stringify(from)}: dropped`);
-      // A frame no longer than the bound cannot carry a bigger value: only a bigger one is measured.
-      const taken = kind === 'result' && this.frameBytes > this.maxValueBytes + VALUE_SLACK_BYTES ? sizedValue(checked as ResultBody, this.maxValueBytes) : checked;
+      const taken = sizedValue(kind, checked, this.frameBytes, this.maxValueBytes);
       this.counters.deliver(counter);
       member.next({ from, to, kind, body: taken, sentAt: this.turnAt } as E);
       return;
